@@ -1,0 +1,53 @@
+//! Text encodings of bytes inside stored JSON: standard base64 with padding for binary fields.
+//! Decoding is strict (canonical padding, no whitespace) so a stored value has one spelling.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// Encodes bytes as standard padded base64.
+pub fn to_base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Decodes standard padded base64, rejecting any non-canonical spelling.
+pub fn from_base64(text: &str) -> Option<Vec<u8>> {
+    let bytes = STANDARD.decode(text).ok()?;
+    // The engine accepts non-zero trailing bits in some configurations; insist on one spelling.
+    (STANDARD.encode(&bytes) == text).then_some(bytes)
+}
+
+/// Serde adapter for `Vec<u8>` fields stored as base64.
+pub mod base64_bytes {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// Serializes as base64.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::to_base64(bytes))
+    }
+
+    /// Deserializes from canonical base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::from_base64(&text).ok_or_else(|| D::Error::custom("invalid base64"))
+    }
+}
+
+/// Lower-case hex without separators.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes lower-case hex (upper case is not canonical and is refused).
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0
+        || !text
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! The one error type of keyward-core. Each variant is a situation the user can act on, and its
+//! message says what happened and what to do next; the CLI maps variants to exit codes.
+
+use std::path::PathBuf;
+
+use crate::fingerprint::Fingerprint;
+use crate::slot::{SlotId, SlotKind};
+
+/// Everything that can go wrong in keyward-core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The secret given (code, passphrase, key file) opens none of the slots it was tried on.
+    #[error("{tried} does not open this keybox; check it and try again, or use another slot")]
+    WrongSecret {
+        /// What was tried, in words ("the recovery code", "the passphrase for slot 2").
+        tried: String,
+    },
+
+    /// A recovery code could not be read: a word is not on the list, or the count is wrong.
+    #[error("the recovery code is not valid: {0}")]
+    BadRecoveryCode(#[from] crate::recovery_code::CodeError),
+
+    /// The keybox file (or a blob) is damaged or was edited by someone who does not hold K.
+    #[error("{path} is damaged or was edited ({what}); restore it from a backup or re-create it")]
+    Integrity {
+        /// The file that failed its check.
+        path: PathBuf,
+        /// Which check failed.
+        what: IntegrityFailure,
+    },
+
+    /// A recovered key does not have the fingerprint it must have.
+    #[error("key fingerprint is {found}, expected {expected}; nothing was written")]
+    FingerprintMismatch {
+        /// The fingerprint recorded or asked for.
+        expected: String,
+        /// The fingerprint of the key that was recovered.
+        found: String,
+    },
+
+    /// The keybox file does not exist.
+    #[error("no keybox at {0}; create one with `keyward init` or pass --keybox PATH")]
+    KeyboxNotFound(PathBuf),
+
+    /// No slot has the given id or label.
+    #[error("no slot {0} in this keybox; `keyward list` shows the slots")]
+    SlotNotFound(String),
+
+    /// The keybox has no slot that the given kind of secret could open.
+    #[error("this keybox has no {0} slot; `keyward list` shows the slots")]
+    NoSlotOfKind(SlotKind),
+
+    /// Nothing given and no slot opens without a secret.
+    #[error(
+        "no slot opens without a secret; give --code-file, --passphrase-file or --keyfile, or run on a terminal"
+    )]
+    NoUnattendedSlot,
+
+    /// The keybox already exists where `init` would create one.
+    #[error(
+        "a keybox already exists at {0}; keyward never overwrites one (use another --keybox path)"
+    )]
+    KeyboxExists(PathBuf),
+
+    /// Another keyward process holds the keybox lock for longer than we waited.
+    #[error("another keyward command is changing {0}; wait for it to finish and run this again")]
+    LockHeld(PathBuf),
+
+    /// The keybox changed between our read and our write (generation compare-and-swap failed).
+    #[error(
+        "{path} changed while this command ran (generation {expected} became {found}); run the command again"
+    )]
+    ConcurrentChange {
+        /// The keybox file.
+        path: PathBuf,
+        /// The generation we read.
+        expected: u64,
+        /// The generation found at commit time.
+        found: u64,
+    },
+
+    /// An output file exists and overwriting was not asked for.
+    #[error(
+        "{0} already exists; keyward does not overwrite it (choose another path or pass --force)"
+    )]
+    OutputExists(PathBuf),
+
+    /// A file or folder holding key material is writable (or readable) by other users.
+    #[error("{path} is {problem}; fix it with `{fix}` and run this again")]
+    InsecurePermissions {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong ("writable by other users").
+        problem: &'static str,
+        /// A command that fixes it.
+        fix: String,
+    },
+
+    /// Removing this slot would leave the keybox with no way to open it.
+    #[error("slot {0} is the last slot; enroll another slot before removing it")]
+    LastSlot(SlotId),
+
+    /// A value given by the user is out of range or malformed.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// The operating system could not give us random bytes.
+    #[error("the system random number generator failed ({0}); nothing was written")]
+    Random(String),
+
+    /// An I/O operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing ("cannot read", "cannot write").
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Which integrity check a keybox or blob failed. The names are shown to users.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrityFailure {
+    /// Larger than any keybox keyward writes.
+    #[error("file is {0} bytes, larger than any keybox")]
+    TooLarge(u64),
+    /// Not a JSON document of the expected shape.
+    #[error("not a keybox: {0}")]
+    Malformed(String),
+    /// A format version this build does not read.
+    #[error("format version {0} is not supported by this keyward; upgrade keyward")]
+    UnsupportedVersion(u64),
+    /// Valid JSON, but not byte-for-byte what keyward writes.
+    #[error("the file is not in canonical form")]
+    NotCanonical,
+    /// The unkeyed checksum does not match: accidental corruption.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The header MAC (keyed from K) does not match: a deliberate edit.
+    #[error("header MAC mismatch")]
+    HeaderMac,
+    /// A slot's wrapped key opened, but to a key whose fingerprint is not the keybox's.
+    #[error("slot {0} holds a key with the wrong fingerprint")]
+    SlotKeyMismatch(SlotId),
+    /// KDF parameters outside the bounds keyward accepts (a hostile work factor, or damage).
+    #[error("KDF parameters out of bounds: {0}")]
+    KdfOutOfBounds(String),
+    /// The structure is inconsistent (duplicate slot ids, a token for a missing slot, …).
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl Error {
+    /// Builds an [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A fingerprint mismatch from two fingerprints.
+pub(crate) fn fingerprint_mismatch(expected: &Fingerprint, found: &Fingerprint) -> Error {
+    Error::FingerprintMismatch {
+        expected: expected.to_string(),
+        found: found.to_string(),
+    }
+}

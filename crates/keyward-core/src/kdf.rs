@@ -1,0 +1,271 @@
+//! Password-based key derivation: argon2id for keyward's own slots, scrypt for Proxmox Backup
+//! compatibility. Parameters are validated when they are made or read, so a `KdfParams` that
+//! exists is one keyward is willing to run: a hostile work factor read from a file is an
+//! integrity error, never a ten-minute stall or an out-of-memory kill.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::encoding::base64_bytes;
+use crate::error::IntegrityFailure;
+use crate::random;
+
+/// Length of every derived key-encryption key, in bytes.
+pub const KEK_LEN: usize = 32;
+/// Length of the salts keyward generates.
+pub const SALT_LEN: usize = 32;
+
+/// Most memory a KDF may ask for: 4 GiB.
+pub const MAX_MEMORY_KIB: u64 = 4 * 1024 * 1024;
+/// Most work (memory × passes) an argon2id slot may ask for: 4 GiB × 16 passes.
+pub const MAX_ARGON2_WORK_KIB: u64 = MAX_MEMORY_KIB * 16;
+const MIN_SALT_LEN: usize = 16;
+const MAX_SALT_LEN: usize = 64;
+
+/// A key-encryption key derived from a secret; zeroized on drop.
+pub type Kek = Zeroizing<[u8; KEK_LEN]>;
+
+/// A KDF and its parameters, as stored in a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "alg", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum KdfParams {
+    /// Argon2id (RFC 9106), version 0x13.
+    Argon2id {
+        /// Memory in KiB.
+        m_kib: u32,
+        /// Passes over memory.
+        t: u32,
+        /// Lanes (parallelism).
+        p: u32,
+        /// Salt.
+        #[serde(with = "base64_bytes")]
+        salt: Vec<u8>,
+    },
+    /// scrypt (RFC 7914).
+    Scrypt {
+        /// log2 of the cost N.
+        log_n: u8,
+        /// Block size.
+        r: u32,
+        /// Parallelism.
+        p: u32,
+        /// Salt.
+        #[serde(with = "base64_bytes")]
+        salt: Vec<u8>,
+    },
+}
+
+impl KdfParams {
+    /// Argon2id with a fresh salt; checks the bounds.
+    pub fn argon2id(m_kib: u32, t: u32, p: u32) -> crate::Result<Self> {
+        let params = KdfParams::Argon2id {
+            m_kib,
+            t,
+            p,
+            salt: random::array::<SALT_LEN>()?.to_vec(),
+        };
+        params
+            .validate()
+            .map_err(|e| crate::Error::InvalidInput(e.to_string()))?;
+        Ok(params)
+    }
+
+    /// Checks every bound; run on parameters read from a file before anything is derived.
+    pub fn validate(&self) -> Result<(), IntegrityFailure> {
+        let bad = |what: String| Err(IntegrityFailure::KdfOutOfBounds(what));
+        match self {
+            KdfParams::Argon2id { m_kib, t, p, salt } => {
+                if !(1..=16).contains(p) {
+                    return bad(format!("argon2id p={p} (allowed 1..16)"));
+                }
+                if u64::from(*m_kib) < 8 * u64::from(*p) || u64::from(*m_kib) > MAX_MEMORY_KIB {
+                    return bad(format!("argon2id m={m_kib} KiB"));
+                }
+                if *t == 0 || u64::from(*m_kib) * u64::from(*t) > MAX_ARGON2_WORK_KIB {
+                    return bad(format!("argon2id t={t} at m={m_kib} KiB"));
+                }
+                check_salt(salt)
+            }
+            KdfParams::Scrypt { log_n, r, p, salt } => {
+                if !(1..=16).contains(p) || !(1..=32).contains(r) || !(1..=24).contains(log_n) {
+                    return bad(format!("scrypt log_n={log_n} r={r} p={p}"));
+                }
+                // scrypt's working memory is 128 × r × N bytes.
+                let kib = (128u64 * u64::from(*r)) << log_n >> 10;
+                if kib > MAX_MEMORY_KIB {
+                    return bad(format!("scrypt needs {kib} KiB"));
+                }
+                check_salt(salt)
+            }
+        }
+    }
+
+    /// Derives a key-encryption key from `secret`.
+    pub fn derive(&self, secret: &[u8]) -> Result<Kek, IntegrityFailure> {
+        self.validate()?;
+        let mut out = Zeroizing::new([0u8; KEK_LEN]);
+        self.derive_into(secret, out.as_mut_slice())?;
+        Ok(out)
+    }
+
+    /// Derives `out.len()` bytes from `secret` (used for foreign formats with other lengths).
+    pub fn derive_into(&self, secret: &[u8], out: &mut [u8]) -> Result<(), IntegrityFailure> {
+        self.validate()?;
+        let fail = |e: String| IntegrityFailure::KdfOutOfBounds(e);
+        match self {
+            KdfParams::Argon2id { m_kib, t, p, salt } => {
+                let params = argon2::Params::new(*m_kib, *t, *p, Some(out.len()))
+                    .map_err(|e| fail(e.to_string()))?;
+                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                    .hash_password_into(secret, salt, out)
+                    .map_err(|e| fail(e.to_string()))
+            }
+            KdfParams::Scrypt { log_n, r, p, salt } => {
+                let params =
+                    scrypt::Params::new(*log_n, *r, *p).map_err(|e| fail(e.to_string()))?;
+                scrypt::scrypt(secret, salt, &params, out).map_err(|e| fail(e.to_string()))
+            }
+        }
+    }
+
+    /// A one-line human description ("argon2id m=256 MiB t=3 p=4").
+    pub fn describe(&self) -> String {
+        match self {
+            KdfParams::Argon2id { m_kib, t, p, .. } => {
+                format!("argon2id m={} MiB t={t} p={p}", m_kib / 1024)
+            }
+            KdfParams::Scrypt { log_n, r, p, .. } => format!("scrypt N=2^{log_n} r={r} p={p}"),
+        }
+    }
+}
+
+fn check_salt(salt: &[u8]) -> Result<(), IntegrityFailure> {
+    if (MIN_SALT_LEN..=MAX_SALT_LEN).contains(&salt.len()) {
+        Ok(())
+    } else {
+        Err(IntegrityFailure::KdfOutOfBounds(format!(
+            "salt of {} bytes",
+            salt.len()
+        )))
+    }
+}
+
+/// What a passphrase slot's argon2id should cost, before calibration picks the passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CalibrationTarget {
+    /// How long one unlock should take on this machine.
+    pub unlock_time: Duration,
+    /// The most memory to use, in KiB; lowered if one pass alone is slower than the target.
+    pub max_memory_kib: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl CalibrationTarget {
+    /// keyward's default for passphrase slots: 1 s, 256 MiB, up to 4 lanes.
+    pub fn default_for_passphrase() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        CalibrationTarget {
+            unlock_time: Duration::from_millis(1000),
+            max_memory_kib: 256 * 1024,
+            parallelism: u32::try_from(cores.min(4)).unwrap_or(1),
+        }
+    }
+}
+
+/// Smallest memory calibration will go down to, in KiB.
+const MIN_CALIBRATED_MEMORY_KIB: u32 = 8 * 1024;
+
+/// Picks argon2id parameters that take about `target.unlock_time` here, as cryptsetup does:
+/// time one pass at the target memory, halve the memory while one pass is already too slow, then
+/// choose the number of passes that fills the time. `progress` is told each measurement.
+pub fn calibrate_argon2id(
+    target: CalibrationTarget,
+    mut progress: impl FnMut(&str),
+) -> crate::Result<KdfParams> {
+    let p = target.parallelism.clamp(1, 16);
+    let mut m_kib = target.max_memory_kib.max(MIN_CALIBRATED_MEMORY_KIB);
+    loop {
+        let probe = KdfParams::argon2id(m_kib, 1, p)?;
+        let started = Instant::now();
+        probe
+            .derive(b"keyward calibration")
+            .map_err(|e| crate::Error::InvalidInput(e.to_string()))?;
+        let one_pass = started.elapsed().max(Duration::from_micros(100));
+        progress(&format!(
+            "one pass at {} MiB took {} ms",
+            m_kib / 1024,
+            one_pass.as_millis()
+        ));
+        if one_pass > target.unlock_time && m_kib / 2 >= MIN_CALIBRATED_MEMORY_KIB {
+            m_kib /= 2;
+            continue;
+        }
+        let passes = (target.unlock_time.as_secs_f64() / one_pass.as_secs_f64()).floor();
+        // Cap the passes by the work bound a reader enforces, so we never write what we refuse.
+        let max_t = (MAX_ARGON2_WORK_KIB / u64::from(m_kib)).min(1000);
+        let t = if passes < 1.0 {
+            1
+        } else {
+            (passes as u64).min(max_t)
+        };
+        return KdfParams::argon2id(m_kib, u32::try_from(t).unwrap_or(1), p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_work_factors_are_refused() {
+        let salt = vec![0u8; 32];
+        let huge = KdfParams::Argon2id {
+            m_kib: u32::MAX,
+            t: 1,
+            p: 1,
+            salt: salt.clone(),
+        };
+        assert!(
+            huge.derive(b"x").is_err(),
+            "4 TiB of memory must be refused"
+        );
+        let long = KdfParams::Argon2id {
+            m_kib: 1 << 20,
+            t: 1000,
+            p: 1,
+            salt: salt.clone(),
+        };
+        assert!(
+            long.derive(b"x").is_err(),
+            "1000 passes over 1 GiB must be refused"
+        );
+        let scrypt = KdfParams::Scrypt {
+            log_n: 30,
+            r: 8,
+            p: 1,
+            salt,
+        };
+        assert!(
+            scrypt.derive(b"x").is_err(),
+            "scrypt N=2^30 must be refused"
+        );
+    }
+
+    #[test]
+    fn argon2id_matches_rfc9106_shape_and_is_deterministic() {
+        let params = KdfParams::Argon2id {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+            salt: vec![7u8; 16],
+        };
+        let a = params.derive(b"password").expect("derive");
+        let b = params.derive(b"password").expect("derive");
+        let c = params.derive(b"Password").expect("derive");
+        assert_eq!(*a, *b);
+        assert_ne!(*a, *c);
+    }
+}

@@ -1,0 +1,411 @@
+//! The keybox: one data key K, its fingerprint, and the slots that open it. [`Keybox`] is a parsed
+//! file whose checksum and structure are sound; [`UnlockedKeybox`] is one whose slot opened, whose
+//! key has the recorded fingerprint and whose header MAC verified. Only an unlocked keybox can be
+//! changed, and every change returns a new, self-verified copy: the old one and K are untouched.
+
+pub mod format;
+mod mac;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aead;
+use crate::encoding;
+use crate::error::{Error, IntegrityFailure, Result};
+use crate::fingerprint::Fingerprint;
+use crate::random;
+use crate::secret::DataKey;
+use crate::slot::{SlotId, SlotParams, SlotSecret, Unlocker};
+
+pub use format::{KeyboxHeader, SlotRecord, TokenRecord};
+
+/// A keybox's random 16-byte id, stored as lower-case hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyboxId([u8; 16]);
+
+impl KeyboxId {
+    fn generate() -> Result<Self> {
+        Ok(KeyboxId(random::array()?))
+    }
+}
+
+impl fmt::Display for KeyboxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&encoding::to_hex(&self.0))
+    }
+}
+
+impl FromStr for KeyboxId {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = encoding::from_hex(s).ok_or("keybox id is not lower-case hex")?;
+        Ok(KeyboxId(
+            bytes.try_into().map_err(|_| "keybox id is not 16 bytes")?,
+        ))
+    }
+}
+
+impl Serialize for KeyboxId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyboxId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a slot's wrapped key is bound to: this keybox, this slot id, this kind and parameters.
+#[derive(Serialize)]
+struct SlotBinding<'a> {
+    domain: &'static str,
+    keybox: &'a KeyboxId,
+    slot: SlotId,
+    protection: &'a SlotParams,
+}
+
+fn binding(keybox: &KeyboxId, slot: SlotId, protection: &SlotParams) -> Vec<u8> {
+    let b = SlotBinding {
+        domain: "keyward slot v1",
+        keybox,
+        slot,
+        protection,
+    };
+    serde_json::to_vec(&b).unwrap_or_default()
+}
+
+/// The current time as RFC 3339 UTC, to the second.
+fn now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A parsed keybox: checksum and structure verified, header MAC not yet (that needs K).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keybox {
+    header: KeyboxHeader,
+    mac: [u8; 32],
+}
+
+impl Keybox {
+    /// Parses file bytes; `path` is only used in error messages.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let (header, mac) = format::decode(bytes, path)?;
+        Ok(Keybox { header, mac })
+    }
+
+    /// The file bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format::encode(&self.header, &self.mac)
+    }
+
+    /// The header (public facts: id, label, fingerprint, slots, tokens).
+    pub fn header(&self) -> &KeyboxHeader {
+        &self.header
+    }
+
+    /// The commit counter.
+    pub fn generation(&self) -> u64 {
+        self.header.generation
+    }
+
+    /// K's fingerprint as recorded.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.header.fingerprint
+    }
+
+    /// The slots.
+    pub fn slots(&self) -> &[SlotRecord] {
+        &self.header.slots
+    }
+
+    /// Finds a slot by id ("2") or label.
+    pub fn find_slot(&self, name: &str) -> Result<&SlotRecord> {
+        let by_id = name.parse::<u32>().ok().map(SlotId);
+        self.header
+            .slots
+            .iter()
+            .find(|s| Some(s.id) == by_id)
+            .or_else(|| self.header.slots.iter().find(|s| s.label == name))
+            .ok_or_else(|| Error::SlotNotFound(name.to_string()))
+    }
+
+    /// Makes a new keybox holding `key`, with one slot opened by `first`. The result has been
+    /// written to bytes, read back and opened with `first`, so it is known to work.
+    pub fn create(
+        key: DataKey,
+        label: &str,
+        slot_label: &str,
+        first: &SlotSecret,
+    ) -> Result<UnlockedKeybox> {
+        let header = KeyboxHeader {
+            id: KeyboxId::generate()?,
+            label: label.to_string(),
+            created: now(),
+            generation: 0,
+            next_slot_id: 1,
+            key_length: u32::try_from(key.expose().len()).unwrap_or(u32::MAX),
+            fingerprint: key.fingerprint(),
+            slots: Vec::new(),
+            tokens: Vec::new(),
+        };
+        let empty = UnlockedKeybox {
+            keybox: Keybox {
+                header,
+                mac: [0; 32],
+            },
+            key,
+            opened_by: SlotId(0),
+        };
+        let (created, id) = empty.add_slot(slot_label, first)?;
+        Ok(UnlockedKeybox {
+            opened_by: id,
+            ..created
+        })
+    }
+
+    /// Opens the keybox with `unlocker`, trying each slot of its kind (or only `only`). Checks the
+    /// key's fingerprint and the header MAC before returning.
+    pub fn unlock(
+        &self,
+        unlocker: &Unlocker<'_>,
+        only: Option<SlotId>,
+        path: &Path,
+    ) -> Result<UnlockedKeybox> {
+        let integrity = |what| Error::Integrity {
+            path: path.to_path_buf(),
+            what,
+        };
+        let candidates: Vec<&SlotRecord> = self
+            .header
+            .slots
+            .iter()
+            .filter(|s| only.is_none_or(|id| s.id == id))
+            .filter(|s| s.protection.kind() == unlocker.kind())
+            .collect();
+        if candidates.is_empty() {
+            return Err(match only {
+                Some(id) => Error::InvalidInput(format!(
+                    "slot {id} is not a {} slot; give the secret for its kind (`keyward list` shows it)",
+                    unlocker.kind()
+                )),
+                None => Error::NoSlotOfKind(unlocker.kind()),
+            });
+        }
+        for slot in candidates {
+            let Some(kek) = unlocker.kek_for(&slot.protection) else {
+                continue;
+            };
+            let kek = kek.map_err(integrity)?;
+            let ad = binding(&self.header.id, slot.id, &slot.protection);
+            let Ok(bytes) = aead::open(&kek, &ad, &slot.wrapped_key) else {
+                continue;
+            };
+            let key = DataKey::import(bytes)
+                .map_err(|_| integrity(IntegrityFailure::SlotKeyMismatch(slot.id)))?;
+            if key.fingerprint() != self.header.fingerprint {
+                return Err(integrity(IntegrityFailure::SlotKeyMismatch(slot.id)));
+            }
+            if !mac::verify(&key, &self.header, &self.mac) {
+                return Err(integrity(IntegrityFailure::HeaderMac));
+            }
+            return Ok(UnlockedKeybox {
+                keybox: self.clone(),
+                key,
+                opened_by: slot.id,
+            });
+        }
+        let tried = match only {
+            Some(id) => format!("{} for slot {id}", unlocker.describe()),
+            None => unlocker.describe().to_string(),
+        };
+        Err(Error::WrongSecret { tried })
+    }
+
+    /// Slots that open with no secret typed: plain slots, and key-file slots that record a path.
+    pub fn unattended_slots(&self) -> impl Iterator<Item = &SlotRecord> {
+        self.header.slots.iter().filter(|s| match &s.protection {
+            SlotParams::Plain(_) => true,
+            SlotParams::Keyfile(p) => p.path.is_some(),
+            _ => false,
+        })
+    }
+}
+
+/// A keybox that is open: K is known, its fingerprint and the header MAC checked.
+#[derive(Debug)]
+pub struct UnlockedKeybox {
+    keybox: Keybox,
+    key: DataKey,
+    opened_by: SlotId,
+}
+
+impl UnlockedKeybox {
+    /// The data key.
+    pub fn key(&self) -> &DataKey {
+        &self.key
+    }
+
+    /// The keybox.
+    pub fn keybox(&self) -> &Keybox {
+        &self.keybox
+    }
+
+    /// The slot that opened it.
+    pub fn opened_by(&self) -> SlotId {
+        self.opened_by
+    }
+
+    /// A copy with a new slot opened by `secret`, and the new slot's id.
+    pub fn add_slot(&self, label: &str, secret: &SlotSecret) -> Result<(UnlockedKeybox, SlotId)> {
+        let mut header = self.keybox.header.clone();
+        let id = SlotId(header.next_slot_id);
+        let label = if label.is_empty() {
+            format!("{}-{id}", secret.kind())
+        } else {
+            label.to_string()
+        };
+        if header.slots.iter().any(|s| s.label == label) {
+            return Err(Error::InvalidInput(format!(
+                "a slot is already labelled `{label}`; choose another --label"
+            )));
+        }
+        header.next_slot_id = header
+            .next_slot_id
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidInput("no slot ids left in this keybox".into()))?;
+        header.slots.push(self.seal_slot(id, label, secret)?);
+        let next = self.commit_copy(header, id, secret)?;
+        Ok((next, id))
+    }
+
+    /// A copy whose slot `id` opens with `secret` instead (same K, fresh salt and nonce). The slot
+    /// keeps its id, label and tokens.
+    pub fn rotate_slot(&self, id: SlotId, secret: &SlotSecret) -> Result<UnlockedKeybox> {
+        let mut header = self.keybox.header.clone();
+        let index = slot_index(&header, id)?;
+        let old = &header.slots[index];
+        if old.protection.kind() != secret.kind() {
+            return Err(Error::InvalidInput(format!(
+                "slot {id} is a {} slot and stays one; to change its kind, enroll a new slot and remove this one",
+                old.protection.kind()
+            )));
+        }
+        header.slots[index] = self.seal_slot(id, old.label.clone(), secret)?;
+        self.commit_copy(header, id, secret)
+    }
+
+    /// A copy without slot `id` and its tokens. Refuses the last slot.
+    pub fn remove_slot(&self, id: SlotId) -> Result<UnlockedKeybox> {
+        let mut header = self.keybox.header.clone();
+        let index = slot_index(&header, id)?;
+        if header.slots.len() == 1 {
+            return Err(Error::LastSlot(id));
+        }
+        header.slots.remove(index);
+        header.tokens.retain(|t| t.slot != id);
+        let opened_by = if self.opened_by == id {
+            SlotId(0)
+        } else {
+            self.opened_by
+        };
+        let mut next = self.seal_header(header)?;
+        next.opened_by = opened_by;
+        Ok(next)
+    }
+
+    /// A copy with a token added to slot `slot`.
+    pub fn add_token(
+        &self,
+        slot: SlotId,
+        token_type: &str,
+        content: serde_json::Value,
+    ) -> Result<UnlockedKeybox> {
+        let mut header = self.keybox.header.clone();
+        slot_index(&header, slot)?;
+        header.tokens.push(TokenRecord {
+            slot,
+            token_type: token_type.to_string(),
+            content,
+        });
+        self.seal_header(header)
+    }
+
+    fn seal_slot(&self, id: SlotId, label: String, secret: &SlotSecret) -> Result<SlotRecord> {
+        let (protection, kek) = secret.derive()?;
+        let ad = binding(&self.keybox.header.id, id, &protection);
+        let wrapped_key = aead::seal(&kek, &ad, self.key.expose())?;
+        Ok(SlotRecord {
+            id,
+            label,
+            created: now(),
+            protection,
+            wrapped_key,
+        })
+    }
+
+    /// Bumps the generation and MACs the header; then writes the result to bytes and reads it
+    /// back, checking structure and MAC, so what we return is exactly what a reader will accept.
+    fn seal_header(&self, mut header: KeyboxHeader) -> Result<UnlockedKeybox> {
+        let path = Path::new("the new keybox");
+        header.generation += 1;
+        let mac = mac::compute(&self.key, &header);
+        let reread = Keybox::parse(&format::encode(&header, &mac), path)?;
+        if !mac::verify(&self.key, &reread.header, &reread.mac) {
+            return Err(Error::Integrity {
+                path: path.into(),
+                what: IntegrityFailure::HeaderMac,
+            });
+        }
+        Ok(UnlockedKeybox {
+            keybox: reread,
+            key: self.key.clone(),
+            opened_by: self.opened_by,
+        })
+    }
+
+    /// Seals the header, then proves the result: opens the changed slot of the re-read copy with
+    /// its new secret and compares the fingerprint. Only a keybox that passed is returned, so nothing
+    /// that would not open is ever committed.
+    fn commit_copy(
+        &self,
+        header: KeyboxHeader,
+        changed: SlotId,
+        secret: &SlotSecret,
+    ) -> Result<UnlockedKeybox> {
+        let sealed = self.seal_header(header)?;
+        let reopened = sealed.keybox.unlock(
+            &secret.as_unlocker(),
+            Some(changed),
+            Path::new("the new keybox"),
+        )?;
+        if reopened.key.fingerprint() != self.key.fingerprint() {
+            return Err(crate::error::fingerprint_mismatch(
+                &self.key.fingerprint(),
+                &reopened.key.fingerprint(),
+            ));
+        }
+        Ok(UnlockedKeybox {
+            opened_by: self.opened_by,
+            ..reopened
+        })
+    }
+}
+
+fn slot_index(header: &KeyboxHeader, id: SlotId) -> Result<usize> {
+    header
+        .slots
+        .iter()
+        .position(|s| s.id == id)
+        .ok_or_else(|| Error::SlotNotFound(id.to_string()))
+}

@@ -1,0 +1,71 @@
+//! The mutating commands as library calls — init, enroll, remove, rotate — each one locked,
+//! compare-and-swapped and self-verified. The CLI and the crash tests call exactly these.
+
+use crate::error::Result;
+use crate::keybox::{Keybox, UnlockedKeybox};
+use crate::secret::DataKey;
+use crate::slot::{SlotId, SlotSecret, Unlocker};
+use crate::store::Store;
+
+/// Who authorises a change: a secret, and optionally the one slot to try it on.
+#[derive(Debug)]
+pub struct Authorization<'a> {
+    /// The secret.
+    pub unlocker: Unlocker<'a>,
+    /// Only this slot, if set.
+    pub slot: Option<SlotId>,
+}
+
+impl Authorization<'_> {
+    fn open(&self, store: &Store<'_>, keybox: &Keybox) -> Result<UnlockedKeybox> {
+        keybox.unlock(&self.unlocker, self.slot, store.path())
+    }
+}
+
+/// Creates a keybox holding `key` with one slot; refuses if the keybox exists.
+pub fn init(
+    store: &Store<'_>,
+    key: DataKey,
+    label: &str,
+    slot_label: &str,
+    first: &SlotSecret,
+) -> Result<UnlockedKeybox> {
+    store.create_with(|| Keybox::create(key, label, slot_label, first))
+}
+
+/// Adds a slot opened by `secret`. Returns the new keybox and the slot's id.
+pub fn enroll(
+    store: &Store<'_>,
+    auth: &Authorization<'_>,
+    label: &str,
+    secret: &SlotSecret,
+) -> Result<(UnlockedKeybox, SlotId)> {
+    let mut new_id = None;
+    let next = store.update(|current| {
+        let (next, id) = auth.open(store, current)?.add_slot(label, secret)?;
+        new_id = Some(id);
+        Ok(next)
+    })?;
+    Ok((next, new_id.unwrap_or(SlotId(0))))
+}
+
+/// Removes slot `target` (an id or label). Refuses the last slot.
+pub fn remove(store: &Store<'_>, auth: &Authorization<'_>, target: &str) -> Result<UnlockedKeybox> {
+    store.update(|current| {
+        let id = current.find_slot(target)?.id;
+        auth.open(store, current)?.remove_slot(id)
+    })
+}
+
+/// Gives slot `target` a new secret; K and the slot's id, label and tokens stay.
+pub fn rotate(
+    store: &Store<'_>,
+    auth: &Authorization<'_>,
+    target: &str,
+    secret: &SlotSecret,
+) -> Result<UnlockedKeybox> {
+    store.update(|current| {
+        let id = current.find_slot(target)?.id;
+        auth.open(store, current)?.rotate_slot(id, secret)
+    })
+}

@@ -1,0 +1,239 @@
+//! The crash-atomic keybox store.
+//!
+//! Commit protocol: write a temp file beside the keybox → fsync it → rename it over the keybox
+//! (or hard-link it into place when the keybox must not exist yet) → fsync the folder. A power
+//! cut at any step leaves the old file or the new one, never a mix. Read-modify-write runs under
+//! an exclusive lock on a sibling lock file, and the generation read must still be the one on disk
+//! at commit time (compare-and-swap), so two writers never lose each other's change.
+
+pub mod fs;
+pub mod sim;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::keybox::{Keybox, UnlockedKeybox};
+
+pub use fs::{FileFacts, Fs, LockGuard, RealFs};
+
+/// How long a command waits for another keyward command to release the lock by default.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// A keybox file, read and written through an [`Fs`].
+pub struct Store<'fs> {
+    fs: &'fs dyn Fs,
+    path: PathBuf,
+    lock_wait: Duration,
+}
+
+/// Proof that the store's lock is held; released on drop.
+pub struct StoreLock {
+    _guard: LockGuard,
+}
+
+impl<'fs> Store<'fs> {
+    /// The keybox at `path`.
+    pub fn new(fs: &'fs dyn Fs, path: impl Into<PathBuf>) -> Self {
+        Store {
+            fs,
+            path: path.into(),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
+    }
+
+    /// Sets how long to wait for the lock before giving up with [`Error::LockHeld`].
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// The keybox path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn folder(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    fn sibling(&self, suffix: &str) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.folder().join(format!(".{name}.{suffix}"))
+    }
+
+    /// Whether a keybox file exists.
+    pub fn exists(&self) -> bool {
+        self.fs.facts(&self.path).is_ok()
+    }
+
+    /// Reads and parses the keybox, after checking that no other user can change it.
+    pub fn load(&self) -> Result<Keybox> {
+        let facts = match self.fs.facts(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::KeyboxNotFound(self.path.clone()));
+            }
+            Err(e) => return Err(Error::io("cannot read", &self.path, e)),
+        };
+        self.check_private(&self.path, facts, false)?;
+        let folder = self.folder();
+        let folder_facts = self
+            .fs
+            .facts(&folder)
+            .map_err(|e| Error::io("cannot read", &folder, e))?;
+        self.check_private(&folder, folder_facts, true)?;
+        let bytes = self
+            .fs
+            .read(&self.path)
+            .map_err(|e| Error::io("cannot read", &self.path, e))?;
+        Keybox::parse(&bytes, &self.path)
+    }
+
+    /// Refuses a file or folder another user could write (a sticky folder such as /tmp is
+    /// tolerated: others can add files there, but not replace ours).
+    fn check_private(&self, path: &Path, facts: FileFacts, is_dir: bool) -> Result<()> {
+        let uid = self.fs.current_uid();
+        if facts.owner != uid && facts.owner != 0 {
+            return Err(Error::InsecurePermissions {
+                path: path.to_path_buf(),
+                problem: "owned by another user",
+                fix: format!("chown {uid} {}", path.display()),
+            });
+        }
+        let sticky = facts.mode & 0o1000 != 0;
+        if facts.mode & 0o022 != 0 && !(is_dir && sticky) {
+            return Err(Error::InsecurePermissions {
+                path: path.to_path_buf(),
+                problem: "writable by other users",
+                fix: format!("chmod go-w {}", path.display()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the store's exclusive lock, waiting up to the lock wait.
+    pub fn lock(&self) -> Result<StoreLock> {
+        let folder = self.folder();
+        self.fs
+            .create_private_dir(&folder)
+            .map_err(|e| Error::io("cannot create folder", &folder, e))?;
+        let lock_path = self.sibling("lock");
+        let deadline = Instant::now() + self.lock_wait;
+        loop {
+            match self
+                .fs
+                .try_lock(&lock_path)
+                .map_err(|e| Error::io("cannot lock", &lock_path, e))?
+            {
+                Some(guard) => return Ok(StoreLock { _guard: guard }),
+                None if Instant::now() >= deadline => {
+                    return Err(Error::LockHeld(self.path.clone()));
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Writes a new keybox; refuses (and changes nothing) if one exists.
+    pub fn create(&self, _lock: &StoreLock, keybox: &Keybox) -> Result<()> {
+        if self.exists() {
+            return Err(Error::KeyboxExists(self.path.clone()));
+        }
+        let temp = self.write_temp(&keybox.to_bytes())?;
+        match self.fs.link(&temp, &self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = self.fs.remove(&temp);
+                return Err(Error::KeyboxExists(self.path.clone()));
+            }
+            Err(e) => return Err(Error::io("cannot create", &self.path, e)),
+        }
+        self.sync_folder()?;
+        self.fs
+            .remove(&temp)
+            .map_err(|e| Error::io("cannot remove", &temp, e))?;
+        self.sync_folder()
+    }
+
+    /// Replaces the keybox, if its generation on disk is still `expected_generation`.
+    pub fn replace(
+        &self,
+        _lock: &StoreLock,
+        expected_generation: u64,
+        keybox: &Keybox,
+    ) -> Result<()> {
+        let found = self.load()?.generation();
+        if found != expected_generation {
+            return Err(Error::ConcurrentChange {
+                path: self.path.clone(),
+                expected: expected_generation,
+                found,
+            });
+        }
+        let temp = self.write_temp(&keybox.to_bytes())?;
+        self.fs
+            .rename(&temp, &self.path)
+            .map_err(|e| Error::io("cannot replace", &self.path, e))?;
+        self.sync_folder()
+    }
+
+    /// Writes and fsyncs the temp file, clearing a stale one a crash may have left.
+    fn write_temp(&self, bytes: &[u8]) -> Result<PathBuf> {
+        let temp = self.sibling("tmp");
+        match self.fs.remove(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot remove stale", &temp, e)),
+        }
+        self.fs
+            .write_new(&temp, bytes)
+            .map_err(|e| Error::io("cannot write", &temp, e))?;
+        self.fs
+            .sync_file(&temp)
+            .map_err(|e| Error::io("cannot sync", &temp, e))?;
+        Ok(temp)
+    }
+
+    fn sync_folder(&self) -> Result<()> {
+        let folder = self.folder();
+        self.fs
+            .sync_dir(&folder)
+            .map_err(|e| Error::io("cannot sync folder", &folder, e))
+    }
+
+    /// Creates the keybox built by `build` under the lock.
+    pub fn create_with(
+        &self,
+        build: impl FnOnce() -> Result<UnlockedKeybox>,
+    ) -> Result<UnlockedKeybox> {
+        let lock = self.lock()?;
+        if self.exists() {
+            return Err(Error::KeyboxExists(self.path.clone()));
+        }
+        let created = build()?;
+        self.create(&lock, created.keybox())?;
+        Ok(created)
+    }
+
+    /// Read-modify-write under the lock: loads the keybox, lets `change` make a new version from
+    /// it, and commits that version only if nobody else committed in between.
+    pub fn update(
+        &self,
+        change: impl FnOnce(&Keybox) -> Result<UnlockedKeybox>,
+    ) -> Result<UnlockedKeybox> {
+        let lock = self.lock()?;
+        let current = self.load()?;
+        let next = change(&current)?;
+        self.replace(&lock, current.generation(), next.keybox())?;
+        Ok(next)
+    }
+}

@@ -1,1 +1,64 @@
-fn main() {}
+//! keyward: keep one data key, open it many ways, recover it anywhere.
+//!
+//! The binary only wires: parse arguments, run one command, turn its error into one line on
+//! stderr and a stable exit code (see exit.rs and the README's table).
+
+mod auth;
+mod cli;
+mod commands;
+mod context;
+mod exit;
+mod new_secret;
+mod output;
+mod secret_input;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use crate::exit::{CliResult, ExitCode};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),
+        Err(e) => {
+            let message = e.to_string().replace('\n', " ");
+            eprintln!("keyward: error: {message}");
+            std::process::ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> CliResult {
+    match &cli.command {
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "keyward",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+        command => {
+            let ctx = Context::new(cli)?;
+            match command {
+                Command::Init(args) => commands::init::run(&ctx, args),
+                Command::Enroll(args) => commands::enroll::run(&ctx, args),
+                Command::Remove(args) => commands::remove::run(&ctx, args),
+                Command::Rotate(args) => commands::rotate::run(&ctx, args),
+                Command::List => commands::list::run(&ctx),
+                Command::Fingerprint(args) => commands::fingerprint::run(&ctx, args),
+                Command::Verify(args) => commands::verify::run(&ctx, args),
+                Command::Unlock(args) => commands::unlock::run(&ctx, args),
+                Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
+            }
+        }
+    }
+}

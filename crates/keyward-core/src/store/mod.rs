@@ -210,7 +210,7 @@ impl<'fs> Store<'fs> {
             .map_err(|e| Error::io("cannot sync folder", &folder, e))
     }
 
-    /// Creates the keybox built by `build` under the lock.
+    /// Creates the keybox built by `build` under the lock; `build` runs only if none exists.
     pub fn create_with(
         &self,
         build: impl FnOnce() -> Result<UnlockedKeybox>,
@@ -236,4 +236,50 @@ impl<'fs> Store<'fs> {
         self.replace(&lock, current.generation(), next.keybox())?;
         Ok(next)
     }
+}
+
+/// Writes a secret file (a key, a recovery code, a key file) crash-atomically with mode 0600:
+/// a temp file beside it is written and fsynced, then hard-linked into place (refusing an
+/// existing file) or, with `overwrite`, renamed over it; then the folder is fsynced. On any
+/// failure the temp file is removed and `path` is untouched.
+pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let suffix = crate::encoding::to_hex(&crate::random::array::<6>()?);
+    let temp = folder.join(format!(".{name}.{suffix}.tmp"));
+    fs.write_new(&temp, data)
+        .map_err(|e| Error::io("cannot write", &temp, e))?;
+    let placed = fs
+        .sync_file(&temp)
+        .map_err(|e| Error::io("cannot sync", &temp, e))
+        .and_then(|()| {
+            if overwrite {
+                fs.rename(&temp, path)
+                    .map_err(|e| Error::io("cannot write", path, e))
+            } else {
+                match fs.link(&temp, path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        Err(Error::OutputExists(path.to_path_buf()))
+                    }
+                    Err(e) => Err(Error::io("cannot write", path, e)),
+                }
+            }
+        });
+    if let Err(e) = placed {
+        let _ = fs.remove(&temp);
+        return Err(e);
+    }
+    if !overwrite {
+        fs.remove(&temp)
+            .map_err(|e| Error::io("cannot remove", &temp, e))?;
+    }
+    fs.sync_dir(&folder)
+        .map_err(|e| Error::io("cannot sync folder", &folder, e))
 }

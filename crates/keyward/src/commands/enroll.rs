@@ -1,0 +1,41 @@
+//! `keyward enroll KIND`: add a slot, authorised by opening an existing one.
+
+use keyward_core::operations;
+use serde_json::json;
+
+use crate::auth::{attempts, with_first_that_opens};
+use crate::cli::EnrollArgs;
+use crate::context::Context;
+use crate::exit::CliResult;
+use crate::new_secret::NewSecret;
+use crate::secret_input::SecretReader;
+
+/// Runs `enroll`.
+pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
+    let store = ctx.store();
+    let current = store.load()?;
+    let reader = SecretReader::new();
+    let tries = attempts(&args.auth, &current, &reader)?;
+    let new = NewSecret::prepare(args.kind, &args.secret, &reader)?;
+    let (next, id) = with_first_that_opens(&tries, |auth| {
+        operations::enroll(&store, auth, &args.label, &new.secret)
+    })
+    .inspect_err(|_| new.abandon())?;
+
+    let label = next
+        .keybox()
+        .find_slot(&id.to_string())
+        .map(|s| s.label.clone())
+        .unwrap_or_default();
+    ctx.out.line(format!(
+        "Enrolled slot {id} ({}, \"{label}\") in {}",
+        new.secret.kind(),
+        ctx.keybox.display()
+    ))?;
+    new.deliver(&ctx.out, &id.to_string())?;
+    ctx.out.json(&json!({
+        "keybox": ctx.keybox,
+        "slot": { "id": id.0, "kind": new.secret.kind().name(), "label": label },
+        "generation": next.keybox().generation(),
+    }))
+}

@@ -1,0 +1,81 @@
+//! `keyward list`: the keybox's public facts and its slots. Never prints a wrapped key or a plain
+//! slot's stored key-encryption key.
+
+use keyward_core::keybox::SlotRecord;
+use keyward_core::slot::SlotParams;
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::exit::CliResult;
+
+/// Runs `list`.
+pub fn run(ctx: &Context) -> CliResult {
+    let keybox = ctx.store().load()?;
+    let header = keybox.header();
+    let fp = header.fingerprint;
+    ctx.out
+        .line(format!("keybox       {}", ctx.keybox.display()))?;
+    ctx.out.line(format!("label        {}", header.label))?;
+    ctx.out.line(format!("id           {}", header.id))?;
+    ctx.out.line(format!("created      {}", header.created))?;
+    ctx.out
+        .line(format!("generation   {}", header.generation))?;
+    ctx.out
+        .line(format!("key          {} bytes", header.key_length))?;
+    ctx.out.line(format!("fingerprint  {fp}"))?;
+    ctx.out.line(format!("short        {}", fp.short()))?;
+    ctx.out.line("slots")?;
+    for slot in keybox.slots() {
+        ctx.out.line(format!(
+            "  {:>3}  {:<13}  {:<20}  {}",
+            slot.id,
+            slot.protection.kind().name(),
+            slot.label,
+            slot.protection.describe()
+        ))?;
+    }
+    for token in &header.tokens {
+        ctx.out.line(format!(
+            "  token {} on slot {}",
+            token.token_type, token.slot
+        ))?;
+    }
+    ctx.out.json(&json!({
+        "keybox": ctx.keybox,
+        "label": header.label,
+        "id": header.id.to_string(),
+        "created": header.created,
+        "generation": header.generation,
+        "key_length": header.key_length,
+        "fingerprint": fp.to_string(),
+        "fingerprint_short": fp.short(),
+        "slots": keybox.slots().iter().map(slot_json).collect::<Vec<_>>(),
+        "tokens": header.tokens.iter().map(|t| json!({
+            "slot": t.slot.0, "type": t.token_type, "content": t.content,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// The public view of a slot.
+fn slot_json(slot: &SlotRecord) -> Value {
+    let unattended = match &slot.protection {
+        SlotParams::Plain(_) => true,
+        SlotParams::Keyfile(p) => p.path.is_some(),
+        _ => false,
+    };
+    let kdf = match &slot.protection {
+        SlotParams::RecoveryCode { kdf } | SlotParams::Passphrase { kdf } => Some(kdf.describe()),
+        _ => None,
+    };
+    json!({
+        "id": slot.id.0,
+        "label": slot.label,
+        "kind": slot.protection.kind().name(),
+        "created": slot.created,
+        "protection": slot.protection.describe(),
+        "kdf": kdf,
+        "keyfile_path": slot.protection.keyfile_path(),
+        "unattended": unattended,
+        "protected_by_file_permissions_only": matches!(slot.protection, SlotParams::Plain(_)),
+    })
+}

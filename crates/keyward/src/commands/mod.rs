@@ -1,0 +1,12 @@
+//! One module per subcommand. Each takes the parsed arguments and the context, calls the library,
+//! and prints; none does crypto of its own.
+
+pub mod demo;
+pub mod enroll;
+pub mod fingerprint;
+pub mod init;
+pub mod list;
+pub mod remove;
+pub mod rotate;
+pub mod unlock;
+pub mod verify;

@@ -1,0 +1,44 @@
+//! `keyward rotate SLOT`: a new secret for a slot; K, the slot's id, label and tokens stay.
+
+use keyward_core::operations;
+use serde_json::json;
+
+use crate::auth::{attempts, with_first_that_opens};
+use crate::cli::{KindArg, RotateArgs};
+use crate::context::Context;
+use crate::exit::CliResult;
+use crate::new_secret::NewSecret;
+use crate::secret_input::SecretReader;
+
+/// Runs `rotate`.
+pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
+    let store = ctx.store();
+    let current = store.load()?;
+    let target = current.find_slot(&args.slot)?.clone();
+    let reader = SecretReader::new();
+    let tries = attempts(&args.auth, &current, &reader)?;
+    let kind = match target.protection.kind() {
+        keyward_core::SlotKind::RecoveryCode => KindArg::RecoveryCode,
+        keyward_core::SlotKind::Passphrase => KindArg::Passphrase,
+        keyward_core::SlotKind::Keyfile => KindArg::Keyfile,
+        keyward_core::SlotKind::Plain => KindArg::Plain,
+    };
+    let new = NewSecret::prepare(kind, &args.secret, &reader)?;
+    let next = with_first_that_opens(&tries, |auth| {
+        operations::rotate(&store, auth, &args.slot, &new.secret)
+    })
+    .inspect_err(|_| new.abandon())?;
+
+    ctx.out.line(format!(
+        "Rotated slot {} ({}, \"{}\"); the old secret no longer opens it",
+        target.id,
+        target.protection.kind(),
+        target.label
+    ))?;
+    new.deliver(&ctx.out, &target.id.to_string())?;
+    ctx.out.json(&json!({
+        "keybox": ctx.keybox,
+        "slot": target.id.0,
+        "generation": next.keybox().generation(),
+    }))
+}

@@ -1,0 +1,54 @@
+//! What every command needs: the keybox path (resolved once), the store over the real file
+//! system, and the output mode.
+
+use std::path::PathBuf;
+
+use keyward_core::Store;
+use keyward_core::store::RealFs;
+
+use crate::cli::Cli;
+use crate::exit::{CliResult, usage};
+use crate::output::Output;
+
+/// Shared state of one command run.
+#[derive(Debug)]
+pub struct Context {
+    /// The keybox file.
+    pub keybox: PathBuf,
+    /// How to print.
+    pub out: Output,
+}
+
+impl Context {
+    /// Resolves the keybox path: `--keybox`/`$KEYWARD_KEYBOX`, else the XDG config folder.
+    pub fn new(cli: &Cli) -> CliResult<Self> {
+        let keybox = match &cli.keybox {
+            Some(path) => path.clone(),
+            None => default_keybox_path()?,
+        };
+        Ok(Context {
+            keybox,
+            out: Output { json: cli.json },
+        })
+    }
+
+    /// The store for the keybox.
+    pub fn store(&self) -> Store<'static> {
+        Store::new(&RealFs, self.keybox.clone())
+    }
+}
+
+fn default_keybox_path() -> CliResult<PathBuf> {
+    let config = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => match std::env::var_os("HOME") {
+            Some(home) if !home.is_empty() => PathBuf::from(home).join(".config"),
+            _ => {
+                return Err(usage(
+                    "no --keybox given and neither XDG_CONFIG_HOME nor HOME is set",
+                ));
+            }
+        },
+    };
+    Ok(config.join("keyward").join("keybox.json"))
+}

@@ -1,0 +1,113 @@
+//! Reading secrets: from a file, from stdin (`-`, at most once per command), or from a prompt on
+//! the controlling terminal that does not echo. Every buffer is zeroized.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use keyward_core::secret::MAX_KEYFILE_LEN;
+use keyward_core::{Error as CoreError, KeyfileContents, Passphrase, RecoveryCode};
+use zeroize::Zeroizing;
+
+use crate::exit::{CliResult, usage};
+
+/// Longest secret file read, in bytes (the key-file limit; codes and passphrases are far shorter).
+const MAX_SECRET_FILE: usize = MAX_KEYFILE_LEN;
+
+/// Reads secrets for one command, making sure stdin is consumed at most once.
+#[derive(Debug, Default)]
+pub struct SecretReader {
+    stdin_taken: Cell<bool>,
+}
+
+impl SecretReader {
+    /// A new reader.
+    pub fn new() -> Self {
+        SecretReader::default()
+    }
+
+    /// The raw bytes of `path` (`-` for stdin), up to the size limit.
+    pub fn bytes(&self, path: &Path) -> CliResult<Zeroizing<Vec<u8>>> {
+        let mut buf = Zeroizing::new(Vec::new());
+        let limit = u64::try_from(MAX_SECRET_FILE + 1).unwrap_or(u64::MAX);
+        if path == Path::new("-") {
+            if self.stdin_taken.replace(true) {
+                return Err(usage(
+                    "only one secret can come from stdin (`-`) per command",
+                ));
+            }
+            std::io::stdin()
+                .lock()
+                .take(limit)
+                .read_to_end(&mut buf)
+                .map_err(|e| CoreError::io("cannot read", "stdin", e))?;
+        } else {
+            File::open(path)
+                .and_then(|f| f.take(limit).read_to_end(&mut buf))
+                .map_err(|e| CoreError::io("cannot read", path, e))?;
+        }
+        if buf.len() > MAX_SECRET_FILE {
+            return Err(usage(format!(
+                "{} is larger than 8 MiB; that is not a secret keyward reads",
+                path.display()
+            )));
+        }
+        Ok(buf)
+    }
+
+    /// A passphrase from `path`; one trailing newline (LF or CRLF) is dropped.
+    pub fn passphrase(&self, path: &Path) -> CliResult<Passphrase> {
+        let mut bytes = self.bytes(path)?;
+        let keep = if bytes.ends_with(b"\r\n") {
+            bytes.len() - 2
+        } else if bytes.ends_with(b"\n") {
+            bytes.len() - 1
+        } else {
+            bytes.len()
+        };
+        bytes.truncate(keep);
+        Ok(Passphrase::new(bytes))
+    }
+
+    /// A recovery code from `path`.
+    pub fn code(&self, path: &Path) -> CliResult<RecoveryCode> {
+        let bytes = self.bytes(path)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| CoreError::WrongSecret {
+            tried: format!("the recovery code in {} (not text)", path.display()),
+        })?;
+        Ok(RecoveryCode::parse(text).map_err(CoreError::from)?)
+    }
+
+    /// A key file's contents.
+    pub fn keyfile(&self, path: &Path) -> CliResult<KeyfileContents> {
+        Ok(KeyfileContents::new(self.bytes(path)?)?)
+    }
+}
+
+/// Whether a person can be prompted: the process has a controlling terminal.
+pub fn terminal_available() -> bool {
+    File::open("/dev/tty").is_ok()
+}
+
+/// Prompts on the terminal without echo.
+pub fn prompt_hidden(prompt: &str) -> CliResult<Zeroizing<String>> {
+    if !terminal_available() {
+        return Err(usage(
+            "no terminal to prompt on; give the secret with a file option",
+        ));
+    }
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|e| CoreError::io("cannot read", "the terminal", e).into())
+}
+
+/// Prompts twice for a new passphrase and insists the two agree.
+pub fn prompt_new_passphrase() -> CliResult<Passphrase> {
+    let first = prompt_hidden("New passphrase: ")?;
+    let second = prompt_hidden("Repeat the passphrase: ")?;
+    if *first != *second {
+        return Err(usage("the two passphrases differ; nothing was changed"));
+    }
+    Ok(Passphrase::new(Zeroizing::new(first.as_bytes().to_vec())))
+}

@@ -39,7 +39,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Decodes lower-case hex (upper case is not canonical and is refused).
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0
+    if !text.len().is_multiple_of(2)
         || !text
             .bytes()
             .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))

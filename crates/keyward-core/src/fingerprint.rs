@@ -125,29 +125,13 @@ pub fn colon_hex(bytes: &[u8]) -> String {
 /// Parses colon-separated hex; colons are optional, case is not significant.
 fn parse_colon_hex(s: &str) -> Result<Vec<u8>, String> {
     let digits: String = s.trim().chars().filter(|c| *c != ':').collect();
-    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("`{}` is not colon-separated hex", s.trim()));
     }
     (0..digits.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|e| e.to_string()))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn full_and_short_forms_parse_and_match() {
-        let fp = Fingerprint::of(b"0123456789abcdef0123456789abcdef");
-        let full: ExpectedFingerprint = fp.to_string().parse().expect("full form parses");
-        let short: ExpectedFingerprint = fp.short().parse().expect("short form parses");
-        assert!(fp.matches(&full) && fp.matches(&short));
-        assert_eq!(fp.to_string().len(), 32 * 3 - 1);
-        let other = Fingerprint::of(b"another key, another fingerprint");
-        assert!(!other.matches(&full) && !other.matches(&short));
-    }
 }
 
 /// Stored as the full colon-hex form; any other spelling is refused so a file has one form.
@@ -166,5 +150,21 @@ impl<'de> serde::Deserialize<'de> for Fingerprint {
             return Err(D::Error::custom("fingerprint is not in canonical form"));
         }
         Ok(fp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_and_short_forms_parse_and_match() {
+        let fp = Fingerprint::of(b"0123456789abcdef0123456789abcdef");
+        let full: ExpectedFingerprint = fp.to_string().parse().expect("full form parses");
+        let short: ExpectedFingerprint = fp.short().parse().expect("short form parses");
+        assert!(fp.matches(&full) && fp.matches(&short));
+        assert_eq!(fp.to_string().len(), 32 * 3 - 1);
+        let other = Fingerprint::of(b"another key, another fingerprint");
+        assert!(!other.matches(&full) && !other.matches(&short));
     }
 }

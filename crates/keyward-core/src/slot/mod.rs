@@ -261,7 +261,7 @@ impl SlotSecret {
         let kek = self
             .as_unlocker()
             .kek_for(&params)
-            .unwrap_or_else(|| unreachable_kind())
+            .unwrap_or_else(unreachable_kind)
             .map_err(|e| crate::Error::InvalidInput(e.to_string()))?;
         Ok((params, kek))
     }

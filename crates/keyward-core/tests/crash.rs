@@ -1,0 +1,214 @@
+//! C5, crash-atomic: a simulated power cut at every write, fsync, rename, link and removal of
+//! init, enroll, remove and rotate. Afterwards the keybox is the complete old one or the complete
+//! new one — whichever it is opens with exactly that state's secrets, and has no orphaned slot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::*;
+use keyward_core::operations::{self, Authorization};
+use keyward_core::store::sim::{FolderAfterCrash, SimFs};
+use keyward_core::{Error, Keybox, RecoveryCode, SlotSecret, Store, Unlocker};
+
+/// The secrets of the test keyboxes, by slot label.
+struct Secrets {
+    old_code: RecoveryCode,
+    new_code: RecoveryCode,
+}
+
+impl Secrets {
+    fn new() -> Self {
+        Secrets { old_code: RecoveryCode::generate().expect("rng"), new_code: RecoveryCode::generate().expect("rng") }
+    }
+}
+
+/// A keybox state the disk may legitimately be in after the crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Absent,
+    Old,
+    New,
+}
+
+type Files = BTreeMap<PathBuf, Vec<u8>>;
+
+fn sim_with(files: &Files) -> SimFs {
+    let sim = SimFs::new();
+    for (path, data) in files {
+        sim.put(path, data);
+    }
+    sim
+}
+
+/// Starting point for enroll/remove/rotate: slot "code" (old code) and slot "kf" (key file 1).
+fn base_files(secrets: &Secrets) -> Files {
+    let sim = SimFs::new();
+    let store = Store::new(&sim, sim_path());
+    operations::init(&store, canary_key(), "crash", "code", &code_secret(&secrets.old_code)).expect("init");
+    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
+    operations::enroll(&store, &auth, "kf", &keyfile_secret(1)).expect("enroll");
+    sim.files()
+}
+
+/// Runs `op` with a power cut at every step, and checks the disk with `judge` for both ways the
+/// folder may come back. Returns how many steps the operation has.
+fn crash_at_every_step(start: &Files, op: impl Fn(&Store<'_>) -> Result<(), Error>, judge: impl Fn(Option<&Keybox>) -> State) -> usize {
+    let dry = sim_with(start);
+    op(&Store::new(&dry, sim_path())).expect("the operation succeeds without a crash");
+    let steps = dry.steps();
+    assert!(steps >= 4, "a commit has at least write, fsync, rename, fsync-folder; saw {steps}");
+    let mut seen = Vec::new();
+    for crash in 0..=steps {
+        let sim = sim_with(start);
+        sim.crash_at(crash);
+        let result = op(&Store::new(&sim, sim_path()));
+        assert_eq!(result.is_err(), crash < steps, "crash at step {crash} of {steps}");
+        for folder in [FolderAfterCrash::AsLastSynced, FolderAfterCrash::AsLastSeen] {
+            let after = sim.after_power_cut(folder);
+            let store = Store::new(&after, sim_path());
+            let keybox = match store.load() {
+                Ok(k) => Some(k),
+                Err(Error::KeyboxNotFound(_)) => None,
+                Err(e) => panic!("crash at step {crash} ({folder:?}) left an unreadable keybox: {e}"),
+            };
+            let state = judge(keybox.as_ref());
+            seen.push(state);
+            if crash == steps {
+                assert_eq!(state, State::New, "with no crash the new state must be durable ({folder:?})");
+            }
+        }
+    }
+    assert!(seen.contains(&State::New), "some crash point must already have the new state");
+    steps
+}
+
+/// Which slots open, by label, with which secret; panics on anything that opens nothing.
+fn opens(keybox: &Keybox, unlocker: &Unlocker<'_>, label: &str) -> bool {
+    let slot = match keybox.find_slot(label) {
+        Ok(s) => s.id,
+        Err(_) => return false,
+    };
+    match keybox.unlock(unlocker, Some(slot), sim_path()) {
+        Ok(unlocked) => {
+            assert_eq!(unlocked.key().expose(), CANARY_KEY, "a slot opened to a different key");
+            true
+        }
+        Err(Error::WrongSecret { .. }) => false,
+        Err(e) => panic!("slot {label} is damaged: {e}"),
+    }
+}
+
+fn labels(keybox: &Keybox) -> Vec<String> {
+    keybox.slots().iter().map(|s| s.label.clone()).collect()
+}
+
+#[test]
+fn c5_crash_at_every_step_of_init() {
+    let secrets = Secrets::new();
+    let steps = crash_at_every_step(
+        &Files::new(),
+        |store| operations::init(store, canary_key(), "crash", "code", &code_secret(&secrets.old_code)).map(drop),
+        |keybox| match keybox {
+            None => State::Absent,
+            Some(k) => {
+                assert_eq!(labels(k), ["code"]);
+                assert!(opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code"));
+                State::New
+            }
+        },
+    );
+    println!("init: {steps} steps");
+}
+
+#[test]
+fn c5_crash_at_every_step_of_enroll() {
+    let secrets = Secrets::new();
+    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
+    crash_at_every_step(
+        &base_files(&secrets),
+        |store| operations::enroll(store, &auth, "pass", &passphrase_secret("crash passphrase")).map(drop),
+        |keybox| {
+            let k = keybox.expect("enroll never loses the keybox");
+            assert!(opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code"));
+            assert!(opens(k, &Unlocker::Keyfile(&keyfile(1)), "kf"));
+            match labels(k).as_slice() {
+                [a, b] if a == "code" && b == "kf" => State::Old,
+                [a, b, c] if a == "code" && b == "kf" && c == "pass" => {
+                    assert!(opens(k, &Unlocker::Passphrase(&passphrase("crash passphrase")), "pass"));
+                    State::New
+                }
+                other => panic!("unexpected slots {other:?}"),
+            }
+        },
+    );
+}
+
+#[test]
+fn c5_crash_at_every_step_of_remove() {
+    let secrets = Secrets::new();
+    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
+    crash_at_every_step(
+        &base_files(&secrets),
+        |store| operations::remove(store, &auth, "kf").map(drop),
+        |keybox| {
+            let k = keybox.expect("remove never loses the keybox");
+            assert!(opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code"));
+            match labels(k).as_slice() {
+                [a, b] if a == "code" && b == "kf" => {
+                    assert!(opens(k, &Unlocker::Keyfile(&keyfile(1)), "kf"));
+                    State::Old
+                }
+                [a] if a == "code" => State::New,
+                other => panic!("unexpected slots {other:?}"),
+            }
+        },
+    );
+}
+
+#[test]
+fn c5_crash_at_every_step_of_rotate() {
+    let secrets = Secrets::new();
+    let auth = Authorization { unlocker: Unlocker::Keyfile(&keyfile(1)), slot: None };
+    let new_secret = SlotSecret::RecoveryCode { code: secrets.new_code.clone(), kdf: cheap_kdf() };
+    crash_at_every_step(
+        &base_files(&secrets),
+        |store| operations::rotate(store, &auth, "code", &new_secret).map(drop),
+        |keybox| {
+            let k = keybox.expect("rotate never loses the keybox");
+            assert_eq!(labels(k), ["code", "kf"]);
+            assert!(opens(k, &Unlocker::Keyfile(&keyfile(1)), "kf"));
+            let old = opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code");
+            let new = opens(k, &Unlocker::RecoveryCode(&secrets.new_code), "code");
+            assert!(old != new, "exactly one of the old and new code opens the slot (old {old}, new {new})");
+            if new { State::New } else { State::Old }
+        },
+    );
+}
+
+#[test]
+fn a_stale_generation_is_refused_by_compare_and_swap() {
+    let secrets = Secrets::new();
+    let sim = sim_with(&base_files(&secrets));
+    let store = Store::new(&sim, sim_path());
+    let before = store.load().expect("load");
+    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
+    operations::enroll(&store, &auth, "pass", &passphrase_secret("another passphrase")).expect("enroll");
+    // A writer that read `before` and commits now would lose the enroll: it must be refused.
+    let lock = store.lock().expect("lock");
+    let err = store.replace(&lock, before.generation(), &before).expect_err("stale write must fail");
+    assert!(matches!(err, Error::ConcurrentChange { .. }), "{err:?}");
+}
+
+#[test]
+fn init_refuses_an_existing_keybox_and_leaves_it_alone() {
+    let secrets = Secrets::new();
+    let files = base_files(&secrets);
+    let sim = sim_with(&files);
+    let store = Store::new(&sim, sim_path());
+    let err = operations::init(&store, canary_key(), "again", "code", &code_secret(&secrets.new_code))
+        .expect_err("init over an existing keybox must fail");
+    assert!(matches!(err, Error::KeyboxExists(_)), "{err:?}");
+    assert_eq!(sim.files(), files, "nothing may change");
+}

@@ -20,7 +20,10 @@ struct Secrets {
 
 impl Secrets {
     fn new() -> Self {
-        Secrets { old_code: RecoveryCode::generate().expect("rng"), new_code: RecoveryCode::generate().expect("rng") }
+        Secrets {
+            old_code: RecoveryCode::generate().expect("rng"),
+            new_code: RecoveryCode::generate().expect("rng"),
+        }
     }
 }
 
@@ -46,41 +49,71 @@ fn sim_with(files: &Files) -> SimFs {
 fn base_files(secrets: &Secrets) -> Files {
     let sim = SimFs::new();
     let store = Store::new(&sim, sim_path());
-    operations::init(&store, canary_key(), "crash", "code", &code_secret(&secrets.old_code)).expect("init");
-    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
+    operations::init(
+        &store,
+        canary_key(),
+        "crash",
+        "code",
+        &code_secret(&secrets.old_code),
+    )
+    .expect("init");
+    let auth = Authorization {
+        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
+        slot: None,
+    };
     operations::enroll(&store, &auth, "kf", &keyfile_secret(1)).expect("enroll");
     sim.files()
 }
 
 /// Runs `op` with a power cut at every step, and checks the disk with `judge` for both ways the
 /// folder may come back. Returns how many steps the operation has.
-fn crash_at_every_step(start: &Files, op: impl Fn(&Store<'_>) -> Result<(), Error>, judge: impl Fn(Option<&Keybox>) -> State) -> usize {
+fn crash_at_every_step(
+    start: &Files,
+    op: impl Fn(&Store<'_>) -> Result<(), Error>,
+    judge: impl Fn(Option<&Keybox>) -> State,
+) -> usize {
     let dry = sim_with(start);
     op(&Store::new(&dry, sim_path())).expect("the operation succeeds without a crash");
     let steps = dry.steps();
-    assert!(steps >= 4, "a commit has at least write, fsync, rename, fsync-folder; saw {steps}");
+    assert!(
+        steps >= 4,
+        "a commit has at least write, fsync, rename, fsync-folder; saw {steps}"
+    );
     let mut seen = Vec::new();
     for crash in 0..=steps {
         let sim = sim_with(start);
         sim.crash_at(crash);
         let result = op(&Store::new(&sim, sim_path()));
-        assert_eq!(result.is_err(), crash < steps, "crash at step {crash} of {steps}");
+        assert_eq!(
+            result.is_err(),
+            crash < steps,
+            "crash at step {crash} of {steps}"
+        );
         for folder in [FolderAfterCrash::AsLastSynced, FolderAfterCrash::AsLastSeen] {
             let after = sim.after_power_cut(folder);
             let store = Store::new(&after, sim_path());
             let keybox = match store.load() {
                 Ok(k) => Some(k),
                 Err(Error::KeyboxNotFound(_)) => None,
-                Err(e) => panic!("crash at step {crash} ({folder:?}) left an unreadable keybox: {e}"),
+                Err(e) => {
+                    panic!("crash at step {crash} ({folder:?}) left an unreadable keybox: {e}")
+                }
             };
             let state = judge(keybox.as_ref());
             seen.push(state);
             if crash == steps {
-                assert_eq!(state, State::New, "with no crash the new state must be durable ({folder:?})");
+                assert_eq!(
+                    state,
+                    State::New,
+                    "with no crash the new state must be durable ({folder:?})"
+                );
             }
         }
     }
-    assert!(seen.contains(&State::New), "some crash point must already have the new state");
+    assert!(
+        seen.contains(&State::New),
+        "some crash point must already have the new state"
+    );
     steps
 }
 
@@ -92,7 +125,11 @@ fn opens(keybox: &Keybox, unlocker: &Unlocker<'_>, label: &str) -> bool {
     };
     match keybox.unlock(unlocker, Some(slot), sim_path()) {
         Ok(unlocked) => {
-            assert_eq!(unlocked.key().expose(), CANARY_KEY, "a slot opened to a different key");
+            assert_eq!(
+                unlocked.key().expose(),
+                CANARY_KEY,
+                "a slot opened to a different key"
+            );
             true
         }
         Err(Error::WrongSecret { .. }) => false,
@@ -109,7 +146,16 @@ fn c5_crash_at_every_step_of_init() {
     let secrets = Secrets::new();
     let steps = crash_at_every_step(
         &Files::new(),
-        |store| operations::init(store, canary_key(), "crash", "code", &code_secret(&secrets.old_code)).map(drop),
+        |store| {
+            operations::init(
+                store,
+                canary_key(),
+                "crash",
+                "code",
+                &code_secret(&secrets.old_code),
+            )
+            .map(drop)
+        },
         |keybox| match keybox {
             None => State::Absent,
             Some(k) => {
@@ -125,10 +171,16 @@ fn c5_crash_at_every_step_of_init() {
 #[test]
 fn c5_crash_at_every_step_of_enroll() {
     let secrets = Secrets::new();
-    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
+    let auth = Authorization {
+        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
+        slot: None,
+    };
     crash_at_every_step(
         &base_files(&secrets),
-        |store| operations::enroll(store, &auth, "pass", &passphrase_secret("crash passphrase")).map(drop),
+        |store| {
+            operations::enroll(store, &auth, "pass", &passphrase_secret("crash passphrase"))
+                .map(drop)
+        },
         |keybox| {
             let k = keybox.expect("enroll never loses the keybox");
             assert!(opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code"));
@@ -136,7 +188,11 @@ fn c5_crash_at_every_step_of_enroll() {
             match labels(k).as_slice() {
                 [a, b] if a == "code" && b == "kf" => State::Old,
                 [a, b, c] if a == "code" && b == "kf" && c == "pass" => {
-                    assert!(opens(k, &Unlocker::Passphrase(&passphrase("crash passphrase")), "pass"));
+                    assert!(opens(
+                        k,
+                        &Unlocker::Passphrase(&passphrase("crash passphrase")),
+                        "pass"
+                    ));
                     State::New
                 }
                 other => panic!("unexpected slots {other:?}"),
@@ -148,7 +204,10 @@ fn c5_crash_at_every_step_of_enroll() {
 #[test]
 fn c5_crash_at_every_step_of_remove() {
     let secrets = Secrets::new();
-    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
+    let auth = Authorization {
+        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
+        slot: None,
+    };
     crash_at_every_step(
         &base_files(&secrets),
         |store| operations::remove(store, &auth, "kf").map(drop),
@@ -170,8 +229,14 @@ fn c5_crash_at_every_step_of_remove() {
 #[test]
 fn c5_crash_at_every_step_of_rotate() {
     let secrets = Secrets::new();
-    let auth = Authorization { unlocker: Unlocker::Keyfile(&keyfile(1)), slot: None };
-    let new_secret = SlotSecret::RecoveryCode { code: secrets.new_code.clone(), kdf: cheap_kdf() };
+    let auth = Authorization {
+        unlocker: Unlocker::Keyfile(&keyfile(1)),
+        slot: None,
+    };
+    let new_secret = SlotSecret::RecoveryCode {
+        code: secrets.new_code.clone(),
+        kdf: cheap_kdf(),
+    };
     crash_at_every_step(
         &base_files(&secrets),
         |store| operations::rotate(store, &auth, "code", &new_secret).map(drop),
@@ -181,7 +246,10 @@ fn c5_crash_at_every_step_of_rotate() {
             assert!(opens(k, &Unlocker::Keyfile(&keyfile(1)), "kf"));
             let old = opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code");
             let new = opens(k, &Unlocker::RecoveryCode(&secrets.new_code), "code");
-            assert!(old != new, "exactly one of the old and new code opens the slot (old {old}, new {new})");
+            assert!(
+                old != new,
+                "exactly one of the old and new code opens the slot (old {old}, new {new})"
+            );
             if new { State::New } else { State::Old }
         },
     );
@@ -193,11 +261,22 @@ fn a_stale_generation_is_refused_by_compare_and_swap() {
     let sim = sim_with(&base_files(&secrets));
     let store = Store::new(&sim, sim_path());
     let before = store.load().expect("load");
-    let auth = Authorization { unlocker: Unlocker::RecoveryCode(&secrets.old_code), slot: None };
-    operations::enroll(&store, &auth, "pass", &passphrase_secret("another passphrase")).expect("enroll");
+    let auth = Authorization {
+        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
+        slot: None,
+    };
+    operations::enroll(
+        &store,
+        &auth,
+        "pass",
+        &passphrase_secret("another passphrase"),
+    )
+    .expect("enroll");
     // A writer that read `before` and commits now would lose the enroll: it must be refused.
     let lock = store.lock().expect("lock");
-    let err = store.replace(&lock, before.generation(), &before).expect_err("stale write must fail");
+    let err = store
+        .replace(&lock, before.generation(), &before)
+        .expect_err("stale write must fail");
     assert!(matches!(err, Error::ConcurrentChange { .. }), "{err:?}");
 }
 
@@ -207,8 +286,14 @@ fn init_refuses_an_existing_keybox_and_leaves_it_alone() {
     let files = base_files(&secrets);
     let sim = sim_with(&files);
     let store = Store::new(&sim, sim_path());
-    let err = operations::init(&store, canary_key(), "again", "code", &code_secret(&secrets.new_code))
-        .expect_err("init over an existing keybox must fail");
+    let err = operations::init(
+        &store,
+        canary_key(),
+        "again",
+        "code",
+        &code_secret(&secrets.new_code),
+    )
+    .expect_err("init over an existing keybox must fail");
     assert!(matches!(err, Error::KeyboxExists(_)), "{err:?}");
     assert_eq!(sim.files(), files, "nothing may change");
 }

@@ -6,10 +6,12 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use keyward_core::keybox::format;
 use keyward_core::kdf::KdfParams;
+use keyward_core::keybox::format;
 use keyward_core::slot::SlotParams;
-use keyward_core::{DataKey, Error, IntegrityFailure, Keybox, RecoveryCode, SlotId, SlotSecret, Unlocker};
+use keyward_core::{
+    DataKey, Error, IntegrityFailure, Keybox, RecoveryCode, SlotId, SlotSecret, Unlocker,
+};
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 
@@ -20,10 +22,18 @@ fn path() -> &'static Path {
 /// A keybox with a key-file slot (1), a plain slot (2), a passphrase slot (3) and a token.
 fn sample() -> (Keybox, Vec<u8>) {
     let created = Keybox::create(canary_key(), "sample", "kf", &keyfile_secret(7)).expect("create");
-    let (with_plain, _) = created.add_slot("unattended", &SlotSecret::Plain).expect("add plain");
-    let (with_pass, _) = with_plain.add_slot("pass", &passphrase_secret("a good passphrase")).expect("add pass");
+    let (with_plain, _) = created
+        .add_slot("unattended", &SlotSecret::Plain)
+        .expect("add plain");
+    let (with_pass, _) = with_plain
+        .add_slot("pass", &passphrase_secret("a good passphrase"))
+        .expect("add pass");
     let with_token = with_pass
-        .add_token(SlotId(1), "example", serde_json::json!({"note": "bound to slot 1"}))
+        .add_token(
+            SlotId(1),
+            "example",
+            serde_json::json!({"note": "bound to slot 1"}),
+        )
         .expect("add token");
     let bytes = with_token.keybox().to_bytes();
     (with_token.keybox().clone(), bytes)
@@ -41,7 +51,10 @@ fn tamper(keybox: &Keybox, edit: impl FnOnce(&mut format::KeyboxHeader)) -> Keyb
 fn mac_of(keybox: &Keybox) -> [u8; 32] {
     let value: serde_json::Value = serde_json::from_slice(&keybox.to_bytes()).expect("json");
     let text = value["mac"].as_str().expect("mac field");
-    keyward_core::encoding::from_base64(text).expect("base64").try_into().expect("32 bytes")
+    keyward_core::encoding::from_base64(text)
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes")
 }
 
 #[test]
@@ -58,8 +71,15 @@ fn every_single_bit_flip_is_rejected() {
             Ok(parsed) => {
                 // Never reached today (the checksum catches every flip), but if it were, no
                 // slot may then yield a key.
-                for unlocker in [Unlocker::Keyfile(&kf), Unlocker::Unattended, Unlocker::Passphrase(&pass)] {
-                    assert!(parsed.unlock(&unlocker, None, path()).is_err(), "bit {bit} opened a flipped keybox");
+                for unlocker in [
+                    Unlocker::Keyfile(&kf),
+                    Unlocker::Unattended,
+                    Unlocker::Passphrase(&pass),
+                ] {
+                    assert!(
+                        parsed.unlock(&unlocker, None, path()).is_err(),
+                        "bit {bit} opened a flipped keybox"
+                    );
                 }
             }
         }
@@ -72,9 +92,16 @@ fn a_flip_anywhere_in_a_slot_is_caught_even_with_a_recomputed_checksum() {
     let kf = keyfile(7);
     let wrapped_len = keybox.slots()[0].wrapped_key.len();
     for bit in 0..wrapped_len * 8 {
-        let bad = tamper(&keybox, |h| h.slots[0].wrapped_key[bit / 8] ^= 1 << (bit % 8));
-        let err = bad.unlock(&Unlocker::Keyfile(&kf), None, path()).expect_err("flipped wrapped key must fail");
-        assert!(matches!(err, Error::WrongSecret { .. }), "bit {bit}: {err:?}");
+        let bad = tamper(&keybox, |h| {
+            h.slots[0].wrapped_key[bit / 8] ^= 1 << (bit % 8)
+        });
+        let err = bad
+            .unlock(&Unlocker::Keyfile(&kf), None, path())
+            .expect_err("flipped wrapped key must fail");
+        assert!(
+            matches!(err, Error::WrongSecret { .. }),
+            "bit {bit}: {err:?}"
+        );
     }
 }
 
@@ -82,8 +109,19 @@ fn a_flip_anywhere_in_a_slot_is_caught_even_with_a_recomputed_checksum() {
 fn an_edited_label_fails_the_header_mac() {
     let (keybox, _) = sample();
     let bad = tamper(&keybox, |h| h.label = "edited".into());
-    let err = bad.unlock(&Unlocker::Unattended, None, path()).expect_err("edited header must fail");
-    assert!(matches!(err, Error::Integrity { what: IntegrityFailure::HeaderMac, .. }), "{err:?}");
+    let err = bad
+        .unlock(&Unlocker::Unattended, None, path())
+        .expect_err("edited header must fail");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                what: IntegrityFailure::HeaderMac,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -92,8 +130,19 @@ fn a_deleted_slot_fails_the_header_mac() {
     let bad = tamper(&keybox, |h| {
         h.slots.retain(|s| s.id != SlotId(3));
     });
-    let err = bad.unlock(&Unlocker::Unattended, None, path()).expect_err("deleted slot must be noticed");
-    assert!(matches!(err, Error::Integrity { what: IntegrityFailure::HeaderMac, .. }), "{err:?}");
+    let err = bad
+        .unlock(&Unlocker::Unattended, None, path())
+        .expect_err("deleted slot must be noticed");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                what: IntegrityFailure::HeaderMac,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -107,12 +156,17 @@ fn a_rolled_back_generation_fails_the_header_mac() {
 fn a_weakened_kdf_does_not_open_the_slot() {
     let (keybox, _) = sample();
     let bad = tamper(&keybox, |h| {
-        if let SlotParams::Passphrase { kdf: KdfParams::Argon2id { m_kib, .. } } = &mut h.slots[2].protection {
+        if let SlotParams::Passphrase {
+            kdf: KdfParams::Argon2id { m_kib, .. },
+        } = &mut h.slots[2].protection
+        {
             *m_kib = 8;
         }
     });
     let pass = passphrase("a good passphrase");
-    let err = bad.unlock(&Unlocker::Passphrase(&pass), None, path()).expect_err("downgrade must fail");
+    let err = bad
+        .unlock(&Unlocker::Passphrase(&pass), None, path())
+        .expect_err("downgrade must fail");
     assert!(matches!(err, Error::WrongSecret { .. }), "{err:?}");
 }
 
@@ -121,14 +175,26 @@ fn a_hostile_work_factor_is_refused_before_any_work() {
     let (keybox, _) = sample();
     let bytes = {
         let mut header = keybox.header().clone();
-        if let SlotParams::Passphrase { kdf: KdfParams::Argon2id { m_kib, t, .. } } = &mut header.slots[2].protection {
+        if let SlotParams::Passphrase {
+            kdf: KdfParams::Argon2id { m_kib, t, .. },
+        } = &mut header.slots[2].protection
+        {
             *m_kib = 4 * 1024 * 1024;
             *t = 1000;
         }
         format::encode(&header, &mac_of(&keybox))
     };
     let err = Keybox::parse(&bytes, path()).expect_err("hostile parameters must be refused");
-    assert!(matches!(err, Error::Integrity { what: IntegrityFailure::KdfOutOfBounds(_), .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                what: IntegrityFailure::KdfOutOfBounds(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -136,17 +202,35 @@ fn swapped_wrapped_keys_do_not_open() {
     let (keybox, _) = sample();
     let other = Keybox::create(canary_key(), "other", "kf", &keyfile_secret(7)).expect("create");
     // The same K and the same key file, but another keybox: the binding to the keybox id holds.
-    let bad = tamper(&keybox, |h| h.slots[0].wrapped_key = other.keybox().slots()[0].wrapped_key.clone());
+    let bad = tamper(&keybox, |h| {
+        h.slots[0].wrapped_key = other.keybox().slots()[0].wrapped_key.clone()
+    });
     let kf = keyfile(7);
-    assert!(matches!(bad.unlock(&Unlocker::Keyfile(&kf), None, path()), Err(Error::WrongSecret { .. })));
+    assert!(matches!(
+        bad.unlock(&Unlocker::Keyfile(&kf), None, path()),
+        Err(Error::WrongSecret { .. })
+    ));
 }
 
 #[test]
 fn a_changed_fingerprint_is_a_slot_key_mismatch() {
     let (keybox, _) = sample();
-    let bad = tamper(&keybox, |h| h.fingerprint = keyward_core::Fingerprint::of(b"some other key, not K at all"));
-    let err = bad.unlock(&Unlocker::Unattended, None, path()).expect_err("must fail");
-    assert!(matches!(err, Error::Integrity { what: IntegrityFailure::SlotKeyMismatch(_), .. }), "{err:?}");
+    let bad = tamper(&keybox, |h| {
+        h.fingerprint = keyward_core::Fingerprint::of(b"some other key, not K at all")
+    });
+    let err = bad
+        .unlock(&Unlocker::Unattended, None, path())
+        .expect_err("must fail");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                what: IntegrityFailure::SlotKeyMismatch(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -154,8 +238,14 @@ fn wrong_secrets_are_wrong_secret_errors() {
     let (keybox, _) = sample();
     let wrong_pass = passphrase("not the passphrase");
     let wrong_kf = keyfile(8);
-    for unlocker in [Unlocker::Passphrase(&wrong_pass), Unlocker::Keyfile(&wrong_kf)] {
-        assert!(matches!(keybox.unlock(&unlocker, None, path()), Err(Error::WrongSecret { .. })));
+    for unlocker in [
+        Unlocker::Passphrase(&wrong_pass),
+        Unlocker::Keyfile(&wrong_kf),
+    ] {
+        assert!(matches!(
+            keybox.unlock(&unlocker, None, path()),
+            Err(Error::WrongSecret { .. })
+        ));
     }
     let code = RecoveryCode::generate().expect("rng");
     assert!(matches!(
@@ -169,7 +259,11 @@ fn the_key_comes_back_unchanged_through_every_slot() {
     let (keybox, _) = sample();
     let kf = keyfile(7);
     let pass = passphrase("a good passphrase");
-    for unlocker in [Unlocker::Keyfile(&kf), Unlocker::Unattended, Unlocker::Passphrase(&pass)] {
+    for unlocker in [
+        Unlocker::Keyfile(&kf),
+        Unlocker::Unattended,
+        Unlocker::Passphrase(&pass),
+    ] {
         let unlocked = keybox.unlock(&unlocker, None, path()).expect("opens");
         assert_eq!(unlocked.key().expose(), CANARY_KEY);
     }
@@ -178,11 +272,19 @@ fn the_key_comes_back_unchanged_through_every_slot() {
 #[test]
 fn the_last_slot_cannot_be_removed_and_tokens_go_with_their_slot() {
     let (keybox, _) = sample();
-    let unlocked = keybox.unlock(&Unlocker::Unattended, None, path()).expect("opens");
+    let unlocked = keybox
+        .unlock(&Unlocker::Unattended, None, path())
+        .expect("opens");
     let without_1 = unlocked.remove_slot(SlotId(1)).expect("remove slot 1");
-    assert!(without_1.keybox().header().tokens.is_empty(), "slot 1's token must go with it");
+    assert!(
+        without_1.keybox().header().tokens.is_empty(),
+        "slot 1's token must go with it"
+    );
     let without_2 = without_1.remove_slot(SlotId(2)).expect("remove slot 2");
-    assert!(matches!(without_2.remove_slot(SlotId(3)), Err(Error::LastSlot(SlotId(3)))));
+    assert!(matches!(
+        without_2.remove_slot(SlotId(3)),
+        Err(Error::LastSlot(SlotId(3)))
+    ));
 }
 
 proptest! {

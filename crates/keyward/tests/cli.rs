@@ -1,0 +1,306 @@
+//! Command behaviour: refusals, exit codes, outputs and formats.
+
+mod util;
+
+use std::os::unix::fs::PermissionsExt;
+
+use util::{CANARY_KEY, Dir};
+
+#[test]
+fn every_single_bit_flip_of_the_keybox_is_rejected_by_unlock() {
+    let dir = Dir::new("flips");
+    dir.write("canary.key", CANARY_KEY);
+    dir.keyward()
+        .args([
+            "init",
+            "--with",
+            "keyfile",
+            "--import",
+            "canary.key",
+            "--keyfile",
+            "slot.key",
+        ])
+        .run()
+        .assert_success();
+    let original = dir.read("keybox.json");
+    // The library test flips every bit; through the real binary, one bit in every byte
+    // (rotating through the bit positions) keeps the test to a few seconds.
+    for (i, _) in original.iter().enumerate() {
+        let mut flipped = original.clone();
+        flipped[i] ^= 1 << (i % 8);
+        std::fs::write(dir.keybox(), &flipped).expect("write flipped keybox");
+        let out = dir
+            .keyward()
+            .args(["unlock", "--keyfile", "slot.key", "--out", "out.key"])
+            .run();
+        assert!(
+            out.code() == 3 || out.code() == 4,
+            "a flip at byte {i} must exit 3 or 4{}",
+            out.report()
+        );
+        assert!(
+            !dir.path("out.key").exists(),
+            "no key may be written from a flipped keybox"
+        );
+    }
+    std::fs::write(dir.keybox(), &original).expect("restore");
+    dir.keyward()
+        .args(["unlock", "--keyfile", "slot.key", "--out", "out.key"])
+        .run()
+        .assert_success();
+    assert_eq!(dir.read("out.key"), CANARY_KEY);
+}
+
+#[test]
+fn init_refuses_an_existing_keybox() {
+    let dir = Dir::new("exists");
+    dir.keyward()
+        .args(["init", "--with", "plain"])
+        .run()
+        .assert_success();
+    let before = dir.sha256("keybox.json");
+    dir.keyward()
+        .args(["init", "--with", "plain"])
+        .run()
+        .assert_exit_code(7)
+        .assert_one_line_error();
+    assert_eq!(dir.sha256("keybox.json"), before);
+}
+
+#[test]
+fn a_new_code_with_nowhere_to_go_is_refused_before_anything_changes() {
+    let dir = Dir::new("no-code-dest");
+    let out = dir
+        .keyward()
+        .args(["init", "--with", "recovery-code"])
+        .run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(
+        out.stderr().contains("--code-out"),
+        "the error says what to do{}",
+        out.report()
+    );
+    assert!(!dir.keybox().exists(), "no keybox may be created");
+}
+
+#[test]
+fn code_out_refuses_to_overwrite_and_leaves_nothing_behind() {
+    let dir = Dir::new("code-out");
+    dir.write("code.txt", b"keep me");
+    dir.keyward()
+        .args(["init", "--with", "recovery-code", "--code-out", "code.txt"])
+        .run()
+        .assert_exit_code(7);
+    assert_eq!(dir.read("code.txt"), b"keep me");
+    assert!(!dir.keybox().exists());
+}
+
+#[test]
+fn the_last_slot_cannot_be_removed() {
+    let dir = Dir::new("last-slot");
+    dir.keyward()
+        .args(["init", "--with", "plain"])
+        .run()
+        .assert_success();
+    dir.keyward()
+        .args(["remove", "1"])
+        .run()
+        .assert_exit_code(9)
+        .assert_one_line_error();
+}
+
+#[test]
+fn unlock_never_overwrites_without_force() {
+    let dir = Dir::new("force");
+    dir.write("canary.key", CANARY_KEY);
+    dir.keyward()
+        .args(["init", "--with", "plain", "--import", "canary.key"])
+        .run()
+        .assert_success();
+    dir.write("out.key", b"precious");
+    dir.keyward()
+        .args(["unlock", "--out", "out.key"])
+        .run()
+        .assert_exit_code(7)
+        .assert_one_line_error();
+    assert_eq!(dir.read("out.key"), b"precious");
+    dir.keyward()
+        .args(["unlock", "--out", "out.key", "--force"])
+        .run()
+        .assert_success();
+    assert_eq!(dir.read("out.key"), CANARY_KEY);
+    assert_eq!(dir.mode("out.key"), 0o600);
+}
+
+#[test]
+fn unlock_formats() {
+    let dir = Dir::new("formats");
+    dir.write("canary.key", CANARY_KEY);
+    dir.keyward()
+        .args(["init", "--with", "plain", "--import", "canary.key"])
+        .run()
+        .assert_success();
+    let hex = dir
+        .keyward()
+        .args(["unlock", "--out", "-", "--format", "hex"])
+        .run();
+    let expected: String = CANARY_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex.stdout(), format!("{expected}\n"));
+    let b64 = dir
+        .keyward()
+        .args(["unlock", "--out", "-", "--format", "base64"])
+        .run();
+    assert_eq!(
+        b64.stdout().trim(),
+        "Q0FOQVJZLUsta2V5d2FyZC0wMTIzNDU2Nzg5YWJjZGU="
+    );
+}
+
+#[test]
+fn a_keybox_others_can_write_is_refused() {
+    let dir = Dir::new("perms");
+    dir.keyward()
+        .args(["init", "--with", "plain"])
+        .run()
+        .assert_success();
+    std::fs::set_permissions(dir.keybox(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = dir.keyward().args(["list"]).run();
+    out.assert_exit_code(9).assert_one_line_error();
+    assert!(
+        out.stderr().contains("chmod go-w"),
+        "the error says how to fix it{}",
+        out.report()
+    );
+}
+
+#[test]
+fn missing_keybox_is_not_found() {
+    let dir = Dir::new("missing");
+    let out = dir.keyward().args(["list"]).run();
+    out.assert_exit_code(6).assert_one_line_error();
+    assert!(out.stderr().contains("keyward init"), "{}", out.report());
+}
+
+#[test]
+fn list_says_a_plain_slot_is_protected_by_permissions_only() {
+    let dir = Dir::new("list-plain");
+    dir.keyward()
+        .args(["init", "--with", "plain"])
+        .run()
+        .assert_success();
+    let out = dir.keyward().args(["list"]).run();
+    out.assert_success();
+    assert!(out.stdout().contains("UNATTENDED"), "{}", out.report());
+    let json = dir.keyward().args(["list", "--json"]).run();
+    let value: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json");
+    assert_eq!(
+        value["slots"][0]["protected_by_file_permissions_only"],
+        true
+    );
+    assert!(
+        !json.stdout().contains("kek"),
+        "a plain slot's stored key is never printed"
+    );
+}
+
+#[test]
+fn no_secret_and_no_terminal_is_a_usage_error() {
+    let dir = Dir::new("no-secret");
+    dir.init_with_code();
+    let out = dir.keyward().args(["unlock", "--out", "k"]).run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(!dir.path("k").exists());
+}
+
+#[test]
+fn rotate_keeps_the_key_and_kills_the_old_code() {
+    let dir = Dir::new("rotate");
+    let old = dir.init_with_code();
+    dir.enroll_passphrase();
+    let fp = dir.keyward().args(["fingerprint"]).run().stdout();
+    dir.keyward()
+        .args([
+            "rotate",
+            "1",
+            "--unlock-passphrase-file",
+            "pass.txt",
+            "--code-out",
+            "new.txt",
+        ])
+        .run()
+        .assert_success();
+    assert_eq!(
+        dir.keyward().args(["fingerprint"]).run().stdout(),
+        fp,
+        "the key's fingerprint never changes"
+    );
+    dir.write("old.txt", old.as_bytes());
+    dir.keyward()
+        .args(["unlock", "--code-file", "old.txt", "--out", "k"])
+        .run()
+        .assert_exit_code(3);
+    dir.keyward()
+        .args(["unlock", "--code-file", "new.txt", "--out", "k"])
+        .run()
+        .assert_success();
+    assert_eq!(dir.read("k"), CANARY_KEY);
+}
+
+#[test]
+fn verify_fails_on_a_tampered_keybox() {
+    let dir = Dir::new("verify");
+    dir.keyward()
+        .args(["init", "--with", "plain"])
+        .run()
+        .assert_success();
+    dir.keyward().args(["verify"]).run().assert_success();
+    let mut bytes = dir.read("keybox.json");
+    let at = bytes.iter().position(|b| *b == b'"').expect("a quote");
+    bytes[at + 1] ^= 0x01;
+    std::fs::write(dir.keybox(), &bytes).expect("write");
+    dir.keyward()
+        .args(["verify"])
+        .run()
+        .assert_exit_code(4)
+        .assert_one_line_error();
+}
+
+#[test]
+fn help_completions_and_man_page_come_from_the_definitions() {
+    let dir = Dir::new("help");
+    let help = dir.keyward().args(["--help"]).run();
+    help.assert_success();
+    for command in [
+        "init",
+        "enroll",
+        "remove",
+        "rotate",
+        "list",
+        "fingerprint",
+        "verify",
+        "unlock",
+        "demo",
+    ] {
+        assert!(
+            help.stdout().contains(command),
+            "--help lists {command}{}",
+            help.report()
+        );
+    }
+    let bash = dir.keyward().args(["completions", "bash"]).run();
+    assert!(bash.stdout().contains("keyward"), "{}", bash.report());
+    let man = dir.keyward().args(["man"]).run();
+    assert!(man.stdout().contains(".TH keyward"), "{}", man.report());
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let dir = Dir::new("demo");
+    let out = dir.keyward().args(["demo"]).run();
+    out.assert_success();
+    assert!(
+        out.stdout().contains("All steps went as expected."),
+        "{}",
+        out.report()
+    );
+}

@@ -1,0 +1,318 @@
+//! Test harness in the style of ripgrep's tests/util.rs: every test gets a fresh private folder
+//! and runs the real `keyward` binary; a failed assertion prints the command, the folder's
+//! listing, the exit status, stdout and stderr, so a CI log alone explains the failure.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+
+/// The canary key: recognisable bytes that must never appear in any output or store.
+pub const CANARY_KEY: &[u8; 32] = b"CANARY-K-keyward-0123456789abcde";
+/// The canary passphrase.
+pub const CANARY_PASSPHRASE: &str = "CANARY-P-correct-horse-battery";
+
+/// A fresh folder for one test.
+pub struct Dir {
+    temp: tempfile::TempDir,
+}
+
+impl Dir {
+    /// A new private folder (mode 0700).
+    pub fn new(name: &str) -> Dir {
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("keyward-test-{name}-"))
+            .tempdir()
+            .expect("tempdir");
+        Dir { temp }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// A path inside the folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.temp.path().join(rel)
+    }
+
+    /// The default keybox of this folder's commands.
+    pub fn keybox(&self) -> PathBuf {
+        self.path("keybox.json")
+    }
+
+    /// Writes a file (mode 0600).
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::write(&path, bytes).expect("write test file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path
+    }
+
+    /// Reads a file.
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel))
+            .unwrap_or_else(|e| panic!("read {rel}: {e}\n{}", self.listing()))
+    }
+
+    /// SHA-256 of a file, hex.
+    pub fn sha256(&self, rel: &str) -> String {
+        Sha256::digest(self.read(rel))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Mode bits of a file.
+    pub fn mode(&self, rel: &str) -> u32 {
+        std::fs::metadata(self.path(rel))
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    /// A `keyward` command run in this folder, with its keybox and HOME here.
+    pub fn keyward(&self) -> TestCommand {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        cmd.current_dir(self.root())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root())
+            .env("KEYWARD_KEYBOX", self.keybox());
+        // SAFETY: setsid is async-signal-safe; it detaches the child from any controlling
+        // terminal, so prompts are impossible and every test is as non-interactive as CI.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        TestCommand {
+            cmd,
+            stdin: None,
+            dir: self.root().to_path_buf(),
+        }
+    }
+
+    /// A recursive listing, for failure messages.
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        list(self.root(), self.root(), &mut out);
+        out
+    }
+
+    /// `init` with a fresh recovery code in `code.txt`, importing the canary key.
+    pub fn init_with_code(&self) -> String {
+        self.write("canary.key", CANARY_KEY);
+        self.keyward()
+            .args([
+                "init",
+                "--with",
+                "recovery-code",
+                "--import",
+                "canary.key",
+                "--code-out",
+                "code.txt",
+            ])
+            .run()
+            .assert_success();
+        String::from_utf8(self.read("code.txt")).expect("code is text")
+    }
+
+    /// Adds a passphrase slot with the canary passphrase (cheap KDF), authorised by code.txt.
+    pub fn enroll_passphrase(&self) {
+        self.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
+        self.keyward()
+            .args([
+                "enroll",
+                "passphrase",
+                "--label",
+                "pass",
+                "--unlock-code-file",
+                "code.txt",
+            ])
+            .args([
+                "--passphrase-file",
+                "pass.txt",
+                "--kdf-time-ms",
+                "20",
+                "--kdf-memory-mib",
+                "8",
+            ])
+            .run()
+            .assert_success();
+    }
+}
+
+fn list(root: &Path, dir: &Path, out: &mut String) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let meta = entry.metadata().ok();
+        let mode = meta.as_ref().map_or(0, |m| m.permissions().mode() & 0o7777);
+        let len = meta.as_ref().map_or(0, |m| m.len());
+        let _ = writeln!(
+            out,
+            "  {:o} {:>7} {}",
+            mode,
+            len,
+            path.strip_prefix(root).unwrap_or(&path).display()
+        );
+        if path.is_dir() {
+            list(root, &path, out);
+        }
+    }
+}
+
+/// A command about to run.
+pub struct TestCommand {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    dir: PathBuf,
+}
+
+impl TestCommand {
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Feeds bytes on stdin.
+    pub fn stdin(mut self, bytes: &[u8]) -> Self {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// Starts without waiting.
+    pub fn spawn(mut self) -> (Child, String) {
+        let line = format!("{:?}", self.cmd);
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        (self.cmd.spawn().expect("spawn keyward"), line)
+    }
+
+    /// Runs to completion.
+    pub fn run(mut self) -> Outcome {
+        let line = format!("{:?}", self.cmd);
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let output = match self.stdin.take() {
+            None => self.cmd.stdin(Stdio::null()).output().expect("run keyward"),
+            Some(bytes) => {
+                let mut child = self
+                    .cmd
+                    .stdin(Stdio::piped())
+                    .spawn()
+                    .expect("spawn keyward");
+                {
+                    use std::io::Write;
+                    let mut stdin = child.stdin.take().expect("stdin");
+                    stdin.write_all(&bytes).expect("feed stdin");
+                }
+                child.wait_with_output().expect("wait")
+            }
+        };
+        Outcome {
+            output,
+            line,
+            dir: self.dir,
+        }
+    }
+}
+
+/// A finished command.
+pub struct Outcome {
+    /// Its output.
+    pub output: Output,
+    line: String,
+    dir: PathBuf,
+}
+
+impl Outcome {
+    /// Wraps a spawned child's output.
+    pub fn from_child(child: Child, line: String, dir: &Path) -> Outcome {
+        Outcome {
+            output: child.wait_with_output().expect("wait"),
+            line,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Stdout as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// Stderr as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The exit code (-1 if killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    /// Everything about the run, for a failure message.
+    pub fn report(&self) -> String {
+        let mut listing = String::new();
+        list(&self.dir, &self.dir, &mut listing);
+        format!(
+            "\n--- command\n{}\n--- folder {}\n{}--- exit status\n{}\n--- stdout\n{}\n--- stderr\n{}\n",
+            self.line,
+            self.dir.display(),
+            listing,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Panics with the report unless the exit code is `code`.
+    pub fn assert_exit_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "expected exit code {code}{}",
+            self.report()
+        );
+        self
+    }
+
+    /// Panics with the report unless the command succeeded.
+    pub fn assert_success(&self) -> &Self {
+        self.assert_exit_code(0)
+    }
+
+    /// Panics unless stderr is exactly one line (the contract for failures).
+    pub fn assert_one_line_error(&self) -> &Self {
+        let stderr = self.stderr();
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "a failure prints exactly one line on stderr{}",
+            self.report()
+        );
+        assert!(
+            stderr.starts_with("keyward: error: "),
+            "the line names keyward{}",
+            self.report()
+        );
+        self
+    }
+}

@@ -141,8 +141,15 @@ impl fmt::Debug for RecoveryCode {
     }
 }
 
+/// Longest word worth suggesting neighbours for; list words have at most 9 letters, and edit
+/// distance over long junk would only cost time.
+const MAX_SUGGESTABLE_LEN: usize = 16;
+
 /// The three list words closest to `typed` by edit distance (ties broken alphabetically).
 fn nearest_words(typed: &str) -> Vec<String> {
+    if typed.chars().count() > MAX_SUGGESTABLE_LEN {
+        return Vec::new();
+    }
     let mut scored: Vec<(usize, &str)> = words()
         .iter()
         .map(|w| (edit_distance(typed, w), *w))

@@ -84,3 +84,163 @@ pub fn usage(message: impl Into<String>) -> CliError {
 
 /// The CLI's result type.
 pub type CliResult<T = ()> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use keyward_core::{IntegrityFailure, SlotId, SlotKind};
+
+    use super::*;
+
+    const README: &str = include_str!("../../../README.md");
+
+    /// The README's exit-code table, as (code, meaning) rows.
+    fn readme_table() -> Vec<(u8, String)> {
+        README
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.parse::<u8>().ok()?;
+                Some((code, cells.get(2)?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_exit_code_is_in_the_readme_with_its_meaning() {
+        let table = readme_table();
+        let expected = [
+            (ExitCode::Ok, "ok"),
+            (ExitCode::Internal, "internal error"),
+            (ExitCode::Usage, "usage"),
+            (ExitCode::AuthenticationFailed, "authentication failed"),
+            (ExitCode::Integrity, "integrity failure"),
+            (ExitCode::FingerprintMismatch, "fingerprint mismatch"),
+            (ExitCode::NotFound, "not found"),
+            (ExitCode::Conflict, "conflict"),
+            (ExitCode::Unavailable, "unavailable"),
+            (ExitCode::Refused, "refused by policy"),
+        ];
+        assert_eq!(
+            table.len(),
+            expected.len(),
+            "the README table has one row per exit code"
+        );
+        for (code, meaning) in expected {
+            let row = table.iter().find(|(c, _)| *c == code as u8);
+            let text = row
+                .map(|(_, m)| m.as_str())
+                .unwrap_or_else(|| panic!("README lacks exit code {}", code as u8));
+            assert!(
+                text.starts_with(meaning),
+                "README row {}: `{text}` should start with `{meaning}`",
+                code as u8
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_variant_maps_to_its_documented_code() {
+        let path = PathBuf::from("k");
+        let io = |kind| std::io::Error::from(kind);
+        let cases: Vec<(CliError, ExitCode)> = vec![
+            (
+                CoreError::WrongSecret { tried: "x".into() }.into(),
+                ExitCode::AuthenticationFailed,
+            ),
+            (
+                CoreError::BadRecoveryCode(keyward_core::recovery_code::CodeError::WordCount {
+                    found: 3,
+                })
+                .into(),
+                ExitCode::AuthenticationFailed,
+            ),
+            (
+                CoreError::Integrity {
+                    path: path.clone(),
+                    what: IntegrityFailure::Checksum,
+                }
+                .into(),
+                ExitCode::Integrity,
+            ),
+            (
+                CoreError::FingerprintMismatch {
+                    expected: "a".into(),
+                    found: "b".into(),
+                }
+                .into(),
+                ExitCode::FingerprintMismatch,
+            ),
+            (
+                CoreError::KeyboxNotFound(path.clone()).into(),
+                ExitCode::NotFound,
+            ),
+            (
+                CoreError::SlotNotFound("2".into()).into(),
+                ExitCode::NotFound,
+            ),
+            (
+                CoreError::NoSlotOfKind(SlotKind::Passphrase).into(),
+                ExitCode::NotFound,
+            ),
+            (CoreError::NoUnattendedSlot.into(), ExitCode::Usage),
+            (
+                CoreError::KeyboxExists(path.clone()).into(),
+                ExitCode::Conflict,
+            ),
+            (CoreError::LockHeld(path.clone()).into(), ExitCode::Conflict),
+            (
+                CoreError::ConcurrentChange {
+                    path: path.clone(),
+                    expected: 1,
+                    found: 2,
+                }
+                .into(),
+                ExitCode::Conflict,
+            ),
+            (
+                CoreError::OutputExists(path.clone()).into(),
+                ExitCode::Conflict,
+            ),
+            (
+                CoreError::InsecurePermissions {
+                    path: path.clone(),
+                    problem: "p",
+                    fix: "f".into(),
+                }
+                .into(),
+                ExitCode::Refused,
+            ),
+            (CoreError::LastSlot(SlotId(1)).into(), ExitCode::Refused),
+            (CoreError::InvalidInput("x".into()).into(), ExitCode::Usage),
+            (CoreError::Random("x".into()).into(), ExitCode::Internal),
+            (
+                CoreError::io("cannot read", &path, io(std::io::ErrorKind::NotFound)).into(),
+                ExitCode::NotFound,
+            ),
+            (
+                CoreError::io(
+                    "cannot read",
+                    &path,
+                    io(std::io::ErrorKind::PermissionDenied),
+                )
+                .into(),
+                ExitCode::Internal,
+            ),
+            (CliError::Usage("x".into()), ExitCode::Usage),
+            (
+                CliError::Output(io(std::io::ErrorKind::BrokenPipe)),
+                ExitCode::Internal,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error:?}");
+            let message = error.to_string();
+            assert!(
+                !message.is_empty() && !message.contains('\n'),
+                "one-line message for {error:?}: {message}"
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod hardening;
 mod new_secret;
 mod output;
 mod secret_input;
@@ -19,6 +20,7 @@ use crate::context::Context;
 use crate::exit::{CliResult, ExitCode};
 
 fn main() -> std::process::ExitCode {
+    hardening::harden_process();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),

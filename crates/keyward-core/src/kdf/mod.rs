@@ -3,6 +3,8 @@
 //! exists is one keyward is willing to run: a hostile work factor read from a file is an
 //! integrity error, never a ten-minute stall or an out-of-memory kill.
 
+mod argon2_memory;
+
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -118,8 +120,10 @@ impl KdfParams {
             KdfParams::Argon2id { m_kib, t, p, salt } => {
                 let params = argon2::Params::new(*m_kib, *t, *p, Some(out.len()))
                     .map_err(|e| fail(e.to_string()))?;
+                let mut memory = argon2_memory::Argon2Memory::new(params.block_count())
+                    .ok_or_else(|| fail(format!("cannot map {m_kib} KiB for argon2id")))?;
                 argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-                    .hash_password_into(secret, salt, out)
+                    .hash_password_into_with_memory(secret, salt, out, memory.as_mut_slice())
                     .map_err(|e| fail(e.to_string()))
             }
             KdfParams::Scrypt { log_n, r, p, salt } => {

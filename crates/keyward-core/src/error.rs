@@ -53,7 +53,7 @@ pub enum Error {
 
     /// Nothing given and no slot opens without a secret.
     #[error(
-        "no slot opens without a secret; give --code-file, --passphrase-file or --keyfile, or run on a terminal"
+        "no slot opens without a secret; pass the code, passphrase or key file with its file option (see --help), or run on a terminal"
     )]
     NoUnattendedSlot,
 

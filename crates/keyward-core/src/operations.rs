@@ -40,13 +40,13 @@ pub fn enroll(
     label: &str,
     secret: &SlotSecret,
 ) -> Result<(UnlockedKeybox, SlotId)> {
-    let mut new_id = None;
+    let mut new_id = SlotId(0);
     let next = store.update(|current| {
         let (next, id) = auth.open(store, current)?.add_slot(label, secret)?;
-        new_id = Some(id);
+        new_id = id;
         Ok(next)
     })?;
-    Ok((next, new_id.unwrap_or(SlotId(0))))
+    Ok((next, new_id))
 }
 
 /// Removes slot `target` (an id or label). Refuses the last slot.

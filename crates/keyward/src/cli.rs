@@ -74,6 +74,28 @@ pub enum KindArg {
     Plain,
 }
 
+impl From<KindArg> for keyward_core::SlotKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::RecoveryCode => keyward_core::SlotKind::RecoveryCode,
+            KindArg::Passphrase => keyward_core::SlotKind::Passphrase,
+            KindArg::Keyfile => keyward_core::SlotKind::Keyfile,
+            KindArg::Plain => keyward_core::SlotKind::Plain,
+        }
+    }
+}
+
+impl From<keyward_core::SlotKind> for KindArg {
+    fn from(kind: keyward_core::SlotKind) -> Self {
+        match kind {
+            keyward_core::SlotKind::RecoveryCode => KindArg::RecoveryCode,
+            keyward_core::SlotKind::Passphrase => KindArg::Passphrase,
+            keyward_core::SlotKind::Keyfile => KindArg::Keyfile,
+            keyward_core::SlotKind::Plain => KindArg::Plain,
+        }
+    }
+}
+
 /// Where a new slot's secret comes from.
 #[derive(Debug, Args)]
 pub struct NewSecretArgs {

@@ -14,6 +14,9 @@ pub enum CliError {
     /// The command was called in a way that cannot work.
     #[error("{0}")]
     Usage(String),
+    /// A check of keyward's own (the demo's) did not hold.
+    #[error("{0}")]
+    Failed(String),
     /// Writing our own output (stdout) failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -51,7 +54,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Usage(_) => ExitCode::Usage,
-            CliError::Output(_) => ExitCode::Internal,
+            CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
             CliError::Core(e) => match e {
                 CoreError::WrongSecret { .. } | CoreError::BadRecoveryCode(_) => {
                     ExitCode::AuthenticationFailed
@@ -229,6 +232,7 @@ mod tests {
                 ExitCode::Internal,
             ),
             (CliError::Usage("x".into()), ExitCode::Usage),
+            (CliError::Failed("x".into()), ExitCode::Internal),
             (
                 CliError::Output(io(std::io::ErrorKind::BrokenPipe)),
                 ExitCode::Internal,

@@ -43,7 +43,7 @@ impl NewSecret {
         let misplaced = |opt: &str| {
             usage(format!(
                 "{opt} does not apply to a {} slot",
-                kind_name(kind)
+                keyward_core::SlotKind::from(kind)
             ))
         };
         if kind != KindArg::RecoveryCode && args.code_out.is_some() {
@@ -110,15 +110,6 @@ impl NewSecret {
         if let Some(path) = &self.created_keyfile {
             let _ = std::fs::remove_file(path);
         }
-    }
-}
-
-fn kind_name(kind: KindArg) -> &'static str {
-    match kind {
-        KindArg::RecoveryCode => "recovery-code",
-        KindArg::Passphrase => "passphrase",
-        KindArg::Keyfile => "keyfile",
-        KindArg::Plain => "plain",
     }
 }
 

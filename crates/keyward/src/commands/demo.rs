@@ -58,7 +58,7 @@ impl Demo {
             }
         );
         if !ok {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Failed(format!(
                 "demo step {} ({what}) did not go as expected",
                 self.step
             )));
@@ -228,7 +228,7 @@ fn walk(d: &mut Demo) -> CliResult {
     d.run("Print the fingerprint", &["fingerprint"], Expect::Success)?;
     if !same || d.path("should-not-exist.bin").exists() || !Path::new(&d.path("key-3.bin")).exists()
     {
-        return Err(CliError::Usage("the demo's checks did not hold".into()));
+        return Err(CliError::Failed("the demo's checks did not hold".into()));
     }
     Ok(())
 }

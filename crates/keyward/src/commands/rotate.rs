@@ -17,12 +17,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     let target = current.find_slot(&args.slot)?.clone();
     let reader = SecretReader::new();
     let tries = attempts(&args.auth, &current, &reader)?;
-    let kind = match target.protection.kind() {
-        keyward_core::SlotKind::RecoveryCode => KindArg::RecoveryCode,
-        keyward_core::SlotKind::Passphrase => KindArg::Passphrase,
-        keyward_core::SlotKind::Keyfile => KindArg::Keyfile,
-        keyward_core::SlotKind::Plain => KindArg::Plain,
-    };
+    let kind = KindArg::from(target.protection.kind());
     let new = NewSecret::prepare(kind, &args.secret, &reader)?;
     let next = with_first_that_opens(&tries, |auth| {
         operations::rotate(&store, auth, &args.slot, &new.secret)

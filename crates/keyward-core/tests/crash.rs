@@ -19,6 +19,14 @@ struct Secrets {
 }
 
 impl Secrets {
+    /// Authorisation by the old recovery code, on whichever slot it opens.
+    fn old_code_auth(&self) -> Authorization<'_> {
+        Authorization {
+            unlocker: Unlocker::RecoveryCode(&self.old_code),
+            slot: None,
+        }
+    }
+
     fn new() -> Self {
         Secrets {
             old_code: RecoveryCode::generate().expect("rng"),
@@ -57,10 +65,7 @@ fn base_files(secrets: &Secrets) -> Files {
         &code_secret(&secrets.old_code),
     )
     .expect("init");
-    let auth = Authorization {
-        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
-        slot: None,
-    };
+    let auth = secrets.old_code_auth();
     operations::enroll(&store, &auth, "kf", &keyfile_secret(1)).expect("enroll");
     sim.files()
 }
@@ -144,7 +149,7 @@ fn labels(keybox: &Keybox) -> Vec<String> {
 #[test]
 fn c5_crash_at_every_step_of_init() {
     let secrets = Secrets::new();
-    let steps = crash_at_every_step(
+    crash_at_every_step(
         &Files::new(),
         |store| {
             operations::init(
@@ -165,16 +170,12 @@ fn c5_crash_at_every_step_of_init() {
             }
         },
     );
-    println!("init: {steps} steps");
 }
 
 #[test]
 fn c5_crash_at_every_step_of_enroll() {
     let secrets = Secrets::new();
-    let auth = Authorization {
-        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
-        slot: None,
-    };
+    let auth = secrets.old_code_auth();
     crash_at_every_step(
         &base_files(&secrets),
         |store| {
@@ -204,10 +205,7 @@ fn c5_crash_at_every_step_of_enroll() {
 #[test]
 fn c5_crash_at_every_step_of_remove() {
     let secrets = Secrets::new();
-    let auth = Authorization {
-        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
-        slot: None,
-    };
+    let auth = secrets.old_code_auth();
     crash_at_every_step(
         &base_files(&secrets),
         |store| operations::remove(store, &auth, "kf").map(drop),
@@ -261,10 +259,7 @@ fn a_stale_generation_is_refused_by_compare_and_swap() {
     let sim = sim_with(&base_files(&secrets));
     let store = Store::new(&sim, sim_path());
     let before = store.load().expect("load");
-    let auth = Authorization {
-        unlocker: Unlocker::RecoveryCode(&secrets.old_code),
-        slot: None,
-    };
+    let auth = secrets.old_code_auth();
     operations::enroll(
         &store,
         &auth,

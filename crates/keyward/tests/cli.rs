@@ -10,18 +10,15 @@ use util::{CANARY_KEY, Dir};
 fn every_single_bit_flip_of_the_keybox_is_rejected_by_unlock() {
     let dir = Dir::new("flips");
     dir.write("canary.key", CANARY_KEY);
-    dir.keyward()
-        .args([
-            "init",
-            "--with",
-            "keyfile",
-            "--import",
-            "canary.key",
-            "--keyfile",
-            "slot.key",
-        ])
-        .run()
-        .assert_success();
+    dir.ok([
+        "init",
+        "--with",
+        "keyfile",
+        "--import",
+        "canary.key",
+        "--keyfile",
+        "slot.key",
+    ]);
     let original = dir.read("keybox.json");
     // The library test flips every bit; through the real binary, one bit in every byte
     // (rotating through the bit positions) keeps the test to a few seconds.
@@ -44,20 +41,14 @@ fn every_single_bit_flip_of_the_keybox_is_rejected_by_unlock() {
         );
     }
     std::fs::write(dir.keybox(), &original).expect("restore");
-    dir.keyward()
-        .args(["unlock", "--keyfile", "slot.key", "--out", "out.key"])
-        .run()
-        .assert_success();
+    dir.ok(["unlock", "--keyfile", "slot.key", "--out", "out.key"]);
     assert_eq!(dir.read("out.key"), CANARY_KEY);
 }
 
 #[test]
 fn init_refuses_an_existing_keybox() {
     let dir = Dir::new("exists");
-    dir.keyward()
-        .args(["init", "--with", "plain"])
-        .run()
-        .assert_success();
+    dir.ok(["init", "--with", "plain"]);
     let before = dir.sha256("keybox.json");
     dir.keyward()
         .args(["init", "--with", "plain"])
@@ -98,10 +89,7 @@ fn code_out_refuses_to_overwrite_and_leaves_nothing_behind() {
 #[test]
 fn the_last_slot_cannot_be_removed() {
     let dir = Dir::new("last-slot");
-    dir.keyward()
-        .args(["init", "--with", "plain"])
-        .run()
-        .assert_success();
+    dir.ok(["init", "--with", "plain"]);
     dir.keyward()
         .args(["remove", "1"])
         .run()
@@ -112,11 +100,7 @@ fn the_last_slot_cannot_be_removed() {
 #[test]
 fn unlock_never_overwrites_without_force() {
     let dir = Dir::new("force");
-    dir.write("canary.key", CANARY_KEY);
-    dir.keyward()
-        .args(["init", "--with", "plain", "--import", "canary.key"])
-        .run()
-        .assert_success();
+    dir.init_plain_canary();
     dir.write("out.key", b"precious");
     dir.keyward()
         .args(["unlock", "--out", "out.key"])
@@ -124,10 +108,7 @@ fn unlock_never_overwrites_without_force() {
         .assert_exit_code(7)
         .assert_one_line_error();
     assert_eq!(dir.read("out.key"), b"precious");
-    dir.keyward()
-        .args(["unlock", "--out", "out.key", "--force"])
-        .run()
-        .assert_success();
+    dir.ok(["unlock", "--out", "out.key", "--force"]);
     assert_eq!(dir.read("out.key"), CANARY_KEY);
     assert_eq!(dir.mode("out.key"), 0o600);
 }
@@ -135,11 +116,7 @@ fn unlock_never_overwrites_without_force() {
 #[test]
 fn unlock_formats() {
     let dir = Dir::new("formats");
-    dir.write("canary.key", CANARY_KEY);
-    dir.keyward()
-        .args(["init", "--with", "plain", "--import", "canary.key"])
-        .run()
-        .assert_success();
+    dir.init_plain_canary();
     let hex = dir
         .keyward()
         .args(["unlock", "--out", "-", "--format", "hex"])
@@ -159,10 +136,7 @@ fn unlock_formats() {
 #[test]
 fn a_keybox_others_can_write_is_refused() {
     let dir = Dir::new("perms");
-    dir.keyward()
-        .args(["init", "--with", "plain"])
-        .run()
-        .assert_success();
+    dir.ok(["init", "--with", "plain"]);
     std::fs::set_permissions(dir.keybox(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let out = dir.keyward().args(["list"]).run();
     out.assert_exit_code(9).assert_one_line_error();
@@ -184,10 +158,7 @@ fn missing_keybox_is_not_found() {
 #[test]
 fn list_says_a_plain_slot_is_protected_by_permissions_only() {
     let dir = Dir::new("list-plain");
-    dir.keyward()
-        .args(["init", "--with", "plain"])
-        .run()
-        .assert_success();
+    dir.ok(["init", "--with", "plain"]);
     let out = dir.keyward().args(["list"]).run();
     out.assert_success();
     assert!(out.stdout().contains("UNATTENDED"), "{}", out.report());
@@ -218,17 +189,14 @@ fn rotate_keeps_the_key_and_kills_the_old_code() {
     let old = dir.init_with_code();
     dir.enroll_passphrase();
     let fp = dir.keyward().args(["fingerprint"]).run().stdout();
-    dir.keyward()
-        .args([
-            "rotate",
-            "1",
-            "--unlock-passphrase-file",
-            "pass.txt",
-            "--code-out",
-            "new.txt",
-        ])
-        .run()
-        .assert_success();
+    dir.ok([
+        "rotate",
+        "1",
+        "--unlock-passphrase-file",
+        "pass.txt",
+        "--code-out",
+        "new.txt",
+    ]);
     assert_eq!(
         dir.keyward().args(["fingerprint"]).run().stdout(),
         fp,
@@ -239,21 +207,15 @@ fn rotate_keeps_the_key_and_kills_the_old_code() {
         .args(["unlock", "--code-file", "old.txt", "--out", "k"])
         .run()
         .assert_exit_code(3);
-    dir.keyward()
-        .args(["unlock", "--code-file", "new.txt", "--out", "k"])
-        .run()
-        .assert_success();
+    dir.ok(["unlock", "--code-file", "new.txt", "--out", "k"]);
     assert_eq!(dir.read("k"), CANARY_KEY);
 }
 
 #[test]
 fn verify_fails_on_a_tampered_keybox() {
     let dir = Dir::new("verify");
-    dir.keyward()
-        .args(["init", "--with", "plain"])
-        .run()
-        .assert_success();
-    dir.keyward().args(["verify"]).run().assert_success();
+    dir.ok(["init", "--with", "plain"]);
+    dir.ok(["verify"]);
     let mut bytes = dir.read("keybox.json");
     let at = bytes.iter().position(|b| *b == b'"').expect("a quote");
     bytes[at + 1] ^= 0x01;

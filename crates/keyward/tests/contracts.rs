@@ -63,11 +63,7 @@ fn c1_import_source_is_byte_identical_after_every_command() {
         .stdin(CANARY_KEY)
         .run()
         .assert_success();
-    other
-        .keyward()
-        .args(["unlock", "--out", "k"])
-        .run()
-        .assert_success();
+    other.ok(["unlock", "--out", "k"]);
     assert_eq!(other.read("k"), CANARY_KEY);
 }
 
@@ -78,17 +74,14 @@ fn c3_wrong_secret_fails_closed_with_no_output_file() {
     let dir = Dir::new("c3");
     dir.init_with_code();
     dir.enroll_passphrase();
-    dir.keyward()
-        .args([
-            "enroll",
-            "keyfile",
-            "--keyfile",
-            "slot.key",
-            "--unlock-code-file",
-            "code.txt",
-        ])
-        .run()
-        .assert_success();
+    dir.ok([
+        "enroll",
+        "keyfile",
+        "--keyfile",
+        "slot.key",
+        "--unlock-code-file",
+        "code.txt",
+    ]);
     let keybox_before = dir.sha256("keybox.json");
 
     // A valid-looking code that is not this keybox's.
@@ -294,11 +287,7 @@ fn c4_canary_secrets_never_reach_output_or_the_keybox() {
 #[test]
 fn c5_two_processes_enrolling_at_once_lose_nothing() {
     let dir = Dir::new("c5-concurrent");
-    dir.write("canary.key", CANARY_KEY);
-    dir.keyward()
-        .args(["init", "--with", "plain", "--import", "canary.key"])
-        .run()
-        .assert_success();
+    dir.init_plain_canary();
     let mut expected_slots = 1;
     for round in 0..4 {
         let a = dir

@@ -101,6 +101,23 @@ impl Dir {
         }
     }
 
+    /// Runs `keyward ARGS` and asserts it succeeded.
+    pub fn ok<I, S>(&self, args: I) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out = self.keyward().args(args).run();
+        out.assert_success();
+        out
+    }
+
+    /// `init` with a plain slot, importing the canary key.
+    pub fn init_plain_canary(&self) {
+        self.write("canary.key", CANARY_KEY);
+        self.ok(["init", "--with", "plain", "--import", "canary.key"]);
+    }
+
     /// A recursive listing, for failure messages.
     pub fn listing(&self) -> String {
         let mut out = String::new();
@@ -111,18 +128,15 @@ impl Dir {
     /// `init` with a fresh recovery code in `code.txt`, importing the canary key.
     pub fn init_with_code(&self) -> String {
         self.write("canary.key", CANARY_KEY);
-        self.keyward()
-            .args([
-                "init",
-                "--with",
-                "recovery-code",
-                "--import",
-                "canary.key",
-                "--code-out",
-                "code.txt",
-            ])
-            .run()
-            .assert_success();
+        self.ok([
+            "init",
+            "--with",
+            "recovery-code",
+            "--import",
+            "canary.key",
+            "--code-out",
+            "code.txt",
+        ]);
         String::from_utf8(self.read("code.txt")).expect("code is text")
     }
 

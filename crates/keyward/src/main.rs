@@ -21,13 +21,40 @@ use crate::exit::{CliResult, ExitCode};
 
 fn main() -> std::process::ExitCode {
     hardening::harden_process();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match run(&cli) {
         Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
             eprintln!("keyward: error: {message}");
             std::process::ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// Help and version go out as clap prints them; a real usage error becomes one line, like every
+/// other failure.
+fn usage_error(error: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
+        _ => {
+            // clap's first paragraph says what is wrong (and, for missing arguments, which).
+            let rendered = error.render().to_string();
+            let paragraph: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let joined = paragraph.join(" ");
+            let message = joined.strip_prefix("error: ").unwrap_or(&joined);
+            eprintln!("keyward: error: {message} (see `keyward --help`)");
+            std::process::ExitCode::from(ExitCode::Usage as u8)
         }
     }
 }

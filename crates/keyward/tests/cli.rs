@@ -266,3 +266,11 @@ fn demo_runs_end_to_end() {
         out.report()
     );
 }
+
+#[test]
+fn a_usage_error_is_one_line_with_exit_2() {
+    let dir = Dir::new("usage");
+    let out = dir.keyward().args(["unlock", "--no-such-option"]).run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(out.stderr().contains("--help"), "{}", out.report());
+}

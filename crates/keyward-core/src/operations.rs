@@ -27,7 +27,7 @@ pub fn init(
     store: &Store<'_>,
     key: DataKey,
     label: &str,
-    slot_label: &str,
+    slot_label: Option<&str>,
     first: &SlotSecret,
 ) -> Result<UnlockedKeybox> {
     store.create_with(|| Keybox::create(key, label, slot_label, first))
@@ -37,7 +37,7 @@ pub fn init(
 pub fn enroll(
     store: &Store<'_>,
     auth: &Authorization<'_>,
-    label: &str,
+    label: Option<&str>,
     secret: &SlotSecret,
 ) -> Result<(UnlockedKeybox, SlotId)> {
     let mut new_id = SlotId(0);

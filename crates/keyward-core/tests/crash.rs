@@ -61,12 +61,12 @@ fn base_files(secrets: &Secrets) -> Files {
         &store,
         canary_key(),
         "crash",
-        "code",
+        Some("code"),
         &code_secret(&secrets.old_code),
     )
     .expect("init");
     let auth = secrets.old_code_auth();
-    operations::enroll(&store, &auth, "kf", &keyfile_secret(1)).expect("enroll");
+    operations::enroll(&store, &auth, Some("kf"), &keyfile_secret(1)).expect("enroll");
     sim.files()
 }
 
@@ -156,7 +156,7 @@ fn c5_crash_at_every_step_of_init() {
                 store,
                 canary_key(),
                 "crash",
-                "code",
+                Some("code"),
                 &code_secret(&secrets.old_code),
             )
             .map(drop)
@@ -179,8 +179,13 @@ fn c5_crash_at_every_step_of_enroll() {
     crash_at_every_step(
         &base_files(&secrets),
         |store| {
-            operations::enroll(store, &auth, "pass", &passphrase_secret("crash passphrase"))
-                .map(drop)
+            operations::enroll(
+                store,
+                &auth,
+                Some("pass"),
+                &passphrase_secret("crash passphrase"),
+            )
+            .map(drop)
         },
         |keybox| {
             let k = keybox.expect("enroll never loses the keybox");
@@ -263,7 +268,7 @@ fn a_stale_generation_is_refused_by_compare_and_swap() {
     operations::enroll(
         &store,
         &auth,
-        "pass",
+        Some("pass"),
         &passphrase_secret("another passphrase"),
     )
     .expect("enroll");
@@ -285,7 +290,7 @@ fn init_refuses_an_existing_keybox_and_leaves_it_alone() {
         &store,
         canary_key(),
         "again",
-        "code",
+        Some("code"),
         &code_secret(&secrets.new_code),
     )
     .expect_err("init over an existing keybox must fail");

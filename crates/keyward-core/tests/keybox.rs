@@ -21,12 +21,13 @@ fn path() -> &'static Path {
 
 /// A keybox with a key-file slot (1), a plain slot (2), a passphrase slot (3) and a token.
 fn sample() -> (Keybox, Vec<u8>) {
-    let created = Keybox::create(canary_key(), "sample", "kf", &keyfile_secret(7)).expect("create");
+    let created =
+        Keybox::create(canary_key(), "sample", Some("kf"), &keyfile_secret(7)).expect("create");
     let (with_plain, _) = created
-        .add_slot("unattended", &SlotSecret::Plain)
+        .add_slot(Some("unattended"), &SlotSecret::Plain)
         .expect("add plain");
     let (with_pass, _) = with_plain
-        .add_slot("pass", &passphrase_secret("a good passphrase"))
+        .add_slot(Some("pass"), &passphrase_secret("a good passphrase"))
         .expect("add pass");
     let with_token = with_pass
         .add_token(
@@ -182,7 +183,8 @@ fn a_hostile_work_factor_is_refused_before_any_work() {
 #[test]
 fn swapped_wrapped_keys_do_not_open() {
     let (keybox, _) = sample();
-    let other = Keybox::create(canary_key(), "other", "kf", &keyfile_secret(7)).expect("create");
+    let other =
+        Keybox::create(canary_key(), "other", Some("kf"), &keyfile_secret(7)).expect("create");
     // The same K and the same key file, but another keybox: the binding to the keybox id holds.
     let bad = tamper(&keybox, |h| {
         h.slots[0].wrapped_key = other.keybox().slots()[0].wrapped_key.clone()
@@ -271,8 +273,8 @@ proptest! {
         fill in any::<u8>(),
     ) {
         let key = DataKey::import(Zeroizing::new(key)).expect("length in range");
-        let created = Keybox::create(key.clone(), &label, &slot_label, &keyfile_secret(fill)).expect("create");
-        let (two, _) = created.add_slot("plain", &SlotSecret::Plain).expect("add");
+        let created = Keybox::create(key.clone(), &label, Some(&slot_label), &keyfile_secret(fill)).expect("create");
+        let (two, _) = created.add_slot(Some("plain"), &SlotSecret::Plain).expect("add");
         let bytes = two.keybox().to_bytes();
         let parsed = Keybox::parse(&bytes, path()).expect("parses");
         prop_assert_eq!(&parsed, two.keybox());

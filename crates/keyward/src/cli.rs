@@ -197,8 +197,8 @@ pub struct InitArgs {
     pub label: String,
 
     /// A name for the first slot [default: KIND-1].
-    #[arg(long, value_name = "L", default_value = "")]
-    pub slot_label: String,
+    #[arg(long, value_name = "L")]
+    pub slot_label: Option<String>,
 
     #[command(flatten)]
     pub secret: NewSecretArgs,
@@ -211,8 +211,8 @@ pub struct EnrollArgs {
     pub kind: KindArg,
 
     /// A name for the new slot [default: KIND-ID].
-    #[arg(long, value_name = "L", default_value = "")]
-    pub label: String,
+    #[arg(long, value_name = "L")]
+    pub label: Option<String>,
 
     #[command(flatten)]
     pub secret: NewSecretArgs,

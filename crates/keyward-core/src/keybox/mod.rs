@@ -145,7 +145,7 @@ impl Keybox {
     pub fn create(
         key: DataKey,
         label: &str,
-        slot_label: &str,
+        slot_label: Option<&str>,
         first: &SlotSecret,
     ) -> Result<UnlockedKeybox> {
         let header = KeyboxHeader {
@@ -267,14 +267,15 @@ impl UnlockedKeybox {
     }
 
     /// A copy with a new slot opened by `secret`, and the new slot's id.
-    pub fn add_slot(&self, label: &str, secret: &SlotSecret) -> Result<(UnlockedKeybox, SlotId)> {
+    /// Without a label the slot is called `KIND-ID` (`passphrase-2`).
+    pub fn add_slot(
+        &self,
+        label: Option<&str>,
+        secret: &SlotSecret,
+    ) -> Result<(UnlockedKeybox, SlotId)> {
         let mut header = self.keybox.header.clone();
         let id = SlotId(header.next_slot_id);
-        let label = if label.is_empty() {
-            format!("{}-{id}", secret.kind())
-        } else {
-            label.to_string()
-        };
+        let label = label.map_or_else(|| format!("{}-{id}", secret.kind()), str::to_string);
         if header.slots.iter().any(|s| s.label == label) {
             return Err(Error::InvalidInput(format!(
                 "a slot is already labelled `{label}`; choose another --label"

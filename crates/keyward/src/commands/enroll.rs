@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
     let tries = attempts(&args.auth, &current, &reader)?;
     let new = NewSecret::prepare(args.kind, &args.secret, &reader)?;
     let (next, id) = with_first_that_opens(&tries, |auth| {
-        operations::enroll(&store, auth, &args.label, &new.secret)
+        operations::enroll(&store, auth, args.label.as_deref(), &new.secret)
     })
     .inspect_err(|_| new.abandon())?;
 

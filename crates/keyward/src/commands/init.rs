@@ -22,8 +22,14 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         None => DataKey::generate(args.bytes)?,
     };
     let first = NewSecret::prepare(args.with, &args.secret, &reader)?;
-    let created = operations::init(&store, key, &args.label, &args.slot_label, &first.secret)
-        .inspect_err(|_| first.abandon())?;
+    let created = operations::init(
+        &store,
+        key,
+        &args.label,
+        args.slot_label.as_deref(),
+        &first.secret,
+    )
+    .inspect_err(|_| first.abandon())?;
 
     let keybox = created.keybox();
     let fp = keybox.fingerprint();

@@ -30,7 +30,7 @@ pub fn seal(key: &[u8; 32], associated_data: &[u8], plaintext: &[u8]) -> crate::
                 aad: associated_data,
             },
         )
-        .map_err(|_| crate::Error::InvalidInput("plaintext too long to wrap".into()))?;
+        .map_err(|_| crate::Error::Internal("a key too long to wrap"))?;
     let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
     out.extend_from_slice(&nonce_bytes);
     out.extend_from_slice(&ciphertext);

@@ -101,9 +101,57 @@ pub enum Error {
     #[error("slot {0} is the last slot; enroll another slot before removing it")]
     LastSlot(SlotId),
 
-    /// A value given by the user is out of range or malformed.
-    #[error("{0}")]
-    InvalidInput(String),
+    /// A data key (generated or imported) of a length keyward does not keep.
+    #[error(
+        "a data key must be 16 to 4096 bytes long, not {len}; check the file given to --import"
+    )]
+    KeyLength {
+        /// The length offered.
+        len: usize,
+    },
+
+    /// A new passphrase is too short.
+    #[error("a passphrase must be at least {min} characters; choose a longer one")]
+    PassphraseTooShort {
+        /// The minimum length.
+        min: usize,
+    },
+
+    /// A key file is too small to be a secret or too large to be read.
+    #[error("a key file must hold 16 bytes to 8 MiB, this one holds {len}; use another file")]
+    KeyfileSize {
+        /// The file's size.
+        len: usize,
+    },
+
+    /// A secret of one kind was offered for, or to rotate, a slot of another kind.
+    #[error(
+        "slot {slot} is a {kind} slot, not a {offered} slot; give the secret for its kind (`keyward list` shows it)"
+    )]
+    SlotKindMismatch {
+        /// The slot.
+        slot: SlotId,
+        /// Its kind.
+        kind: SlotKind,
+        /// The kind of secret offered.
+        offered: SlotKind,
+    },
+
+    /// Another slot already has this label.
+    #[error("a slot is already labelled `{0}`; choose another --label")]
+    DuplicateLabel(String),
+
+    /// The keybox has used every slot id.
+    #[error("this keybox has used every slot id; create a new keybox")]
+    SlotIdsExhausted,
+
+    /// KDF parameters chosen for a new slot are outside what keyward accepts.
+    #[error("cannot use these KDF parameters ({0}); choose a smaller memory or time")]
+    KdfParams(IntegrityFailure),
+
+    /// Something that cannot happen did; a bug.
+    #[error("internal error: {0}; please report it")]
+    Internal(&'static str),
 
     /// The operating system could not give us random bytes.
     #[error("the system random number generator failed ({0}); nothing was written")]

@@ -59,9 +59,7 @@ fn check_key_len(len: usize) -> Result<()> {
     if (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&len) {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "a data key must be {MIN_KEY_LEN} to {MAX_KEY_LEN} bytes long, not {len}"
-        )))
+        Err(Error::KeyLength { len })
     }
 }
 
@@ -85,9 +83,9 @@ impl Passphrase {
     /// Checks that a passphrase is acceptable for a new slot.
     pub fn check_strength(&self) -> Result<()> {
         if self.0.len() < MIN_PASSPHRASE_LEN {
-            return Err(Error::InvalidInput(format!(
-                "a passphrase must be at least {MIN_PASSPHRASE_LEN} characters; choose a longer one"
-            )));
+            return Err(Error::PassphraseTooShort {
+                min: MIN_PASSPHRASE_LEN,
+            });
         }
         Ok(())
     }
@@ -113,10 +111,7 @@ impl KeyfileContents {
     /// Wraps the bytes of a key file, checking its size.
     pub fn new(bytes: Zeroizing<Vec<u8>>) -> Result<Self> {
         if bytes.len() < MIN_KEYFILE_LEN || bytes.len() > MAX_KEYFILE_LEN {
-            return Err(Error::InvalidInput(format!(
-                "a key file must hold {MIN_KEYFILE_LEN} bytes to 8 MiB, this one holds {}",
-                bytes.len()
-            )));
+            return Err(Error::KeyfileSize { len: bytes.len() });
         }
         Ok(KeyfileContents(bytes))
     }

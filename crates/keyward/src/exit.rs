@@ -68,12 +68,22 @@ impl CliError {
                 | CoreError::LockHeld(_)
                 | CoreError::ConcurrentChange { .. }
                 | CoreError::OutputExists(_) => ExitCode::Conflict,
-                CoreError::InsecurePermissions { .. } | CoreError::LastSlot(_) => ExitCode::Refused,
-                CoreError::InvalidInput(_) | CoreError::NoUnattendedSlot => ExitCode::Usage,
+                CoreError::InsecurePermissions { .. }
+                | CoreError::LastSlot(_)
+                | CoreError::SlotIdsExhausted => ExitCode::Refused,
+                CoreError::KeyLength { .. }
+                | CoreError::PassphraseTooShort { .. }
+                | CoreError::KeyfileSize { .. }
+                | CoreError::SlotKindMismatch { .. }
+                | CoreError::DuplicateLabel(_)
+                | CoreError::KdfParams(_)
+                | CoreError::NoUnattendedSlot => ExitCode::Usage,
                 CoreError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
                     ExitCode::NotFound
                 }
-                CoreError::Io { .. } | CoreError::Random(_) => ExitCode::Internal,
+                CoreError::Io { .. } | CoreError::Random(_) | CoreError::Internal(_) => {
+                    ExitCode::Internal
+                }
                 _ => ExitCode::Internal,
             },
         }
@@ -216,7 +226,31 @@ mod tests {
                 ExitCode::Refused,
             ),
             (CoreError::LastSlot(SlotId(1)).into(), ExitCode::Refused),
-            (CoreError::InvalidInput("x".into()).into(), ExitCode::Usage),
+            (CoreError::KeyLength { len: 3 }.into(), ExitCode::Usage),
+            (
+                CoreError::PassphraseTooShort { min: 8 }.into(),
+                ExitCode::Usage,
+            ),
+            (CoreError::KeyfileSize { len: 3 }.into(), ExitCode::Usage),
+            (
+                CoreError::SlotKindMismatch {
+                    slot: SlotId(1),
+                    kind: SlotKind::Plain,
+                    offered: SlotKind::Passphrase,
+                }
+                .into(),
+                ExitCode::Usage,
+            ),
+            (
+                CoreError::DuplicateLabel("x".into()).into(),
+                ExitCode::Usage,
+            ),
+            (CoreError::SlotIdsExhausted.into(), ExitCode::Refused),
+            (
+                CoreError::KdfParams(IntegrityFailure::Checksum).into(),
+                ExitCode::Usage,
+            ),
+            (CoreError::Internal("x").into(), ExitCode::Internal),
             (CoreError::Random("x".into()).into(), ExitCode::Internal),
             (
                 CoreError::io("cannot read", &path, io(std::io::ErrorKind::NotFound)).into(),

@@ -68,9 +68,7 @@ impl KdfParams {
             p,
             salt: random::array::<SALT_LEN>()?.to_vec(),
         };
-        params
-            .validate()
-            .map_err(|e| crate::Error::InvalidInput(e.to_string()))?;
+        params.validate().map_err(crate::Error::KdfParams)?;
         Ok(params)
     }
 
@@ -196,7 +194,7 @@ pub fn calibrate_argon2id(
         let started = Instant::now();
         probe
             .derive(b"keyward calibration")
-            .map_err(|e| crate::Error::InvalidInput(e.to_string()))?;
+            .map_err(crate::Error::KdfParams)?;
         let one_pass = started.elapsed().max(Duration::from_micros(100));
         progress(&format!(
             "one pass at {} MiB took {} ms",

@@ -195,10 +195,14 @@ impl Keybox {
             .collect();
         if candidates.is_empty() {
             return Err(match only {
-                Some(id) => Error::InvalidInput(format!(
-                    "slot {id} is not a {} slot; give the secret for its kind (`keyward list` shows it)",
-                    unlocker.kind()
-                )),
+                Some(id) => match self.header.slots.iter().find(|s| s.id == id) {
+                    Some(slot) => Error::SlotKindMismatch {
+                        slot: id,
+                        kind: slot.protection.kind(),
+                        offered: unlocker.kind(),
+                    },
+                    None => Error::SlotNotFound(id.to_string()),
+                },
                 None => Error::NoSlotOfKind(unlocker.kind()),
             });
         }
@@ -277,14 +281,12 @@ impl UnlockedKeybox {
         let id = SlotId(header.next_slot_id);
         let label = label.map_or_else(|| format!("{}-{id}", secret.kind()), str::to_string);
         if header.slots.iter().any(|s| s.label == label) {
-            return Err(Error::InvalidInput(format!(
-                "a slot is already labelled `{label}`; choose another --label"
-            )));
+            return Err(Error::DuplicateLabel(label));
         }
         header.next_slot_id = header
             .next_slot_id
             .checked_add(1)
-            .ok_or_else(|| Error::InvalidInput("no slot ids left in this keybox".into()))?;
+            .ok_or(Error::SlotIdsExhausted)?;
         header.slots.push(self.seal_slot(id, label, secret)?);
         let next = self.commit_copy(header, id, secret)?;
         Ok((next, id))
@@ -297,10 +299,12 @@ impl UnlockedKeybox {
         let index = slot_index(&header, id)?;
         let old = &header.slots[index];
         if old.protection.kind() != secret.kind() {
-            return Err(Error::InvalidInput(format!(
-                "slot {id} is a {} slot and stays one; to change its kind, enroll a new slot and remove this one",
-                old.protection.kind()
-            )));
+            // A slot keeps its kind; to change kind, enroll a new slot and remove this one.
+            return Err(Error::SlotKindMismatch {
+                slot: id,
+                kind: old.protection.kind(),
+                offered: secret.kind(),
+            });
         }
         header.slots[index] = self.seal_slot(id, old.label.clone(), secret)?;
         self.commit_copy(header, id, secret)

@@ -262,7 +262,7 @@ impl SlotSecret {
             .as_unlocker()
             .kek_for(&params)
             .unwrap_or_else(unreachable_kind)
-            .map_err(|e| crate::Error::InvalidInput(e.to_string()))?;
+            .map_err(crate::Error::KdfParams)?;
         Ok((params, kek))
     }
 }

@@ -86,7 +86,8 @@ pub enum Error {
     )]
     OutputExists(PathBuf),
 
-    /// A file or folder holding key material is writable (or readable) by other users.
+    /// A file or folder holding key material is writable by other users (or, for a keybox with
+    /// a plain slot, readable).
     #[error("{path} is {problem}; fix it with `{fix}` and run this again")]
     InsecurePermissions {
         /// The file or folder.
@@ -102,12 +103,14 @@ pub enum Error {
     LastSlot(SlotId),
 
     /// A data key (generated or imported) of a length keyward does not keep.
-    #[error(
-        "a data key must be 16 to 4096 bytes long, not {len}; check the file given to --import"
-    )]
+    #[error("a data key must be {min} to {max} bytes long, not {len}")]
     KeyLength {
         /// The length offered.
         len: usize,
+        /// The shortest accepted.
+        min: usize,
+        /// The longest accepted.
+        max: usize,
     },
 
     /// A new passphrase is too short.
@@ -140,6 +143,31 @@ pub enum Error {
     /// Another slot already has this label.
     #[error("a slot is already labelled `{0}`; choose another --label")]
     DuplicateLabel(String),
+
+    /// A label that is empty or all digits (it would be mistaken for a slot id).
+    #[error(
+        "`{0}` cannot be a slot label: labels are not empty and not numbers (those are slot ids)"
+    )]
+    BadLabel(String),
+
+    /// The system would not give a KDF its memory.
+    #[error("cannot get {} MiB of memory for the KDF; free some memory and try again", .kib / 1024)]
+    OutOfMemory {
+        /// How much was asked for, in KiB.
+        kib: u64,
+    },
+
+    /// The change was written, but making it durable (fsync) failed: it is in place now but
+    /// might not survive a power cut. Nothing the change produced may be thrown away.
+    #[error(
+        "{path} was changed, but syncing it to disk failed ({source}); keep any new secret it printed or wrote, and check the disk"
+    )]
+    NotDurable {
+        /// The keybox.
+        path: PathBuf,
+        /// The failing fsync or cleanup.
+        source: std::io::Error,
+    },
 
     /// The keybox has used every slot id.
     #[error("this keybox has used every slot id; create a new keybox")]
@@ -203,6 +231,25 @@ pub enum IntegrityFailure {
 }
 
 impl Error {
+    /// The error for a KDF that failed on parameters read from `path`.
+    pub fn from_stored_kdf(error: crate::kdf::KdfError, path: &std::path::Path) -> Self {
+        match error {
+            crate::kdf::KdfError::Params(what) => Error::Integrity {
+                path: path.to_path_buf(),
+                what,
+            },
+            crate::kdf::KdfError::OutOfMemory { kib } => Error::OutOfMemory { kib },
+        }
+    }
+
+    /// The error for a KDF that failed on parameters chosen for a new slot.
+    pub fn from_new_kdf(error: crate::kdf::KdfError) -> Self {
+        match error {
+            crate::kdf::KdfError::Params(what) => Error::KdfParams(what),
+            crate::kdf::KdfError::OutOfMemory { kib } => Error::OutOfMemory { kib },
+        }
+    }
+
     /// Builds an [`Error::Io`].
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

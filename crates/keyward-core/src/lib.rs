@@ -8,6 +8,7 @@
 //! terminals, prompts or exit codes: it takes and returns values, and reaches files only through
 //! [`store::Fs`].
 
+#![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 

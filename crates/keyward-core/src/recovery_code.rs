@@ -56,6 +56,21 @@ pub enum CodeError {
     },
 }
 
+impl CodeError {
+    /// The same error without neighbour words. Used when the code did not come from a person at
+    /// a terminal: a file given as a code (say, a passphrase file by mistake) must not have words
+    /// near its content printed on stderr, where logs may keep them.
+    pub fn without_hints(self) -> Self {
+        match self {
+            CodeError::UnknownWord { position, .. } => CodeError::UnknownWord {
+                position,
+                nearest: Vec::new(),
+            },
+            other => other,
+        }
+    }
+}
+
 fn suggestion_text(nearest: &[String]) -> String {
     if nearest.is_empty() {
         String::new()

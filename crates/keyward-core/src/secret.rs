@@ -59,7 +59,11 @@ fn check_key_len(len: usize) -> Result<()> {
     if (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&len) {
         Ok(())
     } else {
-        Err(Error::KeyLength { len })
+        Err(Error::KeyLength {
+            len,
+            min: MIN_KEY_LEN,
+            max: MAX_KEY_LEN,
+        })
     }
 }
 

@@ -71,12 +71,15 @@ fn base_files(secrets: &Secrets) -> Files {
 }
 
 /// Runs `op` with a power cut at every step, and checks the disk with `judge` for both ways the
-/// folder may come back. Returns how many steps the operation has.
+/// folder may come back. Also checks that the error told the truth (a "nothing changed" error
+/// only while the change is not visible), and that the next command works on what the crash left
+/// (`follow_up`, given the state it finds).
 fn crash_at_every_step(
     start: &Files,
     op: impl Fn(&Store<'_>) -> Result<(), Error>,
     judge: impl Fn(Option<&Keybox>) -> State,
-) -> usize {
+    follow_up: impl Fn(&Store<'_>, State) -> Result<(), Error>,
+) {
     let dry = sim_with(start);
     op(&Store::new(&dry, sim_path())).expect("the operation succeeds without a crash");
     let steps = dry.steps();
@@ -84,7 +87,7 @@ fn crash_at_every_step(
         steps >= 4,
         "a commit has at least write, fsync, rename, fsync-folder; saw {steps}"
     );
-    let mut seen = Vec::new();
+    let mut seen_before_the_end = Vec::new();
     for crash in 0..=steps {
         let sim = sim_with(start);
         sim.crash_at(crash);
@@ -105,21 +108,49 @@ fn crash_at_every_step(
                 }
             };
             let state = judge(keybox.as_ref());
-            seen.push(state);
             if crash == steps {
                 assert_eq!(
                     state,
                     State::New,
                     "with no crash the new state must be durable ({folder:?})"
                 );
+            } else {
+                seen_before_the_end.push(state);
             }
+            if folder == FolderAfterCrash::AsLastSeen {
+                // What the running process saw: "not durable" exactly when the change is there.
+                let said_not_durable = matches!(result, Err(Error::NotDurable { .. }));
+                if result.is_err() {
+                    assert_eq!(
+                        said_not_durable,
+                        state == State::New,
+                        "crash at step {crash}: the error ({result:?}) misreports a {state:?} keybox"
+                    );
+                }
+            }
+            follow_up(&store, state).unwrap_or_else(|e| {
+                panic!("after a crash at step {crash} ({folder:?}) the next command failed: {e}")
+            });
         }
     }
     assert!(
-        seen.contains(&State::New),
-        "some crash point must already have the new state"
+        seen_before_the_end.contains(&State::New),
+        "late crashes already show the new state"
     );
-    steps
+    assert!(
+        seen_before_the_end.iter().any(|s| *s != State::New),
+        "early crashes still show the old state"
+    );
+}
+
+/// The usual next command: enroll one more (plain) slot, authorised by `auth`.
+fn enroll_one_more(store: &Store<'_>, auth: &Authorization<'_>) -> Result<(), Error> {
+    operations::enroll(store, auth, Some("after-crash"), &SlotSecret::Plain)?;
+    assert!(
+        store.load()?.find_slot("after-crash").is_ok(),
+        "the follow-up slot must be there"
+    );
+    Ok(())
 }
 
 /// Which slots open, by label, with which secret; panics on anything that opens nothing.
@@ -149,18 +180,19 @@ fn labels(keybox: &Keybox) -> Vec<String> {
 #[test]
 fn c5_crash_at_every_step_of_init() {
     let secrets = Secrets::new();
+    let init = |store: &Store<'_>| {
+        operations::init(
+            store,
+            canary_key(),
+            "crash",
+            Some("code"),
+            &code_secret(&secrets.old_code),
+        )
+        .map(drop)
+    };
     crash_at_every_step(
         &Files::new(),
-        |store| {
-            operations::init(
-                store,
-                canary_key(),
-                "crash",
-                Some("code"),
-                &code_secret(&secrets.old_code),
-            )
-            .map(drop)
-        },
+        init,
         |keybox| match keybox {
             None => State::Absent,
             Some(k) => {
@@ -168,6 +200,11 @@ fn c5_crash_at_every_step_of_init() {
                 assert!(opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code"));
                 State::New
             }
+        },
+        |store, state| match state {
+            // Nothing was created: init again, over whatever temp file the crash left.
+            State::Absent => init(store),
+            _ => enroll_one_more(store, &secrets.old_code_auth()),
         },
     );
 }
@@ -204,6 +241,7 @@ fn c5_crash_at_every_step_of_enroll() {
                 other => panic!("unexpected slots {other:?}"),
             }
         },
+        |store, _| enroll_one_more(store, &auth),
     );
 }
 
@@ -226,6 +264,7 @@ fn c5_crash_at_every_step_of_remove() {
                 other => panic!("unexpected slots {other:?}"),
             }
         },
+        |store, _| enroll_one_more(store, &auth),
     );
 }
 
@@ -255,6 +294,7 @@ fn c5_crash_at_every_step_of_rotate() {
             );
             if new { State::New } else { State::Old }
         },
+        |store, _| enroll_one_more(store, &auth),
     );
 }
 

@@ -268,7 +268,7 @@ proptest! {
     #[test]
     fn format_round_trip(
         label in "\\PC{0,40}",
-        slot_label in "[a-z0-9 -]{1,20}",
+        slot_label in "[a-z][a-z0-9 -]{0,19}",
         key in proptest::collection::vec(any::<u8>(), 16..200),
         fill in any::<u8>(),
     ) {
@@ -287,5 +287,53 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_parse_into_a_keybox(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         prop_assert!(Keybox::parse(&bytes, path()).is_err());
+    }
+}
+
+#[test]
+fn a_slot_copied_whole_into_another_keybox_does_not_open() {
+    // Same K, same key file, and the slot's own parameters and wrapped key copied verbatim:
+    // only the binding to the keybox id tells them apart.
+    let (keybox, _) = sample();
+    let other =
+        Keybox::create(canary_key(), "other", Some("kf"), &keyfile_secret(7)).expect("create");
+    let foreign = other.keybox().slots()[0].clone();
+    assert_eq!(foreign.id, SlotId(1));
+    let bad = tamper(&keybox, |h| h.slots[0] = foreign);
+    let kf = keyfile(7);
+    assert!(matches!(
+        bad.unlock(&Unlocker::Keyfile(&kf), Some(SlotId(1)), path()),
+        Err(Error::WrongSecret { .. })
+    ));
+}
+
+#[test]
+fn a_renumbered_slot_does_not_open() {
+    let (keybox, _) = sample();
+    let bad = tamper(&keybox, |h| {
+        h.next_slot_id = 10;
+        h.slots[2].id = SlotId(7);
+    });
+    let pass = passphrase("a good passphrase");
+    assert!(matches!(
+        bad.unlock(&Unlocker::Passphrase(&pass), None, path()),
+        Err(Error::WrongSecret { .. })
+    ));
+}
+
+#[test]
+fn a_flip_in_a_slot_salt_does_not_open() {
+    let (keybox, _) = sample();
+    let kf = keyfile(7);
+    for bit in 0..8 {
+        let bad = tamper(&keybox, |h| {
+            if let SlotParams::Keyfile(p) = &mut h.slots[0].protection {
+                p.salt[0] ^= 1 << bit;
+            }
+        });
+        assert!(matches!(
+            bad.unlock(&Unlocker::Keyfile(&kf), None, path()),
+            Err(Error::WrongSecret { .. })
+        ));
     }
 }

@@ -61,12 +61,7 @@ pub fn attempts(
         Some(name) => Some(keybox.find_slot(name)?.id),
         None => None,
     };
-    let given = [
-        args.unlock_code_file.is_some(),
-        args.unlock_passphrase_file.is_some(),
-        args.unlock_keyfile.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() > 1 {
+    if args.secrets_given() > 1 {
         return Err(usage(
             "give one secret to open the keybox (a code, a passphrase or a key file), not several",
         ));
@@ -76,15 +71,17 @@ pub fn attempts(
     } else if let Some(path) = &args.unlock_passphrase_file {
         Some(OfferedSecret::Passphrase(reader.passphrase(path)?))
     } else if let Some(path) = &args.unlock_keyfile {
-        Some(OfferedSecret::Keyfile(reader.keyfile(path)?))
+        Some(OfferedSecret::Keyfile(reader.keyfile_to_open(path)?))
     } else {
         None
     };
     if let Some(secret) = explicit {
         return Ok(vec![Attempt { secret, slot }]);
     }
-    if let Some(attempt) = unattended_attempts(keybox, slot, reader).into_iter().next() {
-        return Ok(vec![attempt]);
+    // Every unattended slot, in order: a key file that changed must not hide a plain slot.
+    let unattended = unattended_attempts(keybox, slot, reader);
+    if !unattended.is_empty() {
+        return Ok(unattended);
     }
     prompted(keybox, slot)
 }
@@ -105,7 +102,11 @@ pub fn unattended_attempts(
             SlotParams::Plain(_) => OfferedSecret::Unattended,
             // A key file that is not here (a removed USB stick) just means "not this slot".
             SlotParams::Keyfile(params) => {
-                match params.path.as_deref().map(|p| reader.keyfile(Path::new(p))) {
+                match params
+                    .path
+                    .as_deref()
+                    .map(|p| reader.keyfile_to_open(Path::new(p)))
+                {
                     Some(Ok(contents)) => OfferedSecret::Keyfile(contents),
                     _ => continue,
                 }

@@ -165,6 +165,20 @@ pub struct OpenArgs {
     pub slot: Option<String>,
 }
 
+impl AuthArgs {
+    /// How many secret options were given.
+    pub fn secrets_given(&self) -> usize {
+        [
+            &self.unlock_code_file,
+            &self.unlock_passphrase_file,
+            &self.unlock_keyfile,
+        ]
+        .iter()
+        .filter(|o| o.is_some())
+        .count()
+    }
+}
+
 impl From<&OpenArgs> for AuthArgs {
     fn from(a: &OpenArgs) -> Self {
         AuthArgs {
@@ -284,6 +298,11 @@ pub struct UnlockArgs {
     /// Replace an existing output file (atomically).
     #[arg(long)]
     pub force: bool,
+
+    /// Refuse (exit 5, nothing written) unless the key has this fingerprint, full or short form
+    /// (as `keyward fingerprint` prints it).
+    #[arg(long, value_name = "FP")]
+    pub expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
 
     #[command(flatten)]
     pub open: OpenArgs,

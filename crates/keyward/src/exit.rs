@@ -76,14 +76,17 @@ impl CliError {
                 | CoreError::KeyfileSize { .. }
                 | CoreError::SlotKindMismatch { .. }
                 | CoreError::DuplicateLabel(_)
+                | CoreError::BadLabel(_)
                 | CoreError::KdfParams(_)
                 | CoreError::NoUnattendedSlot => ExitCode::Usage,
                 CoreError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
                     ExitCode::NotFound
                 }
-                CoreError::Io { .. } | CoreError::Random(_) | CoreError::Internal(_) => {
-                    ExitCode::Internal
-                }
+                CoreError::Io { .. }
+                | CoreError::Random(_)
+                | CoreError::Internal(_)
+                | CoreError::OutOfMemory { .. }
+                | CoreError::NotDurable { .. } => ExitCode::Internal,
                 _ => ExitCode::Internal,
             },
         }
@@ -226,7 +229,15 @@ mod tests {
                 ExitCode::Refused,
             ),
             (CoreError::LastSlot(SlotId(1)).into(), ExitCode::Refused),
-            (CoreError::KeyLength { len: 3 }.into(), ExitCode::Usage),
+            (
+                CoreError::KeyLength {
+                    len: 3,
+                    min: 16,
+                    max: 4096,
+                }
+                .into(),
+                ExitCode::Usage,
+            ),
             (
                 CoreError::PassphraseTooShort { min: 8 }.into(),
                 ExitCode::Usage,
@@ -244,6 +255,19 @@ mod tests {
             (
                 CoreError::DuplicateLabel("x".into()).into(),
                 ExitCode::Usage,
+            ),
+            (CoreError::BadLabel("1".into()).into(), ExitCode::Usage),
+            (
+                CoreError::OutOfMemory { kib: 1024 }.into(),
+                ExitCode::Internal,
+            ),
+            (
+                CoreError::NotDurable {
+                    path: path.clone(),
+                    source: io(std::io::ErrorKind::Other),
+                }
+                .into(),
+                ExitCode::Internal,
             ),
             (CoreError::SlotIdsExhausted.into(), ExitCode::Refused),
             (

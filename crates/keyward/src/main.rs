@@ -40,9 +40,11 @@ fn main() -> std::process::ExitCode {
 fn usage_error(error: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     match error.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => error.exit(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("keyward: error: no command given (see `keyward --help`)");
+            std::process::ExitCode::from(ExitCode::Usage as u8)
+        }
         _ => {
             // clap's first paragraph says what is wrong (and, for missing arguments, which).
             let rendered = error.render().to_string();

@@ -1,6 +1,8 @@
-//! Getting the secret for a new or rotated slot, and delivering it afterwards. Anything that must
-//! exist before the commit (a recovery-code file, a generated key file) is written first and
-//! removed again if the commit fails, so a failed command leaves nothing behind.
+//! Getting the secret for a new or rotated slot, and delivering it. A recovery code shown on the
+//! terminal or stdout is shown *before* the commit, and one written to a file is written before
+//! it too: a commit must never succeed while its new secret is lost. If the commit then fails
+//! without changing the keybox, what was written is removed again; if it fails after the keybox
+//! changed (a failed fsync), everything is kept.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,26 +10,26 @@ use std::time::Duration;
 
 use keyward_core::kdf::{CalibrationTarget, calibrate_argon2id};
 use keyward_core::slot::default_recovery_code_kdf;
-use keyward_core::{Error as CoreError, KeyfileContents, RecoveryCode, SlotSecret};
+use keyward_core::{Error as CoreError, KeyfileContents, RecoveryCode, SlotKind, SlotSecret};
 use zeroize::Zeroizing;
 
 use crate::cli::{KindArg, NewSecretArgs};
-use crate::exit::{CliResult, usage};
+use crate::exit::{CliError, CliResult, usage};
 use crate::output::{Output, progress, warn, write_secret};
 use crate::secret_input::{SecretReader, prompt_new_passphrase};
 
 /// Where a new recovery code goes.
 #[derive(Debug)]
 enum CodeDelivery {
-    /// Already written to this file (removed again if the commit fails).
+    /// Written to this file by `prepare` (removed again if the commit does not happen).
     File(PathBuf),
-    /// Printed on stdout after the commit (`--code-out -`).
+    /// Printed on stdout just before the commit (`--code-out -`).
     Stdout,
-    /// Shown on the terminal after the commit.
+    /// Shown on the terminal just before the commit.
     Terminal,
 }
 
-/// A new slot's secret, ready to seal, with what must happen after the commit.
+/// A new slot's secret, ready to seal, with what must happen around the commit.
 #[derive(Debug)]
 pub struct NewSecret {
     /// The secret.
@@ -39,11 +41,16 @@ pub struct NewSecret {
 impl NewSecret {
     /// Gathers the secret for a `kind` slot. Fails before anything is written if the secret
     /// cannot be obtained or a new code would have nowhere to go.
-    pub fn prepare(kind: KindArg, args: &NewSecretArgs, reader: &SecretReader) -> CliResult<Self> {
+    pub fn prepare(
+        kind: KindArg,
+        args: &NewSecretArgs,
+        reader: &SecretReader,
+        output: &Output,
+    ) -> CliResult<Self> {
         let misplaced = |opt: &str| {
             usage(format!(
                 "{opt} does not apply to a {} slot",
-                keyward_core::SlotKind::from(kind)
+                SlotKind::from(kind)
             ))
         };
         if kind != KindArg::RecoveryCode && args.code_out.is_some() {
@@ -56,32 +63,51 @@ impl NewSecret {
             return Err(misplaced("--keyfile"));
         }
         match kind {
-            KindArg::RecoveryCode => recovery_code(args),
+            KindArg::RecoveryCode => recovery_code(args, output),
             KindArg::Passphrase => passphrase(args, reader),
             KindArg::Keyfile => keyfile(args, reader),
-            KindArg::Plain => {
-                warn(
-                    "a plain slot opens with no secret: anyone who can read the keybox file can read the key",
-                );
-                Ok(NewSecret {
-                    secret: SlotSecret::Plain,
-                    code_delivery: None,
-                    created_keyfile: None,
-                })
-            }
+            KindArg::Plain => Ok(NewSecret {
+                secret: SlotSecret::Plain,
+                code_delivery: None,
+                created_keyfile: None,
+            }),
         }
     }
 
-    /// After a successful commit: shows or prints the recovery code, if that is where it goes.
-    pub fn deliver(&self, output: &Output, slot: &str) -> CliResult {
-        let SlotSecret::RecoveryCode { code, .. } = &self.secret else {
-            return Ok(());
-        };
+    /// Runs `commit` with the new code already delivered, and cleans up if it did not happen.
+    pub fn commit<T>(&self, commit: impl FnOnce() -> CliResult<T>) -> CliResult<T> {
+        let result = self.present().and_then(|()| commit());
+        if let Err(e) = &result
+            && !matches!(e, CliError::Core(CoreError::NotDurable { .. }))
+        {
+            self.abandon();
+        }
+        result
+    }
+
+    /// After the commit: says where a code written to a file went, and warns about a plain slot
+    /// (after, not before, so a failure stays one line on stderr).
+    pub fn report(&self, output: &Output, slot: &str) -> CliResult {
+        if matches!(self.secret, SlotSecret::Plain) {
+            warn(&format!(
+                "slot {slot} is plain: anyone who can read the keybox file can read the key"
+            ));
+        }
         match &self.code_delivery {
             Some(CodeDelivery::File(path)) => output.line(format!(
                 "Recovery code for slot {slot} written to {}.",
                 path.display()
             )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Shows or prints the code when that is where it goes.
+    fn present(&self) -> CliResult {
+        let SlotSecret::RecoveryCode { code, .. } = &self.secret else {
+            return Ok(());
+        };
+        match &self.code_delivery {
             Some(CodeDelivery::Stdout) => {
                 let mut text = code.canonical();
                 text.push('\n');
@@ -89,21 +115,24 @@ impl NewSecret {
             }
             Some(CodeDelivery::Terminal) => {
                 let shown = code.display_form();
-                let indented: Vec<String> = shown.lines().map(|l| format!("    {l}")).collect();
-                let text = Zeroizing::new(format!(
-                    "\nRecovery code for slot {slot}. Write it down now and keep it safe: it is stored\n\
-                     nowhere and will not be shown again.\n\n{}\n",
-                    indented.join("\n")
+                let mut text = Zeroizing::new(String::from(
+                    "\nNew recovery code. Write it down now and keep it safe: it is stored nowhere \
+                     and will not be shown again.\n\n",
                 ));
-                write_secret(Path::new("-"), text.as_bytes(), false)?;
-                output.line("")
+                for line in shown.lines() {
+                    text.push_str("    ");
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                text.push('\n');
+                write_secret(Path::new("-"), text.as_bytes(), false)
             }
-            None => Ok(()),
+            Some(CodeDelivery::File(_)) | None => Ok(()),
         }
     }
 
-    /// After a failed commit: removes what `prepare` wrote.
-    pub fn abandon(&self) {
+    /// Removes what `prepare` wrote.
+    fn abandon(&self) {
         if let Some(CodeDelivery::File(path)) = &self.code_delivery {
             let _ = std::fs::remove_file(path);
         }
@@ -113,24 +142,31 @@ impl NewSecret {
     }
 }
 
-fn recovery_code(args: &NewSecretArgs) -> CliResult<NewSecret> {
+fn recovery_code(args: &NewSecretArgs, output: &Output) -> CliResult<NewSecret> {
+    let kdf = default_recovery_code_kdf()?;
     let code = RecoveryCode::generate()?;
     let delivery = match &args.code_out {
-        Some(path) if path == Path::new("-") => CodeDelivery::Stdout,
+        Some(path) if path == Path::new("-") => {
+            if output.json {
+                return Err(usage(
+                    "--code-out - and --json would share stdout; write the code to a file",
+                ));
+            }
+            CodeDelivery::Stdout
+        }
         Some(path) => {
             let mut text = code.canonical();
             text.push('\n');
             write_secret(path, text.as_bytes(), false)?;
             CodeDelivery::File(path.clone())
         }
-        None if std::io::stdout().is_terminal() => CodeDelivery::Terminal,
+        None if std::io::stdout().is_terminal() && !output.json => CodeDelivery::Terminal,
         None => {
             return Err(usage(
                 "a new recovery code needs somewhere to go: pass --code-out FILE, or run on a terminal to see it",
             ));
         }
     };
-    let kdf = default_recovery_code_kdf()?;
     Ok(NewSecret {
         secret: SlotSecret::RecoveryCode { code, kdf },
         code_delivery: Some(delivery),
@@ -171,17 +207,9 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> 
             "a keyfile slot needs a real file for --keyfile, not stdin",
         ));
     }
-    let mut created = None;
-    let contents = if path.exists() {
-        reader.keyfile(path)?
-    } else {
-        let contents = KeyfileContents::generate()?;
-        write_secret(path, contents.expose(), false)?;
-        created = Some(path.clone());
-        contents
-    };
+    // Absolute, but symlinks kept: a stable name such as /dev/disk/by-label/… must stay that name.
     let absolute =
-        std::fs::canonicalize(path).map_err(|e| CoreError::io("cannot resolve", path, e))?;
+        std::path::absolute(path).map_err(|e| CoreError::io("cannot resolve", path, e))?;
     let recorded = absolute
         .to_str()
         .ok_or_else(|| {
@@ -191,6 +219,13 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> 
             ))
         })?
         .to_string();
+    let (contents, created) = if path.exists() {
+        (reader.keyfile(path)?, None)
+    } else {
+        let contents = KeyfileContents::generate()?;
+        write_secret(path, contents.expose(), false)?;
+        (contents, Some(path.clone()))
+    };
     Ok(NewSecret {
         secret: SlotSecret::Keyfile {
             contents,

@@ -10,7 +10,7 @@ use keyward_core::secret::MAX_KEYFILE_LEN;
 use keyward_core::{Error as CoreError, KeyfileContents, Passphrase, RecoveryCode};
 use zeroize::Zeroizing;
 
-use crate::exit::{CliResult, usage};
+use crate::exit::{CliError, CliResult, usage};
 
 /// Longest secret file read, in bytes (the key-file limit; codes and passphrases are far shorter).
 const MAX_SECRET_FILE: usize = MAX_KEYFILE_LEN;
@@ -76,12 +76,28 @@ impl SecretReader {
         let text = std::str::from_utf8(&bytes).map_err(|_| CoreError::WrongSecret {
             tried: format!("the recovery code in {} (not text)", path.display()),
         })?;
-        Ok(RecoveryCode::parse(text).map_err(CoreError::from)?)
+        // No neighbour words for a code read from a file: see `CodeError::without_hints`.
+        Ok(RecoveryCode::parse(text).map_err(|e| CoreError::from(e.without_hints()))?)
     }
 
     /// A key file's contents.
     pub fn keyfile(&self, path: &Path) -> CliResult<KeyfileContents> {
         Ok(KeyfileContents::new(self.bytes(path)?)?)
+    }
+
+    /// A key file offered to open a slot: one of a size no key file has is simply the wrong key
+    /// file (exit 3), not a usage error.
+    pub fn keyfile_to_open(&self, path: &Path) -> CliResult<KeyfileContents> {
+        match self.keyfile(path) {
+            Err(CliError::Core(CoreError::KeyfileSize { len })) => Err(CoreError::WrongSecret {
+                tried: format!(
+                    "the key file {} ({len} bytes, not a key file keyward accepts)",
+                    path.display()
+                ),
+            }
+            .into()),
+            other => other,
+        }
     }
 }
 

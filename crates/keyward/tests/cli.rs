@@ -274,3 +274,108 @@ fn a_usage_error_is_one_line_with_exit_2() {
     out.assert_exit_code(2).assert_one_line_error();
     assert!(out.stderr().contains("--help"), "{}", out.report());
 }
+
+#[test]
+fn verify_catches_an_edit_behind_a_recomputed_checksum() {
+    let dir = Dir::new("verify-mac");
+    dir.init_plain_canary();
+    // An attacker who can write the file edits the label and recomputes the (unkeyed) checksum;
+    // only the header MAC, keyed from K, can tell.
+    let bytes = dir.read("keybox.json");
+    let keybox = keyward_core::Keybox::parse(&bytes, &dir.keybox()).expect("parses");
+    let mut header = keybox.header().clone();
+    header.label = "edited by someone without K".into();
+    let value: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    let mac: [u8; 32] = keyward_core::encoding::from_base64(value["mac"].as_str().expect("mac"))
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes");
+    std::fs::write(
+        dir.keybox(),
+        keyward_core::keybox::format::encode(&header, &mac),
+    )
+    .expect("write");
+    dir.ok(["list"]); // the file is well-formed: only an unlock can tell
+    let out = dir.keyward().args(["verify", "--json"]).run();
+    out.assert_exit_code(4);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json report");
+    assert_eq!(report["header_mac"], "failed", "{}", out.report());
+    dir.keyward()
+        .args(["unlock", "--out", "k"])
+        .run()
+        .assert_exit_code(4);
+    assert!(!dir.path("k").exists());
+}
+
+#[test]
+fn expect_fingerprint_gates_the_output() {
+    let dir = Dir::new("expect-fp");
+    dir.init_plain_canary();
+    let fp = dir
+        .ok(["fingerprint", "--short"])
+        .stdout()
+        .trim()
+        .to_string();
+    dir.ok(["unlock", "--out", "k", "--expect-fingerprint", &fp]);
+    assert_eq!(dir.read("k"), CANARY_KEY);
+    let other = "00:11:22:33:44:55:66:77";
+    let out = dir
+        .keyward()
+        .args(["unlock", "--out", "k2", "--expect-fingerprint", other])
+        .run();
+    out.assert_exit_code(5).assert_one_line_error();
+    assert!(
+        !dir.path("k2").exists(),
+        "no key is written on a fingerprint mismatch"
+    );
+}
+
+#[test]
+fn numeric_labels_are_refused() {
+    let dir = Dir::new("labels");
+    dir.init_plain_canary();
+    dir.keyward()
+        .args(["enroll", "plain", "--label", "2"])
+        .run()
+        .assert_exit_code(2)
+        .assert_one_line_error();
+}
+
+#[test]
+fn a_plain_keybox_others_can_read_is_refused() {
+    let dir = Dir::new("plain-readable");
+    dir.init_plain_canary();
+    std::fs::set_permissions(dir.keybox(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = dir.keyward().args(["unlock", "--out", "k"]).run();
+    out.assert_exit_code(9).assert_one_line_error();
+    assert!(out.stderr().contains("chmod 600"), "{}", out.report());
+    assert!(!dir.path("k").exists());
+}
+
+#[test]
+fn a_changed_key_file_does_not_hide_another_unattended_slot() {
+    let dir = Dir::new("unattended-order");
+    dir.write("canary.key", CANARY_KEY);
+    dir.ok([
+        "init",
+        "--with",
+        "keyfile",
+        "--import",
+        "canary.key",
+        "--keyfile",
+        "slot.key",
+    ]);
+    dir.ok(["enroll", "plain"]);
+    dir.write("slot.key", &[0x33; 64]); // the key file at the recorded path changed
+    dir.ok(["unlock", "--out", "k"]);
+    assert_eq!(dir.read("k"), CANARY_KEY);
+}
+
+#[test]
+fn no_command_is_one_line() {
+    let dir = Dir::new("no-command");
+    dir.keyward()
+        .run()
+        .assert_exit_code(2)
+        .assert_one_line_error();
+}

@@ -3,6 +3,7 @@
 //! exists is one keyward is willing to run: a hostile work factor read from a file is an
 //! integrity error, never a ten-minute stall or an out-of-memory kill.
 
+#[allow(unsafe_code)] // mmap/madvise; each block has its SAFETY note
 mod argon2_memory;
 
 use std::time::{Duration, Instant};
@@ -19,12 +20,28 @@ pub const KEK_LEN: usize = 32;
 /// Length of the salts keyward generates.
 pub const SALT_LEN: usize = 32;
 
-/// Most memory a KDF may ask for: 4 GiB.
+/// Most memory a KDF may ask for: 4 GiB (cryptsetup's limit for argon2 in LUKS2).
 pub const MAX_MEMORY_KIB: u64 = 4 * 1024 * 1024;
-/// Most work (memory × passes) an argon2id slot may ask for: 4 GiB × 16 passes.
-pub const MAX_ARGON2_WORK_KIB: u64 = MAX_MEMORY_KIB * 16;
+/// Most work one KDF may ask for, in KiB touched: 16 GiB, e.g. 1 GiB × 16 argon2id passes or
+/// scrypt N=2^20 r=8 p=16. About ten seconds of one core here; a file asking for more is refused
+/// before any work (age's `ExcessiveWork` idea).
+pub const MAX_WORK_KIB: u64 = 16 * 1024 * 1024;
 const MIN_SALT_LEN: usize = 16;
 const MAX_SALT_LEN: usize = 64;
+
+/// Why a KDF did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KdfError {
+    /// The parameters are outside keyward's bounds (from a file: damage or a hostile edit).
+    #[error(transparent)]
+    Params(#[from] IntegrityFailure),
+    /// The system would not give the KDF its memory.
+    #[error("cannot get {kib} KiB of memory for the KDF")]
+    OutOfMemory {
+        /// How much was asked for.
+        kib: u64,
+    },
+}
 
 /// A key-encryption key derived from a secret; zeroized on drop.
 pub type Kek = Zeroizing<[u8; KEK_LEN]>;
@@ -83,7 +100,7 @@ impl KdfParams {
                 if u64::from(*m_kib) < 8 * u64::from(*p) || u64::from(*m_kib) > MAX_MEMORY_KIB {
                     return bad(format!("argon2id m={m_kib} KiB"));
                 }
-                if *t == 0 || u64::from(*m_kib) * u64::from(*t) > MAX_ARGON2_WORK_KIB {
+                if *t == 0 || self.work_kib() > MAX_WORK_KIB {
                     return bad(format!("argon2id t={t} at m={m_kib} KiB"));
                 }
                 check_salt(salt)
@@ -92,18 +109,36 @@ impl KdfParams {
                 if !(1..=16).contains(p) || !(1..=32).contains(r) || !(1..=24).contains(log_n) {
                     return bad(format!("scrypt log_n={log_n} r={r} p={p}"));
                 }
-                // scrypt's working memory is 128 × r × N bytes.
+                // scrypt's working memory is 128 × r × N bytes; p runs it p times.
                 let kib = (128u64 * u64::from(*r)) << log_n >> 10;
-                if kib > MAX_MEMORY_KIB {
-                    return bad(format!("scrypt needs {kib} KiB"));
+                if kib > MAX_MEMORY_KIB || self.work_kib() > MAX_WORK_KIB {
+                    return bad(format!(
+                        "scrypt needs {kib} KiB, {} KiB of work",
+                        self.work_kib()
+                    ));
                 }
                 check_salt(salt)
             }
         }
     }
 
+    /// How much memory the KDF touches in all, in KiB (memory × passes, or × p for scrypt): the
+    /// measure of work the bounds use.
+    pub fn work_kib(&self) -> u64 {
+        match self {
+            KdfParams::Argon2id { m_kib, t, .. } => u64::from(*m_kib).saturating_mul(u64::from(*t)),
+            KdfParams::Scrypt { log_n, r, p, .. } => {
+                let kib = (128u64 * u64::from(*r))
+                    .checked_shl(u32::from(*log_n))
+                    .unwrap_or(u64::MAX)
+                    >> 10;
+                kib.saturating_mul(u64::from(*p))
+            }
+        }
+    }
+
     /// Derives a key-encryption key from `secret`.
-    pub fn derive(&self, secret: &[u8]) -> Result<Kek, IntegrityFailure> {
+    pub fn derive(&self, secret: &[u8]) -> Result<Kek, KdfError> {
         self.validate()?;
         let mut out = Zeroizing::new([0u8; KEK_LEN]);
         self.derive_into(secret, out.as_mut_slice())?;
@@ -111,15 +146,18 @@ impl KdfParams {
     }
 
     /// Derives `out.len()` bytes from `secret` (used for foreign formats with other lengths).
-    pub fn derive_into(&self, secret: &[u8], out: &mut [u8]) -> Result<(), IntegrityFailure> {
+    pub fn derive_into(&self, secret: &[u8], out: &mut [u8]) -> Result<(), KdfError> {
         self.validate()?;
-        let fail = |e: String| IntegrityFailure::KdfOutOfBounds(e);
+        let fail = |e: String| KdfError::Params(IntegrityFailure::KdfOutOfBounds(e));
         match self {
             KdfParams::Argon2id { m_kib, t, p, salt } => {
                 let params = argon2::Params::new(*m_kib, *t, *p, Some(out.len()))
                     .map_err(|e| fail(e.to_string()))?;
-                let mut memory = argon2_memory::Argon2Memory::new(params.block_count())
-                    .ok_or_else(|| fail(format!("cannot map {m_kib} KiB for argon2id")))?;
+                let mut memory = argon2_memory::Argon2Memory::new(params.block_count()).ok_or(
+                    KdfError::OutOfMemory {
+                        kib: u64::from(*m_kib),
+                    },
+                )?;
                 argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
                     .hash_password_into_with_memory(secret, salt, out, memory.as_mut_slice())
                     .map_err(|e| fail(e.to_string()))
@@ -194,7 +232,7 @@ pub fn calibrate_argon2id(
         let started = Instant::now();
         probe
             .derive(b"keyward calibration")
-            .map_err(crate::Error::KdfParams)?;
+            .map_err(crate::Error::from_new_kdf)?;
         let one_pass = started.elapsed().max(Duration::from_micros(100));
         progress(&format!(
             "one pass at {} MiB took {} ms",
@@ -207,7 +245,7 @@ pub fn calibrate_argon2id(
         }
         let passes = (target.unlock_time.as_secs_f64() / one_pass.as_secs_f64()).floor();
         // Cap the passes by the work bound a reader enforces, so we never write what we refuse.
-        let max_t = (MAX_ARGON2_WORK_KIB / u64::from(m_kib)).min(1000);
+        let max_t = (MAX_WORK_KIB / u64::from(m_kib)).min(1000);
         let t = if passes < 1.0 {
             1
         } else {

@@ -27,6 +27,9 @@ pub const MAX_KEYBOX_BYTES: u64 = 1024 * 1024;
 pub const MAX_SLOTS: usize = 64;
 /// Most tokens a keybox may hold.
 pub const MAX_TOKENS: usize = 64;
+/// Most KDF work all of a keybox's slots may ask for together: an unlock may try every slot of
+/// one kind, so a file full of costly slots could otherwise stall it for minutes.
+pub const MAX_TOTAL_WORK_KIB: u64 = 4 * crate::kdf::MAX_WORK_KIB;
 
 /// Everything the header MAC covers: all of the keybox but the MAC and the checksum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +234,21 @@ pub fn check_structure(header: &KeyboxHeader) -> Result<(), IntegrityFailure> {
         if slot.wrapped_key.len() != crate::aead::NONCE_LEN + key_len + crate::aead::TAG_LEN {
             return bad("a wrapped key has the wrong length");
         }
+    }
+    let total_work: u64 = header
+        .slots
+        .iter()
+        .filter_map(|s| match &s.protection {
+            SlotParams::RecoveryCode { kdf } | SlotParams::Passphrase { kdf } => {
+                Some(kdf.work_kib())
+            }
+            _ => None,
+        })
+        .fold(0u64, u64::saturating_add);
+    if total_work > MAX_TOTAL_WORK_KIB {
+        return Err(IntegrityFailure::KdfOutOfBounds(format!(
+            "the slots together ask for {total_work} KiB of KDF work (at most {MAX_TOTAL_WORK_KIB})"
+        )));
     }
     if header
         .tokens

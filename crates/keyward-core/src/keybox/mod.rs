@@ -210,7 +210,7 @@ impl Keybox {
             let Some(kek) = unlocker.kek_for(&slot.protection) else {
                 continue;
             };
-            let kek = kek.map_err(integrity)?;
+            let kek = kek.map_err(|e| Error::from_stored_kdf(e, path))?;
             let ad = binding(&self.header.id, slot.id, &slot.protection);
             let Ok(bytes) = aead::open(&kek, &ad, &slot.wrapped_key) else {
                 continue;
@@ -238,11 +238,10 @@ impl Keybox {
 
     /// Slots that open with no secret typed: plain slots, and key-file slots that record a path.
     pub fn unattended_slots(&self) -> impl Iterator<Item = &SlotRecord> {
-        self.header.slots.iter().filter(|s| match &s.protection {
-            SlotParams::Plain(_) => true,
-            SlotParams::Keyfile(p) => p.path.is_some(),
-            _ => false,
-        })
+        self.header
+            .slots
+            .iter()
+            .filter(|s| s.protection.is_unattended())
     }
 }
 
@@ -280,6 +279,9 @@ impl UnlockedKeybox {
         let mut header = self.keybox.header.clone();
         let id = SlotId(header.next_slot_id);
         let label = label.map_or_else(|| format!("{}-{id}", secret.kind()), str::to_string);
+        if label.is_empty() || label.parse::<u32>().is_ok() {
+            return Err(Error::BadLabel(label));
+        }
         if header.slots.iter().any(|s| s.label == label) {
             return Err(Error::DuplicateLabel(label));
         }

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::IntegrityFailure;
-use crate::kdf::{KdfParams, Kek};
+use crate::kdf::{KdfError, KdfParams, Kek};
 use crate::recovery_code::RecoveryCode;
 use crate::secret::{KeyfileContents, Passphrase};
 
@@ -124,9 +124,20 @@ impl SlotParams {
     /// Checks bounds on parameters read from a file.
     pub fn validate(&self) -> Result<(), IntegrityFailure> {
         match self {
-            SlotParams::RecoveryCode { kdf } | SlotParams::Passphrase { kdf } => kdf.validate(),
+            SlotParams::RecoveryCode { kdf } => recovery_code::validate(kdf),
+            SlotParams::Passphrase { kdf } => kdf.validate(),
             SlotParams::Keyfile(p) => p.validate(),
             SlotParams::Plain(p) => p.validate(),
+        }
+    }
+
+    /// Whether the slot opens with nothing typed: a plain slot, or a key-file slot that records
+    /// where its key file is.
+    pub fn is_unattended(&self) -> bool {
+        match self {
+            SlotParams::Plain(_) => true,
+            SlotParams::Keyfile(p) => p.path.is_some(),
+            SlotParams::RecoveryCode { .. } | SlotParams::Passphrase { .. } => false,
         }
     }
 
@@ -169,7 +180,7 @@ pub enum Unlocker<'a> {
 
 impl Unlocker<'_> {
     /// The KEK for a slot with `params`; `None` if this secret is not for that kind of slot.
-    pub fn kek_for(&self, params: &SlotParams) -> Option<Result<Kek, IntegrityFailure>> {
+    pub fn kek_for(&self, params: &SlotParams) -> Option<Result<Kek, KdfError>> {
         match (self, params) {
             (Unlocker::RecoveryCode(code), SlotParams::RecoveryCode { kdf }) => {
                 Some(recovery_code::kek(kdf, code))
@@ -177,8 +188,10 @@ impl Unlocker<'_> {
             (Unlocker::Passphrase(pass), SlotParams::Passphrase { kdf }) => {
                 Some(passphrase::kek(kdf, pass))
             }
-            (Unlocker::Keyfile(contents), SlotParams::Keyfile(p)) => Some(p.kek(contents)),
-            (Unlocker::Unattended, SlotParams::Plain(p)) => Some(p.kek()),
+            (Unlocker::Keyfile(contents), SlotParams::Keyfile(p)) => {
+                Some(p.kek(contents).map_err(KdfError::from))
+            }
+            (Unlocker::Unattended, SlotParams::Plain(p)) => Some(p.kek().map_err(KdfError::from)),
             _ => None,
         }
     }
@@ -248,7 +261,8 @@ impl SlotSecret {
         }
     }
 
-    /// Fresh parameters for a slot (new salts), and the KEK they give with this secret.
+    /// The slot parameters for this secret — the KDF as given (its salt was drawn when it was
+    /// made), or a fresh salt or stored key for key-file and plain slots — and the KEK they give.
     pub fn derive(&self) -> crate::Result<(SlotParams, Kek)> {
         let params = match self {
             SlotSecret::RecoveryCode { kdf, .. } => SlotParams::RecoveryCode { kdf: kdf.clone() },
@@ -262,14 +276,14 @@ impl SlotSecret {
             .as_unlocker()
             .kek_for(&params)
             .unwrap_or_else(unreachable_kind)
-            .map_err(crate::Error::KdfParams)?;
+            .map_err(crate::Error::from_new_kdf)?;
         Ok((params, kek))
     }
 }
 
 // `derive` builds params of the secret's own kind, so `kek_for` always answers `Some`.
-fn unreachable_kind() -> Result<Kek, IntegrityFailure> {
-    Err(IntegrityFailure::Inconsistent(
+fn unreachable_kind() -> Result<Kek, KdfError> {
+    Err(KdfError::Params(IntegrityFailure::Inconsistent(
         "slot secret and parameters of different kinds".into(),
-    ))
+    )))
 }

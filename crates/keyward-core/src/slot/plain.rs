@@ -12,12 +12,19 @@ use crate::kdf::{KEK_LEN, Kek};
 use crate::random;
 
 /// Parameters of a plain slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlainParams {
     /// The stored key-encryption key.
     #[serde(with = "base64_bytes")]
     pub kek: Vec<u8>,
+}
+
+/// The stored KEK opens the slot: it is as secret as K and never printed.
+impl std::fmt::Debug for PlainParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlainParams { kek: <redacted> }")
+    }
 }
 
 impl PlainParams {

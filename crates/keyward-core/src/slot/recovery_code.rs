@@ -5,7 +5,7 @@
 //! blob made on a fast machine opens quickly on a small recovery box.
 
 use crate::error::IntegrityFailure;
-use crate::kdf::{KdfParams, Kek};
+use crate::kdf::{KdfError, KdfParams, Kek};
 use crate::recovery_code::RecoveryCode;
 
 /// Memory for the recovery-code KDF: 64 MiB.
@@ -18,6 +18,23 @@ pub fn default_recovery_code_kdf() -> crate::Result<KdfParams> {
     KdfParams::argon2id(RECOVERY_CODE_M_KIB, RECOVERY_CODE_T, 1)
 }
 
-pub(super) fn kek(kdf: &KdfParams, code: &RecoveryCode) -> Result<Kek, IntegrityFailure> {
+/// Most work a recovery-code slot may ask for: 4 × what keyward writes. A code is opened on
+/// whatever machine is left after a disaster, so its cost is bounded far below a passphrase's.
+const MAX_RECOVERY_CODE_WORK_KIB: u64 = 4 * RECOVERY_CODE_M_KIB as u64 * RECOVERY_CODE_T as u64;
+
+/// Bounds for a recovery-code slot's KDF: the general ones, and a much lower work limit.
+pub(super) fn validate(kdf: &KdfParams) -> Result<(), IntegrityFailure> {
+    kdf.validate()?;
+    if kdf.work_kib() > MAX_RECOVERY_CODE_WORK_KIB {
+        return Err(IntegrityFailure::KdfOutOfBounds(format!(
+            "a recovery-code slot asks for {} KiB of work (at most {MAX_RECOVERY_CODE_WORK_KIB})",
+            kdf.work_kib()
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn kek(kdf: &KdfParams, code: &RecoveryCode) -> Result<Kek, KdfError> {
+    validate(kdf)?;
     kdf.derive(code.canonical().as_bytes())
 }

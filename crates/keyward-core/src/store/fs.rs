@@ -4,7 +4,7 @@
 
 use std::any::Any;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -22,8 +22,8 @@ pub type LockGuard = Box<dyn Any>;
 
 /// The operations the store performs, one step each.
 pub trait Fs {
-    /// Reads a whole file.
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Reads a file, at most `limit` bytes of it.
+    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>>;
     /// Mode and owner of a file or folder.
     fn facts(&self, path: &Path) -> io::Result<FileFacts>;
     /// The effective uid of this process.
@@ -52,8 +52,15 @@ pub trait Fs {
 pub struct RealFs;
 
 impl Fs for RealFs {
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        // O_NONBLOCK: a FIFO swapped in after the caller checked the file type must not hang us.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        let mut bytes = Vec::new();
+        file.take(limit).read_to_end(&mut bytes)?;
+        Ok(bytes)
     }
 
     fn facts(&self, path: &Path) -> io::Result<FileFacts> {
@@ -64,6 +71,7 @@ impl Fs for RealFs {
         })
     }
 
+    #[allow(unsafe_code)]
     fn current_uid(&self) -> u32 {
         // SAFETY: geteuid has no preconditions and cannot fail.
         unsafe { libc::geteuid() }

@@ -13,10 +13,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityFailure, Result};
+use crate::keybox::format::MAX_KEYBOX_BYTES;
 use crate::keybox::{Keybox, UnlockedKeybox};
+use crate::slot::SlotParams;
 
 pub use fs::{FileFacts, Fs, LockGuard, RealFs};
+
+/// File-type bits of `st_mode`, and the value for a regular file.
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
 
 /// How long a command waits for another keyward command to release the lock by default.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -55,10 +61,7 @@ impl<'fs> Store<'fs> {
     }
 
     fn folder(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        parent_folder(&self.path)
     }
 
     fn sibling(&self, suffix: &str) -> PathBuf {
@@ -75,7 +78,8 @@ impl<'fs> Store<'fs> {
         self.fs.facts(&self.path).is_ok()
     }
 
-    /// Reads and parses the keybox, after checking that no other user can change it.
+    /// Reads and parses the keybox, after checking that no other user can change it (and, if it
+    /// has a plain slot, read it).
     pub fn load(&self) -> Result<Keybox> {
         let facts = match self.fs.facts(&self.path) {
             Ok(f) => f,
@@ -84,6 +88,12 @@ impl<'fs> Store<'fs> {
             }
             Err(e) => return Err(Error::io("cannot read", &self.path, e)),
         };
+        if facts.mode & S_IFMT != S_IFREG {
+            return Err(Error::Integrity {
+                path: self.path.clone(),
+                what: IntegrityFailure::Malformed("not a regular file".into()),
+            });
+        }
         self.check_private(&self.path, facts, false)?;
         let folder = self.folder();
         let folder_facts = self
@@ -91,11 +101,24 @@ impl<'fs> Store<'fs> {
             .facts(&folder)
             .map_err(|e| Error::io("cannot read", &folder, e))?;
         self.check_private(&folder, folder_facts, true)?;
+        // One byte past the limit is enough for the parser to say "too large".
         let bytes = self
             .fs
-            .read(&self.path)
+            .read(&self.path, MAX_KEYBOX_BYTES + 1)
             .map_err(|e| Error::io("cannot read", &self.path, e))?;
-        Keybox::parse(&bytes, &self.path)
+        let keybox = Keybox::parse(&bytes, &self.path)?;
+        let has_plain = keybox
+            .slots()
+            .iter()
+            .any(|s| matches!(s.protection, SlotParams::Plain(_)));
+        if has_plain && facts.mode & 0o044 != 0 {
+            return Err(Error::InsecurePermissions {
+                path: self.path.clone(),
+                problem: "readable by other users, and its plain slot makes that reading the key",
+                fix: format!("chmod 600 {}", self.path.display()),
+            });
+        }
+        Ok(keybox)
     }
 
     /// Refuses a file or folder another user could write (a sticky folder such as /tmp is
@@ -157,11 +180,14 @@ impl<'fs> Store<'fs> {
             }
             Err(e) => return Err(Error::io("cannot create", &self.path, e)),
         }
-        self.sync_folder()?;
-        self.fs
-            .remove(&temp)
-            .map_err(|e| Error::io("cannot remove", &temp, e))?;
-        self.sync_folder()
+        // The keybox is in place from here on: a failure now must not read as "nothing changed".
+        let not_durable = |source| Error::NotDurable {
+            path: self.path.clone(),
+            source,
+        };
+        self.fs.sync_dir(&self.folder()).map_err(not_durable)?;
+        self.fs.remove(&temp).map_err(not_durable)?;
+        self.fs.sync_dir(&self.folder()).map_err(not_durable)
     }
 
     /// Replaces the keybox, if its generation on disk is still `expected_generation`.
@@ -183,7 +209,13 @@ impl<'fs> Store<'fs> {
         self.fs
             .rename(&temp, &self.path)
             .map_err(|e| Error::io("cannot replace", &self.path, e))?;
-        self.sync_folder()
+        // The new keybox is in place from here on (see `create`).
+        self.fs
+            .sync_dir(&self.folder())
+            .map_err(|source| Error::NotDurable {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Writes and fsyncs the temp file, clearing a stale one a crash may have left.
@@ -201,13 +233,6 @@ impl<'fs> Store<'fs> {
             .sync_file(&temp)
             .map_err(|e| Error::io("cannot sync", &temp, e))?;
         Ok(temp)
-    }
-
-    fn sync_folder(&self) -> Result<()> {
-        let folder = self.folder();
-        self.fs
-            .sync_dir(&folder)
-            .map_err(|e| Error::io("cannot sync folder", &folder, e))
     }
 
     /// Creates the keybox built by `build` under the lock; `build` runs only if none exists.
@@ -243,10 +268,7 @@ impl<'fs> Store<'fs> {
 /// existing file) or, with `overwrite`, renamed over it; then the folder is fsynced. On any
 /// failure the temp file is removed and `path` is untouched.
 pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let folder = parent_folder(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -282,4 +304,12 @@ pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool)
     }
     fs.sync_dir(&folder)
         .map_err(|e| Error::io("cannot sync folder", &folder, e))
+}
+
+/// The folder a file lives in (`.` for a bare file name).
+fn parent_folder(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }

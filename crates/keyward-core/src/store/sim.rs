@@ -125,13 +125,11 @@ fn not_found() -> io::Error {
 }
 
 impl Fs for SimFs {
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         self.alive()?;
         let s = self.state.borrow();
-        s.entries
-            .get(path)
-            .map(|i| s.inodes[*i].data.clone())
-            .ok_or_else(not_found)
+        let data = &s.inodes[*s.entries.get(path).ok_or_else(not_found)?].data;
+        Ok(data[..data.len().min(usize::try_from(limit).unwrap_or(usize::MAX))].to_vec())
     }
 
     fn facts(&self, path: &Path) -> io::Result<FileFacts> {
@@ -209,6 +207,7 @@ impl Fs for SimFs {
         s.entries.remove(path).map(|_| ()).ok_or_else(not_found)
     }
 
+    /// The simulator models one folder, so syncing any folder makes every entry durable.
     fn sync_dir(&self, _path: &Path) -> io::Result<()> {
         self.step()?;
         let mut s = self.state.borrow_mut();

@@ -16,11 +16,12 @@ pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
     let current = store.load()?;
     let reader = SecretReader::new();
     let tries = attempts(&args.auth, &current, &reader)?;
-    let new = NewSecret::prepare(args.kind, &args.secret, &reader)?;
-    let (next, id) = with_first_that_opens(&tries, |auth| {
-        operations::enroll(&store, auth, args.label.as_deref(), &new.secret)
-    })
-    .inspect_err(|_| new.abandon())?;
+    let new = NewSecret::prepare(args.kind, &args.secret, &reader, &ctx.out)?;
+    let (next, id) = new.commit(|| {
+        with_first_that_opens(&tries, |auth| {
+            operations::enroll(&store, auth, args.label.as_deref(), &new.secret)
+        })
+    })?;
 
     let label = next
         .keybox()
@@ -32,7 +33,7 @@ pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
         new.secret.kind(),
         ctx.keybox.display()
     ))?;
-    new.deliver(&ctx.out, &id.to_string())?;
+    new.report(&ctx.out, &id.to_string())?;
     ctx.out.json(&json!({
         "keybox": ctx.keybox,
         "slot": { "id": id.0, "kind": new.secret.kind().name(), "label": label },

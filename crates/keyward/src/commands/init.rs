@@ -21,15 +21,16 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         Some(path) => DataKey::import(reader.bytes(path)?)?,
         None => DataKey::generate(args.bytes)?,
     };
-    let first = NewSecret::prepare(args.with, &args.secret, &reader)?;
-    let created = operations::init(
-        &store,
-        key,
-        &args.label,
-        args.slot_label.as_deref(),
-        &first.secret,
-    )
-    .inspect_err(|_| first.abandon())?;
+    let first = NewSecret::prepare(args.with, &args.secret, &reader, &ctx.out)?;
+    let created = first.commit(|| {
+        Ok(operations::init(
+            &store,
+            key,
+            &args.label,
+            args.slot_label.as_deref(),
+            &first.secret,
+        )?)
+    })?;
 
     let keybox = created.keybox();
     let fp = keybox.fingerprint();
@@ -40,7 +41,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
     ctx.out.line(format!("  short        {}", fp.short()))?;
     ctx.out
         .line(format!("  slot {slot}       {}", first.secret.kind()))?;
-    first.deliver(&ctx.out, &slot.to_string())?;
+    first.report(&ctx.out, &slot.to_string())?;
     ctx.out.json(&json!({
         "keybox": ctx.keybox,
         "id": keybox.header().id.to_string(),

@@ -58,11 +58,6 @@ pub fn run(ctx: &Context) -> CliResult {
 
 /// The public view of a slot.
 fn slot_json(slot: &SlotRecord) -> Value {
-    let unattended = match &slot.protection {
-        SlotParams::Plain(_) => true,
-        SlotParams::Keyfile(p) => p.path.is_some(),
-        _ => false,
-    };
     let kdf = match &slot.protection {
         SlotParams::RecoveryCode { kdf } | SlotParams::Passphrase { kdf } => Some(kdf.describe()),
         _ => None,
@@ -75,7 +70,7 @@ fn slot_json(slot: &SlotRecord) -> Value {
         "protection": slot.protection.describe(),
         "kdf": kdf,
         "keyfile_path": slot.protection.keyfile_path(),
-        "unattended": unattended,
+        "unattended": slot.protection.is_unattended(),
         "protected_by_file_permissions_only": matches!(slot.protection, SlotParams::Plain(_)),
     })
 }

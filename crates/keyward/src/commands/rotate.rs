@@ -18,11 +18,12 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     let reader = SecretReader::new();
     let tries = attempts(&args.auth, &current, &reader)?;
     let kind = KindArg::from(target.protection.kind());
-    let new = NewSecret::prepare(kind, &args.secret, &reader)?;
-    let next = with_first_that_opens(&tries, |auth| {
-        operations::rotate(&store, auth, &args.slot, &new.secret)
-    })
-    .inspect_err(|_| new.abandon())?;
+    let new = NewSecret::prepare(kind, &args.secret, &reader, &ctx.out)?;
+    let next = new.commit(|| {
+        with_first_that_opens(&tries, |auth| {
+            operations::rotate(&store, auth, &args.slot, &new.secret)
+        })
+    })?;
 
     ctx.out.line(format!(
         "Rotated slot {} ({}, \"{}\"); the old secret no longer opens it",
@@ -30,7 +31,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
         target.protection.kind(),
         target.label
     ))?;
-    new.deliver(&ctx.out, &target.id.to_string())?;
+    new.report(&ctx.out, &target.id.to_string())?;
     ctx.out.json(&json!({
         "keybox": ctx.keybox,
         "slot": target.id.0,

@@ -21,18 +21,30 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
         keybox.unlock(&auth.unlocker, auth.slot, store.path())
     })?;
 
+    // The unlock checked K against the keybox's fingerprint; a caller may also name the key
+    // it expects, so a keybox swapped for another (with its own valid MAC) is caught too.
+    if let Some(expected) = &args.expect_fingerprint {
+        let found = unlocked.key().fingerprint();
+        if !found.matches(expected) {
+            return Err(keyward_core::Error::FingerprintMismatch {
+                expected: expected.to_string(),
+                found: found.to_string(),
+            }
+            .into());
+        }
+    }
+
     let key = unlocked.key().expose();
-    let encoded = match args.format {
-        KeyFormat::Raw => Zeroizing::new(key.to_vec()),
-        KeyFormat::Hex => Zeroizing::new(format!("{}\n", to_hex(key)).into_bytes()),
-        KeyFormat::Base64 => Zeroizing::new(
-            format!(
-                "{}\n",
-                base64::engine::general_purpose::STANDARD.encode(key)
-            )
+    let mut encoded = Zeroizing::new(match args.format {
+        KeyFormat::Raw => key.to_vec(),
+        KeyFormat::Hex => to_hex(key).into_bytes(),
+        KeyFormat::Base64 => base64::engine::general_purpose::STANDARD
+            .encode(key)
             .into_bytes(),
-        ),
-    };
+    });
+    if args.format != KeyFormat::Raw {
+        encoded.push(b'\n');
+    }
     write_secret(&args.out, &encoded, args.force)?;
     progress(&format!(
         "Opened slot {}; key {} written to {}",

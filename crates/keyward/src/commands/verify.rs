@@ -21,13 +21,11 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     ))?;
 
     let reader = SecretReader::new();
-    let given = args.open.code_file.is_some()
-        || args.open.passphrase_file.is_some()
-        || args.open.keyfile.is_some();
+    let auth_args = AuthArgs::from(&args.open);
     // Each slot that needs no prompt, plus the one a given secret opens.
     let mut tries: Vec<Attempt> = Vec::new();
-    if given {
-        tries.extend(attempts(&AuthArgs::from(&args.open), &keybox, &reader)?);
+    if auth_args.secrets_given() > 0 {
+        tries.extend(attempts(&auth_args, &keybox, &reader)?);
     }
     tries.extend(unattended_attempts(&keybox, None, &reader));
 
@@ -59,6 +57,17 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
         }
     }
     let mac_checked = !opened.is_empty();
+    // Only an integrity failure says the header is bad; a wrong secret says nothing about it.
+    let integrity_failed = failures
+        .iter()
+        .any(|e| matches!(e, keyward_core::Error::Integrity { .. }));
+    let header_mac = if integrity_failed {
+        "failed"
+    } else if mac_checked {
+        "ok"
+    } else {
+        "not-checked"
+    };
     if !mac_checked && failures.is_empty() {
         ctx.out.line(
             "header MAC: not checked (no slot opens without a secret; pass --code-file, --passphrase-file or --keyfile)",
@@ -67,7 +76,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     ctx.out.json(&json!({
         "keybox": ctx.keybox,
         "checksum": "ok",
-        "header_mac": if !failures.is_empty() { "failed" } else if mac_checked { "ok" } else { "not-checked" },
+        "header_mac": header_mac,
         "slots": results,
         "ok": failures.is_empty(),
     }))?;

@@ -6,6 +6,9 @@
 # is faster). Needs: apt-get install argon2 hyperfine openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for tool in argon2:argon2 hyperfine:hyperfine openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null || { echo "bench-kdf: needs ${tool%%:*} (apt-get install ${tool#*:})" >&2; exit 1; }
+done
 runs=${RUNS:-7}
 cargo build --release -q -p keyward-core --example kdf
 kdf=target/release/examples/kdf

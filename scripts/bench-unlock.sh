@@ -5,6 +5,7 @@
 # Needs: apt-get install hyperfine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { echo "bench-unlock: needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 runs=${RUNS:-300}
 cargo build --release -q -p keyward
 kw=$PWD/target/release/keyward

@@ -9,16 +9,7 @@ use util::{CANARY_KEY, Dir};
 #[test]
 fn every_single_bit_flip_of_the_keybox_is_rejected_by_unlock() {
     let dir = Dir::new("flips");
-    dir.write("canary.key", CANARY_KEY);
-    dir.ok([
-        "init",
-        "--with",
-        "keyfile",
-        "--import",
-        "canary.key",
-        "--keyfile",
-        "slot.key",
-    ]);
+    dir.init_keyfile_canary();
     let original = dir.read("keybox.json");
     // The library test flips every bit; through the real binary, one bit in every byte
     // (rotating through the bit positions) keeps the test to a few seconds.
@@ -355,16 +346,7 @@ fn a_plain_keybox_others_can_read_is_refused() {
 #[test]
 fn a_changed_key_file_does_not_hide_another_unattended_slot() {
     let dir = Dir::new("unattended-order");
-    dir.write("canary.key", CANARY_KEY);
-    dir.ok([
-        "init",
-        "--with",
-        "keyfile",
-        "--import",
-        "canary.key",
-        "--keyfile",
-        "slot.key",
-    ]);
+    dir.init_keyfile_canary();
     dir.ok(["enroll", "plain"]);
     dir.write("slot.key", &[0x33; 64]); // the key file at the recorded path changed
     dir.ok(["unlock", "--out", "k"]);

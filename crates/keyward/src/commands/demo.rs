@@ -225,9 +225,38 @@ fn walk(d: &mut Demo) -> CliResult {
         &["verify"],
         Expect::Success,
     )?;
-    d.run("Print the fingerprint", &["fingerprint"], Expect::Success)?;
-    if !same || d.path("should-not-exist.bin").exists() || !Path::new(&d.path("key-3.bin")).exists()
-    {
+    let short = d.run(
+        "Print the short fingerprint",
+        &["fingerprint", "--short"],
+        Expect::Success,
+    )?;
+    let short = short.trim();
+    d.run(
+        "Unlock only if the key is the one expected (the fingerprint gate)",
+        &[
+            "unlock",
+            "--out",
+            "key-4.bin",
+            "--expect-fingerprint",
+            short,
+        ],
+        Expect::Success,
+    )?;
+    d.run(
+        "A different expected fingerprint fails closed: exit 5, no output file",
+        &[
+            "unlock",
+            "--out",
+            "key-5.bin",
+            "--expect-fingerprint",
+            "00:00:00:00:00:00:00:00",
+        ],
+        Expect::Exit(5),
+    )?;
+    let leftovers = ["should-not-exist.bin", "key-5.bin"]
+        .iter()
+        .any(|f| d.path(f).exists());
+    if !same || leftovers || !Path::new(&d.path("key-4.bin")).exists() {
         return Err(CliError::Failed("the demo's checks did not hold".into()));
     }
     Ok(())

@@ -118,6 +118,20 @@ impl Dir {
         self.ok(["init", "--with", "plain", "--import", "canary.key"]);
     }
 
+    /// `init` with a key-file slot (`slot.key`, created), importing the canary key.
+    pub fn init_keyfile_canary(&self) {
+        self.write("canary.key", CANARY_KEY);
+        self.ok([
+            "init",
+            "--with",
+            "keyfile",
+            "--import",
+            "canary.key",
+            "--keyfile",
+            "slot.key",
+        ]);
+    }
+
     /// A recursive listing, for failure messages.
     pub fn listing(&self) -> String {
         let mut out = String::new();

@@ -140,13 +140,16 @@ impl RecoveryCode {
 
     /// The form to show a person: two lines of five words, so it can be read aloud and copied.
     pub fn display_form(&self) -> Zeroizing<String> {
+        // Built in one zeroized buffer: no intermediate copy of the words is left behind.
         let canonical = self.canonical();
-        let words: Vec<&str> = canonical.split(' ').collect();
-        Zeroizing::new(format!(
-            "{}\n{}",
-            words[..5].join(" "),
-            words[5..].join(" ")
-        ))
+        let mut out = Zeroizing::new(String::with_capacity(canonical.len()));
+        for (i, word) in canonical.split(' ').enumerate() {
+            if i > 0 {
+                out.push(if i == WORDS / 2 { '\n' } else { ' ' });
+            }
+            out.push_str(word);
+        }
+        out
     }
 }
 

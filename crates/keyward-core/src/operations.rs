@@ -2,8 +2,7 @@
 //! compare-and-swapped and self-verified. The CLI and the crash tests call exactly these.
 
 use crate::error::Result;
-use crate::keybox::{Keybox, UnlockedKeybox};
-use crate::secret::DataKey;
+use crate::keybox::{Keybox, NewKeybox, UnlockedKeybox};
 use crate::slot::{SlotId, SlotSecret, Unlocker};
 use crate::store::Store;
 
@@ -23,14 +22,8 @@ impl Authorization<'_> {
 }
 
 /// Creates a keybox holding `key` with one slot; refuses if the keybox exists.
-pub fn init(
-    store: &Store<'_>,
-    key: DataKey,
-    label: &str,
-    slot_label: Option<&str>,
-    first: &SlotSecret,
-) -> Result<UnlockedKeybox> {
-    store.create_with(|| Keybox::create(key, label, slot_label, first))
+pub fn init(store: &Store<'_>, new: NewKeybox<'_>, first: &SlotSecret) -> Result<UnlockedKeybox> {
+    store.create_with(|| Keybox::create(new, first))
 }
 
 /// Adds a slot opened by `secret`. Returns the new keybox and the slot's id.

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::*;
+use keyward_core::keybox::NewKeybox;
 use keyward_core::operations::{self, Authorization};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{Error, Keybox, RecoveryCode, SlotSecret, Store, Unlocker};
@@ -59,9 +60,7 @@ fn base_files(secrets: &Secrets) -> Files {
     let store = Store::new(&sim, sim_path());
     operations::init(
         &store,
-        canary_key(),
-        "crash",
-        Some("code"),
+        NewKeybox::new(canary_key(), "crash", Some("code")),
         &code_secret(&secrets.old_code),
     )
     .expect("init");
@@ -183,9 +182,7 @@ fn c5_crash_at_every_step_of_init() {
     let init = |store: &Store<'_>| {
         operations::init(
             store,
-            canary_key(),
-            "crash",
-            Some("code"),
+            NewKeybox::new(canary_key(), "crash", Some("code")),
             &code_secret(&secrets.old_code),
         )
         .map(drop)
@@ -328,9 +325,7 @@ fn init_refuses_an_existing_keybox_and_leaves_it_alone() {
     let store = Store::new(&sim, sim_path());
     let err = operations::init(
         &store,
-        canary_key(),
-        "again",
-        Some("code"),
+        NewKeybox::new(canary_key(), "again", Some("code")),
         &code_secret(&secrets.new_code),
     )
     .expect_err("init over an existing keybox must fail");

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use common::*;
 use keyward_core::kdf::KdfParams;
+use keyward_core::keybox::NewKeybox;
 use keyward_core::keybox::format;
 use keyward_core::slot::SlotParams;
 use keyward_core::{
@@ -21,8 +22,11 @@ fn path() -> &'static Path {
 
 /// A keybox with a key-file slot (1), a plain slot (2), a passphrase slot (3) and a token.
 fn sample() -> (Keybox, Vec<u8>) {
-    let created =
-        Keybox::create(canary_key(), "sample", Some("kf"), &keyfile_secret(7)).expect("create");
+    let created = Keybox::create(
+        NewKeybox::new(canary_key(), "sample", Some("kf")),
+        &keyfile_secret(7),
+    )
+    .expect("create");
     let (with_plain, _) = created
         .add_slot(Some("unattended"), &SlotSecret::Plain)
         .expect("add plain");
@@ -183,8 +187,11 @@ fn a_hostile_work_factor_is_refused_before_any_work() {
 #[test]
 fn swapped_wrapped_keys_do_not_open() {
     let (keybox, _) = sample();
-    let other =
-        Keybox::create(canary_key(), "other", Some("kf"), &keyfile_secret(7)).expect("create");
+    let other = Keybox::create(
+        NewKeybox::new(canary_key(), "other", Some("kf")),
+        &keyfile_secret(7),
+    )
+    .expect("create");
     // The same K and the same key file, but another keybox: the binding to the keybox id holds.
     let bad = tamper(&keybox, |h| {
         h.slots[0].wrapped_key = other.keybox().slots()[0].wrapped_key.clone()
@@ -273,7 +280,7 @@ proptest! {
         fill in any::<u8>(),
     ) {
         let key = DataKey::import(Zeroizing::new(key)).expect("length in range");
-        let created = Keybox::create(key.clone(), &label, Some(&slot_label), &keyfile_secret(fill)).expect("create");
+        let created = Keybox::create(NewKeybox::new(key.clone(), &label, Some(&slot_label)), &keyfile_secret(fill)).expect("create");
         let (two, _) = created.add_slot(Some("plain"), &SlotSecret::Plain).expect("add");
         let bytes = two.keybox().to_bytes();
         let parsed = Keybox::parse(&bytes, path()).expect("parses");
@@ -295,8 +302,11 @@ fn a_slot_copied_whole_into_another_keybox_does_not_open() {
     // Same K, same key file, and the slot's own parameters and wrapped key copied verbatim:
     // only the binding to the keybox id tells them apart.
     let (keybox, _) = sample();
-    let other =
-        Keybox::create(canary_key(), "other", Some("kf"), &keyfile_secret(7)).expect("create");
+    let other = Keybox::create(
+        NewKeybox::new(canary_key(), "other", Some("kf")),
+        &keyfile_secret(7),
+    )
+    .expect("create");
     let foreign = other.keybox().slots()[0].clone();
     assert_eq!(foreign.id, SlotId(1));
     let bad = tamper(&keybox, |h| h.slots[0] = foreign);

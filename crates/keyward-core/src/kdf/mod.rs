@@ -9,6 +9,7 @@ mod argon2_memory;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::encoding::base64_bytes;
@@ -22,6 +23,8 @@ pub const SALT_LEN: usize = 32;
 
 /// Most memory a KDF may ask for: 4 GiB (cryptsetup's limit for argon2 in LUKS2).
 pub const MAX_MEMORY_KIB: u64 = 4 * 1024 * 1024;
+/// Most PBKDF2 iterations: 10 million is a few seconds here (Proxmox Backup writes 65,535).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 /// Most work one KDF may ask for, in KiB touched: 16 GiB, e.g. 1 GiB × 16 argon2id passes or
 /// scrypt N=2^20 r=8 p=16. About ten seconds of one core here; a file asking for more is refused
 /// before any work (age's `ExcessiveWork` idea).
@@ -58,6 +61,15 @@ pub enum KdfParams {
         t: u32,
         /// Lanes (parallelism).
         p: u32,
+        /// Salt.
+        #[serde(with = "base64_bytes")]
+        salt: Vec<u8>,
+    },
+    /// PBKDF2-HMAC-SHA256 (RFC 8018). Only for foreign formats that use it (Proxmox Backup key
+    /// files); keyward's own slots use argon2id.
+    Pbkdf2Sha256 {
+        /// Iterations.
+        iter: u32,
         /// Salt.
         #[serde(with = "base64_bytes")]
         salt: Vec<u8>,
@@ -119,11 +131,19 @@ impl KdfParams {
                 }
                 check_salt(salt)
             }
+            KdfParams::Pbkdf2Sha256 { iter, salt } => {
+                if !(1..=MAX_PBKDF2_ITERATIONS).contains(iter) {
+                    return bad(format!(
+                        "pbkdf2 iter={iter} (allowed 1..{MAX_PBKDF2_ITERATIONS})"
+                    ));
+                }
+                check_salt(salt)
+            }
         }
     }
 
     /// How much memory the KDF touches in all, in KiB (memory × passes, or × p for scrypt): the
-    /// measure of work the bounds use.
+    /// measure of work the bounds use. PBKDF2 touches none; its iterations are bounded apart.
     pub fn work_kib(&self) -> u64 {
         match self {
             KdfParams::Argon2id { m_kib, t, .. } => u64::from(*m_kib).saturating_mul(u64::from(*t)),
@@ -134,6 +154,7 @@ impl KdfParams {
                     >> 10;
                 kib.saturating_mul(u64::from(*p))
             }
+            KdfParams::Pbkdf2Sha256 { .. } => 0,
         }
     }
 
@@ -167,6 +188,10 @@ impl KdfParams {
                     scrypt::Params::new(*log_n, *r, *p).map_err(|e| fail(e.to_string()))?;
                 scrypt::scrypt(secret, salt, &params, out).map_err(|e| fail(e.to_string()))
             }
+            KdfParams::Pbkdf2Sha256 { iter, salt } => {
+                pbkdf2::pbkdf2_hmac::<Sha256>(secret, salt, *iter, out);
+                Ok(())
+            }
         }
     }
 
@@ -177,6 +202,7 @@ impl KdfParams {
                 format!("argon2id m={} MiB t={t} p={p}", m_kib / 1024)
             }
             KdfParams::Scrypt { log_n, r, p, .. } => format!("scrypt N=2^{log_n} r={r} p={p}"),
+            KdfParams::Pbkdf2Sha256 { iter, .. } => format!("pbkdf2-sha256 iter={iter}"),
         }
     }
 }

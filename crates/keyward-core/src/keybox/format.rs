@@ -53,6 +53,21 @@ pub struct KeyboxHeader {
     pub slots: Vec<SlotRecord>,
     /// Metadata bound to slots.
     pub tokens: Vec<TokenRecord>,
+    /// For a key imported from a Proxmox Backup key file: what keyward-pbs needs to write it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbs: Option<PbsRecord>,
+}
+
+/// The Proxmox Backup facts of a key that came from (or will go back to) a PBS key file. The
+/// fingerprint is computed by keyward-pbs at import; like the whole header, it is covered by the
+/// header MAC, and it is checked against K again whenever a PBS key file is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PbsRecord {
+    /// The PBS fingerprint of K (`proxmox-backup-client key show`).
+    pub fingerprint: Fingerprint,
+    /// The key file's `created` field, exactly as it was, so an exported file keeps it.
+    pub created: String,
 }
 
 /// One slot: K wrapped under the slot's KEK.

@@ -20,7 +20,32 @@ use crate::random;
 use crate::secret::DataKey;
 use crate::slot::{SlotId, SlotParams, SlotSecret, Unlocker};
 
-pub use format::{KeyboxHeader, SlotRecord, TokenRecord};
+pub use format::{KeyboxHeader, PbsRecord, SlotRecord, TokenRecord};
+
+/// What a new keybox holds besides its first slot.
+#[derive(Debug)]
+pub struct NewKeybox<'a> {
+    /// The data key.
+    pub key: DataKey,
+    /// A name for people.
+    pub label: &'a str,
+    /// The first slot's label (default `KIND-1`).
+    pub slot_label: Option<&'a str>,
+    /// Proxmox Backup facts, for a key imported from a PBS key file.
+    pub pbs: Option<PbsRecord>,
+}
+
+impl<'a> NewKeybox<'a> {
+    /// A keybox for `key` with no foreign-format record.
+    pub fn new(key: DataKey, label: &'a str, slot_label: Option<&'a str>) -> Self {
+        NewKeybox {
+            key,
+            label,
+            slot_label,
+            pbs: None,
+        }
+    }
+}
 
 /// A keybox's random 16-byte id, stored as lower-case hex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,12 +167,13 @@ impl Keybox {
 
     /// Makes a new keybox holding `key`, with one slot opened by `first`. The result has been
     /// written to bytes, read back and opened with `first`, so it is known to work.
-    pub fn create(
-        key: DataKey,
-        label: &str,
-        slot_label: Option<&str>,
-        first: &SlotSecret,
-    ) -> Result<UnlockedKeybox> {
+    pub fn create(new: NewKeybox<'_>, first: &SlotSecret) -> Result<UnlockedKeybox> {
+        let NewKeybox {
+            key,
+            label,
+            slot_label,
+            pbs,
+        } = new;
         let header = KeyboxHeader {
             id: KeyboxId::generate()?,
             label: label.to_string(),
@@ -158,6 +184,7 @@ impl Keybox {
             fingerprint: key.fingerprint(),
             slots: Vec::new(),
             tokens: Vec::new(),
+            pbs,
         };
         let empty = UnlockedKeybox {
             keybox: Keybox {

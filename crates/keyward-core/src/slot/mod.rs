@@ -125,7 +125,7 @@ impl SlotParams {
     pub fn validate(&self) -> Result<(), IntegrityFailure> {
         match self {
             SlotParams::RecoveryCode { kdf } => recovery_code::validate(kdf),
-            SlotParams::Passphrase { kdf } => kdf.validate(),
+            SlotParams::Passphrase { kdf } => passphrase::validate(kdf),
             SlotParams::Keyfile(p) => p.validate(),
             SlotParams::Plain(p) => p.validate(),
         }

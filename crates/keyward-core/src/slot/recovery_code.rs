@@ -24,6 +24,12 @@ const MAX_RECOVERY_CODE_WORK_KIB: u64 = 4 * RECOVERY_CODE_M_KIB as u64 * RECOVER
 
 /// Bounds for a recovery-code slot's KDF: the general ones, and a much lower work limit.
 pub(super) fn validate(kdf: &KdfParams) -> Result<(), IntegrityFailure> {
+    if !matches!(kdf, KdfParams::Argon2id { .. }) {
+        return Err(IntegrityFailure::KdfOutOfBounds(format!(
+            "a recovery-code slot uses argon2id, not {}",
+            kdf.describe()
+        )));
+    }
     kdf.validate()?;
     if kdf.work_kib() > MAX_RECOVERY_CODE_WORK_KIB {
         return Err(IntegrityFailure::KdfOutOfBounds(format!(

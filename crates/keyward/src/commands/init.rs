@@ -1,5 +1,6 @@
 //! `keyward init`: a new keybox with a new or imported key and its first slot.
 
+use keyward_core::keybox::NewKeybox;
 use keyward_core::{DataKey, operations};
 use serde_json::json;
 
@@ -25,9 +26,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
     let created = first.commit(|| {
         Ok(operations::init(
             &store,
-            key,
-            &args.label,
-            args.slot_label.as_deref(),
+            NewKeybox::new(key, &args.label, args.slot_label.as_deref()),
             &first.secret,
         )?)
     })?;

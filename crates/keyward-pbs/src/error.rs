@@ -1,0 +1,63 @@
+//! What can go wrong with a PBS key file. Messages name the field and, for fingerprints, the
+//! expected and found prefixes, so a mismatch on a real box is diagnosable from one line.
+
+use keyward_core::kdf::KdfError;
+
+/// Errors of keyward-pbs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PbsError {
+    /// Not JSON, or JSON cut short.
+    #[error("not a Proxmox Backup key file: {0}")]
+    NotJson(String),
+
+    /// A field is missing or holds something a key file never has.
+    #[error("field `{field}` {problem}")]
+    BadField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A `kdf` this code does not know.
+    #[error("field `kdf`: unknown kdf `{found}` (keyward reads null, Scrypt and PBKDF2)")]
+    UnknownKdf {
+        /// The kdf's name as found.
+        found: String,
+    },
+
+    /// The file is encrypted and no passphrase was given.
+    #[error("this key file is encrypted ({kdf}); give its passphrase")]
+    PassphraseNeeded {
+        /// The kdf, described.
+        kdf: String,
+    },
+
+    /// The passphrase does not decrypt the key.
+    #[error("the passphrase does not open this key file")]
+    WrongPassphrase,
+
+    /// The file's `fingerprint` field does not belong to the key inside it.
+    #[error(
+        "field `fingerprint` says {stored}, but the key inside has {found}; the file was damaged or edited"
+    )]
+    StoredFingerprintMismatch {
+        /// Short form of the stored fingerprint.
+        stored: String,
+        /// Short form of the key's fingerprint.
+        found: String,
+    },
+
+    /// PBS keys are 32 bytes.
+    #[error("a Proxmox Backup key is 32 bytes; this one has {0}")]
+    KeyLength(usize),
+
+    /// The KDF would not run (out-of-bounds parameters or no memory).
+    #[error("field `kdf`: {0}")]
+    Kdf(#[from] KdfError),
+
+    /// From keyward-core (the random number generator).
+    #[error(transparent)]
+    Core(#[from] keyward_core::Error),
+}

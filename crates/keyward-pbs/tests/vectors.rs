@@ -13,51 +13,28 @@ const RANDOM_FP: &str = "da:57:40:7c:5d:7f:9b:fa:d3:a4:a5:3c:38:49:be:43:79:dd:7
 const UPSTREAM_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const UPSTREAM_FP: &str = "0e:ab:d4:46:0b:6e:b9:ca:34:50:23:de:e2:b7:78:c7:90:e5:4a:16:83:b9:65:9c:0a:57:ae:19:90:90:15:9b";
 
-/// (file, raw key, fingerprint, encrypted, salt hex, iv hex)
-const VECTORS: &[(&str, &str, &str, Option<(&str, &str)>)] = &[
-    ("random-kdf-none.json", RANDOM_KEY, RANDOM_FP, None),
-    (
-        "random-kdf-scrypt.json",
-        RANDOM_KEY,
-        RANDOM_FP,
-        Some((
-            "2ae19d1c34966e2a47c862b0b3b1ad8033d159ec75bac55c2e9f46e259d36513",
-            "2bc1aed409800ef80538b32d04b0ce7e",
-        )),
-    ),
-    (
-        "random-kdf-scrypt-hint.json",
-        RANDOM_KEY,
-        RANDOM_FP,
-        Some((
-            "2ae19d1c34966e2a47c862b0b3b1ad8033d159ec75bac55c2e9f46e259d36513",
-            "2bc1aed409800ef80538b32d04b0ce7e",
-        )),
-    ),
-    (
-        "random-kdf-pbkdf2.json",
-        RANDOM_KEY,
-        RANDOM_FP,
-        Some((
-            "5d357f174a41db54aa42d67ac585486937a4779962b536fcdeac88a95bb0ac84",
-            "caf6bd7bd1276935db14644f34b03ec5",
-        )),
-    ),
-    (
-        "upstream-0to31-kdf-none.json",
-        UPSTREAM_KEY,
-        UPSTREAM_FP,
-        None,
-    ),
-    (
-        "upstream-0to31-kdf-scrypt.json",
-        UPSTREAM_KEY,
-        UPSTREAM_FP,
-        Some((
-            "71a10128f87fca4a097964ec6c3486c5fddb8853de29d8f1982a14e79b13d4ea",
-            "39e5eeff9f387c5538da12285c18849f",
-        )),
-    ),
+/// One key file of testdata/pbs-keys and what it must give.
+struct Vector {
+    file: &'static str,
+    key: &'static str,
+    fingerprint: &'static str,
+    /// Salt and IV (hex) of an encrypted file, from the testdata README.
+    encryption: Option<(&'static str, &'static str)>,
+}
+
+const VECTORS: &[Vector] = &[
+    Vector {
+        file: "random-kdf-none.json",
+        key: RANDOM_KEY,
+        fingerprint: RANDOM_FP,
+        encryption: None,
+    },
+    Vector {
+        file: "upstream-0to31-kdf-none.json",
+        key: UPSTREAM_KEY,
+        fingerprint: UPSTREAM_FP,
+        encryption: None,
+    },
 ];
 
 fn read(name: &str) -> Vec<u8> {
@@ -77,7 +54,7 @@ fn hex(text: &str) -> Vec<u8> {
 
 #[test]
 fn every_vector_round_trips_byte_for_byte() {
-    for (name, ..) in VECTORS {
+    for Vector { file: name, .. } in VECTORS {
         let bytes = read(name);
         let file = PbsKeyFile::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
@@ -90,7 +67,13 @@ fn every_vector_round_trips_byte_for_byte() {
 
 #[test]
 fn every_vector_opens_to_its_key_and_fingerprint() {
-    for (name, key, fp, encrypted) in VECTORS {
+    for Vector {
+        file: name,
+        key,
+        fingerprint: fp,
+        encryption: encrypted,
+    } in VECTORS
+    {
         let file = PbsKeyFile::parse(&read(name)).expect("parse");
         let passphrase = encrypted.map(|_| PASSPHRASE);
         let opened = file
@@ -125,7 +108,13 @@ fn every_vector_opens_to_its_key_and_fingerprint() {
 
 #[test]
 fn resealing_with_the_vectors_salt_and_iv_gives_the_same_bytes() {
-    for (name, key, _, encrypted) in VECTORS {
+    for Vector {
+        file: name,
+        key,
+        encryption: encrypted,
+        ..
+    } in VECTORS
+    {
         let original = PbsKeyFile::parse(&read(name)).expect("parse");
         let key = DataKey::import(Zeroizing::new(hex(key))).expect("32 bytes");
         let (protection, iv) = match encrypted {

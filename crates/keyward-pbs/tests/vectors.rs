@@ -30,10 +30,46 @@ const VECTORS: &[Vector] = &[
         encryption: None,
     },
     Vector {
+        file: "random-kdf-scrypt.json",
+        key: RANDOM_KEY,
+        fingerprint: RANDOM_FP,
+        encryption: Some((
+            "2ae19d1c34966e2a47c862b0b3b1ad8033d159ec75bac55c2e9f46e259d36513",
+            "2bc1aed409800ef80538b32d04b0ce7e",
+        )),
+    },
+    Vector {
+        file: "random-kdf-scrypt-hint.json",
+        key: RANDOM_KEY,
+        fingerprint: RANDOM_FP,
+        encryption: Some((
+            "2ae19d1c34966e2a47c862b0b3b1ad8033d159ec75bac55c2e9f46e259d36513",
+            "2bc1aed409800ef80538b32d04b0ce7e",
+        )),
+    },
+    Vector {
+        file: "random-kdf-pbkdf2.json",
+        key: RANDOM_KEY,
+        fingerprint: RANDOM_FP,
+        encryption: Some((
+            "5d357f174a41db54aa42d67ac585486937a4779962b536fcdeac88a95bb0ac84",
+            "caf6bd7bd1276935db14644f34b03ec5",
+        )),
+    },
+    Vector {
         file: "upstream-0to31-kdf-none.json",
         key: UPSTREAM_KEY,
         fingerprint: UPSTREAM_FP,
         encryption: None,
+    },
+    Vector {
+        file: "upstream-0to31-kdf-scrypt.json",
+        key: UPSTREAM_KEY,
+        fingerprint: UPSTREAM_FP,
+        encryption: Some((
+            "71a10128f87fca4a097964ec6c3486c5fddb8853de29d8f1982a14e79b13d4ea",
+            "39e5eeff9f387c5538da12285c18849f",
+        )),
     },
 ];
 

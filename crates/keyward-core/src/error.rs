@@ -43,6 +43,10 @@ pub enum Error {
     #[error("no keybox at {0}; create one with `keyward init` or pass --keybox PATH")]
     KeyboxNotFound(PathBuf),
 
+    /// The keybox does not record something asked for.
+    #[error("this keybox has no {0}")]
+    NotRecorded(&'static str),
+
     /// No slot has the given id or label.
     #[error("no slot {0} in this keybox; `keyward list` shows the slots")]
     SlotNotFound(String),

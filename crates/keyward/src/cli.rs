@@ -50,6 +50,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Open the keybox and write the key to a file (or stdout with `--out -`).
     Unlock(UnlockArgs),
+    /// Escrow: make the blob a fresh machine recovers the key from.
+    Escrow {
+        #[command(subcommand)]
+        command: EscrowCommand,
+    },
+    /// Recover the key on a machine that has nothing but the blob and the recovery code.
+    Recover(RecoverArgs),
     /// Walk through keyward end to end in a temporary folder.
     Demo(DemoArgs),
     /// Print shell completions.
@@ -199,8 +206,18 @@ pub struct InitArgs {
 
     /// Import an existing secret of 16–4096 bytes from FILE (`-` for stdin) instead of
     /// generating one. The file is only read.
-    #[arg(long, value_name = "FILE", conflicts_with = "bytes")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["bytes", "import_pbs"])]
     pub import: Option<PathBuf>,
+
+    /// Import the key of a Proxmox Backup client key file (kdf none, scrypt or PBKDF2); the
+    /// keybox records its PBS fingerprint and creation time. The file is only read.
+    #[arg(long, value_name = "FILE", conflicts_with = "bytes")]
+    pub import_pbs: Option<PathBuf>,
+
+    /// The passphrase of the file given to --import-pbs, from F (`-` for stdin), when its kdf
+    /// is not none; without it, a prompt.
+    #[arg(long, value_name = "F", requires = "import_pbs")]
+    pub pbs_passphrase_file: Option<PathBuf>,
 
     /// Length of a newly generated key, in bytes (16–4096).
     #[arg(long, value_name = "N", default_value_t = 32)]
@@ -261,9 +278,13 @@ pub struct RotateArgs {
 /// `keyward fingerprint`.
 #[derive(Debug, Args)]
 pub struct FingerprintArgs {
-    /// Print only the short form.
+    /// Print only the short form, alone on its line.
     #[arg(long)]
     pub short: bool,
+
+    /// Print the Proxmox Backup fingerprint (of a key imported with --import-pbs) instead.
+    #[arg(long)]
+    pub pbs: bool,
 }
 
 /// `keyward verify`.
@@ -282,6 +303,8 @@ pub enum KeyFormat {
     Hex,
     /// Standard base64 and a newline.
     Base64,
+    /// A Proxmox Backup client key file (JSON), for a 32-byte key.
+    Pbs,
 }
 
 /// `keyward unlock`.
@@ -295,6 +318,16 @@ pub struct UnlockArgs {
     #[arg(long, value_enum, default_value_t = KeyFormat::Raw)]
     pub format: KeyFormat,
 
+    /// With --format pbs: write the key file unencrypted (`none`, what the backup client reads
+    /// unattended) or encrypted with scrypt under a passphrase.
+    #[arg(long, value_enum, default_value_t = PbsKdfArg::None)]
+    pub kdf: PbsKdfArg,
+
+    /// With --format pbs --kdf scrypt: the key file's new passphrase, from F (`-` for stdin)
+    /// instead of prompting twice.
+    #[arg(long, value_name = "F")]
+    pub pbs_passphrase_file: Option<PathBuf>,
+
     /// Replace an existing output file (atomically).
     #[arg(long)]
     pub force: bool,
@@ -306,6 +339,76 @@ pub struct UnlockArgs {
 
     #[command(flatten)]
     pub open: OpenArgs,
+}
+
+/// How a written Proxmox Backup key file protects the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PbsKdfArg {
+    /// Unencrypted (`"kdf": null`).
+    None,
+    /// Encrypted under a passphrase with scrypt (N=65536, r=8, p=1), as proxmox-backup-client does.
+    Scrypt,
+}
+
+/// `keyward escrow …`.
+#[derive(Debug, Subcommand)]
+pub enum EscrowCommand {
+    /// Write the escrow blob: the key as a Proxmox Backup key file encrypted (scrypt) under the
+    /// recovery code. proxmox-backup-client opens it too, with the code typed as its passphrase
+    /// (lower case, one space between words).
+    ExportBlob(ExportBlobArgs),
+}
+
+/// `keyward escrow export-blob`.
+#[derive(Debug, Args)]
+pub struct ExportBlobArgs {
+    /// Where to write the blob (created 0600; `-` for stdout).
+    #[arg(long, value_name = "FILE|-")]
+    pub out: PathBuf,
+
+    /// The recovery code, from F (`-` for stdin); without it, a prompt. It must open one of the
+    /// keybox's recovery-code slots.
+    #[arg(long, value_name = "F")]
+    pub code_file: Option<PathBuf>,
+
+    /// Replace an existing output file (atomically).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `keyward recover`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "install"])))]
+pub struct RecoverArgs {
+    /// The escrow blob (as `keyward escrow export-blob` writes it). It is only read.
+    #[arg(long, value_name = "FILE")]
+    pub blob: PathBuf,
+
+    /// The recovery code, from F (`-` for stdin); without it, a prompt.
+    #[arg(long, value_name = "F")]
+    pub code_file: Option<PathBuf>,
+
+    /// The key's PBS fingerprint, full or short form, as recorded when the key was escrowed.
+    /// Nothing is written unless the recovered key has it (exit 5 otherwise).
+    #[arg(long, value_name = "FP")]
+    pub expect_fingerprint: keyward_core::ExpectedFingerprint,
+
+    /// Where to write the key (created 0600; `-` for stdout).
+    #[arg(long, value_name = "FILE|-")]
+    pub out: Option<PathBuf>,
+
+    /// Install it as the backup client's default key,
+    /// $XDG_CONFIG_HOME/proxmox-backup/encryption-key.json (an unencrypted PBS key file).
+    #[arg(long, conflicts_with = "format")]
+    pub install: bool,
+
+    /// How to encode the key.
+    #[arg(long, value_enum, default_value_t = KeyFormat::Pbs)]
+    pub format: KeyFormat,
+
+    /// Replace an existing key file (atomically).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `keyward demo`.

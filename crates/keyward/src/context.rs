@@ -17,11 +17,14 @@ pub struct Context {
     pub keybox: PathBuf,
     /// How to print.
     pub out: Output,
+    /// The machine's offset from UTC, read at start-up (while the process has one thread, which
+    /// the `time` crate requires); Proxmox Backup key files carry local times.
+    pub local_offset: time::UtcOffset,
 }
 
 impl Context {
     /// Resolves the keybox path: `--keybox`/`$KEYWARD_KEYBOX`, else the XDG config folder.
-    pub fn new(cli: &Cli) -> CliResult<Self> {
+    pub fn new(cli: &Cli, local_offset: time::UtcOffset) -> CliResult<Self> {
         let keybox = match &cli.keybox {
             Some(path) => path.clone(),
             None => default_keybox_path()?,
@@ -29,6 +32,7 @@ impl Context {
         Ok(Context {
             keybox,
             out: Output { json: cli.json },
+            local_offset,
         })
     }
 

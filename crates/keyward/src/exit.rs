@@ -4,6 +4,8 @@
 use std::io::ErrorKind;
 
 use keyward_core::Error as CoreError;
+use keyward_core::kdf::KdfError;
+use keyward_pbs::PbsError;
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,14 @@ pub enum CliError {
     /// A check of keyward's own (the demo's) did not hold.
     #[error("{0}")]
     Failed(String),
+    /// A Proxmox Backup key file (or PBS-form blob) could not be read or opened.
+    #[error("{}: {source}", path.display())]
+    Pbs {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: keyward_pbs::PbsError,
+    },
     /// Writing our own output (stdout) failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -55,41 +65,63 @@ impl CliError {
         match self {
             CliError::Usage(_) => ExitCode::Usage,
             CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
-            CliError::Core(e) => match e {
-                CoreError::WrongSecret { .. } | CoreError::BadRecoveryCode(_) => {
-                    ExitCode::AuthenticationFailed
-                }
-                CoreError::Integrity { .. } => ExitCode::Integrity,
-                CoreError::FingerprintMismatch { .. } => ExitCode::FingerprintMismatch,
-                CoreError::KeyboxNotFound(_)
-                | CoreError::SlotNotFound(_)
-                | CoreError::NoSlotOfKind(_) => ExitCode::NotFound,
-                CoreError::KeyboxExists(_)
-                | CoreError::LockHeld(_)
-                | CoreError::ConcurrentChange { .. }
-                | CoreError::OutputExists(_) => ExitCode::Conflict,
-                CoreError::InsecurePermissions { .. }
-                | CoreError::LastSlot(_)
-                | CoreError::SlotIdsExhausted => ExitCode::Refused,
-                CoreError::KeyLength { .. }
-                | CoreError::PassphraseTooShort { .. }
-                | CoreError::KeyfileSize { .. }
-                | CoreError::SlotKindMismatch { .. }
-                | CoreError::DuplicateLabel(_)
-                | CoreError::BadLabel(_)
-                | CoreError::KdfParams(_)
-                | CoreError::NoUnattendedSlot => ExitCode::Usage,
-                CoreError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
-                    ExitCode::NotFound
-                }
-                CoreError::Io { .. }
-                | CoreError::Random(_)
-                | CoreError::Internal(_)
-                | CoreError::OutOfMemory { .. }
-                | CoreError::NotDurable { .. } => ExitCode::Internal,
-                _ => ExitCode::Internal,
-            },
+            CliError::Core(e) => core_exit_code(e),
+            CliError::Pbs { source, .. } => pbs_exit_code(source),
         }
+    }
+}
+
+/// Exit codes for keyward-core errors.
+fn core_exit_code(error: &CoreError) -> ExitCode {
+    match error {
+        CoreError::WrongSecret { .. } | CoreError::BadRecoveryCode(_) => {
+            ExitCode::AuthenticationFailed
+        }
+        CoreError::Integrity { .. } => ExitCode::Integrity,
+        CoreError::FingerprintMismatch { .. } => ExitCode::FingerprintMismatch,
+        CoreError::KeyboxNotFound(_)
+        | CoreError::SlotNotFound(_)
+        | CoreError::NoSlotOfKind(_)
+        | CoreError::NotRecorded(_) => ExitCode::NotFound,
+        CoreError::KeyboxExists(_)
+        | CoreError::LockHeld(_)
+        | CoreError::ConcurrentChange { .. }
+        | CoreError::OutputExists(_) => ExitCode::Conflict,
+        CoreError::InsecurePermissions { .. }
+        | CoreError::LastSlot(_)
+        | CoreError::SlotIdsExhausted => ExitCode::Refused,
+        CoreError::KeyLength { .. }
+        | CoreError::PassphraseTooShort { .. }
+        | CoreError::KeyfileSize { .. }
+        | CoreError::SlotKindMismatch { .. }
+        | CoreError::DuplicateLabel(_)
+        | CoreError::BadLabel(_)
+        | CoreError::KdfParams(_)
+        | CoreError::NoUnattendedSlot => ExitCode::Usage,
+        CoreError::Io { source, .. } if source.kind() == ErrorKind::NotFound => ExitCode::NotFound,
+        CoreError::Io { .. }
+        | CoreError::Random(_)
+        | CoreError::Internal(_)
+        | CoreError::OutOfMemory { .. }
+        | CoreError::NotDurable { .. } => ExitCode::Internal,
+        _ => ExitCode::Internal,
+    }
+}
+
+/// Exit codes for Proxmox Backup key-file errors.
+fn pbs_exit_code(error: &PbsError) -> ExitCode {
+    match error {
+        PbsError::WrongPassphrase => ExitCode::AuthenticationFailed,
+        PbsError::PassphraseNeeded { .. } => ExitCode::Usage,
+        PbsError::Kdf(KdfError::OutOfMemory { .. }) => ExitCode::Internal,
+        PbsError::NotJson(_)
+        | PbsError::BadField { .. }
+        | PbsError::UnknownKdf { .. }
+        | PbsError::StoredFingerprintMismatch { .. }
+        | PbsError::KeyLength(_)
+        | PbsError::Kdf(_) => ExitCode::Integrity,
+        PbsError::Core(e) => core_exit_code(e),
+        _ => ExitCode::Internal,
     }
 }
 
@@ -196,6 +228,7 @@ mod tests {
                 CoreError::SlotNotFound("2".into()).into(),
                 ExitCode::NotFound,
             ),
+            (CoreError::NotRecorded("x").into(), ExitCode::NotFound),
             (
                 CoreError::NoSlotOfKind(SlotKind::Passphrase).into(),
                 ExitCode::NotFound,

@@ -11,21 +11,24 @@ mod exit;
 mod hardening;
 mod new_secret;
 mod output;
+mod pbs;
 mod secret_input;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, EscrowCommand};
 use crate::context::Context;
 use crate::exit::{CliResult, ExitCode};
 
 fn main() -> std::process::ExitCode {
     hardening::harden_process();
+    // Before any thread exists: the `time` crate reads the local offset only then.
+    let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match run(&cli) {
+    match run(&cli, local_offset) {
         Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
@@ -61,7 +64,7 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> CliResult {
+fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
     match &cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Completions { shell } => {
@@ -78,7 +81,7 @@ fn run(cli: &Cli) -> CliResult {
             Ok(())
         }
         command => {
-            let ctx = Context::new(cli)?;
+            let ctx = Context::new(cli, local_offset)?;
             match command {
                 Command::Init(args) => commands::init::run(&ctx, args),
                 Command::Enroll(args) => commands::enroll::run(&ctx, args),
@@ -88,6 +91,10 @@ fn run(cli: &Cli) -> CliResult {
                 Command::Fingerprint(args) => commands::fingerprint::run(&ctx, args),
                 Command::Verify(args) => commands::verify::run(&ctx, args),
                 Command::Unlock(args) => commands::unlock::run(&ctx, args),
+                Command::Escrow {
+                    command: EscrowCommand::ExportBlob(args),
+                } => commands::escrow::export_blob(&ctx, args),
+                Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
             }
         }

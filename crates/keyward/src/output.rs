@@ -4,7 +4,11 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
+use base64::Engine as _;
 use keyward_core::store::{RealFs, write_secret_file};
+use zeroize::Zeroizing;
+
+use crate::cli::KeyFormat;
 
 use crate::exit::CliResult;
 
@@ -34,6 +38,23 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// The key as raw bytes, hex or base64 (with a newline); `None` for the PBS format, which the
+/// commands build with more context (see `pbs.rs`).
+pub fn encode_plain(key: &[u8], format: KeyFormat) -> Option<Zeroizing<Vec<u8>>> {
+    let mut encoded = Zeroizing::new(match format {
+        KeyFormat::Raw => key.to_vec(),
+        KeyFormat::Hex => keyward_core::encoding::to_hex(key).into_bytes(),
+        KeyFormat::Base64 => base64::engine::general_purpose::STANDARD
+            .encode(key)
+            .into_bytes(),
+        KeyFormat::Pbs => return None,
+    });
+    if format != KeyFormat::Raw {
+        encoded.push(b'\n');
+    }
+    Some(encoded)
 }
 
 /// A progress or notice line on stderr, shown only to a person at a terminal.

@@ -101,6 +101,17 @@ impl SecretReader {
     }
 }
 
+/// A recovery code from `path`, else from a prompt (where a mistyped word gets hints).
+pub fn code_from(reader: &SecretReader, path: Option<&Path>) -> CliResult<RecoveryCode> {
+    match path {
+        Some(path) => reader.code(path),
+        None => {
+            let typed = prompt_hidden("Recovery code: ")?;
+            Ok(RecoveryCode::parse(&typed).map_err(CoreError::from)?)
+        }
+    }
+}
+
 /// Whether a person can be prompted: the process has a controlling terminal.
 pub fn terminal_available() -> bool {
     File::open("/dev/tty").is_ok()

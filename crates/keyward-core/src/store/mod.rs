@@ -306,6 +306,12 @@ pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool)
         .map_err(|e| Error::io("cannot sync folder", &folder, e))
 }
 
+/// Creates a folder for secret files (and missing parents) with mode 0700.
+pub fn create_private_folder(fs: &dyn Fs, folder: &Path) -> Result<()> {
+    fs.create_private_dir(folder)
+        .map_err(|e| Error::io("cannot create folder", folder, e))
+}
+
 /// The folder a file lives in (`.` for a bare file name).
 fn parent_folder(path: &Path) -> PathBuf {
     match path.parent() {

@@ -1,13 +1,15 @@
 //! `keyward init`: a new keybox with a new or imported key and its first slot.
 
-use keyward_core::keybox::NewKeybox;
+use keyward_core::keybox::{NewKeybox, PbsRecord};
 use keyward_core::{DataKey, operations};
+use keyward_pbs::pbs_fingerprint;
 use serde_json::json;
 
 use crate::cli::InitArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::new_secret::NewSecret;
+use crate::pbs;
 use crate::secret_input::SecretReader;
 
 /// Runs `init`.
@@ -18,15 +20,30 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         return Err(keyward_core::Error::KeyboxExists(ctx.keybox.clone()).into());
     }
     let reader = SecretReader::new();
-    let key = match &args.import {
-        Some(path) => DataKey::import(reader.bytes(path)?)?,
-        None => DataKey::generate(args.bytes)?,
+    let (key, pbs) = match (&args.import, &args.import_pbs) {
+        (Some(path), _) => (DataKey::import(reader.bytes(path)?)?, None),
+        (None, Some(path)) => {
+            let file = pbs::read_key_file(&reader, path)?;
+            let key =
+                pbs::open_key_file(&file, path, args.pbs_passphrase_file.as_deref(), &reader)?;
+            let record = PbsRecord {
+                fingerprint: pbs_fingerprint(key.expose()),
+                created: file.created.as_str().to_string(),
+            };
+            (key, Some(record))
+        }
+        (None, None) => (DataKey::generate(args.bytes)?, None),
     };
     let first = NewSecret::prepare(args.with, &args.secret, &reader, &ctx.out)?;
     let created = first.commit(|| {
         Ok(operations::init(
             &store,
-            NewKeybox::new(key, &args.label, args.slot_label.as_deref()),
+            NewKeybox {
+                key,
+                label: &args.label,
+                slot_label: args.slot_label.as_deref(),
+                pbs,
+            },
             &first.secret,
         )?)
     })?;
@@ -38,6 +55,12 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         .line(format!("Created keybox {}", ctx.keybox.display()))?;
     ctx.out.line(format!("  fingerprint  {fp}"))?;
     ctx.out.line(format!("  short        {}", fp.short()))?;
+    if let Some(record) = &keybox.header().pbs {
+        ctx.out
+            .line(format!("  pbs fingerprint  {}", record.fingerprint))?;
+        ctx.out
+            .line(format!("  pbs short        {}", record.fingerprint.short()))?;
+    }
     ctx.out
         .line(format!("  slot {slot}       {}", first.secret.kind()))?;
     first.report(&ctx.out, &slot.to_string())?;
@@ -47,6 +70,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         "fingerprint": fp.to_string(),
         "fingerprint_short": fp.short(),
         "key_length": keybox.header().key_length,
+        "pbs_fingerprint": keybox.header().pbs.as_ref().map(|r| r.fingerprint.to_string()),
         "slot": { "id": slot.0, "kind": first.secret.kind().name() },
     }))
 }

@@ -23,6 +23,14 @@ pub fn run(ctx: &Context) -> CliResult {
     ctx.out
         .line(format!("key          {} bytes", header.key_length))?;
     ctx.out.line(format!("fingerprint  {fp}"))?;
+    if let Some(record) = &header.pbs {
+        ctx.out
+            .line(format!("pbs fingerprint  {}", record.fingerprint))?;
+        ctx.out
+            .line(format!("pbs short        {}", record.fingerprint.short()))?;
+        ctx.out
+            .line(format!("pbs created      {}", record.created))?;
+    }
     ctx.out.line(format!("short        {}", fp.short()))?;
     ctx.out.line("slots")?;
     for slot in keybox.slots() {
@@ -49,6 +57,11 @@ pub fn run(ctx: &Context) -> CliResult {
         "key_length": header.key_length,
         "fingerprint": fp.to_string(),
         "fingerprint_short": fp.short(),
+        "pbs": header.pbs.as_ref().map(|r| json!({
+            "fingerprint": r.fingerprint.to_string(),
+            "fingerprint_short": r.fingerprint.short(),
+            "created": r.created,
+        })),
         "slots": keybox.slots().iter().map(slot_json).collect::<Vec<_>>(),
         "tokens": header.tokens.iter().map(|t| json!({
             "slot": t.slot.0, "type": t.token_type, "content": t.content,

@@ -3,9 +3,11 @@
 
 pub mod demo;
 pub mod enroll;
+pub mod escrow;
 pub mod fingerprint;
 pub mod init;
 pub mod list;
+pub mod recover;
 pub mod remove;
 pub mod rotate;
 pub mod unlock;

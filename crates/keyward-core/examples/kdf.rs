@@ -13,25 +13,14 @@ use keyward_core::kdf::KdfParams;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize| args.get(i).and_then(|s| s.parse::<u32>().ok());
-    let salt = args
-        .get(1)
-        .map(|s| s.as_bytes().to_vec())
-        .unwrap_or_default();
-    let params = match (
-        args.first().map(String::as_str),
-        number(2),
-        number(3),
-        number(4),
-    ) {
+    let salt = args.get(1).map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+    let params = match (args.first().map(String::as_str), number(2), number(3), number(4)) {
         (Some("argon2id"), Some(m_kib), Some(t), Some(p)) => {
             KdfParams::Argon2id { m_kib, t, p, salt }
         }
-        (Some("scrypt"), Some(log_n), Some(r), Some(p)) => KdfParams::Scrypt {
-            log_n: u8::try_from(log_n).unwrap_or(u8::MAX),
-            r,
-            p,
-            salt,
-        },
+        (Some("scrypt"), Some(log_n), Some(r), Some(p)) => {
+            KdfParams::Scrypt { log_n: u8::try_from(log_n).unwrap_or(u8::MAX), r, p, salt }
+        }
         _ => {
             eprintln!("usage: kdf argon2id SALT M_KIB T P | kdf scrypt SALT LOG_N R P");
             return ExitCode::from(2);

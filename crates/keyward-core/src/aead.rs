@@ -23,13 +23,7 @@ pub fn seal(key: &[u8; 32], associated_data: &[u8], plaintext: &[u8]) -> crate::
     let nonce = XNonce::from(nonce_bytes);
     let cipher = XChaCha20Poly1305::new(&(*key).into());
     let ciphertext = cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: plaintext,
-                aad: associated_data,
-            },
-        )
+        .encrypt(&nonce, Payload { msg: plaintext, aad: associated_data })
         .map_err(|_| crate::Error::Internal("a key too long to wrap"))?;
     let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
     out.extend_from_slice(&nonce_bytes);
@@ -50,13 +44,7 @@ pub fn open(
     let nonce = XNonce::try_from(nonce_bytes).map_err(|_| OpenFailed)?;
     let cipher = XChaCha20Poly1305::new(&(*key).into());
     cipher
-        .decrypt(
-            &nonce,
-            Payload {
-                msg: ciphertext,
-                aad: associated_data,
-            },
-        )
+        .decrypt(&nonce, Payload { msg: ciphertext, aad: associated_data })
         .map(Zeroizing::new)
         .map_err(|_| OpenFailed)
 }
@@ -69,20 +57,13 @@ mod tests {
     fn round_trip_and_every_change_fails() {
         let key = [9u8; 32];
         let sealed = seal(&key, b"ad", b"secret").expect("seal");
-        assert_eq!(
-            open(&key, b"ad", &sealed).expect("open").as_slice(),
-            b"secret"
-        );
+        assert_eq!(open(&key, b"ad", &sealed).expect("open").as_slice(), b"secret");
         assert_eq!(open(&[8u8; 32], b"ad", &sealed), Err(OpenFailed));
         assert_eq!(open(&key, b"AD", &sealed), Err(OpenFailed));
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert_eq!(
-                open(&key, b"ad", &bad),
-                Err(OpenFailed),
-                "flip at byte {i} must fail"
-            );
+            assert_eq!(open(&key, b"ad", &bad), Err(OpenFailed), "flip at byte {i} must fail");
         }
     }
 }

@@ -40,14 +40,9 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Decodes lower-case hex (upper case is not canonical and is refused).
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2)
-        || !text
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        || !text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
     {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }

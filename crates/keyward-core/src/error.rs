@@ -238,10 +238,9 @@ impl Error {
     /// The error for a KDF that failed on parameters read from `path`.
     pub fn from_stored_kdf(error: crate::kdf::KdfError, path: &std::path::Path) -> Self {
         match error {
-            crate::kdf::KdfError::Params(what) => Error::Integrity {
-                path: path.to_path_buf(),
-                what,
-            },
+            crate::kdf::KdfError::Params(what) => {
+                Error::Integrity { path: path.to_path_buf(), what }
+            }
             crate::kdf::KdfError::OutOfMemory { kib } => Error::OutOfMemory { kib },
         }
     }
@@ -256,11 +255,7 @@ impl Error {
 
     /// Builds an [`Error::Io`].
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Error::Io { action, path: path.into(), source }
     }
 }
 
@@ -269,8 +264,5 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A fingerprint mismatch from two fingerprints.
 pub(crate) fn fingerprint_mismatch(expected: &Fingerprint, found: &Fingerprint) -> Error {
-    Error::FingerprintMismatch {
-        expected: expected.to_string(),
-        found: found.to_string(),
-    }
+    Error::FingerprintMismatch { expected: expected.to_string(), found: found.to_string() }
 }

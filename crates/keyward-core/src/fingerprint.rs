@@ -67,9 +67,8 @@ impl FromStr for Fingerprint {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = parse_colon_hex(s)?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "a full fingerprint has 32 bytes".to_string())?;
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| "a full fingerprint has 32 bytes".to_string())?;
         Ok(Fingerprint(arr))
     }
 }
@@ -88,15 +87,9 @@ impl FromStr for ExpectedFingerprint {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = parse_colon_hex(s)?;
         match bytes.len() {
-            32 => Ok(ExpectedFingerprint::Full(Fingerprint(
-                bytes.try_into().unwrap_or([0; 32]),
-            ))),
-            SHORT_LEN => Ok(ExpectedFingerprint::Short(
-                bytes.try_into().unwrap_or([0; SHORT_LEN]),
-            )),
-            n => Err(format!(
-                "a fingerprint has 8 (short) or 32 (full) bytes, not {n}"
-            )),
+            32 => Ok(ExpectedFingerprint::Full(Fingerprint(bytes.try_into().unwrap_or([0; 32])))),
+            SHORT_LEN => Ok(ExpectedFingerprint::Short(bytes.try_into().unwrap_or([0; SHORT_LEN]))),
+            n => Err(format!("a fingerprint has 8 (short) or 32 (full) bytes, not {n}")),
         }
     }
 }

@@ -62,10 +62,9 @@ impl CodeError {
     /// near its content printed on stderr, where logs may keep them.
     pub fn without_hints(self) -> Self {
         match self {
-            CodeError::UnknownWord { position, .. } => CodeError::UnknownWord {
-                position,
-                nearest: Vec::new(),
-            },
+            CodeError::UnknownWord { position, .. } => {
+                CodeError::UnknownWord { position, nearest: Vec::new() }
+            }
             other => other,
         }
     }
@@ -103,9 +102,7 @@ impl RecoveryCode {
             .filter(|t| !t.is_empty())
             .collect();
         if tokens.len() != WORDS {
-            return Err(CodeError::WordCount {
-                found: tokens.len(),
-            });
+            return Err(CodeError::WordCount { found: tokens.len() });
         }
         let list = words();
         let mut indices = [0u16; WORDS];
@@ -168,17 +165,10 @@ fn nearest_words(typed: &str) -> Vec<String> {
     if typed.chars().count() > MAX_SUGGESTABLE_LEN {
         return Vec::new();
     }
-    let mut scored: Vec<(usize, &str)> = words()
-        .iter()
-        .map(|w| (edit_distance(typed, w), *w))
-        .collect();
+    let mut scored: Vec<(usize, &str)> =
+        words().iter().map(|w| (edit_distance(typed, w), *w)).collect();
     scored.sort();
-    scored
-        .into_iter()
-        .filter(|(d, _)| *d <= 3)
-        .take(3)
-        .map(|(_, w)| w.to_string())
-        .collect()
+    scored.into_iter().filter(|(d, _)| *d <= 3).take(3).map(|(_, w)| w.to_string()).collect()
 }
 
 /// Levenshtein distance over chars.
@@ -205,10 +195,7 @@ mod tests {
     fn the_list_is_the_eff_large_list_without_hyphenated_words() {
         assert_eq!(EFF_LARGE_WORDLIST.lines().count(), 7776);
         assert_eq!(dictionary_size(), 7772);
-        assert!(
-            words().windows(2).all(|w| w[0] < w[1]),
-            "binary search needs a sorted list"
-        );
+        assert!(words().windows(2).all(|w| w[0] < w[1]), "binary search needs a sorted list");
         let bits = WORDS as f64 * (dictionary_size() as f64).log2();
         assert!(bits > 129.0, "a code carries {bits} bits");
     }
@@ -219,10 +206,7 @@ mod tests {
         let canonical = code.canonical();
         let shouted = canonical.to_uppercase().replace(' ', " -\t ");
         assert_eq!(RecoveryCode::parse(&shouted).expect("parse"), code);
-        assert_eq!(
-            RecoveryCode::parse(&code.display_form()).expect("parse"),
-            code
-        );
+        assert_eq!(RecoveryCode::parse(&code.display_form()).expect("parse"), code);
     }
 
     #[test]
@@ -238,14 +222,8 @@ mod tests {
             }
             other => panic!("expected UnknownWord, got {other:?}"),
         }
-        assert!(
-            !err.to_string().contains("abilitx"),
-            "the typed word is part of a secret"
-        );
-        assert_eq!(
-            RecoveryCode::parse("abacus abacus"),
-            Err(CodeError::WordCount { found: 2 })
-        );
+        assert!(!err.to_string().contains("abilitx"), "the typed word is part of a secret");
+        assert_eq!(RecoveryCode::parse("abacus abacus"), Err(CodeError::WordCount { found: 2 }));
     }
 
     proptest! {

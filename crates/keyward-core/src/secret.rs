@@ -46,12 +46,7 @@ impl DataKey {
 
 impl fmt::Debug for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "DataKey(<{} bytes redacted>, {})",
-            self.0.len(),
-            self.fingerprint().short()
-        )
+        write!(f, "DataKey(<{} bytes redacted>, {})", self.0.len(), self.fingerprint().short())
     }
 }
 
@@ -59,11 +54,7 @@ fn check_key_len(len: usize) -> Result<()> {
     if (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&len) {
         Ok(())
     } else {
-        Err(Error::KeyLength {
-            len,
-            min: MIN_KEY_LEN,
-            max: MAX_KEY_LEN,
-        })
+        Err(Error::KeyLength { len, min: MIN_KEY_LEN, max: MAX_KEY_LEN })
     }
 }
 
@@ -87,9 +78,7 @@ impl Passphrase {
     /// Checks that a passphrase is acceptable for a new slot.
     pub fn check_strength(&self) -> Result<()> {
         if self.0.len() < MIN_PASSPHRASE_LEN {
-            return Err(Error::PassphraseTooShort {
-                min: MIN_PASSPHRASE_LEN,
-            });
+            return Err(Error::PassphraseTooShort { min: MIN_PASSPHRASE_LEN });
         }
         Ok(())
     }
@@ -122,9 +111,7 @@ impl KeyfileContents {
 
     /// Fresh random contents for a new key file.
     pub fn generate() -> Result<Self> {
-        Ok(KeyfileContents(random::secret_bytes(
-            GENERATED_KEYFILE_LEN,
-        )?))
+        Ok(KeyfileContents(random::secret_bytes(GENERATED_KEYFILE_LEN)?))
     }
 
     /// The file's bytes.

@@ -22,10 +22,7 @@ struct Secrets {
 impl Secrets {
     /// Authorisation by the old recovery code, on whichever slot it opens.
     fn old_code_auth(&self) -> Authorization<'_> {
-        Authorization {
-            unlocker: Unlocker::RecoveryCode(&self.old_code),
-            slot: None,
-        }
+        Authorization { unlocker: Unlocker::RecoveryCode(&self.old_code), slot: None }
     }
 
     fn new() -> Self {
@@ -82,20 +79,13 @@ fn crash_at_every_step(
     let dry = sim_with(start);
     op(&Store::new(&dry, sim_path())).expect("the operation succeeds without a crash");
     let steps = dry.steps();
-    assert!(
-        steps >= 4,
-        "a commit has at least write, fsync, rename, fsync-folder; saw {steps}"
-    );
+    assert!(steps >= 4, "a commit has at least write, fsync, rename, fsync-folder; saw {steps}");
     let mut seen_before_the_end = Vec::new();
     for crash in 0..=steps {
         let sim = sim_with(start);
         sim.crash_at(crash);
         let result = op(&Store::new(&sim, sim_path()));
-        assert_eq!(
-            result.is_err(),
-            crash < steps,
-            "crash at step {crash} of {steps}"
-        );
+        assert_eq!(result.is_err(), crash < steps, "crash at step {crash} of {steps}");
         for folder in [FolderAfterCrash::AsLastSynced, FolderAfterCrash::AsLastSeen] {
             let after = sim.after_power_cut(folder);
             let store = Store::new(&after, sim_path());
@@ -132,10 +122,7 @@ fn crash_at_every_step(
             });
         }
     }
-    assert!(
-        seen_before_the_end.contains(&State::New),
-        "late crashes already show the new state"
-    );
+    assert!(seen_before_the_end.contains(&State::New), "late crashes already show the new state");
     assert!(
         seen_before_the_end.iter().any(|s| *s != State::New),
         "early crashes still show the old state"
@@ -145,10 +132,7 @@ fn crash_at_every_step(
 /// The usual next command: enroll one more (plain) slot, authorised by `auth`.
 fn enroll_one_more(store: &Store<'_>, auth: &Authorization<'_>) -> Result<(), Error> {
     operations::enroll(store, auth, Some("after-crash"), &SlotSecret::Plain)?;
-    assert!(
-        store.load()?.find_slot("after-crash").is_ok(),
-        "the follow-up slot must be there"
-    );
+    assert!(store.load()?.find_slot("after-crash").is_ok(), "the follow-up slot must be there");
     Ok(())
 }
 
@@ -160,11 +144,7 @@ fn opens(keybox: &Keybox, unlocker: &Unlocker<'_>, label: &str) -> bool {
     };
     match keybox.unlock(unlocker, Some(slot), sim_path()) {
         Ok(unlocked) => {
-            assert_eq!(
-                unlocked.key().expose(),
-                CANARY_KEY,
-                "a slot opened to a different key"
-            );
+            assert_eq!(unlocked.key().expose(), CANARY_KEY, "a slot opened to a different key");
             true
         }
         Err(Error::WrongSecret { .. }) => false,
@@ -213,13 +193,8 @@ fn c5_crash_at_every_step_of_enroll() {
     crash_at_every_step(
         &base_files(&secrets),
         |store| {
-            operations::enroll(
-                store,
-                &auth,
-                Some("pass"),
-                &passphrase_secret("crash passphrase"),
-            )
-            .map(drop)
+            operations::enroll(store, &auth, Some("pass"), &passphrase_secret("crash passphrase"))
+                .map(drop)
         },
         |keybox| {
             let k = keybox.expect("enroll never loses the keybox");
@@ -268,14 +243,8 @@ fn c5_crash_at_every_step_of_remove() {
 #[test]
 fn c5_crash_at_every_step_of_rotate() {
     let secrets = Secrets::new();
-    let auth = Authorization {
-        unlocker: Unlocker::Keyfile(&keyfile(1)),
-        slot: None,
-    };
-    let new_secret = SlotSecret::RecoveryCode {
-        code: secrets.new_code.clone(),
-        kdf: cheap_kdf(),
-    };
+    let auth = Authorization { unlocker: Unlocker::Keyfile(&keyfile(1)), slot: None };
+    let new_secret = SlotSecret::RecoveryCode { code: secrets.new_code.clone(), kdf: cheap_kdf() };
     crash_at_every_step(
         &base_files(&secrets),
         |store| operations::rotate(store, &auth, "code", &new_secret).map(drop),
@@ -302,18 +271,12 @@ fn a_stale_generation_is_refused_by_compare_and_swap() {
     let store = Store::new(&sim, sim_path());
     let before = store.load().expect("load");
     let auth = secrets.old_code_auth();
-    operations::enroll(
-        &store,
-        &auth,
-        Some("pass"),
-        &passphrase_secret("another passphrase"),
-    )
-    .expect("enroll");
+    operations::enroll(&store, &auth, Some("pass"), &passphrase_secret("another passphrase"))
+        .expect("enroll");
     // A writer that read `before` and commits now would lose the enroll: it must be refused.
     let lock = store.lock().expect("lock");
-    let err = store
-        .replace(&lock, before.generation(), &before)
-        .expect_err("stale write must fail");
+    let err =
+        store.replace(&lock, before.generation(), &before).expect_err("stale write must fail");
     assert!(matches!(err, Error::ConcurrentChange { .. }), "{err:?}");
 }
 

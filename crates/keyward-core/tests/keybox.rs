@@ -22,23 +22,16 @@ fn path() -> &'static Path {
 
 /// A keybox with a key-file slot (1), a plain slot (2), a passphrase slot (3) and a token.
 fn sample() -> (Keybox, Vec<u8>) {
-    let created = Keybox::create(
-        NewKeybox::new(canary_key(), "sample", Some("kf")),
-        &keyfile_secret(7),
-    )
-    .expect("create");
-    let (with_plain, _) = created
-        .add_slot(Some("unattended"), &SlotSecret::Plain)
-        .expect("add plain");
+    let created =
+        Keybox::create(NewKeybox::new(canary_key(), "sample", Some("kf")), &keyfile_secret(7))
+            .expect("create");
+    let (with_plain, _) =
+        created.add_slot(Some("unattended"), &SlotSecret::Plain).expect("add plain");
     let (with_pass, _) = with_plain
         .add_slot(Some("pass"), &passphrase_secret("a good passphrase"))
         .expect("add pass");
     let with_token = with_pass
-        .add_token(
-            SlotId(1),
-            "example",
-            serde_json::json!({"note": "bound to slot 1"}),
-        )
+        .add_token(SlotId(1), "example", serde_json::json!({"note": "bound to slot 1"}))
         .expect("add token");
     let bytes = with_token.keybox().to_bytes();
     (with_token.keybox().clone(), bytes)
@@ -64,10 +57,7 @@ fn integrity_failure(keybox: &Keybox) -> IntegrityFailure {
 fn mac_of(keybox: &Keybox) -> [u8; 32] {
     let value: serde_json::Value = serde_json::from_slice(&keybox.to_bytes()).expect("json");
     let text = value["mac"].as_str().expect("mac field");
-    keyward_core::encoding::from_base64(text)
-        .expect("base64")
-        .try_into()
-        .expect("32 bytes")
+    keyward_core::encoding::from_base64(text).expect("base64").try_into().expect("32 bytes")
 }
 
 #[test]
@@ -84,11 +74,9 @@ fn every_single_bit_flip_is_rejected() {
             Ok(parsed) => {
                 // Never reached today (the checksum catches every flip), but if it were, no
                 // slot may then yield a key.
-                for unlocker in [
-                    Unlocker::Keyfile(&kf),
-                    Unlocker::Unattended,
-                    Unlocker::Passphrase(&pass),
-                ] {
+                for unlocker in
+                    [Unlocker::Keyfile(&kf), Unlocker::Unattended, Unlocker::Passphrase(&pass)]
+                {
                     assert!(
                         parsed.unlock(&unlocker, None, path()).is_err(),
                         "bit {bit} opened a flipped keybox"
@@ -105,16 +93,11 @@ fn a_flip_anywhere_in_a_slot_is_caught_even_with_a_recomputed_checksum() {
     let kf = keyfile(7);
     let wrapped_len = keybox.slots()[0].wrapped_key.len();
     for bit in 0..wrapped_len * 8 {
-        let bad = tamper(&keybox, |h| {
-            h.slots[0].wrapped_key[bit / 8] ^= 1 << (bit % 8)
-        });
+        let bad = tamper(&keybox, |h| h.slots[0].wrapped_key[bit / 8] ^= 1 << (bit % 8));
         let err = bad
             .unlock(&Unlocker::Keyfile(&kf), None, path())
             .expect_err("flipped wrapped key must fail");
-        assert!(
-            matches!(err, Error::WrongSecret { .. }),
-            "bit {bit}: {err:?}"
-        );
+        assert!(matches!(err, Error::WrongSecret { .. }), "bit {bit}: {err:?}");
     }
 }
 
@@ -143,17 +126,15 @@ fn a_rolled_back_generation_fails_the_header_mac() {
 fn a_weakened_kdf_does_not_open_the_slot() {
     let (keybox, _) = sample();
     let bad = tamper(&keybox, |h| {
-        if let SlotParams::Passphrase {
-            kdf: KdfParams::Argon2id { m_kib, .. },
-        } = &mut h.slots[2].protection
+        if let SlotParams::Passphrase { kdf: KdfParams::Argon2id { m_kib, .. } } =
+            &mut h.slots[2].protection
         {
             *m_kib = 8;
         }
     });
     let pass = passphrase("a good passphrase");
-    let err = bad
-        .unlock(&Unlocker::Passphrase(&pass), None, path())
-        .expect_err("downgrade must fail");
+    let err =
+        bad.unlock(&Unlocker::Passphrase(&pass), None, path()).expect_err("downgrade must fail");
     assert!(matches!(err, Error::WrongSecret { .. }), "{err:?}");
 }
 
@@ -162,9 +143,8 @@ fn a_hostile_work_factor_is_refused_before_any_work() {
     let (keybox, _) = sample();
     let bytes = {
         let mut header = keybox.header().clone();
-        if let SlotParams::Passphrase {
-            kdf: KdfParams::Argon2id { m_kib, t, .. },
-        } = &mut header.slots[2].protection
+        if let SlotParams::Passphrase { kdf: KdfParams::Argon2id { m_kib, t, .. } } =
+            &mut header.slots[2].protection
         {
             *m_kib = 4 * 1024 * 1024;
             *t = 1000;
@@ -173,13 +153,7 @@ fn a_hostile_work_factor_is_refused_before_any_work() {
     };
     let err = Keybox::parse(&bytes, path()).expect_err("hostile parameters must be refused");
     assert!(
-        matches!(
-            err,
-            Error::Integrity {
-                what: IntegrityFailure::KdfOutOfBounds(_),
-                ..
-            }
-        ),
+        matches!(err, Error::Integrity { what: IntegrityFailure::KdfOutOfBounds(_), .. }),
         "{err:?}"
     );
 }
@@ -187,15 +161,12 @@ fn a_hostile_work_factor_is_refused_before_any_work() {
 #[test]
 fn swapped_wrapped_keys_do_not_open() {
     let (keybox, _) = sample();
-    let other = Keybox::create(
-        NewKeybox::new(canary_key(), "other", Some("kf")),
-        &keyfile_secret(7),
-    )
-    .expect("create");
+    let other =
+        Keybox::create(NewKeybox::new(canary_key(), "other", Some("kf")), &keyfile_secret(7))
+            .expect("create");
     // The same K and the same key file, but another keybox: the binding to the keybox id holds.
-    let bad = tamper(&keybox, |h| {
-        h.slots[0].wrapped_key = other.keybox().slots()[0].wrapped_key.clone()
-    });
+    let bad =
+        tamper(&keybox, |h| h.slots[0].wrapped_key = other.keybox().slots()[0].wrapped_key.clone());
     let kf = keyfile(7);
     assert!(matches!(
         bad.unlock(&Unlocker::Keyfile(&kf), None, path()),
@@ -209,10 +180,7 @@ fn a_changed_fingerprint_is_a_slot_key_mismatch() {
     let bad = tamper(&keybox, |h| {
         h.fingerprint = keyward_core::Fingerprint::of(b"some other key, not K at all");
     });
-    assert_eq!(
-        integrity_failure(&bad),
-        IntegrityFailure::SlotKeyMismatch(SlotId(2))
-    );
+    assert_eq!(integrity_failure(&bad), IntegrityFailure::SlotKeyMismatch(SlotId(2)));
 }
 
 #[test]
@@ -220,14 +188,8 @@ fn wrong_secrets_are_wrong_secret_errors() {
     let (keybox, _) = sample();
     let wrong_pass = passphrase("not the passphrase");
     let wrong_kf = keyfile(8);
-    for unlocker in [
-        Unlocker::Passphrase(&wrong_pass),
-        Unlocker::Keyfile(&wrong_kf),
-    ] {
-        assert!(matches!(
-            keybox.unlock(&unlocker, None, path()),
-            Err(Error::WrongSecret { .. })
-        ));
+    for unlocker in [Unlocker::Passphrase(&wrong_pass), Unlocker::Keyfile(&wrong_kf)] {
+        assert!(matches!(keybox.unlock(&unlocker, None, path()), Err(Error::WrongSecret { .. })));
     }
     let code = RecoveryCode::generate().expect("rng");
     assert!(matches!(
@@ -241,11 +203,7 @@ fn the_key_comes_back_unchanged_through_every_slot() {
     let (keybox, _) = sample();
     let kf = keyfile(7);
     let pass = passphrase("a good passphrase");
-    for unlocker in [
-        Unlocker::Keyfile(&kf),
-        Unlocker::Unattended,
-        Unlocker::Passphrase(&pass),
-    ] {
+    for unlocker in [Unlocker::Keyfile(&kf), Unlocker::Unattended, Unlocker::Passphrase(&pass)] {
         let unlocked = keybox.unlock(&unlocker, None, path()).expect("opens");
         assert_eq!(unlocked.key().expose(), CANARY_KEY);
     }
@@ -254,19 +212,11 @@ fn the_key_comes_back_unchanged_through_every_slot() {
 #[test]
 fn the_last_slot_cannot_be_removed_and_tokens_go_with_their_slot() {
     let (keybox, _) = sample();
-    let unlocked = keybox
-        .unlock(&Unlocker::Unattended, None, path())
-        .expect("opens");
+    let unlocked = keybox.unlock(&Unlocker::Unattended, None, path()).expect("opens");
     let without_1 = unlocked.remove_slot(SlotId(1)).expect("remove slot 1");
-    assert!(
-        without_1.keybox().header().tokens.is_empty(),
-        "slot 1's token must go with it"
-    );
+    assert!(without_1.keybox().header().tokens.is_empty(), "slot 1's token must go with it");
     let without_2 = without_1.remove_slot(SlotId(2)).expect("remove slot 2");
-    assert!(matches!(
-        without_2.remove_slot(SlotId(3)),
-        Err(Error::LastSlot(SlotId(3)))
-    ));
+    assert!(matches!(without_2.remove_slot(SlotId(3)), Err(Error::LastSlot(SlotId(3)))));
 }
 
 proptest! {
@@ -302,11 +252,9 @@ fn a_slot_copied_whole_into_another_keybox_does_not_open() {
     // Same K, same key file, and the slot's own parameters and wrapped key copied verbatim:
     // only the binding to the keybox id tells them apart.
     let (keybox, _) = sample();
-    let other = Keybox::create(
-        NewKeybox::new(canary_key(), "other", Some("kf")),
-        &keyfile_secret(7),
-    )
-    .expect("create");
+    let other =
+        Keybox::create(NewKeybox::new(canary_key(), "other", Some("kf")), &keyfile_secret(7))
+            .expect("create");
     let foreign = other.keybox().slots()[0].clone();
     assert_eq!(foreign.id, SlotId(1));
     let bad = tamper(&keybox, |h| h.slots[0] = foreign);

@@ -15,20 +15,18 @@ pub const IV_LEN: usize = 16;
 /// Tag length.
 pub const TAG_LEN: usize = 16;
 
-/// Encrypts `key` under `kek` with `iv`; returns IV ‖ tag ‖ ciphertext.
-pub fn seal(kek: &[u8; 32], iv: &[u8; IV_LEN], key: &[u8]) -> Vec<u8> {
+/// Encrypts `key` under `kek` with `iv`; returns IV ‖ tag ‖ ciphertext, or `None` if the cipher
+/// refuses (never for a 32-byte key; but never a default that could carry the plaintext).
+pub fn seal(kek: &[u8; 32], iv: &[u8; IV_LEN], key: &[u8]) -> Option<Vec<u8>> {
     let cipher = Aes256Gcm16::new(&(*kek).into());
-    let mut buffer = key.to_vec();
+    let mut buffer = Zeroizing::new(key.to_vec());
     let nonce = Nonce::<U16>::from(*iv);
-    // Encrypting 32 bytes cannot exceed GCM's length limit.
-    let tag = cipher
-        .encrypt_inout_detached(&nonce, b"", buffer.as_mut_slice().into())
-        .unwrap_or_default();
+    let tag = cipher.encrypt_inout_detached(&nonce, b"", buffer.as_mut_slice().into()).ok()?;
     let mut out = Vec::with_capacity(IV_LEN + TAG_LEN + buffer.len());
     out.extend_from_slice(iv);
     out.extend_from_slice(&tag);
     out.extend_from_slice(&buffer);
-    out
+    Some(out)
 }
 
 /// Decrypts IV ‖ tag ‖ ciphertext; `None` if the key is wrong or the data was changed.
@@ -39,8 +37,6 @@ pub fn open(kek: &[u8; 32], data: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let nonce = Nonce::<U16>::try_from(iv).ok()?;
     let tag = Tag::<U16>::try_from(tag).ok()?;
     let mut buffer = Zeroizing::new(ciphertext.to_vec());
-    cipher
-        .decrypt_inout_detached(&nonce, b"", buffer.as_mut_slice().into(), &tag)
-        .ok()?;
+    cipher.decrypt_inout_detached(&nonce, b"", buffer.as_mut_slice().into(), &tag).ok()?;
     Some(buffer)
 }

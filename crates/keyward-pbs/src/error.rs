@@ -34,9 +34,28 @@ pub enum PbsError {
         kdf: String,
     },
 
-    /// The passphrase does not decrypt the key.
-    #[error("the passphrase does not open this key file")]
-    WrongPassphrase,
+    /// The passphrase does not decrypt the key (or the encrypted key was changed).
+    #[error("the passphrase does not open this key file{}", hint_text(.hint))]
+    WrongPassphrase {
+        /// The file's passphrase hint, shown as the client shows it.
+        hint: Option<String>,
+    },
+
+    /// A freshly written escrow blob did not open again to the same key (a bug; nothing was
+    /// written).
+    #[error(
+        "the new escrow blob did not open to the same key; nothing was written (please report this)"
+    )]
+    SelfCheckFailed,
+
+    /// An escrow blob asks for a far costlier KDF than keyward writes (a hostile or broken blob).
+    #[error("field `kdf`: an escrow blob asks for {found}, far more than keyward writes ({limit})")]
+    EscrowCostTooHigh {
+        /// The blob's KDF, described.
+        found: String,
+        /// The most keyward accepts, described.
+        limit: String,
+    },
 
     /// The file's `fingerprint` field does not belong to the key inside it.
     #[error(
@@ -49,6 +68,10 @@ pub enum PbsError {
         found: String,
     },
 
+    /// Encryption failed (it cannot for a 32-byte key; a bug).
+    #[error("the key could not be encrypted (please report this)")]
+    EncryptionFailed,
+
     /// PBS keys are 32 bytes.
     #[error("a Proxmox Backup key is 32 bytes; this one has {0}")]
     KeyLength(usize),
@@ -60,4 +83,8 @@ pub enum PbsError {
     /// From keyward-core (the random number generator).
     #[error(transparent)]
     Core(#[from] keyward_core::Error),
+}
+
+fn hint_text(hint: &Option<String>) -> String {
+    hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default()
 }

@@ -13,6 +13,9 @@ const ID_KEY_ROUNDS: u32 = 10;
 
 /// The PBS fingerprint of `key`.
 pub fn pbs_fingerprint(key: &[u8]) -> Fingerprint {
+    // PBKDF2 straight from the crate, not keyward-core's KdfParams: this is a fixed derivation
+    // with a 7-byte salt and 10 rounds, not a passphrase KDF, and core's bounds (rightly) refuse
+    // such parameters for anything that protects a secret.
     let mut id_key = Zeroizing::new([0u8; 32]);
     pbkdf2::pbkdf2_hmac::<Sha256>(key, ID_KEY_SALT, ID_KEY_ROUNDS, id_key.as_mut_slice());
     let mut hasher = Sha256::new();

@@ -20,6 +20,8 @@ const SALT_LEN: usize = 32;
 const SCRYPT_N: u64 = 65536;
 const SCRYPT_R: u64 = 8;
 const SCRYPT_P: u64 = 1;
+/// The most memory proxmox-backup-client lets scrypt use.
+const MAX_SCRYPT_MEMORY: u64 = 1025 * 1024 * 1024;
 /// PBKDF2 iterations proxmox-backup-client uses.
 const PBKDF2_ITER: u64 = 65535;
 
@@ -49,20 +51,12 @@ pub enum PbsKdf {
 impl PbsKdf {
     /// scrypt as proxmox-backup-client writes it (N=65536, r=8, p=1), with a fresh salt.
     pub fn scrypt() -> Result<Self, PbsError> {
-        Ok(PbsKdf::Scrypt {
-            n: SCRYPT_N,
-            r: SCRYPT_R,
-            p: SCRYPT_P,
-            salt: fresh_salt()?,
-        })
+        Ok(PbsKdf::Scrypt { n: SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P, salt: fresh_salt()? })
     }
 
     /// PBKDF2 as proxmox-backup-client writes it (65535 iterations), with a fresh salt.
     pub fn pbkdf2() -> Result<Self, PbsError> {
-        Ok(PbsKdf::Pbkdf2 {
-            iter: PBKDF2_ITER,
-            salt: fresh_salt()?,
-        })
+        Ok(PbsKdf::Pbkdf2 { iter: PBKDF2_ITER, salt: fresh_salt()? })
     }
 
     /// The same derivation as keyward-core parameters, bounds checked: a file asking for more
@@ -72,6 +66,17 @@ impl PbsKdf {
             PbsKdf::Scrypt { n, r, p, salt } => {
                 if !n.is_power_of_two() || *n < 2 {
                     return Err(bad("kdf", format!("scrypt n={n} is not a power of two")));
+                }
+                // The client itself refuses more (OpenSSL's maxmem of 1025 MiB).
+                let memory = 128u64.saturating_mul(*r).saturating_mul(*n);
+                if memory > MAX_SCRYPT_MEMORY {
+                    return Err(bad(
+                        "kdf",
+                        format!(
+                            "scrypt needs {} MiB, more than proxmox-backup-client allows (1025 MiB)",
+                            memory >> 20
+                        ),
+                    ));
                 }
                 KdfParams::Scrypt {
                     log_n: u8::try_from(n.trailing_zeros()).unwrap_or(u8::MAX),
@@ -109,10 +114,7 @@ fn fresh_salt() -> Result<Vec<u8>, PbsError> {
 }
 
 fn bad(field: &'static str, problem: impl Into<String>) -> PbsError {
-    PbsError::BadField {
-        field,
-        problem: problem.into(),
-    }
+    PbsError::BadField { field, problem: problem.into() }
 }
 
 /// A Proxmox Backup client key file.
@@ -148,28 +150,30 @@ impl std::fmt::Debug for PbsKeyFile {
 impl PbsKeyFile {
     /// Reads a key file. Unknown fields are ignored, as proxmox-backup-client ignores them.
     pub fn parse(bytes: &[u8]) -> Result<Self, PbsError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
             if e.is_eof() {
                 PbsError::NotJson(format!("the file is truncated ({e})"))
             } else {
                 PbsError::NotJson(e.to_string())
             }
         })?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| PbsError::NotJson("not a JSON object".into()))?;
+        let object =
+            value.as_object().ok_or_else(|| PbsError::NotJson("not a JSON object".into()))?;
         let kdf = parse_kdf(object)?;
         let created = PbsTime::parse("created", required_str(object, "created")?)?;
         let modified = PbsTime::parse("modified", required_str(object, "modified")?)?;
         let data = base64_field(required_str(object, "data")?, "data")?;
+        // For kdf null that text is the key in base64: wipe it before the value is dropped.
+        if let Some(Value::String(text)) = value.get_mut("data") {
+            zeroize::Zeroize::zeroize(text);
+        }
+        let object =
+            value.as_object().ok_or_else(|| PbsError::NotJson("not a JSON object".into()))?;
         match &kdf {
             None if data.len() != KEY_LEN => {
                 return Err(bad(
                     "data",
-                    format!(
-                        "holds {} bytes; an unencrypted key holds {KEY_LEN}",
-                        data.len()
-                    ),
+                    format!("holds {} bytes; an unencrypted key holds {KEY_LEN}", data.len()),
                 ));
             }
             Some(_) if data.len() != IV_LEN + TAG_LEN + KEY_LEN => {
@@ -196,14 +200,7 @@ impl PbsKeyFile {
             Some(Value::String(text)) => Some(text.clone()),
             Some(_) => return Err(bad("hint", "is not a string")),
         };
-        Ok(PbsKeyFile {
-            kdf,
-            created,
-            modified,
-            data,
-            fingerprint,
-            hint,
-        })
+        Ok(PbsKeyFile { kdf, created, modified, data, fingerprint, hint })
     }
 
     /// The file as proxmox-backup-client writes it: compact JSON, no trailing newline. For kdf
@@ -218,7 +215,10 @@ impl PbsKeyFile {
                 salt: String,
             },
             #[serde(rename = "PBKDF2")]
-            Pbkdf2 { iter: u64, salt: String },
+            Pbkdf2 {
+                iter: u64,
+                salt: String,
+            },
         }
         #[derive(Serialize)]
         struct FileOut<'a> {
@@ -232,16 +232,12 @@ impl PbsKeyFile {
             hint: Option<&'a str>,
         }
         let kdf = self.kdf.as_ref().map(|k| match k {
-            PbsKdf::Scrypt { n, r, p, salt } => KdfOut::Scrypt {
-                n: *n,
-                r: *r,
-                p: *p,
-                salt: STANDARD.encode(salt),
-            },
-            PbsKdf::Pbkdf2 { iter, salt } => KdfOut::Pbkdf2 {
-                iter: *iter,
-                salt: STANDARD.encode(salt),
-            },
+            PbsKdf::Scrypt { n, r, p, salt } => {
+                KdfOut::Scrypt { n: *n, r: *r, p: *p, salt: STANDARD.encode(salt) }
+            }
+            PbsKdf::Pbkdf2 { iter, salt } => {
+                KdfOut::Pbkdf2 { iter: *iter, salt: STANDARD.encode(salt) }
+            }
         });
         let data = Zeroizing::new(STANDARD.encode(&self.data));
         let out = FileOut {
@@ -253,7 +249,14 @@ impl PbsKeyFile {
             hint: self.hint.as_deref(),
         };
         // Serializing strings and integers cannot fail.
-        Zeroizing::new(serde_json::to_vec(&out).unwrap_or_default())
+        // Written into one buffer big enough from the start: a growing Vec would free copies
+        // holding part of the key. Serializing strings and integers cannot fail; on the
+        // impossible failure the result is empty, never partial.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(1024));
+        if serde_json::to_writer(&mut *bytes, &out).is_err() {
+            bytes.clear();
+        }
+        bytes
     }
 
     /// Opens the key: decrypts it with `passphrase` (unless the kdf is null), and checks it
@@ -262,11 +265,11 @@ impl PbsKeyFile {
         let key = match &self.kdf {
             None => Zeroizing::new(self.data.clone()),
             Some(kdf) => {
-                let passphrase = passphrase.ok_or_else(|| PbsError::PassphraseNeeded {
-                    kdf: kdf.describe(),
-                })?;
+                let passphrase =
+                    passphrase.ok_or_else(|| PbsError::PassphraseNeeded { kdf: kdf.describe() })?;
                 let kek = kdf.derive(passphrase)?;
-                crypt::open(&kek, &self.data).ok_or(PbsError::WrongPassphrase)?
+                crypt::open(&kek, &self.data)
+                    .ok_or_else(|| PbsError::WrongPassphrase { hint: self.hint.clone() })?
             }
         };
         if key.len() != KEY_LEN {
@@ -311,7 +314,7 @@ impl PbsKeyFile {
             None => (None, key.expose().to_vec()),
             Some((kdf, passphrase)) => {
                 let kek = kdf.derive(passphrase)?;
-                let data = crypt::seal(&kek, iv, key.expose());
+                let data = crypt::seal(&kek, iv, key.expose()).ok_or(PbsError::EncryptionFailed)?;
                 (Some(kdf), data)
             }
         };
@@ -345,9 +348,7 @@ fn required_str<'a>(
 }
 
 fn base64_field(text: &str, field: &'static str) -> Result<Vec<u8>, PbsError> {
-    STANDARD
-        .decode(text)
-        .map_err(|e| bad(field, format!("is not base64 ({e})")))
+    STANDARD.decode(text).map_err(|e| bad(field, format!("is not base64 ({e})")))
 }
 
 fn u64_field(
@@ -362,14 +363,12 @@ fn u64_field(
 }
 
 fn parse_kdf(object: &Map<String, Value>) -> Result<Option<PbsKdf>, PbsError> {
-    let value = object.get("kdf").ok_or_else(|| bad("kdf", "is missing"))?;
-    let map = match value {
+    // A missing kdf reads as null, as serde reads a missing `Option` in the client.
+    let map = match object.get("kdf").unwrap_or(&Value::Null) {
         Value::Null => return Ok(None),
         Value::Object(map) => map,
         Value::String(name) => {
-            return Err(PbsError::UnknownKdf {
-                found: name.clone(),
-            });
+            return Err(PbsError::UnknownKdf { found: name.clone() });
         }
         _ => return Err(bad("kdf", "is not null or an object")),
     };
@@ -394,16 +393,11 @@ fn parse_kdf(object: &Map<String, Value>) -> Result<Option<PbsKdf>, PbsError> {
                     salt,
                 }
             } else {
-                PbsKdf::Pbkdf2 {
-                    iter: u64_field(params, "kdf", "iter")?,
-                    salt,
-                }
+                PbsKdf::Pbkdf2 { iter: u64_field(params, "kdf", "iter")?, salt }
             }
         }
         other => {
-            return Err(PbsError::UnknownKdf {
-                found: other.to_string(),
-            });
+            return Err(PbsError::UnknownKdf { found: other.to_string() });
         }
     };
     kdf.params()?;

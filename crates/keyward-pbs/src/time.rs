@@ -15,12 +15,24 @@ use crate::PbsError;
 pub struct PbsTime(String);
 
 impl PbsTime {
-    /// Reads a time, checking it is RFC 3339.
+    /// Reads a time in the form proxmox-backup-client accepts: RFC 3339 to the second, with `T`
+    /// between date and time and `Z` or `±HH:MM` (20 or 25 characters). Anything else could not
+    /// be written back into a file the client reads.
     pub fn parse(field: &'static str, text: &str) -> Result<Self, PbsError> {
-        OffsetDateTime::parse(text, &Rfc3339).map_err(|e| PbsError::BadField {
+        let bytes = text.as_bytes();
+        let shaped = match bytes.len() {
+            20 => bytes[19] == b'Z',
+            25 => matches!(bytes[19], b'+' | b'-') && bytes[22] == b':',
+            _ => false,
+        } && bytes[10] == b'T';
+        let invalid = |why: String| PbsError::BadField {
             field,
-            problem: format!("is not an RFC 3339 time ({e})"),
-        })?;
+            problem: format!("is not a time like 2024-06-05T15:06:40+00:00 ({why})"),
+        };
+        if !shaped {
+            return Err(invalid("wrong shape".into()));
+        }
+        OffsetDateTime::parse(text, &Rfc3339).map_err(|e| invalid(e.to_string()))?;
         Ok(PbsTime(text.to_string()))
     }
 
@@ -49,6 +61,20 @@ impl fmt::Display for PbsTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_clients_form_is_accepted() {
+        for good in
+            ["2024-06-05T15:06:40+00:00", "2024-06-05T15:06:40Z", "2024-06-05T17:06:40-02:00"]
+        {
+            assert!(PbsTime::parse("created", good).is_ok(), "{good}");
+        }
+        for bad in
+            ["2024-06-05 15:06:40+00:00", "2024-06-05T15:06:40.5+00:00", "2024-06-05T15:06:40", ""]
+        {
+            assert!(PbsTime::parse("created", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn now_is_written_with_a_numeric_offset() {

@@ -8,76 +8,28 @@ use proptest::prelude::*;
 use zeroize::Zeroizing;
 
 const PASSPHRASE: &[u8] = b"pbs-test-passphrase";
+
 const RANDOM_KEY: &str = "fce4dbaf33e7ba220994a0cd2e897c88f3bee5dc5a3f135734ca875cadc76c85";
 const RANDOM_FP: &str = "da:57:40:7c:5d:7f:9b:fa:d3:a4:a5:3c:38:49:be:43:79:dd:76:7e:09:6e:f6:79:a7:de:ef:bf:53:cc:50:f3";
-const UPSTREAM_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const UPSTREAM_FP: &str = "0e:ab:d4:46:0b:6e:b9:ca:34:50:23:de:e2:b7:78:c7:90:e5:4a:16:83:b9:65:9c:0a:57:ae:19:90:90:15:9b";
 
-/// One key file of testdata/pbs-keys and what it must give.
+/// One key file of testdata/pbs-keys and what it must give (testdata/pbs-keys/vectors.json).
+#[derive(serde::Deserialize)]
 struct Vector {
-    file: &'static str,
-    key: &'static str,
-    fingerprint: &'static str,
-    /// Salt and IV (hex) of an encrypted file, from the testdata README.
-    encryption: Option<(&'static str, &'static str)>,
+    file: String,
+    key: String,
+    fingerprint: String,
+    /// Salt and IV (hex) of an encrypted file.
+    salt: Option<String>,
+    iv: Option<String>,
 }
 
-const VECTORS: &[Vector] = &[
-    Vector {
-        file: "random-kdf-none.json",
-        key: RANDOM_KEY,
-        fingerprint: RANDOM_FP,
-        encryption: None,
-    },
-    Vector {
-        file: "random-kdf-scrypt.json",
-        key: RANDOM_KEY,
-        fingerprint: RANDOM_FP,
-        encryption: Some((
-            "2ae19d1c34966e2a47c862b0b3b1ad8033d159ec75bac55c2e9f46e259d36513",
-            "2bc1aed409800ef80538b32d04b0ce7e",
-        )),
-    },
-    Vector {
-        file: "random-kdf-scrypt-hint.json",
-        key: RANDOM_KEY,
-        fingerprint: RANDOM_FP,
-        encryption: Some((
-            "2ae19d1c34966e2a47c862b0b3b1ad8033d159ec75bac55c2e9f46e259d36513",
-            "2bc1aed409800ef80538b32d04b0ce7e",
-        )),
-    },
-    Vector {
-        file: "random-kdf-pbkdf2.json",
-        key: RANDOM_KEY,
-        fingerprint: RANDOM_FP,
-        encryption: Some((
-            "5d357f174a41db54aa42d67ac585486937a4779962b536fcdeac88a95bb0ac84",
-            "caf6bd7bd1276935db14644f34b03ec5",
-        )),
-    },
-    Vector {
-        file: "upstream-0to31-kdf-none.json",
-        key: UPSTREAM_KEY,
-        fingerprint: UPSTREAM_FP,
-        encryption: None,
-    },
-    Vector {
-        file: "upstream-0to31-kdf-scrypt.json",
-        key: UPSTREAM_KEY,
-        fingerprint: UPSTREAM_FP,
-        encryption: Some((
-            "71a10128f87fca4a097964ec6c3486c5fddb8853de29d8f1982a14e79b13d4ea",
-            "39e5eeff9f387c5538da12285c18849f",
-        )),
-    },
-];
+fn vectors() -> Vec<Vector> {
+    serde_json::from_slice(&read("vectors.json")).expect("testdata/pbs-keys/vectors.json")
+}
 
 fn read(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../testdata/pbs-keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../testdata/pbs-keys/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
@@ -90,8 +42,8 @@ fn hex(text: &str) -> Vec<u8> {
 
 #[test]
 fn every_vector_round_trips_byte_for_byte() {
-    for Vector { file: name, .. } in VECTORS {
-        let bytes = read(name);
+    for Vector { file: name, .. } in vectors() {
+        let bytes = read(&name);
         let file = PbsKeyFile::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             file.to_bytes().as_slice(),
@@ -103,75 +55,44 @@ fn every_vector_round_trips_byte_for_byte() {
 
 #[test]
 fn every_vector_opens_to_its_key_and_fingerprint() {
-    for Vector {
-        file: name,
-        key,
-        fingerprint: fp,
-        encryption: encrypted,
-    } in VECTORS
-    {
-        let file = PbsKeyFile::parse(&read(name)).expect("parse");
-        let passphrase = encrypted.map(|_| PASSPHRASE);
-        let opened = file
-            .open(passphrase)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(opened.expose(), hex(key).as_slice(), "{name}: raw key");
-        assert_eq!(
-            pbs_fingerprint(opened.expose()).to_string(),
-            *fp,
-            "{name}: fingerprint"
-        );
+    for Vector { file: name, key, fingerprint: fp, salt, .. } in vectors() {
+        let file = PbsKeyFile::parse(&read(&name)).expect("parse");
+        let encrypted = salt.is_some();
+        let passphrase = encrypted.then_some(PASSPHRASE);
+        let opened = file.open(passphrase).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(opened.expose(), hex(&key).as_slice(), "{name}: raw key");
+        assert_eq!(pbs_fingerprint(opened.expose()).to_string(), fp, "{name}: fingerprint");
         assert_eq!(
             file.fingerprint.map(|f| f.to_string()).as_deref(),
-            Some(*fp),
+            Some(fp.as_str()),
             "{name}: stored fingerprint"
         );
-        if encrypted.is_some() {
+        if encrypted {
             assert!(
                 matches!(
                     file.open(Some(b"another passphrase")),
-                    Err(PbsError::WrongPassphrase)
+                    Err(PbsError::WrongPassphrase { .. })
                 ),
                 "{name}"
             );
-            assert!(
-                matches!(file.open(None), Err(PbsError::PassphraseNeeded { .. })),
-                "{name}"
-            );
+            assert!(matches!(file.open(None), Err(PbsError::PassphraseNeeded { .. })), "{name}");
         }
     }
 }
 
 #[test]
 fn resealing_with_the_vectors_salt_and_iv_gives_the_same_bytes() {
-    for Vector {
-        file: name,
-        key,
-        encryption: encrypted,
-        ..
-    } in VECTORS
-    {
-        let original = PbsKeyFile::parse(&read(name)).expect("parse");
-        let key = DataKey::import(Zeroizing::new(hex(key))).expect("32 bytes");
-        let (protection, iv) = match encrypted {
-            None => (None, [0u8; 16]),
-            Some((salt, iv)) => {
+    for Vector { file: name, key, salt, iv, .. } in vectors() {
+        let original = PbsKeyFile::parse(&read(&name)).expect("parse");
+        let key = DataKey::import(Zeroizing::new(hex(&key))).expect("32 bytes");
+        let (protection, iv) = match (salt, iv) {
+            (None, _) | (_, None) => (None, [0u8; 16]),
+            (Some(salt), Some(iv)) => {
                 let kdf = match original.kdf.clone().expect("encrypted") {
-                    PbsKdf::Scrypt { n, r, p, .. } => PbsKdf::Scrypt {
-                        n,
-                        r,
-                        p,
-                        salt: hex(salt),
-                    },
-                    PbsKdf::Pbkdf2 { iter, .. } => PbsKdf::Pbkdf2 {
-                        iter,
-                        salt: hex(salt),
-                    },
+                    PbsKdf::Scrypt { n, r, p, .. } => PbsKdf::Scrypt { n, r, p, salt: hex(&salt) },
+                    PbsKdf::Pbkdf2 { iter, .. } => PbsKdf::Pbkdf2 { iter, salt: hex(&salt) },
                 };
-                (
-                    Some((kdf, PASSPHRASE)),
-                    hex(iv).try_into().expect("16 bytes"),
-                )
+                (Some((kdf, PASSPHRASE)), hex(&iv).try_into().expect("16 bytes"))
             }
         };
         let mut resealed = PbsKeyFile::seal_with_iv(
@@ -185,7 +106,7 @@ fn resealing_with_the_vectors_salt_and_iv_gives_the_same_bytes() {
         resealed.hint = original.hint.clone();
         assert_eq!(
             resealed.to_bytes().as_slice(),
-            read(name).as_slice(),
+            read(&name).as_slice(),
             "{name}: resealed bytes"
         );
     }
@@ -195,18 +116,16 @@ fn resealing_with_the_vectors_salt_and_iv_gives_the_same_bytes() {
 fn errors_name_the_field() {
     let unknown = br#"{"kdf":{"Argon2":{"salt":"AA=="}},"created":"2024-06-05T15:06:40+00:00","modified":"2024-06-05T15:06:40+00:00","data":"AA=="}"#;
     let err = PbsKeyFile::parse(unknown).expect_err("unknown kdf");
-    assert!(
-        err.to_string().contains("`kdf`") && err.to_string().contains("Argon2"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("`kdf`") && err.to_string().contains("Argon2"), "{err}");
 
     let full = read("random-kdf-scrypt.json");
     let err = PbsKeyFile::parse(&full[..full.len() / 2]).expect_err("truncated");
     assert!(err.to_string().contains("truncated"), "{err}");
 
-    let short_data = String::from_utf8(read("random-kdf-scrypt.json"))
-        .expect("text")
-        .replace("K8Gu1AmADvgFOLMtBLDOfuTs2kd//aB9YlwOh+QkDJ/NRe2fFsd1ZLHQUzrjHrhu25NA5WqmqpwGRHMHEHZMeA==", "K8Gu1AmA");
+    let short_data = String::from_utf8(read("random-kdf-scrypt.json")).expect("text").replace(
+        "K8Gu1AmADvgFOLMtBLDOfuTs2kd//aB9YlwOh+QkDJ/NRe2fFsd1ZLHQUzrjHrhu25NA5WqmqpwGRHMHEHZMeA==",
+        "K8Gu1AmA",
+    );
     let err = PbsKeyFile::parse(short_data.as_bytes()).expect_err("short data");
     assert!(err.to_string().contains("`data`"), "{err}");
 
@@ -226,11 +145,24 @@ fn errors_name_the_field() {
 
 #[test]
 fn a_hostile_scrypt_cost_is_refused_before_any_work() {
-    let hostile = String::from_utf8(read("random-kdf-scrypt.json"))
-        .expect("text")
-        .replace("\"n\":65536", "\"n\":1073741824");
-    let err = PbsKeyFile::parse(hostile.as_bytes()).expect_err("n=2^30 must be refused");
-    assert!(err.to_string().contains("`kdf`"), "{err}");
+    let scrypt = String::from_utf8(read("random-kdf-scrypt.json")).expect("text");
+    // 4 GiB of scrypt memory: more than the client itself allows (1025 MiB).
+    let hostile = scrypt.replace("\"n\":65536", "\"n\":4194304");
+    let err = PbsKeyFile::parse(hostile.as_bytes()).expect_err("n=2^22, r=8 must be refused");
+    assert!(err.to_string().contains("`kdf`") && err.to_string().contains("1025 MiB"), "{err}");
+    // 1 GiB is a file the client would open, but far costlier than any escrow blob keyward
+    // writes: recovery refuses it before deriving anything.
+    let costly = scrypt.replace("\"n\":65536", "\"n\":1048576");
+    let blob = PbsKeyFile::parse(costly.as_bytes()).expect("the client would read it");
+    let code = keyward_core::RecoveryCode::generate().expect("rng");
+    assert!(matches!(escrow::open(&blob, &code), Err(PbsError::EscrowCostTooHigh { .. })));
+}
+
+#[test]
+fn a_wrong_passphrase_shows_the_files_hint() {
+    let file = PbsKeyFile::parse(&read("random-kdf-scrypt-hint.json")).expect("parse");
+    let err = file.open(Some(b"not it")).expect_err("wrong passphrase");
+    assert!(err.to_string().contains("usual test pass"), "{err}");
 }
 
 #[test]
@@ -238,40 +170,21 @@ fn the_escrow_blob_opens_with_the_code_and_nothing_else() {
     let key = DataKey::import(Zeroizing::new(hex(RANDOM_KEY))).expect("key");
     let code = keyward_core::RecoveryCode::generate().expect("rng");
     let created = PbsTime::parse("created", "2024-06-05T15:06:40+00:00").expect("time");
-    let blob = escrow::seal(
-        &key,
-        &code,
-        created.clone(),
-        PbsTime::now(time::UtcOffset::UTC),
-    )
-    .expect("seal");
+    let blob = escrow::seal(&key, &code, created.clone(), PbsTime::now(time::UtcOffset::UTC))
+        .expect("seal");
     assert_eq!(blob.created, created, "created is kept from the import");
     assert!(
-        matches!(
-            blob.kdf,
-            Some(PbsKdf::Scrypt {
-                n: 65536,
-                r: 8,
-                p: 1,
-                ..
-            })
-        ),
+        matches!(blob.kdf, Some(PbsKdf::Scrypt { n: 65536, r: 8, p: 1, .. })),
         "as change-passphrase --kdf scrypt"
     );
     let reread = PbsKeyFile::parse(&blob.to_bytes()).expect("parse");
     // The passphrase proxmox-backup-client would be typed: the canonical code.
     assert_eq!(
-        reread
-            .open(Some(code.canonical().as_bytes()))
-            .expect("open")
-            .expose(),
+        reread.open(Some(code.canonical().as_bytes())).expect("open").expose(),
         key.expose()
     );
     let other = keyward_core::RecoveryCode::generate().expect("rng");
-    assert!(matches!(
-        escrow::open(&reread, &other),
-        Err(PbsError::WrongPassphrase)
-    ));
+    assert!(matches!(escrow::open(&reread, &other), Err(PbsError::WrongPassphrase { .. })));
 }
 
 proptest! {

@@ -43,10 +43,7 @@ impl Attempt {
             OfferedSecret::Keyfile(k) => Unlocker::Keyfile(k),
             OfferedSecret::Unattended => Unlocker::Unattended,
         };
-        Authorization {
-            unlocker,
-            slot: self.slot,
-        }
+        Authorization { unlocker, slot: self.slot }
     }
 }
 
@@ -94,29 +91,19 @@ pub fn unattended_attempts(
     reader: &SecretReader,
 ) -> Vec<Attempt> {
     let mut out = Vec::new();
-    for record in keybox
-        .unattended_slots()
-        .filter(|s| only.is_none_or(|id| s.id == id))
-    {
+    for record in keybox.unattended_slots().filter(|s| only.is_none_or(|id| s.id == id)) {
         let secret = match &record.protection {
             SlotParams::Plain(_) => OfferedSecret::Unattended,
             // A key file that is not here (a removed USB stick) just means "not this slot".
             SlotParams::Keyfile(params) => {
-                match params
-                    .path
-                    .as_deref()
-                    .map(|p| reader.keyfile_to_open(Path::new(p)))
-                {
+                match params.path.as_deref().map(|p| reader.keyfile_to_open(Path::new(p))) {
                     Some(Ok(contents)) => OfferedSecret::Keyfile(contents),
                     _ => continue,
                 }
             }
             _ => continue,
         };
-        out.push(Attempt {
-            secret,
-            slot: Some(record.id),
-        });
+        out.push(Attempt { secret, slot: Some(record.id) });
     }
     out
 }
@@ -143,20 +130,14 @@ fn prompted(keybox: &Keybox, only: Option<SlotId>) -> CliResult<Vec<Attempt>> {
     let mut out = Vec::new();
     if has_code {
         match RecoveryCode::parse(&typed) {
-            Ok(code) => out.push(Attempt {
-                secret: OfferedSecret::Code(code),
-                slot: only,
-            }),
+            Ok(code) => out.push(Attempt { secret: OfferedSecret::Code(code), slot: only }),
             Err(e) if !has_passphrase => return Err(CoreError::from(e).into()),
             Err(_) => {}
         }
     }
     if has_passphrase {
         let bytes = Zeroizing::new(typed.as_bytes().to_vec());
-        out.push(Attempt {
-            secret: OfferedSecret::Passphrase(Passphrase::new(bytes)),
-            slot: only,
-        });
+        out.push(Attempt { secret: OfferedSecret::Passphrase(Passphrase::new(bytes)), slot: only });
     }
     Ok(out)
 }

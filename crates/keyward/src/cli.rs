@@ -12,11 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// before handing it out, and fails closed.
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about, long_about = None, propagate_version = true)]
-#[command(
-    after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication failed, \
+#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication failed, \
 4 integrity failure, 5 fingerprint mismatch, 6 not found, 7 conflict, 8 unavailable, \
-9 refused by policy."
-)]
+9 refused by policy.")]
 pub struct Cli {
     /// The keybox file [default: $KEYWARD_KEYBOX, else $XDG_CONFIG_HOME/keyward/keybox.json,
     /// else ~/.config/keyward/keybox.json].
@@ -175,14 +173,10 @@ pub struct OpenArgs {
 impl AuthArgs {
     /// How many secret options were given.
     pub fn secrets_given(&self) -> usize {
-        [
-            &self.unlock_code_file,
-            &self.unlock_passphrase_file,
-            &self.unlock_keyfile,
-        ]
-        .iter()
-        .filter(|o| o.is_some())
-        .count()
+        [&self.unlock_code_file, &self.unlock_passphrase_file, &self.unlock_keyfile]
+            .iter()
+            .filter(|o| o.is_some())
+            .count()
     }
 }
 
@@ -320,8 +314,9 @@ pub struct UnlockArgs {
 
     /// With --format pbs: write the key file unencrypted (`none`, what the backup client reads
     /// unattended) or encrypted with scrypt under a passphrase.
-    #[arg(long, value_enum, default_value_t = PbsKdfArg::None)]
-    pub kdf: PbsKdfArg,
+    /// [default: none]
+    #[arg(long, value_enum)]
+    pub kdf: Option<PbsKdfArg>,
 
     /// With --format pbs --kdf scrypt: the key file's new passphrase, from F (`-` for stdin)
     /// instead of prompting twice.

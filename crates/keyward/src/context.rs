@@ -29,11 +29,7 @@ impl Context {
             Some(path) => path.clone(),
             None => default_keybox_path()?,
         };
-        Ok(Context {
-            keybox,
-            out: Output { json: cli.json },
-            local_offset,
-        })
+        Ok(Context { keybox, out: Output { json: cli.json }, local_offset })
     }
 
     /// The store for the keybox.
@@ -48,9 +44,7 @@ fn default_keybox_path() -> CliResult<PathBuf> {
         _ => match std::env::var_os("HOME") {
             Some(home) if !home.is_empty() => PathBuf::from(home).join(".config"),
             _ => {
-                return Err(usage(
-                    "no --keybox given and neither XDG_CONFIG_HOME nor HOME is set",
-                ));
+                return Err(usage("no --keybox given and neither XDG_CONFIG_HOME nor HOME is set"));
             }
         },
     };

@@ -27,6 +27,12 @@ pub enum CliError {
         /// What went wrong.
         source: keyward_pbs::PbsError,
     },
+    /// The recovery code does not open an escrow blob.
+    #[error(
+        "the recovery code does not open {}; check the code (or the blob was changed since it was made)",
+        .0.display()
+    )]
+    BlobNotOpened(std::path::PathBuf),
     /// Writing our own output (stdout) failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -66,6 +72,7 @@ impl CliError {
             CliError::Usage(_) => ExitCode::Usage,
             CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
             CliError::Core(e) => core_exit_code(e),
+            CliError::BlobNotOpened(_) => ExitCode::AuthenticationFailed,
             CliError::Pbs { source, .. } => pbs_exit_code(source),
         }
     }
@@ -111,7 +118,8 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
 /// Exit codes for Proxmox Backup key-file errors.
 fn pbs_exit_code(error: &PbsError) -> ExitCode {
     match error {
-        PbsError::WrongPassphrase => ExitCode::AuthenticationFailed,
+        PbsError::WrongPassphrase { .. } => ExitCode::AuthenticationFailed,
+        PbsError::SelfCheckFailed | PbsError::EncryptionFailed => ExitCode::Internal,
         PbsError::PassphraseNeeded { .. } => ExitCode::Usage,
         PbsError::Kdf(KdfError::OutOfMemory { .. }) => ExitCode::Internal,
         PbsError::NotJson(_)
@@ -119,6 +127,7 @@ fn pbs_exit_code(error: &PbsError) -> ExitCode {
         | PbsError::UnknownKdf { .. }
         | PbsError::StoredFingerprintMismatch { .. }
         | PbsError::KeyLength(_)
+        | PbsError::EscrowCostTooHigh { .. }
         | PbsError::Kdf(_) => ExitCode::Integrity,
         PbsError::Core(e) => core_exit_code(e),
         _ => ExitCode::Internal,
@@ -170,11 +179,7 @@ mod tests {
             (ExitCode::Unavailable, "unavailable"),
             (ExitCode::Refused, "refused by policy"),
         ];
-        assert_eq!(
-            table.len(),
-            expected.len(),
-            "the README table has one row per exit code"
-        );
+        assert_eq!(table.len(), expected.len(), "the README table has one row per exit code");
         for (code, meaning) in expected {
             let row = table.iter().find(|(c, _)| *c == code as u8);
             let text = row
@@ -193,10 +198,7 @@ mod tests {
         let path = PathBuf::from("k");
         let io = |kind| std::io::Error::from(kind);
         let cases: Vec<(CliError, ExitCode)> = vec![
-            (
-                CoreError::WrongSecret { tried: "x".into() }.into(),
-                ExitCode::AuthenticationFailed,
-            ),
+            (CoreError::WrongSecret { tried: "x".into() }.into(), ExitCode::AuthenticationFailed),
             (
                 CoreError::BadRecoveryCode(keyward_core::recovery_code::CodeError::WordCount {
                     found: 3,
@@ -205,53 +207,26 @@ mod tests {
                 ExitCode::AuthenticationFailed,
             ),
             (
-                CoreError::Integrity {
-                    path: path.clone(),
-                    what: IntegrityFailure::Checksum,
-                }
-                .into(),
+                CoreError::Integrity { path: path.clone(), what: IntegrityFailure::Checksum }
+                    .into(),
                 ExitCode::Integrity,
             ),
             (
-                CoreError::FingerprintMismatch {
-                    expected: "a".into(),
-                    found: "b".into(),
-                }
-                .into(),
+                CoreError::FingerprintMismatch { expected: "a".into(), found: "b".into() }.into(),
                 ExitCode::FingerprintMismatch,
             ),
-            (
-                CoreError::KeyboxNotFound(path.clone()).into(),
-                ExitCode::NotFound,
-            ),
-            (
-                CoreError::SlotNotFound("2".into()).into(),
-                ExitCode::NotFound,
-            ),
+            (CoreError::KeyboxNotFound(path.clone()).into(), ExitCode::NotFound),
+            (CoreError::SlotNotFound("2".into()).into(), ExitCode::NotFound),
             (CoreError::NotRecorded("x").into(), ExitCode::NotFound),
-            (
-                CoreError::NoSlotOfKind(SlotKind::Passphrase).into(),
-                ExitCode::NotFound,
-            ),
+            (CoreError::NoSlotOfKind(SlotKind::Passphrase).into(), ExitCode::NotFound),
             (CoreError::NoUnattendedSlot.into(), ExitCode::Usage),
-            (
-                CoreError::KeyboxExists(path.clone()).into(),
-                ExitCode::Conflict,
-            ),
+            (CoreError::KeyboxExists(path.clone()).into(), ExitCode::Conflict),
             (CoreError::LockHeld(path.clone()).into(), ExitCode::Conflict),
             (
-                CoreError::ConcurrentChange {
-                    path: path.clone(),
-                    expected: 1,
-                    found: 2,
-                }
-                .into(),
+                CoreError::ConcurrentChange { path: path.clone(), expected: 1, found: 2 }.into(),
                 ExitCode::Conflict,
             ),
-            (
-                CoreError::OutputExists(path.clone()).into(),
-                ExitCode::Conflict,
-            ),
+            (CoreError::OutputExists(path.clone()).into(), ExitCode::Conflict),
             (
                 CoreError::InsecurePermissions {
                     path: path.clone(),
@@ -262,19 +237,8 @@ mod tests {
                 ExitCode::Refused,
             ),
             (CoreError::LastSlot(SlotId(1)).into(), ExitCode::Refused),
-            (
-                CoreError::KeyLength {
-                    len: 3,
-                    min: 16,
-                    max: 4096,
-                }
-                .into(),
-                ExitCode::Usage,
-            ),
-            (
-                CoreError::PassphraseTooShort { min: 8 }.into(),
-                ExitCode::Usage,
-            ),
+            (CoreError::KeyLength { len: 3, min: 16, max: 4096 }.into(), ExitCode::Usage),
+            (CoreError::PassphraseTooShort { min: 8 }.into(), ExitCode::Usage),
             (CoreError::KeyfileSize { len: 3 }.into(), ExitCode::Usage),
             (
                 CoreError::SlotKindMismatch {
@@ -285,28 +249,16 @@ mod tests {
                 .into(),
                 ExitCode::Usage,
             ),
-            (
-                CoreError::DuplicateLabel("x".into()).into(),
-                ExitCode::Usage,
-            ),
+            (CoreError::DuplicateLabel("x".into()).into(), ExitCode::Usage),
             (CoreError::BadLabel("1".into()).into(), ExitCode::Usage),
+            (CoreError::OutOfMemory { kib: 1024 }.into(), ExitCode::Internal),
             (
-                CoreError::OutOfMemory { kib: 1024 }.into(),
-                ExitCode::Internal,
-            ),
-            (
-                CoreError::NotDurable {
-                    path: path.clone(),
-                    source: io(std::io::ErrorKind::Other),
-                }
-                .into(),
+                CoreError::NotDurable { path: path.clone(), source: io(std::io::ErrorKind::Other) }
+                    .into(),
                 ExitCode::Internal,
             ),
             (CoreError::SlotIdsExhausted.into(), ExitCode::Refused),
-            (
-                CoreError::KdfParams(IntegrityFailure::Checksum).into(),
-                ExitCode::Usage,
-            ),
+            (CoreError::KdfParams(IntegrityFailure::Checksum).into(), ExitCode::Usage),
             (CoreError::Internal("x").into(), ExitCode::Internal),
             (CoreError::Random("x".into()).into(), ExitCode::Internal),
             (
@@ -314,22 +266,38 @@ mod tests {
                 ExitCode::NotFound,
             ),
             (
-                CoreError::io(
-                    "cannot read",
-                    &path,
-                    io(std::io::ErrorKind::PermissionDenied),
-                )
-                .into(),
+                CoreError::io("cannot read", &path, io(std::io::ErrorKind::PermissionDenied))
+                    .into(),
                 ExitCode::Internal,
             ),
             (CliError::Usage("x".into()), ExitCode::Usage),
             (CliError::Failed("x".into()), ExitCode::Internal),
-            (
-                CliError::Output(io(std::io::ErrorKind::BrokenPipe)),
-                ExitCode::Internal,
-            ),
+            (CliError::BlobNotOpened(path.clone()), ExitCode::AuthenticationFailed),
+            (CliError::Output(io(std::io::ErrorKind::BrokenPipe)), ExitCode::Internal),
         ];
-        for (error, code) in cases {
+        let pbs = |source| CliError::Pbs { path: path.clone(), source };
+        let pbs_cases: Vec<(CliError, ExitCode)> = vec![
+            (pbs(PbsError::NotJson("x".into())), ExitCode::Integrity),
+            (pbs(PbsError::BadField { field: "data", problem: "x".into() }), ExitCode::Integrity),
+            (pbs(PbsError::UnknownKdf { found: "x".into() }), ExitCode::Integrity),
+            (pbs(PbsError::PassphraseNeeded { kdf: "x".into() }), ExitCode::Usage),
+            (pbs(PbsError::WrongPassphrase { hint: None }), ExitCode::AuthenticationFailed),
+            (pbs(PbsError::SelfCheckFailed), ExitCode::Internal),
+            (pbs(PbsError::EncryptionFailed), ExitCode::Internal),
+            (
+                pbs(PbsError::EscrowCostTooHigh { found: "x".into(), limit: "y".into() }),
+                ExitCode::Integrity,
+            ),
+            (
+                pbs(PbsError::StoredFingerprintMismatch { stored: "a".into(), found: "b".into() }),
+                ExitCode::Integrity,
+            ),
+            (pbs(PbsError::KeyLength(3)), ExitCode::Integrity),
+            (pbs(PbsError::Kdf(KdfError::OutOfMemory { kib: 1 })), ExitCode::Internal),
+            (pbs(PbsError::Kdf(KdfError::Params(IntegrityFailure::Checksum))), ExitCode::Integrity),
+            (pbs(PbsError::Core(CoreError::Random("x".into()))), ExitCode::Internal),
+        ];
+        for (error, code) in cases.into_iter().chain(pbs_cases) {
             assert_eq!(error.exit_code(), code, "{error:?}");
             let message = error.to_string();
             assert!(

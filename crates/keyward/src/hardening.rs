@@ -8,10 +8,7 @@ pub fn harden_process() {
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `no_core` is a valid rlimit that outlives the call.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);

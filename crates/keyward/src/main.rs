@@ -51,11 +51,8 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
         _ => {
             // clap's first paragraph says what is wrong (and, for missing arguments, which).
             let rendered = error.render().to_string();
-            let paragraph: Vec<&str> = rendered
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
+            let paragraph: Vec<&str> =
+                rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
             let joined = paragraph.join(" ");
             let message = joined.strip_prefix("error: ").unwrap_or(&joined);
             eprintln!("keyward: error: {message} (see `keyward --help`)");
@@ -66,14 +63,9 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
 
 fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
     match &cli.command {
-        Command::Demo(args) => commands::demo::run(args),
+        Command::Demo(args) => commands::demo::run(args, local_offset),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "keyward",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(*shell, &mut Cli::command(), "keyward", &mut std::io::stdout());
             Ok(())
         }
         Command::Man => {
@@ -91,9 +83,9 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Fingerprint(args) => commands::fingerprint::run(&ctx, args),
                 Command::Verify(args) => commands::verify::run(&ctx, args),
                 Command::Unlock(args) => commands::unlock::run(&ctx, args),
-                Command::Escrow {
-                    command: EscrowCommand::ExportBlob(args),
-                } => commands::escrow::export_blob(&ctx, args),
+                Command::Escrow { command: EscrowCommand::ExportBlob(args) } => {
+                    commands::escrow::export_blob(&ctx, args)
+                }
                 Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
             }

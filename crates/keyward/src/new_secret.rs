@@ -47,12 +47,8 @@ impl NewSecret {
         reader: &SecretReader,
         output: &Output,
     ) -> CliResult<Self> {
-        let misplaced = |opt: &str| {
-            usage(format!(
-                "{opt} does not apply to a {} slot",
-                SlotKind::from(kind)
-            ))
-        };
+        let misplaced =
+            |opt: &str| usage(format!("{opt} does not apply to a {} slot", SlotKind::from(kind)));
         if kind != KindArg::RecoveryCode && args.code_out.is_some() {
             return Err(misplaced("--code-out"));
         }
@@ -94,10 +90,9 @@ impl NewSecret {
             ));
         }
         match &self.code_delivery {
-            Some(CodeDelivery::File(path)) => output.line(format!(
-                "Recovery code for slot {slot} written to {}.",
-                path.display()
-            )),
+            Some(CodeDelivery::File(path)) => {
+                output.line(format!("Recovery code for slot {slot} written to {}.", path.display()))
+            }
             _ => Ok(()),
         }
     }
@@ -185,10 +180,7 @@ fn passphrase(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecre
         max_memory_kib: args.kdf_memory_mib.clamp(8, 4096) * 1024,
         ..CalibrationTarget::default_for_passphrase()
     };
-    progress(&format!(
-        "Calibrating argon2id for a {} ms unlock…",
-        target.unlock_time.as_millis()
-    ));
+    progress(&format!("Calibrating argon2id for a {} ms unlock…", target.unlock_time.as_millis()));
     let kdf = calibrate_argon2id(target, |step| progress(&format!("  {step}")))?;
     progress(&format!("  using {}", kdf.describe()));
     Ok(NewSecret {
@@ -203,9 +195,7 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> 
         usage("a keyfile slot needs --keyfile F (an existing key file, or where to create one)")
     })?;
     if path == Path::new("-") {
-        return Err(usage(
-            "a keyfile slot needs a real file for --keyfile, not stdin",
-        ));
+        return Err(usage("a keyfile slot needs a real file for --keyfile, not stdin"));
     }
     // Absolute, but symlinks kept: a stable name such as /dev/disk/by-label/… must stay that name.
     let absolute =
@@ -227,10 +217,7 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> 
         (contents, Some(path.clone()))
     };
     Ok(NewSecret {
-        secret: SlotSecret::Keyfile {
-            contents,
-            path: Some(recorded),
-        },
+        secret: SlotSecret::Keyfile { contents, path: Some(recorded) },
         code_delivery: None,
         created_keyfile: created,
     })

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use base64::Engine as _;
+use keyward_core::Fingerprint;
 use keyward_core::store::{RealFs, write_secret_file};
 use zeroize::Zeroizing;
 
@@ -46,15 +47,25 @@ pub fn encode_plain(key: &[u8], format: KeyFormat) -> Option<Zeroizing<Vec<u8>>>
     let mut encoded = Zeroizing::new(match format {
         KeyFormat::Raw => key.to_vec(),
         KeyFormat::Hex => keyward_core::encoding::to_hex(key).into_bytes(),
-        KeyFormat::Base64 => base64::engine::general_purpose::STANDARD
-            .encode(key)
-            .into_bytes(),
+        KeyFormat::Base64 => base64::engine::general_purpose::STANDARD.encode(key).into_bytes(),
         KeyFormat::Pbs => return None,
     });
     if format != KeyFormat::Raw {
         encoded.push(b'\n');
     }
     Some(encoded)
+}
+
+/// The fingerprint lines every command prints alike: keyward's own (full, short) and, for a key
+/// from a Proxmox Backup key file, the PBS one.
+pub fn fingerprint_lines(fp: &Fingerprint, pbs: Option<&Fingerprint>) -> Vec<String> {
+    let mut lines =
+        vec![format!("fingerprint      {fp}"), format!("short            {}", fp.short())];
+    if let Some(pbs) = pbs {
+        lines.push(format!("pbs fingerprint  {pbs}"));
+        lines.push(format!("pbs short        {}", pbs.short()));
+    }
+    lines
 }
 
 /// A progress or notice line on stderr, shown only to a person at a terminal.

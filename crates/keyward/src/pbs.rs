@@ -4,21 +4,19 @@
 use std::path::{Path, PathBuf};
 
 use keyward_core::keybox::PbsRecord;
-use keyward_core::{DataKey, Error as CoreError};
+use keyward_core::{DataKey, Error as CoreError, Fingerprint};
 use keyward_pbs::{KEY_LEN, PbsKdf, PbsKeyFile, PbsTime, pbs_fingerprint};
 use zeroize::Zeroizing;
 
 use crate::cli::PbsKdfArg;
 use crate::exit::{CliError, CliResult, usage};
+use crate::output::warn;
 use crate::secret_input::{SecretReader, prompt_hidden, prompt_new_passphrase};
 
 /// Reads and parses a PBS key file (or PBS-form escrow blob).
 pub fn read_key_file(reader: &SecretReader, path: &Path) -> CliResult<PbsKeyFile> {
     let bytes = reader.bytes(path)?;
-    PbsKeyFile::parse(&bytes).map_err(|source| CliError::Pbs {
-        path: path.to_path_buf(),
-        source,
-    })
+    PbsKeyFile::parse(&bytes).map_err(|source| CliError::Pbs { path: path.to_path_buf(), source })
 }
 
 /// Opens a key file, asking for its passphrase (from `passphrase_file`, else a prompt) only if
@@ -34,33 +32,23 @@ pub fn open_key_file(
         (Some(_), Some(from)) => Some(reader.passphrase(from)?),
         (Some(_), None) => {
             let typed = prompt_hidden(&format!("Passphrase for {}: ", path.display()))?;
-            Some(keyward_core::Passphrase::new(Zeroizing::new(
-                typed.as_bytes().to_vec(),
-            )))
+            Some(keyward_core::Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec())))
         }
     };
     file.open(passphrase.as_ref().map(|p| p.expose()))
-        .map_err(|source| CliError::Pbs {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(|source| CliError::Pbs { path: path.to_path_buf(), source })
 }
 
-/// Refuses a key that is not 32 bytes before any PBS file is made of it.
-pub fn check_key_length(key: &DataKey) -> CliResult {
+/// Checks a key before any PBS file is made of it, and returns its PBS fingerprint: it must be
+/// 32 bytes, and its PBS fingerprint must be the one the keybox recorded at import (it always
+/// is unless something is badly wrong; then nothing is written).
+pub fn check_exportable(key: &DataKey, record: Option<&PbsRecord>) -> CliResult<Fingerprint> {
     let len = key.expose().len();
-    if len == KEY_LEN {
-        Ok(())
-    } else {
-        Err(usage(format!(
+    if len != KEY_LEN {
+        return Err(usage(format!(
             "this key is {len} bytes; a Proxmox Backup key is {KEY_LEN}, so it cannot be written as a PBS key file"
-        )))
+        )));
     }
-}
-
-/// The fingerprint gate for PBS output: K's PBS fingerprint must be the one the keybox recorded
-/// at import (it always is, unless something is badly wrong — then nothing is written).
-pub fn check_recorded_fingerprint(key: &DataKey, record: Option<&PbsRecord>) -> CliResult {
     let found = pbs_fingerprint(key.expose());
     match record {
         Some(record) if record.fingerprint != found => Err(CoreError::FingerprintMismatch {
@@ -68,15 +56,23 @@ pub fn check_recorded_fingerprint(key: &DataKey, record: Option<&PbsRecord>) -> 
             found: found.to_string(),
         }
         .into()),
-        _ => Ok(()),
+        _ => Ok(found),
     }
 }
 
-/// The `created` time for a PBS file of this key: the imported file's, else now.
+/// The `created` time for a PBS file of this key: the imported file's (checked at import), else
+/// now, for a key that did not come from a PBS file.
 pub fn created_time(record: Option<&PbsRecord>, now: &PbsTime) -> PbsTime {
-    record
-        .and_then(|r| PbsTime::parse("created", &r.created).ok())
-        .unwrap_or_else(|| now.clone())
+    match record.map(|r| PbsTime::parse("created", &r.created)) {
+        Some(Ok(created)) => created,
+        Some(Err(e)) => {
+            warn(&format!(
+                "the recorded creation time cannot be used ({e}); writing the current time"
+            ));
+            now.clone()
+        }
+        None => now.clone(),
+    }
 }
 
 /// The key as a PBS key file: unencrypted, or encrypted with scrypt under a new passphrase
@@ -89,11 +85,7 @@ pub fn key_file_bytes(
     created: PbsTime,
     modified: PbsTime,
 ) -> CliResult<Zeroizing<Vec<u8>>> {
-    check_key_length(key)?;
-    let to_cli = |source| CliError::Pbs {
-        path: PathBuf::from("the new key file"),
-        source,
-    };
+    let to_cli = |source| CliError::Pbs { path: PathBuf::from("the new key file"), source };
     let file = match kdf {
         PbsKdfArg::None => PbsKeyFile::seal(key, None, created, modified).map_err(to_cli)?,
         PbsKdfArg::Scrypt => {

@@ -33,9 +33,7 @@ impl SecretReader {
         let limit = u64::try_from(MAX_SECRET_FILE + 1).unwrap_or(u64::MAX);
         if path == Path::new("-") {
             if self.stdin_taken.replace(true) {
-                return Err(usage(
-                    "only one secret can come from stdin (`-`) per command",
-                ));
+                return Err(usage("only one secret can come from stdin (`-`) per command"));
             }
             std::io::stdin()
                 .lock()
@@ -120,9 +118,7 @@ pub fn terminal_available() -> bool {
 /// Prompts on the terminal without echo.
 pub fn prompt_hidden(prompt: &str) -> CliResult<Zeroizing<String>> {
     if !terminal_available() {
-        return Err(usage(
-            "no terminal to prompt on; give the secret with a file option",
-        ));
+        return Err(usage("no terminal to prompt on; give the secret with a file option"));
     }
     rpassword::prompt_password(prompt)
         .map(Zeroizing::new)

@@ -17,19 +17,13 @@ fn every_single_bit_flip_of_the_keybox_is_rejected_by_unlock() {
         let mut flipped = original.clone();
         flipped[i] ^= 1 << (i % 8);
         std::fs::write(dir.keybox(), &flipped).expect("write flipped keybox");
-        let out = dir
-            .keyward()
-            .args(["unlock", "--keyfile", "slot.key", "--out", "out.key"])
-            .run();
+        let out = dir.keyward().args(["unlock", "--keyfile", "slot.key", "--out", "out.key"]).run();
         assert!(
             out.code() == 3 || out.code() == 4,
             "a flip at byte {i} must exit 3 or 4{}",
             out.report()
         );
-        assert!(
-            !dir.path("out.key").exists(),
-            "no key may be written from a flipped keybox"
-        );
+        assert!(!dir.path("out.key").exists(), "no key may be written from a flipped keybox");
     }
     std::fs::write(dir.keybox(), &original).expect("restore");
     dir.ok(["unlock", "--keyfile", "slot.key", "--out", "out.key"]);
@@ -52,16 +46,9 @@ fn init_refuses_an_existing_keybox() {
 #[test]
 fn a_new_code_with_nowhere_to_go_is_refused_before_anything_changes() {
     let dir = Dir::new("no-code-dest");
-    let out = dir
-        .keyward()
-        .args(["init", "--with", "recovery-code"])
-        .run();
+    let out = dir.keyward().args(["init", "--with", "recovery-code"]).run();
     out.assert_exit_code(2).assert_one_line_error();
-    assert!(
-        out.stderr().contains("--code-out"),
-        "the error says what to do{}",
-        out.report()
-    );
+    assert!(out.stderr().contains("--code-out"), "the error says what to do{}", out.report());
     assert!(!dir.keybox().exists(), "no keybox may be created");
 }
 
@@ -81,11 +68,7 @@ fn code_out_refuses_to_overwrite_and_leaves_nothing_behind() {
 fn the_last_slot_cannot_be_removed() {
     let dir = Dir::new("last-slot");
     dir.ok(["init", "--with", "plain"]);
-    dir.keyward()
-        .args(["remove", "1"])
-        .run()
-        .assert_exit_code(9)
-        .assert_one_line_error();
+    dir.keyward().args(["remove", "1"]).run().assert_exit_code(9).assert_one_line_error();
 }
 
 #[test]
@@ -108,20 +91,11 @@ fn unlock_never_overwrites_without_force() {
 fn unlock_formats() {
     let dir = Dir::new("formats");
     dir.init_plain_canary();
-    let hex = dir
-        .keyward()
-        .args(["unlock", "--out", "-", "--format", "hex"])
-        .run();
+    let hex = dir.keyward().args(["unlock", "--out", "-", "--format", "hex"]).run();
     let expected: String = CANARY_KEY.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex.stdout(), format!("{expected}\n"));
-    let b64 = dir
-        .keyward()
-        .args(["unlock", "--out", "-", "--format", "base64"])
-        .run();
-    assert_eq!(
-        b64.stdout().trim(),
-        "Q0FOQVJZLUsta2V5d2FyZC0wMTIzNDU2Nzg5YWJjZGU="
-    );
+    let b64 = dir.keyward().args(["unlock", "--out", "-", "--format", "base64"]).run();
+    assert_eq!(b64.stdout().trim(), "Q0FOQVJZLUsta2V5d2FyZC0wMTIzNDU2Nzg5YWJjZGU=");
 }
 
 #[test]
@@ -131,11 +105,7 @@ fn a_keybox_others_can_write_is_refused() {
     std::fs::set_permissions(dir.keybox(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let out = dir.keyward().args(["list"]).run();
     out.assert_exit_code(9).assert_one_line_error();
-    assert!(
-        out.stderr().contains("chmod go-w"),
-        "the error says how to fix it{}",
-        out.report()
-    );
+    assert!(out.stderr().contains("chmod go-w"), "the error says how to fix it{}", out.report());
 }
 
 #[test]
@@ -155,14 +125,8 @@ fn list_says_a_plain_slot_is_protected_by_permissions_only() {
     assert!(out.stdout().contains("UNATTENDED"), "{}", out.report());
     let json = dir.keyward().args(["list", "--json"]).run();
     let value: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json");
-    assert_eq!(
-        value["slots"][0]["protected_by_file_permissions_only"],
-        true
-    );
-    assert!(
-        !json.stdout().contains("kek"),
-        "a plain slot's stored key is never printed"
-    );
+    assert_eq!(value["slots"][0]["protected_by_file_permissions_only"], true);
+    assert!(!json.stdout().contains("kek"), "a plain slot's stored key is never printed");
 }
 
 #[test]
@@ -180,14 +144,7 @@ fn rotate_keeps_the_key_and_kills_the_old_code() {
     let old = dir.init_with_code();
     dir.enroll_passphrase();
     let fp = dir.keyward().args(["fingerprint"]).run().stdout();
-    dir.ok([
-        "rotate",
-        "1",
-        "--unlock-passphrase-file",
-        "pass.txt",
-        "--code-out",
-        "new.txt",
-    ]);
+    dir.ok(["rotate", "1", "--unlock-passphrase-file", "pass.txt", "--code-out", "new.txt"]);
     assert_eq!(
         dir.keyward().args(["fingerprint"]).run().stdout(),
         fp,
@@ -211,11 +168,7 @@ fn verify_fails_on_a_tampered_keybox() {
     let at = bytes.iter().position(|b| *b == b'"').expect("a quote");
     bytes[at + 1] ^= 0x01;
     std::fs::write(dir.keybox(), &bytes).expect("write");
-    dir.keyward()
-        .args(["verify"])
-        .run()
-        .assert_exit_code(4)
-        .assert_one_line_error();
+    dir.keyward().args(["verify"]).run().assert_exit_code(4).assert_one_line_error();
 }
 
 #[test]
@@ -223,22 +176,10 @@ fn help_completions_and_man_page_come_from_the_definitions() {
     let dir = Dir::new("help");
     let help = dir.keyward().args(["--help"]).run();
     help.assert_success();
-    for command in [
-        "init",
-        "enroll",
-        "remove",
-        "rotate",
-        "list",
-        "fingerprint",
-        "verify",
-        "unlock",
-        "demo",
-    ] {
-        assert!(
-            help.stdout().contains(command),
-            "--help lists {command}{}",
-            help.report()
-        );
+    for command in
+        ["init", "enroll", "remove", "rotate", "list", "fingerprint", "verify", "unlock", "demo"]
+    {
+        assert!(help.stdout().contains(command), "--help lists {command}{}", help.report());
     }
     let bash = dir.keyward().args(["completions", "bash"]).run();
     assert!(bash.stdout().contains("keyward"), "{}", bash.report());
@@ -251,11 +192,7 @@ fn demo_runs_end_to_end() {
     let dir = Dir::new("demo");
     let out = dir.keyward().args(["demo"]).run();
     out.assert_success();
-    assert!(
-        out.stdout().contains("All steps went as expected."),
-        "{}",
-        out.report()
-    );
+    assert!(out.stdout().contains("All steps went as expected."), "{}", out.report());
 }
 
 #[test]
@@ -281,20 +218,14 @@ fn verify_catches_an_edit_behind_a_recomputed_checksum() {
         .expect("base64")
         .try_into()
         .expect("32 bytes");
-    std::fs::write(
-        dir.keybox(),
-        keyward_core::keybox::format::encode(&header, &mac),
-    )
-    .expect("write");
+    std::fs::write(dir.keybox(), keyward_core::keybox::format::encode(&header, &mac))
+        .expect("write");
     dir.ok(["list"]); // the file is well-formed: only an unlock can tell
     let out = dir.keyward().args(["verify", "--json"]).run();
     out.assert_exit_code(4);
     let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json report");
     assert_eq!(report["header_mac"], "failed", "{}", out.report());
-    dir.keyward()
-        .args(["unlock", "--out", "k"])
-        .run()
-        .assert_exit_code(4);
+    dir.keyward().args(["unlock", "--out", "k"]).run().assert_exit_code(4);
     assert!(!dir.path("k").exists());
 }
 
@@ -302,23 +233,13 @@ fn verify_catches_an_edit_behind_a_recomputed_checksum() {
 fn expect_fingerprint_gates_the_output() {
     let dir = Dir::new("expect-fp");
     dir.init_plain_canary();
-    let fp = dir
-        .ok(["fingerprint", "--short"])
-        .stdout()
-        .trim()
-        .to_string();
+    let fp = dir.ok(["fingerprint", "--short"]).stdout().trim().to_string();
     dir.ok(["unlock", "--out", "k", "--expect-fingerprint", &fp]);
     assert_eq!(dir.read("k"), CANARY_KEY);
     let other = "00:11:22:33:44:55:66:77";
-    let out = dir
-        .keyward()
-        .args(["unlock", "--out", "k2", "--expect-fingerprint", other])
-        .run();
+    let out = dir.keyward().args(["unlock", "--out", "k2", "--expect-fingerprint", other]).run();
     out.assert_exit_code(5).assert_one_line_error();
-    assert!(
-        !dir.path("k2").exists(),
-        "no key is written on a fingerprint mismatch"
-    );
+    assert!(!dir.path("k2").exists(), "no key is written on a fingerprint mismatch");
 }
 
 #[test]
@@ -356,8 +277,5 @@ fn a_changed_key_file_does_not_hide_another_unattended_slot() {
 #[test]
 fn no_command_is_one_line() {
     let dir = Dir::new("no-command");
-    dir.keyward()
-        .run()
-        .assert_exit_code(2)
-        .assert_one_line_error();
+    dir.keyward().run().assert_exit_code(2).assert_one_line_error();
 }

@@ -14,15 +14,7 @@ fn c1_import_source_is_byte_identical_after_every_command() {
     dir.write("canary.key", CANARY_KEY);
     let before = dir.sha256("canary.key");
     let steps: Vec<Vec<&str>> = vec![
-        vec![
-            "init",
-            "--with",
-            "keyfile",
-            "--import",
-            "canary.key",
-            "--keyfile",
-            "slot.key",
-        ],
+        vec!["init", "--with", "keyfile", "--import", "canary.key", "--keyfile", "slot.key"],
         vec!["enroll", "recovery-code", "--code-out", "code.txt"],
         vec![
             "enroll",
@@ -44,17 +36,9 @@ fn c1_import_source_is_byte_identical_after_every_command() {
     dir.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
     for step in steps {
         dir.keyward().args(&step).run().assert_success();
-        assert_eq!(
-            dir.sha256("canary.key"),
-            before,
-            "the import source changed after {step:?}"
-        );
+        assert_eq!(dir.sha256("canary.key"), before, "the import source changed after {step:?}");
     }
-    assert_eq!(
-        dir.read("out.key"),
-        CANARY_KEY,
-        "unlock must return the imported key unchanged"
-    );
+    assert_eq!(dir.read("out.key"), CANARY_KEY, "unlock must return the imported key unchanged");
     // Import from stdin too: the key arrives intact.
     let other = Dir::new("c1-stdin");
     other
@@ -74,14 +58,7 @@ fn c3_wrong_secret_fails_closed_with_no_output_file() {
     let dir = Dir::new("c3");
     dir.init_with_code();
     dir.enroll_passphrase();
-    dir.ok([
-        "enroll",
-        "keyfile",
-        "--keyfile",
-        "slot.key",
-        "--unlock-code-file",
-        "code.txt",
-    ]);
+    dir.ok(["enroll", "keyfile", "--keyfile", "slot.key", "--unlock-code-file", "code.txt"]);
     let keybox_before = dir.sha256("keybox.json");
 
     // A valid-looking code that is not this keybox's.
@@ -101,10 +78,7 @@ fn c3_wrong_secret_fails_closed_with_no_output_file() {
         ("--keyfile", "wrong.key"),
         ("--code-file", "typo-code.txt"),
     ] {
-        let out = dir
-            .keyward()
-            .args(["unlock", option, file, "--out", "out.key"])
-            .run();
+        let out = dir.keyward().args(["unlock", option, file, "--out", "out.key"]).run();
         out.assert_exit_code(3).assert_one_line_error();
         assert!(
             !dir.path("out.key").exists(),
@@ -117,31 +91,17 @@ fn c3_wrong_secret_fails_closed_with_no_output_file() {
             "the keybox changed after {option} {file}"
         );
     }
-    let typo = dir
-        .keyward()
-        .args(["unlock", "--code-file", "typo-code.txt", "--out", "-"])
-        .run();
+    let typo = dir.keyward().args(["unlock", "--code-file", "typo-code.txt", "--out", "-"]).run();
     assert!(
         typo.stderr().contains("word 6") && !typo.stderr().contains("ability"),
         "a code read from a file is named by position, without neighbour words{}",
         typo.report()
     );
-    assert!(
-        typo.output.stdout.is_empty(),
-        "nothing on stdout after a failure{}",
-        typo.report()
-    );
+    assert!(typo.output.stdout.is_empty(), "nothing on stdout after a failure{}", typo.report());
 
     // The same for changes: a wrong authorisation changes nothing.
-    let out = dir
-        .keyward()
-        .args([
-            "enroll",
-            "plain",
-            "--unlock-passphrase-file",
-            "wrong-pass.txt",
-        ])
-        .run();
+    let out =
+        dir.keyward().args(["enroll", "plain", "--unlock-passphrase-file", "wrong-pass.txt"]).run();
     out.assert_exit_code(3);
     assert_eq!(dir.sha256("keybox.json"), keybox_before);
 
@@ -150,11 +110,8 @@ fn c3_wrong_secret_fails_closed_with_no_output_file() {
         ["enroll", "recovery-code", "--code-out", "new-code.txt"],
         ["enroll", "keyfile", "--keyfile", "new-slot.key"],
     ] {
-        let out = dir
-            .keyward()
-            .args(new)
-            .args(["--unlock-passphrase-file", "wrong-pass.txt"])
-            .run();
+        let out =
+            dir.keyward().args(new).args(["--unlock-passphrase-file", "wrong-pass.txt"]).run();
         out.assert_exit_code(3);
         assert!(
             !dir.path(new[3]).exists(),
@@ -209,23 +166,14 @@ fn c4_canary_secrets_never_reach_output_or_the_keybox() {
         ("unlock --out k3 --format base64", 0),
         ("unlock --passphrase-file code.txt --out k4", 3),
         ("unlock --code-file pass.txt --out k5", 3),
-        (
-            "rotate 1 --unlock-passphrase-file pass.txt --code-out code2.txt",
-            0,
-        ),
+        ("rotate 1 --unlock-passphrase-file pass.txt --code-out code2.txt", 0),
         ("remove 3 --unlock-code-file code2.txt", 0),
     ] {
         run(&command.split(' ').collect::<Vec<_>>(), expected);
     }
 
-    let code = String::from_utf8(dir.read("code.txt"))
-        .expect("text")
-        .trim()
-        .to_string();
-    let code2 = String::from_utf8(dir.read("code2.txt"))
-        .expect("text")
-        .trim()
-        .to_string();
+    let code = String::from_utf8(dir.read("code.txt")).expect("text").trim().to_string();
+    let code2 = String::from_utf8(dir.read("code2.txt")).expect("text").trim().to_string();
     let hex: String = CANARY_KEY.iter().map(|b| format!("{b:02x}")).collect();
     let b64 = base64::engine::general_purpose::STANDARD.encode(CANARY_KEY);
     let canaries = [
@@ -244,40 +192,22 @@ fn c4_canary_secrets_never_reach_output_or_the_keybox() {
                 "the {what} appeared in the output of `keyward {command}`:\n{text}"
             );
         }
-        assert!(
-            !keybox.contains(canary.as_str()),
-            "the {what} appeared in the keybox"
-        );
+        assert!(!keybox.contains(canary.as_str()), "the {what} appeared in the keybox");
     }
     // Partial leaks: no three consecutive code words in any output.
     let words: Vec<&str> = code.split(' ').collect();
     for window in words.windows(3) {
         let phrase = window.join(" ");
         for (command, text) in &outputs {
-            assert!(
-                !text.contains(&phrase),
-                "part of the code appeared in `keyward {command}`"
-            );
+            assert!(!text.contains(&phrase), "part of the code appeared in `keyward {command}`");
         }
     }
     for file in ["keybox.json", "code.txt", "code2.txt", "k1", "k2", "k3"] {
-        assert_eq!(
-            dir.mode(file),
-            0o600,
-            "{file} must be mode 0600\n{}",
-            dir.listing()
-        );
+        assert_eq!(dir.mode(file), 0o600, "{file} must be mode 0600\n{}", dir.listing());
     }
-    assert_eq!(
-        dir.mode("sub"),
-        0o700,
-        "a folder keyward creates must be 0700"
-    );
+    assert_eq!(dir.mode("sub"), 0o700, "a folder keyward creates must be 0700");
     // And the one place the key may appear: asked for with --out -.
-    let asked = dir
-        .keyward()
-        .args(["unlock", "--passphrase-file", "pass.txt", "--out", "-"])
-        .run();
+    let asked = dir.keyward().args(["unlock", "--passphrase-file", "pass.txt", "--out", "-"]).run();
     asked.assert_success();
     assert_eq!(asked.output.stdout, CANARY_KEY);
 }

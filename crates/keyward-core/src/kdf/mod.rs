@@ -1,5 +1,5 @@
-//! Password-based key derivation: argon2id for keyward's own slots, scrypt for Proxmox Backup
-//! compatibility. Parameters are validated when they are made or read, so a `KdfParams` that
+//! Password-based key derivation, in one place: argon2id for keyward's own slots; scrypt and
+//! PBKDF2-HMAC-SHA256 for foreign formats that use them (Proxmox Backup key files). Parameters are validated when they are made or read, so a `KdfParams` that
 //! exists is one keyward is willing to run: a hostile work factor read from a file is an
 //! integrity error, never a ten-minute stall or an out-of-memory kill.
 
@@ -91,12 +91,8 @@ pub enum KdfParams {
 impl KdfParams {
     /// Argon2id with a fresh salt; checks the bounds.
     pub fn argon2id(m_kib: u32, t: u32, p: u32) -> crate::Result<Self> {
-        let params = KdfParams::Argon2id {
-            m_kib,
-            t,
-            p,
-            salt: random::array::<SALT_LEN>()?.to_vec(),
-        };
+        let params =
+            KdfParams::Argon2id { m_kib, t, p, salt: random::array::<SALT_LEN>()?.to_vec() };
         params.validate().map_err(crate::Error::KdfParams)?;
         Ok(params)
     }
@@ -124,18 +120,13 @@ impl KdfParams {
                 // scrypt's working memory is 128 × r × N bytes; p runs it p times.
                 let kib = (128u64 * u64::from(*r)) << log_n >> 10;
                 if kib > MAX_MEMORY_KIB || self.work_kib() > MAX_WORK_KIB {
-                    return bad(format!(
-                        "scrypt needs {kib} KiB, {} KiB of work",
-                        self.work_kib()
-                    ));
+                    return bad(format!("scrypt needs {kib} KiB, {} KiB of work", self.work_kib()));
                 }
                 check_salt(salt)
             }
             KdfParams::Pbkdf2Sha256 { iter, salt } => {
                 if !(1..=MAX_PBKDF2_ITERATIONS).contains(iter) {
-                    return bad(format!(
-                        "pbkdf2 iter={iter} (allowed 1..{MAX_PBKDF2_ITERATIONS})"
-                    ));
+                    return bad(format!("pbkdf2 iter={iter} (allowed 1..{MAX_PBKDF2_ITERATIONS})"));
                 }
                 check_salt(salt)
             }
@@ -148,10 +139,9 @@ impl KdfParams {
         match self {
             KdfParams::Argon2id { m_kib, t, .. } => u64::from(*m_kib).saturating_mul(u64::from(*t)),
             KdfParams::Scrypt { log_n, r, p, .. } => {
-                let kib = (128u64 * u64::from(*r))
-                    .checked_shl(u32::from(*log_n))
-                    .unwrap_or(u64::MAX)
-                    >> 10;
+                let kib =
+                    (128u64 * u64::from(*r)).checked_shl(u32::from(*log_n)).unwrap_or(u64::MAX)
+                        >> 10;
                 kib.saturating_mul(u64::from(*p))
             }
             KdfParams::Pbkdf2Sha256 { .. } => 0,
@@ -174,11 +164,8 @@ impl KdfParams {
             KdfParams::Argon2id { m_kib, t, p, salt } => {
                 let params = argon2::Params::new(*m_kib, *t, *p, Some(out.len()))
                     .map_err(|e| fail(e.to_string()))?;
-                let mut memory = argon2_memory::Argon2Memory::new(params.block_count()).ok_or(
-                    KdfError::OutOfMemory {
-                        kib: u64::from(*m_kib),
-                    },
-                )?;
+                let mut memory = argon2_memory::Argon2Memory::new(params.block_count())
+                    .ok_or(KdfError::OutOfMemory { kib: u64::from(*m_kib) })?;
                 argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
                     .hash_password_into_with_memory(secret, salt, out, memory.as_mut_slice())
                     .map_err(|e| fail(e.to_string()))
@@ -211,10 +198,7 @@ fn check_salt(salt: &[u8]) -> Result<(), IntegrityFailure> {
     if (MIN_SALT_LEN..=MAX_SALT_LEN).contains(&salt.len()) {
         Ok(())
     } else {
-        Err(IntegrityFailure::KdfOutOfBounds(format!(
-            "salt of {} bytes",
-            salt.len()
-        )))
+        Err(IntegrityFailure::KdfOutOfBounds(format!("salt of {} bytes", salt.len())))
     }
 }
 
@@ -256,15 +240,9 @@ pub fn calibrate_argon2id(
     loop {
         let probe = KdfParams::argon2id(m_kib, 1, p)?;
         let started = Instant::now();
-        probe
-            .derive(b"keyward calibration")
-            .map_err(crate::Error::from_new_kdf)?;
+        probe.derive(b"keyward calibration").map_err(crate::Error::from_new_kdf)?;
         let one_pass = started.elapsed().max(Duration::from_micros(100));
-        progress(&format!(
-            "one pass at {} MiB took {} ms",
-            m_kib / 1024,
-            one_pass.as_millis()
-        ));
+        progress(&format!("one pass at {} MiB took {} ms", m_kib / 1024, one_pass.as_millis()));
         if one_pass > target.unlock_time && m_kib / 2 >= MIN_CALIBRATED_MEMORY_KIB {
             m_kib /= 2;
             continue;
@@ -272,11 +250,7 @@ pub fn calibrate_argon2id(
         let passes = (target.unlock_time.as_secs_f64() / one_pass.as_secs_f64()).floor();
         // Cap the passes by the work bound a reader enforces, so we never write what we refuse.
         let max_t = (MAX_WORK_KIB / u64::from(m_kib)).min(1000);
-        let t = if passes < 1.0 {
-            1
-        } else {
-            (passes as u64).min(max_t)
-        };
+        let t = if passes < 1.0 { 1 } else { (passes as u64).min(max_t) };
         return KdfParams::argon2id(m_kib, u32::try_from(t).unwrap_or(1), p);
     }
 }
@@ -288,46 +262,17 @@ mod tests {
     #[test]
     fn hostile_work_factors_are_refused() {
         let salt = vec![0u8; 32];
-        let huge = KdfParams::Argon2id {
-            m_kib: u32::MAX,
-            t: 1,
-            p: 1,
-            salt: salt.clone(),
-        };
-        assert!(
-            huge.derive(b"x").is_err(),
-            "4 TiB of memory must be refused"
-        );
-        let long = KdfParams::Argon2id {
-            m_kib: 1 << 20,
-            t: 1000,
-            p: 1,
-            salt: salt.clone(),
-        };
-        assert!(
-            long.derive(b"x").is_err(),
-            "1000 passes over 1 GiB must be refused"
-        );
-        let scrypt = KdfParams::Scrypt {
-            log_n: 30,
-            r: 8,
-            p: 1,
-            salt,
-        };
-        assert!(
-            scrypt.derive(b"x").is_err(),
-            "scrypt N=2^30 must be refused"
-        );
+        let huge = KdfParams::Argon2id { m_kib: u32::MAX, t: 1, p: 1, salt: salt.clone() };
+        assert!(huge.derive(b"x").is_err(), "4 TiB of memory must be refused");
+        let long = KdfParams::Argon2id { m_kib: 1 << 20, t: 1000, p: 1, salt: salt.clone() };
+        assert!(long.derive(b"x").is_err(), "1000 passes over 1 GiB must be refused");
+        let scrypt = KdfParams::Scrypt { log_n: 30, r: 8, p: 1, salt };
+        assert!(scrypt.derive(b"x").is_err(), "scrypt N=2^30 must be refused");
     }
 
     #[test]
     fn argon2id_matches_rfc9106_shape_and_is_deterministic() {
-        let params = KdfParams::Argon2id {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-            salt: vec![7u8; 16],
-        };
+        let params = KdfParams::Argon2id { m_kib: 64, t: 1, p: 1, salt: vec![7u8; 16] };
         let a = params.derive(b"password").expect("derive");
         let b = params.derive(b"password").expect("derive");
         let c = params.derive(b"Password").expect("derive");

@@ -133,24 +133,13 @@ struct ChecksumInput<'a> {
 /// The bytes the header MAC is computed over.
 pub fn mac_input(header: &KeyboxHeader) -> Vec<u8> {
     // Serializing plain structs of strings and integers cannot fail.
-    serde_json::to_vec(&MacInput {
-        format: FORMAT_NAME,
-        version: FORMAT_VERSION,
-        keybox: header,
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&MacInput { format: FORMAT_NAME, version: FORMAT_VERSION, keybox: header })
+        .unwrap_or_default()
 }
 
 fn checksum(header: &KeyboxHeader, mac: &[u8]) -> String {
-    let input = ChecksumInput {
-        format: FORMAT_NAME,
-        version: FORMAT_VERSION,
-        keybox: header,
-        mac,
-    };
-    encoding::to_hex(&Sha256::digest(
-        serde_json::to_vec(&input).unwrap_or_default(),
-    ))
+    let input = ChecksumInput { format: FORMAT_NAME, version: FORMAT_VERSION, keybox: header, mac };
+    encoding::to_hex(&Sha256::digest(serde_json::to_vec(&input).unwrap_or_default()))
 }
 
 /// Writes the file bytes for a header and its MAC.
@@ -170,10 +159,7 @@ pub fn encode(header: &KeyboxHeader, mac: &[u8; 32]) -> Vec<u8> {
 /// Reads file bytes: size, JSON shape, version, checksum, canonical form, structure. The header
 /// MAC needs K and is checked by the unlock.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<(KeyboxHeader, [u8; 32])> {
-    let fail = |what: IntegrityFailure| Error::Integrity {
-        path: path.to_path_buf(),
-        what,
-    };
+    let fail = |what: IntegrityFailure| Error::Integrity { path: path.to_path_buf(), what };
     let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if len > MAX_KEYBOX_BYTES {
         return Err(fail(IntegrityFailure::TooLarge(len)));
@@ -188,27 +174,23 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(KeyboxHeader, [u8; 32])> {
     let probe: Probe = serde_json::from_slice(bytes)
         .map_err(|e| fail(IntegrityFailure::Malformed(format!("not JSON ({e})"))))?;
     if probe.format.as_deref() != Some(FORMAT_NAME) {
-        return Err(fail(IntegrityFailure::Malformed(
-            "no `format: keyward-keybox` field".into(),
-        )));
+        return Err(fail(IntegrityFailure::Malformed("no `format: keyward-keybox` field".into())));
     }
     match probe.version {
         Some(FORMAT_VERSION) => {}
         Some(v) => return Err(fail(IntegrityFailure::UnsupportedVersion(v))),
         None => {
-            return Err(fail(IntegrityFailure::Malformed(
-                "no `version` field".into(),
-            )));
+            return Err(fail(IntegrityFailure::Malformed("no `version` field".into())));
         }
     }
 
     let file: KeyboxFile = serde_json::from_slice(bytes)
         .map_err(|e| fail(IntegrityFailure::Malformed(e.to_string())))?;
-    let mac: [u8; 32] = file.mac.as_slice().try_into().map_err(|_| {
-        fail(IntegrityFailure::Malformed(
-            "the MAC is not 32 bytes".into(),
-        ))
-    })?;
+    let mac: [u8; 32] = file
+        .mac
+        .as_slice()
+        .try_into()
+        .map_err(|_| fail(IntegrityFailure::Malformed("the MAC is not 32 bytes".into())))?;
     if checksum(&file.keybox, &mac) != file.checksum {
         return Err(fail(IntegrityFailure::Checksum));
     }
@@ -239,10 +221,7 @@ pub fn check_structure(header: &KeyboxHeader) -> Result<(), IntegrityFailure> {
         return bad("a slot id is not below next_slot_id");
     }
     for (i, slot) in header.slots.iter().enumerate() {
-        if header.slots[..i]
-            .iter()
-            .any(|other| other.label == slot.label)
-        {
+        if header.slots[..i].iter().any(|other| other.label == slot.label) {
             return bad("two slots have the same label");
         }
         slot.protection.validate()?;
@@ -265,11 +244,7 @@ pub fn check_structure(header: &KeyboxHeader) -> Result<(), IntegrityFailure> {
             "the slots together ask for {total_work} KiB of KDF work (at most {MAX_TOTAL_WORK_KIB})"
         )));
     }
-    if header
-        .tokens
-        .iter()
-        .any(|t| !header.slots.iter().any(|s| s.id == t.slot))
-    {
+    if header.tokens.iter().any(|t| !header.slots.iter().any(|s| s.id == t.slot)) {
         return bad("a token belongs to no slot");
     }
     Ok(())

@@ -38,12 +38,7 @@ pub struct NewKeybox<'a> {
 impl<'a> NewKeybox<'a> {
     /// A keybox for `key` with no foreign-format record.
     pub fn new(key: DataKey, label: &'a str, slot_label: Option<&'a str>) -> Self {
-        NewKeybox {
-            key,
-            label,
-            slot_label,
-            pbs: None,
-        }
+        NewKeybox { key, label, slot_label, pbs: None }
     }
 }
 
@@ -67,9 +62,7 @@ impl FromStr for KeyboxId {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = encoding::from_hex(s).ok_or("keybox id is not lower-case hex")?;
-        Ok(KeyboxId(
-            bytes.try_into().map_err(|_| "keybox id is not 16 bytes")?,
-        ))
+        Ok(KeyboxId(bytes.try_into().map_err(|_| "keybox id is not 16 bytes")?))
     }
 }
 
@@ -81,9 +74,7 @@ impl Serialize for KeyboxId {
 
 impl<'de> Deserialize<'de> for KeyboxId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -97,12 +88,7 @@ struct SlotBinding<'a> {
 }
 
 fn binding(keybox: &KeyboxId, slot: SlotId, protection: &SlotParams) -> Vec<u8> {
-    let b = SlotBinding {
-        domain: "keyward slot v1",
-        keybox,
-        slot,
-        protection,
-    };
+    let b = SlotBinding { domain: "keyward slot v1", keybox, slot, protection };
     serde_json::to_vec(&b).unwrap_or_default()
 }
 
@@ -168,12 +154,7 @@ impl Keybox {
     /// Makes a new keybox holding `key`, with one slot opened by `first`. The result has been
     /// written to bytes, read back and opened with `first`, so it is known to work.
     pub fn create(new: NewKeybox<'_>, first: &SlotSecret) -> Result<UnlockedKeybox> {
-        let NewKeybox {
-            key,
-            label,
-            slot_label,
-            pbs,
-        } = new;
+        let NewKeybox { key, label, slot_label, pbs } = new;
         let header = KeyboxHeader {
             id: KeyboxId::generate()?,
             label: label.to_string(),
@@ -186,19 +167,10 @@ impl Keybox {
             tokens: Vec::new(),
             pbs,
         };
-        let empty = UnlockedKeybox {
-            keybox: Keybox {
-                header,
-                mac: [0; 32],
-            },
-            key,
-            opened_by: SlotId(0),
-        };
+        let empty =
+            UnlockedKeybox { keybox: Keybox { header, mac: [0; 32] }, key, opened_by: SlotId(0) };
         let (created, id) = empty.add_slot(slot_label, first)?;
-        Ok(UnlockedKeybox {
-            opened_by: id,
-            ..created
-        })
+        Ok(UnlockedKeybox { opened_by: id, ..created })
     }
 
     /// Opens the keybox with `unlocker`, trying each slot of its kind (or only `only`). Checks the
@@ -209,10 +181,7 @@ impl Keybox {
         only: Option<SlotId>,
         path: &Path,
     ) -> Result<UnlockedKeybox> {
-        let integrity = |what| Error::Integrity {
-            path: path.to_path_buf(),
-            what,
-        };
+        let integrity = |what| Error::Integrity { path: path.to_path_buf(), what };
         let candidates: Vec<&SlotRecord> = self
             .header
             .slots
@@ -250,11 +219,7 @@ impl Keybox {
             if !mac::verify(&key, &self.header, &self.mac) {
                 return Err(integrity(IntegrityFailure::HeaderMac));
             }
-            return Ok(UnlockedKeybox {
-                keybox: self.clone(),
-                key,
-                opened_by: slot.id,
-            });
+            return Ok(UnlockedKeybox { keybox: self.clone(), key, opened_by: slot.id });
         }
         let tried = match only {
             Some(id) => format!("{} for slot {id}", unlocker.describe()),
@@ -265,10 +230,7 @@ impl Keybox {
 
     /// Slots that open with no secret typed: plain slots, and key-file slots that record a path.
     pub fn unattended_slots(&self) -> impl Iterator<Item = &SlotRecord> {
-        self.header
-            .slots
-            .iter()
-            .filter(|s| s.protection.is_unattended())
+        self.header.slots.iter().filter(|s| s.protection.is_unattended())
     }
 }
 
@@ -312,10 +274,7 @@ impl UnlockedKeybox {
         if header.slots.iter().any(|s| s.label == label) {
             return Err(Error::DuplicateLabel(label));
         }
-        header.next_slot_id = header
-            .next_slot_id
-            .checked_add(1)
-            .ok_or(Error::SlotIdsExhausted)?;
+        header.next_slot_id = header.next_slot_id.checked_add(1).ok_or(Error::SlotIdsExhausted)?;
         header.slots.push(self.seal_slot(id, label, secret)?);
         let next = self.commit_copy(header, id, secret)?;
         Ok((next, id))
@@ -348,11 +307,7 @@ impl UnlockedKeybox {
         }
         header.slots.remove(index);
         header.tokens.retain(|t| t.slot != id);
-        let opened_by = if self.opened_by == id {
-            SlotId(0)
-        } else {
-            self.opened_by
-        };
+        let opened_by = if self.opened_by == id { SlotId(0) } else { self.opened_by };
         let mut next = self.seal_header(header)?;
         next.opened_by = opened_by;
         Ok(next)
@@ -367,11 +322,7 @@ impl UnlockedKeybox {
     ) -> Result<UnlockedKeybox> {
         let mut header = self.keybox.header.clone();
         slot_index(&header, slot)?;
-        header.tokens.push(TokenRecord {
-            slot,
-            token_type: token_type.to_string(),
-            content,
-        });
+        header.tokens.push(TokenRecord { slot, token_type: token_type.to_string(), content });
         self.seal_header(header)
     }
 
@@ -379,13 +330,7 @@ impl UnlockedKeybox {
         let (protection, kek) = secret.derive()?;
         let ad = binding(&self.keybox.header.id, id, &protection);
         let wrapped_key = aead::seal(&kek, &ad, self.key.expose())?;
-        Ok(SlotRecord {
-            id,
-            label,
-            created: now(),
-            protection,
-            wrapped_key,
-        })
+        Ok(SlotRecord { id, label, created: now(), protection, wrapped_key })
     }
 
     /// Bumps the generation and MACs the header; then writes the result to bytes and reads it
@@ -396,16 +341,9 @@ impl UnlockedKeybox {
         let mac = mac::compute(&self.key, &header);
         let reread = Keybox::parse(&format::encode(&header, &mac), path)?;
         if !mac::verify(&self.key, &reread.header, &reread.mac) {
-            return Err(Error::Integrity {
-                path: path.into(),
-                what: IntegrityFailure::HeaderMac,
-            });
+            return Err(Error::Integrity { path: path.into(), what: IntegrityFailure::HeaderMac });
         }
-        Ok(UnlockedKeybox {
-            keybox: reread,
-            key: self.key.clone(),
-            opened_by: self.opened_by,
-        })
+        Ok(UnlockedKeybox { keybox: reread, key: self.key.clone(), opened_by: self.opened_by })
     }
 
     /// Seals the header, then proves the result: opens the changed slot of the re-read copy with
@@ -429,17 +367,10 @@ impl UnlockedKeybox {
                 &reopened.key.fingerprint(),
             ));
         }
-        Ok(UnlockedKeybox {
-            opened_by: self.opened_by,
-            ..reopened
-        })
+        Ok(UnlockedKeybox { opened_by: self.opened_by, ..reopened })
     }
 }
 
 fn slot_index(header: &KeyboxHeader, id: SlotId) -> Result<usize> {
-    header
-        .slots
-        .iter()
-        .position(|s| s.id == id)
-        .ok_or_else(|| Error::SlotNotFound(id.to_string()))
+    header.slots.iter().position(|s| s.id == id).ok_or_else(|| Error::SlotNotFound(id.to_string()))
 }

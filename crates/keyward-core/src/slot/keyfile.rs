@@ -27,10 +27,7 @@ pub struct KeyfileParams {
 
 impl KeyfileParams {
     pub(super) fn fresh(path: Option<String>) -> crate::Result<Self> {
-        Ok(KeyfileParams {
-            salt: random::array::<SALT_LEN>()?.to_vec(),
-            path,
-        })
+        Ok(KeyfileParams { salt: random::array::<SALT_LEN>()?.to_vec(), path })
     }
 
     pub(super) fn validate(&self) -> Result<(), IntegrityFailure> {
@@ -40,9 +37,7 @@ impl KeyfileParams {
             ));
         }
         if self.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-            return Err(IntegrityFailure::Inconsistent(
-                "keyfile slot path is not absolute".into(),
-            ));
+            return Err(IntegrityFailure::Inconsistent("keyfile slot path is not absolute".into()));
         }
         Ok(())
     }

@@ -46,12 +46,8 @@ pub enum SlotKind {
 
 impl SlotKind {
     /// Every kind, in display order.
-    pub const ALL: [SlotKind; 4] = [
-        SlotKind::RecoveryCode,
-        SlotKind::Passphrase,
-        SlotKind::Keyfile,
-        SlotKind::Plain,
-    ];
+    pub const ALL: [SlotKind; 4] =
+        [SlotKind::RecoveryCode, SlotKind::Passphrase, SlotKind::Keyfile, SlotKind::Plain];
 
     /// The kind's name as written in files and on the command line.
     pub fn name(self) -> &'static str {
@@ -73,26 +69,16 @@ impl fmt::Display for SlotKind {
 impl FromStr for SlotKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SlotKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown slot kind `{s}` (known: recovery-code, passphrase, keyfile, plain)"
-                )
-            })
+        SlotKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            format!("unknown slot kind `{s}` (known: recovery-code, passphrase, keyfile, plain)")
+        })
     }
 }
 
 /// A slot's kind and its parameters, as stored. Bound into the slot's AEAD associated data, so
 /// weakening a parameter (a cheaper KDF, another salt) makes the slot fail to open.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    content = "params",
-    rename_all = "kebab-case",
-    deny_unknown_fields
-)]
+#[serde(tag = "kind", content = "params", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SlotParams {
     /// See [`SlotKind::RecoveryCode`].
     RecoveryCode {

@@ -29,18 +29,14 @@ impl std::fmt::Debug for PlainParams {
 
 impl PlainParams {
     pub(super) fn fresh() -> crate::Result<Self> {
-        Ok(PlainParams {
-            kek: random::array::<KEK_LEN>()?.to_vec(),
-        })
+        Ok(PlainParams { kek: random::array::<KEK_LEN>()?.to_vec() })
     }
 
     pub(super) fn validate(&self) -> Result<(), IntegrityFailure> {
         if self.kek.len() == KEK_LEN {
             Ok(())
         } else {
-            Err(IntegrityFailure::Inconsistent(
-                "plain slot key has the wrong length".into(),
-            ))
+            Err(IntegrityFailure::Inconsistent("plain slot key has the wrong length".into()))
         }
     }
 

@@ -65,10 +65,7 @@ impl Fs for RealFs {
 
     fn facts(&self, path: &Path) -> io::Result<FileFacts> {
         let meta = fs::metadata(path)?;
-        Ok(FileFacts {
-            mode: meta.mode(),
-            owner: meta.uid(),
-        })
+        Ok(FileFacts { mode: meta.mode(), owner: meta.uid() })
     }
 
     #[allow(unsafe_code)]
@@ -78,10 +75,7 @@ impl Fs for RealFs {
     }
 
     fn create_private_dir(&self, path: &Path) -> io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
     }
 
     fn write_new(&self, path: &Path, data: &[u8]) -> io::Result<()> {

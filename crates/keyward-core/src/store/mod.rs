@@ -42,11 +42,7 @@ pub struct StoreLock {
 impl<'fs> Store<'fs> {
     /// The keybox at `path`.
     pub fn new(fs: &'fs dyn Fs, path: impl Into<PathBuf>) -> Self {
-        Store {
-            fs,
-            path: path.into(),
-            lock_wait: DEFAULT_LOCK_WAIT,
-        }
+        Store { fs, path: path.into(), lock_wait: DEFAULT_LOCK_WAIT }
     }
 
     /// Sets how long to wait for the lock before giving up with [`Error::LockHeld`].
@@ -65,11 +61,8 @@ impl<'fs> Store<'fs> {
     }
 
     fn sibling(&self, suffix: &str) -> PathBuf {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name =
+            self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         self.folder().join(format!(".{name}.{suffix}"))
     }
 
@@ -96,10 +89,8 @@ impl<'fs> Store<'fs> {
         }
         self.check_private(&self.path, facts, false)?;
         let folder = self.folder();
-        let folder_facts = self
-            .fs
-            .facts(&folder)
-            .map_err(|e| Error::io("cannot read", &folder, e))?;
+        let folder_facts =
+            self.fs.facts(&folder).map_err(|e| Error::io("cannot read", &folder, e))?;
         self.check_private(&folder, folder_facts, true)?;
         // One byte past the limit is enough for the parser to say "too large".
         let bytes = self
@@ -107,10 +98,7 @@ impl<'fs> Store<'fs> {
             .read(&self.path, MAX_KEYBOX_BYTES + 1)
             .map_err(|e| Error::io("cannot read", &self.path, e))?;
         let keybox = Keybox::parse(&bytes, &self.path)?;
-        let has_plain = keybox
-            .slots()
-            .iter()
-            .any(|s| matches!(s.protection, SlotParams::Plain(_)));
+        let has_plain = keybox.slots().iter().any(|s| matches!(s.protection, SlotParams::Plain(_)));
         if has_plain && facts.mode & 0o044 != 0 {
             return Err(Error::InsecurePermissions {
                 path: self.path.clone(),
@@ -181,10 +169,7 @@ impl<'fs> Store<'fs> {
             Err(e) => return Err(Error::io("cannot create", &self.path, e)),
         }
         // The keybox is in place from here on: a failure now must not read as "nothing changed".
-        let not_durable = |source| Error::NotDurable {
-            path: self.path.clone(),
-            source,
-        };
+        let not_durable = |source| Error::NotDurable { path: self.path.clone(), source };
         self.fs.sync_dir(&self.folder()).map_err(not_durable)?;
         self.fs.remove(&temp).map_err(not_durable)?;
         self.fs.sync_dir(&self.folder()).map_err(not_durable)
@@ -212,10 +197,7 @@ impl<'fs> Store<'fs> {
         // The new keybox is in place from here on (see `create`).
         self.fs
             .sync_dir(&self.folder())
-            .map_err(|source| Error::NotDurable {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| Error::NotDurable { path: self.path.clone(), source })
     }
 
     /// Writes and fsyncs the temp file, clearing a stale one a crash may have left.
@@ -226,12 +208,8 @@ impl<'fs> Store<'fs> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("cannot remove stale", &temp, e)),
         }
-        self.fs
-            .write_new(&temp, bytes)
-            .map_err(|e| Error::io("cannot write", &temp, e))?;
-        self.fs
-            .sync_file(&temp)
-            .map_err(|e| Error::io("cannot sync", &temp, e))?;
+        self.fs.write_new(&temp, bytes).map_err(|e| Error::io("cannot write", &temp, e))?;
+        self.fs.sync_file(&temp).map_err(|e| Error::io("cannot sync", &temp, e))?;
         Ok(temp)
     }
 
@@ -269,21 +247,14 @@ impl<'fs> Store<'fs> {
 /// failure the temp file is removed and `path` is untouched.
 pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
     let folder = parent_folder(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let suffix = crate::encoding::to_hex(&crate::random::array::<6>()?);
     let temp = folder.join(format!(".{name}.{suffix}.tmp"));
-    fs.write_new(&temp, data)
-        .map_err(|e| Error::io("cannot write", &temp, e))?;
-    let placed = fs
-        .sync_file(&temp)
-        .map_err(|e| Error::io("cannot sync", &temp, e))
-        .and_then(|()| {
+    fs.write_new(&temp, data).map_err(|e| Error::io("cannot write", &temp, e))?;
+    let placed =
+        fs.sync_file(&temp).map_err(|e| Error::io("cannot sync", &temp, e)).and_then(|()| {
             if overwrite {
-                fs.rename(&temp, path)
-                    .map_err(|e| Error::io("cannot write", path, e))
+                fs.rename(&temp, path).map_err(|e| Error::io("cannot write", path, e))
             } else {
                 match fs.link(&temp, path) {
                     Ok(()) => Ok(()),
@@ -299,17 +270,14 @@ pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool)
         return Err(e);
     }
     if !overwrite {
-        fs.remove(&temp)
-            .map_err(|e| Error::io("cannot remove", &temp, e))?;
+        fs.remove(&temp).map_err(|e| Error::io("cannot remove", &temp, e))?;
     }
-    fs.sync_dir(&folder)
-        .map_err(|e| Error::io("cannot sync folder", &folder, e))
+    fs.sync_dir(&folder).map_err(|e| Error::io("cannot sync folder", &folder, e))
 }
 
 /// Creates a folder for secret files (and missing parents) with mode 0700.
 pub fn create_private_folder(fs: &dyn Fs, folder: &Path) -> Result<()> {
-    fs.create_private_dir(folder)
-        .map_err(|e| Error::io("cannot create folder", folder, e))
+    fs.create_private_dir(folder).map_err(|e| Error::io("cannot create folder", folder, e))
 }
 
 /// The folder a file lives in (`.` for a bare file name).

@@ -54,10 +54,7 @@ impl SimFs {
     pub fn put(&self, path: &Path, data: &[u8]) {
         let mut s = self.state.borrow_mut();
         let inode = s.inodes.len();
-        s.inodes.push(Inode {
-            data: data.to_vec(),
-            synced: data.to_vec(),
-        });
+        s.inodes.push(Inode { data: data.to_vec(), synced: data.to_vec() });
         s.entries.insert(path.to_path_buf(), inode);
         s.durable_entries.insert(path.to_path_buf(), inode);
     }
@@ -94,10 +91,7 @@ impl SimFs {
     /// The files present, with their contents as the running process sees them.
     pub fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let s = self.state.borrow();
-        s.entries
-            .iter()
-            .map(|(p, i)| (p.clone(), s.inodes[*i].data.clone()))
-            .collect()
+        s.entries.iter().map(|(p, i)| (p.clone(), s.inodes[*i].data.clone())).collect()
     }
 
     /// Counts a mutating step, failing it if the power is (or now goes) out.
@@ -136,15 +130,9 @@ impl Fs for SimFs {
         self.alive()?;
         let s = self.state.borrow();
         if s.entries.contains_key(path) {
-            Ok(FileFacts {
-                mode: 0o100600,
-                owner: 0,
-            })
+            Ok(FileFacts { mode: 0o100600, owner: 0 })
         } else if s.entries.keys().any(|p| p.parent() == Some(path)) || path == Path::new("/sim") {
-            Ok(FileFacts {
-                mode: 0o040700,
-                owner: 0,
-            })
+            Ok(FileFacts { mode: 0o040700, owner: 0 })
         } else {
             Err(not_found())
         }
@@ -165,10 +153,7 @@ impl Fs for SimFs {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
         let inode = s.inodes.len();
-        s.inodes.push(Inode {
-            data: data.to_vec(),
-            synced: Vec::new(),
-        });
+        s.inodes.push(Inode { data: data.to_vec(), synced: Vec::new() });
         s.entries.insert(path.to_path_buf(), inode);
         Ok(())
     }

@@ -23,18 +23,12 @@ pub fn cheap_kdf() -> KdfParams {
 
 /// A recovery-code slot secret.
 pub fn code_secret(code: &RecoveryCode) -> SlotSecret {
-    SlotSecret::RecoveryCode {
-        code: code.clone(),
-        kdf: cheap_kdf(),
-    }
+    SlotSecret::RecoveryCode { code: code.clone(), kdf: cheap_kdf() }
 }
 
 /// A passphrase slot secret.
 pub fn passphrase_secret(text: &str) -> SlotSecret {
-    SlotSecret::Passphrase {
-        passphrase: passphrase(text),
-        kdf: cheap_kdf(),
-    }
+    SlotSecret::Passphrase { passphrase: passphrase(text), kdf: cheap_kdf() }
 }
 
 /// A passphrase.
@@ -49,10 +43,7 @@ pub fn keyfile(fill: u8) -> KeyfileContents {
 
 /// A key-file slot secret (no recorded path).
 pub fn keyfile_secret(fill: u8) -> SlotSecret {
-    SlotSecret::Keyfile {
-        contents: keyfile(fill),
-        path: None,
-    }
+    SlotSecret::Keyfile { contents: keyfile(fill), path: None }
 }
 
 /// Where test keyboxes live in a simulated file system.

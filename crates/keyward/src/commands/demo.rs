@@ -46,18 +46,11 @@ impl Demo {
             .output()
             .map_err(|e| keyward_core::Error::io("cannot run", &self.exe, e))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        for line in stdout
-            .lines()
-            .chain(String::from_utf8_lossy(&output.stderr).lines())
-        {
+        for line in stdout.lines().chain(String::from_utf8_lossy(&output.stderr).lines()) {
             println!("   | {line}");
         }
         let code = output.status.code().unwrap_or(-1);
-        let verdict = if code == expect {
-            "as expected"
-        } else {
-            "NOT as expected"
-        };
+        let verdict = if code == expect { "as expected" } else { "NOT as expected" };
         println!("   → exit {code} ({verdict})");
         if code != expect {
             return Err(CliError::Failed(format!(
@@ -69,12 +62,7 @@ impl Demo {
     }
 
     fn write(&self, name: &str, content: &[u8]) -> CliResult {
-        Ok(write_secret_file(
-            &RealFs,
-            &self.path(name),
-            content,
-            false,
-        )?)
+        Ok(write_secret_file(&RealFs, &self.path(name), content, false)?)
     }
 
     fn read(&self, name: &str) -> CliResult<Vec<u8>> {
@@ -88,33 +76,23 @@ impl Demo {
         if holds {
             Ok(())
         } else {
-            Err(CliError::Failed(format!(
-                "the demo's check failed: {claim}"
-            )))
+            Err(CliError::Failed(format!("the demo's check failed: {claim}")))
         }
     }
 }
 
 /// Runs `demo`.
-pub fn run(args: &DemoArgs) -> CliResult {
+pub fn run(args: &DemoArgs, local_offset: time::UtcOffset) -> CliResult {
     let exe = std::env::current_exe()
         .map_err(|e| keyward_core::Error::io("cannot find", "keyward", e))?;
     let dir = tempfile::Builder::new()
         .prefix("keyward-demo-")
         .tempdir()
         .map_err(|e| keyward_core::Error::io("cannot create", std::env::temp_dir(), e))?;
-    println!(
-        "keyward demo in {} (a fresh private folder)",
-        dir.path().display()
-    );
+    println!("keyward demo in {} (a fresh private folder)", dir.path().display());
     let root = dir.path().to_path_buf();
-    let mut demo = Demo {
-        exe,
-        home: root.join("box"),
-        dir: root,
-        step: 0,
-    };
-    let result = walk(&mut demo);
+    let mut demo = Demo { exe, home: root.join("box"), dir: root, step: 0 };
+    let result = walk(&mut demo, local_offset);
     if args.keep {
         let kept = dir.keep();
         println!("\nThe folder is kept: {}", kept.display());
@@ -124,16 +102,13 @@ pub fn run(args: &DemoArgs) -> CliResult {
     Ok(())
 }
 
-fn walk(d: &mut Demo) -> CliResult {
+fn walk(d: &mut Demo, local_offset: time::UtcOffset) -> CliResult {
     // The box's backup key: a stand-in for what `proxmox-backup-client key create --kdf none`
     // writes, made here with keyward-pbs. The passphrase is throwaway too.
-    let now = PbsTime::now(time::UtcOffset::UTC);
+    let now = PbsTime::now(local_offset);
     let backup_key = DataKey::generate(32)?;
-    let key_file =
-        PbsKeyFile::seal(&backup_key, None, now.clone(), now).map_err(|source| CliError::Pbs {
-            path: d.path("encryption-key.json"),
-            source,
-        })?;
+    let key_file = PbsKeyFile::seal(&backup_key, None, now.clone(), now)
+        .map_err(|source| CliError::Pbs { path: d.path("encryption-key.json"), source })?;
     d.write("encryption-key.json", &key_file.to_bytes())?;
     d.write("passphrase.txt", b"correct horse battery staple\n")?;
     println!("The box's Proxmox Backup key (a stand-in made for the demo): encryption-key.json");
@@ -164,9 +139,7 @@ fn walk(d: &mut Demo) -> CliResult {
         "unlock --passphrase-file passphrase.txt --out key-2.hex --format hex",
         OK,
     )?;
-    let hex = String::from_utf8_lossy(&d.read("key-2.hex")?)
-        .trim_end()
-        .to_string();
+    let hex = String::from_utf8_lossy(&d.read("key-2.hex")?).trim_end().to_string();
     d.check("both unlocks gave the backup key", {
         let raw = d.read("key-1.bin")?;
         raw == backup_key.expose() && keyward_core::encoding::to_hex(&raw) == hex
@@ -184,25 +157,10 @@ fn walk(d: &mut Demo) -> CliResult {
         "unlock --code-file old-code.txt --out should-not-exist.bin",
         3,
     )?;
-    d.check(
-        "no output file was written",
-        !d.path("should-not-exist.bin").exists(),
-    )?;
-    d.run(
-        "Verify checksum, header MAC and every unattended slot",
-        "verify",
-        OK,
-    )?;
-    d.run(
-        "The fingerprints: keyward's own and the Proxmox Backup one",
-        "fingerprint",
-        OK,
-    )?;
-    let pbs_short = d.run(
-        "The PBS fingerprint, short form",
-        "fingerprint --pbs --short",
-        OK,
-    )?;
+    d.check("no output file was written", !d.path("should-not-exist.bin").exists())?;
+    d.run("Verify checksum, header MAC and every unattended slot", "verify", OK)?;
+    d.run("The fingerprints: keyward's own and the Proxmox Backup one", "fingerprint", OK)?;
+    let pbs_short = d.run("The PBS fingerprint, short form", "fingerprint --pbs --short", OK)?;
     let pbs_short = pbs_short.trim().to_string();
     d.run(
         "A key other than the expected one fails closed: exit 5, no output file",
@@ -231,12 +189,6 @@ fn walk(d: &mut Demo) -> CliResult {
         .map_err(|e| keyward_core::Error::io("cannot read", &installed, e))?;
     let recovered = PbsKeyFile::parse(&recovered)
         .and_then(|f| f.open(None))
-        .map_err(|source| CliError::Pbs {
-            path: installed.clone(),
-            source,
-        })?;
-    d.check(
-        "the fresh machine has the backup key back",
-        recovered.expose() == backup_key.expose(),
-    )
+        .map_err(|source| CliError::Pbs { path: installed.clone(), source })?;
+    d.check("the fresh machine has the backup key back", recovered.expose() == backup_key.expose())
 }

@@ -23,11 +23,8 @@ pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
         })
     })?;
 
-    let label = next
-        .keybox()
-        .find_slot(&id.to_string())
-        .map(|s| s.label.clone())
-        .unwrap_or_default();
+    let label =
+        next.keybox().find_slot(&id.to_string()).map(|s| s.label.clone()).unwrap_or_default();
     ctx.out.line(format!(
         "Enrolled slot {id} ({}, \"{label}\") in {}",
         new.secret.kind(),

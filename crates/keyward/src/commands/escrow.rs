@@ -3,7 +3,7 @@
 //! is written: opened again with the code, its PBS fingerprint compared.
 
 use keyward_core::Unlocker;
-use keyward_pbs::{PbsTime, escrow, pbs_fingerprint};
+use keyward_pbs::{PbsTime, escrow};
 use serde_json::json;
 
 use crate::cli::ExportBlobArgs;
@@ -23,20 +23,13 @@ pub fn export_blob(ctx: &Context, args: &ExportBlobArgs) -> CliResult {
     let unlocked = keybox.unlock(&Unlocker::RecoveryCode(&code), None, store.path())?;
     let key = unlocked.key();
     let record = keybox.header().pbs.as_ref();
-    pbs::check_key_length(key)?;
-    pbs::check_recorded_fingerprint(key, record)?;
+    let fp = pbs::check_exportable(key, record)?;
 
     let now = PbsTime::now(ctx.local_offset);
-    let blob =
-        escrow::seal(key, &code, pbs::created_time(record, &now), now).map_err(|source| {
-            CliError::Pbs {
-                path: args.out.clone(),
-                source,
-            }
-        })?;
+    let blob = escrow::seal(key, &code, pbs::created_time(record, &now), now)
+        .map_err(|source| CliError::Pbs { path: args.out.clone(), source })?;
     write_secret(&args.out, &blob.to_bytes(), args.force)?;
 
-    let fp = pbs_fingerprint(key.expose());
     if args.out != std::path::Path::new("-") {
         ctx.out.line(format!(
             "Escrow blob written to {} (a Proxmox Backup key file, scrypt, opened by recovery-code slot {})",

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::cli::FingerprintArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
+use crate::output::fingerprint_lines;
 
 /// Runs `fingerprint`.
 pub fn run(ctx: &Context, args: &FingerprintArgs) -> CliResult {
@@ -27,11 +28,8 @@ pub fn run(ctx: &Context, args: &FingerprintArgs) -> CliResult {
         Some(f) if args.short => ctx.out.line(f.short())?,
         Some(f) => ctx.out.line(format!("{f}\n{}", f.short()))?,
         None => {
-            ctx.out.line(format!("fingerprint      {fp}"))?;
-            ctx.out.line(format!("short            {}", fp.short()))?;
-            if let Some(p) = pbs {
-                ctx.out.line(format!("pbs fingerprint  {p}"))?;
-                ctx.out.line(format!("pbs short        {}", p.short()))?;
+            for line in fingerprint_lines(&fp, pbs.as_ref()) {
+                ctx.out.line(line)?;
             }
         }
     }

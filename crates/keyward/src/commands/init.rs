@@ -9,6 +9,7 @@ use crate::cli::InitArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::new_secret::NewSecret;
+use crate::output::fingerprint_lines;
 use crate::pbs;
 use crate::secret_input::SecretReader;
 
@@ -38,12 +39,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
     let created = first.commit(|| {
         Ok(operations::init(
             &store,
-            NewKeybox {
-                key,
-                label: &args.label,
-                slot_label: args.slot_label.as_deref(),
-                pbs,
-            },
+            NewKeybox { key, label: &args.label, slot_label: args.slot_label.as_deref(), pbs },
             &first.secret,
         )?)
     })?;
@@ -51,18 +47,11 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
     let keybox = created.keybox();
     let fp = keybox.fingerprint();
     let slot = created.opened_by();
-    ctx.out
-        .line(format!("Created keybox {}", ctx.keybox.display()))?;
-    ctx.out.line(format!("  fingerprint  {fp}"))?;
-    ctx.out.line(format!("  short        {}", fp.short()))?;
-    if let Some(record) = &keybox.header().pbs {
-        ctx.out
-            .line(format!("  pbs fingerprint  {}", record.fingerprint))?;
-        ctx.out
-            .line(format!("  pbs short        {}", record.fingerprint.short()))?;
+    ctx.out.line(format!("Created keybox {}", ctx.keybox.display()))?;
+    for line in fingerprint_lines(&fp, keybox.header().pbs.as_ref().map(|r| &r.fingerprint)) {
+        ctx.out.line(format!("  {line}"))?;
     }
-    ctx.out
-        .line(format!("  slot {slot}       {}", first.secret.kind()))?;
+    ctx.out.line(format!("  slot {slot:<11} {}", first.secret.kind()))?;
     first.report(&ctx.out, &slot.to_string())?;
     ctx.out.json(&json!({
         "keybox": ctx.keybox,

@@ -7,31 +7,25 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::exit::CliResult;
+use crate::output::fingerprint_lines;
 
 /// Runs `list`.
 pub fn run(ctx: &Context) -> CliResult {
     let keybox = ctx.store().load()?;
     let header = keybox.header();
     let fp = header.fingerprint;
-    ctx.out
-        .line(format!("keybox       {}", ctx.keybox.display()))?;
-    ctx.out.line(format!("label        {}", header.label))?;
-    ctx.out.line(format!("id           {}", header.id))?;
-    ctx.out.line(format!("created      {}", header.created))?;
-    ctx.out
-        .line(format!("generation   {}", header.generation))?;
-    ctx.out
-        .line(format!("key          {} bytes", header.key_length))?;
-    ctx.out.line(format!("fingerprint  {fp}"))?;
-    if let Some(record) = &header.pbs {
-        ctx.out
-            .line(format!("pbs fingerprint  {}", record.fingerprint))?;
-        ctx.out
-            .line(format!("pbs short        {}", record.fingerprint.short()))?;
-        ctx.out
-            .line(format!("pbs created      {}", record.created))?;
+    ctx.out.line(format!("keybox           {}", ctx.keybox.display()))?;
+    ctx.out.line(format!("label            {}", header.label))?;
+    ctx.out.line(format!("id               {}", header.id))?;
+    ctx.out.line(format!("created          {}", header.created))?;
+    ctx.out.line(format!("generation       {}", header.generation))?;
+    ctx.out.line(format!("key              {} bytes", header.key_length))?;
+    for line in fingerprint_lines(&fp, header.pbs.as_ref().map(|r| &r.fingerprint)) {
+        ctx.out.line(line)?;
     }
-    ctx.out.line(format!("short        {}", fp.short()))?;
+    if let Some(record) = &header.pbs {
+        ctx.out.line(format!("pbs created      {}", record.created))?;
+    }
     ctx.out.line("slots")?;
     for slot in keybox.slots() {
         ctx.out.line(format!(
@@ -43,10 +37,7 @@ pub fn run(ctx: &Context) -> CliResult {
         ))?;
     }
     for token in &header.tokens {
-        ctx.out.line(format!(
-            "  token {} on slot {}",
-            token.token_type, token.slot
-        ))?;
+        ctx.out.line(format!("  token {} on slot {}", token.token_type, token.slot))?;
     }
     ctx.out.json(&json!({
         "keybox": ctx.keybox,

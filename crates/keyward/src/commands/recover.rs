@@ -4,7 +4,7 @@
 //! (or installed where the backup client reads its default key).
 
 use keyward_core::Error as CoreError;
-use keyward_pbs::{PbsTime, escrow, pbs_fingerprint};
+use keyward_pbs::{PbsError, PbsTime, escrow, pbs_fingerprint};
 use serde_json::json;
 
 use crate::cli::RecoverArgs;
@@ -19,9 +19,10 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
     let reader = SecretReader::new();
     let blob = pbs::read_key_file(&reader, &args.blob)?;
     let code = code_from(&reader, args.code_file.as_deref())?;
-    let key = escrow::open(&blob, &code).map_err(|source| CliError::Pbs {
-        path: args.blob.clone(),
-        source,
+    let key = escrow::open(&blob, &code).map_err(|source| match source {
+        // Say what was tried: the code, on this blob (which a hub or a disk may have changed).
+        PbsError::WrongPassphrase { .. } => CliError::BlobNotOpened(args.blob.clone()),
+        source => CliError::Pbs { path: args.blob.clone(), source },
     })?;
 
     // The fingerprint gate: nothing is written for a key the operator did not ask for.
@@ -60,11 +61,7 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
     write_secret(&path, &encoded, args.force)?;
 
     if path != std::path::Path::new("-") {
-        ctx.out.line(format!(
-            "Recovered key {} written to {}",
-            found.short(),
-            path.display()
-        ))?;
+        ctx.out.line(format!("Recovered key {} written to {}", found.short(), path.display()))?;
         ctx.out.json(&json!({
             "out": path,
             "pbs_fingerprint": found.to_string(),

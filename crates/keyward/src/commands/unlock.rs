@@ -5,15 +5,27 @@ use keyward_core::Error as CoreError;
 use keyward_pbs::PbsTime;
 
 use crate::auth::{attempts, with_first_that_opens};
-use crate::cli::{AuthArgs, UnlockArgs};
+use crate::cli::{AuthArgs, KeyFormat, PbsKdfArg, UnlockArgs};
 use crate::context::Context;
-use crate::exit::CliResult;
+use crate::exit::{CliResult, usage};
 use crate::output::{encode_plain, progress, write_secret};
 use crate::pbs;
 use crate::secret_input::SecretReader;
 
 /// Runs `unlock`.
 pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
+    // PBS options only make sense together: never write an unencrypted key file when a
+    // passphrase was given for it.
+    let pbs = args.format == KeyFormat::Pbs;
+    if !pbs && (args.kdf.is_some() || args.pbs_passphrase_file.is_some()) {
+        return Err(usage("--kdf and --pbs-passphrase-file apply to --format pbs only"));
+    }
+    let kdf = args.kdf.unwrap_or(PbsKdfArg::None);
+    if args.pbs_passphrase_file.is_some() && kdf != PbsKdfArg::Scrypt {
+        return Err(usage(
+            "--pbs-passphrase-file needs --kdf scrypt (without it the key file is written unencrypted)",
+        ));
+    }
     let store = ctx.store();
     let keybox = store.load()?;
     let reader = SecretReader::new();
@@ -40,12 +52,11 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
         Some(encoded) => encoded,
         None => {
             let record = keybox.header().pbs.as_ref();
-            pbs::check_key_length(key)?;
-            pbs::check_recorded_fingerprint(key, record)?;
+            pbs::check_exportable(key, record)?;
             let now = PbsTime::now(ctx.local_offset);
             pbs::key_file_bytes(
                 key,
-                args.kdf,
+                kdf,
                 args.pbs_passphrase_file.as_deref(),
                 &reader,
                 pbs::created_time(record, &now),

@@ -15,10 +15,7 @@ use crate::secret_input::SecretReader;
 pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
-    ctx.out.line(format!(
-        "{}: checksum, canonical form and structure ok",
-        ctx.keybox.display()
-    ))?;
+    ctx.out.line(format!("{}: checksum, canonical form and structure ok", ctx.keybox.display()))?;
 
     let reader = SecretReader::new();
     let auth_args = AuthArgs::from(&args.open);
@@ -39,9 +36,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
                 let id = unlocked.opened_by();
                 if !opened.contains(&id) {
                     opened.push(id);
-                    ctx.out.line(format!(
-                        "slot {id}: opens; key fingerprint and header MAC ok"
-                    ))?;
+                    ctx.out.line(format!("slot {id}: opens; key fingerprint and header MAC ok"))?;
                     results.push(json!({ "slot": id.0, "result": "ok" }));
                 }
             }
@@ -58,9 +53,8 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     }
     let mac_checked = !opened.is_empty();
     // Only an integrity failure says the header is bad; a wrong secret says nothing about it.
-    let integrity_failed = failures
-        .iter()
-        .any(|e| matches!(e, keyward_core::Error::Integrity { .. }));
+    let integrity_failed =
+        failures.iter().any(|e| matches!(e, keyward_core::Error::Integrity { .. }));
     let header_mac = if integrity_failed {
         "failed"
     } else if mac_checked {

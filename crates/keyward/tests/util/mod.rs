@@ -63,19 +63,12 @@ impl Dir {
 
     /// SHA-256 of a file, hex.
     pub fn sha256(&self, rel: &str) -> String {
-        Sha256::digest(self.read(rel))
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Sha256::digest(self.read(rel)).iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Mode bits of a file.
     pub fn mode(&self, rel: &str) -> u32 {
-        std::fs::metadata(self.path(rel))
-            .expect("metadata")
-            .permissions()
-            .mode()
-            & 0o7777
+        std::fs::metadata(self.path(rel)).expect("metadata").permissions().mode() & 0o7777
     }
 
     /// A `keyward` command run in this folder, with its keybox and HOME here.
@@ -94,11 +87,7 @@ impl Dir {
                 Ok(())
             });
         }
-        TestCommand {
-            cmd,
-            stdin: None,
-            dir: self.root().to_path_buf(),
-        }
+        TestCommand { cmd, stdin: None, dir: self.root().to_path_buf() }
     }
 
     /// Runs `keyward ARGS` and asserts it succeeded.
@@ -121,15 +110,7 @@ impl Dir {
     /// `init` with a key-file slot (`slot.key`, created), importing the canary key.
     pub fn init_keyfile_canary(&self) {
         self.write("canary.key", CANARY_KEY);
-        self.ok([
-            "init",
-            "--with",
-            "keyfile",
-            "--import",
-            "canary.key",
-            "--keyfile",
-            "slot.key",
-        ]);
+        self.ok(["init", "--with", "keyfile", "--import", "canary.key", "--keyfile", "slot.key"]);
     }
 
     /// A recursive listing, for failure messages.
@@ -158,22 +139,8 @@ impl Dir {
     pub fn enroll_passphrase(&self) {
         self.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
         self.keyward()
-            .args([
-                "enroll",
-                "passphrase",
-                "--label",
-                "pass",
-                "--unlock-code-file",
-                "code.txt",
-            ])
-            .args([
-                "--passphrase-file",
-                "pass.txt",
-                "--kdf-time-ms",
-                "20",
-                "--kdf-memory-mib",
-                "8",
-            ])
+            .args(["enroll", "passphrase", "--label", "pass", "--unlock-code-file", "code.txt"])
+            .args(["--passphrase-file", "pass.txt", "--kdf-time-ms", "20", "--kdf-memory-mib", "8"])
             .run()
             .assert_success();
     }
@@ -228,10 +195,7 @@ impl TestCommand {
     /// Starts without waiting.
     pub fn spawn(mut self) -> (Child, String) {
         let line = format!("{:?}", self.cmd);
-        self.cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        self.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         (self.cmd.spawn().expect("spawn keyward"), line)
     }
 
@@ -242,11 +206,7 @@ impl TestCommand {
         let output = match self.stdin.take() {
             None => self.cmd.stdin(Stdio::null()).output().expect("run keyward"),
             Some(bytes) => {
-                let mut child = self
-                    .cmd
-                    .stdin(Stdio::piped())
-                    .spawn()
-                    .expect("spawn keyward");
+                let mut child = self.cmd.stdin(Stdio::piped()).spawn().expect("spawn keyward");
                 {
                     use std::io::Write;
                     let mut stdin = child.stdin.take().expect("stdin");
@@ -255,11 +215,7 @@ impl TestCommand {
                 child.wait_with_output().expect("wait")
             }
         };
-        Outcome {
-            output,
-            line,
-            dir: self.dir,
-        }
+        Outcome { output, line, dir: self.dir }
     }
 }
 
@@ -274,11 +230,7 @@ pub struct Outcome {
 impl Outcome {
     /// Wraps a spawned child's output.
     pub fn from_child(child: Child, line: String, dir: &Path) -> Outcome {
-        Outcome {
-            output: child.wait_with_output().expect("wait"),
-            line,
-            dir: dir.to_path_buf(),
-        }
+        Outcome { output: child.wait_with_output().expect("wait"), line, dir: dir.to_path_buf() }
     }
 
     /// Stdout as text.
@@ -313,12 +265,7 @@ impl Outcome {
 
     /// Panics with the report unless the exit code is `code`.
     pub fn assert_exit_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code(),
-            code,
-            "expected exit code {code}{}",
-            self.report()
-        );
+        assert_eq!(self.code(), code, "expected exit code {code}{}", self.report());
         self
     }
 
@@ -336,11 +283,7 @@ impl Outcome {
             "a failure prints exactly one line on stderr{}",
             self.report()
         );
-        assert!(
-            stderr.starts_with("keyward: error: "),
-            "the line names keyward{}",
-            self.report()
-        );
+        assert!(stderr.starts_with("keyward: error: "), "the line names keyward{}", self.report());
         self
     }
 }

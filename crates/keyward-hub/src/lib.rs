@@ -1,0 +1,19 @@
+//! keyward-hub: the escrow hub's protocol, as plain types and functions (sans-I/O, as rustls
+//! does it): signing identities, signed requests, operator-signed statements (enrollment tokens,
+//! recovery tickets, overwrite approvals) and the hash-chained audit log. The server and client
+//! are thin shells around these; the peer crate reuses the signing and ticket code.
+//!
+//! The hub never holds anything that opens a key: it stores opaque blobs (K wrapped under a
+//! recovery code it never sees) and the non-secret restore directive.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod audit;
+mod error;
+pub mod identity;
+pub mod request;
+pub mod statement;
+
+pub use error::AuthError;
+pub use identity::{PublicKey, SigningIdentity};

@@ -1,0 +1,191 @@
+//! Operator-signed statements: an enrollment token (a box may enroll), a recovery ticket (a
+//! fresh machine may fetch a box's escrow), an overwrite approval (a pending escrow version may
+//! become active). Each is JSON signed with the operator's key, carried as one line of text:
+//! `kwst1.<base64url payload>.<base64url signature>`. Single use is enforced by whoever
+//! redeems them (the hub records each id it has accepted).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::{AuthError, PublicKey, SigningIdentity};
+
+const PREFIX: &str = "kwst1";
+const DOMAIN: &[u8] = b"keyward-statement-v1\n";
+/// Longest statement text accepted (a statement is a few hundred bytes).
+const MAX_TEXT: usize = 4096;
+
+/// What an operator attests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Statement {
+    /// The box named may enroll its identity, once.
+    Enrollment {
+        /// Box name.
+        #[serde(rename = "box")]
+        box_name: String,
+        /// Random id; single use.
+        id: String,
+        /// Unix seconds after which it is void.
+        expires: i64,
+    },
+    /// A fresh machine may fetch this box's active escrow, once.
+    Recovery {
+        /// Box name.
+        #[serde(rename = "box")]
+        box_name: String,
+        /// Random id; single use.
+        id: String,
+        /// Unix seconds after which it is void.
+        expires: i64,
+    },
+    /// This pending escrow version of this box may replace the active one.
+    Overwrite {
+        /// Box name.
+        #[serde(rename = "box")]
+        box_name: String,
+        /// The escrow version approved.
+        version: u64,
+        /// Random id; single use.
+        id: String,
+        /// Unix seconds after which it is void.
+        expires: i64,
+    },
+}
+
+impl Statement {
+    /// The kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Statement::Enrollment { .. } => "an enrollment token",
+            Statement::Recovery { .. } => "a recovery ticket",
+            Statement::Overwrite { .. } => "an overwrite approval",
+        }
+    }
+
+    /// The box it is about.
+    pub fn box_name(&self) -> &str {
+        match self {
+            Statement::Enrollment { box_name, .. }
+            | Statement::Recovery { box_name, .. }
+            | Statement::Overwrite { box_name, .. } => box_name,
+        }
+    }
+
+    /// Its single-use id.
+    pub fn id(&self) -> &str {
+        match self {
+            Statement::Enrollment { id, .. }
+            | Statement::Recovery { id, .. }
+            | Statement::Overwrite { id, .. } => id,
+        }
+    }
+
+    fn expires(&self) -> i64 {
+        match self {
+            Statement::Enrollment { expires, .. }
+            | Statement::Recovery { expires, .. }
+            | Statement::Overwrite { expires, .. } => *expires,
+        }
+    }
+
+    /// A fresh random id for a new statement.
+    pub fn fresh_id() -> keyward_core::Result<String> {
+        Ok(keyward_core::encoding::to_hex(&keyward_core::random::array::<16>()?))
+    }
+}
+
+/// The signed payload.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    signer: PublicKey,
+    statement: Statement,
+}
+
+/// A statement whose signature and expiry have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedStatement {
+    /// The statement.
+    pub statement: Statement,
+    /// The operator who signed it.
+    pub signer: PublicKey,
+}
+
+/// Signs `statement` with an operator's identity; returns the one-line text form.
+pub fn issue(operator: &SigningIdentity, statement: Statement) -> String {
+    let payload = Payload { signer: operator.public(), statement };
+    // Serializing strings and integers cannot fail.
+    let json = serde_json::to_vec(&payload).unwrap_or_default();
+    let mut message = DOMAIN.to_vec();
+    message.extend_from_slice(&json);
+    let signature = operator.sign(&message);
+    format!("{PREFIX}.{}.{}", URL_SAFE_NO_PAD.encode(&json), URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// Parses a statement, checks that a trusted operator signed it and that it has not expired.
+pub fn verify(text: &str, trusted: &[PublicKey], now: i64) -> Result<VerifiedStatement, AuthError> {
+    let text = text.trim();
+    if text.len() > MAX_TEXT {
+        return Err(AuthError::Malformed("statement (too long)"));
+    }
+    let mut parts = text.split('.');
+    let (Some(PREFIX), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed("statement"));
+    };
+    let json =
+        URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed("statement payload"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| AuthError::Malformed("statement signature"))?;
+    let parsed: Payload =
+        serde_json::from_slice(&json).map_err(|_| AuthError::Malformed("statement payload"))?;
+    if !trusted.contains(&parsed.signer) {
+        return Err(AuthError::UnknownSigner);
+    }
+    let mut message = DOMAIN.to_vec();
+    message.extend_from_slice(&json);
+    parsed.signer.verify(&message, &signature)?;
+    let expires = parsed.statement.expires();
+    if now > expires {
+        return Err(AuthError::Expired { secs_ago: now - expires });
+    }
+    Ok(VerifiedStatement { statement: parsed.statement, signer: parsed.signer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recovery(expires: i64) -> Statement {
+        Statement::Recovery { box_name: "pve-07".into(), id: "ab".repeat(16), expires }
+    }
+
+    #[test]
+    fn issue_and_verify() {
+        let op = SigningIdentity::generate().expect("rng");
+        let text = issue(&op, recovery(2000));
+        let ok = verify(&text, &[op.public()], 1000).expect("verifies");
+        assert_eq!(ok.statement, recovery(2000));
+        assert_eq!(verify(&text, &[op.public()], 2001), Err(AuthError::Expired { secs_ago: 1 }));
+        let stranger = SigningIdentity::generate().expect("rng");
+        assert_eq!(verify(&text, &[stranger.public()], 1000), Err(AuthError::UnknownSigner));
+    }
+
+    #[test]
+    fn any_change_to_the_text_is_refused() {
+        let op = SigningIdentity::generate().expect("rng");
+        let text = issue(&op, recovery(2000));
+        for i in 0..text.len() {
+            let mut bytes = text.clone().into_bytes();
+            bytes[i] ^= 0x01;
+            let Ok(changed) = String::from_utf8(bytes) else { continue };
+            assert!(
+                verify(&changed, &[op.public()], 1000).is_err(),
+                "a change at {i} must be refused"
+            );
+        }
+    }
+}

@@ -15,6 +15,7 @@
 pub mod aead;
 pub mod encoding;
 pub mod error;
+pub mod escrow;
 pub mod fingerprint;
 pub mod kdf;
 pub mod keybox;

@@ -9,11 +9,17 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod audit;
+pub mod client;
 mod error;
+pub mod hub;
 pub mod identity;
 pub mod request;
+pub mod server;
 pub mod statement;
+pub mod store;
+pub mod tls;
 
 pub use error::AuthError;
 pub use identity::{PublicKey, SigningIdentity};

@@ -53,8 +53,18 @@ pub enum Command {
         #[command(subcommand)]
         command: EscrowCommand,
     },
-    /// Recover the key on a machine that has nothing but the blob and the recovery code.
+    /// Recover the key on a machine that has nothing but the blob (or a hub ticket) and the code.
     Recover(RecoverArgs),
+    /// Operator tools: keys, enrollment tokens, recovery tickets, overwrite approvals.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// Run an escrow hub.
+    Hub {
+        #[command(subcommand)]
+        command: HubCommand,
+    },
     /// Walk through keyward end to end in a temporary folder.
     Demo(DemoArgs),
     /// Print shell completions.
@@ -345,9 +355,143 @@ pub enum PbsKdfArg {
     Scrypt,
 }
 
+/// How to reach a hub: its URL and the certificate to trust.
+#[derive(Debug, Clone, Args)]
+pub struct HubArgs {
+    /// The hub, `https://127.0.0.1:PORT`.
+    #[arg(long, value_name = "URL")]
+    pub hub: String,
+
+    /// The hub certificate's SHA-256, as `hub init` printed it.
+    #[arg(long, value_name = "HEX", required_unless_present = "hub_cert")]
+    pub hub_fingerprint: Option<String>,
+
+    /// The hub's certificate (PEM); its SHA-256 is pinned.
+    #[arg(long, value_name = "FILE", conflicts_with = "hub_fingerprint")]
+    pub hub_cert: Option<PathBuf>,
+}
+
+/// `keyward operator …`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Make an operator's Ed25519 key pair (secret file 0600; prints the public key for
+    /// `hub init --operator`).
+    Keygen {
+        /// Where to write the secret key file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign a single-use, expiring enrollment token for a box.
+    EnrollToken(StatementArgs),
+    /// Sign a single-use, expiring recovery ticket: a fresh machine may fetch the box's escrow.
+    ApproveRecovery(StatementArgs),
+    /// Approve a pending escrow version of a box, making it the active one.
+    #[command(disable_version_flag = true)]
+    ApproveOverwrite {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The box.
+        #[arg(long = "box", value_name = "NAME")]
+        box_name: String,
+        /// The pending version to make active (`keyward escrow status` shows it).
+        #[arg(long, value_name = "V")]
+        version: u64,
+        /// The operator's secret key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+}
+
+/// What an operator statement needs.
+#[derive(Debug, Args)]
+pub struct StatementArgs {
+    /// The box it is for.
+    #[arg(long = "box", value_name = "NAME")]
+    pub box_name: String,
+    /// The operator's secret key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// How long it stays valid: `30m`, `1h`, `2d`.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub ttl: String,
+    /// Where to write it (0600; `-` for stdout). It is a bearer credential: hand it over safely.
+    #[arg(long, value_name = "FILE|-")]
+    pub out: PathBuf,
+}
+
+/// `keyward hub …`.
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Create a hub's data folder: its TLS certificate (the fingerprint is printed) and the
+    /// operators it trusts.
+    Init {
+        /// The data folder (created 0700).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// An operator's public key (`ed25519:…`, from `operator keygen`); repeat for several.
+        #[arg(long = "operator", value_name = "PUBKEY", required = true)]
+        operators: Vec<String>,
+    },
+    /// Serve HTTPS.
+    Serve {
+        /// The data folder from `hub init`.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// Database URL [default: SQLite in the data folder]; `postgres://…` for PostgreSQL.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `keyward hub audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; names the first record that does not fit.
+    Verify {
+        /// The data folder from `hub init`.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Database URL [default: SQLite in the data folder].
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
+}
+
 /// `keyward escrow …`.
 #[derive(Debug, Subcommand)]
 pub enum EscrowCommand {
+    /// Register this box with a hub: creates the box's identity beside the keybox (0600).
+    Enroll {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// This box's name at the hub.
+        #[arg(long = "box", value_name = "NAME")]
+        box_name: String,
+        /// The operator's enrollment token, from F (`-` for stdin).
+        #[arg(long, value_name = "F")]
+        token_file: PathBuf,
+    },
+    /// Upload the escrow blob and the restore directive. The first push is active; later ones
+    /// wait for an operator's approval.
+    Push {
+        /// Free JSON for the fresh machine (backup repository, server certificate, …). Never put
+        /// secrets in it.
+        #[arg(long, value_name = "FILE.json")]
+        directive: Option<PathBuf>,
+        /// For a Proxmox Backup key: the recovery code, from F, to make the PBS-native blob.
+        #[arg(long, value_name = "F")]
+        code_file: Option<PathBuf>,
+    },
+    /// Show this box's escrow versions at the hub.
+    Status,
     /// Write the escrow blob: the key as a Proxmox Backup key file encrypted (scrypt) under the
     /// recovery code. proxmox-backup-client opens it too, with the code typed as its passphrase
     /// (lower case, one space between words).
@@ -373,20 +517,46 @@ pub struct ExportBlobArgs {
 
 /// `keyward recover`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "install"])))]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "install", "into_keybox"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["blob", "hub"])))]
 pub struct RecoverArgs {
     /// The escrow blob (as `keyward escrow export-blob` writes it). It is only read.
     #[arg(long, value_name = "FILE")]
-    pub blob: PathBuf,
+    pub blob: Option<PathBuf>,
+
+    /// Fetch the blob from this hub with a recovery ticket instead.
+    #[arg(long, value_name = "URL", requires_all = ["box_name", "ticket_file"])]
+    pub hub: Option<String>,
+
+    /// The hub certificate's SHA-256 (with --hub).
+    #[arg(long, value_name = "HEX")]
+    pub hub_fingerprint: Option<String>,
+
+    /// The hub's certificate, PEM (with --hub).
+    #[arg(long, value_name = "FILE", conflicts_with = "hub_fingerprint")]
+    pub hub_cert: Option<PathBuf>,
+
+    /// The box whose escrow to fetch (with --hub).
+    #[arg(long = "box", value_name = "NAME")]
+    pub box_name: Option<String>,
+
+    /// The operator's recovery ticket, from F (with --hub).
+    #[arg(long, value_name = "F")]
+    pub ticket_file: Option<PathBuf>,
+
+    /// Build a fresh keybox at PATH holding the key, with a recovery-code slot for the same code.
+    #[arg(long = "into-keybox", value_name = "PATH")]
+    pub into_keybox: Option<PathBuf>,
 
     /// The recovery code, from F (`-` for stdin); without it, a prompt.
     #[arg(long, value_name = "F")]
     pub code_file: Option<PathBuf>,
 
-    /// The key's PBS fingerprint, full or short form, as recorded when the key was escrowed.
-    /// Nothing is written unless the recovered key has it (exit 5 otherwise).
-    #[arg(long, value_name = "FP")]
-    pub expect_fingerprint: keyward_core::ExpectedFingerprint,
+    /// The key's fingerprint, full or short form, as recorded when it was escrowed (the PBS one
+    /// for a Proxmox Backup blob). Nothing is written unless the recovered key has it (exit 5).
+    /// Required with --blob; with --hub the restore directive's fingerprint is checked too.
+    #[arg(long, value_name = "FP", required_unless_present = "hub")]
+    pub expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
 
     /// Where to write the key (created 0600; `-` for stdout).
     #[arg(long, value_name = "FILE|-")]
@@ -397,9 +567,9 @@ pub struct RecoverArgs {
     #[arg(long, conflicts_with = "format")]
     pub install: bool,
 
-    /// How to encode the key.
-    #[arg(long, value_enum, default_value_t = KeyFormat::Pbs)]
-    pub format: KeyFormat,
+    /// How to encode the key [default: pbs for a Proxmox Backup blob, else raw].
+    #[arg(long, value_enum)]
+    pub format: Option<KeyFormat>,
 
     /// Replace an existing key file (atomically).
     #[arg(long)]
@@ -412,4 +582,16 @@ pub struct DemoArgs {
     /// Keep the temporary folder and print its path.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

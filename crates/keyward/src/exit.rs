@@ -5,6 +5,7 @@ use std::io::ErrorKind;
 
 use keyward_core::Error as CoreError;
 use keyward_core::kdf::KdfError;
+use keyward_hub::client::ClientError;
 use keyward_pbs::PbsError;
 
 /// Everything a command can fail with.
@@ -33,6 +34,15 @@ pub enum CliError {
         .0.display()
     )]
     BlobNotOpened(std::path::PathBuf),
+    /// A hub call failed.
+    #[error(transparent)]
+    Hub(#[from] keyward_hub::client::ClientError),
+    /// A server or database cannot be reached or served.
+    #[error("{0}; check that it runs and the address is right")]
+    Unavailable(String),
+    /// The hub's audit chain is broken.
+    #[error("the audit log is broken: {0}")]
+    AuditBroken(keyward_hub::audit::AuditBreak),
     /// Writing our own output (stdout) failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -73,6 +83,9 @@ impl CliError {
             CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
             CliError::Core(e) => core_exit_code(e),
             CliError::BlobNotOpened(_) => ExitCode::AuthenticationFailed,
+            CliError::Hub(e) => hub_exit_code(e),
+            CliError::Unavailable(_) => ExitCode::Unavailable,
+            CliError::AuditBroken(_) => ExitCode::Integrity,
             CliError::Pbs { source, .. } => pbs_exit_code(source),
         }
     }
@@ -112,6 +125,23 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         | CoreError::OutOfMemory { .. }
         | CoreError::NotDurable { .. } => ExitCode::Internal,
         _ => ExitCode::Internal,
+    }
+}
+
+/// Exit codes for hub client errors: unreachable 8; refused by policy (auth, used or expired
+/// ticket, lockout) 9; missing 6; conflicting 7.
+fn hub_exit_code(error: &ClientError) -> ExitCode {
+    match error {
+        ClientError::Unavailable { .. } => ExitCode::Unavailable,
+        ClientError::Refused { status, .. } => match status {
+            404 => ExitCode::NotFound,
+            409 => ExitCode::Conflict,
+            400 | 413 => ExitCode::Usage,
+            401 | 403 | 429 => ExitCode::Refused,
+            _ => ExitCode::Internal,
+        },
+        ClientError::BadAnswer(_) | ClientError::Tls(_) => ExitCode::Internal,
+        ClientError::Core(e) => core_exit_code(e),
     }
 }
 

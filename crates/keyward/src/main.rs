@@ -9,6 +9,7 @@ mod commands;
 mod context;
 mod exit;
 mod hardening;
+mod hub_io;
 mod new_secret;
 mod output;
 mod pbs;
@@ -83,9 +84,18 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Fingerprint(args) => commands::fingerprint::run(&ctx, args),
                 Command::Verify(args) => commands::verify::run(&ctx, args),
                 Command::Unlock(args) => commands::unlock::run(&ctx, args),
-                Command::Escrow { command: EscrowCommand::ExportBlob(args) } => {
-                    commands::escrow::export_blob(&ctx, args)
-                }
+                Command::Escrow { command } => match command {
+                    EscrowCommand::ExportBlob(args) => commands::escrow::export_blob(&ctx, args),
+                    EscrowCommand::Enroll { hub, box_name, token_file } => {
+                        commands::escrow::enroll(&ctx, hub, box_name, token_file)
+                    }
+                    EscrowCommand::Push { directive, code_file } => {
+                        commands::escrow::push(&ctx, directive.as_deref(), code_file.as_deref())
+                    }
+                    EscrowCommand::Status => commands::escrow::status(&ctx),
+                },
+                Command::Operator { command } => commands::operator::run(&ctx, command),
+                Command::Hub { command } => commands::hub::run(&ctx, command),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
             }

@@ -87,7 +87,8 @@ struct SlotBinding<'a> {
     protection: &'a SlotParams,
 }
 
-fn binding(keybox: &KeyboxId, slot: SlotId, protection: &SlotParams) -> Vec<u8> {
+/// The associated data a slot's wrapped key is bound to (also used by escrow blobs).
+pub(crate) fn binding(keybox: &KeyboxId, slot: SlotId, protection: &SlotParams) -> Vec<u8> {
     let b = SlotBinding { domain: "keyward slot v1", keybox, slot, protection };
     serde_json::to_vec(&b).unwrap_or_default()
 }

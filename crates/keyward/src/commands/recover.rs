@@ -1,72 +1,238 @@
-//! `keyward recover --blob`: offline recovery on a machine that has nothing. The blob is opened
-//! with the recovery code and the key's PBS fingerprint compared with the one the operator
-//! expects *before* anything is written; then the key is written as an unencrypted PBS key file
-//! (or installed where the backup client reads its default key).
+//! `keyward recover`: on a machine that has nothing. The blob comes from a file (`--blob`) or
+//! from a hub with an operator's recovery ticket (`--hub`); it is opened with the recovery code,
+//! and the key's fingerprint is compared with every fingerprint that names it — the one the
+//! operator expects, and with a hub the pushed one and the restore directive's — *before*
+//! anything is written. Then the key is written (`--out`), installed where the Proxmox Backup
+//! client reads it (`--install`), or kept in a fresh keybox under the same code (`--into-keybox`).
 
-use keyward_core::Error as CoreError;
-use keyward_pbs::{PbsError, PbsTime, escrow, pbs_fingerprint};
+use std::path::{Path, PathBuf};
+
+use keyward_core::escrow::EscrowBlob;
+use keyward_core::keybox::{NewKeybox, PbsRecord};
+use keyward_core::slot::default_recovery_code_kdf;
+use keyward_core::store::{RealFs, create_private_folder};
+use keyward_core::{
+    DataKey, Error as CoreError, ExpectedFingerprint, Fingerprint, RecoveryCode, SlotSecret, Store,
+    operations,
+};
+use keyward_pbs::{PbsError, PbsKeyFile, PbsTime, escrow, pbs_fingerprint};
 use serde_json::json;
 
-use crate::cli::RecoverArgs;
+use crate::cli::{KeyFormat, PbsKdfArg, RecoverArgs};
 use crate::context::Context;
-use crate::exit::{CliError, CliResult};
+use crate::exit::{CliError, CliResult, usage};
+use crate::hub_io::{self, block_on};
 use crate::output::{encode_plain, write_secret};
 use crate::pbs;
 use crate::secret_input::{SecretReader, code_from};
 
+/// A blob in one of the two escrow forms.
+enum Blob {
+    /// A Proxmox Backup key file, scrypt under the code.
+    Pbs(PbsKeyFile),
+    /// A keyward escrow blob (a recovery-code slot standing alone).
+    Keyward(EscrowBlob),
+}
+
+/// What was fetched or read, before it is opened.
+struct Fetched {
+    blob: Blob,
+    origin: PathBuf,
+    /// Fingerprints the key must have, with where each came from.
+    expected: Vec<(String, ExpectedFingerprint)>,
+    /// From a hub: the version served and its restore directive.
+    directive: Option<(u64, serde_json::Value)>,
+}
+
 /// Runs `recover`.
 pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
     let reader = SecretReader::new();
-    let blob = pbs::read_key_file(&reader, &args.blob)?;
+    let mut fetched = match (&args.blob, &args.hub) {
+        (Some(path), _) => Fetched {
+            blob: read_blob(&reader.bytes(path)?, path)?,
+            origin: path.clone(),
+            expected: Vec::new(),
+            directive: None,
+        },
+        (None, Some(url)) => fetch(args, url, &reader)?,
+        (None, None) => return Err(usage("give --blob FILE or --hub URL")),
+    };
+    if let Some(fp) = &args.expect_fingerprint {
+        fetched.expected.push(("--expect-fingerprint".into(), fp.clone()));
+    }
     let code = code_from(&reader, args.code_file.as_deref())?;
-    let key = escrow::open(&blob, &code).map_err(|source| match source {
-        // Say what was tried: the code, on this blob (which a hub or a disk may have changed).
-        PbsError::WrongPassphrase { .. } => CliError::BlobNotOpened(args.blob.clone()),
-        source => CliError::Pbs { path: args.blob.clone(), source },
-    })?;
 
-    // The fingerprint gate: nothing is written for a key the operator did not ask for.
-    let found = pbs_fingerprint(key.expose());
-    if !found.matches(&args.expect_fingerprint) {
-        return Err(CoreError::FingerprintMismatch {
-            expected: args.expect_fingerprint.to_string(),
-            found: found.to_string(),
+    // Open, then the fingerprint gate: nothing is written for a key nobody asked for.
+    let (key, found) = match &fetched.blob {
+        Blob::Pbs(file) => {
+            let key = escrow::open(file, &code).map_err(|source| match source {
+                PbsError::WrongPassphrase { .. } => CliError::BlobNotOpened(fetched.origin.clone()),
+                source => CliError::Pbs { path: fetched.origin.clone(), source },
+            })?;
+            let fp = pbs_fingerprint(key.expose());
+            (key, fp)
         }
-        .into());
+        Blob::Keyward(blob) => {
+            let key = blob.open(&code, &fetched.origin).map_err(|e| match e {
+                CoreError::WrongSecret { .. } => CliError::BlobNotOpened(fetched.origin.clone()),
+                e => e.into(),
+            })?;
+            let fp = key.fingerprint();
+            (key, fp)
+        }
+    };
+    for (source, expected) in &fetched.expected {
+        if !found.matches(expected) {
+            return Err(CoreError::FingerprintMismatch {
+                expected: format!("{expected} ({source})"),
+                found: found.to_string(),
+            }
+            .into());
+        }
     }
 
+    if let Some(path) = &args.into_keybox {
+        return into_keybox(ctx, path, key, &code, &fetched, found);
+    }
+    let is_pbs = matches!(fetched.blob, Blob::Pbs(_));
     let (path, format) = match (&args.out, args.install) {
-        (Some(out), false) => (out.clone(), args.format),
-        _ => (pbs::default_key_path()?, crate::cli::KeyFormat::Pbs),
+        (Some(out), false) => (
+            out.clone(),
+            args.format.unwrap_or(if is_pbs { KeyFormat::Pbs } else { KeyFormat::Raw }),
+        ),
+        _ => (pbs::default_key_path()?, KeyFormat::Pbs),
     };
     let encoded = match encode_plain(key.expose(), format) {
         Some(encoded) => encoded,
         None => {
+            pbs::check_exportable(&key, None)?;
             let now = PbsTime::now(ctx.local_offset);
-            pbs::key_file_bytes(
-                &key,
-                crate::cli::PbsKdfArg::None,
-                None,
-                &reader,
-                blob.created.clone(),
-                now,
-            )?
+            let created = match &fetched.blob {
+                Blob::Pbs(file) => file.created.clone(),
+                Blob::Keyward(_) => now.clone(),
+            };
+            pbs::key_file_bytes(&key, PbsKdfArg::None, None, &reader, created, now)?
         }
     };
     if args.install
         && let Some(folder) = path.parent()
     {
-        keyward_core::store::create_private_folder(&keyward_core::store::RealFs, folder)?;
+        create_private_folder(&RealFs, folder)?;
     }
     write_secret(&path, &encoded, args.force)?;
-
-    if path != std::path::Path::new("-") {
+    if path != Path::new("-") {
         ctx.out.line(format!("Recovered key {} written to {}", found.short(), path.display()))?;
+        report_directive(ctx, &fetched)?;
         ctx.out.json(&json!({
             "out": path,
-            "pbs_fingerprint": found.to_string(),
-            "pbs_fingerprint_short": found.short(),
+            "fingerprint": found.to_string(),
+            "fingerprint_short": found.short(),
+            "version": fetched.directive.as_ref().map(|d| d.0),
+            "directive": fetched.directive.as_ref().map(|d| &d.1),
         }))?;
     }
     Ok(())
+}
+
+/// Shows the restore directive a hub served (non-secret: it tells the fresh machine what to do).
+fn report_directive(ctx: &Context, fetched: &Fetched) -> CliResult {
+    if let Some((version, directive)) = &fetched.directive {
+        ctx.out.line(format!("escrow version {version}; restore directive: {directive}"))?;
+    }
+    Ok(())
+}
+
+/// Reads a blob file in either form.
+fn read_blob(bytes: &[u8], origin: &Path) -> CliResult<Blob> {
+    let is_keyward = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("format").and_then(|f| f.as_str()).map(|f| f == keyward_core::escrow::BLOB_FORMAT)
+        })
+        .unwrap_or(false);
+    if is_keyward {
+        Ok(Blob::Keyward(EscrowBlob::parse(bytes, origin)?))
+    } else {
+        PbsKeyFile::parse(bytes)
+            .map(Blob::Pbs)
+            .map_err(|source| CliError::Pbs { path: origin.to_path_buf(), source })
+    }
+}
+
+/// Fetches the active escrow from a hub with a recovery ticket.
+fn fetch(args: &RecoverArgs, url: &str, reader: &SecretReader) -> CliResult<Fetched> {
+    let (Some(box_name), Some(ticket_file)) = (&args.box_name, &args.ticket_file) else {
+        return Err(usage("--hub needs --box NAME and --ticket-file F"));
+    };
+    let (pin, _) = hub_io::pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
+    let client = keyward_hub::client::HubClient::new(url, pin).map_err(CliError::Hub)?;
+    let ticket = zeroize::Zeroizing::new(
+        String::from_utf8_lossy(&reader.bytes(ticket_file)?).trim().to_string(),
+    );
+    let answer = block_on(client.recover(&ticket))?;
+    let origin = PathBuf::from(format!("the escrow of {box_name} at {url}"));
+    if &answer.box_name != box_name {
+        return Err(usage(format!("the ticket is for {}, not {box_name}", answer.box_name)));
+    }
+    let bytes =
+        keyward_core::encoding::from_base64(&answer.blob).ok_or_else(|| CoreError::Integrity {
+            path: origin.clone(),
+            what: keyward_core::IntegrityFailure::Malformed("the blob is not base64".into()),
+        })?;
+    let blob = match answer.blob_format.as_str() {
+        "pbs-key-file" => Blob::Pbs(
+            PbsKeyFile::parse(&bytes)
+                .map_err(|source| CliError::Pbs { path: origin.clone(), source })?,
+        ),
+        "keyward-escrow-blob" => Blob::Keyward(EscrowBlob::parse(&bytes, &origin)?),
+        other => {
+            return Err(usage(format!(
+                "the hub served an unknown blob format `{other}`; upgrade keyward"
+            )));
+        }
+    };
+    let mut expected = Vec::new();
+    let parse = |text: &str, source: &str| {
+        text.parse::<ExpectedFingerprint>().map_err(|e| CoreError::Integrity {
+            path: origin.clone(),
+            what: keyward_core::IntegrityFailure::Malformed(format!("{source}: {e}")),
+        })
+    };
+    expected.push(("as pushed".to_string(), parse(&answer.fingerprint, "pushed fingerprint")?));
+    if let Some(fp) = answer.directive.get("fingerprint").and_then(|v| v.as_str()) {
+        expected.push(("the restore directive".to_string(), parse(fp, "directive fingerprint")?));
+    }
+    Ok(Fetched { blob, origin, expected, directive: Some((answer.version, answer.directive)) })
+}
+
+/// Keeps the recovered key in a fresh keybox with a recovery-code slot for the same code.
+fn into_keybox(
+    ctx: &Context,
+    path: &Path,
+    key: DataKey,
+    code: &RecoveryCode,
+    fetched: &Fetched,
+    found: Fingerprint,
+) -> CliResult {
+    let pbs = match &fetched.blob {
+        Blob::Pbs(file) => {
+            Some(PbsRecord { fingerprint: found, created: file.created.as_str().to_string() })
+        }
+        Blob::Keyward(_) => None,
+    };
+    let store = Store::new(&RealFs, path);
+    let secret = SlotSecret::RecoveryCode { code: code.clone(), kdf: default_recovery_code_kdf()? };
+    let created = operations::init(
+        &store,
+        NewKeybox { key, label: "recovered", slot_label: None, pbs },
+        &secret,
+    )?;
+    let fp = created.keybox().fingerprint();
+    ctx.out.line(format!(
+        "Recovered key kept in a new keybox {} (fingerprint {}); the same recovery code opens it",
+        path.display(),
+        fp.short()
+    ))?;
+    report_directive(ctx, fetched)?;
+    ctx.out.json(&json!({ "keybox": path, "fingerprint": fp.to_string(), "directive": fetched.directive.as_ref().map(|d| &d.1) }))
 }

@@ -1,0 +1,133 @@
+//! The keyward escrow blob: a keybox's recovery-code slot, standing alone. It holds the slot's
+//! KDF parameters and wrapped key together with what the slot's AEAD is bound to (keybox id,
+//! slot id) and K's fingerprint, so a machine that has nothing but the blob and the recovery
+//! code can open it — and nobody without the code can. It is made from the slot as stored (no
+//! secret is needed to make it; the slot was self-verified when it was made or rotated).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::base64_bytes;
+use crate::error::{Error, IntegrityFailure, Result};
+use crate::fingerprint::Fingerprint;
+use crate::keybox::{Keybox, KeyboxId};
+use crate::recovery_code::RecoveryCode;
+use crate::secret::DataKey;
+use crate::slot::{SlotId, SlotParams, Unlocker};
+
+/// The `format` field of every escrow blob.
+pub const BLOB_FORMAT: &str = "keyward-escrow-blob";
+/// The version this code writes and reads.
+pub const BLOB_VERSION: u64 = 1;
+/// No blob comes near this.
+const MAX_BLOB_BYTES: usize = 64 * 1024;
+
+/// An escrow blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowBlob {
+    format: String,
+    version: u64,
+    /// The keybox the slot came from (bound into the wrapped key).
+    pub keybox: KeyboxId,
+    /// The slot's id in that keybox (bound into the wrapped key).
+    pub slot: SlotId,
+    /// K's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Length of K.
+    pub key_length: u32,
+    /// The slot's kind and KDF (always a recovery-code slot).
+    pub protection: SlotParams,
+    /// nonce ‖ ciphertext ‖ tag, as in the keybox.
+    #[serde(with = "base64_bytes")]
+    wrapped_key: Vec<u8>,
+}
+
+impl EscrowBlob {
+    /// The blob of `keybox`'s recovery-code slot (the first one, or `slot`).
+    pub fn from_keybox(keybox: &Keybox, slot: Option<SlotId>) -> Result<Self> {
+        let record = keybox
+            .slots()
+            .iter()
+            .filter(|s| slot.is_none_or(|id| s.id == id))
+            .find(|s| matches!(s.protection, SlotParams::RecoveryCode { .. }))
+            .ok_or(Error::NoSlotOfKind(crate::slot::SlotKind::RecoveryCode))?;
+        Ok(EscrowBlob {
+            format: BLOB_FORMAT.into(),
+            version: BLOB_VERSION,
+            keybox: keybox.header().id,
+            slot: record.id,
+            fingerprint: keybox.fingerprint(),
+            key_length: keybox.header().key_length,
+            protection: record.protection.clone(),
+            wrapped_key: record.wrapped_key.clone(),
+        })
+    }
+
+    /// The blob's bytes: pretty JSON and a newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Reads a blob: shape, version, canonical form and parameter bounds. `origin` names it in
+    /// errors.
+    pub fn parse(bytes: &[u8], origin: &Path) -> Result<Self> {
+        let fail = |what| Error::Integrity { path: origin.to_path_buf(), what };
+        if bytes.len() > MAX_BLOB_BYTES {
+            return Err(fail(IntegrityFailure::TooLarge(
+                u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+            )));
+        }
+        let blob: EscrowBlob = serde_json::from_slice(bytes)
+            .map_err(|e| fail(IntegrityFailure::Malformed(e.to_string())))?;
+        if blob.format != BLOB_FORMAT {
+            return Err(fail(IntegrityFailure::Malformed("not a keyward escrow blob".into())));
+        }
+        if blob.version != BLOB_VERSION {
+            return Err(fail(IntegrityFailure::UnsupportedVersion(blob.version)));
+        }
+        if blob.to_bytes() != bytes {
+            return Err(fail(IntegrityFailure::NotCanonical));
+        }
+        if !matches!(blob.protection, SlotParams::RecoveryCode { .. }) {
+            return Err(fail(IntegrityFailure::Inconsistent(
+                "an escrow blob holds a recovery-code slot".into(),
+            )));
+        }
+        blob.protection.validate().map_err(fail)?;
+        let key_len = usize::try_from(blob.key_length).unwrap_or(usize::MAX);
+        if blob.wrapped_key.len() != crate::aead::NONCE_LEN + key_len + crate::aead::TAG_LEN {
+            return Err(fail(IntegrityFailure::Inconsistent(
+                "the wrapped key has the wrong length".into(),
+            )));
+        }
+        Ok(blob)
+    }
+
+    /// Opens the blob with the recovery code. K comes back only if it has the blob's fingerprint.
+    pub fn open(&self, code: &RecoveryCode, origin: &Path) -> Result<DataKey> {
+        let unlocker = Unlocker::RecoveryCode(code);
+        let kek = unlocker
+            .kek_for(&self.protection)
+            .ok_or(Error::NoSlotOfKind(crate::slot::SlotKind::RecoveryCode))?
+            .map_err(|e| Error::from_stored_kdf(e, origin))?;
+        let ad = crate::keybox::binding(&self.keybox, self.slot, &self.protection);
+        let bytes = crate::aead::open(&kek, &ad, &self.wrapped_key).map_err(|_| {
+            Error::WrongSecret { tried: format!("the recovery code (for {})", origin.display()) }
+        })?;
+        let key = DataKey::import(bytes).map_err(|_| Error::Integrity {
+            path: origin.to_path_buf(),
+            what: IntegrityFailure::SlotKeyMismatch(self.slot),
+        })?;
+        if key.fingerprint() != self.fingerprint {
+            return Err(Error::Integrity {
+                path: origin.to_path_buf(),
+                what: IntegrityFailure::SlotKeyMismatch(self.slot),
+            });
+        }
+        Ok(key)
+    }
+}

@@ -1,0 +1,228 @@
+//! What the hub does, as plain async functions over the store: enroll, authenticate a signed
+//! request, push, status, approve, recover, audit. The axum server only moves bytes in and out.
+//! Every decision is audited; no blob, code, key or token text is ever logged or audited.
+
+use crate::api::{PushRequest, PushResponse, RecoverResponse, StatusResponse};
+use crate::request::{self, MAX_SKEW_SECS, RequestSignature};
+use crate::statement::{self, Statement};
+use crate::store::{Store, StoreError};
+use crate::{AuthError, PublicKey};
+
+/// Failed signatures after which a box is locked out until an operator acts.
+pub const LOCKOUT_AFTER: i64 = 10;
+/// Largest blob accepted (a blob is a few hundred bytes).
+pub const MAX_BLOB_BYTES: usize = 64 * 1024;
+/// Largest directive accepted.
+pub const MAX_DIRECTIVE_BYTES: usize = 16 * 1024;
+
+/// Why the hub refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The request is not well formed.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// The signature, token or ticket does not verify.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(#[from] AuthError),
+    /// Authenticated, but policy says no (used ticket, lockout, not pending, …).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// No such box or escrow.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The hub: its store and the operators it trusts.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    store: Store,
+    operators: Vec<PublicKey>,
+}
+
+fn valid_box_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+impl Hub {
+    /// A hub over `store`, trusting `operators`.
+    pub fn new(store: Store, operators: Vec<PublicKey>) -> Self {
+        Hub { store, operators }
+    }
+
+    /// The store (for `audit verify`).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn refuse(&self, box_name: Option<&str>, why: String, now: i64) -> HubError {
+        let _ = self.store.audit("refused", box_name, &why, now).await;
+        HubError::Refused(why)
+    }
+
+    /// Verifies an operator statement of the expected kind for `box_name` and uses up its id.
+    async fn redeem(
+        &self,
+        text: &str,
+        box_name: Option<&str>,
+        expect: &'static str,
+        now: i64,
+    ) -> Result<Statement, HubError> {
+        let verified = match statement::verify(text, &self.operators, now) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.store.audit("refused", box_name, &format!("{expect}: {e}"), now).await;
+                return Err(e.into());
+            }
+        };
+        let found = verified.statement;
+        if found.kind() != expect || box_name.is_some_and(|b| b != found.box_name()) {
+            let wrong = AuthError::WrongStatement {
+                expected: format!("{expect} for {}", box_name.unwrap_or("a box")),
+                found: format!("{} for {}", found.kind(), found.box_name()),
+            };
+            let _ = self.store.audit("refused", box_name, &wrong.to_string(), now).await;
+            return Err(wrong.into());
+        }
+        if !self.store.use_once(found.id(), expect, now).await? {
+            return Err(self
+                .refuse(Some(found.box_name()), format!("{expect} was already used"), now)
+                .await);
+        }
+        Ok(found)
+    }
+
+    /// Enrolls a box with an operator's enrollment token.
+    pub async fn enroll(
+        &self,
+        box_name: &str,
+        key: PublicKey,
+        token: &str,
+        now: i64,
+    ) -> Result<(), HubError> {
+        if !valid_box_name(box_name) {
+            return Err(HubError::Malformed(
+                "box names are 1–64 letters, digits, `-`, `_` or `.`".into(),
+            ));
+        }
+        self.redeem(token, Some(box_name), "an enrollment token", now).await?;
+        if !self.store.add_box(box_name, &key.to_string(), now).await? {
+            return Err(HubError::Conflict(format!("a box named {box_name} is already enrolled")));
+        }
+        self.store.audit("enroll", Some(box_name), &format!("identity {key}"), now).await?;
+        Ok(())
+    }
+
+    /// Checks a box's signed request; returns the box name. Replays, stale timestamps, unknown
+    /// boxes and locked-out boxes are refused; bad signatures count towards the lockout.
+    pub async fn authenticate(
+        &self,
+        signed: &RequestSignature,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<String, HubError> {
+        let name = signed.signer.as_str();
+        let Some((key_text, failures)) = self.store.box_key(name).await? else {
+            let _ = self.store.audit("refused", None, "request from an unknown box", now).await;
+            return Err(AuthError::UnknownSigner.into());
+        };
+        if failures >= LOCKOUT_AFTER {
+            return Err(self
+                .refuse(Some(name), format!("locked out after {failures} failed signatures"), now)
+                .await);
+        }
+        let key: PublicKey = key_text.parse().map_err(HubError::Unauthenticated)?;
+        if let Err(e) = request::verify(signed, &key, method, path, body, now) {
+            let count = self.store.add_failure(name).await?;
+            let _ = self
+                .store
+                .audit("refused", Some(name), &format!("{e} (failure {count})"), now)
+                .await;
+            return Err(e.into());
+        }
+        if !self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await? {
+            return Err(self
+                .refuse(Some(name), "replayed request (nonce already seen)".into(), now)
+                .await);
+        }
+        self.store.clear_failures(name).await?;
+        Ok(name.to_string())
+    }
+
+    /// Stores a new escrow version for an authenticated box.
+    pub async fn push(
+        &self,
+        box_name: &str,
+        push: &PushRequest,
+        now: i64,
+    ) -> Result<PushResponse, HubError> {
+        if push.blob.len() > MAX_BLOB_BYTES * 4 / 3 + 4
+            || push.directive.to_string().len() > MAX_DIRECTIVE_BYTES
+        {
+            return Err(HubError::Malformed("blob or directive too large".into()));
+        }
+        if !matches!(push.blob_format.as_str(), "keyward-escrow-blob" | "pbs-key-file") {
+            return Err(HubError::Malformed(format!("unknown blob format `{}`", push.blob_format)));
+        }
+        let (version, state) = self.store.push(box_name, push, now).await?;
+        self.store
+            .audit(
+                "push",
+                Some(box_name),
+                &format!("version {version} {state}, fingerprint {}", push.fingerprint),
+                now,
+            )
+            .await?;
+        Ok(PushResponse { version, state: state.to_string() })
+    }
+
+    /// The versions of an authenticated box's escrow.
+    pub async fn status(&self, box_name: &str) -> Result<StatusResponse, HubError> {
+        Ok(StatusResponse {
+            box_name: box_name.to_string(),
+            versions: self.store.versions(box_name).await?,
+        })
+    }
+
+    /// Makes a pending version active, on an operator's approval.
+    pub async fn approve(&self, approval: &str, now: i64) -> Result<u64, HubError> {
+        let statement = self.redeem(approval, None, "an overwrite approval", now).await?;
+        let Statement::Overwrite { box_name, version, .. } = statement else {
+            return Err(HubError::Malformed("not an overwrite approval".into()));
+        };
+        if !self.store.activate(&box_name, version).await? {
+            return Err(self
+                .refuse(Some(&box_name), format!("version {version} is not pending"), now)
+                .await);
+        }
+        self.store
+            .audit("approve", Some(&box_name), &format!("version {version} active"), now)
+            .await?;
+        Ok(version)
+    }
+
+    /// Serves a box's active escrow for a recovery ticket.
+    pub async fn recover(&self, ticket: &str, now: i64) -> Result<RecoverResponse, HubError> {
+        let statement = self.redeem(ticket, None, "a recovery ticket", now).await?;
+        let box_name = statement.box_name().to_string();
+        self.store.audit("ticket-used", Some(&box_name), "recovery ticket redeemed", now).await?;
+        let active = self
+            .store
+            .active(&box_name)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("no escrow for {box_name}")))?;
+        self.store
+            .audit("recovery", Some(&box_name), &format!("served version {}", active.version), now)
+            .await?;
+        Ok(active)
+    }
+}

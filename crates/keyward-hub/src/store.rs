@@ -1,0 +1,336 @@
+//! The hub's store: one schema of TEXT and BIGINT columns, so the same SQL runs on SQLite (the
+//! embedded default) and PostgreSQL (several hubs behind a load balancer), through sqlx's `Any`
+//! driver. Every invariant that concurrent hubs could break is a primary key, so a lost race is
+//! a unique violation that the caller retries or refuses — never a lost or duplicated version.
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use crate::api::{EscrowVersion, PushRequest, RecoverResponse};
+use crate::audit::{AuditRecord, GENESIS, record_hash};
+
+/// The schema, version 1. Idempotent: run at every start.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS boxes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_at BIGINT NOT NULL, failures BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS escrows (box_name TEXT NOT NULL, version BIGINT NOT NULL, state TEXT NOT NULL, blob_format TEXT NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL, directive TEXT NOT NULL, pushed_at BIGINT NOT NULL, PRIMARY KEY (box_name, version))",
+    "CREATE TABLE IF NOT EXISTS used_statements (id TEXT PRIMARY KEY, kind TEXT NOT NULL, used_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+];
+const SCHEMA_VERSION: &str = "1";
+/// How often a write that lost a race is retried.
+const RETRIES: usize = 20;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A write kept losing races.
+    #[error("database busy: {0} kept conflicting")]
+    Contended(&'static str),
+    /// The database was made by a newer hub.
+    #[error("database schema version {0} is not supported by this hub; upgrade keyward")]
+    Schema(String),
+}
+
+/// A connection pool to the hub's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    /// Connects (`sqlite://PATH?mode=rwc` or `postgres://…`) and makes sure the schema exists.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL for concurrent readers; FULL so an acknowledged push survives a
+                        // power cut, not only a killed process; wait rather than fail when busy.
+                        for pragma in [
+                            "PRAGMA journal_mode=WAL",
+                            "PRAGMA synchronous=FULL",
+                            "PRAGMA busy_timeout=10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&self.pool).await?;
+        }
+        let found: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'schema'")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| row.get(0));
+        match found {
+            Some(v) if v == SCHEMA_VERSION => Ok(()),
+            Some(v) => Err(StoreError::Schema(v)),
+            None => {
+                let insert = sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', $1)")
+                    .bind(SCHEMA_VERSION);
+                match insert.execute(&self.pool).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_unique_violation(&e) => Ok(()), // another hub got there first
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// A box's public key and failure count, if it is enrolled.
+    pub async fn box_key(&self, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(sqlx::query("SELECT public_key, failures FROM boxes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| (row.get(0), row.get(1))))
+    }
+
+    /// Enrolls a box; `false` if the name is taken.
+    pub async fn add_box(
+        &self,
+        name: &str,
+        public_key: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let insert = sqlx::query(
+            "INSERT INTO boxes (name, public_key, enrolled_at, failures) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(name)
+        .bind(public_key)
+        .bind(now);
+        match insert.execute(&self.pool).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Counts a failed signature for a box; returns the new count.
+    pub async fn add_failure(&self, name: &str) -> Result<i64, StoreError> {
+        sqlx::query("UPDATE boxes SET failures = failures + 1 WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.box_key(name).await?.map_or(0, |(_, f)| f))
+    }
+
+    /// Clears a box's failure count after a good signature.
+    pub async fn clear_failures(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE boxes SET failures = 0 WHERE name = $1 AND failures > 0")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a single-use id; `false` if it was used before.
+    pub async fn use_once(&self, id: &str, kind: &str, now: i64) -> Result<bool, StoreError> {
+        let insert =
+            sqlx::query("INSERT INTO used_statements (id, kind, used_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(kind)
+                .bind(now);
+        match insert.execute(&self.pool).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records a request nonce until `expires`; `false` if it was seen (a replay).
+    pub async fn use_nonce(&self, nonce: &str, expires: i64, now: i64) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM nonces WHERE expires < $1").bind(now).execute(&self.pool).await?;
+        let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
+            .bind(nonce)
+            .bind(expires);
+        match insert.execute(&self.pool).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends an escrow version: the first is active, later ones pending. The version is the
+    /// next free number; two hubs racing for it both land, one retrying with the next number.
+    pub async fn push(
+        &self,
+        box_name: &str,
+        push: &PushRequest,
+        now: i64,
+    ) -> Result<(u64, &'static str), StoreError> {
+        let directive = push.directive.to_string();
+        for _ in 0..RETRIES {
+            let row =
+                sqlx::query("SELECT COALESCE(MAX(version), 0) FROM escrows WHERE box_name = $1")
+                    .bind(box_name)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let last: i64 = row.get(0);
+            let version = last + 1;
+            let state = if last == 0 { "active" } else { "pending" };
+            let insert = sqlx::query(
+                "INSERT INTO escrows (box_name, version, state, blob_format, blob, fingerprint, directive, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(box_name)
+            .bind(version)
+            .bind(state)
+            .bind(&push.blob_format)
+            .bind(&push.blob)
+            .bind(&push.fingerprint)
+            .bind(&directive)
+            .bind(now);
+            match insert.execute(&self.pool).await {
+                Ok(_) => return Ok((u64::try_from(version).unwrap_or(0), state)),
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Contended("escrow version"))
+    }
+
+    /// Every version of a box's escrow, oldest first.
+    pub async fn versions(&self, box_name: &str) -> Result<Vec<EscrowVersion>, StoreError> {
+        let rows = sqlx::query("SELECT version, state, pushed_at, fingerprint FROM escrows WHERE box_name = $1 ORDER BY version")
+            .bind(box_name)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| EscrowVersion {
+                version: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
+                state: row.get(1),
+                pushed_at: row.get(2),
+                fingerprint: row.get(3),
+            })
+            .collect())
+    }
+
+    /// Makes a pending version active (the old active one superseded), in one transaction.
+    /// `false` if that version is not pending.
+    pub async fn activate(&self, box_name: &str, version: u64) -> Result<bool, StoreError> {
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query("UPDATE escrows SET state = 'active' WHERE box_name = $1 AND version = $2 AND state = 'pending'")
+            .bind(box_name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE escrows SET state = 'superseded' WHERE box_name = $1 AND state = 'active' AND version <> $2")
+            .bind(box_name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The active escrow of a box.
+    pub async fn active(&self, box_name: &str) -> Result<Option<RecoverResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, blob_format, blob, fingerprint, directive FROM escrows WHERE box_name = $1 AND state = 'active'",
+        )
+        .bind(box_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| RecoverResponse {
+            box_name: box_name.to_string(),
+            version: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
+            blob_format: row.get(1),
+            blob: row.get(2),
+            fingerprint: row.get(3),
+            directive: serde_json::from_str(&row.get::<String, _>(4))
+                .unwrap_or(serde_json::Value::Null),
+        }))
+    }
+
+    /// Appends an audit record after the current head; concurrent appends retry.
+    pub async fn audit(
+        &self,
+        event: &str,
+        box_name: Option<&str>,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for _ in 0..RETRIES {
+            let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+            let (prev_seq, prev_hash): (i64, String) =
+                head.map_or((0, GENESIS.to_string()), |r| (r.get(0), r.get(1)));
+            let seq = prev_seq + 1;
+            let hash = record_hash(
+                &prev_hash,
+                u64::try_from(seq).unwrap_or(0),
+                now,
+                event,
+                box_name,
+                detail,
+            );
+            let insert = sqlx::query(
+                "INSERT INTO audit (seq, at, event, box_name, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(seq)
+            .bind(now)
+            .bind(event)
+            .bind(box_name)
+            .bind(detail)
+            .bind(&prev_hash)
+            .bind(&hash);
+            match insert.execute(&self.pool).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Contended("audit record"))
+    }
+
+    /// The whole audit log, in order.
+    pub async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, event, box_name, detail, prev_hash, hash FROM audit ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| AuditRecord {
+                seq: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
+                at: row.get(1),
+                event: row.get(2),
+                box_name: row.get(3),
+                detail: row.get(4),
+                prev_hash: row.get(5),
+                hash: row.get(6),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,141 @@
+//! `keyward hub …`: create a hub's data folder, serve it, verify its audit chain.
+
+use std::path::{Path, PathBuf};
+
+use keyward_core::store::{RealFs, create_private_folder};
+use keyward_hub::hub::Hub;
+use keyward_hub::store::Store;
+use keyward_hub::{audit, server, tls};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::cli::{AuditCommand, HubCommand};
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, usage};
+use crate::hub_io::parse_operators;
+use crate::output::write_secret;
+
+/// The hub's configuration file in its data folder (not secret).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HubConfig {
+    format: String,
+    version: u32,
+    operators: Vec<String>,
+    certificate_fingerprint: String,
+}
+
+fn paths(data: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (data.join("hub.json"), data.join("cert.pem"), data.join("key.pem"))
+}
+
+fn default_database(data: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data.join("hub.db").display())
+}
+
+fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(format!("{what}: {e}"))
+}
+
+/// Runs `hub …`.
+pub fn run(ctx: &Context, command: &HubCommand) -> CliResult {
+    match command {
+        HubCommand::Init { data, operators } => init(ctx, data, operators),
+        HubCommand::Serve { data, listen, database } => serve(data, *listen, database.as_deref()),
+        HubCommand::Audit { command: AuditCommand::Verify { data, database } } => {
+            audit_verify(ctx, data, database.as_deref())
+        }
+    }
+}
+
+fn init(ctx: &Context, data: &Path, operators: &[String]) -> CliResult {
+    parse_operators(operators)?;
+    let (config_path, cert_path, key_path) = paths(data);
+    if config_path.exists() {
+        return Err(keyward_core::Error::OutputExists(config_path).into());
+    }
+    create_private_folder(&RealFs, data)?;
+    let certificate = tls::generate_certificate().map_err(|e| failed("certificate", e))?;
+    let fingerprint = tls::certificate_fingerprint(&certificate.cert_pem)
+        .map_err(|e| failed("certificate", e))?;
+    write_secret(&key_path, certificate.key_pem.as_bytes(), false)?;
+    write_secret(&cert_path, certificate.cert_pem.as_bytes(), false)?;
+    let config = HubConfig {
+        format: "keyward-hub".into(),
+        version: 1,
+        operators: operators.to_vec(),
+        certificate_fingerprint: fingerprint.clone(),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&config).map_err(|e| failed("config", e))?;
+    bytes.push(b'\n');
+    write_secret(&config_path, &bytes, false)?;
+    ctx.out.line(format!("Hub data folder {} ready", data.display()))?;
+    ctx.out
+        .line(format!("certificate fingerprint (give clients --hub-fingerprint): {fingerprint}"))?;
+    ctx.out.json(
+        &json!({ "data": data, "certificate_fingerprint": fingerprint, "certificate": cert_path }),
+    )
+}
+
+fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
+    let (config_path, cert_path, key_path) = paths(data);
+    let bytes = std::fs::read(&config_path).map_err(|e| {
+        keyward_core::Error::io("cannot read (run `keyward hub init` first)", &config_path, e)
+    })?;
+    let config: HubConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| usage(format!("{}: {e}", config_path.display())))?;
+    Ok((config, cert_path, key_path))
+}
+
+fn serve(data: &Path, listen: std::net::SocketAddr, database: Option<&str>) -> CliResult {
+    let (config, cert_path, key_path) = load(data)?;
+    let operators = parse_operators(&config.operators)?;
+    let cert = std::fs::read_to_string(&cert_path)
+        .map_err(|e| keyward_core::Error::io("cannot read", &cert_path, e))?;
+    let key = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&key_path)
+            .map_err(|e| keyward_core::Error::io("cannot read", &key_path, e))?,
+    );
+    let tls = tls::server_config(&cert, &key).map_err(|e| failed("TLS", e))?;
+    let url = database.map_or_else(|| default_database(data), str::to_string);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    runtime()?.block_on(async move {
+        let store = Store::connect(&url).await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
+        tracing::info!(%listen, fingerprint = %config.certificate_fingerprint, "keyward hub serving");
+        server::serve(listen, tls, Hub::new(store, operators)).await.map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
+    })
+}
+
+fn audit_verify(ctx: &Context, data: &Path, database: Option<&str>) -> CliResult {
+    let url = database.map_or_else(|| default_database(data), str::to_string);
+    let records = runtime()?.block_on(async move {
+        let store = Store::connect(&url)
+            .await
+            .map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
+        store.audit_log().await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))
+    })?;
+    match audit::verify_chain(&records) {
+        Ok(()) => {
+            ctx.out.line(format!("audit log ok: {} records, hash chain intact", records.len()))?;
+            ctx.out.json(&json!({ "ok": true, "records": records.len() }))
+        }
+        Err(broken) => {
+            ctx.out.json(&json!({ "ok": false, "records": records.len(), "broken_at": broken.seq, "problem": broken.what }))?;
+            Err(CliError::AuditBroken(broken))
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The escrow hub end to end, with real processes on 127.0.0.1: a box escrows its key, a fresh
+//! machine gets it back with an operator's ticket and the code; every refusal fails closed; the
+//! hub never holds anything that opens a key; its overwrite gate and audit chain hold.
+
+mod util;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{CANARY_KEY, Dir};
+
+/// A hub process; killed when dropped.
+struct HubProcess {
+    child: Child,
+    url: String,
+    fingerprint: String,
+    data: std::path::PathBuf,
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HubProcess {
+    /// `hub init` and `hub serve` in `dir/hub`, trusting the operator key in `dir/op.key`.
+    fn start(dir: &Dir) -> HubProcess {
+        let keygen = dir.ok(["operator", "keygen", "--out", "op.key", "--json"]);
+        let public: serde_json::Value = serde_json::from_str(&keygen.stdout()).expect("json");
+        let public = public["public_key"].as_str().expect("public key").to_string();
+        let init = dir.ok(["hub", "init", "--data", "hub", "--operator", &public, "--json"]);
+        let init: serde_json::Value = serde_json::from_str(&init.stdout()).expect("json");
+        let fingerprint =
+            init["certificate_fingerprint"].as_str().expect("fingerprint").to_string();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path("hub.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["hub", "serve", "--data", "hub", "--listen", &listen])
+            .current_dir(dir.root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the hub");
+        let hub = HubProcess {
+            child,
+            url: format!("https://{listen}"),
+            fingerprint,
+            data: dir.path("hub"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the hub did not start within 20 s:\n{}",
+                dir.listing()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        hub
+    }
+
+    fn args(&self) -> [String; 4] {
+        ["--hub".into(), self.url.clone(), "--hub-fingerprint".into(), self.fingerprint.clone()]
+    }
+
+    /// Runs SQL against the hub's SQLite database (the attacker who can edit it).
+    fn sql(&self, statement: &str) {
+        let url = format!("sqlite://{}", self.data.join("hub.db").display());
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url).await.expect("open hub.db");
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+                .execute(&pool)
+                .await
+                .expect("sql");
+            pool.close().await;
+        });
+    }
+}
+
+/// A box with the canary key, a recovery code, enrolled at `hub` and its escrow pushed.
+fn escrowed_box(dir: &Dir, hub: &HubProcess) -> String {
+    let code = dir.init_with_code();
+    dir.ok([
+        "operator",
+        "enroll-token",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--out",
+        "token.txt",
+    ]);
+    dir.ok(["escrow", "enroll", "--box", "pve-07", "--token-file", "token.txt"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(hub.args()));
+    dir.write(
+        "directive.json",
+        br#"{"repository":"backup@pbs@pbs.example:store1","note":"restore to /var/lib/vz"}"#,
+    );
+    dir.ok(["escrow", "push", "--directive", "directive.json"]);
+    code
+}
+
+fn ticket(dir: &Dir, name: &str) {
+    dir.ok(["operator", "approve-recovery", "--box", "pve-07", "--key", "op.key", "--out", name]);
+}
+
+fn recover_args(hub: &HubProcess, ticket: &str, code: &str, out: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec!["recover".into()];
+    args.extend(hub.args());
+    args.extend(
+        ["--box", "pve-07", "--ticket-file", ticket, "--code-file", code, "--out", out]
+            .map(String::from),
+    );
+    args
+}
+
+#[test]
+fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code() {
+    let dir = Dir::new("hub-e2e");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    ticket(&dir, "ticket.txt");
+
+    // The fresh machine: its own empty folder and HOME, only the ticket and the code.
+    let fresh = Dir::new("hub-fresh");
+    fresh.write("ticket.txt", &dir.read("ticket.txt"));
+    fresh.write("code.txt", &dir.read("code.txt"));
+    let mut args = recover_args(&hub, "ticket.txt", "code.txt", "k.bin");
+    args.push("--json".into());
+    let out = fresh.ok(args);
+    assert_eq!(fresh.read("k.bin"), CANARY_KEY, "the same key");
+    assert_eq!(fresh.mode("k.bin"), 0o600);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    assert_eq!(
+        report["directive"]["repository"], "backup@pbs@pbs.example:store1",
+        "the directive arrives intact"
+    );
+    let fp = dir.ok(["fingerprint", "--json"]).stdout();
+    let fp: serde_json::Value = serde_json::from_str(&fp).expect("json");
+    assert_eq!(report["fingerprint"], fp["fingerprint"]);
+
+    // A ticket is single use.
+    let again = fresh.keyward().args(recover_args(&hub, "ticket.txt", "code.txt", "k2.bin")).run();
+    again.assert_exit_code(9).assert_one_line_error();
+    assert!(!fresh.path("k2.bin").exists());
+    dir.ok(["hub", "audit", "verify", "--data", "hub"]);
+}
+
+#[test]
+fn recovery_fails_closed() {
+    let dir = Dir::new("hub-fail-closed");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+
+    // A wrong code: exit 3, no output file.
+    let other = Dir::new("hub-other-code");
+    dir.write("wrong-code.txt", other.init_with_code().as_bytes());
+    ticket(&dir, "t1.txt");
+    let out = dir.keyward().args(recover_args(&hub, "t1.txt", "wrong-code.txt", "k.bin")).run();
+    out.assert_exit_code(3).assert_one_line_error();
+    assert!(!dir.path("k.bin").exists());
+
+    // An expired ticket: exit 9.
+    dir.ok([
+        "operator",
+        "approve-recovery",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--ttl",
+        "1s",
+        "--out",
+        "t2.txt",
+    ]);
+    std::thread::sleep(Duration::from_millis(2100));
+    dir.keyward().args(recover_args(&hub, "t2.txt", "code.txt", "k.bin")).run().assert_exit_code(9);
+    assert!(!dir.path("k.bin").exists());
+
+    // A blob edited in the hub's database: never a wrong key (exit 3 or 4).
+    hub.sql("UPDATE escrows SET blob = replace(blob, substr(blob, 200, 4), 'AAAA') WHERE box_name = 'pve-07'");
+    ticket(&dir, "t3.txt");
+    let out = dir.keyward().args(recover_args(&hub, "t3.txt", "code.txt", "k.bin")).run();
+    assert!(out.code() == 3 || out.code() == 4, "a tampered blob must fail closed{}", out.report());
+    assert!(!dir.path("k.bin").exists());
+}
+
+#[test]
+fn a_directive_naming_another_fingerprint_is_a_mismatch() {
+    let dir = Dir::new("hub-directive");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    let other = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+    hub.sql(&format!(
+        "UPDATE escrows SET directive = '{{\"fingerprint\":\"{other}\"}}' WHERE box_name = 'pve-07'"
+    ));
+    ticket(&dir, "t.txt");
+    let out = dir.keyward().args(recover_args(&hub, "t.txt", "code.txt", "k.bin")).run();
+    out.assert_exit_code(5).assert_one_line_error();
+    assert!(!dir.path("k.bin").exists());
+}
+
+#[test]
+fn c6_the_hub_never_holds_the_key_or_the_code() {
+    let dir = Dir::new("hub-c6");
+    let hub = HubProcess::start(&dir);
+    let code = escrowed_box(&dir, &hub);
+    ticket(&dir, "t.txt");
+    let out = dir.keyward().args(recover_args(&hub, "t.txt", "code.txt", "k.bin")).run();
+    out.assert_success();
+    drop(hub);
+    let code = code.trim().to_string();
+    let hex: String = CANARY_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    let b64 = keyward_core::encoding::to_base64(CANARY_KEY);
+    let mut places = vec![
+        ("hub.log".to_string(), dir.read("hub.log")),
+        ("recover output".into(), out.output.stdout.clone()),
+    ];
+    for entry in std::fs::read_dir(dir.path("hub")).expect("hub folder").flatten() {
+        let name = format!("hub/{}", entry.file_name().to_string_lossy());
+        places.push((name, std::fs::read(entry.path()).unwrap_or_default()));
+    }
+    for (place, bytes) in &places {
+        let text = String::from_utf8_lossy(bytes);
+        for (what, canary) in [
+            ("key", String::from_utf8_lossy(CANARY_KEY).into_owned()),
+            ("key hex", hex.clone()),
+            ("key base64", b64.clone()),
+            ("code", code.clone()),
+        ] {
+            assert!(!text.contains(canary.as_str()), "the {what} appears in {place}");
+        }
+        assert!(
+            !bytes.windows(CANARY_KEY.len()).any(|w| w == CANARY_KEY),
+            "the raw key appears in {place}"
+        );
+    }
+}
+
+#[test]
+fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it() {
+    let dir = Dir::new("hub-overwrite");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    // The box rotates its code and pushes again: pending, and recovery still serves version 1.
+    dir.ok(["rotate", "1", "--unlock-code-file", "code.txt", "--code-out", "code2.txt"]);
+    let push = dir.ok(["escrow", "push", "--json"]);
+    let push: serde_json::Value = serde_json::from_str(&push.stdout()).expect("json");
+    assert_eq!(push["version"], 2);
+    assert_eq!(push["state"], "pending");
+    ticket(&dir, "t1.txt");
+    dir.ok(recover_args(&hub, "t1.txt", "code.txt", "old.bin"));
+    dir.keyward()
+        .args(recover_args(&hub, "t1.txt", "code2.txt", "x.bin"))
+        .run()
+        .assert_exit_code(9);
+
+    // An operator approves version 2: now the new code opens what is served, the old does not.
+    let mut approve: Vec<String> = vec!["operator".into(), "approve-overwrite".into()];
+    approve.extend(hub.args());
+    approve.extend(["--box", "pve-07", "--version", "2", "--key", "op.key"].map(String::from));
+    dir.ok(approve.clone());
+    ticket(&dir, "t2.txt");
+    dir.keyward().args(recover_args(&hub, "t2.txt", "code.txt", "x.bin")).run().assert_exit_code(3);
+    ticket(&dir, "t3.txt");
+    dir.ok(recover_args(&hub, "t3.txt", "code2.txt", "new.bin"));
+    assert_eq!(dir.read("new.bin"), CANARY_KEY);
+    // The same approval cannot be replayed, and there is nothing a box can call to delete.
+    dir.keyward().args(approve).run().assert_exit_code(9);
+    let status = dir.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert_eq!(status["versions"][0]["state"], "superseded");
+    assert_eq!(status["versions"][1]["state"], "active");
+}
+
+/// A hub with a few audited events, and `audit verify` run after `tamper`.
+fn audit_after(name: &str, tamper: &[&str]) -> util::Outcome {
+    let dir = Dir::new(name);
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    ticket(&dir, "t.txt");
+    dir.ok(recover_args(&hub, "t.txt", "code.txt", "k.bin"));
+    dir.ok(["hub", "audit", "verify", "--data", "hub"]);
+    for statement in tamper {
+        hub.sql(statement);
+    }
+    let out = dir.keyward().args(["hub", "audit", "verify", "--data", "hub"]).run();
+    out.assert_exit_code(4).assert_one_line_error();
+    out
+}
+
+#[test]
+fn an_edited_audit_row_is_named() {
+    let out = audit_after(
+        "hub-audit-edit",
+        &["UPDATE audit SET detail = 'nothing happened' WHERE seq = 2"],
+    );
+    assert!(out.stderr().contains("record 2"), "names the row{}", out.report());
+}
+
+#[test]
+fn a_deleted_audit_row_is_named() {
+    let out = audit_after("hub-audit-delete", &["DELETE FROM audit WHERE seq = 2"]);
+    assert!(out.stderr().contains("record 3"), "names the first row after the gap{}", out.report());
+}
+
+#[test]
+fn swapped_audit_rows_are_named() {
+    let out = audit_after(
+        "hub-audit-swap",
+        &[
+            "UPDATE audit SET seq = 1000 WHERE seq = 2",
+            "UPDATE audit SET seq = 2 WHERE seq = 3",
+            "UPDATE audit SET seq = 3 WHERE seq = 1000",
+        ],
+    );
+    assert!(out.stderr().contains("record 2"), "names the row{}", out.report());
+}

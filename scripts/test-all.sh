@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages the tests and fuzz build use. (Later issues add swtpm, softhsm2, cryptsetup,
-# postgresql here.)
-packages=(build-essential pkg-config)
+# Debian packages the tests and fuzz build use: PostgreSQL for the hub's scale-out store. (Later
+# issues add swtpm, softhsm2, cryptsetup here.)
+packages=(build-essential pkg-config postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -40,6 +40,21 @@ echo "== fuzz targets build"
 # proves every target compiles and links against libFuzzer. Long runs happen outside CI
 # (fuzz/README.md).
 (cd fuzz && cargo fuzz build -s none --target-dir ../target/fuzz)
+
+echo "== PostgreSQL for the hub tests (a private cluster on 127.0.0.1, removed afterwards)"
+# Tests that need PostgreSQL read KEYWARD_TEST_POSTGRES and fail, naming it, when it is missing.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$pg_bin/initdb" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
+pg_port=${KEYWARD_TEST_PG_PORT:-55432}
+pg_data=$(mktemp -d /tmp/keyward-pg.XXXXXX)
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown postgres "$pg_data"
+stop_pg() { as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pg_data"; }
+trap stop_pg EXIT
+as_pg "$pg_bin/initdb" -D "$pg_data" -A trust -U keyward >/dev/null
+as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_data -c max_connections=300" start >/dev/null
+export KEYWARD_TEST_POSTGRES="postgres://keyward@127.0.0.1:$pg_port/postgres"
 
 echo "== tests"
 cargo nextest run --workspace --no-fail-fast

@@ -1,6 +1,7 @@
 //! The escrow hub end to end, with real processes on 127.0.0.1: a box escrows its key, a fresh
 //! machine gets it back with an operator's ticket and the code; every refusal fails closed; the
-//! hub never holds anything that opens a key; its overwrite gate and audit chain hold.
+//! hub never holds anything that opens a key; its overwrite gate and audit chain hold — on
+//! SQLite and on PostgreSQL, with two hubs sharing one database, and across a `kill -9`.
 
 mod util;
 
@@ -10,12 +11,74 @@ use std::time::{Duration, Instant};
 
 use util::{CANARY_KEY, Dir};
 
+/// Where a hub keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty PostgreSQL database for one test, from `KEYWARD_TEST_POSTGRES` (which
+/// scripts/test-all.sh sets after starting a private PostgreSQL on 127.0.0.1).
+fn fresh_postgres_database() -> String {
+    let admin = std::env::var("KEYWARD_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "this test needs PostgreSQL: run scripts/test-all.sh, which installs postgresql, \
+             starts it on 127.0.0.1 and sets KEYWARD_TEST_POSTGRES"
+        )
+    });
+    let suffix = keyward_core::random::array::<6>().expect("rng");
+    let name = format!("kw_test_{}", keyward_core::encoding::to_hex(&suffix));
+    run_sql(&admin, &format!("CREATE DATABASE {name}"));
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_string();
+    format!("{base}/{name}")
+}
+
+/// Runs one SQL statement (the attacker who can edit the hub's database).
+fn run_sql(url: &str, statement: &str) {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&pool).await.expect("sql");
+        pool.close().await;
+    });
+}
+
+fn free_address() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    format!("127.0.0.1:{}", listener.local_addr().expect("addr").port())
+}
+
+/// Starts `keyward hub serve` and waits (bounded) until it accepts connections.
+fn serve(dir: &Dir, listen: &str, database: &str, log: &str) -> Child {
+    let log = std::fs::File::create(dir.path(log)).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["hub", "serve", "--data", "hub", "--listen", listen, "--database", database])
+        .current_dir(dir.root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start the hub");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(listen).is_err() {
+        assert!(Instant::now() < deadline, "the hub did not start within 20 s:\n{}", dir.listing());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// A hub process; killed when dropped.
 struct HubProcess {
     child: Child,
     url: String,
     fingerprint: String,
-    data: std::path::PathBuf,
+    database: String,
+    listen: String,
 }
 
 impl Drop for HubProcess {
@@ -26,8 +89,17 @@ impl Drop for HubProcess {
 }
 
 impl HubProcess {
-    /// `hub init` and `hub serve` in `dir/hub`, trusting the operator key in `dir/op.key`.
+    /// `hub init` and `hub serve` in `dir/hub` on SQLite, trusting the operator key `dir/op.key`.
     fn start(dir: &Dir) -> HubProcess {
+        Self::start_on(dir, Backend::Sqlite)
+    }
+
+    /// The same on the given backend.
+    fn start_on(dir: &Dir, backend: Backend) -> HubProcess {
+        let database = match backend {
+            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path("hub/hub.db").display()),
+            Backend::Postgres => fresh_postgres_database(),
+        };
         let keygen = dir.ok(["operator", "keygen", "--out", "op.key", "--json"]);
         let public: serde_json::Value = serde_json::from_str(&keygen.stdout()).expect("json");
         let public = public["public_key"].as_str().expect("public key").to_string();
@@ -35,57 +107,43 @@ impl HubProcess {
         let init: serde_json::Value = serde_json::from_str(&init.stdout()).expect("json");
         let fingerprint =
             init["certificate_fingerprint"].as_str().expect("fingerprint").to_string();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path("hub.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-            .args(["hub", "serve", "--data", "hub", "--listen", &listen])
-            .current_dir(dir.root())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start the hub");
-        let hub = HubProcess {
+        let listen = free_address();
+        let child = serve(dir, &listen, &database, "hub.log");
+        HubProcess { child, url: format!("https://{listen}"), fingerprint, database, listen }
+    }
+
+    /// A second hub process on the same data folder and database.
+    fn another(&self, dir: &Dir) -> HubProcess {
+        let listen = free_address();
+        let child = serve(dir, &listen, &self.database, "hub2.log");
+        HubProcess {
             child,
             url: format!("https://{listen}"),
-            fingerprint,
-            data: dir.path("hub"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the hub did not start within 20 s:\n{}",
-                dir.listing()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            fingerprint: self.fingerprint.clone(),
+            database: self.database.clone(),
+            listen,
         }
-        hub
+    }
+
+    /// Kills the hub with SIGKILL and starts it again on the same address and database.
+    fn kill_and_restart(&mut self, dir: &Dir) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = serve(dir, &self.listen, &self.database, "hub-restarted.log");
     }
 
     fn args(&self) -> [String; 4] {
         ["--hub".into(), self.url.clone(), "--hub-fingerprint".into(), self.fingerprint.clone()]
     }
 
-    /// Runs SQL against the hub's SQLite database (the attacker who can edit it).
+    fn audit_args(&self) -> Vec<String> {
+        ["hub", "audit", "verify", "--data", "hub", "--database", &self.database]
+            .map(String::from)
+            .to_vec()
+    }
+
     fn sql(&self, statement: &str) {
-        let url = format!("sqlite://{}", self.data.join("hub.db").display());
-        let runtime =
-            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async {
-            sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&url).await.expect("open hub.db");
-            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
-                .execute(&pool)
-                .await
-                .expect("sql");
-            pool.close().await;
-        });
+        run_sql(&self.database, statement);
     }
 }
 
@@ -128,10 +186,9 @@ fn recover_args(hub: &HubProcess, ticket: &str, code: &str, out: &str) -> Vec<St
     args
 }
 
-#[test]
-fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code() {
+fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(backend: Backend) {
     let dir = Dir::new("hub-e2e");
-    let hub = HubProcess::start(&dir);
+    let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
     ticket(&dir, "ticket.txt");
 
@@ -157,13 +214,12 @@ fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code() {
     let again = fresh.keyward().args(recover_args(&hub, "ticket.txt", "code.txt", "k2.bin")).run();
     again.assert_exit_code(9).assert_one_line_error();
     assert!(!fresh.path("k2.bin").exists());
-    dir.ok(["hub", "audit", "verify", "--data", "hub"]);
+    dir.ok(hub.audit_args());
 }
 
-#[test]
-fn recovery_fails_closed() {
+fn recovery_fails_closed(backend: Backend) {
     let dir = Dir::new("hub-fail-closed");
-    let hub = HubProcess::start(&dir);
+    let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
 
     // A wrong code: exit 3, no output file.
@@ -199,10 +255,9 @@ fn recovery_fails_closed() {
     assert!(!dir.path("k.bin").exists());
 }
 
-#[test]
-fn a_directive_naming_another_fingerprint_is_a_mismatch() {
+fn a_directive_naming_another_fingerprint_is_a_mismatch(backend: Backend) {
     let dir = Dir::new("hub-directive");
-    let hub = HubProcess::start(&dir);
+    let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
     let other = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
     hub.sql(&format!(
@@ -251,10 +306,9 @@ fn c6_the_hub_never_holds_the_key_or_the_code() {
     }
 }
 
-#[test]
-fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it() {
+fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(backend: Backend) {
     let dir = Dir::new("hub-overwrite");
-    let hub = HubProcess::start(&dir);
+    let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
     // The box rotates its code and pushes again: pending, and recovery still serves version 1.
     dir.ok(["rotate", "1", "--unlock-code-file", "code.txt", "--code-out", "code2.txt"]);
@@ -288,17 +342,17 @@ fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it() {
 }
 
 /// A hub with a few audited events, and `audit verify` run after `tamper`.
-fn audit_after(name: &str, tamper: &[&str]) -> util::Outcome {
+fn audit_after(name: &str, backend: Backend, tamper: &[&str]) -> util::Outcome {
     let dir = Dir::new(name);
-    let hub = HubProcess::start(&dir);
+    let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
     ticket(&dir, "t.txt");
     dir.ok(recover_args(&hub, "t.txt", "code.txt", "k.bin"));
-    dir.ok(["hub", "audit", "verify", "--data", "hub"]);
+    dir.ok(hub.audit_args());
     for statement in tamper {
         hub.sql(statement);
     }
-    let out = dir.keyward().args(["hub", "audit", "verify", "--data", "hub"]).run();
+    let out = dir.keyward().args(hub.audit_args()).run();
     out.assert_exit_code(4).assert_one_line_error();
     out
 }
@@ -307,6 +361,7 @@ fn audit_after(name: &str, tamper: &[&str]) -> util::Outcome {
 fn an_edited_audit_row_is_named() {
     let out = audit_after(
         "hub-audit-edit",
+        Backend::Sqlite,
         &["UPDATE audit SET detail = 'nothing happened' WHERE seq = 2"],
     );
     assert!(out.stderr().contains("record 2"), "names the row{}", out.report());
@@ -314,7 +369,8 @@ fn an_edited_audit_row_is_named() {
 
 #[test]
 fn a_deleted_audit_row_is_named() {
-    let out = audit_after("hub-audit-delete", &["DELETE FROM audit WHERE seq = 2"]);
+    let out =
+        audit_after("hub-audit-delete", Backend::Sqlite, &["DELETE FROM audit WHERE seq = 2"]);
     assert!(out.stderr().contains("record 3"), "names the first row after the gap{}", out.report());
 }
 
@@ -322,6 +378,7 @@ fn a_deleted_audit_row_is_named() {
 fn swapped_audit_rows_are_named() {
     let out = audit_after(
         "hub-audit-swap",
+        Backend::Sqlite,
         &[
             "UPDATE audit SET seq = 1000 WHERE seq = 2",
             "UPDATE audit SET seq = 2 WHERE seq = 3",
@@ -329,4 +386,139 @@ fn swapped_audit_rows_are_named() {
         ],
     );
     assert!(out.stderr().contains("record 2"), "names the row{}", out.report());
+}
+
+#[test]
+fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code_on_sqlite() {
+    a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(Backend::Sqlite);
+}
+
+#[test]
+fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code_on_postgres() {
+    a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(Backend::Postgres);
+}
+
+#[test]
+fn recovery_fails_closed_on_sqlite() {
+    recovery_fails_closed(Backend::Sqlite);
+}
+
+#[test]
+fn recovery_fails_closed_on_postgres() {
+    recovery_fails_closed(Backend::Postgres);
+}
+
+#[test]
+fn a_directive_naming_another_fingerprint_is_a_mismatch_on_sqlite() {
+    a_directive_naming_another_fingerprint_is_a_mismatch(Backend::Sqlite);
+}
+
+#[test]
+fn a_directive_naming_another_fingerprint_is_a_mismatch_on_postgres() {
+    a_directive_naming_another_fingerprint_is_a_mismatch(Backend::Postgres);
+}
+
+#[test]
+fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it_on_sqlite() {
+    a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(Backend::Sqlite);
+}
+
+#[test]
+fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it_on_postgres() {
+    a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(Backend::Postgres);
+}
+
+#[test]
+fn an_edited_audit_row_is_named_on_postgres() {
+    let out = audit_after(
+        "hub-audit-pg",
+        Backend::Postgres,
+        &["UPDATE audit SET detail = 'nothing happened' WHERE seq = 3"],
+    );
+    assert!(out.stderr().contains("record 3"), "names the row{}", out.report());
+}
+
+#[test]
+fn two_hubs_on_one_postgres_lose_and_duplicate_no_version() {
+    let dir = Dir::new("hub-two");
+    let hub_a = HubProcess::start_on(&dir, Backend::Postgres);
+    escrowed_box(&dir, &hub_a);
+    let hub_b = hub_a.another(&dir);
+    // A second copy of the box (same keybox and identity) that talks to hub B.
+    let copy = Dir::new("hub-two-b");
+    for file in ["keybox.json", "keybox.json.box-key", "code.txt"] {
+        copy.write(file, &dir.read(file));
+    }
+    let mut enrollment: serde_json::Value =
+        serde_json::from_slice(&dir.read("keybox.json.hub.json")).expect("json");
+    enrollment["hub"] = serde_json::json!(hub_b.url);
+    copy.write("keybox.json.hub.json", enrollment.to_string().as_bytes());
+
+    // Pushes to both hubs at once, bounded in number.
+    const EACH: usize = 8;
+    let mut children = Vec::new();
+    for _ in 0..EACH {
+        for side in [&dir, &copy] {
+            children.push((side.keyward().args(["escrow", "push", "--json"]).spawn(), side.root()));
+        }
+    }
+    let mut versions = Vec::new();
+    for ((child, line), root) in children {
+        let out = util::Outcome::from_child(child, line, root);
+        out.assert_success();
+        let answer: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+        versions.push(answer["version"].as_u64().expect("version"));
+    }
+    versions.sort_unstable();
+    let last = u64::try_from(2 * EACH + 1).expect("small");
+    assert_eq!(versions, (2..=last).collect::<Vec<u64>>(), "no version lost, none given twice");
+    let status = dir.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert_eq!(status["versions"].as_array().map(Vec::len), Some(2 * EACH + 1));
+    dir.ok(hub_a.audit_args());
+}
+
+#[test]
+fn a_killed_hub_keeps_every_push_it_acknowledged() {
+    let dir = Dir::new("hub-kill");
+    let mut hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    // A bounded burst of pushes from another thread; the hub is killed with SIGKILL mid-way.
+    let root = dir.root().to_path_buf();
+    let keybox = dir.keybox();
+    let burst = std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        for _ in 0..40 {
+            let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+                .args(["escrow", "push", "--json"])
+                .current_dir(&root)
+                .env_clear()
+                .env("HOME", &root)
+                .env("KEYWARD_KEYBOX", &keybox)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run push");
+            if out.status.success() {
+                let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+                acknowledged.push(answer["version"].as_u64().expect("version"));
+            }
+        }
+        acknowledged
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    hub.kill_and_restart(&dir);
+    let acknowledged = burst.join().expect("the burst thread");
+    assert!(!acknowledged.is_empty(), "some pushes were acknowledged");
+    let status = dir.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    let stored: Vec<u64> = status["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["version"].as_u64())
+        .collect();
+    for version in &acknowledged {
+        assert!(stored.contains(version), "version {version} was acknowledged, then lost");
+    }
+    dir.ok(hub.audit_args());
 }

@@ -30,7 +30,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The hub answered with an error.
-    #[error("the hub refused: {message}")]
+    #[error("the hub refused ({code}): {message}")]
     Refused {
         /// HTTP status.
         status: u16,

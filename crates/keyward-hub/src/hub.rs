@@ -27,6 +27,9 @@ pub enum HubError {
     /// Authenticated, but policy says no (used ticket, lockout, not pending, …).
     #[error("refused: {0}")]
     Refused(String),
+    /// Too many requests from one source or for one box this minute.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
     /// No such box or escrow.
     #[error("not found: {0}")]
     NotFound(String),
@@ -36,6 +39,21 @@ pub enum HubError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl HubError {
+    /// The reason alone, for the answer's message (the status code already says the kind).
+    pub fn reason(&self) -> String {
+        match self {
+            HubError::Malformed(r)
+            | HubError::Refused(r)
+            | HubError::RateLimited(r)
+            | HubError::NotFound(r)
+            | HubError::Conflict(r) => r.clone(),
+            HubError::Unauthenticated(e) => format!("not authenticated: {e}"),
+            HubError::Store(_) => "internal error".into(),
+        }
+    }
 }
 
 /// The hub: its store and the operators it trusts.

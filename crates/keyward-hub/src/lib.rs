@@ -15,6 +15,8 @@ pub mod client;
 mod error;
 pub mod hub;
 pub mod identity;
+pub mod limits;
+pub mod metrics;
 pub mod request;
 pub mod server;
 pub mod statement;

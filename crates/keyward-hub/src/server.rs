@@ -1,5 +1,6 @@
-//! The hub's HTTPS server: axum routes that unpack requests, call [`Hub`], and map its errors to
-//! status codes. Logs (tracing) carry the route, the box name and the outcome — never a body.
+//! The hub's HTTPS server: axum routes that unpack requests, apply the rate limits, call [`Hub`],
+//! count the outcome and map errors to status codes. Logs (tracing) carry the route, the box
+//! name and the outcome — never a body, a token or a ticket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +17,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{ApproveRequest, EnrollRequest, ErrorResponse, PushRequest, RecoverRequest};
 use crate::hub::{Hub, HubError};
+use crate::limits::{RateLimiter, RateLimits};
+use crate::metrics::Metrics;
 use crate::request::{RequestSignature, headers};
 use crate::{AuthError, PublicKey};
 
@@ -29,12 +32,23 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// What every handler shares.
+struct ServerState {
+    hub: Hub,
+    limiter: RateLimiter,
+    metrics: Metrics,
+}
+
+type Shared = State<Arc<ServerState>>;
+type Source = ConnectInfo<SocketAddr>;
+
 impl IntoResponse for HubError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             HubError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
             HubError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             HubError::Refused(_) => (StatusCode::FORBIDDEN, "refused"),
+            HubError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             HubError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             HubError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             HubError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -42,9 +56,34 @@ impl IntoResponse for HubError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
         }
-        (status, Json(ErrorResponse { error: code.into(), message: self.to_string() }))
-            .into_response()
+        (status, Json(ErrorResponse { error: code.into(), message: self.reason() })).into_response()
     }
+}
+
+/// Runs a handler body under the source's rate limit and counts its outcome.
+async fn handle(
+    state: &ServerState,
+    route: &'static str,
+    source: SocketAddr,
+    body: impl Future<Output = Result<Response, HubError>>,
+) -> Response {
+    let result = if state.limiter.allow_source(&source.ip().to_string(), unix_now()) {
+        body.await
+    } else {
+        Err(HubError::RateLimited(format!("too many requests from {} this minute", source.ip())))
+    };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(HubError::Store(_)) => "error",
+        Err(_) => "refused",
+    };
+    state.metrics.count(route, outcome);
+    if let Err(e) = &result
+        && !matches!(e, HubError::Store(_))
+    {
+        tracing::info!(route, %source, reason = %e, "refused");
+    }
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HubError> {
@@ -68,82 +107,124 @@ fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, HubError> {
     })
 }
 
+/// Authenticates a box's signed request and applies the box's rate limit.
 async fn authenticated(
-    hub: &Hub,
+    state: &ServerState,
     method: &Method,
     uri: &Uri,
     map: &HeaderMap,
     body: &[u8],
 ) -> Result<String, HubError> {
     let signed = signature_headers(map)?;
-    hub.authenticate(&signed, method.as_str(), uri.path(), body, unix_now()).await
+    let now = unix_now();
+    if !state.limiter.allow_box(&signed.signer, now) {
+        return Err(HubError::RateLimited(format!(
+            "too many requests for {} this minute",
+            signed.signer
+        )));
+    }
+    state.hub.authenticate(&signed, method.as_str(), uri.path(), body, now).await
 }
 
-async fn enroll(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<StatusCode, HubError> {
-    let request: EnrollRequest = json(&body)?;
-    hub.enroll(&request.box_name, request.public_key, &request.token, unix_now()).await?;
-    tracing::info!(box_name = %request.box_name, "enrolled");
-    Ok(StatusCode::CREATED)
+async fn enroll(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
+    handle(&state, "enroll", source, async {
+        let request: EnrollRequest = json(&body)?;
+        state.hub.enroll(&request.box_name, request.public_key, &request.token, unix_now()).await?;
+        tracing::info!(box_name = %request.box_name, "enrolled");
+        Ok(StatusCode::CREATED.into_response())
+    })
+    .await
 }
 
 async fn push(
-    State(hub): State<Arc<Hub>>,
+    State(state): Shared,
+    ConnectInfo(source): Source,
     method: Method,
     uri: Uri,
     map: HeaderMap,
     body: Bytes,
-) -> Result<Response, HubError> {
-    let box_name = authenticated(&hub, &method, &uri, &map, &body).await?;
-    let request: PushRequest = json(&body)?;
-    let answer = hub.push(&box_name, &request, unix_now()).await?;
-    tracing::info!(%box_name, version = answer.version, state = %answer.state, "push");
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+) -> Response {
+    handle(&state, "push", source, async {
+        let box_name = authenticated(&state, &method, &uri, &map, &body).await?;
+        let request: PushRequest = json(&body)?;
+        let answer = state.hub.push(&box_name, &request, unix_now()).await?;
+        tracing::info!(%box_name, version = answer.version, state = %answer.state, "push");
+        Ok((StatusCode::CREATED, Json(answer)).into_response())
+    })
+    .await
 }
 
 async fn status(
-    State(hub): State<Arc<Hub>>,
+    State(state): Shared,
+    ConnectInfo(source): Source,
     method: Method,
     uri: Uri,
     map: HeaderMap,
-) -> Result<Response, HubError> {
-    let box_name = authenticated(&hub, &method, &uri, &map, b"").await?;
-    Ok(Json(hub.status(&box_name).await?).into_response())
+) -> Response {
+    handle(&state, "status", source, async {
+        let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
+        Ok(Json(state.hub.status(&box_name).await?).into_response())
+    })
+    .await
 }
 
-async fn approve(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Response, HubError> {
-    let request: ApproveRequest = json(&body)?;
-    let version = hub.approve(&request.approval, unix_now()).await?;
-    tracing::info!(version, "approved");
-    Ok(Json(serde_json::json!({ "version": version, "state": "active" })).into_response())
+async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
+    handle(&state, "approve", source, async {
+        let request: ApproveRequest = json(&body)?;
+        let version = state.hub.approve(&request.approval, unix_now()).await?;
+        tracing::info!(version, "approved");
+        Ok(Json(serde_json::json!({ "version": version, "state": "active" })).into_response())
+    })
+    .await
 }
 
-async fn recover(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Response, HubError> {
-    let request: RecoverRequest = json(&body)?;
-    let answer = hub.recover(&request.ticket, unix_now()).await?;
-    tracing::info!(box_name = %answer.box_name, version = answer.version, "recovery served");
-    Ok(Json(answer).into_response())
+async fn recover(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
+    handle(&state, "recover", source, async {
+        let request: RecoverRequest = json(&body)?;
+        let answer = state.hub.recover(&request.ticket, unix_now()).await?;
+        tracing::info!(box_name = %answer.box_name, version = answer.version, "recovery served");
+        Ok(Json(answer).into_response())
+    })
+    .await
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
+async fn metrics(State(state): Shared) -> String {
+    state.metrics.render()
+}
+
 /// The routes.
-pub fn router(hub: Arc<Hub>) -> Router {
+fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/enroll", post(enroll))
         .route("/v1/escrows", post(push).get(status))
         .route("/v1/approvals", post(approve))
         .route("/v1/recoveries", post(recover))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(hub)
+        .with_state(state)
 }
 
 /// Serves HTTPS on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, tls: rustls::ServerConfig, hub: Hub) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    tls: rustls::ServerConfig,
+    hub: Hub,
+    limits: RateLimits,
+) -> std::io::Result<()> {
+    let state = Arc::new(ServerState {
+        hub,
+        limiter: RateLimiter::new(limits),
+        metrics: Metrics::default(),
+    });
     let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
-    axum_server::bind_rustls(addr, config).serve(router(Arc::new(hub)).into_make_service()).await
+    axum_server::bind_rustls(addr, config)
+        .serve(router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .await
 }
 
 /// Parses the operators' public keys given to `hub init`.

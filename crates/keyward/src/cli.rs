@@ -443,6 +443,12 @@ pub enum HubCommand {
         /// Database URL [default: SQLite in the data folder]; `postgres://…` for PostgreSQL.
         #[arg(long, value_name = "URL")]
         database: Option<String>,
+        /// Requests per minute from one source address (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = 600)]
+        rate_per_source: u32,
+        /// Requests per minute for one box (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = 120)]
+        rate_per_box: u32,
     },
     /// The audit log.
     Audit {

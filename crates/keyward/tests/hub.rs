@@ -55,9 +55,14 @@ fn free_address() -> String {
 
 /// Starts `keyward hub serve` and waits (bounded) until it accepts connections.
 fn serve(dir: &Dir, listen: &str, database: &str, log: &str) -> Child {
+    serve_with(dir, listen, database, log, &[])
+}
+
+fn serve_with(dir: &Dir, listen: &str, database: &str, log: &str, extra: &[&str]) -> Child {
     let log = std::fs::File::create(dir.path(log)).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(["hub", "serve", "--data", "hub", "--listen", listen, "--database", database])
+        .args(extra)
         .current_dir(dir.root())
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
@@ -123,6 +128,13 @@ impl HubProcess {
             database: self.database.clone(),
             listen,
         }
+    }
+
+    /// Restarts the hub with extra `hub serve` options.
+    fn restart_with(&mut self, dir: &Dir, extra: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = serve_with(dir, &self.listen, &self.database, "hub-restarted.log", extra);
     }
 
     /// Kills the hub with SIGKILL and starts it again on the same address and database.
@@ -521,4 +533,38 @@ fn a_killed_hub_keeps_every_push_it_acknowledged() {
         assert!(stored.contains(version), "version {version} was acknowledged, then lost");
     }
     dir.ok(hub.audit_args());
+}
+
+#[test]
+fn a_box_over_its_rate_limit_is_refused_with_the_reason() {
+    let dir = Dir::new("hub-rate");
+    let mut hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    hub.restart_with(&dir, &["--rate-per-box", "3"]);
+    for _ in 0..3 {
+        dir.ok(["escrow", "status"]);
+    }
+    let out = dir.keyward().args(["escrow", "status"]).run();
+    out.assert_exit_code(9).assert_one_line_error();
+    assert!(out.stderr().contains("rate-limited"), "says why{}", out.report());
+}
+
+#[test]
+fn repeated_bad_signatures_lock_a_box_out() {
+    let dir = Dir::new("hub-lockout");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    // Another identity claiming to be the box: every request is a bad signature.
+    let good = dir.read("keybox.json.box-key");
+    dir.ok(["operator", "keygen", "--out", "impostor.key"]);
+    std::fs::write(dir.path("keybox.json.box-key"), dir.read("impostor.key")).expect("swap key");
+    for _ in 0..10 {
+        dir.keyward().args(["escrow", "status"]).run().assert_exit_code(9);
+    }
+    // Now even the real key is refused until an operator acts.
+    std::fs::write(dir.path("keybox.json.box-key"), good).expect("restore key");
+    let out = dir.keyward().args(["escrow", "status"]).run();
+    out.assert_exit_code(9);
+    assert!(out.stderr().contains("locked out"), "says why{}", out.report());
+    drop(hub);
 }

@@ -190,5 +190,119 @@ fn walk(d: &mut Demo, local_offset: time::UtcOffset) -> CliResult {
     let recovered = PbsKeyFile::parse(&recovered)
         .and_then(|f| f.open(None))
         .map_err(|source| CliError::Pbs { path: installed.clone(), source })?;
-    d.check("the fresh machine has the backup key back", recovered.expose() == backup_key.expose())
+    d.check(
+        "the fresh machine has the backup key back",
+        recovered.expose() == backup_key.expose(),
+    )?;
+    hub_path(d, &backup_key)
+}
+
+/// The same story through an escrow hub on 127.0.0.1 (SQLite in the demo folder): an operator,
+/// a hub, the box enrolls and pushes, a fresh machine recovers with a ticket and the code.
+fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
+    println!("\nNow through an escrow hub, which stores the blob but can never open it.");
+    d.home = d.path("box");
+    let keygen =
+        d.run("An operator makes a key pair", "operator keygen --out operator.key --json", OK)?;
+    let public = json_field(&keygen, "public_key")?;
+    let init = d.run(
+        "Create the hub (self-signed certificate; clients pin its hash)",
+        &format!("hub init --data hub --operator {public} --json"),
+        OK,
+    )?;
+    let fingerprint = json_field(&init, "certificate_fingerprint")?;
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| CliError::Failed(format!("no free port on 127.0.0.1: {e}")))?;
+    println!("\n   $ keyward hub serve --data hub --listen {listen}   (in the background)");
+    let log = std::fs::File::create(d.path("hub.log"))
+        .map_err(|e| keyward_core::Error::io("cannot create", d.path("hub.log"), e))?;
+    let stderr = log
+        .try_clone()
+        .map_err(|e| keyward_core::Error::io("cannot open", d.path("hub.log"), e))?;
+    let mut hub = HubChild(
+        Command::new(&d.exe)
+            .args(["hub", "serve", "--data", "hub", "--listen", &listen.to_string()])
+            .current_dir(&d.dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| keyward_core::Error::io("cannot run", &d.exe, e))?,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(listen).is_err() {
+        if std::time::Instant::now() > deadline || hub.0.try_wait().ok().flatten().is_some() {
+            return Err(CliError::Failed(
+                "the demo hub did not start; see hub.log in the demo folder".into(),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let hub_args = format!("--hub https://{listen} --hub-fingerprint {fingerprint}");
+    d.run(
+        "The operator signs a single-use enrollment token for the box",
+        "operator enroll-token --box pve-demo --key operator.key --ttl 10m --out token.txt",
+        OK,
+    )?;
+    d.run(
+        "The box enrolls (its own Ed25519 identity, beside the keybox)",
+        &format!("escrow enroll {hub_args} --box pve-demo --token-file token.txt"),
+        OK,
+    )?;
+    d.write("directive.json", br#"{"repository":"backup@pbs@pbs.example:store1"}"#)?;
+    d.run(
+        "The box pushes its escrow: the PBS-native blob and a restore directive",
+        "escrow push --directive directive.json --code-file code.txt",
+        OK,
+    )?;
+    d.run("The box's escrow at the hub", "escrow status", OK)?;
+    d.run(
+        "The operator approves a recovery: a single-use ticket",
+        "operator approve-recovery --box pve-demo --key operator.key --ttl 10m --out ticket.txt",
+        OK,
+    )?;
+    d.home = d.path("fresh-box-2");
+    println!("\nAnother fresh machine: only the ticket and the code (HOME={}).", d.home.display());
+    d.run(
+        "Recover from the hub and install the key for the backup client",
+        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --install"),
+        OK,
+    )?;
+    let installed = d.home.join(".config/proxmox-backup/encryption-key.json");
+    let recovered = std::fs::read(&installed)
+        .map_err(|e| keyward_core::Error::io("cannot read", &installed, e))?;
+    let recovered = PbsKeyFile::parse(&recovered)
+        .and_then(|f| f.open(None))
+        .map_err(|source| CliError::Pbs { path: installed.clone(), source })?;
+    d.check("the key came back through the hub", recovered.expose() == backup_key.expose())?;
+    d.run("The same ticket again is refused: exit 9", &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --out again.json"), 9)?;
+    d.run("The hub's audit chain", "hub audit verify --data hub", OK)?;
+    hub.stop();
+    Ok(())
+}
+
+/// The demo's hub process, stopped however the demo ends.
+struct HubChild(std::process::Child);
+
+impl HubChild {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for HubChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn json_field(stdout: &str, field: &str) -> CliResult<String> {
+    let value: serde_json::Value = serde_json::from_str(stdout)
+        .map_err(|e| CliError::Failed(format!("unexpected output: {e}")))?;
+    value[field]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| CliError::Failed(format!("no `{field}` in the output")))
 }

@@ -157,9 +157,13 @@ pub fn status(ctx: &Context) -> CliResult {
     let answer = hub_io::block_on(client.status(&enrollment.box_name, &identity))?;
     ctx.out.line(format!("{} at {}", enrollment.box_name, enrollment.hub))?;
     for v in &answer.versions {
+        let pushed = time::OffsetDateTime::from_unix_timestamp(v.pushed_at)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(|| v.pushed_at.to_string());
         ctx.out.line(format!(
-            "  version {:>3}  {:<10}  pushed {}  fingerprint {}",
-            v.version, v.state, v.pushed_at, v.fingerprint
+            "  version {:>3}  {:<10}  pushed {pushed}  fingerprint {}",
+            v.version, v.state, v.fingerprint
         ))?;
     }
     if answer.versions.is_empty() {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use keyward_core::store::{RealFs, create_private_folder};
 use keyward_hub::hub::Hub;
+use keyward_hub::limits::RateLimits;
 use keyward_hub::store::Store;
 use keyward_hub::{audit, server, tls};
 use serde::{Deserialize, Serialize};
@@ -48,7 +49,10 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
 pub fn run(ctx: &Context, command: &HubCommand) -> CliResult {
     match command {
         HubCommand::Init { data, operators } => init(ctx, data, operators),
-        HubCommand::Serve { data, listen, database } => serve(data, *listen, database.as_deref()),
+        HubCommand::Serve { data, listen, database, rate_per_source, rate_per_box } => {
+            let limits = RateLimits { per_source: *rate_per_source, per_box: *rate_per_box };
+            serve(data, *listen, database.as_deref(), limits)
+        }
         HubCommand::Audit { command: AuditCommand::Verify { data, database } } => {
             audit_verify(ctx, data, database.as_deref())
         }
@@ -94,7 +98,12 @@ fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
     Ok((config, cert_path, key_path))
 }
 
-fn serve(data: &Path, listen: std::net::SocketAddr, database: Option<&str>) -> CliResult {
+fn serve(
+    data: &Path,
+    listen: std::net::SocketAddr,
+    database: Option<&str>,
+    limits: RateLimits,
+) -> CliResult {
     let (config, cert_path, key_path) = load(data)?;
     let operators = parse_operators(&config.operators)?;
     let cert = std::fs::read_to_string(&cert_path)
@@ -116,7 +125,7 @@ fn serve(data: &Path, listen: std::net::SocketAddr, database: Option<&str>) -> C
     runtime()?.block_on(async move {
         let store = Store::connect(&url).await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
         tracing::info!(%listen, fingerprint = %config.certificate_fingerprint, "keyward hub serving");
-        server::serve(listen, tls, Hub::new(store, operators)).await.map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
+        server::serve(listen, tls, Hub::new(store, operators), limits).await.map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
     })
 }
 

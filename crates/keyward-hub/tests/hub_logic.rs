@@ -1,0 +1,151 @@
+//! The hub's decisions without a network (sans-I/O, as rustls tests its state machines): a
+//! real SQLite store in a temporary folder, requests signed and replayed, statements redeemed
+//! twice, versions gated.
+
+use keyward_hub::api::PushRequest;
+use keyward_hub::hub::{Hub, HubError};
+use keyward_hub::request::{self, MAX_SKEW_SECS};
+use keyward_hub::statement::{self, Statement};
+use keyward_hub::store::Store;
+use keyward_hub::{AuthError, SigningIdentity};
+
+const NOW: i64 = 1_800_000_000;
+
+struct Setup {
+    hub: Hub,
+    operator: SigningIdentity,
+    device: SigningIdentity,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("hub.db").display());
+    let store = Store::connect(&url).await.expect("store");
+    let operator = SigningIdentity::generate().expect("rng");
+    let device = SigningIdentity::generate().expect("rng");
+    let hub = Hub::new(store, vec![operator.public()]);
+    let token = statement::issue(
+        &operator,
+        Statement::Enrollment {
+            box_name: "b1".into(),
+            id: Statement::fresh_id().expect("rng"),
+            expires: NOW + 60,
+        },
+    );
+    hub.enroll("b1", device.public(), &token, NOW).await.expect("enroll");
+    Setup { hub, operator, device, _dir: dir }
+}
+
+fn push_body() -> (PushRequest, Vec<u8>) {
+    let push = PushRequest {
+        blob_format: "keyward-escrow-blob".into(),
+        blob: "b3BhcXVl".into(),
+        fingerprint: "00".into(),
+        directive: serde_json::json!({}),
+    };
+    let body = serde_json::to_vec(&push).expect("json");
+    (push, body)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+#[test]
+fn a_replayed_request_is_refused() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (_, body) = push_body();
+        let signed =
+            request::sign(&s.device, "b1", "POST", "/v1/escrows", &body, NOW).expect("sign");
+        assert_eq!(
+            s.hub.authenticate(&signed, "POST", "/v1/escrows", &body, NOW).await.expect("first"),
+            "b1"
+        );
+        let again = s.hub.authenticate(&signed, "POST", "/v1/escrows", &body, NOW + 1).await;
+        assert!(
+            matches!(again, Err(HubError::Refused(ref why)) if why.contains("replayed")),
+            "{again:?}"
+        );
+    });
+}
+
+#[test]
+fn stale_wrong_and_unknown_signers_are_refused() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (_, body) = push_body();
+        let stale =
+            request::sign(&s.device, "b1", "POST", "/v1/escrows", &body, NOW - MAX_SKEW_SECS - 5)
+                .expect("sign");
+        let result = s.hub.authenticate(&stale, "POST", "/v1/escrows", &body, NOW).await;
+        assert!(
+            matches!(result, Err(HubError::Unauthenticated(AuthError::StaleTimestamp { .. }))),
+            "{result:?}"
+        );
+        let impostor = SigningIdentity::generate().expect("rng");
+        let forged =
+            request::sign(&impostor, "b1", "POST", "/v1/escrows", &body, NOW).expect("sign");
+        let result = s.hub.authenticate(&forged, "POST", "/v1/escrows", &body, NOW).await;
+        assert!(
+            matches!(result, Err(HubError::Unauthenticated(AuthError::BadSignature))),
+            "{result:?}"
+        );
+        let unknown =
+            request::sign(&s.device, "nobody", "POST", "/v1/escrows", &body, NOW).expect("sign");
+        let result = s.hub.authenticate(&unknown, "POST", "/v1/escrows", &body, NOW).await;
+        assert!(
+            matches!(result, Err(HubError::Unauthenticated(AuthError::UnknownSigner))),
+            "{result:?}"
+        );
+    });
+}
+
+#[test]
+fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (push, _) = push_body();
+        s.hub.push("b1", &push, NOW).await.expect("push");
+        let ticket = statement::issue(
+            &s.operator,
+            Statement::Recovery {
+                box_name: "b1".into(),
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 60,
+            },
+        );
+        assert_eq!(s.hub.recover(&ticket, NOW).await.expect("recover").version, 1);
+        assert!(
+            matches!(s.hub.recover(&ticket, NOW).await, Err(HubError::Refused(_))),
+            "used twice"
+        );
+        // A recovery ticket is not an enrollment token.
+        let other = SigningIdentity::generate().expect("rng");
+        let wrong_kind = statement::issue(
+            &s.operator,
+            Statement::Recovery {
+                box_name: "b2".into(),
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 60,
+            },
+        );
+        let result = s.hub.enroll("b2", other.public(), &wrong_kind, NOW).await;
+        assert!(
+            matches!(result, Err(HubError::Unauthenticated(AuthError::WrongStatement { .. }))),
+            "{result:?}"
+        );
+        // An approval for a version that is not pending changes nothing.
+        let approval = statement::issue(
+            &s.operator,
+            Statement::Overwrite {
+                box_name: "b1".into(),
+                version: 1,
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 60,
+            },
+        );
+        assert!(matches!(s.hub.approve(&approval, NOW).await, Err(HubError::Refused(_))));
+    });
+}

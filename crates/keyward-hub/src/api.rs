@@ -100,8 +100,8 @@ pub struct RecoverResponse {
 /// Every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
-    /// A stable code: `malformed`, `unauthenticated`, `refused`, `not-found`, `conflict`,
-    /// `too-large`, `internal`.
+    /// A stable code: `malformed`, `unauthenticated`, `refused`, `rate-limited`, `not-found`,
+    /// `conflict`, `internal`.
     pub error: String,
     /// One line for a person.
     pub message: String,

@@ -12,9 +12,8 @@ use crate::api::{
     RecoverResponse, StatusResponse,
 };
 use crate::request::{self, headers};
-use crate::server::unix_now;
 use crate::tls::{TlsError, pinned_client_config};
-use crate::{PublicKey, SigningIdentity};
+use crate::{PublicKey, SigningIdentity, unix_now};
 
 /// What a hub call can end in.
 #[derive(Debug, thiserror::Error)]

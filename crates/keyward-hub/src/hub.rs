@@ -1,15 +1,14 @@
 //! What the hub does, as plain async functions over the store: enroll, authenticate a signed
 //! request, push, status, approve, recover, audit. The axum server only moves bytes in and out.
-//! Every decision is audited; no blob, code, key or token text is ever logged or audited.
+//! Every action and refusal is audited (best effort for refusals, which must not turn into a
+//! way to stall the log); no blob, code, key or token text is ever logged or audited.
 
 use crate::api::{PushRequest, PushResponse, RecoverResponse, StatusResponse};
 use crate::request::{self, MAX_SKEW_SECS, RequestSignature};
-use crate::statement::{self, Statement};
+use crate::statement::{self, Statement, StatementKind};
 use crate::store::{Store, StoreError};
 use crate::{AuthError, PublicKey};
 
-/// Failed signatures after which a box is locked out until an operator acts.
-pub const LOCKOUT_AFTER: i64 = 10;
 /// Largest blob accepted (a blob is a few hundred bytes).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
 /// Largest directive accepted.
@@ -90,7 +89,7 @@ impl Hub {
         &self,
         text: &str,
         box_name: Option<&str>,
-        expect: &'static str,
+        expect: StatementKind,
         now: i64,
     ) -> Result<Statement, HubError> {
         let verified = match statement::verify(text, &self.operators, now) {
@@ -109,7 +108,7 @@ impl Hub {
             let _ = self.store.audit("refused", box_name, &wrong.to_string(), now).await;
             return Err(wrong.into());
         }
-        if !self.store.use_once(found.id(), expect, now).await? {
+        if !self.store.use_once(found.id(), &expect.to_string(), now).await? {
             return Err(self
                 .refuse(Some(found.box_name()), format!("{expect} was already used"), now)
                 .await);
@@ -130,7 +129,7 @@ impl Hub {
                 "box names are 1–64 letters, digits, `-`, `_` or `.`".into(),
             ));
         }
-        self.redeem(token, Some(box_name), "an enrollment token", now).await?;
+        self.redeem(token, Some(box_name), StatementKind::Enrollment, now).await?;
         if !self.store.add_box(box_name, &key.to_string(), now).await? {
             return Err(HubError::Conflict(format!("a box named {box_name} is already enrolled")));
         }
@@ -139,7 +138,9 @@ impl Hub {
     }
 
     /// Checks a box's signed request; returns the box name. Replays, stale timestamps, unknown
-    /// boxes and locked-out boxes are refused; bad signatures count towards the lockout.
+    /// boxes and bad signatures are refused. (Failed signatures are counted per source by the
+    /// server, which locks that source out: a box name is not a secret, so counting per box would
+    /// let anyone lock a box out.)
     pub async fn authenticate(
         &self,
         signed: &RequestSignature,
@@ -149,22 +150,13 @@ impl Hub {
         now: i64,
     ) -> Result<String, HubError> {
         let name = signed.signer.as_str();
-        let Some((key_text, failures)) = self.store.box_key(name).await? else {
+        let Some(key_text) = self.store.box_key(name).await? else {
             let _ = self.store.audit("refused", None, "request from an unknown box", now).await;
             return Err(AuthError::UnknownSigner.into());
         };
-        if failures >= LOCKOUT_AFTER {
-            return Err(self
-                .refuse(Some(name), format!("locked out after {failures} failed signatures"), now)
-                .await);
-        }
         let key: PublicKey = key_text.parse().map_err(HubError::Unauthenticated)?;
         if let Err(e) = request::verify(signed, &key, method, path, body, now) {
-            let count = self.store.add_failure(name).await?;
-            let _ = self
-                .store
-                .audit("refused", Some(name), &format!("{e} (failure {count})"), now)
-                .await;
+            let _ = self.store.audit("refused", Some(name), &e.to_string(), now).await;
             return Err(e.into());
         }
         if !self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await? {
@@ -172,7 +164,6 @@ impl Hub {
                 .refuse(Some(name), "replayed request (nonce already seen)".into(), now)
                 .await);
         }
-        self.store.clear_failures(name).await?;
         Ok(name.to_string())
     }
 
@@ -186,10 +177,17 @@ impl Hub {
         if push.blob.len() > MAX_BLOB_BYTES * 4 / 3 + 4
             || push.directive.to_string().len() > MAX_DIRECTIVE_BYTES
         {
-            return Err(HubError::Malformed("blob or directive too large".into()));
+            return Err(HubError::Refused("blob or directive too large".into()));
         }
         if !matches!(push.blob_format.as_str(), "keyward-escrow-blob" | "pbs-key-file") {
             return Err(HubError::Malformed(format!("unknown blob format `{}`", push.blob_format)));
+        }
+        // The fingerprint goes into the audit log and the approval check: a fingerprint, nothing
+        // else (it is never anything a box could hide text in).
+        if push.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
+            return Err(HubError::Malformed(
+                "the fingerprint is not 32 colon-separated hex bytes".into(),
+            ));
         }
         let (version, state) = self.store.push(box_name, push, now).await?;
         self.store
@@ -211,16 +209,19 @@ impl Hub {
         })
     }
 
-    /// Makes a pending version active, on an operator's approval.
+    /// Makes a pending version active, on an operator's approval that names the version and the
+    /// fingerprint it must claim.
     pub async fn approve(&self, approval: &str, now: i64) -> Result<u64, HubError> {
-        let statement = self.redeem(approval, None, "an overwrite approval", now).await?;
-        let Statement::Overwrite { box_name, version, .. } = statement else {
+        let Statement::Overwrite { box_name, version, fingerprint, .. } =
+            self.redeem(approval, None, StatementKind::Overwrite, now).await?
+        else {
             return Err(HubError::Malformed("not an overwrite approval".into()));
         };
-        if !self.store.activate(&box_name, version).await? {
-            return Err(self
-                .refuse(Some(&box_name), format!("version {version} is not pending"), now)
-                .await);
+        if !self.store.activate(&box_name, version, &fingerprint).await? {
+            let why = format!(
+                "version {version} is not pending with fingerprint {fingerprint} (or another approval won)"
+            );
+            return Err(self.refuse(Some(&box_name), why, now).await);
         }
         self.store
             .audit("approve", Some(&box_name), &format!("version {version} active"), now)
@@ -230,7 +231,7 @@ impl Hub {
 
     /// Serves a box's active escrow for a recovery ticket.
     pub async fn recover(&self, ticket: &str, now: i64) -> Result<RecoverResponse, HubError> {
-        let statement = self.redeem(ticket, None, "a recovery ticket", now).await?;
+        let statement = self.redeem(ticket, None, StatementKind::Recovery, now).await?;
         let box_name = statement.box_name().to_string();
         self.store.audit("ticket-used", Some(&box_name), "recovery ticket redeemed", now).await?;
         let active = self

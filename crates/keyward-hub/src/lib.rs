@@ -24,4 +24,11 @@ pub mod store;
 pub mod tls;
 
 pub use error::AuthError;
+
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 pub use identity::{PublicKey, SigningIdentity};

@@ -80,9 +80,11 @@ pub fn verify(
     body: &[u8],
     now: i64,
 ) -> Result<(), AuthError> {
-    let skew = (now - signed.timestamp).abs();
-    if skew > MAX_SKEW_SECS {
-        return Err(AuthError::StaleTimestamp { skew_secs: skew, max_secs: MAX_SKEW_SECS });
+    // abs_diff: a hostile timestamp (i64::MIN) must not overflow.
+    let skew = now.abs_diff(signed.timestamp);
+    if skew > MAX_SKEW_SECS.unsigned_abs() {
+        let skew_secs = i64::try_from(skew).unwrap_or(i64::MAX);
+        return Err(AuthError::StaleTimestamp { skew_secs, max_secs: MAX_SKEW_SECS });
     }
     if signed.nonce.len() != 32 || keyward_core::encoding::from_hex(&signed.nonce).is_none() {
         return Err(AuthError::Malformed("nonce"));

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -20,17 +19,10 @@ use crate::hub::{Hub, HubError};
 use crate::limits::{RateLimiter, RateLimits};
 use crate::metrics::Metrics;
 use crate::request::{RequestSignature, headers};
-use crate::{AuthError, PublicKey};
+use crate::{AuthError, unix_now};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// Unix seconds now.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// What every handler shares.
 struct ServerState {
@@ -67,11 +59,20 @@ async fn handle(
     source: SocketAddr,
     body: impl Future<Output = Result<Response, HubError>>,
 ) -> Response {
-    let result = if state.limiter.allow_source(&source.ip().to_string(), unix_now()) {
-        body.await
+    let ip = source.ip().to_string();
+    let now = unix_now();
+    let result = if state.limiter.locked_out(&ip, now) {
+        Err(HubError::Refused(format!(
+            "{ip} is locked out after repeated failed authentications; wait ten minutes"
+        )))
+    } else if !state.limiter.allow_source(&ip, now) {
+        Err(HubError::RateLimited(format!("too many requests from {ip} this minute")))
     } else {
-        Err(HubError::RateLimited(format!("too many requests from {} this minute", source.ip())))
+        body.await
     };
+    if matches!(result, Err(HubError::Unauthenticated(_))) {
+        state.limiter.record_failure(&ip, now);
+    }
     let outcome = match &result {
         Ok(_) => "ok",
         Err(HubError::Store(_)) => "error",
@@ -107,7 +108,7 @@ fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, HubError> {
     })
 }
 
-/// Authenticates a box's signed request and applies the box's rate limit.
+/// Authenticates a box's signed request, then applies the box's rate limit.
 async fn authenticated(
     state: &ServerState,
     method: &Method,
@@ -117,13 +118,11 @@ async fn authenticated(
 ) -> Result<String, HubError> {
     let signed = signature_headers(map)?;
     let now = unix_now();
-    if !state.limiter.allow_box(&signed.signer, now) {
-        return Err(HubError::RateLimited(format!(
-            "too many requests for {} this minute",
-            signed.signer
-        )));
+    let box_name = state.hub.authenticate(&signed, method.as_str(), uri.path(), body, now).await?;
+    if !state.limiter.allow_box(&box_name, now) {
+        return Err(HubError::RateLimited(format!("too many requests for {box_name} this minute")));
     }
-    state.hub.authenticate(&signed, method.as_str(), uri.path(), body, now).await
+    Ok(box_name)
 }
 
 async fn enroll(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
@@ -225,9 +224,4 @@ pub async fn serve(
     axum_server::bind_rustls(addr, config)
         .serve(router(state).into_make_service_with_connect_info::<SocketAddr>())
         .await
-}
-
-/// Parses the operators' public keys given to `hub init`.
-pub fn parse_operators(texts: &[String]) -> Result<Vec<PublicKey>, AuthError> {
-    texts.iter().map(|t| t.parse()).collect()
 }

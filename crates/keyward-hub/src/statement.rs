@@ -39,13 +39,16 @@ pub enum Statement {
         /// Unix seconds after which it is void.
         expires: i64,
     },
-    /// This pending escrow version of this box may replace the active one.
+    /// This pending escrow version of this box, holding the key with this fingerprint, may
+    /// replace the active one.
     Overwrite {
         /// Box name.
         #[serde(rename = "box")]
         box_name: String,
         /// The escrow version approved.
         version: u64,
+        /// The fingerprint that version must claim (the key's, which never changes).
+        fingerprint: String,
         /// Random id; single use.
         id: String,
         /// Unix seconds after which it is void.
@@ -53,13 +56,34 @@ pub enum Statement {
     },
 }
 
+/// The kinds of statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    /// See [`Statement::Enrollment`].
+    Enrollment,
+    /// See [`Statement::Recovery`].
+    Recovery,
+    /// See [`Statement::Overwrite`].
+    Overwrite,
+}
+
+impl std::fmt::Display for StatementKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StatementKind::Enrollment => "an enrollment token",
+            StatementKind::Recovery => "a recovery ticket",
+            StatementKind::Overwrite => "an overwrite approval",
+        })
+    }
+}
+
 impl Statement {
-    /// The kind, for messages.
-    pub fn kind(&self) -> &'static str {
+    /// The kind.
+    pub fn kind(&self) -> StatementKind {
         match self {
-            Statement::Enrollment { .. } => "an enrollment token",
-            Statement::Recovery { .. } => "a recovery ticket",
-            Statement::Overwrite { .. } => "an overwrite approval",
+            Statement::Enrollment { .. } => StatementKind::Enrollment,
+            Statement::Recovery { .. } => StatementKind::Recovery,
+            Statement::Overwrite { .. } => StatementKind::Overwrite,
         }
     }
 
@@ -110,6 +134,14 @@ pub struct VerifiedStatement {
     pub statement: Statement,
     /// The operator who signed it.
     pub signer: PublicKey,
+}
+
+/// Reads a statement without checking anything: only to show a person what it says (which box)
+/// before it is sent. Never a basis for a decision.
+pub fn peek(text: &str) -> Option<Statement> {
+    let payload = text.trim().split('.').nth(1)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Payload>(&json).ok().map(|p| p.statement)
 }
 
 /// Signs `statement` with an operator's identity; returns the one-line text form.

@@ -1,7 +1,9 @@
 //! The hub's store: one schema of TEXT and BIGINT columns, so the same SQL runs on SQLite (the
 //! embedded default) and PostgreSQL (several hubs behind a load balancer), through sqlx's `Any`
-//! driver. Every invariant that concurrent hubs could break is a primary key, so a lost race is
-//! a unique violation that the caller retries or refuses — never a lost or duplicated version.
+//! driver. Every invariant that concurrent hubs could break is a unique key (escrow version,
+//! one active escrow per box, audit sequence, statement id, nonce), so a lost race is a unique
+//! violation that the caller retries or refuses — never a lost or duplicated version, never two
+//! active ones.
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
@@ -12,8 +14,10 @@ use crate::audit::{AuditRecord, GENESIS, record_hash};
 /// The schema, version 1. Idempotent: run at every start.
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS boxes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_at BIGINT NOT NULL, failures BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS boxes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS escrows (box_name TEXT NOT NULL, version BIGINT NOT NULL, state TEXT NOT NULL, blob_format TEXT NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL, directive TEXT NOT NULL, pushed_at BIGINT NOT NULL, PRIMARY KEY (box_name, version))",
+    // At most one active escrow per box, whatever two hubs approve at once.
+    "CREATE UNIQUE INDEX IF NOT EXISTS escrows_one_active ON escrows (box_name) WHERE state = 'active'",
     "CREATE TABLE IF NOT EXISTS used_statements (id TEXT PRIMARY KEY, kind TEXT NOT NULL, used_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
@@ -47,6 +51,13 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
+    /// Connects to an existing database without changing it (for `audit verify`).
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+        Ok(Store { pool })
+    }
+
     /// Connects (`sqlite://PATH?mode=rwc` or `postgres://…`) and makes sure the schema exists.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
@@ -99,13 +110,13 @@ impl Store {
         }
     }
 
-    /// A box's public key and failure count, if it is enrolled.
-    pub async fn box_key(&self, name: &str) -> Result<Option<(String, i64)>, StoreError> {
-        Ok(sqlx::query("SELECT public_key, failures FROM boxes WHERE name = $1")
+    /// A box's public key, if it is enrolled.
+    pub async fn box_key(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT public_key FROM boxes WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| (row.get(0), row.get(1))))
+            .map(|row| row.get(0)))
     }
 
     /// Enrolls a box; `false` if the name is taken.
@@ -115,35 +126,16 @@ impl Store {
         public_key: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let insert = sqlx::query(
-            "INSERT INTO boxes (name, public_key, enrolled_at, failures) VALUES ($1, $2, $3, 0)",
-        )
-        .bind(name)
-        .bind(public_key)
-        .bind(now);
+        let insert =
+            sqlx::query("INSERT INTO boxes (name, public_key, enrolled_at) VALUES ($1, $2, $3)")
+                .bind(name)
+                .bind(public_key)
+                .bind(now);
         match insert.execute(&self.pool).await {
             Ok(_) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Counts a failed signature for a box; returns the new count.
-    pub async fn add_failure(&self, name: &str) -> Result<i64, StoreError> {
-        sqlx::query("UPDATE boxes SET failures = failures + 1 WHERE name = $1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(self.box_key(name).await?.map_or(0, |(_, f)| f))
-    }
-
-    /// Clears a box's failure count after a good signature.
-    pub async fn clear_failures(&self, name: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE boxes SET failures = 0 WHERE name = $1 AND failures > 0")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Records a single-use id; `false` if it was used before.
@@ -228,28 +220,48 @@ impl Store {
             .collect())
     }
 
-    /// Makes a pending version active (the old active one superseded), in one transaction.
-    /// `false` if that version is not pending.
-    pub async fn activate(&self, box_name: &str, version: u64) -> Result<bool, StoreError> {
+    /// Makes a pending version active, if it claims `fingerprint`, and the old active one
+    /// superseded, in one transaction. `false` if that version is not pending with that
+    /// fingerprint, or a concurrent approval won (the unique index on the active escrow
+    /// refuses a second one).
+    pub async fn activate(
+        &self,
+        box_name: &str,
+        version: u64,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
         let version = i64::try_from(version).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query("UPDATE escrows SET state = 'active' WHERE box_name = $1 AND version = $2 AND state = 'pending'")
-            .bind(box_name)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if moved != 1 {
-            tx.rollback().await?;
-            return Ok(false);
+        // Supersede first, so the index never sees two active rows inside this transaction.
+        sqlx::query(
+            "UPDATE escrows SET state = 'superseded' WHERE box_name = $1 AND state = 'active'",
+        )
+        .bind(box_name)
+        .execute(&mut *tx)
+        .await?;
+        let activated = sqlx::query(
+            "UPDATE escrows SET state = 'active' WHERE box_name = $1 AND version = $2 AND state = 'pending' AND fingerprint = $3",
+        )
+        .bind(box_name)
+        .bind(version)
+        .bind(fingerprint)
+        .execute(&mut *tx)
+        .await;
+        match activated {
+            Ok(done) if done.rows_affected() == 1 => {
+                tx.commit().await?;
+                Ok(true)
+            }
+            Ok(_) => {
+                tx.rollback().await?;
+                Ok(false)
+            }
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
         }
-        sqlx::query("UPDATE escrows SET state = 'superseded' WHERE box_name = $1 AND state = 'active' AND version <> $2")
-            .bind(box_name)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// The active escrow of a box.

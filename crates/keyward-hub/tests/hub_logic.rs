@@ -10,6 +10,7 @@ use keyward_hub::store::Store;
 use keyward_hub::{AuthError, SigningIdentity};
 
 const NOW: i64 = 1_800_000_000;
+const FP: &str = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
 
 struct Setup {
     hub: Hub,
@@ -41,7 +42,7 @@ fn push_body() -> (PushRequest, Vec<u8>) {
     let push = PushRequest {
         blob_format: "keyward-escrow-blob".into(),
         blob: "b3BhcXVl".into(),
-        fingerprint: "00".into(),
+        fingerprint: FP.into(),
         directive: serde_json::json!({}),
     };
     let body = serde_json::to_vec(&push).expect("json");
@@ -142,10 +143,80 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
             Statement::Overwrite {
                 box_name: "b1".into(),
                 version: 1,
+                fingerprint: FP.into(),
                 id: Statement::fresh_id().expect("rng"),
                 expires: NOW + 60,
             },
         );
         assert!(matches!(s.hub.approve(&approval, NOW).await, Err(HubError::Refused(_))));
+    });
+}
+
+fn overwrite(s: &Setup, version: u64, fingerprint: &str) -> String {
+    statement::issue(
+        &s.operator,
+        Statement::Overwrite {
+            box_name: "b1".into(),
+            version,
+            fingerprint: fingerprint.into(),
+            id: Statement::fresh_id().expect("rng"),
+            expires: NOW + 60,
+        },
+    )
+}
+
+#[test]
+fn an_enrollment_token_is_single_use_and_for_its_box_only() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let token = statement::issue(
+            &s.operator,
+            Statement::Enrollment {
+                box_name: "b2".into(),
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 60,
+            },
+        );
+        let other = SigningIdentity::generate().expect("rng");
+        let result = s.hub.enroll("b3", other.public(), &token, NOW).await;
+        assert!(
+            matches!(result, Err(HubError::Unauthenticated(AuthError::WrongStatement { .. }))),
+            "{result:?}"
+        );
+        s.hub.enroll("b2", other.public(), &token, NOW).await.expect("its own box");
+        let again = s.hub.enroll("b2", other.public(), &token, NOW).await;
+        assert!(matches!(again, Err(HubError::Refused(_))), "{again:?}");
+    });
+}
+
+#[test]
+fn an_approval_must_name_the_fingerprint_the_version_claims_and_one_version_is_active() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (push, _) = push_body();
+        for _ in 0..3 {
+            s.hub.push("b1", &push, NOW).await.expect("push");
+        }
+        let other_fp = FP.replace("00:11", "ff:11");
+        assert!(matches!(
+            s.hub.approve(&overwrite(&s, 2, &other_fp), NOW).await,
+            Err(HubError::Refused(_))
+        ));
+        assert_eq!(s.hub.approve(&overwrite(&s, 2, FP), NOW).await.expect("approve v2"), 2);
+        assert_eq!(s.hub.approve(&overwrite(&s, 3, FP), NOW).await.expect("approve v3"), 3);
+        let states: Vec<String> = s
+            .hub
+            .status("b1")
+            .await
+            .expect("status")
+            .versions
+            .into_iter()
+            .map(|v| v.state)
+            .collect();
+        assert_eq!(states, ["superseded", "superseded", "active"]);
+        assert!(
+            matches!(s.hub.approve(&overwrite(&s, 2, FP), NOW).await, Err(HubError::Refused(_))),
+            "v2 is no longer pending"
+        );
     });
 }

@@ -393,9 +393,14 @@ pub enum OperatorCommand {
         /// The box.
         #[arg(long = "box", value_name = "NAME")]
         box_name: String,
-        /// The pending version to make active (`keyward escrow status` shows it).
+        /// The pending version to make active.
         #[arg(long, value_name = "V")]
         version: u64,
+        /// The key's fingerprint, full form, as the box owner recorded it (for a Proxmox Backup
+        /// key, its PBS fingerprint). The hub activates the version only if it claims exactly this
+        /// key; the approval says what is approved, not just a number.
+        #[arg(long, value_name = "FP")]
+        fingerprint: keyward_core::Fingerprint,
         /// The operator's secret key file.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,

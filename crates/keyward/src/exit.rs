@@ -69,7 +69,6 @@ pub enum ExitCode {
     /// The keybox exists, the lock is held, or it changed concurrently.
     Conflict = 7,
     /// A server or device cannot be reached (the hub and peer commands return it).
-    #[allow(dead_code)]
     Unavailable = 8,
     /// Refused by policy (permissions, last slot, rate limit, approval needed).
     Refused = 9,
@@ -133,11 +132,13 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
 fn hub_exit_code(error: &ClientError) -> ExitCode {
     match error {
         ClientError::Unavailable { .. } => ExitCode::Unavailable,
+        // Refusals the hub's policy makes (authentication, single use, lockout, limits, size) are
+        // exit 9 with the hub's reason; the status code says which family.
         ClientError::Refused { status, .. } => match status {
             404 => ExitCode::NotFound,
             409 => ExitCode::Conflict,
-            400 | 413 => ExitCode::Usage,
-            401 | 403 | 429 => ExitCode::Refused,
+            400 => ExitCode::Usage,
+            401 | 403 | 413 | 429 => ExitCode::Refused,
             _ => ExitCode::Internal,
         },
         ClientError::BadAnswer(_) | ClientError::Tls(_) => ExitCode::Internal,
@@ -327,7 +328,30 @@ mod tests {
             (pbs(PbsError::Kdf(KdfError::Params(IntegrityFailure::Checksum))), ExitCode::Integrity),
             (pbs(PbsError::Core(CoreError::Random("x".into()))), ExitCode::Internal),
         ];
-        for (error, code) in cases.into_iter().chain(pbs_cases) {
+        let refused = |status| {
+            CliError::Hub(ClientError::Refused { status, code: "x".into(), message: "y".into() })
+        };
+        let hub_cases: Vec<(CliError, ExitCode)> = vec![
+            (
+                CliError::Hub(ClientError::Unavailable { url: "u".into(), reason: "r".into() }),
+                ExitCode::Unavailable,
+            ),
+            (refused(400), ExitCode::Usage),
+            (refused(401), ExitCode::Refused),
+            (refused(403), ExitCode::Refused),
+            (refused(413), ExitCode::Refused),
+            (refused(429), ExitCode::Refused),
+            (refused(404), ExitCode::NotFound),
+            (refused(409), ExitCode::Conflict),
+            (refused(500), ExitCode::Internal),
+            (CliError::Hub(ClientError::BadAnswer("x".into())), ExitCode::Internal),
+            (CliError::Unavailable("x".into()), ExitCode::Unavailable),
+            (
+                CliError::AuditBroken(keyward_hub::audit::AuditBreak { seq: 2, what: "x" }),
+                ExitCode::Integrity,
+            ),
+        ];
+        for (error, code) in cases.into_iter().chain(pbs_cases).chain(hub_cases) {
             assert_eq!(error.exit_code(), code, "{error:?}");
             let message = error.to_string();
             assert!(

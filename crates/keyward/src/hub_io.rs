@@ -104,7 +104,11 @@ pub fn write_identity(path: &Path, identity: &SigningIdentity) -> CliResult {
 
 /// Parses `90s`, `30m`, `1h`, `2d` into seconds (at most 30 days).
 pub fn parse_ttl(text: &str) -> CliResult<i64> {
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let bad = || usage(format!("`{text}` is not a duration like 30m, 1h or 2d"));
+    if !text.is_ascii() || text.len() < 2 {
+        return Err(bad());
+    }
+    let (number, unit) = text.split_at(text.len() - 1);
     let scale = match unit {
         "s" => 1,
         "m" => 60,

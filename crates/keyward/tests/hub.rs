@@ -188,9 +188,17 @@ fn ticket(dir: &Dir, name: &str) {
     dir.ok(["operator", "approve-recovery", "--box", "pve-07", "--key", "op.key", "--out", name]);
 }
 
-fn recover_args(hub: &HubProcess, ticket: &str, code: &str, out: &str) -> Vec<String> {
+/// The box's key fingerprint, as its owner records it for the day of recovery.
+fn fingerprint_of(dir: &Dir) -> String {
+    let out = dir.ok(["fingerprint", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    value["fingerprint"].as_str().expect("fingerprint").to_string()
+}
+
+fn recover_args(hub: &HubProcess, fp: &str, ticket: &str, code: &str, out: &str) -> Vec<String> {
     let mut args: Vec<String> = vec!["recover".into()];
     args.extend(hub.args());
+    args.extend(["--expect-fingerprint".to_string(), fp.to_string()]);
     args.extend(
         ["--box", "pve-07", "--ticket-file", ticket, "--code-file", code, "--out", out]
             .map(String::from),
@@ -202,13 +210,14 @@ fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(backend: Backend)
     let dir = Dir::new("hub-e2e");
     let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
     ticket(&dir, "ticket.txt");
 
     // The fresh machine: its own empty folder and HOME, only the ticket and the code.
     let fresh = Dir::new("hub-fresh");
     fresh.write("ticket.txt", &dir.read("ticket.txt"));
     fresh.write("code.txt", &dir.read("code.txt"));
-    let mut args = recover_args(&hub, "ticket.txt", "code.txt", "k.bin");
+    let mut args = recover_args(&hub, &fp, "ticket.txt", "code.txt", "k.bin");
     args.push("--json".into());
     let out = fresh.ok(args);
     assert_eq!(fresh.read("k.bin"), CANARY_KEY, "the same key");
@@ -218,12 +227,11 @@ fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(backend: Backend)
         report["directive"]["repository"], "backup@pbs@pbs.example:store1",
         "the directive arrives intact"
     );
-    let fp = dir.ok(["fingerprint", "--json"]).stdout();
-    let fp: serde_json::Value = serde_json::from_str(&fp).expect("json");
-    assert_eq!(report["fingerprint"], fp["fingerprint"]);
+    assert_eq!(report["fingerprint"], fp.as_str());
 
     // A ticket is single use.
-    let again = fresh.keyward().args(recover_args(&hub, "ticket.txt", "code.txt", "k2.bin")).run();
+    let again =
+        fresh.keyward().args(recover_args(&hub, &fp, "ticket.txt", "code.txt", "k2.bin")).run();
     again.assert_exit_code(9).assert_one_line_error();
     assert!(!fresh.path("k2.bin").exists());
     dir.ok(hub.audit_args());
@@ -233,12 +241,14 @@ fn recovery_fails_closed(backend: Backend) {
     let dir = Dir::new("hub-fail-closed");
     let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
 
     // A wrong code: exit 3, no output file.
     let other = Dir::new("hub-other-code");
     dir.write("wrong-code.txt", other.init_with_code().as_bytes());
     ticket(&dir, "t1.txt");
-    let out = dir.keyward().args(recover_args(&hub, "t1.txt", "wrong-code.txt", "k.bin")).run();
+    let out =
+        dir.keyward().args(recover_args(&hub, &fp, "t1.txt", "wrong-code.txt", "k.bin")).run();
     out.assert_exit_code(3).assert_one_line_error();
     assert!(!dir.path("k.bin").exists());
 
@@ -256,13 +266,16 @@ fn recovery_fails_closed(backend: Backend) {
         "t2.txt",
     ]);
     std::thread::sleep(Duration::from_millis(2100));
-    dir.keyward().args(recover_args(&hub, "t2.txt", "code.txt", "k.bin")).run().assert_exit_code(9);
+    dir.keyward()
+        .args(recover_args(&hub, &fp, "t2.txt", "code.txt", "k.bin"))
+        .run()
+        .assert_exit_code(9);
     assert!(!dir.path("k.bin").exists());
 
     // A blob edited in the hub's database: never a wrong key (exit 3 or 4).
     hub.sql("UPDATE escrows SET blob = replace(blob, substr(blob, 200, 4), 'AAAA') WHERE box_name = 'pve-07'");
     ticket(&dir, "t3.txt");
-    let out = dir.keyward().args(recover_args(&hub, "t3.txt", "code.txt", "k.bin")).run();
+    let out = dir.keyward().args(recover_args(&hub, &fp, "t3.txt", "code.txt", "k.bin")).run();
     assert!(out.code() == 3 || out.code() == 4, "a tampered blob must fail closed{}", out.report());
     assert!(!dir.path("k.bin").exists());
 }
@@ -271,12 +284,13 @@ fn a_directive_naming_another_fingerprint_is_a_mismatch(backend: Backend) {
     let dir = Dir::new("hub-directive");
     let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
     let other = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
     hub.sql(&format!(
         "UPDATE escrows SET directive = '{{\"fingerprint\":\"{other}\"}}' WHERE box_name = 'pve-07'"
     ));
     ticket(&dir, "t.txt");
-    let out = dir.keyward().args(recover_args(&hub, "t.txt", "code.txt", "k.bin")).run();
+    let out = dir.keyward().args(recover_args(&hub, &fp, "t.txt", "code.txt", "k.bin")).run();
     out.assert_exit_code(5).assert_one_line_error();
     assert!(!dir.path("k.bin").exists());
 }
@@ -286,11 +300,14 @@ fn c6_the_hub_never_holds_the_key_or_the_code() {
     let dir = Dir::new("hub-c6");
     let hub = HubProcess::start(&dir);
     let code = escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
     ticket(&dir, "t.txt");
-    let out = dir.keyward().args(recover_args(&hub, "t.txt", "code.txt", "k.bin")).run();
+    let out = dir.keyward().args(recover_args(&hub, &fp, "t.txt", "code.txt", "k.bin")).run();
     out.assert_success();
     drop(hub);
     let code = code.trim().to_string();
+    let token = String::from_utf8(dir.read("token.txt")).expect("text").trim().to_string();
+    let ticket_text = String::from_utf8(dir.read("t.txt")).expect("text").trim().to_string();
     let hex: String = CANARY_KEY.iter().map(|b| format!("{b:02x}")).collect();
     let b64 = keyward_core::encoding::to_base64(CANARY_KEY);
     let mut places = vec![
@@ -308,6 +325,8 @@ fn c6_the_hub_never_holds_the_key_or_the_code() {
             ("key hex", hex.clone()),
             ("key base64", b64.clone()),
             ("code", code.clone()),
+            ("enrollment token", token.clone()),
+            ("recovery ticket", ticket_text.clone()),
         ] {
             assert!(!text.contains(canary.as_str()), "the {what} appears in {place}");
         }
@@ -322,6 +341,7 @@ fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(backend: Backe
     let dir = Dir::new("hub-overwrite");
     let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
     // The box rotates its code and pushes again: pending, and recovery still serves version 1.
     dir.ok(["rotate", "1", "--unlock-code-file", "code.txt", "--code-out", "code2.txt"]);
     let push = dir.ok(["escrow", "push", "--json"]);
@@ -329,22 +349,33 @@ fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(backend: Backe
     assert_eq!(push["version"], 2);
     assert_eq!(push["state"], "pending");
     ticket(&dir, "t1.txt");
-    dir.ok(recover_args(&hub, "t1.txt", "code.txt", "old.bin"));
+    dir.ok(recover_args(&hub, &fp, "t1.txt", "code.txt", "old.bin"));
     dir.keyward()
-        .args(recover_args(&hub, "t1.txt", "code2.txt", "x.bin"))
+        .args(recover_args(&hub, &fp, "t1.txt", "code2.txt", "x.bin"))
         .run()
         .assert_exit_code(9);
 
     // An operator approves version 2: now the new code opens what is served, the old does not.
     let mut approve: Vec<String> = vec!["operator".into(), "approve-overwrite".into()];
     approve.extend(hub.args());
-    approve.extend(["--box", "pve-07", "--version", "2", "--key", "op.key"].map(String::from));
+    approve.extend(
+        ["--box", "pve-07", "--version", "2", "--key", "op.key", "--fingerprint", &fp]
+            .map(String::from),
+    );
     dir.ok(approve.clone());
     ticket(&dir, "t2.txt");
-    dir.keyward().args(recover_args(&hub, "t2.txt", "code.txt", "x.bin")).run().assert_exit_code(3);
+    dir.keyward()
+        .args(recover_args(&hub, &fp, "t2.txt", "code.txt", "x.bin"))
+        .run()
+        .assert_exit_code(3);
     ticket(&dir, "t3.txt");
-    dir.ok(recover_args(&hub, "t3.txt", "code2.txt", "new.bin"));
+    dir.ok(recover_args(&hub, &fp, "t3.txt", "code2.txt", "new.bin"));
     assert_eq!(dir.read("new.bin"), CANARY_KEY);
+    // The box cannot approve for itself: its key is not an operator's.
+    let mut as_box = approve.clone();
+    let at = as_box.iter().position(|a| a == "op.key").expect("key arg");
+    as_box[at] = "keybox.json.box-key".into();
+    dir.keyward().args(as_box).run().assert_exit_code(9);
     // The same approval cannot be replayed, and there is nothing a box can call to delete.
     dir.keyward().args(approve).run().assert_exit_code(9);
     let status = dir.ok(["escrow", "status", "--json"]);
@@ -358,8 +389,9 @@ fn audit_after(name: &str, backend: Backend, tamper: &[&str]) -> util::Outcome {
     let dir = Dir::new(name);
     let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
     ticket(&dir, "t.txt");
-    dir.ok(recover_args(&hub, "t.txt", "code.txt", "k.bin"));
+    dir.ok(recover_args(&hub, &fp, "t.txt", "code.txt", "k.bin"));
     dir.ok(hub.audit_args());
     for statement in tamper {
         hub.sql(statement);

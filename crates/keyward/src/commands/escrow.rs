@@ -58,8 +58,10 @@ pub fn enroll(
     token_file: &std::path::Path,
 ) -> CliResult {
     let (info_path, key_path) = hub_io::enrollment_paths(&ctx.keybox);
-    if info_path.exists() || key_path.exists() {
-        return Err(keyward_core::Error::OutputExists(info_path).into());
+    for existing in [&info_path, &key_path] {
+        if existing.exists() {
+            return Err(keyward_core::Error::OutputExists(existing.clone()).into());
+        }
     }
     let token = Zeroizing::new(
         String::from_utf8_lossy(&SecretReader::new().bytes(token_file)?).trim().to_string(),
@@ -120,7 +122,8 @@ pub fn push(
         }
         None => {
             let blob = keyward_core::escrow::EscrowBlob::from_keybox(&keybox, None)?;
-            // The blob's fingerprint is the keybox's by construction; say so, loudly, if not.
+            // A blob that names another key is never pushed (it is the keybox's own slot, so
+            // this holds unless the code above is wrong — then nothing leaves the box).
             if blob.fingerprint != keybox.fingerprint() {
                 return Err(keyward_core::Error::FingerprintMismatch {
                     expected: keybox.fingerprint().to_string(),

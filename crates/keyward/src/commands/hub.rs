@@ -130,9 +130,13 @@ fn serve(
 }
 
 fn audit_verify(ctx: &Context, data: &Path, database: Option<&str>) -> CliResult {
-    let url = database.map_or_else(|| default_database(data), str::to_string);
+    // Read-only: verifying must never create or change a database.
+    let url = database.map_or_else(
+        || format!("sqlite://{}?mode=ro", data.join("hub.db").display()),
+        str::to_string,
+    );
     let records = runtime()?.block_on(async move {
-        let store = Store::connect(&url)
+        let store = Store::open_existing(&url)
             .await
             .map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
         store.audit_log().await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))

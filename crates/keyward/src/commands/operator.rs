@@ -3,8 +3,8 @@
 //! approvals (sent to the hub).
 
 use keyward_hub::SigningIdentity;
-use keyward_hub::server::unix_now;
 use keyward_hub::statement::{self, Statement};
+use keyward_hub::unix_now;
 use serde_json::json;
 
 use crate::cli::{OperatorCommand, StatementArgs};
@@ -29,11 +29,12 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         OperatorCommand::ApproveRecovery(args) => {
             issue(ctx, args, |box_name, id, expires| Statement::Recovery { box_name, id, expires })
         }
-        OperatorCommand::ApproveOverwrite { hub, box_name, version, key } => {
+        OperatorCommand::ApproveOverwrite { hub, box_name, version, fingerprint, key } => {
             let operator = read_identity(key)?;
             let approval = Statement::Overwrite {
                 box_name: box_name.clone(),
                 version: *version,
+                fingerprint: fingerprint.to_string(),
                 id: Statement::fresh_id()?,
                 expires: unix_now() + 600,
             };

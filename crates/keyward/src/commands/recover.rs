@@ -47,6 +47,8 @@ struct Fetched {
 /// Runs `recover`.
 pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
     let reader = SecretReader::new();
+    // The code first: a single-use ticket must not be spent on a run that cannot finish.
+    let code = code_from(&reader, args.code_file.as_deref())?;
     let mut fetched = match (&args.blob, &args.hub) {
         (Some(path), _) => Fetched {
             blob: read_blob(&reader.bytes(path)?, path)?,
@@ -60,7 +62,6 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
     if let Some(fp) = &args.expect_fingerprint {
         fetched.expected.push(("--expect-fingerprint".into(), fp.clone()));
     }
-    let code = code_from(&reader, args.code_file.as_deref())?;
 
     // Open, then the fingerprint gate: nothing is written for a key nobody asked for.
     let (key, found) = match &fetched.blob {
@@ -114,6 +115,12 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
             pbs::key_file_bytes(&key, PbsKdfArg::None, None, &reader, created, now)?
         }
     };
+    if args.expect_fingerprint.is_none() {
+        // Only the hub's own fingerprints named the key; say that they were all there was.
+        crate::output::warn(
+            "no --expect-fingerprint: the key was checked only against fingerprints the hub served",
+        );
+    }
     if args.install
         && let Some(folder) = path.parent()
     {
@@ -169,6 +176,12 @@ fn fetch(args: &RecoverArgs, url: &str, reader: &SecretReader) -> CliResult<Fetc
     let ticket = zeroize::Zeroizing::new(
         String::from_utf8_lossy(&reader.bytes(ticket_file)?).trim().to_string(),
     );
+    // Read (not trusted: the hub verifies it) to avoid spending a ticket for another box.
+    if let Some(claimed) = keyward_hub::statement::peek(&ticket)
+        && claimed.box_name() != box_name
+    {
+        return Err(usage(format!("the ticket is for {}, not {box_name}", claimed.box_name())));
+    }
     let answer = block_on(client.recover(&ticket))?;
     let origin = PathBuf::from(format!("the escrow of {box_name} at {url}"));
     if &answer.box_name != box_name {

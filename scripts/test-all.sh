@@ -45,15 +45,22 @@ echo "== PostgreSQL for the hub tests (a private cluster on 127.0.0.1, removed a
 # Tests that need PostgreSQL read KEYWARD_TEST_POSTGRES and fail, naming it, when it is missing.
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$pg_bin/initdb" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
-pg_port=${KEYWARD_TEST_PG_PORT:-55432}
 pg_data=$(mktemp -d /tmp/keyward-pg.XXXXXX)
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" -eq 0 ] && chown postgres "$pg_data"
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$pg_data"; fi
 stop_pg() { as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pg_data"; }
 trap stop_pg EXIT
 as_pg "$pg_bin/initdb" -D "$pg_data" -A trust -U keyward >/dev/null
-as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_data -c max_connections=300" start >/dev/null
+# The first free port from 55432 (a leftover server, or the distribution's own, may hold one).
+pg_port=""
+for port in $(seq 55432 55451); do
+  if as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $pg_data -c max_connections=300" start >/dev/null 2>&1; then
+    pg_port=$port
+    break
+  fi
+done
+[ -n "$pg_port" ] || { echo "could not start PostgreSQL on 127.0.0.1:55432-55451:" >&2; cat "$pg_data/log" >&2; exit 1; }
 export KEYWARD_TEST_POSTGRES="postgres://keyward@127.0.0.1:$pg_port/postgres"
 
 echo "== tests"

@@ -50,6 +50,19 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Runs an INSERT that a unique key may refuse: `true` if the row went in, `false` if the key
+/// was taken (the caller's "already used", "already enrolled", "lost the race").
+async fn insert_unique(
+    pool: &AnyPool,
+    insert: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+) -> Result<bool, StoreError> {
+    match insert.execute(pool).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Store {
     /// Connects to an existing database without changing it (for `audit verify`).
     pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
@@ -101,11 +114,8 @@ impl Store {
             None => {
                 let insert = sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', $1)")
                     .bind(SCHEMA_VERSION);
-                match insert.execute(&self.pool).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_unique_violation(&e) => Ok(()), // another hub got there first
-                    Err(e) => Err(e.into()),
-                }
+                // `false` only means another hub wrote the same version first.
+                insert_unique(&self.pool, insert).await.map(drop)
             }
         }
     }
@@ -131,11 +141,7 @@ impl Store {
                 .bind(name)
                 .bind(public_key)
                 .bind(now);
-        match insert.execute(&self.pool).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        insert_unique(&self.pool, insert).await
     }
 
     /// Records a single-use id; `false` if it was used before.
@@ -145,11 +151,7 @@ impl Store {
                 .bind(id)
                 .bind(kind)
                 .bind(now);
-        match insert.execute(&self.pool).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        insert_unique(&self.pool, insert).await
     }
 
     /// Records a request nonce until `expires`; `false` if it was seen (a replay).
@@ -158,11 +160,7 @@ impl Store {
         let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
             .bind(nonce)
             .bind(expires);
-        match insert.execute(&self.pool).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        insert_unique(&self.pool, insert).await
     }
 
     /// Appends an escrow version: the first is active, later ones pending. The version is the
@@ -194,10 +192,8 @@ impl Store {
             .bind(&push.fingerprint)
             .bind(&directive)
             .bind(now);
-            match insert.execute(&self.pool).await {
-                Ok(_) => return Ok((u64::try_from(version).unwrap_or(0), state)),
-                Err(e) if is_unique_violation(&e) => continue,
-                Err(e) => return Err(e.into()),
+            if insert_unique(&self.pool, insert).await? {
+                return Ok((u64::try_from(version).unwrap_or(0), state));
             }
         }
         Err(StoreError::Contended("escrow version"))
@@ -316,10 +312,8 @@ impl Store {
             .bind(detail)
             .bind(&prev_hash)
             .bind(&hash);
-            match insert.execute(&self.pool).await {
-                Ok(_) => return Ok(()),
-                Err(e) if is_unique_violation(&e) => continue,
-                Err(e) => return Err(e.into()),
+            if insert_unique(&self.pool, insert).await? {
+                return Ok(());
             }
         }
         Err(StoreError::Contended("audit record"))

@@ -184,12 +184,7 @@ fn walk(d: &mut Demo, local_offset: time::UtcOffset) -> CliResult {
         &format!("recover --blob blob.json --code-file code.txt --expect-fingerprint {pbs_short} --install"),
         OK,
     )?;
-    let installed = d.home.join(".config/proxmox-backup/encryption-key.json");
-    let recovered = std::fs::read(&installed)
-        .map_err(|e| keyward_core::Error::io("cannot read", &installed, e))?;
-    let recovered = PbsKeyFile::parse(&recovered)
-        .and_then(|f| f.open(None))
-        .map_err(|source| CliError::Pbs { path: installed.clone(), source })?;
+    let recovered = installed_key(d)?;
     d.check(
         "the fresh machine has the backup key back",
         recovered.expose() == backup_key.expose(),
@@ -269,17 +264,22 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
         &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --install"),
         OK,
     )?;
-    let installed = d.home.join(".config/proxmox-backup/encryption-key.json");
-    let recovered = std::fs::read(&installed)
-        .map_err(|e| keyward_core::Error::io("cannot read", &installed, e))?;
-    let recovered = PbsKeyFile::parse(&recovered)
-        .and_then(|f| f.open(None))
-        .map_err(|source| CliError::Pbs { path: installed.clone(), source })?;
+    let recovered = installed_key(d)?;
     d.check("the key came back through the hub", recovered.expose() == backup_key.expose())?;
     d.run("The same ticket again is refused: exit 9", &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --out again.json"), 9)?;
     d.run("The hub's audit chain", "hub audit verify --data hub", OK)?;
     hub.stop();
     Ok(())
+}
+
+/// The key in the backup client's default key file under the current HOME.
+fn installed_key(d: &Demo) -> CliResult<DataKey> {
+    let installed = d.home.join(".config/proxmox-backup/encryption-key.json");
+    let bytes = std::fs::read(&installed)
+        .map_err(|e| keyward_core::Error::io("cannot read", &installed, e))?;
+    PbsKeyFile::parse(&bytes)
+        .and_then(|f| f.open(None))
+        .map_err(|source| CliError::Pbs { path: installed.clone(), source })
 }
 
 /// The demo's hub process, stopped however the demo ends.

@@ -167,6 +167,22 @@ impl HubClient {
         .await
     }
 
+    /// The box's own active escrow, signed by the box.
+    pub async fn fetch_active(
+        &self,
+        box_name: &str,
+        identity: &SigningIdentity,
+    ) -> Result<RecoverResponse, ClientError> {
+        self.send(self.signed(
+            reqwest::Method::GET,
+            "/v1/escrows/active",
+            Vec::new(),
+            box_name,
+            identity,
+        )?)
+        .await
+    }
+
     /// Sends an operator's overwrite approval.
     pub async fn approve(&self, approval: &str) -> Result<u64, ClientError> {
         let answer: serde_json::Value = self

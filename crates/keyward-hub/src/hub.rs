@@ -209,6 +209,14 @@ impl Hub {
         })
     }
 
+    /// The authenticated box's own active escrow (it may read back what it pushed).
+    pub async fn fetch_own(&self, box_name: &str) -> Result<RecoverResponse, HubError> {
+        self.store
+            .active(box_name)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("no active escrow for {box_name}")))
+    }
+
     /// Makes a pending version active, on an operator's approval that names the version and the
     /// fingerprint it must claim.
     pub async fn approve(&self, approval: &str, now: i64) -> Result<u64, HubError> {

@@ -91,6 +91,12 @@ impl SigningIdentity {
         Ok(SigningIdentity(SigningKey::from_bytes(&seed)))
     }
 
+    /// The identity with this 32-byte seed. For benchmarks and tests that need many known
+    /// identities; real identities come from [`SigningIdentity::generate`].
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        SigningIdentity(SigningKey::from_bytes(seed))
+    }
+
     /// The public half.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key())

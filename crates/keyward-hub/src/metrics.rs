@@ -5,14 +5,14 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The routes counted.
-pub const ROUTES: [&str; 5] = ["enroll", "push", "status", "approve", "recover"];
+pub const ROUTES: [&str; 6] = ["enroll", "push", "status", "fetch", "approve", "recover"];
 /// The outcomes counted.
 pub const OUTCOMES: [&str; 3] = ["ok", "refused", "error"];
 
 /// Request counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counts: [[AtomicU64; 3]; 5],
+    counts: [[AtomicU64; 3]; 6],
 }
 
 impl Metrics {

@@ -167,6 +167,20 @@ async fn status(
     .await
 }
 
+async fn fetch(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    method: Method,
+    uri: Uri,
+    map: HeaderMap,
+) -> Response {
+    handle(&state, "fetch", source, async {
+        let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
+        Ok(Json(state.hub.fetch_own(&box_name).await?).into_response())
+    })
+    .await
+}
+
 async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
     handle(&state, "approve", source, async {
         let request: ApproveRequest = json(&body)?;
@@ -200,6 +214,7 @@ fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/enroll", post(enroll))
         .route("/v1/escrows", post(push).get(status))
+        .route("/v1/escrows/active", get(fetch))
         .route("/v1/approvals", post(approve))
         .route("/v1/recoveries", post(recover))
         .route("/healthz", get(healthz))

@@ -64,6 +64,11 @@ async fn insert_unique(
 }
 
 impl Store {
+    /// The pool, for tools that fill a database in bulk (the benchmark seeder).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Connects to an existing database without changing it (for `audit verify`).
     pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();

@@ -503,6 +503,13 @@ pub enum EscrowCommand {
     },
     /// Show this box's escrow versions at the hub.
     Status,
+    /// Download this box's active escrow blob, as the hub holds it (a PBS key file or a keyward
+    /// escrow blob; both open only with the recovery code).
+    Fetch {
+        /// Where to write it (mode 0600; `-` for stdout).
+        #[arg(long, value_name = "FILE|-")]
+        out: PathBuf,
+    },
     /// Write the escrow blob: the key as a Proxmox Backup key file encrypted (scrypt) under the
     /// recovery code. proxmox-backup-client opens it too, with the code typed as its passphrase
     /// (lower case, one space between words).

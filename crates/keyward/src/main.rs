@@ -93,6 +93,7 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                         commands::escrow::push(&ctx, directive.as_deref(), code_file.as_deref())
                     }
                     EscrowCommand::Status => commands::escrow::status(&ctx),
+                    EscrowCommand::Fetch { out } => commands::escrow::fetch(&ctx, out),
                 },
                 Command::Operator { command } => commands::operator::run(&ctx, command),
                 Command::Hub { command } => commands::hub::run(&ctx, command),

@@ -600,3 +600,27 @@ fn repeated_bad_signatures_lock_a_box_out() {
     assert!(out.stderr().contains("locked out"), "says why{}", out.report());
     drop(hub);
 }
+
+#[test]
+fn a_box_can_read_back_its_own_escrow() {
+    let dir = Dir::new("hub-fetch");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    dir.ok(["escrow", "fetch", "--out", "fetched.json"]);
+    assert_eq!(dir.mode("fetched.json"), 0o600);
+    // It is the keybox's recovery-code slot standing alone: `recover --blob` opens it offline.
+    let fp = fingerprint_of(&dir);
+    dir.ok([
+        "recover",
+        "--blob",
+        "fetched.json",
+        "--code-file",
+        "code.txt",
+        "--expect-fingerprint",
+        &fp,
+        "--out",
+        "k.bin",
+    ]);
+    assert_eq!(dir.read("k.bin"), CANARY_KEY);
+    drop(hub);
+}

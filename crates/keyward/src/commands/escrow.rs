@@ -174,3 +174,29 @@ pub fn status(ctx: &Context) -> CliResult {
     }
     ctx.out.json(&serde_json::to_value(&answer).map_err(|e| CliError::Failed(e.to_string()))?)
 }
+
+/// Runs `escrow fetch`: the active blob as the hub holds it.
+pub fn fetch(ctx: &Context, out: &std::path::Path) -> CliResult {
+    let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.keybox)?;
+    let answer = hub_io::block_on(client.fetch_active(&enrollment.box_name, &identity))?;
+    let blob = keyward_core::encoding::from_base64(&answer.blob)
+        .ok_or_else(|| CliError::Failed("the hub served a blob that is not base64".into()))?;
+    write_secret(out, &blob, false)?;
+    if out != std::path::Path::new("-") {
+        ctx.out.line(format!(
+            "Escrow version {} of {} ({}) written to {}",
+            answer.version,
+            enrollment.box_name,
+            answer.blob_format,
+            out.display()
+        ))?;
+        ctx.out.json(&json!({
+            "box": enrollment.box_name,
+            "version": answer.version,
+            "blob_format": answer.blob_format,
+            "fingerprint": answer.fingerprint,
+            "out": out,
+        }))?;
+    }
+    Ok(())
+}

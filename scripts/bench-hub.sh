@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 boxes_list=${BOXES:-"1000 1000000"}
 fetch_s=${SECONDS_FETCH:-10}
 push_s=${SECONDS_PUSH:-5}
-cargo build --release -q -p keyward -p keyward-hub --example hub_seed --example hub_load
+cargo build --release -q -p keyward
+cargo build --release -q -p keyward-hub --example hub_seed --example hub_load
 kw=$PWD/target/release/keyward
 seed=$PWD/target/release/examples/hub_seed
 load=$PWD/target/release/examples/hub_load

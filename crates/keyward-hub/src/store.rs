@@ -19,10 +19,17 @@ const SCHEMA: &[&str] = &[
     // At most one active escrow per box, whatever two hubs approve at once.
     "CREATE UNIQUE INDEX IF NOT EXISTS escrows_one_active ON escrows (box_name) WHERE state = 'active'",
     "CREATE TABLE IF NOT EXISTS used_statements (id TEXT PRIMARY KEY, kind TEXT NOT NULL, used_at BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
 ];
 const SCHEMA_VERSION: &str = "1";
+/// Seen request nonces on PostgreSQL, shared by every hub on the database. UNLOGGED: a nonce
+/// only has to outlive its ten-minute window, not a crash, and its write must not cost an fsync
+/// on every signed request.
+const POSTGRES_NONCES: &str =
+    "CREATE UNLOGGED TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL)";
+/// Most nonces a SQLite hub keeps in memory (ten minutes of requests at over 30,000 a second);
+/// beyond that requests are refused until old ones expire.
+const MAX_MEMORY_NONCES: usize = 20_000_000;
 /// How often a write that lost a race is retried.
 const RETRIES: usize = 20;
 
@@ -44,6 +51,20 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    nonces: Nonces,
+}
+
+/// Where seen nonces live.
+#[derive(Debug, Clone)]
+enum Nonces {
+    /// SQLite: one hub process owns the file, so its memory is the only place a replay can
+    /// arrive; keeping them there spares an fsync per request. A restart forgets them, so a
+    /// request captured before it could be replayed within its ±5-minute window — a replayed
+    /// fetch or status reveals nothing new, and a replayed push only adds a pending version
+    /// that needs an operator.
+    Memory(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>),
+    /// PostgreSQL: an UNLOGGED table every hub shares.
+    Table,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -73,7 +94,7 @@ impl Store {
     pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, nonces: Nonces::Table })
     }
 
     /// Connects (`sqlite://PATH?mode=rwc` or `postgres://…`) and makes sure the schema exists.
@@ -100,7 +121,8 @@ impl Store {
             })
             .connect(url)
             .await?;
-        let store = Store { pool };
+        let nonces = if sqlite { Nonces::Memory(Default::default()) } else { Nonces::Table };
+        let store = Store { pool, nonces };
         store.migrate().await?;
         Ok(store)
     }
@@ -108,6 +130,9 @@ impl Store {
     async fn migrate(&self) -> Result<(), StoreError> {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&self.pool).await?;
+        }
+        if matches!(self.nonces, Nonces::Table) {
+            sqlx::query(POSTGRES_NONCES).execute(&self.pool).await?;
         }
         let found: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'schema'")
             .fetch_optional(&self.pool)
@@ -161,11 +186,32 @@ impl Store {
 
     /// Records a request nonce until `expires`; `false` if it was seen (a replay).
     pub async fn use_nonce(&self, nonce: &str, expires: i64, now: i64) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM nonces WHERE expires < $1").bind(now).execute(&self.pool).await?;
-        let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
-            .bind(nonce)
-            .bind(expires);
-        insert_unique(&self.pool, insert).await
+        match &self.nonces {
+            Nonces::Memory(seen) => {
+                // A poisoned lock or a full table refuses: never accept a nonce unchecked.
+                let Ok(mut seen) = seen.lock() else { return Ok(false) };
+                if seen.len() >= MAX_MEMORY_NONCES / 2 {
+                    seen.retain(|_, until| *until >= now);
+                }
+                if seen.len() >= MAX_MEMORY_NONCES {
+                    return Ok(false);
+                }
+                Ok(seen.insert(nonce.to_string(), expires).is_none())
+            }
+            Nonces::Table => {
+                // Expired nonces are cleared now and then, not on every request.
+                if now % 16 == 0 {
+                    sqlx::query("DELETE FROM nonces WHERE expires < $1")
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
+                    .bind(nonce)
+                    .bind(expires);
+                insert_unique(&self.pool, insert).await
+            }
+        }
     }
 
     /// Appends an escrow version: the first is active, later ones pending. The version is the

@@ -30,8 +30,16 @@ const POSTGRES_NONCES: &str =
 /// Most nonces a SQLite hub keeps in memory (ten minutes of requests at over 30,000 a second);
 /// beyond that requests are refused until old ones expire.
 const MAX_MEMORY_NONCES: usize = 20_000_000;
-/// How often a write that lost a race is retried.
-const RETRIES: usize = 20;
+/// How often a write that lost a race is retried, with a short random pause that grows with
+/// each attempt (so racing writers spread out instead of colliding again at once).
+const RETRIES: u32 = 60;
+
+/// The pause before retry `attempt` (1-based): random, up to `attempt` milliseconds.
+async fn back_off(attempt: u32) {
+    let jitter = keyward_core::random::below(1000).unwrap_or(500);
+    let micros = u64::from(attempt.min(20)) * u64::from(jitter);
+    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+}
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +231,10 @@ impl Store {
         now: i64,
     ) -> Result<(u64, &'static str), StoreError> {
         let directive = push.directive.to_string();
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row =
                 sqlx::query("SELECT COALESCE(MAX(version), 0) FROM escrows WHERE box_name = $1")
                     .bind(box_name)
@@ -338,7 +349,10 @@ impl Store {
         detail: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&self.pool)
                 .await?;

@@ -1,6 +1,7 @@
-//! `keyward escrow export-blob`: the PBS-native escrow blob, a Proxmox Backup key file encrypted
-//! with scrypt under the recovery code (see keyward_pbs::escrow). It is self-verified before it
-//! is written: opened again with the code, its PBS fingerprint compared.
+//! `keyward escrow …`: the escrow blob and the hub. `export-blob` writes the PBS-native blob (a
+//! Proxmox Backup key file encrypted with scrypt under the recovery code, self-verified: opened
+//! again with the code, its PBS fingerprint compared); `enroll`, `push`, `status` and `fetch`
+//! talk to the hub as this box.
 
 use keyward_core::Unlocker;
 use keyward_pbs::{PbsTime, escrow};
@@ -17,26 +18,15 @@ use zeroize::Zeroizing;
 
 /// Runs `escrow export-blob`.
 pub fn export_blob(ctx: &Context, args: &ExportBlobArgs) -> CliResult {
-    let store = ctx.store();
-    let keybox = store.load()?;
-    let reader = SecretReader::new();
-    let code = code_from(&reader, args.code_file.as_deref())?;
-    // The code must open this keybox: a blob under a code nobody holds would be useless.
-    let unlocked = keybox.unlock(&Unlocker::RecoveryCode(&code), None, store.path())?;
-    let key = unlocked.key();
-    let record = keybox.header().pbs.as_ref();
-    let fp = pbs::check_exportable(key, record)?;
-
-    let now = PbsTime::now(ctx.local_offset);
-    let blob = escrow::seal(key, &code, pbs::created_time(record, &now), now)
-        .map_err(|source| CliError::Pbs { path: args.out.clone(), source })?;
+    let keybox = ctx.store().load()?;
+    let (blob, fp, slot) = pbs_blob(ctx, &keybox, args.code_file.as_deref())?;
     write_secret(&args.out, &blob.to_bytes(), args.force)?;
 
     if args.out != std::path::Path::new("-") {
         ctx.out.line(format!(
             "Escrow blob written to {} (a Proxmox Backup key file, scrypt, opened by recovery-code slot {})",
             args.out.display(),
-            unlocked.opened_by()
+            slot
         ))?;
         ctx.out.line(format!("  pbs fingerprint  {fp}"))?;
         ctx.out.line(format!("  short            {}", fp.short()))?;
@@ -48,6 +38,24 @@ pub fn export_blob(ctx: &Context, args: &ExportBlobArgs) -> CliResult {
         }))?;
     }
     Ok(())
+}
+
+/// The PBS-native blob of this keybox's key, under the recovery code (from `code_file`, else a
+/// prompt), which must open one of its recovery-code slots: a blob under a code nobody holds
+/// would be useless. Returns the blob, the key's PBS fingerprint and the slot the code opened.
+fn pbs_blob(
+    ctx: &Context,
+    keybox: &keyward_core::Keybox,
+    code_file: Option<&std::path::Path>,
+) -> CliResult<(keyward_pbs::PbsKeyFile, keyward_core::Fingerprint, keyward_core::SlotId)> {
+    let code = code_from(&SecretReader::new(), code_file)?;
+    let unlocked = keybox.unlock(&Unlocker::RecoveryCode(&code), None, &ctx.keybox)?;
+    let record = keybox.header().pbs.as_ref();
+    let fp = pbs::check_exportable(unlocked.key(), record)?;
+    let now = PbsTime::now(ctx.local_offset);
+    let blob = escrow::seal(unlocked.key(), &code, pbs::created_time(record, &now), now)
+        .map_err(|source| CliError::Pbs { path: "the escrow blob".into(), source })?;
+    Ok((blob, fp, unlocked.opened_by()))
 }
 
 /// Runs `escrow enroll`: a new identity for this box, registered with the hub.
@@ -109,15 +117,8 @@ pub fn push(
         None => json!({}),
     };
     let (blob_format, blob, fingerprint) = match &keybox.header().pbs {
-        Some(record) => {
-            let reader = SecretReader::new();
-            let code = code_from(&reader, code_file)?;
-            let unlocked = keybox.unlock(&Unlocker::RecoveryCode(&code), None, store.path())?;
-            let fp = pbs::check_exportable(unlocked.key(), Some(record))?;
-            let now = PbsTime::now(ctx.local_offset);
-            let blob =
-                escrow::seal(unlocked.key(), &code, pbs::created_time(Some(record), &now), now)
-                    .map_err(|source| CliError::Pbs { path: "the escrow blob".into(), source })?;
+        Some(_) => {
+            let (blob, fp, _) = pbs_blob(ctx, &keybox, code_file)?;
             ("pbs-key-file", blob.to_bytes().to_vec(), fp.to_string())
         }
         None => {

@@ -151,20 +151,23 @@ impl HubClient {
             .await
     }
 
+    /// A GET signed by the box.
+    async fn signed_get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        box_name: &str,
+        identity: &SigningIdentity,
+    ) -> Result<T, ClientError> {
+        self.send(self.signed(reqwest::Method::GET, path, Vec::new(), box_name, identity)?).await
+    }
+
     /// The box's escrow versions, signed by the box.
     pub async fn status(
         &self,
         box_name: &str,
         identity: &SigningIdentity,
     ) -> Result<StatusResponse, ClientError> {
-        self.send(self.signed(
-            reqwest::Method::GET,
-            "/v1/escrows",
-            Vec::new(),
-            box_name,
-            identity,
-        )?)
-        .await
+        self.signed_get("/v1/escrows", box_name, identity).await
     }
 
     /// The box's own active escrow, signed by the box.
@@ -173,14 +176,7 @@ impl HubClient {
         box_name: &str,
         identity: &SigningIdentity,
     ) -> Result<RecoverResponse, ClientError> {
-        self.send(self.signed(
-            reqwest::Method::GET,
-            "/v1/escrows/active",
-            Vec::new(),
-            box_name,
-            identity,
-        )?)
-        .await
+        self.signed_get("/v1/escrows/active", box_name, identity).await
     }
 
     /// Sends an operator's overwrite approval.

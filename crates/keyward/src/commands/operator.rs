@@ -57,7 +57,8 @@ fn issue(
     let expires = unix_now() + hub_io::parse_ttl(&args.ttl)?;
     let statement = make(args.box_name.clone(), Statement::fresh_id()?, expires);
     let kind = statement.kind();
-    let mut text = statement::issue(&operator, statement);
+    // A token or ticket is a bearer credential until it is used: keep it in wiped memory.
+    let mut text = zeroize::Zeroizing::new(statement::issue(&operator, statement));
     text.push('\n');
     write_secret(&args.out, text.as_bytes(), false)?;
     if args.out != std::path::Path::new("-") {

@@ -26,16 +26,32 @@ cd "$work"
 op=$("$kw" operator keygen --out op.key --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["public_key"])')
 fp=$("$kw" hub init --data hub --operator "$op" --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["certificate_fingerprint"])')
 
-row() { # label json
-  python3 - "$1" "$2" <<'PY'
+# CPU time (user + system, clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+row() { # label json [server-cpu-ticks]
+  python3 - "$1" "$2" "${3:-}" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.loads(sys.argv[2])
-print(f"| {sys.argv[1]} | {r['rps']:.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['requests']} | {r['errors']} |")
+cpu = "–"
+if sys.argv[3] and r['requests']:
+    per = int(sys.argv[3]) / int(sys.argv[4]) / r['requests'] * 1e6
+    cpu = f"{per:.0f} µs ({2e6 / per:,.0f}/s)"
+print(f"| {sys.argv[1]} | {r['rps']:.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {cpu} | {r['requests']} | {r['errors']} |")
 PY
 }
+measure() { # label pid load-args...
+  local label=$1 pid=$2 before out
+  shift 2
+  before=$(cpu_ticks "$pid")
+  out=$("$load" "$@")
+  row "$label" "$out" "$(( $(cpu_ticks "$pid") - before ))"
+}
 
-echo "| load | requests/s | p50 | p99 | requests | errors |"
-echo "|---|---|---|---|---|---|"
+# "hub CPU per request" is the hub process's own user + system time divided by the requests it
+# answered; the figure in brackets is what two cores would serve if the hub had them to itself
+# (here the load generator and PostgreSQL share them).
+echo "| load | requests/s | p50 | p99 | hub CPU per request (2-core capacity) | requests | errors |"
+echo "|---|---|---|---|---|---|---|"
 run_store() { # label database-url boxes
   local label=$1 url=$2 n=$3 port
   "$seed" "$url" "$n" 2>/dev/null
@@ -43,8 +59,8 @@ run_store() { # label database-url boxes
   "$kw" hub serve --data hub --listen 127.0.0.1:"$port" --database "$url" --rate-per-source 0 --rate-per-box 0 2>/dev/null &
   pids+=($!); local hub=$!
   wait_port "$port"
-  row "$label, $n boxes, signed fetch" "$("$load" fetch https://127.0.0.1:"$port" "$fp" "$n" --connections 8 --seconds "$fetch_s" --max 300000)"
-  row "$label, $n boxes, signed push" "$("$load" push https://127.0.0.1:"$port" "$fp" "$n" --connections 8 --seconds "$push_s" --max 20000)"
+  measure "$label, $n boxes, signed fetch" "$hub" fetch https://127.0.0.1:"$port" "$fp" "$n" --connections 8 --seconds "$fetch_s" --max 300000
+  measure "$label, $n boxes, signed push" "$hub" push https://127.0.0.1:"$port" "$fp" "$n" --connections 8 --seconds "$push_s" --max 20000
   kill "$hub"; wait "$hub" 2>/dev/null || true
 }
 for n in $boxes_list; do
@@ -63,5 +79,5 @@ if command -v socat >/dev/null && [ -x /usr/libexec/tangd ]; then
   wait_port "$port"
   row "tangd GET /adv (reference)" "$("$load" plain http://127.0.0.1:"$port"/adv --connections 8 --seconds "$fetch_s" --max 300000)"
 else
-  echo "| tangd GET /adv (reference) | not measured: apt-get install tang socat | | | | |"
+  echo "| tangd GET /adv (reference) | not measured: apt-get install tang socat | | | | | |"
 fi

@@ -71,6 +71,26 @@ pub struct ApproveRequest {
     pub approval: String,
 }
 
+/// `POST /v1/deletions`: an operator-signed deletion order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRequest {
+    /// The order (statement text).
+    pub deletion: String,
+}
+
+/// The answer to a deletion: what was erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteResponse {
+    /// The box.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// The version erased.
+    pub version: u64,
+    /// Always `deleted`.
+    pub state: String,
+}
+
 /// `POST /v1/recoveries`: a fresh machine redeems a recovery ticket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    ApproveRequest, EnrollRequest, ErrorResponse, PushRequest, PushResponse, RecoverRequest,
-    RecoverResponse, StatusResponse,
+    ApproveRequest, DeleteRequest, DeleteResponse, EnrollRequest, ErrorResponse, PushRequest,
+    PushResponse, RecoverRequest, RecoverResponse, StatusResponse,
 };
 use crate::request::{self, headers};
 use crate::tls::{TlsError, pinned_client_config};
@@ -185,6 +185,11 @@ impl HubClient {
             .send(self.post_json("/v1/approvals", &ApproveRequest { approval: approval.into() }))
             .await?;
         answer["version"].as_u64().ok_or_else(|| ClientError::BadAnswer("no version".into()))
+    }
+
+    /// Sends an operator's deletion order.
+    pub async fn delete(&self, order: &str) -> Result<DeleteResponse, ClientError> {
+        self.send(self.post_json("/v1/deletions", &DeleteRequest { deletion: order.into() })).await
     }
 
     /// Redeems a recovery ticket for the box's active escrow.

@@ -3,6 +3,9 @@
 //! Every action and refusal is audited (best effort for refusals, which must not turn into a
 //! way to stall the log); no blob, code, key or token text is ever logged or audited.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::api::{PushRequest, PushResponse, RecoverResponse, StatusResponse};
 use crate::request::{self, MAX_SKEW_SECS, RequestSignature};
 use crate::statement::{self, Statement, StatementKind};
@@ -55,11 +58,47 @@ impl HubError {
     }
 }
 
-/// The hub: its store and the operators it trusts.
+/// Most enrolled box keys kept in memory (about 200 bytes each).
+const MAX_CACHED_BOX_KEYS: usize = 1 << 17;
+
+/// The hub: its store, the operators it trusts, and a cache of enrolled box keys.
 #[derive(Debug, Clone)]
 pub struct Hub {
     store: Store,
     operators: Vec<PublicKey>,
+    box_keys: BoxKeys,
+}
+
+/// Enrolled box keys already read and parsed. A box's key never changes once enrolled (the
+/// store has no way to replace it), so a cached key can never be stale, on one hub or on many
+/// sharing a database; the cache spares every signed request a database round trip.
+#[derive(Debug, Clone, Default)]
+struct BoxKeys(Arc<Mutex<HashMap<String, PublicKey>>>);
+
+impl BoxKeys {
+    fn get(&self, name: &str) -> Option<PublicKey> {
+        self.0.lock().ok()?.get(name).copied()
+    }
+
+    fn insert(&self, name: &str, key: PublicKey) {
+        if let Ok(mut keys) = self.0.lock() {
+            // Full: start over rather than track recency; hot boxes come back at once.
+            if keys.len() >= MAX_CACHED_BOX_KEYS {
+                keys.clear();
+            }
+            keys.insert(name.to_string(), key);
+        }
+    }
+}
+
+/// The audit event that records a statement of `kind` being used up.
+fn used_event(kind: StatementKind) -> &'static str {
+    match kind {
+        StatementKind::Enrollment => "token-used",
+        StatementKind::Recovery => "ticket-used",
+        StatementKind::Overwrite => "approval-used",
+        StatementKind::Deletion => "deletion-used",
+    }
 }
 
 fn valid_box_name(name: &str) -> bool {
@@ -71,7 +110,7 @@ fn valid_box_name(name: &str) -> bool {
 impl Hub {
     /// A hub over `store`, trusting `operators`.
     pub fn new(store: Store, operators: Vec<PublicKey>) -> Self {
-        Hub { store, operators }
+        Hub { store, operators, box_keys: BoxKeys::default() }
     }
 
     /// The store (for `audit verify`).
@@ -108,7 +147,12 @@ impl Hub {
             let _ = self.store.audit("refused", box_name, &wrong.to_string(), now).await;
             return Err(wrong.into());
         }
-        if !self.store.use_once(found.id(), &expect.to_string(), now).await? {
+        let used = used_event(expect);
+        if !self
+            .store
+            .use_once(found.id(), &expect.to_string(), used, found.box_name(), now)
+            .await?
+        {
             return Err(self
                 .refuse(Some(found.box_name()), format!("{expect} was already used"), now)
                 .await);
@@ -133,7 +177,6 @@ impl Hub {
         if !self.store.add_box(box_name, &key.to_string(), now).await? {
             return Err(HubError::Conflict(format!("a box named {box_name} is already enrolled")));
         }
-        self.store.audit("enroll", Some(box_name), &format!("identity {key}"), now).await?;
         Ok(())
     }
 
@@ -150,11 +193,19 @@ impl Hub {
         now: i64,
     ) -> Result<String, HubError> {
         let name = signed.signer.as_str();
-        let Some(key_text) = self.store.box_key(name).await? else {
-            let _ = self.store.audit("refused", None, "request from an unknown box", now).await;
-            return Err(AuthError::UnknownSigner.into());
+        let key = match self.box_keys.get(name) {
+            Some(key) => key,
+            None => {
+                let Some(key_text) = self.store.box_key(name).await? else {
+                    let _ =
+                        self.store.audit("refused", None, "request from an unknown box", now).await;
+                    return Err(AuthError::UnknownSigner.into());
+                };
+                let key: PublicKey = key_text.parse().map_err(HubError::Unauthenticated)?;
+                self.box_keys.insert(name, key);
+                key
+            }
         };
-        let key: PublicKey = key_text.parse().map_err(HubError::Unauthenticated)?;
         if let Err(e) = request::verify(signed, &key, method, path, body, now) {
             let _ = self.store.audit("refused", Some(name), &e.to_string(), now).await;
             return Err(e.into());
@@ -190,14 +241,6 @@ impl Hub {
             ));
         }
         let (version, state) = self.store.push(box_name, push, now).await?;
-        self.store
-            .audit(
-                "push",
-                Some(box_name),
-                &format!("version {version} {state}, fingerprint {}", push.fingerprint),
-                now,
-            )
-            .await?;
         Ok(PushResponse { version, state: state.to_string() })
     }
 
@@ -225,23 +268,35 @@ impl Hub {
         else {
             return Err(HubError::Malformed("not an overwrite approval".into()));
         };
-        if !self.store.activate(&box_name, version, &fingerprint).await? {
+        if !self.store.activate(&box_name, version, &fingerprint, now).await? {
             let why = format!(
                 "version {version} is not pending with fingerprint {fingerprint} (or another approval won)"
             );
             return Err(self.refuse(Some(&box_name), why, now).await);
         }
-        self.store
-            .audit("approve", Some(&box_name), &format!("version {version} active"), now)
-            .await?;
         Ok(version)
+    }
+
+    /// Erases an escrow version's blob and directive on an operator's deletion order. The row
+    /// stays, marked `deleted`, so version numbers are never reused and the history still shows
+    /// what existed; a box has no way to ask for this itself.
+    pub async fn delete(&self, order: &str, now: i64) -> Result<(String, u64), HubError> {
+        let Statement::Deletion { box_name, version, .. } =
+            self.redeem(order, None, StatementKind::Deletion, now).await?
+        else {
+            return Err(HubError::Malformed("not a deletion order".into()));
+        };
+        if !self.store.erase(&box_name, version, now).await? {
+            let why = format!("{box_name} has no version {version} left to delete");
+            return Err(self.refuse(Some(&box_name), why, now).await);
+        }
+        Ok((box_name, version))
     }
 
     /// Serves a box's active escrow for a recovery ticket.
     pub async fn recover(&self, ticket: &str, now: i64) -> Result<RecoverResponse, HubError> {
         let statement = self.redeem(ticket, None, StatementKind::Recovery, now).await?;
         let box_name = statement.box_name().to_string();
-        self.store.audit("ticket-used", Some(&box_name), "recovery ticket redeemed", now).await?;
         let active = self
             .store
             .active(&box_name)

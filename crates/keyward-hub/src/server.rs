@@ -14,7 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
-use crate::api::{ApproveRequest, EnrollRequest, ErrorResponse, PushRequest, RecoverRequest};
+use crate::api::{
+    ApproveRequest, DeleteRequest, DeleteResponse, EnrollRequest, ErrorResponse, PushRequest,
+    RecoverRequest,
+};
 use crate::hub::{Hub, HubError};
 use crate::limits::{RateLimiter, RateLimits};
 use crate::metrics::Metrics;
@@ -191,6 +194,16 @@ async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes)
     .await
 }
 
+async fn delete(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
+    handle(&state, "delete", source, async {
+        let request: DeleteRequest = json(&body)?;
+        let (box_name, version) = state.hub.delete(&request.deletion, unix_now()).await?;
+        tracing::info!(%box_name, version, "escrow version erased");
+        Ok(Json(DeleteResponse { box_name, version, state: "deleted".into() }).into_response())
+    })
+    .await
+}
+
 async fn recover(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
     handle(&state, "recover", source, async {
         let request: RecoverRequest = json(&body)?;
@@ -216,6 +229,7 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/escrows", post(push).get(status))
         .route("/v1/escrows/active", get(fetch))
         .route("/v1/approvals", post(approve))
+        .route("/v1/deletions", post(delete))
         .route("/v1/recoveries", post(recover))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

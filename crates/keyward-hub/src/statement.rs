@@ -1,6 +1,6 @@
 //! Operator-signed statements: an enrollment token (a box may enroll), a recovery ticket (a
 //! fresh machine may fetch a box's escrow), an overwrite approval (a pending escrow version may
-//! become active). Each is JSON signed with the operator's key, carried as one line of text:
+//! become active), a deletion order (an escrow version's blob is erased). Each is JSON signed with the operator's key, carried as one line of text:
 //! `kwst1.<base64url payload>.<base64url signature>`. Single use is enforced by whoever
 //! redeems them (the hub records each id it has accepted).
 
@@ -54,6 +54,19 @@ pub enum Statement {
         /// Unix seconds after which it is void.
         expires: i64,
     },
+    /// This escrow version of this box is to be erased (its blob and directive), whatever its
+    /// state.
+    Deletion {
+        /// Box name.
+        #[serde(rename = "box")]
+        box_name: String,
+        /// The escrow version to erase.
+        version: u64,
+        /// Random id; single use.
+        id: String,
+        /// Unix seconds after which it is void.
+        expires: i64,
+    },
 }
 
 /// The kinds of statement.
@@ -65,6 +78,8 @@ pub enum StatementKind {
     Recovery,
     /// See [`Statement::Overwrite`].
     Overwrite,
+    /// See [`Statement::Deletion`].
+    Deletion,
 }
 
 impl std::fmt::Display for StatementKind {
@@ -73,6 +88,7 @@ impl std::fmt::Display for StatementKind {
             StatementKind::Enrollment => "an enrollment token",
             StatementKind::Recovery => "a recovery ticket",
             StatementKind::Overwrite => "an overwrite approval",
+            StatementKind::Deletion => "a deletion order",
         })
     }
 }
@@ -84,6 +100,7 @@ impl Statement {
             Statement::Enrollment { .. } => StatementKind::Enrollment,
             Statement::Recovery { .. } => StatementKind::Recovery,
             Statement::Overwrite { .. } => StatementKind::Overwrite,
+            Statement::Deletion { .. } => StatementKind::Deletion,
         }
     }
 
@@ -92,7 +109,8 @@ impl Statement {
         match self {
             Statement::Enrollment { box_name, .. }
             | Statement::Recovery { box_name, .. }
-            | Statement::Overwrite { box_name, .. } => box_name,
+            | Statement::Overwrite { box_name, .. }
+            | Statement::Deletion { box_name, .. } => box_name,
         }
     }
 
@@ -101,7 +119,8 @@ impl Statement {
         match self {
             Statement::Enrollment { id, .. }
             | Statement::Recovery { id, .. }
-            | Statement::Overwrite { id, .. } => id,
+            | Statement::Overwrite { id, .. }
+            | Statement::Deletion { id, .. } => id,
         }
     }
 
@@ -109,7 +128,8 @@ impl Statement {
         match self {
             Statement::Enrollment { expires, .. }
             | Statement::Recovery { expires, .. }
-            | Statement::Overwrite { expires, .. } => *expires,
+            | Statement::Overwrite { expires, .. }
+            | Statement::Deletion { expires, .. } => *expires,
         }
     }
 

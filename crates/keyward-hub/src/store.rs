@@ -3,10 +3,13 @@
 //! driver. Every invariant that concurrent hubs could break is a unique key (escrow version,
 //! one active escrow per box, audit sequence, statement id, nonce), so a lost race is a unique
 //! violation that the caller retries or refuses — never a lost or duplicated version, never two
-//! active ones.
+//! active ones. Every change is written in one transaction with the audit record that tells of
+//! it, so the log can neither miss a change nor tell of one that did not happen.
+
+use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::api::{EscrowVersion, PushRequest, RecoverResponse};
 use crate::audit::{AuditRecord, GENESIS, record_hash};
@@ -59,7 +62,107 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite (one hub process owns the file) rather than PostgreSQL.
+    sqlite: bool,
     nonces: Nonces,
+    /// Held by each audited write of this process. Every write appends to the one audit chain,
+    /// so writers are serialized there anyway; taking turns here saves the work a lost race
+    /// would throw away (hubs on one PostgreSQL still race each other, and retry).
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// How one attempt of an audited write ended.
+enum Attempt<T> {
+    /// The change and its audit record are written: commit.
+    Commit(T),
+    /// Nothing to change (refused, or not there): roll back and answer.
+    Rollback(T),
+    /// Lost a race for a unique key: roll back and try again.
+    Retry,
+}
+
+/// Appends an audit record after the current head inside `conn`'s transaction; `false` if
+/// another writer took the next sequence number first.
+async fn append_audit(
+    conn: &mut AnyConnection,
+    event: &str,
+    box_name: Option<&str>,
+    detail: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (prev_seq, prev_hash): (i64, String) =
+        head.map_or((0, GENESIS.to_string()), |r| (r.get(0), r.get(1)));
+    let seq = prev_seq + 1;
+    let hash =
+        record_hash(&prev_hash, u64::try_from(seq).unwrap_or(0), now, event, box_name, detail);
+    let insert = sqlx::query(
+        "INSERT INTO audit (seq, at, event, box_name, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(seq)
+    .bind(now)
+    .bind(event)
+    .bind(box_name)
+    .bind(detail)
+    .bind(&prev_hash)
+    .bind(&hash);
+    unique(insert.execute(conn).await)
+}
+
+/// Ends one attempt of an audited write: `Some(answer)` once it committed or rolled back with
+/// an answer, `None` when it lost a race and must run again. An error drops (rolls back) the
+/// transaction.
+async fn settle<T>(
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    attempt: Result<Attempt<T>, sqlx::Error>,
+) -> Result<Option<T>, StoreError> {
+    match attempt? {
+        Attempt::Commit(answer) => {
+            tx.commit().await?;
+            Ok(Some(answer))
+        }
+        Attempt::Rollback(answer) => {
+            tx.rollback().await?;
+            Ok(Some(answer))
+        }
+        Attempt::Retry => {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Runs `$body` (async code over the transaction's connection `$conn`, ending in an
+/// [`Attempt`]) under this process's writer turn, in a fresh transaction each round, until it
+/// commits, rolls back or keeps losing races. A macro rather than a function taking an async
+/// closure: the hub's futures must be `Send` for axum, which the compiler cannot yet prove for
+/// an async closure that borrows.
+macro_rules! audited {
+    ($store:expr, $what:literal, |$conn:ident| $body:block) => {{
+        let _turn = $store.writer.lock().await;
+        let mut answer = Err(StoreError::Contended($what));
+        for round in 0..RETRIES {
+            let mut tx = $store.begin_round(round).await?;
+            let $conn: &mut AnyConnection = &mut tx;
+            let attempt: Result<Attempt<_>, sqlx::Error> = async $body.await;
+            if let Some(done) = settle(tx, attempt).await? {
+                answer = Ok(done);
+                break;
+            }
+        }
+        answer
+    }};
+}
+
+/// `true` if a statement changed a row, `false` if a unique key refused it.
+fn unique(result: Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> Result<bool, sqlx::Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Where seen nonces live.
@@ -79,19 +182,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Runs an INSERT that a unique key may refuse: `true` if the row went in, `false` if the key
-/// was taken (the caller's "already used", "already enrolled", "lost the race").
-async fn insert_unique(
-    pool: &AnyPool,
-    insert: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-) -> Result<bool, StoreError> {
-    match insert.execute(pool).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 impl Store {
     /// The pool, for tools that fill a database in bulk (the benchmark seeder).
     pub fn pool(&self) -> &AnyPool {
@@ -102,7 +192,8 @@ impl Store {
     pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
-        Ok(Store { pool, nonces: Nonces::Table })
+        let sqlite = url.starts_with("sqlite:");
+        Ok(Store { pool, sqlite, nonces: Nonces::Table, writer: Arc::default() })
     }
 
     /// Connects (`sqlite://PATH?mode=rwc` or `postgres://…`) and makes sure the schema exists.
@@ -115,11 +206,14 @@ impl Store {
                 Box::pin(async move {
                     if sqlite {
                         // WAL for concurrent readers; FULL so an acknowledged push survives a
-                        // power cut, not only a killed process; wait rather than fail when busy.
+                        // power cut, not only a killed process; wait rather than fail when busy;
+                        // secure_delete so an erased blob is overwritten in the file, not left
+                        // in a free page.
                         for pragma in [
                             "PRAGMA journal_mode=WAL",
                             "PRAGMA synchronous=FULL",
                             "PRAGMA busy_timeout=10000",
+                            "PRAGMA secure_delete=ON",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
@@ -130,7 +224,7 @@ impl Store {
             .connect(url)
             .await?;
         let nonces = if sqlite { Nonces::Memory(Default::default()) } else { Nonces::Table };
-        let store = Store { pool, nonces };
+        let store = Store { pool, sqlite, nonces, writer: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -153,7 +247,7 @@ impl Store {
                 let insert = sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', $1)")
                     .bind(SCHEMA_VERSION);
                 // `false` only means another hub wrote the same version first.
-                insert_unique(&self.pool, insert).await.map(drop)
+                unique(insert.execute(&self.pool).await).map(drop).map_err(Into::into)
             }
         }
     }
@@ -167,29 +261,66 @@ impl Store {
             .map(|row| row.get(0)))
     }
 
-    /// Enrolls a box; `false` if the name is taken.
+    /// Starts round `round` of an audited write: waits a little after a lost race, then opens
+    /// a transaction.
+    async fn begin_round(
+        &self,
+        round: u32,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        if round > 0 {
+            back_off(round).await;
+        }
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Enrolls a box, audited as `enroll`; `false` if the name is taken.
     pub async fn add_box(
         &self,
         name: &str,
         public_key: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let insert =
-            sqlx::query("INSERT INTO boxes (name, public_key, enrolled_at) VALUES ($1, $2, $3)")
-                .bind(name)
-                .bind(public_key)
-                .bind(now);
-        insert_unique(&self.pool, insert).await
+        let detail = format!("identity {public_key}");
+        audited!(self, "box enrollment", |conn| {
+            let insert = sqlx::query(
+                "INSERT INTO boxes (name, public_key, enrolled_at) VALUES ($1, $2, $3)",
+            )
+            .bind(name)
+            .bind(public_key)
+            .bind(now);
+            if !unique(insert.execute(&mut *conn).await)? {
+                return Ok(Attempt::Rollback(false));
+            }
+            Ok(match append_audit(conn, "enroll", Some(name), &detail, now).await? {
+                true => Attempt::Commit(true),
+                false => Attempt::Retry,
+            })
+        })
     }
 
-    /// Records a single-use id; `false` if it was used before.
-    pub async fn use_once(&self, id: &str, kind: &str, now: i64) -> Result<bool, StoreError> {
-        let insert =
-            sqlx::query("INSERT INTO used_statements (id, kind, used_at) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(kind)
-                .bind(now);
-        insert_unique(&self.pool, insert).await
+    /// Records a single-use statement id, audited as `event`; `false` if it was used before.
+    pub async fn use_once(
+        &self,
+        id: &str,
+        kind: &str,
+        event: &str,
+        box_name: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        audited!(self, "statement use", |conn| {
+            let insert =
+                sqlx::query("INSERT INTO used_statements (id, kind, used_at) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(kind)
+                    .bind(now);
+            if !unique(insert.execute(&mut *conn).await)? {
+                return Ok(Attempt::Rollback(false));
+            }
+            Ok(match append_audit(conn, event, Some(box_name), kind, now).await? {
+                true => Attempt::Commit(true),
+                false => Attempt::Retry,
+            })
+        })
     }
 
     /// Records a request nonce until `expires`; `false` if it was seen (a replay).
@@ -217,13 +348,14 @@ impl Store {
                 let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
                     .bind(nonce)
                     .bind(expires);
-                insert_unique(&self.pool, insert).await
+                Ok(unique(insert.execute(&self.pool).await)?)
             }
         }
     }
 
-    /// Appends an escrow version: the first is active, later ones pending. The version is the
-    /// next free number; two hubs racing for it both land, one retrying with the next number.
+    /// Appends an escrow version, audited as `push`: the first is active, later ones pending.
+    /// The version is the next free number; two hubs racing for it both land, one retrying with
+    /// the next number.
     pub async fn push(
         &self,
         box_name: &str,
@@ -231,14 +363,11 @@ impl Store {
         now: i64,
     ) -> Result<(u64, &'static str), StoreError> {
         let directive = push.directive.to_string();
-        for attempt in 0..RETRIES {
-            if attempt > 0 {
-                back_off(attempt).await;
-            }
+        audited!(self, "escrow version", |conn| {
             let row =
                 sqlx::query("SELECT COALESCE(MAX(version), 0) FROM escrows WHERE box_name = $1")
                     .bind(box_name)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *conn)
                     .await?;
             let last: i64 = row.get(0);
             let version = last + 1;
@@ -254,11 +383,15 @@ impl Store {
             .bind(&push.fingerprint)
             .bind(&directive)
             .bind(now);
-            if insert_unique(&self.pool, insert).await? {
-                return Ok((u64::try_from(version).unwrap_or(0), state));
+            if !unique(insert.execute(&mut *conn).await)? {
+                return Ok(Attempt::Retry);
             }
-        }
-        Err(StoreError::Contended("escrow version"))
+            let detail = format!("version {version} {state}, fingerprint {}", push.fingerprint);
+            Ok(match append_audit(conn, "push", Some(box_name), &detail, now).await? {
+                true => Attempt::Commit((u64::try_from(version).unwrap_or(0), state)),
+                false => Attempt::Retry,
+            })
+        })
     }
 
     /// Every version of a box's escrow, oldest first.
@@ -279,7 +412,7 @@ impl Store {
     }
 
     /// Makes a pending version active, if it claims `fingerprint`, and the old active one
-    /// superseded, in one transaction. `false` if that version is not pending with that
+    /// superseded, audited as `approve`. `false` if that version is not pending with that
     /// fingerprint, or a concurrent approval won (the unique index on the active escrow
     /// refuses a second one).
     pub async fn activate(
@@ -287,39 +420,71 @@ impl Store {
         box_name: &str,
         version: u64,
         fingerprint: &str,
+        now: i64,
     ) -> Result<bool, StoreError> {
-        let version = i64::try_from(version).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await?;
-        // Supersede first, so the index never sees two active rows inside this transaction.
-        sqlx::query(
-            "UPDATE escrows SET state = 'superseded' WHERE box_name = $1 AND state = 'active'",
-        )
-        .bind(box_name)
-        .execute(&mut *tx)
-        .await?;
-        let activated = sqlx::query(
-            "UPDATE escrows SET state = 'active' WHERE box_name = $1 AND version = $2 AND state = 'pending' AND fingerprint = $3",
-        )
-        .bind(box_name)
-        .bind(version)
-        .bind(fingerprint)
-        .execute(&mut *tx)
-        .await;
-        match activated {
-            Ok(done) if done.rows_affected() == 1 => {
-                tx.commit().await?;
-                Ok(true)
+        let number = i64::try_from(version).unwrap_or(i64::MAX);
+        let detail = format!("version {version} active");
+        audited!(self, "approval", |conn| {
+            // Supersede first, so the index never sees two active rows inside this transaction.
+            sqlx::query(
+                "UPDATE escrows SET state = 'superseded' WHERE box_name = $1 AND state = 'active'",
+            )
+            .bind(box_name)
+            .execute(&mut *conn)
+            .await?;
+            let activated = sqlx::query(
+                "UPDATE escrows SET state = 'active' WHERE box_name = $1 AND version = $2 AND state = 'pending' AND fingerprint = $3",
+            )
+            .bind(box_name)
+            .bind(number)
+            .bind(fingerprint)
+            .execute(&mut *conn)
+            .await;
+            match activated {
+                Ok(done) if done.rows_affected() == 1 => {}
+                Ok(_) => return Ok(Attempt::Rollback(false)),
+                Err(e) if is_unique_violation(&e) => return Ok(Attempt::Rollback(false)),
+                Err(e) => return Err(e),
             }
-            Ok(_) => {
-                tx.rollback().await?;
-                Ok(false)
-            }
-            Err(e) if is_unique_violation(&e) => {
-                tx.rollback().await?;
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
+            Ok(match append_audit(conn, "approve", Some(box_name), &detail, now).await? {
+                true => Attempt::Commit(true),
+                false => Attempt::Retry,
+            })
+        })
+    }
+
+    /// Erases a version's blob and directive and marks it `deleted`, audited as `delete`;
+    /// `false` if there is no such version or it is deleted already. On SQLite the write-ahead
+    /// log is then folded into the database and emptied (best effort: a reader may hold it), so
+    /// the old page that held the blob does not linger there; `secure_delete` has already zeroed
+    /// it in the database pages. PostgreSQL keeps dead row versions until VACUUM.
+    pub async fn erase(&self, box_name: &str, version: u64, now: i64) -> Result<bool, StoreError> {
+        let erased = self.erase_row(box_name, version, now).await?;
+        if erased && self.sqlite {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
         }
+        Ok(erased)
+    }
+
+    async fn erase_row(&self, box_name: &str, version: u64, now: i64) -> Result<bool, StoreError> {
+        let number = i64::try_from(version).unwrap_or(i64::MAX);
+        let detail = format!("version {version} erased");
+        audited!(self, "deletion", |conn| {
+            let erased = sqlx::query(
+                "UPDATE escrows SET state = 'deleted', blob = '', directive = 'null' WHERE box_name = $1 AND version = $2 AND state <> 'deleted'",
+            )
+            .bind(box_name)
+            .bind(number)
+            .execute(&mut *conn)
+            .await?;
+            if erased.rows_affected() != 1 {
+                return Ok(Attempt::Rollback(false));
+            }
+            Ok(match append_audit(conn, "delete", Some(box_name), &detail, now).await? {
+                true => Attempt::Commit(true),
+                false => Attempt::Retry,
+            })
+        })
     }
 
     /// The active escrow of a box.
@@ -341,7 +506,7 @@ impl Store {
         }))
     }
 
-    /// Appends an audit record after the current head; concurrent appends retry.
+    /// Appends an audit record that stands alone (a refusal, a recovery served).
     pub async fn audit(
         &self,
         event: &str,
@@ -349,39 +514,12 @@ impl Store {
         detail: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        for attempt in 0..RETRIES {
-            if attempt > 0 {
-                back_off(attempt).await;
-            }
-            let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
-            let (prev_seq, prev_hash): (i64, String) =
-                head.map_or((0, GENESIS.to_string()), |r| (r.get(0), r.get(1)));
-            let seq = prev_seq + 1;
-            let hash = record_hash(
-                &prev_hash,
-                u64::try_from(seq).unwrap_or(0),
-                now,
-                event,
-                box_name,
-                detail,
-            );
-            let insert = sqlx::query(
-                "INSERT INTO audit (seq, at, event, box_name, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(seq)
-            .bind(now)
-            .bind(event)
-            .bind(box_name)
-            .bind(detail)
-            .bind(&prev_hash)
-            .bind(&hash);
-            if insert_unique(&self.pool, insert).await? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Contended("audit record"))
+        audited!(self, "audit record", |conn| {
+            Ok(match append_audit(conn, event, box_name, detail, now).await? {
+                true => Attempt::Commit(()),
+                false => Attempt::Retry,
+            })
+        })
     }
 
     /// The whole audit log, in order.

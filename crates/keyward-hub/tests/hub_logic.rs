@@ -220,3 +220,78 @@ fn an_approval_must_name_the_fingerprint_the_version_claims_and_one_version_is_a
         );
     });
 }
+
+fn deletion(s: &Setup, version: u64) -> String {
+    statement::issue(
+        &s.operator,
+        Statement::Deletion {
+            box_name: "b1".into(),
+            version,
+            id: Statement::fresh_id().expect("rng"),
+            expires: NOW + 60,
+        },
+    )
+}
+
+#[test]
+fn only_an_operator_deletion_order_erases_a_version_and_the_log_tells_every_step() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (push, _) = push_body();
+        s.hub.push("b1", &push, NOW).await.expect("push v1");
+        // The box's own key signs a perfectly formed order: it is not an operator's.
+        let by_box = statement::issue(
+            &s.device,
+            Statement::Deletion {
+                box_name: "b1".into(),
+                version: 1,
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 60,
+            },
+        );
+        let refused = s.hub.delete(&by_box, NOW).await;
+        assert!(matches!(refused, Err(HubError::Unauthenticated(_))), "{refused:?}");
+        assert!(s.hub.fetch_own("b1").await.is_ok(), "a refused order erases nothing");
+
+        let order = deletion(&s, 1);
+        assert_eq!(s.hub.delete(&order, NOW).await.expect("delete"), ("b1".to_string(), 1));
+        assert!(matches!(s.hub.fetch_own("b1").await, Err(HubError::NotFound(_))));
+        let replay = s.hub.delete(&order, NOW).await;
+        assert!(matches!(replay, Err(HubError::Refused(_))), "{replay:?}");
+        let twice = s.hub.delete(&deletion(&s, 1), NOW).await;
+        assert!(matches!(twice, Err(HubError::Refused(_))), "{twice:?}");
+        let missing = s.hub.delete(&deletion(&s, 7), NOW).await;
+        assert!(matches!(missing, Err(HubError::Refused(_))), "{missing:?}");
+
+        // After a deletion the box cannot make itself a new active escrow: a push waits for an
+        // operator, as any push after the first.
+        let (version, state) = {
+            let answer = s.hub.push("b1", &push, NOW).await.expect("push v2");
+            (answer.version, answer.state)
+        };
+        assert_eq!((version, state.as_str()), (2, "pending"));
+        assert_eq!(s.hub.approve(&overwrite(&s, 2, FP), NOW).await.expect("approve"), 2);
+        assert_eq!(s.hub.fetch_own("b1").await.expect("active").version, 2);
+
+        // Each change sits in the log next to the statement that allowed it.
+        let events: Vec<String> =
+            s.hub.store().audit_log().await.expect("log").into_iter().map(|r| r.event).collect();
+        let expected = [
+            "token-used",
+            "enroll",
+            "push",
+            "refused",
+            "deletion-used",
+            "delete",
+            "refused",
+            "deletion-used",
+            "refused",
+            "deletion-used",
+            "refused",
+            "push",
+            "approval-used",
+            "approve",
+        ];
+        assert_eq!(events, expected);
+    });
+}

@@ -55,7 +55,7 @@ pub enum Command {
     },
     /// Recover the key on a machine that has nothing but the blob (or a hub ticket) and the code.
     Recover(RecoverArgs),
-    /// Operator tools: keys, enrollment tokens, recovery tickets, overwrite approvals.
+    /// Operator tools: keys, enrollment tokens, recovery tickets, overwrite approvals, deletions.
     Operator {
         #[command(subcommand)]
         command: OperatorCommand,
@@ -401,6 +401,23 @@ pub enum OperatorCommand {
         /// key; the approval says what is approved, not just a number.
         #[arg(long, value_name = "FP")]
         fingerprint: keyward_core::Fingerprint,
+        /// The operator's secret key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Erase one escrow version of a box on the hub (its blob and directive; the row stays,
+    /// marked deleted). Works on any state, the active one included: afterwards the box has no
+    /// active escrow until an operator approves a new push. A box can never do this itself.
+    #[command(disable_version_flag = true)]
+    DeleteEscrow {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The box.
+        #[arg(long = "box", value_name = "NAME")]
+        box_name: String,
+        /// The version to erase (`keyward escrow status` on the box lists them).
+        #[arg(long, value_name = "V")]
+        version: u64,
         /// The operator's secret key file.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,

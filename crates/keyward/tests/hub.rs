@@ -624,3 +624,52 @@ fn a_box_can_read_back_its_own_escrow() {
     assert_eq!(dir.read("k.bin"), CANARY_KEY);
     drop(hub);
 }
+
+#[test]
+fn an_operator_deletion_erases_the_escrow_from_the_hub_files() {
+    let dir = Dir::new("hub-delete");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    dir.ok(["escrow", "fetch", "--out", "fetched.json"]);
+    let stored = keyward_core::encoding::to_base64(&dir.read("fetched.json"));
+    let hub_files_hold_the_blob = || {
+        std::fs::read_dir(dir.path("hub")).expect("hub folder").flatten().any(|entry| {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).contains(&stored[..48])
+        })
+    };
+    assert!(hub_files_hold_the_blob(), "the scan below must be able to see the blob");
+    let delete = |key: &str| {
+        let mut args: Vec<String> = vec!["operator".into(), "delete-escrow".into()];
+        args.extend(hub.args());
+        args.extend(
+            ["--box", "pve-07", "--version", "1", "--key", key, "--json"].map(String::from),
+        );
+        dir.keyward().args(args).run()
+    };
+    // The box's own key is not an operator's: refused, nothing erased.
+    delete("keybox.json.box-key").assert_exit_code(9).assert_one_line_error();
+    dir.ok(["escrow", "fetch", "--out", "still-there.json"]);
+
+    let out = delete("op.key");
+    out.assert_success();
+    let answer: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    assert_eq!(answer["state"], "deleted");
+    let status = dir.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert_eq!(status["versions"][0]["state"], "deleted");
+    // A recovery ticket now finds nothing to serve, and nothing is written.
+    let fp = fingerprint_of(&dir);
+    ticket(&dir, "t.txt");
+    dir.keyward()
+        .args(recover_args(&hub, &fp, "t.txt", "code.txt", "k.bin"))
+        .run()
+        .assert_exit_code(6)
+        .assert_one_line_error();
+    assert!(!dir.path("k.bin").exists());
+    delete("op.key").assert_exit_code(9);
+    dir.ok(hub.audit_args());
+    drop(hub);
+    // The blob's text is gone from the database files, not only hidden from queries.
+    assert!(!hub_files_hold_the_blob(), "the erased blob is still in the hub's files");
+}

@@ -1,6 +1,6 @@
 //! `keyward operator …`: an operator's key, and the statements it signs — enrollment tokens,
-//! recovery tickets (both offline: they are handed to a box or a fresh machine), and overwrite
-//! approvals (sent to the hub).
+//! recovery tickets (both offline: they are handed to a box or a fresh machine), overwrite
+//! approvals and deletion orders (both sent to the hub at once).
 
 use keyward_hub::SigningIdentity;
 use keyward_hub::statement::{self, Statement};
@@ -43,6 +43,25 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             let active = block_on(client.approve(&text))?;
             ctx.out.line(format!("Version {active} of {box_name} is now the active escrow"))?;
             ctx.out.json(&json!({ "box": box_name, "version": active, "state": "active" }))
+        }
+        OperatorCommand::DeleteEscrow { hub, box_name, version, key } => {
+            let operator = read_identity(key)?;
+            let order = Statement::Deletion {
+                box_name: box_name.clone(),
+                version: *version,
+                id: Statement::fresh_id()?,
+                expires: unix_now() + 600,
+            };
+            let text = statement::issue(&operator, order);
+            let (client, _) = hub_io::client(hub)?;
+            let erased = block_on(client.delete(&text))?;
+            ctx.out.line(format!(
+                "Version {} of {} is erased from the hub",
+                erased.version, erased.box_name
+            ))?;
+            ctx.out.json(
+                &json!({ "box": erased.box_name, "version": erased.version, "state": "deleted" }),
+            )
         }
     }
 }

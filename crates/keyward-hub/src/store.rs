@@ -25,6 +25,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
 ];
 const SCHEMA_VERSION: &str = "1";
+/// The PostgreSQL advisory lock that serializes schema creation ("kwhub" in ASCII).
+const SCHEMA_LOCK: i64 = 0x6b77_6875_62;
 /// Seen request nonces on PostgreSQL, shared by every hub on the database. UNLOGGED: a nonce
 /// only has to outlive its ten-minute window, not a crash, and its write must not cost an fsync
 /// on every signed request.
@@ -230,12 +232,22 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.sqlite {
+            // Hubs starting at the same instant would race `CREATE … IF NOT EXISTS` into a
+            // unique violation in PostgreSQL's catalog; one at a time, in one transaction.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(SCHEMA_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         for statement in SCHEMA {
-            sqlx::query(*statement).execute(&self.pool).await?;
+            sqlx::query(*statement).execute(&mut *tx).await?;
         }
-        if matches!(self.nonces, Nonces::Table) {
-            sqlx::query(POSTGRES_NONCES).execute(&self.pool).await?;
+        if !self.sqlite {
+            sqlx::query(POSTGRES_NONCES).execute(&mut *tx).await?;
         }
+        tx.commit().await?;
         let found: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'schema'")
             .fetch_optional(&self.pool)
             .await?

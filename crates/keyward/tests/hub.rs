@@ -673,3 +673,28 @@ fn an_operator_deletion_erases_the_escrow_from_the_hub_files() {
     // The blob's text is gone from the database files, not only hidden from queries.
     assert!(!hub_files_hold_the_blob(), "the erased blob is still in the hub's files");
 }
+
+#[test]
+fn hubs_starting_at_once_on_an_empty_postgres_all_come_up() {
+    let dir = Dir::new("hub-pg-start");
+    let keygen = dir.ok(["operator", "keygen", "--out", "op.key", "--json"]);
+    let public: serde_json::Value = serde_json::from_str(&keygen.stdout()).expect("json");
+    let public = public["public_key"].as_str().expect("public key").to_string();
+    dir.ok(["hub", "init", "--data", "hub", "--operator", &public]);
+    let database = fresh_postgres_database();
+    // Each start creates the schema; racing creations must not fail any of them.
+    let mut hubs: Vec<Child> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..4)
+            .map(|i| {
+                let (dir, database) = (&dir, &database);
+                scope.spawn(move || serve(dir, &free_address(), database, &format!("hub{i}.log")))
+            })
+            .collect();
+        starts.into_iter().map(|start| start.join().expect("a hub started")).collect()
+    });
+    for hub in &mut hubs {
+        assert!(hub.try_wait().expect("status").is_none(), "a hub exited:\n{}", dir.listing());
+        let _ = hub.kill();
+        let _ = hub.wait();
+    }
+}

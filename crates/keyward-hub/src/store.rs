@@ -26,7 +26,7 @@ const SCHEMA: &[&str] = &[
 ];
 const SCHEMA_VERSION: &str = "1";
 /// The PostgreSQL advisory lock that serializes schema creation ("kwhub" in ASCII).
-const SCHEMA_LOCK: i64 = 0x6b77_6875_62;
+const SCHEMA_LOCK: i64 = 0x006b_7768_7562;
 /// Seen request nonces on PostgreSQL, shared by every hub on the database. UNLOGGED: a nonce
 /// only has to outlive its ten-minute window, not a crash, and its write must not cost an fsync
 /// on every signed request.

@@ -173,6 +173,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A key could not be split into shares, or shares could not be combined.
+    #[error(transparent)]
+    Shares(#[from] crate::shamir::ShareError),
+
     /// The keybox has used every slot id.
     #[error("this keybox has used every slot id; create a new keybox")]
     SlotIdsExhausted,

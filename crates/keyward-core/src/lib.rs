@@ -23,6 +23,7 @@ pub mod operations;
 pub mod random;
 pub mod recovery_code;
 pub mod secret;
+pub mod shamir;
 pub mod slot;
 pub mod store;
 

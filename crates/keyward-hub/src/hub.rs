@@ -98,6 +98,7 @@ fn used_event(kind: StatementKind) -> &'static str {
         StatementKind::Recovery => "ticket-used",
         StatementKind::Overwrite => "approval-used",
         StatementKind::Deletion => "deletion-used",
+        StatementKind::PeerRelease => "peer-ticket-used",
     }
 }
 

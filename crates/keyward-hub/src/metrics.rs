@@ -4,23 +4,40 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The routes counted.
-pub const ROUTES: [&str; 6] = ["enroll", "push", "status", "fetch", "approve", "recover"];
+/// The hub's routes.
+pub const HUB_ROUTES: &[&str] =
+    &["enroll", "push", "status", "fetch", "approve", "delete", "recover"];
 /// The outcomes counted.
 pub const OUTCOMES: [&str; 3] = ["ok", "refused", "error"];
 
-/// Request counters.
-#[derive(Debug, Default)]
+/// Request counters of one service (the hub, a peer).
+#[derive(Debug)]
 pub struct Metrics {
-    counts: [[AtomicU64; 3]; 6],
+    /// Metric name prefix: `keyward_hub`, `keyward_peer`.
+    service: &'static str,
+    routes: &'static [&'static str],
+    counts: Vec<[AtomicU64; 3]>,
+}
+
+impl Default for Metrics {
+    /// The hub's counters.
+    fn default() -> Self {
+        Metrics::new("keyward_hub", HUB_ROUTES)
+    }
 }
 
 impl Metrics {
+    /// Counters named `<service>_requests_total` for these routes.
+    pub fn new(service: &'static str, routes: &'static [&'static str]) -> Self {
+        Metrics { service, routes, counts: routes.iter().map(|_| Default::default()).collect() }
+    }
+
     /// Counts one request.
     pub fn count(&self, route: &str, outcome: &str) {
-        let (Some(r), Some(o)) =
-            (ROUTES.iter().position(|x| *x == route), OUTCOMES.iter().position(|x| *x == outcome))
-        else {
+        let (Some(r), Some(o)) = (
+            self.routes.iter().position(|x| *x == route),
+            OUTCOMES.iter().position(|x| *x == outcome),
+        ) else {
             return;
         };
         self.counts[r][o].fetch_add(1, Ordering::Relaxed);
@@ -28,16 +45,13 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP keyward_hub_requests_total Hub API requests by route and outcome.\n# TYPE keyward_hub_requests_total counter\n",
-        );
-        for (r, route) in ROUTES.iter().enumerate() {
+        let name = format!("{}_requests_total", self.service);
+        let mut out =
+            format!("# HELP {name} API requests by route and outcome.\n# TYPE {name} counter\n");
+        for (r, route) in self.routes.iter().enumerate() {
             for (o, outcome) in OUTCOMES.iter().enumerate() {
                 let n = self.counts[r][o].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "keyward_hub_requests_total{{route=\"{route}\",outcome=\"{outcome}\"}} {n}"
-                );
+                let _ = writeln!(out, "{name}{{route=\"{route}\",outcome=\"{outcome}\"}} {n}");
             }
         }
         out

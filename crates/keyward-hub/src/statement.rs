@@ -54,6 +54,17 @@ pub enum Statement {
         /// Unix seconds after which it is void.
         expires: i64,
     },
+    /// A fresh machine may obtain this box's key shares from each peer that holds one, once per
+    /// peer (peers accept only this kind; a hub recovery ticket opens nothing at a peer).
+    PeerRelease {
+        /// Box name, as the peers know it.
+        #[serde(rename = "box")]
+        box_name: String,
+        /// Random id; single use at each peer.
+        id: String,
+        /// Unix seconds after which it is void.
+        expires: i64,
+    },
     /// This escrow version of this box is to be erased (its blob and directive), whatever its
     /// state.
     Deletion {
@@ -80,6 +91,8 @@ pub enum StatementKind {
     Overwrite,
     /// See [`Statement::Deletion`].
     Deletion,
+    /// See [`Statement::PeerRelease`].
+    PeerRelease,
 }
 
 impl std::fmt::Display for StatementKind {
@@ -89,6 +102,7 @@ impl std::fmt::Display for StatementKind {
             StatementKind::Recovery => "a recovery ticket",
             StatementKind::Overwrite => "an overwrite approval",
             StatementKind::Deletion => "a deletion order",
+            StatementKind::PeerRelease => "a peer release ticket",
         })
     }
 }
@@ -101,6 +115,7 @@ impl Statement {
             Statement::Recovery { .. } => StatementKind::Recovery,
             Statement::Overwrite { .. } => StatementKind::Overwrite,
             Statement::Deletion { .. } => StatementKind::Deletion,
+            Statement::PeerRelease { .. } => StatementKind::PeerRelease,
         }
     }
 
@@ -110,7 +125,8 @@ impl Statement {
             Statement::Enrollment { box_name, .. }
             | Statement::Recovery { box_name, .. }
             | Statement::Overwrite { box_name, .. }
-            | Statement::Deletion { box_name, .. } => box_name,
+            | Statement::Deletion { box_name, .. }
+            | Statement::PeerRelease { box_name, .. } => box_name,
         }
     }
 
@@ -120,7 +136,8 @@ impl Statement {
             Statement::Enrollment { id, .. }
             | Statement::Recovery { id, .. }
             | Statement::Overwrite { id, .. }
-            | Statement::Deletion { id, .. } => id,
+            | Statement::Deletion { id, .. }
+            | Statement::PeerRelease { id, .. } => id,
         }
     }
 
@@ -129,7 +146,8 @@ impl Statement {
             Statement::Enrollment { expires, .. }
             | Statement::Recovery { expires, .. }
             | Statement::Overwrite { expires, .. }
-            | Statement::Deletion { expires, .. } => *expires,
+            | Statement::Deletion { expires, .. }
+            | Statement::PeerRelease { expires, .. } => *expires,
         }
     }
 

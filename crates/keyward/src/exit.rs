@@ -5,6 +5,7 @@ use std::io::ErrorKind;
 
 use keyward_core::Error as CoreError;
 use keyward_core::kdf::KdfError;
+use keyward_core::shamir::ShareError;
 use keyward_hub::client::ClientError;
 use keyward_pbs::PbsError;
 
@@ -117,6 +118,8 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         | CoreError::BadLabel(_)
         | CoreError::KdfParams(_)
         | CoreError::NoUnattendedSlot => ExitCode::Usage,
+        CoreError::Shares(ShareError::Unusable(_)) => ExitCode::Integrity,
+        CoreError::Shares(_) => ExitCode::Usage,
         CoreError::Io { source, .. } if source.kind() == ErrorKind::NotFound => ExitCode::NotFound,
         CoreError::Io { .. }
         | CoreError::Random(_)

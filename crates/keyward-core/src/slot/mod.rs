@@ -4,6 +4,7 @@
 
 mod keyfile;
 mod passphrase;
+mod peers;
 mod plain;
 mod recovery_code;
 
@@ -15,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::IntegrityFailure;
 use crate::kdf::{KdfError, KdfParams, Kek};
 use crate::recovery_code::RecoveryCode;
-use crate::secret::{KeyfileContents, Passphrase};
+use crate::secret::{DataKey, KeyfileContents, Passphrase};
 
+pub use peers::{PeerRecord, PeersParams, ReleasePolicy};
 pub use recovery_code::default_recovery_code_kdf;
 
 /// A slot's number inside its keybox. Never reused within a keybox.
@@ -42,12 +44,19 @@ pub enum SlotKind {
     Keyfile,
     /// Unattended: the KEK is stored beside the wrapped key; file permissions are the only guard.
     Plain,
+    /// K split k-of-n among peer nodes; the slot checks the key they give back.
+    Peers,
 }
 
 impl SlotKind {
     /// Every kind, in display order.
-    pub const ALL: [SlotKind; 4] =
-        [SlotKind::RecoveryCode, SlotKind::Passphrase, SlotKind::Keyfile, SlotKind::Plain];
+    pub const ALL: [SlotKind; 5] = [
+        SlotKind::RecoveryCode,
+        SlotKind::Passphrase,
+        SlotKind::Keyfile,
+        SlotKind::Plain,
+        SlotKind::Peers,
+    ];
 
     /// The kind's name as written in files and on the command line.
     pub fn name(self) -> &'static str {
@@ -56,6 +65,7 @@ impl SlotKind {
             SlotKind::Passphrase => "passphrase",
             SlotKind::Keyfile => "keyfile",
             SlotKind::Plain => "plain",
+            SlotKind::Peers => "peers",
         }
     }
 }
@@ -70,7 +80,9 @@ impl FromStr for SlotKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         SlotKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            format!("unknown slot kind `{s}` (known: recovery-code, passphrase, keyfile, plain)")
+            format!(
+                "unknown slot kind `{s}` (known: recovery-code, passphrase, keyfile, plain, peers)"
+            )
         })
     }
 }
@@ -94,6 +106,8 @@ pub enum SlotParams {
     Keyfile(keyfile::KeyfileParams),
     /// See [`SlotKind::Plain`].
     Plain(plain::PlainParams),
+    /// See [`SlotKind::Peers`].
+    Peers(PeersParams),
 }
 
 impl SlotParams {
@@ -104,6 +118,7 @@ impl SlotParams {
             SlotParams::Passphrase { .. } => SlotKind::Passphrase,
             SlotParams::Keyfile(_) => SlotKind::Keyfile,
             SlotParams::Plain(_) => SlotKind::Plain,
+            SlotParams::Peers(_) => SlotKind::Peers,
         }
     }
 
@@ -114,6 +129,7 @@ impl SlotParams {
             SlotParams::Passphrase { kdf } => passphrase::validate(kdf),
             SlotParams::Keyfile(p) => p.validate(),
             SlotParams::Plain(p) => p.validate(),
+            SlotParams::Peers(p) => p.validate(),
         }
     }
 
@@ -123,7 +139,10 @@ impl SlotParams {
         match self {
             SlotParams::Plain(_) => true,
             SlotParams::Keyfile(p) => p.path.is_some(),
-            SlotParams::RecoveryCode { .. } | SlotParams::Passphrase { .. } => false,
+            // Peers need the network and their own unlock path (`unlock --slot`).
+            SlotParams::RecoveryCode { .. }
+            | SlotParams::Passphrase { .. }
+            | SlotParams::Peers(_) => false,
         }
     }
 
@@ -146,6 +165,7 @@ impl SlotParams {
             SlotParams::Plain(_) => {
                 "UNATTENDED: anyone who can read the keybox file can read the key".into()
             }
+            SlotParams::Peers(p) => p.describe(),
         }
     }
 }
@@ -162,6 +182,8 @@ pub enum Unlocker<'a> {
     Keyfile(&'a KeyfileContents),
     /// No secret: opens plain slots only.
     Unattended,
+    /// A key put together from peers' shares: opens a peers slot if it is exactly K.
+    Reconstructed(&'a DataKey),
 }
 
 impl Unlocker<'_> {
@@ -178,6 +200,9 @@ impl Unlocker<'_> {
                 Some(p.kek(contents).map_err(KdfError::from))
             }
             (Unlocker::Unattended, SlotParams::Plain(p)) => Some(p.kek().map_err(KdfError::from)),
+            (Unlocker::Reconstructed(key), SlotParams::Peers(p)) => {
+                Some(p.kek(key).map_err(KdfError::from))
+            }
             _ => None,
         }
     }
@@ -189,6 +214,7 @@ impl Unlocker<'_> {
             Unlocker::Passphrase(_) => SlotKind::Passphrase,
             Unlocker::Keyfile(_) => SlotKind::Keyfile,
             Unlocker::Unattended => SlotKind::Plain,
+            Unlocker::Reconstructed(_) => SlotKind::Peers,
         }
     }
 
@@ -199,6 +225,7 @@ impl Unlocker<'_> {
             Unlocker::Passphrase(_) => "the passphrase",
             Unlocker::Keyfile(_) => "the key file",
             Unlocker::Unattended => "no secret",
+            Unlocker::Reconstructed(_) => "the key the peers' shares give",
         }
     }
 }
@@ -229,6 +256,13 @@ pub enum SlotSecret {
     },
     /// No secret.
     Plain,
+    /// The key itself, whose shares the peers listed already hold.
+    Peers {
+        /// K (the slot checks that a reconstruction gives exactly this).
+        key: DataKey,
+        /// Peers, threshold, share set, policy.
+        params: PeersParams,
+    },
 }
 
 impl SlotSecret {
@@ -244,6 +278,7 @@ impl SlotSecret {
             SlotSecret::Passphrase { passphrase, .. } => Unlocker::Passphrase(passphrase),
             SlotSecret::Keyfile { contents, .. } => Unlocker::Keyfile(contents),
             SlotSecret::Plain => Unlocker::Unattended,
+            SlotSecret::Peers { key, .. } => Unlocker::Reconstructed(key),
         }
     }
 
@@ -257,6 +292,7 @@ impl SlotSecret {
                 SlotParams::Keyfile(keyfile::KeyfileParams::fresh(path.clone())?)
             }
             SlotSecret::Plain => SlotParams::Plain(plain::PlainParams::fresh()?),
+            SlotSecret::Peers { params, .. } => SlotParams::Peers(params.clone()),
         };
         let kek = self
             .as_unlocker()

@@ -1,0 +1,170 @@
+//! The peer's HTTP API, as the types that cross the wire (docs/peer-api.md), and the bytes that
+//! signatures and seals bind. Shared by the server and the client.
+
+use keyward_core::slot::ReleasePolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::seal::{SealPublicKey, Sealed};
+
+/// `POST /v1/shares`, signed by the owner: store one share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreShareRequest {
+    /// The owner's name (a release ticket names it); bound to the first identity that used it.
+    pub owner_name: String,
+    /// The owner's keybox id (hex).
+    pub keybox_id: String,
+    /// The share set (32 hex digits).
+    pub share_set: String,
+    /// Shares needed.
+    pub threshold: u8,
+    /// Who may obtain the share.
+    pub policy: ReleasePolicy,
+    /// The key's fingerprint (colon hex), what a recovery checks against.
+    pub fingerprint: String,
+    /// The share's x coordinate.
+    pub x: u8,
+    /// `x ‖ y`, sealed to this peer's key, bound by [`stored_binding`].
+    pub share: Sealed,
+}
+
+impl StoreShareRequest {
+    /// What the sealed share is bound to: every field a peer keeps beside it, so a share moved
+    /// to another set, owner or policy no longer opens.
+    pub fn binding(&self, owner: &str) -> Vec<u8> {
+        stored_binding(owner, self)
+    }
+}
+
+/// The associated data of a stored share.
+pub fn stored_binding(owner: &str, share: &StoreShareRequest) -> Vec<u8> {
+    serde_json::to_vec(&(
+        "keyward-peer-share-v1",
+        owner,
+        &share.owner_name,
+        &share.keybox_id,
+        &share.share_set,
+        share.threshold,
+        share.policy.name(),
+        &share.fingerprint,
+        share.x,
+    ))
+    .unwrap_or_default()
+}
+
+/// One share set a peer holds for an owner (`GET /v1/shares`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareSetInfo {
+    /// The share set.
+    pub share_set: String,
+    /// The owner's name.
+    pub owner_name: String,
+    /// The keybox id.
+    pub keybox_id: String,
+    /// Shares needed.
+    pub threshold: u8,
+    /// Release policy.
+    pub policy: ReleasePolicy,
+    /// The key's fingerprint.
+    pub fingerprint: String,
+    /// The share's x.
+    pub x: u8,
+    /// When it was stored (Unix seconds).
+    pub stored_at: i64,
+    /// When it was last released, if ever.
+    pub last_released: Option<i64>,
+}
+
+/// `GET /v1/shares`: the sets the signing owner has here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// Oldest first.
+    pub sets: Vec<ShareSetInfo>,
+}
+
+/// `POST /v1/shares/delete`, signed by the owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSharesRequest {
+    /// The share set to delete.
+    pub share_set: String,
+}
+
+/// `GET /v1/nonce`: a single-use challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceResponse {
+    /// Random, hex.
+    pub nonce: String,
+    /// Unix seconds after which it is void.
+    pub expires: i64,
+}
+
+/// `POST /v1/release`: a proof over a nonce, and a one-time key to seal the answer to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// A nonce from `GET /v1/nonce`.
+    pub nonce: String,
+    /// The requester's one-time X25519 key.
+    pub ephemeral: SealPublicKey,
+    /// The share set asked for (the owner knows it from its keybox). Without it, `owner_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_set: Option<String>,
+    /// Every current set of this owner (a fresh machine knows only the name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_name: Option<String>,
+    /// The owner's signature over [`release_message`] (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_signature: Option<String>,
+    /// An operator's peer release ticket (`kwst1.…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+/// What the owner signs to ask for a share: the peer's nonce, the set, and the key the answer
+/// will be sealed to — so a signature is good for one answer, to one key, once.
+pub fn release_message(nonce: &str, share_set: &str, ephemeral: &SealPublicKey) -> Vec<u8> {
+    format!("keyward-peer-release-v1\n{nonce}\n{share_set}\n{ephemeral}").into_bytes()
+}
+
+/// One released share, sealed to the requester's one-time key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasedShare {
+    /// The share set.
+    pub share_set: String,
+    /// The keybox id.
+    pub keybox_id: String,
+    /// Shares needed.
+    pub threshold: u8,
+    /// The key's fingerprint as the owner stored it.
+    pub fingerprint: String,
+    /// The share's x.
+    pub x: u8,
+    /// `x ‖ y`, sealed to the requester's one-time key, bound by [`released_binding`].
+    pub share: Sealed,
+}
+
+/// The associated data of a released share: the nonce (so a recorded answer is good for
+/// nothing later) and what the share claims to be.
+pub fn released_binding(nonce: &str, released: &ReleasedShare) -> Vec<u8> {
+    serde_json::to_vec(&(
+        "keyward-peer-release-v1",
+        nonce,
+        &released.share_set,
+        &released.keybox_id,
+        released.threshold,
+        &released.fingerprint,
+        released.x,
+    ))
+    .unwrap_or_default()
+}
+
+/// `POST /v1/release`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    /// The shares released (one per set asked for and allowed).
+    pub shares: Vec<ReleasedShare>,
+}
+
+/// Every error answer (as the hub's).
+pub use keyward_hub::api::ErrorResponse;

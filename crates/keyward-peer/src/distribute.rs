@@ -1,0 +1,154 @@
+//! Splitting K and placing one sealed share at each peer: a fresh share set (new polynomial,
+//! new id) every time, so shares of two sets never combine. Every peer must confirm before the
+//! caller records the set in its keybox; if one does not, the shares already placed are deleted
+//! again (best effort) and nothing is recorded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_core::slot::{PeersParams, ReleasePolicy};
+use keyward_core::{DataKey, shamir};
+use keyward_hub::SigningIdentity;
+use tokio::task::JoinSet;
+
+use crate::api::StoreShareRequest;
+use crate::card::PeerCard;
+use crate::client::{PeerClient, PeerClientError};
+use crate::seal::{self, Purpose};
+
+/// Who the shares are for.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The owner's identity (signs its requests; the `identity` policy checks it).
+    pub identity: Arc<SigningIdentity>,
+    /// The owner's name at the peers (a release ticket names it).
+    pub name: String,
+    /// The keybox id (hex).
+    pub keybox_id: String,
+}
+
+/// Why the shares could not all be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributeError {
+    /// Bad threshold, no key, or the system's randomness failed.
+    #[error(transparent)]
+    Core(#[from] keyward_core::Error),
+    /// A share could not be sealed to a peer's key.
+    #[error("cannot seal a share to {peer}: {reason}")]
+    Seal {
+        /// The peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// Some peers did not store their share (the others' were deleted again).
+    #[error("{} of {} peers did not store their share: {}", failed.len(), total, list(failed))]
+    NotStored {
+        /// Peers and their errors.
+        failed: Vec<(String, PeerClientError)>,
+        /// How many peers there were.
+        total: usize,
+    },
+}
+
+fn list(failed: &[(String, PeerClientError)]) -> String {
+    failed.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// Splits `key` `threshold`-of-`cards.len()`, seals share i to peer i and stores it there.
+/// Returns the slot parameters that record the new set.
+pub async fn distribute(
+    key: &DataKey,
+    cards: &[PeerCard],
+    threshold: u8,
+    policy: ReleasePolicy,
+    owner: &Owner,
+    timeout: Duration,
+) -> Result<PeersParams, DistributeError> {
+    let count = u8::try_from(cards.len()).unwrap_or(u8::MAX);
+    let shares = shamir::split(key.expose(), threshold, count)?;
+    let share_set = keyward_core::encoding::to_hex(&keyward_core::random::array::<16>()?);
+    let fingerprint = key.fingerprint().to_string();
+    let owner_key = owner.identity.public().to_string();
+    let mut uploads = JoinSet::new();
+    for (card, share) in cards.iter().zip(&shares) {
+        let mut request = StoreShareRequest {
+            owner_name: owner.name.clone(),
+            keybox_id: owner.keybox_id.clone(),
+            share_set: share_set.clone(),
+            threshold,
+            policy,
+            fingerprint: fingerprint.clone(),
+            x: share.x,
+            share: seal::Sealed { enc: String::new(), ct: String::new() },
+        };
+        request.share = seal::seal(
+            &card.seal_key,
+            Purpose::StoredShare,
+            &request.binding(&owner_key),
+            &share.to_bytes(),
+        )
+        .map_err(|e| DistributeError::Seal { peer: card.url.clone(), reason: e.to_string() })?;
+        let (card, identity) = (card.clone(), owner.identity.clone());
+        uploads.spawn(async move {
+            let result = match PeerClient::new(&card, timeout) {
+                Ok(client) => client.store_share(&identity, &request).await,
+                Err(e) => Err(e),
+            };
+            (card, result)
+        });
+    }
+    let mut stored = Vec::new();
+    let mut failed = Vec::new();
+    while let Some(joined) = uploads.join_next().await {
+        match joined {
+            Ok((card, Ok(()))) => stored.push(card),
+            Ok((card, Err(e))) => failed.push((card.url, e)),
+            Err(e) => failed.push((
+                "a peer".into(),
+                PeerClientError::Unavailable { url: "?".into(), reason: e.to_string() },
+            )),
+        }
+    }
+    if !failed.is_empty() {
+        delete_everywhere(&stored, &owner.identity, &share_set, timeout).await;
+        return Err(DistributeError::NotStored { failed, total: cards.len() });
+    }
+    Ok(PeersParams {
+        owner: owner.name.clone(),
+        threshold,
+        share_set,
+        policy,
+        peers: cards.iter().map(PeerCard::to_record).collect(),
+    })
+}
+
+/// Deletes a share set at every peer listed; returns the peers that could not confirm it.
+pub async fn delete_everywhere(
+    cards: &[PeerCard],
+    identity: &Arc<SigningIdentity>,
+    share_set: &str,
+    timeout: Duration,
+) -> Vec<(String, PeerClientError)> {
+    let mut deletions = JoinSet::new();
+    for card in cards {
+        let (card, identity, set) = (card.clone(), identity.clone(), share_set.to_string());
+        deletions.spawn(async move {
+            let result = match PeerClient::new(&card, timeout) {
+                Ok(client) => client.delete(&identity, &set).await,
+                Err(e) => Err(e),
+            };
+            (card.url, result)
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(joined) = deletions.join_next().await {
+        if let Ok((url, Err(e))) = joined {
+            // Already gone is what we wanted.
+            if !matches!(&e, PeerClientError::Refused { status: 404, .. }) {
+                failed.push((url, e));
+            }
+        }
+    }
+    failed
+}

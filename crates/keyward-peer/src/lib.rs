@@ -14,6 +14,7 @@ pub mod distribute;
 pub mod peer;
 pub mod reconstruct;
 pub mod recovery;
+pub mod reshare;
 pub mod seal;
 pub mod server;
 pub mod store;

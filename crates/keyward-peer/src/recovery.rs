@@ -76,7 +76,7 @@ pub struct Gathered {
 #[derive(Debug, thiserror::Error)]
 pub enum GatherError {
     /// Not enough shares arrived.
-    #[error("only {got} of the {needed} shares needed arrived")]
+    #[error("{}", if *needed == 0 { "no peer gave a share".to_string() } else { format!("only {got} of the {needed} shares needed arrived") })]
     TooFew {
         /// Shares that arrived (for the best set).
         got: usize,

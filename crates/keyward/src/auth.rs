@@ -1,17 +1,19 @@
-//! Choosing how to open a keybox: an explicit secret option, else a slot that opens unattended
-//! (plain, or a key file found at its recorded path), else a prompt on the terminal.
+//! Choosing how to open a keybox: an explicit secret option, else — when the slot named is a
+//! peers slot — the key its peers give back to this box's identity, else a slot that opens
+//! unattended (plain, or a key file found at its recorded path), else a prompt on the terminal.
 
 use std::path::Path;
 
 use keyward_core::slot::SlotParams;
 use keyward_core::{
-    Error as CoreError, Keybox, KeyfileContents, Passphrase, RecoveryCode, SlotId, SlotKind,
-    Unlocker, operations::Authorization,
+    DataKey, Error as CoreError, Keybox, KeyfileContents, Passphrase, RecoveryCode, SlotId,
+    SlotKind, Unlocker, operations::Authorization,
 };
 use zeroize::Zeroizing;
 
 use crate::cli::AuthArgs;
 use crate::exit::{CliResult, usage};
+use crate::peers_io;
 use crate::secret_input::{SecretReader, prompt_hidden, terminal_available};
 
 /// A secret that has been obtained, owned.
@@ -25,6 +27,8 @@ pub enum OfferedSecret {
     Keyfile(KeyfileContents),
     /// Nothing: an unattended (plain) slot.
     Unattended,
+    /// The key the peers' shares gave (the peers slot checks it is exactly K).
+    Reconstructed(DataKey),
 }
 
 /// One way to try opening the keybox.
@@ -42,6 +46,7 @@ impl Attempt {
             OfferedSecret::Passphrase(p) => Unlocker::Passphrase(p),
             OfferedSecret::Keyfile(k) => Unlocker::Keyfile(k),
             OfferedSecret::Unattended => Unlocker::Unattended,
+            OfferedSecret::Reconstructed(key) => Unlocker::Reconstructed(key),
         };
         Authorization { unlocker, slot: self.slot }
     }
@@ -52,12 +57,24 @@ impl Attempt {
 pub fn attempts(
     args: &AuthArgs,
     keybox: &Keybox,
+    keybox_path: &Path,
     reader: &SecretReader,
 ) -> CliResult<Vec<Attempt>> {
     let slot = match &args.unlock_slot {
-        Some(name) => Some(keybox.find_slot(name)?.id),
+        Some(name) => Some(keybox.find_slot(name)?),
         None => None,
     };
+    if let Some(record) = slot
+        && let SlotParams::Peers(params) = &record.protection
+        && args.secrets_given() == 0
+    {
+        let key = peers_io::reconstruct_for_slot(keybox_path, keybox, params)?;
+        return Ok(vec![Attempt {
+            secret: OfferedSecret::Reconstructed(key),
+            slot: Some(record.id),
+        }]);
+    }
+    let slot = slot.map(|record| record.id);
     if args.secrets_given() > 1 {
         return Err(usage(
             "give one secret to open the keybox (a code, a passphrase or a key file), not several",

@@ -60,6 +60,16 @@ pub enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// Run a peer backup provider, which holds key shares for other boxes.
+    Peer {
+        #[command(subcommand)]
+        command: PeerCommand,
+    },
+    /// This box's key shares at its peers: where they are, and a new split.
+    Peers {
+        #[command(subcommand)]
+        command: PeersCommand,
+    },
     /// Run an escrow hub.
     Hub {
         #[command(subcommand)]
@@ -87,6 +97,9 @@ pub enum KindArg {
     Keyfile,
     /// Unattended: protected by file permissions only.
     Plain,
+    /// The key split k-of-n among peer nodes (`enroll peers --threshold K --peer CARD…`); the
+    /// box gets it back after a restart by proving its identity to the peers.
+    Peers,
 }
 
 impl From<KindArg> for keyward_core::SlotKind {
@@ -96,6 +109,7 @@ impl From<KindArg> for keyward_core::SlotKind {
             KindArg::Passphrase => keyward_core::SlotKind::Passphrase,
             KindArg::Keyfile => keyward_core::SlotKind::Keyfile,
             KindArg::Plain => keyward_core::SlotKind::Plain,
+            KindArg::Peers => keyward_core::SlotKind::Peers,
         }
     }
 }
@@ -107,6 +121,7 @@ impl From<keyward_core::SlotKind> for KindArg {
             keyward_core::SlotKind::Passphrase => KindArg::Passphrase,
             keyward_core::SlotKind::Keyfile => KindArg::Keyfile,
             keyward_core::SlotKind::Plain => KindArg::Plain,
+            keyward_core::SlotKind::Peers => KindArg::Peers,
         }
     }
 }
@@ -140,7 +155,7 @@ pub struct NewSecretArgs {
 }
 
 /// How an existing slot is opened to authorise a change.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
     /// Authorise with the recovery code in F (`-` for stdin).
     #[arg(long, value_name = "F")]
@@ -253,7 +268,33 @@ pub struct EnrollArgs {
     pub secret: NewSecretArgs,
 
     #[command(flatten)]
+    pub peers: PeersSlotArgs,
+
+    #[command(flatten)]
     pub auth: AuthArgs,
+}
+
+/// What a peers slot needs (`enroll peers`).
+#[derive(Debug, Args)]
+pub struct PeersSlotArgs {
+    /// Shares needed to get the key back (at least 2; at most the number of peers).
+    #[arg(long, value_name = "K")]
+    pub threshold: Option<u8>,
+
+    /// A peer's card (from `keyward peer init`); one per peer, 2 to 16.
+    #[arg(long = "peer", value_name = "CARD")]
+    pub peers: Vec<PathBuf>,
+
+    /// Who the peers release shares to: `either` the box itself (its identity signature, after
+    /// a restart) or a fresh machine with an operator's release ticket; only the `identity`;
+    /// only an `operator` ticket; or `both` together.
+    #[arg(long, value_name = "POLICY", default_value = "either")]
+    pub policy: keyward_core::slot::ReleasePolicy,
+
+    /// The name the peers know this box by (release tickets name it) [default: the box's hub
+    /// name if it is enrolled at a hub, else the keybox label].
+    #[arg(long = "box", value_name = "NAME")]
+    pub box_name: Option<String>,
 }
 
 /// `keyward remove`.
@@ -385,6 +426,9 @@ pub enum OperatorCommand {
     EnrollToken(StatementArgs),
     /// Sign a single-use, expiring recovery ticket: a fresh machine may fetch the box's escrow.
     ApproveRecovery(StatementArgs),
+    /// Sign a release ticket: a fresh machine may get the box's key shares from its peers (once
+    /// at each peer, until it expires).
+    ApproveRelease(StatementArgs),
     /// Approve a pending escrow version of a box, making it the active one.
     #[command(disable_version_flag = true)]
     ApproveOverwrite {
@@ -439,6 +483,67 @@ pub struct StatementArgs {
     /// Where to write it (0600; `-` for stdout). It is a bearer credential: hand it over safely.
     #[arg(long, value_name = "FILE|-")]
     pub out: PathBuf,
+}
+
+/// `keyward peer …`.
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Create a peer's data folder: its Ed25519 identity, its X25519 sealing key, a TLS
+    /// certificate, and its card (`DIR/peer-card.json`) for owners to enroll with.
+    Init {
+        /// The data folder (created 0700).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The URL owners reach it at (`https://127.0.0.1:PORT`), written on the card.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// An operator whose release tickets this peer accepts (`ed25519:…`); repeat for
+        /// several. Without any, only owners' identity proofs release shares.
+        #[arg(long = "operator", value_name = "PUBKEY")]
+        operators: Vec<String>,
+    },
+    /// Serve HTTPS.
+    Serve {
+        /// The data folder from `peer init`.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
+        listen: std::net::SocketAddr,
+        /// Requests per minute from one source address (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = 600)]
+        rate_per_source: u32,
+    },
+}
+
+/// `keyward peers …`.
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Which peers hold a share of the current set, and when each was last released.
+    Status {
+        /// The peers slot [default: the keybox's only one].
+        #[arg(long, value_name = "SLOT")]
+        slot: Option<String>,
+    },
+    /// Split the key again (a new polynomial and share set): new shares are stored at every
+    /// peer first, then the slot switches to them in one atomic commit, then the old shares are
+    /// deleted. Old and new shares never combine.
+    Reshare {
+        /// The peers slot [default: the keybox's only one].
+        #[arg(long, value_name = "SLOT")]
+        slot: Option<String>,
+        /// Drop this peer (its card, or its URL); repeatable.
+        #[arg(long, value_name = "CARD|URL")]
+        remove: Vec<String>,
+        /// Add this peer's card; repeatable.
+        #[arg(long, value_name = "CARD")]
+        add: Vec<PathBuf>,
+        /// A new threshold [default: the current one].
+        #[arg(long, value_name = "K")]
+        threshold: Option<u8>,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
 }
 
 /// `keyward hub …`.
@@ -553,7 +658,7 @@ pub struct ExportBlobArgs {
 /// `keyward recover`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "install", "into_keybox"])))]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["blob", "hub"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["blob", "hub", "peers"])))]
 pub struct RecoverArgs {
     /// The escrow blob (as `keyward escrow export-blob` writes it). It is only read.
     #[arg(long, value_name = "FILE")]
@@ -571,11 +676,16 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "hub_fingerprint")]
     pub hub_cert: Option<PathBuf>,
 
-    /// The box whose escrow to fetch (with --hub).
+    /// Get the key's shares from these peers (their cards) with an operator's release ticket
+    /// instead; list every peer the box used.
+    #[arg(long = "peers", value_name = "CARD", num_args = 1.., requires_all = ["box_name", "ticket_file"])]
+    pub peers: Vec<PathBuf>,
+
+    /// The box whose escrow or shares to fetch (with --hub or --peers).
     #[arg(long = "box", value_name = "NAME")]
     pub box_name: Option<String>,
 
-    /// The operator's recovery ticket, from F (with --hub).
+    /// The operator's recovery ticket (with --hub) or release ticket (with --peers), from F.
     #[arg(long, value_name = "F")]
     pub ticket_file: Option<PathBuf>,
 
@@ -590,7 +700,7 @@ pub struct RecoverArgs {
     /// The key's fingerprint, full or short form, as recorded when it was escrowed (the PBS one
     /// for a Proxmox Backup blob). Nothing is written unless the recovered key has it (exit 5).
     /// Required with --blob; with --hub the restore directive's fingerprint is checked too.
-    #[arg(long, value_name = "FP", required_unless_present = "hub")]
+    #[arg(long, value_name = "FP", required_unless_present_any = ["hub", "peers"])]
     pub expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
 
     /// Where to write the key (created 0600; `-` for stdout).

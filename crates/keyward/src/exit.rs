@@ -8,6 +8,9 @@ use keyward_core::kdf::KdfError;
 use keyward_core::shamir::ShareError;
 use keyward_hub::client::ClientError;
 use keyward_pbs::PbsError;
+use keyward_peer::client::PeerClientError;
+use keyward_peer::distribute::DistributeError;
+use keyward_peer::recovery::GatherError;
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,23 @@ pub enum CliError {
     /// A hub call failed.
     #[error(transparent)]
     Hub(#[from] keyward_hub::client::ClientError),
+    /// A peer call failed.
+    #[error(transparent)]
+    Peer(#[from] keyward_peer::client::PeerClientError),
+    /// Shares could not be placed at every peer.
+    #[error(transparent)]
+    Distribute(#[from] keyward_peer::distribute::DistributeError),
+    /// The key could not be put together from the peers' shares.
+    #[error("{}", gather_message(.0))]
+    Gather(#[from] keyward_peer::recovery::GatherError),
+    /// A peer card cannot be used.
+    #[error("{}: {source}; use the card `keyward peer init` wrote", path.display())]
+    Card {
+        /// The card file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        source: keyward_peer::card::CardError,
+    },
     /// A server or database cannot be reached or served.
     #[error("{0}; check that it runs and the address is right")]
     Unavailable(String),
@@ -87,6 +107,26 @@ impl CliError {
             CliError::Unavailable(_) => ExitCode::Unavailable,
             CliError::AuditBroken(_) => ExitCode::Integrity,
             CliError::Pbs { source, .. } => pbs_exit_code(source),
+            CliError::Peer(e) => peer_exit_code(e),
+            CliError::Distribute(e) => match e {
+                DistributeError::Core(e) => core_exit_code(e),
+                DistributeError::Seal { .. } => ExitCode::Usage,
+                DistributeError::NotStored { failed, .. } => failed
+                    .iter()
+                    .map(|(_, e)| peer_exit_code(e))
+                    .find(|code| *code != ExitCode::Unavailable)
+                    .unwrap_or(ExitCode::Unavailable),
+            },
+            CliError::Gather(e) => match e {
+                // Refusals (policy, lockout) are what to fix first; else too many are down.
+                GatherError::TooFew { silent, .. } if silent.iter().any(|s| !s.unreachable) => {
+                    ExitCode::Refused
+                }
+                GatherError::TooFew { .. } => ExitCode::Unavailable,
+                GatherError::NoFit { .. } => ExitCode::Integrity,
+                GatherError::FingerprintsDisagree => ExitCode::FingerprintMismatch,
+            },
+            CliError::Card { .. } => ExitCode::Usage,
         }
     }
 }
@@ -146,6 +186,52 @@ fn hub_exit_code(error: &ClientError) -> ExitCode {
         },
         ClientError::BadAnswer(_) | ClientError::Tls(_) => ExitCode::Internal,
         ClientError::Core(e) => core_exit_code(e),
+    }
+}
+
+/// Exit codes for peer client errors, as for the hub's.
+fn peer_exit_code(error: &PeerClientError) -> ExitCode {
+    match error {
+        PeerClientError::Unavailable { .. } => ExitCode::Unavailable,
+        PeerClientError::Refused { status, .. } => match status {
+            404 => ExitCode::NotFound,
+            409 => ExitCode::Conflict,
+            400 => ExitCode::Usage,
+            401 | 403 | 413 | 429 => ExitCode::Refused,
+            _ => ExitCode::Internal,
+        },
+        PeerClientError::BadAnswer { .. } => ExitCode::Integrity,
+        PeerClientError::Tls(_) => ExitCode::Internal,
+        PeerClientError::Core(e) => core_exit_code(e),
+    }
+}
+
+/// One line naming what went wrong at each peer that gave nothing.
+fn gather_message(error: &GatherError) -> String {
+    match error {
+        GatherError::TooFew { silent, .. } => {
+            let names = |unreachable: bool| {
+                silent
+                    .iter()
+                    .filter(|s| s.unreachable == unreachable)
+                    .map(|s| if unreachable { s.peer.clone() } else { s.reason.clone() })
+                    .collect::<Vec<_>>()
+            };
+            let mut text = format!("{error}");
+            let (down, refused) = (names(true), names(false));
+            if !down.is_empty() {
+                text.push_str(&format!("; unreachable: {}", down.join(", ")));
+            }
+            if !refused.is_empty() {
+                text.push_str(&format!("; {}", refused.join("; ")));
+            }
+            text.push_str("; start the peers that are down, or fix what they refused");
+            text
+        }
+        GatherError::NoFit { .. } => format!(
+            "{error}; a peer's store may be damaged, or peers lie: check them with `keyward peers status`"
+        ),
+        GatherError::FingerprintsDisagree => error.to_string(),
     }
 }
 

@@ -13,6 +13,7 @@ mod hub_io;
 mod new_secret;
 mod output;
 mod pbs;
+mod peers_io;
 mod secret_input;
 
 use clap::{CommandFactory, Parser};
@@ -97,6 +98,8 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 },
                 Command::Operator { command } => commands::operator::run(&ctx, command),
                 Command::Hub { command } => commands::hub::run(&ctx, command),
+                Command::Peer { command } => commands::peer::run(&ctx, command),
+                Command::Peers { command } => commands::peers::run(&ctx, command),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
             }

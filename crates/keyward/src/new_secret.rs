@@ -67,6 +67,10 @@ impl NewSecret {
                 code_delivery: None,
                 created_keyfile: None,
             }),
+            // Its secret is K itself, split among peers first: `enroll peers` does that.
+            KindArg::Peers => Err(usage(
+                "a peers slot is added to an existing keybox: `keyward enroll peers --threshold K --peer CARD…`",
+            )),
         }
     }
 

@@ -4,18 +4,25 @@ use keyward_core::operations;
 use serde_json::json;
 
 use crate::auth::{attempts, with_first_that_opens};
-use crate::cli::EnrollArgs;
+use crate::cli::{EnrollArgs, KindArg};
 use crate::context::Context;
-use crate::exit::CliResult;
+use crate::exit::{CliResult, usage};
 use crate::new_secret::NewSecret;
 use crate::secret_input::SecretReader;
 
 /// Runs `enroll`.
 pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
+    if args.kind == KindArg::Peers {
+        return super::peers::enroll(ctx, args);
+    }
+    let given = &args.peers;
+    if given.threshold.is_some() || !given.peers.is_empty() || given.box_name.is_some() {
+        return Err(usage("--threshold, --peer and --box apply to `enroll peers` only"));
+    }
     let store = ctx.store();
     let current = store.load()?;
     let reader = SecretReader::new();
-    let tries = attempts(&args.auth, &current, &reader)?;
+    let tries = attempts(&args.auth, &current, store.path(), &reader)?;
     let new = NewSecret::prepare(args.kind, &args.secret, &reader, &ctx.out)?;
     let (next, id) = new.commit(|| {
         with_first_that_opens(&tries, |auth| {

@@ -98,6 +98,19 @@ fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
     Ok((config, cert_path, key_path))
 }
 
+/// Structured logs on stderr (`KEYWARD_LOG` filters; default `info`), for `hub serve` and
+/// `peer serve`.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+}
+
 fn serve(
     data: &Path,
     listen: std::net::SocketAddr,
@@ -114,14 +127,7 @@ fn serve(
     );
     let tls = tls::server_config(&cert, &key).map_err(|e| failed("TLS", e))?;
     let url = database.map_or_else(|| default_database(data), str::to_string);
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
+    init_logging();
     runtime()?.block_on(async move {
         let store = Store::connect(&url).await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
         tracing::info!(%listen, fingerprint = %config.certificate_fingerprint, "keyward hub serving");

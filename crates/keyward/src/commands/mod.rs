@@ -9,6 +9,8 @@ pub mod hub;
 pub mod init;
 pub mod list;
 pub mod operator;
+pub mod peer;
+pub mod peers;
 pub mod recover;
 pub mod remove;
 pub mod rotate;

@@ -29,6 +29,9 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         OperatorCommand::ApproveRecovery(args) => {
             issue(ctx, args, |box_name, id, expires| Statement::Recovery { box_name, id, expires })
         }
+        OperatorCommand::ApproveRelease(args) => issue(ctx, args, |box_name, id, expires| {
+            Statement::PeerRelease { box_name, id, expires }
+        }),
         OperatorCommand::ApproveOverwrite { hub, box_name, version, fingerprint, key } => {
             let operator = read_identity(key)?;
             let approval = Statement::Overwrite {

@@ -46,6 +46,9 @@ struct Fetched {
 
 /// Runs `recover`.
 pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
+    if !args.peers.is_empty() {
+        return super::peers::recover(ctx, args);
+    }
     let reader = SecretReader::new();
     // The code first: a single-use ticket must not be spent on a run that cannot finish.
     let code = code_from(&reader, args.code_file.as_deref())?;

@@ -17,7 +17,7 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
     if current.slots().len() == 1 {
         return Err(keyward_core::Error::LastSlot(target.id).into());
     }
-    let tries = attempts(&args.auth, &current, &SecretReader::new())?;
+    let tries = attempts(&args.auth, &current, store.path(), &SecretReader::new())?;
     let next = with_first_that_opens(&tries, |auth| operations::remove(&store, auth, &args.slot))?;
 
     ctx.out.line(format!(

@@ -16,7 +16,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     let current = store.load()?;
     let target = current.find_slot(&args.slot)?.clone();
     let reader = SecretReader::new();
-    let tries = attempts(&args.auth, &current, &reader)?;
+    let tries = attempts(&args.auth, &current, store.path(), &reader)?;
     let kind = KindArg::from(target.protection.kind());
     let new = NewSecret::prepare(kind, &args.secret, &reader, &ctx.out)?;
     let next = new.commit(|| {

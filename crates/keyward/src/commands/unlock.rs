@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
     let reader = SecretReader::new();
-    let tries = attempts(&AuthArgs::from(&args.open), &keybox, &reader)?;
+    let tries = attempts(&AuthArgs::from(&args.open), &keybox, store.path(), &reader)?;
     let unlocked = with_first_that_opens(&tries, |auth| {
         keybox.unlock(&auth.unlocker, auth.slot, store.path())
     })?;

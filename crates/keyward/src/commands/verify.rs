@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     // Each slot that needs no prompt, plus the one a given secret opens.
     let mut tries: Vec<Attempt> = Vec::new();
     if auth_args.secrets_given() > 0 {
-        tries.extend(attempts(&auth_args, &keybox, &reader)?);
+        tries.extend(attempts(&auth_args, &keybox, store.path(), &reader)?);
     }
     tries.extend(unattended_attempts(&keybox, None, &reader));
 

@@ -1,0 +1,144 @@
+//! `keyward peer …`: create a peer's data folder and serve it.
+
+use std::path::{Path, PathBuf};
+
+use keyward_core::store::{RealFs, create_private_folder};
+use keyward_hub::limits::RateLimits;
+use keyward_hub::{SigningIdentity, tls};
+use keyward_peer::card::PeerCard;
+use keyward_peer::peer::Peer;
+use keyward_peer::seal::SealSecret;
+use keyward_peer::{server, store::Store};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::cli::PeerCommand;
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, usage};
+use crate::hub_io::{parse_operators, read_identity, write_identity};
+use crate::output::write_secret;
+use crate::secret_input::SecretReader;
+
+/// The peer's configuration file in its data folder (not secret).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerConfig {
+    format: String,
+    version: u32,
+    /// Operators whose release tickets it accepts.
+    operators: Vec<String>,
+}
+
+/// The files of a peer's data folder.
+struct PeerFiles {
+    config: PathBuf,
+    identity: PathBuf,
+    seal_key: PathBuf,
+    cert: PathBuf,
+    tls_key: PathBuf,
+    card: PathBuf,
+    database: PathBuf,
+}
+
+impl PeerFiles {
+    fn in_folder(data: &Path) -> Self {
+        PeerFiles {
+            config: data.join("peer.json"),
+            identity: data.join("identity.key"),
+            seal_key: data.join("seal.key"),
+            cert: data.join("cert.pem"),
+            tls_key: data.join("key.pem"),
+            card: data.join("peer-card.json"),
+            database: data.join("peer.db"),
+        }
+    }
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(format!("{what}: {e}"))
+}
+
+/// Runs `peer …`.
+pub fn run(ctx: &Context, command: &PeerCommand) -> CliResult {
+    match command {
+        PeerCommand::Init { data, url, operators } => init(ctx, data, url, operators),
+        PeerCommand::Serve { data, listen, rate_per_source } => {
+            serve(data, *listen, RateLimits { per_source: *rate_per_source, per_box: 0 })
+        }
+    }
+}
+
+fn init(ctx: &Context, data: &Path, url: &str, operators: &[String]) -> CliResult {
+    parse_operators(operators)?;
+    if !url.starts_with("https://") {
+        return Err(usage("--url is the https:// address owners reach this peer at"));
+    }
+    let files = PeerFiles::in_folder(data);
+    if files.config.exists() {
+        return Err(keyward_core::Error::OutputExists(files.config).into());
+    }
+    create_private_folder(&RealFs, data)?;
+    let identity = SigningIdentity::generate()?;
+    let seal_secret = SealSecret::generate()?;
+    let certificate = tls::generate_certificate().map_err(|e| failed("certificate", e))?;
+    let fingerprint = tls::certificate_fingerprint(&certificate.cert_pem)
+        .map_err(|e| failed("certificate", e))?;
+    write_identity(&files.identity, &identity)?;
+    write_secret(&files.seal_key, &seal_secret.to_file_bytes(), false)?;
+    write_secret(&files.tls_key, certificate.key_pem.as_bytes(), false)?;
+    write_secret(&files.cert, certificate.cert_pem.as_bytes(), false)?;
+    let card = PeerCard::new(url, identity.public(), seal_secret.public(), fingerprint);
+    write_secret(&files.card, &card.to_file_bytes(), false)?;
+    let config =
+        PeerConfig { format: "keyward-peer".into(), version: 1, operators: operators.to_vec() };
+    let mut bytes = serde_json::to_vec_pretty(&config).map_err(|e| failed("config", e))?;
+    bytes.push(b'\n');
+    write_secret(&files.config, &bytes, false)?;
+    ctx.out.line(format!("Peer data folder {} ready", data.display()))?;
+    ctx.out.line(format!(
+        "card (give it to owners for `enroll peers --peer`): {}",
+        files.card.display()
+    ))?;
+    ctx.out.json(&json!({
+        "data": data,
+        "card": files.card,
+        "identity": card.identity.to_string(),
+        "certificate_fingerprint": card.certificate,
+    }))
+}
+
+fn serve(data: &Path, listen: std::net::SocketAddr, limits: RateLimits) -> CliResult {
+    let files = PeerFiles::in_folder(data);
+    let config: PeerConfig =
+        serde_json::from_slice(&std::fs::read(&files.config).map_err(|e| {
+            keyward_core::Error::io("cannot read (run `keyward peer init` first)", &files.config, e)
+        })?)
+        .map_err(|e| usage(format!("{}: {e}", files.config.display())))?;
+    let operators = parse_operators(&config.operators)?;
+    let reader = SecretReader::new();
+    // Read to be sure it is there and whole; the card names it.
+    read_identity(&files.identity)?;
+    let seal_secret = SealSecret::from_file_bytes(&reader.bytes(&files.seal_key)?)
+        .map_err(|e| usage(format!("{}: {e}", files.seal_key.display())))?;
+    let cert = std::fs::read_to_string(&files.cert)
+        .map_err(|e| keyward_core::Error::io("cannot read", &files.cert, e))?;
+    let key = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&files.tls_key)
+            .map_err(|e| keyward_core::Error::io("cannot read", &files.tls_key, e))?,
+    );
+    let tls = tls::server_config(&cert, &key).map_err(|e| failed("TLS", e))?;
+    crate::commands::hub::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let store = Store::open(&files.database)
+            .await
+            .map_err(|e| CliError::Unavailable(format!("the peer database: {e}")))?;
+        tracing::info!(%listen, "keyward peer serving");
+        server::serve(listen, tls, Peer::new(store, seal_secret, operators), limits)
+            .await
+            .map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
+    })
+}

@@ -1,0 +1,128 @@
+//! Glue between the commands and keyward-peer: peer cards, the box's identity beside its keybox,
+//! a runtime for client calls, and getting K back through a peers slot (the restart case).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
+use keyward_core::{DataKey, Keybox};
+use keyward_hub::SigningIdentity;
+use keyward_peer::card::PeerCard;
+use keyward_peer::recovery::{self, Gathered, Proof};
+
+use crate::exit::{CliError, CliResult, usage};
+use crate::hub_io::{enrollment_paths, read_identity, write_identity};
+use crate::output::warn;
+
+/// How long one peer may take to answer before it counts as unreachable.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one async peer operation to completion.
+pub fn block_on<T, E: Into<CliError>>(future: impl Future<Output = Result<T, E>>) -> CliResult<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(future).map_err(Into::into)
+}
+
+/// Reads a peer card file.
+pub fn read_card(path: &Path) -> CliResult<PeerCard> {
+    let bytes = std::fs::read(path).map_err(|e| keyward_core::Error::io("cannot read", path, e))?;
+    PeerCard::parse(&bytes).map_err(|source| CliError::Card { path: path.to_path_buf(), source })
+}
+
+/// The box's identity (`<keybox>.box-key`, the one a hub enrollment uses too); made (0600) if
+/// `create` and there is none yet.
+pub fn owner_identity(keybox: &Path, create: bool) -> CliResult<SigningIdentity> {
+    let (_, key_path) = enrollment_paths(keybox);
+    if create && !key_path.exists() {
+        let identity = SigningIdentity::generate()?;
+        write_identity(&key_path, &identity)?;
+        return Ok(identity);
+    }
+    read_identity(&key_path)
+}
+
+/// The peers slot named (or the keybox's only one) and its parameters.
+pub fn peers_slot<'a>(
+    keybox: &'a Keybox,
+    name: Option<&str>,
+) -> CliResult<(keyward_core::SlotId, &'a PeersParams)> {
+    let mut found = keybox.slots().iter().filter_map(|s| match &s.protection {
+        SlotParams::Peers(p) if name.is_none_or(|n| n == s.label || n == s.id.to_string()) => {
+            Some((s.id, p))
+        }
+        _ => None,
+    });
+    match (found.next(), found.next()) {
+        (Some(one), None) => Ok(one),
+        (Some(_), Some(_)) => {
+            Err(usage("this keybox has several peers slots; name one with --slot"))
+        }
+        (None, _) => match name {
+            Some(n) => Err(keyward_core::Error::SlotNotFound(format!("{n} (a peers slot)")).into()),
+            None => Err(keyward_core::Error::NoSlotOfKind(keyward_core::SlotKind::Peers).into()),
+        },
+    }
+}
+
+/// The cards a peers slot recorded.
+pub fn cards_of(params: &PeersParams) -> CliResult<Vec<PeerCard>> {
+    params
+        .peers
+        .iter()
+        .map(|record| {
+            PeerCard::from_record(record).map_err(|source| CliError::Card {
+                path: format!("the slot's record of {}", record.url).into(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Gets K back from the peers of a slot with the box's own identity (the restart case). The
+/// caller opens the slot with the result, which checks it is exactly K.
+pub fn reconstruct_for_slot(
+    keybox_path: &Path,
+    keybox: &Keybox,
+    params: &PeersParams,
+) -> CliResult<DataKey> {
+    if !params.policy.allows(true, false) {
+        return Err(usage(format!(
+            "this slot's peers release shares only with an operator's ticket (policy {}); use `keyward recover --peers`",
+            params.policy
+        )));
+    }
+    let identity = Arc::new(owner_identity(keybox_path, false)?);
+    let proof = Proof::Owner { identity, share_set: params.share_set.clone() };
+    let cards = cards_of(params)?;
+    let gathered =
+        block_on(recovery::gather(&cards, proof, Some(keybox.fingerprint()), PEER_TIMEOUT))?;
+    Ok(report(gathered))
+}
+
+/// Warns about peers that gave nothing or a share that does not fit; returns the key.
+pub fn report(gathered: Gathered) -> DataKey {
+    for misfit in &gathered.misfits {
+        warn(&format!(
+            "the share from {misfit} does not fit the key: that peer's store is damaged or it lies; re-share without it"
+        ));
+    }
+    for silent in &gathered.silent {
+        warn(&format!("no share from {}: {}", silent.peer, silent.reason));
+    }
+    gathered.key
+}
+
+/// The policy a peers slot asks for, as text for messages.
+pub fn policy_text(policy: ReleasePolicy) -> &'static str {
+    match policy {
+        ReleasePolicy::Either => "the box's identity or an operator's release ticket",
+        ReleasePolicy::Identity => "the box's identity only",
+        ReleasePolicy::Operator => "an operator's release ticket only",
+        ReleasePolicy::Both => "the box's identity and an operator's release ticket together",
+    }
+}

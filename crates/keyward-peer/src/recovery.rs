@@ -1,8 +1,8 @@
 //! Getting shares back from peers and putting K together: every peer is asked in parallel (a
 //! nonce, then the proof), each answer is opened with the one-time key it was sealed to, and as
 //! soon as a share set has enough answers whose combination has the expected fingerprint, the
-//! key is returned. Answers still in flight get a short grace so a peer whose share does not
-//! fit is named too.
+//! key is returned. Answers still in flight get a short grace (as long as the key took, 0.25 to
+//! 1 s) so a peer whose share does not fit is named too.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -258,10 +258,11 @@ pub async fn gather(
             }
         }
         if found.is_some() && grace_until.is_none() {
-            // Give answers in flight as long again as the key took (at most a second), so a
-            // misfit among them is named; on loopback they are all in by now anyway.
-            let elapsed = started.elapsed().min(Duration::from_secs(1));
-            grace_until = Some(Instant::now() + elapsed);
+            // Give answers in flight as long again as the key took (at least a quarter, at
+            // most a whole second), so a misfit among them is named. It costs nothing when
+            // every peer has answered, and peers that are down fail at once.
+            let grace = started.elapsed().clamp(Duration::from_millis(250), Duration::from_secs(1));
+            grace_until = Some(Instant::now() + grace);
         }
     }
     pending.abort_all();

@@ -1,0 +1,247 @@
+//! Peer backup providers end to end, with five real `keyward peer serve` processes on 127.0.0.1
+//! and threshold 3: a fresh machine recovers with an operator's release ticket; the box itself
+//! unlocks after a restart with two peers down, and fails with the three that are down named; a
+//! peer whose stored share was replaced is named while recovery still succeeds; no peer's files
+//! or logs hold the key, the ticket or a share in the clear.
+
+mod util;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keyward_peer::api::StoreShareRequest;
+use keyward_peer::card::PeerCard;
+use keyward_peer::seal::{self, Purpose};
+use sqlx::Row;
+use util::{CANARY_KEY, Dir};
+
+/// A peer process; killed when dropped.
+struct PeerProcess {
+    child: Option<Child>,
+    url: String,
+    data: String,
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl PeerProcess {
+    /// `peer init` in `dir/NAME`, trusting the operator key `dir/op.pub`, then `peer serve`.
+    fn start(dir: &Dir, name: &str, operator: &str) -> PeerProcess {
+        let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("a").port();
+        let url = format!("https://127.0.0.1:{port}");
+        dir.ok(["peer", "init", "--data", name, "--url", &url, "--operator", operator]);
+        let log = std::fs::File::create(dir.path(&format!("{name}.log"))).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["peer", "serve", "--data", name, "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir.root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start a peer");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "peer {name} did not start:\n{}", dir.listing());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PeerProcess { child: Some(child), url, data: name.to_string() }
+    }
+
+    fn card(&self) -> String {
+        format!("{}/peer-card.json", self.data)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Five peers, and a box (canary key, plain slot) with a 3-of-5 peers slot named `pve-07`.
+fn five_peers(dir: &Dir) -> Vec<PeerProcess> {
+    let keygen = dir.ok(["operator", "keygen", "--out", "op.key", "--json"]);
+    let public: serde_json::Value = serde_json::from_str(&keygen.stdout()).expect("json");
+    let operator = public["public_key"].as_str().expect("key").to_string();
+    let peers: Vec<PeerProcess> =
+        (1..=5).map(|i| PeerProcess::start(dir, &format!("peer{i}"), &operator)).collect();
+    dir.init_plain_canary();
+    let mut enroll: Vec<String> =
+        ["enroll", "peers", "--threshold", "3", "--box", "pve-07"].map(String::from).to_vec();
+    for peer in &peers {
+        enroll.extend(["--peer".to_string(), peer.card()]);
+    }
+    dir.ok(enroll);
+    peers
+}
+
+fn recover_args(peers: &[PeerProcess], ticket: &str, out: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec!["recover".into(), "--peers".into()];
+    args.extend(peers.iter().map(PeerProcess::card));
+    args.extend(["--box", "pve-07", "--ticket-file", ticket, "--out", out].map(String::from));
+    args
+}
+
+fn fingerprint_of(dir: &Dir) -> String {
+    let out = dir.ok(["fingerprint", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    value["fingerprint"].as_str().expect("fingerprint").to_string()
+}
+
+#[test]
+fn three_of_five_peers_give_the_key_back_and_name_the_ones_that_are_down() {
+    let dir = Dir::new("peers-3of5");
+    let mut peers = five_peers(&dir);
+    let fp = fingerprint_of(&dir);
+
+    // A fresh machine (no keybox, no identity) with an operator's release ticket.
+    dir.ok(["operator", "approve-release", "--box", "pve-07", "--key", "op.key", "--out", "t.txt"]);
+    let mut args = vec!["--keybox".to_string(), "none/keybox.json".into()];
+    args.extend(recover_args(&peers, "t.txt", "fresh.bin"));
+    args.extend(["--expect-fingerprint".to_string(), fp.clone()]);
+    dir.ok(args);
+    assert_eq!(dir.read("fresh.bin"), CANARY_KEY);
+    assert_eq!(dir.mode("fresh.bin"), 0o600);
+
+    // The box after a restart, with two peers down.
+    peers[0].kill();
+    peers[3].kill();
+    dir.ok(["unlock", "--slot", "peers-2", "--out", "restart.bin"]);
+    assert_eq!(dir.read("restart.bin"), CANARY_KEY);
+
+    // Three down: exit 8, the three named, nothing written.
+    peers[4].kill();
+    let out = dir.keyward().args(["unlock", "--slot", "peers-2", "--out", "x.bin"]).run();
+    out.assert_exit_code(8).assert_one_line_error();
+    for down in [&peers[0], &peers[3], &peers[4]] {
+        assert!(out.stderr().contains(&down.url), "names {}{}", down.url, out.report());
+    }
+    assert!(!out.stderr().contains(&peers[1].url), "{}", out.report());
+    assert!(!dir.path("x.bin").exists());
+}
+
+/// Replaces the share peer `name` holds with a share of another key, sealed as a real one
+/// would be: what a lying peer (or someone who edited its database) hands out.
+fn plant_wrong_share(dir: &Dir, name: &str) {
+    let card = PeerCard::parse(&dir.read(&format!("{name}/peer-card.json"))).expect("card");
+    let url = format!("sqlite://{}", dir.path(&format!("{name}/peer.db")).display());
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.expect("peer database");
+        let row = sqlx::query("SELECT owner, owner_name, keybox_id, share_set, threshold, policy, fingerprint, x FROM shares")
+            .fetch_one(&pool)
+            .await
+            .expect("one share");
+        let owner: String = row.get(0);
+        let x = u8::try_from(row.get::<i64, _>(7)).expect("x");
+        let mut request = StoreShareRequest {
+            owner_name: row.get(1),
+            keybox_id: row.get(2),
+            share_set: row.get(3),
+            threshold: u8::try_from(row.get::<i64, _>(4)).expect("threshold"),
+            policy: row.get::<String, _>(5).parse().expect("policy"),
+            fingerprint: row.get(6),
+            x,
+            share: seal::Sealed { enc: String::new(), ct: String::new() },
+        };
+        let mut wrong = vec![x];
+        wrong.extend_from_slice(b"not-the-share-of-the-canary-key!");
+        request.share =
+            seal::seal(&card.seal_key, Purpose::StoredShare, &request.binding(&owner), &wrong)
+                .expect("seal");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE shares SET enc = '{}', ct = '{}'",
+            request.share.enc, request.share.ct
+        )))
+        .execute(&pool)
+        .await
+        .expect("update");
+        pool.close().await;
+    });
+}
+
+#[test]
+fn a_peer_with_a_wrong_share_is_named_and_the_key_still_comes_back() {
+    let dir = Dir::new("peers-liar");
+    let peers = five_peers(&dir);
+    plant_wrong_share(&dir, "peer2");
+    let out = dir.ok(["unlock", "--slot", "peers-2", "--out", "k.bin"]);
+    assert_eq!(dir.read("k.bin"), CANARY_KEY);
+    assert!(
+        out.stderr().contains(&format!("the share from {} does not fit", peers[1].url)),
+        "the liar is named{}",
+        out.report()
+    );
+    // Two liars of five still leave three honest shares.
+    plant_wrong_share(&dir, "peer5");
+    dir.ok(["unlock", "--slot", "peers-2", "--out", "k2.bin"]);
+    assert_eq!(dir.read("k2.bin"), CANARY_KEY);
+    // Three do not: the key is never guessed.
+    plant_wrong_share(&dir, "peer1");
+    let out = dir.keyward().args(["unlock", "--slot", "peers-2", "--out", "k3.bin"]).run();
+    out.assert_exit_code(4).assert_one_line_error();
+    assert!(!dir.path("k3.bin").exists());
+}
+
+#[test]
+fn no_peer_holds_the_key_the_ticket_or_a_plain_share() {
+    let dir = Dir::new("peers-c6");
+    let mut peers = five_peers(&dir);
+    dir.ok(["operator", "approve-release", "--box", "pve-07", "--key", "op.key", "--out", "t.txt"]);
+    dir.ok(recover_args(&peers, "t.txt", "k.bin"));
+    dir.ok(["unlock", "--slot", "peers-2", "--out", "k2.bin"]);
+    dir.ok(["peers", "status"]);
+    for peer in &mut peers {
+        peer.kill();
+    }
+    let ticket = String::from_utf8(dir.read("t.txt")).expect("text").trim().to_string();
+    let hex: String = CANARY_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    let b64 = keyward_core::encoding::to_base64(CANARY_KEY);
+    for peer in &peers {
+        let mut places =
+            vec![(format!("{}.log", peer.data), dir.read(&format!("{}.log", peer.data)))];
+        for entry in std::fs::read_dir(dir.path(&peer.data)).expect("folder").flatten() {
+            let name = format!("{}/{}", peer.data, entry.file_name().to_string_lossy());
+            places.push((name, std::fs::read(entry.path()).unwrap_or_default()));
+        }
+        for (place, bytes) in &places {
+            let text = String::from_utf8_lossy(bytes);
+            for (what, canary) in [("key hex", &hex), ("key base64", &b64), ("ticket", &ticket)] {
+                assert!(!text.contains(canary.as_str()), "the {what} appears in {place}");
+            }
+            assert!(
+                !bytes.windows(CANARY_KEY.len()).any(|w| w == CANARY_KEY),
+                "the raw key appears in {place}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_ticket_not_signed_by_a_peer_operator_is_refused_with_the_reason() {
+    let dir = Dir::new("peers-badticket");
+    let peers = five_peers(&dir);
+    dir.ok(["operator", "keygen", "--out", "stranger.key"]);
+    dir.ok([
+        "operator",
+        "approve-release",
+        "--box",
+        "pve-07",
+        "--key",
+        "stranger.key",
+        "--out",
+        "t.txt",
+    ]);
+    let out = dir.keyward().args(recover_args(&peers, "t.txt", "k.bin")).run();
+    out.assert_exit_code(9).assert_one_line_error();
+    assert!(out.stderr().contains("not authenticated"), "{}", out.report());
+    assert!(!dir.path("k.bin").exists());
+}

@@ -64,7 +64,7 @@ fn main() {
     };
 
     // reqwest is built without a default TLS provider; the plain (http) client still wants one.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let report = runtime.block_on(async move {

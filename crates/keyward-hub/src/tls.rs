@@ -1,4 +1,4 @@
-//! TLS for the hub, with rustls (aws-lc-rs) on both sides: a self-signed certificate made at
+//! TLS for the hub, with rustls (ring) on both sides: a self-signed certificate made at
 //! `hub init`, and a client that trusts exactly one certificate — the one whose SHA-256 the
 //! operator gave it (`--hub-fingerprint` or `--hub-cert`). No CA, no system roots: a box talks
 //! to its hub and nothing else.
@@ -28,7 +28,7 @@ pub enum TlsError {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A hub certificate and its private key, as PEM.

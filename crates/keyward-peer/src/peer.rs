@@ -241,8 +241,18 @@ impl Peer {
         let mut shares = Vec::with_capacity(released.len());
         for set in released {
             shares.push(self.reseal(set, request)?);
-            self.store.released(&set.request.share_set, now).await?;
         }
+        // When it was last released is for `peers status` only: note it after answering, so
+        // the requester does not wait for its fsync.
+        let (store, sets) = (self.store.clone(), shares.iter().map(|s| s.share_set.clone()));
+        let sets: Vec<String> = sets.collect();
+        tokio::spawn(async move {
+            for set in sets {
+                if let Err(e) = store.released(&set, now).await {
+                    tracing::warn!(error = %e, "cannot note a release time");
+                }
+            }
+        });
         Ok(ReleaseResponse { shares })
     }
 

@@ -241,8 +241,5 @@ pub async fn serve(
         metrics: Metrics::new("keyward_peer", ROUTES),
         request_nonces: Mutex::default(),
     });
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
-    axum_server::bind_rustls(addr, config)
-        .serve(router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .await
+    keyward_hub::server::serve_https(addr, tls, router(state)).await
 }

@@ -142,6 +142,37 @@ mod tests {
         assert_ne!(combine(&mixed).expect("combines").as_slice(), SECRET);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any secret, any k-of-n, any k shares (in any order) give it back; the bytes form of
+        /// every share reads back to the same share.
+        #[test]
+        fn splits_combine_back(
+            secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300),
+            n in 2u8..=MAX_SHARES,
+            k_seed in proptest::prelude::any::<u8>(),
+            pick_seed in proptest::prelude::any::<u64>(),
+        ) {
+            let k = 2 + k_seed % (n - 1);
+            let shares = split(&secret, k, n).expect("split");
+            proptest::prop_assert_eq!(shares.len(), usize::from(n));
+            for share in &shares {
+                proptest::prop_assert_eq!(&Share::from_bytes(&share.to_bytes()).expect("parse"), share);
+            }
+            // A pseudo-random choice of k of them, in a scrambled order.
+            let mut order: Vec<usize> = (0..usize::from(n)).collect();
+            let mut state = pick_seed;
+            for i in (1..order.len()).rev() {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                order.swap(i, (state >> 33) as usize % (i + 1));
+            }
+            let chosen: Vec<Share> = order[..usize::from(k)].iter().map(|&i| shares[i].clone()).collect();
+            let combined = combine(&chosen).expect("combine");
+            proptest::prop_assert_eq!(combined.as_slice(), secret.as_slice());
+        }
+    }
+
     #[test]
     fn bad_parameters_and_shares_are_refused() {
         for (k, n) in [(1, 3), (4, 3), (2, MAX_SHARES + 1), (0, 0)] {

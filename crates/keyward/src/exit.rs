@@ -440,7 +440,85 @@ mod tests {
                 ExitCode::Integrity,
             ),
         ];
-        for (error, code) in cases.into_iter().chain(pbs_cases).chain(hub_cases) {
+        let peer_refused = |status| PeerClientError::Refused {
+            url: "u".into(),
+            status,
+            code: "x".into(),
+            message: "y".into(),
+        };
+        let unreachable = || PeerClientError::Unavailable { url: "u".into(), reason: "r".into() };
+        let silent = |unreachable| keyward_peer::recovery::Silent {
+            peer: "u".into(),
+            reason: "r".into(),
+            unreachable,
+        };
+        let peer_cases: Vec<(CliError, ExitCode)> = vec![
+            (unreachable().into(), ExitCode::Unavailable),
+            (peer_refused(401).into(), ExitCode::Refused),
+            (peer_refused(403).into(), ExitCode::Refused),
+            (peer_refused(404).into(), ExitCode::NotFound),
+            (peer_refused(409).into(), ExitCode::Conflict),
+            (peer_refused(400).into(), ExitCode::Usage),
+            (
+                PeerClientError::BadAnswer { url: "u".into(), reason: "r".into() }.into(),
+                ExitCode::Integrity,
+            ),
+            (
+                GatherError::TooFew { got: 1, needed: 3, silent: vec![silent(true)] }.into(),
+                ExitCode::Unavailable,
+            ),
+            (
+                GatherError::TooFew {
+                    got: 1,
+                    needed: 3,
+                    silent: vec![silent(true), silent(false)],
+                }
+                .into(),
+                ExitCode::Refused,
+            ),
+            (
+                GatherError::NoFit { got: 5, needed: 3, expected: "f".into() }.into(),
+                ExitCode::Integrity,
+            ),
+            (GatherError::FingerprintsDisagree.into(), ExitCode::FingerprintMismatch),
+            (
+                DistributeError::NotStored { failed: vec![("u".into(), unreachable())], total: 3 }
+                    .into(),
+                ExitCode::Unavailable,
+            ),
+            (
+                DistributeError::NotStored {
+                    failed: vec![("u".into(), unreachable()), ("v".into(), peer_refused(409))],
+                    total: 3,
+                }
+                .into(),
+                ExitCode::Conflict,
+            ),
+            (
+                DistributeError::Seal { peer: "u".into(), reason: "r".into() }.into(),
+                ExitCode::Usage,
+            ),
+            (
+                CliError::Card {
+                    path: path.clone(),
+                    source: keyward_peer::card::CardError::Version(2),
+                },
+                ExitCode::Usage,
+            ),
+            (
+                CoreError::from(keyward_core::shamir::ShareError::Unusable("x")).into(),
+                ExitCode::Integrity,
+            ),
+            (
+                CoreError::from(keyward_core::shamir::ShareError::BadThreshold {
+                    threshold: 1,
+                    shares: 3,
+                })
+                .into(),
+                ExitCode::Usage,
+            ),
+        ];
+        for (error, code) in cases.into_iter().chain(pbs_cases).chain(hub_cases).chain(peer_cases) {
             assert_eq!(error.exit_code(), code, "{error:?}");
             let message = error.to_string();
             assert!(

@@ -1,6 +1,7 @@
 //! `keyward demo`: a guided run through the real binary in a fresh private temporary folder, telling
 //! the story of a Proxmox Backup box (seed S1): its backup key comes under keyward, gets more ways
-//! in, is rotated, fails closed on a wrong code, and is escrowed and recovered on a fresh machine.
+//! in, is rotated, fails closed on a wrong code, and is escrowed and recovered on a fresh machine
+//! — from a blob, through an escrow hub, and from 2-of-3 peer nodes.
 //! Every step is a real `keyward` process with the arguments a user would type; secrets go through
 //! files in the folder, never through argv.
 
@@ -68,6 +69,44 @@ impl Demo {
     fn read(&self, name: &str) -> CliResult<Vec<u8>> {
         std::fs::read(self.path(name))
             .map_err(|e| keyward_core::Error::io("cannot read", self.path(name), e).into())
+    }
+
+    /// Starts `keyward ROLE serve --data DATA --listen LISTEN` in the background (its log in
+    /// `DATA.log`) and waits until it accepts connections.
+    fn serve(
+        &self,
+        role: &str,
+        data: &str,
+        listen: std::net::SocketAddr,
+    ) -> CliResult<ServerChild> {
+        println!(
+            "\n   $ keyward {role} serve --data {data} --listen {listen}   (in the background)"
+        );
+        let log_path = self.path(&format!("{data}.log"));
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| keyward_core::Error::io("cannot create", &log_path, e))?;
+        let stderr =
+            log.try_clone().map_err(|e| keyward_core::Error::io("cannot open", &log_path, e))?;
+        let mut child = ServerChild(
+            Command::new(&self.exe)
+                .args([role, "serve", "--data", data, "--listen", &listen.to_string()])
+                .current_dir(&self.dir)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(stderr)
+                .spawn()
+                .map_err(|e| keyward_core::Error::io("cannot run", &self.exe, e))?,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(listen).is_err() {
+            if std::time::Instant::now() > deadline || child.0.try_wait().ok().flatten().is_some() {
+                return Err(CliError::Failed(format!(
+                    "the demo {role} did not start; see {data}.log in the demo folder"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(child)
     }
 
     /// Checks one of the demo's own claims, and says so.
@@ -206,34 +245,8 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
         OK,
     )?;
     let fingerprint = json_field(&init, "certificate_fingerprint")?;
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| CliError::Failed(format!("no free port on 127.0.0.1: {e}")))?;
-    println!("\n   $ keyward hub serve --data hub --listen {listen}   (in the background)");
-    let log = std::fs::File::create(d.path("hub.log"))
-        .map_err(|e| keyward_core::Error::io("cannot create", d.path("hub.log"), e))?;
-    let stderr = log
-        .try_clone()
-        .map_err(|e| keyward_core::Error::io("cannot open", d.path("hub.log"), e))?;
-    let mut hub = HubChild(
-        Command::new(&d.exe)
-            .args(["hub", "serve", "--data", "hub", "--listen", &listen.to_string()])
-            .current_dir(&d.dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| keyward_core::Error::io("cannot run", &d.exe, e))?,
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(listen).is_err() {
-        if std::time::Instant::now() > deadline || hub.0.try_wait().ok().flatten().is_some() {
-            return Err(CliError::Failed(
-                "the demo hub did not start; see hub.log in the demo folder".into(),
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let listen = free_address()?;
+    let mut hub = d.serve("hub", "hub", listen)?;
     let hub_args = format!("--hub https://{listen} --hub-fingerprint {fingerprint}");
     d.run(
         "The operator signs a single-use enrollment token for the box",
@@ -269,7 +282,73 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
     d.run("The same ticket again is refused: exit 9", &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --out again.json"), 9)?;
     d.run("The hub's audit chain", "hub audit verify --data hub", OK)?;
     hub.stop();
+    peers_path(d, backup_key, &public)
+}
+
+/// The same key, 2-of-3 among peer nodes on 127.0.0.1: the box gets it back after a restart
+/// with one peer down, and a fresh machine with an operator's release ticket.
+fn peers_path(d: &mut Demo, backup_key: &DataKey, operator: &str) -> CliResult {
+    println!(
+        "\nNow 2-of-3 among peer nodes: no single peer can open the key, any two give it back."
+    );
+    d.home = d.path("box");
+    let mut peers = Vec::new();
+    let mut peer_args = String::new();
+    for name in ["peer1", "peer2", "peer3"] {
+        let listen = free_address()?;
+        d.run(
+            &format!("Create {name} (identity, sealing key, certificate, and its card)"),
+            &format!("peer init --data {name} --url https://{listen} --operator {operator}"),
+            OK,
+        )?;
+        peers.push(d.serve("peer", name, listen)?);
+        peer_args.push_str(&format!(" --peer {name}/peer-card.json"));
+    }
+    d.run(
+        "Split the key 2-of-3 among the peers (a peers slot; authorised by the passphrase)",
+        &format!("enroll peers --threshold 2{peer_args} --unlock-passphrase-file passphrase.txt"),
+        OK,
+    )?;
+    d.run("Which peers hold a share", "peers status", OK)?;
+    peers[0].stop();
+    println!("\n   (peer1 is stopped)");
+    d.run(
+        "After a restart the box gets its key back from the two peers still up",
+        "unlock --slot peers-4 --out key-peers.bin",
+        OK,
+    )?;
+    d.check("the peers gave the backup key back", d.read("key-peers.bin")? == backup_key.expose())?;
+    d.run(
+        "The operator signs a release ticket for a fresh machine",
+        "operator approve-release --box pve-demo --key operator.key --ttl 10m --out release.txt",
+        OK,
+    )?;
+    d.home = d.path("fresh-box-3");
+    println!(
+        "\nA third fresh machine: only the peer cards and the ticket (HOME={}).",
+        d.home.display()
+    );
+    let cards: Vec<String> = (2..=3).map(|i| format!("peer{i}/peer-card.json")).collect();
+    d.run(
+        "Recover from the peers with the ticket",
+        &format!(
+            "recover --peers {} --box pve-demo --ticket-file release.txt --out key-fresh.bin",
+            cards.join(" ")
+        ),
+        OK,
+    )?;
+    d.check("the key came back from the peers", d.read("key-fresh.bin")? == backup_key.expose())?;
+    for peer in &mut peers {
+        peer.stop();
+    }
     Ok(())
+}
+
+/// A free address on 127.0.0.1 for a demo server.
+fn free_address() -> CliResult<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| CliError::Failed(format!("no free port on 127.0.0.1: {e}")))
 }
 
 /// The key in the backup client's default key file under the current HOME.
@@ -282,17 +361,17 @@ fn installed_key(d: &Demo) -> CliResult<DataKey> {
         .map_err(|source| CliError::Pbs { path: installed.clone(), source })
 }
 
-/// The demo's hub process, stopped however the demo ends.
-struct HubChild(std::process::Child);
+/// A demo server process (hub or peer), stopped however the demo ends.
+struct ServerChild(std::process::Child);
 
-impl HubChild {
+impl ServerChild {
     fn stop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-impl Drop for HubChild {
+impl Drop for ServerChild {
     fn drop(&mut self) {
         self.stop();
     }

@@ -167,7 +167,7 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
                         "{}: holds share {} of the current set; last released {}",
                         card.url,
                         set.x,
-                        set.last_released.map_or("never".into(), |t| format!("at {t}"))
+                        set.last_released.map_or_else(|| "never".into(), format_time)
                     ),
                     None => format!("{}: does NOT hold the current set", card.url),
                 };
@@ -204,6 +204,14 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
         )));
     }
     Ok(())
+}
+
+/// Unix seconds as RFC 3339 (UTC), for people.
+fn format_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
 }
 
 /// `peers reshare`.

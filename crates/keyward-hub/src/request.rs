@@ -35,6 +35,23 @@ pub struct RequestSignature {
 }
 
 /// What exactly is signed.
+impl RequestSignature {
+    /// Reads the four signature headers; `header` looks one up by name.
+    pub fn from_headers<'h>(
+        header: impl Fn(&'static str) -> Option<&'h str>,
+    ) -> Result<Self, AuthError> {
+        let get = |name| header(name).map(str::to_string).ok_or(AuthError::Malformed(name));
+        Ok(RequestSignature {
+            signer: get(headers::SIGNER)?,
+            timestamp: get(headers::TIMESTAMP)?
+                .parse()
+                .map_err(|_| AuthError::Malformed(headers::TIMESTAMP))?,
+            nonce: get(headers::NONCE)?,
+            signature: get(headers::SIGNATURE)?,
+        })
+    }
+}
+
 fn message(
     method: &str,
     path: &str,

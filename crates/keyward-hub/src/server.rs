@@ -21,7 +21,7 @@ use crate::api::{
 use crate::hub::{Hub, HubError};
 use crate::limits::{RateLimiter, RateLimits};
 use crate::metrics::Metrics;
-use crate::request::{RequestSignature, headers};
+use crate::request::RequestSignature;
 use crate::{AuthError, unix_now};
 
 /// Largest request body accepted.
@@ -37,53 +37,121 @@ struct ServerState {
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
 
-impl IntoResponse for HubError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            HubError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
-            HubError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            HubError::Refused(_) => (StatusCode::FORBIDDEN, "refused"),
-            HubError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
-            HubError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            HubError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            HubError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "request failed");
+/// The families of refusal and failure a service answers with, each with its status and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400 `malformed`.
+    Malformed,
+    /// 401 `unauthenticated`: a failed proof, counted toward the source's lockout.
+    Unauthenticated,
+    /// 403 `refused`.
+    Refused,
+    /// 429 `rate-limited`.
+    RateLimited,
+    /// 404 `not-found`.
+    NotFound,
+    /// 409 `conflict`.
+    Conflict,
+    /// 500 `internal`: the server's own failure, logged with its detail, answered without it.
+    Internal,
+}
+
+impl ErrorKind {
+    fn status_and_code(self) -> (StatusCode, &'static str) {
+        match self {
+            ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
+            ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ErrorKind::Refused => (StatusCode::FORBIDDEN, "refused"),
+            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
-        (status, Json(ErrorResponse { error: code.into(), message: self.reason() })).into_response()
     }
 }
 
-/// Runs a handler body under the source's rate limit and counts its outcome.
-async fn handle(
-    state: &ServerState,
+/// What the shared request handling needs to know of a service's errors (the hub's, a peer's).
+pub trait ServiceError: IntoResponse + std::fmt::Display {
+    /// The refusal for a source that is locked out.
+    fn locked_out(reason: String) -> Self;
+    /// The refusal for a source over its rate.
+    fn rate_limited(reason: String) -> Self;
+    /// Its family.
+    fn kind(&self) -> ErrorKind;
+    /// The reason alone, for the answer's message.
+    fn reason(&self) -> String;
+}
+
+/// The answer for an error: its status, `{"error": code, "message": reason}`. Internal errors
+/// are logged with their detail; the answer says only "internal error".
+pub fn error_response(error: &impl ServiceError) -> Response {
+    let (status, code) = error.kind().status_and_code();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %error, "request failed");
+    }
+    (status, Json(ErrorResponse { error: code.into(), message: error.reason() })).into_response()
+}
+
+impl IntoResponse for HubError {
+    fn into_response(self) -> Response {
+        error_response(&self)
+    }
+}
+
+impl ServiceError for HubError {
+    fn locked_out(reason: String) -> Self {
+        HubError::Refused(reason)
+    }
+    fn rate_limited(reason: String) -> Self {
+        HubError::RateLimited(reason)
+    }
+    fn kind(&self) -> ErrorKind {
+        match self {
+            HubError::Malformed(_) => ErrorKind::Malformed,
+            HubError::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            HubError::Refused(_) => ErrorKind::Refused,
+            HubError::RateLimited(_) => ErrorKind::RateLimited,
+            HubError::NotFound(_) => ErrorKind::NotFound,
+            HubError::Conflict(_) => ErrorKind::Conflict,
+            HubError::Store(_) => ErrorKind::Internal,
+        }
+    }
+    fn reason(&self) -> String {
+        HubError::reason(self)
+    }
+}
+
+/// Runs a handler body under the source's lockout and rate limit, counts failed proofs toward
+/// the lockout, counts the outcome, and logs refusals (reason only, never a body).
+pub async fn handle<E: ServiceError>(
+    limiter: &RateLimiter,
+    metrics: &Metrics,
     route: &'static str,
     source: SocketAddr,
-    body: impl Future<Output = Result<Response, HubError>>,
+    body: impl Future<Output = Result<Response, E>>,
 ) -> Response {
     let ip = source.ip().to_string();
     let now = unix_now();
-    let result = if state.limiter.locked_out(&ip, now) {
-        Err(HubError::Refused(format!(
+    let result = if limiter.locked_out(&ip, now) {
+        Err(E::locked_out(format!(
             "{ip} is locked out after repeated failed authentications; wait ten minutes"
         )))
-    } else if !state.limiter.allow_source(&ip, now) {
-        Err(HubError::RateLimited(format!("too many requests from {ip} this minute")))
+    } else if !limiter.allow_source(&ip, now) {
+        Err(E::rate_limited(format!("too many requests from {ip} this minute")))
     } else {
         body.await
     };
-    if matches!(result, Err(HubError::Unauthenticated(_))) {
-        state.limiter.record_failure(&ip, now);
+    if result.as_ref().is_err_and(|e| e.kind() == ErrorKind::Unauthenticated) {
+        limiter.record_failure(&ip, now);
     }
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(HubError::Store(_)) => "error",
+        Err(e) if e.kind() == ErrorKind::Internal => "error",
         Err(_) => "refused",
     };
-    state.metrics.count(route, outcome);
+    metrics.count(route, outcome);
     if let Err(e) = &result
-        && !matches!(e, HubError::Store(_))
+        && e.kind() != ErrorKind::Internal
     {
         tracing::info!(route, %source, reason = %e, "refused");
     }
@@ -94,21 +162,9 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HubError> {
     serde_json::from_slice(body).map_err(|e| HubError::Malformed(e.to_string()))
 }
 
-fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, HubError> {
-    let get = |name: &'static str| {
-        map.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or(HubError::Unauthenticated(AuthError::Malformed(name)))
-    };
-    Ok(RequestSignature {
-        signer: get(headers::SIGNER)?,
-        timestamp: get(headers::TIMESTAMP)?
-            .parse()
-            .map_err(|_| AuthError::Malformed(headers::TIMESTAMP))?,
-        nonce: get(headers::NONCE)?,
-        signature: get(headers::SIGNATURE)?,
-    })
+/// The signature headers of a request.
+pub fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, AuthError> {
+    RequestSignature::from_headers(|name| map.get(name).and_then(|v| v.to_str().ok()))
 }
 
 /// Authenticates a box's signed request, then applies the box's rate limit.
@@ -129,7 +185,7 @@ async fn authenticated(
 }
 
 async fn enroll(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle(&state, "enroll", source, async {
+    handle::<HubError>(&state.limiter, &state.metrics, "enroll", source, async {
         let request: EnrollRequest = json(&body)?;
         state.hub.enroll(&request.box_name, request.public_key, &request.token, unix_now()).await?;
         tracing::info!(box_name = %request.box_name, "enrolled");
@@ -146,7 +202,7 @@ async fn push(
     map: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, "push", source, async {
+    handle::<HubError>(&state.limiter, &state.metrics, "push", source, async {
         let box_name = authenticated(&state, &method, &uri, &map, &body).await?;
         let request: PushRequest = json(&body)?;
         let answer = state.hub.push(&box_name, &request, unix_now()).await?;
@@ -163,7 +219,7 @@ async fn status(
     uri: Uri,
     map: HeaderMap,
 ) -> Response {
-    handle(&state, "status", source, async {
+    handle::<HubError>(&state.limiter, &state.metrics, "status", source, async {
         let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
         Ok(Json(state.hub.status(&box_name).await?).into_response())
     })
@@ -177,7 +233,7 @@ async fn fetch(
     uri: Uri,
     map: HeaderMap,
 ) -> Response {
-    handle(&state, "fetch", source, async {
+    handle::<HubError>(&state.limiter, &state.metrics, "fetch", source, async {
         let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
         Ok(Json(state.hub.fetch_own(&box_name).await?).into_response())
     })
@@ -185,7 +241,7 @@ async fn fetch(
 }
 
 async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle(&state, "approve", source, async {
+    handle::<HubError>(&state.limiter, &state.metrics, "approve", source, async {
         let request: ApproveRequest = json(&body)?;
         let version = state.hub.approve(&request.approval, unix_now()).await?;
         tracing::info!(version, "approved");
@@ -195,7 +251,7 @@ async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes)
 }
 
 async fn delete(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle(&state, "delete", source, async {
+    handle::<HubError>(&state.limiter, &state.metrics, "delete", source, async {
         let request: DeleteRequest = json(&body)?;
         let (box_name, version) = state.hub.delete(&request.deletion, unix_now()).await?;
         tracing::info!(%box_name, version, "escrow version erased");
@@ -205,7 +261,7 @@ async fn delete(State(state): Shared, ConnectInfo(source): Source, body: Bytes) 
 }
 
 async fn recover(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle(&state, "recover", source, async {
+    handle::<HubError>(&state.limiter, &state.metrics, "recover", source, async {
         let request: RecoverRequest = json(&body)?;
         let answer = state.hub.recover(&request.ticket, unix_now()).await?;
         tracing::info!(box_name = %answer.box_name, version = answer.version, "recovery served");

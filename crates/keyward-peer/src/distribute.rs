@@ -13,8 +13,9 @@ use tokio::task::JoinSet;
 
 use crate::api::StoreShareRequest;
 use crate::card::PeerCard;
-use crate::client::{PeerClient, PeerClientError};
+use crate::client::PeerClient;
 use crate::seal::{self, Purpose};
+use keyward_hub::client::ClientError;
 
 /// Who the shares are for.
 #[derive(Debug, Clone)]
@@ -45,13 +46,13 @@ pub enum DistributeError {
     #[error("{} of {} peers did not store their share: {}", failed.len(), total, list(failed))]
     NotStored {
         /// Peers and their errors.
-        failed: Vec<(String, PeerClientError)>,
+        failed: Vec<(String, ClientError)>,
         /// How many peers there were.
         total: usize,
     },
 }
 
-fn list(failed: &[(String, PeerClientError)]) -> String {
+fn list(failed: &[(String, ClientError)]) -> String {
     failed.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ")
 }
 
@@ -106,7 +107,11 @@ pub async fn distribute(
             Ok((card, Err(e))) => failed.push((card.url, e)),
             Err(e) => failed.push((
                 "a peer".into(),
-                PeerClientError::Unavailable { url: "?".into(), reason: e.to_string() },
+                ClientError::Unavailable {
+                    service: "peer",
+                    url: "?".into(),
+                    reason: e.to_string(),
+                },
             )),
         }
     }
@@ -129,7 +134,7 @@ pub async fn delete_everywhere(
     identity: &Arc<SigningIdentity>,
     share_set: &str,
     timeout: Duration,
-) -> Vec<(String, PeerClientError)> {
+) -> Vec<(String, ClientError)> {
     let mut deletions = JoinSet::new();
     for card in cards {
         let (card, identity, set) = (card.clone(), identity.clone(), share_set.to_string());
@@ -145,7 +150,7 @@ pub async fn delete_everywhere(
     while let Some(joined) = deletions.join_next().await {
         if let Ok((url, Err(e))) = joined {
             // Already gone is what we wanted.
-            if !matches!(&e, PeerClientError::Refused { status: 404, .. }) {
+            if !matches!(&e, ClientError::Refused { status: 404, .. }) {
                 failed.push((url, e));
             }
         }

@@ -15,9 +15,10 @@ use zeroize::Zeroizing;
 
 use crate::api::{ReleaseRequest, ReleasedShare, release_message, released_binding};
 use crate::card::PeerCard;
-use crate::client::{PeerClient, PeerClientError};
+use crate::client::PeerClient;
 use crate::reconstruct::{Answer, ReconstructError, reconstruct};
 use crate::seal::{self, Purpose, SealSecret};
+use keyward_hub::client::ClientError;
 
 /// The proof a requester offers.
 #[derive(Clone)]
@@ -111,11 +112,11 @@ async fn ask(
     card: PeerCard,
     proof: Proof,
     timeout: Duration,
-) -> Result<Vec<Received>, (String, PeerClientError)> {
+) -> Result<Vec<Received>, (String, ClientError)> {
     let peer = card.url.clone();
     let fail = |e| (peer.clone(), e);
     let client = PeerClient::new(&card, timeout).map_err(fail)?;
-    let one_time = SealSecret::generate().map_err(|e| fail(PeerClientError::Core(e)))?;
+    let one_time = SealSecret::generate().map_err(|e| fail(ClientError::Core(e)))?;
     let nonce = client.nonce().await.map_err(fail)?.nonce;
     let ephemeral = one_time.public();
     let sign = |identity: &SigningIdentity, set: &str| {
@@ -147,9 +148,7 @@ async fn ask(
     let answer = client.release(&request).await.map_err(fail)?;
     let mut received = Vec::new();
     for released in answer.shares {
-        let bad = |reason: &str| {
-            fail(PeerClientError::BadAnswer { url: peer.clone(), reason: reason.into() })
-        };
+        let bad = |reason: &str| fail(client.bad_answer(reason));
         let bytes = seal::open(
             &one_time,
             Purpose::Release,
@@ -239,7 +238,7 @@ pub async fn gather(
                 }
             }
             Ok(Err((peer, error))) => {
-                let unreachable = matches!(error, PeerClientError::Unavailable { .. });
+                let unreachable = matches!(error, ClientError::Unavailable { .. });
                 silent.push(Silent { peer, reason: error.to_string(), unreachable });
             }
             Err(join) => silent.push(Silent {

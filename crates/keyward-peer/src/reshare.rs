@@ -18,8 +18,8 @@ use keyward_core::slot::{PeersParams, SlotSecret, Unlocker};
 use keyward_core::{DataKey, SlotId, Store};
 
 use crate::card::PeerCard;
-use crate::client::PeerClientError;
 use crate::distribute::{DistributeError, Owner, delete_everywhere, distribute};
+use keyward_hub::client::ClientError;
 
 /// The points between the steps, where a caller (a crash test) may stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct Reshared {
     /// The new slot parameters.
     pub params: PeersParams,
     /// Old peers that did not confirm deleting their old share.
-    pub undeleted: Vec<(String, PeerClientError)>,
+    pub undeleted: Vec<(String, ClientError)>,
 }
 
 /// Why a re-share stopped.

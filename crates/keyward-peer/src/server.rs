@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_hub::limits::{RateLimiter, RateLimits};
 use keyward_hub::metrics::Metrics;
-use keyward_hub::request::{self, MAX_SKEW_SECS, RequestSignature, headers};
-use keyward_hub::{AuthError, PublicKey, unix_now};
+use keyward_hub::request::{self, MAX_SKEW_SECS};
+use keyward_hub::server::{ErrorKind, ServiceError, error_response, handle, signature_headers};
+use keyward_hub::{PublicKey, unix_now};
 use serde::de::DeserializeOwned;
 
-use crate::api::{DeleteSharesRequest, ErrorResponse, ReleaseRequest, StoreShareRequest};
+use crate::api::{DeleteSharesRequest, ReleaseRequest, StoreShareRequest};
 use crate::peer::{Peer, PeerError};
 use crate::store::Stored;
 
@@ -43,56 +44,31 @@ type Source = ConnectInfo<SocketAddr>;
 
 impl IntoResponse for PeerError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            PeerError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
-            PeerError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            PeerError::Refused(_) => (StatusCode::FORBIDDEN, "refused"),
-            PeerError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
-            PeerError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            PeerError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            PeerError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "request failed");
-        }
-        (status, Json(ErrorResponse { error: code.into(), message: self.reason() })).into_response()
+        error_response(&self)
     }
 }
 
-/// Runs a handler body under the source's rate limit and lockout, and counts its outcome.
-/// Failed proofs (signatures, tickets, nonces) count toward the source's lockout.
-async fn handle(
-    state: &ServerState,
-    route: &'static str,
-    source: SocketAddr,
-    body: impl Future<Output = Result<Response, PeerError>>,
-) -> Response {
-    let ip = source.ip().to_string();
-    let now = unix_now();
-    let result = if state.limiter.locked_out(&ip, now) {
-        Err(PeerError::Refused(format!(
-            "{ip} is locked out after repeated failed proofs; wait ten minutes"
-        )))
-    } else if !state.limiter.allow_source(&ip, now) {
-        Err(PeerError::RateLimited(format!("too many requests from {ip} this minute")))
-    } else {
-        body.await
-    };
-    if matches!(result, Err(PeerError::Unauthenticated(_))) {
-        state.limiter.record_failure(&ip, now);
+impl ServiceError for PeerError {
+    fn locked_out(reason: String) -> Self {
+        PeerError::Refused(reason)
     }
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(PeerError::Internal(_)) => "error",
-        Err(_) => "refused",
-    };
-    state.metrics.count(route, outcome);
-    if let Err(e) = &result
-        && !matches!(e, PeerError::Internal(_))
-    {
-        tracing::info!(route, %source, reason = %e, "refused");
+    fn rate_limited(reason: String) -> Self {
+        PeerError::RateLimited(reason)
     }
-    result.unwrap_or_else(IntoResponse::into_response)
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PeerError::Malformed(_) => ErrorKind::Malformed,
+            PeerError::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            PeerError::Refused(_) => ErrorKind::Refused,
+            PeerError::RateLimited(_) => ErrorKind::RateLimited,
+            PeerError::NotFound(_) => ErrorKind::NotFound,
+            PeerError::Conflict(_) => ErrorKind::Conflict,
+            PeerError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+    fn reason(&self) -> String {
+        PeerError::reason(self)
+    }
 }
 
 fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerError> {
@@ -107,20 +83,7 @@ fn owner(
     map: &HeaderMap,
     body: &[u8],
 ) -> Result<PublicKey, PeerError> {
-    let get = |name: &'static str| {
-        map.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or(AuthError::Malformed(name))
-    };
-    let signed = RequestSignature {
-        signer: get(headers::SIGNER)?,
-        timestamp: get(headers::TIMESTAMP)?
-            .parse()
-            .map_err(|_| AuthError::Malformed(headers::TIMESTAMP))?,
-        nonce: get(headers::NONCE)?,
-        signature: get(headers::SIGNATURE)?,
-    };
+    let signed = signature_headers(map)?;
     let key: PublicKey = signed.signer.parse()?;
     let now = unix_now();
     request::verify(&signed, &key, method.as_str(), uri.path(), body, now)?;
@@ -146,7 +109,7 @@ async fn store(
     map: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, "store", source, async {
+    handle::<PeerError>(&state.limiter, &state.metrics, "store", source, async {
         let owner = owner(&state, &method, &uri, &map, &body)?;
         let request: StoreShareRequest = json(&body)?;
         let stored = state.peer.store_share(&owner, &request, unix_now()).await?;
@@ -164,7 +127,7 @@ async fn status(
     uri: Uri,
     map: HeaderMap,
 ) -> Response {
-    handle(&state, "status", source, async {
+    handle::<PeerError>(&state.limiter, &state.metrics, "status", source, async {
         let owner = owner(&state, &method, &uri, &map, b"")?;
         Ok(Json(state.peer.status(&owner).await?).into_response())
     })
@@ -179,7 +142,7 @@ async fn delete(
     map: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, "delete", source, async {
+    handle::<PeerError>(&state.limiter, &state.metrics, "delete", source, async {
         let owner = owner(&state, &method, &uri, &map, &body)?;
         let request: DeleteSharesRequest = json(&body)?;
         state.peer.delete(&owner, &request.share_set).await?;
@@ -190,14 +153,14 @@ async fn delete(
 }
 
 async fn nonce(State(state): Shared, ConnectInfo(source): Source) -> Response {
-    handle(&state, "nonce", source, async {
+    handle::<PeerError>(&state.limiter, &state.metrics, "nonce", source, async {
         Ok(Json(state.peer.nonce(unix_now())?).into_response())
     })
     .await
 }
 
 async fn release(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle(&state, "release", source, async {
+    handle::<PeerError>(&state.limiter, &state.metrics, "release", source, async {
         let request: ReleaseRequest = json(&body)?;
         let answer = state.peer.release(&request, unix_now()).await?;
         for share in &answer.shares {

@@ -12,12 +12,13 @@ use keyward_core::shamir::{self, Share};
 use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{DataKey, Keybox, SlotId, SlotSecret, Store, Unlocker};
+use keyward_hub::client::ClientError;
 use keyward_hub::limits::RateLimits;
 use keyward_hub::statement::{self, Statement};
 use keyward_hub::{SigningIdentity, tls};
 use keyward_peer::api::{ReleaseRequest, StoreShareRequest, release_message, released_binding};
 use keyward_peer::card::PeerCard;
-use keyward_peer::client::{PeerClient, PeerClientError};
+use keyward_peer::client::PeerClient;
 use keyward_peer::distribute::{Owner, distribute};
 use keyward_peer::peer::{NONCE_TTL_SECS, Peer, PeerError};
 use keyward_peer::recovery::{self, Proof};
@@ -495,13 +496,13 @@ fn repeated_failed_proofs_lock_the_source_out() {
             last = Some(client.release(&request).await);
         }
         match last {
-            Some(Err(PeerClientError::Refused { status: 403, message, .. })) => {
+            Some(Err(ClientError::Refused { status: 403, message, .. })) => {
                 assert!(message.contains("locked out"), "{message}");
             }
             other => panic!("expected a lockout, got {other:?}"),
         }
         // Even a nonce is refused while it holds.
-        assert!(matches!(client.nonce().await, Err(PeerClientError::Refused { status: 403, .. })));
+        assert!(matches!(client.nonce().await, Err(ClientError::Refused { status: 403, .. })));
     });
     drop(peers.runtime);
 }

@@ -8,7 +8,6 @@ use keyward_core::kdf::KdfError;
 use keyward_core::shamir::ShareError;
 use keyward_hub::client::ClientError;
 use keyward_pbs::PbsError;
-use keyward_peer::client::PeerClientError;
 use keyward_peer::distribute::DistributeError;
 use keyward_peer::recovery::GatherError;
 
@@ -38,12 +37,9 @@ pub enum CliError {
         .0.display()
     )]
     BlobNotOpened(std::path::PathBuf),
-    /// A hub call failed.
+    /// A hub or peer call failed.
     #[error(transparent)]
-    Hub(#[from] keyward_hub::client::ClientError),
-    /// A peer call failed.
-    #[error(transparent)]
-    Peer(#[from] keyward_peer::client::PeerClientError),
+    Remote(#[from] keyward_hub::client::ClientError),
     /// Shares could not be placed at every peer.
     #[error(transparent)]
     Distribute(#[from] keyward_peer::distribute::DistributeError),
@@ -103,17 +99,16 @@ impl CliError {
             CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
             CliError::Core(e) => core_exit_code(e),
             CliError::BlobNotOpened(_) => ExitCode::AuthenticationFailed,
-            CliError::Hub(e) => hub_exit_code(e),
+            CliError::Remote(e) => client_exit_code(e),
             CliError::Unavailable(_) => ExitCode::Unavailable,
             CliError::AuditBroken(_) => ExitCode::Integrity,
             CliError::Pbs { source, .. } => pbs_exit_code(source),
-            CliError::Peer(e) => peer_exit_code(e),
             CliError::Distribute(e) => match e {
                 DistributeError::Core(e) => core_exit_code(e),
                 DistributeError::Seal { .. } => ExitCode::Usage,
                 DistributeError::NotStored { failed, .. } => failed
                     .iter()
-                    .map(|(_, e)| peer_exit_code(e))
+                    .map(|(_, e)| client_exit_code(e))
                     .find(|code| *code != ExitCode::Unavailable)
                     .unwrap_or(ExitCode::Unavailable),
             },
@@ -170,13 +165,13 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
     }
 }
 
-/// Exit codes for hub client errors: unreachable 8; refused by policy (auth, used or expired
-/// ticket, lockout) 9; missing 6; conflicting 7.
-fn hub_exit_code(error: &ClientError) -> ExitCode {
+/// Exit codes for hub and peer client errors: unreachable 8; refused by policy (auth, used or
+/// expired ticket, lockout) 9; missing 6; conflicting 7; an answer that does not parse or open 4.
+fn client_exit_code(error: &ClientError) -> ExitCode {
     match error {
         ClientError::Unavailable { .. } => ExitCode::Unavailable,
-        // Refusals the hub's policy makes (authentication, single use, lockout, limits, size) are
-        // exit 9 with the hub's reason; the status code says which family.
+        // Refusals the server's policy makes (authentication, single use, lockout, limits, size)
+        // are exit 9 with its reason; the status code says which family.
         ClientError::Refused { status, .. } => match status {
             404 => ExitCode::NotFound,
             409 => ExitCode::Conflict,
@@ -184,25 +179,9 @@ fn hub_exit_code(error: &ClientError) -> ExitCode {
             401 | 403 | 413 | 429 => ExitCode::Refused,
             _ => ExitCode::Internal,
         },
-        ClientError::BadAnswer(_) | ClientError::Tls(_) => ExitCode::Internal,
+        ClientError::BadAnswer { .. } => ExitCode::Integrity,
+        ClientError::Tls(_) => ExitCode::Internal,
         ClientError::Core(e) => core_exit_code(e),
-    }
-}
-
-/// Exit codes for peer client errors, as for the hub's.
-fn peer_exit_code(error: &PeerClientError) -> ExitCode {
-    match error {
-        PeerClientError::Unavailable { .. } => ExitCode::Unavailable,
-        PeerClientError::Refused { status, .. } => match status {
-            404 => ExitCode::NotFound,
-            409 => ExitCode::Conflict,
-            400 => ExitCode::Usage,
-            401 | 403 | 413 | 429 => ExitCode::Refused,
-            _ => ExitCode::Internal,
-        },
-        PeerClientError::BadAnswer { .. } => ExitCode::Integrity,
-        PeerClientError::Tls(_) => ExitCode::Internal,
-        PeerClientError::Core(e) => core_exit_code(e),
     }
 }
 
@@ -417,50 +396,38 @@ mod tests {
             (pbs(PbsError::Kdf(KdfError::Params(IntegrityFailure::Checksum))), ExitCode::Integrity),
             (pbs(PbsError::Core(CoreError::Random("x".into()))), ExitCode::Internal),
         ];
-        let refused = |status| {
-            CliError::Hub(ClientError::Refused { status, code: "x".into(), message: "y".into() })
-        };
-        let hub_cases: Vec<(CliError, ExitCode)> = vec![
-            (
-                CliError::Hub(ClientError::Unavailable { url: "u".into(), reason: "r".into() }),
-                ExitCode::Unavailable,
-            ),
-            (refused(400), ExitCode::Usage),
-            (refused(401), ExitCode::Refused),
-            (refused(403), ExitCode::Refused),
-            (refused(413), ExitCode::Refused),
-            (refused(429), ExitCode::Refused),
-            (refused(404), ExitCode::NotFound),
-            (refused(409), ExitCode::Conflict),
-            (refused(500), ExitCode::Internal),
-            (CliError::Hub(ClientError::BadAnswer("x".into())), ExitCode::Internal),
-            (CliError::Unavailable("x".into()), ExitCode::Unavailable),
-            (
-                CliError::AuditBroken(keyward_hub::audit::AuditBreak { seq: 2, what: "x" }),
-                ExitCode::Integrity,
-            ),
-        ];
-        let peer_refused = |status| PeerClientError::Refused {
+        let refused = |status| ClientError::Refused {
+            service: "hub",
             url: "u".into(),
             status,
             code: "x".into(),
             message: "y".into(),
         };
-        let unreachable = || PeerClientError::Unavailable { url: "u".into(), reason: "r".into() };
+        let unreachable =
+            || ClientError::Unavailable { service: "peer", url: "u".into(), reason: "r".into() };
         let silent = |unreachable| keyward_peer::recovery::Silent {
             peer: "u".into(),
             reason: "r".into(),
             unreachable,
         };
-        let peer_cases: Vec<(CliError, ExitCode)> = vec![
+        let remote_cases: Vec<(CliError, ExitCode)> = vec![
             (unreachable().into(), ExitCode::Unavailable),
-            (peer_refused(401).into(), ExitCode::Refused),
-            (peer_refused(403).into(), ExitCode::Refused),
-            (peer_refused(404).into(), ExitCode::NotFound),
-            (peer_refused(409).into(), ExitCode::Conflict),
-            (peer_refused(400).into(), ExitCode::Usage),
+            (refused(400).into(), ExitCode::Usage),
+            (refused(401).into(), ExitCode::Refused),
+            (refused(403).into(), ExitCode::Refused),
+            (refused(413).into(), ExitCode::Refused),
+            (refused(429).into(), ExitCode::Refused),
+            (refused(404).into(), ExitCode::NotFound),
+            (refused(409).into(), ExitCode::Conflict),
+            (refused(500).into(), ExitCode::Internal),
             (
-                PeerClientError::BadAnswer { url: "u".into(), reason: "r".into() }.into(),
+                ClientError::BadAnswer { service: "peer", url: "u".into(), reason: "r".into() }
+                    .into(),
+                ExitCode::Integrity,
+            ),
+            (CliError::Unavailable("x".into()), ExitCode::Unavailable),
+            (
+                CliError::AuditBroken(keyward_hub::audit::AuditBreak { seq: 2, what: "x" }),
                 ExitCode::Integrity,
             ),
             (
@@ -488,7 +455,7 @@ mod tests {
             ),
             (
                 DistributeError::NotStored {
-                    failed: vec![("u".into(), unreachable()), ("v".into(), peer_refused(409))],
+                    failed: vec![("u".into(), unreachable()), ("v".into(), refused(409))],
                     total: 3,
                 }
                 .into(),
@@ -518,7 +485,7 @@ mod tests {
                 ExitCode::Usage,
             ),
         ];
-        for (error, code) in cases.into_iter().chain(pbs_cases).chain(hub_cases).chain(peer_cases) {
+        for (error, code) in cases.into_iter().chain(pbs_cases).chain(remote_cases) {
             assert_eq!(error.exit_code(), code, "{error:?}");
             let message = error.to_string();
             assert!(

@@ -21,7 +21,7 @@ pub fn block_on<T>(
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(future).map_err(CliError::Hub)
+    runtime.block_on(future).map_err(CliError::Remote)
 }
 
 /// The pinned certificate hash from `--hub-fingerprint` or `--hub-cert`.
@@ -48,7 +48,7 @@ pub fn pin(fingerprint: Option<&str>, cert: Option<&Path>) -> CliResult<([u8; 32
 /// A client for the hub given on the command line.
 pub fn client(args: &HubArgs) -> CliResult<(HubClient, String)> {
     let (pin, pin_text) = pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
-    Ok((HubClient::new(&args.hub, pin).map_err(CliError::Hub)?, pin_text))
+    Ok((HubClient::new(&args.hub, pin).map_err(CliError::Remote)?, pin_text))
 }
 
 /// What a box remembers about its hub, beside its keybox (not secret).
@@ -87,7 +87,7 @@ pub fn load_enrollment(keybox: &Path) -> CliResult<(Enrollment, SigningIdentity,
         .map_err(|e| usage(format!("{}: {e}", info_path.display())))?;
     let identity = read_identity(&key_path)?;
     let (pin, _) = pin(Some(&enrollment.hub_fingerprint), None)?;
-    let client = HubClient::new(&enrollment.hub, pin).map_err(CliError::Hub)?;
+    let client = HubClient::new(&enrollment.hub, pin).map_err(CliError::Remote)?;
     Ok((enrollment, identity, client))
 }
 

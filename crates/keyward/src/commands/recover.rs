@@ -175,7 +175,7 @@ fn fetch(args: &RecoverArgs, url: &str, reader: &SecretReader) -> CliResult<Fetc
         return Err(usage("--hub needs --box NAME and --ticket-file F"));
     };
     let (pin, _) = hub_io::pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
-    let client = keyward_hub::client::HubClient::new(url, pin).map_err(CliError::Hub)?;
+    let client = keyward_hub::client::HubClient::new(url, pin).map_err(CliError::Remote)?;
     let ticket = zeroize::Zeroizing::new(
         String::from_utf8_lossy(&reader.bytes(ticket_file)?).trim().to_string(),
     );

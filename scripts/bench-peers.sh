@@ -50,12 +50,14 @@ done
 pin="{\"t\":3,\"pins\":{\"tang\":[$(IFS=,; echo "${tang_urls[*]}")]}}"
 clevis encrypt sss "$pin" -y < key.bin > key.jwe
 
+req=$("$kw" operator keygen --out requester.key --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["public_key"])')
+fp=$("$kw" fingerprint --short)
 cat > ticket.sh <<SH
-rm -f $work/t.txt && "$kw" operator approve-release --box bench --key $work/op.key --out $work/t.txt >/dev/null
+rm -f $work/t.txt && "$kw" operator approve-release --box bench --key $work/op.key --requester $req --out $work/t.txt >/dev/null
 SH
 hyperfine -N --warmup 5 --runs "$runs" --export-json times.json \
   -n unlock "$kw unlock --slot peers-2 --out /dev/null --force" \
-  -n recover --prepare "sh $work/ticket.sh" "$kw recover --peers ${cards[*]} --box bench --ticket-file $work/t.txt --out /dev/null --force" \
+  -n recover --prepare "sh $work/ticket.sh" "$kw recover --peers ${cards[*]} --box bench --ticket-file $work/t.txt --requester-key $work/requester.key --expect-fingerprint $fp --out /dev/null --force" \
   -n clevis "sh -c 'clevis decrypt < $work/key.jwe > /dev/null'" >/dev/null 2>&1
 python3 - times.json <<'PY'
 import json, sys

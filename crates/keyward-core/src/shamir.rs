@@ -77,13 +77,18 @@ pub fn split(secret: &[u8], threshold: u8, shares: u8) -> crate::Result<Vec<Shar
     let raw =
         vsss_rs::Gf256::split_bytes(usize::from(threshold), usize::from(shares), secret, &mut rng)
             .map_err(|_| ShareError::Unusable("the split was refused"))?;
-    Ok(raw
+    let split: Vec<Share> = raw
         .into_iter()
         .filter_map(|bytes| {
             let bytes = Zeroizing::new(bytes);
             Share::from_bytes(&bytes)
         })
-        .collect())
+        .collect();
+    // Every peer must get its share: a short split would record peers that hold nothing.
+    if split.len() != usize::from(shares) {
+        return Err(ShareError::Unusable("the split gave too few shares").into());
+    }
+    Ok(split)
 }
 
 /// Combines shares (at least the threshold; more are fine if all are honest). The result is

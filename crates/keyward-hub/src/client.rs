@@ -16,6 +16,9 @@ use crate::request::{self, headers};
 use crate::tls::{TlsError, pinned_client_config};
 use crate::{PublicKey, SigningIdentity, unix_now};
 
+/// Largest answer read from a server (the largest the API has is an escrow blob of 64 KiB).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
 /// What a call to a hub or a peer can end in.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -120,9 +123,16 @@ impl ServiceClient {
             url: self.url.clone(),
             reason: error_chain(&e),
         };
-        let response = request.send().await.map_err(unavailable)?;
+        let mut response = request.send().await.map_err(unavailable)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(unavailable)?;
+        // Read at most MAX_ANSWER_BYTES: a server cannot make the client hold more.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(self.bad_answer("an answer larger than any the API has"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let error: ErrorResponse = serde_json::from_slice(&bytes).unwrap_or(ErrorResponse {
                 error: "http".into(),

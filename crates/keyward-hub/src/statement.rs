@@ -54,12 +54,17 @@ pub enum Statement {
         /// Unix seconds after which it is void.
         expires: i64,
     },
-    /// A fresh machine may obtain this box's key shares from each peer that holds one, once per
-    /// peer (peers accept only this kind; a hub recovery ticket opens nothing at a peer).
+    /// The machine holding `requester`'s key may obtain this box's key shares from each peer
+    /// that holds one, once per peer (peers accept only this kind; a hub recovery ticket opens
+    /// nothing at a peer). Naming the requester makes the ticket useless to anyone else — a
+    /// peer that sees it cannot replay it to the others.
     PeerRelease {
         /// Box name, as the peers know it.
         #[serde(rename = "box")]
         box_name: String,
+        /// The requester's Ed25519 key (`ed25519:…`): every release request with this ticket is
+        /// signed with it.
+        requester: PublicKey,
         /// Random id; single use at each peer.
         id: String,
         /// Unix seconds after which it is void.

@@ -113,18 +113,30 @@ pub struct ReleaseRequest {
     /// Every current set of this owner (a fresh machine knows only the name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_name: Option<String>,
-    /// The owner's signature over [`release_message`] (base64).
+    /// The owner's signature over [`release_message`] for `share_set` (base64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_signature: Option<String>,
     /// An operator's peer release ticket (`kwst1.…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    /// With a ticket: the signature of the requester it names over [`release_message`] for
+    /// what this request asks (`share_set`, else `owner_name`), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_signature: Option<String>,
 }
 
-/// What the owner signs to ask for a share: the peer's nonce, the set, and the key the answer
-/// will be sealed to — so a signature is good for one answer, to one key, once.
-pub fn release_message(nonce: &str, share_set: &str, ephemeral: &SealPublicKey) -> Vec<u8> {
-    format!("keyward-peer-release-v1\n{nonce}\n{share_set}\n{ephemeral}").into_bytes()
+impl ReleaseRequest {
+    /// What the request asks for: the share set, else the owner name.
+    pub fn asked(&self) -> Option<&str> {
+        self.share_set.as_deref().or(self.owner_name.as_deref())
+    }
+}
+
+/// What the owner (or a ticket's requester) signs to ask for shares: the peer's nonce, what is
+/// asked (a share set, or an owner name), and the key the answer will be sealed to — so a
+/// signature is good for one answer, to one key, once.
+pub fn release_message(nonce: &str, asked: &str, ephemeral: &SealPublicKey) -> Vec<u8> {
+    format!("keyward-peer-release-v1\n{nonce}\n{asked}\n{ephemeral}").into_bytes()
 }
 
 /// One released share, sealed to the requester's one-time key.

@@ -191,13 +191,17 @@ impl Peer {
     }
 
     /// Releases shares to a requester whose proofs satisfy each set's policy, sealed to the
-    /// requester's one-time key.
+    /// requester's one-time key. The owner's signature covers one share set; a ticket names the
+    /// owner and the requester, whose signature must come with it.
     pub async fn release(
         &self,
         request: &ReleaseRequest,
         now: i64,
     ) -> Result<ReleaseResponse, PeerError> {
         self.take_nonce(&request.nonce, now)?;
+        if request.owner_signature.is_some() && request.share_set.is_none() {
+            return Err(PeerError::Malformed("an owner's signature asks for one share_set".into()));
+        }
         let sets: Vec<StoredShare> = match (&request.share_set, &request.owner_name) {
             (Some(set), _) => self.store.share(set).await?.into_iter().collect(),
             (None, Some(name)) => self.store.shares_named(name).await?,
@@ -205,42 +209,41 @@ impl Peer {
                 return Err(PeerError::Malformed("name a share_set or an owner_name".into()));
             }
         };
-        let Some(first) = sets.first() else {
+        let (Some(first), Some(asked)) = (sets.first(), request.asked()) else {
             // A guess at a set or a name counts as a failed proof (toward the lockout).
             return Err(PeerError::Unauthenticated("no such share set or owner here".into()));
         };
         // Every set of one request has one owner name (a name is bound to one identity).
         let ticket = match &request.ticket {
-            Some(text) => Some(self.check_ticket(text, &first.request.owner_name, now)?),
+            Some(text) => {
+                Some(self.check_ticket(text, request, &first.request.owner_name, asked, now)?)
+            }
             None => None,
         };
-        let mut released = Vec::new();
-        for set in &sets {
-            let owner_signed = match &request.owner_signature {
-                Some(signature) => {
-                    self.check_owner_signature(set, request, signature)?;
-                    true
-                }
-                None => false,
-            };
-            if set.request.policy.allows(owner_signed, ticket.is_some()) {
-                released.push(set);
+        let owner_signed = match &request.owner_signature {
+            Some(signature) => {
+                // Only one set here: the request named it.
+                self.check_owner_signature(first, request, signature)?;
+                true
             }
-        }
+            None => false,
+        };
+        let released: Vec<&StoredShare> = sets
+            .iter()
+            .filter(|set| set.request.policy.allows(owner_signed, ticket.is_some()))
+            .collect();
         if released.is_empty() {
-            return Err(PeerError::Unauthenticated(format!(
-                "the owner's policy ({}) asks for other proof",
-                first.request.policy
-            )));
+            return Err(PeerError::Unauthenticated(
+                "the proof given is not what the owner's policy asks for".into(),
+            ));
         }
+        let shares =
+            released.iter().map(|set| self.reseal(set, request)).collect::<Result<Vec<_>, _>>()?;
+        // Used up only once everything is ready to go out.
         if let Some(id) = &ticket
             && !self.store.use_ticket(id, now).await?
         {
             return Err(PeerError::Refused("this release ticket was already used here".into()));
-        }
-        let mut shares = Vec::with_capacity(released.len());
-        for set in released {
-            shares.push(self.reseal(set, request)?);
         }
         // When it was last released is for `peers status` only: note it after answering, so
         // the requester does not wait for its fsync.
@@ -270,17 +273,37 @@ impl Peer {
         Ok(())
     }
 
-    /// Verifies a peer release ticket for `owner_name`; returns its id (used up later).
-    fn check_ticket(&self, text: &str, owner_name: &str, now: i64) -> Result<String, PeerError> {
+    /// Verifies a peer release ticket for `owner_name` and its requester's signature over this
+    /// request; returns the ticket id (used up later).
+    fn check_ticket(
+        &self,
+        text: &str,
+        request: &ReleaseRequest,
+        owner_name: &str,
+        asked: &str,
+        now: i64,
+    ) -> Result<String, PeerError> {
         let verified = statement::verify(text, &self.operators, now)?;
-        match verified.statement {
-            Statement::PeerRelease { box_name, id, .. } if box_name == owner_name => Ok(id),
-            other => Err(AuthError::WrongStatement {
-                expected: format!("a peer release ticket for {owner_name}"),
-                found: format!("{} for {}", other.kind(), other.box_name()),
+        let (requester, id) = match verified.statement {
+            Statement::PeerRelease { box_name, requester, id, .. } if box_name == owner_name => {
+                (requester, id)
             }
-            .into()),
-        }
+            other => {
+                return Err(AuthError::WrongStatement {
+                    expected: format!("a peer release ticket for {owner_name}"),
+                    found: format!("{} for {}", other.kind(), other.box_name()),
+                }
+                .into());
+            }
+        };
+        let signature = request
+            .requester_signature
+            .as_deref()
+            .and_then(keyward_core::encoding::from_base64)
+            .ok_or(AuthError::Malformed("requester_signature (a ticket needs it)"))?;
+        requester
+            .verify(&release_message(&request.nonce, asked, &request.ephemeral), &signature)?;
+        Ok(id)
     }
 
     fn reseal(

@@ -5,7 +5,7 @@
 //! while `threshold` honest shares remain.
 
 use keyward_core::shamir::{self, Share};
-use keyward_core::{DataKey, Fingerprint};
+use keyward_core::{DataKey, ExpectedFingerprint};
 
 /// One share and the peer it came from.
 #[derive(Debug, Clone)]
@@ -61,18 +61,18 @@ fn next_subset(indices: &mut [usize], n: usize) -> bool {
     false
 }
 
-fn candidate(shares: &[&Share], expected: &Fingerprint) -> Option<DataKey> {
+fn candidate(shares: &[&Share], expected: &ExpectedFingerprint) -> Option<DataKey> {
     let owned: Vec<Share> = shares.iter().map(|s| (*s).clone()).collect();
     let bytes = shamir::combine(&owned).ok()?;
     let key = DataKey::import(bytes).ok()?;
-    (key.fingerprint() == *expected).then_some(key)
+    key.fingerprint().matches(expected).then_some(key)
 }
 
 /// Finds the key among `answers` (threshold `k`) whose fingerprint is `expected`.
 pub fn reconstruct(
     answers: &[Answer],
     k: usize,
-    expected: &Fingerprint,
+    expected: &ExpectedFingerprint,
 ) -> Result<Reconstructed, ReconstructError> {
     let n = answers.len();
     if n < k || k < 2 {
@@ -105,6 +105,7 @@ pub fn reconstruct(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyward_core::Fingerprint;
 
     fn answers(key: &[u8], k: u8, n: u8) -> Vec<Answer> {
         shamir::split(key, k, n)
@@ -118,7 +119,7 @@ mod tests {
     #[test]
     fn a_lying_peer_is_named_and_the_key_still_comes_out() {
         let key = [42u8; 32];
-        let expected = Fingerprint::of(&key);
+        let expected = ExpectedFingerprint::Full(Fingerprint::of(&key));
         let mut all = answers(&key, 3, 5);
         // A liar answers a share of some other key, at its own x.
         let lies = answers(&[9u8; 32], 3, 5);
@@ -146,7 +147,7 @@ mod tests {
     #[test]
     fn fewer_than_the_threshold_never_give_the_key() {
         let key = [7u8; 32];
-        let expected = Fingerprint::of(&key);
+        let expected = ExpectedFingerprint::Full(Fingerprint::of(&key));
         let all = answers(&key, 3, 5);
         for a in 0..5 {
             for b in a + 1..5 {

@@ -1,24 +1,33 @@
 //! Getting shares back from peers and putting K together: every peer is asked in parallel (a
 //! nonce, then the proof), each answer is opened with the one-time key it was sealed to, and as
-//! soon as a share set has enough answers whose combination has the expected fingerprint, the
-//! key is returned. Answers still in flight get a short grace (as long as the key took, 0.25 to
-//! 1 s) so a peer whose share does not fit is named too.
+//! soon as a share set has enough shares, from distinct peers, whose combination has the
+//! expected fingerprint, the key is returned. Answers still in flight get a short grace (as long
+//! as the key took, 0.25 to 1 s) so a peer whose share does not fit is named too.
+//!
+//! What a peer claims about a share (its set, threshold, fingerprint) is never trusted: the
+//! fingerprint to look for comes from the caller (the keybox, or the operator), each peer counts
+//! once per set, and a set is tried at every threshold its answers claim.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyward_core::shamir::Share;
-use keyward_core::{DataKey, Fingerprint};
+use keyward_core::{DataKey, ExpectedFingerprint};
 use keyward_hub::SigningIdentity;
+use keyward_hub::client::ClientError;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
 use crate::api::{ReleaseRequest, ReleasedShare, release_message, released_binding};
 use crate::card::PeerCard;
 use crate::client::PeerClient;
-use crate::reconstruct::{Answer, ReconstructError, reconstruct};
+use crate::reconstruct::{Answer, reconstruct};
 use crate::seal::{self, Purpose, SealSecret};
-use keyward_hub::client::ClientError;
+
+/// Most shares one peer's answer may carry (one per set of the owner it holds; a crashed
+/// re-share can leave two).
+const MAX_SHARES_PER_ANSWER: usize = 4;
 
 /// The proof a requester offers.
 #[derive(Clone)]
@@ -26,27 +35,75 @@ pub enum Proof {
     /// The owner, after a restart: its identity signs over each peer's nonce, for one set.
     Owner {
         /// The owner's identity.
-        identity: std::sync::Arc<SigningIdentity>,
+        identity: Arc<SigningIdentity>,
         /// The share set its keybox records.
         share_set: String,
     },
-    /// A fresh machine: an operator's release ticket for the owner's name (every current set
-    /// of that owner is asked for).
+    /// A fresh machine: an operator's release ticket for the owner's name, which names this
+    /// machine's requester key (every set of that owner a peer holds is asked for).
     Ticket {
         /// The ticket text.
-        ticket: std::sync::Arc<Zeroizing<String>>,
+        ticket: Arc<Zeroizing<String>>,
         /// The owner's name.
         owner_name: String,
+        /// The requester key the ticket names.
+        requester: Arc<SigningIdentity>,
     },
-    /// Both (for the `both` policy).
+    /// The owner's identity and a ticket naming it as the requester (the `both` policy).
     Both {
         /// The owner's identity.
-        identity: std::sync::Arc<SigningIdentity>,
+        identity: Arc<SigningIdentity>,
         /// The share set.
         share_set: String,
         /// The ticket text.
-        ticket: std::sync::Arc<Zeroizing<String>>,
+        ticket: Arc<Zeroizing<String>>,
     },
+}
+
+impl Proof {
+    /// The one set asked for, if the proof names one.
+    fn share_set(&self) -> Option<&str> {
+        match self {
+            Proof::Owner { share_set, .. } | Proof::Both { share_set, .. } => Some(share_set),
+            Proof::Ticket { .. } => None,
+        }
+    }
+
+    /// The release request for `nonce`, answered sealed to `ephemeral`.
+    fn request(&self, nonce: &str, ephemeral: crate::seal::SealPublicKey) -> ReleaseRequest {
+        let sign = |identity: &SigningIdentity, asked: &str| {
+            keyward_core::encoding::to_base64(
+                &identity.sign(&release_message(nonce, asked, &ephemeral)),
+            )
+        };
+        let mut request = ReleaseRequest {
+            nonce: nonce.to_string(),
+            ephemeral,
+            share_set: None,
+            owner_name: None,
+            owner_signature: None,
+            ticket: None,
+            requester_signature: None,
+        };
+        match self {
+            Proof::Owner { identity, share_set } => {
+                request.owner_signature = Some(sign(identity, share_set));
+                request.share_set = Some(share_set.clone());
+            }
+            Proof::Ticket { ticket, owner_name, requester } => {
+                request.ticket = Some(ticket.as_str().to_string());
+                request.requester_signature = Some(sign(requester, owner_name));
+                request.owner_name = Some(owner_name.clone());
+            }
+            Proof::Both { identity, share_set, ticket } => {
+                request.owner_signature = Some(sign(identity, share_set));
+                request.requester_signature = request.owner_signature.clone();
+                request.ticket = Some(ticket.as_str().to_string());
+                request.share_set = Some(share_set.clone());
+            }
+        }
+        request
+    }
 }
 
 /// A peer that gave no share, and why.
@@ -96,9 +153,6 @@ pub enum GatherError {
         /// The fingerprint looked for.
         expected: String,
     },
-    /// Peers report different fingerprints for the key and none was given to check against.
-    #[error("the peers report different fingerprints for this key; give --expect-fingerprint")]
-    FingerprintsDisagree,
 }
 
 struct Received {
@@ -118,37 +172,16 @@ async fn ask(
     let client = PeerClient::new(&card, timeout).map_err(fail)?;
     let one_time = SealSecret::generate().map_err(|e| fail(ClientError::Core(e)))?;
     let nonce = client.nonce().await.map_err(fail)?.nonce;
-    let ephemeral = one_time.public();
-    let sign = |identity: &SigningIdentity, set: &str| {
-        keyward_core::encoding::to_base64(&identity.sign(&release_message(&nonce, set, &ephemeral)))
-    };
-    let mut request = ReleaseRequest {
-        nonce: nonce.clone(),
-        ephemeral,
-        share_set: None,
-        owner_name: None,
-        owner_signature: None,
-        ticket: None,
-    };
-    match &proof {
-        Proof::Owner { identity, share_set } => {
-            request.owner_signature = Some(sign(identity, share_set));
-            request.share_set = Some(share_set.clone());
-        }
-        Proof::Ticket { ticket, owner_name } => {
-            request.ticket = Some(ticket.as_str().to_string());
-            request.owner_name = Some(owner_name.clone());
-        }
-        Proof::Both { identity, share_set, ticket } => {
-            request.owner_signature = Some(sign(identity, share_set));
-            request.share_set = Some(share_set.clone());
-            request.ticket = Some(ticket.as_str().to_string());
-        }
+    let answer = client.release(&proof.request(&nonce, one_time.public())).await.map_err(fail)?;
+    if answer.shares.len() > MAX_SHARES_PER_ANSWER {
+        return Err(fail(client.bad_answer("more shares than any owner has sets")));
     }
-    let answer = client.release(&request).await.map_err(fail)?;
     let mut received = Vec::new();
     for released in answer.shares {
         let bad = |reason: &str| fail(client.bad_answer(reason));
+        if proof.share_set().is_some_and(|asked| asked != released.share_set) {
+            return Err(bad("a share of a set that was not asked for"));
+        }
         let bytes = seal::open(
             &one_time,
             Purpose::Release,
@@ -165,51 +198,49 @@ async fn ask(
     Ok(received)
 }
 
-/// Per share set: the shares so far.
+/// Per share set: one share per peer, and the thresholds claimed.
 #[derive(Default)]
 struct SetAnswers {
-    threshold: usize,
-    fingerprints: Vec<String>,
+    thresholds: BTreeSet<usize>,
     answers: Vec<Answer>,
 }
 
 impl SetAnswers {
-    /// The fingerprint to look for: the one given, else the one every peer reported.
-    fn expected(&self, given: Option<&Fingerprint>) -> Result<Fingerprint, GatherError> {
-        if let Some(fp) = given {
-            return Ok(*fp);
+    fn add(&mut self, peer: String, threshold: u8, share: Share) {
+        if self.answers.iter().any(|a| a.peer == peer) {
+            return;
         }
-        let first = self.fingerprints.first().ok_or(GatherError::FingerprintsDisagree)?;
-        if self.fingerprints.iter().any(|f| f != first) {
-            return Err(GatherError::FingerprintsDisagree);
-        }
-        first.parse().map_err(|_| GatherError::FingerprintsDisagree)
+        self.thresholds.insert(usize::from(threshold));
+        self.answers.push(Answer { peer, share });
     }
 
+    /// The key, if enough shares fit: at the threshold given, else at each one claimed.
     fn try_key(
         &self,
-        given: Option<&Fingerprint>,
-    ) -> Result<Option<(DataKey, Vec<String>)>, GatherError> {
-        if self.threshold < 2 || self.answers.len() < self.threshold {
-            return Ok(None);
-        }
-        let expected = self.expected(given)?;
-        match reconstruct(&self.answers, self.threshold, &expected) {
-            Ok(found) => Ok(Some((found.key, found.misfits))),
-            Err(ReconstructError::TooFew { .. } | ReconstructError::NoFit { .. }) => Ok(None),
-        }
+        known: Option<usize>,
+        expected: &ExpectedFingerprint,
+    ) -> Option<(DataKey, Vec<String>)> {
+        let thresholds: Vec<usize> = match known {
+            Some(k) => vec![k],
+            None => self.thresholds.iter().copied().filter(|k| *k >= 2).collect(),
+        };
+        thresholds.into_iter().filter(|k| self.answers.len() >= *k).find_map(|k| {
+            reconstruct(&self.answers, k, expected).ok().map(|found| (found.key, found.misfits))
+        })
     }
 }
 
-/// Asks every peer on `cards` with `proof` and puts the key together. `expected` is the
-/// fingerprint the key must have (the keybox's, or the operator's); without it, the one all
-/// answering peers report.
+/// Asks every peer on `cards` with `proof` and puts the key together: it must have the
+/// `expected` fingerprint (the keybox's, or the one the operator recorded). `threshold` is the
+/// one the keybox records, if any.
 pub async fn gather(
     cards: &[PeerCard],
     proof: Proof,
-    expected: Option<Fingerprint>,
+    expected: &ExpectedFingerprint,
+    threshold: Option<u8>,
     timeout: Duration,
 ) -> Result<Gathered, GatherError> {
+    let known = threshold.map(usize::from);
     let started = Instant::now();
     let mut pending = JoinSet::new();
     for card in cards {
@@ -232,9 +263,7 @@ pub async fn gather(
             Ok(Ok(received)) => {
                 for r in received {
                     let set = sets.entry(r.released.share_set.clone()).or_default();
-                    set.threshold = usize::from(r.released.threshold);
-                    set.fingerprints.push(r.released.fingerprint.clone());
-                    set.answers.push(Answer { peer: r.peer, share: r.share });
+                    set.add(r.peer, r.released.threshold, r.share);
                 }
             }
             Ok(Err((peer, error))) => {
@@ -249,7 +278,7 @@ pub async fn gather(
         }
         // Whenever a set could be complete, try it (again: more answers may name a misfit).
         for (id, set) in &sets {
-            if let Some((key, misfits)) = set.try_key(expected.as_ref())? {
+            if let Some((key, misfits)) = set.try_key(known, expected) {
                 let better = found.as_ref().is_none_or(|(_, _, m)| misfits.len() >= m.len());
                 if better {
                     found = Some((id.clone(), key, misfits));
@@ -269,17 +298,18 @@ pub async fn gather(
         return Ok(Gathered { key, share_set, misfits, silent });
     }
     let best = sets.values().max_by_key(|s| s.answers.len());
+    let needed = |s: &SetAnswers| known.or_else(|| s.thresholds.first().copied()).unwrap_or(0);
     match best {
-        Some(set) if set.answers.len() >= set.threshold && set.threshold >= 2 => {
+        Some(set) if needed(set) >= 2 && set.answers.len() >= needed(set) => {
             Err(GatherError::NoFit {
                 got: set.answers.len(),
-                needed: set.threshold,
-                expected: set.expected(expected.as_ref())?.to_string(),
+                needed: needed(set),
+                expected: expected.to_string(),
             })
         }
         _ => Err(GatherError::TooFew {
             got: best.map_or(0, |s| s.answers.len()),
-            needed: best.map_or(0, |s| s.threshold),
+            needed: best.map_or(known.unwrap_or(0), needed),
             silent,
         }),
     }

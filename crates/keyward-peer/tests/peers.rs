@@ -11,7 +11,7 @@ use keyward_core::operations::{self, Authorization};
 use keyward_core::shamir::{self, Share};
 use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
-use keyward_core::{DataKey, Keybox, SlotId, SlotSecret, Store, Unlocker};
+use keyward_core::{DataKey, ExpectedFingerprint, Keybox, SlotId, SlotSecret, Store, Unlocker};
 use keyward_hub::client::ClientError;
 use keyward_hub::limits::RateLimits;
 use keyward_hub::statement::{self, Statement};
@@ -114,6 +114,7 @@ async fn fetch_share(card: &PeerCard, identity: &SigningIdentity, set: &str) -> 
         owner_name: None,
         owner_signature: Some(keyward_core::encoding::to_base64(&identity.sign(&message))),
         ticket: None,
+        requester_signature: None,
     };
     let answer = client.release(&request).await.expect("release");
     let released = &answer.shares[0];
@@ -196,7 +197,8 @@ async fn recorded_set_is_usable(disk: &SimFs, owner: &Owner) -> String {
         params.peers.iter().map(|r| PeerCard::from_record(r).expect("card")).collect();
     let proof =
         Proof::Owner { identity: owner.identity.clone(), share_set: params.share_set.clone() };
-    let gathered = recovery::gather(&cards, proof, Some(keybox.fingerprint()), TIMEOUT)
+    let expected = ExpectedFingerprint::Full(keybox.fingerprint());
+    let gathered = recovery::gather(&cards, proof, &expected, Some(params.threshold), TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("the recorded set {} is not usable: {e}", params.share_set));
     let opened = keybox
@@ -351,24 +353,34 @@ async fn held(policy: ReleasePolicy) -> Held {
     Held { peer, owner, operator, share_set: request.share_set, _dir: dir }
 }
 
-fn signed_request(signer: &SigningIdentity, nonce: &str, set: &str) -> ReleaseRequest {
-    let one_time = SealSecret::generate().expect("rng");
-    let message = release_message(nonce, set, &one_time.public());
-    ReleaseRequest {
-        nonce: nonce.into(),
-        ephemeral: one_time.public(),
-        share_set: Some(set.into()),
-        owner_name: None,
-        owner_signature: Some(keyward_core::encoding::to_base64(&signer.sign(&message))),
-        ticket: None,
-    }
+/// `signer`'s signature over what `request` asks, its nonce and its one-time key.
+fn signature(signer: &SigningIdentity, request: &ReleaseRequest) -> String {
+    let asked = request.asked().expect("asks for something");
+    let message = release_message(&request.nonce, asked, &request.ephemeral);
+    keyward_core::encoding::to_base64(&signer.sign(&message))
 }
 
-fn ticket(box_name: &str, signer: &SigningIdentity) -> String {
+fn signed_request(signer: &SigningIdentity, nonce: &str, set: &str) -> ReleaseRequest {
+    let mut request = ReleaseRequest {
+        nonce: nonce.into(),
+        ephemeral: SealSecret::generate().expect("rng").public(),
+        share_set: Some(set.into()),
+        owner_name: None,
+        owner_signature: None,
+        ticket: None,
+        requester_signature: None,
+    };
+    request.owner_signature = Some(signature(signer, &request));
+    request
+}
+
+/// A release ticket for `box_name` naming `requester`, signed by `signer`.
+fn ticket(box_name: &str, requester: &SigningIdentity, signer: &SigningIdentity) -> String {
     statement::issue(
         signer,
         Statement::PeerRelease {
             box_name: box_name.into(),
+            requester: requester.public(),
             id: Statement::fresh_id().expect("rng"),
             expires: NOW + 600,
         },
@@ -416,28 +428,47 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
         moved.share_set = Some(set.clone());
         unauthenticated(h.peer.release(&moved, NOW).await, "a signature over another set");
 
-        // An operator's ticket for this box: released, once at this peer.
-        let for_box = ticket("box-p", &h.operator);
-        let by_ticket = |nonce: String, text: &str| ReleaseRequest {
-            nonce,
-            ephemeral: SealSecret::generate().expect("rng").public(),
-            share_set: None,
-            owner_name: Some("box-p".into()),
-            owner_signature: None,
-            ticket: Some(text.into()),
+        // An operator's ticket for this box, naming a fresh machine's key: released, once at
+        // this peer, and only to that machine.
+        let fresh = SigningIdentity::generate().expect("rng");
+        let for_box = ticket("box-p", &fresh, &h.operator);
+        let by_ticket = |nonce: String, text: &str, signer: Option<&SigningIdentity>| {
+            let mut request = ReleaseRequest {
+                nonce,
+                ephemeral: SealSecret::generate().expect("rng").public(),
+                share_set: None,
+                owner_name: Some("box-p".into()),
+                owner_signature: None,
+                ticket: Some(text.into()),
+                requester_signature: None,
+            };
+            request.requester_signature = signer.map(|s| signature(s, &request));
+            request
         };
+        // Another holder of the ticket (a peer it was shown to) cannot use it, nor can anyone
+        // without a signature at all.
+        let someone = SigningIdentity::generate().expect("rng");
+        for (signer, what) in
+            [(Some(&someone), "the ticket from someone else"), (None, "no signature")]
+        {
+            let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+            unauthenticated(h.peer.release(&by_ticket(nonce, &for_box, signer), NOW).await, what);
+        }
         let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
-        h.peer.release(&by_ticket(nonce, &for_box), NOW).await.expect("ticket releases");
+        h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await.expect("released");
         let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
-        let again = h.peer.release(&by_ticket(nonce, &for_box), NOW).await;
+        let again = h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await;
         assert!(matches!(again, Err(PeerError::Refused(_))), "{again:?}");
         // A ticket for another box, and one signed by the owner rather than an operator.
         for (text, what) in [
-            (ticket("box-q", &h.operator), "a ticket for another box"),
-            (ticket("box-p", &h.owner), "a ticket not signed by an operator"),
+            (ticket("box-q", &fresh, &h.operator), "a ticket for another box"),
+            (ticket("box-p", &fresh, &h.owner), "a ticket not signed by an operator"),
         ] {
             let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
-            unauthenticated(h.peer.release(&by_ticket(nonce, &text), NOW).await, what);
+            unauthenticated(
+                h.peer.release(&by_ticket(nonce, &text, Some(&fresh)), NOW).await,
+                what,
+            );
         }
     });
 }
@@ -456,12 +487,14 @@ fn each_policy_asks_for_its_own_proofs() {
                 let h = &h;
                 async move {
                     let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+                    // The ticket names the box itself as the requester (the `both` case).
                     let mut request = signed_request(&h.owner, &nonce, &h.share_set);
+                    if ticketed {
+                        request.ticket = Some(ticket("box-p", &h.owner, &h.operator));
+                        request.requester_signature = request.owner_signature.clone();
+                    }
                     if !signature {
                         request.owner_signature = None;
-                    }
-                    if ticketed {
-                        request.ticket = Some(ticket("box-p", &h.operator));
                     }
                     h.peer.release(&request, NOW).await.is_ok()
                 }
@@ -492,6 +525,7 @@ fn repeated_failed_proofs_lock_the_source_out() {
                 owner_name: None,
                 owner_signature: Some(keyward_core::encoding::to_base64(&stranger.sign(&message))),
                 ticket: None,
+                requester_signature: None,
             };
             last = Some(client.release(&request).await);
         }

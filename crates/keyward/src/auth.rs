@@ -68,7 +68,8 @@ pub fn attempts(
         && let SlotParams::Peers(params) = &record.protection
         && args.secrets_given() == 0
     {
-        let key = peers_io::reconstruct_for_slot(keybox_path, keybox, params)?;
+        let ticket = args.unlock_release_ticket.as_deref();
+        let key = peers_io::reconstruct_for_slot(keybox_path, keybox, params, ticket)?;
         return Ok(vec![Attempt {
             secret: OfferedSecret::Reconstructed(key),
             slot: Some(record.id),

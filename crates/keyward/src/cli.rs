@@ -170,9 +170,14 @@ pub struct AuthArgs {
     pub unlock_keyfile: Option<PathBuf>,
 
     /// Open only this slot (id or label). Without a secret option, an unattended slot is tried,
-    /// then a prompt.
+    /// then a prompt; a peers slot asks its peers.
     #[arg(long, value_name = "SLOT")]
     pub unlock_slot: Option<String>,
+
+    /// For a peers slot whose policy is `both`: the operator's release ticket (naming this box's
+    /// identity as the requester) that goes with the box's own proof.
+    #[arg(long, value_name = "F")]
+    pub unlock_release_ticket: Option<PathBuf>,
 }
 
 /// How a slot is opened for `unlock` and `verify`.
@@ -190,9 +195,14 @@ pub struct OpenArgs {
     #[arg(long, value_name = "F")]
     pub keyfile: Option<PathBuf>,
 
-    /// Open only this slot (id or label).
+    /// Open only this slot (id or label); a peers slot asks its peers.
     #[arg(long, value_name = "SLOT")]
     pub slot: Option<String>,
+
+    /// For a peers slot whose policy is `both`: the operator's release ticket (naming this box's
+    /// identity as the requester) that goes with the box's own proof.
+    #[arg(long, value_name = "F")]
+    pub release_ticket: Option<PathBuf>,
 }
 
 impl AuthArgs {
@@ -212,6 +222,7 @@ impl From<&OpenArgs> for AuthArgs {
             unlock_passphrase_file: a.passphrase_file.clone(),
             unlock_keyfile: a.keyfile.clone(),
             unlock_slot: a.slot.clone(),
+            unlock_release_ticket: a.release_ticket.clone(),
         }
     }
 }
@@ -426,9 +437,18 @@ pub enum OperatorCommand {
     EnrollToken(StatementArgs),
     /// Sign a single-use, expiring recovery ticket: a fresh machine may fetch the box's escrow.
     ApproveRecovery(StatementArgs),
-    /// Sign a release ticket: a fresh machine may get the box's key shares from its peers (once
-    /// at each peer, until it expires).
-    ApproveRelease(StatementArgs),
+    /// Sign a release ticket: the machine holding the requester key may get the box's key
+    /// shares from its peers (once at each peer, until it expires).
+    #[command(disable_version_flag = true)]
+    ApproveRelease {
+        #[command(flatten)]
+        statement: StatementArgs,
+        /// The requester's public key (`ed25519:…`): on a fresh machine, from
+        /// `keyward operator keygen --out requester.key`; for a `both` policy, the box's own
+        /// identity (`enroll peers` prints it). Only that key's holder can use the ticket.
+        #[arg(long, value_name = "PUBKEY")]
+        requester: String,
+    },
     /// Approve a pending escrow version of a box, making it the active one.
     #[command(disable_version_flag = true)]
     ApproveOverwrite {
@@ -689,6 +709,11 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "F")]
     pub ticket_file: Option<PathBuf>,
 
+    /// With --peers: the requester key the release ticket names (made on this machine with
+    /// `keyward operator keygen --out requester.key`).
+    #[arg(long, value_name = "FILE", requires = "peers")]
+    pub requester_key: Option<PathBuf>,
+
     /// Build a fresh keybox at PATH holding the key, with a recovery-code slot for the same code.
     #[arg(long = "into-keybox", value_name = "PATH")]
     pub into_keybox: Option<PathBuf>,
@@ -699,8 +724,9 @@ pub struct RecoverArgs {
 
     /// The key's fingerprint, full or short form, as recorded when it was escrowed (the PBS one
     /// for a Proxmox Backup blob). Nothing is written unless the recovered key has it (exit 5).
-    /// Required with --blob; with --hub the restore directive's fingerprint is checked too.
-    #[arg(long, value_name = "FP", required_unless_present_any = ["hub", "peers"])]
+    /// Required with --blob and --peers; with --hub the restore directive's fingerprint is
+    /// checked too.
+    #[arg(long, value_name = "FP", required_unless_present = "hub")]
     pub expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
 
     /// Where to write the key (created 0600; `-` for stdout).

@@ -119,7 +119,6 @@ impl CliError {
                 }
                 GatherError::TooFew { .. } => ExitCode::Unavailable,
                 GatherError::NoFit { .. } => ExitCode::Integrity,
-                GatherError::FingerprintsDisagree => ExitCode::FingerprintMismatch,
             },
             CliError::Card { .. } => ExitCode::Usage,
         }
@@ -210,7 +209,6 @@ fn gather_message(error: &GatherError) -> String {
         GatherError::NoFit { .. } => format!(
             "{error}; a peer's store may be damaged, or peers lie: check them with `keyward peers status`"
         ),
-        GatherError::FingerprintsDisagree => error.to_string(),
     }
 }
 
@@ -447,7 +445,6 @@ mod tests {
                 GatherError::NoFit { got: 5, needed: 3, expected: "f".into() }.into(),
                 ExitCode::Integrity,
             ),
-            (GatherError::FingerprintsDisagree.into(), ExitCode::FingerprintMismatch),
             (
                 DistributeError::NotStored { failed: vec![("u".into(), unreachable())], total: 3 }
                     .into(),

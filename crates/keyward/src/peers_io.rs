@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
-use keyward_core::{DataKey, Keybox};
+use keyward_core::{DataKey, ExpectedFingerprint, Keybox};
 use keyward_hub::SigningIdentity;
 use keyward_peer::card::PeerCard;
 use keyward_peer::recovery::{self, Gathered, Proof};
@@ -15,6 +15,8 @@ use keyward_peer::recovery::{self, Gathered, Proof};
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::{enrollment_paths, read_identity, write_identity};
 use crate::output::warn;
+use crate::secret_input::SecretReader;
+use zeroize::Zeroizing;
 
 /// How long one peer may take to answer before it counts as unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,25 +85,47 @@ pub fn cards_of(params: &PeersParams) -> CliResult<Vec<PeerCard>> {
         .collect()
 }
 
-/// Gets K back from the peers of a slot with the box's own identity (the restart case). The
-/// caller opens the slot with the result, which checks it is exactly K.
+/// Gets K back from the peers of a slot with the box's own identity (the restart case), and
+/// the operator's release ticket when the slot's policy asks for both. The caller opens the
+/// slot with the result, which checks it is exactly K.
 pub fn reconstruct_for_slot(
     keybox_path: &Path,
     keybox: &Keybox,
     params: &PeersParams,
+    release_ticket: Option<&Path>,
 ) -> CliResult<DataKey> {
-    if !params.policy.allows(true, false) {
-        return Err(usage(format!(
-            "this slot's peers release shares only with an operator's ticket (policy {}); use `keyward recover --peers`",
-            params.policy
-        )));
-    }
     let identity = Arc::new(owner_identity(keybox_path, false)?);
-    let proof = Proof::Owner { identity, share_set: params.share_set.clone() };
+    let share_set = params.share_set.clone();
+    let proof = match (params.policy, release_ticket) {
+        (ReleasePolicy::Operator, _) => {
+            return Err(usage(format!(
+                "this slot's peers release shares only to {}; use `keyward recover --peers`",
+                policy_text(params.policy)
+            )));
+        }
+        (ReleasePolicy::Both, None) => {
+            return Err(usage(
+                "this slot's peers want the box's identity and an operator's release ticket: add --release-ticket F (--unlock-release-ticket F)",
+            ));
+        }
+        (ReleasePolicy::Both, Some(path)) => {
+            Proof::Both { identity, share_set, ticket: Arc::new(read_ticket(path)?) }
+        }
+        (ReleasePolicy::Identity | ReleasePolicy::Either, _) => {
+            Proof::Owner { identity, share_set }
+        }
+    };
     let cards = cards_of(params)?;
+    let expected = ExpectedFingerprint::Full(keybox.fingerprint());
     let gathered =
-        block_on(recovery::gather(&cards, proof, Some(keybox.fingerprint()), PEER_TIMEOUT))?;
+        block_on(recovery::gather(&cards, proof, &expected, Some(params.threshold), PEER_TIMEOUT))?;
     Ok(report(gathered))
+}
+
+/// Reads a ticket file (kept in wiped memory: until it is used it is a credential).
+pub fn read_ticket(path: &Path) -> CliResult<Zeroizing<String>> {
+    let bytes = Zeroizing::new(SecretReader::new().bytes(path)?);
+    Ok(Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_string()))
 }
 
 /// Warns about peers that gave nothing or a share that does not fit; returns the key.

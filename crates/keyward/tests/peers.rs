@@ -66,6 +66,10 @@ impl PeerProcess {
 
 /// Five peers, and a box (canary key, plain slot) with a 3-of-5 peers slot named `pve-07`.
 fn five_peers(dir: &Dir) -> Vec<PeerProcess> {
+    five_peers_with(dir, "either")
+}
+
+fn five_peers_with(dir: &Dir, policy: &str) -> Vec<PeerProcess> {
     let keygen = dir.ok(["operator", "keygen", "--out", "op.key", "--json"]);
     let public: serde_json::Value = serde_json::from_str(&keygen.stdout()).expect("json");
     let operator = public["public_key"].as_str().expect("key").to_string();
@@ -73,18 +77,60 @@ fn five_peers(dir: &Dir) -> Vec<PeerProcess> {
         (1..=5).map(|i| PeerProcess::start(dir, &format!("peer{i}"), &operator)).collect();
     dir.init_plain_canary();
     let mut enroll: Vec<String> =
-        ["enroll", "peers", "--threshold", "3", "--box", "pve-07"].map(String::from).to_vec();
+        ["enroll", "peers", "--threshold", "3", "--box", "pve-07", "--policy", policy]
+            .map(String::from)
+            .to_vec();
     for peer in &peers {
         enroll.extend(["--peer".to_string(), peer.card()]);
     }
-    dir.ok(enroll);
+    enroll.push("--json".into());
+    let out = dir.ok(enroll);
+    dir.write("enroll.json", out.stdout().as_bytes());
     peers
 }
 
-fn recover_args(peers: &[PeerProcess], ticket: &str, out: &str) -> Vec<String> {
+/// A requester key made on the "fresh machine" (`requester.key`, once), and a release ticket
+/// for `pve-07` naming it, signed with `operator_key`, in `ticket`.
+fn release_ticket(dir: &Dir, operator_key: &str, ticket: &str) {
+    if !dir.path("requester.pub").exists() {
+        let out = dir.ok(["operator", "keygen", "--out", "requester.key", "--json"]);
+        let value: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+        dir.write("requester.pub", value["public_key"].as_str().expect("key").as_bytes());
+    }
+    let public = String::from_utf8(dir.read("requester.pub")).expect("text");
+    dir.ok([
+        "operator",
+        "approve-release",
+        "--box",
+        "pve-07",
+        "--key",
+        operator_key,
+        "--requester",
+        &public,
+        "--out",
+        ticket,
+    ]);
+}
+
+fn recover_args(dir: &Dir, peers: &[PeerProcess], ticket: &str, out: &str) -> Vec<String> {
+    let fp = fingerprint_of(dir);
     let mut args: Vec<String> = vec!["recover".into(), "--peers".into()];
     args.extend(peers.iter().map(PeerProcess::card));
-    args.extend(["--box", "pve-07", "--ticket-file", ticket, "--out", out].map(String::from));
+    args.extend(
+        [
+            "--box",
+            "pve-07",
+            "--ticket-file",
+            ticket,
+            "--requester-key",
+            "requester.key",
+            "--expect-fingerprint",
+            &fp,
+            "--out",
+            out,
+        ]
+        .map(String::from),
+    );
     args
 }
 
@@ -98,13 +144,11 @@ fn fingerprint_of(dir: &Dir) -> String {
 fn three_of_five_peers_give_the_key_back_and_name_the_ones_that_are_down() {
     let dir = Dir::new("peers-3of5");
     let mut peers = five_peers(&dir);
-    let fp = fingerprint_of(&dir);
 
     // A fresh machine (no keybox, no identity) with an operator's release ticket.
-    dir.ok(["operator", "approve-release", "--box", "pve-07", "--key", "op.key", "--out", "t.txt"]);
+    release_ticket(&dir, "op.key", "t.txt");
     let mut args = vec!["--keybox".to_string(), "none/keybox.json".into()];
-    args.extend(recover_args(&peers, "t.txt", "fresh.bin"));
-    args.extend(["--expect-fingerprint".to_string(), fp.clone()]);
+    args.extend(recover_args(&dir, &peers, "t.txt", "fresh.bin"));
     dir.ok(args);
     assert_eq!(dir.read("fresh.bin"), CANARY_KEY);
     assert_eq!(dir.mode("fresh.bin"), 0o600);
@@ -195,8 +239,8 @@ fn a_peer_with_a_wrong_share_is_named_and_the_key_still_comes_back() {
 fn no_peer_holds_the_key_the_ticket_or_a_plain_share() {
     let dir = Dir::new("peers-c6");
     let mut peers = five_peers(&dir);
-    dir.ok(["operator", "approve-release", "--box", "pve-07", "--key", "op.key", "--out", "t.txt"]);
-    dir.ok(recover_args(&peers, "t.txt", "k.bin"));
+    release_ticket(&dir, "op.key", "t.txt");
+    dir.ok(recover_args(&dir, &peers, "t.txt", "k.bin"));
     dir.ok(["unlock", "--slot", "peers-2", "--out", "k2.bin"]);
     dir.ok(["peers", "status"]);
     for peer in &mut peers {
@@ -230,18 +274,44 @@ fn a_ticket_not_signed_by_a_peer_operator_is_refused_with_the_reason() {
     let dir = Dir::new("peers-badticket");
     let peers = five_peers(&dir);
     dir.ok(["operator", "keygen", "--out", "stranger.key"]);
+    release_ticket(&dir, "stranger.key", "t.txt");
+    let out = dir.keyward().args(recover_args(&dir, &peers, "t.txt", "k.bin")).run();
+    out.assert_exit_code(9).assert_one_line_error();
+    assert!(out.stderr().contains("not authenticated"), "{}", out.report());
+    assert!(!dir.path("k.bin").exists());
+    // A good ticket is of no use to a machine without the requester key it names.
+    release_ticket(&dir, "op.key", "t2.txt");
+    dir.ok(["operator", "keygen", "--out", "other.key"]);
+    let mut args = recover_args(&dir, &peers, "t2.txt", "k.bin");
+    let at = args.iter().position(|a| a == "requester.key").expect("arg");
+    args[at] = "other.key".into();
+    dir.keyward().args(args).run().assert_exit_code(2).assert_one_line_error();
+    assert!(!dir.path("k.bin").exists());
+}
+
+#[test]
+fn the_both_policy_needs_the_box_and_a_ticket_naming_it() {
+    let dir = Dir::new("peers-both");
+    let _peers = five_peers_with(&dir, "both");
+    let out = dir.keyward().args(["unlock", "--slot", "peers-2", "--out", "k.bin"]).run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(out.stderr().contains("--release-ticket"), "{}", out.report());
+    // The operator names the box's own identity (as `enroll peers` printed it).
+    let enrolled: serde_json::Value =
+        serde_json::from_slice(&dir.read("enroll.json")).expect("json");
+    let box_identity = enrolled["identity"].as_str().expect("identity").to_string();
     dir.ok([
         "operator",
         "approve-release",
         "--box",
         "pve-07",
         "--key",
-        "stranger.key",
+        "op.key",
+        "--requester",
+        &box_identity,
         "--out",
         "t.txt",
     ]);
-    let out = dir.keyward().args(recover_args(&peers, "t.txt", "k.bin")).run();
-    out.assert_exit_code(9).assert_one_line_error();
-    assert!(out.stderr().contains("not authenticated"), "{}", out.report());
-    assert!(!dir.path("k.bin").exists());
+    dir.ok(["unlock", "--slot", "peers-2", "--release-ticket", "t.txt", "--out", "k.bin"]);
+    assert_eq!(dir.read("k.bin"), CANARY_KEY);
 }

@@ -318,21 +318,32 @@ fn peers_path(d: &mut Demo, backup_key: &DataKey, operator: &str) -> CliResult {
         OK,
     )?;
     d.check("the peers gave the backup key back", d.read("key-peers.bin")? == backup_key.expose())?;
-    d.run(
-        "The operator signs a release ticket for a fresh machine",
-        "operator approve-release --box pve-demo --key operator.key --ttl 10m --out release.txt",
+    let fingerprint = d.run(
+        "The key's fingerprint, recorded for the day of recovery",
+        "fingerprint --short",
         OK,
     )?;
+    let fingerprint = fingerprint.trim().to_string();
     d.home = d.path("fresh-box-3");
-    println!(
-        "\nA third fresh machine: only the peer cards and the ticket (HOME={}).",
-        d.home.display()
-    );
+    println!("\nA third fresh machine: only the peer cards (HOME={}).", d.home.display());
+    let requester = d.run(
+        "The fresh machine makes a requester key; the operator's ticket will name it",
+        "operator keygen --out requester.key --json",
+        OK,
+    )?;
+    let requester = json_field(&requester, "public_key")?;
+    d.run(
+        "The operator signs a release ticket for that machine",
+        &format!(
+            "operator approve-release --box pve-demo --key operator.key --requester {requester} --ttl 10m --out release.txt"
+        ),
+        OK,
+    )?;
     let cards: Vec<String> = (2..=3).map(|i| format!("peer{i}/peer-card.json")).collect();
     d.run(
-        "Recover from the peers with the ticket",
+        "Recover from the peers with the ticket, the requester key and the recorded fingerprint",
         &format!(
-            "recover --peers {} --box pve-demo --ticket-file release.txt --out key-fresh.bin",
+            "recover --peers {} --box pve-demo --ticket-file release.txt --requester-key requester.key --expect-fingerprint {fingerprint} --out key-fresh.bin",
             cards.join(" ")
         ),
         OK,

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::cli::{OperatorCommand, StatementArgs};
 use crate::context::Context;
-use crate::exit::CliResult;
+use crate::exit::{CliResult, usage};
 use crate::hub_io::{self, block_on, read_identity, write_identity};
 use crate::output::write_secret;
 
@@ -29,9 +29,16 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         OperatorCommand::ApproveRecovery(args) => {
             issue(ctx, args, |box_name, id, expires| Statement::Recovery { box_name, id, expires })
         }
-        OperatorCommand::ApproveRelease(args) => issue(ctx, args, |box_name, id, expires| {
-            Statement::PeerRelease { box_name, id, expires }
-        }),
+        OperatorCommand::ApproveRelease { statement: args, requester } => {
+            let requester: keyward_hub::PublicKey =
+                requester.parse().map_err(|e| usage(format!("--requester `{requester}`: {e}")))?;
+            issue(ctx, args, |box_name, id, expires| Statement::PeerRelease {
+                box_name,
+                requester,
+                id,
+                expires,
+            })
+        }
         OperatorCommand::ApproveOverwrite { hub, box_name, version, fingerprint, key } => {
             let operator = read_identity(key)?;
             let approval = Statement::Overwrite {

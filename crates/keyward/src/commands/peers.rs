@@ -13,16 +13,16 @@ use keyward_peer::distribute::{Owner, delete_everywhere, distribute};
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError};
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use crate::auth::{attempts, with_first_that_opens};
 use crate::cli::{AuthArgs, EnrollArgs, KeyFormat, PeersCommand, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::hub_io::{Enrollment, enrollment_paths};
+use crate::hub_io::{Enrollment, enrollment_paths, read_identity};
 use crate::output::{encode_plain, warn, write_secret};
 use crate::peers_io::{
-    PEER_TIMEOUT, block_on, cards_of, owner_identity, peers_slot, policy_text, read_card, report,
+    PEER_TIMEOUT, block_on, cards_of, owner_identity, peers_slot, policy_text, read_card,
+    read_ticket, report,
 };
 use crate::secret_input::SecretReader;
 
@@ -39,9 +39,14 @@ pub fn run(ctx: &Context, command: &PeersCommand) -> CliResult {
 /// Reads cards and refuses the same peer twice.
 fn read_cards(paths: &[PathBuf]) -> CliResult<Vec<PeerCard>> {
     let cards = paths.iter().map(|p| read_card(p)).collect::<CliResult<Vec<_>>>()?;
+    // One peer, one share: the same identity, sealing key or certificate twice is one peer.
     let mut seen = HashSet::new();
     for card in &cards {
-        if !seen.insert(card.identity) {
+        let fresh =
+            [card.identity.to_string(), card.seal_key.to_string(), card.certificate.clone()]
+                .into_iter()
+                .all(|id| seen.insert(id));
+        if !fresh {
             return Err(usage(format!("the peer {} is given twice", card.url)));
         }
     }
@@ -119,6 +124,10 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
         params.share_set,
         policy_text(params.policy)
     ))?;
+    ctx.out.line(format!(
+        "box identity (a `both` release ticket names it): {}",
+        owner.identity.public()
+    ))?;
     ctx.out.json(&json!({
         "keybox": ctx.keybox,
         "slot": { "id": id.0, "kind": "peers" },
@@ -126,6 +135,7 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
         "threshold": params.threshold,
         "share_set": params.share_set,
         "policy": params.policy.name(),
+        "identity": owner.identity.public().to_string(),
         "peers": params.peers.iter().map(|p| &p.url).collect::<Vec<_>>(),
         "generation": next.keybox().generation(),
     }))
@@ -307,35 +317,37 @@ pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
         ));
     }
     let out = args.out.as_ref().ok_or_else(|| usage("give --out FILE"))?;
+    let (Some(expected), Some(requester_key)) = (&args.expect_fingerprint, &args.requester_key)
+    else {
+        return Err(usage("--peers needs --expect-fingerprint FP and --requester-key FILE"));
+    };
     let cards = read_cards(&args.peers)?;
-    let reader = SecretReader::new();
-    let ticket =
-        Zeroizing::new(String::from_utf8_lossy(&reader.bytes(ticket_file)?).trim().to_string());
-    // Read (not trusted: the peers verify it) so a ticket for another box is not spent.
-    if let Some(claimed) = keyward_hub::statement::peek(&ticket)
-        && claimed.box_name() != box_name
-    {
-        return Err(usage(format!("the ticket is for {}, not {box_name}", claimed.box_name())));
+    let ticket = read_ticket(ticket_file)?;
+    // Read (not trusted: the peers verify it) so a ticket for another box or requester is not
+    // spent.
+    let requester = read_identity(requester_key)?;
+    if let Some(claimed) = keyward_hub::statement::peek(&ticket) {
+        if claimed.box_name() != box_name {
+            return Err(usage(format!("the ticket is for {}, not {box_name}", claimed.box_name())));
+        }
+        if let keyward_hub::statement::Statement::PeerRelease { requester: named, .. } = &claimed
+            && *named != requester.public()
+        {
+            return Err(usage(format!(
+                "the ticket names the requester {named}, not the key in {}",
+                requester_key.display()
+            )));
+        }
     }
-    let expected = args.expect_fingerprint.as_ref();
-    let proof = Proof::Ticket { ticket: Arc::new(ticket), owner_name: box_name.clone() };
-    let gathered = block_on(recovery::gather(&cards, proof, None, PEER_TIMEOUT))?;
+    let proof = Proof::Ticket {
+        ticket: Arc::new(ticket),
+        owner_name: box_name.clone(),
+        requester: Arc::new(requester),
+    };
+    let gathered = block_on(recovery::gather(&cards, proof, expected, None, PEER_TIMEOUT))?;
     let share_set = gathered.share_set.clone();
     let key = report(gathered);
     let found = key.fingerprint();
-    match expected {
-        Some(fp) if !found.matches(fp) => {
-            return Err(CoreError::FingerprintMismatch {
-                expected: format!("{fp} (--expect-fingerprint)"),
-                found: found.to_string(),
-            }
-            .into());
-        }
-        Some(_) => {}
-        None => warn(
-            "no --expect-fingerprint: the key was checked only against the fingerprint the peers stored",
-        ),
-    }
     let format = args.format.unwrap_or(KeyFormat::Raw);
     let encoded = encode_plain(key.expose(), format)
         .ok_or_else(|| usage("with --peers, --format is raw, hex or base64"))?;

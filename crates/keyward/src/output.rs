@@ -80,12 +80,27 @@ pub fn warn(text: &str) {
     eprintln!("keyward: warning: {text}");
 }
 
-/// Writes secret bytes to `path`, or to stdout when `path` is `-`.
+/// Writes secret bytes to `path` (a new 0600 file, atomically; an existing device or pipe is
+/// written into), or to stdout when `path` is `-`.
 pub fn write_secret(path: &Path, data: &[u8], overwrite: bool) -> CliResult {
     if path == Path::new("-") {
         let mut out = std::io::stdout().lock();
         out.write_all(data)?;
         out.flush()?;
+        return Ok(());
+    }
+    // An existing device or pipe (/dev/null, a FIFO, /dev/fd/N from a shell's `>(…)`) is
+    // written into, never replaced: an atomic rename over it would leave the key in a regular
+    // file where the device was.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let mut target = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| keyward_core::Error::io("cannot write", path, e))?;
+        target.write_all(data).map_err(|e| keyward_core::Error::io("cannot write", path, e))?;
         return Ok(());
     }
     write_secret_file(&RealFs, path, data, overwrite)?;

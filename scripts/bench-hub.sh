@@ -15,15 +15,10 @@ cargo build --release -q -p keyward-hub --example hub_seed --example hub_load
 kw=$PWD/target/release/keyward
 seed=$PWD/target/release/examples/hub_seed
 load=$PWD/target/release/examples/hub_load
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; exit 1; }
+source scripts/bench-common.sh
 
 cd "$work"
-op=$("$kw" operator keygen --out op.key --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["public_key"])')
+op=$("$kw" operator keygen --out op.key --json | public_key)
 fp=$("$kw" hub init --data hub --operator "$op" --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["certificate_fingerprint"])')
 
 # CPU time (user + system, clock ticks) a process has used so far.

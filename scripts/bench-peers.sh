@@ -14,16 +14,11 @@ done
 [ -x /usr/libexec/tangd ] || { echo "bench-peers.sh needs tangd (apt-get install tang)" >&2; exit 1; }
 cargo build --release -q -p keyward
 kw=$PWD/target/release/keyward
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; exit 1; }
+source scripts/bench-common.sh
 cd "$work"
 export HOME=$work KEYWARD_KEYBOX=$work/keybox.json
 
-op=$("$kw" operator keygen --out op.key --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["public_key"])')
+op=$("$kw" operator keygen --out op.key --json | public_key)
 cards=()
 for i in 1 2 3 4 5; do
   port=$(free_port)
@@ -50,7 +45,7 @@ done
 pin="{\"t\":3,\"pins\":{\"tang\":[$(IFS=,; echo "${tang_urls[*]}")]}}"
 clevis encrypt sss "$pin" -y < key.bin > key.jwe
 
-req=$("$kw" operator keygen --out requester.key --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["public_key"])')
+req=$("$kw" operator keygen --out requester.key --json | public_key)
 fp=$("$kw" fingerprint --short)
 cat > ticket.sh <<SH
 rm -f $work/t.txt && "$kw" operator approve-release --box bench --key $work/op.key --requester $req --out $work/t.txt >/dev/null

@@ -34,6 +34,18 @@ struct ServerState {
     metrics: Metrics,
 }
 
+impl ServerState {
+    /// [`handle`] with this server's limits and counters.
+    async fn run(
+        &self,
+        route: &'static str,
+        source: SocketAddr,
+        body: impl Future<Output = Result<Response, HubError>>,
+    ) -> Response {
+        handle(&self.limiter, &self.metrics, route, source, body).await
+    }
+}
+
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
 
@@ -185,13 +197,17 @@ async fn authenticated(
 }
 
 async fn enroll(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle::<HubError>(&state.limiter, &state.metrics, "enroll", source, async {
-        let request: EnrollRequest = json(&body)?;
-        state.hub.enroll(&request.box_name, request.public_key, &request.token, unix_now()).await?;
-        tracing::info!(box_name = %request.box_name, "enrolled");
-        Ok(StatusCode::CREATED.into_response())
-    })
-    .await
+    state
+        .run("enroll", source, async {
+            let request: EnrollRequest = json(&body)?;
+            state
+                .hub
+                .enroll(&request.box_name, request.public_key, &request.token, unix_now())
+                .await?;
+            tracing::info!(box_name = %request.box_name, "enrolled");
+            Ok(StatusCode::CREATED.into_response())
+        })
+        .await
 }
 
 async fn push(
@@ -202,14 +218,15 @@ async fn push(
     map: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle::<HubError>(&state.limiter, &state.metrics, "push", source, async {
-        let box_name = authenticated(&state, &method, &uri, &map, &body).await?;
-        let request: PushRequest = json(&body)?;
-        let answer = state.hub.push(&box_name, &request, unix_now()).await?;
-        tracing::info!(%box_name, version = answer.version, state = %answer.state, "push");
-        Ok((StatusCode::CREATED, Json(answer)).into_response())
-    })
-    .await
+    state
+        .run("push", source, async {
+            let box_name = authenticated(&state, &method, &uri, &map, &body).await?;
+            let request: PushRequest = json(&body)?;
+            let answer = state.hub.push(&box_name, &request, unix_now()).await?;
+            tracing::info!(%box_name, version = answer.version, state = %answer.state, "push");
+            Ok((StatusCode::CREATED, Json(answer)).into_response())
+        })
+        .await
 }
 
 async fn status(
@@ -219,11 +236,12 @@ async fn status(
     uri: Uri,
     map: HeaderMap,
 ) -> Response {
-    handle::<HubError>(&state.limiter, &state.metrics, "status", source, async {
-        let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
-        Ok(Json(state.hub.status(&box_name).await?).into_response())
-    })
-    .await
+    state
+        .run("status", source, async {
+            let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
+            Ok(Json(state.hub.status(&box_name).await?).into_response())
+        })
+        .await
 }
 
 async fn fetch(
@@ -233,35 +251,38 @@ async fn fetch(
     uri: Uri,
     map: HeaderMap,
 ) -> Response {
-    handle::<HubError>(&state.limiter, &state.metrics, "fetch", source, async {
-        let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
-        Ok(Json(state.hub.fetch_own(&box_name).await?).into_response())
-    })
-    .await
+    state
+        .run("fetch", source, async {
+            let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
+            Ok(Json(state.hub.fetch_own(&box_name).await?).into_response())
+        })
+        .await
 }
 
 async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle::<HubError>(&state.limiter, &state.metrics, "approve", source, async {
-        let request: ApproveRequest = json(&body)?;
-        let version = state.hub.approve(&request.approval, unix_now()).await?;
-        tracing::info!(version, "approved");
-        Ok(Json(serde_json::json!({ "version": version, "state": "active" })).into_response())
-    })
-    .await
+    state
+        .run("approve", source, async {
+            let request: ApproveRequest = json(&body)?;
+            let version = state.hub.approve(&request.approval, unix_now()).await?;
+            tracing::info!(version, "approved");
+            Ok(Json(serde_json::json!({ "version": version, "state": "active" })).into_response())
+        })
+        .await
 }
 
 async fn delete(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle::<HubError>(&state.limiter, &state.metrics, "delete", source, async {
-        let request: DeleteRequest = json(&body)?;
-        let (box_name, version) = state.hub.delete(&request.deletion, unix_now()).await?;
-        tracing::info!(%box_name, version, "escrow version erased");
-        Ok(Json(DeleteResponse { box_name, version, state: "deleted".into() }).into_response())
-    })
-    .await
+    state
+        .run("delete", source, async {
+            let request: DeleteRequest = json(&body)?;
+            let (box_name, version) = state.hub.delete(&request.deletion, unix_now()).await?;
+            tracing::info!(%box_name, version, "escrow version erased");
+            Ok(Json(DeleteResponse { box_name, version, state: "deleted".into() }).into_response())
+        })
+        .await
 }
 
 async fn recover(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle::<HubError>(&state.limiter, &state.metrics, "recover", source, async {
+    state.run("recover", source, async {
         let request: RecoverRequest = json(&body)?;
         let answer = state.hub.recover(&request.ticket, unix_now()).await?;
         tracing::info!(box_name = %answer.box_name, version = answer.version, "recovery served");

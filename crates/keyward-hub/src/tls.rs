@@ -3,6 +3,9 @@
 //! operator gave it (`--hub-fingerprint` or `--hub-cert`). No CA, no system roots: a box talks
 //! to its hub and nothing else.
 
+/// The server configuration [`server_config`] makes (for callers without rustls of their own).
+pub use rustls::ServerConfig;
+
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

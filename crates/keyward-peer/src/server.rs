@@ -39,6 +39,18 @@ struct ServerState {
     request_nonces: Mutex<HashMap<String, i64>>,
 }
 
+impl ServerState {
+    /// [`handle`] with this server's limits and counters.
+    async fn run(
+        &self,
+        route: &'static str,
+        source: SocketAddr,
+        body: impl Future<Output = Result<Response, PeerError>>,
+    ) -> Response {
+        handle(&self.limiter, &self.metrics, route, source, body).await
+    }
+}
+
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
 
@@ -109,15 +121,17 @@ async fn store(
     map: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle::<PeerError>(&state.limiter, &state.metrics, "store", source, async {
-        let owner = owner(&state, &method, &uri, &map, &body)?;
-        let request: StoreShareRequest = json(&body)?;
-        let stored = state.peer.store_share(&owner, &request, unix_now()).await?;
-        tracing::info!(share_set = %request.share_set, x = request.x, "share stored");
-        let status = if stored == Stored::Added { StatusCode::CREATED } else { StatusCode::OK };
-        Ok((status, Json(serde_json::json!({ "share_set": request.share_set }))).into_response())
-    })
-    .await
+    state
+        .run("store", source, async {
+            let owner = owner(&state, &method, &uri, &map, &body)?;
+            let request: StoreShareRequest = json(&body)?;
+            let stored = state.peer.store_share(&owner, &request, unix_now()).await?;
+            tracing::info!(share_set = %request.share_set, x = request.x, "share stored");
+            let status = if stored == Stored::Added { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(serde_json::json!({ "share_set": request.share_set })))
+                .into_response())
+        })
+        .await
 }
 
 async fn status(
@@ -127,11 +141,12 @@ async fn status(
     uri: Uri,
     map: HeaderMap,
 ) -> Response {
-    handle::<PeerError>(&state.limiter, &state.metrics, "status", source, async {
-        let owner = owner(&state, &method, &uri, &map, b"")?;
-        Ok(Json(state.peer.status(&owner).await?).into_response())
-    })
-    .await
+    state
+        .run("status", source, async {
+            let owner = owner(&state, &method, &uri, &map, b"")?;
+            Ok(Json(state.peer.status(&owner).await?).into_response())
+        })
+        .await
 }
 
 async fn delete(
@@ -142,33 +157,34 @@ async fn delete(
     map: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle::<PeerError>(&state.limiter, &state.metrics, "delete", source, async {
-        let owner = owner(&state, &method, &uri, &map, &body)?;
-        let request: DeleteSharesRequest = json(&body)?;
-        state.peer.delete(&owner, &request.share_set).await?;
-        tracing::info!(share_set = %request.share_set, "share deleted");
-        Ok(StatusCode::NO_CONTENT.into_response())
-    })
-    .await
+    state
+        .run("delete", source, async {
+            let owner = owner(&state, &method, &uri, &map, &body)?;
+            let request: DeleteSharesRequest = json(&body)?;
+            state.peer.delete(&owner, &request.share_set).await?;
+            tracing::info!(share_set = %request.share_set, "share deleted");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        })
+        .await
 }
 
 async fn nonce(State(state): Shared, ConnectInfo(source): Source) -> Response {
-    handle::<PeerError>(&state.limiter, &state.metrics, "nonce", source, async {
-        Ok(Json(state.peer.nonce(unix_now())?).into_response())
-    })
-    .await
+    state
+        .run("nonce", source, async { Ok(Json(state.peer.nonce(unix_now())?).into_response()) })
+        .await
 }
 
 async fn release(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    handle::<PeerError>(&state.limiter, &state.metrics, "release", source, async {
-        let request: ReleaseRequest = json(&body)?;
-        let answer = state.peer.release(&request, unix_now()).await?;
-        for share in &answer.shares {
-            tracing::info!(share_set = %share.share_set, x = share.x, "share released");
-        }
-        Ok(Json(answer).into_response())
-    })
-    .await
+    state
+        .run("release", source, async {
+            let request: ReleaseRequest = json(&body)?;
+            let answer = state.peer.release(&request, unix_now()).await?;
+            for share in &answer.shares {
+                tracing::info!(share_set = %share.share_set, x = share.x, "share released");
+            }
+            Ok(Json(answer).into_response())
+        })
+        .await
 }
 
 async fn healthz() -> &'static str {

@@ -1,9 +1,9 @@
-//! Glue between the commands and keyward-hub: pinning, a runtime for client calls, the box's
+//! Glue between the commands and keyward-hub: pinning, the box's
 //! enrollment files beside its keybox, operator key files, durations, and client errors.
 
 use std::path::{Path, PathBuf};
 
-use keyward_hub::client::{ClientError, HubClient};
+use keyward_hub::client::HubClient;
 use keyward_hub::tls;
 use keyward_hub::{PublicKey, SigningIdentity};
 use serde::{Deserialize, Serialize};
@@ -12,17 +12,6 @@ use crate::cli::HubArgs;
 use crate::exit::{CliError, CliResult, usage};
 use crate::output::write_secret;
 use crate::secret_input::SecretReader;
-
-/// Runs one async client call to completion.
-pub fn block_on<T>(
-    future: impl std::future::Future<Output = Result<T, ClientError>>,
-) -> CliResult<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(future).map_err(CliError::Remote)
-}
 
 /// The pinned certificate hash from `--hub-fingerprint` or `--hub-cert`.
 pub fn pin(fingerprint: Option<&str>, cert: Option<&Path>) -> CliResult<([u8; 32], String)> {

@@ -14,7 +14,9 @@ mod new_secret;
 mod output;
 mod pbs;
 mod peers_io;
+mod runtime;
 mod secret_input;
+mod serving;
 
 use clap::{CommandFactory, Parser};
 

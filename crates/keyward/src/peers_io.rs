@@ -1,7 +1,6 @@
 //! Glue between the commands and keyward-peer: peer cards, the box's identity beside its keybox,
-//! a runtime for client calls, and getting K back through a peers slot (the restart case).
+//! and getting K back through a peers slot (the restart case).
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,20 +14,12 @@ use keyward_peer::recovery::{self, Gathered, Proof};
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::{enrollment_paths, read_identity, write_identity};
 use crate::output::warn;
+use crate::runtime::block_on;
 use crate::secret_input::SecretReader;
 use zeroize::Zeroizing;
 
 /// How long one peer may take to answer before it counts as unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Runs one async peer operation to completion.
-pub fn block_on<T, E: Into<CliError>>(future: impl Future<Output = Result<T, E>>) -> CliResult<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(future).map_err(Into::into)
-}
 
 /// Reads a peer card file.
 pub fn read_card(path: &Path) -> CliResult<PeerCard> {

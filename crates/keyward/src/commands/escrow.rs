@@ -13,6 +13,7 @@ use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io;
 use crate::output::write_secret;
 use crate::pbs;
+use crate::runtime::block_on;
 use crate::secret_input::{SecretReader, code_from};
 use zeroize::Zeroizing;
 
@@ -78,7 +79,7 @@ pub fn enroll(
     let identity = keyward_hub::SigningIdentity::generate()?;
     // The identity file first: if the hub accepts us, we must be able to sign as this box.
     hub_io::write_identity(&key_path, &identity)?;
-    if let Err(e) = hub_io::block_on(client.enroll(box_name, identity.public(), &token)) {
+    if let Err(e) = block_on(client.enroll(box_name, identity.public(), &token)) {
         let _ = std::fs::remove_file(&key_path);
         return Err(e);
     }
@@ -144,7 +145,7 @@ pub fn push(
         fingerprint: fingerprint.clone(),
         directive,
     };
-    let answer = hub_io::block_on(client.push(&enrollment.box_name, &identity, &request))?;
+    let answer = block_on(client.push(&enrollment.box_name, &identity, &request))?;
     ctx.out.line(format!(
         "Pushed escrow version {} for {} ({}); it is {}",
         answer.version,
@@ -158,7 +159,7 @@ pub fn push(
 /// Runs `escrow status`.
 pub fn status(ctx: &Context) -> CliResult {
     let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.keybox)?;
-    let answer = hub_io::block_on(client.status(&enrollment.box_name, &identity))?;
+    let answer = block_on(client.status(&enrollment.box_name, &identity))?;
     ctx.out.line(format!("{} at {}", enrollment.box_name, enrollment.hub))?;
     for v in &answer.versions {
         let pushed = time::OffsetDateTime::from_unix_timestamp(v.pushed_at)
@@ -179,7 +180,7 @@ pub fn status(ctx: &Context) -> CliResult {
 /// Runs `escrow fetch`: the active blob as the hub holds it.
 pub fn fetch(ctx: &Context, out: &std::path::Path) -> CliResult {
     let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.keybox)?;
-    let answer = hub_io::block_on(client.fetch_active(&enrollment.box_name, &identity))?;
+    let answer = block_on(client.fetch_active(&enrollment.box_name, &identity))?;
     let blob = keyward_core::encoding::from_base64(&answer.blob)
         .ok_or_else(|| CliError::Failed("the hub served a blob that is not base64".into()))?;
     write_secret(out, &blob, false)?;

@@ -6,7 +6,7 @@ use keyward_core::store::{RealFs, create_private_folder};
 use keyward_hub::hub::Hub;
 use keyward_hub::limits::RateLimits;
 use keyward_hub::store::Store;
-use keyward_hub::{audit, server, tls};
+use keyward_hub::{audit, server};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -14,7 +14,7 @@ use crate::cli::{AuditCommand, HubCommand};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::parse_operators;
-use crate::output::write_secret;
+use crate::serving::{create_certificate, init_logging, load_tls, server_runtime, write_config};
 
 /// The hub's configuration file in its data folder (not secret).
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,17 +32,6 @@ fn paths(data: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 fn default_database(data: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data.join("hub.db").display())
-}
-
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
-}
-
-fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(format!("{what}: {e}"))
 }
 
 /// Runs `hub …`.
@@ -66,20 +55,14 @@ fn init(ctx: &Context, data: &Path, operators: &[String]) -> CliResult {
         return Err(keyward_core::Error::OutputExists(config_path).into());
     }
     create_private_folder(&RealFs, data)?;
-    let certificate = tls::generate_certificate().map_err(|e| failed("certificate", e))?;
-    let fingerprint = tls::certificate_fingerprint(&certificate.cert_pem)
-        .map_err(|e| failed("certificate", e))?;
-    write_secret(&key_path, certificate.key_pem.as_bytes(), false)?;
-    write_secret(&cert_path, certificate.cert_pem.as_bytes(), false)?;
+    let fingerprint = create_certificate(&cert_path, &key_path)?;
     let config = HubConfig {
         format: "keyward-hub".into(),
         version: 1,
         operators: operators.to_vec(),
         certificate_fingerprint: fingerprint.clone(),
     };
-    let mut bytes = serde_json::to_vec_pretty(&config).map_err(|e| failed("config", e))?;
-    bytes.push(b'\n');
-    write_secret(&config_path, &bytes, false)?;
+    write_config(&config_path, &config)?;
     ctx.out.line(format!("Hub data folder {} ready", data.display()))?;
     ctx.out
         .line(format!("certificate fingerprint (give clients --hub-fingerprint): {fingerprint}"))?;
@@ -98,19 +81,6 @@ fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
     Ok((config, cert_path, key_path))
 }
 
-/// Structured logs on stderr (`KEYWARD_LOG` filters; default `info`), for `hub serve` and
-/// `peer serve`.
-pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
-}
-
 fn serve(
     data: &Path,
     listen: std::net::SocketAddr,
@@ -119,16 +89,10 @@ fn serve(
 ) -> CliResult {
     let (config, cert_path, key_path) = load(data)?;
     let operators = parse_operators(&config.operators)?;
-    let cert = std::fs::read_to_string(&cert_path)
-        .map_err(|e| keyward_core::Error::io("cannot read", &cert_path, e))?;
-    let key = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&key_path)
-            .map_err(|e| keyward_core::Error::io("cannot read", &key_path, e))?,
-    );
-    let tls = tls::server_config(&cert, &key).map_err(|e| failed("TLS", e))?;
+    let tls = load_tls(&cert_path, &key_path)?;
     let url = database.map_or_else(|| default_database(data), str::to_string);
     init_logging();
-    runtime()?.block_on(async move {
+    server_runtime()?.block_on(async move {
         let store = Store::connect(&url).await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
         tracing::info!(%listen, fingerprint = %config.certificate_fingerprint, "keyward hub serving");
         server::serve(listen, tls, Hub::new(store, operators), limits).await.map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
@@ -141,7 +105,7 @@ fn audit_verify(ctx: &Context, data: &Path, database: Option<&str>) -> CliResult
         || format!("sqlite://{}?mode=ro", data.join("hub.db").display()),
         str::to_string,
     );
-    let records = runtime()?.block_on(async move {
+    let records = server_runtime()?.block_on(async move {
         let store = Store::open_existing(&url)
             .await
             .map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;

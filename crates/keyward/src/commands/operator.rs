@@ -10,8 +10,9 @@ use serde_json::json;
 use crate::cli::{OperatorCommand, StatementArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
-use crate::hub_io::{self, block_on, read_identity, write_identity};
+use crate::hub_io::{self, read_identity, write_identity};
 use crate::output::write_secret;
+use crate::runtime::block_on;
 
 /// Runs `operator …`.
 pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use keyward_core::store::{RealFs, create_private_folder};
+use keyward_hub::SigningIdentity;
 use keyward_hub::limits::RateLimits;
-use keyward_hub::{SigningIdentity, tls};
 use keyward_peer::card::PeerCard;
 use keyward_peer::peer::Peer;
 use keyward_peer::seal::SealSecret;
@@ -15,9 +15,10 @@ use serde_json::json;
 use crate::cli::PeerCommand;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::hub_io::{parse_operators, read_identity, write_identity};
+use crate::hub_io::{parse_operators, write_identity};
 use crate::output::write_secret;
 use crate::secret_input::SecretReader;
+use crate::serving::{create_certificate, init_logging, load_tls, server_runtime, write_config};
 
 /// The peer's configuration file in its data folder (not secret).
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,10 +55,6 @@ impl PeerFiles {
     }
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(format!("{what}: {e}"))
-}
-
 /// Runs `peer …`.
 pub fn run(ctx: &Context, command: &PeerCommand) -> CliResult {
     match command {
@@ -80,20 +77,14 @@ fn init(ctx: &Context, data: &Path, url: &str, operators: &[String]) -> CliResul
     create_private_folder(&RealFs, data)?;
     let identity = SigningIdentity::generate()?;
     let seal_secret = SealSecret::generate()?;
-    let certificate = tls::generate_certificate().map_err(|e| failed("certificate", e))?;
-    let fingerprint = tls::certificate_fingerprint(&certificate.cert_pem)
-        .map_err(|e| failed("certificate", e))?;
     write_identity(&files.identity, &identity)?;
     write_secret(&files.seal_key, &seal_secret.to_file_bytes(), false)?;
-    write_secret(&files.tls_key, certificate.key_pem.as_bytes(), false)?;
-    write_secret(&files.cert, certificate.cert_pem.as_bytes(), false)?;
+    let fingerprint = create_certificate(&files.cert, &files.tls_key)?;
     let card = PeerCard::new(url, identity.public(), seal_secret.public(), fingerprint);
     write_secret(&files.card, &card.to_file_bytes(), false)?;
     let config =
         PeerConfig { format: "keyward-peer".into(), version: 1, operators: operators.to_vec() };
-    let mut bytes = serde_json::to_vec_pretty(&config).map_err(|e| failed("config", e))?;
-    bytes.push(b'\n');
-    write_secret(&files.config, &bytes, false)?;
+    write_config(&files.config, &config)?;
     ctx.out.line(format!("Peer data folder {} ready", data.display()))?;
     ctx.out.line(format!(
         "card (give it to owners for `enroll peers --peer`): {}",
@@ -115,24 +106,11 @@ fn serve(data: &Path, listen: std::net::SocketAddr, limits: RateLimits) -> CliRe
         })?)
         .map_err(|e| usage(format!("{}: {e}", files.config.display())))?;
     let operators = parse_operators(&config.operators)?;
-    let reader = SecretReader::new();
-    // Read to be sure it is there and whole; the card names it.
-    read_identity(&files.identity)?;
-    let seal_secret = SealSecret::from_file_bytes(&reader.bytes(&files.seal_key)?)
+    let seal_secret = SealSecret::from_file_bytes(&SecretReader::new().bytes(&files.seal_key)?)
         .map_err(|e| usage(format!("{}: {e}", files.seal_key.display())))?;
-    let cert = std::fs::read_to_string(&files.cert)
-        .map_err(|e| keyward_core::Error::io("cannot read", &files.cert, e))?;
-    let key = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&files.tls_key)
-            .map_err(|e| keyward_core::Error::io("cannot read", &files.tls_key, e))?,
-    );
-    let tls = tls::server_config(&cert, &key).map_err(|e| failed("TLS", e))?;
-    crate::commands::hub::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async move {
+    let tls = load_tls(&files.cert, &files.tls_key)?;
+    init_logging();
+    server_runtime()?.block_on(async move {
         let store = Store::open(&files.database)
             .await
             .map_err(|e| CliError::Unavailable(format!("the peer database: {e}")))?;

@@ -21,9 +21,9 @@ use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::{Enrollment, enrollment_paths, read_identity};
 use crate::output::{encode_plain, warn, write_secret};
 use crate::peers_io::{
-    PEER_TIMEOUT, block_on, cards_of, owner_identity, peers_slot, policy_text, read_card,
-    read_ticket, report,
+    PEER_TIMEOUT, cards_of, owner_identity, peers_slot, policy_text, read_card, read_ticket, report,
 };
+use crate::runtime::block_on;
 use crate::secret_input::SecretReader;
 
 /// Runs `peers …`.

@@ -21,9 +21,10 @@ use serde_json::json;
 use crate::cli::{KeyFormat, PbsKdfArg, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::hub_io::{self, block_on};
+use crate::hub_io;
 use crate::output::{encode_plain, write_secret};
 use crate::pbs;
+use crate::runtime::block_on;
 use crate::secret_input::{SecretReader, code_from};
 
 /// A blob in one of the two escrow forms.

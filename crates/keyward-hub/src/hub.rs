@@ -102,7 +102,9 @@ fn used_event(kind: StatementKind) -> &'static str {
     }
 }
 
-fn valid_box_name(name: &str) -> bool {
+/// Whether `name` can name a box (at a hub, and as an owner at its peers): 1–64 ASCII letters,
+/// digits, `-`, `_` or `.`.
+pub fn valid_box_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

@@ -20,8 +20,6 @@ use crate::store::{Store, StoreError, Stored, StoredShare};
 pub const NONCE_TTL_SECS: i64 = 60;
 /// Most nonces outstanding at once; beyond that new ones are refused until old ones expire.
 const MAX_NONCES: usize = 100_000;
-/// Longest owner name.
-const MAX_OWNER_NAME: usize = 64;
 
 /// Why a peer refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,12 +102,7 @@ impl Peer {
         request: &StoreShareRequest,
         now: i64,
     ) -> Result<Stored, PeerError> {
-        let name_ok = !request.owner_name.is_empty()
-            && request.owner_name.len() <= MAX_OWNER_NAME
-            && request
-                .owner_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let name_ok = keyward_hub::hub::valid_box_name(&request.owner_name);
         if !name_ok {
             return Err(PeerError::Malformed("owner names are 1–64 letters, digits, `-_.`".into()));
         }

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use keyward_hub::client::HubClient;
-use keyward_hub::tls;
 use keyward_hub::{PublicKey, SigningIdentity};
+use keyward_hub::{statement, tls};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::cli::HubArgs;
 use crate::exit::{CliError, CliResult, usage};
@@ -89,6 +90,28 @@ pub fn read_identity(path: &Path) -> CliResult<SigningIdentity> {
 /// Writes a new signing identity (0600, never over an existing file).
 pub fn write_identity(path: &Path, identity: &SigningIdentity) -> CliResult {
     write_secret(path, &identity.to_file_bytes(), false)
+}
+
+/// Reads a ticket file (kept in wiped memory: until it is used it is a credential).
+pub fn read_ticket(path: &Path) -> CliResult<Zeroizing<String>> {
+    let bytes = Zeroizing::new(SecretReader::new().bytes(path)?);
+    Ok(Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_string()))
+}
+
+/// Reads a ticket for `box_name`, and what it says. The statement is read without being
+/// trusted (the hub or peer verifies it), only so a ticket for another box is not spent.
+pub fn read_ticket_for(
+    path: &Path,
+    box_name: &str,
+) -> CliResult<(Zeroizing<String>, Option<statement::Statement>)> {
+    let ticket = read_ticket(path)?;
+    let claimed = statement::peek(&ticket);
+    if let Some(claimed) = &claimed
+        && claimed.box_name() != box_name
+    {
+        return Err(usage(format!("the ticket is for {}, not {box_name}", claimed.box_name())));
+    }
+    Ok((ticket, claimed))
 }
 
 /// Parses `90s`, `30m`, `1h`, `2d` into seconds (at most 30 days).

@@ -12,11 +12,9 @@ use keyward_peer::card::PeerCard;
 use keyward_peer::recovery::{self, Gathered, Proof};
 
 use crate::exit::{CliError, CliResult, usage};
-use crate::hub_io::{enrollment_paths, read_identity, write_identity};
+use crate::hub_io::{enrollment_paths, read_identity, read_ticket, write_identity};
 use crate::output::warn;
 use crate::runtime::block_on;
-use crate::secret_input::SecretReader;
-use zeroize::Zeroizing;
 
 /// How long one peer may take to answer before it counts as unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,12 +109,6 @@ pub fn reconstruct_for_slot(
     let gathered =
         block_on(recovery::gather(&cards, proof, &expected, Some(params.threshold), PEER_TIMEOUT))?;
     Ok(report(gathered))
-}
-
-/// Reads a ticket file (kept in wiped memory: until it is used it is a credential).
-pub fn read_ticket(path: &Path) -> CliResult<Zeroizing<String>> {
-    let bytes = Zeroizing::new(SecretReader::new().bytes(path)?);
-    Ok(Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_string()))
 }
 
 /// Warns about peers that gave nothing or a share that does not fit; returns the key.

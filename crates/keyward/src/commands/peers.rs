@@ -18,10 +18,10 @@ use crate::auth::{attempts, with_first_that_opens};
 use crate::cli::{AuthArgs, EnrollArgs, KeyFormat, PeersCommand, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::hub_io::{Enrollment, enrollment_paths, read_identity};
+use crate::hub_io::{Enrollment, enrollment_paths, read_identity, read_ticket_for};
 use crate::output::{encode_plain, warn, write_secret};
 use crate::peers_io::{
-    PEER_TIMEOUT, cards_of, owner_identity, peers_slot, policy_text, read_card, read_ticket, report,
+    PEER_TIMEOUT, cards_of, owner_identity, peers_slot, policy_text, read_card, report,
 };
 use crate::runtime::block_on;
 use crate::secret_input::SecretReader;
@@ -65,10 +65,7 @@ fn owner_name(keybox_path: &Path, keybox: &Keybox, given: Option<&str>) -> CliRe
                 .map_or_else(|| keybox.header().label.clone(), |e| e.box_name)
         }
     };
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
+    if !keyward_hub::hub::valid_box_name(&name) {
         return Err(usage(format!(
             "`{name}` cannot name this box at its peers (1–64 letters, digits, `-_.`); give --box NAME"
         )));
@@ -322,22 +319,16 @@ pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
         return Err(usage("--peers needs --expect-fingerprint FP and --requester-key FILE"));
     };
     let cards = read_cards(&args.peers)?;
-    let ticket = read_ticket(ticket_file)?;
-    // Read (not trusted: the peers verify it) so a ticket for another box or requester is not
-    // spent.
+    let (ticket, claimed) = read_ticket_for(ticket_file, box_name)?;
+    // Nor one for another requester.
     let requester = read_identity(requester_key)?;
-    if let Some(claimed) = keyward_hub::statement::peek(&ticket) {
-        if claimed.box_name() != box_name {
-            return Err(usage(format!("the ticket is for {}, not {box_name}", claimed.box_name())));
-        }
-        if let keyward_hub::statement::Statement::PeerRelease { requester: named, .. } = &claimed
-            && *named != requester.public()
-        {
-            return Err(usage(format!(
-                "the ticket names the requester {named}, not the key in {}",
-                requester_key.display()
-            )));
-        }
+    if let Some(keyward_hub::statement::Statement::PeerRelease { requester: named, .. }) = &claimed
+        && *named != requester.public()
+    {
+        return Err(usage(format!(
+            "the ticket names the requester {named}, not the key in {}",
+            requester_key.display()
+        )));
     }
     let proof = Proof::Ticket {
         ticket: Arc::new(ticket),

@@ -60,7 +60,7 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
             expected: Vec::new(),
             directive: None,
         },
-        (None, Some(url)) => fetch(args, url, &reader)?,
+        (None, Some(url)) => fetch(args, url)?,
         (None, None) => return Err(usage("give --blob FILE or --hub URL")),
     };
     if let Some(fp) = &args.expect_fingerprint {
@@ -171,21 +171,13 @@ fn read_blob(bytes: &[u8], origin: &Path) -> CliResult<Blob> {
 }
 
 /// Fetches the active escrow from a hub with a recovery ticket.
-fn fetch(args: &RecoverArgs, url: &str, reader: &SecretReader) -> CliResult<Fetched> {
+fn fetch(args: &RecoverArgs, url: &str) -> CliResult<Fetched> {
     let (Some(box_name), Some(ticket_file)) = (&args.box_name, &args.ticket_file) else {
         return Err(usage("--hub needs --box NAME and --ticket-file F"));
     };
     let (pin, _) = hub_io::pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
     let client = keyward_hub::client::HubClient::new(url, pin).map_err(CliError::Remote)?;
-    let ticket = zeroize::Zeroizing::new(
-        String::from_utf8_lossy(&reader.bytes(ticket_file)?).trim().to_string(),
-    );
-    // Read (not trusted: the hub verifies it) to avoid spending a ticket for another box.
-    if let Some(claimed) = keyward_hub::statement::peek(&ticket)
-        && claimed.box_name() != box_name
-    {
-        return Err(usage(format!("the ticket is for {}, not {box_name}", claimed.box_name())));
-    }
+    let (ticket, _) = hub_io::read_ticket_for(ticket_file, box_name)?;
     let answer = block_on(client.recover(&ticket))?;
     let origin = PathBuf::from(format!("the escrow of {box_name} at {url}"));
     if &answer.box_name != box_name {

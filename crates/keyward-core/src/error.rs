@@ -85,10 +85,37 @@ pub enum Error {
     },
 
     /// An output file exists and overwriting was not asked for.
-    #[error(
-        "{0} already exists; keyward does not overwrite it (choose another path or pass --force)"
-    )]
+    #[error("{0} already exists; keyward does not overwrite it (choose another path)")]
     OutputExists(PathBuf),
+
+    /// Something other than a regular file of this user's is where a secret would go.
+    #[error(
+        "{path} is {what}; keyward writes a secret only to a new file or over a regular file of yours (for a pipe of your own, use --out - or /dev/fd/N)"
+    )]
+    OutputNotReplaceable {
+        /// The output path.
+        path: PathBuf,
+        /// What is there.
+        what: &'static str,
+    },
+
+    /// The folder an output would go in does not exist.
+    #[error("cannot write {}: the folder {} does not exist; create it first (mkdir -m 700)", path.display(), folder.display())]
+    MissingFolder {
+        /// The output path.
+        path: PathBuf,
+        /// Its folder.
+        folder: PathBuf,
+    },
+
+    /// The keybox path names a folder (or a pipe, …), not a file.
+    #[error("{} is {what}, not a keybox file; give the keybox file's path (--keybox PATH)", path.display())]
+    NotAKeyboxFile {
+        /// The path.
+        path: PathBuf,
+        /// What is there.
+        what: &'static str,
+    },
 
     /// A file or folder holding key material is writable by other users (or, for a keybox with
     /// a plain slot, readable).
@@ -180,6 +207,10 @@ pub enum Error {
     /// The keybox has used every slot id.
     #[error("this keybox has used every slot id; create a new keybox")]
     SlotIdsExhausted,
+
+    /// KDF settings asked for a new slot are below keyward's floor (or beyond its bounds).
+    #[error("cannot use {0}; choose settings within the bounds")]
+    KdfBelowFloor(String),
 
     /// KDF parameters chosen for a new slot are outside what keyward accepts.
     #[error("cannot use these KDF parameters ({0}); choose a smaller memory or time")]

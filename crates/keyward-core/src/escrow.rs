@@ -1,12 +1,17 @@
 //! The keyward escrow blob: a keybox's recovery-code slot, standing alone. It holds the slot's
 //! KDF parameters and wrapped key together with what the slot's AEAD is bound to (keybox id,
 //! slot id) and K's fingerprint, so a machine that has nothing but the blob and the recovery
-//! code can open it — and nobody without the code can. It is made from the slot as stored (no
-//! secret is needed to make it; the slot was self-verified when it was made or rotated).
+//! code can open it — and nobody without the code can. It is made from the slot as stored (the
+//! caller opens the keybox first, so the header MAC has vouched for the slot).
+//!
+//! Version 2 adds an unkeyed checksum over the rest, as the keybox has: a blob damaged on the
+//! way (a flipped bit in the wrapped key) is then an integrity failure, told apart from a wrong
+//! code, which the AEAD alone cannot do. Version 1 blobs are still read.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::encoding::base64_bytes;
 use crate::error::{Error, IntegrityFailure, Result};
@@ -18,8 +23,10 @@ use crate::slot::{SlotId, SlotParams, Unlocker};
 
 /// The `format` field of every escrow blob.
 pub const BLOB_FORMAT: &str = "keyward-escrow-blob";
-/// The version this code writes and reads.
-pub const BLOB_VERSION: u64 = 1;
+/// The version this code writes.
+pub const BLOB_VERSION: u64 = 2;
+/// The version before checksums, still read.
+const BLOB_VERSION_1: u64 = 1;
 /// No blob comes near this.
 const MAX_BLOB_BYTES: usize = 64 * 1024;
 
@@ -42,6 +49,9 @@ pub struct EscrowBlob {
     /// nonce ‖ ciphertext ‖ tag, as in the keybox.
     #[serde(with = "base64_bytes")]
     wrapped_key: Vec<u8>,
+    /// Version 2: SHA-256 (hex) of the blob's bytes as written without this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum: Option<String>,
 }
 
 impl EscrowBlob {
@@ -62,14 +72,27 @@ impl EscrowBlob {
             key_length: keybox.header().key_length,
             protection: record.protection.clone(),
             wrapped_key: record.wrapped_key.clone(),
+            checksum: None,
         })
     }
 
-    /// The blob's bytes: pretty JSON and a newline.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// Pretty JSON and a newline, as it stands.
+    fn encode(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
         bytes
+    }
+
+    /// The checksum of everything but the checksum.
+    fn compute_checksum(&self) -> String {
+        let unsummed = EscrowBlob { checksum: None, ..self.clone() };
+        crate::encoding::to_hex(&Sha256::digest(unsummed.encode()))
+    }
+
+    /// The blob's bytes: pretty JSON and a newline (with its checksum, from version 2 on).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let checksum = (self.version != BLOB_VERSION_1).then(|| self.compute_checksum());
+        EscrowBlob { checksum, ..self.clone() }.encode()
     }
 
     /// Reads a blob: shape, version, canonical form and parameter bounds. `origin` names it in
@@ -86,10 +109,18 @@ impl EscrowBlob {
         if blob.format != BLOB_FORMAT {
             return Err(fail(IntegrityFailure::Malformed("not a keyward escrow blob".into())));
         }
-        if blob.version != BLOB_VERSION {
-            return Err(fail(IntegrityFailure::UnsupportedVersion(blob.version)));
+        match (blob.version, &blob.checksum) {
+            (BLOB_VERSION, Some(sum)) if *sum == blob.compute_checksum() => {}
+            (BLOB_VERSION, _) => return Err(fail(IntegrityFailure::Checksum)),
+            (BLOB_VERSION_1, None) => {}
+            (BLOB_VERSION_1, Some(_)) => {
+                return Err(fail(IntegrityFailure::Malformed(
+                    "a version 1 blob has no checksum".into(),
+                )));
+            }
+            (other, _) => return Err(fail(IntegrityFailure::UnsupportedVersion(other))),
         }
-        if blob.to_bytes() != bytes {
+        if blob.encode() != bytes {
             return Err(fail(IntegrityFailure::NotCanonical));
         }
         if !matches!(blob.protection, SlotParams::RecoveryCode { .. }) {

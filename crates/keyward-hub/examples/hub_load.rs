@@ -57,7 +57,7 @@ fn main() {
     let pin = if mode == Mode::Plain {
         [0u8; 32]
     } else {
-        args.get(2).and_then(|p| keyward_hub::tls::parse_pin(p)).unwrap_or_else(|| {
+        args.get(2).and_then(|p| keyward_service::tls::parse_pin(p)).unwrap_or_else(|| {
             eprintln!("the second argument is the hub certificate's SHA-256 (hex)");
             std::process::exit(2);
         })

@@ -1,8 +1,18 @@
 //! The wire types of the hub's HTTP API, shared by server and client (docs/hub-api.md).
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::PublicKey;
+use keyward_service::PublicKey;
+pub use keyward_service::api::ErrorResponse;
+
+/// The escrow blob formats the hub takes.
+pub const BLOB_FORMATS: [&str; 2] = ["keyward-escrow-blob", "pbs-key-file"];
+
+/// The SHA-256 of a blob's bytes (hex): what an operator approves and a fresh machine checks.
+pub fn blob_sha256(blob: &[u8]) -> String {
+    keyward_core::encoding::to_hex(&Sha256::digest(blob))
+}
 
 /// `POST /v1/enroll`: a box registers its identity with an operator's enrollment token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,8 +46,10 @@ pub struct PushRequest {
 pub struct PushResponse {
     /// The version the push got.
     pub version: u64,
-    /// `active` (the first push) or `pending` (waits for an operator's approval).
+    /// `active` (the box's first push) or `pending` (waits for an operator's approval).
     pub state: String,
+    /// SHA-256 of the blob's bytes: what the operator's approval must name.
+    pub blob_sha256: String,
 }
 
 /// One escrow version, as `GET /v1/escrows` lists it (no blob).
@@ -45,15 +57,18 @@ pub struct PushResponse {
 pub struct EscrowVersion {
     /// Version number, from 1.
     pub version: u64,
-    /// `active`, `pending` or `superseded`.
+    /// `active`, `pending`, `superseded` or `deleted`.
     pub state: String,
     /// Unix seconds.
     pub pushed_at: i64,
     /// The fingerprint the blob's key has.
     pub fingerprint: String,
+    /// SHA-256 of the blob's bytes (none for a deleted version).
+    pub blob_sha256: Option<String>,
 }
 
-/// `GET /v1/escrows` (signed by the box).
+/// `GET /v1/escrows` (signed by the box) and `GET /v1/boxes/{box}/escrows` (signed by an
+/// operator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusResponse {
     /// The box.
@@ -69,6 +84,15 @@ pub struct StatusResponse {
 pub struct ApproveRequest {
     /// The approval (statement text).
     pub approval: String,
+}
+
+/// The answer to an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproveResponse {
+    /// The version now active.
+    pub version: u64,
+    /// Always `active`.
+    pub state: String,
 }
 
 /// `POST /v1/deletions`: an operator-signed deletion order.
@@ -99,30 +123,49 @@ pub struct RecoverRequest {
     pub ticket: String,
 }
 
-/// The answer to a recovery: the active escrow.
+/// One escrow version with its blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecoverResponse {
-    /// The box.
-    #[serde(rename = "box")]
-    pub box_name: String,
-    /// The version served.
+pub struct EscrowCopy {
+    /// The version.
     pub version: u64,
+    /// `active`, `pending` or `superseded`.
+    pub state: String,
+    /// Unix seconds.
+    pub pushed_at: i64,
     /// As pushed.
     pub blob_format: String,
-    /// As pushed.
+    /// As pushed (base64).
     pub blob: String,
+    /// SHA-256 of the blob's bytes; a client that finds another hash has a damaged copy.
+    pub blob_sha256: String,
     /// As pushed.
     pub fingerprint: String,
     /// As pushed.
     pub directive: serde_json::Value,
 }
 
-/// Every error answer.
+/// The answer to a recovery: every version the hub still holds, newest first. A fresh machine
+/// keeps the first that opens with the owner's code and has the expected fingerprint, so a
+/// version a compromised box pushed under another code, even if approved, costs nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorResponse {
-    /// A stable code: `malformed`, `unauthenticated`, `refused`, `rate-limited`, `not-found`,
-    /// `conflict`, `internal`.
-    pub error: String,
-    /// One line for a person.
-    pub message: String,
+pub struct RecoverResponse {
+    /// The box.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// Versions, newest first (deleted ones are gone).
+    pub versions: Vec<EscrowCopy>,
+    /// Which use of the ticket this was (from 1).
+    pub ticket_use: u32,
+    /// How many uses the ticket allows.
+    pub ticket_uses: u32,
+}
+
+/// `GET /v1/escrows/active` (signed by the box): its own active escrow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveResponse {
+    /// The box.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// The active version.
+    pub escrow: EscrowCopy,
 }

@@ -1,16 +1,24 @@
 //! What the hub does, as plain async functions over the store: enroll, authenticate a signed
-//! request, push, status, approve, recover, audit. The axum server only moves bytes in and out.
-//! Every action and refusal is audited (best effort for refusals, which must not turn into a
-//! way to stall the log); no blob, code, key or token text is ever logged or audited.
+//! request, push, status, approve, delete, recover. The axum server only moves bytes in and out.
+//! Every change is audited in the transaction that makes it; refusals are counted by the request
+//! shell and audited in aggregate ([`Hub::audit_refusals`]), so a flood of bad requests costs no
+//! database write. No blob, code, key or token text is ever logged or audited.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::api::{PushRequest, PushResponse, RecoverResponse, StatusResponse};
-use crate::request::{self, MAX_SKEW_SECS, RequestSignature};
-use crate::statement::{self, Statement, StatementKind};
-use crate::store::{Store, StoreError};
-use crate::{AuthError, PublicKey};
+use keyward_core::ExpectedFingerprint;
+use keyward_service::names::{BOX_NAME_RULE, valid_box_name};
+use keyward_service::refusals::{RefusalCount, summary};
+use keyward_service::request::{self, MAX_SKEW_SECS, Request, RequestSignature};
+use keyward_service::statement::{self, Statement, StatementKind};
+use keyward_service::{AuthError, PublicKey};
+
+use crate::api::{
+    ActiveResponse, BLOB_FORMATS, PushRequest, PushResponse, RecoverResponse, StatusResponse,
+    blob_sha256,
+};
+use crate::store::{Activation, Store, StoreError};
 
 /// Largest blob accepted (a blob is a few hundred bytes).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
@@ -58,14 +66,25 @@ impl HubError {
     }
 }
 
+/// Who signed a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An enrolled box, by name.
+    Box(String),
+    /// One of the hub's operators.
+    Operator(PublicKey),
+}
+
 /// Most enrolled box keys kept in memory (about 200 bytes each).
 const MAX_CACHED_BOX_KEYS: usize = 1 << 17;
 
-/// The hub: its store, the operators it trusts, and a cache of enrolled box keys.
+/// The hub: its store, the operators it trusts, its own name as the audience of signed
+/// requests (its certificate's SHA-256), and a cache of enrolled box keys.
 #[derive(Debug, Clone)]
 pub struct Hub {
     store: Store,
     operators: Vec<PublicKey>,
+    audience: String,
     box_keys: BoxKeys,
 }
 
@@ -91,7 +110,7 @@ impl BoxKeys {
     }
 }
 
-/// The audit event that records a statement of `kind` being used up.
+/// The audit event that records a statement of `kind` being used.
 fn used_event(kind: StatementKind) -> &'static str {
     match kind {
         StatementKind::Enrollment => "token-used",
@@ -102,18 +121,11 @@ fn used_event(kind: StatementKind) -> &'static str {
     }
 }
 
-/// Whether `name` can name a box (at a hub, and as an owner at its peers): 1–64 ASCII letters,
-/// digits, `-`, `_` or `.`.
-pub fn valid_box_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 impl Hub {
-    /// A hub over `store`, trusting `operators`.
-    pub fn new(store: Store, operators: Vec<PublicKey>) -> Self {
-        Hub { store, operators, box_keys: BoxKeys::default() }
+    /// A hub over `store`, trusting `operators`, answering requests signed for `audience` (its
+    /// certificate's SHA-256, colon hex).
+    pub fn new(store: Store, operators: Vec<PublicKey>, audience: String) -> Self {
+        Hub { store, operators, audience, box_keys: BoxKeys::default() }
     }
 
     /// The store (for `audit verify`).
@@ -121,12 +133,43 @@ impl Hub {
         &self.store
     }
 
-    async fn refuse(&self, box_name: Option<&str>, why: String, now: i64) -> HubError {
-        let _ = self.store.audit("refused", box_name, &why, now).await;
-        HubError::Refused(why)
+    /// Verifies an operator statement of the expected kind (for `box_name`, if given).
+    fn check(
+        &self,
+        text: &str,
+        box_name: Option<&str>,
+        expect: StatementKind,
+        now: i64,
+    ) -> Result<Statement, HubError> {
+        let found = statement::verify(text, &self.operators, now)?.statement;
+        if found.kind() != expect || box_name.is_some_and(|b| b != found.box_name()) {
+            return Err(AuthError::WrongStatement {
+                expected: format!("{expect} for {}", box_name.unwrap_or("a box")),
+                found: format!("{} for {}", found.kind(), found.box_name()),
+            }
+            .into());
+        }
+        Ok(found)
     }
 
-    /// Verifies an operator statement of the expected kind for `box_name` and uses up its id.
+    /// Records one use of a checked statement; which use this is.
+    async fn use_up(&self, found: &Statement, now: i64) -> Result<u32, HubError> {
+        let (kind, allowed) = (found.kind(), found.uses());
+        let event = used_event(kind);
+        let recorded = self
+            .store
+            .use_statement(found.id(), &kind.to_string(), allowed, event, found.box_name(), now)
+            .await?;
+        match recorded {
+            Some(n) => Ok(n),
+            None if allowed == 1 => Err(HubError::Refused(format!("{kind} was already used"))),
+            None => Err(HubError::Refused(format!(
+                "{kind} was used all {allowed} times it allows; ask the operator for a new one"
+            ))),
+        }
+    }
+
+    /// [`Hub::check`], then [`Hub::use_up`].
     async fn redeem(
         &self,
         text: &str,
@@ -134,32 +177,8 @@ impl Hub {
         expect: StatementKind,
         now: i64,
     ) -> Result<Statement, HubError> {
-        let verified = match statement::verify(text, &self.operators, now) {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = self.store.audit("refused", box_name, &format!("{expect}: {e}"), now).await;
-                return Err(e.into());
-            }
-        };
-        let found = verified.statement;
-        if found.kind() != expect || box_name.is_some_and(|b| b != found.box_name()) {
-            let wrong = AuthError::WrongStatement {
-                expected: format!("{expect} for {}", box_name.unwrap_or("a box")),
-                found: format!("{} for {}", found.kind(), found.box_name()),
-            };
-            let _ = self.store.audit("refused", box_name, &wrong.to_string(), now).await;
-            return Err(wrong.into());
-        }
-        let used = used_event(expect);
-        if !self
-            .store
-            .use_once(found.id(), &expect.to_string(), used, found.box_name(), now)
-            .await?
-        {
-            return Err(self
-                .refuse(Some(found.box_name()), format!("{expect} was already used"), now)
-                .await);
-        }
+        let found = self.check(text, box_name, expect, now)?;
+        self.use_up(&found, now).await?;
         Ok(found)
     }
 
@@ -172,9 +191,7 @@ impl Hub {
         now: i64,
     ) -> Result<(), HubError> {
         if !valid_box_name(box_name) {
-            return Err(HubError::Malformed(
-                "box names are 1–64 letters, digits, `-`, `_` or `.`".into(),
-            ));
+            return Err(HubError::Malformed(format!("box names are {BOX_NAME_RULE}")));
         }
         self.redeem(token, Some(box_name), StatementKind::Enrollment, now).await?;
         if !self.store.add_box(box_name, &key.to_string(), now).await? {
@@ -183,42 +200,41 @@ impl Hub {
         Ok(())
     }
 
-    /// Checks a box's signed request; returns the box name. Replays, stale timestamps, unknown
-    /// boxes and bad signatures are refused. (Failed signatures are counted per source by the
-    /// server, which locks that source out: a box name is not a secret, so counting per box would
-    /// let anyone lock a box out.)
+    /// Checks a signed request — of an enrolled box (the signer is its name) or of an operator
+    /// (the signer is its public key) — and returns who signed it. Replays, stale timestamps,
+    /// requests for another server, unknown signers and bad signatures are refused. (Failed
+    /// signatures are counted per source by the shell, which locks that source out: a box name
+    /// is not a secret, so counting per box would let anyone lock a box out.)
     pub async fn authenticate(
         &self,
         signed: &RequestSignature,
-        method: &str,
-        path: &str,
-        body: &[u8],
+        request: Request<'_>,
         now: i64,
-    ) -> Result<String, HubError> {
-        let name = signed.signer.as_str();
-        let key = match self.box_keys.get(name) {
-            Some(key) => key,
-            None => {
-                let Some(key_text) = self.store.box_key(name).await? else {
-                    let _ =
-                        self.store.audit("refused", None, "request from an unknown box", now).await;
-                    return Err(AuthError::UnknownSigner.into());
+    ) -> Result<Principal, HubError> {
+        let (principal, key) = match signed.signer.parse::<PublicKey>() {
+            Ok(key) if self.operators.contains(&key) => (Principal::Operator(key), key),
+            Ok(_) => return Err(AuthError::UnknownSigner.into()),
+            Err(_) => {
+                let name = signed.signer.as_str();
+                let key = match self.box_keys.get(name) {
+                    Some(key) => key,
+                    None => {
+                        let Some(text) = self.store.box_key(name).await? else {
+                            return Err(AuthError::UnknownSigner.into());
+                        };
+                        let key: PublicKey = text.parse()?;
+                        self.box_keys.insert(name, key);
+                        key
+                    }
                 };
-                let key: PublicKey = key_text.parse().map_err(HubError::Unauthenticated)?;
-                self.box_keys.insert(name, key);
-                key
+                (Principal::Box(name.to_string()), key)
             }
         };
-        if let Err(e) = request::verify(signed, &key, method, path, body, now) {
-            let _ = self.store.audit("refused", Some(name), &e.to_string(), now).await;
-            return Err(e.into());
-        }
+        request::verify(signed, &key, &self.audience, request, now)?;
         if !self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await? {
-            return Err(self
-                .refuse(Some(name), "replayed request (nonce already seen)".into(), now)
-                .await);
+            return Err(AuthError::Replayed.into());
         }
-        Ok(name.to_string())
+        Ok(principal)
     }
 
     /// Stores a new escrow version for an authenticated box.
@@ -233,9 +249,12 @@ impl Hub {
         {
             return Err(HubError::Refused("blob or directive too large".into()));
         }
-        if !matches!(push.blob_format.as_str(), "keyward-escrow-blob" | "pbs-key-file") {
+        if !BLOB_FORMATS.contains(&push.blob_format.as_str()) {
             return Err(HubError::Malformed(format!("unknown blob format `{}`", push.blob_format)));
         }
+        let Some(bytes) = keyward_core::encoding::from_base64(&push.blob) else {
+            return Err(HubError::Malformed("the blob is not base64".into()));
+        };
         // The fingerprint goes into the audit log and the approval check: a fingerprint, nothing
         // else (it is never anything a box could hide text in).
         if push.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
@@ -243,41 +262,55 @@ impl Hub {
                 "the fingerprint is not 32 colon-separated hex bytes".into(),
             ));
         }
-        let (version, state) = self.store.push(box_name, push, now).await?;
-        Ok(PushResponse { version, state: state.to_string() })
+        let hash = blob_sha256(&bytes);
+        let (version, state) = self.store.push(box_name, push, &hash, now).await?;
+        Ok(PushResponse { version, state: state.to_string(), blob_sha256: hash })
     }
 
-    /// The versions of an authenticated box's escrow.
+    /// The versions of a box's escrow (for the box itself, or an operator).
     pub async fn status(&self, box_name: &str) -> Result<StatusResponse, HubError> {
-        Ok(StatusResponse {
-            box_name: box_name.to_string(),
-            versions: self.store.versions(box_name).await?,
-        })
+        let versions = self.store.versions(box_name).await?;
+        Ok(StatusResponse { box_name: box_name.to_string(), versions })
     }
 
     /// The authenticated box's own active escrow (it may read back what it pushed).
-    pub async fn fetch_own(&self, box_name: &str) -> Result<RecoverResponse, HubError> {
-        self.store
+    pub async fn fetch_own(&self, box_name: &str) -> Result<ActiveResponse, HubError> {
+        let escrow = self
+            .store
             .active(box_name)
             .await?
-            .ok_or_else(|| HubError::NotFound(format!("no active escrow for {box_name}")))
+            .ok_or_else(|| HubError::NotFound(format!("no active escrow for {box_name}")))?;
+        Ok(ActiveResponse { box_name: box_name.to_string(), escrow })
     }
 
-    /// Makes a pending version active, on an operator's approval that names the version and the
-    /// fingerprint it must claim.
+    /// Makes a pending version active, on an operator's approval that names the version, the
+    /// blob's SHA-256 and the key's fingerprint: exactly what the operator saw becomes active.
     pub async fn approve(&self, approval: &str, now: i64) -> Result<u64, HubError> {
-        let Statement::Overwrite { box_name, version, fingerprint, .. } =
+        let Statement::Overwrite { box_name, version, fingerprint, blob_sha256, .. } =
             self.redeem(approval, None, StatementKind::Overwrite, now).await?
         else {
             return Err(HubError::Malformed("not an overwrite approval".into()));
         };
-        if !self.store.activate(&box_name, version, &fingerprint, now).await? {
-            let why = format!(
-                "version {version} is not pending with fingerprint {fingerprint} (or another approval won)"
-            );
-            return Err(self.refuse(Some(&box_name), why, now).await);
-        }
-        Ok(version)
+        let expected: ExpectedFingerprint = fingerprint
+            .parse()
+            .map_err(|_| HubError::Malformed("the approval's fingerprint does not parse".into()))?;
+        let why = match self
+            .store
+            .activate(&box_name, version, &expected, &blob_sha256, now)
+            .await?
+        {
+            Activation::Activated => return Ok(version),
+            Activation::NotPending => {
+                format!("{box_name} has no pending version {version} (or another approval won)")
+            }
+            Activation::OtherFingerprint => {
+                format!("version {version} of {box_name} claims another key than {fingerprint}")
+            }
+            Activation::OtherBlob => format!(
+                "version {version} of {box_name} is not the blob with SHA-256 {blob_sha256}; look again with `keyward operator escrow-status`"
+            ),
+        };
+        Err(HubError::Refused(why))
     }
 
     /// Erases an escrow version's blob and directive on an operator's deletion order. The row
@@ -290,24 +323,32 @@ impl Hub {
             return Err(HubError::Malformed("not a deletion order".into()));
         };
         if !self.store.erase(&box_name, version, now).await? {
-            let why = format!("{box_name} has no version {version} left to delete");
-            return Err(self.refuse(Some(&box_name), why, now).await);
+            return Err(HubError::Refused(format!(
+                "{box_name} has no version {version} left to delete"
+            )));
         }
         Ok((box_name, version))
     }
 
-    /// Serves a box's active escrow for a recovery ticket.
+    /// Serves every version the hub holds of a box (newest first) for a recovery ticket, and
+    /// counts the ticket's use — only once there is something to serve.
     pub async fn recover(&self, ticket: &str, now: i64) -> Result<RecoverResponse, HubError> {
-        let statement = self.redeem(ticket, None, StatementKind::Recovery, now).await?;
+        let statement = self.check(ticket, None, StatementKind::Recovery, now)?;
         let box_name = statement.box_name().to_string();
-        let active = self
-            .store
-            .active(&box_name)
-            .await?
-            .ok_or_else(|| HubError::NotFound(format!("no escrow for {box_name}")))?;
-        self.store
-            .audit("recovery", Some(&box_name), &format!("served version {}", active.version), now)
-            .await?;
-        Ok(active)
+        let versions = self.store.held(&box_name).await?;
+        if versions.is_empty() {
+            return Err(HubError::NotFound(format!("no escrow for {box_name}")));
+        }
+        let ticket_use = self.use_up(&statement, now).await?;
+        Ok(RecoverResponse { box_name, versions, ticket_use, ticket_uses: statement.uses() })
+    }
+
+    /// Writes the refusals a shell counted as one audit record (`refusals`); nothing when
+    /// there were none.
+    pub async fn audit_refusals(&self, counts: &[RefusalCount], now: i64) -> Result<(), HubError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        Ok(self.store.audit("refusals", None, &summary(counts), now).await?)
     }
 }

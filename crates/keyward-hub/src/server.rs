@@ -1,114 +1,48 @@
-//! The hub's HTTPS server: axum routes that unpack requests, apply the rate limits, call [`Hub`],
-//! count the outcome and map errors to status codes. Logs (tracing) carry the route, the box
-//! name and the outcome — never a body, a token or a ticket.
+//! The hub's HTTPS routes: each unpacks its request, runs [`Hub`] inside keyward-service's
+//! request shell (lockout, rate limits, refusal counts, metrics) and answers JSON. Logs carry
+//! the route, the box name and the outcome — never a body, a token or a ticket. Once a minute
+//! the refusals the shell counted go into the audit log as one record.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use keyward_service::limits::RateLimits;
+use keyward_service::metrics::Metrics;
+use keyward_service::request::Request;
+use keyward_service::shell::{ErrorKind, ServeOptions, ServiceError, Shell, signature_headers};
+use keyward_service::unix_now;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    ApproveRequest, DeleteRequest, DeleteResponse, EnrollRequest, ErrorResponse, PushRequest,
+    ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest, PushRequest,
     RecoverRequest,
 };
-use crate::hub::{Hub, HubError};
-use crate::limits::{RateLimiter, RateLimits};
-use crate::metrics::Metrics;
-use crate::request::RequestSignature;
-use crate::{AuthError, unix_now};
+use crate::hub::{Hub, HubError, Principal};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// The routes counted in `/metrics`.
+pub const ROUTES: &[&str] =
+    &["enroll", "push", "status", "fetch", "approve", "delete", "recover", "operator-status"];
+/// How often counted refusals are written to the audit log.
+pub const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What every handler shares.
 struct ServerState {
     hub: Hub,
-    limiter: RateLimiter,
-    metrics: Metrics,
-}
-
-impl ServerState {
-    /// [`handle`] with this server's limits and counters.
-    async fn run(
-        &self,
-        route: &'static str,
-        source: SocketAddr,
-        body: impl Future<Output = Result<Response, HubError>>,
-    ) -> Response {
-        handle(&self.limiter, &self.metrics, route, source, body).await
-    }
+    shell: Shell,
 }
 
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
-
-/// The families of refusal and failure a service answers with, each with its status and code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// 400 `malformed`.
-    Malformed,
-    /// 401 `unauthenticated`: a failed proof, counted toward the source's lockout.
-    Unauthenticated,
-    /// 403 `refused`.
-    Refused,
-    /// 429 `rate-limited`.
-    RateLimited,
-    /// 404 `not-found`.
-    NotFound,
-    /// 409 `conflict`.
-    Conflict,
-    /// 500 `internal`: the server's own failure, logged with its detail, answered without it.
-    Internal,
-}
-
-impl ErrorKind {
-    fn status_and_code(self) -> (StatusCode, &'static str) {
-        match self {
-            ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
-            ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ErrorKind::Refused => (StatusCode::FORBIDDEN, "refused"),
-            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
-            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found"),
-            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-}
-
-/// What the shared request handling needs to know of a service's errors (the hub's, a peer's).
-pub trait ServiceError: IntoResponse + std::fmt::Display {
-    /// The refusal for a source that is locked out.
-    fn locked_out(reason: String) -> Self;
-    /// The refusal for a source over its rate.
-    fn rate_limited(reason: String) -> Self;
-    /// Its family.
-    fn kind(&self) -> ErrorKind;
-    /// The reason alone, for the answer's message.
-    fn reason(&self) -> String;
-}
-
-/// The answer for an error: its status, `{"error": code, "message": reason}`. Internal errors
-/// are logged with their detail; the answer says only "internal error".
-pub fn error_response(error: &impl ServiceError) -> Response {
-    let (status, code) = error.kind().status_and_code();
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %error, "request failed");
-    }
-    (status, Json(ErrorResponse { error: code.into(), message: error.reason() })).into_response()
-}
-
-impl IntoResponse for HubError {
-    fn into_response(self) -> Response {
-        error_response(&self)
-    }
-}
 
 impl ServiceError for HubError {
     fn locked_out(reason: String) -> Self {
@@ -133,67 +67,59 @@ impl ServiceError for HubError {
     }
 }
 
-/// Runs a handler body under the source's lockout and rate limit, counts failed proofs toward
-/// the lockout, counts the outcome, and logs refusals (reason only, never a body).
-pub async fn handle<E: ServiceError>(
-    limiter: &RateLimiter,
-    metrics: &Metrics,
-    route: &'static str,
-    source: SocketAddr,
-    body: impl Future<Output = Result<Response, E>>,
-) -> Response {
-    let ip = source.ip().to_string();
-    let now = unix_now();
-    let result = if limiter.locked_out(&ip, now) {
-        Err(E::locked_out(format!(
-            "{ip} is locked out after repeated failed authentications; wait ten minutes"
-        )))
-    } else if !limiter.allow_source(&ip, now) {
-        Err(E::rate_limited(format!("too many requests from {ip} this minute")))
-    } else {
-        body.await
-    };
-    if result.as_ref().is_err_and(|e| e.kind() == ErrorKind::Unauthenticated) {
-        limiter.record_failure(&ip, now);
-    }
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(e) if e.kind() == ErrorKind::Internal => "error",
-        Err(_) => "refused",
-    };
-    metrics.count(route, outcome);
-    if let Err(e) = &result
-        && e.kind() != ErrorKind::Internal
-    {
-        tracing::info!(route, %source, reason = %e, "refused");
-    }
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
 fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HubError> {
     serde_json::from_slice(body).map_err(|e| HubError::Malformed(e.to_string()))
 }
 
-/// The signature headers of a request.
-pub fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, AuthError> {
-    RequestSignature::from_headers(|name| map.get(name).and_then(|v| v.to_str().ok()))
+/// A signed request's request parts.
+struct Signed<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    map: &'a HeaderMap,
+    body: &'a [u8],
 }
 
-/// Authenticates a box's signed request, then applies the box's rate limit.
-async fn authenticated(
-    state: &ServerState,
-    method: &Method,
-    uri: &Uri,
-    map: &HeaderMap,
-    body: &[u8],
-) -> Result<String, HubError> {
-    let signed = signature_headers(map)?;
-    let now = unix_now();
-    let box_name = state.hub.authenticate(&signed, method.as_str(), uri.path(), body, now).await?;
-    if !state.limiter.allow_box(&box_name, now) {
-        return Err(HubError::RateLimited(format!("too many requests for {box_name} this minute")));
+impl ServerState {
+    /// Runs a handler body in the shell (the hub's errors).
+    async fn run(
+        &self,
+        route: &'static str,
+        source: SocketAddr,
+        body: impl Future<Output = Result<Response, HubError>>,
+    ) -> Response {
+        self.shell.run(route, source, body).await
     }
-    Ok(box_name)
+
+    /// Authenticates a signed request.
+    async fn principal(&self, signed: Signed<'_>) -> Result<Principal, HubError> {
+        let signature = signature_headers(signed.map)?;
+        let request =
+            Request { method: signed.method.as_str(), path: signed.uri.path(), body: signed.body };
+        self.hub.authenticate(&signature, request, unix_now()).await
+    }
+
+    /// A box's signed request, then the box's rate limit.
+    async fn a_box(&self, signed: Signed<'_>) -> Result<String, HubError> {
+        match self.principal(signed).await? {
+            Principal::Box(name) if self.shell.allow_box(&name, unix_now()) => Ok(name),
+            Principal::Box(name) => {
+                Err(HubError::RateLimited(format!("too many requests for {name} this minute")))
+            }
+            Principal::Operator(_) => {
+                Err(HubError::Refused("this call is a box's, not an operator's".into()))
+            }
+        }
+    }
+
+    /// An operator's signed request.
+    async fn an_operator(&self, signed: Signed<'_>) -> Result<(), HubError> {
+        match self.principal(signed).await? {
+            Principal::Operator(_) => Ok(()),
+            Principal::Box(_) => {
+                Err(HubError::Refused("this call is an operator's, not a box's".into()))
+            }
+        }
+    }
 }
 
 async fn enroll(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
@@ -220,7 +146,8 @@ async fn push(
 ) -> Response {
     state
         .run("push", source, async {
-            let box_name = authenticated(&state, &method, &uri, &map, &body).await?;
+            let box_name =
+                state.a_box(Signed { method: &method, uri: &uri, map: &map, body: &body }).await?;
             let request: PushRequest = json(&body)?;
             let answer = state.hub.push(&box_name, &request, unix_now()).await?;
             tracing::info!(%box_name, version = answer.version, state = %answer.state, "push");
@@ -238,7 +165,8 @@ async fn status(
 ) -> Response {
     state
         .run("status", source, async {
-            let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
+            let box_name =
+                state.a_box(Signed { method: &method, uri: &uri, map: &map, body: b"" }).await?;
             Ok(Json(state.hub.status(&box_name).await?).into_response())
         })
         .await
@@ -253,8 +181,25 @@ async fn fetch(
 ) -> Response {
     state
         .run("fetch", source, async {
-            let box_name = authenticated(&state, &method, &uri, &map, b"").await?;
+            let box_name =
+                state.a_box(Signed { method: &method, uri: &uri, map: &map, body: b"" }).await?;
             Ok(Json(state.hub.fetch_own(&box_name).await?).into_response())
+        })
+        .await
+}
+
+async fn operator_status(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    Path(box_name): Path<String>,
+    method: Method,
+    uri: Uri,
+    map: HeaderMap,
+) -> Response {
+    state
+        .run("operator-status", source, async {
+            state.an_operator(Signed { method: &method, uri: &uri, map: &map, body: b"" }).await?;
+            Ok(Json(state.hub.status(&box_name).await?).into_response())
         })
         .await
 }
@@ -265,7 +210,7 @@ async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes)
             let request: ApproveRequest = json(&body)?;
             let version = state.hub.approve(&request.approval, unix_now()).await?;
             tracing::info!(version, "approved");
-            Ok(Json(serde_json::json!({ "version": version, "state": "active" })).into_response())
+            Ok(Json(ApproveResponse { version, state: "active".into() }).into_response())
         })
         .await
 }
@@ -282,13 +227,19 @@ async fn delete(State(state): Shared, ConnectInfo(source): Source, body: Bytes) 
 }
 
 async fn recover(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
-    state.run("recover", source, async {
-        let request: RecoverRequest = json(&body)?;
-        let answer = state.hub.recover(&request.ticket, unix_now()).await?;
-        tracing::info!(box_name = %answer.box_name, version = answer.version, "recovery served");
-        Ok(Json(answer).into_response())
-    })
-    .await
+    state
+        .run("recover", source, async {
+            let request: RecoverRequest = json(&body)?;
+            let answer = state.hub.recover(&request.ticket, unix_now()).await?;
+            tracing::info!(
+                box_name = %answer.box_name,
+                versions = answer.versions.len(),
+                ticket_use = answer.ticket_use,
+                "recovery served"
+            );
+            Ok(Json(answer).into_response())
+        })
+        .await
 }
 
 async fn healthz() -> &'static str {
@@ -296,7 +247,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics(State(state): Shared) -> String {
-    state.metrics.render()
+    state.shell.metrics()
 }
 
 /// The routes.
@@ -305,13 +256,25 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/enroll", post(enroll))
         .route("/v1/escrows", post(push).get(status))
         .route("/v1/escrows/active", get(fetch))
+        .route("/v1/boxes/{box}/escrows", get(operator_status))
         .route("/v1/approvals", post(approve))
         .route("/v1/deletions", post(delete))
         .route("/v1/recoveries", post(recover))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Writes the shell's refusal counts to the audit log every [`REFUSAL_AUDIT_INTERVAL`].
+async fn audit_refusals(state: Arc<ServerState>) {
+    let mut ticks = tokio::time::interval(REFUSAL_AUDIT_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let counts = state.shell.refusals().drain();
+        if let Err(e) = state.hub.audit_refusals(&counts, unix_now()).await {
+            tracing::warn!(error = %e, "cannot audit the refusals of the last minute");
+        }
+    }
 }
 
 /// Serves HTTPS on `addr` until the process ends.
@@ -320,28 +283,12 @@ pub async fn serve(
     tls: rustls::ServerConfig,
     hub: Hub,
     limits: RateLimits,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
     let state = Arc::new(ServerState {
         hub,
-        limiter: RateLimiter::new(limits),
-        metrics: Metrics::default(),
+        shell: Shell::new(limits, Metrics::new("keyward_hub", ROUTES)),
     });
-    serve_https(addr, tls, router(state)).await
-}
-
-/// Serves `app` over HTTPS on `addr` (hub and peers alike), with the caller's address in each
-/// request. TCP_NODELAY on every connection: an answer written in two segments would otherwise
-/// wait for the client's delayed ACK (40 ms on Linux) before its second one goes out.
-pub async fn serve_https(
-    addr: SocketAddr,
-    tls: rustls::ServerConfig,
-    app: Router,
-) -> std::io::Result<()> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
-    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
-        .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    axum_server::bind(addr)
-        .acceptor(acceptor)
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await
+    tokio::spawn(audit_refusals(state.clone()));
+    keyward_service::shell::serve_https(addr, tls, router(state), options).await
 }

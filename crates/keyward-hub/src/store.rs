@@ -1,71 +1,59 @@
 //! The hub's store: one schema of TEXT and BIGINT columns, so the same SQL runs on SQLite (the
 //! embedded default) and PostgreSQL (several hubs behind a load balancer), through sqlx's `Any`
-//! driver. Every invariant that concurrent hubs could break is a unique key (escrow version,
-//! one active escrow per box, audit sequence, statement id, nonce), so a lost race is a unique
-//! violation that the caller retries or refuses — never a lost or duplicated version, never two
-//! active ones. Every change is written in one transaction with the audit record that tells of
-//! it, so the log can neither miss a change nor tell of one that did not happen.
+//! driver (connecting and schema creation: keyward-service's store helpers). Every invariant
+//! that concurrent hubs could break is a unique key (escrow version, one active escrow per box,
+//! audit sequence, statement use, nonce), so a lost race is a unique violation that the caller
+//! retries or refuses — never a lost or duplicated version, never two active ones. Every change
+//! is written in one transaction with the audit record that tells of it, so the log can neither
+//! miss a change nor tell of one that did not happen.
 
 use std::sync::Arc;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use keyward_core::ExpectedFingerprint;
+use keyward_service::nonces::{self, NonceLimits, NonceTable, WhenFull};
+use keyward_service::store::{
+    self as helpers, Backend, Schema, USED_STATEMENTS, Use, back_off, record_use, unique,
+};
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use crate::api::{EscrowVersion, PushRequest, RecoverResponse};
+pub use keyward_service::store::StoreError;
+
+use crate::api::{EscrowCopy, EscrowVersion, PushRequest, blob_sha256};
 use crate::audit::{AuditRecord, GENESIS, record_hash};
 
 /// The schema, version 1. Idempotent: run at every start.
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS boxes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_at BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS escrows (box_name TEXT NOT NULL, version BIGINT NOT NULL, state TEXT NOT NULL, blob_format TEXT NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL, directive TEXT NOT NULL, pushed_at BIGINT NOT NULL, PRIMARY KEY (box_name, version))",
-    // At most one active escrow per box, whatever two hubs approve at once.
-    "CREATE UNIQUE INDEX IF NOT EXISTS escrows_one_active ON escrows (box_name) WHERE state = 'active'",
-    "CREATE TABLE IF NOT EXISTS used_statements (id TEXT PRIMARY KEY, kind TEXT NOT NULL, used_at BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
-];
-const SCHEMA_VERSION: &str = "1";
-/// The PostgreSQL advisory lock that serializes schema creation ("kwhub" in ASCII).
-const SCHEMA_LOCK: i64 = 0x006b_7768_7562;
-/// Seen request nonces on PostgreSQL, shared by every hub on the database. UNLOGGED: a nonce
-/// only has to outlive its ten-minute window, not a crash, and its write must not cost an fsync
-/// on every signed request.
-const POSTGRES_NONCES: &str =
-    "CREATE UNLOGGED TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL)";
+const SCHEMA: Schema = Schema {
+    store: "hub",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS boxes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_at BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS escrows (box_name TEXT NOT NULL, version BIGINT NOT NULL, state TEXT NOT NULL, blob_format TEXT NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL, directive TEXT NOT NULL, pushed_at BIGINT NOT NULL, PRIMARY KEY (box_name, version))",
+        // At most one active escrow per box, whatever two hubs approve at once.
+        "CREATE UNIQUE INDEX IF NOT EXISTS escrows_one_active ON escrows (box_name) WHERE state = 'active'",
+        USED_STATEMENTS,
+        "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+    ],
+    // Seen request nonces on PostgreSQL, shared by every hub on the database. UNLOGGED: a nonce
+    // only has to outlive its ten-minute window, not a crash, and its write must not cost an
+    // fsync on every signed request.
+    postgres_statements: &[
+        "CREATE UNLOGGED TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL)",
+    ],
+    sqlite_statements: &[],
+    version: "1",
+    // "kwhub" in ASCII.
+    advisory_lock: 0x006b_7768_7562,
+};
 /// Most nonces a SQLite hub keeps in memory (ten minutes of requests at over 30,000 a second);
 /// beyond that requests are refused until old ones expire.
 const MAX_MEMORY_NONCES: usize = 20_000_000;
-/// How often a write that lost a race is retried, with a short random pause that grows with
-/// each attempt (so racing writers spread out instead of colliding again at once).
+/// How often a write that lost a race is retried (with a growing random pause).
 const RETRIES: u32 = 60;
-
-/// The pause before retry `attempt` (1-based): random, up to `attempt` milliseconds.
-async fn back_off(attempt: u32) {
-    let jitter = keyward_core::random::below(1000).unwrap_or(500);
-    let micros = u64::from(attempt.min(20)) * u64::from(jitter);
-    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
-}
-
-/// Store errors.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database said no.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A write kept losing races.
-    #[error("database busy: {0} kept conflicting")]
-    Contended(&'static str),
-    /// The database was made by a newer hub.
-    #[error("database schema version {0} is not supported by this hub; upgrade keyward")]
-    Schema(String),
-}
 
 /// A connection pool to the hub's database.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// SQLite (one hub process owns the file) rather than PostgreSQL.
-    sqlite: bool,
+    backend: Backend,
     nonces: Nonces,
     /// Held by each audited write of this process. Every write appends to the one audit chain,
     /// so writers are serialized there anyway; taking turns here saves the work a lost race
@@ -158,15 +146,6 @@ macro_rules! audited {
     }};
 }
 
-/// `true` if a statement changed a row, `false` if a unique key refused it.
-fn unique(result: Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> Result<bool, sqlx::Error> {
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Where seen nonces live.
 #[derive(Debug, Clone)]
 enum Nonces {
@@ -175,13 +154,58 @@ enum Nonces {
     /// request captured before it could be replayed within its ±5-minute window — a replayed
     /// fetch or status reveals nothing new, and a replayed push only adds a pending version
     /// that needs an operator.
-    Memory(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>),
+    Memory(Arc<NonceTable>),
     /// PostgreSQL: an UNLOGGED table every hub shares.
     Table,
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+/// The nonce table of a SQLite hub.
+fn memory_nonces() -> Nonces {
+    Nonces::Memory(Arc::new(NonceTable::new(NonceLimits {
+        capacity: MAX_MEMORY_NONCES,
+        when_full: WhenFull::Refuse,
+    })))
+}
+
+/// What `activate` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// The version is active now.
+    Activated,
+    /// No pending version with that number (or another approval won).
+    NotPending,
+    /// The pending version claims another fingerprint than the approval names.
+    OtherFingerprint,
+    /// The pending version's blob is not the one the approval names.
+    OtherBlob,
+}
+
+/// A row of `escrows` as a copy with its blob (columns: version, state, pushed_at, blob_format,
+/// blob, fingerprint, directive).
+fn escrow_copy(row: &sqlx::any::AnyRow) -> EscrowCopy {
+    let blob: String = row.get(4);
+    let bytes = keyward_core::encoding::from_base64(&blob).unwrap_or_default();
+    EscrowCopy {
+        version: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
+        state: row.get(1),
+        pushed_at: row.get(2),
+        blob_format: row.get(3),
+        blob_sha256: blob_sha256(&bytes),
+        blob,
+        fingerprint: row.get(5),
+        directive: serde_json::from_str(&row.get::<String, _>(6))
+            .unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// `SELECT` of the columns [`escrow_copy`] reads, then the rest of the query.
+macro_rules! select_escrows {
+    ($rest:literal) => {
+        concat!(
+            "SELECT version, state, pushed_at, blob_format, blob, fingerprint, directive FROM escrows ",
+            $rest
+        )
+    };
 }
 
 impl Store {
@@ -192,76 +216,18 @@ impl Store {
 
     /// Connects to an existing database without changing it (for `audit verify`).
     pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
-        install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
-        let sqlite = url.starts_with("sqlite:");
-        Ok(Store { pool, sqlite, nonces: Nonces::Table, writer: Arc::default() })
+        let (pool, backend) = helpers::connect_read_only(url).await?;
+        Ok(Store { pool, backend, nonces: Nonces::Table, writer: Arc::default() })
     }
 
     /// Connects (`sqlite://PATH?mode=rwc` or `postgres://…`) and makes sure the schema exists.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 16 })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // WAL for concurrent readers; FULL so an acknowledged push survives a
-                        // power cut, not only a killed process; wait rather than fail when busy;
-                        // secure_delete so an erased blob is overwritten in the file, not left
-                        // in a free page.
-                        for pragma in [
-                            "PRAGMA journal_mode=WAL",
-                            "PRAGMA synchronous=FULL",
-                            "PRAGMA busy_timeout=10000",
-                            "PRAGMA secure_delete=ON",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
-        let nonces = if sqlite { Nonces::Memory(Default::default()) } else { Nonces::Table };
-        let store = Store { pool, sqlite, nonces, writer: Arc::default() };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if !self.sqlite {
-            // Hubs starting at the same instant would race `CREATE … IF NOT EXISTS` into a
-            // unique violation in PostgreSQL's catalog; one at a time, in one transaction.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(SCHEMA_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for statement in SCHEMA {
-            sqlx::query(*statement).execute(&mut *tx).await?;
-        }
-        if !self.sqlite {
-            sqlx::query(POSTGRES_NONCES).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        let found: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'schema'")
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| row.get(0));
-        match found {
-            Some(v) if v == SCHEMA_VERSION => Ok(()),
-            Some(v) => Err(StoreError::Schema(v)),
-            None => {
-                let insert = sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', $1)")
-                    .bind(SCHEMA_VERSION);
-                // `false` only means another hub wrote the same version first.
-                unique(insert.execute(&self.pool).await).map(drop).map_err(Into::into)
-            }
-        }
+        let backend = Backend::of(url);
+        let max = if backend == Backend::Sqlite { 4 } else { 16 };
+        let (pool, backend) = helpers::connect(url, max).await?;
+        helpers::migrate(&pool, backend, &SCHEMA).await?;
+        let nonces = if backend == Backend::Sqlite { memory_nonces() } else { Nonces::Table };
+        Ok(Store { pool, backend, nonces, writer: Arc::default() })
     }
 
     /// A box's public key, if it is enrolled.
@@ -282,7 +248,7 @@ impl Store {
         if round > 0 {
             back_off(round).await;
         }
-        Ok(self.pool.begin().await?)
+        Ok(helpers::begin_write(&self.pool, self.backend).await?)
     }
 
     /// Enrolls a box, audited as `enroll`; `false` if the name is taken.
@@ -310,44 +276,42 @@ impl Store {
         })
     }
 
-    /// Records a single-use statement id, audited as `event`; `false` if it was used before.
-    pub async fn use_once(
+    /// Records one use of a statement that allows `allowed`, audited as `event` with the use
+    /// number; the use number, or `None` when every use is taken.
+    pub async fn use_statement(
         &self,
         id: &str,
         kind: &str,
+        allowed: u32,
         event: &str,
         box_name: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<u32>, StoreError> {
         audited!(self, "statement use", |conn| {
-            let insert =
-                sqlx::query("INSERT INTO used_statements (id, kind, used_at) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(kind)
-                    .bind(now);
-            if !unique(insert.execute(&mut *conn).await)? {
-                return Ok(Attempt::Rollback(false));
-            }
-            Ok(match append_audit(conn, event, Some(box_name), kind, now).await? {
-                true => Attempt::Commit(true),
+            let n = match record_use(&mut *conn, id, kind, allowed, now).await? {
+                Use::Recorded(n) => n,
+                Use::UsedUp => return Ok(Attempt::Rollback(None)),
+                Use::Lost => return Ok(Attempt::Retry),
+            };
+            let detail = if allowed == 1 {
+                kind.to_string()
+            } else {
+                format!("{kind}, use {n} of {allowed}")
+            };
+            Ok(match append_audit(conn, event, Some(box_name), &detail, now).await? {
+                true => Attempt::Commit(Some(n)),
                 false => Attempt::Retry,
             })
         })
     }
 
-    /// Records a request nonce until `expires`; `false` if it was seen (a replay).
+    /// Records a request nonce until `expires`; `false` if it was seen (a replay) or cannot be
+    /// recorded (a full table refuses: a nonce is never accepted unchecked).
     pub async fn use_nonce(&self, nonce: &str, expires: i64, now: i64) -> Result<bool, StoreError> {
         match &self.nonces {
             Nonces::Memory(seen) => {
-                // A poisoned lock or a full table refuses: never accept a nonce unchecked.
-                let Ok(mut seen) = seen.lock() else { return Ok(false) };
-                if seen.len() >= MAX_MEMORY_NONCES / 2 {
-                    seen.retain(|_, until| *until >= now);
-                }
-                if seen.len() >= MAX_MEMORY_NONCES {
-                    return Ok(false);
-                }
-                Ok(seen.insert(nonce.to_string(), expires).is_none())
+                // Seen, a full table, or malformed: all refused.
+                Ok(nonces::parse(nonce).and_then(|n| seen.insert(n, &[], expires, now)).is_ok())
             }
             Nonces::Table => {
                 // Expired nonces are cleared now and then, not on every request.
@@ -372,6 +336,7 @@ impl Store {
         &self,
         box_name: &str,
         push: &PushRequest,
+        hash: &str,
         now: i64,
     ) -> Result<(u64, &'static str), StoreError> {
         let directive = push.directive.to_string();
@@ -398,7 +363,10 @@ impl Store {
             if !unique(insert.execute(&mut *conn).await)? {
                 return Ok(Attempt::Retry);
             }
-            let detail = format!("version {version} {state}, fingerprint {}", push.fingerprint);
+            let detail = format!(
+                "version {version} {state}, fingerprint {}, blob sha256 {hash}",
+                push.fingerprint
+            );
             Ok(match append_audit(conn, "push", Some(box_name), &detail, now).await? {
                 true => Attempt::Commit((u64::try_from(version).unwrap_or(0), state)),
                 false => Attempt::Retry,
@@ -408,35 +376,57 @@ impl Store {
 
     /// Every version of a box's escrow, oldest first.
     pub async fn versions(&self, box_name: &str) -> Result<Vec<EscrowVersion>, StoreError> {
-        let rows = sqlx::query("SELECT version, state, pushed_at, fingerprint FROM escrows WHERE box_name = $1 ORDER BY version")
+        let rows = sqlx::query(select_escrows!("WHERE box_name = $1 ORDER BY version"))
             .bind(box_name)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .iter()
-            .map(|row| EscrowVersion {
-                version: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
-                state: row.get(1),
-                pushed_at: row.get(2),
-                fingerprint: row.get(3),
+            .map(|row| {
+                let copy = escrow_copy(row);
+                EscrowVersion {
+                    version: copy.version,
+                    blob_sha256: (copy.state != "deleted").then_some(copy.blob_sha256),
+                    state: copy.state,
+                    pushed_at: copy.pushed_at,
+                    fingerprint: copy.fingerprint,
+                }
             })
             .collect())
     }
 
-    /// Makes a pending version active, if it claims `fingerprint`, and the old active one
-    /// superseded, audited as `approve`. `false` if that version is not pending with that
-    /// fingerprint, or a concurrent approval won (the unique index on the active escrow
-    /// refuses a second one).
+    /// Makes pending version `version` active — if its blob has SHA-256 `hash` and it claims a
+    /// key with fingerprint `fingerprint` — and the old active one superseded, audited as
+    /// `approve`. The superseded version keeps its blob: only a deletion order erases one.
     pub async fn activate(
         &self,
         box_name: &str,
         version: u64,
-        fingerprint: &str,
+        fingerprint: &ExpectedFingerprint,
+        hash: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Activation, StoreError> {
         let number = i64::try_from(version).unwrap_or(i64::MAX);
-        let detail = format!("version {version} active");
+        let detail = format!("version {version} active, blob sha256 {hash}");
         audited!(self, "approval", |conn| {
+            let Some(row) = sqlx::query(select_escrows!(
+                "WHERE box_name = $1 AND version = $2 AND state = 'pending'"
+            ))
+            .bind(box_name)
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?
+            else {
+                return Ok(Attempt::Rollback(Activation::NotPending));
+            };
+            let pending = escrow_copy(&row);
+            let claims = pending.fingerprint.parse::<keyward_core::Fingerprint>().ok();
+            if !claims.is_some_and(|fp| fp.matches(fingerprint)) {
+                return Ok(Attempt::Rollback(Activation::OtherFingerprint));
+            }
+            if pending.blob_sha256 != hash {
+                return Ok(Attempt::Rollback(Activation::OtherBlob));
+            }
             // Supersede first, so the index never sees two active rows inside this transaction.
             sqlx::query(
                 "UPDATE escrows SET state = 'superseded' WHERE box_name = $1 AND state = 'active'",
@@ -445,35 +435,31 @@ impl Store {
             .execute(&mut *conn)
             .await?;
             let activated = sqlx::query(
-                "UPDATE escrows SET state = 'active' WHERE box_name = $1 AND version = $2 AND state = 'pending' AND fingerprint = $3",
+                "UPDATE escrows SET state = 'active' WHERE box_name = $1 AND version = $2 AND state = 'pending'",
             )
             .bind(box_name)
             .bind(number)
-            .bind(fingerprint)
             .execute(&mut *conn)
             .await;
-            match activated {
-                Ok(done) if done.rows_affected() == 1 => {}
-                Ok(_) => return Ok(Attempt::Rollback(false)),
-                Err(e) if is_unique_violation(&e) => return Ok(Attempt::Rollback(false)),
+            match unique(activated) {
+                Ok(true) => {}
+                Ok(false) => return Ok(Attempt::Rollback(Activation::NotPending)),
                 Err(e) => return Err(e),
             }
             Ok(match append_audit(conn, "approve", Some(box_name), &detail, now).await? {
-                true => Attempt::Commit(true),
+                true => Attempt::Commit(Activation::Activated),
                 false => Attempt::Retry,
             })
         })
     }
 
     /// Erases a version's blob and directive and marks it `deleted`, audited as `delete`;
-    /// `false` if there is no such version or it is deleted already. On SQLite the write-ahead
-    /// log is then folded into the database and emptied (best effort: a reader may hold it), so
-    /// the old page that held the blob does not linger there; `secure_delete` has already zeroed
-    /// it in the database pages. PostgreSQL keeps dead row versions until VACUUM.
+    /// `false` if there is no such version or it is deleted already. The write-ahead log is then
+    /// emptied (see keyward-service's `fold_log`).
     pub async fn erase(&self, box_name: &str, version: u64, now: i64) -> Result<bool, StoreError> {
         let erased = self.erase_row(box_name, version, now).await?;
-        if erased && self.sqlite {
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        if erased {
+            helpers::fold_log(&self.pool, self.backend).await;
         }
         Ok(erased)
     }
@@ -500,25 +486,26 @@ impl Store {
     }
 
     /// The active escrow of a box.
-    pub async fn active(&self, box_name: &str) -> Result<Option<RecoverResponse>, StoreError> {
-        let row = sqlx::query(
-            "SELECT version, blob_format, blob, fingerprint, directive FROM escrows WHERE box_name = $1 AND state = 'active'",
-        )
-        .bind(box_name)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| RecoverResponse {
-            box_name: box_name.to_string(),
-            version: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
-            blob_format: row.get(1),
-            blob: row.get(2),
-            fingerprint: row.get(3),
-            directive: serde_json::from_str(&row.get::<String, _>(4))
-                .unwrap_or(serde_json::Value::Null),
-        }))
+    pub async fn active(&self, box_name: &str) -> Result<Option<EscrowCopy>, StoreError> {
+        let row = sqlx::query(select_escrows!("WHERE box_name = $1 AND state = 'active'"))
+            .bind(box_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(escrow_copy))
     }
 
-    /// Appends an audit record that stands alone (a refusal, a recovery served).
+    /// Every version of a box the hub still holds (not deleted), newest first.
+    pub async fn held(&self, box_name: &str) -> Result<Vec<EscrowCopy>, StoreError> {
+        let rows = sqlx::query(select_escrows!(
+            "WHERE box_name = $1 AND state <> 'deleted' ORDER BY version DESC"
+        ))
+        .bind(box_name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(escrow_copy).collect())
+    }
+
+    /// Appends an audit record that stands alone (the refusals of a minute).
     pub async fn audit(
         &self,
         event: &str,

@@ -2,14 +2,17 @@
 //! real SQLite store in a temporary folder, requests signed and replayed, statements redeemed
 //! twice, versions gated.
 
-use keyward_hub::api::PushRequest;
-use keyward_hub::hub::{Hub, HubError};
-use keyward_hub::request::{self, MAX_SKEW_SECS};
-use keyward_hub::statement::{self, Statement};
+use keyward_hub::api::{PushRequest, blob_sha256};
+use keyward_hub::hub::{Hub, HubError, Principal};
 use keyward_hub::store::Store;
-use keyward_hub::{AuthError, SigningIdentity};
+use keyward_service::refusals::RefusalCount;
+use keyward_service::request::{self, MAX_SKEW_SECS, Request};
+use keyward_service::statement::{self, Statement};
+use keyward_service::{AuthError, SigningIdentity};
 
 const NOW: i64 = 1_800_000_000;
+/// The hub's name as the audience of signed requests (its certificate's hash; any text here).
+const AUDIENCE: &str = "aa:bb:cc";
 const FP: &str = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
 
 struct Setup {
@@ -25,7 +28,7 @@ async fn setup() -> Setup {
     let store = Store::connect(&url).await.expect("store");
     let operator = SigningIdentity::generate().expect("rng");
     let device = SigningIdentity::generate().expect("rng");
-    let hub = Hub::new(store, vec![operator.public()]);
+    let hub = Hub::new(store, vec![operator.public()], AUDIENCE.into());
     let token = statement::issue(
         &operator,
         Statement::Enrollment {
@@ -38,15 +41,30 @@ async fn setup() -> Setup {
     Setup { hub, operator, device, _dir: dir }
 }
 
+/// The blob every test pushes ("opaque", base64) and its SHA-256.
+const BLOB: &str = "b3BhcXVl";
+
+fn blob_hash() -> String {
+    blob_sha256(b"opaque")
+}
+
 fn push_body() -> (PushRequest, Vec<u8>) {
+    push_of(BLOB)
+}
+
+fn push_of(blob: &str) -> (PushRequest, Vec<u8>) {
     let push = PushRequest {
         blob_format: "keyward-escrow-blob".into(),
-        blob: "b3BhcXVl".into(),
+        blob: blob.into(),
         fingerprint: FP.into(),
         directive: serde_json::json!({}),
     };
     let body = serde_json::to_vec(&push).expect("json");
     (push, body)
+}
+
+fn post(body: &[u8]) -> Request<'_> {
+    Request { method: "POST", path: "/v1/escrows", body }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -58,16 +76,19 @@ fn a_replayed_request_is_refused() {
     runtime().block_on(async {
         let s = setup().await;
         let (_, body) = push_body();
-        let signed =
-            request::sign(&s.device, "b1", "POST", "/v1/escrows", &body, NOW).expect("sign");
+        let signed = request::sign(&s.device, "b1", AUDIENCE, post(&body), NOW).expect("sign");
         assert_eq!(
-            s.hub.authenticate(&signed, "POST", "/v1/escrows", &body, NOW).await.expect("first"),
-            "b1"
+            s.hub.authenticate(&signed, post(&body), NOW).await.expect("first"),
+            Principal::Box("b1".into())
         );
-        let again = s.hub.authenticate(&signed, "POST", "/v1/escrows", &body, NOW + 1).await;
+        let again = s.hub.authenticate(&signed, post(&body), NOW + 1).await;
+        assert!(matches!(again, Err(HubError::Unauthenticated(AuthError::Replayed))), "{again:?}");
+        // A request signed for another server is not this hub's.
+        let elsewhere = request::sign(&s.device, "b1", "11:22", post(&body), NOW).expect("sign");
+        let result = s.hub.authenticate(&elsewhere, post(&body), NOW).await;
         assert!(
-            matches!(again, Err(HubError::Refused(ref why)) if why.contains("replayed")),
-            "{again:?}"
+            matches!(result, Err(HubError::Unauthenticated(AuthError::WrongAudience))),
+            "{result:?}"
         );
     });
 }
@@ -77,25 +98,22 @@ fn stale_wrong_and_unknown_signers_are_refused() {
     runtime().block_on(async {
         let s = setup().await;
         let (_, body) = push_body();
-        let stale =
-            request::sign(&s.device, "b1", "POST", "/v1/escrows", &body, NOW - MAX_SKEW_SECS - 5)
-                .expect("sign");
-        let result = s.hub.authenticate(&stale, "POST", "/v1/escrows", &body, NOW).await;
+        let stale = request::sign(&s.device, "b1", AUDIENCE, post(&body), NOW - MAX_SKEW_SECS - 5)
+            .expect("sign");
+        let result = s.hub.authenticate(&stale, post(&body), NOW).await;
         assert!(
             matches!(result, Err(HubError::Unauthenticated(AuthError::StaleTimestamp { .. }))),
             "{result:?}"
         );
         let impostor = SigningIdentity::generate().expect("rng");
-        let forged =
-            request::sign(&impostor, "b1", "POST", "/v1/escrows", &body, NOW).expect("sign");
-        let result = s.hub.authenticate(&forged, "POST", "/v1/escrows", &body, NOW).await;
+        let forged = request::sign(&impostor, "b1", AUDIENCE, post(&body), NOW).expect("sign");
+        let result = s.hub.authenticate(&forged, post(&body), NOW).await;
         assert!(
             matches!(result, Err(HubError::Unauthenticated(AuthError::BadSignature))),
             "{result:?}"
         );
-        let unknown =
-            request::sign(&s.device, "nobody", "POST", "/v1/escrows", &body, NOW).expect("sign");
-        let result = s.hub.authenticate(&unknown, "POST", "/v1/escrows", &body, NOW).await;
+        let unknown = request::sign(&s.device, "nobody", AUDIENCE, post(&body), NOW).expect("sign");
+        let result = s.hub.authenticate(&unknown, post(&body), NOW).await;
         assert!(
             matches!(result, Err(HubError::Unauthenticated(AuthError::UnknownSigner))),
             "{result:?}"
@@ -109,15 +127,8 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
         let s = setup().await;
         let (push, _) = push_body();
         s.hub.push("b1", &push, NOW).await.expect("push");
-        let ticket = statement::issue(
-            &s.operator,
-            Statement::Recovery {
-                box_name: "b1".into(),
-                id: Statement::fresh_id().expect("rng"),
-                expires: NOW + 60,
-            },
-        );
-        assert_eq!(s.hub.recover(&ticket, NOW).await.expect("recover").version, 1);
+        let ticket = recovery_ticket(&s, 1);
+        assert_eq!(s.hub.recover(&ticket, NOW).await.expect("recover").versions[0].version, 1);
         assert!(
             matches!(s.hub.recover(&ticket, NOW).await, Err(HubError::Refused(_))),
             "used twice"
@@ -130,6 +141,7 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
                 box_name: "b2".into(),
                 id: Statement::fresh_id().expect("rng"),
                 expires: NOW + 60,
+                uses: 1,
             },
         );
         let result = s.hub.enroll("b2", other.public(), &wrong_kind, NOW).await;
@@ -144,6 +156,7 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
                 box_name: "b1".into(),
                 version: 1,
                 fingerprint: FP.into(),
+                blob_sha256: blob_hash(),
                 id: Statement::fresh_id().expect("rng"),
                 expires: NOW + 60,
             },
@@ -153,14 +166,31 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
 }
 
 fn overwrite(s: &Setup, version: u64, fingerprint: &str) -> String {
+    overwrite_of(s, version, fingerprint, &blob_hash())
+}
+
+fn overwrite_of(s: &Setup, version: u64, fingerprint: &str, hash: &str) -> String {
     statement::issue(
         &s.operator,
         Statement::Overwrite {
             box_name: "b1".into(),
             version,
             fingerprint: fingerprint.into(),
+            blob_sha256: hash.into(),
             id: Statement::fresh_id().expect("rng"),
             expires: NOW + 60,
+        },
+    )
+}
+
+fn recovery_ticket(s: &Setup, uses: u32) -> String {
+    statement::issue(
+        &s.operator,
+        Statement::Recovery {
+            box_name: "b1".into(),
+            id: Statement::fresh_id().expect("rng"),
+            expires: NOW + 60,
+            uses,
         },
     )
 }
@@ -271,27 +301,121 @@ fn only_an_operator_deletion_order_erases_a_version_and_the_log_tells_every_step
         };
         assert_eq!((version, state.as_str()), (2, "pending"));
         assert_eq!(s.hub.approve(&overwrite(&s, 2, FP), NOW).await.expect("approve"), 2);
-        assert_eq!(s.hub.fetch_own("b1").await.expect("active").version, 2);
+        assert_eq!(s.hub.fetch_own("b1").await.expect("active").escrow.version, 2);
 
         // Each change sits in the log next to the statement that allowed it.
         let events: Vec<String> =
             s.hub.store().audit_log().await.expect("log").into_iter().map(|r| r.event).collect();
+        // Refusals are not rows of their own: the shell counts them, and one `refusals` row
+        // tells of a minute's worth.
         let expected = [
             "token-used",
             "enroll",
             "push",
-            "refused",
             "deletion-used",
             "delete",
-            "refused",
             "deletion-used",
-            "refused",
             "deletion-used",
-            "refused",
             "push",
             "approval-used",
             "approve",
         ];
         assert_eq!(events, expected);
+        let counts = [RefusalCount { route: "delete", code: "refused", count: 3 }];
+        s.hub.audit_refusals(&counts, NOW).await.expect("audit refusals");
+        let last = s.hub.store().audit_log().await.expect("log").pop().expect("a row");
+        assert_eq!((last.event.as_str(), last.detail.as_str()), ("refusals", "delete refused ×3"));
+    });
+}
+
+#[test]
+fn an_approval_names_the_blob_and_no_version_is_lost_to_it() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (push, _) = push_body();
+        s.hub.push("b1", &push, NOW).await.expect("v1, the owner's");
+        // A compromised box pushes another blob; the operator approves the hash shown to them,
+        // which is not that blob's: nothing changes.
+        let (attacker, _) = push_of("YXR0YWNrZXI=");
+        let answer = s.hub.push("b1", &attacker, NOW).await.expect("v2");
+        assert_eq!(answer.blob_sha256, blob_sha256(b"attacker"));
+        let refused = s.hub.approve(&overwrite_of(&s, 2, FP, &blob_hash()), NOW).await;
+        assert!(
+            matches!(refused, Err(HubError::Refused(ref why)) if why.contains("SHA-256")),
+            "{refused:?}"
+        );
+        // Approved by its own hash (a routine approval), it is active — and v1 is still held, so
+        // a recovery finds the owner's version too, newest first.
+        s.hub.approve(&overwrite_of(&s, 2, FP, &answer.blob_sha256), NOW).await.expect("approved");
+        let served = s.hub.recover(&recovery_ticket(&s, 1), NOW).await.expect("recover");
+        let versions: Vec<(u64, &str)> =
+            served.versions.iter().map(|v| (v.version, v.state.as_str())).collect();
+        assert_eq!(versions, [(2, "active"), (1, "superseded")]);
+        assert_eq!(served.versions[1].blob, BLOB);
+        assert_eq!(served.versions[1].blob_sha256, blob_hash());
+        // The operator's view shows every hash.
+        let status = s.hub.status("b1").await.expect("status");
+        let hashes: Vec<Option<String>> =
+            status.versions.into_iter().map(|v| v.blob_sha256).collect();
+        assert_eq!(hashes, [Some(blob_hash()), Some(answer.blob_sha256)]);
+    });
+}
+
+#[test]
+fn a_ticket_allows_its_uses_each_audited_and_no_more() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (push, _) = push_body();
+        s.hub.push("b1", &push, NOW).await.expect("push");
+        let ticket = recovery_ticket(&s, 3);
+        for n in 1..=3 {
+            let served = s.hub.recover(&ticket, NOW).await.expect("a use");
+            assert_eq!((served.ticket_use, served.ticket_uses), (n, 3));
+        }
+        let fourth = s.hub.recover(&ticket, NOW).await;
+        assert!(
+            matches!(fourth, Err(HubError::Refused(ref why)) if why.contains("all 3 times")),
+            "{fourth:?}"
+        );
+        let used: Vec<String> = s
+            .hub
+            .store()
+            .audit_log()
+            .await
+            .expect("log")
+            .into_iter()
+            .filter(|r| r.event == "ticket-used")
+            .map(|r| r.detail)
+            .collect();
+        assert_eq!(
+            used,
+            [
+                "a recovery ticket, use 1 of 3",
+                "a recovery ticket, use 2 of 3",
+                "a recovery ticket, use 3 of 3"
+            ]
+        );
+    });
+}
+
+#[test]
+fn an_operator_signs_requests_with_its_own_key_and_a_box_cannot_pose_as_one() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let get = Request { method: "GET", path: "/v1/boxes/b1/escrows", body: b"" };
+        let signer = s.operator.public().to_string();
+        let signed = request::sign(&s.operator, &signer, AUDIENCE, get, NOW).expect("sign");
+        assert_eq!(
+            s.hub.authenticate(&signed, get, NOW).await.expect("operator"),
+            Principal::Operator(s.operator.public())
+        );
+        // The box's key named as if it were an operator's.
+        let posing = request::sign(&s.device, &s.device.public().to_string(), AUDIENCE, get, NOW)
+            .expect("sign");
+        let result = s.hub.authenticate(&posing, get, NOW).await;
+        assert!(
+            matches!(result, Err(HubError::Unauthenticated(AuthError::UnknownSigner))),
+            "{result:?}"
+        );
     });
 }

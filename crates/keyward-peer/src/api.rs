@@ -26,6 +26,10 @@ pub struct StoreShareRequest {
     pub x: u8,
     /// `x ‖ y`, sealed to this peer's key, bound by [`stored_binding`].
     pub share: Sealed,
+    /// An operator's enrollment token for `owner_name` (`kwst1.…`): needed the first time an
+    /// owner stores a share at this peer, which then admits that name for this owner's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment: Option<String>,
 }
 
 impl StoreShareRequest {
@@ -90,7 +94,17 @@ pub struct DeleteSharesRequest {
     pub share_set: String,
 }
 
-/// `GET /v1/nonce`: a single-use challenge.
+/// `GET /v1/nonce?for=ASKED`: a single-use challenge for a release of `ASKED` (a share set, or
+/// an owner name), as [`ReleaseRequest::asked`] will say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonceQuery {
+    /// What the release will ask for.
+    #[serde(rename = "for")]
+    pub asked: String,
+}
+
+/// The answer to `GET /v1/nonce`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonceResponse {
     /// Random, hex.
@@ -103,7 +117,7 @@ pub struct NonceResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
-    /// A nonce from `GET /v1/nonce`.
+    /// A nonce from `GET /v1/nonce`, asked for what this request asks.
     pub nonce: String,
     /// The requester's one-time X25519 key.
     pub ephemeral: SealPublicKey,
@@ -179,4 +193,4 @@ pub struct ReleaseResponse {
 }
 
 /// Every error answer (as the hub's).
-pub use keyward_hub::api::ErrorResponse;
+pub use keyward_service::api::ErrorResponse;

@@ -3,7 +3,7 @@
 //! `keyward peer init` writes it, and the owner passes it to `enroll peers --peer CARD`.
 
 use keyward_core::slot::PeerRecord;
-use keyward_hub::PublicKey;
+use keyward_service::PublicKey;
 use serde::{Deserialize, Serialize};
 
 use crate::seal::SealPublicKey;
@@ -91,7 +91,7 @@ impl PeerCard {
 
     /// The certificate hash as bytes, for pinning.
     pub fn pin(&self) -> Result<[u8; 32], CardError> {
-        keyward_hub::tls::parse_pin(&self.certificate)
+        keyward_service::tls::parse_pin(&self.certificate)
             .ok_or_else(|| CardError::Malformed("the certificate is not a SHA-256 hash".into()))
     }
 
@@ -128,7 +128,7 @@ impl PeerCard {
 mod tests {
     use super::*;
     use crate::seal::SealSecret;
-    use keyward_hub::SigningIdentity;
+    use keyward_service::SigningIdentity;
 
     fn card() -> PeerCard {
         PeerCard::new(

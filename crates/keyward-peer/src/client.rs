@@ -1,11 +1,11 @@
-//! The peer client: the hub's [`ServiceClient`] (HTTPS pinned to the certificate on the peer's
-//! card, requests signed as at the hub, with the owner's public key as the signer) and the
-//! peer's endpoints.
+//! The peer client: keyward-service's [`ServiceClient`] (HTTPS pinned to the certificate on the
+//! peer's card, requests signed for that peer, with the owner's public key as the signer) and
+//! the peer's endpoints.
 
 use std::time::Duration;
 
-use keyward_hub::SigningIdentity;
-use keyward_hub::client::{ClientError, ServiceClient};
+use keyward_service::SigningIdentity;
+use keyward_service::client::{ClientError, ServiceClient};
 use serde::Serialize;
 
 use crate::api::{
@@ -81,9 +81,13 @@ impl PeerClient {
         self.service.send::<serde_json::Value>(request).await.map(drop)
     }
 
-    /// A fresh nonce.
-    pub async fn nonce(&self) -> Result<NonceResponse, ClientError> {
-        self.service.send(self.service.get("/v1/nonce")).await
+    /// A fresh nonce for a release of `asked` (a share set, or an owner name: both are made of
+    /// characters a URL carries as they are).
+    pub async fn nonce(&self, asked: &str) -> Result<NonceResponse, ClientError> {
+        if !keyward_service::names::valid_box_name(asked) {
+            return Err(self.bad_answer(format!("`{asked}` cannot be asked for")));
+        }
+        self.service.send(self.service.get(&format!("/v1/nonce?for={asked}"))).await
     }
 
     /// Asks for shares with a proof.

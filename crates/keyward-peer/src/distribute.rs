@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use keyward_core::slot::{PeersParams, ReleasePolicy};
 use keyward_core::{DataKey, shamir};
-use keyward_hub::SigningIdentity;
+use keyward_service::SigningIdentity;
 use tokio::task::JoinSet;
 
 use crate::api::StoreShareRequest;
 use crate::card::PeerCard;
 use crate::client::PeerClient;
 use crate::seal::{self, Purpose};
-use keyward_hub::client::ClientError;
+use keyward_service::client::ClientError;
 
 /// Who the shares are for.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Owner {
     pub name: String,
     /// The keybox id (hex).
     pub keybox_id: String,
+    /// An operator's enrollment token for `name`, for peers that have not admitted it yet.
+    pub enrollment: Option<String>,
 }
 
 /// Why the shares could not all be placed.
@@ -56,19 +58,38 @@ fn list(failed: &[(String, ClientError)]) -> String {
     failed.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ")
 }
 
-/// Splits `key` `threshold`-of-`cards.len()`, seals share i to peer i and stores it there.
-/// Returns the slot parameters that record the new set.
+/// A fresh share set id (32 hex digits). The caller picks it before [`distribute`] so it can
+/// note the set down first (a crash mid-way then leaves a record of what to clean up).
+pub fn new_share_set() -> keyward_core::Result<String> {
+    Ok(keyward_core::encoding::to_hex(&keyward_core::random::array::<16>()?))
+}
+
+/// What a split is: the peers, how many shares are needed, who they are released to, and the
+/// new set's id.
+#[derive(Debug, Clone, Copy)]
+pub struct Split<'a> {
+    /// One peer per share.
+    pub cards: &'a [PeerCard],
+    /// Shares needed.
+    pub threshold: u8,
+    /// Who the peers release to.
+    pub policy: ReleasePolicy,
+    /// The new set's id, from [`new_share_set`].
+    pub share_set: &'a str,
+}
+
+/// Splits `key` `threshold`-of-`cards.len()` as share set `split.share_set`, seals share i to
+/// peer i and stores it there. Returns the slot parameters that record the new set.
 pub async fn distribute(
     key: &DataKey,
-    cards: &[PeerCard],
-    threshold: u8,
-    policy: ReleasePolicy,
+    split: Split<'_>,
     owner: &Owner,
     timeout: Duration,
 ) -> Result<PeersParams, DistributeError> {
+    let Split { cards, threshold, policy, share_set } = split;
+    let share_set = share_set.to_string();
     let count = u8::try_from(cards.len()).unwrap_or(u8::MAX);
     let shares = shamir::split(key.expose(), threshold, count)?;
-    let share_set = keyward_core::encoding::to_hex(&keyward_core::random::array::<16>()?);
     let fingerprint = key.fingerprint().to_string();
     let owner_key = owner.identity.public().to_string();
     let mut uploads = JoinSet::new();
@@ -82,6 +103,7 @@ pub async fn distribute(
             fingerprint: fingerprint.clone(),
             x: share.x,
             share: seal::Sealed { enc: String::new(), ct: String::new() },
+            enrollment: owner.enrollment.clone(),
         };
         request.share = seal::seal(
             &card.seal_key,

@@ -1,12 +1,16 @@
-//! What a peer decides, as plain async functions over its store: store, list and delete an
-//! owner's shares (owner-signed requests), hand out nonces, and release a share to a requester
-//! whose proof satisfies the owner's policy. The axum server only moves bytes in and out.
+//! What a peer decides, as plain async functions over its store (sans-I/O: the axum server
+//! only moves bytes in and out): authenticate an owner's signed request (signature, audience,
+//! replay), store — admitting an owner with an operator's enrollment token — list and delete an
+//! owner's shares, hand out release nonces, and release a share to a requester whose proof
+//! satisfies the owner's policy.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use keyward_hub::statement::{self, Statement};
-use keyward_hub::{AuthError, PublicKey};
+use keyward_service::names::{BOX_NAME_RULE, valid_box_name};
+use keyward_service::nonces::{self, NonceError, NonceLimits, NonceTable, Tag, WhenFull};
+use keyward_service::request::{self, MAX_SKEW_SECS, Request, RequestSignature};
+use keyward_service::statement::{self, Statement};
+use keyward_service::{AuthError, PublicKey, SourcePrefix};
 use zeroize::Zeroizing;
 
 use crate::api::{
@@ -14,12 +18,19 @@ use crate::api::{
     StoreShareRequest, release_message, released_binding,
 };
 use crate::seal::{self, Purpose, SealSecret};
-use crate::store::{Store, StoreError, Stored, StoredShare};
+use crate::store::{Admission, Quota, Store, StoreError, Stored, StoredShare};
 
-/// How long a nonce stays good.
+/// How long a release nonce stays good.
 pub const NONCE_TTL_SECS: i64 = 60;
-/// Most nonces outstanding at once; beyond that new ones are refused until old ones expire.
-const MAX_NONCES: usize = 100_000;
+/// Most release nonces outstanding at once (the oldest are forgotten beyond).
+const MAX_RELEASE_NONCES: usize = 100_000;
+/// Most release nonces outstanding for one source (its oldest are forgotten beyond).
+pub const RELEASE_NONCES_PER_SOURCE: usize = 16;
+/// Most release nonces outstanding for one thing asked for (a share set, an owner): more than
+/// one source holds, so one source alone cannot push out another's.
+pub const RELEASE_NONCES_PER_ASKED: usize = 4 * RELEASE_NONCES_PER_SOURCE;
+/// Most owner-request nonces remembered (ten minutes of signed requests).
+const MAX_REQUEST_NONCES: usize = 1_000_000;
 
 /// Why a peer refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +70,18 @@ impl From<AuthError> for PeerError {
     }
 }
 
+impl From<NonceError> for PeerError {
+    fn from(e: NonceError) -> Self {
+        match e {
+            NonceError::Full => PeerError::RateLimited(e.to_string()),
+            NonceError::Malformed => PeerError::Malformed(e.to_string()),
+            NonceError::Seen | NonceError::Unknown | NonceError::Expired => {
+                PeerError::Unauthenticated(e.to_string())
+            }
+        }
+    }
+}
+
 impl PeerError {
     /// The reason alone, for the answer's message.
     pub fn reason(&self) -> String {
@@ -74,37 +97,88 @@ impl PeerError {
     }
 }
 
-/// A peer: its store, its sealing key, the operators whose tickets it accepts, and the nonces
-/// it has handed out.
+/// A peer: its store, its sealing key, the operators whose statements it accepts, its name as
+/// the audience of signed requests (its certificate's SHA-256), each owner's quota, and its two
+/// nonce tables.
 #[derive(Clone)]
 pub struct Peer {
     store: Store,
     seal_secret: Arc<SealSecret>,
     operators: Vec<PublicKey>,
-    nonces: Arc<Mutex<HashMap<String, i64>>>,
+    audience: String,
+    quota: Quota,
+    release_nonces: Arc<NonceTable>,
+    request_nonces: Arc<NonceTable>,
 }
 
 fn is_hex_id(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// What a peer is made of.
+pub struct PeerSetup {
+    /// Its store.
+    pub store: Store,
+    /// Its long-term sealing key.
+    pub seal_secret: SealSecret,
+    /// The operators whose enrollment tokens and release tickets it accepts.
+    pub operators: Vec<PublicKey>,
+    /// Its certificate's SHA-256 (colon hex).
+    pub audience: String,
+    /// What each owner may keep here.
+    pub quota: Quota,
+}
+
 impl Peer {
-    /// A peer over `store`.
-    pub fn new(store: Store, seal_secret: SealSecret, operators: Vec<PublicKey>) -> Self {
-        Peer { store, seal_secret: Arc::new(seal_secret), operators, nonces: Arc::default() }
+    /// A peer.
+    pub fn new(setup: PeerSetup) -> Self {
+        let PeerSetup { store, seal_secret, operators, audience, quota } = setup;
+        Peer {
+            store,
+            seal_secret: Arc::new(seal_secret),
+            operators,
+            audience,
+            quota,
+            release_nonces: Arc::new(NonceTable::new(NonceLimits {
+                capacity: MAX_RELEASE_NONCES,
+                when_full: WhenFull::EvictOldest,
+            })),
+            request_nonces: Arc::new(NonceTable::new(NonceLimits {
+                capacity: MAX_REQUEST_NONCES,
+                when_full: WhenFull::Refuse,
+            })),
+        }
+    }
+
+    /// Checks an owner-signed request (the signer is the owner's public key): the signature,
+    /// that it is for this peer, its timestamp, and that its nonce is new.
+    pub fn authenticate_owner(
+        &self,
+        signed: &RequestSignature,
+        request: Request<'_>,
+        now: i64,
+    ) -> Result<PublicKey, PeerError> {
+        let owner: PublicKey = signed.signer.parse()?;
+        request::verify(signed, &owner, &self.audience, request, now)?;
+        let nonce = nonces::parse(&signed.nonce)?;
+        match self.request_nonces.insert(nonce, &[], now + 2 * MAX_SKEW_SECS, now) {
+            Ok(()) => Ok(owner),
+            Err(NonceError::Seen) => Err(AuthError::Replayed.into()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Stores a share that `owner` sealed to this peer. The share must open here (so a release
-    /// can never fail for a share that was accepted) — and is kept sealed.
+    /// can never fail for a share that was accepted) — and is kept sealed. An owner name new
+    /// here is admitted only with an operator's enrollment token for it.
     pub async fn store_share(
         &self,
         owner: &PublicKey,
         request: &StoreShareRequest,
         now: i64,
     ) -> Result<Stored, PeerError> {
-        let name_ok = keyward_hub::hub::valid_box_name(&request.owner_name);
-        if !name_ok {
-            return Err(PeerError::Malformed("owner names are 1–64 letters, digits, `-_.`".into()));
+        if !valid_box_name(&request.owner_name) {
+            return Err(PeerError::Malformed(format!("owner names are {BOX_NAME_RULE}")));
         }
         if !is_hex_id(&request.share_set) || request.keybox_id.len() > 64 {
             return Err(PeerError::Malformed(
@@ -128,15 +202,55 @@ impl Peer {
         if share.first() != Some(&request.x) {
             return Err(PeerError::Malformed("the sealed share's x differs from `x`".into()));
         }
-        match self.store.store_share(&owner_text, request, now).await? {
+        // A token matters only for a name not admitted yet: one that no longer verifies (it
+        // expired since the first upload) does not stop an admitted owner's retry.
+        let token = request
+            .enrollment
+            .as_deref()
+            .map(|text| self.check_enrollment(text, &request.owner_name, now));
+        let admission = match &token {
+            Some(Ok(token_id)) => Some(Admission { token_id }),
+            _ => None,
+        };
+        let name = &request.owner_name;
+        match self.store.store_share(&owner_text, request, admission, self.quota, now).await? {
             Stored::NameTaken => Err(PeerError::Conflict(format!(
-                "the owner name {} belongs to another identity here",
-                request.owner_name
+                "the owner name {name} belongs to another identity here"
             ))),
+            Stored::NotAdmitted => Err(match token {
+                Some(Err(e)) => e,
+                _ => PeerError::Refused(format!(
+                    "{name} is not admitted at this peer; give an operator's enrollment token for it (`--token-file F`)"
+                )),
+            }),
+            Stored::TokenUsed => {
+                Err(PeerError::Refused("this enrollment token was already used here".into()))
+            }
             Stored::SetTaken => {
                 Err(PeerError::Conflict(format!("share set {} exists here", request.share_set)))
             }
-            stored => Ok(stored),
+            Stored::OverQuota => Err(PeerError::Refused(format!(
+                "{name} holds as many share sets here as it may ({} sets, {} bytes); delete old ones first",
+                self.quota.sets, self.quota.bytes
+            ))),
+            stored @ (Stored::Added | Stored::AlreadyThere) => Ok(stored),
+        }
+    }
+
+    /// Verifies an operator's enrollment token for `owner_name`; returns its id.
+    fn check_enrollment(
+        &self,
+        text: &str,
+        owner_name: &str,
+        now: i64,
+    ) -> Result<String, PeerError> {
+        match statement::verify(text, &self.operators, now)?.statement {
+            Statement::Enrollment { box_name, id, .. } if box_name == owner_name => Ok(id),
+            other => Err(AuthError::WrongStatement {
+                expected: format!("an enrollment token for {owner_name}"),
+                found: format!("{} for {}", other.kind(), other.box_name()),
+            }
+            .into()),
         }
     }
 
@@ -154,33 +268,39 @@ impl Peer {
         }
     }
 
-    /// A fresh single-use nonce.
-    pub fn nonce(&self, now: i64) -> Result<NonceResponse, PeerError> {
-        let nonce = keyward_core::encoding::to_hex(
-            &keyward_core::random::array::<16>().map_err(|e| PeerError::Internal(e.to_string()))?,
-        );
-        let expires = now + NONCE_TTL_SECS;
-        let mut nonces =
-            self.nonces.lock().map_err(|_| PeerError::Internal("nonce table".into()))?;
-        if nonces.len() >= MAX_NONCES {
-            nonces.retain(|_, until| *until >= now);
-            if nonces.len() >= MAX_NONCES {
-                return Err(PeerError::RateLimited("too many outstanding nonces".into()));
-            }
+    /// A fresh single-use nonce for a release of `asked`, requested from `source`. Each source,
+    /// and each thing asked for, holds only a few at once (its oldest forgotten first), so a
+    /// flood cannot push out another requester's nonce.
+    pub fn nonce(
+        &self,
+        source: SourcePrefix,
+        asked: &str,
+        now: i64,
+    ) -> Result<NonceResponse, PeerError> {
+        if asked.is_empty() || asked.len() > 64 {
+            return Err(PeerError::Malformed("`for` names a share set or an owner".into()));
         }
-        nonces.insert(nonce.clone(), expires);
-        Ok(NonceResponse { nonce, expires })
+        let (nonce, text) = nonces::fresh().map_err(|e| PeerError::Internal(e.to_string()))?;
+        let expires = now + NONCE_TTL_SECS;
+        let (source, asked) = (format!("src:{source}"), format!("for:{asked}"));
+        let tags = [
+            Tag { value: &source, limit: RELEASE_NONCES_PER_SOURCE },
+            Tag { value: &asked, limit: RELEASE_NONCES_PER_ASKED },
+        ];
+        self.release_nonces.insert(nonce, &tags, expires, now)?;
+        Ok(NonceResponse { nonce: text, expires })
     }
 
-    /// Uses up a nonce: `Ok` only once, and only before it expires.
-    fn take_nonce(&self, nonce: &str, now: i64) -> Result<(), PeerError> {
-        let mut nonces =
-            self.nonces.lock().map_err(|_| PeerError::Internal("nonce table".into()))?;
-        match nonces.remove(nonce) {
-            Some(expires) if expires >= now => Ok(()),
-            Some(_) => Err(PeerError::Unauthenticated("the nonce has expired; ask again".into())),
-            None => Err(PeerError::Unauthenticated("unknown or already used nonce".into())),
+    /// Uses up a release nonce, which must have been asked for what the request asks.
+    fn take_nonce(&self, text: &str, asked: &str, now: i64) -> Result<(), PeerError> {
+        let nonce = nonces::parse(text)?;
+        let tags = self.release_nonces.take(&nonce, now)?;
+        if !tags.iter().any(|t| t.strip_prefix("for:") == Some(asked)) {
+            return Err(PeerError::Unauthenticated(
+                "the nonce was asked for another release; ask for one for this".into(),
+            ));
         }
+        Ok(())
     }
 
     /// Releases shares to a requester whose proofs satisfy each set's policy, sealed to the
@@ -191,18 +311,18 @@ impl Peer {
         request: &ReleaseRequest,
         now: i64,
     ) -> Result<ReleaseResponse, PeerError> {
-        self.take_nonce(&request.nonce, now)?;
+        let Some(asked) = request.asked() else {
+            return Err(PeerError::Malformed("name a share_set or an owner_name".into()));
+        };
+        self.take_nonce(&request.nonce, asked, now)?;
         if request.owner_signature.is_some() && request.share_set.is_none() {
             return Err(PeerError::Malformed("an owner's signature asks for one share_set".into()));
         }
-        let sets: Vec<StoredShare> = match (&request.share_set, &request.owner_name) {
-            (Some(set), _) => self.store.share(set).await?.into_iter().collect(),
-            (None, Some(name)) => self.store.shares_named(name).await?,
-            (None, None) => {
-                return Err(PeerError::Malformed("name a share_set or an owner_name".into()));
-            }
+        let sets: Vec<StoredShare> = match &request.share_set {
+            Some(set) => self.store.share(set).await?.into_iter().collect(),
+            None => self.store.shares_named(asked).await?,
         };
-        let (Some(first), Some(asked)) = (sets.first(), request.asked()) else {
+        let Some(first) = sets.first() else {
             // A guess at a set or a name counts as a failed proof (toward the lockout).
             return Err(PeerError::Unauthenticated("no such share set or owner here".into()));
         };
@@ -232,16 +352,18 @@ impl Peer {
         }
         let shares =
             released.iter().map(|set| self.reseal(set, request)).collect::<Result<Vec<_>, _>>()?;
-        // Used up only once everything is ready to go out.
-        if let Some(id) = &ticket
-            && !self.store.use_ticket(id, now).await?
+        // A ticket's use is counted only once everything is ready to go out.
+        if let Some((id, allowed)) = &ticket
+            && !self.store.use_ticket(id, *allowed, now).await?
         {
-            return Err(PeerError::Refused("this release ticket was already used here".into()));
+            return Err(PeerError::Refused(format!(
+                "this release ticket was used here all {allowed} time(s) it allows"
+            )));
         }
         // When it was last released is for `peers status` only: note it after answering, so
         // the requester does not wait for its fsync.
-        let (store, sets) = (self.store.clone(), shares.iter().map(|s| s.share_set.clone()));
-        let sets: Vec<String> = sets.collect();
+        let store = self.store.clone();
+        let sets: Vec<String> = shares.iter().map(|s| s.share_set.clone()).collect();
         tokio::spawn(async move {
             for set in sets {
                 if let Err(e) = store.released(&set, now).await {
@@ -267,7 +389,7 @@ impl Peer {
     }
 
     /// Verifies a peer release ticket for `owner_name` and its requester's signature over this
-    /// request; returns the ticket id (used up later).
+    /// request; returns the ticket's id and how many uses it allows (counted later).
     fn check_ticket(
         &self,
         text: &str,
@@ -275,9 +397,10 @@ impl Peer {
         owner_name: &str,
         asked: &str,
         now: i64,
-    ) -> Result<String, PeerError> {
-        let verified = statement::verify(text, &self.operators, now)?;
-        let (requester, id) = match verified.statement {
+    ) -> Result<(String, u32), PeerError> {
+        let statement = statement::verify(text, &self.operators, now)?.statement;
+        let allowed = statement.uses();
+        let (requester, id) = match statement {
             Statement::PeerRelease { box_name, requester, id, .. } if box_name == owner_name => {
                 (requester, id)
             }
@@ -296,7 +419,7 @@ impl Peer {
             .ok_or(AuthError::Malformed("requester_signature (a ticket needs it)"))?;
         requester
             .verify(&release_message(&request.nonce, asked, &request.ephemeral), &signature)?;
-        Ok(id)
+        Ok((id, allowed))
     }
 
     fn reseal(

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use keyward_core::shamir::Share;
 use keyward_core::{DataKey, ExpectedFingerprint};
-use keyward_hub::SigningIdentity;
-use keyward_hub::client::ClientError;
+use keyward_service::SigningIdentity;
+use keyward_service::client::ClientError;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
@@ -61,6 +61,14 @@ pub enum Proof {
 }
 
 impl Proof {
+    /// What its requests ask for: the set, or the owner's name.
+    fn asked(&self) -> &str {
+        match self {
+            Proof::Owner { share_set, .. } | Proof::Both { share_set, .. } => share_set,
+            Proof::Ticket { owner_name, .. } => owner_name,
+        }
+    }
+
     /// The one set asked for, if the proof names one.
     fn share_set(&self) -> Option<&str> {
         match self {
@@ -171,7 +179,7 @@ async fn ask(
     let fail = |e| (peer.clone(), e);
     let client = PeerClient::new(&card, timeout).map_err(fail)?;
     let one_time = SealSecret::generate().map_err(|e| fail(ClientError::Core(e)))?;
-    let nonce = client.nonce().await.map_err(fail)?.nonce;
+    let nonce = client.nonce(proof.asked()).await.map_err(fail)?.nonce;
     let answer = client.release(&proof.request(&nonce, one_time.public())).await.map_err(fail)?;
     if answer.shares.len() > MAX_SHARES_PER_ANSWER {
         return Err(fail(client.bad_answer("more shares than any owner has sets")));

@@ -18,8 +18,8 @@ use keyward_core::slot::{PeersParams, SlotSecret, Unlocker};
 use keyward_core::{DataKey, SlotId, Store};
 
 use crate::card::PeerCard;
-use crate::distribute::{DistributeError, Owner, delete_everywhere, distribute};
-use keyward_hub::client::ClientError;
+use crate::distribute::{DistributeError, Owner, Split, delete_everywhere, distribute};
+use keyward_service::client::ClientError;
 
 /// The points between the steps, where a caller (a crash test) may stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,20 +55,21 @@ pub enum ReshareError {
 }
 
 /// Re-shares `key` (already checked by the caller) held in peers slot `slot` of `store`'s
-/// keybox, whose current parameters are `old`, to `cards` with `threshold`.
+/// keybox, whose current parameters are `old`, as `split` (its policy is the old one's).
 #[allow(clippy::too_many_arguments)]
 pub async fn reshare(
     store: &Store<'_>,
     slot: SlotId,
     key: &DataKey,
     old: &PeersParams,
-    cards: &[PeerCard],
-    threshold: u8,
+    split: Split<'_>,
     owner: &Owner,
     timeout: Duration,
     mut step: impl FnMut(ReshareStep) -> ControlFlow<()>,
 ) -> Result<Reshared, ReshareError> {
-    let params = distribute(key, cards, threshold, old.policy, owner, timeout).await?;
+    let split = Split { policy: old.policy, ..split };
+    let cards = split.cards;
+    let params = distribute(key, split, owner, timeout).await?;
     if step(ReshareStep::NewSharesStored).is_break() {
         return Err(ReshareError::Stopped(ReshareStep::NewSharesStored));
     }

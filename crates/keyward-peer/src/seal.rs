@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use keyward_core::encoding::{from_base64, to_base64};
+use keyward_service::locked::LockedBytes;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -52,6 +53,9 @@ pub enum SealError {
     /// The recipient's key cannot be used (a low-order point).
     #[error("cannot seal to this key")]
     Unsealable,
+    /// The key could not be kept in locked memory (the memlock limit).
+    #[error("cannot lock the key in memory; raise the memlock limit (LimitMEMLOCK=)")]
+    Unlockable,
 }
 
 /// An X25519 key that shares are sealed to.
@@ -91,8 +95,9 @@ impl<'de> Deserialize<'de> for SealPublicKey {
     }
 }
 
-/// The secret half: a peer's long-term key, or a requester's one-time key.
-pub struct SealSecret(Zeroizing<[u8; 32]>);
+/// The secret half: a peer's long-term key, or a requester's one-time key. Kept in locked,
+/// non-dumpable memory (keyward-service's [`LockedBytes`]) and wiped on drop.
+pub struct SealSecret(LockedBytes);
 
 impl fmt::Debug for SealSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,14 +105,20 @@ impl fmt::Debug for SealSecret {
     }
 }
 
+/// Why a secret key could not be kept.
+fn unlockable(e: std::io::Error) -> keyward_core::Error {
+    keyward_core::Error::io("cannot lock in memory", "a sealing key", e)
+}
+
 impl SealSecret {
     /// A fresh key from the system's random source (through HKDF, as RFC 9180 `DeriveKeyPair`).
     pub fn generate() -> keyward_core::Result<Self> {
         let seed = keyward_core::random::secret_bytes(32)?;
         let (secret, _) = Kem::derive_keypair(&seed);
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        bytes.copy_from_slice(&secret.to_bytes());
-        Ok(SealSecret(bytes))
+        let mut bytes = secret.to_bytes();
+        let locked = LockedBytes::copy_of(&bytes);
+        zeroize::Zeroize::zeroize(&mut bytes[..]);
+        Ok(SealSecret(locked.map_err(unlockable)?))
     }
 
     /// Its public key.
@@ -127,19 +138,21 @@ impl SealSecret {
 
     /// The key file's contents: one line of base64 (the file is written 0600).
     pub fn to_file_bytes(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(format!("{}\n", to_base64(self.0.as_slice())).into_bytes())
+        let text = Zeroizing::new(to_base64(self.0.as_slice()));
+        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() + 1));
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(b'\n');
+        bytes
     }
 
     /// Reads a key file.
     pub fn from_file_bytes(bytes: &[u8]) -> Result<Self, SealError> {
         let text = std::str::from_utf8(bytes).map_err(|_| SealError::BadKey)?;
         let raw = Zeroizing::new(from_base64(text.trim()).ok_or(SealError::BadKey)?);
-        let mut key = Zeroizing::new([0u8; 32]);
         if raw.len() != 32 {
             return Err(SealError::BadKey);
         }
-        key.copy_from_slice(&raw);
-        Ok(SealSecret(key))
+        LockedBytes::copy_of(&raw).map(SealSecret).map_err(|_| SealError::Unlockable)
     }
 }
 

@@ -1,26 +1,25 @@
-//! The peer's HTTPS server: axum routes that apply the rate limits and lockout, check owner
-//! signatures, call [`Peer`], count the outcome and map errors to status codes. Logs carry the
+//! The peer's HTTPS routes: each unpacks its request and runs [`Peer`] inside keyward-service's
+//! request shell (lockout, rate limits, refusal counts, metrics, read timeouts). Logs carry the
 //! route, the share set and the outcome — never a share, a signature, a nonce or a ticket.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use keyward_hub::limits::{RateLimiter, RateLimits};
-use keyward_hub::metrics::Metrics;
-use keyward_hub::request::{self, MAX_SKEW_SECS};
-use keyward_hub::server::{ErrorKind, ServiceError, error_response, handle, signature_headers};
-use keyward_hub::{PublicKey, unix_now};
+use keyward_service::limits::RateLimits;
+use keyward_service::metrics::Metrics;
+use keyward_service::request::Request;
+use keyward_service::shell::{ErrorKind, ServeOptions, ServiceError, Shell, signature_headers};
+use keyward_service::{PublicKey, SourcePrefix, unix_now};
 use serde::de::DeserializeOwned;
 
-use crate::api::{DeleteSharesRequest, ReleaseRequest, StoreShareRequest};
+use crate::api::{DeleteSharesRequest, NonceQuery, ReleaseRequest, StoreShareRequest};
 use crate::peer::{Peer, PeerError};
 use crate::store::Stored;
 
@@ -28,37 +27,39 @@ use crate::store::Stored;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The routes counted in `/metrics`.
 pub const ROUTES: &[&str] = &["store", "status", "delete", "nonce", "release"];
-/// Most request nonces remembered (ten minutes of signed requests).
-const MAX_REQUEST_NONCES: usize = 1_000_000;
 
 struct ServerState {
     peer: Peer,
-    limiter: RateLimiter,
-    metrics: Metrics,
-    /// Nonces of owner-signed requests seen in their ±5-minute window (replays refused).
-    request_nonces: Mutex<HashMap<String, i64>>,
+    shell: Shell,
 }
 
 impl ServerState {
-    /// [`handle`] with this server's limits and counters.
+    /// Runs a handler body in the shell (the peer's errors).
     async fn run(
         &self,
         route: &'static str,
         source: SocketAddr,
         body: impl Future<Output = Result<Response, PeerError>>,
     ) -> Response {
-        handle(&self.limiter, &self.metrics, route, source, body).await
+        self.shell.run(route, source, body).await
+    }
+
+    /// The owner of a signed request.
+    fn owner(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        map: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PublicKey, PeerError> {
+        let signed = signature_headers(map)?;
+        let request = Request { method: method.as_str(), path: uri.path(), body };
+        self.peer.authenticate_owner(&signed, request, unix_now())
     }
 }
 
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
-
-impl IntoResponse for PeerError {
-    fn into_response(self) -> Response {
-        error_response(&self)
-    }
-}
 
 impl ServiceError for PeerError {
     fn locked_out(reason: String) -> Self {
@@ -87,32 +88,6 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerError> {
     serde_json::from_slice(body).map_err(|e| PeerError::Malformed(e.to_string()))
 }
 
-/// Checks an owner-signed request; the signer header is the owner's public key.
-fn owner(
-    state: &ServerState,
-    method: &Method,
-    uri: &Uri,
-    map: &HeaderMap,
-    body: &[u8],
-) -> Result<PublicKey, PeerError> {
-    let signed = signature_headers(map)?;
-    let key: PublicKey = signed.signer.parse()?;
-    let now = unix_now();
-    request::verify(&signed, &key, method.as_str(), uri.path(), body, now)?;
-    let mut seen =
-        state.request_nonces.lock().map_err(|_| PeerError::Internal("nonce table".into()))?;
-    if seen.len() >= MAX_REQUEST_NONCES / 2 {
-        seen.retain(|_, until| *until >= now);
-    }
-    if seen.len() >= MAX_REQUEST_NONCES {
-        return Err(PeerError::RateLimited("too many signed requests; try again later".into()));
-    }
-    if seen.insert(signed.nonce, now + 2 * MAX_SKEW_SECS).is_some() {
-        return Err(PeerError::Unauthenticated("replayed request (nonce already seen)".into()));
-    }
-    Ok(key)
-}
-
 async fn store(
     State(state): Shared,
     ConnectInfo(source): Source,
@@ -123,7 +98,7 @@ async fn store(
 ) -> Response {
     state
         .run("store", source, async {
-            let owner = owner(&state, &method, &uri, &map, &body)?;
+            let owner = state.owner(&method, &uri, &map, &body)?;
             let request: StoreShareRequest = json(&body)?;
             let stored = state.peer.store_share(&owner, &request, unix_now()).await?;
             tracing::info!(share_set = %request.share_set, x = request.x, "share stored");
@@ -143,7 +118,7 @@ async fn status(
 ) -> Response {
     state
         .run("status", source, async {
-            let owner = owner(&state, &method, &uri, &map, b"")?;
+            let owner = state.owner(&method, &uri, &map, b"")?;
             Ok(Json(state.peer.status(&owner).await?).into_response())
         })
         .await
@@ -159,7 +134,7 @@ async fn delete(
 ) -> Response {
     state
         .run("delete", source, async {
-            let owner = owner(&state, &method, &uri, &map, &body)?;
+            let owner = state.owner(&method, &uri, &map, &body)?;
             let request: DeleteSharesRequest = json(&body)?;
             state.peer.delete(&owner, &request.share_set).await?;
             tracing::info!(share_set = %request.share_set, "share deleted");
@@ -168,9 +143,19 @@ async fn delete(
         .await
 }
 
-async fn nonce(State(state): Shared, ConnectInfo(source): Source) -> Response {
+async fn nonce(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    query: Result<Query<NonceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     state
-        .run("nonce", source, async { Ok(Json(state.peer.nonce(unix_now())?).into_response()) })
+        .run("nonce", source, async {
+            let Ok(Query(query)) = query else {
+                return Err(PeerError::Malformed("ask with ?for=SHARE_SET or ?for=OWNER".into()));
+            };
+            let prefix = SourcePrefix::from(source.ip());
+            Ok(Json(state.peer.nonce(prefix, &query.asked, unix_now())?).into_response())
+        })
         .await
 }
 
@@ -192,7 +177,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics(State(state): Shared) -> String {
-    state.metrics.render()
+    state.shell.metrics()
 }
 
 fn router(state: Arc<ServerState>) -> Router {
@@ -203,7 +188,6 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/release", post(release))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -213,12 +197,11 @@ pub async fn serve(
     tls: rustls::ServerConfig,
     peer: Peer,
     limits: RateLimits,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
     let state = Arc::new(ServerState {
         peer,
-        limiter: RateLimiter::new(limits),
-        metrics: Metrics::new("keyward_peer", ROUTES),
-        request_nonces: Mutex::default(),
+        shell: Shell::new(limits, Metrics::new("keyward_peer", ROUTES)),
     });
-    keyward_hub::server::serve_https(addr, tls, router(state)).await
+    keyward_service::shell::serve_https(addr, tls, router(state), options).await
 }

@@ -1,33 +1,57 @@
-//! The peer's store: SQLite in its data folder. Shares are kept as the owner sealed them (the
-//! peer's own key opens them; nothing here opens without it), with the metadata a release needs.
-//! An owner name is bound to the first identity that stored a share under it, so nobody else
-//! can place shares a release ticket for that name would return.
+//! The peer's store: SQLite in its data folder (connected, created 0600 and migrated with
+//! keyward-service's store helpers). Shares are kept as the owner sealed them (the peer's own key
+//! opens them; nothing here opens without it), with the metadata a release needs. An owner name
+//! is admitted once, with an operator's enrollment token, for the identity that presented it;
+//! from then on only that identity stores shares under the name, so nobody else can place
+//! shares a release ticket for that name would return. Each owner has a quota of share sets and
+//! bytes.
 
 use keyward_core::slot::ReleasePolicy;
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+use keyward_service::store::{
+    self as helpers, Backend, Schema, USED_STATEMENTS, Use, record_use, unique,
+};
+use sqlx::{AnyPool, Row};
+
+pub use keyward_service::store::StoreError;
 
 use crate::api::{ShareSetInfo, StoreShareRequest};
 use crate::seal::Sealed;
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS owners (owner_name TEXT PRIMARY KEY, owner TEXT NOT NULL, first_seen INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS shares (share_set TEXT PRIMARY KEY, owner TEXT NOT NULL, owner_name TEXT NOT NULL, keybox_id TEXT NOT NULL, threshold INTEGER NOT NULL, policy TEXT NOT NULL, fingerprint TEXT NOT NULL, x INTEGER NOT NULL, enc TEXT NOT NULL, ct TEXT NOT NULL, stored_at INTEGER NOT NULL, last_released INTEGER)",
-    "CREATE INDEX IF NOT EXISTS shares_by_owner_name ON shares (owner_name)",
-    "CREATE TABLE IF NOT EXISTS used_tickets (id TEXT PRIMARY KEY, used_at INTEGER NOT NULL)",
-];
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA: Schema = Schema {
+    store: "peer",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS owners (owner_name TEXT PRIMARY KEY, owner TEXT NOT NULL, first_seen BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS shares (share_set TEXT PRIMARY KEY, owner TEXT NOT NULL, owner_name TEXT NOT NULL, keybox_id TEXT NOT NULL, threshold BIGINT NOT NULL, policy TEXT NOT NULL, fingerprint TEXT NOT NULL, x BIGINT NOT NULL, enc TEXT NOT NULL, ct TEXT NOT NULL, stored_at BIGINT NOT NULL, last_released BIGINT)",
+        "CREATE INDEX IF NOT EXISTS shares_by_owner_name ON shares (owner_name)",
+        "CREATE INDEX IF NOT EXISTS shares_by_owner ON shares (owner)",
+        USED_STATEMENTS,
+        // Single-use release tickets as a peer of version 1 recorded them; folded into
+        // used_statements below.
+        "CREATE TABLE IF NOT EXISTS used_tickets (id TEXT PRIMARY KEY, used_at BIGINT NOT NULL)",
+        "INSERT INTO used_statements (id, kind, used_at) SELECT id, 'a peer release ticket', used_at FROM used_tickets WHERE id NOT IN (SELECT id FROM used_statements)",
+        "DELETE FROM used_tickets",
+    ],
+    postgres_statements: &[],
+    sqlite_statements: &[],
+    version: "1",
+    // "kwpeer" in ASCII.
+    advisory_lock: 0x6b77_7065_6572,
+};
 
-/// Store errors.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database said no.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The database was made by a newer keyward.
-    #[error("peer database schema version {0} is not supported; upgrade keyward")]
-    Schema(String),
+/// How much one owner may keep at a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Share sets (a re-share holds two for a moment; a crashed one may leave more).
+    pub sets: u32,
+    /// Bytes of sealed shares.
+    pub bytes: u64,
+}
+
+impl Default for Quota {
+    /// 8 sets and 64 KiB: a share of the largest key (4096 bytes) is about 5.5 KiB sealed.
+    fn default() -> Self {
+        Quota { sets: 8, bytes: 64 * 1024 }
+    }
 }
 
 /// How storing a share ended.
@@ -39,8 +63,21 @@ pub enum Stored {
     AlreadyThere,
     /// The owner name belongs to another identity.
     NameTaken,
+    /// The owner name is not admitted here yet and no usable enrollment token came with it.
+    NotAdmitted,
+    /// The enrollment token was used already.
+    TokenUsed,
     /// The share set exists with other contents or another owner.
     SetTaken,
+    /// The owner is at its quota.
+    OverQuota,
+}
+
+/// An enrollment token that admits an owner name: its id, already verified.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    /// The token's single-use id.
+    pub token_id: &'a str,
 }
 
 /// A share as kept, with what a release needs.
@@ -55,79 +92,78 @@ pub struct StoredShare {
 /// The peer's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+/// `SELECT` of the columns [`stored_share`] reads, then the rest of the query.
+macro_rules! select_shares {
+    ($rest:literal) => {
+        concat!(
+            "SELECT owner, owner_name, keybox_id, share_set, threshold, policy, fingerprint, x, enc, ct FROM shares ",
+            $rest
+        )
+    };
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed, mode 0600) the database at `path`.
     pub async fn open(path: &std::path::Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .pragma("secure_delete", "ON");
-        let pool =
-            sqlx::sqlite::SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        let store = Store { pool };
-        store.migrate().await?;
-        Ok(store)
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let (pool, backend) = helpers::connect(&url, 4).await?;
+        helpers::migrate(&pool, backend, &SCHEMA).await?;
+        Ok(Store { pool })
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for statement in SCHEMA {
-            sqlx::query(*statement).execute(&mut *tx).await?;
-        }
-        let found: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'schema'")
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.get(0));
-        match found {
-            Some(v) if v == SCHEMA_VERSION => {}
-            Some(v) => return Err(StoreError::Schema(v)),
-            None => {
-                sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', ?)")
-                    .bind(SCHEMA_VERSION)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Stores a share for `owner`, in one transaction with the owner-name binding.
+    /// Stores a share for `owner` — admitting its name with `admission` if the name is new
+    /// here — in one transaction with the name binding, the token's use and the quota check.
     pub async fn store_share(
         &self,
         owner: &str,
         share: &StoreShareRequest,
+        admission: Option<Admission<'_>>,
+        quota: Quota,
         now: i64,
     ) -> Result<Stored, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO owners (owner_name, owner, first_seen) VALUES (?, ?, ?)",
-        )
-        .bind(&share.owner_name)
-        .bind(owner)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let bound: String = sqlx::query("SELECT owner FROM owners WHERE owner_name = ?")
+        let mut tx = helpers::begin_write(&self.pool, Backend::Sqlite).await?;
+        let bound: Option<String> = sqlx::query("SELECT owner FROM owners WHERE owner_name = $1")
             .bind(&share.owner_name)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?
-            .get(0);
-        if bound != owner {
-            return Ok(Stored::NameTaken);
+            .map(|r| r.get(0));
+        match (bound, admission) {
+            (Some(bound), _) if bound != owner => return Ok(Stored::NameTaken),
+            (Some(_), _) => {}
+            (None, None) => return Ok(Stored::NotAdmitted),
+            (None, Some(admission)) => {
+                let used =
+                    record_use(&mut tx, admission.token_id, "an enrollment token", 1, now).await?;
+                if used != Use::Recorded(1) {
+                    return Ok(Stored::TokenUsed);
+                }
+                let insert = sqlx::query(
+                    "INSERT INTO owners (owner_name, owner, first_seen) VALUES ($1, $2, $3)",
+                )
+                .bind(&share.owner_name)
+                .bind(owner)
+                .bind(now);
+                if !unique(insert.execute(&mut *tx).await)? {
+                    return Ok(Stored::NameTaken);
+                }
+            }
         }
+        let held = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(enc) + LENGTH(ct)), 0) FROM shares WHERE owner = $1",
+        )
+        .bind(owner)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (sets, bytes): (i64, i64) = (held.get(0), held.get(1));
+        let adding =
+            u64::try_from(share.share.enc.len() + share.share.ct.len()).unwrap_or(u64::MAX);
+        let over = u64::try_from(sets).unwrap_or(u64::MAX) >= u64::from(quota.sets)
+            || u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(adding) > quota.bytes;
         let insert = sqlx::query(
-            "INSERT INTO shares (share_set, owner, owner_name, keybox_id, threshold, policy, fingerprint, x, enc, ct, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO shares (share_set, owner, owner_name, keybox_id, threshold, policy, fingerprint, x, enc, ct, stored_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&share.share_set)
         .bind(owner)
@@ -139,31 +175,34 @@ impl Store {
         .bind(i64::from(share.x))
         .bind(&share.share.enc)
         .bind(&share.share.ct)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match insert {
-            Ok(_) => {
+        .bind(now);
+        let inserted = if over { Ok(false) } else { unique(insert.execute(&mut *tx).await) };
+        match inserted? {
+            true => {
                 tx.commit().await?;
                 Ok(Stored::Added)
             }
-            Err(e) if is_unique_violation(&e) => {
+            false => {
                 drop(tx);
-                let same = self
-                    .share(&share.share_set)
-                    .await?
-                    .is_some_and(|kept| kept.owner == owner && kept.request == *share);
-                Ok(if same { Stored::AlreadyThere } else { Stored::SetTaken })
+                let kept = self.share(&share.share_set).await?;
+                let same = kept.is_some_and(|kept| {
+                    kept.owner == owner
+                        && kept.request == StoreShareRequest { enrollment: None, ..share.clone() }
+                });
+                Ok(if same {
+                    Stored::AlreadyThere
+                } else if over {
+                    Stored::OverQuota
+                } else {
+                    Stored::SetTaken
+                })
             }
-            Err(e) => Err(e.into()),
         }
     }
 
     /// One share set.
     pub async fn share(&self, share_set: &str) -> Result<Option<StoredShare>, StoreError> {
-        let row = sqlx::query(
-            "SELECT owner, owner_name, keybox_id, share_set, threshold, policy, fingerprint, x, enc, ct FROM shares WHERE share_set = ?",
-        )
+        let row = sqlx::query(select_shares!("WHERE share_set = $1"))
             .bind(share_set)
             .fetch_optional(&self.pool)
             .await?;
@@ -172,19 +211,18 @@ impl Store {
 
     /// Every set stored under an owner name, oldest first.
     pub async fn shares_named(&self, owner_name: &str) -> Result<Vec<StoredShare>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT owner, owner_name, keybox_id, share_set, threshold, policy, fingerprint, x, enc, ct FROM shares WHERE owner_name = ? ORDER BY stored_at, share_set",
-        )
-            .bind(owner_name)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(select_shares!("WHERE owner_name = $1 ORDER BY stored_at, share_set"))
+                .bind(owner_name)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(stored_share).collect()
     }
 
     /// Every set of an owner identity, with release times.
     pub async fn sets_of(&self, owner: &str) -> Result<Vec<ShareSetInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT share_set, owner_name, keybox_id, threshold, policy, fingerprint, x, stored_at, last_released FROM shares WHERE owner = ? ORDER BY stored_at, share_set",
+            "SELECT share_set, owner_name, keybox_id, threshold, policy, fingerprint, x, stored_at, last_released FROM shares WHERE owner = $1 ORDER BY stored_at, share_set",
         )
         .bind(owner)
         .fetch_all(&self.pool)
@@ -207,35 +245,41 @@ impl Store {
 
     /// Deletes an owner's share set; `false` if there was none.
     pub async fn delete(&self, owner: &str, share_set: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM shares WHERE owner = ? AND share_set = ?")
+        let done = sqlx::query("DELETE FROM shares WHERE owner = $1 AND share_set = $2")
             .bind(owner)
             .bind(share_set)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 1 {
-            // Fold the log into the database so the deleted share's old page leaves the files.
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            // So the deleted share's old page leaves the files.
+            helpers::fold_log(&self.pool, Backend::Sqlite).await;
         }
-        Ok(done.rows_affected() == 1)
+        Ok(deleted)
     }
 
-    /// Uses up a ticket id; `false` if it was used before.
-    pub async fn use_ticket(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let insert = sqlx::query("INSERT INTO used_tickets (id, used_at) VALUES (?, ?)")
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await;
-        match insert {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
+    /// Records one use of a release ticket that allows `allowed`; `false` if every use is
+    /// taken.
+    pub async fn use_ticket(&self, id: &str, allowed: u32, now: i64) -> Result<bool, StoreError> {
+        // One process owns the file, so a lost race only means the other use went first: try
+        // again, a few times.
+        for _ in 0..8 {
+            let mut tx = helpers::begin_write(&self.pool, Backend::Sqlite).await?;
+            match record_use(&mut tx, id, "a peer release ticket", allowed, now).await? {
+                Use::Recorded(_) => {
+                    tx.commit().await?;
+                    return Ok(true);
+                }
+                Use::UsedUp => return Ok(false),
+                Use::Lost => continue,
+            }
         }
+        Err(StoreError::Contended("a release ticket's use"))
     }
 
     /// Notes that a set's share was released.
     pub async fn released(&self, share_set: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE shares SET last_released = ? WHERE share_set = ?")
+        sqlx::query("UPDATE shares SET last_released = $1 WHERE share_set = $2")
             .bind(now)
             .bind(share_set)
             .execute(&self.pool)
@@ -249,8 +293,8 @@ fn policy(name: &str) -> ReleasePolicy {
     name.parse().unwrap_or(ReleasePolicy::Both)
 }
 
-/// A row of the two share queries (columns in their order).
-fn stored_share(r: &sqlx::sqlite::SqliteRow) -> Result<StoredShare, StoreError> {
+/// A row of the two share queries (columns in [`select_shares`] order).
+fn stored_share(r: &sqlx::any::AnyRow) -> Result<StoredShare, StoreError> {
     Ok(StoredShare {
         owner: r.try_get(0)?,
         request: StoreShareRequest {
@@ -262,6 +306,7 @@ fn stored_share(r: &sqlx::sqlite::SqliteRow) -> Result<StoredShare, StoreError> 
             fingerprint: r.try_get(6)?,
             x: u8::try_from(r.try_get::<i64, _>(7)?).unwrap_or(0),
             share: Sealed { enc: r.try_get(8)?, ct: r.try_get(9)? },
+            enrollment: None,
         },
     })
 }

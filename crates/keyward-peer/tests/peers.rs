@@ -12,19 +12,21 @@ use keyward_core::shamir::{self, Share};
 use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{DataKey, ExpectedFingerprint, Keybox, SlotId, SlotSecret, Store, Unlocker};
-use keyward_hub::client::ClientError;
-use keyward_hub::limits::RateLimits;
-use keyward_hub::statement::{self, Statement};
-use keyward_hub::{SigningIdentity, tls};
 use keyward_peer::api::{ReleaseRequest, StoreShareRequest, release_message, released_binding};
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
-use keyward_peer::distribute::{Owner, distribute};
-use keyward_peer::peer::{NONCE_TTL_SECS, Peer, PeerError};
+use keyward_peer::distribute::{Owner, Split, distribute, new_share_set};
+use keyward_peer::peer::{NONCE_TTL_SECS, Peer, PeerError, PeerSetup, RELEASE_NONCES_PER_SOURCE};
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError, ReshareStep};
 use keyward_peer::seal::{self, Purpose, SealSecret};
-use keyward_peer::store::Store as PeerStore;
+use keyward_peer::store::{Quota, Store as PeerStore, Stored};
+use keyward_service::client::ClientError;
+use keyward_service::limits::RateLimits;
+use keyward_service::request::{self, Request};
+use keyward_service::shell::ServeOptions;
+use keyward_service::statement::{self, Statement};
+use keyward_service::{SigningIdentity, SourcePrefix, tls};
 use zeroize::Zeroizing;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,14 +36,15 @@ fn key() -> DataKey {
     DataKey::import(Zeroizing::new(KEY.to_vec())).expect("key")
 }
 
-/// Peer servers running on a runtime of their own.
+/// Peer servers running on a runtime of their own, trusting one operator.
 struct Peers {
     runtime: tokio::runtime::Runtime,
     cards: Vec<PeerCard>,
+    operator: SigningIdentity,
     _dirs: Vec<tempfile::TempDir>,
 }
 
-async fn start_peer(operators: Vec<keyward_hub::PublicKey>) -> (PeerCard, tempfile::TempDir) {
+async fn start_peer(operators: Vec<keyward_service::PublicKey>) -> (PeerCard, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = PeerStore::open(&dir.path().join("peer.db")).await.expect("store");
     let seal_secret = SealSecret::generate().expect("rng");
@@ -56,11 +59,20 @@ async fn start_peer(operators: Vec<keyward_hub::PublicKey>) -> (PeerCard, tempfi
         &format!("https://{addr}"),
         identity.public(),
         seal_secret.public(),
-        fingerprint,
+        fingerprint.clone(),
     );
-    let peer = Peer::new(store, seal_secret, operators);
+    let peer = Peer::new(PeerSetup {
+        store,
+        seal_secret,
+        operators,
+        audience: fingerprint,
+        quota: Quota::default(),
+    });
     let limits = RateLimits { per_source: 0, per_box: 0 };
-    tokio::spawn(async move { keyward_peer::server::serve(addr, config, peer, limits).await });
+    let options = ServeOptions::new(keyward_peer::server::MAX_BODY_BYTES);
+    tokio::spawn(async move {
+        keyward_peer::server::serve(addr, config.config, peer, limits, options).await
+    });
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             break;
@@ -71,7 +83,8 @@ async fn start_peer(operators: Vec<keyward_hub::PublicKey>) -> (PeerCard, tempfi
 }
 
 impl Peers {
-    fn start(n: usize, operators: &[keyward_hub::PublicKey]) -> Peers {
+    fn start(n: usize) -> Peers {
+        let operator = SigningIdentity::generate().expect("rng");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -80,32 +93,58 @@ impl Peers {
         let started: Vec<_> = runtime.block_on(async {
             let mut out = Vec::new();
             for _ in 0..n {
-                out.push(start_peer(operators.to_vec()).await);
+                out.push(start_peer(vec![operator.public()]).await);
             }
             out
         });
         let (cards, dirs) = started.into_iter().unzip();
-        Peers { runtime, cards, _dirs: dirs }
+        Peers { runtime, cards, operator, _dirs: dirs }
     }
+
+    /// An owner admitted by this operator's enrollment token (good at every peer, once each).
+    fn owner(&self, name: &str) -> Owner {
+        Owner { enrollment: Some(enrollment_token(name, &self.operator)), ..owner(name) }
+    }
+}
+
+/// An operator's enrollment token for `name`.
+fn enrollment_token(name: &str, operator: &SigningIdentity) -> String {
+    statement::issue(
+        operator,
+        Statement::Enrollment {
+            box_name: name.into(),
+            id: Statement::fresh_id().expect("rng"),
+            expires: keyward_service::unix_now() + 600,
+        },
+    )
 }
 
 fn client_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
+/// An owner with no enrollment token.
 fn owner(name: &str) -> Owner {
     Owner {
         identity: Arc::new(SigningIdentity::generate().expect("rng")),
         name: name.into(),
         keybox_id: "00".repeat(16),
+        enrollment: None,
     }
+}
+
+/// A 2-of-n split among `cards` with a fresh set id.
+async fn split_among(cards: &[PeerCard], owner: &Owner) -> PeersParams {
+    let set = new_share_set().expect("rng");
+    let split = Split { cards, threshold: 2, policy: ReleasePolicy::Either, share_set: &set };
+    distribute(&key(), split, owner, TIMEOUT).await.expect("distribute")
 }
 
 /// Asks one peer for its share of `set`, with the owner's proof; the share, opened.
 async fn fetch_share(card: &PeerCard, identity: &SigningIdentity, set: &str) -> Share {
     let client = PeerClient::new(card, TIMEOUT).expect("client");
     let one_time = SealSecret::generate().expect("rng");
-    let nonce = client.nonce().await.expect("nonce").nonce;
+    let nonce = client.nonce(set).await.expect("nonce").nonce;
     let message = release_message(&nonce, set, &one_time.public());
     let request = ReleaseRequest {
         nonce: nonce.clone(),
@@ -130,14 +169,12 @@ async fn fetch_share(card: &PeerCard, identity: &SigningIdentity, set: &str) -> 
 
 #[test]
 fn shares_of_a_removed_peer_do_not_combine_with_the_new_set() {
-    let peers = Peers::start(4, &[]);
+    let peers = Peers::start(4);
     let rt = client_runtime();
     rt.block_on(async {
-        let owner = owner("box-a");
+        let owner = peers.owner("box-a");
         let first = &peers.cards[..3];
-        let old = distribute(&key(), first, 2, ReleasePolicy::Either, &owner, TIMEOUT)
-            .await
-            .expect("distribute");
+        let old = split_among(first, &owner).await;
         // The peer about to be removed keeps a copy of its share (it ignores the deletion).
         let kept = fetch_share(&peers.cards[2], &owner.identity, &old.share_set).await;
 
@@ -145,7 +182,9 @@ fn shares_of_a_removed_peer_do_not_combine_with_the_new_set() {
         let store = Store::new(&sim, std::path::Path::new("/sim/keybox.json"));
         let (slot, _) = keybox_with_peers_slot(&store, &old);
         let cards = [peers.cards[0].clone(), peers.cards[1].clone(), peers.cards[3].clone()];
-        let done = reshare::reshare(&store, slot, &key(), &old, &cards, 2, &owner, TIMEOUT, |_| {
+        let set = new_share_set().expect("rng");
+        let split = Split { cards: &cards, threshold: 2, policy: old.policy, share_set: &set };
+        let done = reshare::reshare(&store, slot, &key(), &old, split, &owner, TIMEOUT, |_| {
             ControlFlow::Continue(())
         })
         .await
@@ -210,14 +249,12 @@ async fn recorded_set_is_usable(disk: &SimFs, owner: &Owner) -> String {
 
 #[test]
 fn a_crash_at_any_step_of_a_reshare_leaves_a_usable_set() {
-    let peers = Peers::start(4, &[]);
+    let peers = Peers::start(4);
     let rt = client_runtime();
     rt.block_on(async {
         // How many file-system steps the commit takes.
-        let owner = owner("box-crash");
-        let old = distribute(&key(), &peers.cards[..3], 2, ReleasePolicy::Either, &owner, TIMEOUT)
-            .await
-            .expect("distribute");
+        let owner = peers.owner("box-crash");
+        let old = split_among(&peers.cards[..3], &owner).await;
         let new_cards = [peers.cards[0].clone(), peers.cards[1].clone(), peers.cards[3].clone()];
         let base = {
             let sim = SimFs::new();
@@ -237,24 +274,18 @@ fn a_crash_at_any_step_of_a_reshare_leaves_a_usable_set() {
             let sim = fresh();
             let store = Store::new(&sim, std::path::Path::new("/sim/keybox.json"));
             let before = sim.steps();
-            let result = reshare::reshare(
-                &store,
-                SlotId(2),
-                &key(),
-                &old,
-                &new_cards,
-                2,
-                &owner,
-                TIMEOUT,
-                |step| {
+            let set = new_share_set().expect("rng");
+            let split =
+                Split { cards: &new_cards, threshold: 2, policy: old.policy, share_set: &set };
+            let result =
+                reshare::reshare(&store, SlotId(2), &key(), &old, split, &owner, TIMEOUT, |step| {
                     if step == ReshareStep::Committed {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
                     }
-                },
-            )
-            .await;
+                })
+                .await;
             assert!(matches!(result, Err(ReshareError::Stopped(ReshareStep::Committed))));
             sim.steps() - before
         };
@@ -264,20 +295,14 @@ fn a_crash_at_any_step_of_a_reshare_leaves_a_usable_set() {
         for stop in [ReshareStep::NewSharesStored, ReshareStep::Committed] {
             let sim = fresh();
             let store = Store::new(&sim, std::path::Path::new("/sim/keybox.json"));
-            let result = reshare::reshare(
-                &store,
-                SlotId(2),
-                &key(),
-                &old,
-                &new_cards,
-                2,
-                &owner,
-                TIMEOUT,
-                |step| {
+            let set = new_share_set().expect("rng");
+            let split =
+                Split { cards: &new_cards, threshold: 2, policy: old.policy, share_set: &set };
+            let result =
+                reshare::reshare(&store, SlotId(2), &key(), &old, split, &owner, TIMEOUT, |step| {
                     if step == stop { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-                },
-            )
-            .await;
+                })
+                .await;
             assert!(matches!(result, Err(ReshareError::Stopped(s)) if s == stop));
             let set = recorded_set_is_usable(&sim, &owner).await;
             assert_eq!(set == old.share_set, stop == ReshareStep::NewSharesStored, "{stop:?}");
@@ -289,13 +314,15 @@ fn a_crash_at_any_step_of_a_reshare_leaves_a_usable_set() {
                 let sim = fresh();
                 let store = Store::new(&sim, std::path::Path::new("/sim/keybox.json"));
                 sim.crash_at(sim.steps() + n);
+                let set = new_share_set().expect("rng");
+                let split =
+                    Split { cards: &new_cards, threshold: 2, policy: old.policy, share_set: &set };
                 let result = reshare::reshare(
                     &store,
                     SlotId(2),
                     &key(),
                     &old,
-                    &new_cards,
-                    2,
+                    split,
                     &owner,
                     TIMEOUT,
                     |_| ControlFlow::Continue(()),
@@ -323,34 +350,79 @@ struct Held {
     _dir: tempfile::TempDir,
 }
 
-async fn held(policy: ReleasePolicy) -> Held {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// The audience of the in-process peers (their certificate's hash; any text does here).
+const AUDIENCE: &str = "aa:bb:cc";
+
+async fn peer_in(
+    dir: &tempfile::TempDir,
+    operator: &SigningIdentity,
+    quota: Quota,
+) -> (Peer, seal::SealPublicKey) {
     let store = PeerStore::open(&dir.path().join("peer.db")).await.expect("store");
     let seal_secret = SealSecret::generate().expect("rng");
     let seal_key = seal_secret.public();
-    let operator = SigningIdentity::generate().expect("rng");
-    let peer = Peer::new(store, seal_secret, vec![operator.public()]);
-    let owner = SigningIdentity::generate().expect("rng");
+    let peer = Peer::new(PeerSetup {
+        store,
+        seal_secret,
+        operators: vec![operator.public()],
+        audience: AUDIENCE.into(),
+        quota,
+    });
+    (peer, seal_key)
+}
+
+/// A share request of `owner` for `name`, sealed to `seal_key`, in set `set`.
+fn share_request(
+    owner: &SigningIdentity,
+    name: &str,
+    set: &str,
+    seal_key: &seal::SealPublicKey,
+    policy: ReleasePolicy,
+    enrollment: Option<String>,
+) -> StoreShareRequest {
     let shares = shamir::split(&KEY, 2, 3).expect("split");
     let mut request = StoreShareRequest {
-        owner_name: "box-p".into(),
+        owner_name: name.into(),
         keybox_id: "11".repeat(16),
-        share_set: "ab".repeat(16),
+        share_set: set.into(),
         threshold: 2,
         policy,
         fingerprint: key().fingerprint().to_string(),
         x: shares[0].x,
         share: seal::Sealed { enc: String::new(), ct: String::new() },
+        enrollment,
     };
     request.share = seal::seal(
-        &seal_key,
+        seal_key,
         Purpose::StoredShare,
         &request.binding(&owner.public().to_string()),
         &shares[0].to_bytes(),
     )
     .expect("seal");
+    request
+}
+
+async fn held(policy: ReleasePolicy) -> Held {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let operator = SigningIdentity::generate().expect("rng");
+    let (peer, seal_key) = peer_in(&dir, &operator, Quota::default()).await;
+    let owner = SigningIdentity::generate().expect("rng");
+    let token = statement::issue(
+        &operator,
+        Statement::Enrollment {
+            box_name: "box-p".into(),
+            id: Statement::fresh_id().expect("rng"),
+            expires: NOW + 600,
+        },
+    );
+    let request = share_request(&owner, "box-p", &"ab".repeat(16), &seal_key, policy, Some(token));
     peer.store_share(&owner.public(), &request, NOW).await.expect("stored");
     Held { peer, owner, operator, share_set: request.share_set, _dir: dir }
+}
+
+/// A nonce from `peer` for a release of `asked`, asked from 10.0.0.1.
+fn nonce_for(peer: &Peer, asked: &str) -> String {
+    peer.nonce(SourcePrefix::V4([10, 0, 0, 1]), asked, NOW).expect("nonce").nonce
 }
 
 /// `signer`'s signature over what `request` asks, its nonce and its one-time key.
@@ -383,6 +455,7 @@ fn ticket(box_name: &str, requester: &SigningIdentity, signer: &SigningIdentity)
             requester: requester.public(),
             id: Statement::fresh_id().expect("rng"),
             expires: NOW + 600,
+            uses: 1,
         },
     )
 }
@@ -397,17 +470,17 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
         let h = held(ReleasePolicy::Either).await;
         let set = h.share_set.clone();
         // The owner's proof over a fresh nonce: released, once.
-        let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+        let nonce = nonce_for(&h.peer, &set);
         let request = signed_request(&h.owner, &nonce, &set);
         assert_eq!(h.peer.release(&request, NOW).await.expect("released").shares.len(), 1);
         unauthenticated(h.peer.release(&request, NOW).await, "a replayed proof");
         // An expired nonce.
-        let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+        let nonce = nonce_for(&h.peer, &set);
         let late = signed_request(&h.owner, &nonce, &set);
         unauthenticated(h.peer.release(&late, NOW + NONCE_TTL_SECS + 1).await, "an expired nonce");
         // Someone else's identity, and a made-up nonce.
         let stranger = SigningIdentity::generate().expect("rng");
-        let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+        let nonce = nonce_for(&h.peer, &set);
         unauthenticated(
             h.peer.release(&signed_request(&stranger, &nonce, &set), NOW).await,
             "a wrong identity",
@@ -417,13 +490,13 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
             "a nonce this peer never gave",
         );
         // A share set that is not there (a signature over it is no proof of anything).
-        let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+        let nonce = nonce_for(&h.peer, &"cd".repeat(16));
         unauthenticated(
             h.peer.release(&signed_request(&h.owner, &nonce, &"cd".repeat(16)), NOW).await,
             "a wrong share set",
         );
         // A signature over one set used for another (the nonce and key are bound too).
-        let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+        let nonce = nonce_for(&h.peer, &"cd".repeat(16));
         let mut moved = signed_request(&h.owner, &nonce, &"cd".repeat(16));
         moved.share_set = Some(set.clone());
         unauthenticated(h.peer.release(&moved, NOW).await, "a signature over another set");
@@ -451,12 +524,12 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
         for (signer, what) in
             [(Some(&someone), "the ticket from someone else"), (None, "no signature")]
         {
-            let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+            let nonce = nonce_for(&h.peer, "box-p");
             unauthenticated(h.peer.release(&by_ticket(nonce, &for_box, signer), NOW).await, what);
         }
-        let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+        let nonce = nonce_for(&h.peer, "box-p");
         h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await.expect("released");
-        let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+        let nonce = nonce_for(&h.peer, "box-p");
         let again = h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await;
         assert!(matches!(again, Err(PeerError::Refused(_))), "{again:?}");
         // A ticket for another box, and one signed by the owner rather than an operator.
@@ -464,7 +537,7 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
             (ticket("box-q", &fresh, &h.operator), "a ticket for another box"),
             (ticket("box-p", &fresh, &h.owner), "a ticket not signed by an operator"),
         ] {
-            let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+            let nonce = nonce_for(&h.peer, "box-p");
             unauthenticated(
                 h.peer.release(&by_ticket(nonce, &text, Some(&fresh)), NOW).await,
                 what,
@@ -486,7 +559,7 @@ fn each_policy_asks_for_its_own_proofs() {
             let attempt = |signature: bool, ticketed: bool| {
                 let h = &h;
                 async move {
-                    let nonce = h.peer.nonce(NOW).expect("nonce").nonce;
+                    let nonce = nonce_for(&h.peer, &h.share_set);
                     // The ticket names the box itself as the requester (the `both` case).
                     let mut request = signed_request(&h.owner, &nonce, &h.share_set);
                     if ticketed {
@@ -508,14 +581,14 @@ fn each_policy_asks_for_its_own_proofs() {
 
 #[test]
 fn repeated_failed_proofs_lock_the_source_out() {
-    let peers = Peers::start(1, &[]);
+    let peers = Peers::start(1);
     let rt = client_runtime();
     rt.block_on(async {
         let client = PeerClient::new(&peers.cards[0], TIMEOUT).expect("client");
         let stranger = SigningIdentity::generate().expect("rng");
         let mut last = None;
-        for _ in 0..keyward_hub::limits::LOCKOUT_AFTER + 1 {
-            let nonce = client.nonce().await.map(|n| n.nonce).unwrap_or_default();
+        for _ in 0..keyward_service::limits::LOCKOUT_AFTER + 1 {
+            let nonce = client.nonce(&"ab".repeat(16)).await.map(|n| n.nonce).unwrap_or_default();
             let one_time = SealSecret::generate().expect("rng");
             let message = release_message(&nonce, &"ab".repeat(16), &one_time.public());
             let request = ReleaseRequest {
@@ -536,7 +609,157 @@ fn repeated_failed_proofs_lock_the_source_out() {
             other => panic!("expected a lockout, got {other:?}"),
         }
         // Even a nonce is refused while it holds.
-        assert!(matches!(client.nonce().await, Err(ClientError::Refused { status: 403, .. })));
+        assert!(matches!(
+            client.nonce(&"ab".repeat(16)).await,
+            Err(ClientError::Refused { status: 403, .. })
+        ));
     });
     drop(peers.runtime);
+}
+
+#[test]
+fn an_owner_is_admitted_only_with_an_operators_token_for_its_name() {
+    client_runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let operator = SigningIdentity::generate().expect("rng");
+        let (peer, seal_key) = peer_in(&dir, &operator, Quota::default()).await;
+        let owner = SigningIdentity::generate().expect("rng");
+        let token = |name: &str, signer: &SigningIdentity| {
+            statement::issue(
+                signer,
+                Statement::Enrollment {
+                    box_name: name.into(),
+                    id: Statement::fresh_id().expect("rng"),
+                    expires: NOW + 600,
+                },
+            )
+        };
+        let request = |set: &str, enrollment: Option<String>| {
+            share_request(&owner, "box-a", set, &seal_key, ReleasePolicy::Either, enrollment)
+        };
+        let refused =
+            peer.store_share(&owner.public(), &request(&"01".repeat(16), None), NOW).await;
+        assert!(
+            matches!(refused, Err(PeerError::Refused(ref why)) if why.contains("not admitted")),
+            "{refused:?}"
+        );
+        for (text, what) in [
+            (token("box-b", &operator), "a token for another name"),
+            (token("box-a", &owner), "a token not signed by an operator"),
+        ] {
+            let result = peer
+                .store_share(&owner.public(), &request(&"02".repeat(16), Some(text)), NOW)
+                .await;
+            unauthenticated(result, what);
+        }
+        let admitted = request(&"03".repeat(16), Some(token("box-a", &operator)));
+        assert_eq!(
+            peer.store_share(&owner.public(), &admitted, NOW).await.expect("admitted"),
+            Stored::Added
+        );
+        // Admitted once, the owner needs no token again; another identity cannot take the name,
+        // whatever token it brings.
+        peer.store_share(&owner.public(), &request(&"04".repeat(16), None), NOW)
+            .await
+            .expect("a second set");
+        let other = SigningIdentity::generate().expect("rng");
+        let taken = share_request(
+            &other,
+            "box-a",
+            &"05".repeat(16),
+            &seal_key,
+            ReleasePolicy::Either,
+            Some(token("box-a", &operator)),
+        );
+        let result = peer.store_share(&other.public(), &taken, NOW).await;
+        assert!(matches!(result, Err(PeerError::Conflict(_))), "{result:?}");
+    });
+}
+
+#[test]
+fn an_owner_over_its_quota_is_refused_and_a_retried_upload_is_not() {
+    client_runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let operator = SigningIdentity::generate().expect("rng");
+        let (peer, seal_key) = peer_in(&dir, &operator, Quota { sets: 2, bytes: 1 << 20 }).await;
+        let owner = SigningIdentity::generate().expect("rng");
+        let token = statement::issue(
+            &operator,
+            Statement::Enrollment {
+                box_name: "box-q".into(),
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 600,
+            },
+        );
+        let mut requests = Vec::new();
+        for (i, set) in ["0a", "0b", "0c"].iter().enumerate() {
+            let enrollment = (i == 0).then(|| token.clone());
+            requests.push(share_request(
+                &owner,
+                "box-q",
+                &set.repeat(16),
+                &seal_key,
+                ReleasePolicy::Either,
+                enrollment,
+            ));
+        }
+        peer.store_share(&owner.public(), &requests[0], NOW).await.expect("first");
+        peer.store_share(&owner.public(), &requests[1], NOW).await.expect("second");
+        let over = peer.store_share(&owner.public(), &requests[2], NOW).await;
+        assert!(
+            matches!(over, Err(PeerError::Refused(ref why)) if why.contains("as many share sets")),
+            "{over:?}"
+        );
+        let again = peer.store_share(&owner.public(), &requests[1], NOW).await.expect("a retry");
+        assert_eq!(again, Stored::AlreadyThere);
+        // Room again once a set is deleted.
+        peer.delete(&owner.public(), &requests[0].share_set).await.expect("delete");
+        peer.store_share(&owner.public(), &requests[2], NOW)
+            .await
+            .expect("third, after a deletion");
+    });
+}
+
+#[test]
+fn an_owners_request_to_one_peer_is_refused_by_another_and_not_replayed() {
+    client_runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let operator = SigningIdentity::generate().expect("rng");
+        let (peer, _) = peer_in(&dir, &operator, Quota::default()).await;
+        let owner = SigningIdentity::generate().expect("rng");
+        let signer = owner.public().to_string();
+        let what = Request { method: "GET", path: "/v1/shares", body: b"" };
+        // Signed for another peer (another certificate): a peer it was sent to cannot use it here.
+        let elsewhere = request::sign(&owner, &signer, "11:22:33", what, NOW).expect("sign");
+        unauthenticated(
+            peer.authenticate_owner(&elsewhere, what, NOW),
+            "a request for another peer",
+        );
+        let here = request::sign(&owner, &signer, AUDIENCE, what, NOW).expect("sign");
+        assert_eq!(
+            peer.authenticate_owner(&here, what, NOW).expect("for this peer"),
+            owner.public()
+        );
+        unauthenticated(peer.authenticate_owner(&here, what, NOW + 1), "a replay");
+    });
+}
+
+#[test]
+fn a_nonce_flood_from_one_source_does_not_push_out_a_requesters_nonce() {
+    client_runtime().block_on(async {
+        let h = held(ReleasePolicy::Either).await;
+        let requester = SourcePrefix::V4([10, 0, 0, 1]);
+        let mine = h.peer.nonce(requester, &h.share_set, NOW).expect("nonce").nonce;
+        let flooder = SourcePrefix::V4([192, 0, 2, 66]);
+        for _ in 0..1000 * RELEASE_NONCES_PER_SOURCE {
+            h.peer.nonce(flooder, &h.share_set, NOW).expect("a flooder's nonce");
+        }
+        let request = signed_request(&h.owner, &mine, &h.share_set);
+        h.peer.release(&request, NOW).await.expect("the requester's nonce still works");
+        // A nonce asked for one set does not serve a release of another.
+        let other = nonce_for(&h.peer, "box-p");
+        let mut misused = signed_request(&h.owner, &other, &h.share_set);
+        misused.nonce = other;
+        unauthenticated(h.peer.release(&misused, NOW).await, "a nonce asked for something else");
+    });
 }

@@ -38,18 +38,43 @@ pub struct Attempt {
     slot: Option<SlotId>,
 }
 
-impl Attempt {
-    /// As the library's authorization.
-    pub fn authorization(&self) -> Authorization<'_> {
-        let unlocker = match &self.secret {
+impl OfferedSecret {
+    /// As the library's unlocker.
+    pub fn unlocker(&self) -> Unlocker<'_> {
+        match self {
             OfferedSecret::Code(c) => Unlocker::RecoveryCode(c),
             OfferedSecret::Passphrase(p) => Unlocker::Passphrase(p),
             OfferedSecret::Keyfile(k) => Unlocker::Keyfile(k),
             OfferedSecret::Unattended => Unlocker::Unattended,
             OfferedSecret::Reconstructed(key) => Unlocker::Reconstructed(key),
-        };
-        Authorization { unlocker, slot: self.slot }
+        }
     }
+}
+
+impl Attempt {
+    /// As the library's authorization.
+    pub fn authorization(&self) -> Authorization<'_> {
+        Authorization { unlocker: self.secret.unlocker(), slot: self.slot }
+    }
+}
+
+/// The secret an explicit option gives (`--code-file`, `--passphrase-file`, `--keyfile`, or
+/// their `--unlock-…` forms), if one was given; more than one is a usage error.
+pub fn explicit_secret(args: &AuthArgs, reader: &SecretReader) -> CliResult<Option<OfferedSecret>> {
+    if args.secrets_given() > 1 {
+        return Err(usage(
+            "give one secret to open the keybox (a code, a passphrase or a key file), not several",
+        ));
+    }
+    Ok(if let Some(path) = &args.unlock_code_file {
+        Some(OfferedSecret::Code(reader.code(path)?))
+    } else if let Some(path) = &args.unlock_passphrase_file {
+        Some(OfferedSecret::Passphrase(reader.passphrase(path)?))
+    } else if let Some(path) = &args.unlock_keyfile {
+        Some(OfferedSecret::Keyfile(reader.keyfile_to_open(path)?))
+    } else {
+        None
+    })
 }
 
 /// The ways to open `keybox` that `args` allow, best first. More than one only when a prompt's
@@ -69,28 +94,14 @@ pub fn attempts(
         && args.secrets_given() == 0
     {
         let ticket = args.unlock_release_ticket.as_deref();
-        let key = peers_io::reconstruct_for_slot(keybox_path, keybox, params, ticket)?;
+        let key = peers_io::reconstruct_for_slot(reader, keybox_path, keybox, params, ticket)?;
         return Ok(vec![Attempt {
             secret: OfferedSecret::Reconstructed(key),
             slot: Some(record.id),
         }]);
     }
     let slot = slot.map(|record| record.id);
-    if args.secrets_given() > 1 {
-        return Err(usage(
-            "give one secret to open the keybox (a code, a passphrase or a key file), not several",
-        ));
-    }
-    let explicit = if let Some(path) = &args.unlock_code_file {
-        Some(OfferedSecret::Code(reader.code(path)?))
-    } else if let Some(path) = &args.unlock_passphrase_file {
-        Some(OfferedSecret::Passphrase(reader.passphrase(path)?))
-    } else if let Some(path) = &args.unlock_keyfile {
-        Some(OfferedSecret::Keyfile(reader.keyfile_to_open(path)?))
-    } else {
-        None
-    };
-    if let Some(secret) = explicit {
+    if let Some(secret) = explicit_secret(args, reader)? {
         return Ok(vec![Attempt { secret, slot }]);
     }
     // Every unattended slot, in order: a key file that changed must not hide a plain slot.

@@ -144,13 +144,15 @@ pub struct NewSecretArgs {
     #[arg(long, value_name = "F")]
     pub code_out: Option<PathBuf>,
 
-    /// Target unlock time for a new passphrase slot's argon2id, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    /// Target unlock time for a new passphrase slot's argon2id, in milliseconds (10 to 60000).
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub kdf_time_ms: u64,
 
-    /// Most memory for a new passphrase slot's argon2id, in MiB (lowered if one pass alone is
-    /// slower than the target).
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    /// Most memory for a new passphrase slot's argon2id, in MiB (19 to 4096; lowered if one
+    /// pass alone is slower than the target, never below 19 MiB with 2 passes, OWASP's floor).
+    #[arg(long, value_name = "MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(19..=4096))]
     pub kdf_memory_mib: u32,
 }
 
@@ -306,6 +308,11 @@ pub struct PeersSlotArgs {
     /// name if it is enrolled at a hub, else the keybox label].
     #[arg(long = "box", value_name = "NAME")]
     pub box_name: Option<String>,
+
+    /// An operator's enrollment token for this box (`operator enroll-token`), from F: a peer
+    /// admits a box it does not know only with one. One token serves every peer, once each.
+    #[arg(long, value_name = "F")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `keyward remove`.
@@ -426,8 +433,9 @@ pub struct HubArgs {
 /// `keyward operator …`.
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
-    /// Make an operator's Ed25519 key pair (secret file 0600; prints the public key for
-    /// `hub init --operator`).
+    /// Make an Ed25519 key pair — an operator's, or a fresh machine's requester key — (secret
+    /// file 0600) and print its public key alone on stdout, for `hub init --operator`,
+    /// `peer init --operator` or `approve-release --requester`.
     Keygen {
         /// Where to write the secret key file.
         #[arg(long, value_name = "FILE")]
@@ -435,21 +443,43 @@ pub enum OperatorCommand {
     },
     /// Sign a single-use, expiring enrollment token for a box.
     EnrollToken(StatementArgs),
-    /// Sign a single-use, expiring recovery ticket: a fresh machine may fetch the box's escrow.
-    ApproveRecovery(StatementArgs),
+    /// Sign an expiring recovery ticket: a fresh machine may fetch every escrow version the hub
+    /// holds of the box, a few times (so a mistyped code does not cost the ticket).
+    #[command(disable_version_flag = true)]
+    ApproveRecovery {
+        #[command(flatten)]
+        statement: StatementArgs,
+        #[command(flatten)]
+        uses: UsesArg,
+    },
     /// Sign a release ticket: the machine holding the requester key may get the box's key
-    /// shares from its peers (once at each peer, until it expires).
+    /// shares from its peers (a few times at each peer, until it expires).
     #[command(disable_version_flag = true)]
     ApproveRelease {
         #[command(flatten)]
         statement: StatementArgs,
+        #[command(flatten)]
+        uses: UsesArg,
         /// The requester's public key (`ed25519:…`): on a fresh machine, from
         /// `keyward operator keygen --out requester.key`; for a `both` policy, the box's own
         /// identity (`enroll peers` prints it). Only that key's holder can use the ticket.
         #[arg(long, value_name = "PUBKEY")]
         requester: String,
     },
-    /// Approve a pending escrow version of a box, making it the active one.
+    /// A box's escrow versions at the hub, with each blob's SHA-256 (what an approval names).
+    #[command(disable_version_flag = true)]
+    EscrowStatus {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The box.
+        #[arg(long = "box", value_name = "NAME")]
+        box_name: String,
+        /// The operator's secret key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Approve a pending escrow version of a box, making it the active one. The older versions
+    /// stay at the hub (only a deletion erases one), so a recovery still finds them.
     #[command(disable_version_flag = true)]
     ApproveOverwrite {
         #[command(flatten)]
@@ -460,11 +490,14 @@ pub enum OperatorCommand {
         /// The pending version to make active.
         #[arg(long, value_name = "V")]
         version: u64,
-        /// The key's fingerprint, full form, as the box owner recorded it (for a Proxmox Backup
-        /// key, its PBS fingerprint). The hub activates the version only if it claims exactly this
-        /// key; the approval says what is approved, not just a number.
+        /// The SHA-256 of the blob to activate, as the box owner read it to you (`escrow push`
+        /// prints it) and `operator escrow-status` shows it: exactly that blob becomes active.
+        #[arg(long, value_name = "HEX")]
+        blob_sha256: String,
+        /// The key's fingerprint, full or short form, as the box owner recorded it (for a
+        /// Proxmox Backup key, its PBS fingerprint): the version must claim that key.
         #[arg(long, value_name = "FP")]
-        fingerprint: keyward_core::Fingerprint,
+        fingerprint: keyward_core::ExpectedFingerprint,
         /// The operator's secret key file.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
@@ -486,6 +519,17 @@ pub enum OperatorCommand {
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
     },
+}
+
+/// How many uses a ticket allows.
+#[derive(Debug, Args)]
+pub struct UsesArg {
+    /// How many times the ticket may be redeemed (at the hub, or at each peer), 1 to 10: more
+    /// than one lets a fresh machine try again after a mistyped code or fingerprint. Each use is
+    /// audited.
+    #[arg(long, value_name = "N", default_value_t = keyward_service::statement::DEFAULT_TICKET_USES,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub uses: u32,
 }
 
 /// What an operator statement needs.
@@ -517,9 +561,9 @@ pub enum PeerCommand {
         /// The URL owners reach it at (`https://127.0.0.1:PORT`), written on the card.
         #[arg(long, value_name = "URL")]
         url: String,
-        /// An operator whose release tickets this peer accepts (`ed25519:…`); repeat for
-        /// several. Without any, only owners' identity proofs release shares.
-        #[arg(long = "operator", value_name = "PUBKEY")]
+        /// An operator whose enrollment tokens (to admit a box) and release tickets this peer
+        /// accepts (`ed25519:…`); repeat for several.
+        #[arg(long = "operator", value_name = "PUBKEY", required = true)]
         operators: Vec<String>,
     },
     /// Serve HTTPS.
@@ -530,10 +574,26 @@ pub enum PeerCommand {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
         listen: std::net::SocketAddr,
-        /// Requests per minute from one source address (0: no limit).
-        #[arg(long, value_name = "N", default_value_t = 600)]
-        rate_per_source: u32,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
+}
+
+/// How a server treats its clients.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Requests per minute from one source (an IPv4 address, an IPv6 /64; 0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 600)]
+    pub rate_per_source: u32,
+    /// Seconds a connection may send and receive nothing (a stalled body included) before it is
+    /// dropped; a request body must arrive whole within it too.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub read_timeout_secs: u64,
+    /// Connections one source may have open at once.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections_per_source: u32,
 }
 
 /// `keyward peers …`.
@@ -558,6 +618,10 @@ pub enum PeersCommand {
         /// Add this peer's card; repeatable.
         #[arg(long, value_name = "CARD")]
         add: Vec<PathBuf>,
+        /// An operator's enrollment token for this box, from F, for added peers that do not
+        /// know it yet.
+        #[arg(long, value_name = "F")]
+        token_file: Option<PathBuf>,
         /// A new threshold [default: the current one].
         #[arg(long, value_name = "K")]
         threshold: Option<u8>,
@@ -569,8 +633,8 @@ pub enum PeersCommand {
 /// `keyward hub …`.
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
-    /// Create a hub's data folder: its TLS certificate (the fingerprint is printed) and the
-    /// operators it trusts.
+    /// Create a hub's data folder: its TLS certificate and the operators it trusts. Prints the
+    /// certificate's SHA-256 alone on stdout (what clients pin with --hub-fingerprint).
     Init {
         /// The data folder (created 0700).
         #[arg(long, value_name = "DIR")]
@@ -587,12 +651,10 @@ pub enum HubCommand {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
         listen: std::net::SocketAddr,
-        /// Database URL [default: SQLite in the data folder]; `postgres://…` for PostgreSQL.
-        #[arg(long, value_name = "URL")]
-        database: Option<String>,
-        /// Requests per minute from one source address (0: no limit).
-        #[arg(long, value_name = "N", default_value_t = 600)]
-        rate_per_source: u32,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
         /// Requests per minute for one box (0: no limit).
         #[arg(long, value_name = "N", default_value_t = 120)]
         rate_per_box: u32,
@@ -612,10 +674,20 @@ pub enum AuditCommand {
         /// The data folder from `hub init`.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
-        /// Database URL [default: SQLite in the data folder].
-        #[arg(long, value_name = "URL")]
-        database: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
+}
+
+/// Where a hub's database is. Its URL may hold a password, so it never comes on the command
+/// line: from a file, else from the environment variable KEYWARD_DATABASE_URL, else SQLite in the
+/// data folder.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Read the database URL (`postgres://…`, or `sqlite://PATH?mode=rwc`) from F (mode 0600;
+    /// `-` for stdin) [default: $KEYWARD_DATABASE_URL, else SQLite in the data folder].
+    #[arg(long, value_name = "F")]
+    pub database_url_file: Option<PathBuf>,
 }
 
 /// `keyward escrow …`.
@@ -632,16 +704,21 @@ pub enum EscrowCommand {
         #[arg(long, value_name = "F")]
         token_file: PathBuf,
     },
-    /// Upload the escrow blob and the restore directive. The first push is active; later ones
-    /// wait for an operator's approval.
+    /// Upload the escrow blob and the restore directive. The keybox is opened first (its header
+    /// MAC vouches for the slot escrowed). The first push is active; later ones wait for an
+    /// operator's approval, which names the blob's SHA-256 this prints.
     Push {
-        /// Free JSON for the fresh machine (backup repository, server certificate, …). Never put
-        /// secrets in it.
+        /// The restore directive: a JSON object the fresh machine is shown on recovery
+        /// (docs/hub-api.md, "The restore directive"), e.g. the backup repository and the
+        /// server's certificate fingerprint. Never put secrets in it.
         #[arg(long, value_name = "FILE.json")]
         directive: Option<PathBuf>,
-        /// For a Proxmox Backup key: the recovery code, from F, to make the PBS-native blob.
+        /// For a Proxmox Backup key: the recovery code, from F (`-` for stdin), to make the
+        /// PBS-native blob; it also opens the keybox. Without it, a prompt.
         #[arg(long, value_name = "F")]
         code_file: Option<PathBuf>,
+        #[command(flatten)]
+        auth: AuthArgs,
     },
     /// Show this box's escrow versions at the hub.
     Status,

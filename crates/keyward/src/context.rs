@@ -1,5 +1,5 @@
 //! What every command needs: the keybox path (resolved once), the store over the real file
-//! system, and the output mode.
+//! system, the output mode, and the one reader of secrets (so stdin is read at most once).
 
 use std::path::PathBuf;
 
@@ -9,6 +9,7 @@ use keyward_core::store::RealFs;
 use crate::cli::Cli;
 use crate::exit::{CliResult, usage};
 use crate::output::Output;
+use crate::secret_input::SecretReader;
 
 /// Shared state of one command run.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub struct Context {
     /// The machine's offset from UTC, read at start-up (while the process has one thread, which
     /// the `time` crate requires); Proxmox Backup key files carry local times.
     pub local_offset: time::UtcOffset,
+    /// Every file and stdin read of this command goes through it: `-` given to two options is
+    /// a usage error, never a second read of an empty stdin.
+    pub reader: SecretReader,
 }
 
 impl Context {
@@ -29,7 +33,12 @@ impl Context {
             Some(path) => path.clone(),
             None => default_keybox_path()?,
         };
-        Ok(Context { keybox, out: Output { json: cli.json }, local_offset })
+        Ok(Context {
+            keybox,
+            out: Output { json: cli.json },
+            local_offset,
+            reader: SecretReader::new(),
+        })
     }
 
     /// The store for the keybox.

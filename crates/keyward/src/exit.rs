@@ -6,10 +6,10 @@ use std::io::ErrorKind;
 use keyward_core::Error as CoreError;
 use keyward_core::kdf::KdfError;
 use keyward_core::shamir::ShareError;
-use keyward_hub::client::ClientError;
 use keyward_pbs::PbsError;
 use keyward_peer::distribute::DistributeError;
 use keyward_peer::recovery::GatherError;
+use keyward_service::client::ClientError;
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -31,15 +31,22 @@ pub enum CliError {
         /// What went wrong.
         source: keyward_pbs::PbsError,
     },
-    /// The recovery code does not open an escrow blob.
-    #[error(
-        "the recovery code does not open {}; check the code (or the blob was changed since it was made)",
-        .0.display()
-    )]
-    BlobNotOpened(std::path::PathBuf),
+    /// The recovery code opens no escrow blob offered.
+    #[error("the recovery code does not open {what}; check the code and run again{}",
+        match ticket_uses_left {
+            Some(0) => " (the ticket is used up: ask the operator for a new one)".to_string(),
+            Some(n) => format!(" (the ticket allows {n} more fetch(es))"),
+            None => String::new(),
+        })]
+    CodeOpensNothing {
+        /// The blob, or how many versions.
+        what: String,
+        /// With a hub ticket: how many fetches it still allows.
+        ticket_uses_left: Option<u32>,
+    },
     /// A hub or peer call failed.
     #[error(transparent)]
-    Remote(#[from] keyward_hub::client::ClientError),
+    Remote(#[from] keyward_service::client::ClientError),
     /// Shares could not be placed at every peer.
     #[error(transparent)]
     Distribute(#[from] keyward_peer::distribute::DistributeError),
@@ -63,6 +70,15 @@ pub enum CliError {
     /// Writing our own output (stdout) failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// An output file exists, and the command's `--force` was not given.
+    #[error(
+        "{} already exists; keyward does not overwrite it (choose another path, or pass --force to replace it)",
+        path.display()
+    )]
+    OutputExists {
+        /// The output path.
+        path: std::path::PathBuf,
+    },
 }
 
 /// The stable exit codes.
@@ -89,6 +105,9 @@ pub enum ExitCode {
     Unavailable = 8,
     /// Refused by policy (permissions, last slot, rate limit, approval needed).
     Refused = 9,
+    /// A server presented another certificate than the pinned one: the connection may be
+    /// intercepted.
+    CertificateMismatch = 10,
 }
 
 impl CliError {
@@ -98,7 +117,7 @@ impl CliError {
             CliError::Usage(_) => ExitCode::Usage,
             CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
             CliError::Core(e) => core_exit_code(e),
-            CliError::BlobNotOpened(_) => ExitCode::AuthenticationFailed,
+            CliError::CodeOpensNothing { .. } => ExitCode::AuthenticationFailed,
             CliError::Remote(e) => client_exit_code(e),
             CliError::Unavailable(_) => ExitCode::Unavailable,
             CliError::AuditBroken(_) => ExitCode::Integrity,
@@ -121,6 +140,7 @@ impl CliError {
                 GatherError::NoFit { .. } => ExitCode::Integrity,
             },
             CliError::Card { .. } => ExitCode::Usage,
+            CliError::OutputExists { .. } => ExitCode::Conflict,
         }
     }
 }
@@ -140,7 +160,9 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         CoreError::KeyboxExists(_)
         | CoreError::LockHeld(_)
         | CoreError::ConcurrentChange { .. }
-        | CoreError::OutputExists(_) => ExitCode::Conflict,
+        | CoreError::OutputExists(_)
+        | CoreError::OutputNotReplaceable { .. } => ExitCode::Conflict,
+        CoreError::MissingFolder { .. } => ExitCode::NotFound,
         CoreError::InsecurePermissions { .. }
         | CoreError::LastSlot(_)
         | CoreError::SlotIdsExhausted => ExitCode::Refused,
@@ -151,6 +173,8 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         | CoreError::DuplicateLabel(_)
         | CoreError::BadLabel(_)
         | CoreError::KdfParams(_)
+        | CoreError::KdfBelowFloor(_)
+        | CoreError::NotAKeyboxFile { .. }
         | CoreError::NoUnattendedSlot => ExitCode::Usage,
         CoreError::Shares(ShareError::Unusable(_)) => ExitCode::Integrity,
         CoreError::Shares(_) => ExitCode::Usage,
@@ -168,6 +192,8 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
 /// expired ticket, lockout) 9; missing 6; conflicting 7; an answer that does not parse or open 4.
 fn client_exit_code(error: &ClientError) -> ExitCode {
     match error {
+        ClientError::NotHttps { .. } => ExitCode::Usage,
+        ClientError::PinMismatch { .. } => ExitCode::CertificateMismatch,
         ClientError::Unavailable { .. } => ExitCode::Unavailable,
         // Refusals the server's policy makes (authentication, single use, lockout, limits, size)
         // are exit 9 with its reason; the status code says which family.
@@ -181,6 +207,7 @@ fn client_exit_code(error: &ClientError) -> ExitCode {
         ClientError::BadAnswer { .. } => ExitCode::Integrity,
         ClientError::Tls(_) => ExitCode::Internal,
         ClientError::Core(e) => core_exit_code(e),
+        _ => ExitCode::Internal,
     }
 }
 
@@ -275,6 +302,7 @@ mod tests {
             (ExitCode::Conflict, "conflict"),
             (ExitCode::Unavailable, "unavailable"),
             (ExitCode::Refused, "refused by policy"),
+            (ExitCode::CertificateMismatch, "certificate mismatch"),
         ];
         assert_eq!(table.len(), expected.len(), "the README table has one row per exit code");
         for (code, meaning) in expected {
@@ -369,7 +397,11 @@ mod tests {
             ),
             (CliError::Usage("x".into()), ExitCode::Usage),
             (CliError::Failed("x".into()), ExitCode::Internal),
-            (CliError::BlobNotOpened(path.clone()), ExitCode::AuthenticationFailed),
+            (
+                CliError::CodeOpensNothing { what: "b".into(), ticket_uses_left: Some(2) },
+                ExitCode::AuthenticationFailed,
+            ),
+            (CliError::OutputExists { path: path.clone() }, ExitCode::Conflict),
             (CliError::Output(io(std::io::ErrorKind::BrokenPipe)), ExitCode::Internal),
         ];
         let pbs = |source| CliError::Pbs { path: path.clone(), source };

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use keyward_hub::client::HubClient;
-use keyward_hub::{PublicKey, SigningIdentity};
-use keyward_hub::{statement, tls};
+use keyward_service::{PublicKey, SigningIdentity};
+use keyward_service::{statement, tls};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::cli::HubArgs;
 use crate::exit::{CliError, CliResult, usage};
-use crate::output::write_secret;
+use crate::output::{Overwrite, write_secret};
 use crate::secret_input::SecretReader;
 
 /// The pinned certificate hash from `--hub-fingerprint` or `--hub-cert`.
@@ -64,7 +64,10 @@ pub fn enrollment_paths(keybox: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Loads the box's enrollment and identity.
-pub fn load_enrollment(keybox: &Path) -> CliResult<(Enrollment, SigningIdentity, HubClient)> {
+pub fn load_enrollment(
+    reader: &SecretReader,
+    keybox: &Path,
+) -> CliResult<(Enrollment, SigningIdentity, HubClient)> {
     let (info_path, key_path) = enrollment_paths(keybox);
     let info = std::fs::read(&info_path).map_err(|e| {
         keyward_core::Error::io(
@@ -75,36 +78,40 @@ pub fn load_enrollment(keybox: &Path) -> CliResult<(Enrollment, SigningIdentity,
     })?;
     let enrollment: Enrollment = serde_json::from_slice(&info)
         .map_err(|e| usage(format!("{}: {e}", info_path.display())))?;
-    let identity = read_identity(&key_path)?;
+    let identity = read_identity(reader, &key_path)?;
     let (pin, _) = pin(Some(&enrollment.hub_fingerprint), None)?;
     let client = HubClient::new(&enrollment.hub, pin).map_err(CliError::Remote)?;
     Ok((enrollment, identity, client))
 }
 
 /// Reads a signing identity (an operator's or a box's) from a 0600 file.
-pub fn read_identity(path: &Path) -> CliResult<SigningIdentity> {
-    let bytes = SecretReader::new().bytes(path)?;
+pub fn read_identity(reader: &SecretReader, path: &Path) -> CliResult<SigningIdentity> {
+    let bytes = reader.bytes(path)?;
     SigningIdentity::from_file_bytes(&bytes).map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
 /// Writes a new signing identity (0600, never over an existing file).
 pub fn write_identity(path: &Path, identity: &SigningIdentity) -> CliResult {
-    write_secret(path, &identity.to_file_bytes(), false)
+    write_secret(path, &identity.to_file_bytes(), Overwrite::Never)
 }
 
-/// Reads a ticket file (kept in wiped memory: until it is used it is a credential).
-pub fn read_ticket(path: &Path) -> CliResult<Zeroizing<String>> {
-    let bytes = Zeroizing::new(SecretReader::new().bytes(path)?);
-    Ok(Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_string()))
+/// Reads a statement file — a token or ticket — (kept in wiped memory: until it is used it is
+/// a credential).
+pub fn read_ticket(reader: &SecretReader, path: &Path) -> CliResult<Zeroizing<String>> {
+    let bytes = reader.bytes(path)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| usage(format!("{} is not a token or ticket (not text)", path.display())))?;
+    Ok(Zeroizing::new(text.trim().to_string()))
 }
 
 /// Reads a ticket for `box_name`, and what it says. The statement is read without being
 /// trusted (the hub or peer verifies it), only so a ticket for another box is not spent.
 pub fn read_ticket_for(
+    reader: &SecretReader,
     path: &Path,
     box_name: &str,
 ) -> CliResult<(Zeroizing<String>, Option<statement::Statement>)> {
-    let ticket = read_ticket(path)?;
+    let ticket = read_ticket(reader, path)?;
     let claimed = statement::peek(&ticket);
     if let Some(claimed) = &claimed
         && claimed.box_name() != box_name

@@ -17,6 +17,7 @@ mod peers_io;
 mod runtime;
 mod secret_input;
 mod serving;
+mod share_journal;
 
 use clap::{CommandFactory, Parser};
 
@@ -36,7 +37,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
-            eprintln!("keyward: error: {message}");
+            eprintln!("keyward: error: {}", output::printable(&message));
             std::process::ExitCode::from(e.exit_code() as u8)
         }
     }
@@ -92,9 +93,12 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                     EscrowCommand::Enroll { hub, box_name, token_file } => {
                         commands::escrow::enroll(&ctx, hub, box_name, token_file)
                     }
-                    EscrowCommand::Push { directive, code_file } => {
-                        commands::escrow::push(&ctx, directive.as_deref(), code_file.as_deref())
-                    }
+                    EscrowCommand::Push { directive, code_file, auth } => commands::escrow::push(
+                        &ctx,
+                        directive.as_deref(),
+                        code_file.as_deref(),
+                        auth,
+                    ),
                     EscrowCommand::Status => commands::escrow::status(&ctx),
                     EscrowCommand::Fetch { out } => commands::escrow::fetch(&ctx, out),
                 },

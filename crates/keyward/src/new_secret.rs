@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{KindArg, NewSecretArgs};
 use crate::exit::{CliError, CliResult, usage};
-use crate::output::{Output, progress, warn, write_secret};
+use crate::output::{Output, Overwrite, progress, warn, write_secret};
 use crate::secret_input::{SecretReader, prompt_new_passphrase};
 
 /// Where a new recovery code goes.
@@ -110,7 +110,7 @@ impl NewSecret {
             Some(CodeDelivery::Stdout) => {
                 let mut text = code.canonical();
                 text.push('\n');
-                write_secret(Path::new("-"), text.as_bytes(), false)
+                write_secret(Path::new("-"), text.as_bytes(), Overwrite::Never)
             }
             Some(CodeDelivery::Terminal) => {
                 let shown = code.display_form();
@@ -124,7 +124,7 @@ impl NewSecret {
                     text.push('\n');
                 }
                 text.push('\n');
-                write_secret(Path::new("-"), text.as_bytes(), false)
+                write_secret(Path::new("-"), text.as_bytes(), Overwrite::Never)
             }
             Some(CodeDelivery::File(_)) | None => Ok(()),
         }
@@ -156,7 +156,7 @@ fn recovery_code(args: &NewSecretArgs, output: &Output) -> CliResult<NewSecret> 
         Some(path) => {
             let mut text = code.canonical();
             text.push('\n');
-            write_secret(path, text.as_bytes(), false)?;
+            write_secret(path, text.as_bytes(), Overwrite::Never)?;
             CodeDelivery::File(path.clone())
         }
         None if std::io::stdout().is_terminal() && !output.json => CodeDelivery::Terminal,
@@ -180,10 +180,12 @@ fn passphrase(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecre
     };
     passphrase.check_strength()?;
     let target = CalibrationTarget {
-        unlock_time: Duration::from_millis(args.kdf_time_ms.clamp(1, 60_000)),
-        max_memory_kib: args.kdf_memory_mib.clamp(8, 4096) * 1024,
+        unlock_time: Duration::from_millis(args.kdf_time_ms),
+        max_memory_kib: args.kdf_memory_mib.saturating_mul(1024),
         ..CalibrationTarget::default_for_passphrase()
     };
+    // Before anything slow: a target below the floor is refused, not quietly raised.
+    target.check()?;
     progress(&format!("Calibrating argon2id for a {} ms unlock…", target.unlock_time.as_millis()));
     let kdf = calibrate_argon2id(target, |step| progress(&format!("  {step}")))?;
     progress(&format!("  using {}", kdf.describe()));
@@ -217,7 +219,7 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> 
         (reader.keyfile(path)?, None)
     } else {
         let contents = KeyfileContents::generate()?;
-        write_secret(path, contents.expose(), false)?;
+        write_secret(path, contents.expose(), Overwrite::Never)?;
         (contents, Some(path.clone()))
     };
     Ok(NewSecret {

@@ -1,8 +1,13 @@
 //! What the user sees: results on stdout (human text or `--json`), progress on stderr only when
 //! stderr is a terminal, and secret files written through the store's atomic 0600 writer.
+//!
+//! Everything printed passes [`printable`] first: text a server or a file supplied (an error
+//! message, a directive) cannot drive the terminal with control characters.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use keyward_core::Fingerprint;
@@ -10,8 +15,7 @@ use keyward_core::store::{RealFs, write_secret_file};
 use zeroize::Zeroizing;
 
 use crate::cli::KeyFormat;
-
-use crate::exit::CliResult;
+use crate::exit::{CliError, CliResult, usage};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +29,7 @@ impl Output {
     pub fn line(&self, text: impl AsRef<str>) -> CliResult {
         if !self.json {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", text.as_ref())?;
+            writeln!(out, "{}", printable(text.as_ref()))?;
         }
         Ok(())
     }
@@ -33,12 +37,50 @@ impl Output {
     /// Prints the JSON result (only under `--json`).
     pub fn json(&self, value: &serde_json::Value) -> CliResult {
         if self.json {
+            let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
             let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::other)?;
-            writeln!(out)?;
+            writeln!(out, "{}", json_printable(&text))?;
         }
         Ok(())
     }
+}
+
+/// `text` with every control character but the newline shown as an escape (`\u{1b}`), so
+/// nothing printed can move the cursor, retitle the window or hide what precedes it.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Serialized JSON with the control characters JSON itself leaves raw (DEL and the C1 range,
+/// which some terminals obey) written as `\u` escapes: the same JSON value, safe to print.
+fn json_printable(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(|c| c.is_control() && c != '\n') {
+        return Cow::Borrowed(json);
+    }
+    Cow::Owned(
+        json.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' {
+                    format!("\\u{:04x}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// The key as raw bytes, hex or base64 (with a newline); `None` for the PBS format, which the
@@ -71,38 +113,123 @@ pub fn fingerprint_lines(fp: &Fingerprint, pbs: Option<&Fingerprint>) -> Vec<Str
 /// A progress or notice line on stderr, shown only to a person at a terminal.
 pub fn progress(text: &str) {
     if std::io::stderr().is_terminal() {
-        eprintln!("{text}");
+        eprintln!("{}", printable(text));
     }
 }
 
 /// A warning on stderr (always shown: it is about safety, not progress).
 pub fn warn(text: &str) {
-    eprintln!("keyward: warning: {text}");
+    eprintln!("keyward: warning: {}", printable(text));
 }
 
-/// Writes secret bytes to `path` (a new 0600 file, atomically; an existing device or pipe is
-/// written into), or to stdout when `path` is `-`.
-pub fn write_secret(path: &Path, data: &[u8], overwrite: bool) -> CliResult {
-    if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
-        out.write_all(data)?;
-        out.flush()?;
-        return Ok(());
+/// Whether a command may replace an existing output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// The command has no `--force`: an existing file is a conflict.
+    Never,
+    /// The command has `--force` and it was not given.
+    Refuse,
+    /// `--force`: replace a regular file of this user's (never a pipe, device or link).
+    Replace,
+}
+
+impl Overwrite {
+    /// From a command's `--force`.
+    pub fn from_force(force: bool) -> Self {
+        if force { Overwrite::Replace } else { Overwrite::Refuse }
     }
-    // An existing device or pipe (/dev/null, a FIFO, /dev/fd/N from a shell's `>(…)`) is
-    // written into, never replaced: an atomic rename over it would leave the key in a regular
-    // file where the device was.
-    if let Ok(meta) = std::fs::metadata(path)
-        && !meta.is_file()
-        && !meta.is_dir()
+}
+
+/// The descriptor an output path names explicitly, if it is one: `-` and `/dev/stdout` are
+/// stdout, `/dev/fd/N` and `/proc/self/fd/N` are descriptor N. Those are the caller's own, so
+/// they are written into; every other path gets a new file.
+fn own_descriptor(path: &Path) -> CliResult<Option<RawFd>> {
+    let text = path.to_string_lossy();
+    if text == "-" || text == "/dev/stdout" {
+        return Ok(Some(std::io::stdout().as_raw_fd()));
+    }
+    let Some(number) =
+        text.strip_prefix("/dev/fd/").or_else(|| text.strip_prefix("/proc/self/fd/"))
+    else {
+        return Ok(None);
+    };
+    match number.parse::<RawFd>() {
+        Ok(2) => Err(usage("a secret is not written to stderr (/dev/fd/2)")),
+        Ok(fd) if fd >= 0 => Ok(Some(fd)),
+        _ => Err(usage(format!("{} is not a descriptor", path.display()))),
+    }
+}
+
+/// Writes secret bytes to `path`: into the caller's own descriptor if it names one (`-`,
+/// `/dev/stdout`, `/dev/fd/N`), else as a new 0600 file written atomically — or, with
+/// [`Overwrite::Replace`], over a regular file of this user's. A FIFO, device, socket or
+/// symlink at `path` is refused (exit 7), so a secret never lands where another user reads.
+pub fn write_secret(path: &Path, data: &[u8], overwrite: Overwrite) -> CliResult {
+    if let Some(fd) = own_descriptor(path)? {
+        return write_to_descriptor(fd, path, data);
+    }
+    write_secret_file(&RealFs, path, data, overwrite == Overwrite::Replace).map_err(|e| {
+        match (e, overwrite) {
+            (keyward_core::Error::OutputExists(path), Overwrite::Refuse) => {
+                CliError::OutputExists { path }
+            }
+            (e, _) => e.into(),
+        }
+    })
+}
+
+/// Writes a key in `format` to `path` as [`write_secret`] does; raw bytes are refused on a
+/// terminal (they would be garbage there, and on screen) unless hex or base64 is asked for.
+pub fn write_key(path: &Path, data: &[u8], format: KeyFormat, overwrite: Overwrite) -> CliResult {
+    if format == KeyFormat::Raw
+        && let Some(fd) = own_descriptor(path)?
+        && is_terminal(fd)
     {
-        let mut target = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| keyward_core::Error::io("cannot write", path, e))?;
-        target.write_all(data).map_err(|e| keyward_core::Error::io("cannot write", path, e))?;
+        return Err(usage(
+            "raw key bytes would go to a terminal; add --format hex (or base64), or redirect the output",
+        ));
+    }
+    write_secret(path, data, overwrite)
+}
+
+fn is_terminal(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor number; a closed one answers 0.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+fn write_to_descriptor(fd: RawFd, path: &Path, data: &[u8]) -> CliResult {
+    let fail = |e| CliError::from(keyward_core::Error::io("cannot write", PathBuf::from(path), e));
+    if fd == std::io::stdout().as_raw_fd() {
+        let mut out = std::io::stdout().lock();
+        out.write_all(data).and_then(|()| out.flush()).map_err(fail)?;
         return Ok(());
     }
-    write_secret_file(&RealFs, path, data, overwrite)?;
-    Ok(())
+    // SAFETY: F_DUPFD_CLOEXEC takes no pointers; a descriptor that is not open fails with
+    // EBADF, checked below.
+    let own = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if own < 0 {
+        return Err(fail(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `own` is a new descriptor this process just made and nothing else owns; the File
+    // closes it.
+    let mut file = unsafe { std::fs::File::from_raw_fd(own) };
+    file.write_all(data).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_the_terminal_raw() {
+        assert_eq!(printable("plain text\nline two"), "plain text\nline two");
+        assert_eq!(printable("evil \x1b[2J\x07 bell"), "evil \\u{1b}[2J\\u{7} bell");
+        assert_eq!(printable("c1 \u{9b}31m"), "c1 \\u{9b}31m");
+        let json =
+            serde_json::to_string(&serde_json::json!({"m": "a\u{9b}b\u{7f}"})).expect("json");
+        let shown = json_printable(&json);
+        assert!(!shown.contains('\u{9b}') && !shown.contains('\u{7f}'), "{shown}");
+        let back: serde_json::Value = serde_json::from_str(&shown).expect("still JSON");
+        assert_eq!(back["m"], "a\u{9b}b\u{7f}", "the same value");
+    }
 }

@@ -7,34 +7,43 @@ use std::time::Duration;
 
 use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
 use keyward_core::{DataKey, ExpectedFingerprint, Keybox};
-use keyward_hub::SigningIdentity;
 use keyward_peer::card::PeerCard;
 use keyward_peer::recovery::{self, Gathered, Proof};
+use keyward_service::SigningIdentity;
 
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::{enrollment_paths, read_identity, read_ticket, write_identity};
 use crate::output::warn;
 use crate::runtime::block_on;
+use crate::secret_input::SecretReader;
 
 /// How long one peer may take to answer before it counts as unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads a peer card file.
-pub fn read_card(path: &Path) -> CliResult<PeerCard> {
-    let bytes = std::fs::read(path).map_err(|e| keyward_core::Error::io("cannot read", path, e))?;
+pub fn read_card(reader: &SecretReader, path: &Path) -> CliResult<PeerCard> {
+    let bytes = reader.bytes(path)?;
     PeerCard::parse(&bytes).map_err(|source| CliError::Card { path: path.to_path_buf(), source })
 }
 
-/// The box's identity (`<keybox>.box-key`, the one a hub enrollment uses too); made (0600) if
-/// `create` and there is none yet.
-pub fn owner_identity(keybox: &Path, create: bool) -> CliResult<SigningIdentity> {
+/// The box's identity (`<keybox>.box-key`, the one a hub enrollment uses too).
+pub fn owner_identity(reader: &SecretReader, keybox: &Path) -> CliResult<SigningIdentity> {
+    read_identity(reader, &enrollment_paths(keybox).1)
+}
+
+/// The box's identity, made (0600) if there is none yet; `true` with it if it was made now
+/// (a command that fails afterwards removes it again).
+pub fn owner_identity_or_new(
+    reader: &SecretReader,
+    keybox: &Path,
+) -> CliResult<(SigningIdentity, bool)> {
     let (_, key_path) = enrollment_paths(keybox);
-    if create && !key_path.exists() {
-        let identity = SigningIdentity::generate()?;
-        write_identity(&key_path, &identity)?;
-        return Ok(identity);
+    if key_path.exists() {
+        return Ok((read_identity(reader, &key_path)?, false));
     }
-    read_identity(&key_path)
+    let identity = SigningIdentity::generate()?;
+    write_identity(&key_path, &identity)?;
+    Ok((identity, true))
 }
 
 /// The peers slot named (or the keybox's only one) and its parameters.
@@ -78,12 +87,13 @@ pub fn cards_of(params: &PeersParams) -> CliResult<Vec<PeerCard>> {
 /// the operator's release ticket when the slot's policy asks for both. The caller opens the
 /// slot with the result, which checks it is exactly K.
 pub fn reconstruct_for_slot(
+    reader: &SecretReader,
     keybox_path: &Path,
     keybox: &Keybox,
     params: &PeersParams,
     release_ticket: Option<&Path>,
 ) -> CliResult<DataKey> {
-    let identity = Arc::new(owner_identity(keybox_path, false)?);
+    let identity = Arc::new(owner_identity(reader, keybox_path)?);
     let share_set = params.share_set.clone();
     let proof = match (params.policy, release_ticket) {
         (ReleasePolicy::Operator, _) => {
@@ -98,7 +108,7 @@ pub fn reconstruct_for_slot(
             ));
         }
         (ReleasePolicy::Both, Some(path)) => {
-            Proof::Both { identity, share_set, ticket: Arc::new(read_ticket(path)?) }
+            Proof::Both { identity, share_set, ticket: Arc::new(read_ticket(reader, path)?) }
         }
         (ReleasePolicy::Identity | ReleasePolicy::Either, _) => {
             Proof::Owner { identity, share_set }

@@ -15,7 +15,8 @@ use crate::exit::{CliError, CliResult, usage};
 /// Longest secret file read, in bytes (the key-file limit; codes and passphrases are far shorter).
 const MAX_SECRET_FILE: usize = MAX_KEYFILE_LEN;
 
-/// Reads secrets for one command, making sure stdin is consumed at most once.
+/// Reads secrets and input files for one command, making sure stdin is consumed at most once
+/// (one reader per command: the command's [`crate::context::Context`] holds it).
 #[derive(Debug, Default)]
 pub struct SecretReader {
     stdin_taken: Cell<bool>,
@@ -103,9 +104,23 @@ impl SecretReader {
 pub fn code_from(reader: &SecretReader, path: Option<&Path>) -> CliResult<RecoveryCode> {
     match path {
         Some(path) => reader.code(path),
-        None => {
-            let typed = prompt_hidden("Recovery code: ")?;
-            Ok(RecoveryCode::parse(&typed).map_err(CoreError::from)?)
+        None => prompt_code(),
+    }
+}
+
+/// A recovery code typed at the prompt; a word not on the list is named (with its nearest
+/// list words) and asked for again, up to three times, before anything else happens.
+pub fn prompt_code() -> CliResult<RecoveryCode> {
+    let mut tries = 0;
+    loop {
+        let typed = prompt_hidden("Recovery code: ")?;
+        match RecoveryCode::parse(&typed) {
+            Ok(code) => return Ok(code),
+            Err(e) if tries < 2 => {
+                tries += 1;
+                eprintln!("keyward: the recovery code is not valid: {e}; type it again");
+            }
+            Err(e) => return Err(CoreError::from(e).into()),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! What the hub and peer servers share: the configuration file and TLS certificate made at
-//! `init` and read at `serve`, structured logs, and a multi-threaded runtime.
+//! `init` and read at `serve`, how a server process starts (a private umask, structured logs, a
+//! multi-threaded runtime), and the connection options of `serve`.
 
 use std::path::Path;
 
-use keyward_hub::tls;
+use keyward_service::tls;
 
+use crate::cli::ServeArgs;
 use crate::exit::{CliError, CliResult};
-use crate::output::write_secret;
+use crate::output::{Overwrite, warn, write_secret};
 
 fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("{what}: {e}"))
@@ -18,27 +20,60 @@ pub fn create_certificate(cert_path: &Path, key_path: &Path) -> CliResult<String
     let certificate = tls::generate_certificate().map_err(|e| failed("certificate", e))?;
     let fingerprint = tls::certificate_fingerprint(&certificate.cert_pem)
         .map_err(|e| failed("certificate", e))?;
-    write_secret(key_path, certificate.key_pem.as_bytes(), false)?;
-    write_secret(cert_path, certificate.cert_pem.as_bytes(), false)?;
+    write_secret(key_path, certificate.key_pem.as_bytes(), Overwrite::Never)?;
+    write_secret(cert_path, certificate.cert_pem.as_bytes(), Overwrite::Never)?;
     Ok(fingerprint)
 }
 
-/// The server's TLS configuration from the files [`create_certificate`] wrote.
-pub fn load_tls(cert_path: &Path, key_path: &Path) -> CliResult<tls::ServerConfig> {
+/// The server's TLS configuration from the files [`create_certificate`] wrote, and the
+/// certificate's fingerprint: the audience of the requests signed for this server. An Ed25519
+/// key (what `init` writes) is held in locked memory; another one is used as rustls holds it,
+/// with a warning.
+pub fn load_tls(cert_path: &Path, key_path: &Path) -> CliResult<(tls::ServerConfig, String)> {
     let cert = std::fs::read_to_string(cert_path)
         .map_err(|e| keyward_core::Error::io("cannot read", cert_path, e))?;
     let key = zeroize::Zeroizing::new(
         std::fs::read_to_string(key_path)
             .map_err(|e| keyward_core::Error::io("cannot read", key_path, e))?,
     );
-    tls::server_config(&cert, &key).map_err(|e| failed("TLS", e))
+    let loaded = tls::server_config(&cert, &key).map_err(|e| failed("TLS", e))?;
+    if !loaded.key_locked {
+        warn(&format!(
+            "{} is not an Ed25519 key, so it is not kept in locked memory; `init` a new data folder to get one",
+            key_path.display()
+        ));
+    }
+    let fingerprint = tls::certificate_fingerprint(&cert).map_err(|e| failed("certificate", e))?;
+    Ok((loaded.config, fingerprint))
 }
 
 /// Writes a server's configuration file (pretty JSON; 0600, never over an existing file).
 pub fn write_config(path: &Path, config: &impl serde::Serialize) -> CliResult {
     let mut bytes = serde_json::to_vec_pretty(config).map_err(|e| failed("config", e))?;
     bytes.push(b'\n');
-    write_secret(path, &bytes, false)
+    write_secret(path, &bytes, Overwrite::Never)
+}
+
+/// What a server process does first: files it creates (its database and the database's log
+/// among them) are private to its user, whatever umask it was started with.
+pub fn private_umask() {
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// The connection options `serve` was given, over the service's body limit.
+pub fn serve_options(
+    args: &ServeArgs,
+    max_body_bytes: usize,
+) -> keyward_service::shell::ServeOptions {
+    keyward_service::shell::ServeOptions {
+        read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
+        max_connections_per_source: usize::try_from(args.max_connections_per_source)
+            .unwrap_or(usize::MAX),
+        max_body_bytes,
+    }
 }
 
 /// Structured logs on stderr (`KEYWARD_LOG` filters; default `info`).

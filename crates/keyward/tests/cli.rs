@@ -88,25 +88,6 @@ fn unlock_never_overwrites_without_force() {
 }
 
 #[test]
-fn unlock_into_a_pipe_writes_into_it_and_leaves_it_a_pipe() {
-    use std::os::unix::fs::FileTypeExt;
-    let dir = Dir::new("fifo");
-    dir.init_plain_canary();
-    let fifo = dir.path("key.fifo");
-    let c_path = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("c string");
-    // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::read(fifo).expect("read the pipe"))
-    };
-    // Like `--out /dev/null`: a device or pipe is written into, never renamed over.
-    dir.ok(["unlock", "--out", "key.fifo"]);
-    assert_eq!(reader.join().expect("reader"), CANARY_KEY);
-    assert!(std::fs::metadata(&fifo).expect("still there").file_type().is_fifo());
-}
-
-#[test]
 fn unlock_formats() {
     let dir = Dir::new("formats");
     dir.init_plain_canary();

@@ -24,7 +24,7 @@ fn c1_import_source_is_byte_identical_after_every_command() {
             "--kdf-time-ms",
             "20",
             "--kdf-memory-mib",
-            "8",
+            "19",
         ],
         vec!["rotate", "2", "--code-out", "code2.txt"],
         vec!["list"],
@@ -154,7 +154,7 @@ fn c4_canary_secrets_never_reach_output_or_the_keybox() {
     std::fs::rename(dir.path("sub/keybox.json"), dir.keybox()).expect("move keybox");
     for (command, expected) in [
         (
-            "enroll passphrase --unlock-code-file code.txt --passphrase-file pass.txt --kdf-time-ms 20 --kdf-memory-mib 8",
+            "enroll passphrase --unlock-code-file code.txt --passphrase-file pass.txt --kdf-time-ms 20 --kdf-memory-mib 19",
             0,
         ),
         ("enroll plain --unlock-passphrase-file pass.txt", 0),

@@ -60,8 +60,10 @@ fn serve(dir: &Dir, listen: &str, database: &str, log: &str) -> Child {
 
 fn serve_with(dir: &Dir, listen: &str, database: &str, log: &str, extra: &[&str]) -> Child {
     let log = std::fs::File::create(dir.path(log)).expect("log file");
+    // The database URL comes from the environment, never the command line.
     let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["hub", "serve", "--data", "hub", "--listen", listen, "--database", database])
+        .args(["hub", "serve", "--data", "hub", "--listen", listen])
+        .env("KEYWARD_DATABASE_URL", database)
         .args(extra)
         .current_dir(dir.root())
         .stdin(Stdio::null())
@@ -148,10 +150,18 @@ impl HubProcess {
         ["--hub".into(), self.url.clone(), "--hub-fingerprint".into(), self.fingerprint.clone()]
     }
 
-    fn audit_args(&self) -> Vec<String> {
-        ["hub", "audit", "verify", "--data", "hub", "--database", &self.database]
-            .map(String::from)
-            .to_vec()
+    /// `hub audit verify` of this hub's database (its URL from a file, as a password would be).
+    fn audit(&self, dir: &Dir) -> util::TestCommand {
+        dir.write("database-url.txt", self.database.as_bytes());
+        dir.keyward().args([
+            "hub",
+            "audit",
+            "verify",
+            "--data",
+            "hub",
+            "--database-url-file",
+            "database-url.txt",
+        ])
     }
 
     fn sql(&self, statement: &str) {
@@ -180,12 +190,29 @@ fn escrowed_box(dir: &Dir, hub: &HubProcess) -> String {
         "directive.json",
         br#"{"repository":"backup@pbs@pbs.example:store1","note":"restore to /var/lib/vz"}"#,
     );
-    dir.ok(["escrow", "push", "--directive", "directive.json"]);
+    dir.ok(["escrow", "push", "--directive", "directive.json", "--unlock-code-file", "code.txt"]);
     code
 }
 
+/// A single-use recovery ticket.
 fn ticket(dir: &Dir, name: &str) {
-    dir.ok(["operator", "approve-recovery", "--box", "pve-07", "--key", "op.key", "--out", name]);
+    ticket_with_uses(dir, name, 1);
+}
+
+fn ticket_with_uses(dir: &Dir, name: &str, uses: u32) {
+    let uses = uses.to_string();
+    dir.ok([
+        "operator",
+        "approve-recovery",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--uses",
+        &uses,
+        "--out",
+        name,
+    ]);
 }
 
 /// The box's key fingerprint, as its owner records it for the day of recovery.
@@ -234,7 +261,7 @@ fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(backend: Backend)
         fresh.keyward().args(recover_args(&hub, &fp, "ticket.txt", "code.txt", "k2.bin")).run();
     again.assert_exit_code(9).assert_one_line_error();
     assert!(!fresh.path("k2.bin").exists());
-    dir.ok(hub.audit_args());
+    hub.audit(&dir).run().assert_success();
 }
 
 fn recovery_fails_closed(backend: Backend) {
@@ -342,12 +369,14 @@ fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(backend: Backe
     let hub = HubProcess::start_on(&dir, backend);
     escrowed_box(&dir, &hub);
     let fp = fingerprint_of(&dir);
-    // The box rotates its code and pushes again: pending, and recovery still serves version 1.
+    // The box rotates its code and pushes again: pending, and recovery serves version 1 only.
     dir.ok(["rotate", "1", "--unlock-code-file", "code.txt", "--code-out", "code2.txt"]);
-    let push = dir.ok(["escrow", "push", "--json"]);
+    let push = dir.ok(["escrow", "push", "--unlock-code-file", "code2.txt", "--json"]);
     let push: serde_json::Value = serde_json::from_str(&push.stdout()).expect("json");
     assert_eq!(push["version"], 2);
     assert_eq!(push["state"], "pending");
+    let hash = push["blob_sha256"].as_str().expect("the blob's hash").to_string();
+    // A pending version is served too (newest first), but only the code that opens it opens it.
     ticket(&dir, "t1.txt");
     dir.ok(recover_args(&hub, &fp, "t1.txt", "code.txt", "old.bin"));
     dir.keyward()
@@ -355,29 +384,38 @@ fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(backend: Backe
         .run()
         .assert_exit_code(9);
 
-    // An operator approves version 2: now the new code opens what is served, the old does not.
-    let mut approve: Vec<String> = vec!["operator".into(), "approve-overwrite".into()];
-    approve.extend(hub.args());
-    approve.extend(
-        ["--box", "pve-07", "--version", "2", "--key", "op.key", "--fingerprint", &fp]
-            .map(String::from),
-    );
-    dir.ok(approve.clone());
-    ticket(&dir, "t2.txt");
-    dir.keyward()
-        .args(recover_args(&hub, &fp, "t2.txt", "code.txt", "x.bin"))
-        .run()
-        .assert_exit_code(3);
-    ticket(&dir, "t3.txt");
-    dir.ok(recover_args(&hub, &fp, "t3.txt", "code2.txt", "new.bin"));
-    assert_eq!(dir.read("new.bin"), CANARY_KEY);
+    // An approval names the blob: a wrong hash activates nothing.
+    let approve = |hash: &str, key: &str| {
+        let mut args: Vec<String> = vec!["operator".into(), "approve-overwrite".into()];
+        args.extend(hub.args());
+        args.extend(
+            ["--box", "pve-07", "--version", "2", "--key", key, "--fingerprint", &fp]
+                .map(String::from),
+        );
+        args.extend(["--blob-sha256".to_string(), hash.to_string()]);
+        args
+    };
+    let wrong = dir.keyward().args(approve(&"00".repeat(32), "op.key")).run();
+    wrong.assert_exit_code(9).assert_one_line_error();
+    assert!(wrong.stderr().contains("SHA-256"), "says why{}", wrong.report());
     // The box cannot approve for itself: its key is not an operator's.
-    let mut as_box = approve.clone();
-    let at = as_box.iter().position(|a| a == "op.key").expect("key arg");
-    as_box[at] = "keybox.json.box-key".into();
-    dir.keyward().args(as_box).run().assert_exit_code(9);
-    // The same approval cannot be replayed, and there is nothing a box can call to delete.
-    dir.keyward().args(approve).run().assert_exit_code(9);
+    dir.keyward().args(approve(&hash, "keybox.json.box-key")).run().assert_exit_code(9);
+    // The operator sees the pending blob's hash, and approves exactly that.
+    let mut view: Vec<String> = vec!["operator".into(), "escrow-status".into()];
+    view.extend(hub.args());
+    view.extend(["--box", "pve-07", "--key", "op.key", "--json"].map(String::from));
+    let seen: serde_json::Value = serde_json::from_str(&dir.ok(view).stdout()).expect("json");
+    assert_eq!(seen["versions"][1]["blob_sha256"], hash.as_str());
+    dir.ok(approve(&hash, "op.key"));
+    // Both codes recover now: the new one from version 2, the old one from version 1, which
+    // an approval supersedes but never removes.
+    for (code, out) in [("code2.txt", "new.bin"), ("code.txt", "old2.bin")] {
+        ticket(&dir, &format!("t-{out}.txt"));
+        dir.ok(recover_args(&hub, &fp, &format!("t-{out}.txt"), code, out));
+        assert_eq!(dir.read(out), CANARY_KEY);
+    }
+    // The same approval cannot be replayed.
+    dir.keyward().args(approve(&hash, "op.key")).run().assert_exit_code(9);
     let status = dir.ok(["escrow", "status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
     assert_eq!(status["versions"][0]["state"], "superseded");
@@ -392,11 +430,11 @@ fn audit_after(name: &str, backend: Backend, tamper: &[&str]) -> util::Outcome {
     let fp = fingerprint_of(&dir);
     ticket(&dir, "t.txt");
     dir.ok(recover_args(&hub, &fp, "t.txt", "code.txt", "k.bin"));
-    dir.ok(hub.audit_args());
+    hub.audit(&dir).run().assert_success();
     for statement in tamper {
         hub.sql(statement);
     }
-    let out = dir.keyward().args(hub.audit_args()).run();
+    let out = hub.audit(&dir).run();
     out.assert_exit_code(4).assert_one_line_error();
     out
 }
@@ -503,7 +541,8 @@ fn two_hubs_on_one_postgres_lose_and_duplicate_no_version() {
     let mut children = Vec::new();
     for _ in 0..EACH {
         for side in [&dir, &copy] {
-            children.push((side.keyward().args(["escrow", "push", "--json"]).spawn(), side.root()));
+            let push = ["escrow", "push", "--unlock-code-file", "code.txt", "--json"];
+            children.push((side.keyward().args(push).spawn(), side.root()));
         }
     }
     let mut versions = Vec::new();
@@ -519,7 +558,7 @@ fn two_hubs_on_one_postgres_lose_and_duplicate_no_version() {
     let status = dir.ok(["escrow", "status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
     assert_eq!(status["versions"].as_array().map(Vec::len), Some(2 * EACH + 1));
-    dir.ok(hub_a.audit_args());
+    hub_a.audit(&dir).run().assert_success();
 }
 
 #[test]
@@ -534,7 +573,7 @@ fn a_killed_hub_keeps_every_push_it_acknowledged() {
         let mut acknowledged = Vec::new();
         for _ in 0..40 {
             let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
-                .args(["escrow", "push", "--json"])
+                .args(["escrow", "push", "--unlock-code-file", "code.txt", "--json"])
                 .current_dir(&root)
                 .env_clear()
                 .env("HOME", &root)
@@ -564,7 +603,7 @@ fn a_killed_hub_keeps_every_push_it_acknowledged() {
     for version in &acknowledged {
         assert!(stored.contains(version), "version {version} was acknowledged, then lost");
     }
-    dir.ok(hub.audit_args());
+    hub.audit(&dir).run().assert_success();
 }
 
 #[test]
@@ -668,7 +707,7 @@ fn an_operator_deletion_erases_the_escrow_from_the_hub_files() {
         .assert_one_line_error();
     assert!(!dir.path("k.bin").exists());
     delete("op.key").assert_exit_code(9);
-    dir.ok(hub.audit_args());
+    hub.audit(&dir).run().assert_success();
     drop(hub);
     // The blob's text is gone from the database files, not only hidden from queries.
     assert!(!hub_files_hold_the_blob(), "the erased blob is still in the hub's files");
@@ -697,4 +736,245 @@ fn hubs_starting_at_once_on_an_empty_postgres_all_come_up() {
         let _ = hub.kill();
         let _ = hub.wait();
     }
+}
+
+#[test]
+fn a_compromised_box_cannot_cost_the_owner_the_escrow() {
+    let dir = Dir::new("hub-compromised");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
+    // The attacker holds K and the box's identity: it makes a keybox of K under a code of its
+    // own beside a copy of the box's enrollment, and pushes that.
+    let attacker = Dir::new("hub-attacker");
+    attacker.write("canary.key", CANARY_KEY);
+    attacker.ok([
+        "init",
+        "--with",
+        "recovery-code",
+        "--import",
+        "canary.key",
+        "--code-out",
+        "mine.txt",
+    ]);
+    for file in ["keybox.json.box-key", "keybox.json.hub.json"] {
+        attacker.write(file, &dir.read(file));
+    }
+    let push = attacker.ok(["escrow", "push", "--unlock-code-file", "mine.txt", "--json"]);
+    let push: serde_json::Value = serde_json::from_str(&push.stdout()).expect("json");
+    let hash = push["blob_sha256"].as_str().expect("hash").to_string();
+    // A routine approval: the operator approves what the box pushed, by its hash.
+    let mut approve: Vec<String> = vec!["operator".into(), "approve-overwrite".into()];
+    approve.extend(hub.args());
+    approve.extend(
+        [
+            "--box",
+            "pve-07",
+            "--version",
+            "2",
+            "--key",
+            "op.key",
+            "--fingerprint",
+            &fp,
+            "--blob-sha256",
+            &hash,
+        ]
+        .map(String::from),
+    );
+    dir.ok(approve);
+    // The owner's code still recovers K, from the version the approval superseded.
+    ticket(&dir, "t.txt");
+    let mut args = recover_args(&hub, &fp, "t.txt", "code.txt", "k.bin");
+    args.push("--json".into());
+    let out = dir.ok(args);
+    assert_eq!(dir.read("k.bin"), CANARY_KEY);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    assert_eq!(report["version"], 1, "the owner's version, passed over by nothing");
+}
+
+#[test]
+fn a_mistyped_code_does_not_cost_the_ticket() {
+    let dir = Dir::new("hub-typo");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
+    ticket_with_uses(&dir, "t.txt", 3);
+    // A word off the list is caught before any request.
+    let code = String::from_utf8(dir.read("code.txt")).expect("text");
+    let mut words: Vec<&str> = code.split_whitespace().collect();
+    words[3] = "notaword";
+    dir.write("typo.txt", words.join(" ").as_bytes());
+    dir.keyward()
+        .args(recover_args(&hub, &fp, "t.txt", "typo.txt", "k.bin"))
+        .run()
+        .assert_exit_code(3);
+    // A valid but wrong code costs one of the ticket's uses, and says how many are left.
+    let other = Dir::new("hub-typo-other");
+    dir.write("wrong.txt", other.init_with_code().as_bytes());
+    let wrong = dir.keyward().args(recover_args(&hub, &fp, "t.txt", "wrong.txt", "k.bin")).run();
+    wrong.assert_exit_code(3).assert_one_line_error();
+    assert!(wrong.stderr().contains("allows 2 more"), "{}", wrong.report());
+    assert!(!dir.path("k.bin").exists());
+    // The right code with the same ticket.
+    dir.ok(recover_args(&hub, &fp, "t.txt", "code.txt", "k.bin"));
+    assert_eq!(dir.read("k.bin"), CANARY_KEY);
+    let log = hub.audit(&dir).args(["--json"]).run();
+    log.assert_success();
+}
+
+#[test]
+fn a_slot_spliced_in_from_an_old_copy_is_never_escrowed() {
+    use keyward_core::keybox::format::{decode, encode};
+    let dir = Dir::new("hub-splice");
+    let hub = HubProcess::start(&dir);
+    dir.write("canary.key", CANARY_KEY);
+    dir.ok(["init", "--with", "plain", "--import", "canary.key"]);
+    dir.ok(["enroll", "recovery-code", "--code-out", "code.txt"]);
+    dir.ok([
+        "operator",
+        "enroll-token",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--out",
+        "token.txt",
+    ]);
+    dir.ok(["escrow", "enroll", "--box", "pve-07", "--token-file", "token.txt"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(hub.args()));
+    let old = dir.read("keybox.json");
+    // The code leaks; the owner rotates it.
+    dir.ok(["rotate", "2", "--code-out", "code2.txt"]);
+    // Someone who can write the file but does not know K puts the old slot back.
+    let path = std::path::Path::new("k");
+    let (mut header, mac) = decode(&dir.read("keybox.json"), path).expect("decode");
+    let (old_header, _) = decode(&old, path).expect("decode old");
+    header.slots[1] = old_header.slots[1].clone();
+    dir.write("keybox.json", &encode(&header, &mac));
+    let out = dir.keyward().args(["escrow", "push"]).run();
+    out.assert_exit_code(4).assert_one_line_error();
+    assert!(out.stderr().contains("header MAC"), "{}", out.report());
+    let status = dir.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert_eq!(status["versions"].as_array().map(Vec::len), Some(0), "nothing was escrowed");
+}
+
+#[test]
+fn a_certificate_that_is_not_the_pinned_one_is_called_a_possible_interception() {
+    let dir = Dir::new("hub-pin");
+    let hub = HubProcess::start(&dir);
+    // Another hub's certificate, pinned by mistake (or a man in the middle's).
+    let other = Dir::new("hub-pin-other");
+    let other_operator = other.ok(["operator", "keygen", "--out", "op.key"]).stdout();
+    let init = other.ok(["hub", "init", "--data", "hub", "--operator", other_operator.trim()]);
+    // `hub init` prints the certificate's fingerprint alone.
+    let pinned = init.stdout().trim().to_string();
+    dir.ok([
+        "operator",
+        "enroll-token",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--out",
+        "token.txt",
+    ]);
+    let out = dir
+        .keyward()
+        .args([
+            "escrow",
+            "enroll",
+            "--box",
+            "pve-07",
+            "--token-file",
+            "token.txt",
+            "--hub",
+            &hub.url,
+            "--hub-fingerprint",
+            &pinned,
+        ])
+        .run();
+    out.assert_exit_code(10).assert_one_line_error();
+    let stderr = out.stderr();
+    assert!(stderr.contains("intercepted"), "{}", out.report());
+    assert!(
+        stderr.contains(&pinned) && stderr.contains(&hub.fingerprint),
+        "both fingerprints{}",
+        out.report()
+    );
+    assert!(!dir.path("keybox.json.box-key").exists(), "no identity left behind");
+}
+
+#[test]
+fn plain_http_is_refused_before_anything_is_sent() {
+    let dir = Dir::new("hub-http");
+    dir.ok(["operator", "keygen", "--out", "op.key"]);
+    dir.ok([
+        "operator",
+        "enroll-token",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--out",
+        "token.txt",
+    ]);
+    // Nothing listens there: a client that tried would say "cannot be reached" (8).
+    let url = format!("http://{}", free_address());
+    let out = dir
+        .keyward()
+        .args([
+            "escrow",
+            "enroll",
+            "--box",
+            "pve-07",
+            "--token-file",
+            "token.txt",
+            "--hub",
+            &url,
+            "--hub-fingerprint",
+            &"ab".repeat(32),
+        ])
+        .run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(out.stderr().contains("https://"), "{}", out.report());
+}
+
+#[test]
+fn the_hub_database_and_its_log_are_private_and_refusals_write_no_rows() {
+    let dir = Dir::new("hub-private");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    for file in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+        assert_eq!(dir.mode(&format!("hub/{file}")), 0o600, "hub/{file}\n{}", dir.listing());
+    }
+    let rows = |dir: &Dir| {
+        let out = hub.audit(dir).args(["--json"]).run();
+        out.assert_success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+        v["records"].as_u64().expect("records")
+    };
+    let before = rows(&dir);
+    // A flood of bad signatures: refused and counted, but not one audit row each.
+    let good = dir.read("keybox.json.box-key");
+    dir.ok(["operator", "keygen", "--out", "impostor.key"]);
+    std::fs::write(dir.path("keybox.json.box-key"), dir.read("impostor.key")).expect("swap key");
+    for _ in 0..8 {
+        dir.keyward().args(["escrow", "status"]).run().assert_exit_code(9);
+    }
+    std::fs::write(dir.path("keybox.json.box-key"), good).expect("restore key");
+    assert_eq!(rows(&dir), before, "refusals wrote no audit rows");
+}
+
+#[test]
+fn the_database_url_never_comes_from_the_command_line() {
+    let dir = Dir::new("hub-db-argv");
+    let out = dir
+        .keyward()
+        .args(["hub", "serve", "--data", "hub", "--database", "postgres://u:secret@127.0.0.1/db"])
+        .run();
+    out.assert_exit_code(2);
+    assert!(!out.stderr().contains("secret"), "the password is not echoed{}", out.report());
 }

@@ -21,6 +21,7 @@ struct PeerProcess {
     child: Option<Child>,
     url: String,
     data: String,
+    port: u16,
 }
 
 impl Drop for PeerProcess {
@@ -35,7 +36,19 @@ impl PeerProcess {
         let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("a").port();
         let url = format!("https://127.0.0.1:{port}");
         dir.ok(["peer", "init", "--data", name, "--url", &url, "--operator", operator]);
-        let log = std::fs::File::create(dir.path(&format!("{name}.log"))).expect("log");
+        let mut peer = PeerProcess { child: None, url, data: name.to_string(), port };
+        peer.serve(dir);
+        peer
+    }
+
+    /// `peer serve` (again) on its data folder and port.
+    fn serve(&mut self, dir: &Dir) {
+        let (name, port) = (&self.data, self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path(&format!("{name}.log")))
+            .expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
             .args(["peer", "serve", "--data", name, "--listen", &format!("127.0.0.1:{port}")])
             .current_dir(dir.root())
@@ -49,7 +62,7 @@ impl PeerProcess {
             assert!(Instant::now() < deadline, "peer {name} did not start:\n{}", dir.listing());
             std::thread::sleep(Duration::from_millis(20));
         }
-        PeerProcess { child: Some(child), url, data: name.to_string() }
+        self.child = Some(child);
     }
 
     fn card(&self) -> String {
@@ -76,10 +89,30 @@ fn five_peers_with(dir: &Dir, policy: &str) -> Vec<PeerProcess> {
     let peers: Vec<PeerProcess> =
         (1..=5).map(|i| PeerProcess::start(dir, &format!("peer{i}"), &operator)).collect();
     dir.init_plain_canary();
-    let mut enroll: Vec<String> =
-        ["enroll", "peers", "--threshold", "3", "--box", "pve-07", "--policy", policy]
-            .map(String::from)
-            .to_vec();
+    dir.ok([
+        "operator",
+        "enroll-token",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--out",
+        "token.txt",
+    ]);
+    let mut enroll: Vec<String> = [
+        "enroll",
+        "peers",
+        "--threshold",
+        "3",
+        "--box",
+        "pve-07",
+        "--policy",
+        policy,
+        "--token-file",
+        "token.txt",
+    ]
+    .map(String::from)
+    .to_vec();
     for peer in &peers {
         enroll.extend(["--peer".to_string(), peer.card()]);
     }
@@ -195,6 +228,7 @@ fn plant_wrong_share(dir: &Dir, name: &str) {
             fingerprint: row.get(6),
             x,
             share: seal::Sealed { enc: String::new(), ct: String::new() },
+            enrollment: None,
         };
         let mut wrong = vec![x];
         wrong.extend_from_slice(b"not-the-share-of-the-canary-key!");
@@ -314,4 +348,136 @@ fn the_both_policy_needs_the_box_and_a_ticket_naming_it() {
     ]);
     dir.ok(["unlock", "--slot", "peers-2", "--release-ticket", "t.txt", "--out", "k.bin"]);
     assert_eq!(dir.read("k.bin"), CANARY_KEY);
+}
+
+/// The share sets a peer's database holds.
+fn sets_at(dir: &Dir, peer: &PeerProcess) -> Vec<String> {
+    let url = format!("sqlite://{}?mode=ro", dir.path(&format!("{}/peer.db", peer.data)).display());
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.expect("peer database");
+        let rows =
+            sqlx::query("SELECT share_set FROM shares").fetch_all(&pool).await.expect("rows");
+        pool.close().await;
+        rows.iter().map(|r| r.get::<String, _>(0)).collect()
+    })
+}
+
+fn current_set(dir: &Dir) -> String {
+    let list = dir.ok(["list", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&list.stdout()).expect("json");
+    let slots = value["slots"].as_array().expect("slots");
+    let peers = slots.iter().find(|s| s["kind"] == "peers").expect("a peers slot");
+    let protection = peers["protection"].as_str().expect("protection");
+    // "3-of-5 peers, share set 1234abcd, release: either": the first 8 digits.
+    protection.split("share set ").nth(1).expect("set").chars().take(8).collect()
+}
+
+#[test]
+fn a_peer_admits_a_box_only_with_a_token_and_a_failed_enroll_leaves_no_identity() {
+    let dir = Dir::new("peers-admit");
+    let operator = dir.ok(["operator", "keygen", "--out", "op.key"]).stdout().trim().to_string();
+    let peers: Vec<PeerProcess> =
+        (1..=2).map(|i| PeerProcess::start(&dir, &format!("peer{i}"), &operator)).collect();
+    dir.init_plain_canary();
+    let mut enroll: Vec<String> =
+        ["enroll", "peers", "--threshold", "2", "--box", "pve-07"].map(String::from).to_vec();
+    for peer in &peers {
+        enroll.extend(["--peer".to_string(), peer.card()]);
+    }
+    let out = dir.keyward().args(&enroll).run();
+    out.assert_exit_code(9).assert_one_line_error();
+    assert!(out.stderr().contains("not admitted"), "says why{}", out.report());
+    assert!(!dir.path("keybox.json.box-key").exists(), "no identity left behind{}", out.report());
+    let list = dir.ok(["list", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&list.stdout()).expect("json");
+    assert_eq!(value["slots"].as_array().map(Vec::len), Some(1), "no slot added{}", list.report());
+    // With a token, it goes through.
+    dir.ok([
+        "operator",
+        "enroll-token",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--out",
+        "token.txt",
+    ]);
+    enroll.extend(["--token-file".to_string(), "token.txt".to_string()]);
+    dir.ok(&enroll);
+}
+
+#[test]
+fn a_reshare_that_cannot_delete_old_shares_says_so_and_a_later_command_finishes_it() {
+    let dir = Dir::new("peers-cleanup");
+    let mut peers = five_peers(&dir);
+    let old = current_set(&dir);
+    // peer5 is down while it is removed: its old share cannot be deleted now.
+    peers[4].kill();
+    // (Authorised by the plain slot: the peers slot would ask peer5 too, and warn it is down.)
+    let reshare = ["peers", "reshare", "--unlock-slot", "1", "--remove", &peers[4].card()];
+    let out = dir.keyward().args(reshare).run();
+    out.assert_exit_code(8).assert_one_line_error();
+    assert!(out.stderr().contains(&peers[4].url), "names the peer{}", out.report());
+    let new = current_set(&dir);
+    assert_ne!(new, old, "the re-share itself is committed");
+    // `peers status` lists what is pending, and once peer5 is back deletes it there.
+    let status = dir.keyward().args(["peers", "status"]).run();
+    status.assert_exit_code(8);
+    assert!(status.stdout().contains("still at"), "{}", status.report());
+    assert!(sets_at(&dir, &peers[4]).iter().any(|s| s.starts_with(&old)), "peer5 still holds it");
+    peers[4].serve(&dir);
+    dir.ok(["peers", "status"]);
+    assert!(sets_at(&dir, &peers[4]).is_empty(), "the old share is gone from peer5");
+    for peer in &peers[..4] {
+        assert!(sets_at(&dir, peer).iter().all(|s| !s.starts_with(&old)), "{}", peer.url);
+    }
+    assert!(!dir.path("keybox.json.peers-pending.json").exists(), "nothing is left pending");
+}
+
+#[test]
+fn shares_of_a_crashed_enroll_and_of_a_removed_slot_are_found_and_removed() {
+    let dir = Dir::new("peers-orphans");
+    let peers = five_peers(&dir);
+    let before = dir.read("keybox.json");
+    // A second split whose commit "never happened": the keybox is put back as it was, and the
+    // journal holds what `enroll peers` noted before placing the shares, as old as a crash.
+    let mut enroll: Vec<String> =
+        ["enroll", "peers", "--threshold", "2", "--label", "second", "--box", "pve-07"]
+            .map(String::from)
+            .to_vec();
+    for peer in &peers[..3] {
+        enroll.extend(["--peer".to_string(), peer.card()]);
+    }
+    enroll.push("--json".into());
+    let second: serde_json::Value = serde_json::from_str(&dir.ok(&enroll).stdout()).expect("json");
+    let orphan = second["share_set"].as_str().expect("set").to_string();
+    dir.write("keybox.json", &before);
+    let card = |p: &PeerProcess| PeerCard::parse(&dir.read(&p.card())).expect("card").to_record();
+    let journal = serde_json::json!({
+        "format": "keyward-peers-pending",
+        "version": 1,
+        "sets": [{
+            "share_set": orphan,
+            "peers": peers[..3].iter().map(card).collect::<Vec<_>>(),
+            "since": keyward_service::unix_now() - 3600,
+            "disposal": { "state": "placing" },
+        }],
+    });
+    dir.write("keybox.json.peers-pending.json", journal.to_string().as_bytes());
+    assert!(sets_at(&dir, &peers[0]).contains(&orphan));
+    dir.ok(["peers", "status"]);
+    for peer in &peers[..3] {
+        assert!(!sets_at(&dir, peer).contains(&orphan), "the orphan is gone from {}", peer.url);
+    }
+    // Removing a peers slot deletes its shares at its peers too.
+    let current = current_set(&dir);
+    dir.write("code.bin", b"0123456789abcdef0123456789abcdef");
+    dir.ok(["enroll", "keyfile", "--keyfile", "code.bin"]);
+    dir.ok(["remove", "peers-2"]);
+    for peer in &peers {
+        assert!(sets_at(&dir, peer).iter().all(|s| !s.starts_with(&current)), "{}", peer.url);
+    }
 }

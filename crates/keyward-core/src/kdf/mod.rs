@@ -225,32 +225,67 @@ impl CalibrationTarget {
     }
 }
 
-/// Smallest memory calibration will go down to, in KiB.
-const MIN_CALIBRATED_MEMORY_KIB: u32 = 8 * 1024;
+/// The floor for a new passphrase slot's argon2id: OWASP's smallest recommended setting,
+/// m = 19 MiB, t = 2 (Password Storage Cheat Sheet). Calibration never goes below it, and a
+/// target that cannot reach it is refused rather than quietly made weaker. (Parameters read
+/// from existing files are bounded from above only: a slot made below this floor by an older
+/// keyward still opens.)
+pub const PASSPHRASE_FLOOR_MEMORY_KIB: u32 = 19 * 1024;
+/// See [`PASSPHRASE_FLOOR_MEMORY_KIB`].
+pub const PASSPHRASE_FLOOR_PASSES: u32 = 2;
+/// The shortest target unlock time accepted, in milliseconds.
+pub const MIN_UNLOCK_TIME_MS: u64 = 10;
+/// The longest target unlock time accepted, in milliseconds.
+pub const MAX_UNLOCK_TIME_MS: u64 = 60_000;
+/// Most memory a target may ask for, in MiB.
+pub const MAX_TARGET_MEMORY_MIB: u32 = 4096;
+
+impl CalibrationTarget {
+    /// Refuses a target below the floor or beyond the bounds, naming them.
+    pub fn check(&self) -> crate::Result<()> {
+        let time_ms = u64::try_from(self.unlock_time.as_millis()).unwrap_or(u64::MAX);
+        if !(MIN_UNLOCK_TIME_MS..=MAX_UNLOCK_TIME_MS).contains(&time_ms) {
+            return Err(crate::Error::KdfBelowFloor(format!(
+                "an unlock time of {time_ms} ms (allowed {MIN_UNLOCK_TIME_MS} to {MAX_UNLOCK_TIME_MS})"
+            )));
+        }
+        let floor_mib = PASSPHRASE_FLOOR_MEMORY_KIB / 1024;
+        let mib = self.max_memory_kib / 1024;
+        if self.max_memory_kib < PASSPHRASE_FLOOR_MEMORY_KIB || mib > MAX_TARGET_MEMORY_MIB {
+            return Err(crate::Error::KdfBelowFloor(format!(
+                "{mib} MiB of memory (allowed {floor_mib} to {MAX_TARGET_MEMORY_MIB} MiB; argon2id below m={floor_mib} MiB, t={PASSPHRASE_FLOOR_PASSES} is refused)"
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Picks argon2id parameters that take about `target.unlock_time` here, as cryptsetup does:
-/// time one pass at the target memory, halve the memory while one pass is already too slow, then
-/// choose the number of passes that fills the time. `progress` is told each measurement.
+/// time one pass at the target memory, halve the memory while one pass is already too slow (but
+/// never below the floor), then choose the number of passes that fills the time (at least the
+/// floor's two). `progress` is told each measurement.
 pub fn calibrate_argon2id(
     target: CalibrationTarget,
     mut progress: impl FnMut(&str),
 ) -> crate::Result<KdfParams> {
+    target.check()?;
     let p = target.parallelism.clamp(1, 16);
-    let mut m_kib = target.max_memory_kib.max(MIN_CALIBRATED_MEMORY_KIB);
+    let mut m_kib = target.max_memory_kib;
     loop {
         let probe = KdfParams::argon2id(m_kib, 1, p)?;
         let started = Instant::now();
         probe.derive(b"keyward calibration").map_err(crate::Error::from_new_kdf)?;
         let one_pass = started.elapsed().max(Duration::from_micros(100));
         progress(&format!("one pass at {} MiB took {} ms", m_kib / 1024, one_pass.as_millis()));
-        if one_pass > target.unlock_time && m_kib / 2 >= MIN_CALIBRATED_MEMORY_KIB {
+        if one_pass > target.unlock_time && m_kib / 2 >= PASSPHRASE_FLOOR_MEMORY_KIB {
             m_kib /= 2;
             continue;
         }
         let passes = (target.unlock_time.as_secs_f64() / one_pass.as_secs_f64()).floor();
         // Cap the passes by the work bound a reader enforces, so we never write what we refuse.
         let max_t = (MAX_WORK_KIB / u64::from(m_kib)).min(1000);
-        let t = if passes < 1.0 { 1 } else { (passes as u64).min(max_t) };
+        let floor = u64::from(PASSPHRASE_FLOOR_PASSES);
+        let t = if passes < floor as f64 { floor } else { (passes as u64).clamp(floor, max_t) };
         return KdfParams::argon2id(m_kib, u32::try_from(t).unwrap_or(1), p);
     }
 }

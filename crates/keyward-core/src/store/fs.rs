@@ -24,8 +24,11 @@ pub type LockGuard = Box<dyn Any>;
 pub trait Fs {
     /// Reads a file, at most `limit` bytes of it.
     fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>>;
-    /// Mode and owner of a file or folder.
+    /// Mode and owner of a file or folder (following symlinks).
     fn facts(&self, path: &Path) -> io::Result<FileFacts>;
+    /// Mode and owner of the directory entry itself: a symlink is described, not followed, and
+    /// nothing is opened for reading (a FIFO or device sees no open).
+    fn entry_facts(&self, path: &Path) -> io::Result<FileFacts>;
     /// The effective uid of this process.
     fn current_uid(&self) -> u32;
     /// Creates a folder (and missing parents) with mode 0700.
@@ -65,6 +68,18 @@ impl Fs for RealFs {
 
     fn facts(&self, path: &Path) -> io::Result<FileFacts> {
         let meta = fs::metadata(path)?;
+        Ok(FileFacts { mode: meta.mode(), owner: meta.uid() })
+    }
+
+    fn entry_facts(&self, path: &Path) -> io::Result<FileFacts> {
+        // O_PATH: a handle on the entry, not an open of the file; O_NOFOLLOW: a symlink gives a
+        // handle on the link itself. The facts come from that handle (fstat), so they describe
+        // what is there now, not what a second look at the path might find.
+        let handle = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = handle.metadata()?;
         Ok(FileFacts { mode: meta.mode(), owner: meta.uid() })
     }
 

@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, IntegrityFailure, Result};
+use crate::error::{Error, Result};
 use crate::keybox::format::MAX_KEYBOX_BYTES;
 use crate::keybox::{Keybox, UnlockedKeybox};
 use crate::slot::SlotParams;
@@ -82,9 +82,9 @@ impl<'fs> Store<'fs> {
             Err(e) => return Err(Error::io("cannot read", &self.path, e)),
         };
         if facts.mode & S_IFMT != S_IFREG {
-            return Err(Error::Integrity {
+            return Err(Error::NotAKeyboxFile {
                 path: self.path.clone(),
-                what: IntegrityFailure::Malformed("not a regular file".into()),
+                what: kind_of(facts.mode),
             });
         }
         self.check_private(&self.path, facts, false)?;
@@ -143,7 +143,7 @@ impl<'fs> Store<'fs> {
             match self
                 .fs
                 .try_lock(&lock_path)
-                .map_err(|e| Error::io("cannot lock", &lock_path, e))?
+                .map_err(|e| Error::io("cannot lock", &self.path, e))?
             {
                 Some(guard) => return Ok(StoreLock { _guard: guard }),
                 None if Instant::now() >= deadline => {
@@ -202,14 +202,15 @@ impl<'fs> Store<'fs> {
 
     /// Writes and fsyncs the temp file, clearing a stale one a crash may have left.
     fn write_temp(&self, bytes: &[u8]) -> Result<PathBuf> {
+        // Errors name the keybox: the temp file is ours, not something the user knows of.
         let temp = self.sibling("tmp");
         match self.fs.remove(&temp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("cannot remove stale", &temp, e)),
+            Err(e) => return Err(Error::io("cannot write", &self.path, e)),
         }
-        self.fs.write_new(&temp, bytes).map_err(|e| Error::io("cannot write", &temp, e))?;
-        self.fs.sync_file(&temp).map_err(|e| Error::io("cannot sync", &temp, e))?;
+        self.fs.write_new(&temp, bytes).map_err(|e| Error::io("cannot write", &self.path, e))?;
+        self.fs.sync_file(&temp).map_err(|e| Error::io("cannot write", &self.path, e))?;
         Ok(temp)
     }
 
@@ -241,18 +242,57 @@ impl<'fs> Store<'fs> {
     }
 }
 
+/// What kind of entry a file mode describes, in words, for refusals.
+fn kind_of(mode: u32) -> &'static str {
+    match mode & S_IFMT {
+        0o120000 => "a symbolic link",
+        0o010000 => "a FIFO (named pipe)",
+        0o140000 => "a socket",
+        0o020000 | 0o060000 => "a device",
+        0o040000 => "a folder",
+        _ => "not a regular file",
+    }
+}
+
 /// Writes a secret file (a key, a recovery code, a key file) crash-atomically with mode 0600:
-/// a temp file beside it is written and fsynced, then hard-linked into place (refusing an
-/// existing file) or, with `overwrite`, renamed over it; then the folder is fsynced. On any
-/// failure the temp file is removed and `path` is untouched.
+/// a temp file beside it is written and fsynced, then hard-linked into place (refusing anything
+/// already at `path`, a FIFO or symlink included) or, with `overwrite`, renamed over it — only
+/// over a regular file this user owns, judged from the entry itself (never by following a
+/// link); then the folder is fsynced. A secret thus only ever lands in a new file that this
+/// process created 0600, never in a pipe, device or link another user planted. On any failure
+/// the temp file is removed and `path` is untouched; errors name `path`, not the temp file.
 pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
     let folder = parent_folder(path);
+    if overwrite {
+        match fs.entry_facts(path) {
+            Ok(facts) if facts.mode & S_IFMT != S_IFREG => {
+                return Err(Error::OutputNotReplaceable {
+                    path: path.to_path_buf(),
+                    what: kind_of(facts.mode),
+                });
+            }
+            Ok(facts) if facts.owner != fs.current_uid() => {
+                return Err(Error::OutputNotReplaceable {
+                    path: path.to_path_buf(),
+                    what: "a file owned by another user",
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot write", path, e)),
+        }
+    }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let suffix = crate::encoding::to_hex(&crate::random::array::<6>()?);
     let temp = folder.join(format!(".{name}.{suffix}.tmp"));
-    fs.write_new(&temp, data).map_err(|e| Error::io("cannot write", &temp, e))?;
+    fs.write_new(&temp, data).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
+            Error::MissingFolder { path: path.to_path_buf(), folder: folder.clone() }
+        }
+        _ => Error::io("cannot write", path, e),
+    })?;
     let placed =
-        fs.sync_file(&temp).map_err(|e| Error::io("cannot sync", &temp, e)).and_then(|()| {
+        fs.sync_file(&temp).map_err(|e| Error::io("cannot write", path, e)).and_then(|()| {
             if overwrite {
                 fs.rename(&temp, path).map_err(|e| Error::io("cannot write", path, e))
             } else {
@@ -270,9 +310,10 @@ pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool)
         return Err(e);
     }
     if !overwrite {
-        fs.remove(&temp).map_err(|e| Error::io("cannot remove", &temp, e))?;
+        // The secret is in place under `path`; the second name goes.
+        fs.remove(&temp).map_err(|e| Error::io("cannot finish writing", path, e))?;
     }
-    fs.sync_dir(&folder).map_err(|e| Error::io("cannot sync folder", &folder, e))
+    fs.sync_dir(&folder).map_err(|e| Error::io("cannot sync the folder of", path, e))
 }
 
 /// Creates a folder for secret files (and missing parents) with mode 0700.

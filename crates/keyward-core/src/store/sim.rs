@@ -138,6 +138,10 @@ impl Fs for SimFs {
         }
     }
 
+    fn entry_facts(&self, path: &Path) -> io::Result<FileFacts> {
+        self.facts(path)
+    }
+
     fn current_uid(&self) -> u32 {
         0
     }

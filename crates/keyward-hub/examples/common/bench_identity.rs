@@ -1,6 +1,6 @@
 //! Shared by the benchmark programs: the deterministic identity of seeded box number `i`.
 
-use keyward_hub::SigningIdentity;
+use keyward_service::SigningIdentity;
 use sha2::{Digest, Sha256};
 
 /// Box `i`'s name.

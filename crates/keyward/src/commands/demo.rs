@@ -266,12 +266,18 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
     )?;
     d.run("The box's escrow at the hub", "escrow status", OK)?;
     d.run(
-        "The operator approves a recovery: a single-use ticket",
-        "operator approve-recovery --box pve-demo --key operator.key --ttl 10m --out ticket.txt",
+        "The operator approves a recovery: a ticket good for two fetches",
+        "operator approve-recovery --box pve-demo --key operator.key --ttl 10m --uses 2 --out ticket.txt",
         OK,
     )?;
     d.home = d.path("fresh-box-2");
     println!("\nAnother fresh machine: only the ticket and the code (HOME={}).", d.home.display());
+    d.run(
+        "A wrong code fails closed (exit 3, nothing written) and says how many fetches are left",
+        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file old-code.txt --out wrong.json"),
+        3,
+    )?;
+    d.check("no output file was written", !d.path("wrong.json").exists())?;
     d.run(
         "Recover from the hub and install the key for the backup client",
         &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --install"),
@@ -279,7 +285,11 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
     )?;
     let recovered = installed_key(d)?;
     d.check("the key came back through the hub", recovered.expose() == backup_key.expose())?;
-    d.run("The same ticket again is refused: exit 9", &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --out again.json"), 9)?;
+    d.run(
+        "Its two fetches used, the ticket is refused: exit 9",
+        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --out again.json"),
+        9,
+    )?;
     d.run("The hub's audit chain", "hub audit verify --data hub", OK)?;
     hub.stop();
     peers_path(d, backup_key, &public)
@@ -305,8 +315,15 @@ fn peers_path(d: &mut Demo, backup_key: &DataKey, operator: &str) -> CliResult {
         peer_args.push_str(&format!(" --peer {name}/peer-card.json"));
     }
     d.run(
+        "The operator signs an enrollment token: each peer admits the box once with it",
+        "operator enroll-token --box pve-demo --key operator.key --ttl 10m --out peer-token.txt",
+        OK,
+    )?;
+    d.run(
         "Split the key 2-of-3 among the peers (a peers slot; authorised by the passphrase)",
-        &format!("enroll peers --threshold 2{peer_args} --unlock-passphrase-file passphrase.txt"),
+        &format!(
+            "enroll peers --threshold 2{peer_args} --token-file peer-token.txt --unlock-passphrase-file passphrase.txt"
+        ),
         OK,
     )?;
     d.run("Which peers hold a share", "peers status", OK)?;

@@ -8,7 +8,6 @@ use crate::cli::{EnrollArgs, KindArg};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
 use crate::new_secret::NewSecret;
-use crate::secret_input::SecretReader;
 
 /// Runs `enroll`.
 pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
@@ -16,14 +15,20 @@ pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
         return super::peers::enroll(ctx, args);
     }
     let given = &args.peers;
-    if given.threshold.is_some() || !given.peers.is_empty() || given.box_name.is_some() {
-        return Err(usage("--threshold, --peer and --box apply to `enroll peers` only"));
+    if given.threshold.is_some()
+        || !given.peers.is_empty()
+        || given.box_name.is_some()
+        || given.token_file.is_some()
+    {
+        return Err(usage(
+            "--threshold, --peer, --box and --token-file apply to `enroll peers` only",
+        ));
     }
     let store = ctx.store();
     let current = store.load()?;
-    let reader = SecretReader::new();
-    let tries = attempts(&args.auth, &current, store.path(), &reader)?;
-    let new = NewSecret::prepare(args.kind, &args.secret, &reader, &ctx.out)?;
+    let reader = &ctx.reader;
+    let tries = attempts(&args.auth, &current, store.path(), reader)?;
+    let new = NewSecret::prepare(args.kind, &args.secret, reader, &ctx.out)?;
     let (next, id) = new.commit(|| {
         with_first_that_opens(&tries, |auth| {
             operations::enroll(&store, auth, args.label.as_deref(), &new.secret)

@@ -4,17 +4,25 @@ use std::path::{Path, PathBuf};
 
 use keyward_core::store::{RealFs, create_private_folder};
 use keyward_hub::hub::Hub;
-use keyward_hub::limits::RateLimits;
 use keyward_hub::store::Store;
 use keyward_hub::{audit, server};
+use keyward_service::limits::RateLimits;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::{AuditCommand, HubCommand};
+use crate::cli::{AuditCommand, DatabaseArgs, HubCommand};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::parse_operators;
-use crate::serving::{create_certificate, init_logging, load_tls, server_runtime, write_config};
+use crate::output::progress;
+use crate::serving::{
+    create_certificate, init_logging, load_tls, private_umask, serve_options, server_runtime,
+    write_config,
+};
+
+/// The environment variable a database URL may come from (never the command line: it can hold
+/// a password, and argv is visible to every user of the machine).
+pub const DATABASE_URL_VARIABLE: &str = "KEYWARD_DATABASE_URL";
 
 /// The hub's configuration file in its data folder (not secret).
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,20 +38,41 @@ fn paths(data: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (data.join("hub.json"), data.join("cert.pem"), data.join("key.pem"))
 }
 
-fn default_database(data: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data.join("hub.db").display())
+/// The database URL: from `--database-url-file`, else the environment, else SQLite in the data
+/// folder (`mode` is `rwc` to serve, `ro` to verify).
+fn database_url(
+    ctx: &Context,
+    args: &DatabaseArgs,
+    data: &Path,
+    mode: &str,
+) -> CliResult<zeroize::Zeroizing<String>> {
+    if let Some(path) = &args.database_url_file {
+        let bytes = ctx.reader.bytes(path)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| usage(format!("{} does not hold a database URL", path.display())))?;
+        return Ok(zeroize::Zeroizing::new(text.trim().to_string()));
+    }
+    if let Ok(url) = std::env::var(DATABASE_URL_VARIABLE)
+        && !url.trim().is_empty()
+    {
+        return Ok(zeroize::Zeroizing::new(url.trim().to_string()));
+    }
+    Ok(zeroize::Zeroizing::new(format!("sqlite://{}?mode={mode}", data.join("hub.db").display())))
 }
 
 /// Runs `hub …`.
 pub fn run(ctx: &Context, command: &HubCommand) -> CliResult {
     match command {
         HubCommand::Init { data, operators } => init(ctx, data, operators),
-        HubCommand::Serve { data, listen, database, rate_per_source, rate_per_box } => {
-            let limits = RateLimits { per_source: *rate_per_source, per_box: *rate_per_box };
-            serve(data, *listen, database.as_deref(), limits)
+        HubCommand::Serve { data, listen, database, serve: args, rate_per_box } => {
+            let limits = RateLimits { per_source: args.rate_per_source, per_box: *rate_per_box };
+            let url = database_url(ctx, database, data, "rwc")?;
+            let options = serve_options(args, keyward_hub::server::MAX_BODY_BYTES);
+            serve(data, *listen, &url, limits, options)
         }
         HubCommand::Audit { command: AuditCommand::Verify { data, database } } => {
-            audit_verify(ctx, data, database.as_deref())
+            let url = database_url(ctx, database, data, "ro")?;
+            audit_verify(ctx, &url)
         }
     }
 }
@@ -63,9 +92,13 @@ fn init(ctx: &Context, data: &Path, operators: &[String]) -> CliResult {
         certificate_fingerprint: fingerprint.clone(),
     };
     write_config(&config_path, &config)?;
-    ctx.out.line(format!("Hub data folder {} ready", data.display()))?;
-    ctx.out
-        .line(format!("certificate fingerprint (give clients --hub-fingerprint): {fingerprint}"))?;
+    progress(&format!(
+        "Hub data folder {} ready; its certificate's fingerprint (clients pin it with --hub-fingerprint, or --hub-cert {}):",
+        data.display(),
+        cert_path.display()
+    ));
+    // The fingerprint alone on stdout, so `FP=$(keyward hub init …)` hands it on.
+    ctx.out.line(&fingerprint)?;
     ctx.out.json(
         &json!({ "data": data, "certificate_fingerprint": fingerprint, "certificate": cert_path }),
     )
@@ -84,29 +117,30 @@ fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
 fn serve(
     data: &Path,
     listen: std::net::SocketAddr,
-    database: Option<&str>,
+    url: &str,
     limits: RateLimits,
+    options: keyward_service::shell::ServeOptions,
 ) -> CliResult {
+    private_umask();
     let (config, cert_path, key_path) = load(data)?;
     let operators = parse_operators(&config.operators)?;
-    let tls = load_tls(&cert_path, &key_path)?;
-    let url = database.map_or_else(|| default_database(data), str::to_string);
+    let (tls, audience) = load_tls(&cert_path, &key_path)?;
     init_logging();
     server_runtime()?.block_on(async move {
-        let store = Store::connect(&url).await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
-        tracing::info!(%listen, fingerprint = %config.certificate_fingerprint, "keyward hub serving");
-        server::serve(listen, tls, Hub::new(store, operators), limits).await.map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
+        let store = Store::connect(url)
+            .await
+            .map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
+        tracing::info!(%listen, fingerprint = %audience, "keyward hub serving");
+        server::serve(listen, tls, Hub::new(store, operators, audience), limits, options)
+            .await
+            .map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
     })
 }
 
-fn audit_verify(ctx: &Context, data: &Path, database: Option<&str>) -> CliResult {
+fn audit_verify(ctx: &Context, url: &str) -> CliResult {
     // Read-only: verifying must never create or change a database.
-    let url = database.map_or_else(
-        || format!("sqlite://{}?mode=ro", data.join("hub.db").display()),
-        str::to_string,
-    );
     let records = server_runtime()?.block_on(async move {
-        let store = Store::open_existing(&url)
+        let store = Store::open_existing(url)
             .await
             .map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
         store.audit_log().await.map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))

@@ -11,7 +11,6 @@ use crate::exit::CliResult;
 use crate::new_secret::NewSecret;
 use crate::output::fingerprint_lines;
 use crate::pbs;
-use crate::secret_input::SecretReader;
 
 /// Runs `init`.
 pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
@@ -20,13 +19,12 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
     if store.exists() {
         return Err(keyward_core::Error::KeyboxExists(ctx.keybox.clone()).into());
     }
-    let reader = SecretReader::new();
+    let reader = &ctx.reader;
     let (key, pbs) = match (&args.import, &args.import_pbs) {
         (Some(path), _) => (DataKey::import(reader.bytes(path)?)?, None),
         (None, Some(path)) => {
-            let file = pbs::read_key_file(&reader, path)?;
-            let key =
-                pbs::open_key_file(&file, path, args.pbs_passphrase_file.as_deref(), &reader)?;
+            let file = pbs::read_key_file(reader, path)?;
+            let key = pbs::open_key_file(&file, path, args.pbs_passphrase_file.as_deref(), reader)?;
             let record = PbsRecord {
                 fingerprint: pbs_fingerprint(key.expose()),
                 created: file.created.as_str().to_string(),
@@ -35,7 +33,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         }
         (None, None) => (DataKey::generate(args.bytes)?, None),
     };
-    let first = NewSecret::prepare(args.with, &args.secret, &reader, &ctx.out)?;
+    let first = NewSecret::prepare(args.with, &args.secret, reader, &ctx.out)?;
     let created = first.commit(|| {
         Ok(operations::init(
             &store,

@@ -3,22 +3,25 @@
 use std::path::{Path, PathBuf};
 
 use keyward_core::store::{RealFs, create_private_folder};
-use keyward_hub::SigningIdentity;
-use keyward_hub::limits::RateLimits;
 use keyward_peer::card::PeerCard;
-use keyward_peer::peer::Peer;
+use keyward_peer::peer::{Peer, PeerSetup};
 use keyward_peer::seal::SealSecret;
+use keyward_peer::store::Quota;
 use keyward_peer::{server, store::Store};
+use keyward_service::SigningIdentity;
+use keyward_service::limits::RateLimits;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::PeerCommand;
+use crate::cli::{PeerCommand, ServeArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::{parse_operators, write_identity};
-use crate::output::write_secret;
-use crate::secret_input::SecretReader;
-use crate::serving::{create_certificate, init_logging, load_tls, server_runtime, write_config};
+use crate::output::{Overwrite, write_secret};
+use crate::serving::{
+    create_certificate, init_logging, load_tls, private_umask, serve_options, server_runtime,
+    write_config,
+};
 
 /// The peer's configuration file in its data folder (not secret).
 #[derive(Debug, Serialize, Deserialize)]
@@ -26,8 +29,22 @@ use crate::serving::{create_certificate, init_logging, load_tls, server_runtime,
 struct PeerConfig {
     format: String,
     version: u32,
-    /// Operators whose release tickets it accepts.
+    /// Operators whose enrollment tokens and release tickets it accepts.
     operators: Vec<String>,
+    /// Most share sets one owner may keep here.
+    #[serde(default = "default_quota_sets")]
+    quota_sets: u32,
+    /// Most bytes of sealed shares one owner may keep here.
+    #[serde(default = "default_quota_bytes")]
+    quota_bytes: u64,
+}
+
+fn default_quota_sets() -> u32 {
+    Quota::default().sets
+}
+
+fn default_quota_bytes() -> u64 {
+    Quota::default().bytes
 }
 
 /// The files of a peer's data folder.
@@ -59,9 +76,7 @@ impl PeerFiles {
 pub fn run(ctx: &Context, command: &PeerCommand) -> CliResult {
     match command {
         PeerCommand::Init { data, url, operators } => init(ctx, data, url, operators),
-        PeerCommand::Serve { data, listen, rate_per_source } => {
-            serve(data, *listen, RateLimits { per_source: *rate_per_source, per_box: 0 })
-        }
+        PeerCommand::Serve { data, listen, serve: args } => serve(ctx, data, *listen, args),
     }
 }
 
@@ -78,12 +93,18 @@ fn init(ctx: &Context, data: &Path, url: &str, operators: &[String]) -> CliResul
     let identity = SigningIdentity::generate()?;
     let seal_secret = SealSecret::generate()?;
     write_identity(&files.identity, &identity)?;
-    write_secret(&files.seal_key, &seal_secret.to_file_bytes(), false)?;
+    write_secret(&files.seal_key, &seal_secret.to_file_bytes(), Overwrite::Never)?;
     let fingerprint = create_certificate(&files.cert, &files.tls_key)?;
     let card = PeerCard::new(url, identity.public(), seal_secret.public(), fingerprint);
-    write_secret(&files.card, &card.to_file_bytes(), false)?;
-    let config =
-        PeerConfig { format: "keyward-peer".into(), version: 1, operators: operators.to_vec() };
+    write_secret(&files.card, &card.to_file_bytes(), Overwrite::Never)?;
+    let quota = Quota::default();
+    let config = PeerConfig {
+        format: "keyward-peer".into(),
+        version: 1,
+        operators: operators.to_vec(),
+        quota_sets: quota.sets,
+        quota_bytes: quota.bytes,
+    };
     write_config(&files.config, &config)?;
     ctx.out.line(format!("Peer data folder {} ready", data.display()))?;
     ctx.out.line(format!(
@@ -98,7 +119,8 @@ fn init(ctx: &Context, data: &Path, url: &str, operators: &[String]) -> CliResul
     }))
 }
 
-fn serve(data: &Path, listen: std::net::SocketAddr, limits: RateLimits) -> CliResult {
+fn serve(ctx: &Context, data: &Path, listen: std::net::SocketAddr, args: &ServeArgs) -> CliResult {
+    private_umask();
     let files = PeerFiles::in_folder(data);
     let config: PeerConfig =
         serde_json::from_slice(&std::fs::read(&files.config).map_err(|e| {
@@ -106,16 +128,20 @@ fn serve(data: &Path, listen: std::net::SocketAddr, limits: RateLimits) -> CliRe
         })?)
         .map_err(|e| usage(format!("{}: {e}", files.config.display())))?;
     let operators = parse_operators(&config.operators)?;
-    let seal_secret = SealSecret::from_file_bytes(&SecretReader::new().bytes(&files.seal_key)?)
+    let seal_secret = SealSecret::from_file_bytes(&ctx.reader.bytes(&files.seal_key)?)
         .map_err(|e| usage(format!("{}: {e}", files.seal_key.display())))?;
-    let tls = load_tls(&files.cert, &files.tls_key)?;
+    let (tls, audience) = load_tls(&files.cert, &files.tls_key)?;
+    let limits = RateLimits { per_source: args.rate_per_source, per_box: 0 };
+    let options = serve_options(args, keyward_peer::server::MAX_BODY_BYTES);
+    let quota = Quota { sets: config.quota_sets, bytes: config.quota_bytes };
     init_logging();
     server_runtime()?.block_on(async move {
         let store = Store::open(&files.database)
             .await
             .map_err(|e| CliError::Unavailable(format!("the peer database: {e}")))?;
         tracing::info!(%listen, "keyward peer serving");
-        server::serve(listen, tls, Peer::new(store, seal_secret, operators), limits)
+        let peer = Peer::new(PeerSetup { store, seal_secret, operators, audience, quota });
+        server::serve(listen, tls, peer, limits, options)
             .await
             .map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
     })

@@ -1,6 +1,7 @@
 //! `keyward enroll peers`, `keyward peers status|reshare`, and `keyward recover --peers`: the
 //! commands around a peers slot. The splitting, sealing, asking and combining live in
-//! keyward-peer; this module reads cards and keyboxes, asks for authorization and reports.
+//! keyward-peer; this module reads cards and keyboxes, asks for authorization, keeps the
+//! journal of share sets to clean up (`share_journal`) and reports.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,36 +10,40 @@ use std::sync::Arc;
 use keyward_core::{Error as CoreError, Keybox, SlotSecret, operations};
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
-use keyward_peer::distribute::{Owner, delete_everywhere, distribute};
+use keyward_peer::distribute::{Owner, Split, delete_everywhere, distribute, new_share_set};
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError};
+use keyward_service::{SigningIdentity, unix_now};
 use serde_json::json;
 
 use crate::auth::{attempts, with_first_that_opens};
 use crate::cli::{AuthArgs, EnrollArgs, KeyFormat, PeersCommand, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::hub_io::{Enrollment, enrollment_paths, read_identity, read_ticket_for};
-use crate::output::{encode_plain, warn, write_secret};
+use crate::hub_io::{Enrollment, enrollment_paths, read_identity, read_ticket, read_ticket_for};
+use crate::output::{Overwrite, encode_plain, warn, write_key};
 use crate::peers_io::{
-    PEER_TIMEOUT, cards_of, owner_identity, peers_slot, policy_text, read_card, report,
+    PEER_TIMEOUT, cards_of, owner_identity, owner_identity_or_new, peers_slot, policy_text,
+    read_card, report,
 };
 use crate::runtime::block_on;
-use crate::secret_input::SecretReader;
+use crate::share_journal::{Cleanup, Disposal, PendingSet, ShareJournal};
 
 /// Runs `peers …`.
 pub fn run(ctx: &Context, command: &PeersCommand) -> CliResult {
     match command {
         PeersCommand::Status { slot } => status(ctx, slot.as_deref()),
-        PeersCommand::Reshare { slot, remove, add, threshold, auth } => {
-            reshare(ctx, slot.as_deref(), remove, add, *threshold, auth)
+        PeersCommand::Reshare { slot, remove, add, token_file, threshold, auth } => {
+            let change =
+                Change { remove, add, token_file: token_file.as_deref(), threshold: *threshold };
+            reshare(ctx, slot.as_deref(), &change, auth)
         }
     }
 }
 
 /// Reads cards and refuses the same peer twice.
-fn read_cards(paths: &[PathBuf]) -> CliResult<Vec<PeerCard>> {
-    let cards = paths.iter().map(|p| read_card(p)).collect::<CliResult<Vec<_>>>()?;
+fn read_cards(ctx: &Context, paths: &[PathBuf]) -> CliResult<Vec<PeerCard>> {
+    let cards = paths.iter().map(|p| read_card(&ctx.reader, p)).collect::<CliResult<Vec<_>>>()?;
     // One peer, one share: the same identity, sealing key or certificate twice is one peer.
     let mut seen = HashSet::new();
     for card in &cards {
@@ -65,47 +70,95 @@ fn owner_name(keybox_path: &Path, keybox: &Keybox, given: Option<&str>) -> CliRe
                 .map_or_else(|| keybox.header().label.clone(), |e| e.box_name)
         }
     };
-    if !keyward_hub::hub::valid_box_name(&name) {
+    if !keyward_service::names::valid_box_name(&name) {
         return Err(usage(format!(
-            "`{name}` cannot name this box at its peers (1–64 letters, digits, `-_.`); give --box NAME"
+            "`{name}` cannot name this box at its peers ({}); give --box NAME",
+            keyward_service::names::BOX_NAME_RULE
         )));
     }
     Ok(name)
 }
 
-/// `enroll peers`: open the keybox, split K among the peers, then record the slot. If the
-/// commit fails, the shares just placed are deleted again.
+/// Runs a cleanup (its failures are the caller's to report).
+fn clean_up(ctx: &Context, keybox: &Keybox, identity: &Arc<SigningIdentity>) -> CliResult<Cleanup> {
+    ShareJournal::beside(&ctx.keybox).clean_up(keybox, identity)
+}
+
+/// Warns about old shares a cleanup left (for commands that succeed anyway).
+fn warn_left(cleanup: &Cleanup) {
+    for (peer, set, why) in &cleanup.failed {
+        warn(&format!(
+            "{peer} still holds old share set {set} ({why}); `keyward peers status` tries again"
+        ));
+    }
+}
+
+/// `enroll peers`: open the keybox, split K among the peers, then record the slot. The new set
+/// is noted first, so a crash or a failed commit leaves it to be cleaned up; an identity made
+/// for this enrollment is removed again if it fails.
 pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
     let given = &args.peers;
     let threshold = given.threshold.ok_or_else(|| usage("`enroll peers` needs --threshold K"))?;
-    let cards = read_cards(&given.peers)?;
+    let cards = read_cards(ctx, &given.peers)?;
     if cards.len() < 2 {
         return Err(usage("`enroll peers` needs a --peer CARD for each of at least two peers"));
     }
+    let enrollment = match &given.token_file {
+        Some(path) => Some(read_ticket(&ctx.reader, path)?.to_string()),
+        None => None,
+    };
     let store = ctx.store();
     let current = store.load()?;
-    let reader = SecretReader::new();
-    let tries = attempts(&args.auth, &current, store.path(), &reader)?;
+    let tries = attempts(&args.auth, &current, store.path(), &ctx.reader)?;
     let unlocked = with_first_that_opens(&tries, |auth| {
         current.unlock(&auth.unlocker, auth.slot, store.path())
     })?;
-    let key = unlocked.key();
+    let name = owner_name(store.path(), &current, given.box_name.as_deref())?;
+    let (identity, made_now) = owner_identity_or_new(&ctx.reader, store.path())?;
     let owner = Owner {
-        identity: Arc::new(owner_identity(store.path(), true)?),
-        name: owner_name(store.path(), &current, given.box_name.as_deref())?,
+        identity: Arc::new(identity),
+        name,
         keybox_id: current.header().id.to_string(),
+        enrollment,
     };
-    let params = block_on(distribute(key, &cards, threshold, given.policy, &owner, PEER_TIMEOUT))?;
+    let result = enroll_with(ctx, args, &store, &tries, unlocked.key(), &cards, threshold, &owner);
+    if result.is_err() && made_now {
+        let _ = std::fs::remove_file(enrollment_paths(store.path()).1);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn enroll_with(
+    ctx: &Context,
+    args: &EnrollArgs,
+    store: &keyward_core::Store<'_>,
+    tries: &[crate::auth::Attempt],
+    key: &keyward_core::DataKey,
+    cards: &[PeerCard],
+    threshold: u8,
+    owner: &Owner,
+) -> CliResult {
+    let journal = ShareJournal::beside(store.path());
+    let share_set = new_share_set()?;
+    journal.note(PendingSet {
+        share_set: share_set.clone(),
+        peers: cards.iter().map(PeerCard::to_record).collect(),
+        since: unix_now(),
+        disposal: Disposal::Placing,
+    })?;
+    let split = Split { cards, threshold, policy: args.peers.policy, share_set: &share_set };
+    let params = block_on(distribute(key, split, owner, PEER_TIMEOUT))?;
     let secret = SlotSecret::Peers { key: key.clone(), params: params.clone() };
-    let committed = with_first_that_opens(&tries, |auth| {
-        operations::enroll(&store, auth, args.label.as_deref(), &secret)
+    let committed = with_first_that_opens(tries, |auth| {
+        operations::enroll(store, auth, args.label.as_deref(), &secret)
     });
     let (next, id) = match committed {
         Ok(done) => done,
         Err(e) => {
             if !matches!(e, CliError::Core(CoreError::NotDurable { .. })) {
                 block_on(async {
-                    delete_everywhere(&cards, &owner.identity, &params.share_set, PEER_TIMEOUT)
+                    delete_everywhere(cards, &owner.identity, &params.share_set, PEER_TIMEOUT)
                         .await;
                     Ok::<_, CliError>(())
                 })?;
@@ -113,6 +166,7 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
             return Err(e);
         }
     };
+    warn_left(&clean_up(ctx, next.keybox(), &owner.identity)?);
     ctx.out.line(format!(
         "Enrolled slot {id} (peers): {}-of-{} as `{}`, share set {}; released to {}",
         params.threshold,
@@ -138,12 +192,23 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
     }))
 }
 
-/// `peers status`: asks every peer of the slot which of the box's sets it holds.
+/// `peers status`: cleans up what the journal says must go, then asks every peer of the slot
+/// which of the box's sets it holds, and lists what is still waiting to be cleaned up.
 fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
-    let (id, params) = peers_slot(&keybox, slot)?;
-    let identity = Arc::new(owner_identity(store.path(), false)?);
+    let identity = Arc::new(owner_identity(&ctx.reader, store.path())?);
+    let cleanup = clean_up(ctx, &keybox, &identity)?;
+    let (id, params) = match peers_slot(&keybox, slot) {
+        Ok(found) => found,
+        // No peers slot left (the last was removed): the cleanup is all there is to report.
+        Err(e) if slot.is_none() && !(cleanup.deleted.is_empty() && cleanup.failed.is_empty()) => {
+            report_cleanup(ctx, &cleanup)?;
+            ctx.out.line(format!("({e})"))?;
+            return cleanup_result(&cleanup);
+        }
+        Err(e) => return Err(e),
+    };
     let cards = cards_of(params)?;
     let answers = block_on(async {
         let mut asks = tokio::task::JoinSet::new();
@@ -200,9 +265,15 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
         cards.len(),
         params.threshold
     ))?;
+    report_cleanup(ctx, &cleanup)?;
     ctx.out.json(&json!({
         "slot": id.0, "share_set": params.share_set, "threshold": params.threshold,
         "holding": holding, "peers": rows,
+        "cleanup": {
+            "deleted": cleanup.deleted,
+            "pending": cleanup.failed.iter().map(|(peer, set, why)| json!({ "peer": peer, "share_set": set, "error": why })).collect::<Vec<_>>(),
+            "waiting": cleanup.waiting.iter().map(|s| &s.share_set).collect::<Vec<_>>(),
+        },
     }))?;
     if holding < usize::from(params.threshold) {
         return Err(CliError::Unavailable(format!(
@@ -210,7 +281,44 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
             params.threshold
         )));
     }
+    cleanup_result(&cleanup)
+}
+
+/// What a cleanup did, as lines for people.
+fn report_cleanup(ctx: &Context, cleanup: &Cleanup) -> CliResult {
+    for set in &cleanup.deleted {
+        ctx.out.line(format!("old share set {set}: deleted at every peer that held it"))?;
+    }
+    for (peer, set, why) in &cleanup.failed {
+        ctx.out
+            .line(format!("old share set {set}: still at {peer} ({why}); tried again next time"))?;
+    }
+    for set in &cleanup.waiting {
+        let state = match &set.disposal {
+            Disposal::Placing => "being placed".to_string(),
+            Disposal::Replaced { by } => format!("replaced by {by}"),
+            Disposal::Removed => "its slot being removed".to_string(),
+        };
+        ctx.out.line(format!(
+            "share set {}: {state}, noted {}",
+            set.share_set,
+            format_time(set.since)
+        ))?;
+    }
     Ok(())
+}
+
+/// A cleanup that left old shares at some peers is an error naming them (exit 8): the old set
+/// still combines there.
+fn cleanup_result(cleanup: &Cleanup) -> CliResult {
+    if cleanup.failed.is_empty() {
+        return Ok(());
+    }
+    let peers: Vec<&str> = cleanup.failed.iter().map(|(peer, _, _)| peer.as_str()).collect();
+    Err(CliError::Unavailable(format!(
+        "old shares are still at {} (they did not confirm deleting them); `keyward peers status` tries again when they are back",
+        peers.join(", ")
+    )))
 }
 
 /// Unix seconds as RFC 3339 (UTC), for people.
@@ -221,15 +329,18 @@ fn format_time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// `peers reshare`.
-fn reshare(
-    ctx: &Context,
-    slot: Option<&str>,
-    remove: &[String],
-    add: &[PathBuf],
+/// What a re-share changes.
+struct Change<'a> {
+    remove: &'a [String],
+    add: &'a [PathBuf],
+    token_file: Option<&'a Path>,
     threshold: Option<u8>,
-    auth: &AuthArgs,
-) -> CliResult {
+}
+
+/// `peers reshare`: a new split replaces the slot's set; the new set and the old one are noted
+/// in the journal before anything moves, and a cleanup that leaves old shares behind exits
+/// non-zero naming the peers.
+fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthArgs) -> CliResult {
     let store = ctx.store();
     let current = store.load()?;
     let (id, old) = peers_slot(&current, slot)?;
@@ -239,15 +350,14 @@ fn reshare(
     if auth.secrets_given() == 0 && auth.unlock_slot.is_none() {
         auth.unlock_slot = Some(id.to_string());
     }
-    let reader = SecretReader::new();
-    let tries = attempts(&auth, &current, store.path(), &reader)?;
+    let tries = attempts(&auth, &current, store.path(), &ctx.reader)?;
     let unlocked =
         with_first_that_opens(&tries, |a| current.unlock(&a.unlocker, a.slot, store.path()))?;
     let key = unlocked.key();
 
     let mut cards = cards_of(&old)?;
-    for gone in remove {
-        let identity = match read_card(Path::new(gone)) {
+    for gone in change.remove {
+        let identity = match read_card(&ctx.reader, Path::new(gone)) {
             Ok(card) => Some(card.identity),
             Err(_) if !Path::new(gone).exists() => None,
             Err(e) => return Err(e),
@@ -258,20 +368,43 @@ fn reshare(
             return Err(usage(format!("{gone} is not one of this slot's peers")));
         }
     }
-    for card in read_cards(add)? {
+    for card in read_cards(ctx, change.add)? {
         if cards.iter().any(|c| c.identity == card.identity) {
             return Err(usage(format!("{} already holds a share", card.url)));
         }
         cards.push(card);
     }
-    let threshold = threshold.unwrap_or(old.threshold);
+    let threshold = change.threshold.unwrap_or(old.threshold);
+    let enrollment = match change.token_file {
+        Some(path) => Some(read_ticket(&ctx.reader, path)?.to_string()),
+        None => None,
+    };
     let owner = Owner {
-        identity: Arc::new(owner_identity(store.path(), false)?),
+        identity: Arc::new(owner_identity(&ctx.reader, store.path())?),
         name: old.owner.clone(),
         keybox_id: current.header().id.to_string(),
+        enrollment,
     };
+    // Earlier leftovers first; what is still left is reported with this re-share's.
+    clean_up(ctx, &current, &owner.identity)?;
+    let journal = ShareJournal::beside(store.path());
+    let share_set = new_share_set()?;
+    let now = unix_now();
+    journal.note(PendingSet {
+        share_set: share_set.clone(),
+        peers: cards.iter().map(PeerCard::to_record).collect(),
+        since: now,
+        disposal: Disposal::Placing,
+    })?;
+    journal.note(PendingSet {
+        share_set: old.share_set.clone(),
+        peers: old.peers.clone(),
+        since: now,
+        disposal: Disposal::Replaced { by: share_set.clone() },
+    })?;
+    let split = Split { cards: &cards, threshold, policy: old.policy, share_set: &share_set };
     let done = block_on(async {
-        reshare::reshare(&store, id, key, &old, &cards, threshold, &owner, PEER_TIMEOUT, |_| {
+        reshare::reshare(&store, id, key, &old, split, &owner, PEER_TIMEOUT, |_| {
             std::ops::ControlFlow::Continue(())
         })
         .await
@@ -281,26 +414,25 @@ fn reshare(
             ReshareError::Stopped(step) => CliError::Failed(format!("stopped after {step:?}")),
         })
     })?;
-    for (peer, e) in &done.undeleted {
-        warn(&format!(
-            "{peer} did not confirm deleting the old share ({e}); the old set still combines there — delete it when the peer is back"
-        ));
-    }
+    // The journal now settles the new set and deletes what the re-share could not.
+    let cleanup = clean_up(ctx, &store.load()?, &owner.identity)?;
     let new = &done.params;
+    let left = cleanup.failed.len();
     ctx.out.line(format!(
-        "Re-shared slot {id}: {}-of-{}, share set {} (was {}); old shares deleted at {} of {} peers",
+        "Re-shared slot {id}: {}-of-{}, share set {} (was {}); the old set is deleted at {} of {} peers",
         new.threshold,
         new.peers.len(),
         new.share_set,
         old.share_set,
-        old.peers.len() - done.undeleted.len(),
+        old.peers.len().saturating_sub(left),
         old.peers.len()
     ))?;
     ctx.out.json(&json!({
         "slot": id.0, "share_set": new.share_set, "old_share_set": old.share_set,
         "threshold": new.threshold, "peers": new.peers.iter().map(|p| &p.url).collect::<Vec<_>>(),
-        "undeleted": done.undeleted.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-    }))
+        "undeleted": cleanup.failed.iter().map(|(p, _, _)| p).collect::<Vec<_>>(),
+    }))?;
+    cleanup_result(&cleanup)
 }
 
 /// `recover --peers`: a fresh machine with an operator's release ticket.
@@ -318,11 +450,16 @@ pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
     else {
         return Err(usage("--peers needs --expect-fingerprint FP and --requester-key FILE"));
     };
-    let cards = read_cards(&args.peers)?;
-    let (ticket, claimed) = read_ticket_for(ticket_file, box_name)?;
+    let format = args.format.unwrap_or(KeyFormat::Raw);
+    if format == KeyFormat::Pbs {
+        return Err(usage("with --peers, --format is raw, hex or base64"));
+    }
+    let cards = read_cards(ctx, &args.peers)?;
+    let (ticket, claimed) = read_ticket_for(&ctx.reader, ticket_file, box_name)?;
     // Nor one for another requester.
-    let requester = read_identity(requester_key)?;
-    if let Some(keyward_hub::statement::Statement::PeerRelease { requester: named, .. }) = &claimed
+    let requester = read_identity(&ctx.reader, requester_key)?;
+    if let Some(keyward_service::statement::Statement::PeerRelease { requester: named, .. }) =
+        &claimed
         && *named != requester.public()
     {
         return Err(usage(format!(
@@ -339,10 +476,9 @@ pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
     let share_set = gathered.share_set.clone();
     let key = report(gathered);
     let found = key.fingerprint();
-    let format = args.format.unwrap_or(KeyFormat::Raw);
     let encoded = encode_plain(key.expose(), format)
         .ok_or_else(|| usage("with --peers, --format is raw, hex or base64"))?;
-    write_secret(out, &encoded, args.force)?;
+    write_key(out, &encoded, format, Overwrite::from_force(args.force))?;
     if out != Path::new("-") {
         ctx.out.line(format!(
             "Recovered key {} from the peers (share set {share_set}) written to {}",

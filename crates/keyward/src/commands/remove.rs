@@ -1,13 +1,19 @@
 //! `keyward remove SLOT`: remove a slot and its tokens; never the last slot.
 
+use std::sync::Arc;
+
 use keyward_core::operations;
+use keyward_core::slot::SlotParams;
+use keyward_service::unix_now;
 use serde_json::json;
 
 use crate::auth::{attempts, with_first_that_opens};
 use crate::cli::RemoveArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
-use crate::secret_input::SecretReader;
+use crate::output::warn;
+use crate::peers_io::owner_identity;
+use crate::share_journal::{Disposal, PendingSet, ShareJournal};
 
 /// Runs `remove`.
 pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
@@ -17,8 +23,32 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
     if current.slots().len() == 1 {
         return Err(keyward_core::Error::LastSlot(target.id).into());
     }
-    let tries = attempts(&args.auth, &current, store.path(), &SecretReader::new())?;
+    let tries = attempts(&args.auth, &current, store.path(), &ctx.reader)?;
+    // A peers slot's shares stay at its peers: note them before the commit, so they are
+    // deleted there even if this command stops right after it.
+    let journal = ShareJournal::beside(store.path());
+    if let SlotParams::Peers(params) = &target.protection {
+        journal.note(PendingSet {
+            share_set: params.share_set.clone(),
+            peers: params.peers.clone(),
+            since: unix_now(),
+            disposal: Disposal::Removed,
+        })?;
+    }
     let next = with_first_that_opens(&tries, |auth| operations::remove(&store, auth, &args.slot))?;
+    if matches!(target.protection, SlotParams::Peers(_)) {
+        match owner_identity(&ctx.reader, store.path()) {
+            Ok(identity) => {
+                let done = journal.clean_up(next.keybox(), &Arc::new(identity))?;
+                for (peer, set, why) in &done.failed {
+                    warn(&format!(
+                        "{peer} still holds share set {set} ({why}); `keyward peers status` tries again"
+                    ));
+                }
+            }
+            Err(e) => warn(&format!("the removed slot's shares stay at its peers for now: {e}")),
+        }
+    }
 
     ctx.out.line(format!(
         "Removed slot {} ({}, \"{}\"); {} slot(s) left",

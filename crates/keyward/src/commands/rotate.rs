@@ -8,17 +8,16 @@ use crate::cli::{KindArg, RotateArgs};
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::new_secret::NewSecret;
-use crate::secret_input::SecretReader;
 
 /// Runs `rotate`.
 pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     let store = ctx.store();
     let current = store.load()?;
     let target = current.find_slot(&args.slot)?.clone();
-    let reader = SecretReader::new();
-    let tries = attempts(&args.auth, &current, store.path(), &reader)?;
+    let reader = &ctx.reader;
+    let tries = attempts(&args.auth, &current, store.path(), reader)?;
     let kind = KindArg::from(target.protection.kind());
-    let new = NewSecret::prepare(kind, &args.secret, &reader, &ctx.out)?;
+    let new = NewSecret::prepare(kind, &args.secret, reader, &ctx.out)?;
     let next = new.commit(|| {
         with_first_that_opens(&tries, |auth| {
             operations::rotate(&store, auth, &args.slot, &new.secret)

@@ -8,9 +8,8 @@ use crate::auth::{attempts, with_first_that_opens};
 use crate::cli::{AuthArgs, KeyFormat, PbsKdfArg, UnlockArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
-use crate::output::{encode_plain, progress, write_secret};
+use crate::output::{Overwrite, encode_plain, progress, write_key};
 use crate::pbs;
-use crate::secret_input::SecretReader;
 
 /// Runs `unlock`.
 pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
@@ -28,8 +27,8 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
     }
     let store = ctx.store();
     let keybox = store.load()?;
-    let reader = SecretReader::new();
-    let tries = attempts(&AuthArgs::from(&args.open), &keybox, store.path(), &reader)?;
+    let reader = &ctx.reader;
+    let tries = attempts(&AuthArgs::from(&args.open), &keybox, store.path(), reader)?;
     let unlocked = with_first_that_opens(&tries, |auth| {
         keybox.unlock(&auth.unlocker, auth.slot, store.path())
     })?;
@@ -58,13 +57,13 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
                 key,
                 kdf,
                 args.pbs_passphrase_file.as_deref(),
-                &reader,
+                reader,
                 pbs::created_time(record, &now),
                 now,
             )?
         }
     };
-    write_secret(&args.out, &encoded, args.force)?;
+    write_key(&args.out, &encoded, args.format, Overwrite::from_force(args.force))?;
     progress(&format!(
         "Opened slot {}; key {} written to {}",
         unlocked.opened_by(),

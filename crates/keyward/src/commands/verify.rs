@@ -1,15 +1,72 @@
-//! `keyward verify`: every check that can run without a prompt. Loading checks the checksum,
-//! canonical form and structure; each slot that opens unattended (or with a secret given) proves
-//! its wrapped key, the fingerprint and the header MAC.
+//! `keyward verify`: every check that can run. Loading checks the checksum, canonical form and
+//! structure. Then every slot (or only `--slot X`) is reported: each that opens — unattended,
+//! with the secret given, or through its peers when named — proves its wrapped key, the
+//! fingerprint and the header MAC; each that needs a secret not given is named as not checked;
+//! an unattended slot that cannot open (its key file gone) is a failure, named.
 
-use keyward_core::SlotId;
+use keyward_core::keybox::SlotRecord;
+use keyward_core::slot::SlotParams;
+use keyward_core::{Error as CoreError, Keybox, Unlocker};
 use serde_json::json;
 
-use crate::auth::{Attempt, attempts, unattended_attempts};
+use crate::auth::{attempts, explicit_secret};
 use crate::cli::{AuthArgs, VerifyArgs};
 use crate::context::Context;
-use crate::exit::CliResult;
+use crate::exit::{CliError, CliResult, usage};
 use crate::secret_input::SecretReader;
+
+/// What happened to one slot.
+enum Outcome {
+    /// It opened: wrapped key, fingerprint and header MAC are sound.
+    Opens,
+    /// It needs something not given; the text says what.
+    NotChecked(String),
+    /// It failed.
+    Failed(CliError),
+}
+
+/// Tries one slot with what is at hand: the secret given (if it is of the slot's kind), else
+/// what the slot opens with unattended.
+fn check_slot(
+    keybox: &Keybox,
+    record: &SlotRecord,
+    given: Option<&Unlocker<'_>>,
+    ctx: &Context,
+) -> Outcome {
+    let open = |unlocker: &Unlocker<'_>| match keybox.unlock(unlocker, Some(record.id), &ctx.keybox)
+    {
+        Ok(_) => Outcome::Opens,
+        Err(e) => Outcome::Failed(e.into()),
+    };
+    if let Some(unlocker) = given
+        && unlocker.kind() == record.protection.kind()
+    {
+        return open(unlocker);
+    }
+    match &record.protection {
+        SlotParams::Plain(_) => open(&Unlocker::Unattended),
+        SlotParams::Keyfile(params) => match &params.path {
+            Some(path) => match ctx.reader.keyfile_to_open(std::path::Path::new(path)) {
+                Ok(contents) => open(&Unlocker::Keyfile(&contents)),
+                Err(CliError::Core(CoreError::Io { source, .. })) => Outcome::Failed(
+                    CoreError::io("cannot read the key file of this slot", path, source).into(),
+                ),
+                Err(e) => Outcome::Failed(e),
+            },
+            None => Outcome::NotChecked("needs its key file (--keyfile F)".into()),
+        },
+        SlotParams::RecoveryCode { .. } => {
+            Outcome::NotChecked("needs its recovery code (--code-file F)".into())
+        }
+        SlotParams::Passphrase { .. } => {
+            Outcome::NotChecked("needs its passphrase (--passphrase-file F)".into())
+        }
+        SlotParams::Peers(_) => Outcome::NotChecked(format!(
+            "needs its peers (`keyward verify --slot {}` asks them)",
+            record.id
+        )),
+    }
+}
 
 /// Runs `verify`.
 pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
@@ -17,54 +74,72 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     let keybox = store.load()?;
     ctx.out.line(format!("{}: checksum, canonical form and structure ok", ctx.keybox.display()))?;
 
-    let reader = SecretReader::new();
     let auth_args = AuthArgs::from(&args.open);
-    // Each slot that needs no prompt, plus the one a given secret opens.
-    let mut tries: Vec<Attempt> = Vec::new();
-    if auth_args.secrets_given() > 0 {
-        tries.extend(attempts(&auth_args, &keybox, store.path(), &reader)?);
-    }
-    tries.extend(unattended_attempts(&keybox, None, &reader));
+    let reader: &SecretReader = &ctx.reader;
+    let only = match &args.open.slot {
+        Some(name) => Some(keybox.find_slot(name)?.id),
+        None => None,
+    };
+    let given = explicit_secret(&auth_args, reader)?;
+    let given_unlocker = given.as_ref().map(|s| s.unlocker());
 
-    let mut failures = Vec::new();
-    let mut opened: Vec<SlotId> = Vec::new();
     let mut results = Vec::new();
-    for attempt in &tries {
-        let auth = attempt.authorization();
-        match keybox.unlock(&auth.unlocker, auth.slot, store.path()) {
-            Ok(unlocked) => {
-                let id = unlocked.opened_by();
-                if !opened.contains(&id) {
-                    opened.push(id);
-                    ctx.out.line(format!("slot {id}: opens; key fingerprint and header MAC ok"))?;
-                    results.push(json!({ "slot": id.0, "result": "ok" }));
-                }
+    let mut failures: Vec<CliError> = Vec::new();
+    let mut opened = 0;
+    for record in keybox.slots().iter().filter(|s| only.is_none_or(|id| s.id == id)) {
+        let mut outcome = check_slot(&keybox, record, given_unlocker.as_ref(), ctx);
+        // The slot named alone may be one that asks its peers: ask them (as `unlock` would).
+        if only.is_some() && matches!(record.protection, SlotParams::Peers(_)) && given.is_none() {
+            outcome = match attempts(&auth_args, &keybox, store.path(), reader) {
+                Ok(tries) => match tries.first().map(|t| {
+                    let auth = t.authorization();
+                    keybox.unlock(&auth.unlocker, auth.slot, store.path())
+                }) {
+                    Some(Ok(_)) => Outcome::Opens,
+                    Some(Err(e)) => Outcome::Failed(e.into()),
+                    None => Outcome::NotChecked("no way to open it".into()),
+                },
+                Err(e) => Outcome::Failed(e),
+            };
+        }
+        // A secret given opens the slots it belongs to; another slot of its kind is not
+        // broken for refusing it — unless it was the one named.
+        if only.is_none()
+            && let Outcome::Failed(CliError::Core(CoreError::WrongSecret { .. })) = &outcome
+        {
+            outcome = Outcome::NotChecked("the secret given is not this slot's".into());
+        }
+        let label =
+            format!("slot {} ({}, \"{}\")", record.id, record.protection.kind(), record.label);
+        match outcome {
+            Outcome::Opens => {
+                opened += 1;
+                ctx.out.line(format!("{label}: opens; key fingerprint and header MAC ok"))?;
+                results.push(json!({ "slot": record.id.0, "kind": record.protection.kind().name(), "result": "ok" }));
             }
-            Err(e) => {
-                let slot = auth.slot.map(|s| s.0);
-                ctx.out.line(format!(
-                    "slot {}: FAILED: {e}",
-                    slot.map_or("?".into(), |s| s.to_string())
-                ))?;
-                results.push(json!({ "slot": slot, "result": "failed", "error": e.to_string() }));
+            Outcome::NotChecked(why) => {
+                ctx.out.line(format!("{label}: not checked: {why}"))?;
+                results.push(json!({ "slot": record.id.0, "kind": record.protection.kind().name(), "result": "not-checked", "needs": why }));
+            }
+            Outcome::Failed(e) => {
+                ctx.out.line(format!("{label}: FAILED: {e}"))?;
+                results.push(json!({ "slot": record.id.0, "kind": record.protection.kind().name(), "result": "failed", "error": e.to_string() }));
                 failures.push(e);
             }
         }
     }
-    let mac_checked = !opened.is_empty();
-    // Only an integrity failure says the header is bad; a wrong secret says nothing about it.
     let integrity_failed =
-        failures.iter().any(|e| matches!(e, keyward_core::Error::Integrity { .. }));
+        failures.iter().any(|e| matches!(e, CliError::Core(CoreError::Integrity { .. })));
     let header_mac = if integrity_failed {
         "failed"
-    } else if mac_checked {
+    } else if opened > 0 {
         "ok"
     } else {
         "not-checked"
     };
-    if !mac_checked && failures.is_empty() {
+    if opened == 0 && failures.is_empty() {
         ctx.out.line(
-            "header MAC: not checked (no slot opens without a secret; pass --code-file, --passphrase-file or --keyfile)",
+            "header MAC: not checked (no slot opened; give a slot's secret with --code-file, --passphrase-file or --keyfile)",
         )?;
     }
     ctx.out.json(&json!({
@@ -74,8 +149,14 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
         "slots": results,
         "ok": failures.is_empty(),
     }))?;
-    match failures.into_iter().next() {
-        Some(first) => Err(first.into()),
-        None => Ok(()),
+    if let Some(first) = failures.into_iter().next() {
+        return Err(first);
     }
+    // A slot named alone must have been checked: "not checked" is not a pass.
+    if only.is_some() && opened == 0 {
+        return Err(usage(
+            "the slot named could not be checked without its secret; give it with --code-file, --passphrase-file or --keyfile",
+        ));
+    }
+    Ok(())
 }

@@ -140,7 +140,14 @@ impl Dir {
         self.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
         self.keyward()
             .args(["enroll", "passphrase", "--label", "pass", "--unlock-code-file", "code.txt"])
-            .args(["--passphrase-file", "pass.txt", "--kdf-time-ms", "20", "--kdf-memory-mib", "8"])
+            .args([
+                "--passphrase-file",
+                "pass.txt",
+                "--kdf-time-ms",
+                "20",
+                "--kdf-memory-mib",
+                "19",
+            ])
             .run()
             .assert_success();
     }
@@ -183,6 +190,12 @@ impl TestCommand {
         S: AsRef<std::ffi::OsStr>,
     {
         self.cmd.args(args);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
         self
     }
 

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -20,11 +20,14 @@ const FILE_VERSION: u32 = 1;
 pub struct PublicKey(VerifyingKey);
 
 impl PublicKey {
-    /// Checks `signature` over `message`.
+    /// Checks `signature` over `message`, strictly (RFC 8032 with ed25519-dalek's
+    /// `verify_strict`: weak keys and non-canonical signatures are refused, so one message has
+    /// one valid signature under one key and a signature cannot be made to verify under a
+    /// small-order key for many messages).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), AuthError> {
         let signature =
             Signature::from_slice(signature).map_err(|_| AuthError::Malformed("signature"))?;
-        self.0.verify(message, &signature).map_err(|_| AuthError::BadSignature)
+        self.0.verify_strict(message, &signature).map_err(|_| AuthError::BadSignature)
     }
 
     /// The 32 raw bytes.
@@ -53,9 +56,14 @@ impl FromStr for PublicKey {
         let bytes: [u8; 32] = keyward_core::encoding::from_base64(encoded)
             .and_then(|b| b.try_into().ok())
             .ok_or(AuthError::Malformed("public key"))?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(PublicKey)
-            .map_err(|_| AuthError::Malformed("public key"))
+        let key =
+            VerifyingKey::from_bytes(&bytes).map_err(|_| AuthError::Malformed("public key"))?;
+        // A small-order key "verifies" forged signatures under non-strict checks; no real
+        // identity is one, so none is accepted as a name.
+        if key.is_weak() {
+            return Err(AuthError::Malformed("public key (a weak, small-order key)"));
+        }
+        Ok(PublicKey(key))
     }
 }
 
@@ -167,5 +175,14 @@ mod tests {
         let text = id.public().to_string();
         assert_eq!(text.parse::<PublicKey>().expect("parses"), id.public());
         assert!(!format!("{id:?}").contains(&keyward_core::encoding::to_base64(&id.0.to_bytes())));
+    }
+
+    #[test]
+    fn weak_keys_are_refused_as_names() {
+        // The identity point: order 1, so any signature whose R is the identity "verifies".
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let text = format!("{PUBLIC_PREFIX}{}", keyward_core::encoding::to_base64(&identity_point));
+        assert!(text.parse::<PublicKey>().is_err());
     }
 }

@@ -36,4 +36,10 @@ pub enum AuthError {
     /// The signer is not one the verifier trusts.
     #[error("unknown signer")]
     UnknownSigner,
+    /// A signed request whose nonce was seen before.
+    #[error("replayed request (nonce already seen)")]
+    Replayed,
+    /// A signed request made for another server (its audience is another certificate).
+    #[error("the request was signed for another server")]
+    WrongAudience,
 }

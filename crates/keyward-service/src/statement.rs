@@ -1,8 +1,11 @@
-//! Operator-signed statements: an enrollment token (a box may enroll), a recovery ticket (a
-//! fresh machine may fetch a box's escrow), an overwrite approval (a pending escrow version may
-//! become active), a deletion order (an escrow version's blob is erased). Each is JSON signed with the operator's key, carried as one line of text:
-//! `kwst1.<base64url payload>.<base64url signature>`. Single use is enforced by whoever
-//! redeems them (the hub records each id it has accepted).
+//! Operator-signed statements: an enrollment token (a box may enroll at a hub, or be admitted as
+//! an owner at a peer), a recovery ticket (a fresh machine may fetch a box's escrow), an
+//! overwrite approval (a pending escrow version may become active), a deletion order (an escrow
+//! version's blob is erased), a peer release ticket (a requester may get a box's key shares).
+//! Each is JSON signed with the operator's key, carried as one line of text:
+//! `kwst1.<base64url payload>.<base64url signature>`. Whoever redeems one counts its uses (the
+//! hub and each peer record every id they accepted): most are single use; a ticket allows a few
+//! uses, so a mistyped recovery code or fingerprint does not cost it.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,6 +17,14 @@ const PREFIX: &str = "kwst1";
 const DOMAIN: &[u8] = b"keyward-statement-v1\n";
 /// Longest statement text accepted (a statement is a few hundred bytes).
 const MAX_TEXT: usize = 4096;
+/// Most uses a ticket may allow.
+pub const MAX_TICKET_USES: u32 = 10;
+/// Uses a ticket allows unless the operator says otherwise.
+pub const DEFAULT_TICKET_USES: u32 = 3;
+
+fn one_use() -> u32 {
+    1
+}
 
 /// What an operator attests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,35 +40,42 @@ pub enum Statement {
         /// Unix seconds after which it is void.
         expires: i64,
     },
-    /// A fresh machine may fetch this box's active escrow, once.
+    /// A fresh machine may fetch every escrow version the hub holds for this box, `uses`
+    /// times (each fetch audited).
     Recovery {
         /// Box name.
         #[serde(rename = "box")]
         box_name: String,
-        /// Random id; single use.
+        /// Random id; its uses are counted.
         id: String,
         /// Unix seconds after which it is void.
         expires: i64,
+        /// How many fetches it allows (1 to [`MAX_TICKET_USES`]; 1 for tickets that do not say).
+        #[serde(default = "one_use")]
+        uses: u32,
     },
-    /// This pending escrow version of this box, holding the key with this fingerprint, may
-    /// replace the active one.
+    /// This pending escrow version of this box — exactly the blob with this SHA-256, holding
+    /// the key with this fingerprint — may become the active one.
     Overwrite {
         /// Box name.
         #[serde(rename = "box")]
         box_name: String,
         /// The escrow version approved.
         version: u64,
-        /// The fingerprint that version must claim (the key's, which never changes).
+        /// The fingerprint that version must claim (the key's, which never changes), full or
+        /// short form.
         fingerprint: String,
+        /// SHA-256 of the blob's bytes (hex): what the operator was shown.
+        blob_sha256: String,
         /// Random id; single use.
         id: String,
         /// Unix seconds after which it is void.
         expires: i64,
     },
     /// The machine holding `requester`'s key may obtain this box's key shares from each peer
-    /// that holds one, once per peer (peers accept only this kind; a hub recovery ticket opens
-    /// nothing at a peer). Naming the requester makes the ticket useless to anyone else — a
-    /// peer that sees it cannot replay it to the others.
+    /// that holds one, `uses` times per peer (peers accept only this kind for a release; a hub
+    /// recovery ticket opens nothing at a peer). Naming the requester makes the ticket useless
+    /// to anyone else — a peer that sees it cannot replay it to the others.
     PeerRelease {
         /// Box name, as the peers know it.
         #[serde(rename = "box")]
@@ -65,10 +83,13 @@ pub enum Statement {
         /// The requester's Ed25519 key (`ed25519:…`): every release request with this ticket is
         /// signed with it.
         requester: PublicKey,
-        /// Random id; single use at each peer.
+        /// Random id; its uses are counted at each peer.
         id: String,
         /// Unix seconds after which it is void.
         expires: i64,
+        /// How many releases it allows at each peer (1 for tickets that do not say).
+        #[serde(default = "one_use")]
+        uses: u32,
     },
     /// This escrow version of this box is to be erased (its blob and directive), whatever its
     /// state.
@@ -156,6 +177,19 @@ impl Statement {
         }
     }
 
+    /// How many times it may be redeemed where it is redeemed: a ticket's `uses` (bounded by
+    /// [`MAX_TICKET_USES`]), once for everything else.
+    pub fn uses(&self) -> u32 {
+        match self {
+            Statement::Recovery { uses, .. } | Statement::PeerRelease { uses, .. } => {
+                (*uses).clamp(1, MAX_TICKET_USES)
+            }
+            Statement::Enrollment { .. }
+            | Statement::Overwrite { .. }
+            | Statement::Deletion { .. } => 1,
+        }
+    }
+
     /// A fresh random id for a new statement.
     pub fn fresh_id() -> keyward_core::Result<String> {
         Ok(keyward_core::encoding::to_hex(&keyward_core::random::array::<16>()?))
@@ -235,7 +269,7 @@ mod tests {
     use super::*;
 
     fn recovery(expires: i64) -> Statement {
-        Statement::Recovery { box_name: "pve-07".into(), id: "ab".repeat(16), expires }
+        Statement::Recovery { box_name: "pve-07".into(), id: "ab".repeat(16), expires, uses: 3 }
     }
 
     #[test]
@@ -247,6 +281,16 @@ mod tests {
         assert_eq!(verify(&text, &[op.public()], 2001), Err(AuthError::Expired { secs_ago: 1 }));
         let stranger = SigningIdentity::generate().expect("rng");
         assert_eq!(verify(&text, &[stranger.public()], 1000), Err(AuthError::UnknownSigner));
+    }
+
+    #[test]
+    fn a_ticket_without_uses_allows_one_and_uses_are_bounded() {
+        let old = r#"{"kind":"recovery","box":"b","id":"00","expires":5}"#;
+        let statement: Statement = serde_json::from_str(old).expect("an older ticket reads");
+        assert_eq!(statement.uses(), 1);
+        let greedy =
+            Statement::Recovery { box_name: "b".into(), id: "00".into(), expires: 5, uses: 1000 };
+        assert_eq!(greedy.uses(), MAX_TICKET_USES);
     }
 
     #[test]

@@ -1,0 +1,403 @@
+//! The request shell every service runs in: HTTPS with rustls, and around each request what
+//! must hold for all of them —
+//!
+//! - per connection: TCP_NODELAY, a cap on open connections per source, and a read timeout (a
+//!   connection that sends and receives nothing for that long, a stalled body included, is
+//!   dropped);
+//! - per request: the body read whole within a deadline and a size limit (413 and 408 answered
+//!   as JSON, like every other error), the source's lockout and rate limit checked before any
+//!   work, failed proofs counted toward the lockout, every refusal counted in a
+//!   [`RefusalTally`] and logged as one line (its reason only, never a body), and the outcome
+//!   counted for `/metrics`.
+//!
+//! A service's routes are plain axum handlers that call [`Shell::run`] with their body; their
+//! errors implement [`ServiceError`].
+
+use std::collections::HashMap;
+use std::future::{Future, Ready, ready};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum_server::accept::Accept;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use crate::api::ErrorResponse;
+use crate::limits::{RateLimiter, RateLimits};
+use crate::metrics::Metrics;
+use crate::refusals::RefusalTally;
+use crate::request::RequestSignature;
+use crate::{AuthError, SourcePrefix, unix_now};
+
+/// The families of refusal and failure a service answers with, each with its status and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400 `malformed`.
+    Malformed,
+    /// 401 `unauthenticated`: a failed proof, counted toward the source's lockout.
+    Unauthenticated,
+    /// 403 `refused`.
+    Refused,
+    /// 429 `rate-limited`.
+    RateLimited,
+    /// 404 `not-found`.
+    NotFound,
+    /// 409 `conflict`.
+    Conflict,
+    /// 500 `internal`: the server's own failure, logged with its detail, answered without it.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status and the stable error code.
+    pub fn status_and_code(self) -> (StatusCode, &'static str) {
+        match self {
+            ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
+            ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ErrorKind::Refused => (StatusCode::FORBIDDEN, "refused"),
+            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// What the shell needs to know of a service's errors (the hub's, a peer's).
+pub trait ServiceError: std::fmt::Display {
+    /// The refusal for a source that is locked out.
+    fn locked_out(reason: String) -> Self;
+    /// The refusal for a source over its rate.
+    fn rate_limited(reason: String) -> Self;
+    /// Its family.
+    fn kind(&self) -> ErrorKind;
+    /// The reason alone, for the answer's message.
+    fn reason(&self) -> String;
+}
+
+/// An error answer: `status`, `{"error": code, "message": message}`.
+fn json_error(status: StatusCode, code: &str, message: String) -> Response {
+    (status, Json(ErrorResponse { error: code.into(), message })).into_response()
+}
+
+/// The answer for an error. Internal errors are logged with their detail; the answer says only
+/// "internal error".
+pub fn error_response(error: &impl ServiceError) -> Response {
+    let (status, code) = error.kind().status_and_code();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %error, "request failed");
+    }
+    json_error(status, code, error.reason())
+}
+
+/// The signature headers of a request.
+pub fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, AuthError> {
+    RequestSignature::from_headers(|name| map.get(name).and_then(|v| v.to_str().ok()))
+}
+
+/// What each request of a service shares: its limits, counters and refusal tally.
+#[derive(Debug)]
+pub struct Shell {
+    limiter: RateLimiter,
+    metrics: Metrics,
+    refusals: RefusalTally,
+}
+
+impl Shell {
+    /// A shell with these limits, counting into `metrics`.
+    pub fn new(limits: RateLimits, metrics: Metrics) -> Self {
+        Shell { limiter: RateLimiter::new(limits), metrics, refusals: RefusalTally::default() }
+    }
+
+    /// Runs a handler body under the source's lockout and rate limit, counts failed proofs
+    /// toward the lockout, tallies and logs refusals, and counts the outcome.
+    pub async fn run<E: ServiceError>(
+        &self,
+        route: &'static str,
+        source: SocketAddr,
+        body: impl Future<Output = Result<Response, E>>,
+    ) -> Response {
+        let prefix = SourcePrefix::from(source.ip());
+        let now = unix_now();
+        let result = if self.limiter.locked_out(prefix, now) {
+            Err(E::locked_out(format!(
+                "{prefix} is locked out after repeated failed authentications; wait ten minutes"
+            )))
+        } else if !self.limiter.allow_source(prefix, now) {
+            Err(E::rate_limited(format!("too many requests from {prefix} this minute")))
+        } else {
+            body.await
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) if e.kind() == ErrorKind::Internal => "error",
+            Err(_) => "refused",
+        };
+        self.metrics.count(route, outcome);
+        match result {
+            Ok(response) => response,
+            Err(e) => {
+                if e.kind() == ErrorKind::Unauthenticated {
+                    self.limiter.record_failure(prefix, now);
+                }
+                if e.kind() != ErrorKind::Internal {
+                    self.refusals.record(route, e.kind().status_and_code().1);
+                    tracing::info!(route, source = %prefix, reason = %e, "refused");
+                }
+                error_response(&e)
+            }
+        }
+    }
+
+    /// Counts an authenticated request of `box_name`; `false` if the box is over its rate.
+    pub fn allow_box(&self, box_name: &str, now: i64) -> bool {
+        self.limiter.allow_box(box_name, now)
+    }
+
+    /// The refusals counted since they were last drained.
+    pub fn refusals(&self) -> &RefusalTally {
+        &self.refusals
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        self.metrics.render()
+    }
+}
+
+/// How a server treats connections and bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// A connection with no data in either direction for this long is dropped; a request body
+    /// must arrive whole within it too.
+    pub read_timeout: Duration,
+    /// Most connections open at once from one source.
+    pub max_connections_per_source: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl ServeOptions {
+    /// The defaults: 10 s, 64 connections per source, and the service's body limit.
+    pub fn new(max_body_bytes: usize) -> Self {
+        ServeOptions {
+            read_timeout: Duration::from_secs(10),
+            max_connections_per_source: 64,
+            max_body_bytes,
+        }
+    }
+}
+
+/// Serves `app` over HTTPS on `addr` (hub and peers alike) until the process ends, with the
+/// caller's address in each request.
+pub async fn serve_https(
+    addr: SocketAddr,
+    tls: rustls::ServerConfig,
+    app: Router,
+    options: ServeOptions,
+) -> io::Result<()> {
+    let app = app.layer(middleware::from_fn_with_state(options, whole_body));
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
+    let guard = GuardedAcceptor {
+        open: Arc::new(OpenConnections {
+            max_per_source: options.max_connections_per_source.max(1),
+            counts: Mutex::default(),
+        }),
+        read_timeout: options.read_timeout,
+    };
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+        .handshake_timeout(options.read_timeout)
+        .acceptor(guard);
+    let mut server = axum_server::bind(addr).acceptor(acceptor);
+    server.http_builder().http1().header_read_timeout(options.read_timeout);
+    server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await
+}
+
+/// Reads a request's body whole, within the read timeout and the size limit, before any
+/// handler sees it: a body that is too large or too slow is answered here, as JSON.
+async fn whole_body(State(options): State<ServeOptions>, request: Request, next: Next) -> Response {
+    let limit = options.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(options.read_timeout, axum::body::to_bytes(body, limit)).await;
+    let bytes: Bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e))
+            if std::error::Error::source(&e)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>()) =>
+        {
+            return too_large();
+        }
+        Ok(Err(_)) | Err(_) => {
+            let mut answer = json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    options.read_timeout.as_secs()
+                ),
+            );
+            answer.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return answer;
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// How many connections each source has open.
+#[derive(Debug)]
+struct OpenConnections {
+    max_per_source: usize,
+    counts: Mutex<HashMap<SourcePrefix, usize>>,
+}
+
+impl OpenConnections {
+    /// A slot for one more connection from `source`, if it has fewer than the cap open.
+    fn open(self: &Arc<Self>, source: SourcePrefix) -> Option<ConnectionSlot> {
+        let mut counts = self.counts.lock().ok()?;
+        let open = counts.entry(source).or_default();
+        if *open >= self.max_per_source {
+            return None;
+        }
+        *open += 1;
+        Some(ConnectionSlot { open: Arc::clone(self), source })
+    }
+}
+
+/// One open connection; given back on drop.
+#[derive(Debug)]
+struct ConnectionSlot {
+    open: Arc<OpenConnections>,
+    source: SourcePrefix,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.open.counts.lock()
+            && let Some(open) = counts.get_mut(&self.source)
+        {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// The acceptor under TLS: TCP_NODELAY (an answer written in two segments would otherwise wait
+/// for the client's delayed ACK, 40 ms on Linux), the per-source cap, the idle timeout.
+#[derive(Debug, Clone)]
+struct GuardedAcceptor {
+    open: Arc<OpenConnections>,
+    read_timeout: Duration,
+}
+
+impl<S> Accept<TcpStream, S> for GuardedAcceptor {
+    type Stream = GuardedStream;
+    type Service = S;
+    type Future = Ready<io::Result<(GuardedStream, S)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let guarded = stream.set_nodelay(true).and_then(|()| stream.peer_addr()).and_then(|peer| {
+            let source = SourcePrefix::from(peer.ip());
+            let slot = self.open.open(source).ok_or_else(|| {
+                tracing::info!(%source, "connection refused: too many open from this source");
+                io::Error::other("too many connections from this source")
+            })?;
+            Ok(GuardedStream {
+                inner: stream,
+                _slot: slot,
+                read_timeout: self.read_timeout,
+                idle: Box::pin(tokio::time::sleep(self.read_timeout)),
+            })
+        });
+        ready(guarded.map(|stream| (stream, service)))
+    }
+}
+
+/// A connection that fails its next read once nothing has moved for the read timeout.
+#[derive(Debug)]
+struct GuardedStream {
+    inner: TcpStream,
+    _slot: ConnectionSlot,
+    read_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+}
+
+impl GuardedStream {
+    fn moved(&mut self) {
+        self.idle.as_mut().reset(Instant::now() + self.read_timeout);
+    }
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.moved();
+                Poll::Ready(result)
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "nothing arrived within the read timeout",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if result.is_ready() {
+            this.moved();
+        }
+        result
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -978,3 +978,13 @@ fn the_database_url_never_comes_from_the_command_line() {
     out.assert_exit_code(2);
     assert!(!out.stderr().contains("secret"), "the password is not echoed{}", out.report());
 }
+
+#[test]
+fn the_hub_keeps_its_tls_key_locked_and_out_of_core_dumps() {
+    let dir = Dir::new("hub-locked");
+    let hub = HubProcess::start(&dir);
+    assert!(
+        util::locked_undumpable_mappings(hub.child.id()) >= 1,
+        "the TLS key's mapping is locked (lo) and not dumped (dd)"
+    );
+}

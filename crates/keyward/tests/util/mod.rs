@@ -300,3 +300,17 @@ impl Outcome {
         self
     }
 }
+
+/// Mappings of process `pid` that are locked in memory and left out of core dumps (the
+/// `lo` and `dd` flags in /proc/PID/smaps).
+pub fn locked_undumpable_mappings(pid: u32) -> usize {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    smaps
+        .lines()
+        .filter_map(|l| l.strip_prefix("VmFlags:"))
+        .filter(|flags| {
+            let flags: Vec<&str> = flags.split_whitespace().collect();
+            flags.contains(&"lo") && flags.contains(&"dd")
+        })
+        .count()
+}

@@ -1,0 +1,144 @@
+//! One test per hole a security review, a hostile test run or a trial as a new user found (in
+//! the style of ripgrep's tests/regression.rs): each shows the hole is closed.
+
+mod util;
+
+use util::{CANARY_PASSPHRASE, Dir};
+
+#[test]
+fn kdf_settings_below_the_floor_are_refused() {
+    let dir = Dir::new("kdf-floor");
+    let code = dir.init_with_code();
+    assert!(!code.is_empty());
+    dir.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
+    for (option, value) in
+        [("--kdf-memory-mib", "1"), ("--kdf-memory-mib", "18"), ("--kdf-time-ms", "0")]
+    {
+        let out = dir
+            .keyward()
+            .args([
+                "enroll",
+                "passphrase",
+                "--unlock-code-file",
+                "code.txt",
+                "--passphrase-file",
+                "pass.txt",
+            ])
+            .args([option, value])
+            .run();
+        out.assert_exit_code(2).assert_one_line_error();
+    }
+    // The cheapest settings allowed still give OWASP's floor: m = 19 MiB, t ≥ 2.
+    dir.keyward()
+        .args([
+            "enroll",
+            "passphrase",
+            "--unlock-code-file",
+            "code.txt",
+            "--passphrase-file",
+            "pass.txt",
+        ])
+        .args(["--kdf-time-ms", "10", "--kdf-memory-mib", "19"])
+        .run()
+        .assert_success();
+    let list: serde_json::Value =
+        serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("json");
+    let kdf = list["slots"][1]["kdf"].as_str().expect("kdf").to_string();
+    let passes: u32 = kdf
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .expect("t=");
+    assert!(kdf.contains("m=19 MiB") && passes >= 2, "{kdf}");
+}
+
+#[test]
+fn stdin_named_twice_is_a_usage_error_and_nothing_is_made() {
+    let dir = Dir::new("stdin-twice");
+    let out = dir
+        .keyward()
+        .args(["init", "--with", "passphrase", "--import", "-", "--passphrase-file", "-"])
+        .stdin(b"0123456789abcdef0123456789abcdef")
+        .run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(out.stderr().contains("stdin"), "{}", out.report());
+    assert!(!dir.keybox().exists(), "no keybox was made{}", out.report());
+}
+
+#[test]
+fn verify_checks_the_slot_named_and_reports_every_slot() {
+    let dir = Dir::new("verify-slots");
+    dir.init_with_code();
+    dir.enroll_passphrase();
+    // Without a secret: each slot is listed, the two that need one as not checked.
+    let report: serde_json::Value =
+        serde_json::from_str(&dir.ok(["verify", "--json"]).stdout()).expect("json");
+    let results: Vec<&str> = report["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .map(|s| s["result"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(results, ["not-checked", "not-checked"], "{report}");
+    assert_eq!(report["header_mac"], "not-checked");
+    // The slot named is the one checked; not checkable without its secret is not a pass.
+    dir.keyward()
+        .args(["verify", "--slot", "pass"])
+        .run()
+        .assert_exit_code(2)
+        .assert_one_line_error();
+    dir.ok(["verify", "--slot", "pass", "--passphrase-file", "pass.txt"]);
+    let wrong = dir.keyward().args(["verify", "--slot", "pass", "--code-file", "code.txt"]).run();
+    wrong.assert_exit_code(2).assert_one_line_error();
+    // With the code: slot 1 opens, the passphrase slot is still named as not checked.
+    let report: serde_json::Value =
+        serde_json::from_str(&dir.ok(["verify", "--code-file", "code.txt", "--json"]).stdout())
+            .expect("json");
+    assert_eq!(report["slots"][0]["result"], "ok");
+    assert_eq!(report["slots"][1]["result"], "not-checked");
+    assert_eq!(report["header_mac"], "ok");
+}
+
+#[test]
+fn a_broken_unattended_slot_is_named_and_verify_fails() {
+    let dir = Dir::new("verify-broken");
+    dir.init_keyfile_canary();
+    dir.ok(["verify"]);
+    std::fs::remove_file(dir.path("slot.key")).expect("the key file goes");
+    let out = dir.keyward().args(["verify"]).run();
+    out.assert_exit_code(6).assert_one_line_error();
+    assert!(out.stderr().contains("slot.key"), "names the missing key file{}", out.report());
+    assert!(out.stdout().contains("slot 1") && out.stdout().contains("FAILED"), "{}", out.report());
+}
+
+#[test]
+fn a_damaged_escrow_blob_is_an_integrity_failure_not_a_wrong_code() {
+    use keyward_core::Keybox;
+    use keyward_core::escrow::EscrowBlob;
+    let dir = Dir::new("blob-damage");
+    dir.init_with_code();
+    let keybox = Keybox::parse(&dir.read("keybox.json"), &dir.keybox()).expect("keybox");
+    let blob = EscrowBlob::from_keybox(&keybox, None).expect("blob").to_bytes();
+    let text = String::from_utf8(blob).expect("text");
+    // One character of the wrapped key's base64 changed, as a bad disk or transfer would.
+    let at = text.find("\"wrapped_key\": \"").expect("wrapped key") + 20;
+    let mut damaged = text.into_bytes();
+    damaged[at] = if damaged[at] == b'A' { b'B' } else { b'A' };
+    dir.write("blob.json", &damaged);
+    let fp = keybox.fingerprint().to_string();
+    let out = dir
+        .keyward()
+        .args([
+            "recover",
+            "--blob",
+            "blob.json",
+            "--code-file",
+            "code.txt",
+            "--expect-fingerprint",
+            &fp,
+        ])
+        .args(["--out", "k.bin"])
+        .run();
+    out.assert_exit_code(4).assert_one_line_error();
+    assert!(!dir.path("k.bin").exists());
+}

@@ -31,7 +31,8 @@ done
 head -c 32 /dev/urandom > key.bin
 "$kw" init --with plain --import key.bin >/dev/null 2>&1
 peer_args=(); for c in "${cards[@]}"; do peer_args+=(--peer "$c"); done
-"$kw" enroll peers --threshold 3 --box bench "${peer_args[@]}" >/dev/null 2>&1
+"$kw" operator enroll-token --box bench --key op.key --out token.txt >/dev/null
+"$kw" enroll peers --threshold 3 --box bench --token-file token.txt "${peer_args[@]}" >/dev/null 2>&1
 
 mkdir -p tang && /usr/libexec/tangd-keygen tang >/dev/null 2>&1
 tang_urls=()
@@ -51,8 +52,8 @@ cat > ticket.sh <<SH
 rm -f $work/t.txt && "$kw" operator approve-release --box bench --key $work/op.key --requester $req --out $work/t.txt >/dev/null
 SH
 hyperfine -N --warmup 5 --runs "$runs" --export-json times.json \
-  -n unlock "$kw unlock --slot peers-2 --out /dev/null --force" \
-  -n recover --prepare "sh $work/ticket.sh" "$kw recover --peers ${cards[*]} --box bench --ticket-file $work/t.txt --requester-key $work/requester.key --expect-fingerprint $fp --out /dev/null --force" \
+  -n unlock "$kw unlock --slot peers-2 --out -" \
+  -n recover --prepare "sh $work/ticket.sh" "$kw recover --peers ${cards[*]} --box bench --ticket-file $work/t.txt --requester-key $work/requester.key --expect-fingerprint $fp --out -" \
   -n clevis "sh -c 'clevis decrypt < $work/key.jwe > /dev/null'" >/dev/null 2>&1
 python3 - times.json <<'PY'
 import json, sys

@@ -19,6 +19,7 @@ pub mod escrow;
 pub mod fingerprint;
 pub mod kdf;
 pub mod keybox;
+pub mod memory;
 pub mod operations;
 pub mod random;
 pub mod recovery_code;

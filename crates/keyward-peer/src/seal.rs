@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use keyward_core::encoding::{from_base64, to_base64};
-use keyward_service::locked::LockedBytes;
+use keyward_core::memory::LockedBytes;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -96,7 +96,7 @@ impl<'de> Deserialize<'de> for SealPublicKey {
 }
 
 /// The secret half: a peer's long-term key, or a requester's one-time key. Kept in locked,
-/// non-dumpable memory (keyward-service's [`LockedBytes`]) and wiped on drop.
+/// non-dumpable memory (keyward-core's [`LockedBytes`]) and wiped on drop.
 pub struct SealSecret(LockedBytes);
 
 impl fmt::Debug for SealSecret {

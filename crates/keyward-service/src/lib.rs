@@ -16,7 +16,6 @@ pub mod client;
 mod error;
 pub mod identity;
 pub mod limits;
-pub mod locked;
 pub mod metrics;
 pub mod names;
 pub mod nonces;

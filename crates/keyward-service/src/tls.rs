@@ -19,7 +19,7 @@ use rustls::{DigitallySignedStruct, SignatureAlgorithm, SignatureScheme};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::locked::LockedBytes;
+use keyward_core::memory::LockedBytes;
 
 /// TLS set-up errors.
 #[derive(Debug, thiserror::Error)]

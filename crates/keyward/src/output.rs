@@ -45,42 +45,27 @@ impl Output {
     }
 }
 
-/// `text` with every control character but the newline shown as an escape (`\u{1b}`), so
-/// nothing printed can move the cursor, retitle the window or hide what precedes it.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n') {
+/// `text` with every control character but the newline replaced by `escape(c)`.
+fn escape_controls(text: &str, escape: impl Fn(char) -> String) -> Cow<'_, str> {
+    let is_control = |c: char| c.is_control() && c != '\n';
+    if !text.chars().any(is_control) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() && c != '\n' {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
+        text.chars().map(|c| if is_control(c) { escape(c) } else { c.to_string() }).collect(),
     )
+}
+
+/// `text` with every control character but the newline shown as an escape (`\u{1b}`), so
+/// nothing printed can move the cursor, retitle the window or hide what precedes it.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    escape_controls(text, |c| c.escape_default().to_string())
 }
 
 /// Serialized JSON with the control characters JSON itself leaves raw (DEL and the C1 range,
 /// which some terminals obey) written as `\u` escapes: the same JSON value, safe to print.
 fn json_printable(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(|c| c.is_control() && c != '\n') {
-        return Cow::Borrowed(json);
-    }
-    Cow::Owned(
-        json.chars()
-            .map(|c| {
-                if c.is_control() && c != '\n' {
-                    format!("\\u{:04x}", u32::from(c))
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    escape_controls(json, |c| format!("\\u{:04x}", u32::from(c)))
 }
 
 /// The key as raw bytes, hex or base64 (with a newline); `None` for the PBS format, which the

@@ -984,7 +984,7 @@ fn the_hub_keeps_its_tls_key_locked_and_out_of_core_dumps() {
     let dir = Dir::new("hub-locked");
     let hub = HubProcess::start(&dir);
     assert!(
-        util::locked_undumpable_mappings(hub.child.id()) >= 1,
+        util::locked_undumpable_kib(hub.child.id()) >= 4,
         "the TLS key's mapping is locked (lo) and not dumped (dd)"
     );
 }

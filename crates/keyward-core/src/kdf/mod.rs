@@ -3,7 +3,6 @@
 //! exists is one keyward is willing to run: a hostile work factor read from a file is an
 //! integrity error, never a ten-minute stall or an out-of-memory kill.
 
-#[allow(unsafe_code)] // mmap/madvise; each block has its SAFETY note
 mod argon2_memory;
 
 use std::time::{Duration, Instant};

@@ -131,6 +131,13 @@ pub fn push(
     let mut directive = read_directive(ctx, directive)?;
     let (blob_format, blob, fingerprint) = match &keybox.header().pbs {
         Some(_) => {
+            // The PBS-native blob is sealed under the recovery code, so the code is what opens
+            // the keybox here; another secret could not make the blob.
+            if auth.unlock_passphrase_file.is_some() || auth.unlock_keyfile.is_some() {
+                return Err(usage(
+                    "a Proxmox Backup key's blob is made under its recovery code: give --code-file F",
+                ));
+            }
             let code = code_file.or(auth.unlock_code_file.as_deref());
             let (blob, fp, _) = pbs_blob(ctx, &keybox, code)?;
             ("pbs-key-file", blob.to_bytes().to_vec(), fp.to_string())

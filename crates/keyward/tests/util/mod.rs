@@ -301,16 +301,22 @@ impl Outcome {
     }
 }
 
-/// Mappings of process `pid` that are locked in memory and left out of core dumps (the
-/// `lo` and `dd` flags in /proc/PID/smaps).
-pub fn locked_undumpable_mappings(pid: u32) -> usize {
+/// How many KiB of process `pid`'s memory are locked (`lo`) and left out of core dumps (`dd`),
+/// from /proc/PID/smaps (adjacent mappings with the same flags are merged by the kernel, so
+/// the size tells how many secrets' pages there are, not the count of mappings).
+pub fn locked_undumpable_kib(pid: u32) -> u64 {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
-    smaps
-        .lines()
-        .filter_map(|l| l.strip_prefix("VmFlags:"))
-        .filter(|flags| {
+    let mut total = 0;
+    let mut size = 0;
+    for line in smaps.lines() {
+        if let Some(kib) = line.strip_prefix("Size:") {
+            size = kib.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
             let flags: Vec<&str> = flags.split_whitespace().collect();
-            flags.contains(&"lo") && flags.contains(&"dd")
-        })
-        .count()
+            if flags.contains(&"lo") && flags.contains(&"dd") {
+                total += size;
+            }
+        }
+    }
+    total
 }

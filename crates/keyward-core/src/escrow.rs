@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::encoding::base64_bytes;
 use crate::error::{Error, IntegrityFailure, Result};
 use crate::fingerprint::Fingerprint;
-use crate::keybox::{Keybox, KeyboxId};
+use crate::keybox::{KeyboxId, UnlockedKeybox};
 use crate::recovery_code::RecoveryCode;
 use crate::secret::DataKey;
 use crate::slot::{SlotId, SlotParams, Unlocker};
@@ -55,8 +55,11 @@ pub struct EscrowBlob {
 }
 
 impl EscrowBlob {
-    /// The blob of `keybox`'s recovery-code slot (the first one, or `slot`).
-    pub fn from_keybox(keybox: &Keybox, slot: Option<SlotId>) -> Result<Self> {
+    /// The blob of an opened keybox's recovery-code slot (the first one, or `slot`). Only an
+    /// opened keybox will do: its header MAC has vouched for the slot, so a slot spliced in from
+    /// an old copy of the file is never escrowed.
+    pub fn from_keybox(unlocked: &UnlockedKeybox, slot: Option<SlotId>) -> Result<Self> {
+        let keybox = unlocked.keybox();
         let record = keybox
             .slots()
             .iter()

@@ -20,7 +20,7 @@ fn blob_and_code() -> (Vec<u8>, RecoveryCode) {
     };
     let created =
         Keybox::create(NewKeybox::new(canary_key(), "escrow", None), &secret).expect("create");
-    let blob = EscrowBlob::from_keybox(created.keybox(), None).expect("blob");
+    let blob = EscrowBlob::from_keybox(&created, None).expect("blob");
     (blob.to_bytes(), code)
 }
 

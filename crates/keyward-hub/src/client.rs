@@ -76,6 +76,9 @@ impl HubClient {
         box_name: &str,
         operator: &SigningIdentity,
     ) -> Result<StatusResponse, ClientError> {
+        if !keyward_service::names::valid_box_name(box_name) {
+            return Err(self.service.bad_answer(format!("`{box_name}` cannot name a box")));
+        }
         let path = format!("/v1/boxes/{box_name}/escrows");
         self.signed_get(&path, &operator.public().to_string(), operator).await
     }

@@ -12,59 +12,23 @@ use keyward_service::names::{BOX_NAME_RULE, valid_box_name};
 use keyward_service::refusals::{RefusalCount, summary};
 use keyward_service::request::{self, MAX_SKEW_SECS, Request, RequestSignature};
 use keyward_service::statement::{self, Statement, StatementKind};
-use keyward_service::{AuthError, PublicKey};
+use keyward_service::{AuthError, PublicKey, ServiceError};
 
 use crate::api::{
     ActiveResponse, BLOB_FORMATS, PushRequest, PushResponse, RecoverResponse, StatusResponse,
     blob_sha256,
 };
-use crate::store::{Activation, Store, StoreError};
+use crate::store::{Activation, Store};
 
 /// Largest blob accepted (a blob is a few hundred bytes).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
 /// Largest directive accepted.
 pub const MAX_DIRECTIVE_BYTES: usize = 16 * 1024;
-
-/// Why the hub refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    /// The request is not well formed.
-    #[error("malformed request: {0}")]
-    Malformed(String),
-    /// The signature, token or ticket does not verify.
-    #[error("not authenticated: {0}")]
-    Unauthenticated(#[from] AuthError),
-    /// Authenticated, but policy says no (used ticket, lockout, not pending, …).
-    #[error("refused: {0}")]
-    Refused(String),
-    /// Too many requests from one source or for one box this minute.
-    #[error("rate limited: {0}")]
-    RateLimited(String),
-    /// No such box or escrow.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// The name is taken.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl HubError {
-    /// The reason alone, for the answer's message (the status code already says the kind).
-    pub fn reason(&self) -> String {
-        match self {
-            HubError::Malformed(r)
-            | HubError::Refused(r)
-            | HubError::RateLimited(r)
-            | HubError::NotFound(r)
-            | HubError::Conflict(r) => r.clone(),
-            HubError::Unauthenticated(e) => format!("not authenticated: {e}"),
-            HubError::Store(_) => "internal error".into(),
-        }
-    }
-}
+/// Most versions of one box that may wait for approval at once, by default. A compromised box
+/// could otherwise push versions until a recovery's answer (every version, newest first) is too
+/// large for a client to read, or until it must try many expensive blobs; an operator approves
+/// or deletes pending versions to make room.
+pub const DEFAULT_MAX_PENDING: usize = 4;
 
 /// Who signed a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +49,7 @@ pub struct Hub {
     store: Store,
     operators: Vec<PublicKey>,
     audience: String,
+    max_pending: usize,
     box_keys: BoxKeys,
 }
 
@@ -125,7 +90,18 @@ impl Hub {
     /// A hub over `store`, trusting `operators`, answering requests signed for `audience` (its
     /// certificate's SHA-256, colon hex).
     pub fn new(store: Store, operators: Vec<PublicKey>, audience: String) -> Self {
-        Hub { store, operators, audience, box_keys: BoxKeys::default() }
+        Hub {
+            store,
+            operators,
+            audience,
+            max_pending: DEFAULT_MAX_PENDING,
+            box_keys: BoxKeys::default(),
+        }
+    }
+
+    /// The same hub, letting `max` versions of a box wait for approval at once.
+    pub fn with_max_pending(self, max: usize) -> Self {
+        Hub { max_pending: max.max(1), ..self }
     }
 
     /// The store (for `audit verify`).
@@ -140,7 +116,7 @@ impl Hub {
         box_name: Option<&str>,
         expect: StatementKind,
         now: i64,
-    ) -> Result<Statement, HubError> {
+    ) -> Result<Statement, ServiceError> {
         let found = statement::verify(text, &self.operators, now)?.statement;
         if found.kind() != expect || box_name.is_some_and(|b| b != found.box_name()) {
             return Err(AuthError::WrongStatement {
@@ -153,7 +129,7 @@ impl Hub {
     }
 
     /// Records one use of a checked statement; which use this is.
-    async fn use_up(&self, found: &Statement, now: i64) -> Result<u32, HubError> {
+    async fn use_up(&self, found: &Statement, now: i64) -> Result<u32, ServiceError> {
         let (kind, allowed) = (found.kind(), found.uses());
         let event = used_event(kind);
         let recorded = self
@@ -162,8 +138,8 @@ impl Hub {
             .await?;
         match recorded {
             Some(n) => Ok(n),
-            None if allowed == 1 => Err(HubError::Refused(format!("{kind} was already used"))),
-            None => Err(HubError::Refused(format!(
+            None if allowed == 1 => Err(ServiceError::Refused(format!("{kind} was already used"))),
+            None => Err(ServiceError::Refused(format!(
                 "{kind} was used all {allowed} times it allows; ask the operator for a new one"
             ))),
         }
@@ -176,7 +152,7 @@ impl Hub {
         box_name: Option<&str>,
         expect: StatementKind,
         now: i64,
-    ) -> Result<Statement, HubError> {
+    ) -> Result<Statement, ServiceError> {
         let found = self.check(text, box_name, expect, now)?;
         self.use_up(&found, now).await?;
         Ok(found)
@@ -189,13 +165,15 @@ impl Hub {
         key: PublicKey,
         token: &str,
         now: i64,
-    ) -> Result<(), HubError> {
+    ) -> Result<(), ServiceError> {
         if !valid_box_name(box_name) {
-            return Err(HubError::Malformed(format!("box names are {BOX_NAME_RULE}")));
+            return Err(ServiceError::Malformed(format!("box names are {BOX_NAME_RULE}")));
         }
         self.redeem(token, Some(box_name), StatementKind::Enrollment, now).await?;
         if !self.store.add_box(box_name, &key.to_string(), now).await? {
-            return Err(HubError::Conflict(format!("a box named {box_name} is already enrolled")));
+            return Err(ServiceError::Conflict(format!(
+                "a box named {box_name} is already enrolled"
+            )));
         }
         Ok(())
     }
@@ -210,7 +188,7 @@ impl Hub {
         signed: &RequestSignature,
         request: Request<'_>,
         now: i64,
-    ) -> Result<Principal, HubError> {
+    ) -> Result<Principal, ServiceError> {
         let (principal, key) = match signed.signer.parse::<PublicKey>() {
             Ok(key) if self.operators.contains(&key) => (Principal::Operator(key), key),
             Ok(_) => return Err(AuthError::UnknownSigner.into()),
@@ -231,9 +209,7 @@ impl Hub {
             }
         };
         request::verify(signed, &key, &self.audience, request, now)?;
-        if !self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await? {
-            return Err(AuthError::Replayed.into());
-        }
+        self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await?;
         Ok(principal)
     }
 
@@ -243,57 +219,71 @@ impl Hub {
         box_name: &str,
         push: &PushRequest,
         now: i64,
-    ) -> Result<PushResponse, HubError> {
+    ) -> Result<PushResponse, ServiceError> {
         if push.blob.len() > MAX_BLOB_BYTES * 4 / 3 + 4
             || push.directive.to_string().len() > MAX_DIRECTIVE_BYTES
         {
-            return Err(HubError::Refused("blob or directive too large".into()));
+            return Err(ServiceError::Refused("blob or directive too large".into()));
+        }
+        if !push.directive.is_object() {
+            return Err(ServiceError::Malformed(
+                "the restore directive is a JSON object (docs/hub-api.md)".into(),
+            ));
         }
         if !BLOB_FORMATS.contains(&push.blob_format.as_str()) {
-            return Err(HubError::Malformed(format!("unknown blob format `{}`", push.blob_format)));
+            return Err(ServiceError::Malformed(format!(
+                "unknown blob format `{}`",
+                push.blob_format
+            )));
         }
         let Some(bytes) = keyward_core::encoding::from_base64(&push.blob) else {
-            return Err(HubError::Malformed("the blob is not base64".into()));
+            return Err(ServiceError::Malformed("the blob is not base64".into()));
         };
         // The fingerprint goes into the audit log and the approval check: a fingerprint, nothing
         // else (it is never anything a box could hide text in).
         if push.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
-            return Err(HubError::Malformed(
+            return Err(ServiceError::Malformed(
                 "the fingerprint is not 32 colon-separated hex bytes".into(),
             ));
         }
         let hash = blob_sha256(&bytes);
+        let pending =
+            self.store.versions(box_name).await?.iter().filter(|v| v.state == "pending").count();
+        if pending >= self.max_pending {
+            return Err(ServiceError::Refused(format!(
+                "{box_name} has {pending} versions waiting for approval; an operator approves or deletes one first"
+            )));
+        }
         let (version, state) = self.store.push(box_name, push, &hash, now).await?;
         Ok(PushResponse { version, state: state.to_string(), blob_sha256: hash })
     }
 
     /// The versions of a box's escrow (for the box itself, or an operator).
-    pub async fn status(&self, box_name: &str) -> Result<StatusResponse, HubError> {
+    pub async fn status(&self, box_name: &str) -> Result<StatusResponse, ServiceError> {
         let versions = self.store.versions(box_name).await?;
         Ok(StatusResponse { box_name: box_name.to_string(), versions })
     }
 
     /// The authenticated box's own active escrow (it may read back what it pushed).
-    pub async fn fetch_own(&self, box_name: &str) -> Result<ActiveResponse, HubError> {
-        let escrow = self
-            .store
-            .active(box_name)
-            .await?
-            .ok_or_else(|| HubError::NotFound(format!("no active escrow for {box_name}")))?;
+    pub async fn fetch_own(&self, box_name: &str) -> Result<ActiveResponse, ServiceError> {
+        let escrow =
+            self.store.active(box_name).await?.ok_or_else(|| {
+                ServiceError::NotFound(format!("no active escrow for {box_name}"))
+            })?;
         Ok(ActiveResponse { box_name: box_name.to_string(), escrow })
     }
 
     /// Makes a pending version active, on an operator's approval that names the version, the
     /// blob's SHA-256 and the key's fingerprint: exactly what the operator saw becomes active.
-    pub async fn approve(&self, approval: &str, now: i64) -> Result<u64, HubError> {
+    pub async fn approve(&self, approval: &str, now: i64) -> Result<u64, ServiceError> {
         let Statement::Overwrite { box_name, version, fingerprint, blob_sha256, .. } =
             self.redeem(approval, None, StatementKind::Overwrite, now).await?
         else {
-            return Err(HubError::Malformed("not an overwrite approval".into()));
+            return Err(ServiceError::Malformed("not an overwrite approval".into()));
         };
-        let expected: ExpectedFingerprint = fingerprint
-            .parse()
-            .map_err(|_| HubError::Malformed("the approval's fingerprint does not parse".into()))?;
+        let expected: ExpectedFingerprint = fingerprint.parse().map_err(|_| {
+            ServiceError::Malformed("the approval's fingerprint does not parse".into())
+        })?;
         let why = match self
             .store
             .activate(&box_name, version, &expected, &blob_sha256, now)
@@ -310,20 +300,20 @@ impl Hub {
                 "version {version} of {box_name} is not the blob with SHA-256 {blob_sha256}; look again with `keyward operator escrow-status`"
             ),
         };
-        Err(HubError::Refused(why))
+        Err(ServiceError::Refused(why))
     }
 
     /// Erases an escrow version's blob and directive on an operator's deletion order. The row
     /// stays, marked `deleted`, so version numbers are never reused and the history still shows
     /// what existed; a box has no way to ask for this itself.
-    pub async fn delete(&self, order: &str, now: i64) -> Result<(String, u64), HubError> {
+    pub async fn delete(&self, order: &str, now: i64) -> Result<(String, u64), ServiceError> {
         let Statement::Deletion { box_name, version, .. } =
             self.redeem(order, None, StatementKind::Deletion, now).await?
         else {
-            return Err(HubError::Malformed("not a deletion order".into()));
+            return Err(ServiceError::Malformed("not a deletion order".into()));
         };
         if !self.store.erase(&box_name, version, now).await? {
-            return Err(HubError::Refused(format!(
+            return Err(ServiceError::Refused(format!(
                 "{box_name} has no version {version} left to delete"
             )));
         }
@@ -332,12 +322,12 @@ impl Hub {
 
     /// Serves every version the hub holds of a box (newest first) for a recovery ticket, and
     /// counts the ticket's use — only once there is something to serve.
-    pub async fn recover(&self, ticket: &str, now: i64) -> Result<RecoverResponse, HubError> {
+    pub async fn recover(&self, ticket: &str, now: i64) -> Result<RecoverResponse, ServiceError> {
         let statement = self.check(ticket, None, StatementKind::Recovery, now)?;
         let box_name = statement.box_name().to_string();
         let versions = self.store.held(&box_name).await?;
         if versions.is_empty() {
-            return Err(HubError::NotFound(format!("no escrow for {box_name}")));
+            return Err(ServiceError::NotFound(format!("no escrow for {box_name}")));
         }
         let ticket_use = self.use_up(&statement, now).await?;
         Ok(RecoverResponse { box_name, versions, ticket_use, ticket_uses: statement.uses() })
@@ -345,7 +335,11 @@ impl Hub {
 
     /// Writes the refusals a shell counted as one audit record (`refusals`); nothing when
     /// there were none.
-    pub async fn audit_refusals(&self, counts: &[RefusalCount], now: i64) -> Result<(), HubError> {
+    pub async fn audit_refusals(
+        &self,
+        counts: &[RefusalCount],
+        now: i64,
+    ) -> Result<(), ServiceError> {
         if counts.is_empty() {
             return Ok(());
         }

@@ -17,15 +17,15 @@ use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
 use keyward_service::request::Request;
-use keyward_service::shell::{ErrorKind, ServeOptions, ServiceError, Shell, signature_headers};
-use keyward_service::unix_now;
+use keyward_service::shell::{ServeOptions, Shell, signature_headers};
+use keyward_service::{ServiceError, unix_now};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
     ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest, PushRequest,
     RecoverRequest,
 };
-use crate::hub::{Hub, HubError, Principal};
+use crate::hub::{Hub, Principal};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -44,31 +44,8 @@ struct ServerState {
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
 
-impl ServiceError for HubError {
-    fn locked_out(reason: String) -> Self {
-        HubError::Refused(reason)
-    }
-    fn rate_limited(reason: String) -> Self {
-        HubError::RateLimited(reason)
-    }
-    fn kind(&self) -> ErrorKind {
-        match self {
-            HubError::Malformed(_) => ErrorKind::Malformed,
-            HubError::Unauthenticated(_) => ErrorKind::Unauthenticated,
-            HubError::Refused(_) => ErrorKind::Refused,
-            HubError::RateLimited(_) => ErrorKind::RateLimited,
-            HubError::NotFound(_) => ErrorKind::NotFound,
-            HubError::Conflict(_) => ErrorKind::Conflict,
-            HubError::Store(_) => ErrorKind::Internal,
-        }
-    }
-    fn reason(&self) -> String {
-        HubError::reason(self)
-    }
-}
-
-fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HubError> {
-    serde_json::from_slice(body).map_err(|e| HubError::Malformed(e.to_string()))
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(e.to_string()))
 }
 
 /// A signed request's request parts.
@@ -85,13 +62,13 @@ impl ServerState {
         &self,
         route: &'static str,
         source: SocketAddr,
-        body: impl Future<Output = Result<Response, HubError>>,
+        body: impl Future<Output = Result<Response, ServiceError>>,
     ) -> Response {
         self.shell.run(route, source, body).await
     }
 
     /// Authenticates a signed request.
-    async fn principal(&self, signed: Signed<'_>) -> Result<Principal, HubError> {
+    async fn principal(&self, signed: Signed<'_>) -> Result<Principal, ServiceError> {
         let signature = signature_headers(signed.map)?;
         let request =
             Request { method: signed.method.as_str(), path: signed.uri.path(), body: signed.body };
@@ -99,24 +76,24 @@ impl ServerState {
     }
 
     /// A box's signed request, then the box's rate limit.
-    async fn a_box(&self, signed: Signed<'_>) -> Result<String, HubError> {
+    async fn a_box(&self, signed: Signed<'_>) -> Result<String, ServiceError> {
         match self.principal(signed).await? {
             Principal::Box(name) if self.shell.allow_box(&name, unix_now()) => Ok(name),
             Principal::Box(name) => {
-                Err(HubError::RateLimited(format!("too many requests for {name} this minute")))
+                Err(ServiceError::RateLimited(format!("too many requests for {name} this minute")))
             }
             Principal::Operator(_) => {
-                Err(HubError::Refused("this call is a box's, not an operator's".into()))
+                Err(ServiceError::Refused("this call is a box's, not an operator's".into()))
             }
         }
     }
 
     /// An operator's signed request.
-    async fn an_operator(&self, signed: Signed<'_>) -> Result<(), HubError> {
+    async fn an_operator(&self, signed: Signed<'_>) -> Result<(), ServiceError> {
         match self.principal(signed).await? {
             Principal::Operator(_) => Ok(()),
             Principal::Box(_) => {
-                Err(HubError::Refused("this call is an operator's, not a box's".into()))
+                Err(ServiceError::Refused("this call is an operator's, not a box's".into()))
             }
         }
     }

@@ -8,9 +8,10 @@
 //! miss a change nor tell of one that did not happen.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use keyward_core::ExpectedFingerprint;
-use keyward_service::nonces::{self, NonceLimits, NonceTable, WhenFull};
+use keyward_service::nonces::{self, NonceError, NonceLimits, NonceTable, WhenFull};
 use keyward_service::store::{
     self as helpers, Backend, Schema, USED_STATEMENTS, Use, back_off, record_use, unique,
 };
@@ -155,8 +156,8 @@ enum Nonces {
     /// fetch or status reveals nothing new, and a replayed push only adds a pending version
     /// that needs an operator.
     Memory(Arc<NonceTable>),
-    /// PostgreSQL: an UNLOGGED table every hub shares.
-    Table,
+    /// PostgreSQL: an UNLOGGED table every hub shares (with when it was last swept).
+    Table(Arc<AtomicI64>),
 }
 
 /// The nonce table of a SQLite hub.
@@ -217,7 +218,7 @@ impl Store {
     /// Connects to an existing database without changing it (for `audit verify`).
     pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
         let (pool, backend) = helpers::connect_read_only(url).await?;
-        Ok(Store { pool, backend, nonces: Nonces::Table, writer: Arc::default() })
+        Ok(Store { pool, backend, nonces: Nonces::Table(Arc::default()), writer: Arc::default() })
     }
 
     /// Connects (`sqlite://PATH?mode=rwc` or `postgres://…`) and makes sure the schema exists.
@@ -226,7 +227,11 @@ impl Store {
         let max = if backend == Backend::Sqlite { 4 } else { 16 };
         let (pool, backend) = helpers::connect(url, max).await?;
         helpers::migrate(&pool, backend, &SCHEMA).await?;
-        let nonces = if backend == Backend::Sqlite { memory_nonces() } else { Nonces::Table };
+        let nonces = if backend == Backend::Sqlite {
+            memory_nonces()
+        } else {
+            Nonces::Table(Arc::default())
+        };
         Ok(Store { pool, backend, nonces, writer: Arc::default() })
     }
 
@@ -305,26 +310,29 @@ impl Store {
         })
     }
 
-    /// Records a request nonce until `expires`; `false` if it was seen (a replay) or cannot be
-    /// recorded (a full table refuses: a nonce is never accepted unchecked).
-    pub async fn use_nonce(&self, nonce: &str, expires: i64, now: i64) -> Result<bool, StoreError> {
+    /// Records a request nonce until `expires`: `Seen` for a replay, `Full` when the table
+    /// cannot hold it (a nonce is never accepted unchecked).
+    pub async fn use_nonce(&self, nonce: &str, expires: i64, now: i64) -> Result<(), NonceError> {
         match &self.nonces {
-            Nonces::Memory(seen) => {
-                // Seen, a full table, or malformed: all refused.
-                Ok(nonces::parse(nonce).and_then(|n| seen.insert(n, &[], expires, now)).is_ok())
-            }
-            Nonces::Table => {
-                // Expired nonces are cleared now and then, not on every request.
-                if now % 16 == 0 {
-                    sqlx::query("DELETE FROM nonces WHERE expires < $1")
+            Nonces::Memory(seen) => seen.insert(nonces::parse(nonce)?, &[], expires, now),
+            Nonces::Table(last_sweep) => {
+                // Expired nonces are cleared now and then (every 16 s), not on every request.
+                let due = now - last_sweep.load(Ordering::Relaxed) >= 16;
+                if due && last_sweep.swap(now, Ordering::Relaxed) != now {
+                    let _ = sqlx::query("DELETE FROM nonces WHERE expires < $1")
                         .bind(now)
                         .execute(&self.pool)
-                        .await?;
+                        .await;
                 }
                 let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
                     .bind(nonce)
                     .bind(expires);
-                Ok(unique(insert.execute(&self.pool).await)?)
+                match unique(insert.execute(&self.pool).await) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(NonceError::Seen),
+                    // The database refused: refuse the request rather than skip the check.
+                    Err(_) => Err(NonceError::Full),
+                }
             }
         }
     }

@@ -3,12 +3,12 @@
 //! twice, versions gated.
 
 use keyward_hub::api::{PushRequest, blob_sha256};
-use keyward_hub::hub::{Hub, HubError, Principal};
+use keyward_hub::hub::{Hub, Principal};
 use keyward_hub::store::Store;
 use keyward_service::refusals::RefusalCount;
 use keyward_service::request::{self, MAX_SKEW_SECS, Request};
 use keyward_service::statement::{self, Statement};
-use keyward_service::{AuthError, SigningIdentity};
+use keyward_service::{AuthError, ServiceError, SigningIdentity};
 
 const NOW: i64 = 1_800_000_000;
 /// The hub's name as the audience of signed requests (its certificate's hash; any text here).
@@ -82,12 +82,15 @@ fn a_replayed_request_is_refused() {
             Principal::Box("b1".into())
         );
         let again = s.hub.authenticate(&signed, post(&body), NOW + 1).await;
-        assert!(matches!(again, Err(HubError::Unauthenticated(AuthError::Replayed))), "{again:?}");
+        assert!(
+            matches!(again, Err(ServiceError::Unauthenticated(AuthError::Replayed))),
+            "{again:?}"
+        );
         // A request signed for another server is not this hub's.
         let elsewhere = request::sign(&s.device, "b1", "11:22", post(&body), NOW).expect("sign");
         let result = s.hub.authenticate(&elsewhere, post(&body), NOW).await;
         assert!(
-            matches!(result, Err(HubError::Unauthenticated(AuthError::WrongAudience))),
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::WrongAudience))),
             "{result:?}"
         );
     });
@@ -102,20 +105,20 @@ fn stale_wrong_and_unknown_signers_are_refused() {
             .expect("sign");
         let result = s.hub.authenticate(&stale, post(&body), NOW).await;
         assert!(
-            matches!(result, Err(HubError::Unauthenticated(AuthError::StaleTimestamp { .. }))),
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::StaleTimestamp { .. }))),
             "{result:?}"
         );
         let impostor = SigningIdentity::generate().expect("rng");
         let forged = request::sign(&impostor, "b1", AUDIENCE, post(&body), NOW).expect("sign");
         let result = s.hub.authenticate(&forged, post(&body), NOW).await;
         assert!(
-            matches!(result, Err(HubError::Unauthenticated(AuthError::BadSignature))),
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::BadSignature))),
             "{result:?}"
         );
         let unknown = request::sign(&s.device, "nobody", AUDIENCE, post(&body), NOW).expect("sign");
         let result = s.hub.authenticate(&unknown, post(&body), NOW).await;
         assert!(
-            matches!(result, Err(HubError::Unauthenticated(AuthError::UnknownSigner))),
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::UnknownSigner))),
             "{result:?}"
         );
     });
@@ -130,7 +133,7 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
         let ticket = recovery_ticket(&s, 1);
         assert_eq!(s.hub.recover(&ticket, NOW).await.expect("recover").versions[0].version, 1);
         assert!(
-            matches!(s.hub.recover(&ticket, NOW).await, Err(HubError::Refused(_))),
+            matches!(s.hub.recover(&ticket, NOW).await, Err(ServiceError::Refused(_))),
             "used twice"
         );
         // A recovery ticket is not an enrollment token.
@@ -146,7 +149,7 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
         );
         let result = s.hub.enroll("b2", other.public(), &wrong_kind, NOW).await;
         assert!(
-            matches!(result, Err(HubError::Unauthenticated(AuthError::WrongStatement { .. }))),
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::WrongStatement { .. }))),
             "{result:?}"
         );
         // An approval for a version that is not pending changes nothing.
@@ -161,7 +164,7 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
                 expires: NOW + 60,
             },
         );
-        assert!(matches!(s.hub.approve(&approval, NOW).await, Err(HubError::Refused(_))));
+        assert!(matches!(s.hub.approve(&approval, NOW).await, Err(ServiceError::Refused(_))));
     });
 }
 
@@ -210,12 +213,12 @@ fn an_enrollment_token_is_single_use_and_for_its_box_only() {
         let other = SigningIdentity::generate().expect("rng");
         let result = s.hub.enroll("b3", other.public(), &token, NOW).await;
         assert!(
-            matches!(result, Err(HubError::Unauthenticated(AuthError::WrongStatement { .. }))),
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::WrongStatement { .. }))),
             "{result:?}"
         );
         s.hub.enroll("b2", other.public(), &token, NOW).await.expect("its own box");
         let again = s.hub.enroll("b2", other.public(), &token, NOW).await;
-        assert!(matches!(again, Err(HubError::Refused(_))), "{again:?}");
+        assert!(matches!(again, Err(ServiceError::Refused(_))), "{again:?}");
     });
 }
 
@@ -230,7 +233,7 @@ fn an_approval_must_name_the_fingerprint_the_version_claims_and_one_version_is_a
         let other_fp = FP.replace("00:11", "ff:11");
         assert!(matches!(
             s.hub.approve(&overwrite(&s, 2, &other_fp), NOW).await,
-            Err(HubError::Refused(_))
+            Err(ServiceError::Refused(_))
         ));
         assert_eq!(s.hub.approve(&overwrite(&s, 2, FP), NOW).await.expect("approve v2"), 2);
         assert_eq!(s.hub.approve(&overwrite(&s, 3, FP), NOW).await.expect("approve v3"), 3);
@@ -245,7 +248,10 @@ fn an_approval_must_name_the_fingerprint_the_version_claims_and_one_version_is_a
             .collect();
         assert_eq!(states, ["superseded", "superseded", "active"]);
         assert!(
-            matches!(s.hub.approve(&overwrite(&s, 2, FP), NOW).await, Err(HubError::Refused(_))),
+            matches!(
+                s.hub.approve(&overwrite(&s, 2, FP), NOW).await,
+                Err(ServiceError::Refused(_))
+            ),
             "v2 is no longer pending"
         );
     });
@@ -280,18 +286,18 @@ fn only_an_operator_deletion_order_erases_a_version_and_the_log_tells_every_step
             },
         );
         let refused = s.hub.delete(&by_box, NOW).await;
-        assert!(matches!(refused, Err(HubError::Unauthenticated(_))), "{refused:?}");
+        assert!(matches!(refused, Err(ServiceError::Unauthenticated(_))), "{refused:?}");
         assert!(s.hub.fetch_own("b1").await.is_ok(), "a refused order erases nothing");
 
         let order = deletion(&s, 1);
         assert_eq!(s.hub.delete(&order, NOW).await.expect("delete"), ("b1".to_string(), 1));
-        assert!(matches!(s.hub.fetch_own("b1").await, Err(HubError::NotFound(_))));
+        assert!(matches!(s.hub.fetch_own("b1").await, Err(ServiceError::NotFound(_))));
         let replay = s.hub.delete(&order, NOW).await;
-        assert!(matches!(replay, Err(HubError::Refused(_))), "{replay:?}");
+        assert!(matches!(replay, Err(ServiceError::Refused(_))), "{replay:?}");
         let twice = s.hub.delete(&deletion(&s, 1), NOW).await;
-        assert!(matches!(twice, Err(HubError::Refused(_))), "{twice:?}");
+        assert!(matches!(twice, Err(ServiceError::Refused(_))), "{twice:?}");
         let missing = s.hub.delete(&deletion(&s, 7), NOW).await;
-        assert!(matches!(missing, Err(HubError::Refused(_))), "{missing:?}");
+        assert!(matches!(missing, Err(ServiceError::Refused(_))), "{missing:?}");
 
         // After a deletion the box cannot make itself a new active escrow: a push waits for an
         // operator, as any push after the first.
@@ -341,7 +347,7 @@ fn an_approval_names_the_blob_and_no_version_is_lost_to_it() {
         assert_eq!(answer.blob_sha256, blob_sha256(b"attacker"));
         let refused = s.hub.approve(&overwrite_of(&s, 2, FP, &blob_hash()), NOW).await;
         assert!(
-            matches!(refused, Err(HubError::Refused(ref why)) if why.contains("SHA-256")),
+            matches!(refused, Err(ServiceError::Refused(ref why)) if why.contains("SHA-256")),
             "{refused:?}"
         );
         // Approved by its own hash (a routine approval), it is active — and v1 is still held, so
@@ -374,7 +380,7 @@ fn a_ticket_allows_its_uses_each_audited_and_no_more() {
         }
         let fourth = s.hub.recover(&ticket, NOW).await;
         assert!(
-            matches!(fourth, Err(HubError::Refused(ref why)) if why.contains("all 3 times")),
+            matches!(fourth, Err(ServiceError::Refused(ref why)) if why.contains("all 3 times")),
             "{fourth:?}"
         );
         let used: Vec<String> = s
@@ -414,8 +420,25 @@ fn an_operator_signs_requests_with_its_own_key_and_a_box_cannot_pose_as_one() {
             .expect("sign");
         let result = s.hub.authenticate(&posing, get, NOW).await;
         assert!(
-            matches!(result, Err(HubError::Unauthenticated(AuthError::UnknownSigner))),
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::UnknownSigner))),
             "{result:?}"
         );
+    });
+}
+
+#[test]
+fn an_enrollment_body_the_schema_allows_is_never_malformed() {
+    runtime().block_on(async {
+        let s = setup().await;
+        // docs/openapi.json allows any token text up to 4096 characters: one that is not a
+        // statement is a failed proof (401), not a malformed request (400).
+        let other = SigningIdentity::generate().expect("rng");
+        for token in ["", "not a statement", "kwst1.e30.AAAA", &"x".repeat(4096)] {
+            let result = s.hub.enroll("b9", other.public(), token, NOW).await;
+            assert!(
+                matches!(result, Err(ServiceError::Unauthenticated(_))),
+                "{token:.20}: {result:?}"
+            );
+        }
     });
 }

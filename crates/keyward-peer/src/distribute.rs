@@ -170,11 +170,20 @@ pub async fn delete_everywhere(
     }
     let mut failed = Vec::new();
     while let Some(joined) = deletions.join_next().await {
-        if let Ok((url, Err(e))) = joined {
+        match joined {
+            Ok((_, Ok(()))) => {}
             // Already gone is what we wanted.
-            if !matches!(&e, ClientError::Refused { status: 404, .. }) {
-                failed.push((url, e));
-            }
+            Ok((_, Err(ClientError::Refused { status: 404, .. }))) => {}
+            Ok((url, Err(e))) => failed.push((url, e)),
+            // A deletion that did not finish (a panic) is not a deletion.
+            Err(join) => failed.push((
+                "a peer".into(),
+                ClientError::Unavailable {
+                    service: "peer",
+                    url: "?".into(),
+                    reason: join.to_string(),
+                },
+            )),
         }
     }
     failed

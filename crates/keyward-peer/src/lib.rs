@@ -11,6 +11,7 @@ pub mod api;
 pub mod card;
 pub mod client;
 pub mod distribute;
+pub mod journal;
 pub mod peer;
 pub mod reconstruct;
 pub mod recovery;

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use keyward_service::names::{BOX_NAME_RULE, valid_box_name};
-use keyward_service::nonces::{self, NonceError, NonceLimits, NonceTable, Tag, WhenFull};
+use keyward_service::nonces::{self, NonceLimits, NonceTable, Tag, WhenFull};
 use keyward_service::request::{self, MAX_SKEW_SECS, Request, RequestSignature};
 use keyward_service::statement::{self, Statement};
-use keyward_service::{AuthError, PublicKey, SourcePrefix};
+use keyward_service::{AuthError, PublicKey, ServiceError, SourcePrefix};
 use zeroize::Zeroizing;
 
 use crate::api::{
@@ -18,7 +18,7 @@ use crate::api::{
     StoreShareRequest, release_message, released_binding,
 };
 use crate::seal::{self, Purpose, SealSecret};
-use crate::store::{Admission, Quota, Store, StoreError, Stored, StoredShare};
+use crate::store::{Admission, Quota, Store, Stored, StoredShare};
 
 /// How long a release nonce stays good.
 pub const NONCE_TTL_SECS: i64 = 60;
@@ -31,71 +31,10 @@ pub const RELEASE_NONCES_PER_SOURCE: usize = 16;
 pub const RELEASE_NONCES_PER_ASKED: usize = 4 * RELEASE_NONCES_PER_SOURCE;
 /// Most owner-request nonces remembered (ten minutes of signed requests).
 const MAX_REQUEST_NONCES: usize = 1_000_000;
-
-/// Why a peer refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PeerError {
-    /// The request is not well formed.
-    #[error("malformed request: {0}")]
-    Malformed(String),
-    /// A proof (signature, ticket, nonce) does not hold; counts toward the source's lockout.
-    #[error("not authenticated: {0}")]
-    Unauthenticated(String),
-    /// Authenticated, but policy says no.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// Too many requests.
-    #[error("rate limited: {0}")]
-    RateLimited(String),
-    /// No such share set.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// The name or set belongs to someone else.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The store failed, or a stored share no longer opens.
-    #[error("internal: {0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for PeerError {
-    fn from(e: StoreError) -> Self {
-        PeerError::Internal(e.to_string())
-    }
-}
-
-impl From<AuthError> for PeerError {
-    fn from(e: AuthError) -> Self {
-        PeerError::Unauthenticated(e.to_string())
-    }
-}
-
-impl From<NonceError> for PeerError {
-    fn from(e: NonceError) -> Self {
-        match e {
-            NonceError::Full => PeerError::RateLimited(e.to_string()),
-            NonceError::Malformed => PeerError::Malformed(e.to_string()),
-            NonceError::Seen | NonceError::Unknown | NonceError::Expired => {
-                PeerError::Unauthenticated(e.to_string())
-            }
-        }
-    }
-}
-
-impl PeerError {
-    /// The reason alone, for the answer's message.
-    pub fn reason(&self) -> String {
-        match self {
-            PeerError::Malformed(r)
-            | PeerError::Refused(r)
-            | PeerError::RateLimited(r)
-            | PeerError::NotFound(r)
-            | PeerError::Conflict(r) => r.clone(),
-            PeerError::Unauthenticated(r) => format!("not authenticated: {r}"),
-            PeerError::Internal(_) => "internal error".into(),
-        }
-    }
-}
+/// Most of them from one source. Anyone can sign an owner request with a key of its own, so the
+/// table is not only the admitted owners': a source over this is refused (429), the others are
+/// not. (The rate limit, 600 a minute, keeps an honest source far below it.)
+pub const REQUEST_NONCES_PER_SOURCE: usize = 8_000;
 
 /// A peer: its store, its sealing key, the operators whose statements it accepts, its name as
 /// the audience of signed requests (its certificate's SHA-256), each owner's quota, and its two
@@ -150,22 +89,22 @@ impl Peer {
         }
     }
 
-    /// Checks an owner-signed request (the signer is the owner's public key): the signature,
-    /// that it is for this peer, its timestamp, and that its nonce is new.
+    /// Checks an owner-signed request from `source` (the signer is the owner's public key):
+    /// the signature, that it is for this peer, its timestamp, and that its nonce is new.
     pub fn authenticate_owner(
         &self,
         signed: &RequestSignature,
         request: Request<'_>,
+        source: SourcePrefix,
         now: i64,
-    ) -> Result<PublicKey, PeerError> {
+    ) -> Result<PublicKey, ServiceError> {
         let owner: PublicKey = signed.signer.parse()?;
         request::verify(signed, &owner, &self.audience, request, now)?;
         let nonce = nonces::parse(&signed.nonce)?;
-        match self.request_nonces.insert(nonce, &[], now + 2 * MAX_SKEW_SECS, now) {
-            Ok(()) => Ok(owner),
-            Err(NonceError::Seen) => Err(AuthError::Replayed.into()),
-            Err(e) => Err(e.into()),
-        }
+        let source = format!("src:{source}");
+        let tags = [Tag { value: &source, limit: REQUEST_NONCES_PER_SOURCE }];
+        self.request_nonces.insert(nonce, &tags, now + 2 * MAX_SKEW_SECS, now)?;
+        Ok(owner)
     }
 
     /// Stores a share that `owner` sealed to this peer. The share must open here (so a release
@@ -176,20 +115,22 @@ impl Peer {
         owner: &PublicKey,
         request: &StoreShareRequest,
         now: i64,
-    ) -> Result<Stored, PeerError> {
+    ) -> Result<Stored, ServiceError> {
         if !valid_box_name(&request.owner_name) {
-            return Err(PeerError::Malformed(format!("owner names are {BOX_NAME_RULE}")));
+            return Err(ServiceError::Malformed(format!("owner names are {BOX_NAME_RULE}")));
         }
         if !is_hex_id(&request.share_set) || request.keybox_id.len() > 64 {
-            return Err(PeerError::Malformed(
+            return Err(ServiceError::Malformed(
                 "the share set is not 32 lower-case hex digits".into(),
             ));
         }
         if request.threshold < 2 || request.x == 0 {
-            return Err(PeerError::Malformed("threshold below 2 or share x of 0".into()));
+            return Err(ServiceError::Malformed("threshold below 2 or share x of 0".into()));
         }
         if request.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
-            return Err(PeerError::Malformed("the fingerprint is not 32 colon hex bytes".into()));
+            return Err(ServiceError::Malformed(
+                "the fingerprint is not 32 colon hex bytes".into(),
+            ));
         }
         let owner_text = owner.to_string();
         let share = seal::open(
@@ -198,9 +139,11 @@ impl Peer {
             &request.binding(&owner_text),
             &request.share,
         )
-        .map_err(|e| PeerError::Malformed(format!("{e} (was it sealed to this peer's card?)")))?;
+        .map_err(|e| {
+            ServiceError::Malformed(format!("{e} (was it sealed to this peer's card?)"))
+        })?;
         if share.first() != Some(&request.x) {
-            return Err(PeerError::Malformed("the sealed share's x differs from `x`".into()));
+            return Err(ServiceError::Malformed("the sealed share's x differs from `x`".into()));
         }
         // A token matters only for a name not admitted yet: one that no longer verifies (it
         // expired since the first upload) does not stop an admitted owner's retry.
@@ -214,22 +157,22 @@ impl Peer {
         };
         let name = &request.owner_name;
         match self.store.store_share(&owner_text, request, admission, self.quota, now).await? {
-            Stored::NameTaken => Err(PeerError::Conflict(format!(
+            Stored::NameTaken => Err(ServiceError::Conflict(format!(
                 "the owner name {name} belongs to another identity here"
             ))),
             Stored::NotAdmitted => Err(match token {
                 Some(Err(e)) => e,
-                _ => PeerError::Refused(format!(
+                _ => ServiceError::Refused(format!(
                     "{name} is not admitted at this peer; give an operator's enrollment token for it (`--token-file F`)"
                 )),
             }),
             Stored::TokenUsed => {
-                Err(PeerError::Refused("this enrollment token was already used here".into()))
+                Err(ServiceError::Refused("this enrollment token was already used here".into()))
             }
             Stored::SetTaken => {
-                Err(PeerError::Conflict(format!("share set {} exists here", request.share_set)))
+                Err(ServiceError::Conflict(format!("share set {} exists here", request.share_set)))
             }
-            Stored::OverQuota => Err(PeerError::Refused(format!(
+            Stored::OverQuota => Err(ServiceError::Refused(format!(
                 "{name} holds as many share sets here as it may ({} sets, {} bytes); delete old ones first",
                 self.quota.sets, self.quota.bytes
             ))),
@@ -243,7 +186,7 @@ impl Peer {
         text: &str,
         owner_name: &str,
         now: i64,
-    ) -> Result<String, PeerError> {
+    ) -> Result<String, ServiceError> {
         match statement::verify(text, &self.operators, now)?.statement {
             Statement::Enrollment { box_name, id, .. } if box_name == owner_name => Ok(id),
             other => Err(AuthError::WrongStatement {
@@ -255,16 +198,16 @@ impl Peer {
     }
 
     /// The sets `owner` has here.
-    pub async fn status(&self, owner: &PublicKey) -> Result<StatusResponse, PeerError> {
+    pub async fn status(&self, owner: &PublicKey) -> Result<StatusResponse, ServiceError> {
         Ok(StatusResponse { sets: self.store.sets_of(&owner.to_string()).await? })
     }
 
     /// Deletes one of `owner`'s sets.
-    pub async fn delete(&self, owner: &PublicKey, share_set: &str) -> Result<(), PeerError> {
+    pub async fn delete(&self, owner: &PublicKey, share_set: &str) -> Result<(), ServiceError> {
         if self.store.delete(&owner.to_string(), share_set).await? {
             Ok(())
         } else {
-            Err(PeerError::NotFound(format!("no share set {share_set} of yours here")))
+            Err(ServiceError::NotFound(format!("no share set {share_set} of yours here")))
         }
     }
 
@@ -276,11 +219,11 @@ impl Peer {
         source: SourcePrefix,
         asked: &str,
         now: i64,
-    ) -> Result<NonceResponse, PeerError> {
+    ) -> Result<NonceResponse, ServiceError> {
         if asked.is_empty() || asked.len() > 64 {
-            return Err(PeerError::Malformed("`for` names a share set or an owner".into()));
+            return Err(ServiceError::Malformed("`for` names a share set or an owner".into()));
         }
-        let (nonce, text) = nonces::fresh().map_err(|e| PeerError::Internal(e.to_string()))?;
+        let (nonce, text) = nonces::fresh().map_err(|e| ServiceError::Internal(e.to_string()))?;
         let expires = now + NONCE_TTL_SECS;
         let (source, asked) = (format!("src:{source}"), format!("for:{asked}"));
         let tags = [
@@ -292,13 +235,14 @@ impl Peer {
     }
 
     /// Uses up a release nonce, which must have been asked for what the request asks.
-    fn take_nonce(&self, text: &str, asked: &str, now: i64) -> Result<(), PeerError> {
+    fn take_nonce(&self, text: &str, asked: &str, now: i64) -> Result<(), ServiceError> {
         let nonce = nonces::parse(text)?;
         let tags = self.release_nonces.take(&nonce, now)?;
         if !tags.iter().any(|t| t.strip_prefix("for:") == Some(asked)) {
-            return Err(PeerError::Unauthenticated(
-                "the nonce was asked for another release; ask for one for this".into(),
-            ));
+            return Err(AuthError::Unproven(
+                "the nonce was asked for another release; ask for one for this",
+            )
+            .into());
         }
         Ok(())
     }
@@ -310,13 +254,15 @@ impl Peer {
         &self,
         request: &ReleaseRequest,
         now: i64,
-    ) -> Result<ReleaseResponse, PeerError> {
+    ) -> Result<ReleaseResponse, ServiceError> {
         let Some(asked) = request.asked() else {
-            return Err(PeerError::Malformed("name a share_set or an owner_name".into()));
+            return Err(ServiceError::Malformed("name a share_set or an owner_name".into()));
         };
         self.take_nonce(&request.nonce, asked, now)?;
         if request.owner_signature.is_some() && request.share_set.is_none() {
-            return Err(PeerError::Malformed("an owner's signature asks for one share_set".into()));
+            return Err(ServiceError::Malformed(
+                "an owner's signature asks for one share_set".into(),
+            ));
         }
         let sets: Vec<StoredShare> = match &request.share_set {
             Some(set) => self.store.share(set).await?.into_iter().collect(),
@@ -324,7 +270,7 @@ impl Peer {
         };
         let Some(first) = sets.first() else {
             // A guess at a set or a name counts as a failed proof (toward the lockout).
-            return Err(PeerError::Unauthenticated("no such share set or owner here".into()));
+            return Err(AuthError::Unproven("no such share set or owner here").into());
         };
         // Every set of one request has one owner name (a name is bound to one identity).
         let ticket = match &request.ticket {
@@ -346,9 +292,10 @@ impl Peer {
             .filter(|set| set.request.policy.allows(owner_signed, ticket.is_some()))
             .collect();
         if released.is_empty() {
-            return Err(PeerError::Unauthenticated(
-                "the proof given is not what the owner's policy asks for".into(),
-            ));
+            return Err(AuthError::Unproven(
+                "the proof given is not what the owner's policy asks for",
+            )
+            .into());
         }
         let shares =
             released.iter().map(|set| self.reseal(set, request)).collect::<Result<Vec<_>, _>>()?;
@@ -356,22 +303,21 @@ impl Peer {
         if let Some((id, allowed)) = &ticket
             && !self.store.use_ticket(id, *allowed, now).await?
         {
-            return Err(PeerError::Refused(format!(
+            return Err(ServiceError::Refused(format!(
                 "this release ticket was used here all {allowed} time(s) it allows"
             )));
         }
-        // When it was last released is for `peers status` only: note it after answering, so
-        // the requester does not wait for its fsync.
-        let store = self.store.clone();
-        let sets: Vec<String> = shares.iter().map(|s| s.share_set.clone()).collect();
-        tokio::spawn(async move {
-            for set in sets {
-                if let Err(e) = store.released(&set, now).await {
-                    tracing::warn!(error = %e, "cannot note a release time");
-                }
-            }
-        });
         Ok(ReleaseResponse { shares })
+    }
+
+    /// Notes when the sets of `answer` were released (for `peers status` only: the server calls
+    /// this after answering, so the requester does not wait for its fsync).
+    pub async fn note_released(&self, answer: &ReleaseResponse, now: i64) {
+        for share in &answer.shares {
+            if let Err(e) = self.store.released(&share.share_set, now).await {
+                tracing::warn!(error = %e, "cannot note a release time");
+            }
+        }
     }
 
     fn check_owner_signature(
@@ -379,7 +325,7 @@ impl Peer {
         set: &StoredShare,
         request: &ReleaseRequest,
         signature: &str,
-    ) -> Result<(), PeerError> {
+    ) -> Result<(), ServiceError> {
         let owner: PublicKey = set.owner.parse()?;
         let signature = keyward_core::encoding::from_base64(signature)
             .ok_or(AuthError::Malformed("owner_signature"))?;
@@ -397,7 +343,7 @@ impl Peer {
         owner_name: &str,
         asked: &str,
         now: i64,
-    ) -> Result<(String, u32), PeerError> {
+    ) -> Result<(String, u32), ServiceError> {
         let statement = statement::verify(text, &self.operators, now)?.statement;
         let allowed = statement.uses();
         let (requester, id) = match statement {
@@ -426,14 +372,16 @@ impl Peer {
         &self,
         set: &StoredShare,
         request: &ReleaseRequest,
-    ) -> Result<ReleasedShare, PeerError> {
+    ) -> Result<ReleasedShare, ServiceError> {
         let share: Zeroizing<Vec<u8>> = seal::open(
             &self.seal_secret,
             Purpose::StoredShare,
             &set.request.binding(&set.owner),
             &set.request.share,
         )
-        .map_err(|e| PeerError::Internal(format!("stored share {}: {e}", set.request.share_set)))?;
+        .map_err(|e| {
+            ServiceError::Internal(format!("stored share {}: {e}", set.request.share_set))
+        })?;
         let mut released = ReleasedShare {
             share_set: set.request.share_set.clone(),
             keybox_id: set.request.keybox_id.clone(),
@@ -448,7 +396,7 @@ impl Peer {
             &released_binding(&request.nonce, &released),
             &share,
         )
-        .map_err(|e| PeerError::Malformed(format!("the one-time key: {e}")))?;
+        .map_err(|e| ServiceError::Malformed(format!("the one-time key: {e}")))?;
         Ok(released)
     }
 }

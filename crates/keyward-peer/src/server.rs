@@ -15,12 +15,12 @@ use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
 use keyward_service::request::Request;
-use keyward_service::shell::{ErrorKind, ServeOptions, ServiceError, Shell, signature_headers};
-use keyward_service::{PublicKey, SourcePrefix, unix_now};
+use keyward_service::shell::{ServeOptions, Shell, signature_headers};
+use keyward_service::{PublicKey, ServiceError, SourcePrefix, unix_now};
 use serde::de::DeserializeOwned;
 
 use crate::api::{DeleteSharesRequest, NonceQuery, ReleaseRequest, StoreShareRequest};
-use crate::peer::{Peer, PeerError};
+use crate::peer::Peer;
 use crate::store::Stored;
 
 /// Largest request body accepted.
@@ -39,53 +39,38 @@ impl ServerState {
         &self,
         route: &'static str,
         source: SocketAddr,
-        body: impl Future<Output = Result<Response, PeerError>>,
+        body: impl Future<Output = Result<Response, ServiceError>>,
     ) -> Response {
         self.shell.run(route, source, body).await
     }
 
     /// The owner of a signed request.
-    fn owner(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        map: &HeaderMap,
-        body: &[u8],
-    ) -> Result<PublicKey, PeerError> {
-        let signed = signature_headers(map)?;
-        let request = Request { method: method.as_str(), path: uri.path(), body };
-        self.peer.authenticate_owner(&signed, request, unix_now())
+    fn owner(&self, source: SocketAddr, signed: Signed<'_>) -> Result<PublicKey, ServiceError> {
+        let signature = signature_headers(signed.map)?;
+        let request =
+            Request { method: signed.method.as_str(), path: signed.uri.path(), body: signed.body };
+        self.peer.authenticate_owner(
+            &signature,
+            request,
+            SourcePrefix::from(source.ip()),
+            unix_now(),
+        )
     }
+}
+
+/// A signed request's parts.
+struct Signed<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    map: &'a HeaderMap,
+    body: &'a [u8],
 }
 
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
 
-impl ServiceError for PeerError {
-    fn locked_out(reason: String) -> Self {
-        PeerError::Refused(reason)
-    }
-    fn rate_limited(reason: String) -> Self {
-        PeerError::RateLimited(reason)
-    }
-    fn kind(&self) -> ErrorKind {
-        match self {
-            PeerError::Malformed(_) => ErrorKind::Malformed,
-            PeerError::Unauthenticated(_) => ErrorKind::Unauthenticated,
-            PeerError::Refused(_) => ErrorKind::Refused,
-            PeerError::RateLimited(_) => ErrorKind::RateLimited,
-            PeerError::NotFound(_) => ErrorKind::NotFound,
-            PeerError::Conflict(_) => ErrorKind::Conflict,
-            PeerError::Internal(_) => ErrorKind::Internal,
-        }
-    }
-    fn reason(&self) -> String {
-        PeerError::reason(self)
-    }
-}
-
-fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerError> {
-    serde_json::from_slice(body).map_err(|e| PeerError::Malformed(e.to_string()))
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(e.to_string()))
 }
 
 async fn store(
@@ -98,7 +83,8 @@ async fn store(
 ) -> Response {
     state
         .run("store", source, async {
-            let owner = state.owner(&method, &uri, &map, &body)?;
+            let owner = state
+                .owner(source, Signed { method: &method, uri: &uri, map: &map, body: &body })?;
             let request: StoreShareRequest = json(&body)?;
             let stored = state.peer.store_share(&owner, &request, unix_now()).await?;
             tracing::info!(share_set = %request.share_set, x = request.x, "share stored");
@@ -118,7 +104,8 @@ async fn status(
 ) -> Response {
     state
         .run("status", source, async {
-            let owner = state.owner(&method, &uri, &map, b"")?;
+            let owner =
+                state.owner(source, Signed { method: &method, uri: &uri, map: &map, body: b"" })?;
             Ok(Json(state.peer.status(&owner).await?).into_response())
         })
         .await
@@ -134,7 +121,8 @@ async fn delete(
 ) -> Response {
     state
         .run("delete", source, async {
-            let owner = state.owner(&method, &uri, &map, &body)?;
+            let owner = state
+                .owner(source, Signed { method: &method, uri: &uri, map: &map, body: &body })?;
             let request: DeleteSharesRequest = json(&body)?;
             state.peer.delete(&owner, &request.share_set).await?;
             tracing::info!(share_set = %request.share_set, "share deleted");
@@ -151,7 +139,9 @@ async fn nonce(
     state
         .run("nonce", source, async {
             let Ok(Query(query)) = query else {
-                return Err(PeerError::Malformed("ask with ?for=SHARE_SET or ?for=OWNER".into()));
+                return Err(ServiceError::Malformed(
+                    "ask with ?for=SHARE_SET or ?for=OWNER".into(),
+                ));
             };
             let prefix = SourcePrefix::from(source.ip());
             Ok(Json(state.peer.nonce(prefix, &query.asked, unix_now())?).into_response())
@@ -163,11 +153,15 @@ async fn release(State(state): Shared, ConnectInfo(source): Source, body: Bytes)
     state
         .run("release", source, async {
             let request: ReleaseRequest = json(&body)?;
-            let answer = state.peer.release(&request, unix_now()).await?;
+            let now = unix_now();
+            let answer = state.peer.release(&request, now).await?;
             for share in &answer.shares {
                 tracing::info!(share_set = %share.share_set, x = share.x, "share released");
             }
-            Ok(Json(answer).into_response())
+            let response = Json(&answer).into_response();
+            let peer = state.peer.clone();
+            tokio::spawn(async move { peer.note_released(&answer, now).await });
+            Ok(response)
         })
         .await
 }
@@ -191,6 +185,19 @@ fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
+/// Logs the refusals the shell counted, once a minute, as one line (a peer keeps no audit log;
+/// each refusal is also logged on its own, with its reason).
+async fn log_refusals(state: Arc<ServerState>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        let counts = state.shell.refusals().drain();
+        if !counts.is_empty() {
+            tracing::info!(counts = %keyward_service::refusals::summary(&counts), "refusals in the last minute");
+        }
+    }
+}
+
 /// Serves HTTPS on `addr` until the process ends.
 pub async fn serve(
     addr: SocketAddr,
@@ -203,5 +210,6 @@ pub async fn serve(
         peer,
         shell: Shell::new(limits, Metrics::new("keyward_peer", ROUTES)),
     });
+    tokio::spawn(log_refusals(state.clone()));
     keyward_service::shell::serve_https(addr, tls, router(state), options).await
 }

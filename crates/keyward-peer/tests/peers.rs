@@ -16,7 +16,7 @@ use keyward_peer::api::{ReleaseRequest, StoreShareRequest, release_message, rele
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
 use keyward_peer::distribute::{Owner, Split, distribute, new_share_set};
-use keyward_peer::peer::{NONCE_TTL_SECS, Peer, PeerError, PeerSetup, RELEASE_NONCES_PER_SOURCE};
+use keyward_peer::peer::{NONCE_TTL_SECS, Peer, PeerSetup, RELEASE_NONCES_PER_SOURCE};
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError, ReshareStep};
 use keyward_peer::seal::{self, Purpose, SealSecret};
@@ -26,7 +26,7 @@ use keyward_service::limits::RateLimits;
 use keyward_service::request::{self, Request};
 use keyward_service::shell::ServeOptions;
 use keyward_service::statement::{self, Statement};
-use keyward_service::{SigningIdentity, SourcePrefix, tls};
+use keyward_service::{ServiceError, SigningIdentity, SourcePrefix, tls};
 use zeroize::Zeroizing;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -460,8 +460,8 @@ fn ticket(box_name: &str, requester: &SigningIdentity, signer: &SigningIdentity)
     )
 }
 
-fn unauthenticated<T: std::fmt::Debug>(result: Result<T, PeerError>, what: &str) {
-    assert!(matches!(result, Err(PeerError::Unauthenticated(_))), "{what}: {result:?}");
+fn unauthenticated<T: std::fmt::Debug>(result: Result<T, ServiceError>, what: &str) {
+    assert!(matches!(result, Err(ServiceError::Unauthenticated(_))), "{what}: {result:?}");
 }
 
 #[test]
@@ -531,7 +531,7 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
         h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await.expect("released");
         let nonce = nonce_for(&h.peer, "box-p");
         let again = h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await;
-        assert!(matches!(again, Err(PeerError::Refused(_))), "{again:?}");
+        assert!(matches!(again, Err(ServiceError::Refused(_))), "{again:?}");
         // A ticket for another box, and one signed by the owner rather than an operator.
         for (text, what) in [
             (ticket("box-q", &fresh, &h.operator), "a ticket for another box"),
@@ -640,7 +640,7 @@ fn an_owner_is_admitted_only_with_an_operators_token_for_its_name() {
         let refused =
             peer.store_share(&owner.public(), &request(&"01".repeat(16), None), NOW).await;
         assert!(
-            matches!(refused, Err(PeerError::Refused(ref why)) if why.contains("not admitted")),
+            matches!(refused, Err(ServiceError::Refused(ref why)) if why.contains("not admitted")),
             "{refused:?}"
         );
         for (text, what) in [
@@ -672,7 +672,7 @@ fn an_owner_is_admitted_only_with_an_operators_token_for_its_name() {
             Some(token("box-a", &operator)),
         );
         let result = peer.store_share(&other.public(), &taken, NOW).await;
-        assert!(matches!(result, Err(PeerError::Conflict(_))), "{result:?}");
+        assert!(matches!(result, Err(ServiceError::Conflict(_))), "{result:?}");
     });
 }
 
@@ -707,7 +707,7 @@ fn an_owner_over_its_quota_is_refused_and_a_retried_upload_is_not() {
         peer.store_share(&owner.public(), &requests[1], NOW).await.expect("second");
         let over = peer.store_share(&owner.public(), &requests[2], NOW).await;
         assert!(
-            matches!(over, Err(PeerError::Refused(ref why)) if why.contains("as many share sets")),
+            matches!(over, Err(ServiceError::Refused(ref why)) if why.contains("as many share sets")),
             "{over:?}"
         );
         let again = peer.store_share(&owner.public(), &requests[1], NOW).await.expect("a retry");
@@ -731,16 +731,17 @@ fn an_owners_request_to_one_peer_is_refused_by_another_and_not_replayed() {
         let what = Request { method: "GET", path: "/v1/shares", body: b"" };
         // Signed for another peer (another certificate): a peer it was sent to cannot use it here.
         let elsewhere = request::sign(&owner, &signer, "11:22:33", what, NOW).expect("sign");
+        let source = SourcePrefix::V4([10, 0, 0, 2]);
         unauthenticated(
-            peer.authenticate_owner(&elsewhere, what, NOW),
+            peer.authenticate_owner(&elsewhere, what, source, NOW),
             "a request for another peer",
         );
         let here = request::sign(&owner, &signer, AUDIENCE, what, NOW).expect("sign");
         assert_eq!(
-            peer.authenticate_owner(&here, what, NOW).expect("for this peer"),
+            peer.authenticate_owner(&here, what, source, NOW).expect("for this peer"),
             owner.public()
         );
-        unauthenticated(peer.authenticate_owner(&here, what, NOW + 1), "a replay");
+        unauthenticated(peer.authenticate_owner(&here, what, source, NOW + 1), "a replay");
     });
 }
 
@@ -761,5 +762,47 @@ fn a_nonce_flood_from_one_source_does_not_push_out_a_requesters_nonce() {
         let mut misused = signed_request(&h.owner, &other, &h.share_set);
         misused.nonce = other;
         unauthenticated(h.peer.release(&misused, NOW).await, "a nonce asked for something else");
+    });
+}
+
+#[test]
+fn a_release_ticket_allows_its_uses_at_each_peer_and_no_more() {
+    client_runtime().block_on(async {
+        let h = held(ReleasePolicy::Operator).await;
+        let fresh = SigningIdentity::generate().expect("rng");
+        let text = statement::issue(
+            &h.operator,
+            Statement::PeerRelease {
+                box_name: "box-p".into(),
+                requester: fresh.public(),
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 600,
+                uses: 2,
+            },
+        );
+        let release = |text: String| {
+            let h = &h;
+            let fresh = &fresh;
+            async move {
+                let mut request = ReleaseRequest {
+                    nonce: nonce_for(&h.peer, "box-p"),
+                    ephemeral: SealSecret::generate().expect("rng").public(),
+                    share_set: None,
+                    owner_name: Some("box-p".into()),
+                    owner_signature: None,
+                    ticket: Some(text),
+                    requester_signature: None,
+                };
+                request.requester_signature = Some(signature(fresh, &request));
+                h.peer.release(&request, NOW).await
+            }
+        };
+        release(text.clone()).await.expect("first use");
+        release(text.clone()).await.expect("second use (a mistyped fingerprint costs one)");
+        let third = release(text).await;
+        assert!(
+            matches!(third, Err(ServiceError::Refused(ref why)) if why.contains("2 time")),
+            "{third:?}"
+        );
     });
 }

@@ -19,9 +19,17 @@ use crate::request::{self, Request, headers};
 use crate::tls::{PinWitness, TlsError, pinned_client_config};
 use crate::{SigningIdentity, unix_now};
 
-/// Largest answer read from a server (the largest the API has is a hub recovery of a few
-/// versions of 64 KiB each).
-const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// Largest answer read from a server: a hub's recovery answer holds every version it keeps of a
+/// box, each up to 64 KiB (base64 of it, about 87 KiB), and it keeps at most a few pending ones.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Text a server sent, with every control character (newlines too) written as an escape: a
+/// hostile or broken server's message can neither drive a terminal nor forge a line of output.
+fn from_server(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
 
 /// What a call to a hub or a peer can end in.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +180,7 @@ impl ServiceClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        self.witness.clear();
         let mut response = request.send().await.map_err(|e| self.unanswered(&e))?;
         let status = response.status();
         if status.is_redirection() {
@@ -196,8 +205,8 @@ impl ServiceClient {
                 service: self.service,
                 url: self.url.clone(),
                 status: status.as_u16(),
-                code: error.error,
-                message: error.message,
+                code: from_server(&error.error),
+                message: from_server(&error.message),
             });
         }
         let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
@@ -205,7 +214,7 @@ impl ServiceClient {
         } else {
             &bytes[..]
         };
-        serde_json::from_slice(bytes).map_err(|e| self.bad_answer(e.to_string()))
+        serde_json::from_slice(bytes).map_err(|e| self.bad_answer(from_server(&e.to_string())))
     }
 
     /// A POST of `body` as JSON.
@@ -271,6 +280,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_text_cannot_forge_a_line_or_drive_a_terminal() {
+        assert_eq!(from_server("ok\nkeyward: all fine\x1b[2J"), "ok\\nkeyward: all fine\\u{1b}[2J");
+    }
 
     #[test]
     fn plain_http_is_refused_before_anything_is_sent() {

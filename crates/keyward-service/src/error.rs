@@ -1,5 +1,83 @@
-//! Why a signed request or statement is refused. Each variant is a distinct, loggable reason;
+//! Why a service refuses or fails a request: [`ServiceError`], one family per answer the hub
+//! and the peers give (written once for both), and [`AuthError`], why a proof — a signed
+//! request, a statement, a nonce — does not pass. Each variant is a distinct, loggable reason;
 //! none carries secret material.
+
+use crate::nonces::NonceError;
+use crate::shell::ErrorKind;
+use crate::store::StoreError;
+
+/// Why the hub or a peer refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is not well formed (400).
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// A proof (signature, token, ticket, nonce) does not hold (401); counts toward the
+    /// source's lockout.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(#[from] AuthError),
+    /// Authenticated, but policy says no: a used ticket, a lockout, not pending, a quota (403).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Too many requests from one source or for one box (429).
+    #[error("rate limited: {0}")]
+    RateLimited(String),
+    /// No such box, escrow or share set (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A name or set that belongs to someone else (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The service's own failure (500): logged with this detail, answered without it.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// The reason alone, for the answer's message (the status already says the family).
+    pub fn reason(&self) -> String {
+        match self {
+            ServiceError::Malformed(r)
+            | ServiceError::Refused(r)
+            | ServiceError::RateLimited(r)
+            | ServiceError::NotFound(r)
+            | ServiceError::Conflict(r) => r.clone(),
+            ServiceError::Unauthenticated(e) => format!("not authenticated: {e}"),
+            ServiceError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// Its family.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServiceError::Malformed(_) => ErrorKind::Malformed,
+            ServiceError::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            ServiceError::Refused(_) => ErrorKind::Refused,
+            ServiceError::RateLimited(_) => ErrorKind::RateLimited,
+            ServiceError::NotFound(_) => ErrorKind::NotFound,
+            ServiceError::Conflict(_) => ErrorKind::Conflict,
+            ServiceError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<NonceError> for ServiceError {
+    fn from(e: NonceError) -> Self {
+        match e {
+            NonceError::Full => ServiceError::RateLimited(e.to_string()),
+            NonceError::Malformed => ServiceError::Malformed(e.to_string()),
+            NonceError::Seen => AuthError::Replayed.into(),
+            NonceError::Unknown | NonceError::Expired => AuthError::Nonce(e).into(),
+        }
+    }
+}
 
 /// A signature, timestamp, nonce or statement that does not pass.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +117,12 @@ pub enum AuthError {
     /// A signed request whose nonce was seen before.
     #[error("replayed request (nonce already seen)")]
     Replayed,
+    /// A challenge nonce that is not (or no longer) good.
+    #[error(transparent)]
+    Nonce(NonceError),
+    /// A proof that does not show what it must (the policy's proofs, a share set held here).
+    #[error("{0}")]
+    Unproven(&'static str),
     /// A signed request made for another server (its audience is another certificate).
     #[error("the request was signed for another server")]
     WrongAudience,

@@ -27,7 +27,7 @@ pub mod statement;
 pub mod store;
 pub mod tls;
 
-pub use error::AuthError;
+pub use error::{AuthError, ServiceError};
 pub use identity::{PublicKey, SigningIdentity};
 pub use source::SourcePrefix;
 

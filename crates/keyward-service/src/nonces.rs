@@ -3,8 +3,8 @@
 //!
 //! - nonces of signed requests the service has *seen* (a second sighting is a replay): a full
 //!   table refuses new ones ([`WhenFull::Refuse`]), since forgetting a live nonce would let its
-//!   request be replayed — only verified requests are recorded, so only authenticated callers,
-//!   within their rate limits, can fill it;
+//!   request be replayed. Only verified requests are recorded; where anyone can make a key that
+//!   verifies (a peer's owners), a per-source [`Tag`] limit refuses only the source over it;
 //! - challenges the service *hands out* (a peer's release nonces), each taken once: a full table
 //!   forgets the oldest ([`WhenFull::EvictOldest`]). Each challenge carries tags (the source that
 //!   asked, what it is for), and each tag may hold only so many ([`Tag::limit`]), its oldest

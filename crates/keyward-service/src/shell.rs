@@ -10,8 +10,8 @@
 //!   [`RefusalTally`] and logged as one line (its reason only, never a body), and the outcome
 //!   counted for `/metrics`.
 //!
-//! A service's routes are plain axum handlers that call [`Shell::run`] with their body; their
-//! errors implement [`ServiceError`].
+//! A service's routes are plain axum handlers that call [`Shell::run`] with their body, which
+//! answers with a [`ServiceError`] or a response.
 
 use std::collections::HashMap;
 use std::future::{Future, Ready, ready};
@@ -39,7 +39,7 @@ use crate::limits::{RateLimiter, RateLimits};
 use crate::metrics::Metrics;
 use crate::refusals::RefusalTally;
 use crate::request::RequestSignature;
-use crate::{AuthError, SourcePrefix, unix_now};
+use crate::{AuthError, ServiceError, SourcePrefix, unix_now};
 
 /// The families of refusal and failure a service answers with, each with its status and code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,18 +75,6 @@ impl ErrorKind {
     }
 }
 
-/// What the shell needs to know of a service's errors (the hub's, a peer's).
-pub trait ServiceError: std::fmt::Display {
-    /// The refusal for a source that is locked out.
-    fn locked_out(reason: String) -> Self;
-    /// The refusal for a source over its rate.
-    fn rate_limited(reason: String) -> Self;
-    /// Its family.
-    fn kind(&self) -> ErrorKind;
-    /// The reason alone, for the answer's message.
-    fn reason(&self) -> String;
-}
-
 /// An error answer: `status`, `{"error": code, "message": message}`.
 fn json_error(status: StatusCode, code: &str, message: String) -> Response {
     (status, Json(ErrorResponse { error: code.into(), message })).into_response()
@@ -94,7 +82,7 @@ fn json_error(status: StatusCode, code: &str, message: String) -> Response {
 
 /// The answer for an error. Internal errors are logged with their detail; the answer says only
 /// "internal error".
-pub fn error_response(error: &impl ServiceError) -> Response {
+pub fn error_response(error: &ServiceError) -> Response {
     let (status, code) = error.kind().status_and_code();
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %error, "request failed");
@@ -123,20 +111,20 @@ impl Shell {
 
     /// Runs a handler body under the source's lockout and rate limit, counts failed proofs
     /// toward the lockout, tallies and logs refusals, and counts the outcome.
-    pub async fn run<E: ServiceError>(
+    pub async fn run(
         &self,
         route: &'static str,
         source: SocketAddr,
-        body: impl Future<Output = Result<Response, E>>,
+        body: impl Future<Output = Result<Response, ServiceError>>,
     ) -> Response {
         let prefix = SourcePrefix::from(source.ip());
         let now = unix_now();
         let result = if self.limiter.locked_out(prefix, now) {
-            Err(E::locked_out(format!(
+            Err(ServiceError::Refused(format!(
                 "{prefix} is locked out after repeated failed authentications; wait ten minutes"
             )))
         } else if !self.limiter.allow_source(prefix, now) {
-            Err(E::rate_limited(format!("too many requests from {prefix} this minute")))
+            Err(ServiceError::RateLimited(format!("too many requests from {prefix} this minute")))
         } else {
             body.await
         };

@@ -255,7 +255,8 @@ pub enum Use {
 /// Records one use of statement `id` (of `kind`), which allows `allowed` uses, inside the
 /// caller's transaction. Use 1 is the row `id` (so statements recorded before uses were counted
 /// still count), use n the row `id#n`: the primary key makes two writers that race for the same
-/// use collide, never both succeed.
+/// use collide, never both succeed. (At most [`MAX_TICKET_USES`](crate::statement::MAX_TICKET_USES)
+/// uses are counted.)
 pub async fn record_use(
     conn: &mut AnyConnection,
     id: &str,
@@ -263,19 +264,24 @@ pub async fn record_use(
     allowed: u32,
     now: i64,
 ) -> Result<Use, sqlx::Error> {
-    let taken: i64 =
-        sqlx::query("SELECT COUNT(*) FROM used_statements WHERE id = $1 OR id LIKE $2")
-            .bind(id)
-            .bind(format!("{id}#%"))
-            .fetch_one(&mut *conn)
-            .await?
-            .get(0);
+    // The rows its uses would have, looked up by primary key (no pattern match: collations
+    // order punctuation differently, and a prefix match cannot use the index everywhere).
+    let allowed = allowed.clamp(1, crate::statement::MAX_TICKET_USES);
+    let row_of = |n: u32| if n == 1 { id.to_string() } else { format!("{id}#{n}") };
+    let placeholders: Vec<String> = (1..=allowed).map(|n| format!("${n}")).collect();
+    let sql =
+        format!("SELECT COUNT(*) FROM used_statements WHERE id IN ({})", placeholders.join(", "));
+    let mut count = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for n in 1..=allowed {
+        count = count.bind(row_of(n));
+    }
+    let taken: i64 = count.fetch_one(&mut *conn).await?.get(0);
     let taken = u32::try_from(taken).unwrap_or(u32::MAX);
     if taken >= allowed {
         return Ok(Use::UsedUp);
     }
     let n = taken + 1;
-    let row = if n == 1 { id.to_string() } else { format!("{id}#{n}") };
+    let row = row_of(n);
     let insert = sqlx::query("INSERT INTO used_statements (id, kind, used_at) VALUES ($1, $2, $3)")
         .bind(row)
         .bind(kind)

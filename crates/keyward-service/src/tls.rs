@@ -105,8 +105,10 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<ServerTls, TlsErro
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth();
-    let der = pem_body(key_pem).ok_or(TlsError::Pem("the private key"))?;
-    if der.len() == ED25519_PKCS8_PREFIX.len() + 32 && der.starts_with(&ED25519_PKCS8_PREFIX) {
+    if let Some(der) = pem_body(key_pem)
+        && der.len() == ED25519_PKCS8_PREFIX.len() + 32
+        && der.starts_with(&ED25519_PKCS8_PREFIX)
+    {
         let seed =
             LockedBytes::copy_of(&der[ED25519_PKCS8_PREFIX.len()..]).map_err(TlsError::Lock)?;
         let key = Arc::new(LockedEd25519(Arc::new(seed)));
@@ -169,6 +171,14 @@ impl PinWitness {
     /// The hash of the last certificate refused for not being the pinned one, if any.
     pub fn mismatch(&self) -> Option<[u8; 32]> {
         self.0.lock().ok().and_then(|seen| *seen)
+    }
+
+    /// Forgets what was seen (before a new request, so an old mismatch is not blamed for a
+    /// later failure).
+    pub fn clear(&self) {
+        if let Ok(mut seen) = self.0.lock() {
+            *seen = None;
+        }
     }
 
     fn record(&self, found: [u8; 32]) {

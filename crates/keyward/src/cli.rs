@@ -658,6 +658,10 @@ pub enum HubCommand {
         /// Requests per minute for one box (0: no limit).
         #[arg(long, value_name = "N", default_value_t = 120)]
         rate_per_box: u32,
+        /// Versions of one box that may wait for approval at once (more pushes are refused
+        /// until an operator approves or deletes one).
+        #[arg(long, value_name = "N", default_value_t = keyward_hub::hub::DEFAULT_MAX_PENDING)]
+        max_pending_versions: usize,
     },
     /// The audit log.
     Audit {

@@ -198,6 +198,8 @@ fn client_exit_code(error: &ClientError) -> ExitCode {
         // Refusals the server's policy makes (authentication, single use, lockout, limits, size)
         // are exit 9 with its reason; the status code says which family.
         ClientError::Refused { status, .. } => match status {
+            // The server gave up waiting for the request: the network, not the request.
+            408 => ExitCode::Unavailable,
             404 => ExitCode::NotFound,
             409 => ExitCode::Conflict,
             400 => ExitCode::Usage,
@@ -449,6 +451,7 @@ mod tests {
             (refused(429).into(), ExitCode::Refused),
             (refused(404).into(), ExitCode::NotFound),
             (refused(409).into(), ExitCode::Conflict),
+            (refused(408).into(), ExitCode::Unavailable),
             (refused(500).into(), ExitCode::Internal),
             (
                 ClientError::BadAnswer { service: "peer", url: "u".into(), reason: "r".into() }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use keyward_core::Fingerprint;
-use keyward_core::store::{RealFs, write_secret_file};
+use keyward_core::store::{RealFs, check_replaceable, write_secret_file};
 use zeroize::Zeroizing;
 
 use crate::cli::KeyFormat;
@@ -155,8 +155,12 @@ pub fn write_secret(path: &Path, data: &[u8], overwrite: Overwrite) -> CliResult
     }
     write_secret_file(&RealFs, path, data, overwrite == Overwrite::Replace).map_err(|e| {
         match (e, overwrite) {
+            // `--force` would help only with a regular file of one's own: say so only then.
             (keyward_core::Error::OutputExists(path), Overwrite::Refuse) => {
-                CliError::OutputExists { path }
+                match check_replaceable(&RealFs, &path) {
+                    Ok(()) => CliError::OutputExists { path },
+                    Err(e) => e.into(),
+                }
             }
             (e, _) => e.into(),
         }

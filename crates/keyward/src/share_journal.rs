@@ -1,82 +1,35 @@
-//! The record of share sets that are at peers but may not stay there, kept beside the keybox
-//! (`<keybox>.peers-pending.json`; not secret, written atomically). A split notes its new set
-//! *before* placing it (`placing`), a re-share notes the old set it replaces (`replaced`) and
-//! `remove` the set of the peers slot it removes (`removed`), each *before* the keybox commit,
-//! so a crash at any step leaves a record of what to remove — and of the peers that hold it,
-//! removed ones included. Every `peers` command then cleans up:
-//!
-//! - a `placing` set the keybox came to record is settled (the entry goes); one it does not
-//!   record after [`GRACE_SECS`] was a crashed or failed split, and is deleted at its peers;
-//! - a `replaced` set is deleted once the keybox records its replacement (or, after the grace,
-//!   once it records neither: the slot is gone); if the keybox still records it after the
-//!   grace, the re-share never committed, and the entry goes;
-//! - a `removed` set is deleted once the keybox no longer records it (the same grace for a
-//!   removal that never committed).
-//!
-//! A set the keybox records is never deleted, whatever the record says. The grace leaves a
-//! split running in another process time to commit.
+//! The share journal of a keybox, `<keybox>.peers-pending.json` (not secret; written atomically,
+//! 0600): the file and the deleting around keyward-peer's journal, whose entries and decisions
+//! (`keyward_peer::journal::decide`) say what each noted set needs. Every change to the file
+//! happens under its lock (`.<keybox>.peers-pending.lock`), so a `peers status` and a re-share
+//! running at once cannot lose each other's entries.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use keyward_core::Keybox;
-use keyward_core::slot::{PeerRecord, SlotParams};
-use keyward_core::store::{RealFs, write_secret_file};
+use keyward_core::slot::SlotParams;
+use keyward_core::store::{Fs, LockGuard, RealFs, write_secret_file};
 use keyward_peer::card::PeerCard;
 use keyward_peer::distribute::delete_everywhere;
+use keyward_peer::journal::{Decision, Journal, decide};
 use keyward_service::{SigningIdentity, unix_now};
-use serde::{Deserialize, Serialize};
 
 use crate::exit::{CliError, CliResult, usage};
 use crate::peers_io::PEER_TIMEOUT;
 use crate::runtime::block_on;
 
-/// How long a noted split may take before its leftovers are cleaned up: 15 minutes.
-pub const GRACE_SECS: i64 = 15 * 60;
-const FORMAT: &str = "keyward-peers-pending";
-const VERSION: u32 = 1;
+pub use keyward_peer::journal::{Disposal, PendingSet};
 
-/// Why a set is noted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum Disposal {
-    /// Being placed for a split not yet committed.
-    Placing,
-    /// Replaced by the set `by` in a re-share.
-    Replaced {
-        /// The replacement.
-        by: String,
-    },
-    /// Its peers slot is being removed.
-    Removed,
-}
-
-/// A noted share set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PendingSet {
-    /// The set.
-    pub share_set: String,
-    /// The peers holding it.
-    pub peers: Vec<PeerRecord>,
-    /// When it was noted (Unix seconds).
-    pub since: i64,
-    /// Why.
-    pub disposal: Disposal,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JournalFile {
-    format: String,
-    version: u32,
-    sets: Vec<PendingSet>,
-}
+/// How long a command waits for another to finish with the journal.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// The journal of one keybox.
 #[derive(Debug)]
 pub struct ShareJournal {
     path: PathBuf,
+    lock: PathBuf,
 }
 
 /// What a cleanup did.
@@ -106,7 +59,25 @@ impl ShareJournal {
     /// The journal beside `keybox`.
     pub fn beside(keybox: &Path) -> Self {
         let name = keybox.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        ShareJournal { path: keybox.with_file_name(format!("{name}.peers-pending.json")) }
+        ShareJournal {
+            path: keybox.with_file_name(format!("{name}.peers-pending.json")),
+            lock: keybox.with_file_name(format!(".{name}.peers-pending.lock")),
+        }
+    }
+
+    /// Takes the journal's lock, waiting a while for another command to finish with it.
+    fn locked(&self) -> CliResult<LockGuard> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match RealFs.try_lock(&self.lock) {
+                Ok(Some(guard)) => return Ok(guard),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(None) => return Err(keyward_core::Error::LockHeld(self.path.clone()).into()),
+                Err(e) => return Err(keyward_core::Error::io("cannot lock", &self.path, e).into()),
+            }
+        }
     }
 
     /// The noted sets (none if there is no journal).
@@ -116,15 +87,9 @@ impl ShareJournal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(keyward_core::Error::io("cannot read", &self.path, e).into()),
         };
-        let file: JournalFile = serde_json::from_slice(&bytes)
-            .map_err(|e| usage(format!("{}: {e}", self.path.display())))?;
-        if file.format != FORMAT || file.version != VERSION {
-            return Err(usage(format!(
-                "{} is not a journal this keyward reads",
-                self.path.display()
-            )));
-        }
-        Ok(file.sets)
+        Journal::parse(&bytes)
+            .map(|journal| journal.sets)
+            .map_err(|e| usage(format!("{}: {e}", self.path.display())))
     }
 
     fn save(&self, sets: Vec<PendingSet>) -> CliResult {
@@ -135,58 +100,72 @@ impl ShareJournal {
                 Err(e) => Err(keyward_core::Error::io("cannot remove", &self.path, e).into()),
             };
         }
-        let file = JournalFile { format: FORMAT.into(), version: VERSION, sets };
-        let mut bytes =
-            serde_json::to_vec_pretty(&file).map_err(|e| CliError::Failed(e.to_string()))?;
-        bytes.push(b'\n');
-        Ok(write_secret_file(&RealFs, &self.path, &bytes, true)?)
+        Ok(write_secret_file(&RealFs, &self.path, &Journal::new(sets).to_bytes(), true)?)
     }
 
     /// Notes a set (durably, before the step it guards).
     pub fn note(&self, set: PendingSet) -> CliResult {
+        let _lock = self.locked()?;
         let mut sets = self.load()?;
         sets.retain(|s| s.share_set != set.share_set);
         sets.push(set);
         self.save(sets)
     }
 
-    /// Settles what can be settled, deleting at peers what must go (see the module doc).
+    /// Settles what can be settled against `keybox` and deletes at its peers what must go.
     pub fn clean_up(&self, keybox: &Keybox, owner: &Arc<SigningIdentity>) -> CliResult<Cleanup> {
+        let _lock = self.locked()?;
         let recorded = recorded_sets(keybox);
         let now = unix_now();
         let mut report = Cleanup::default();
         let mut kept = Vec::new();
         for mut set in self.load()? {
-            let is_recorded = recorded.contains(&set.share_set);
-            let old = now - set.since > GRACE_SECS;
-            let delete = match &set.disposal {
-                Disposal::Placing if is_recorded => continue,
-                Disposal::Replaced { .. } | Disposal::Removed if is_recorded && old => continue,
-                _ if is_recorded => false,
-                Disposal::Placing => old,
-                Disposal::Replaced { by } => old || recorded.contains(by),
-                Disposal::Removed => true,
-            };
-            if !delete {
-                report.waiting.push(set.clone());
-                kept.push(set);
-                continue;
+            match decide(&set, &recorded, now) {
+                Decision::Settled => continue,
+                Decision::Wait => {
+                    report.waiting.push(set.clone());
+                    kept.push(set);
+                    continue;
+                }
+                Decision::Delete => {}
             }
-            let cards: Vec<PeerCard> =
-                set.peers.iter().filter_map(|r| PeerCard::from_record(r).ok()).collect();
-            let failed = block_on(async {
+            // A record that does not read as a card is a peer still holding the set.
+            let (cards, unreadable): (Vec<_>, Vec<_>) = set
+                .peers
+                .iter()
+                .map(|r| (r, PeerCard::from_record(r)))
+                .partition(|(_, c)| c.is_ok());
+            let cards: Vec<PeerCard> = cards.into_iter().filter_map(|(_, c)| c.ok()).collect();
+            let mut failed = block_on(async {
                 Ok::<_, CliError>(
                     delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT).await,
                 )
-            })?;
+            })?
+            .into_iter()
+            .map(|(peer, e)| (peer, e.to_string()))
+            .collect::<Vec<_>>();
+            failed.extend(
+                unreadable
+                    .into_iter()
+                    .map(|(r, _)| (r.url.clone(), "its record is damaged".into())),
+            );
             if failed.is_empty() {
                 report.deleted.push(set.share_set.clone());
                 continue;
             }
-            for (peer, e) in &failed {
-                report.failed.push((peer.clone(), set.share_set.clone(), e.to_string()));
+            for (peer, why) in &failed {
+                report.failed.push((peer.clone(), set.share_set.clone(), why.clone()));
             }
-            set.peers.retain(|r| failed.iter().any(|(peer, _)| *peer == r.url));
+            let still: Vec<_> = set
+                .peers
+                .iter()
+                .filter(|r| failed.iter().any(|(peer, _)| *peer == r.url))
+                .cloned()
+                .collect();
+            // A failure not tied to one peer (a task that did not finish) keeps them all.
+            if !still.is_empty() {
+                set.peers = still;
+            }
             kept.push(set);
         }
         self.save(kept)?;

@@ -122,7 +122,13 @@ impl HubProcess {
     /// A second hub process on the same data folder and database.
     fn another(&self, dir: &Dir) -> HubProcess {
         let listen = free_address();
-        let child = serve(dir, &listen, &self.database, "hub2.log");
+        let child = serve_with(
+            dir,
+            &listen,
+            &self.database,
+            "hub2.log",
+            &["--max-pending-versions", "100"],
+        );
         HubProcess {
             child,
             url: format!("https://{listen}"),
@@ -143,7 +149,8 @@ impl HubProcess {
     fn kill_and_restart(&mut self, dir: &Dir) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = serve(dir, &self.listen, &self.database, "hub-restarted.log");
+        let extra = ["--max-pending-versions", "100"];
+        self.child = serve_with(dir, &self.listen, &self.database, "hub-restarted.log", &extra);
     }
 
     fn args(&self) -> [String; 4] {
@@ -376,9 +383,13 @@ fn a_second_push_waits_for_an_operator_and_the_box_cannot_skip_it(backend: Backe
     assert_eq!(push["version"], 2);
     assert_eq!(push["state"], "pending");
     let hash = push["blob_sha256"].as_str().expect("the blob's hash").to_string();
-    // A pending version is served too (newest first), but only the code that opens it opens it.
+    // Every version is served (newest first): the old code finds version 1 behind the pending
+    // version 2. A one-use ticket is then spent.
     ticket(&dir, "t1.txt");
-    dir.ok(recover_args(&hub, &fp, "t1.txt", "code.txt", "old.bin"));
+    let mut args = recover_args(&hub, &fp, "t1.txt", "code.txt", "old.bin");
+    args.push("--json".into());
+    let old: serde_json::Value = serde_json::from_str(&dir.ok(args).stdout()).expect("json");
+    assert_eq!(old["version"], 1);
     dir.keyward()
         .args(recover_args(&hub, &fp, "t1.txt", "code2.txt", "x.bin"))
         .run()
@@ -523,8 +534,10 @@ fn an_edited_audit_row_is_named_on_postgres() {
 #[test]
 fn two_hubs_on_one_postgres_lose_and_duplicate_no_version() {
     let dir = Dir::new("hub-two");
-    let hub_a = HubProcess::start_on(&dir, Backend::Postgres);
+    let mut hub_a = HubProcess::start_on(&dir, Backend::Postgres);
     escrowed_box(&dir, &hub_a);
+    // Many pending versions at once: the race is what is tested, not the pending cap.
+    hub_a.restart_with(&dir, &["--max-pending-versions", "100"]);
     let hub_b = hub_a.another(&dir);
     // A second copy of the box (same keybox and identity) that talks to hub B.
     let copy = Dir::new("hub-two-b");
@@ -566,6 +579,7 @@ fn a_killed_hub_keeps_every_push_it_acknowledged() {
     let dir = Dir::new("hub-kill");
     let mut hub = HubProcess::start(&dir);
     escrowed_box(&dir, &hub);
+    hub.restart_with(&dir, &["--max-pending-versions", "100"]);
     // A bounded burst of pushes from another thread; the hub is killed with SIGKILL mid-way.
     let root = dir.root().to_path_buf();
     let keybox = dir.keybox();
@@ -987,4 +1001,77 @@ fn the_hub_keeps_its_tls_key_locked_and_out_of_core_dumps() {
         util::locked_undumpable_kib(hub.child.id()) >= 4,
         "the TLS key's mapping is locked (lo) and not dumped (dd)"
     );
+}
+
+/// A TLS connection to `hub` (its pinned certificate), ready for hand-written HTTP.
+fn raw_tls(hub: &HubProcess) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let pin = keyward_service::tls::parse_pin(&hub.fingerprint).expect("pin");
+    let (config, _) = keyward_service::tls::pinned_client_config(pin).expect("config");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let connection =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("connection");
+    let tcp = std::net::TcpStream::connect(&hub.listen).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    rustls::StreamOwned::new(connection, tcp)
+}
+
+#[test]
+fn the_hub_drops_a_stalled_body_and_caps_connections_per_source() {
+    use std::io::{Read, Write};
+    let dir = Dir::new("hub-stall");
+    let mut hub = HubProcess::start(&dir);
+    hub.restart_with(&dir, &["--read-timeout-secs", "1", "--max-connections-per-source", "4"]);
+    // A push whose body never comes: dropped after about a second, not held.
+    let mut stalled = raw_tls(&hub);
+    stalled
+        .write_all(
+            b"POST /v1/enroll HTTP/1.1\r\nhost: localhost\r\ncontent-length: 900\r\n\r\n{\"box\"",
+        )
+        .expect("send");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = stalled.read_to_end(&mut answer);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(8),
+        "dropped after the read timeout, not before or never ({waited:?})"
+    );
+    // Four connections held open; a fifth from the same source is closed unserved.
+    let probe =
+        |stream: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>| {
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")?;
+            let mut buf = [0u8; 12];
+            stream.read_exact(&mut buf).map(|()| buf)
+        };
+    let mut held: Vec<_> = (0..4).map(|_| raw_tls(&hub)).collect();
+    for stream in &mut held {
+        let head = probe(stream).expect("a held connection is served");
+        assert_eq!(&head, b"HTTP/1.1 200");
+    }
+    assert!(probe(&mut raw_tls(&hub)).is_err(), "a fifth connection is not served");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    probe(&mut raw_tls(&hub)).expect("served again once the others are gone");
+    // A body over the limit is refused before it is read, as JSON.
+    let mut big = raw_tls(&hub);
+    big.write_all(b"POST /v1/enroll HTTP/1.1\r\nhost: localhost\r\ncontent-length: 300000\r\n\r\n")
+        .expect("send");
+    let mut answer = vec![0u8; 4096];
+    let n = big.read(&mut answer).expect("an answer");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/json") && answer.contains("too-large"), "{answer}");
+}
+
+#[test]
+fn a_box_cannot_pile_up_pending_versions() {
+    let dir = Dir::new("hub-pending");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    for _ in 0..4 {
+        dir.ok(["escrow", "push", "--unlock-code-file", "code.txt"]);
+    }
+    let out = dir.keyward().args(["escrow", "push", "--unlock-code-file", "code.txt"]).run();
+    out.assert_exit_code(9).assert_one_line_error();
+    assert!(out.stderr().contains("waiting for approval"), "{}", out.report());
 }

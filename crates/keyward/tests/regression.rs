@@ -90,6 +90,7 @@ fn verify_checks_the_slot_named_and_reports_every_slot() {
     dir.ok(["verify", "--slot", "pass", "--passphrase-file", "pass.txt"]);
     let wrong = dir.keyward().args(["verify", "--slot", "pass", "--code-file", "code.txt"]).run();
     wrong.assert_exit_code(2).assert_one_line_error();
+    assert!(wrong.stderr().contains("passphrase slot"), "says why{}", wrong.report());
     // With the code: slot 1 opens, the passphrase slot is still named as not checked.
     let report: serde_json::Value =
         serde_json::from_str(&dir.ok(["verify", "--code-file", "code.txt", "--json"]).stdout())
@@ -97,6 +98,10 @@ fn verify_checks_the_slot_named_and_reports_every_slot() {
     assert_eq!(report["slots"][0]["result"], "ok");
     assert_eq!(report["slots"][1]["result"], "not-checked");
     assert_eq!(report["header_mac"], "ok");
+    // A secret that opens none of its slots is a wrong secret, not a pass.
+    dir.write("wrong-pass.txt", b"not the passphrase at all");
+    let wrong = dir.keyward().args(["verify", "--passphrase-file", "wrong-pass.txt"]).run();
+    wrong.assert_exit_code(3).assert_one_line_error();
 }
 
 #[test]
@@ -113,12 +118,14 @@ fn a_broken_unattended_slot_is_named_and_verify_fails() {
 
 #[test]
 fn a_damaged_escrow_blob_is_an_integrity_failure_not_a_wrong_code() {
-    use keyward_core::Keybox;
     use keyward_core::escrow::EscrowBlob;
+    use keyward_core::{Keybox, RecoveryCode, Unlocker};
     let dir = Dir::new("blob-damage");
-    dir.init_with_code();
+    let code = RecoveryCode::parse(&dir.init_with_code()).expect("code");
     let keybox = Keybox::parse(&dir.read("keybox.json"), &dir.keybox()).expect("keybox");
-    let blob = EscrowBlob::from_keybox(&keybox, None).expect("blob").to_bytes();
+    let unlocked =
+        keybox.unlock(&Unlocker::RecoveryCode(&code), None, &dir.keybox()).expect("opens");
+    let blob = EscrowBlob::from_keybox(&unlocked, None).expect("blob").to_bytes();
     let text = String::from_utf8(blob).expect("text");
     // One character of the wrapped key's base64 changed, as a bad disk or transfer would.
     let at = text.find("\"wrapped_key\": \"").expect("wrapped key") + 20;
@@ -141,4 +148,28 @@ fn a_damaged_escrow_blob_is_an_integrity_failure_not_a_wrong_code() {
         .run();
     out.assert_exit_code(4).assert_one_line_error();
     assert!(!dir.path("k.bin").exists());
+}
+
+#[test]
+fn commands_without_force_do_not_suggest_it() {
+    let dir = Dir::new("no-force-hint");
+    let operator = dir.ok(["operator", "keygen", "--out", "op.key"]).stdout().trim().to_string();
+    dir.ok(["hub", "init", "--data", "hub", "--operator", &operator]);
+    let again = dir.keyward().args(["hub", "init", "--data", "hub", "--operator", &operator]).run();
+    again.assert_exit_code(7).assert_one_line_error();
+    assert!(!again.stderr().contains("--force"), "hub init has no --force{}", again.report());
+    dir.init_plain_canary();
+    dir.write("keybox.json.box-key", b"x");
+    dir.ok(["operator", "enroll-token", "--box", "b", "--key", "op.key", "--out", "t.txt"]);
+    let enroll = dir
+        .keyward()
+        .args(["escrow", "enroll", "--box", "b", "--token-file", "t.txt"])
+        .args(["--hub", "https://127.0.0.1:1", "--hub-fingerprint", &"ab".repeat(32)])
+        .run();
+    enroll.assert_exit_code(7).assert_one_line_error();
+    assert!(
+        !enroll.stderr().contains("--force"),
+        "escrow enroll has no --force{}",
+        enroll.report()
+    );
 }

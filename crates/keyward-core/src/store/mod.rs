@@ -254,6 +254,19 @@ fn kind_of(mode: u32) -> &'static str {
     }
 }
 
+/// Refuses what is at `path` unless it is nothing or a regular file this user owns — judged
+/// from the entry itself, never by following a link: the only things a secret may replace.
+pub fn check_replaceable(fs: &dyn Fs, path: &Path) -> Result<()> {
+    let refuse = |what| Err(Error::OutputNotReplaceable { path: path.to_path_buf(), what });
+    match fs.entry_facts(path) {
+        Ok(facts) if facts.mode & S_IFMT != S_IFREG => refuse(kind_of(facts.mode)),
+        Ok(facts) if facts.owner != fs.current_uid() => refuse("a file owned by another user"),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot write", path, e)),
+    }
+}
+
 /// Writes a secret file (a key, a recovery code, a key file) crash-atomically with mode 0600:
 /// a temp file beside it is written and fsynced, then hard-linked into place (refusing anything
 /// already at `path`, a FIFO or symlink included) or, with `overwrite`, renamed over it — only
@@ -264,23 +277,7 @@ fn kind_of(mode: u32) -> &'static str {
 pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
     let folder = parent_folder(path);
     if overwrite {
-        match fs.entry_facts(path) {
-            Ok(facts) if facts.mode & S_IFMT != S_IFREG => {
-                return Err(Error::OutputNotReplaceable {
-                    path: path.to_path_buf(),
-                    what: kind_of(facts.mode),
-                });
-            }
-            Ok(facts) if facts.owner != fs.current_uid() => {
-                return Err(Error::OutputNotReplaceable {
-                    path: path.to_path_buf(),
-                    what: "a file owned by another user",
-                });
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("cannot write", path, e)),
-        }
+        check_replaceable(fs, path)?;
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let suffix = crate::encoding::to_hex(&crate::random::array::<6>()?);

@@ -152,7 +152,7 @@ pub fn push(
             let unlocked = with_first_that_opens(&tries, |a| {
                 keybox.unlock(&a.unlocker, a.slot, store.path())
             })?;
-            let blob = keyward_core::escrow::EscrowBlob::from_keybox(unlocked.keybox(), None)?;
+            let blob = keyward_core::escrow::EscrowBlob::from_keybox(&unlocked, None)?;
             ("keyward-escrow-blob", blob.to_bytes(), keybox.fingerprint().to_string())
         }
     };

@@ -64,11 +64,18 @@ fn database_url(
 pub fn run(ctx: &Context, command: &HubCommand) -> CliResult {
     match command {
         HubCommand::Init { data, operators } => init(ctx, data, operators),
-        HubCommand::Serve { data, listen, database, serve: args, rate_per_box } => {
+        HubCommand::Serve {
+            data,
+            listen,
+            database,
+            serve: args,
+            rate_per_box,
+            max_pending_versions,
+        } => {
             let limits = RateLimits { per_source: args.rate_per_source, per_box: *rate_per_box };
             let url = database_url(ctx, database, data, "rwc")?;
             let options = serve_options(args, keyward_hub::server::MAX_BODY_BYTES);
-            serve(data, *listen, &url, limits, options)
+            serve(data, *listen, &url, limits, options, *max_pending_versions)
         }
         HubCommand::Audit { command: AuditCommand::Verify { data, database } } => {
             let url = database_url(ctx, database, data, "ro")?;
@@ -120,6 +127,7 @@ fn serve(
     url: &str,
     limits: RateLimits,
     options: keyward_service::shell::ServeOptions,
+    max_pending: usize,
 ) -> CliResult {
     private_umask();
     let (config, cert_path, key_path) = load(data)?;
@@ -131,7 +139,8 @@ fn serve(
             .await
             .map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
         tracing::info!(%listen, fingerprint = %audience, "keyward hub serving");
-        server::serve(listen, tls, Hub::new(store, operators, audience), limits, options)
+        let hub = Hub::new(store, operators, audience).with_max_pending(max_pending);
+        server::serve(listen, tls, hub, limits, options)
             .await
             .map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))
     })

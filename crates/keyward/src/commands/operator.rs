@@ -54,6 +54,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             })
         }
         OperatorCommand::EscrowStatus { hub, box_name, key } => {
+            check_box_name(box_name)?;
             let operator = read_identity(&ctx.reader, key)?;
             let (client, _) = hub_io::client(hub)?;
             let answer = block_on(client.operator_status(box_name, &operator))?;
@@ -117,13 +118,7 @@ fn issue(
     args: &StatementArgs,
     make: impl FnOnce(String, String, i64) -> Statement,
 ) -> CliResult {
-    if !keyward_service::names::valid_box_name(&args.box_name) {
-        return Err(usage(format!(
-            "`{}` cannot name a box ({})",
-            args.box_name,
-            keyward_service::names::BOX_NAME_RULE
-        )));
-    }
+    check_box_name(&args.box_name)?;
     let operator = read_identity(&ctx.reader, &args.key)?;
     let expires = unix_now() + hub_io::parse_ttl(&args.ttl)?;
     let statement = make(args.box_name.clone(), Statement::fresh_id()?, expires);
@@ -145,4 +140,12 @@ fn issue(
         )?;
     }
     Ok(())
+}
+
+/// Refuses a name no box can have.
+fn check_box_name(name: &str) -> CliResult {
+    if keyward_service::names::valid_box_name(name) {
+        return Ok(());
+    }
+    Err(usage(format!("`{name}` cannot name a box ({})", keyward_service::names::BOX_NAME_RULE)))
 }

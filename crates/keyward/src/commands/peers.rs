@@ -10,7 +10,9 @@ use std::sync::Arc;
 use keyward_core::{Error as CoreError, Keybox, SlotSecret, operations};
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
-use keyward_peer::distribute::{Owner, Split, delete_everywhere, distribute, new_share_set};
+use keyward_peer::distribute::{
+    DistributeError, Owner, Split, delete_everywhere, distribute, new_share_set,
+};
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError};
 use keyward_service::{SigningIdentity, unix_now};
@@ -122,10 +124,21 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
         enrollment,
     };
     let result = enroll_with(ctx, args, &store, &tries, unlocked.key(), &cards, threshold, &owner);
-    if result.is_err() && made_now {
+    // The identity made for this enrollment goes again only if no peer took a share with it:
+    // a peer that did has bound the box's name to it (and used the token), so a retry needs it.
+    if made_now && result.as_ref().is_err_and(|e| nothing_placed(e, cards.len())) {
         let _ = std::fs::remove_file(enrollment_paths(store.path()).1);
     }
     result
+}
+
+/// Whether a failed `enroll peers` left no share at any peer.
+fn nothing_placed(error: &CliError, peers: usize) -> bool {
+    match error {
+        CliError::Distribute(DistributeError::NotStored { failed, .. }) => failed.len() == peers,
+        CliError::Distribute(_) => true,
+        _ => false,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

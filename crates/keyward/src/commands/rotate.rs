@@ -31,6 +31,14 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
         target.label
     ))?;
     new.report(&ctx.out, &target.id.to_string())?;
+    // A hub keeps every version it was given until an operator deletes one: the old code still
+    // opens those pushed under it.
+    let (enrolled, _) = crate::hub_io::enrollment_paths(&ctx.keybox);
+    if kind == KindArg::RecoveryCode && enrolled.exists() {
+        crate::output::warn(
+            "escrow versions pushed under the old code still open with it: push again (`keyward escrow push`) and have an operator delete the old versions (`keyward operator delete-escrow`)",
+        );
+    }
     ctx.out.json(&json!({
         "keybox": ctx.keybox,
         "slot": target.id.0,

@@ -77,17 +77,35 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     let auth_args = AuthArgs::from(&args.open);
     let reader: &SecretReader = &ctx.reader;
     let only = match &args.open.slot {
-        Some(name) => Some(keybox.find_slot(name)?.id),
+        Some(name) => Some(keybox.find_slot(name)?),
         None => None,
     };
     let given = explicit_secret(&auth_args, reader)?;
     let given_unlocker = given.as_ref().map(|s| s.unlocker());
+    // A secret of another kind than the slot named cannot check it: say so before any work.
+    if let (Some(record), Some(unlocker)) = (only, &given_unlocker)
+        && unlocker.kind() != record.protection.kind()
+    {
+        return Err(usage(format!(
+            "slot {} is a {} slot and {} was given; give that slot's own secret",
+            record.id,
+            record.protection.kind(),
+            unlocker.describe()
+        )));
+    }
+    let only = only.map(|record| record.id);
 
     let mut results = Vec::new();
     let mut failures: Vec<CliError> = Vec::new();
     let mut opened = 0;
+    // Slots the secret given was tried on, and how many of them it opened.
+    let (mut tried_given, mut opened_by_given) = (0, 0);
     for record in keybox.slots().iter().filter(|s| only.is_none_or(|id| s.id == id)) {
         let mut outcome = check_slot(&keybox, record, given_unlocker.as_ref(), ctx);
+        if given_unlocker.as_ref().is_some_and(|u| u.kind() == record.protection.kind()) {
+            tried_given += 1;
+            opened_by_given += usize::from(matches!(outcome, Outcome::Opens));
+        }
         // The slot named alone may be one that asks its peers: ask them (as `unlock` would).
         if only.is_some() && matches!(record.protection, SlotParams::Peers(_)) && given.is_none() {
             outcome = match attempts(&auth_args, &keybox, store.path(), reader) {
@@ -151,6 +169,16 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     }))?;
     if let Some(first) = failures.into_iter().next() {
         return Err(first);
+    }
+    // A secret given that opens none of its slots is a wrong secret, not a pass.
+    if let Some(unlocker) = &given_unlocker
+        && opened_by_given == 0
+    {
+        return Err(match tried_given {
+            0 => CoreError::NoSlotOfKind(unlocker.kind()),
+            _ => CoreError::WrongSecret { tried: unlocker.describe().to_string() },
+        }
+        .into());
     }
     // A slot named alone must have been checked: "not checked" is not a pass.
     if only.is_some() && opened == 0 {

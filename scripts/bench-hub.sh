@@ -51,7 +51,9 @@ run_store() { # label database-url boxes
   local label=$1 url=$2 n=$3 port
   "$seed" "$url" "$n" 2>/dev/null
   port=$(free_port)
-  KEYWARD_DATABASE_URL=$url "$kw" hub serve --data hub --listen 127.0.0.1:"$port" --rate-per-source 0 --rate-per-box 0 2>/dev/null &
+  # No rate limits and no cap on versions waiting for approval: the load pushes to each box many
+  # times, and the cost measured is the push's, not the refusal's.
+  KEYWARD_DATABASE_URL=$url "$kw" hub serve --data hub --listen 127.0.0.1:"$port" --rate-per-source 0 --rate-per-box 0 --max-pending-versions 1000000 2>/dev/null &
   pids+=($!); local hub=$!
   wait_port "$port"
   measure "$label, $n boxes, signed fetch" "$hub" fetch https://127.0.0.1:"$port" "$fp" "$n" --connections 8 --seconds "$fetch_s" --max 300000

@@ -209,7 +209,7 @@ impl Hub {
             }
         };
         request::verify(signed, &key, &self.audience, request, now)?;
-        self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await?;
+        self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await??;
         Ok(principal)
     }
 

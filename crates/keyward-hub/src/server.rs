@@ -16,8 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
-use keyward_service::request::Request;
-use keyward_service::shell::{ServeOptions, Shell, signature_headers};
+use keyward_service::shell::{ServeOptions, Shell, SignedParts};
 use keyward_service::{ServiceError, unix_now};
 use serde::de::DeserializeOwned;
 
@@ -48,14 +47,6 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
     serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(e.to_string()))
 }
 
-/// A signed request's request parts.
-struct Signed<'a> {
-    method: &'a Method,
-    uri: &'a Uri,
-    map: &'a HeaderMap,
-    body: &'a [u8],
-}
-
 impl ServerState {
     /// Runs a handler body in the shell (the hub's errors).
     async fn run(
@@ -68,15 +59,13 @@ impl ServerState {
     }
 
     /// Authenticates a signed request.
-    async fn principal(&self, signed: Signed<'_>) -> Result<Principal, ServiceError> {
-        let signature = signature_headers(signed.map)?;
-        let request =
-            Request { method: signed.method.as_str(), path: signed.uri.path(), body: signed.body };
+    async fn principal(&self, signed: SignedParts<'_>) -> Result<Principal, ServiceError> {
+        let (signature, request) = signed.split()?;
         self.hub.authenticate(&signature, request, unix_now()).await
     }
 
     /// A box's signed request, then the box's rate limit.
-    async fn a_box(&self, signed: Signed<'_>) -> Result<String, ServiceError> {
+    async fn a_box(&self, signed: SignedParts<'_>) -> Result<String, ServiceError> {
         match self.principal(signed).await? {
             Principal::Box(name) if self.shell.allow_box(&name, unix_now()) => Ok(name),
             Principal::Box(name) => {
@@ -89,7 +78,7 @@ impl ServerState {
     }
 
     /// An operator's signed request.
-    async fn an_operator(&self, signed: Signed<'_>) -> Result<(), ServiceError> {
+    async fn an_operator(&self, signed: SignedParts<'_>) -> Result<(), ServiceError> {
         match self.principal(signed).await? {
             Principal::Operator(_) => Ok(()),
             Principal::Box(_) => {
@@ -123,8 +112,9 @@ async fn push(
 ) -> Response {
     state
         .run("push", source, async {
-            let box_name =
-                state.a_box(Signed { method: &method, uri: &uri, map: &map, body: &body }).await?;
+            let box_name = state
+                .a_box(SignedParts { method: &method, uri: &uri, headers: &map, body: &body })
+                .await?;
             let request: PushRequest = json(&body)?;
             let answer = state.hub.push(&box_name, &request, unix_now()).await?;
             tracing::info!(%box_name, version = answer.version, state = %answer.state, "push");
@@ -142,8 +132,9 @@ async fn status(
 ) -> Response {
     state
         .run("status", source, async {
-            let box_name =
-                state.a_box(Signed { method: &method, uri: &uri, map: &map, body: b"" }).await?;
+            let box_name = state
+                .a_box(SignedParts { method: &method, uri: &uri, headers: &map, body: b"" })
+                .await?;
             Ok(Json(state.hub.status(&box_name).await?).into_response())
         })
         .await
@@ -158,8 +149,9 @@ async fn fetch(
 ) -> Response {
     state
         .run("fetch", source, async {
-            let box_name =
-                state.a_box(Signed { method: &method, uri: &uri, map: &map, body: b"" }).await?;
+            let box_name = state
+                .a_box(SignedParts { method: &method, uri: &uri, headers: &map, body: b"" })
+                .await?;
             Ok(Json(state.hub.fetch_own(&box_name).await?).into_response())
         })
         .await
@@ -175,7 +167,9 @@ async fn operator_status(
 ) -> Response {
     state
         .run("operator-status", source, async {
-            state.an_operator(Signed { method: &method, uri: &uri, map: &map, body: b"" }).await?;
+            state
+                .an_operator(SignedParts { method: &method, uri: &uri, headers: &map, body: b"" })
+                .await?;
             Ok(Json(state.hub.status(&box_name).await?).into_response())
         })
         .await

@@ -310,13 +310,22 @@ impl Store {
         })
     }
 
-    /// Records a request nonce until `expires`: `Seen` for a replay, `Full` when the table
-    /// cannot hold it (a nonce is never accepted unchecked).
-    pub async fn use_nonce(&self, nonce: &str, expires: i64, now: i64) -> Result<(), NonceError> {
+    /// Records a request nonce until `expires`. The inner error is the refusal (`Seen`: a
+    /// replay; `Full`: the table cannot hold it), the outer one the database's failure; both
+    /// refuse the request, since a nonce is never accepted unchecked.
+    pub async fn use_nonce(
+        &self,
+        nonce: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<Result<(), NonceError>, StoreError> {
         match &self.nonces {
-            Nonces::Memory(seen) => seen.insert(nonces::parse(nonce)?, &[], expires, now),
+            Nonces::Memory(seen) => {
+                Ok(nonces::parse(nonce).and_then(|n| seen.insert(n, &[], expires, now)))
+            }
             Nonces::Table(last_sweep) => {
-                // Expired nonces are cleared now and then (every 16 s), not on every request.
+                // Expired nonces are cleared now and then (every 16 s), not on every request; a
+                // sweep that fails costs only space, and the next one retries it.
                 let due = now - last_sweep.load(Ordering::Relaxed) >= 16;
                 if due && last_sweep.swap(now, Ordering::Relaxed) != now {
                     let _ = sqlx::query("DELETE FROM nonces WHERE expires < $1")
@@ -327,12 +336,10 @@ impl Store {
                 let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
                     .bind(nonce)
                     .bind(expires);
-                match unique(insert.execute(&self.pool).await) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(NonceError::Seen),
-                    // The database refused: refuse the request rather than skip the check.
-                    Err(_) => Err(NonceError::Full),
-                }
+                Ok(match unique(insert.execute(&self.pool).await)? {
+                    true => Ok(()),
+                    false => Err(NonceError::Seen),
+                })
             }
         }
     }

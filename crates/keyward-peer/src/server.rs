@@ -14,8 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
-use keyward_service::request::Request;
-use keyward_service::shell::{ServeOptions, Shell, signature_headers};
+use keyward_service::shell::{ServeOptions, Shell, SignedParts};
 use keyward_service::{PublicKey, ServiceError, SourcePrefix, unix_now};
 use serde::de::DeserializeOwned;
 
@@ -45,10 +44,12 @@ impl ServerState {
     }
 
     /// The owner of a signed request.
-    fn owner(&self, source: SocketAddr, signed: Signed<'_>) -> Result<PublicKey, ServiceError> {
-        let signature = signature_headers(signed.map)?;
-        let request =
-            Request { method: signed.method.as_str(), path: signed.uri.path(), body: signed.body };
+    fn owner(
+        &self,
+        source: SocketAddr,
+        signed: SignedParts<'_>,
+    ) -> Result<PublicKey, ServiceError> {
+        let (signature, request) = signed.split()?;
         self.peer.authenticate_owner(
             &signature,
             request,
@@ -56,14 +57,6 @@ impl ServerState {
             unix_now(),
         )
     }
-}
-
-/// A signed request's parts.
-struct Signed<'a> {
-    method: &'a Method,
-    uri: &'a Uri,
-    map: &'a HeaderMap,
-    body: &'a [u8],
 }
 
 type Shared = State<Arc<ServerState>>;
@@ -83,8 +76,10 @@ async fn store(
 ) -> Response {
     state
         .run("store", source, async {
-            let owner = state
-                .owner(source, Signed { method: &method, uri: &uri, map: &map, body: &body })?;
+            let owner = state.owner(
+                source,
+                SignedParts { method: &method, uri: &uri, headers: &map, body: &body },
+            )?;
             let request: StoreShareRequest = json(&body)?;
             let stored = state.peer.store_share(&owner, &request, unix_now()).await?;
             tracing::info!(share_set = %request.share_set, x = request.x, "share stored");
@@ -104,8 +99,10 @@ async fn status(
 ) -> Response {
     state
         .run("status", source, async {
-            let owner =
-                state.owner(source, Signed { method: &method, uri: &uri, map: &map, body: b"" })?;
+            let owner = state.owner(
+                source,
+                SignedParts { method: &method, uri: &uri, headers: &map, body: b"" },
+            )?;
             Ok(Json(state.peer.status(&owner).await?).into_response())
         })
         .await
@@ -121,8 +118,10 @@ async fn delete(
 ) -> Response {
     state
         .run("delete", source, async {
-            let owner = state
-                .owner(source, Signed { method: &method, uri: &uri, map: &map, body: &body })?;
+            let owner = state.owner(
+                source,
+                SignedParts { method: &method, uri: &uri, headers: &map, body: &body },
+            )?;
             let request: DeleteSharesRequest = json(&body)?;
             state.peer.delete(&owner, &request.share_set).await?;
             tracing::info!(share_set = %request.share_set, "share deleted");

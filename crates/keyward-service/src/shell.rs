@@ -26,7 +26,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum_server::accept::Accept;
@@ -38,7 +38,7 @@ use crate::api::ErrorResponse;
 use crate::limits::{RateLimiter, RateLimits};
 use crate::metrics::Metrics;
 use crate::refusals::RefusalTally;
-use crate::request::RequestSignature;
+use crate::request::{self as signed, RequestSignature};
 use crate::{AuthError, ServiceError, SourcePrefix, unix_now};
 
 /// The families of refusal and failure a service answers with, each with its status and code.
@@ -91,8 +91,34 @@ pub fn error_response(error: &ServiceError) -> Response {
 }
 
 /// The signature headers of a request.
-pub fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, AuthError> {
+fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, AuthError> {
     RequestSignature::from_headers(|name| map.get(name).and_then(|v| v.to_str().ok()))
+}
+
+/// The parts of an HTTP request that a request signature covers, as a handler has them.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedParts<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI (its path is signed).
+    pub uri: &'a Uri,
+    /// The headers (the signature's).
+    pub headers: &'a HeaderMap,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl<'a> SignedParts<'a> {
+    /// The signature the headers carry, and the request it must cover.
+    pub fn split(&self) -> Result<(RequestSignature, signed::Request<'a>), AuthError> {
+        let signature = signature_headers(self.headers)?;
+        let request = signed::Request {
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            body: self.body,
+        };
+        Ok((signature, request))
+    }
 }
 
 /// What each request of a service shares: its limits, counters and refusal tally.

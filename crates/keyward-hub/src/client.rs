@@ -7,9 +7,86 @@ use keyward_service::{PublicKey, SigningIdentity};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    ActiveResponse, ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest,
-    PushRequest, PushResponse, RecoverRequest, RecoverResponse, StatusResponse,
+    ActiveResponse, ApproveRequest, ApproveResponse, BLOB_FORMATS, DeleteRequest, DeleteResponse,
+    EnrollRequest, EscrowCopy, EscrowVersion, PushRequest, PushResponse, RecoverRequest,
+    RecoverResponse, StatusResponse,
 };
+
+/// Largest answer read from a hub: a recovery's answer holds every version the hub keeps of a
+/// box — at most a few pending ones, and the superseded ones until an operator deletes them.
+/// 16 MiB holds about 190 versions of the largest blob (64 KiB, base64 about 87 KiB), thousands
+/// of real ones (under 2 KiB).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// The states an escrow version can be in.
+const STATES: [&str; 4] = ["active", "pending", "superseded", "deleted"];
+
+/// What the client checks of each text field of an answer before anything shows or uses it: a
+/// hostile or broken hub's answer may put any text there, and these fields reach the terminal
+/// (and `operator escrow-status` is what an operator approves from). The error names the field,
+/// never the text.
+fn check_answer<'a>(fields: impl IntoIterator<Item = AnswerField<'a>>) -> Result<(), String> {
+    for field in fields {
+        let ok = match field {
+            AnswerField::Box { found, asked: Some(asked) } => found == asked,
+            AnswerField::Box { found, asked: None } => {
+                keyward_service::names::valid_box_name(found)
+            }
+            AnswerField::State(s) => STATES.contains(&s),
+            AnswerField::Fingerprint(f) => f.parse::<keyward_core::Fingerprint>().is_ok(),
+            AnswerField::Sha256(h) => {
+                h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            }
+            AnswerField::BlobFormat(f) => BLOB_FORMATS.contains(&f),
+        };
+        if !ok {
+            return Err(format!("its {} is not one", field.name()));
+        }
+    }
+    Ok(())
+}
+
+/// A text field of an answer, by what it must be.
+#[derive(Debug, Clone, Copy)]
+enum AnswerField<'a> {
+    /// The box the answer is about: the one asked for, if the request named one.
+    Box {
+        found: &'a str,
+        asked: Option<&'a str>,
+    },
+    State(&'a str),
+    Fingerprint(&'a str),
+    Sha256(&'a str),
+    BlobFormat(&'a str),
+}
+
+impl AnswerField<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            AnswerField::Box { asked: Some(_), .. } => "box (the one asked for)",
+            AnswerField::Box { asked: None, .. } => "box (a box name)",
+            AnswerField::State(_) => "state (active, pending, superseded or deleted)",
+            AnswerField::Fingerprint(_) => "fingerprint (32 colon-separated hex bytes)",
+            AnswerField::Sha256(_) => "blob SHA-256 (64 lower-case hex digits)",
+            AnswerField::BlobFormat(_) => "blob format (a known one)",
+        }
+    }
+}
+
+fn version_fields(v: &EscrowVersion) -> impl Iterator<Item = AnswerField<'_>> {
+    [AnswerField::State(&v.state), AnswerField::Fingerprint(&v.fingerprint)]
+        .into_iter()
+        .chain(v.blob_sha256.as_deref().map(AnswerField::Sha256))
+}
+
+fn copy_fields(c: &EscrowCopy) -> [AnswerField<'_>; 4] {
+    [
+        AnswerField::State(&c.state),
+        AnswerField::Fingerprint(&c.fingerprint),
+        AnswerField::Sha256(&c.blob_sha256),
+        AnswerField::BlobFormat(&c.blob_format),
+    ]
+}
 
 /// A connection to one hub.
 #[derive(Debug, Clone)]
@@ -21,7 +98,8 @@ impl HubClient {
     /// A client for the hub at `url` (`https://127.0.0.1:PORT`), trusting only the certificate
     /// with SHA-256 `pin`.
     pub fn new(url: &str, pin: [u8; 32]) -> Result<Self, ClientError> {
-        Ok(HubClient { service: ServiceClient::new("hub", url, pin, Duration::from_secs(30))? })
+        let service = ServiceClient::new("hub", url, pin, Duration::from_secs(30))?;
+        Ok(HubClient { service: service.with_max_answer(MAX_ANSWER_BYTES) })
     }
 
     /// Registers a box's identity with an enrollment token.
@@ -46,9 +124,29 @@ impl HubClient {
         push: &PushRequest,
     ) -> Result<PushResponse, ClientError> {
         let body = serde_json::to_vec(push).map_err(|e| self.service.bad_answer(e.to_string()))?;
-        self.service
+        let answer: PushResponse = self
+            .service
             .send_signed(reqwest::Method::POST, "/v1/escrows", body, box_name, identity)
-            .await
+            .await?;
+        let fields = [AnswerField::State(&answer.state), AnswerField::Sha256(&answer.blob_sha256)];
+        self.checked(check_answer(fields), answer)
+    }
+
+    /// `answer` if `check` passed; else the hub's answer is malformed.
+    fn checked<T>(&self, check: Result<(), String>, answer: T) -> Result<T, ClientError> {
+        check.map(|()| answer).map_err(|why| self.service.bad_answer(why))
+    }
+
+    /// A status answer, checked: for the box asked, every field what it must be.
+    fn checked_status(
+        &self,
+        box_name: &str,
+        answer: StatusResponse,
+    ) -> Result<StatusResponse, ClientError> {
+        let asked = AnswerField::Box { found: &answer.box_name, asked: Some(box_name) };
+        let fields = answer.versions.iter().flat_map(version_fields);
+        let check = check_answer(std::iter::once(asked).chain(fields));
+        self.checked(check, answer)
     }
 
     /// A GET signed by `signer`.
@@ -67,7 +165,8 @@ impl HubClient {
         box_name: &str,
         identity: &SigningIdentity,
     ) -> Result<StatusResponse, ClientError> {
-        self.signed_get("/v1/escrows", box_name, identity).await
+        let answer = self.signed_get("/v1/escrows", box_name, identity).await?;
+        self.checked_status(box_name, answer)
     }
 
     /// A box's escrow versions, with their blobs' hashes, signed by an operator.
@@ -76,11 +175,13 @@ impl HubClient {
         box_name: &str,
         operator: &SigningIdentity,
     ) -> Result<StatusResponse, ClientError> {
+        // The name goes into the path: nothing else may.
         if !keyward_service::names::valid_box_name(box_name) {
-            return Err(self.service.bad_answer(format!("`{box_name}` cannot name a box")));
+            return Err(ClientError::NotABoxName { name: box_name.into() });
         }
         let path = format!("/v1/boxes/{box_name}/escrows");
-        self.signed_get(&path, &operator.public().to_string(), operator).await
+        let answer = self.signed_get(&path, &operator.public().to_string(), operator).await?;
+        self.checked_status(box_name, answer)
     }
 
     /// The box's own active escrow, signed by the box.
@@ -89,24 +190,71 @@ impl HubClient {
         box_name: &str,
         identity: &SigningIdentity,
     ) -> Result<ActiveResponse, ClientError> {
-        self.signed_get("/v1/escrows/active", box_name, identity).await
+        let answer: ActiveResponse =
+            self.signed_get("/v1/escrows/active", box_name, identity).await?;
+        let asked = AnswerField::Box { found: &answer.box_name, asked: Some(box_name) };
+        let check = check_answer(std::iter::once(asked).chain(copy_fields(&answer.escrow)));
+        self.checked(check, answer)
     }
 
     /// Sends an operator's overwrite approval.
     pub async fn approve(&self, approval: &str) -> Result<ApproveResponse, ClientError> {
         let body = ApproveRequest { approval: approval.into() };
-        self.service.send(self.service.post_json("/v1/approvals", &body)).await
+        let answer: ApproveResponse =
+            self.service.send(self.service.post_json("/v1/approvals", &body)).await?;
+        self.checked(check_answer([AnswerField::State(&answer.state)]), answer)
     }
 
     /// Sends an operator's deletion order.
     pub async fn delete(&self, order: &str) -> Result<DeleteResponse, ClientError> {
         let body = DeleteRequest { deletion: order.into() };
-        self.service.send(self.service.post_json("/v1/deletions", &body)).await
+        let answer: DeleteResponse =
+            self.service.send(self.service.post_json("/v1/deletions", &body)).await?;
+        let found = AnswerField::Box { found: &answer.box_name, asked: None };
+        let check = check_answer([found, AnswerField::State(&answer.state)]);
+        self.checked(check, answer)
     }
 
     /// Redeems a recovery ticket for every escrow version the hub holds of its box.
     pub async fn recover(&self, ticket: &str) -> Result<RecoverResponse, ClientError> {
         let body = RecoverRequest { ticket: ticket.into() };
-        self.service.send(self.service.post_json("/v1/recoveries", &body)).await
+        let answer: RecoverResponse =
+            self.service.send(self.service.post_json("/v1/recoveries", &body)).await?;
+        let found = AnswerField::Box { found: &answer.box_name, asked: None };
+        let fields = answer.versions.iter().flat_map(copy_fields);
+        let check = check_answer(std::iter::once(found).chain(fields));
+        self.checked(check, answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answers_fields_must_be_what_they_claim_to_be() {
+        let fp = ["ab"; 32].join(":");
+        let hash = "0f".repeat(32);
+        let good = [
+            AnswerField::Box { found: "pve-07", asked: Some("pve-07") },
+            AnswerField::State("pending"),
+            AnswerField::Fingerprint(&fp),
+            AnswerField::Sha256(&hash),
+            AnswerField::BlobFormat("keyward-escrow-blob"),
+        ];
+        assert_eq!(check_answer(good), Ok(()));
+        let forged_line = "active\nversion 9  active  pushed now";
+        let bad = [
+            AnswerField::Box { found: "pve-08", asked: Some("pve-07") },
+            AnswerField::Box { found: "pve 07\x1b[2J", asked: None },
+            AnswerField::State(forged_line),
+            AnswerField::Fingerprint("ab:cd"),
+            AnswerField::Sha256(&hash.to_uppercase()),
+            AnswerField::BlobFormat("other"),
+        ];
+        for field in bad {
+            let refused = check_answer([field]).expect_err("refused");
+            assert!(!refused.contains('\n') && !refused.contains('\x1b'), "{refused}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use crate::api::{
     ActiveResponse, BLOB_FORMATS, PushRequest, PushResponse, RecoverResponse, StatusResponse,
     blob_sha256,
 };
-use crate::store::{Activation, Store};
+use crate::store::{Activation, Pushed, Store};
 
 /// Largest blob accepted (a blob is a few hundred bytes).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
@@ -247,15 +247,14 @@ impl Hub {
             ));
         }
         let hash = blob_sha256(&bytes);
-        let pending =
-            self.store.versions(box_name).await?.iter().filter(|v| v.state == "pending").count();
-        if pending >= self.max_pending {
-            return Err(ServiceError::Refused(format!(
+        match self.store.push(box_name, push, &hash, self.max_pending, now).await? {
+            Pushed::Stored { version, state } => {
+                Ok(PushResponse { version, state: state.to_string(), blob_sha256: hash })
+            }
+            Pushed::TooManyPending(pending) => Err(ServiceError::Refused(format!(
                 "{box_name} has {pending} versions waiting for approval; an operator approves or deletes one first"
-            )));
+            ))),
         }
-        let (version, state) = self.store.push(box_name, push, &hash, now).await?;
-        Ok(PushResponse { version, state: state.to_string(), blob_sha256: hash })
     }
 
     /// The versions of a box's escrow (for the box itself, or an operator).

@@ -16,9 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
-use keyward_service::shell::{ServeOptions, Shell, SignedParts};
+use keyward_service::shell::{ServeOptions, Shell, SignedParts, json_body};
 use keyward_service::{ServiceError, unix_now};
-use serde::de::DeserializeOwned;
 
 use crate::api::{
     ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest, PushRequest,
@@ -42,10 +41,6 @@ struct ServerState {
 
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
-
-fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
-    serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(e.to_string()))
-}
 
 impl ServerState {
     /// Runs a handler body in the shell (the hub's errors).
@@ -91,7 +86,7 @@ impl ServerState {
 async fn enroll(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
     state
         .run("enroll", source, async {
-            let request: EnrollRequest = json(&body)?;
+            let request: EnrollRequest = json_body(&body)?;
             state
                 .hub
                 .enroll(&request.box_name, request.public_key, &request.token, unix_now())
@@ -115,7 +110,7 @@ async fn push(
             let box_name = state
                 .a_box(SignedParts { method: &method, uri: &uri, headers: &map, body: &body })
                 .await?;
-            let request: PushRequest = json(&body)?;
+            let request: PushRequest = json_body(&body)?;
             let answer = state.hub.push(&box_name, &request, unix_now()).await?;
             tracing::info!(%box_name, version = answer.version, state = %answer.state, "push");
             Ok((StatusCode::CREATED, Json(answer)).into_response())
@@ -178,7 +173,7 @@ async fn operator_status(
 async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
     state
         .run("approve", source, async {
-            let request: ApproveRequest = json(&body)?;
+            let request: ApproveRequest = json_body(&body)?;
             let version = state.hub.approve(&request.approval, unix_now()).await?;
             tracing::info!(version, "approved");
             Ok(Json(ApproveResponse { version, state: "active".into() }).into_response())
@@ -189,7 +184,7 @@ async fn approve(State(state): Shared, ConnectInfo(source): Source, body: Bytes)
 async fn delete(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
     state
         .run("delete", source, async {
-            let request: DeleteRequest = json(&body)?;
+            let request: DeleteRequest = json_body(&body)?;
             let (box_name, version) = state.hub.delete(&request.deletion, unix_now()).await?;
             tracing::info!(%box_name, version, "escrow version erased");
             Ok(Json(DeleteResponse { box_name, version, state: "deleted".into() }).into_response())
@@ -200,7 +195,7 @@ async fn delete(State(state): Shared, ConnectInfo(source): Source, body: Bytes) 
 async fn recover(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
     state
         .run("recover", source, async {
-            let request: RecoverRequest = json(&body)?;
+            let request: RecoverRequest = json_body(&body)?;
             let answer = state.hub.recover(&request.ticket, unix_now()).await?;
             tracing::info!(
                 box_name = %answer.box_name,

@@ -168,6 +168,20 @@ fn memory_nonces() -> Nonces {
     })))
 }
 
+/// What `push` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Stored as this version, `active` (the box's first) or `pending`.
+    Stored {
+        /// The version number.
+        version: u64,
+        /// `active` or `pending`.
+        state: &'static str,
+    },
+    /// Refused: this many versions already wait for approval.
+    TooManyPending(i64),
+}
+
 /// What `activate` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -344,24 +358,30 @@ impl Store {
         }
     }
 
-    /// Appends an escrow version, audited as `push`: the first is active, later ones pending.
-    /// The version is the next free number; two hubs racing for it both land, one retrying with
-    /// the next number.
+    /// Appends an escrow version, audited as `push`: the first is active, later ones pending,
+    /// unless `max_pending` versions already wait for approval. The version is the next free
+    /// number; two hubs racing for it both land, one retrying with the next number — and
+    /// counting again, so racing pushes never take a box past its cap.
     pub async fn push(
         &self,
         box_name: &str,
         push: &PushRequest,
         hash: &str,
+        max_pending: usize,
         now: i64,
-    ) -> Result<(u64, &'static str), StoreError> {
+    ) -> Result<Pushed, StoreError> {
         let directive = push.directive.to_string();
         audited!(self, "escrow version", |conn| {
-            let row =
-                sqlx::query("SELECT COALESCE(MAX(version), 0) FROM escrows WHERE box_name = $1")
-                    .bind(box_name)
-                    .fetch_one(&mut *conn)
-                    .await?;
-            let last: i64 = row.get(0);
+            let row = sqlx::query(
+                "SELECT COALESCE(MAX(version), 0), COUNT(CASE WHEN state = 'pending' THEN 1 END) FROM escrows WHERE box_name = $1",
+            )
+            .bind(box_name)
+            .fetch_one(&mut *conn)
+            .await?;
+            let (last, pending): (i64, i64) = (row.get(0), row.get(1));
+            if usize::try_from(pending).unwrap_or(usize::MAX) >= max_pending {
+                return Ok(Attempt::Rollback(Pushed::TooManyPending(pending)));
+            }
             let version = last + 1;
             let state = if last == 0 { "active" } else { "pending" };
             let insert = sqlx::query(
@@ -382,8 +402,9 @@ impl Store {
                 "version {version} {state}, fingerprint {}, blob sha256 {hash}",
                 push.fingerprint
             );
+            let stored = Pushed::Stored { version: u64::try_from(version).unwrap_or(0), state };
             Ok(match append_audit(conn, "push", Some(box_name), &detail, now).await? {
-                true => Attempt::Commit((u64::try_from(version).unwrap_or(0), state)),
+                true => Attempt::Commit(stored),
                 false => Attempt::Retry,
             })
         })

@@ -427,7 +427,7 @@ fn an_operator_signs_requests_with_its_own_key_and_a_box_cannot_pose_as_one() {
 }
 
 #[test]
-fn an_enrollment_body_the_schema_allows_is_never_malformed() {
+fn an_enrollment_token_the_schema_allows_is_a_failed_proof_not_malformed() {
     runtime().block_on(async {
         let s = setup().await;
         // docs/openapi.json allows any token text up to 4096 characters: one that is not a

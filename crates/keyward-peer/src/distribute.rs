@@ -133,6 +133,7 @@ pub async fn distribute(
                     service: "peer",
                     url: "?".into(),
                     reason: e.to_string(),
+                    may_have_arrived: true,
                 },
             )),
         }
@@ -182,6 +183,7 @@ pub async fn delete_everywhere(
                     service: "peer",
                     url: "?".into(),
                     reason: join.to_string(),
+                    may_have_arrived: true,
                 },
             )),
         }

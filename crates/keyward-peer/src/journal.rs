@@ -141,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_set_is_never_deleted_and_leftovers_go_after_the_grace() {
+    fn a_recorded_set_is_never_deleted_and_a_leftover_goes_once_its_step_is_settled() {
         let now = 10_000;
         let young = now - 10;
         let old = now - GRACE_SECS - 1;

@@ -31,10 +31,19 @@ pub const RELEASE_NONCES_PER_SOURCE: usize = 16;
 pub const RELEASE_NONCES_PER_ASKED: usize = 4 * RELEASE_NONCES_PER_SOURCE;
 /// Most owner-request nonces remembered (ten minutes of signed requests).
 const MAX_REQUEST_NONCES: usize = 1_000_000;
-/// Most of them from one source. Anyone can sign an owner request with a key of its own, so the
-/// table is not only the admitted owners': a source over this is refused (429), the others are
-/// not. (The rate limit, 600 a minute, keeps an honest source far below it.)
+/// Most of them from one source (over it: 429). Only known owners' requests, and those that bring
+/// an operator's enrollment token, are recorded, so the table holds admitted owners' nonces;
+/// this keeps one of them (or one source with its rate limit lifted) from filling it.
 pub const REQUEST_NONCES_PER_SOURCE: usize = 8_000;
+
+/// An operator's enrollment token an owner request brings, and the owner name it must be for.
+#[derive(Debug, Clone, Copy)]
+pub struct Enrolling<'a> {
+    /// The token (statement text).
+    pub token: &'a str,
+    /// The name the request admits.
+    pub owner_name: &'a str,
+}
 
 /// A peer: its store, its sealing key, the operators whose statements it accepts, its name as
 /// the audience of signed requests (its certificate's SHA-256), each owner's quota, and its two
@@ -90,21 +99,42 @@ impl Peer {
     }
 
     /// Checks an owner-signed request from `source` (the signer is the owner's public key):
-    /// the signature, that it is for this peer, its timestamp, and that its nonce is new.
-    pub fn authenticate_owner(
+    /// the signature, that it is for this peer, its timestamp, and — for an owner this peer
+    /// knows, or one that brings an operator's enrollment token — that its nonce is new.
+    ///
+    /// `None` is a signer the peer does not know: anyone can make a key, so such a request's
+    /// nonce is not kept (a flood of made-up keys cannot fill the table), and nothing may be
+    /// done for it — it holds nothing here and may store nothing.
+    pub async fn authenticate_owner(
         &self,
         signed: &RequestSignature,
         request: Request<'_>,
         source: SourcePrefix,
+        enrolling: Option<Enrolling<'_>>,
         now: i64,
-    ) -> Result<PublicKey, ServiceError> {
+    ) -> Result<Option<PublicKey>, ServiceError> {
         let owner: PublicKey = signed.signer.parse()?;
         request::verify(signed, &owner, &self.audience, request, now)?;
         let nonce = nonces::parse(&signed.nonce)?;
+        if !self.store.owner_known(&owner.to_string()).await? {
+            match enrolling {
+                Some(enrolling) => {
+                    self.check_enrollment(enrolling.token, enrolling.owner_name, now)?;
+                }
+                None => return Ok(None),
+            }
+        }
         let source = format!("src:{source}");
         let tags = [Tag { value: &source, limit: REQUEST_NONCES_PER_SOURCE }];
         self.request_nonces.insert(nonce, &tags, now + 2 * MAX_SKEW_SECS, now)?;
-        Ok(owner)
+        Ok(Some(owner))
+    }
+
+    /// The refusal for a store from a signer this peer does not know, without a token.
+    pub fn not_admitted(owner_name: &str) -> ServiceError {
+        ServiceError::Refused(format!(
+            "{owner_name} is not admitted at this peer; give an operator's enrollment token for it (`--token-file F`)"
+        ))
     }
 
     /// Stores a share that `owner` sealed to this peer. The share must open here (so a release
@@ -162,9 +192,7 @@ impl Peer {
             ))),
             Stored::NotAdmitted => Err(match token {
                 Some(Err(e)) => e,
-                _ => ServiceError::Refused(format!(
-                    "{name} is not admitted at this peer; give an operator's enrollment token for it (`--token-file F`)"
-                )),
+                _ => Self::not_admitted(name),
             }),
             Stored::TokenUsed => {
                 Err(ServiceError::Refused("this enrollment token was already used here".into()))

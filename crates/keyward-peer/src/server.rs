@@ -14,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
-use keyward_service::shell::{ServeOptions, Shell, SignedParts};
+use keyward_service::shell::{ServeOptions, Shell, SignedParts, json_body};
 use keyward_service::{PublicKey, ServiceError, SourcePrefix, unix_now};
-use serde::de::DeserializeOwned;
 
-use crate::api::{DeleteSharesRequest, NonceQuery, ReleaseRequest, StoreShareRequest};
-use crate::peer::Peer;
+use crate::api::{
+    DeleteSharesRequest, NonceQuery, ReleaseRequest, StatusResponse, StoreShareRequest,
+};
+use crate::peer::{Enrolling, Peer};
 use crate::store::Stored;
 
 /// Largest request body accepted.
@@ -43,28 +44,22 @@ impl ServerState {
         self.shell.run(route, source, body).await
     }
 
-    /// The owner of a signed request.
-    fn owner(
+    /// The owner of a signed request (`None`: a signer this peer does not know; see
+    /// `Peer::authenticate_owner`).
+    async fn owner(
         &self,
         source: SocketAddr,
         signed: SignedParts<'_>,
-    ) -> Result<PublicKey, ServiceError> {
+        enrolling: Option<Enrolling<'_>>,
+    ) -> Result<Option<PublicKey>, ServiceError> {
         let (signature, request) = signed.split()?;
-        self.peer.authenticate_owner(
-            &signature,
-            request,
-            SourcePrefix::from(source.ip()),
-            unix_now(),
-        )
+        let prefix = SourcePrefix::from(source.ip());
+        self.peer.authenticate_owner(&signature, request, prefix, enrolling, unix_now()).await
     }
 }
 
 type Shared = State<Arc<ServerState>>;
 type Source = ConnectInfo<SocketAddr>;
-
-fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
-    serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(e.to_string()))
-}
 
 async fn store(
     State(state): Shared,
@@ -76,11 +71,15 @@ async fn store(
 ) -> Response {
     state
         .run("store", source, async {
-            let owner = state.owner(
-                source,
-                SignedParts { method: &method, uri: &uri, headers: &map, body: &body },
-            )?;
-            let request: StoreShareRequest = json(&body)?;
+            let request: StoreShareRequest = json_body(&body)?;
+            let signed = SignedParts { method: &method, uri: &uri, headers: &map, body: &body };
+            let enrolling = request
+                .enrollment
+                .as_deref()
+                .map(|token| Enrolling { token, owner_name: &request.owner_name });
+            let Some(owner) = state.owner(source, signed, enrolling).await? else {
+                return Err(Peer::not_admitted(&request.owner_name));
+            };
             let stored = state.peer.store_share(&owner, &request, unix_now()).await?;
             tracing::info!(share_set = %request.share_set, x = request.x, "share stored");
             let status = if stored == Stored::Added { StatusCode::CREATED } else { StatusCode::OK };
@@ -99,11 +98,13 @@ async fn status(
 ) -> Response {
     state
         .run("status", source, async {
-            let owner = state.owner(
-                source,
-                SignedParts { method: &method, uri: &uri, headers: &map, body: b"" },
-            )?;
-            Ok(Json(state.peer.status(&owner).await?).into_response())
+            let signed = SignedParts { method: &method, uri: &uri, headers: &map, body: b"" };
+            // A signer this peer does not know holds nothing here.
+            let answer = match state.owner(source, signed, None).await? {
+                Some(owner) => state.peer.status(&owner).await?,
+                None => StatusResponse { sets: Vec::new() },
+            };
+            Ok(Json(answer).into_response())
         })
         .await
 }
@@ -118,11 +119,15 @@ async fn delete(
 ) -> Response {
     state
         .run("delete", source, async {
-            let owner = state.owner(
-                source,
-                SignedParts { method: &method, uri: &uri, headers: &map, body: &body },
-            )?;
-            let request: DeleteSharesRequest = json(&body)?;
+            let signed = SignedParts { method: &method, uri: &uri, headers: &map, body: &body };
+            let owner = state.owner(source, signed, None).await?;
+            let request: DeleteSharesRequest = json_body(&body)?;
+            let Some(owner) = owner else {
+                return Err(ServiceError::NotFound(format!(
+                    "no share set {} of yours here",
+                    request.share_set
+                )));
+            };
             state.peer.delete(&owner, &request.share_set).await?;
             tracing::info!(share_set = %request.share_set, "share deleted");
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -151,7 +156,7 @@ async fn nonce(
 async fn release(State(state): Shared, ConnectInfo(source): Source, body: Bytes) -> Response {
     state
         .run("release", source, async {
-            let request: ReleaseRequest = json(&body)?;
+            let request: ReleaseRequest = json_body(&body)?;
             let now = unix_now();
             let answer = state.peer.release(&request, now).await?;
             for share in &answer.shares {

@@ -24,6 +24,7 @@ const SCHEMA: Schema = Schema {
         "CREATE TABLE IF NOT EXISTS shares (share_set TEXT PRIMARY KEY, owner TEXT NOT NULL, owner_name TEXT NOT NULL, keybox_id TEXT NOT NULL, threshold BIGINT NOT NULL, policy TEXT NOT NULL, fingerprint TEXT NOT NULL, x BIGINT NOT NULL, enc TEXT NOT NULL, ct TEXT NOT NULL, stored_at BIGINT NOT NULL, last_released BIGINT)",
         "CREATE INDEX IF NOT EXISTS shares_by_owner_name ON shares (owner_name)",
         "CREATE INDEX IF NOT EXISTS shares_by_owner ON shares (owner)",
+        "CREATE INDEX IF NOT EXISTS owners_by_key ON owners (owner)",
         USED_STATEMENTS,
         // Single-use release tickets as a peer of version 1 recorded them; folded into
         // used_statements below.
@@ -217,6 +218,15 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(stored_share).collect()
+    }
+
+    /// Whether `owner` (a public key) is bound to an owner name here.
+    pub async fn owner_known(&self, owner: &str) -> Result<bool, StoreError> {
+        let found = sqlx::query("SELECT 1 FROM owners WHERE owner = $1 LIMIT 1")
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Every set of an owner identity, with release times.

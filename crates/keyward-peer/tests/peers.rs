@@ -16,7 +16,10 @@ use keyward_peer::api::{ReleaseRequest, StoreShareRequest, release_message, rele
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
 use keyward_peer::distribute::{Owner, Split, distribute, new_share_set};
-use keyward_peer::peer::{NONCE_TTL_SECS, Peer, PeerSetup, RELEASE_NONCES_PER_SOURCE};
+use keyward_peer::peer::{
+    Enrolling, NONCE_TTL_SECS, Peer, PeerSetup, RELEASE_NONCES_PER_SOURCE,
+    REQUEST_NONCES_PER_SOURCE,
+};
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError, ReshareStep};
 use keyward_peer::seal::{self, Purpose, SealSecret};
@@ -109,12 +112,17 @@ impl Peers {
 
 /// An operator's enrollment token for `name`.
 fn enrollment_token(name: &str, operator: &SigningIdentity) -> String {
+    enrollment_token_at(name, operator, keyward_service::unix_now())
+}
+
+/// An operator's enrollment token for `name`, good for ten minutes from `now`.
+fn enrollment_token_at(name: &str, operator: &SigningIdentity, now: i64) -> String {
     statement::issue(
         operator,
         Statement::Enrollment {
             box_name: name.into(),
             id: Statement::fresh_id().expect("rng"),
-            expires: keyward_service::unix_now() + 600,
+            expires: now + 600,
         },
     )
 }
@@ -728,20 +736,59 @@ fn an_owners_request_to_one_peer_is_refused_by_another_and_not_replayed() {
         let (peer, _) = peer_in(&dir, &operator, Quota::default()).await;
         let owner = SigningIdentity::generate().expect("rng");
         let signer = owner.public().to_string();
-        let what = Request { method: "GET", path: "/v1/shares", body: b"" };
+        let what = Request { method: "POST", path: "/v1/shares", body: b"{}" };
+        let token = enrollment_token_at("pve-01", &operator, NOW);
+        let enrolling = Some(Enrolling { token: &token, owner_name: "pve-01" });
+        let source = SourcePrefix::V4([10, 0, 0, 2]);
         // Signed for another peer (another certificate): a peer it was sent to cannot use it here.
         let elsewhere = request::sign(&owner, &signer, "11:22:33", what, NOW).expect("sign");
-        let source = SourcePrefix::V4([10, 0, 0, 2]);
         unauthenticated(
-            peer.authenticate_owner(&elsewhere, what, source, NOW),
+            peer.authenticate_owner(&elsewhere, what, source, enrolling, NOW).await,
             "a request for another peer",
         );
         let here = request::sign(&owner, &signer, AUDIENCE, what, NOW).expect("sign");
-        assert_eq!(
-            peer.authenticate_owner(&here, what, source, NOW).expect("for this peer"),
-            owner.public()
+        let first = peer.authenticate_owner(&here, what, source, enrolling, NOW).await;
+        assert_eq!(first.expect("for this peer"), Some(owner.public()));
+        unauthenticated(
+            peer.authenticate_owner(&here, what, source, enrolling, NOW + 1).await,
+            "a replay",
         );
-        unauthenticated(peer.authenticate_owner(&here, what, source, NOW + 1), "a replay");
+    });
+}
+
+#[test]
+fn a_strangers_nonces_are_not_kept_and_an_admitted_owner_is_still_served() {
+    client_runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let operator = SigningIdentity::generate().expect("rng");
+        let (peer, _) = peer_in(&dir, &operator, Quota::default()).await;
+        let source = SourcePrefix::V4([10, 0, 0, 3]);
+        let what = Request { method: "GET", path: "/v1/shares", body: b"" };
+        // Made-up keys, far more than one source may have nonces kept: none is kept, none is
+        // refused for a full table, and none is anyone the peer will act for.
+        let count = REQUEST_NONCES_PER_SOURCE + 10;
+        let stranger = SigningIdentity::generate().expect("rng");
+        let signer = stranger.public().to_string();
+        for i in 0..count {
+            let signed = request::sign(&stranger, &signer, AUDIENCE, what, NOW).expect("sign");
+            let known = peer.authenticate_owner(&signed, what, source, None, NOW).await;
+            assert_eq!(known.expect("verified"), None, "request {i}");
+        }
+        // A token that does not verify is a failed proof, not a stranger.
+        let bogus = Some(Enrolling { token: "kwst1.not-a-token", owner_name: "pve-02" });
+        let signed = request::sign(&stranger, &signer, AUDIENCE, what, NOW).expect("sign");
+        unauthenticated(
+            peer.authenticate_owner(&signed, what, source, bogus, NOW).await,
+            "a bogus token",
+        );
+        // An admitted owner from the same source is still served.
+        let token = enrollment_token_at("pve-02", &operator, NOW);
+        let enrolling = Some(Enrolling { token: &token, owner_name: "pve-02" });
+        let owner = SigningIdentity::generate().expect("rng");
+        let signed =
+            request::sign(&owner, &owner.public().to_string(), AUDIENCE, what, NOW).expect("sign");
+        let admitted = peer.authenticate_owner(&signed, what, source, enrolling, NOW).await;
+        assert_eq!(admitted.expect("admitted"), Some(owner.public()));
     });
 }
 
@@ -766,7 +813,7 @@ fn a_nonce_flood_from_one_source_does_not_push_out_a_requesters_nonce() {
 }
 
 #[test]
-fn a_release_ticket_allows_its_uses_at_each_peer_and_no_more() {
+fn a_release_ticket_allows_its_uses_at_a_peer_and_no_more() {
     client_runtime().block_on(async {
         let h = held(ReleasePolicy::Operator).await;
         let fresh = SigningIdentity::generate().expect("rng");

@@ -19,22 +19,36 @@ use crate::request::{self, Request, headers};
 use crate::tls::{PinWitness, TlsError, pinned_client_config};
 use crate::{SigningIdentity, unix_now};
 
-/// Largest answer read from a server: a hub's recovery answer holds every version it keeps of a
-/// box, each up to 64 KiB (base64 of it, about 87 KiB), and it keeps at most a few pending ones.
-const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Largest answer read from a server unless a client says otherwise ([`ServiceClient::with_max_answer`]):
+/// a peer's answers hold at most a few sealed shares.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
-/// Text a server sent, with every control character (newlines too) written as an escape: a
-/// hostile or broken server's message can neither drive a terminal nor forge a line of output.
+/// Text a server sent, with every control character (newlines too) and every invisible
+/// formatting character written as an escape: a hostile or broken server's message can neither
+/// drive a terminal, forge a line of output, nor reorder what is shown (bidi overrides).
 fn from_server(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .map(|c| if shown_escaped(c) { c.escape_unicode().to_string() } else { c.to_string() })
         .collect()
+}
+
+/// A control character, or a Unicode format character that changes how text around it reads:
+/// bidirectional marks, embeddings, overrides and isolates, zero-width characters, the BOM.
+fn shown_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// What a call to a hub or a peer can end in.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// A name that cannot go into a request (it is checked before anything is sent).
+    #[error("`{name}` cannot name a box ({})", crate::names::BOX_NAME_RULE)]
+    NotABoxName {
+        /// The name given.
+        name: String,
+    },
     /// The URL is not `https://`; nothing was sent.
     #[error("{url} is not an https:// URL; keyward talks to a {service} over HTTPS only")]
     NotHttps {
@@ -66,6 +80,9 @@ pub enum ClientError {
         url: String,
         /// Why.
         reason: String,
+        /// Whether the request may have reached the server: the connection was made, then
+        /// timed out or broke before an answer came.
+        may_have_arrived: bool,
     },
     /// The server answered with an error.
     #[error("the {service} at {url} refused ({code}): {message}")]
@@ -99,6 +116,23 @@ pub enum ClientError {
     Core(#[from] keyward_core::Error),
 }
 
+impl ClientError {
+    /// Whether the request surely changed nothing at the server: it was never sent (a refused
+    /// URL or name, another certificate, no connection), or the server answered with a refusal
+    /// (a 4xx other than 408: hub and peers write nothing for a request they refuse).
+    pub fn changed_nothing(&self) -> bool {
+        match self {
+            ClientError::NotABoxName { .. }
+            | ClientError::NotHttps { .. }
+            | ClientError::PinMismatch { .. }
+            | ClientError::Tls(_) => true,
+            ClientError::Unavailable { may_have_arrived, .. } => !may_have_arrived,
+            ClientError::Refused { status, .. } => (400..500).contains(status) && *status != 408,
+            ClientError::BadAnswer { .. } | ClientError::Core(_) => false,
+        }
+    }
+}
+
 /// HTTPS with JSON to one server (a hub or a peer), trusting only its pinned certificate;
 /// requests signed with an identity as docs/hub-api.md describes.
 #[derive(Debug, Clone)]
@@ -108,6 +142,7 @@ pub struct ServiceClient {
     pin: [u8; 32],
     witness: PinWitness,
     http: reqwest::Client,
+    max_answer: usize,
 }
 
 impl ServiceClient {
@@ -134,8 +169,14 @@ impl ServiceClient {
                 service,
                 url: url.clone(),
                 reason: e.to_string(),
+                may_have_arrived: false,
             })?;
-        Ok(ServiceClient { service, url, pin, witness, http })
+        Ok(ServiceClient { service, url, pin, witness, http, max_answer: DEFAULT_MAX_ANSWER_BYTES })
+    }
+
+    /// The same client, reading answers of up to `bytes`.
+    pub fn with_max_answer(self, bytes: usize) -> Self {
+        ServiceClient { max_answer: bytes, ..self }
     }
 
     /// The server's URL.
@@ -171,6 +212,7 @@ impl ServiceClient {
                 service: self.service,
                 url: self.url.clone(),
                 reason: error_chain(error),
+                may_have_arrived: !error.is_connect(),
             },
         }
     }
@@ -188,10 +230,10 @@ impl ServiceClient {
                 "HTTP {status}, a redirect; keyward never follows one (the pinned certificate names this server only)"
             )));
         }
-        // Read at most MAX_ANSWER_BYTES: a server cannot make the client hold more.
+        // Read at most `max_answer` bytes: a server cannot make the client hold more.
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.unanswered(&e))? {
-            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            if bytes.len() + chunk.len() > self.max_answer {
                 return Err(self.bad_answer("an answer larger than any the API has"));
             }
             bytes.extend_from_slice(&chunk);
@@ -283,7 +325,12 @@ mod tests {
 
     #[test]
     fn a_servers_text_cannot_forge_a_line_or_drive_a_terminal() {
-        assert_eq!(from_server("ok\nkeyward: all fine\x1b[2J"), "ok\\nkeyward: all fine\\u{1b}[2J");
+        assert_eq!(
+            from_server("ok\nkeyward: all fine\x1b[2J"),
+            "ok\\u{a}keyward: all fine\\u{1b}[2J"
+        );
+        assert_eq!(from_server("abc\u{202E}fed"), "abc\\u{202e}fed", "a bidi override is shown");
+        assert_eq!(from_server("plain text, é"), "plain text, é");
     }
 
     #[test]

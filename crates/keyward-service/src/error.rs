@@ -3,8 +3,9 @@
 //! request, a statement, a nonce — does not pass. Each variant is a distinct, loggable reason;
 //! none carries secret material.
 
+use axum::http::StatusCode;
+
 use crate::nonces::NonceError;
-use crate::shell::ErrorKind;
 use crate::store::StoreError;
 
 /// Why the hub or a peer refused or failed a request.
@@ -32,6 +33,40 @@ pub enum ServiceError {
     /// The service's own failure (500): logged with this detail, answered without it.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// The families of refusal and failure a service answers with, each with its status and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400 `malformed`.
+    Malformed,
+    /// 401 `unauthenticated`: a failed proof, counted toward the source's lockout.
+    Unauthenticated,
+    /// 403 `refused`.
+    Refused,
+    /// 429 `rate-limited`.
+    RateLimited,
+    /// 404 `not-found`.
+    NotFound,
+    /// 409 `conflict`.
+    Conflict,
+    /// 500 `internal`: the server's own failure, logged with its detail, answered without it.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status and the stable error code.
+    pub fn status_and_code(self) -> (StatusCode, &'static str) {
+        match self {
+            ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
+            ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ErrorKind::Refused => (StatusCode::FORBIDDEN, "refused"),
+            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
 }
 
 impl ServiceError {
@@ -75,6 +110,7 @@ impl From<NonceError> for ServiceError {
             NonceError::Malformed => ServiceError::Malformed(e.to_string()),
             NonceError::Seen => AuthError::Replayed.into(),
             NonceError::Unknown | NonceError::Expired => AuthError::Nonce(e).into(),
+            NonceError::Broken => ServiceError::Internal(e.to_string()),
         }
     }
 }

@@ -65,6 +65,9 @@ pub enum NonceError {
     /// Held, but past its expiry.
     #[error("the nonce has expired; ask for a new one")]
     Expired,
+    /// The table cannot be used: a thread failed while changing it. Nothing is accepted.
+    #[error("the nonce table is unusable after a failure")]
+    Broken,
 }
 
 #[derive(Debug)]
@@ -158,7 +161,7 @@ impl NonceTable {
         expires: i64,
         now: i64,
     ) -> Result<(), NonceError> {
-        let mut state = self.state.lock().map_err(|_| NonceError::Full)?;
+        let mut state = self.state.lock().map_err(|_| NonceError::Broken)?;
         state.purge(now);
         if let Some(entry) = state.entries.get(&nonce) {
             if entry.expires >= now {
@@ -198,7 +201,7 @@ impl NonceTable {
 
     /// Uses up `nonce`: its tags, once, and only before it expires.
     pub fn take(&self, nonce: &Nonce, now: i64) -> Result<Vec<String>, NonceError> {
-        let mut state = self.state.lock().map_err(|_| NonceError::Unknown)?;
+        let mut state = self.state.lock().map_err(|_| NonceError::Broken)?;
         let entry = state.remove(nonce).ok_or(NonceError::Unknown)?;
         if entry.expires < now {
             return Err(NonceError::Expired);

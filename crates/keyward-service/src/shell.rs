@@ -35,45 +35,12 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::api::ErrorResponse;
+use crate::error::ErrorKind;
 use crate::limits::{RateLimiter, RateLimits};
 use crate::metrics::Metrics;
 use crate::refusals::RefusalTally;
 use crate::request::{self as signed, RequestSignature};
 use crate::{AuthError, ServiceError, SourcePrefix, unix_now};
-
-/// The families of refusal and failure a service answers with, each with its status and code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// 400 `malformed`.
-    Malformed,
-    /// 401 `unauthenticated`: a failed proof, counted toward the source's lockout.
-    Unauthenticated,
-    /// 403 `refused`.
-    Refused,
-    /// 429 `rate-limited`.
-    RateLimited,
-    /// 404 `not-found`.
-    NotFound,
-    /// 409 `conflict`.
-    Conflict,
-    /// 500 `internal`: the server's own failure, logged with its detail, answered without it.
-    Internal,
-}
-
-impl ErrorKind {
-    /// The HTTP status and the stable error code.
-    pub fn status_and_code(self) -> (StatusCode, &'static str) {
-        match self {
-            ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
-            ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ErrorKind::Refused => (StatusCode::FORBIDDEN, "refused"),
-            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
-            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found"),
-            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-}
 
 /// An error answer: `status`, `{"error": code, "message": message}`.
 fn json_error(status: StatusCode, code: &str, message: String) -> Response {
@@ -93,6 +60,11 @@ pub fn error_response(error: &ServiceError) -> Response {
 /// The signature headers of a request.
 fn signature_headers(map: &HeaderMap) -> Result<RequestSignature, AuthError> {
     RequestSignature::from_headers(|name| map.get(name).and_then(|v| v.to_str().ok()))
+}
+
+/// A request body as JSON of type `T`; anything else is a malformed request (400).
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(e.to_string()))
 }
 
 /// The parts of an HTTP request that a request signature covers, as a handler has them.

@@ -660,7 +660,12 @@ pub enum HubCommand {
         rate_per_box: u32,
         /// Versions of one box that may wait for approval at once (more pushes are refused
         /// until an operator approves or deletes one).
-        #[arg(long, value_name = "N", default_value_t = keyward_hub::hub::DEFAULT_MAX_PENDING)]
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = keyward_hub::hub::DEFAULT_MAX_PENDING,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+        )]
         max_pending_versions: usize,
     },
     /// The audit log.

@@ -192,7 +192,7 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
 /// expired ticket, lockout) 9; missing 6; conflicting 7; an answer that does not parse or open 4.
 fn client_exit_code(error: &ClientError) -> ExitCode {
     match error {
-        ClientError::NotHttps { .. } => ExitCode::Usage,
+        ClientError::NotHttps { .. } | ClientError::NotABoxName { .. } => ExitCode::Usage,
         ClientError::PinMismatch { .. } => ExitCode::CertificateMismatch,
         ClientError::Unavailable { .. } => ExitCode::Unavailable,
         // Refusals the server's policy makes (authentication, single use, lockout, limits, size)
@@ -435,8 +435,12 @@ mod tests {
             code: "x".into(),
             message: "y".into(),
         };
-        let unreachable =
-            || ClientError::Unavailable { service: "peer", url: "u".into(), reason: "r".into() };
+        let unreachable = || ClientError::Unavailable {
+            service: "peer",
+            url: "u".into(),
+            reason: "r".into(),
+            may_have_arrived: false,
+        };
         let silent = |unreachable| keyward_peer::recovery::Silent {
             peer: "u".into(),
             reason: "r".into(),

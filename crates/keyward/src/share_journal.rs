@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyward_core::Keybox;
-use keyward_core::slot::SlotParams;
+use keyward_core::slot::{PeerRecord, SlotParams};
 use keyward_core::store::{Fs, LockGuard, RealFs, write_secret_file};
 use keyward_peer::card::PeerCard;
 use keyward_peer::distribute::delete_everywhere;
@@ -112,45 +112,39 @@ impl ShareJournal {
         self.save(sets)
     }
 
-    /// Settles what can be settled against `keybox` and deletes at its peers what must go.
+    /// Settles what can be settled against `keybox` and deletes at its peers what must go. The
+    /// lock is held to read and to write the journal, not while the peers are asked, so a
+    /// command noting a set meanwhile waits for neither; its entry is kept.
     pub fn clean_up(&self, keybox: &Keybox, owner: &Arc<SigningIdentity>) -> CliResult<Cleanup> {
-        let _lock = self.locked()?;
         let recorded = recorded_sets(keybox);
         let now = unix_now();
         let mut report = Cleanup::default();
-        let mut kept = Vec::new();
-        for mut set in self.load()? {
-            match decide(&set, &recorded, now) {
-                Decision::Settled => continue,
-                Decision::Wait => {
-                    report.waiting.push(set.clone());
-                    kept.push(set);
-                    continue;
+        let mut to_delete = Vec::new();
+        {
+            let _lock = self.locked()?;
+            let mut kept = Vec::new();
+            for set in self.load()? {
+                match decide(&set, &recorded, now) {
+                    Decision::Settled => {}
+                    Decision::Wait => {
+                        report.waiting.push(set.clone());
+                        kept.push(set);
+                    }
+                    Decision::Delete => {
+                        to_delete.push(set.clone());
+                        kept.push(set);
+                    }
                 }
-                Decision::Delete => {}
             }
-            // A record that does not read as a card is a peer still holding the set.
-            let (cards, unreadable): (Vec<_>, Vec<_>) = set
-                .peers
-                .iter()
-                .map(|r| (r, PeerCard::from_record(r)))
-                .partition(|(_, c)| c.is_ok());
-            let cards: Vec<PeerCard> = cards.into_iter().filter_map(|(_, c)| c.ok()).collect();
-            let mut failed = block_on(async {
-                Ok::<_, CliError>(
-                    delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT).await,
-                )
-            })?
-            .into_iter()
-            .map(|(peer, e)| (peer, e.to_string()))
-            .collect::<Vec<_>>();
-            failed.extend(
-                unreadable
-                    .into_iter()
-                    .map(|(r, _)| (r.url.clone(), "its record is damaged".into())),
-            );
+            self.save(kept)?;
+        }
+        // What each set to delete still needs: nothing (gone everywhere), or these peers.
+        let mut outcomes: Vec<(String, Option<Vec<PeerRecord>>)> = Vec::new();
+        for set in to_delete {
+            let failed = delete_set(&set, owner)?;
             if failed.is_empty() {
                 report.deleted.push(set.share_set.clone());
+                outcomes.push((set.share_set, None));
                 continue;
             }
             for (peer, why) in &failed {
@@ -163,12 +157,42 @@ impl ShareJournal {
                 .cloned()
                 .collect();
             // A failure not tied to one peer (a task that did not finish) keeps them all.
-            if !still.is_empty() {
-                set.peers = still;
-            }
-            kept.push(set);
+            outcomes.push((set.share_set, Some(if still.is_empty() { set.peers } else { still })));
         }
-        self.save(kept)?;
+        if outcomes.is_empty() {
+            return Ok(report);
+        }
+        let _lock = self.locked()?;
+        let mut sets = self.load()?;
+        for (share_set, left) in outcomes {
+            match left {
+                None => sets.retain(|s| s.share_set != share_set),
+                Some(peers) => {
+                    if let Some(entry) = sets.iter_mut().find(|s| s.share_set == share_set) {
+                        entry.peers = peers;
+                    }
+                }
+            }
+        }
+        self.save(sets)?;
         Ok(report)
     }
+}
+
+/// Deletes `set` at each peer that holds it; the peers (URLs) that still do, with why. A record
+/// that does not read as a card is a peer still holding the set.
+fn delete_set(set: &PendingSet, owner: &Arc<SigningIdentity>) -> CliResult<Vec<(String, String)>> {
+    let (cards, unreadable): (Vec<_>, Vec<_>) =
+        set.peers.iter().map(|r| (r, PeerCard::from_record(r))).partition(|(_, c)| c.is_ok());
+    let cards: Vec<PeerCard> = cards.into_iter().filter_map(|(_, c)| c.ok()).collect();
+    let mut failed = block_on(async {
+        Ok::<_, CliError>(delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT).await)
+    })?
+    .into_iter()
+    .map(|(peer, e)| (peer, e.to_string()))
+    .collect::<Vec<_>>();
+    failed.extend(
+        unreadable.into_iter().map(|(r, _)| (r.url.clone(), "its record is damaged".into())),
+    );
+    Ok(failed)
 }

@@ -1071,7 +1071,15 @@ fn a_box_cannot_pile_up_pending_versions() {
     for _ in 0..4 {
         dir.ok(["escrow", "push", "--unlock-code-file", "code.txt"]);
     }
-    let out = dir.keyward().args(["escrow", "push", "--unlock-code-file", "code.txt"]).run();
+    let push = || dir.keyward().args(["escrow", "push", "--unlock-code-file", "code.txt"]).run();
+    let out = push();
     out.assert_exit_code(9).assert_one_line_error();
     assert!(out.stderr().contains("waiting for approval"), "{}", out.report());
+    // An operator's deletion of a pending version makes room for one more, and no more.
+    let mut delete: Vec<String> = vec!["operator".into(), "delete-escrow".into()];
+    delete.extend(hub.args());
+    delete.extend(["--box", "pve-07", "--version", "2", "--key", "op.key"].map(String::from));
+    dir.ok(delete);
+    push().assert_success();
+    push().assert_exit_code(9);
 }

@@ -100,8 +100,16 @@ fn verify_checks_the_slot_named_and_reports_every_slot() {
     assert_eq!(report["header_mac"], "ok");
     // A secret that opens none of its slots is a wrong secret, not a pass.
     dir.write("wrong-pass.txt", b"not the passphrase at all");
-    let wrong = dir.keyward().args(["verify", "--passphrase-file", "wrong-pass.txt"]).run();
+    let wrong =
+        dir.keyward().args(["verify", "--passphrase-file", "wrong-pass.txt", "--json"]).run();
     wrong.assert_exit_code(3).assert_one_line_error();
+    let report: serde_json::Value = serde_json::from_str(&wrong.stdout()).expect("json");
+    assert_eq!(report["ok"], false, "a script reading the report sees the failure too");
+    // So does a slot named that could not be checked.
+    let unchecked = dir.keyward().args(["verify", "--slot", "pass", "--json"]).run();
+    unchecked.assert_exit_code(2);
+    let report: serde_json::Value = serde_json::from_str(&unchecked.stdout()).expect("json");
+    assert_eq!(report["ok"], false);
 }
 
 #[test]

@@ -132,10 +132,13 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
     result
 }
 
-/// Whether a failed `enroll peers` left no share at any peer.
+/// Whether a failed `enroll peers` surely left no share at any peer: every peer failed in a way
+/// that changed nothing there (a timeout after sending may have stored the share).
 fn nothing_placed(error: &CliError, peers: usize) -> bool {
     match error {
-        CliError::Distribute(DistributeError::NotStored { failed, .. }) => failed.len() == peers,
+        CliError::Distribute(DistributeError::NotStored { failed, .. }) => {
+            failed.len() == peers && failed.iter().all(|(_, e)| e.changed_nothing())
+        }
         CliError::Distribute(_) => true,
         _ => false,
     }

@@ -146,6 +146,18 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
             }
         }
     }
+    // A secret given that opens none of its slots is a wrong secret, not a pass.
+    if let Some(unlocker) = &given_unlocker
+        && opened_by_given == 0
+    {
+        failures.push(
+            match tried_given {
+                0 => CoreError::NoSlotOfKind(unlocker.kind()),
+                _ => CoreError::WrongSecret { tried: unlocker.describe().to_string() },
+            }
+            .into(),
+        );
+    }
     let integrity_failed =
         failures.iter().any(|e| matches!(e, CliError::Core(CoreError::Integrity { .. })));
     let header_mac = if integrity_failed {
@@ -155,7 +167,13 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     } else {
         "not-checked"
     };
-    if opened == 0 && failures.is_empty() {
+    // A slot named alone must have been checked: "not checked" is not a pass.
+    if only.is_some() && opened == 0 && failures.is_empty() {
+        failures.push(usage(
+            "the slot named could not be checked without its secret; give it with --code-file, --passphrase-file or --keyfile",
+        ));
+    }
+    if header_mac == "not-checked" {
         ctx.out.line(
             "header MAC: not checked (no slot opened; give a slot's secret with --code-file, --passphrase-file or --keyfile)",
         )?;
@@ -167,24 +185,8 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
         "slots": results,
         "ok": failures.is_empty(),
     }))?;
-    if let Some(first) = failures.into_iter().next() {
-        return Err(first);
+    match failures.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(()),
     }
-    // A secret given that opens none of its slots is a wrong secret, not a pass.
-    if let Some(unlocker) = &given_unlocker
-        && opened_by_given == 0
-    {
-        return Err(match tried_given {
-            0 => CoreError::NoSlotOfKind(unlocker.kind()),
-            _ => CoreError::WrongSecret { tried: unlocker.describe().to_string() },
-        }
-        .into());
-    }
-    // A slot named alone must have been checked: "not checked" is not a pass.
-    if only.is_some() && opened == 0 {
-        return Err(usage(
-            "the slot named could not be checked without its secret; give it with --code-file, --passphrase-file or --keyfile",
-        ));
-    }
-    Ok(())
 }

@@ -14,6 +14,11 @@ pub fn blob_sha256(blob: &[u8]) -> String {
     keyward_core::encoding::to_hex(&Sha256::digest(blob))
 }
 
+/// Whether `text` is a blob SHA-256 as the API writes it: 64 lower-case hex digits.
+pub fn is_blob_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// `POST /v1/enroll`: a box registers its identity with an operator's enrollment token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

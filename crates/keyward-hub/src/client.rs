@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{
     ActiveResponse, ApproveRequest, ApproveResponse, BLOB_FORMATS, DeleteRequest, DeleteResponse,
     EnrollRequest, EscrowCopy, EscrowVersion, PushRequest, PushResponse, RecoverRequest,
-    RecoverResponse, StatusResponse,
+    RecoverResponse, StatusResponse, is_blob_sha256,
 };
 
 /// Largest answer read from a hub: a recovery's answer holds every version the hub keeps of a
@@ -34,9 +34,7 @@ fn check_answer<'a>(fields: impl IntoIterator<Item = AnswerField<'a>>) -> Result
             }
             AnswerField::State(s) => STATES.contains(&s),
             AnswerField::Fingerprint(f) => f.parse::<keyward_core::Fingerprint>().is_ok(),
-            AnswerField::Sha256(h) => {
-                h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            }
+            AnswerField::Sha256(h) => is_blob_sha256(h),
             AnswerField::BlobFormat(f) => BLOB_FORMATS.contains(&f),
         };
         if !ok {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use keyward_core::keybox::NewKeybox;
 use keyward_core::operations::{self, Authorization};
 use keyward_core::shamir::{self, Share};
-use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
+use keyward_core::slot::{PeersParams, ReleasePolicy};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{DataKey, ExpectedFingerprint, Keybox, SlotId, SlotSecret, Store, Unlocker};
 use keyward_peer::api::{ReleaseRequest, StoreShareRequest, release_message, released_binding};
@@ -235,10 +235,7 @@ async fn recorded_set_is_usable(disk: &SimFs, owner: &Owner) -> String {
     let (id, params) = keybox
         .slots()
         .iter()
-        .find_map(|s| match &s.protection {
-            SlotParams::Peers(p) => Some((s.id, p.clone())),
-            _ => None,
-        })
+        .find_map(|s| Some((s.id, s.protection.peers()?.clone())))
         .expect("a peers slot");
     let cards: Vec<PeerCard> =
         params.peers.iter().map(|r| PeerCard::from_record(r).expect("card")).collect();

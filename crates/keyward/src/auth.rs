@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use keyward_core::slot::SlotParams;
 use keyward_core::{
     DataKey, Error as CoreError, Keybox, KeyfileContents, Passphrase, RecoveryCode, SlotId,
     SlotKind, Unlocker, operations::Authorization,
@@ -90,7 +89,7 @@ pub fn attempts(
         None => None,
     };
     if let Some(record) = slot
-        && let SlotParams::Peers(params) = &record.protection
+        && let Some(params) = record.protection.peers()
         && args.secrets_given() == 0
     {
         let ticket = args.unlock_release_ticket.as_deref();
@@ -121,16 +120,14 @@ pub fn unattended_attempts(
 ) -> Vec<Attempt> {
     let mut out = Vec::new();
     for record in keybox.unattended_slots().filter(|s| only.is_none_or(|id| s.id == id)) {
-        let secret = match &record.protection {
-            SlotParams::Plain(_) => OfferedSecret::Unattended,
+        // An unattended slot is a key file at a recorded path, or a plain slot.
+        let secret = match record.protection.keyfile_path() {
             // A key file that is not here (a removed USB stick) just means "not this slot".
-            SlotParams::Keyfile(params) => {
-                match params.path.as_deref().map(|p| reader.keyfile_to_open(Path::new(p))) {
-                    Some(Ok(contents)) => OfferedSecret::Keyfile(contents),
-                    _ => continue,
-                }
-            }
-            _ => continue,
+            Some(path) => match reader.keyfile_to_open(Path::new(path)) {
+                Ok(contents) => OfferedSecret::Keyfile(contents),
+                Err(_) => continue,
+            },
+            None => OfferedSecret::Unattended,
         };
         out.push(Attempt { secret, slot: Some(record.id) });
     }

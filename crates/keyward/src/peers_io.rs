@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_core::slot::{PeersParams, ReleasePolicy, SlotParams};
+use keyward_core::slot::{PeersParams, ReleasePolicy};
 use keyward_core::{DataKey, ExpectedFingerprint, Keybox};
 use keyward_peer::card::PeerCard;
 use keyward_peer::recovery::{self, Gathered, Proof};
@@ -51,12 +51,11 @@ pub fn peers_slot<'a>(
     keybox: &'a Keybox,
     name: Option<&str>,
 ) -> CliResult<(keyward_core::SlotId, &'a PeersParams)> {
-    let mut found = keybox.slots().iter().filter_map(|s| match &s.protection {
-        SlotParams::Peers(p) if name.is_none_or(|n| n == s.label || n == s.id.to_string()) => {
-            Some((s.id, p))
-        }
-        _ => None,
-    });
+    let named = |s: &&keyward_core::keybox::SlotRecord| {
+        name.is_none_or(|n| n == s.label || n == s.id.to_string())
+    };
+    let mut found =
+        keybox.slots().iter().filter(named).filter_map(|s| Some((s.id, s.protection.peers()?)));
     match (found.next(), found.next()) {
         (Some(one), None) => Ok(one),
         (Some(_), Some(_)) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyward_core::Keybox;
-use keyward_core::slot::{PeerRecord, SlotParams};
+use keyward_core::slot::PeerRecord;
 use keyward_core::store::{Fs, LockGuard, RealFs, write_secret_file};
 use keyward_peer::card::PeerCard;
 use keyward_peer::distribute::delete_everywhere;
@@ -48,10 +48,7 @@ pub fn recorded_sets(keybox: &Keybox) -> Vec<String> {
     keybox
         .slots()
         .iter()
-        .filter_map(|s| match &s.protection {
-            SlotParams::Peers(p) => Some(p.share_set.clone()),
-            _ => None,
-        })
+        .filter_map(|s| s.protection.peers().map(|p| p.share_set.clone()))
         .collect()
 }
 

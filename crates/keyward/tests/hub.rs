@@ -176,23 +176,19 @@ impl HubProcess {
     }
 }
 
-/// A box with the canary key, a recovery code, enrolled at `hub` and its escrow pushed.
-fn escrowed_box(dir: &Dir, hub: &HubProcess) -> String {
-    let code = dir.init_with_code();
-    dir.ok([
-        "operator",
-        "enroll-token",
-        "--box",
-        "pve-07",
-        "--key",
-        "op.key",
-        "--out",
-        "token.txt",
-    ]);
+/// Enrolls the keybox in `dir` at `hub` as box `pve-07`, with a fresh enrollment token.
+fn enroll_box(dir: &Dir, hub: &HubProcess) {
+    dir.enrollment_token();
     dir.ok(["escrow", "enroll", "--box", "pve-07", "--token-file", "token.txt"]
         .iter()
         .map(|s| s.to_string())
         .chain(hub.args()));
+}
+
+/// A box with the canary key, a recovery code, enrolled at `hub` and its escrow pushed.
+fn escrowed_box(dir: &Dir, hub: &HubProcess) -> String {
+    let code = dir.init_with_code();
+    enroll_box(dir, hub);
     dir.write(
         "directive.json",
         br#"{"repository":"backup@pbs@pbs.example:store1","note":"restore to /var/lib/vz"}"#,
@@ -761,16 +757,7 @@ fn a_compromised_box_cannot_cost_the_owner_the_escrow() {
     // The attacker holds K and the box's identity: it makes a keybox of K under a code of its
     // own beside a copy of the box's enrollment, and pushes that.
     let attacker = Dir::new("hub-attacker");
-    attacker.write("canary.key", CANARY_KEY);
-    attacker.ok([
-        "init",
-        "--with",
-        "recovery-code",
-        "--import",
-        "canary.key",
-        "--code-out",
-        "mine.txt",
-    ]);
+    attacker.init_with_code_in("mine.txt");
     for file in ["keybox.json.box-key", "keybox.json.hub.json"] {
         attacker.write(file, &dir.read(file));
     }
@@ -844,20 +831,7 @@ fn a_slot_spliced_in_from_an_old_copy_is_never_escrowed() {
     dir.write("canary.key", CANARY_KEY);
     dir.ok(["init", "--with", "plain", "--import", "canary.key"]);
     dir.ok(["enroll", "recovery-code", "--code-out", "code.txt"]);
-    dir.ok([
-        "operator",
-        "enroll-token",
-        "--box",
-        "pve-07",
-        "--key",
-        "op.key",
-        "--out",
-        "token.txt",
-    ]);
-    dir.ok(["escrow", "enroll", "--box", "pve-07", "--token-file", "token.txt"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(hub.args()));
+    enroll_box(&dir, &hub);
     let old = dir.read("keybox.json");
     // The code leaks; the owner rotates it.
     dir.ok(["rotate", "2", "--code-out", "code2.txt"]);
@@ -885,16 +859,7 @@ fn a_certificate_that_is_not_the_pinned_one_is_called_a_possible_interception() 
     let init = other.ok(["hub", "init", "--data", "hub", "--operator", other_operator.trim()]);
     // `hub init` prints the certificate's fingerprint alone.
     let pinned = init.stdout().trim().to_string();
-    dir.ok([
-        "operator",
-        "enroll-token",
-        "--box",
-        "pve-07",
-        "--key",
-        "op.key",
-        "--out",
-        "token.txt",
-    ]);
+    dir.enrollment_token();
     let out = dir
         .keyward()
         .args([
@@ -925,16 +890,7 @@ fn a_certificate_that_is_not_the_pinned_one_is_called_a_possible_interception() 
 fn plain_http_is_refused_before_anything_is_sent() {
     let dir = Dir::new("hub-http");
     dir.ok(["operator", "keygen", "--out", "op.key"]);
-    dir.ok([
-        "operator",
-        "enroll-token",
-        "--box",
-        "pve-07",
-        "--key",
-        "op.key",
-        "--out",
-        "token.txt",
-    ]);
+    dir.enrollment_token();
     // Nothing listens there: a client that tried would say "cannot be reached" (8).
     let url = format!("http://{}", free_address());
     let out = dir

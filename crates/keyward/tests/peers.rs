@@ -89,16 +89,7 @@ fn five_peers_with(dir: &Dir, policy: &str) -> Vec<PeerProcess> {
     let peers: Vec<PeerProcess> =
         (1..=5).map(|i| PeerProcess::start(dir, &format!("peer{i}"), &operator)).collect();
     dir.init_plain_canary();
-    dir.ok([
-        "operator",
-        "enroll-token",
-        "--box",
-        "pve-07",
-        "--key",
-        "op.key",
-        "--out",
-        "token.txt",
-    ]);
+    dir.enrollment_token();
     let mut enroll: Vec<String> = [
         "enroll",
         "peers",
@@ -395,16 +386,7 @@ fn a_peer_admits_a_box_only_with_a_token_and_a_failed_enroll_leaves_no_identity(
     let value: serde_json::Value = serde_json::from_str(&list.stdout()).expect("json");
     assert_eq!(value["slots"].as_array().map(Vec::len), Some(1), "no slot added{}", list.report());
     // With a token, it goes through.
-    dir.ok([
-        "operator",
-        "enroll-token",
-        "--box",
-        "pve-07",
-        "--key",
-        "op.key",
-        "--out",
-        "token.txt",
-    ]);
+    dir.enrollment_token();
     enroll.extend(["--token-file".to_string(), "token.txt".to_string()]);
     dir.ok(&enroll);
 }

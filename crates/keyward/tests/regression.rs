@@ -11,36 +11,15 @@ fn kdf_settings_below_the_floor_are_refused() {
     let code = dir.init_with_code();
     assert!(!code.is_empty());
     dir.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
-    for (option, value) in
-        [("--kdf-memory-mib", "1"), ("--kdf-memory-mib", "18"), ("--kdf-time-ms", "0")]
-    {
-        let out = dir
-            .keyward()
-            .args([
-                "enroll",
-                "passphrase",
-                "--unlock-code-file",
-                "code.txt",
-                "--passphrase-file",
-                "pass.txt",
-            ])
-            .args([option, value])
-            .run();
-        out.assert_exit_code(2).assert_one_line_error();
+    let enroll = |kdf: &[&str]| {
+        let opens = ["--unlock-code-file", "code.txt", "--passphrase-file", "pass.txt"];
+        dir.keyward().args(["enroll", "passphrase"]).args(opens).args(kdf).run()
+    };
+    for kdf in [["--kdf-memory-mib", "1"], ["--kdf-memory-mib", "18"], ["--kdf-time-ms", "0"]] {
+        enroll(&kdf).assert_exit_code(2).assert_one_line_error();
     }
     // The cheapest settings allowed still give OWASP's floor: m = 19 MiB, t ≥ 2.
-    dir.keyward()
-        .args([
-            "enroll",
-            "passphrase",
-            "--unlock-code-file",
-            "code.txt",
-            "--passphrase-file",
-            "pass.txt",
-        ])
-        .args(["--kdf-time-ms", "10", "--kdf-memory-mib", "19"])
-        .run()
-        .assert_success();
+    enroll(&["--kdf-time-ms", "10", "--kdf-memory-mib", "19"]).assert_success();
     let list: serde_json::Value =
         serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("json");
     let kdf = list["slots"][1]["kdf"].as_str().expect("kdf").to_string();

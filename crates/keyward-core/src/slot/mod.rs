@@ -70,6 +70,19 @@ impl SlotKind {
     }
 }
 
+impl SlotKind {
+    /// What opens a slot of this kind, for messages: "needs {it}".
+    pub fn opened_with(self) -> &'static str {
+        match self {
+            SlotKind::RecoveryCode => "its recovery code",
+            SlotKind::Passphrase => "its passphrase",
+            SlotKind::Keyfile => "its key file",
+            SlotKind::Plain => "nothing",
+            SlotKind::Peers => "its peers",
+        }
+    }
+}
+
 impl fmt::Display for SlotKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -143,6 +156,14 @@ impl SlotParams {
             SlotParams::RecoveryCode { .. }
             | SlotParams::Passphrase { .. }
             | SlotParams::Peers(_) => false,
+        }
+    }
+
+    /// The peers and share set of a peers slot (`None` for any other kind).
+    pub fn peers(&self) -> Option<&PeersParams> {
+        match self {
+            SlotParams::Peers(p) => Some(p),
+            _ => None,
         }
     }
 

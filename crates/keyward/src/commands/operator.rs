@@ -69,7 +69,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             key,
         } => {
             let blob_sha256 = blob_sha256.trim().to_ascii_lowercase();
-            if blob_sha256.len() != 64 || !blob_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !keyward_hub::api::is_blob_sha256(&blob_sha256) {
                 return Err(usage("--blob-sha256 is the blob's SHA-256: 64 hex digits"));
             }
             let operator = read_identity(&ctx.reader, key)?;

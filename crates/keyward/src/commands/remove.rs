@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use keyward_core::operations;
-use keyward_core::slot::SlotParams;
 use keyward_service::unix_now;
 use serde_json::json;
 
@@ -27,7 +26,7 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
     // A peers slot's shares stay at its peers: note them before the commit, so they are
     // deleted there even if this command stops right after it.
     let journal = ShareJournal::beside(store.path());
-    if let SlotParams::Peers(params) = &target.protection {
+    if let Some(params) = target.protection.peers() {
         journal.note(PendingSet {
             share_set: params.share_set.clone(),
             peers: params.peers.clone(),
@@ -36,7 +35,7 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
         })?;
     }
     let next = with_first_that_opens(&tries, |auth| operations::remove(&store, auth, &args.slot))?;
-    if matches!(target.protection, SlotParams::Peers(_)) {
+    if target.protection.peers().is_some() {
         match owner_identity(&ctx.reader, store.path()) {
             Ok(identity) => {
                 let done = journal.clean_up(next.keybox(), &Arc::new(identity))?;

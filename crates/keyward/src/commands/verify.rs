@@ -5,7 +5,6 @@
 //! an unattended slot that cannot open (its key file gone) is a failure, named.
 
 use keyward_core::keybox::SlotRecord;
-use keyward_core::slot::SlotParams;
 use keyward_core::{Error as CoreError, Keybox, Unlocker};
 use serde_json::json;
 
@@ -38,34 +37,29 @@ fn check_slot(
         Ok(_) => Outcome::Opens,
         Err(e) => Outcome::Failed(e.into()),
     };
+    let params = &record.protection;
     if let Some(unlocker) = given
-        && unlocker.kind() == record.protection.kind()
+        && unlocker.kind() == params.kind()
     {
         return open(unlocker);
     }
-    match &record.protection {
-        SlotParams::Plain(_) => open(&Unlocker::Unattended),
-        SlotParams::Keyfile(params) => match &params.path {
-            Some(path) => match ctx.reader.keyfile_to_open(std::path::Path::new(path)) {
-                Ok(contents) => open(&Unlocker::Keyfile(&contents)),
-                Err(CliError::Core(CoreError::Io { source, .. })) => Outcome::Failed(
-                    CoreError::io("cannot read the key file of this slot", path, source).into(),
-                ),
-                Err(e) => Outcome::Failed(e),
-            },
-            None => Outcome::NotChecked("needs its key file (--keyfile F)".into()),
-        },
-        SlotParams::RecoveryCode { .. } => {
-            Outcome::NotChecked("needs its recovery code (--code-file F)".into())
-        }
-        SlotParams::Passphrase { .. } => {
-            Outcome::NotChecked("needs its passphrase (--passphrase-file F)".into())
-        }
-        SlotParams::Peers(_) => Outcome::NotChecked(format!(
-            "needs its peers (`keyward verify --slot {}` asks them)",
-            record.id
-        )),
+    if let Some(path) = params.keyfile_path() {
+        return match ctx.reader.keyfile_to_open(std::path::Path::new(path)) {
+            Ok(contents) => open(&Unlocker::Keyfile(&contents)),
+            Err(CliError::Core(CoreError::Io { source, .. })) => Outcome::Failed(
+                CoreError::io("cannot read the key file of this slot", path, source).into(),
+            ),
+            Err(e) => Outcome::Failed(e),
+        };
     }
+    if params.is_unattended() {
+        return open(&Unlocker::Unattended);
+    }
+    let needs = params.kind().opened_with();
+    Outcome::NotChecked(match params.peers() {
+        Some(_) => format!("needs {needs} (`keyward verify --slot {}` asks them)", record.id),
+        None => format!("needs {needs}"),
+    })
 }
 
 /// Runs `verify`.
@@ -107,7 +101,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
             opened_by_given += usize::from(matches!(outcome, Outcome::Opens));
         }
         // The slot named alone may be one that asks its peers: ask them (as `unlock` would).
-        if only.is_some() && matches!(record.protection, SlotParams::Peers(_)) && given.is_none() {
+        if only.is_some() && record.protection.peers().is_some() && given.is_none() {
             outcome = match attempts(&auth_args, &keybox, store.path(), reader) {
                 Ok(tries) => match tries.first().map(|t| {
                     let auth = t.authorization();

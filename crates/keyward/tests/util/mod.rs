@@ -122,17 +122,29 @@ impl Dir {
 
     /// `init` with a fresh recovery code in `code.txt`, importing the canary key.
     pub fn init_with_code(&self) -> String {
+        self.init_with_code_in("code.txt")
+    }
+
+    /// `init` with a fresh recovery code in `code_file`, importing the canary key.
+    pub fn init_with_code_in(&self, code_file: &str) -> String {
         self.write("canary.key", CANARY_KEY);
+        let init = ["init", "--with", "recovery-code", "--import", "canary.key"];
+        self.ok(init.into_iter().chain(["--code-out", code_file]));
+        String::from_utf8(self.read(code_file)).expect("code is text")
+    }
+
+    /// An enrollment token for box `pve-07` in `token.txt`, signed by the operator key `op.key`.
+    pub fn enrollment_token(&self) {
         self.ok([
-            "init",
-            "--with",
-            "recovery-code",
-            "--import",
-            "canary.key",
-            "--code-out",
-            "code.txt",
+            "operator",
+            "enroll-token",
+            "--box",
+            "pve-07",
+            "--key",
+            "op.key",
+            "--out",
+            "token.txt",
         ]);
-        String::from_utf8(self.read("code.txt")).expect("code is text")
     }
 
     /// Adds a passphrase slot with the canary passphrase (cheap KDF), authorised by code.txt.

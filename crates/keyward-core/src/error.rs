@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::fingerprint::Fingerprint;
-use crate::slot::{SlotId, SlotKind};
+use crate::slot::{SlotError, SlotId};
 
 /// Everything that can go wrong in keyward-core.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +51,48 @@ pub enum Error {
     #[error("no slot {0} in this keybox; `keyward list` shows the slots")]
     SlotNotFound(String),
 
-    /// The keybox has no slot that the given kind of secret could open.
+    /// The keybox has no slot of a kind a command needs (a recovery-code slot to escrow).
     #[error("this keybox has no {0} slot; `keyward list` shows the slots")]
-    NoSlotOfKind(SlotKind),
+    NoSlotOfKind(String),
+
+    /// No slot of the keybox opens with the kind of secret given.
+    #[error("no slot of this keybox opens with {0}; `keyward list` shows the slots")]
+    NoSlotTakes(&'static str),
+
+    /// The slot named needs something that was not given and cannot be asked for here.
+    #[error(
+        "slot {slot} needs {needs}; give it with its option (see --help), or run on a terminal"
+    )]
+    SlotNeeds {
+        /// The slot.
+        slot: SlotId,
+        /// What opens it ("the PIN").
+        needs: String,
+    },
+
+    /// A slot of a kind this build does not know was named.
+    #[error(
+        "slot {slot} is of kind `{kind}`, which this keyward does not know; open it with a newer keyward, or use another slot"
+    )]
+    UnknownKind {
+        /// The slot.
+        slot: SlotId,
+        /// Its kind's name.
+        kind: String,
+    },
+
+    /// A slot could not give its key: its device, or a failure of the kind's own.
+    #[error("slot {slot}: {source}")]
+    Slot {
+        /// The slot.
+        slot: SlotId,
+        /// What went wrong.
+        source: SlotError,
+    },
+
+    /// What the caller gave a slot cannot be used (a secret file, a prompt); the text says why.
+    #[error("{0}")]
+    Input(String),
 
     /// Nothing given and no slot opens without a secret.
     #[error(
@@ -158,17 +197,30 @@ pub enum Error {
         len: usize,
     },
 
-    /// A secret of one kind was offered for, or to rotate, a slot of another kind.
+    /// A new secret of one kind was offered to rotate a slot of another kind.
     #[error(
-        "slot {slot} is a {kind} slot, not a {offered} slot; give the secret for its kind (`keyward list` shows it)"
+        "slot {slot} is a {kind} slot, not a {offered} slot; a slot keeps its kind (enroll a new slot and remove this one)"
     )]
     SlotKindMismatch {
         /// The slot.
         slot: SlotId,
         /// Its kind.
-        kind: SlotKind,
-        /// The kind of secret offered.
-        offered: SlotKind,
+        kind: String,
+        /// The kind of the new secret.
+        offered: String,
+    },
+
+    /// A secret was offered for a slot that does not open with that kind of secret.
+    #[error(
+        "slot {slot} is a {kind} slot and does not open with {offered}; give the secret for its kind (`keyward list` shows it)"
+    )]
+    WrongSecretKind {
+        /// The slot.
+        slot: SlotId,
+        /// Its kind.
+        kind: String,
+        /// What was offered ("the passphrase").
+        offered: &'static str,
     },
 
     /// Another slot already has this label.
@@ -285,6 +337,26 @@ impl Error {
         match error {
             crate::kdf::KdfError::Params(what) => Error::KdfParams(what),
             crate::kdf::KdfError::OutOfMemory { kib } => Error::OutOfMemory { kib },
+        }
+    }
+
+    /// The error for a slot that failed to give its KEK while opening the keybox at `path`.
+    pub fn from_slot(slot: SlotId, error: SlotError, path: &std::path::Path) -> Self {
+        match error {
+            SlotError::Params(what) => Error::Integrity { path: path.to_path_buf(), what },
+            SlotError::Kdf(e) => Error::from_stored_kdf(e, path),
+            SlotError::Core(e) => *e,
+            source => Error::Slot { slot, source },
+        }
+    }
+
+    /// The error for a new slot `slot` that could not be sealed.
+    pub fn from_new_slot(slot: SlotId, error: SlotError) -> Self {
+        match error {
+            SlotError::Params(what) => Error::KdfParams(what),
+            SlotError::Kdf(e) => Error::from_new_kdf(e),
+            SlotError::Core(e) => *e,
+            source => Error::Slot { slot, source },
         }
     }
 

@@ -19,7 +19,7 @@ use crate::fingerprint::Fingerprint;
 use crate::keybox::{KeyboxId, UnlockedKeybox};
 use crate::recovery_code::RecoveryCode;
 use crate::secret::DataKey;
-use crate::slot::{SlotId, SlotParams, Unlocker};
+use crate::slot::{OpenContext, RECOVERY_CODE, SlotId, SlotParams, Unlocker};
 
 /// The `format` field of every escrow blob.
 pub const BLOB_FORMAT: &str = "keyward-escrow-blob";
@@ -64,8 +64,8 @@ impl EscrowBlob {
             .slots()
             .iter()
             .filter(|s| slot.is_none_or(|id| s.id == id))
-            .find(|s| matches!(s.protection, SlotParams::RecoveryCode { .. }))
-            .ok_or(Error::NoSlotOfKind(crate::slot::SlotKind::RecoveryCode))?;
+            .find(|s| s.protection.kind == RECOVERY_CODE)
+            .ok_or_else(|| Error::NoSlotOfKind(RECOVERY_CODE.into()))?;
         Ok(EscrowBlob {
             format: BLOB_FORMAT.into(),
             version: BLOB_VERSION,
@@ -126,12 +126,12 @@ impl EscrowBlob {
         if blob.encode() != bytes {
             return Err(fail(IntegrityFailure::NotCanonical));
         }
-        if !matches!(blob.protection, SlotParams::RecoveryCode { .. }) {
+        if blob.protection.kind != RECOVERY_CODE {
             return Err(fail(IntegrityFailure::Inconsistent(
                 "an escrow blob holds a recovery-code slot".into(),
             )));
         }
-        blob.protection.validate().map_err(fail)?;
+        blob.protection.read().map_err(fail)?;
         let key_len = usize::try_from(blob.key_length).unwrap_or(usize::MAX);
         if blob.wrapped_key.len() != crate::aead::NONCE_LEN + key_len + crate::aead::TAG_LEN {
             return Err(fail(IntegrityFailure::Inconsistent(
@@ -143,11 +143,22 @@ impl EscrowBlob {
 
     /// Opens the blob with the recovery code. K comes back only if it has the blob's fingerprint.
     pub fn open(&self, code: &RecoveryCode, origin: &Path) -> Result<DataKey> {
-        let unlocker = Unlocker::RecoveryCode(code);
-        let kek = unlocker
-            .kek_for(&self.protection)
-            .ok_or(Error::NoSlotOfKind(crate::slot::SlotKind::RecoveryCode))?
-            .map_err(|e| Error::from_stored_kdf(e, origin))?;
+        let slot = self
+            .protection
+            .read()
+            .map_err(|what| Error::Integrity { path: origin.to_path_buf(), what })?
+            .ok_or_else(|| Error::NoSlotOfKind(RECOVERY_CODE.into()))?;
+        let mut ctx = OpenContext {
+            slot: self.slot,
+            label: "escrow",
+            path: origin,
+            fingerprint: self.fingerprint,
+            secrets: &mut Unlocker::RecoveryCode(code),
+        };
+        let kek = slot
+            .open(&mut ctx)
+            .map_err(|e| Error::from_slot(self.slot, e, origin))?
+            .ok_or_else(|| Error::NoSlotOfKind(RECOVERY_CODE.into()))?;
         let ad = crate::keybox::binding(&self.keybox, self.slot, &self.protection);
         let bytes = crate::aead::open(&kek, &ad, &self.wrapped_key).map_err(|_| {
             Error::WrongSecret { tried: format!("the recovery code (for {})", origin.display()) }

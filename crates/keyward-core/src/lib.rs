@@ -33,5 +33,5 @@ pub use fingerprint::{ExpectedFingerprint, Fingerprint};
 pub use keybox::{Keybox, UnlockedKeybox};
 pub use recovery_code::RecoveryCode;
 pub use secret::{DataKey, KeyfileContents, Passphrase};
-pub use slot::{SlotId, SlotKind, SlotParams, SlotSecret, Unlocker};
+pub use slot::{NewSlot, SlotId, SlotKind, SlotParams, Unlocker};
 pub use store::Store;

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use common::*;
 use keyward_core::keybox::NewKeybox;
 use keyward_core::operations::{self, Authorization};
+use keyward_core::slot::{NewPlain, NewRecoveryCode};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
-use keyward_core::{Error, Keybox, RecoveryCode, SlotSecret, Store, Unlocker};
+use keyward_core::{Error, Keybox, RecoveryCode, Store, Unlocker};
 
 /// The secrets of the test keyboxes, by slot label.
 struct Secrets {
@@ -22,7 +23,7 @@ struct Secrets {
 impl Secrets {
     /// Authorisation by the old recovery code, on whichever slot it opens.
     fn old_code_auth(&self) -> Authorization<'_> {
-        Authorization { unlocker: Unlocker::RecoveryCode(&self.old_code), slot: None }
+        Authorization::Secret { unlocker: Unlocker::RecoveryCode(&self.old_code), slot: None }
     }
 
     fn new() -> Self {
@@ -131,7 +132,7 @@ fn crash_at_every_step(
 
 /// The usual next command: enroll one more (plain) slot, authorised by `auth`.
 fn enroll_one_more(store: &Store<'_>, auth: &Authorization<'_>) -> Result<(), Error> {
-    operations::enroll(store, auth, Some("after-crash"), &SlotSecret::Plain)?;
+    operations::enroll(store, auth, Some("after-crash"), &NewPlain)?;
     assert!(store.load()?.find_slot("after-crash").is_ok(), "the follow-up slot must be there");
     Ok(())
 }
@@ -243,8 +244,8 @@ fn c5_crash_at_every_step_of_remove() {
 #[test]
 fn c5_crash_at_every_step_of_rotate() {
     let secrets = Secrets::new();
-    let auth = Authorization { unlocker: Unlocker::Keyfile(&keyfile(1)), slot: None };
-    let new_secret = SlotSecret::RecoveryCode { code: secrets.new_code.clone(), kdf: cheap_kdf() };
+    let auth = Authorization::Secret { unlocker: Unlocker::Keyfile(&keyfile(1)), slot: None };
+    let new_secret = NewRecoveryCode { code: secrets.new_code.clone(), kdf: cheap_kdf() };
     crash_at_every_step(
         &base_files(&secrets),
         |store| operations::rotate(store, &auth, "code", &new_secret).map(drop),

@@ -9,15 +9,13 @@ use std::path::Path;
 use common::*;
 use keyward_core::escrow::EscrowBlob;
 use keyward_core::keybox::NewKeybox;
-use keyward_core::slot::default_recovery_code_kdf;
-use keyward_core::{Error, IntegrityFailure, Keybox, RecoveryCode, SlotSecret};
+use keyward_core::slot::{NewRecoveryCode, default_recovery_code_kdf};
+use keyward_core::{Error, IntegrityFailure, Keybox, RecoveryCode};
 
 fn blob_and_code() -> (Vec<u8>, RecoveryCode) {
     let code = RecoveryCode::generate().expect("rng");
-    let secret = SlotSecret::RecoveryCode {
-        code: code.clone(),
-        kdf: default_recovery_code_kdf().expect("kdf"),
-    };
+    let secret =
+        NewRecoveryCode { code: code.clone(), kdf: default_recovery_code_kdf().expect("kdf") };
     let created =
         Keybox::create(NewKeybox::new(canary_key(), "escrow", None), &secret).expect("create");
     let blob = EscrowBlob::from_keybox(&created, None).expect("blob");

@@ -9,10 +9,8 @@ use common::*;
 use keyward_core::kdf::KdfParams;
 use keyward_core::keybox::NewKeybox;
 use keyward_core::keybox::format;
-use keyward_core::slot::SlotParams;
-use keyward_core::{
-    DataKey, Error, IntegrityFailure, Keybox, RecoveryCode, SlotId, SlotSecret, Unlocker,
-};
+use keyward_core::slot::{KeyfileParams, NewPlain, SlotParams};
+use keyward_core::{DataKey, Error, IntegrityFailure, Keybox, RecoveryCode, SlotId, Unlocker};
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 
@@ -25,8 +23,7 @@ fn sample() -> (Keybox, Vec<u8>) {
     let created =
         Keybox::create(NewKeybox::new(canary_key(), "sample", Some("kf")), &keyfile_secret(7))
             .expect("create");
-    let (with_plain, _) =
-        created.add_slot(Some("unattended"), &SlotSecret::Plain).expect("add plain");
+    let (with_plain, _) = created.add_slot(Some("unattended"), &NewPlain).expect("add plain");
     let (with_pass, _) = with_plain
         .add_slot(Some("pass"), &passphrase_secret("a good passphrase"))
         .expect("add pass");
@@ -122,15 +119,24 @@ fn a_rolled_back_generation_fails_the_header_mac() {
     assert_eq!(integrity_failure(&bad), IntegrityFailure::HeaderMac);
 }
 
+/// Edits the KDF of a recovery-code or passphrase slot's stored parameters, as an attacker with
+/// write access to the file could.
+fn edit_kdf(protection: &mut SlotParams, edit: impl FnOnce(&mut KdfParams)) {
+    let mut kdf: KdfParams =
+        serde_json::from_value(protection.params["kdf"].clone()).expect("a KDF slot");
+    edit(&mut kdf);
+    protection.params["kdf"] = serde_json::to_value(&kdf).expect("KDF params");
+}
+
 #[test]
 fn a_weakened_kdf_does_not_open_the_slot() {
     let (keybox, _) = sample();
     let bad = tamper(&keybox, |h| {
-        if let SlotParams::Passphrase { kdf: KdfParams::Argon2id { m_kib, .. } } =
-            &mut h.slots[2].protection
-        {
-            *m_kib = 8;
-        }
+        edit_kdf(&mut h.slots[2].protection, |kdf| {
+            if let KdfParams::Argon2id { m_kib, .. } = kdf {
+                *m_kib = 8;
+            }
+        });
     });
     let pass = passphrase("a good passphrase");
     let err =
@@ -143,12 +149,12 @@ fn a_hostile_work_factor_is_refused_before_any_work() {
     let (keybox, _) = sample();
     let bytes = {
         let mut header = keybox.header().clone();
-        if let SlotParams::Passphrase { kdf: KdfParams::Argon2id { m_kib, t, .. } } =
-            &mut header.slots[2].protection
-        {
-            *m_kib = 4 * 1024 * 1024;
-            *t = 1000;
-        }
+        edit_kdf(&mut header.slots[2].protection, |kdf| {
+            if let KdfParams::Argon2id { m_kib, t, .. } = kdf {
+                *m_kib = 4 * 1024 * 1024;
+                *t = 1000;
+            }
+        });
         format::encode(&header, &mac_of(&keybox))
     };
     let err = Keybox::parse(&bytes, path()).expect_err("hostile parameters must be refused");
@@ -194,7 +200,7 @@ fn wrong_secrets_are_wrong_secret_errors() {
     let code = RecoveryCode::generate().expect("rng");
     assert!(matches!(
         keybox.unlock(&Unlocker::RecoveryCode(&code), None, path()),
-        Err(Error::NoSlotOfKind(_))
+        Err(Error::NoSlotTakes(_))
     ));
 }
 
@@ -231,7 +237,7 @@ proptest! {
     ) {
         let key = DataKey::import(Zeroizing::new(key)).expect("length in range");
         let created = Keybox::create(NewKeybox::new(key.clone(), &label, Some(&slot_label)), &keyfile_secret(fill)).expect("create");
-        let (two, _) = created.add_slot(Some("plain"), &SlotSecret::Plain).expect("add");
+        let (two, _) = created.add_slot(Some("plain"), &NewPlain).expect("add");
         let bytes = two.keybox().to_bytes();
         let parsed = Keybox::parse(&bytes, path()).expect("parses");
         prop_assert_eq!(&parsed, two.keybox());
@@ -285,9 +291,11 @@ fn a_flip_in_a_slot_salt_does_not_open() {
     let kf = keyfile(7);
     for bit in 0..8 {
         let bad = tamper(&keybox, |h| {
-            if let SlotParams::Keyfile(p) = &mut h.slots[0].protection {
-                p.salt[0] ^= 1 << bit;
-            }
+            let protection = &mut h.slots[0].protection;
+            let mut params: KeyfileParams =
+                serde_json::from_value(protection.params.clone()).expect("keyfile params");
+            params.salt[0] ^= 1 << bit;
+            protection.params = serde_json::to_value(&params).expect("keyfile params");
         });
         assert!(matches!(
             bad.unlock(&Unlocker::Keyfile(&kf), None, path()),

@@ -1,7 +1,7 @@
 //! The peer's HTTP API, as the types that cross the wire (docs/peer-api.md), and the bytes that
 //! signatures and seals bind. Shared by the server and the client.
 
-use keyward_core::slot::ReleasePolicy;
+use crate::slot::ReleasePolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::seal::{SealPublicKey, Sealed};

@@ -2,7 +2,7 @@
 //! key shares are sealed to, and the hash of its TLS certificate (clients pin it). Not secret;
 //! `keyward peer init` writes it, and the owner passes it to `enroll peers --peer CARD`.
 
-use keyward_core::slot::PeerRecord;
+use crate::slot::PeerRecord;
 use keyward_service::PublicKey;
 use serde::{Deserialize, Serialize};
 

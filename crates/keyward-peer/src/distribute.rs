@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_core::slot::{PeersParams, ReleasePolicy};
+use crate::slot::{PeersParams, ReleasePolicy};
 use keyward_core::{DataKey, shamir};
 use keyward_service::SigningIdentity;
 use tokio::task::JoinSet;

@@ -7,7 +7,7 @@
 //! the peers that hold it — removed peers included. [`decide`] says what the record means
 //! against the sets the keybox records now.
 
-use keyward_core::slot::PeerRecord;
+use crate::slot::PeerRecord;
 use serde::{Deserialize, Serialize};
 
 /// How long a noted split may take before its leftovers are cleaned up: 15 minutes.

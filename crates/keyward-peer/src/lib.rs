@@ -18,4 +18,5 @@ pub mod recovery;
 pub mod reshare;
 pub mod seal;
 pub mod server;
+pub mod slot;
 pub mod store;

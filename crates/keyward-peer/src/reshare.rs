@@ -13,8 +13,9 @@
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+use crate::slot::{NewPeersSlot, PeersParams};
 use keyward_core::operations::{self, Authorization};
-use keyward_core::slot::{PeersParams, SlotSecret, Unlocker};
+use keyward_core::slot::Unlocker;
 use keyward_core::{DataKey, SlotId, Store};
 
 use crate::card::PeerCard;
@@ -73,8 +74,8 @@ pub async fn reshare(
     if step(ReshareStep::NewSharesStored).is_break() {
         return Err(ReshareError::Stopped(ReshareStep::NewSharesStored));
     }
-    let auth = Authorization { unlocker: Unlocker::Reconstructed(key), slot: Some(slot) };
-    let secret = SlotSecret::Peers { key: key.clone(), params: params.clone() };
+    let auth = Authorization::Secret { unlocker: Unlocker::Reconstructed(key), slot: Some(slot) };
+    let secret = NewPeersSlot { key: key.clone(), params: params.clone() };
     if let Err(e) = operations::rotate(store, &auth, &slot.to_string(), &secret) {
         if !matches!(e, keyward_core::Error::NotDurable { .. }) {
             delete_everywhere(cards, &owner.identity, &params.share_set, timeout).await;

@@ -6,7 +6,7 @@
 //! shares a release ticket for that name would return. Each owner has a quota of share sets and
 //! bytes.
 
-use keyward_core::slot::ReleasePolicy;
+use crate::slot::ReleasePolicy;
 use keyward_service::store::{
     self as helpers, Backend, Schema, USED_STATEMENTS, Use, record_use, unique,
 };

@@ -9,9 +9,9 @@ use std::time::Duration;
 use keyward_core::keybox::NewKeybox;
 use keyward_core::operations::{self, Authorization};
 use keyward_core::shamir::{self, Share};
-use keyward_core::slot::{PeersParams, ReleasePolicy};
+use keyward_core::slot::{NewPlain, registry};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
-use keyward_core::{DataKey, ExpectedFingerprint, Keybox, SlotId, SlotSecret, Store, Unlocker};
+use keyward_core::{DataKey, ExpectedFingerprint, Keybox, SlotId, Store, Unlocker};
 use keyward_peer::api::{ReleaseRequest, StoreShareRequest, release_message, released_binding};
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
@@ -23,6 +23,7 @@ use keyward_peer::peer::{
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError, ReshareStep};
 use keyward_peer::seal::{self, Purpose, SealSecret};
+use keyward_peer::slot::{NewPeersSlot, PeersKind, PeersParams, ReleasePolicy};
 use keyward_peer::store::{Quota, Store as PeerStore, Stored};
 use keyward_service::client::ClientError;
 use keyward_service::limits::RateLimits;
@@ -218,24 +219,31 @@ fn shares_of_a_removed_peer_do_not_combine_with_the_new_set() {
     drop(peers.runtime);
 }
 
+/// The peers kind is keyward-peer's: a program that opens peers slots registers it.
+fn register_peers_kind() {
+    registry::register(&[&PeersKind]).expect("one list of kinds per test process");
+}
+
 /// A keybox on `store` with a plain slot and a peers slot recording `params`.
 fn keybox_with_peers_slot(store: &Store<'_>, params: &PeersParams) -> (SlotId, Keybox) {
-    operations::init(store, NewKeybox::new(key(), "peers", Some("plain")), &SlotSecret::Plain)
+    register_peers_kind();
+    operations::init(store, NewKeybox::new(key(), "peers", Some("plain")), &NewPlain)
         .expect("init");
-    let auth = Authorization { unlocker: Unlocker::Unattended, slot: None };
-    let secret = SlotSecret::Peers { key: key(), params: params.clone() };
+    let auth = Authorization::Secret { unlocker: Unlocker::Unattended, slot: None };
+    let secret = NewPeersSlot { key: key(), params: params.clone() };
     let (next, id) = operations::enroll(store, &auth, Some("peers"), &secret).expect("enroll");
     (id, next.keybox().clone())
 }
 
 /// The share set the keybox on `disk` records, and that its peers still give back the key.
 async fn recorded_set_is_usable(disk: &SimFs, owner: &Owner) -> String {
+    register_peers_kind();
     let store = Store::new(disk, std::path::Path::new("/sim/keybox.json"));
     let keybox = store.load().expect("a keybox is there");
     let (id, params) = keybox
         .slots()
         .iter()
-        .find_map(|s| Some((s.id, s.protection.peers()?.clone())))
+        .find_map(|s| Some((s.id, PeersParams::of(&s.protection)?.expect("peers params"))))
         .expect("a peers slot");
     let cards: Vec<PeerCard> =
         params.peers.iter().map(|r| PeerCard::from_record(r).expect("card")).collect();

@@ -1,184 +1,305 @@
-//! Choosing how to open a keybox: an explicit secret option, else — when the slot named is a
-//! peers slot — the key its peers give back to this box's identity, else a slot that opens
-//! unattended (plain, or a key file found at its recorded path), else a prompt on the terminal.
+//! Opening a keybox from the command line: the secret an option gives, else the slot named (which
+//! asks for what it needs: a prompt, its peers), else every slot that opens with nobody there,
+//! else a prompt on the terminal. The slots themselves say what they need; this module only
+//! answers them ([`CliSource`]), so it names no slot kind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use keyward_core::keybox::UnlockedKeybox;
+use keyward_core::operations::Authorization;
+use keyward_core::slot::{Channel, Companion, SecretSource, Want};
 use keyward_core::{
-    DataKey, Error as CoreError, Keybox, KeyfileContents, Passphrase, RecoveryCode, SlotId,
-    SlotKind, Unlocker, operations::Authorization,
+    Error as CoreError, Keybox, KeyfileContents, Passphrase, RecoveryCode, SlotId, Unlocker,
 };
 use zeroize::Zeroizing;
 
 use crate::cli::AuthArgs;
-use crate::exit::{CliResult, usage};
-use crate::peers_io;
+use crate::exit::{CliError, CliResult, usage};
+use crate::hub_io::enrollment_paths;
+use crate::output::warn;
 use crate::secret_input::{SecretReader, prompt_hidden, terminal_available};
 
-/// A secret that has been obtained, owned.
+/// A secret that an option gave, owned.
 #[derive(Debug)]
-pub enum OfferedSecret {
+pub enum GivenSecret {
     /// A recovery code.
     Code(RecoveryCode),
     /// A passphrase.
     Passphrase(Passphrase),
     /// A key file's contents.
     Keyfile(KeyfileContents),
-    /// Nothing: an unattended (plain) slot.
-    Unattended,
-    /// The key the peers' shares gave (the peers slot checks it is exactly K).
-    Reconstructed(DataKey),
 }
 
-/// One way to try opening the keybox.
-#[derive(Debug)]
-pub struct Attempt {
-    secret: OfferedSecret,
-    slot: Option<SlotId>,
-}
-
-impl OfferedSecret {
+impl GivenSecret {
     /// As the library's unlocker.
     pub fn unlocker(&self) -> Unlocker<'_> {
         match self {
-            OfferedSecret::Code(c) => Unlocker::RecoveryCode(c),
-            OfferedSecret::Passphrase(p) => Unlocker::Passphrase(p),
-            OfferedSecret::Keyfile(k) => Unlocker::Keyfile(k),
-            OfferedSecret::Unattended => Unlocker::Unattended,
-            OfferedSecret::Reconstructed(key) => Unlocker::Reconstructed(key),
+            GivenSecret::Code(c) => Unlocker::RecoveryCode(c),
+            GivenSecret::Passphrase(p) => Unlocker::Passphrase(p),
+            GivenSecret::Keyfile(k) => Unlocker::Keyfile(k),
         }
-    }
-}
-
-impl Attempt {
-    /// As the library's authorization.
-    pub fn authorization(&self) -> Authorization<'_> {
-        Authorization { unlocker: self.secret.unlocker(), slot: self.slot }
     }
 }
 
 /// The secret an explicit option gives (`--code-file`, `--passphrase-file`, `--keyfile`, or
 /// their `--unlock-…` forms), if one was given; more than one is a usage error.
-pub fn explicit_secret(args: &AuthArgs, reader: &SecretReader) -> CliResult<Option<OfferedSecret>> {
+pub fn explicit_secret(args: &AuthArgs, reader: &SecretReader) -> CliResult<Option<GivenSecret>> {
     if args.secrets_given() > 1 {
         return Err(usage(
             "give one secret to open the keybox (a code, a passphrase or a key file), not several",
         ));
     }
     Ok(if let Some(path) = &args.unlock_code_file {
-        Some(OfferedSecret::Code(reader.code(path)?))
+        Some(GivenSecret::Code(reader.code(path)?))
     } else if let Some(path) = &args.unlock_passphrase_file {
-        Some(OfferedSecret::Passphrase(reader.passphrase(path)?))
+        Some(GivenSecret::Passphrase(reader.passphrase(path)?))
     } else if let Some(path) = &args.unlock_keyfile {
-        Some(OfferedSecret::Keyfile(reader.keyfile_to_open(path)?))
+        Some(GivenSecret::Keyfile(reader.keyfile_to_open(path)?))
     } else {
         None
     })
 }
 
-/// The ways to open `keybox` that `args` allow, best first. More than one only when a prompt's
-/// answer could be either a recovery code or a passphrase.
-pub fn attempts(
+/// Opens `keybox` the way `args` allow.
+pub fn open(
     args: &AuthArgs,
     keybox: &Keybox,
-    keybox_path: &Path,
+    path: &Path,
     reader: &SecretReader,
-) -> CliResult<Vec<Attempt>> {
-    let slot = match &args.unlock_slot {
-        Some(name) => Some(keybox.find_slot(name)?),
+) -> CliResult<UnlockedKeybox> {
+    let only = match &args.unlock_slot {
+        Some(name) => Some(keybox.find_slot(name)?.id),
         None => None,
     };
-    if let Some(record) = slot
-        && let Some(params) = record.protection.peers()
-        && args.secrets_given() == 0
-    {
-        let ticket = args.unlock_release_ticket.as_deref();
-        let key = peers_io::reconstruct_for_slot(reader, keybox_path, keybox, params, ticket)?;
-        return Ok(vec![Attempt {
-            secret: OfferedSecret::Reconstructed(key),
-            slot: Some(record.id),
-        }]);
+    if let Some(given) = explicit_secret(args, reader)? {
+        return Ok(keybox.unlock(&given.unlocker(), only, path)?);
     }
-    let slot = slot.map(|record| record.id);
-    if let Some(secret) = explicit_secret(args, reader)? {
-        return Ok(vec![Attempt { secret, slot }]);
+    let ticket = args.unlock_release_ticket.as_deref();
+    if only.is_some() {
+        // The slot named may ask for anything: a prompt, its device, its peers.
+        let mut source = CliSource::new(reader, path, Reach::Everything, ticket, keybox, only);
+        return Ok(keybox.open_with(&mut source, None, only, path)?);
     }
-    // Every unattended slot, in order: a key file that changed must not hide a plain slot.
-    let unattended = unattended_attempts(keybox, slot, reader);
-    if !unattended.is_empty() {
-        return Ok(unattended);
-    }
-    prompted(keybox, slot)
-}
-
-/// One attempt per slot that opens with nothing typed (restricted to `only`): plain slots, and
-/// key-file slots whose file is readable at its recorded path.
-pub fn unattended_attempts(
-    keybox: &Keybox,
-    only: Option<SlotId>,
-    reader: &SecretReader,
-) -> Vec<Attempt> {
-    let mut out = Vec::new();
-    for record in keybox.unattended_slots().filter(|s| only.is_none_or(|id| s.id == id)) {
-        // An unattended slot is a key file at a recorded path, or a plain slot.
-        let secret = match record.protection.keyfile_path() {
-            // A key file that is not here (a removed USB stick) just means "not this slot".
-            Some(path) => match reader.keyfile_to_open(Path::new(path)) {
-                Ok(contents) => OfferedSecret::Keyfile(contents),
-                Err(_) => continue,
-            },
-            None => OfferedSecret::Unattended,
-        };
-        out.push(Attempt { secret, slot: Some(record.id) });
-    }
-    out
-}
-
-/// Asks the person at the terminal for a passphrase or recovery code.
-fn prompted(keybox: &Keybox, only: Option<SlotId>) -> CliResult<Vec<Attempt>> {
-    let kinds: Vec<SlotKind> = keybox
-        .slots()
-        .iter()
-        .filter(|s| only.is_none_or(|id| s.id == id))
-        .map(|s| s.protection.kind())
-        .collect();
-    let has_code = kinds.contains(&SlotKind::RecoveryCode);
-    let has_passphrase = kinds.contains(&SlotKind::Passphrase);
-    if !terminal_available() || !(has_code || has_passphrase) {
-        return Err(CoreError::NoUnattendedSlot.into());
-    }
-    let prompt = match (has_code, has_passphrase) {
-        (true, true) => "Passphrase or recovery code: ",
-        (true, false) => "Recovery code: ",
-        _ => "Passphrase: ",
+    // Every slot that opens with nobody there, in order: a key file that changed must not hide a
+    // plain slot. Then, if a person is there, a prompt.
+    let mut unattended = CliSource::new(reader, path, Reach::Unattended, None, keybox, None);
+    let first_error = match keybox.open_with(&mut unattended, None, None, path) {
+        Ok(opened) => return Ok(opened),
+        Err(e @ (CoreError::WrongSecret { .. } | CoreError::NoUnattendedSlot)) => e,
+        Err(e @ CoreError::Slot { .. }) => e,
+        Err(e) => return Err(e.into()),
     };
-    let typed = prompt_hidden(prompt)?;
-    let mut out = Vec::new();
-    if has_code {
-        match RecoveryCode::parse(&typed) {
-            Ok(code) => out.push(Attempt { secret: OfferedSecret::Code(code), slot: only }),
-            Err(e) if !has_passphrase => return Err(CoreError::from(e).into()),
-            Err(_) => {}
-        }
+    let mut prompted = CliSource::new(reader, path, Reach::Prompts, None, keybox, None);
+    if !terminal_available() || prompted.typed.is_empty() {
+        return Err(first_error.into());
     }
-    if has_passphrase {
-        let bytes = Zeroizing::new(typed.as_bytes().to_vec());
-        out.push(Attempt { secret: OfferedSecret::Passphrase(Passphrase::new(bytes)), slot: only });
+    if !matches!(first_error, CoreError::NoUnattendedSlot) {
+        warn(&first_error.to_string());
     }
-    Ok(out)
+    Ok(keybox.open_with(&mut prompted, None, None, path)?)
 }
 
-/// Runs `op` with each attempt in turn until one is not a wrong secret.
-pub fn with_first_that_opens<T>(
-    attempts: &[Attempt],
-    mut op: impl FnMut(&Authorization<'_>) -> Result<T, CoreError>,
-) -> CliResult<T> {
-    let mut last = CoreError::NoUnattendedSlot;
-    for attempt in attempts {
-        match op(&attempt.authorization()) {
-            Err(e @ (CoreError::WrongSecret { .. } | CoreError::NoSlotOfKind(_))) => last = e,
-            other => return Ok(other?),
+/// Opens slot `only` with what it opens with unattended (for `verify`).
+pub fn open_unattended(
+    keybox: &Keybox,
+    only: SlotId,
+    path: &Path,
+    reader: &SecretReader,
+) -> CliResult<UnlockedKeybox> {
+    let mut source = CliSource::new(reader, path, Reach::Unattended, None, keybox, Some(only));
+    // A check names what is missing: a recorded key file that is gone is a failure here.
+    source.missing_file_fails = true;
+    Ok(keybox.open_with(&mut source, None, Some(only), path)?)
+}
+
+/// The authorization for a change, from a keybox opened once already: the change opens the same
+/// slot again under the keybox lock, with nothing asked twice.
+pub fn authorization(opened: &UnlockedKeybox) -> CliResult<Authorization<'_>> {
+    opened.slot_key().map(Authorization::Opened).ok_or_else(|| {
+        CliError::Core(CoreError::Internal("an opened keybox without the slot that opened it"))
+    })
+}
+
+/// How far a [`CliSource`] goes to answer a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Nothing a person does: "nothing" for a slot that needs nothing, a key file at the path a
+    /// slot records.
+    Unattended,
+    /// Prompts on the terminal only.
+    Prompts,
+    /// Both, and companion files (the box identity, a release ticket): for a slot named.
+    Everything,
+}
+
+/// The CLI's answers to slots: files at recorded paths, prompts (one answer for every slot that
+/// takes a code or a passphrase), the box's identity beside the keybox, a release ticket.
+struct CliSource<'a> {
+    reader: &'a SecretReader,
+    keybox_path: &'a Path,
+    reach: Reach,
+    release_ticket: Option<&'a Path>,
+    /// The typed channels of the slots that may ask: they decide the prompt's words.
+    typed: Vec<Channel>,
+    typed_answer: Option<Zeroizing<String>>,
+    code: Option<RecoveryCode>,
+    passphrase: Option<Passphrase>,
+    pins: Vec<(SlotId, Passphrase)>,
+    keyfile: Option<KeyfileContents>,
+    /// Whether a key file missing at its recorded path is an error rather than "not this slot".
+    missing_file_fails: bool,
+}
+
+impl<'a> CliSource<'a> {
+    fn new(
+        reader: &'a SecretReader,
+        keybox_path: &'a Path,
+        reach: Reach,
+        release_ticket: Option<&'a Path>,
+        keybox: &Keybox,
+        only: Option<SlotId>,
+    ) -> Self {
+        let mut typed = Vec::new();
+        for record in keybox.slots().iter().filter(|s| only.is_none_or(|id| s.id == id)) {
+            if let Ok(Some(slot)) = record.protection.read() {
+                let channel = slot.channel();
+                if channel.is_typed() && !typed.contains(&channel) {
+                    typed.push(channel);
+                }
+            }
+        }
+        CliSource {
+            reader,
+            keybox_path,
+            reach,
+            release_ticket,
+            typed,
+            typed_answer: None,
+            code: None,
+            passphrase: None,
+            pins: Vec::new(),
+            keyfile: None,
+            missing_file_fails: false,
         }
     }
-    Err(last.into())
+
+    fn prompts(&self) -> bool {
+        self.reach != Reach::Unattended
+    }
+
+    /// The one answer to "passphrase or recovery code", asked once.
+    fn typed_answer(&mut self) -> CliResult<&Zeroizing<String>> {
+        if self.typed_answer.is_none() {
+            let code = self.typed.contains(&Channel::RecoveryCode);
+            let passphrase = self.typed.contains(&Channel::Passphrase);
+            let prompt = match (code, passphrase) {
+                (true, true) => "Passphrase or recovery code: ",
+                (true, false) => "Recovery code: ",
+                _ => "Passphrase: ",
+            };
+            self.typed_answer = Some(prompt_hidden(prompt)?);
+        }
+        self.typed_answer.as_ref().ok_or(CliError::Core(CoreError::Internal("no typed answer")))
+    }
+
+    fn answer(&mut self, want: &Want<'_>) -> CliResult<Option<Unlocker<'_>>> {
+        Ok(match want.channel {
+            Channel::Nothing if self.reach != Reach::Prompts => Some(Unlocker::Unattended),
+            Channel::KeyFile if self.reach != Reach::Prompts => {
+                let Some(path) = want.recorded_file else { return Ok(None) };
+                // A key file that is not here (a removed USB stick) just means "not this slot".
+                match self.reader.keyfile_to_open(path) {
+                    Ok(contents) => Some(Unlocker::Keyfile(self.keyfile.insert(contents))),
+                    Err(CliError::Core(CoreError::Io { source, .. }))
+                        if self.missing_file_fails =>
+                    {
+                        return Err(CoreError::io(
+                            "cannot read the key file of this slot",
+                            path,
+                            source,
+                        )
+                        .into());
+                    }
+                    Err(e) if self.missing_file_fails => return Err(e),
+                    Err(_) => None,
+                }
+            }
+            Channel::RecoveryCode if self.prompts() => {
+                if self.code.is_none() {
+                    let alone = !self.typed.contains(&Channel::Passphrase);
+                    match RecoveryCode::parse(self.typed_answer()?) {
+                        Ok(code) => self.code = Some(code),
+                        // Typed text that is no code may still be the passphrase.
+                        Err(e) if alone => return Err(CoreError::from(e).into()),
+                        Err(_) => return Ok(None),
+                    }
+                }
+                self.code.as_ref().map(Unlocker::RecoveryCode)
+            }
+            Channel::Passphrase if self.prompts() => {
+                if self.passphrase.is_none() {
+                    let bytes = Zeroizing::new(self.typed_answer()?.as_bytes().to_vec());
+                    self.passphrase = Some(Passphrase::new(bytes));
+                }
+                self.passphrase.as_ref().map(Unlocker::Passphrase)
+            }
+            Channel::Pin if self.prompts() => {
+                if !self.pins.iter().any(|(slot, _)| *slot == want.slot) {
+                    let typed = prompt_hidden(&format!(
+                        "PIN for slot {} (\"{}\"): ",
+                        want.slot, want.label
+                    ))?;
+                    let pin = Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec()));
+                    self.pins.push((want.slot, pin));
+                }
+                self.pins
+                    .iter()
+                    .find(|(slot, _)| *slot == want.slot)
+                    .map(|(_, pin)| Unlocker::Pin(pin))
+            }
+            _ => None,
+        })
+    }
+
+    fn companion_file(&self, what: Companion) -> Option<PathBuf> {
+        match what {
+            Companion::BoxIdentity => Some(enrollment_paths(self.keybox_path).1),
+            Companion::ReleaseTicket => self.release_ticket.map(Path::to_path_buf),
+            _ => None,
+        }
+    }
+}
+
+impl SecretSource for CliSource<'_> {
+    fn secret(&mut self, want: &Want<'_>) -> Result<Option<Unlocker<'_>>, CoreError> {
+        self.answer(want).map_err(into_core)
+    }
+
+    fn companion(&mut self, what: Companion) -> Result<Option<Zeroizing<Vec<u8>>>, CoreError> {
+        if self.reach != Reach::Everything {
+            return Ok(None);
+        }
+        let Some(path) = self.companion_file(what) else { return Ok(None) };
+        // The box identity is looked for beside the keybox: its absence means "cannot ask".
+        if what == Companion::BoxIdentity && !path.exists() {
+            return Err(CoreError::io(
+                "cannot read the box's identity (made by `keyward enroll peers`)",
+                &path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        self.reader.bytes(&path).map(Some).map_err(into_core)
+    }
+
+    fn notice(&mut self, text: &str) {
+        warn(text);
+    }
+}
+
+/// A CLI error met while answering a slot, as the library's error (the slot hands it back).
+fn into_core(error: CliError) -> CoreError {
+    match error {
+        CliError::Core(e) => e,
+        other => CoreError::Input(other.to_string()),
+    }
 }

@@ -86,46 +86,6 @@ pub enum Command {
     Man,
 }
 
-/// A slot kind as chosen on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KindArg {
-    /// Ten words from the EFF list (~129 bits), shown once.
-    RecoveryCode,
-    /// A passphrase through argon2id calibrated to --kdf-time-ms.
-    Passphrase,
-    /// The contents of a key file (an existing file, or a new random one).
-    Keyfile,
-    /// Unattended: protected by file permissions only.
-    Plain,
-    /// The key split k-of-n among peer nodes (`enroll peers --threshold K --peer CARD…`); the
-    /// box gets it back after a restart by proving its identity to the peers.
-    Peers,
-}
-
-impl From<KindArg> for keyward_core::SlotKind {
-    fn from(kind: KindArg) -> Self {
-        match kind {
-            KindArg::RecoveryCode => keyward_core::SlotKind::RecoveryCode,
-            KindArg::Passphrase => keyward_core::SlotKind::Passphrase,
-            KindArg::Keyfile => keyward_core::SlotKind::Keyfile,
-            KindArg::Plain => keyward_core::SlotKind::Plain,
-            KindArg::Peers => keyward_core::SlotKind::Peers,
-        }
-    }
-}
-
-impl From<keyward_core::SlotKind> for KindArg {
-    fn from(kind: keyward_core::SlotKind) -> Self {
-        match kind {
-            keyward_core::SlotKind::RecoveryCode => KindArg::RecoveryCode,
-            keyward_core::SlotKind::Passphrase => KindArg::Passphrase,
-            keyward_core::SlotKind::Keyfile => KindArg::Keyfile,
-            keyward_core::SlotKind::Plain => KindArg::Plain,
-            keyward_core::SlotKind::Peers => KindArg::Peers,
-        }
-    }
-}
-
 /// Where a new slot's secret comes from.
 #[derive(Debug, Args)]
 pub struct NewSecretArgs {
@@ -156,8 +116,20 @@ pub struct NewSecretArgs {
     pub kdf_memory_mib: u32,
 }
 
+impl NewSecretArgs {
+    /// The kind-specific options given (those without a default), by name.
+    pub fn given(&self) -> Vec<&'static str> {
+        let given = [
+            ("--passphrase-file", self.passphrase_file.is_some()),
+            ("--keyfile", self.keyfile.is_some()),
+            ("--code-out", self.code_out.is_some()),
+        ];
+        given.into_iter().filter(|(_, is)| *is).map(|(name, _)| name).collect()
+    }
+}
+
 /// How an existing slot is opened to authorise a change.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct AuthArgs {
     /// Authorise with the recovery code in F (`-` for stdin).
     #[arg(long, value_name = "F")]
@@ -233,8 +205,8 @@ impl From<&OpenArgs> for AuthArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The kind of the first slot.
-    #[arg(long = "with", value_name = "KIND")]
-    pub with: KindArg,
+    #[arg(long = "with", value_name = "KIND", value_parser = crate::kinds::parser())]
+    pub with: String,
 
     /// Import an existing secret of 16–4096 bytes from FILE (`-` for stdin) instead of
     /// generating one. The file is only read.
@@ -271,7 +243,8 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
     /// The kind of slot to add.
-    pub kind: KindArg,
+    #[arg(value_parser = crate::kinds::parser())]
+    pub kind: String,
 
     /// A name for the new slot [default: KIND-ID].
     #[arg(long, value_name = "L")]
@@ -302,7 +275,7 @@ pub struct PeersSlotArgs {
     /// a restart) or a fresh machine with an operator's release ticket; only the `identity`;
     /// only an `operator` ticket; or `both` together.
     #[arg(long, value_name = "POLICY", default_value = "either")]
-    pub policy: keyward_core::slot::ReleasePolicy,
+    pub policy: keyward_peer::slot::ReleasePolicy,
 
     /// The name the peers know this box by (release tickets name it) [default: the box's hub
     /// name if it is enrolled at a hub, else the keybox label].
@@ -313,6 +286,21 @@ pub struct PeersSlotArgs {
     /// admits a box it does not know only with one. One token serves every peer, once each.
     #[arg(long, value_name = "F")]
     pub token_file: Option<PathBuf>,
+}
+
+impl EnrollArgs {
+    /// The kind-specific options given (those without a default), by name.
+    pub fn given(&self) -> Vec<&'static str> {
+        let peers = [
+            ("--threshold", self.peers.threshold.is_some()),
+            ("--peer", !self.peers.peers.is_empty()),
+            ("--box", self.peers.box_name.is_some()),
+            ("--token-file", self.peers.token_file.is_some()),
+        ];
+        let mut given = self.secret.given();
+        given.extend(peers.into_iter().filter(|(_, is)| *is).map(|(name, _)| name));
+        given
+    }
 }
 
 /// `keyward remove`.

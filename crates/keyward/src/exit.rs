@@ -6,9 +6,11 @@ use std::io::ErrorKind;
 use keyward_core::Error as CoreError;
 use keyward_core::kdf::KdfError;
 use keyward_core::shamir::ShareError;
+use keyward_core::slot::{DeviceError, SlotError};
 use keyward_pbs::PbsError;
 use keyward_peer::distribute::DistributeError;
 use keyward_peer::recovery::GatherError;
+use keyward_peer::slot::PeersSlotError;
 use keyward_service::client::ClientError;
 
 /// Everything a command can fail with.
@@ -16,7 +18,7 @@ use keyward_service::client::ClientError;
 pub enum CliError {
     /// From the library.
     #[error(transparent)]
-    Core(#[from] CoreError),
+    Core(CoreError),
     /// The command was called in a way that cannot work.
     #[error("{0}")]
     Usage(String),
@@ -79,6 +81,27 @@ pub enum CliError {
         /// The output path.
         path: std::path::PathBuf,
     },
+}
+
+/// A library error, with a failure of the peers kind's own brought out as the CLI's error for
+/// it (so its message and exit code are the same whether the peers were asked by a slot or by
+/// `recover --peers`).
+impl From<CoreError> for CliError {
+    fn from(error: CoreError) -> Self {
+        let CoreError::Slot { slot, source: SlotError::Other(other) } = error else {
+            return CliError::Core(error);
+        };
+        match other.downcast::<PeersSlotError>() {
+            Ok(peers) => match *peers {
+                PeersSlotError::Gather(gather) => CliError::Gather(gather),
+                peers => CliError::Core(CoreError::Slot {
+                    slot,
+                    source: SlotError::Other(Box::new(peers)),
+                }),
+            },
+            Err(other) => CliError::Core(CoreError::Slot { slot, source: SlotError::Other(other) }),
+        }
+    }
 }
 
 /// The stable exit codes.
@@ -156,7 +179,10 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         CoreError::KeyboxNotFound(_)
         | CoreError::SlotNotFound(_)
         | CoreError::NoSlotOfKind(_)
+        | CoreError::NoSlotTakes(_)
         | CoreError::NotRecorded(_) => ExitCode::NotFound,
+        CoreError::UnknownKind { .. } => ExitCode::Unavailable,
+        CoreError::Slot { source, .. } => slot_exit_code(source),
         CoreError::KeyboxExists(_)
         | CoreError::LockHeld(_)
         | CoreError::ConcurrentChange { .. }
@@ -170,6 +196,9 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         | CoreError::PassphraseTooShort { .. }
         | CoreError::KeyfileSize { .. }
         | CoreError::SlotKindMismatch { .. }
+        | CoreError::WrongSecretKind { .. }
+        | CoreError::SlotNeeds { .. }
+        | CoreError::Input(_)
         | CoreError::DuplicateLabel(_)
         | CoreError::BadLabel(_)
         | CoreError::KdfParams(_)
@@ -184,6 +213,26 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         | CoreError::Internal(_)
         | CoreError::OutOfMemory { .. }
         | CoreError::NotDurable { .. } => ExitCode::Internal,
+        _ => ExitCode::Internal,
+    }
+}
+
+/// Exit codes for a slot that could not give its key. The device family is mapped here and only
+/// here: a device that is not there or busy is 8, one that locks us out 9, one whose state does
+/// not satisfy the slot's policy (PCRs, a wrong PIN) 3.
+fn slot_exit_code(error: &SlotError) -> ExitCode {
+    match error {
+        SlotError::Device(DeviceError::Absent(_) | DeviceError::Busy(_)) => ExitCode::Unavailable,
+        SlotError::Device(DeviceError::LockedOut(_)) => ExitCode::Refused,
+        SlotError::Device(DeviceError::PolicyMismatch(_)) => ExitCode::AuthenticationFailed,
+        SlotError::Params(_) => ExitCode::Integrity,
+        SlotError::Core(e) => core_exit_code(e),
+        SlotError::Other(other) => match other.downcast_ref::<PeersSlotError>() {
+            Some(PeersSlotError::Runtime(_)) => ExitCode::Internal,
+            Some(PeersSlotError::Gather(_)) => ExitCode::Unavailable,
+            Some(_) => ExitCode::Usage,
+            None => ExitCode::Internal,
+        },
         _ => ExitCode::Internal,
     }
 }
@@ -272,7 +321,7 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 mod tests {
     use std::path::PathBuf;
 
-    use keyward_core::{IntegrityFailure, SlotId, SlotKind};
+    use keyward_core::{IntegrityFailure, SlotId};
 
     use super::*;
 
@@ -324,6 +373,9 @@ mod tests {
     fn every_error_variant_maps_to_its_documented_code() {
         let path = PathBuf::from("k");
         let io = |kind| std::io::Error::from(kind);
+        let device = |e: DeviceError| -> CliError {
+            CoreError::Slot { slot: SlotId(1), source: SlotError::Device(e) }.into()
+        };
         let cases: Vec<(CliError, ExitCode)> = vec![
             (CoreError::WrongSecret { tried: "x".into() }.into(), ExitCode::AuthenticationFailed),
             (
@@ -345,7 +397,37 @@ mod tests {
             (CoreError::KeyboxNotFound(path.clone()).into(), ExitCode::NotFound),
             (CoreError::SlotNotFound("2".into()).into(), ExitCode::NotFound),
             (CoreError::NotRecorded("x").into(), ExitCode::NotFound),
-            (CoreError::NoSlotOfKind(SlotKind::Passphrase).into(), ExitCode::NotFound),
+            (CoreError::NoSlotOfKind("passphrase".into()).into(), ExitCode::NotFound),
+            (CoreError::NoSlotTakes("the passphrase").into(), ExitCode::NotFound),
+            (
+                CoreError::UnknownKind { slot: SlotId(1), kind: "fido2".into() }.into(),
+                ExitCode::Unavailable,
+            ),
+            (
+                CoreError::SlotNeeds { slot: SlotId(1), needs: "the PIN".into() }.into(),
+                ExitCode::Usage,
+            ),
+            (
+                CoreError::WrongSecretKind { slot: SlotId(1), kind: "plain".into(), offered: "x" }
+                    .into(),
+                ExitCode::Usage,
+            ),
+            (CoreError::Input("x".into()).into(), ExitCode::Usage),
+            (device(DeviceError::Absent("no TPM".into())), ExitCode::Unavailable),
+            (device(DeviceError::Busy("in use".into())), ExitCode::Unavailable),
+            (device(DeviceError::LockedOut("lockout".into())), ExitCode::Refused),
+            (
+                device(DeviceError::PolicyMismatch("PCR 7 changed".into())),
+                ExitCode::AuthenticationFailed,
+            ),
+            (
+                CoreError::Slot {
+                    slot: SlotId(2),
+                    source: SlotError::Other(Box::new(PeersSlotError::TicketNeeded)),
+                }
+                .into(),
+                ExitCode::Usage,
+            ),
             (CoreError::NoUnattendedSlot.into(), ExitCode::Usage),
             (CoreError::KeyboxExists(path.clone()).into(), ExitCode::Conflict),
             (CoreError::LockHeld(path.clone()).into(), ExitCode::Conflict),
@@ -370,8 +452,8 @@ mod tests {
             (
                 CoreError::SlotKindMismatch {
                     slot: SlotId(1),
-                    kind: SlotKind::Plain,
-                    offered: SlotKind::Passphrase,
+                    kind: "plain".into(),
+                    offered: "passphrase".into(),
                 }
                 .into(),
                 ExitCode::Usage,

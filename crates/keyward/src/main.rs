@@ -10,6 +10,7 @@ mod context;
 mod exit;
 mod hardening;
 mod hub_io;
+mod kinds;
 mod new_secret;
 mod output;
 mod pbs;
@@ -27,6 +28,8 @@ use crate::exit::{CliResult, ExitCode};
 
 fn main() -> std::process::ExitCode {
     hardening::harden_process();
+    // Before the command line is parsed: KIND arguments are checked against the kinds known.
+    kinds::register();
     // Before any thread exists: the `time` crate reads the local offset only then.
     let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let cli = match Cli::try_parse() {

@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keyward_core::kdf::{CalibrationTarget, calibrate_argon2id};
-use keyward_core::slot::default_recovery_code_kdf;
-use keyward_core::{Error as CoreError, KeyfileContents, RecoveryCode, SlotKind, SlotSecret};
+use keyward_core::slot::{
+    NewKeyfile, NewPassphrase, NewPlain, NewRecoveryCode, default_recovery_code_kdf,
+};
+use keyward_core::{Error as CoreError, KeyfileContents, NewSlot, RecoveryCode};
 use zeroize::Zeroizing;
 
-use crate::cli::{KindArg, NewSecretArgs};
+use crate::cli::NewSecretArgs;
 use crate::exit::{CliError, CliResult, usage};
+use crate::kinds::{Enroller, find};
 use crate::output::{Output, Overwrite, progress, warn, write_secret};
 use crate::secret_input::{SecretReader, prompt_new_passphrase};
 
@@ -33,44 +36,52 @@ enum CodeDelivery {
 #[derive(Debug)]
 pub struct NewSecret {
     /// The secret.
-    pub secret: SlotSecret,
-    code_delivery: Option<CodeDelivery>,
+    pub secret: Box<dyn NewSlot>,
+    /// A new recovery code, and where it goes.
+    code: Option<(RecoveryCode, CodeDelivery)>,
     created_keyfile: Option<PathBuf>,
+    /// Said after the commit (a plain slot's warning).
+    warning: Option<&'static str>,
 }
 
+/// The recovery-code kind's enrollment.
+pub const RECOVERY_CODE: Enroller =
+    Enroller::Secret { options: &["--code-out"], prepare: recovery_code };
+/// The passphrase kind's enrollment.
+pub const PASSPHRASE: Enroller =
+    Enroller::Secret { options: &["--passphrase-file"], prepare: passphrase };
+/// The key-file kind's enrollment.
+pub const KEYFILE: Enroller = Enroller::Secret { options: &["--keyfile"], prepare: keyfile };
+/// The plain kind's enrollment.
+pub const PLAIN: Enroller = Enroller::Secret { options: &[], prepare: plain };
+
 impl NewSecret {
-    /// Gathers the secret for a `kind` slot. Fails before anything is written if the secret
-    /// cannot be obtained or a new code would have nowhere to go.
+    /// A secret with nothing to do around the commit.
+    pub fn plain(secret: Box<dyn NewSlot>) -> Self {
+        NewSecret { secret, code: None, created_keyfile: None, warning: None }
+    }
+
+    /// Gathers the secret for a new `kind` slot (of an `init`, an `enroll` or a `rotate`). Fails
+    /// before anything is written if the secret cannot be obtained, a new code would have nowhere
+    /// to go, or an option given is not the kind's.
     pub fn prepare(
-        kind: KindArg,
+        kind: &str,
+        given: &[&str],
         args: &NewSecretArgs,
         reader: &SecretReader,
         output: &Output,
     ) -> CliResult<Self> {
-        let misplaced =
-            |opt: &str| usage(format!("{opt} does not apply to a {} slot", SlotKind::from(kind)));
-        if kind != KindArg::RecoveryCode && args.code_out.is_some() {
-            return Err(misplaced("--code-out"));
+        let Some(cli_kind) = find(kind) else {
+            return Err(CoreError::NoSlotOfKind(format!("{kind} (unknown to this keyward)")).into());
+        };
+        if let Some(option) = given.iter().find(|o| !cli_kind.enroll.options().contains(o)) {
+            return Err(usage(format!("{option} does not apply to a {kind} slot")));
         }
-        if kind != KindArg::Passphrase && args.passphrase_file.is_some() {
-            return Err(misplaced("--passphrase-file"));
-        }
-        if kind != KindArg::Keyfile && args.keyfile.is_some() {
-            return Err(misplaced("--keyfile"));
-        }
-        match kind {
-            KindArg::RecoveryCode => recovery_code(args, output),
-            KindArg::Passphrase => passphrase(args, reader),
-            KindArg::Keyfile => keyfile(args, reader),
-            KindArg::Plain => Ok(NewSecret {
-                secret: SlotSecret::Plain,
-                code_delivery: None,
-                created_keyfile: None,
-            }),
-            // Its secret is K itself, split among peers first: `enroll peers` does that.
-            KindArg::Peers => Err(usage(
-                "a peers slot is added to an existing keybox: `keyward enroll peers --threshold K --peer CARD…`",
-            )),
+        match &cli_kind.enroll {
+            Enroller::Secret { prepare, .. } => prepare(args, reader, output),
+            Enroller::Command { rotate_with, .. } => Err(usage(format!(
+                "a {kind} slot is added to an existing keybox with `keyward enroll {kind}` and renewed with `{rotate_with}`"
+            ))),
         }
     }
 
@@ -88,13 +99,11 @@ impl NewSecret {
     /// After the commit: says where a code written to a file went, and warns about a plain slot
     /// (after, not before, so a failure stays one line on stderr).
     pub fn report(&self, output: &Output, slot: &str) -> CliResult {
-        if matches!(self.secret, SlotSecret::Plain) {
-            warn(&format!(
-                "slot {slot} is plain: anyone who can read the keybox file can read the key"
-            ));
+        if let Some(warning) = self.warning {
+            warn(&format!("slot {slot} {warning}"));
         }
-        match &self.code_delivery {
-            Some(CodeDelivery::File(path)) => {
+        match &self.code {
+            Some((_, CodeDelivery::File(path))) => {
                 output.line(format!("Recovery code for slot {slot} written to {}.", path.display()))
             }
             _ => Ok(()),
@@ -103,16 +112,16 @@ impl NewSecret {
 
     /// Shows or prints the code when that is where it goes.
     fn present(&self) -> CliResult {
-        let SlotSecret::RecoveryCode { code, .. } = &self.secret else {
+        let Some((code, delivery)) = &self.code else {
             return Ok(());
         };
-        match &self.code_delivery {
-            Some(CodeDelivery::Stdout) => {
+        match delivery {
+            CodeDelivery::Stdout => {
                 let mut text = code.canonical();
                 text.push('\n');
                 write_secret(Path::new("-"), text.as_bytes(), Overwrite::Never)
             }
-            Some(CodeDelivery::Terminal) => {
+            CodeDelivery::Terminal => {
                 let shown = code.display_form();
                 let mut text = Zeroizing::new(String::from(
                     "\nNew recovery code. Write it down now and keep it safe: it is stored nowhere \
@@ -126,13 +135,13 @@ impl NewSecret {
                 text.push('\n');
                 write_secret(Path::new("-"), text.as_bytes(), Overwrite::Never)
             }
-            Some(CodeDelivery::File(_)) | None => Ok(()),
+            CodeDelivery::File(_) => Ok(()),
         }
     }
 
     /// Removes what `prepare` wrote.
     fn abandon(&self) {
-        if let Some(CodeDelivery::File(path)) = &self.code_delivery {
+        if let Some((_, CodeDelivery::File(path))) = &self.code {
             let _ = std::fs::remove_file(path);
         }
         if let Some(path) = &self.created_keyfile {
@@ -141,7 +150,14 @@ impl NewSecret {
     }
 }
 
-fn recovery_code(args: &NewSecretArgs, output: &Output) -> CliResult<NewSecret> {
+fn plain(_: &NewSecretArgs, _: &SecretReader, _: &Output) -> CliResult<NewSecret> {
+    Ok(NewSecret {
+        warning: Some("is plain: anyone who can read the keybox file can read the key"),
+        ..NewSecret::plain(Box::new(NewPlain))
+    })
+}
+
+fn recovery_code(args: &NewSecretArgs, _: &SecretReader, output: &Output) -> CliResult<NewSecret> {
     let kdf = default_recovery_code_kdf()?;
     let code = RecoveryCode::generate()?;
     let delivery = match &args.code_out {
@@ -167,13 +183,12 @@ fn recovery_code(args: &NewSecretArgs, output: &Output) -> CliResult<NewSecret> 
         }
     };
     Ok(NewSecret {
-        secret: SlotSecret::RecoveryCode { code, kdf },
-        code_delivery: Some(delivery),
-        created_keyfile: None,
+        code: Some((code.clone(), delivery)),
+        ..NewSecret::plain(Box::new(NewRecoveryCode { code, kdf }))
     })
 }
 
-fn passphrase(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> {
+fn passphrase(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
     let passphrase = match &args.passphrase_file {
         Some(path) => reader.passphrase(path)?,
         None => prompt_new_passphrase()?,
@@ -189,14 +204,10 @@ fn passphrase(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecre
     progress(&format!("Calibrating argon2id for a {} ms unlock…", target.unlock_time.as_millis()));
     let kdf = calibrate_argon2id(target, |step| progress(&format!("  {step}")))?;
     progress(&format!("  using {}", kdf.describe()));
-    Ok(NewSecret {
-        secret: SlotSecret::Passphrase { passphrase, kdf },
-        code_delivery: None,
-        created_keyfile: None,
-    })
+    Ok(NewSecret::plain(Box::new(NewPassphrase { passphrase, kdf })))
 }
 
-fn keyfile(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> {
+fn keyfile(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
     let path = args.keyfile.as_ref().ok_or_else(|| {
         usage("a keyfile slot needs --keyfile F (an existing key file, or where to create one)")
     })?;
@@ -223,8 +234,7 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader) -> CliResult<NewSecret> 
         (contents, Some(path.clone()))
     };
     Ok(NewSecret {
-        secret: SlotSecret::Keyfile { contents, path: Some(recorded) },
-        code_delivery: None,
         created_keyfile: created,
+        ..NewSecret::plain(Box::new(NewKeyfile { contents, path: Some(recorded) }))
     })
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyward_core::Keybox;
-use keyward_core::slot::PeerRecord;
 use keyward_core::store::{Fs, LockGuard, RealFs, write_secret_file};
 use keyward_peer::card::PeerCard;
 use keyward_peer::distribute::delete_everywhere;
 use keyward_peer::journal::{Decision, Journal, decide};
+use keyward_peer::slot::{PeerRecord, PeersParams};
 use keyward_service::{SigningIdentity, unix_now};
 
 use crate::exit::{CliError, CliResult, usage};
@@ -48,7 +48,7 @@ pub fn recorded_sets(keybox: &Keybox) -> Vec<String> {
     keybox
         .slots()
         .iter()
-        .filter_map(|s| s.protection.peers().map(|p| p.share_set.clone()))
+        .filter_map(|s| PeersParams::of(&s.protection)?.ok().map(|p| p.share_set))
         .collect()
 }
 

@@ -16,9 +16,12 @@ use crate::aead;
 use crate::encoding;
 use crate::error::{Error, IntegrityFailure, Result};
 use crate::fingerprint::Fingerprint;
+use crate::kdf::Kek;
 use crate::random;
 use crate::secret::DataKey;
-use crate::slot::{SlotId, SlotParams, SlotSecret, Unlocker};
+use crate::slot::{
+    Channel, NewSlot, OpenContext, SecretSource, SlotError, SlotId, SlotParams, Unlocker,
+};
 
 pub use format::{KeyboxHeader, PbsRecord, SlotRecord, TokenRecord};
 
@@ -154,7 +157,7 @@ impl Keybox {
 
     /// Makes a new keybox holding `key`, with one slot opened by `first`. The result has been
     /// written to bytes, read back and opened with `first`, so it is known to work.
-    pub fn create(new: NewKeybox<'_>, first: &SlotSecret) -> Result<UnlockedKeybox> {
+    pub fn create(new: NewKeybox<'_>, first: &dyn NewSlot) -> Result<UnlockedKeybox> {
         let NewKeybox { key, label, slot_label, pbs } = new;
         let header = KeyboxHeader {
             id: KeyboxId::generate()?,
@@ -168,70 +171,191 @@ impl Keybox {
             tokens: Vec::new(),
             pbs,
         };
-        let empty =
-            UnlockedKeybox { keybox: Keybox { header, mac: [0; 32] }, key, opened_by: SlotId(0) };
+        let empty = UnlockedKeybox {
+            keybox: Keybox { header, mac: [0; 32] },
+            key,
+            opened_by: SlotId(0),
+            slot_key: None,
+        };
         let (created, id) = empty.add_slot(slot_label, first)?;
         Ok(UnlockedKeybox { opened_by: id, ..created })
     }
 
-    /// Opens the keybox with `unlocker`, trying each slot of its kind (or only `only`). Checks the
-    /// key's fingerprint and the header MAC before returning.
+    /// Opens the keybox with one secret in hand, trying each slot it could open (or only
+    /// `only`). Checks the key's fingerprint and the header MAC before returning.
     pub fn unlock(
         &self,
         unlocker: &Unlocker<'_>,
         only: Option<SlotId>,
         path: &Path,
     ) -> Result<UnlockedKeybox> {
-        let integrity = |what| Error::Integrity { path: path.to_path_buf(), what };
-        let candidates: Vec<&SlotRecord> = self
-            .header
-            .slots
-            .iter()
-            .filter(|s| only.is_none_or(|id| s.id == id))
-            .filter(|s| s.protection.kind() == unlocker.kind())
-            .collect();
-        if candidates.is_empty() {
-            return Err(match only {
-                Some(id) => match self.header.slots.iter().find(|s| s.id == id) {
-                    Some(slot) => Error::SlotKindMismatch {
-                        slot: id,
-                        kind: slot.protection.kind(),
-                        offered: unlocker.kind(),
-                    },
-                    None => Error::SlotNotFound(id.to_string()),
-                },
-                None => Error::NoSlotOfKind(unlocker.kind()),
-            });
-        }
-        for slot in candidates {
-            let Some(kek) = unlocker.kek_for(&slot.protection) else {
-                continue;
-            };
-            let kek = kek.map_err(|e| Error::from_stored_kdf(e, path))?;
-            let ad = binding(&self.header.id, slot.id, &slot.protection);
-            let Ok(bytes) = aead::open(&kek, &ad, &slot.wrapped_key) else {
-                continue;
-            };
-            let key = DataKey::import(bytes)
-                .map_err(|_| integrity(IntegrityFailure::SlotKeyMismatch(slot.id)))?;
-            if key.fingerprint() != self.header.fingerprint {
-                return Err(integrity(IntegrityFailure::SlotKeyMismatch(slot.id)));
-            }
-            if !mac::verify(&key, &self.header, &self.mac) {
-                return Err(integrity(IntegrityFailure::HeaderMac));
-            }
-            return Ok(UnlockedKeybox { keybox: self.clone(), key, opened_by: slot.id });
-        }
-        let tried = match only {
-            Some(id) => format!("{} for slot {id}", unlocker.describe()),
-            None => unlocker.describe().to_string(),
-        };
-        Err(Error::WrongSecret { tried })
+        self.open_with(&mut unlocker.clone(), Some(unlocker.channel()), only, path)
     }
 
-    /// Slots that open with no secret typed: plain slots, and key-file slots that record a path.
+    /// Opens the keybox through its slots, in id order (or only `only`): each slot asks
+    /// `secrets` for what it needs, and the first whose KEK opens its wrapped key — to a key with
+    /// the recorded fingerprint, under a sound header MAC — gives the result. A slot of a kind
+    /// this build does not know is skipped; one whose device cannot be reached too (the next slot
+    /// may open). `offered` is the one channel `secrets` answers, if it answers only one: it makes
+    /// the error say which secret found no slot.
+    pub fn open_with(
+        &self,
+        secrets: &mut dyn SecretSource,
+        offered: Option<Channel>,
+        only: Option<SlotId>,
+        path: &Path,
+    ) -> Result<UnlockedKeybox> {
+        let named = match only {
+            Some(id) => Some(self.slot(id)?),
+            None => None,
+        };
+        let mut tried = false;
+        let mut unreachable: Option<Error> = None;
+        for record in self.header.slots.iter().filter(|s| only.is_none_or(|id| s.id == id)) {
+            let Some(slot) = record.protection.read().map_err(|what| self.integrity(path, what))?
+            else {
+                if only.is_some() {
+                    return Err(Error::UnknownKind {
+                        slot: record.id,
+                        kind: record.protection.kind.clone(),
+                    });
+                }
+                continue;
+            };
+            if offered.is_some_and(|channel| channel != slot.channel()) {
+                continue;
+            }
+            let mut ctx = OpenContext {
+                slot: record.id,
+                label: &record.label,
+                path,
+                fingerprint: self.header.fingerprint,
+                secrets: &mut *secrets,
+            };
+            let kek = match slot.open(&mut ctx) {
+                Ok(Some(kek)) => kek,
+                Ok(None) => continue,
+                Err(SlotError::Device(e)) => {
+                    unreachable.get_or_insert(Error::Slot { slot: record.id, source: e.into() });
+                    continue;
+                }
+                Err(e) => return Err(Error::from_slot(record.id, e, path)),
+            };
+            tried = true;
+            if let Some(unlocked) = self.open_slot(record, kek, path)? {
+                return Ok(unlocked);
+            }
+        }
+        if tried {
+            let what = offered.map_or("the secret given", Channel::describe);
+            let tried = match only {
+                Some(id) => format!("{what} for slot {id}"),
+                None => what.to_string(),
+            };
+            return Err(Error::WrongSecret { tried });
+        }
+        if let Some(error) = unreachable {
+            return Err(error);
+        }
+        Err(match (named, offered) {
+            (Some(record), Some(channel)) => Error::WrongSecretKind {
+                slot: record.id,
+                kind: record.protection.kind.clone(),
+                offered: channel.describe(),
+            },
+            (Some(record), None) => Error::SlotNeeds {
+                slot: record.id,
+                needs: record
+                    .protection
+                    .read()
+                    .ok()
+                    .flatten()
+                    .map_or("a newer keyward", |s| s.channel().describe())
+                    .to_string(),
+            },
+            (None, Some(channel)) => Error::NoSlotTakes(channel.describe()),
+            (None, None) => Error::NoUnattendedSlot,
+        })
+    }
+
+    /// Opens slot `key.slot` again with the KEK that opened it before (as a command does under
+    /// the keybox lock, after it opened the slot once outside it: no second prompt, unseal or
+    /// network round).
+    pub fn reopen(&self, key: &SlotKey, path: &Path) -> Result<UnlockedKeybox> {
+        let record = self.slot(key.slot)?;
+        self.open_slot(record, key.kek.clone(), path)?.ok_or_else(|| Error::WrongSecret {
+            tried: format!("the key that opened slot {} before (the slot changed since)", key.slot),
+        })
+    }
+
+    /// Tries `kek` on one slot: `None` if it does not open the wrapped key; an integrity error
+    /// if it opens to a key that is not K or the header MAC fails.
+    fn open_slot(
+        &self,
+        record: &SlotRecord,
+        kek: Kek,
+        path: &Path,
+    ) -> Result<Option<UnlockedKeybox>> {
+        let ad = binding(&self.header.id, record.id, &record.protection);
+        let Ok(bytes) = aead::open(&kek, &ad, &record.wrapped_key) else {
+            return Ok(None);
+        };
+        let mismatch = || self.integrity(path, IntegrityFailure::SlotKeyMismatch(record.id));
+        let key = DataKey::import(bytes).map_err(|_| mismatch())?;
+        if key.fingerprint() != self.header.fingerprint {
+            return Err(mismatch());
+        }
+        if !mac::verify(&key, &self.header, &self.mac) {
+            return Err(self.integrity(path, IntegrityFailure::HeaderMac));
+        }
+        let slot_key = SlotKey { slot: record.id, kek };
+        Ok(Some(UnlockedKeybox {
+            keybox: self.clone(),
+            key,
+            opened_by: record.id,
+            slot_key: Some(slot_key),
+        }))
+    }
+
+    fn slot(&self, id: SlotId) -> Result<&SlotRecord> {
+        self.header
+            .slots
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::SlotNotFound(id.to_string()))
+    }
+
+    fn integrity(&self, path: &Path, what: IntegrityFailure) -> Error {
+        Error::Integrity { path: path.to_path_buf(), what }
+    }
+
+    /// Slots that open with nobody there (a plain slot, a key file at its recorded path, …).
+    /// A slot of a kind this build does not know is none of them.
     pub fn unattended_slots(&self) -> impl Iterator<Item = &SlotRecord> {
-        self.header.slots.iter().filter(|s| s.protection.is_unattended())
+        self.header
+            .slots
+            .iter()
+            .filter(|s| s.protection.read().ok().flatten().is_some_and(|slot| slot.is_unattended()))
+    }
+}
+
+/// A slot and the KEK that opened it: lets a command open the slot again under the keybox lock.
+#[derive(Clone)]
+pub struct SlotKey {
+    slot: SlotId,
+    kek: Kek,
+}
+
+impl fmt::Debug for SlotKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotKey").field("slot", &self.slot).finish_non_exhaustive()
+    }
+}
+
+impl SlotKey {
+    /// The slot.
+    pub fn slot(&self) -> SlotId {
+        self.slot
     }
 }
 
@@ -241,6 +365,8 @@ pub struct UnlockedKeybox {
     keybox: Keybox,
     key: DataKey,
     opened_by: SlotId,
+    /// The KEK that opened it, when a slot did (not for a keybox just made or changed).
+    slot_key: Option<SlotKey>,
 }
 
 impl UnlockedKeybox {
@@ -259,12 +385,17 @@ impl UnlockedKeybox {
         self.opened_by
     }
 
+    /// The slot that opened it and its KEK, to open it again under the keybox lock.
+    pub fn slot_key(&self) -> Option<&SlotKey> {
+        self.slot_key.as_ref()
+    }
+
     /// A copy with a new slot opened by `secret`, and the new slot's id.
     /// Without a label the slot is called `KIND-ID` (`passphrase-2`).
     pub fn add_slot(
         &self,
         label: Option<&str>,
-        secret: &SlotSecret,
+        secret: &dyn NewSlot,
     ) -> Result<(UnlockedKeybox, SlotId)> {
         let mut header = self.keybox.header.clone();
         let id = SlotId(header.next_slot_id);
@@ -283,16 +414,16 @@ impl UnlockedKeybox {
 
     /// A copy whose slot `id` opens with `secret` instead (same K, fresh salt and nonce). The slot
     /// keeps its id, label and tokens.
-    pub fn rotate_slot(&self, id: SlotId, secret: &SlotSecret) -> Result<UnlockedKeybox> {
+    pub fn rotate_slot(&self, id: SlotId, secret: &dyn NewSlot) -> Result<UnlockedKeybox> {
         let mut header = self.keybox.header.clone();
         let index = slot_index(&header, id)?;
         let old = &header.slots[index];
-        if old.protection.kind() != secret.kind() {
+        if old.protection.kind != secret.kind() {
             // A slot keeps its kind; to change kind, enroll a new slot and remove this one.
             return Err(Error::SlotKindMismatch {
                 slot: id,
-                kind: old.protection.kind(),
-                offered: secret.kind(),
+                kind: old.protection.kind.clone(),
+                offered: secret.kind().to_string(),
             });
         }
         header.slots[index] = self.seal_slot(id, old.label.clone(), secret)?;
@@ -327,8 +458,11 @@ impl UnlockedKeybox {
         self.seal_header(header)
     }
 
-    fn seal_slot(&self, id: SlotId, label: String, secret: &SlotSecret) -> Result<SlotRecord> {
-        let (protection, kek) = secret.derive()?;
+    fn seal_slot(&self, id: SlotId, label: String, secret: &dyn NewSlot) -> Result<SlotRecord> {
+        let (protection, kek) = secret.seal().map_err(|e| Error::from_new_slot(id, e))?;
+        if protection.kind != secret.kind() {
+            return Err(Error::Internal("a new slot sealed parameters of another kind"));
+        }
         let ad = binding(&self.keybox.header.id, id, &protection);
         let wrapped_key = aead::seal(&kek, &ad, self.key.expose())?;
         Ok(SlotRecord { id, label, created: now(), protection, wrapped_key })
@@ -344,7 +478,12 @@ impl UnlockedKeybox {
         if !mac::verify(&self.key, &reread.header, &reread.mac) {
             return Err(Error::Integrity { path: path.into(), what: IntegrityFailure::HeaderMac });
         }
-        Ok(UnlockedKeybox { keybox: reread, key: self.key.clone(), opened_by: self.opened_by })
+        Ok(UnlockedKeybox {
+            keybox: reread,
+            key: self.key.clone(),
+            opened_by: self.opened_by,
+            slot_key: None,
+        })
     }
 
     /// Seals the header, then proves the result: opens the changed slot of the re-read copy with
@@ -354,21 +493,18 @@ impl UnlockedKeybox {
         &self,
         header: KeyboxHeader,
         changed: SlotId,
-        secret: &SlotSecret,
+        secret: &dyn NewSlot,
     ) -> Result<UnlockedKeybox> {
         let sealed = self.seal_header(header)?;
-        let reopened = sealed.keybox.unlock(
-            &secret.as_unlocker(),
-            Some(changed),
-            Path::new("the new keybox"),
-        )?;
+        let reopened =
+            sealed.keybox.unlock(&secret.unlocker(), Some(changed), Path::new("the new keybox"))?;
         if reopened.key.fingerprint() != self.key.fingerprint() {
             return Err(crate::error::fingerprint_mismatch(
                 &self.key.fingerprint(),
                 &reopened.key.fingerprint(),
             ));
         }
-        Ok(UnlockedKeybox { opened_by: self.opened_by, ..reopened })
+        Ok(UnlockedKeybox { opened_by: self.opened_by, slot_key: None, ..reopened })
     }
 }
 

@@ -1,25 +1,41 @@
 //! Slots: independent ways to open one keybox. Each slot stores K wrapped under its own
-//! key-encryption key (KEK); the kinds differ only in where the KEK comes from. A new kind adds a
-//! variant to [`SlotParams`], one to [`SlotSecret`] and a module here; the keybox code is untouched.
+//! key-encryption key (KEK); the kinds differ only in where the KEK comes from.
+//!
+//! The seam is two traits, after age's `Identity` joint:
+//! - a [`SlotKind`] reads a slot's stored parameters (bounded, canonical) into a [`Slot`];
+//! - a [`Slot`] opens: it asks the caller's [`SecretSource`] for what it needs (a passphrase, a
+//!   key file, a PIN, a companion file), may do its own I/O (a device, the network), and answers
+//!   "nothing here opens me" (`Ok(None)`), "I could not reach my device" ([`SlotError::Device`]),
+//!   or a KEK to try.
+//!
+//! A new slot is made by a [`NewSlot`]. The keybox, the store and the commands work through these
+//! traits only; the kinds live in their own modules (here) or crates, and are found by name in
+//! the [`registry`]. A kind the registry does not know is kept byte for byte and skipped.
 
+mod kdf_slot;
 mod keyfile;
 mod passphrase;
-mod peers;
 mod plain;
 mod recovery_code;
+pub mod registry;
+mod source;
 
+use std::any::Any;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::IntegrityFailure;
-use crate::kdf::{KdfError, KdfParams, Kek};
-use crate::recovery_code::RecoveryCode;
-use crate::secret::{DataKey, KeyfileContents, Passphrase};
+use crate::kdf::{KdfError, Kek};
 
-pub use peers::{PeerRecord, PeersParams, ReleasePolicy};
-pub use recovery_code::default_recovery_code_kdf;
+pub use keyfile::{KEYFILE, KeyfileKind, KeyfileParams, NewKeyfile};
+pub use passphrase::{NewPassphrase, PASSPHRASE, PassphraseKind};
+pub use plain::{NewPlain, PLAIN, PlainKind};
+pub use recovery_code::{
+    NewRecoveryCode, RECOVERY_CODE, RecoveryCodeKind, default_recovery_code_kdf,
+};
+pub use source::{Channel, Companion, OpenContext, SecretSource, Unlocker, Want};
 
 /// A slot's number inside its keybox. Never reused within a keybox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -32,301 +48,241 @@ impl fmt::Display for SlotId {
     }
 }
 
-/// The kinds of slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SlotKind {
-    /// A 10-word recovery code through argon2id.
-    RecoveryCode,
-    /// A passphrase through argon2id calibrated to a target unlock time.
-    Passphrase,
-    /// The contents of a key file through HKDF.
-    Keyfile,
-    /// Unattended: the KEK is stored beside the wrapped key; file permissions are the only guard.
-    Plain,
-    /// K split k-of-n among peer nodes; the slot checks the key they give back.
-    Peers,
+/// A slot's kind and its parameters exactly as stored (`{"kind": …, "params": …}`). Bound into the
+/// slot's AEAD associated data and covered by the header MAC, so weakening a parameter (a cheaper
+/// KDF, another salt) makes the slot fail to open. Kept as JSON so that a kind this build does not
+/// know survives a rewrite of the keybox unchanged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotParams {
+    /// The kind's name (`passphrase`, `tpm2`, …).
+    pub kind: String,
+    /// The kind's own parameters.
+    pub params: Value,
 }
 
-impl SlotKind {
-    /// Every kind, in display order.
-    pub const ALL: [SlotKind; 5] = [
-        SlotKind::RecoveryCode,
-        SlotKind::Passphrase,
-        SlotKind::Keyfile,
-        SlotKind::Plain,
-        SlotKind::Peers,
-    ];
-
-    /// The kind's name as written in files and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            SlotKind::RecoveryCode => "recovery-code",
-            SlotKind::Passphrase => "passphrase",
-            SlotKind::Keyfile => "keyfile",
-            SlotKind::Plain => "plain",
-            SlotKind::Peers => "peers",
-        }
-    }
-}
-
-impl SlotKind {
-    /// What opens a slot of this kind, for messages: "needs {it}".
-    pub fn opened_with(self) -> &'static str {
-        match self {
-            SlotKind::RecoveryCode => "its recovery code",
-            SlotKind::Passphrase => "its passphrase",
-            SlotKind::Keyfile => "its key file",
-            SlotKind::Plain => "nothing",
-            SlotKind::Peers => "its peers",
-        }
-    }
-}
-
-impl fmt::Display for SlotKind {
+/// Parameters may hold a stored KEK (a plain slot's): only the kind is printed.
+impl fmt::Debug for SlotParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.debug_struct("SlotParams").field("kind", &self.kind).finish_non_exhaustive()
     }
-}
-
-impl FromStr for SlotKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SlotKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            format!(
-                "unknown slot kind `{s}` (known: recovery-code, passphrase, keyfile, plain, peers)"
-            )
-        })
-    }
-}
-
-/// A slot's kind and its parameters, as stored. Bound into the slot's AEAD associated data, so
-/// weakening a parameter (a cheaper KDF, another salt) makes the slot fail to open.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "params", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SlotParams {
-    /// See [`SlotKind::RecoveryCode`].
-    RecoveryCode {
-        /// The KDF that turns the canonical code into the KEK.
-        kdf: KdfParams,
-    },
-    /// See [`SlotKind::Passphrase`].
-    Passphrase {
-        /// The KDF that turns the passphrase into the KEK.
-        kdf: KdfParams,
-    },
-    /// See [`SlotKind::Keyfile`].
-    Keyfile(keyfile::KeyfileParams),
-    /// See [`SlotKind::Plain`].
-    Plain(plain::PlainParams),
-    /// See [`SlotKind::Peers`].
-    Peers(PeersParams),
 }
 
 impl SlotParams {
-    /// The slot's kind.
-    pub fn kind(&self) -> SlotKind {
-        match self {
-            SlotParams::RecoveryCode { .. } => SlotKind::RecoveryCode,
-            SlotParams::Passphrase { .. } => SlotKind::Passphrase,
-            SlotParams::Keyfile(_) => SlotKind::Keyfile,
-            SlotParams::Plain(_) => SlotKind::Plain,
-            SlotParams::Peers(_) => SlotKind::Peers,
-        }
+    /// Parameters of `kind` from a kind's typed parameter struct.
+    pub fn new(kind: &str, params: &impl Serialize) -> Result<Self, IntegrityFailure> {
+        let params = serde_json::to_value(params)
+            .map_err(|e| IntegrityFailure::Inconsistent(format!("{kind} slot parameters: {e}")))?;
+        Ok(SlotParams { kind: kind.to_string(), params })
     }
 
-    /// Checks bounds on parameters read from a file.
-    pub fn validate(&self) -> Result<(), IntegrityFailure> {
-        match self {
-            SlotParams::RecoveryCode { kdf } => recovery_code::validate(kdf),
-            SlotParams::Passphrase { kdf } => passphrase::validate(kdf),
-            SlotParams::Keyfile(p) => p.validate(),
-            SlotParams::Plain(p) => p.validate(),
-            SlotParams::Peers(p) => p.validate(),
-        }
+    /// The kind, if this build knows it.
+    pub fn known_kind(&self) -> Option<&'static dyn SlotKind> {
+        registry::find(&self.kind)
     }
 
-    /// Whether the slot opens with nothing typed: a plain slot, or a key-file slot that records
-    /// where its key file is.
-    pub fn is_unattended(&self) -> bool {
-        match self {
-            SlotParams::Plain(_) => true,
-            SlotParams::Keyfile(p) => p.path.is_some(),
-            // Peers need the network and their own unlock path (`unlock --slot`).
-            SlotParams::RecoveryCode { .. }
-            | SlotParams::Passphrase { .. }
-            | SlotParams::Peers(_) => false,
-        }
+    /// Reads the parameters through their kind: `Ok(None)` for a kind this build does not know.
+    pub fn read(&self) -> Result<Option<Box<dyn Slot>>, IntegrityFailure> {
+        self.known_kind().map(|kind| kind.read(&self.params)).transpose()
+    }
+}
+
+/// One kind of slot, registered by name in the [`registry`].
+pub trait SlotKind: Send + Sync + 'static {
+    /// The name written in files and on the command line (`recovery-code`).
+    fn name(&self) -> &'static str;
+
+    /// One line for `--help`: what the kind is.
+    fn about(&self) -> &'static str;
+
+    /// Reads a slot's stored parameters: their shape, their bounds, and that they are exactly what
+    /// this kind would write (anything else is damage or an edit: an integrity failure).
+    fn read(&self, params: &Value) -> Result<Box<dyn Slot>, IntegrityFailure>;
+}
+
+/// One slot's parameters, read by its kind: how it opens and how it is shown.
+pub trait Slot: fmt::Debug + Send + Sync {
+    /// The kind's name.
+    fn kind(&self) -> &'static str;
+
+    /// What the slot is opened with.
+    fn channel(&self) -> Channel;
+
+    /// Whether it opens with nobody there: no prompt, no file option (a plain slot, a key file at
+    /// a recorded path, a TPM without a PIN).
+    fn is_unattended(&self) -> bool {
+        false
     }
 
-    /// The peers and share set of a peers slot (`None` for any other kind).
-    pub fn peers(&self) -> Option<&PeersParams> {
-        match self {
-            SlotParams::Peers(p) => Some(p),
-            _ => None,
-        }
+    /// Whether reading the keybox file is enough to read K (a plain slot): the store then insists
+    /// on a file nobody else can read, and `list` warns.
+    fn file_is_the_secret(&self) -> bool {
+        false
     }
 
-    /// The path of the key file an unattended keyfile slot reads, if it records one.
-    pub fn keyfile_path(&self) -> Option<&str> {
-        match self {
-            SlotParams::Keyfile(p) => p.path.as_deref(),
-            _ => None,
-        }
+    /// KDF work one attempt on this slot costs, in KiB × passes (bounded keybox-wide).
+    fn kdf_work_kib(&self) -> u64 {
+        0
     }
 
     /// A one-line description for `list`.
-    pub fn describe(&self) -> String {
-        match self {
-            SlotParams::RecoveryCode { kdf } | SlotParams::Passphrase { kdf } => kdf.describe(),
-            SlotParams::Keyfile(p) => match &p.path {
-                Some(path) => format!("hkdf-sha256, key file {path}"),
-                None => "hkdf-sha256, key file given at unlock".into(),
-            },
-            SlotParams::Plain(_) => {
-                "UNATTENDED: anyone who can read the keybox file can read the key".into()
-            }
-            SlotParams::Peers(p) => p.describe(),
-        }
+    fn describe(&self) -> String;
+
+    /// The slot's public facts for `list --json`, beyond kind and description.
+    fn facts(&self) -> serde_json::Map<String, Value> {
+        serde_json::Map::new()
+    }
+
+    /// The KEK to try on the slot's wrapped key. `Ok(None)`: nothing at hand opens this slot (no
+    /// secret of its channel given, a key file not present), so the next slot is tried.
+    fn open(&self, ctx: &mut OpenContext<'_>) -> Result<Option<Kek>, SlotError>;
+
+    /// The slot as `Any`, for a kind's own code to get its typed parameters back.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A slot being created or rotated: its secret, ready to seal K under.
+pub trait NewSlot: fmt::Debug {
+    /// The kind's name.
+    fn kind(&self) -> &'static str;
+
+    /// The stored parameters (fresh salts, a sealed object) and the KEK they give. May do device
+    /// I/O; called once per slot written.
+    fn seal(&self) -> Result<(SlotParams, Kek), SlotError>;
+
+    /// Something that opens the new slot, for the self-check before anything is committed.
+    fn unlocker(&self) -> Unlocker<'_>;
+}
+
+/// Why a device (a TPM, a token, a set of peers) could not be used. The CLI maps each to one exit
+/// code: absent and busy 8, locked out 9, policy mismatch 3.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// Not there: no device node, no module, no token, peers unreachable.
+    #[error("{0}")]
+    Absent(String),
+    /// There, but in use or not answering in time.
+    #[error("{0}")]
+    Busy(String),
+    /// It refuses every attempt for now: dictionary-attack lockout, a locked PIN, a peer's
+    /// policy.
+    #[error("{0}")]
+    LockedOut(String),
+    /// It answered, but its state does not satisfy the slot's policy (PCRs changed, a wrong PIN).
+    #[error("{0}")]
+    PolicyMismatch(String),
+}
+
+/// Why a slot could not give its KEK.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SlotError {
+    /// The slot's device could not be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The slot's stored parameters are damaged or out of bounds.
+    #[error("{0}")]
+    Params(IntegrityFailure),
+    /// The KDF could not run (its memory), or its parameters are out of bounds.
+    #[error(transparent)]
+    Kdf(#[from] KdfError),
+    /// A keyward error from the secret source or the kind (a file that cannot be read, a code
+    /// that is not valid).
+    #[error(transparent)]
+    Core(Box<crate::Error>),
+    /// Another failure of the kind's own (a peer protocol error); the CLI maps the types it knows.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl From<IntegrityFailure> for SlotError {
+    fn from(what: IntegrityFailure) -> Self {
+        SlotError::Params(what)
     }
 }
 
-/// A secret offered to open a keybox. Follows age's `Identity` shape: asked for the KEK of a slot,
-/// it answers `None` when the slot is not of its kind.
-#[derive(Debug)]
-pub enum Unlocker<'a> {
-    /// A recovery code.
-    RecoveryCode(&'a RecoveryCode),
-    /// A passphrase.
-    Passphrase(&'a Passphrase),
-    /// The contents of a key file.
-    Keyfile(&'a KeyfileContents),
-    /// No secret: opens plain slots only.
-    Unattended,
-    /// A key put together from peers' shares: opens a peers slot if it is exactly K.
-    Reconstructed(&'a DataKey),
-}
-
-impl Unlocker<'_> {
-    /// The KEK for a slot with `params`; `None` if this secret is not for that kind of slot.
-    pub fn kek_for(&self, params: &SlotParams) -> Option<Result<Kek, KdfError>> {
-        match (self, params) {
-            (Unlocker::RecoveryCode(code), SlotParams::RecoveryCode { kdf }) => {
-                Some(recovery_code::kek(kdf, code))
-            }
-            (Unlocker::Passphrase(pass), SlotParams::Passphrase { kdf }) => {
-                Some(passphrase::kek(kdf, pass))
-            }
-            (Unlocker::Keyfile(contents), SlotParams::Keyfile(p)) => {
-                Some(p.kek(contents).map_err(KdfError::from))
-            }
-            (Unlocker::Unattended, SlotParams::Plain(p)) => Some(p.kek().map_err(KdfError::from)),
-            (Unlocker::Reconstructed(key), SlotParams::Peers(p)) => {
-                Some(p.kek(key).map_err(KdfError::from))
-            }
-            _ => None,
-        }
-    }
-
-    /// The kind of slot this secret opens.
-    pub fn kind(&self) -> SlotKind {
-        match self {
-            Unlocker::RecoveryCode(_) => SlotKind::RecoveryCode,
-            Unlocker::Passphrase(_) => SlotKind::Passphrase,
-            Unlocker::Keyfile(_) => SlotKind::Keyfile,
-            Unlocker::Unattended => SlotKind::Plain,
-            Unlocker::Reconstructed(_) => SlotKind::Peers,
-        }
-    }
-
-    /// Words for error messages ("the recovery code").
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Unlocker::RecoveryCode(_) => "the recovery code",
-            Unlocker::Passphrase(_) => "the passphrase",
-            Unlocker::Keyfile(_) => "the key file",
-            Unlocker::Unattended => "no secret",
-            Unlocker::Reconstructed(_) => "the key the peers' shares give",
-        }
+impl From<crate::Error> for SlotError {
+    fn from(error: crate::Error) -> Self {
+        SlotError::Core(Box::new(error))
     }
 }
 
-/// The secret of a slot being created or rotated, with the parameters to use.
-#[derive(Debug)]
-pub enum SlotSecret {
-    /// A recovery code (normally freshly generated) and its KDF.
-    RecoveryCode {
-        /// The code.
-        code: RecoveryCode,
-        /// The KDF, with a fresh salt.
-        kdf: KdfParams,
-    },
-    /// A passphrase and its (calibrated) KDF.
-    Passphrase {
-        /// The passphrase.
-        passphrase: Passphrase,
-        /// The KDF, with a fresh salt.
-        kdf: KdfParams,
-    },
-    /// A key file's contents and, for unattended use, where the file lives.
-    Keyfile {
-        /// The file's contents.
-        contents: KeyfileContents,
-        /// The absolute path recorded in the slot, so `unlock` can read it without being told.
-        path: Option<String>,
-    },
-    /// No secret.
-    Plain,
-    /// The key itself, whose shares the peers listed already hold.
-    Peers {
-        /// K (the slot checks that a reconstruction gives exactly this).
-        key: DataKey,
-        /// Peers, threshold, share set, policy.
-        params: PeersParams,
-    },
+/// Reads `params` into a kind's typed parameters, refusing unknown fields and anything that is
+/// not exactly what the kind writes back (a missing optional field, an integer written as a
+/// float): the file's canonical-form rule, applied to each slot.
+pub fn typed_params<T: Serialize + serde::de::DeserializeOwned>(
+    kind: &str,
+    params: &Value,
+) -> Result<T, IntegrityFailure> {
+    let bad = |e: String| IntegrityFailure::Inconsistent(format!("{kind} slot parameters: {e}"));
+    let typed: T = serde_json::from_value(params.clone()).map_err(|e| bad(e.to_string()))?;
+    let rewritten = serde_json::to_vec(&typed).map_err(|e| bad(e.to_string()))?;
+    // Bytes, not values: two JSON objects with their fields in another order are equal values.
+    if rewritten != serde_json::to_vec(params).unwrap_or_default() {
+        return Err(bad("not in canonical form".into()));
+    }
+    Ok(typed)
 }
 
-impl SlotSecret {
-    /// The kind of slot this secret makes.
-    pub fn kind(&self) -> SlotKind {
-        self.as_unlocker().kind()
-    }
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
 
-    /// The same secret, as something that opens the slot (used for self-verification).
-    pub fn as_unlocker(&self) -> Unlocker<'_> {
-        match self {
-            SlotSecret::RecoveryCode { code, .. } => Unlocker::RecoveryCode(code),
-            SlotSecret::Passphrase { passphrase, .. } => Unlocker::Passphrase(passphrase),
-            SlotSecret::Keyfile { contents, .. } => Unlocker::Keyfile(contents),
-            SlotSecret::Plain => Unlocker::Unattended,
-            SlotSecret::Peers { key, .. } => Unlocker::Reconstructed(key),
+    use super::*;
+
+    #[test]
+    fn parameters_must_be_exactly_what_their_kind_writes() {
+        let salt = crate::encoding::to_base64(&[1u8; crate::kdf::SALT_LEN]);
+        let kind = registry::find(KEYFILE).expect("a core kind");
+        kind.read(&json!({ "salt": salt, "path": null })).expect("as written");
+        for edited in [
+            json!({ "salt": salt }),
+            json!({ "path": null, "salt": salt }),
+            json!({ "salt": salt, "path": null, "extra": 1 }),
+            json!({ "salt": salt, "path": "relative/key" }),
+        ] {
+            assert!(kind.read(&edited).is_err(), "{edited} must be refused");
         }
     }
 
-    /// The slot parameters for this secret — the KDF as given (its salt was drawn when it was
-    /// made), or a fresh salt or stored key for key-file and plain slots — and the KEK they give.
-    pub fn derive(&self) -> crate::Result<(SlotParams, Kek)> {
-        let params = match self {
-            SlotSecret::RecoveryCode { kdf, .. } => SlotParams::RecoveryCode { kdf: kdf.clone() },
-            SlotSecret::Passphrase { kdf, .. } => SlotParams::Passphrase { kdf: kdf.clone() },
-            SlotSecret::Keyfile { path, .. } => {
-                SlotParams::Keyfile(keyfile::KeyfileParams::fresh(path.clone())?)
-            }
-            SlotSecret::Plain => SlotParams::Plain(plain::PlainParams::fresh()?),
-            SlotSecret::Peers { params, .. } => SlotParams::Peers(params.clone()),
-        };
-        let kek = self
-            .as_unlocker()
-            .kek_for(&params)
-            .unwrap_or_else(unreachable_kind)
-            .map_err(crate::Error::from_new_kdf)?;
-        Ok((params, kek))
+    #[test]
+    fn a_kind_is_found_by_name_and_an_unknown_one_is_not() {
+        for name in [RECOVERY_CODE, PASSPHRASE, KEYFILE, PLAIN] {
+            assert_eq!(registry::find(name).map(|k| k.name()), Some(name));
+        }
+        let unknown = SlotParams { kind: "fido2".into(), params: json!({ "any": [1, 2] }) };
+        assert!(matches!(unknown.read(), Ok(None)));
     }
-}
 
-// `derive` builds params of the secret's own kind, so `kek_for` always answers `Some`.
-fn unreachable_kind() -> Result<Kek, KdfError> {
-    Err(KdfError::Params(IntegrityFailure::Inconsistent(
-        "slot secret and parameters of different kinds".into(),
-    )))
+    #[test]
+    fn a_second_registration_must_be_the_same_list() {
+        #[derive(Debug)]
+        struct Extra(&'static str);
+        impl SlotKind for Extra {
+            fn name(&self) -> &'static str {
+                self.0
+            }
+            fn about(&self) -> &'static str {
+                "a test kind"
+            }
+            fn read(&self, _: &Value) -> Result<Box<dyn Slot>, IntegrityFailure> {
+                Err(IntegrityFailure::Inconsistent("never read".into()))
+            }
+        }
+        static ONE: &[&dyn SlotKind] = &[&Extra("extra-one")];
+        static TWO: &[&dyn SlotKind] = &[&Extra("extra-two")];
+        registry::register(ONE).expect("first");
+        registry::register(ONE).expect("the same again");
+        assert!(registry::register(TWO).is_err());
+        assert!(registry::find("extra-one").is_some() && registry::find("extra-two").is_none());
+    }
+
+    #[test]
+    fn plain_parameters_are_never_printed() {
+        let (params, _) = NewPlain.seal().expect("seal");
+        let shown = format!("{params:?}");
+        let kek = params.params["kek"].as_str().expect("kek");
+        assert!(!shown.contains(kek), "{shown}");
+    }
 }

@@ -4,9 +4,17 @@
 //! make online guessing at a hub or peer pointless. Its cost is fixed (not calibrated) so that a
 //! blob made on a fast machine opens quickly on a small recovery box.
 
+use serde_json::Value;
+
 use crate::error::IntegrityFailure;
-use crate::kdf::{KdfError, KdfParams, Kek};
+use crate::kdf::{KdfParams, Kek};
 use crate::recovery_code::RecoveryCode;
+
+use super::kdf_slot::{self, KdfSlot};
+use super::{Channel, NewSlot, Slot, SlotError, SlotKind, SlotParams, Unlocker};
+
+/// The kind's name.
+pub const RECOVERY_CODE: &str = "recovery-code";
 
 /// Memory for the recovery-code KDF: 64 MiB.
 const RECOVERY_CODE_M_KIB: u32 = 64 * 1024;
@@ -23,7 +31,7 @@ pub fn default_recovery_code_kdf() -> crate::Result<KdfParams> {
 const MAX_RECOVERY_CODE_WORK_KIB: u64 = 4 * RECOVERY_CODE_M_KIB as u64 * RECOVERY_CODE_T as u64;
 
 /// Bounds for a recovery-code slot's KDF: the general ones, and a much lower work limit.
-pub(super) fn validate(kdf: &KdfParams) -> Result<(), IntegrityFailure> {
+fn validate(kdf: &KdfParams) -> Result<(), IntegrityFailure> {
     if !matches!(kdf, KdfParams::Argon2id { .. }) {
         return Err(IntegrityFailure::KdfOutOfBounds(format!(
             "a recovery-code slot uses argon2id, not {}",
@@ -40,7 +48,43 @@ pub(super) fn validate(kdf: &KdfParams) -> Result<(), IntegrityFailure> {
     Ok(())
 }
 
-pub(super) fn kek(kdf: &KdfParams, code: &RecoveryCode) -> Result<Kek, KdfError> {
-    validate(kdf)?;
-    kdf.derive(code.canonical().as_bytes())
+/// The recovery-code kind.
+#[derive(Debug)]
+pub struct RecoveryCodeKind;
+
+impl SlotKind for RecoveryCodeKind {
+    fn name(&self) -> &'static str {
+        RECOVERY_CODE
+    }
+
+    fn about(&self) -> &'static str {
+        "Ten words from the EFF list (~129 bits), shown once"
+    }
+
+    fn read(&self, params: &Value) -> Result<Box<dyn Slot>, IntegrityFailure> {
+        KdfSlot::read(RECOVERY_CODE, Channel::RecoveryCode, params, validate)
+    }
+}
+
+/// A new recovery-code slot: a code (normally freshly generated) and its KDF.
+#[derive(Debug)]
+pub struct NewRecoveryCode {
+    /// The code.
+    pub code: RecoveryCode,
+    /// The KDF, with a fresh salt.
+    pub kdf: KdfParams,
+}
+
+impl NewSlot for NewRecoveryCode {
+    fn kind(&self) -> &'static str {
+        RECOVERY_CODE
+    }
+
+    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+        kdf_slot::seal(RECOVERY_CODE, &self.kdf, validate, self.code.canonical().as_bytes())
+    }
+
+    fn unlocker(&self) -> Unlocker<'_> {
+        Unlocker::RecoveryCode(&self.code)
+    }
 }

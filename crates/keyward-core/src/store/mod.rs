@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::keybox::format::MAX_KEYBOX_BYTES;
 use crate::keybox::{Keybox, UnlockedKeybox};
-use crate::slot::SlotParams;
 
 pub use fs::{FileFacts, Fs, LockGuard, RealFs};
 
@@ -98,7 +97,9 @@ impl<'fs> Store<'fs> {
             .read(&self.path, MAX_KEYBOX_BYTES + 1)
             .map_err(|e| Error::io("cannot read", &self.path, e))?;
         let keybox = Keybox::parse(&bytes, &self.path)?;
-        let has_plain = keybox.slots().iter().any(|s| matches!(s.protection, SlotParams::Plain(_)));
+        let has_plain = keybox.slots().iter().any(|s| {
+            s.protection.read().ok().flatten().is_some_and(|slot| slot.file_is_the_secret())
+        });
         if has_plain && facts.mode & 0o044 != 0 {
             return Err(Error::InsecurePermissions {
                 path: self.path.clone(),

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use keyward_core::kdf::KdfParams;
-use keyward_core::{DataKey, KeyfileContents, Passphrase, RecoveryCode, SlotSecret};
+use keyward_core::slot::{NewKeyfile, NewPassphrase, NewRecoveryCode};
+use keyward_core::{DataKey, KeyfileContents, Passphrase, RecoveryCode};
 use zeroize::Zeroizing;
 
 /// The canary key used across tests: recognisable bytes.
@@ -22,13 +23,13 @@ pub fn cheap_kdf() -> KdfParams {
 }
 
 /// A recovery-code slot secret.
-pub fn code_secret(code: &RecoveryCode) -> SlotSecret {
-    SlotSecret::RecoveryCode { code: code.clone(), kdf: cheap_kdf() }
+pub fn code_secret(code: &RecoveryCode) -> NewRecoveryCode {
+    NewRecoveryCode { code: code.clone(), kdf: cheap_kdf() }
 }
 
 /// A passphrase slot secret.
-pub fn passphrase_secret(text: &str) -> SlotSecret {
-    SlotSecret::Passphrase { passphrase: passphrase(text), kdf: cheap_kdf() }
+pub fn passphrase_secret(text: &str) -> NewPassphrase {
+    NewPassphrase { passphrase: passphrase(text), kdf: cheap_kdf() }
 }
 
 /// A passphrase.
@@ -42,8 +43,8 @@ pub fn keyfile(fill: u8) -> KeyfileContents {
 }
 
 /// A key-file slot secret (no recorded path).
-pub fn keyfile_secret(fill: u8) -> SlotSecret {
-    SlotSecret::Keyfile { contents: keyfile(fill), path: None }
+pub fn keyfile_secret(fill: u8) -> NewKeyfile {
+    NewKeyfile { contents: keyfile(fill), path: None }
 }
 
 /// Where test keyboxes live in a simulated file system.

@@ -3,36 +3,37 @@
 use keyward_core::operations;
 use serde_json::json;
 
-use crate::auth::{attempts, with_first_that_opens};
-use crate::cli::{EnrollArgs, KindArg};
+use crate::auth::{authorization, open};
+use crate::cli::EnrollArgs;
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
+use crate::kinds::{Enroller, find};
 use crate::new_secret::NewSecret;
 
 /// Runs `enroll`.
 pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
-    if args.kind == KindArg::Peers {
-        return super::peers::enroll(ctx, args);
-    }
-    let given = &args.peers;
-    if given.threshold.is_some()
-        || !given.peers.is_empty()
-        || given.box_name.is_some()
-        || given.token_file.is_some()
-    {
-        return Err(usage(
-            "--threshold, --peer, --box and --token-file apply to `enroll peers` only",
-        ));
+    let Some(kind) = find(&args.kind) else {
+        return Err(usage(format!("this keyward does not make {} slots", args.kind)));
+    };
+    let given = args.given();
+    if let Enroller::Command { run, options, .. } = &kind.enroll {
+        if let Some(option) = given.iter().find(|o| !options.contains(o)) {
+            return Err(usage(format!("{option} does not apply to a {} slot", args.kind)));
+        }
+        return run(ctx, args);
     }
     let store = ctx.store();
     let current = store.load()?;
     let reader = &ctx.reader;
-    let tries = attempts(&args.auth, &current, store.path(), reader)?;
-    let new = NewSecret::prepare(args.kind, &args.secret, reader, &ctx.out)?;
+    let opened = open(&args.auth, &current, store.path(), reader)?;
+    let new = NewSecret::prepare(&args.kind, &given, &args.secret, reader, &ctx.out)?;
     let (next, id) = new.commit(|| {
-        with_first_that_opens(&tries, |auth| {
-            operations::enroll(&store, auth, args.label.as_deref(), &new.secret)
-        })
+        Ok(operations::enroll(
+            &store,
+            &authorization(&opened)?,
+            args.label.as_deref(),
+            new.secret.as_ref(),
+        )?)
     })?;
 
     let label =
@@ -45,7 +46,7 @@ pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
     new.report(&ctx.out, &id.to_string())?;
     ctx.out.json(&json!({
         "keybox": ctx.keybox,
-        "slot": { "id": id.0, "kind": new.secret.kind().name(), "label": label },
+        "slot": { "id": id.0, "kind": new.secret.kind(), "label": label },
         "generation": next.keybox().generation(),
     }))
 }

@@ -12,7 +12,7 @@ use keyward_hub::api::{PushRequest, StatusResponse};
 use keyward_pbs::{PbsTime, escrow};
 use serde_json::json;
 
-use crate::auth::{attempts, with_first_that_opens};
+use crate::auth::open;
 use crate::cli::{AuthArgs, ExportBlobArgs, HubArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
@@ -148,10 +148,7 @@ pub fn push(
                     "--code-file is for a Proxmox Backup key's blob; open this keybox with --unlock-code-file (or another --unlock-… option)",
                 ));
             }
-            let tries = attempts(auth, &keybox, store.path(), &ctx.reader)?;
-            let unlocked = with_first_that_opens(&tries, |a| {
-                keybox.unlock(&a.unlocker, a.slot, store.path())
-            })?;
+            let unlocked = open(auth, &keybox, store.path(), &ctx.reader)?;
             let blob = keyward_core::escrow::EscrowBlob::from_keybox(&unlocked, None)?;
             ("keyward-escrow-blob", blob.to_bytes(), keybox.fingerprint().to_string())
         }

@@ -33,12 +33,13 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         }
         (None, None) => (DataKey::generate(args.bytes)?, None),
     };
-    let first = NewSecret::prepare(args.with, &args.secret, reader, &ctx.out)?;
+    let first =
+        NewSecret::prepare(&args.with, &args.secret.given(), &args.secret, reader, &ctx.out)?;
     let created = first.commit(|| {
         Ok(operations::init(
             &store,
             NewKeybox { key, label: &args.label, slot_label: args.slot_label.as_deref(), pbs },
-            &first.secret,
+            first.secret.as_ref(),
         )?)
     })?;
 
@@ -58,6 +59,6 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         "fingerprint_short": fp.short(),
         "key_length": keybox.header().key_length,
         "pbs_fingerprint": keybox.header().pbs.as_ref().map(|r| r.fingerprint.to_string()),
-        "slot": { "id": slot.0, "kind": first.secret.kind().name() },
+        "slot": { "id": slot.0, "kind": first.secret.kind() },
     }))
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keyward_core::{Error as CoreError, Keybox, SlotSecret, operations};
+use keyward_core::{Error as CoreError, Keybox, operations};
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
 use keyward_peer::distribute::{
@@ -15,14 +15,16 @@ use keyward_peer::distribute::{
 };
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError};
+use keyward_peer::slot::NewPeersSlot;
 use keyward_service::{SigningIdentity, unix_now};
 use serde_json::json;
 
-use crate::auth::{attempts, with_first_that_opens};
+use crate::auth::{authorization, open};
 use crate::cli::{AuthArgs, EnrollArgs, KeyFormat, PeersCommand, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::{Enrollment, enrollment_paths, read_identity, read_ticket, read_ticket_for};
+use crate::kinds::Enroller;
 use crate::output::{Overwrite, encode_plain, warn, write_key};
 use crate::peers_io::{
     PEER_TIMEOUT, cards_of, owner_identity, owner_identity_or_new, peers_slot, policy_text,
@@ -95,6 +97,13 @@ fn warn_left(cleanup: &Cleanup) {
     }
 }
 
+/// How the CLI makes a peers slot.
+pub const ENROLLMENT: Enroller = Enroller::Command {
+    options: &["--threshold", "--peer", "--box", "--token-file"],
+    run: enroll,
+    rotate_with: "keyward peers reshare",
+};
+
 /// `enroll peers`: open the keybox, split K among the peers, then record the slot. The new set
 /// is noted first, so a crash or a failed commit leaves it to be cleaned up; an identity made
 /// for this enrollment is removed again if it fails.
@@ -111,10 +120,7 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
     };
     let store = ctx.store();
     let current = store.load()?;
-    let tries = attempts(&args.auth, &current, store.path(), &ctx.reader)?;
-    let unlocked = with_first_that_opens(&tries, |auth| {
-        current.unlock(&auth.unlocker, auth.slot, store.path())
-    })?;
+    let unlocked = open(&args.auth, &current, store.path(), &ctx.reader)?;
     let name = owner_name(store.path(), &current, given.box_name.as_deref())?;
     let (identity, made_now) = owner_identity_or_new(&ctx.reader, store.path())?;
     let owner = Owner {
@@ -123,7 +129,7 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
         keybox_id: current.header().id.to_string(),
         enrollment,
     };
-    let result = enroll_with(ctx, args, &store, &tries, unlocked.key(), &cards, threshold, &owner);
+    let result = enroll_with(ctx, args, &store, &unlocked, &cards, threshold, &owner);
     // The identity made for this enrollment goes again only if no peer took a share with it:
     // a peer that did has bound the box's name to it (and used the token), so a retry needs it.
     if made_now && result.as_ref().is_err_and(|e| nothing_placed(e, cards.len())) {
@@ -149,8 +155,7 @@ fn enroll_with(
     ctx: &Context,
     args: &EnrollArgs,
     store: &keyward_core::Store<'_>,
-    tries: &[crate::auth::Attempt],
-    key: &keyward_core::DataKey,
+    unlocked: &keyward_core::UnlockedKeybox,
     cards: &[PeerCard],
     threshold: u8,
     owner: &Owner,
@@ -164,11 +169,11 @@ fn enroll_with(
         disposal: Disposal::Placing,
     })?;
     let split = Split { cards, threshold, policy: args.peers.policy, share_set: &share_set };
+    let key = unlocked.key();
     let params = block_on(distribute(key, split, owner, PEER_TIMEOUT))?;
-    let secret = SlotSecret::Peers { key: key.clone(), params: params.clone() };
-    let committed = with_first_that_opens(tries, |auth| {
-        operations::enroll(store, auth, args.label.as_deref(), &secret)
-    });
+    let secret = NewPeersSlot { key: key.clone(), params: params.clone() };
+    let committed = authorization(unlocked)
+        .and_then(|auth| Ok(operations::enroll(store, &auth, args.label.as_deref(), &secret)?));
     let (next, id) = match committed {
         Ok(done) => done,
         Err(e) => {
@@ -225,7 +230,7 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
         }
         Err(e) => return Err(e),
     };
-    let cards = cards_of(params)?;
+    let cards = cards_of(&params)?;
     let answers = block_on(async {
         let mut asks = tokio::task::JoinSet::new();
         for (i, card) in cards.iter().enumerate() {
@@ -360,15 +365,12 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
     let store = ctx.store();
     let current = store.load()?;
     let (id, old) = peers_slot(&current, slot)?;
-    let old = old.clone();
     // K from the secret given, else from the peers themselves (this box's identity).
     let mut auth = auth.clone();
     if auth.secrets_given() == 0 && auth.unlock_slot.is_none() {
         auth.unlock_slot = Some(id.to_string());
     }
-    let tries = attempts(&auth, &current, store.path(), &ctx.reader)?;
-    let unlocked =
-        with_first_that_opens(&tries, |a| current.unlock(&a.unlocker, a.slot, store.path()))?;
+    let unlocked = open(&auth, &current, store.path(), &ctx.reader)?;
     let key = unlocked.key();
 
     let mut cards = cards_of(&old)?;

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use keyward_core::escrow::EscrowBlob;
 use keyward_core::keybox::{NewKeybox, PbsRecord};
-use keyward_core::slot::default_recovery_code_kdf;
+use keyward_core::slot::{NewRecoveryCode, default_recovery_code_kdf};
 use keyward_core::store::{RealFs, create_private_folder};
 use keyward_core::{
     DataKey, Error as CoreError, ExpectedFingerprint, Fingerprint, IntegrityFailure, RecoveryCode,
-    SlotSecret, Store, operations,
+    Store, operations,
 };
 use keyward_hub::api::{EscrowCopy, RecoverResponse};
 use keyward_pbs::{PbsError, PbsKeyFile, PbsTime, escrow, pbs_fingerprint};
@@ -365,7 +365,7 @@ fn into_keybox(
         _ => None,
     };
     let store = Store::new(&RealFs, path);
-    let secret = SlotSecret::RecoveryCode { code: code.clone(), kdf: default_recovery_code_kdf()? };
+    let secret = NewRecoveryCode { code: code.clone(), kdf: default_recovery_code_kdf()? };
     let created = operations::init(
         &store,
         NewKeybox { key, label: "recovered", slot_label: None, pbs },

@@ -6,12 +6,12 @@ use keyward_core::operations;
 use keyward_service::unix_now;
 use serde_json::json;
 
-use crate::auth::{attempts, with_first_that_opens};
+use crate::auth::{authorization, open};
 use crate::cli::RemoveArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::output::warn;
-use crate::peers_io::owner_identity;
+use crate::peers_io::{owner_identity, peers_params};
 use crate::share_journal::{Disposal, PendingSet, ShareJournal};
 
 /// Runs `remove`.
@@ -22,11 +22,12 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
     if current.slots().len() == 1 {
         return Err(keyward_core::Error::LastSlot(target.id).into());
     }
-    let tries = attempts(&args.auth, &current, store.path(), &ctx.reader)?;
+    let opened = open(&args.auth, &current, store.path(), &ctx.reader)?;
+    let peers = peers_params(&target)?;
     // A peers slot's shares stay at its peers: note them before the commit, so they are
     // deleted there even if this command stops right after it.
     let journal = ShareJournal::beside(store.path());
-    if let Some(params) = target.protection.peers() {
+    if let Some(params) = &peers {
         journal.note(PendingSet {
             share_set: params.share_set.clone(),
             peers: params.peers.clone(),
@@ -34,8 +35,8 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
             disposal: Disposal::Removed,
         })?;
     }
-    let next = with_first_that_opens(&tries, |auth| operations::remove(&store, auth, &args.slot))?;
-    if target.protection.peers().is_some() {
+    let next = operations::remove(&store, &authorization(&opened)?, &args.slot)?;
+    if peers.is_some() {
         match owner_identity(&ctx.reader, store.path()) {
             Ok(identity) => {
                 let done = journal.clean_up(next.keybox(), &Arc::new(identity))?;
@@ -52,7 +53,7 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
     ctx.out.line(format!(
         "Removed slot {} ({}, \"{}\"); {} slot(s) left",
         target.id,
-        target.protection.kind(),
+        target.protection.kind,
         target.label,
         next.keybox().slots().len()
     ))?;

@@ -3,8 +3,10 @@
 use keyward_core::operations;
 use serde_json::json;
 
-use crate::auth::{attempts, with_first_that_opens};
-use crate::cli::{KindArg, RotateArgs};
+use keyward_core::slot::RECOVERY_CODE;
+
+use crate::auth::{authorization, open};
+use crate::cli::RotateArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::new_secret::NewSecret;
@@ -15,26 +17,22 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     let current = store.load()?;
     let target = current.find_slot(&args.slot)?.clone();
     let reader = &ctx.reader;
-    let tries = attempts(&args.auth, &current, store.path(), reader)?;
-    let kind = KindArg::from(target.protection.kind());
-    let new = NewSecret::prepare(kind, &args.secret, reader, &ctx.out)?;
+    let opened = open(&args.auth, &current, store.path(), reader)?;
+    let kind = target.protection.kind.as_str();
+    let new = NewSecret::prepare(kind, &args.secret.given(), &args.secret, reader, &ctx.out)?;
     let next = new.commit(|| {
-        with_first_that_opens(&tries, |auth| {
-            operations::rotate(&store, auth, &args.slot, &new.secret)
-        })
+        Ok(operations::rotate(&store, &authorization(&opened)?, &args.slot, new.secret.as_ref())?)
     })?;
 
     ctx.out.line(format!(
         "Rotated slot {} ({}, \"{}\"); the old secret no longer opens it",
-        target.id,
-        target.protection.kind(),
-        target.label
+        target.id, target.protection.kind, target.label
     ))?;
     new.report(&ctx.out, &target.id.to_string())?;
     // A hub keeps every version it was given until an operator deletes one: the old code still
     // opens those pushed under it.
     let (enrolled, _) = crate::hub_io::enrollment_paths(&ctx.keybox);
-    if kind == KindArg::RecoveryCode && enrolled.exists() {
+    if kind == RECOVERY_CODE && enrolled.exists() {
         crate::output::warn(
             "escrow versions pushed under the old code still open with it: push again (`keyward escrow push`) and have an operator delete the old versions (`keyward operator delete-escrow`)",
         );

@@ -4,7 +4,7 @@
 use keyward_core::Error as CoreError;
 use keyward_pbs::PbsTime;
 
-use crate::auth::{attempts, with_first_that_opens};
+use crate::auth::open;
 use crate::cli::{AuthArgs, KeyFormat, PbsKdfArg, UnlockArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
@@ -28,10 +28,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
     let reader = &ctx.reader;
-    let tries = attempts(&AuthArgs::from(&args.open), &keybox, store.path(), reader)?;
-    let unlocked = with_first_that_opens(&tries, |auth| {
-        keybox.unlock(&auth.unlocker, auth.slot, store.path())
-    })?;
+    let unlocked = open(&AuthArgs::from(&args.open), &keybox, store.path(), reader)?;
     let key = unlocked.key();
 
     // The unlock checked K against the keybox's fingerprint; a caller may also name the key

@@ -8,11 +8,11 @@ use keyward_core::keybox::SlotRecord;
 use keyward_core::{Error as CoreError, Keybox, Unlocker};
 use serde_json::json;
 
-use crate::auth::{attempts, explicit_secret};
+use crate::auth::{explicit_secret, open, open_unattended};
 use crate::cli::{AuthArgs, VerifyArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::secret_input::SecretReader;
+use crate::secret_input::{SecretReader, terminal_available};
 
 /// What happened to one slot.
 enum Outcome {
@@ -24,42 +24,57 @@ enum Outcome {
     Failed(CliError),
 }
 
-/// Tries one slot with what is at hand: the secret given (if it is of the slot's kind), else
-/// what the slot opens with unattended.
+impl<T> From<CliResult<T>> for Outcome {
+    fn from(result: CliResult<T>) -> Self {
+        match result {
+            Ok(_) => Outcome::Opens,
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+/// Tries one slot with what is at hand: the secret given (if the slot opens with that kind of
+/// secret), else what the slot opens with unattended; the slot named alone may also prompt or
+/// ask its peers, as `unlock --slot` would.
 fn check_slot(
     keybox: &Keybox,
     record: &SlotRecord,
     given: Option<&Unlocker<'_>>,
+    named: Option<&AuthArgs>,
     ctx: &Context,
 ) -> Outcome {
-    let open = |unlocker: &Unlocker<'_>| match keybox.unlock(unlocker, Some(record.id), &ctx.keybox)
-    {
-        Ok(_) => Outcome::Opens,
-        Err(e) => Outcome::Failed(e.into()),
+    let path = &ctx.keybox;
+    let Ok(Some(slot)) = record.protection.read() else {
+        return Outcome::NotChecked(format!(
+            "unknown kind {} (needs a newer keyward)",
+            record.protection.kind
+        ));
     };
-    let params = &record.protection;
-    if let Some(unlocker) = given
-        && unlocker.kind() == params.kind()
+    let channel = slot.channel();
+    if let Some(unlocker) = given {
+        if unlocker.channel() == channel {
+            return Outcome::from(
+                keybox.unlock(unlocker, Some(record.id), path).map_err(CliError::from),
+            );
+        }
+    } else if let Some(args) = named
+        && (!channel.is_typed() || terminal_available())
     {
-        return open(unlocker);
+        return Outcome::from(open(args, keybox, path, &ctx.reader));
     }
-    if let Some(path) = params.keyfile_path() {
-        return match ctx.reader.keyfile_to_open(std::path::Path::new(path)) {
-            Ok(contents) => open(&Unlocker::Keyfile(&contents)),
-            Err(CliError::Core(CoreError::Io { source, .. })) => Outcome::Failed(
-                CoreError::io("cannot read the key file of this slot", path, source).into(),
-            ),
-            Err(e) => Outcome::Failed(e),
-        };
+    if slot.is_unattended() {
+        return Outcome::from(open_unattended(keybox, record.id, path, &ctx.reader));
     }
-    if params.is_unattended() {
-        return open(&Unlocker::Unattended);
-    }
-    let needs = params.kind().opened_with();
-    Outcome::NotChecked(match params.peers() {
-        Some(_) => format!("needs {needs} (`keyward verify --slot {}` asks them)", record.id),
-        None => format!("needs {needs}"),
+    Outcome::NotChecked(if named.is_some() || channel.is_typed() {
+        format!("needs {}", channel.describe())
+    } else {
+        format!("needs {} (`keyward verify --slot {}` asks for it)", channel.describe(), record.id)
     })
+}
+
+/// What a slot opens with, if this build knows its kind.
+fn channel_of(record: &SlotRecord) -> Option<keyward_core::slot::Channel> {
+    record.protection.read().ok().flatten().map(|slot| slot.channel())
 }
 
 /// Runs `verify`.
@@ -78,12 +93,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     let given_unlocker = given.as_ref().map(|s| s.unlocker());
     // A secret of another kind than the slot named cannot check it: say so before any work.
     if let (Some(record), Some(unlocker)) = (only, &given_unlocker)
-        && unlocker.kind() != record.protection.kind()
+        && channel_of(record) != Some(unlocker.channel())
     {
         return Err(usage(format!(
             "slot {} is a {} slot and {} was given; give that slot's own secret",
             record.id,
-            record.protection.kind(),
+            record.protection.kind,
             unlocker.describe()
         )));
     }
@@ -95,24 +110,11 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     // Slots the secret given was tried on, and how many of them it opened.
     let (mut tried_given, mut opened_by_given) = (0, 0);
     for record in keybox.slots().iter().filter(|s| only.is_none_or(|id| s.id == id)) {
-        let mut outcome = check_slot(&keybox, record, given_unlocker.as_ref(), ctx);
-        if given_unlocker.as_ref().is_some_and(|u| u.kind() == record.protection.kind()) {
+        let named = only.is_some().then_some(&auth_args);
+        let mut outcome = check_slot(&keybox, record, given_unlocker.as_ref(), named, ctx);
+        if given_unlocker.as_ref().is_some_and(|u| channel_of(record) == Some(u.channel())) {
             tried_given += 1;
             opened_by_given += usize::from(matches!(outcome, Outcome::Opens));
-        }
-        // The slot named alone may be one that asks its peers: ask them (as `unlock` would).
-        if only.is_some() && record.protection.peers().is_some() && given.is_none() {
-            outcome = match attempts(&auth_args, &keybox, store.path(), reader) {
-                Ok(tries) => match tries.first().map(|t| {
-                    let auth = t.authorization();
-                    keybox.unlock(&auth.unlocker, auth.slot, store.path())
-                }) {
-                    Some(Ok(_)) => Outcome::Opens,
-                    Some(Err(e)) => Outcome::Failed(e.into()),
-                    None => Outcome::NotChecked("no way to open it".into()),
-                },
-                Err(e) => Outcome::Failed(e),
-            };
         }
         // A secret given opens the slots it belongs to; another slot of its kind is not
         // broken for refusing it — unless it was the one named.
@@ -121,21 +123,21 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
         {
             outcome = Outcome::NotChecked("the secret given is not this slot's".into());
         }
-        let label =
-            format!("slot {} ({}, \"{}\")", record.id, record.protection.kind(), record.label);
+        let kind = &record.protection.kind;
+        let label = format!("slot {} ({kind}, \"{}\")", record.id, record.label);
         match outcome {
             Outcome::Opens => {
                 opened += 1;
                 ctx.out.line(format!("{label}: opens; key fingerprint and header MAC ok"))?;
-                results.push(json!({ "slot": record.id.0, "kind": record.protection.kind().name(), "result": "ok" }));
+                results.push(json!({ "slot": record.id.0, "kind": kind, "result": "ok" }));
             }
             Outcome::NotChecked(why) => {
                 ctx.out.line(format!("{label}: not checked: {why}"))?;
-                results.push(json!({ "slot": record.id.0, "kind": record.protection.kind().name(), "result": "not-checked", "needs": why }));
+                results.push(json!({ "slot": record.id.0, "kind": kind, "result": "not-checked", "needs": why }));
             }
             Outcome::Failed(e) => {
                 ctx.out.line(format!("{label}: FAILED: {e}"))?;
-                results.push(json!({ "slot": record.id.0, "kind": record.protection.kind().name(), "result": "failed", "error": e.to_string() }));
+                results.push(json!({ "slot": record.id.0, "kind": kind, "result": "failed", "error": e.to_string() }));
                 failures.push(e);
             }
         }
@@ -146,7 +148,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     {
         failures.push(
             match tried_given {
-                0 => CoreError::NoSlotOfKind(unlocker.kind()),
+                0 => CoreError::NoSlotTakes(unlocker.describe()),
                 _ => CoreError::WrongSecret { tried: unlocker.describe().to_string() },
             }
             .into(),

@@ -9,7 +9,6 @@
 //! opened with nothing but the box's identity (the restart case, `unlock --slot`), it asks its
 //! peers itself.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,6 +234,11 @@ pub enum PeersSlotError {
         "this slot's peers want the box's identity and an operator's release ticket: add --release-ticket F (--unlock-release-ticket F)"
     )]
     TicketNeeded,
+    /// The release ticket given is not text.
+    #[error(
+        "the release ticket is not text; give the file `keyward operator approve-release` wrote"
+    )]
+    TicketNotText,
     /// The box's identity file cannot be read.
     #[error("the box's identity: {0}")]
     Identity(String),
@@ -308,14 +312,18 @@ impl Slot for PeersParams {
         };
         let identity = SigningIdentity::from_file_bytes(&identity)
             .map_err(|e| PeersSlotError::Identity(e.to_string()))?;
-        let ticket = match ctx.secrets.companion(Companion::ReleaseTicket)? {
-            Some(bytes) => Some(Zeroizing::new(
-                std::str::from_utf8(&bytes)
-                    .map_err(|_| PeersSlotError::Identity("the release ticket is not text".into()))?
-                    .trim()
-                    .to_string(),
-            )),
-            None => None,
+        // Only a `both` policy takes the operator's ticket along with the box's own proof.
+        let ticket = match self.policy {
+            ReleasePolicy::Both => match ctx.secrets.companion(Companion::ReleaseTicket)? {
+                Some(bytes) => Some(Zeroizing::new(
+                    std::str::from_utf8(&bytes)
+                        .map_err(|_| PeersSlotError::TicketNotText)?
+                        .trim()
+                        .to_string(),
+                )),
+                None => None,
+            },
+            _ => None,
         };
         let proof = self.proof(identity, ticket)?;
         let cards = self.cards().map_err(PeersSlotError::from)?;
@@ -337,10 +345,6 @@ impl Slot for PeersParams {
             ctx.secrets.notice(&line);
         }
         Ok(Some(self.kek(&gathered.key)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -28,6 +28,8 @@ pub enum GivenSecret {
     Passphrase(Passphrase),
     /// A key file's contents.
     Keyfile(KeyfileContents),
+    /// A device PIN.
+    Pin(Passphrase),
 }
 
 impl GivenSecret {
@@ -37,16 +39,17 @@ impl GivenSecret {
             GivenSecret::Code(c) => Unlocker::RecoveryCode(c),
             GivenSecret::Passphrase(p) => Unlocker::Passphrase(p),
             GivenSecret::Keyfile(k) => Unlocker::Keyfile(k),
+            GivenSecret::Pin(p) => Unlocker::Pin(p),
         }
     }
 }
 
-/// The secret an explicit option gives (`--code-file`, `--passphrase-file`, `--keyfile`, or
-/// their `--unlock-…` forms), if one was given; more than one is a usage error.
+/// The secret an explicit option gives (`--code-file`, `--passphrase-file`, `--keyfile`,
+/// `--pin-file`, or their `--unlock-…` forms), if one was given; more than one is a usage error.
 pub fn explicit_secret(args: &AuthArgs, reader: &SecretReader) -> CliResult<Option<GivenSecret>> {
     if args.secrets_given() > 1 {
         return Err(usage(
-            "give one secret to open the keybox (a code, a passphrase or a key file), not several",
+            "give one secret to open the keybox (a code, a passphrase, a key file or a PIN), not several",
         ));
     }
     Ok(if let Some(path) = &args.unlock_code_file {
@@ -55,6 +58,8 @@ pub fn explicit_secret(args: &AuthArgs, reader: &SecretReader) -> CliResult<Opti
         Some(GivenSecret::Passphrase(reader.passphrase(path)?))
     } else if let Some(path) = &args.unlock_keyfile {
         Some(GivenSecret::Keyfile(reader.keyfile_to_open(path)?))
+    } else if let Some(path) = &args.unlock_pin_file {
+        Some(GivenSecret::Pin(reader.passphrase(path)?))
     } else {
         None
     })
@@ -72,6 +77,13 @@ pub fn open(
         None => None,
     };
     if let Some(given) = explicit_secret(args, reader)? {
+        // A PIN is for one device: tried on every PIN slot, one typo would spend the retries
+        // of each.
+        if matches!(given, GivenSecret::Pin(_)) && only.is_none() {
+            return Err(usage(
+                "a PIN opens one slot: name it with --unlock-slot N (--slot N for unlock and verify)",
+            ));
+        }
         return Ok(keybox.unlock(&given.unlocker(), only, path)?);
     }
     let ticket = args.unlock_release_ticket.as_deref();
@@ -203,10 +215,13 @@ impl<'a> CliSource<'a> {
     }
 
     fn answer(&mut self, want: &Want<'_>) -> CliResult<Option<Unlocker<'_>>> {
+        // A file a slot records is read only at an absolute path (never stdin, never relative to
+        // wherever this runs); the keybox's MAC is not checked until a slot opened.
+        let recorded = want.recorded_file.filter(|path| path.is_absolute());
         Ok(match want.channel {
             Channel::Nothing if self.reach != Reach::Prompts => Some(Unlocker::Unattended),
             Channel::KeyFile if self.reach != Reach::Prompts => {
-                let Some(path) = want.recorded_file else { return Ok(None) };
+                let Some(path) = recorded else { return Ok(None) };
                 // A key file that is not here (a removed USB stick) just means "not this slot".
                 match self.reader.keyfile_to_open(path) {
                     Ok(contents) => Some(Unlocker::Keyfile(self.keyfile.insert(contents))),
@@ -242,6 +257,18 @@ impl<'a> CliSource<'a> {
                     self.passphrase = Some(Passphrase::new(bytes));
                 }
                 self.passphrase.as_ref().map(Unlocker::Passphrase)
+            }
+            // A PIN file the slot records (an unattended token slot), read as it is asked for.
+            Channel::Pin if recorded.is_some() && self.reach != Reach::Prompts => {
+                let Some(path) = recorded else { return Ok(None) };
+                let pin = match self.reader.passphrase(path) {
+                    Ok(pin) => pin,
+                    Err(e) if self.missing_file_fails => return Err(e),
+                    Err(_) => return Ok(None),
+                };
+                self.pins.retain(|(slot, _)| *slot != want.slot);
+                self.pins.push((want.slot, pin));
+                self.pins.last().map(|(_, pin)| Unlocker::Pin(pin))
             }
             Channel::Pin if self.prompts() => {
                 if !self.pins.iter().any(|(slot, _)| *slot == want.slot) {
@@ -301,5 +328,122 @@ fn into_core(error: CliError) -> CoreError {
     match error {
         CliError::Core(e) => e,
         other => CoreError::Input(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward_core::kdf::{KEK_LEN, Kek};
+    use keyward_core::keybox::NewKeybox;
+    use keyward_core::slot::{
+        NewSlot, OpenContext, Slot, SlotError, SlotKind, SlotParams, registry,
+    };
+    use keyward_core::{DataKey, IntegrityFailure};
+    use serde_json::{Value, json};
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// A device-like kind that opens with a PIN, from a file it records or one given.
+    #[derive(Debug)]
+    struct PinKind;
+    #[derive(Debug)]
+    struct PinSlot(Option<PathBuf>);
+    #[derive(Debug)]
+    struct NewPin(Passphrase, Option<PathBuf>);
+
+    fn kek(pin: &Passphrase) -> Kek {
+        let digest: [u8; KEK_LEN] = Sha256::digest(pin.expose()).into();
+        Zeroizing::new(digest)
+    }
+
+    impl SlotKind for PinKind {
+        fn name(&self) -> &'static str {
+            "pin-test"
+        }
+        fn about(&self) -> &'static str {
+            "a test kind"
+        }
+        fn read(&self, params: &Value) -> Result<Box<dyn Slot>, IntegrityFailure> {
+            Ok(Box::new(PinSlot(params["pin_file"].as_str().map(PathBuf::from))))
+        }
+    }
+
+    impl Slot for PinSlot {
+        fn kind(&self) -> &'static str {
+            "pin-test"
+        }
+        fn channel(&self) -> Channel {
+            Channel::Pin
+        }
+        fn is_unattended(&self) -> bool {
+            self.0.is_some()
+        }
+        fn describe(&self) -> String {
+            "a PIN".into()
+        }
+        fn open(&self, ctx: &mut OpenContext<'_>) -> Result<Option<Kek>, SlotError> {
+            match ctx.want(Channel::Pin, self.0.as_deref())? {
+                Some(Unlocker::Pin(pin)) => Ok(Some(kek(pin))),
+                _ => Ok(None),
+            }
+        }
+    }
+
+    impl NewSlot for NewPin {
+        fn kind(&self) -> &'static str {
+            "pin-test"
+        }
+        fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+            let params = json!({ "pin_file": self.1.as_ref().map(|p| p.display().to_string()) });
+            Ok((SlotParams { kind: "pin-test".into(), params }, kek(&self.0)))
+        }
+        fn unlocker(&self) -> Unlocker<'_> {
+            Unlocker::Pin(&self.0)
+        }
+    }
+
+    fn pin(text: &str) -> Passphrase {
+        Passphrase::new(Zeroizing::new(text.as_bytes().to_vec()))
+    }
+
+    fn keybox_with_pin_slot(recorded: Option<PathBuf>) -> Keybox {
+        registry::register(&[&PinKind]).expect("one list of kinds");
+        let key = DataKey::generate(32).expect("key");
+        let created =
+            Keybox::create(NewKeybox::new(key, "pin", None), &NewPin(pin("1234"), recorded))
+                .expect("create");
+        created.keybox().clone()
+    }
+
+    #[test]
+    fn a_pin_file_given_or_recorded_opens_a_pin_slot_and_a_wrong_one_does_not() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let right = folder.path().join("pin");
+        let wrong = folder.path().join("wrong");
+        std::fs::write(&right, "1234\n").expect("write");
+        std::fs::write(&wrong, "4321\n").expect("write");
+        let reader = SecretReader::new();
+        let path = Path::new("k");
+
+        let keybox = keybox_with_pin_slot(None);
+        let given = |file: &Path| AuthArgs {
+            unlock_pin_file: Some(file.into()),
+            unlock_slot: Some("1".into()),
+            ..AuthArgs::default()
+        };
+        let unnamed = AuthArgs { unlock_slot: None, ..given(&right) };
+        assert!(matches!(open(&unnamed, &keybox, path, &reader), Err(CliError::Usage(_))));
+        open(&given(&right), &keybox, path, &reader).expect("the right PIN opens");
+        let refused = open(&given(&wrong), &keybox, path, &reader).expect_err("a wrong PIN");
+        assert!(matches!(refused, CliError::Core(CoreError::WrongSecret { .. })), "{refused:?}");
+        // Nothing given, no PIN recorded, no terminal here: nothing opens it unattended.
+        assert!(open(&AuthArgs::default(), &keybox, path, &reader).is_err());
+
+        let recorded = keybox_with_pin_slot(Some(right.clone()));
+        open(&AuthArgs::default(), &recorded, path, &reader).expect("the recorded PIN file opens");
+        std::fs::remove_file(&right).expect("remove");
+        let gone = open_unattended(&recorded, SlotId(1), path, &reader).expect_err("file gone");
+        assert!(gone.to_string().contains("pin"), "{gone}");
     }
 }

@@ -143,6 +143,11 @@ pub struct AuthArgs {
     #[arg(long, value_name = "F")]
     pub unlock_keyfile: Option<PathBuf>,
 
+    /// Authorise through a device slot (a TPM or token slot with a PIN) with the PIN in F (`-`
+    /// for stdin; one trailing newline is dropped).
+    #[arg(long, value_name = "F")]
+    pub unlock_pin_file: Option<PathBuf>,
+
     /// Open only this slot (id or label). Without a secret option, an unattended slot is tried,
     /// then a prompt; a peers slot asks its peers.
     #[arg(long, value_name = "SLOT")]
@@ -169,6 +174,10 @@ pub struct OpenArgs {
     #[arg(long, value_name = "F")]
     pub keyfile: Option<PathBuf>,
 
+    /// Open a device slot (a TPM or token slot with a PIN) with the PIN in F (`-` for stdin).
+    #[arg(long, value_name = "F")]
+    pub pin_file: Option<PathBuf>,
+
     /// Open only this slot (id or label); a peers slot asks its peers.
     #[arg(long, value_name = "SLOT")]
     pub slot: Option<String>,
@@ -182,10 +191,15 @@ pub struct OpenArgs {
 impl AuthArgs {
     /// How many secret options were given.
     pub fn secrets_given(&self) -> usize {
-        [&self.unlock_code_file, &self.unlock_passphrase_file, &self.unlock_keyfile]
-            .iter()
-            .filter(|o| o.is_some())
-            .count()
+        [
+            &self.unlock_code_file,
+            &self.unlock_passphrase_file,
+            &self.unlock_keyfile,
+            &self.unlock_pin_file,
+        ]
+        .iter()
+        .filter(|o| o.is_some())
+        .count()
     }
 }
 
@@ -194,6 +208,7 @@ impl From<&OpenArgs> for AuthArgs {
         AuthArgs {
             unlock_code_file: a.code_file.clone(),
             unlock_passphrase_file: a.passphrase_file.clone(),
+            unlock_pin_file: a.pin_file.clone(),
             unlock_keyfile: a.keyfile.clone(),
             unlock_slot: a.slot.clone(),
             unlock_release_ticket: a.release_ticket.clone(),
@@ -584,8 +599,9 @@ pub struct ServeArgs {
     pub max_connections_per_source: u32,
 }
 
-/// `keyward peers …`.
+/// `keyward peers …`. (Parsed once per process: the size of its largest variant costs nothing.)
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum PeersCommand {
     /// Which peers hold a share of the current set, and when each was last released.
     Status {

@@ -57,7 +57,7 @@ pub const PLAIN: Enroller = Enroller::Secret { options: &[], prepare: plain };
 
 impl NewSecret {
     /// A secret with nothing to do around the commit.
-    pub fn plain(secret: Box<dyn NewSlot>) -> Self {
+    pub fn bare(secret: Box<dyn NewSlot>) -> Self {
         NewSecret { secret, code: None, created_keyfile: None, warning: None }
     }
 
@@ -153,7 +153,7 @@ impl NewSecret {
 fn plain(_: &NewSecretArgs, _: &SecretReader, _: &Output) -> CliResult<NewSecret> {
     Ok(NewSecret {
         warning: Some("is plain: anyone who can read the keybox file can read the key"),
-        ..NewSecret::plain(Box::new(NewPlain))
+        ..NewSecret::bare(Box::new(NewPlain))
     })
 }
 
@@ -184,7 +184,7 @@ fn recovery_code(args: &NewSecretArgs, _: &SecretReader, output: &Output) -> Cli
     };
     Ok(NewSecret {
         code: Some((code.clone(), delivery)),
-        ..NewSecret::plain(Box::new(NewRecoveryCode { code, kdf }))
+        ..NewSecret::bare(Box::new(NewRecoveryCode { code, kdf }))
     })
 }
 
@@ -204,7 +204,7 @@ fn passphrase(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliRes
     progress(&format!("Calibrating argon2id for a {} ms unlock…", target.unlock_time.as_millis()));
     let kdf = calibrate_argon2id(target, |step| progress(&format!("  {step}")))?;
     progress(&format!("  using {}", kdf.describe()));
-    Ok(NewSecret::plain(Box::new(NewPassphrase { passphrase, kdf })))
+    Ok(NewSecret::bare(Box::new(NewPassphrase { passphrase, kdf })))
 }
 
 fn keyfile(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
@@ -235,6 +235,6 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult
     };
     Ok(NewSecret {
         created_keyfile: created,
-        ..NewSecret::plain(Box::new(NewKeyfile { contents, path: Some(recorded) }))
+        ..NewSecret::bare(Box::new(NewKeyfile { contents, path: Some(recorded) }))
     })
 }

@@ -4,7 +4,6 @@
 
 mod util;
 
-use std::any::Any;
 use std::path::Path;
 
 use keyward_core::kdf::{KEK_LEN, KdfParams, Kek};
@@ -62,9 +61,6 @@ impl Slot for FutureSlot {
             }
             _ => Ok(None),
         }
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

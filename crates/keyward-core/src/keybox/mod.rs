@@ -20,7 +20,8 @@ use crate::kdf::Kek;
 use crate::random;
 use crate::secret::DataKey;
 use crate::slot::{
-    Channel, NewSlot, OpenContext, SecretSource, SlotError, SlotId, SlotParams, Unlocker,
+    Channel, DeviceError, NewSlot, OpenContext, SecretSource, SlotError, SlotId, SlotParams,
+    Unlocker,
 };
 
 pub use format::{KeyboxHeader, PbsRecord, SlotRecord, TokenRecord};
@@ -209,7 +210,8 @@ impl Keybox {
             Some(id) => Some(self.slot(id)?),
             None => None,
         };
-        let mut tried = false;
+        // The first slot whose KEK did not open its wrapped key, and what it was opened with.
+        let mut failed: Option<(SlotId, Channel)> = None;
         let mut unreachable: Option<Error> = None;
         for record in self.header.slots.iter().filter(|s| only.is_none_or(|id| s.id == id)) {
             let Some(slot) = record.protection.read().map_err(|what| self.integrity(path, what))?
@@ -235,22 +237,28 @@ impl Keybox {
             let kek = match slot.open(&mut ctx) {
                 Ok(Some(kek)) => kek,
                 Ok(None) => continue,
+                // A device that answered "no" (a wrong PIN, changed PCRs, a lockout) ends the
+                // search: trying the same secret on the next device would spend its retries too.
+                Err(SlotError::Device(
+                    e @ (DeviceError::PolicyMismatch(_) | DeviceError::LockedOut(_)),
+                )) => {
+                    return Err(Error::Slot { slot: record.id, source: e.into() });
+                }
                 Err(SlotError::Device(e)) => {
                     unreachable.get_or_insert(Error::Slot { slot: record.id, source: e.into() });
                     continue;
                 }
                 Err(e) => return Err(Error::from_slot(record.id, e, path)),
             };
-            tried = true;
+            failed.get_or_insert((record.id, slot.channel()));
             if let Some(unlocked) = self.open_slot(record, kek, path)? {
                 return Ok(unlocked);
             }
         }
-        if tried {
-            let what = offered.map_or("the secret given", Channel::describe);
-            let tried = match only {
-                Some(id) => format!("{what} for slot {id}"),
-                None => what.to_string(),
+        if let Some((slot, channel)) = failed {
+            let tried = match (offered, only) {
+                (Some(_), None) => channel.describe().to_string(),
+                _ => format!("{} for slot {slot}", channel.describe()),
             };
             return Err(Error::WrongSecret { tried });
         }
@@ -267,9 +275,7 @@ impl Keybox {
                 slot: record.id,
                 needs: record
                     .protection
-                    .read()
-                    .ok()
-                    .flatten()
+                    .known_slot()
                     .map_or("a newer keyward", |s| s.channel().describe())
                     .to_string(),
             },
@@ -327,15 +333,6 @@ impl Keybox {
 
     fn integrity(&self, path: &Path, what: IntegrityFailure) -> Error {
         Error::Integrity { path: path.to_path_buf(), what }
-    }
-
-    /// Slots that open with nobody there (a plain slot, a key file at its recorded path, …).
-    /// A slot of a kind this build does not know is none of them.
-    pub fn unattended_slots(&self) -> impl Iterator<Item = &SlotRecord> {
-        self.header
-            .slots
-            .iter()
-            .filter(|s| s.protection.read().ok().flatten().is_some_and(|slot| slot.is_unattended()))
     }
 }
 

@@ -1,8 +1,6 @@
 //! What the two typed-secret kinds (recovery code, passphrase) share: parameters that are one KDF,
 //! a KEK that is that KDF over the secret's bytes, and a slot that asks for its channel.
 
-use std::any::Any;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -74,10 +72,6 @@ impl Slot for KdfSlot {
             _ => return Ok(None),
         };
         Ok(Some(self.kdf.derive(&secret)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -2,7 +2,6 @@
 //! meant to be high-entropy (keyward generates 64 random bytes), so no slow KDF is needed. A slot
 //! that records the file's path opens unattended.
 
-use std::any::Any;
 use std::path::Path;
 
 use hkdf::Hkdf;
@@ -109,10 +108,6 @@ impl Slot for KeyfileParams {
             return Ok(None);
         };
         Ok(Some(self.kek(contents)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -20,7 +20,6 @@ mod recovery_code;
 pub mod registry;
 mod source;
 
-use std::any::Any;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +80,12 @@ impl SlotParams {
         registry::find(&self.kind)
     }
 
+    /// The slot read through its kind, if this build knows the kind. Parameters that do not read
+    /// are `None` too: a loaded keybox has had every known slot's parameters checked already.
+    pub fn known_slot(&self) -> Option<Box<dyn Slot>> {
+        self.read().ok().flatten()
+    }
+
     /// Reads the parameters through their kind: `Ok(None)` for a kind this build does not know.
     pub fn read(&self) -> Result<Option<Box<dyn Slot>>, IntegrityFailure> {
         self.known_kind().map(|kind| kind.read(&self.params)).transpose()
@@ -136,9 +141,6 @@ pub trait Slot: fmt::Debug + Send + Sync {
     /// The KEK to try on the slot's wrapped key. `Ok(None)`: nothing at hand opens this slot (no
     /// secret of its channel given, a key file not present), so the next slot is tried.
     fn open(&self, ctx: &mut OpenContext<'_>) -> Result<Option<Kek>, SlotError>;
-
-    /// The slot as `Any`, for a kind's own code to get its typed parameters back.
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// A slot being created or rotated: its secret, ready to seal K under.

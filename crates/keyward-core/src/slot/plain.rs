@@ -3,8 +3,6 @@
 //! protection; `list` says so. It still goes through the same AEAD and binding as every slot, so a
 //! plain slot cannot be edited or moved to another keybox unnoticed.
 
-use std::any::Any;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -92,10 +90,6 @@ impl Slot for PlainParams {
             Some(Unlocker::Unattended) => Ok(Some(self.kek()?)),
             _ => Ok(None),
         }
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

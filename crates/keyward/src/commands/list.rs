@@ -63,7 +63,7 @@ pub fn run(ctx: &Context) -> CliResult {
 /// A slot read through its kind; `None` for a kind this build does not know. (The load already
 /// checked every known slot's parameters, so a failure here cannot happen.)
 fn read(slot: &SlotRecord) -> Option<Box<dyn Slot>> {
-    slot.protection.read().ok().flatten()
+    slot.protection.known_slot()
 }
 
 /// What protects a slot, in words.
@@ -88,7 +88,10 @@ fn slot_json(slot: &SlotRecord) -> Value {
         "protected_by_file_permissions_only": read.as_ref().is_some_and(|r| r.file_is_the_secret()),
     });
     if let (Some(read), Value::Object(fields)) = (&read, &mut view) {
-        fields.extend(read.facts());
+        // A kind's facts add to the common fields, never replace them.
+        for (name, value) in read.facts() {
+            fields.entry(name).or_insert(value);
+        }
     }
     view
 }

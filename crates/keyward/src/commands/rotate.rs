@@ -17,8 +17,12 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     let current = store.load()?;
     let target = current.find_slot(&args.slot)?.clone();
     let reader = &ctx.reader;
-    let opened = open(&args.auth, &current, store.path(), reader)?;
     let kind = target.protection.kind.as_str();
+    // Before anything is asked: a kind this keyward cannot make is not rotated by it.
+    if crate::kinds::find(kind).is_none() {
+        return Err(keyward_core::Error::UnknownKind { slot: target.id, kind: kind.into() }.into());
+    }
+    let opened = open(&args.auth, &current, store.path(), reader)?;
     let new = NewSecret::prepare(kind, &args.secret.given(), &args.secret, reader, &ctx.out)?;
     let next = new.commit(|| {
         Ok(operations::rotate(&store, &authorization(&opened)?, &args.slot, new.secret.as_ref())?)

@@ -57,6 +57,9 @@ fn check_slot(
                 keybox.unlock(unlocker, Some(record.id), path).map_err(CliError::from),
             );
         }
+    } else if slot.is_unattended() {
+        // Named or not: what it opens with unattended must be there (a missing key file fails).
+        return Outcome::from(open_unattended(keybox, record.id, path, &ctx.reader));
     } else if let Some(args) = named
         && (!channel.is_typed() || terminal_available())
     {
@@ -74,7 +77,7 @@ fn check_slot(
 
 /// What a slot opens with, if this build knows its kind.
 fn channel_of(record: &SlotRecord) -> Option<keyward_core::slot::Channel> {
-    record.protection.read().ok().flatten().map(|slot| slot.channel())
+    record.protection.known_slot().map(|slot| slot.channel())
 }
 
 /// Runs `verify`.
@@ -166,12 +169,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     // A slot named alone must have been checked: "not checked" is not a pass.
     if only.is_some() && opened == 0 && failures.is_empty() {
         failures.push(usage(
-            "the slot named could not be checked without its secret; give it with --code-file, --passphrase-file or --keyfile",
+            "the slot named could not be checked without its secret; give it with --code-file, --passphrase-file, --keyfile or --pin-file",
         ));
     }
     if header_mac == "not-checked" {
         ctx.out.line(
-            "header MAC: not checked (no slot opened; give a slot's secret with --code-file, --passphrase-file or --keyfile)",
+            "header MAC: not checked (no slot opened; give a slot's secret with --code-file, --passphrase-file, --keyfile or --pin-file)",
         )?;
     }
     ctx.out.json(&json!({

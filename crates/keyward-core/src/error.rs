@@ -90,10 +90,6 @@ pub enum Error {
         source: SlotError,
     },
 
-    /// What the caller gave a slot cannot be used (a secret file, a prompt); the text says why.
-    #[error("{0}")]
-    Input(String),
-
     /// Nothing given and no slot opens without a secret.
     #[error(
         "no slot opens without a secret; pass the code, passphrase or key file with its file option (see --help), or run on a terminal"

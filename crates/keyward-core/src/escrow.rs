@@ -151,7 +151,6 @@ impl EscrowBlob {
         let mut ctx = OpenContext {
             slot: self.slot,
             label: "escrow",
-            path: origin,
             fingerprint: self.fingerprint,
             secrets: &mut Unlocker::RecoveryCode(code),
         };

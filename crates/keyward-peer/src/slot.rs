@@ -281,10 +281,6 @@ impl SlotKind for PeersKind {
 }
 
 impl Slot for PeersParams {
-    fn kind(&self) -> &'static str {
-        PEERS
-    }
-
     fn channel(&self) -> Channel {
         Channel::Key
     }

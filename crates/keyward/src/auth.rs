@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use keyward_core::keybox::UnlockedKeybox;
 use keyward_core::operations::Authorization;
-use keyward_core::slot::{Channel, Companion, SecretSource, Want};
+use keyward_core::slot::{Channel, Companion, SecretSource, SlotError, Want};
 use keyward_core::{
     Error as CoreError, Keybox, KeyfileContents, Passphrase, RecoveryCode, SlotId, Unlocker,
 };
@@ -172,12 +172,10 @@ impl<'a> CliSource<'a> {
         only: Option<SlotId>,
     ) -> Self {
         let mut typed = Vec::new();
-        for record in keybox.slots().iter().filter(|s| only.is_none_or(|id| s.id == id)) {
-            if let Ok(Some(slot)) = record.protection.read() {
-                let channel = slot.channel();
-                if channel.is_typed() && !typed.contains(&channel) {
-                    typed.push(channel);
-                }
+        for (_, slot) in keybox.read_slots().filter(|(s, _)| only.is_none_or(|id| s.id == id)) {
+            let channel = slot.map(|slot| slot.channel());
+            if let Some(channel) = channel.filter(|c| c.is_typed() && !typed.contains(c)) {
+                typed.push(channel);
             }
         }
         CliSource {
@@ -201,17 +199,19 @@ impl<'a> CliSource<'a> {
 
     /// The one answer to "passphrase or recovery code", asked once.
     fn typed_answer(&mut self) -> CliResult<&Zeroizing<String>> {
-        if self.typed_answer.is_none() {
-            let code = self.typed.contains(&Channel::RecoveryCode);
-            let passphrase = self.typed.contains(&Channel::Passphrase);
-            let prompt = match (code, passphrase) {
-                (true, true) => "Passphrase or recovery code: ",
-                (true, false) => "Recovery code: ",
-                _ => "Passphrase: ",
-            };
-            self.typed_answer = Some(prompt_hidden(prompt)?);
-        }
-        self.typed_answer.as_ref().ok_or(CliError::Core(CoreError::Internal("no typed answer")))
+        let answer = match self.typed_answer.take() {
+            Some(answer) => answer,
+            None => {
+                let code = self.typed.contains(&Channel::RecoveryCode);
+                let passphrase = self.typed.contains(&Channel::Passphrase);
+                prompt_hidden(match (code, passphrase) {
+                    (true, true) => "Passphrase or recovery code: ",
+                    (true, false) => "Recovery code: ",
+                    _ => "Passphrase: ",
+                })?
+            }
+        };
+        Ok(self.typed_answer.insert(answer))
     }
 
     fn answer(&mut self, want: &Want<'_>) -> CliResult<Option<Unlocker<'_>>> {
@@ -258,34 +258,36 @@ impl<'a> CliSource<'a> {
                 }
                 self.passphrase.as_ref().map(Unlocker::Passphrase)
             }
-            // A PIN file the slot records (an unattended token slot), read as it is asked for.
-            Channel::Pin if recorded.is_some() && self.reach != Reach::Prompts => {
-                let Some(path) = recorded else { return Ok(None) };
-                let pin = match self.reader.passphrase(path) {
-                    Ok(pin) => pin,
-                    Err(e) if self.missing_file_fails => return Err(e),
-                    Err(_) => return Ok(None),
-                };
-                self.pins.retain(|(slot, _)| *slot != want.slot);
-                self.pins.push((want.slot, pin));
-                self.pins.last().map(|(_, pin)| Unlocker::Pin(pin))
-            }
-            Channel::Pin if self.prompts() => {
-                if !self.pins.iter().any(|(slot, _)| *slot == want.slot) {
-                    let typed = prompt_hidden(&format!(
-                        "PIN for slot {} (\"{}\"): ",
-                        want.slot, want.label
-                    ))?;
-                    let pin = Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec()));
-                    self.pins.push((want.slot, pin));
-                }
-                self.pins
-                    .iter()
-                    .find(|(slot, _)| *slot == want.slot)
-                    .map(|(_, pin)| Unlocker::Pin(pin))
-            }
+            Channel::Pin => self.pin(want, recorded)?,
             _ => None,
         })
+    }
+
+    /// A slot's PIN: from the file the slot records (unattended), else typed at a prompt; asked
+    /// once per slot.
+    fn pin(&mut self, want: &Want<'_>, recorded: Option<&Path>) -> CliResult<Option<Unlocker<'_>>> {
+        if !self.pins.iter().any(|(slot, _)| *slot == want.slot) {
+            let from_file = match recorded.filter(|_| self.reach != Reach::Prompts) {
+                Some(path) => match self.reader.passphrase(path) {
+                    Ok(pin) => Some(pin),
+                    Err(e) if self.missing_file_fails => return Err(e),
+                    // Not there: a person, if one may be asked, types it instead.
+                    Err(_) => None,
+                },
+                None => None,
+            };
+            let pin = match from_file {
+                Some(pin) => pin,
+                None if self.prompts() => {
+                    let prompt = format!("PIN for slot {} (\"{}\"): ", want.slot, want.label);
+                    let typed = prompt_hidden(&prompt)?;
+                    Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec()))
+                }
+                None => return Ok(None),
+            };
+            self.pins.push((want.slot, pin));
+        }
+        Ok(self.pins.iter().find(|(slot, _)| *slot == want.slot).map(|(_, pin)| Unlocker::Pin(pin)))
     }
 
     fn companion_file(&self, what: Companion) -> Option<PathBuf> {
@@ -298,24 +300,28 @@ impl<'a> CliSource<'a> {
 }
 
 impl SecretSource for CliSource<'_> {
-    fn secret(&mut self, want: &Want<'_>) -> Result<Option<Unlocker<'_>>, CoreError> {
-        self.answer(want).map_err(into_core)
+    fn secret(&mut self, want: &Want<'_>) -> Result<Option<Unlocker<'_>>, SlotError> {
+        self.answer(want).map_err(into_slot_error)
     }
 
-    fn companion(&mut self, what: Companion) -> Result<Option<Zeroizing<Vec<u8>>>, CoreError> {
+    fn companion(&mut self, what: Companion) -> Result<Option<Zeroizing<Vec<u8>>>, SlotError> {
         if self.reach != Reach::Everything {
             return Ok(None);
         }
         let Some(path) = self.companion_file(what) else { return Ok(None) };
-        // The box identity is looked for beside the keybox: its absence means "cannot ask".
-        if what == Companion::BoxIdentity && !path.exists() {
-            return Err(CoreError::io(
-                "cannot read the box's identity (made by `keyward enroll peers`)",
-                &path,
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
+        match self.reader.bytes(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            // The box identity is looked for beside the keybox: say what makes it.
+            Err(CliError::Core(CoreError::Io { source, .. })) if what == Companion::BoxIdentity => {
+                Err(CoreError::io(
+                    "cannot read the box's identity (made by `keyward enroll peers`)",
+                    &path,
+                    source,
+                )
+                .into())
+            }
+            Err(e) => Err(into_slot_error(e)),
         }
-        self.reader.bytes(&path).map(Some).map_err(into_core)
     }
 
     fn notice(&mut self, text: &str) {
@@ -323,11 +329,12 @@ impl SecretSource for CliSource<'_> {
     }
 }
 
-/// A CLI error met while answering a slot, as the library's error (the slot hands it back).
-fn into_core(error: CliError) -> CoreError {
+/// A CLI error met while answering a slot, handed through the slot (and back to the CLI, by
+/// `From<CoreError> for CliError`) unchanged.
+fn into_slot_error(error: CliError) -> SlotError {
     match error {
-        CliError::Core(e) => e,
-        other => CoreError::Input(other.to_string()),
+        CliError::Core(e) => e.into(),
+        other => SlotError::Other(Box::new(other)),
     }
 }
 
@@ -370,9 +377,6 @@ mod tests {
     }
 
     impl Slot for PinSlot {
-        fn kind(&self) -> &'static str {
-            "pin-test"
-        }
         fn channel(&self) -> Channel {
             Channel::Pin
         }

@@ -91,6 +91,11 @@ impl From<CoreError> for CliError {
         let CoreError::Slot { slot, source: SlotError::Other(other) } = error else {
             return CliError::Core(error);
         };
+        // A failure of the CLI's own, met while it answered a slot (see `auth::CliSource`).
+        let other = match other.downcast::<CliError>() {
+            Ok(cli) => return *cli,
+            Err(other) => other,
+        };
         match other.downcast::<PeersSlotError>() {
             Ok(peers) => match *peers {
                 PeersSlotError::Gather(gather) => CliError::Gather(gather),
@@ -154,14 +159,7 @@ impl CliError {
                     .find(|code| *code != ExitCode::Unavailable)
                     .unwrap_or(ExitCode::Unavailable),
             },
-            CliError::Gather(e) => match e {
-                // Refusals (policy, lockout) are what to fix first; else too many are down.
-                GatherError::TooFew { silent, .. } if silent.iter().any(|s| !s.unreachable) => {
-                    ExitCode::Refused
-                }
-                GatherError::TooFew { .. } => ExitCode::Unavailable,
-                GatherError::NoFit { .. } => ExitCode::Integrity,
-            },
+            CliError::Gather(e) => gather_exit_code(e),
             CliError::Card { .. } => ExitCode::Usage,
             CliError::OutputExists { .. } => ExitCode::Conflict,
         }
@@ -198,7 +196,6 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
         | CoreError::SlotKindMismatch { .. }
         | CoreError::WrongSecretKind { .. }
         | CoreError::SlotNeeds { .. }
-        | CoreError::Input(_)
         | CoreError::DuplicateLabel(_)
         | CoreError::BadLabel(_)
         | CoreError::KdfParams(_)
@@ -217,6 +214,18 @@ fn core_exit_code(error: &CoreError) -> ExitCode {
     }
 }
 
+/// Exit codes for putting a key together from peers' shares.
+fn gather_exit_code(error: &GatherError) -> ExitCode {
+    match error {
+        // Refusals (policy, lockout) are what to fix first; else too many are down.
+        GatherError::TooFew { silent, .. } if silent.iter().any(|s| !s.unreachable) => {
+            ExitCode::Refused
+        }
+        GatherError::TooFew { .. } => ExitCode::Unavailable,
+        GatherError::NoFit { .. } => ExitCode::Integrity,
+    }
+}
+
 /// Exit codes for a slot that could not give its key. The device family is mapped here and only
 /// here: a device that is not there or busy is 8, one that locks us out 9, one whose state does
 /// not satisfy the slot's policy (PCRs, a wrong PIN) 3.
@@ -229,7 +238,7 @@ fn slot_exit_code(error: &SlotError) -> ExitCode {
         SlotError::Core(e) => core_exit_code(e),
         SlotError::Other(other) => match other.downcast_ref::<PeersSlotError>() {
             Some(PeersSlotError::Runtime(_)) => ExitCode::Internal,
-            Some(PeersSlotError::Gather(_)) => ExitCode::Unavailable,
+            Some(PeersSlotError::Gather(e)) => gather_exit_code(e),
             Some(_) => ExitCode::Usage,
             None => ExitCode::Internal,
         },
@@ -412,7 +421,6 @@ mod tests {
                     .into(),
                 ExitCode::Usage,
             ),
-            (CoreError::Input("x".into()).into(), ExitCode::Usage),
             (device(DeviceError::Absent("no TPM".into())), ExitCode::Unavailable),
             (device(DeviceError::Busy("in use".into())), ExitCode::Unavailable),
             (device(DeviceError::LockedOut("lockout".into())), ExitCode::Refused),

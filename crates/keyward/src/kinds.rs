@@ -10,7 +10,7 @@ use keyward_peer::slot::PeersKind;
 
 use crate::cli::{EnrollArgs, NewSecretArgs};
 use crate::context::Context;
-use crate::exit::CliResult;
+use crate::exit::{CliResult, usage};
 use crate::new_secret::{self, NewSecret};
 use crate::output::Output;
 use crate::secret_input::SecretReader;
@@ -44,11 +44,16 @@ pub enum Enroller {
     },
 }
 
-impl Enroller {
-    /// The enroll options it takes.
-    pub fn options(&self) -> &'static [&'static str] {
-        match self {
-            Enroller::Secret { options, .. } | Enroller::Command { options, .. } => options,
+impl CliKind {
+    /// Refuses, before anything is asked or written, an option given (by name) that this kind
+    /// does not take.
+    pub fn check_options(&self, given: &[&str]) -> CliResult {
+        let (Enroller::Secret { options, .. } | Enroller::Command { options, .. }) = &self.enroll;
+        match given.iter().find(|o| !options.contains(o)) {
+            Some(option) => {
+                Err(usage(format!("{option} does not apply to a {} slot", self.kind.name())))
+            }
+            None => Ok(()),
         }
     }
 }
@@ -75,6 +80,11 @@ pub fn register() {
 /// The kind called `name`.
 pub fn find(name: &str) -> Option<&'static CliKind> {
     KINDS.iter().find(|k| k.kind.name() == name)
+}
+
+/// The kind called `name` on the command line (clap has checked it is one of [`KINDS`]).
+pub fn named(name: &str) -> CliResult<&'static CliKind> {
+    find(name).ok_or_else(|| usage(format!("this keyward does not make {name} slots")))
 }
 
 /// The value parser for a KIND argument: the names, each with its one-line help.

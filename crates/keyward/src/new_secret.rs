@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::NewSecretArgs;
 use crate::exit::{CliError, CliResult, usage};
-use crate::kinds::{Enroller, find};
+use crate::kinds::{CliKind, Enroller};
 use crate::output::{Output, Overwrite, progress, warn, write_secret};
 use crate::secret_input::{SecretReader, prompt_new_passphrase};
 
@@ -61,26 +61,21 @@ impl NewSecret {
         NewSecret { secret, code: None, created_keyfile: None, warning: None }
     }
 
-    /// Gathers the secret for a new `kind` slot (of an `init`, an `enroll` or a `rotate`). Fails
-    /// before anything is written if the secret cannot be obtained, a new code would have nowhere
-    /// to go, or an option given is not the kind's.
+    /// Gathers the secret for a new slot of `kind` (for an `init`, an `enroll` or a `rotate`,
+    /// which have checked the options given with [`CliKind::check_options`]). Fails before
+    /// anything is written if the secret cannot be obtained or a new code would have nowhere to
+    /// go.
     pub fn prepare(
-        kind: &str,
-        given: &[&str],
+        kind: &CliKind,
         args: &NewSecretArgs,
         reader: &SecretReader,
         output: &Output,
     ) -> CliResult<Self> {
-        let Some(cli_kind) = find(kind) else {
-            return Err(CoreError::NoSlotOfKind(format!("{kind} (unknown to this keyward)")).into());
-        };
-        if let Some(option) = given.iter().find(|o| !cli_kind.enroll.options().contains(o)) {
-            return Err(usage(format!("{option} does not apply to a {kind} slot")));
-        }
-        match &cli_kind.enroll {
+        let name = kind.kind.name();
+        match &kind.enroll {
             Enroller::Secret { prepare, .. } => prepare(args, reader, output),
             Enroller::Command { rotate_with, .. } => Err(usage(format!(
-                "a {kind} slot is added to an existing keybox with `keyward enroll {kind}` and renewed with `{rotate_with}`"
+                "a {name} slot is added to an existing keybox with `keyward enroll {name}` and renewed with `{rotate_with}`"
             ))),
         }
     }

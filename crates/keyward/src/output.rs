@@ -102,6 +102,11 @@ pub fn progress(text: &str) {
     }
 }
 
+/// How a slot of a kind this build does not know is described (`list`, `verify`).
+pub fn unknown_kind(kind: &str) -> String {
+    format!("unknown kind {kind} (needs a newer keyward)")
+}
+
 /// A warning on stderr (always shown: it is about safety, not progress).
 pub fn warn(text: &str) {
     eprintln!("keyward: warning: {}", printable(text));

@@ -837,8 +837,8 @@ fn a_slot_spliced_in_from_an_old_copy_is_never_escrowed() {
     dir.ok(["rotate", "2", "--code-out", "code2.txt"]);
     // Someone who can write the file but does not know K puts the old slot back.
     let path = std::path::Path::new("k");
-    let (mut header, mac) = decode(&dir.read("keybox.json"), path).expect("decode");
-    let (old_header, _) = decode(&old, path).expect("decode old");
+    let (mut header, mac, _) = decode(&dir.read("keybox.json"), path).expect("decode");
+    let (old_header, _, _) = decode(&old, path).expect("decode old");
     header.slots[1] = old_header.slots[1].clone();
     dir.write("keybox.json", &encode(&header, &mac));
     let out = dir.keyward().args(["escrow", "push"]).run();

@@ -44,9 +44,6 @@ impl SlotKind for FutureKind {
 }
 
 impl Slot for FutureSlot {
-    fn kind(&self) -> &'static str {
-        FUTURE
-    }
     fn channel(&self) -> Channel {
         Channel::Nothing
     }

@@ -5,6 +5,7 @@
 //! covered by a check (JSON syntax, canonical form, checksum, header MAC, slot AEAD).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -13,7 +14,7 @@ use crate::encoding::{self, base64_bytes};
 use crate::error::{Error, IntegrityFailure, Result};
 use crate::fingerprint::Fingerprint;
 use crate::secret::{MAX_KEY_LEN, MIN_KEY_LEN};
-use crate::slot::{SlotId, SlotParams};
+use crate::slot::{Slot, SlotId, SlotParams};
 
 use super::KeyboxId;
 
@@ -158,7 +159,7 @@ pub fn encode(header: &KeyboxHeader, mac: &[u8; 32]) -> Vec<u8> {
 
 /// Reads file bytes: size, JSON shape, version, checksum, canonical form, structure. The header
 /// MAC needs K and is checked by the unlock.
-pub fn decode(bytes: &[u8], path: &Path) -> Result<(KeyboxHeader, [u8; 32])> {
+pub fn decode(bytes: &[u8], path: &Path) -> Result<(KeyboxHeader, [u8; 32], ReadSlots)> {
     let fail = |what: IntegrityFailure| Error::Integrity { path: path.to_path_buf(), what };
     let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if len > MAX_KEYBOX_BYTES {
@@ -197,8 +198,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(KeyboxHeader, [u8; 32])> {
     if encode(&file.keybox, &mac) != bytes {
         return Err(fail(IntegrityFailure::NotCanonical));
     }
-    check_structure(&file.keybox).map_err(fail)?;
-    Ok((file.keybox, mac))
+    let slots = check_structure(&file.keybox).map_err(fail)?;
+    Ok((file.keybox, mac, slots))
 }
 
 /// Longest slot kind name.
@@ -218,8 +219,13 @@ fn check_kind_name(params: &SlotParams) -> Result<(), IntegrityFailure> {
     }
 }
 
-/// Structural rules every keybox obeys; also run on what we are about to write.
-pub fn check_structure(header: &KeyboxHeader) -> Result<(), IntegrityFailure> {
+/// Each slot as its kind read it, in the header's order; `None` for a kind this build does not
+/// know.
+pub type ReadSlots = Vec<Option<Arc<dyn Slot>>>;
+
+/// Structural rules every keybox obeys; also run on what we are about to write. Gives the slots
+/// as their kinds read them.
+pub fn check_structure(header: &KeyboxHeader) -> Result<ReadSlots, IntegrityFailure> {
     let bad = |what: &str| Err(IntegrityFailure::Inconsistent(what.to_string()));
     let key_len = usize::try_from(header.key_length).unwrap_or(usize::MAX);
     if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key_len) {
@@ -248,11 +254,14 @@ pub fn check_structure(header: &KeyboxHeader) -> Result<(), IntegrityFailure> {
     // Each slot's parameters through its kind (bounds, canonical form); a kind this build does
     // not know is carried as it is, under the header MAC, and never opened.
     let mut total_work = 0u64;
+    let mut read_slots = Vec::with_capacity(header.slots.len());
     for slot in &header.slots {
-        if let Some(read) = slot.protection.read()? {
+        check_kind_name(&slot.protection)?;
+        let read: Option<Arc<dyn Slot>> = slot.protection.read()?.map(Arc::from);
+        if let Some(read) = &read {
             total_work = total_work.saturating_add(read.kdf_work_kib());
         }
-        check_kind_name(&slot.protection)?;
+        read_slots.push(read);
     }
     if total_work > MAX_TOTAL_WORK_KIB {
         return Err(IntegrityFailure::KdfOutOfBounds(format!(
@@ -262,5 +271,5 @@ pub fn check_structure(header: &KeyboxHeader) -> Result<(), IntegrityFailure> {
     if header.tokens.iter().any(|t| !header.slots.iter().any(|s| s.id == t.slot)) {
         return bad("a token belongs to no slot");
     }
-    Ok(())
+    Ok(read_slots)
 }

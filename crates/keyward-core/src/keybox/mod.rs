@@ -20,7 +20,7 @@ use crate::kdf::Kek;
 use crate::random;
 use crate::secret::DataKey;
 use crate::slot::{
-    Channel, DeviceError, NewSlot, OpenContext, SecretSource, SlotError, SlotId, SlotParams,
+    Channel, DeviceError, NewSlot, OpenContext, SecretSource, Slot, SlotError, SlotId, SlotParams,
     Unlocker,
 };
 
@@ -107,17 +107,27 @@ fn now() -> String {
 }
 
 /// A parsed keybox: checksum and structure verified, header MAC not yet (that needs K).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Keybox {
     header: KeyboxHeader,
     mac: [u8; 32],
+    /// Each slot as its kind read it when the file was parsed (`None`: a kind this build does
+    /// not know), in the header's order.
+    read: format::ReadSlots,
+}
+
+/// Two keyboxes are equal when their files are: the read slots follow from the header.
+impl PartialEq for Keybox {
+    fn eq(&self, other: &Self) -> bool {
+        self.header == other.header && self.mac == other.mac
+    }
 }
 
 impl Keybox {
     /// Parses file bytes; `path` is only used in error messages.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
-        let (header, mac) = format::decode(bytes, path)?;
-        Ok(Keybox { header, mac })
+        let (header, mac, read) = format::decode(bytes, path)?;
+        Ok(Keybox { header, mac, read })
     }
 
     /// The file bytes.
@@ -143,6 +153,16 @@ impl Keybox {
     /// The slots.
     pub fn slots(&self) -> &[SlotRecord] {
         &self.header.slots
+    }
+
+    /// The slots with each as its kind read it (`None`: a kind this build does not know).
+    pub fn read_slots(&self) -> impl Iterator<Item = (&SlotRecord, Option<&dyn Slot>)> {
+        self.header.slots.iter().zip(self.read.iter().map(|read| read.as_deref()))
+    }
+
+    /// Slot `id` as its kind read it (`None`: no such slot, or a kind this build does not know).
+    pub fn read_slot(&self, id: SlotId) -> Option<&dyn Slot> {
+        self.read_slots().find(|(record, _)| record.id == id).and_then(|(_, read)| read)
     }
 
     /// Finds a slot by id ("2") or label.
@@ -173,7 +193,7 @@ impl Keybox {
             pbs,
         };
         let empty = UnlockedKeybox {
-            keybox: Keybox { header, mac: [0; 32] },
+            keybox: Keybox { header, mac: [0; 32], read: Vec::new() },
             key,
             opened_by: SlotId(0),
             slot_key: None,
@@ -190,7 +210,7 @@ impl Keybox {
         only: Option<SlotId>,
         path: &Path,
     ) -> Result<UnlockedKeybox> {
-        self.open_with(&mut unlocker.clone(), Some(unlocker.channel()), only, path)
+        self.open_with(&mut { *unlocker }, Some(unlocker.channel()), only, path)
     }
 
     /// Opens the keybox through its slots, in id order (or only `only`): each slot asks
@@ -213,9 +233,8 @@ impl Keybox {
         // The first slot whose KEK did not open its wrapped key, and what it was opened with.
         let mut failed: Option<(SlotId, Channel)> = None;
         let mut unreachable: Option<Error> = None;
-        for record in self.header.slots.iter().filter(|s| only.is_none_or(|id| s.id == id)) {
-            let Some(slot) = record.protection.read().map_err(|what| self.integrity(path, what))?
-            else {
+        for (record, slot) in self.read_slots().filter(|(s, _)| only.is_none_or(|id| s.id == id)) {
+            let Some(slot) = slot else {
                 if only.is_some() {
                     return Err(Error::UnknownKind {
                         slot: record.id,
@@ -230,7 +249,6 @@ impl Keybox {
             let mut ctx = OpenContext {
                 slot: record.id,
                 label: &record.label,
-                path,
                 fingerprint: self.header.fingerprint,
                 secrets: &mut *secrets,
             };
@@ -273,9 +291,8 @@ impl Keybox {
             },
             (Some(record), None) => Error::SlotNeeds {
                 slot: record.id,
-                needs: record
-                    .protection
-                    .known_slot()
+                needs: self
+                    .read_slot(record.id)
                     .map_or("a newer keyward", |s| s.channel().describe())
                     .to_string(),
             },
@@ -324,11 +341,7 @@ impl Keybox {
     }
 
     fn slot(&self, id: SlotId) -> Result<&SlotRecord> {
-        self.header
-            .slots
-            .iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| Error::SlotNotFound(id.to_string()))
+        Ok(&self.header.slots[slot_index(&self.header, id)?])
     }
 
     fn integrity(&self, path: &Path, what: IntegrityFailure) -> Error {
@@ -346,13 +359,6 @@ pub struct SlotKey {
 impl fmt::Debug for SlotKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlotKey").field("slot", &self.slot).finish_non_exhaustive()
-    }
-}
-
-impl SlotKey {
-    /// The slot.
-    pub fn slot(&self) -> SlotId {
-        self.slot
     }
 }
 

@@ -21,7 +21,6 @@ struct KdfSlotParams {
 /// A slot whose KEK is a KDF over a typed secret.
 #[derive(Debug)]
 pub(super) struct KdfSlot {
-    kind: &'static str,
     channel: Channel,
     kdf: KdfParams,
 }
@@ -36,15 +35,11 @@ impl KdfSlot {
     ) -> Result<Box<dyn Slot>, IntegrityFailure> {
         let KdfSlotParams { kdf } = typed_params(kind, params)?;
         validate(&kdf)?;
-        Ok(Box::new(KdfSlot { kind, channel, kdf }))
+        Ok(Box::new(KdfSlot { channel, kdf }))
     }
 }
 
 impl Slot for KdfSlot {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-
     fn channel(&self) -> Channel {
         self.channel
     }

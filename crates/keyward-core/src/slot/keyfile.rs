@@ -79,10 +79,6 @@ impl SlotKind for KeyfileKind {
 }
 
 impl Slot for KeyfileParams {
-    fn kind(&self) -> &'static str {
-        KEYFILE
-    }
-
     fn channel(&self) -> Channel {
         Channel::KeyFile
     }

@@ -75,20 +75,10 @@ impl SlotParams {
         Ok(SlotParams { kind: kind.to_string(), params })
     }
 
-    /// The kind, if this build knows it.
-    pub fn known_kind(&self) -> Option<&'static dyn SlotKind> {
-        registry::find(&self.kind)
-    }
-
-    /// The slot read through its kind, if this build knows the kind. Parameters that do not read
-    /// are `None` too: a loaded keybox has had every known slot's parameters checked already.
-    pub fn known_slot(&self) -> Option<Box<dyn Slot>> {
-        self.read().ok().flatten()
-    }
-
     /// Reads the parameters through their kind: `Ok(None)` for a kind this build does not know.
+    /// (A keybox reads each slot once, when it is parsed: see `Keybox::read_slots`.)
     pub fn read(&self) -> Result<Option<Box<dyn Slot>>, IntegrityFailure> {
-        self.known_kind().map(|kind| kind.read(&self.params)).transpose()
+        registry::find(&self.kind).map(|kind| kind.read(&self.params)).transpose()
     }
 }
 
@@ -107,9 +97,6 @@ pub trait SlotKind: Send + Sync + 'static {
 
 /// One slot's parameters, read by its kind: how it opens and how it is shown.
 pub trait Slot: fmt::Debug + Send + Sync {
-    /// The kind's name.
-    fn kind(&self) -> &'static str;
-
     /// What the slot is opened with.
     fn channel(&self) -> Channel;
 

@@ -65,10 +65,6 @@ impl SlotKind for PlainKind {
 }
 
 impl Slot for PlainParams {
-    fn kind(&self) -> &'static str {
-        PLAIN
-    }
-
     fn channel(&self) -> Channel {
         Channel::Nothing
     }

@@ -78,11 +78,13 @@ pub struct Want<'a> {
 /// The caller's side: secrets and companion files on request.
 pub trait SecretSource {
     /// The secret `want` asks for, if this source has it or may ask a person for it; `None`
-    /// otherwise (the slot is then skipped). A secret of another channel is never answered.
-    fn secret(&mut self, want: &Want<'_>) -> Result<Option<Unlocker<'_>>, crate::Error>;
+    /// otherwise (the slot is then skipped). A secret of another channel is never answered. A
+    /// failure of the caller's own (no terminal, an unreadable file) comes back to it unchanged
+    /// as [`SlotError::Other`] inside [`crate::Error::Slot`], or as [`SlotError::Core`].
+    fn secret(&mut self, want: &Want<'_>) -> Result<Option<Unlocker<'_>>, SlotError>;
 
     /// A companion file, if the caller has it.
-    fn companion(&mut self, _what: Companion) -> Result<Option<Zeroizing<Vec<u8>>>, crate::Error> {
+    fn companion(&mut self, _what: Companion) -> Result<Option<Zeroizing<Vec<u8>>>, SlotError> {
         Ok(None)
     }
 
@@ -128,7 +130,7 @@ impl Unlocker<'_> {
 }
 
 impl SecretSource for Unlocker<'_> {
-    fn secret(&mut self, want: &Want<'_>) -> Result<Option<Unlocker<'_>>, crate::Error> {
+    fn secret(&mut self, want: &Want<'_>) -> Result<Option<Unlocker<'_>>, SlotError> {
         Ok((want.channel == self.channel()).then_some(*self))
     }
 }
@@ -139,8 +141,6 @@ pub struct OpenContext<'a> {
     pub slot: SlotId,
     /// Its label.
     pub label: &'a str,
-    /// The keybox (or blob) file, for messages.
-    pub path: &'a Path,
     /// K's recorded fingerprint (a slot that rebuilds K checks against it before anything else).
     pub fingerprint: Fingerprint,
     /// Where secrets come from.
@@ -155,7 +155,7 @@ impl OpenContext<'_> {
         recorded_file: Option<&Path>,
     ) -> Result<Option<Unlocker<'_>>, SlotError> {
         let want = Want { channel, slot: self.slot, label: self.label, recorded_file };
-        Ok(self.secrets.secret(&want)?)
+        self.secrets.secret(&want)
     }
 }
 

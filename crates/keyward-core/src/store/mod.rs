@@ -97,10 +97,8 @@ impl<'fs> Store<'fs> {
             .read(&self.path, MAX_KEYBOX_BYTES + 1)
             .map_err(|e| Error::io("cannot read", &self.path, e))?;
         let keybox = Keybox::parse(&bytes, &self.path)?;
-        let has_plain = keybox
-            .slots()
-            .iter()
-            .any(|s| s.protection.known_slot().is_some_and(|slot| slot.file_is_the_secret()));
+        let has_plain =
+            keybox.read_slots().any(|(_, read)| read.is_some_and(|slot| slot.file_is_the_secret()));
         if has_plain && facts.mode & 0o044 != 0 {
             return Err(Error::InsecurePermissions {
                 path: self.path.clone(),

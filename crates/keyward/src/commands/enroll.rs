@@ -6,27 +6,22 @@ use serde_json::json;
 use crate::auth::{authorization, open};
 use crate::cli::EnrollArgs;
 use crate::context::Context;
-use crate::exit::{CliResult, usage};
-use crate::kinds::{Enroller, find};
+use crate::exit::CliResult;
+use crate::kinds::{Enroller, named};
 use crate::new_secret::NewSecret;
 
 /// Runs `enroll`.
 pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
-    let Some(kind) = find(&args.kind) else {
-        return Err(usage(format!("this keyward does not make {} slots", args.kind)));
-    };
-    let given = args.given();
-    if let Enroller::Command { run, options, .. } = &kind.enroll {
-        if let Some(option) = given.iter().find(|o| !options.contains(o)) {
-            return Err(usage(format!("{option} does not apply to a {} slot", args.kind)));
-        }
+    let kind = named(&args.kind)?;
+    kind.check_options(&args.given())?;
+    if let Enroller::Command { run, .. } = &kind.enroll {
         return run(ctx, args);
     }
     let store = ctx.store();
     let current = store.load()?;
     let reader = &ctx.reader;
     let opened = open(&args.auth, &current, store.path(), reader)?;
-    let new = NewSecret::prepare(&args.kind, &given, &args.secret, reader, &ctx.out)?;
+    let new = NewSecret::prepare(kind, &args.secret, reader, &ctx.out)?;
     let (next, id) = new.commit(|| {
         Ok(operations::enroll(
             &store,

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::cli::InitArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
+use crate::kinds::named;
 use crate::new_secret::NewSecret;
 use crate::output::fingerprint_lines;
 use crate::pbs;
@@ -19,6 +20,8 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
     if store.exists() {
         return Err(keyward_core::Error::KeyboxExists(ctx.keybox.clone()).into());
     }
+    let kind = named(&args.with)?;
+    kind.check_options(&args.secret.given())?;
     let reader = &ctx.reader;
     let (key, pbs) = match (&args.import, &args.import_pbs) {
         (Some(path), _) => (DataKey::import(reader.bytes(path)?)?, None),
@@ -33,8 +36,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CliResult {
         }
         (None, None) => (DataKey::generate(args.bytes)?, None),
     };
-    let first =
-        NewSecret::prepare(&args.with, &args.secret.given(), &args.secret, reader, &ctx.out)?;
+    let first = NewSecret::prepare(kind, &args.secret, reader, &ctx.out)?;
     let created = first.commit(|| {
         Ok(operations::init(
             &store,

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::exit::CliResult;
-use crate::output::fingerprint_lines;
+use crate::output::{fingerprint_lines, unknown_kind};
 
 /// Runs `list`.
 pub fn run(ctx: &Context) -> CliResult {
@@ -27,13 +27,13 @@ pub fn run(ctx: &Context) -> CliResult {
         ctx.out.line(format!("pbs created      {}", record.created))?;
     }
     ctx.out.line("slots")?;
-    for slot in keybox.slots() {
+    for (slot, read) in keybox.read_slots() {
         ctx.out.line(format!(
             "  {:>3}  {:<13}  {:<20}  {}",
             slot.id,
             slot.protection.kind,
             slot.label,
-            describe(slot)
+            describe(slot, read)
         ))?;
     }
     for token in &header.tokens {
@@ -53,41 +53,34 @@ pub fn run(ctx: &Context) -> CliResult {
             "fingerprint_short": r.fingerprint.short(),
             "created": r.created,
         })),
-        "slots": keybox.slots().iter().map(slot_json).collect::<Vec<_>>(),
+        "slots": keybox.read_slots().map(|(slot, read)| slot_json(slot, read)).collect::<Vec<_>>(),
         "tokens": header.tokens.iter().map(|t| json!({
             "slot": t.slot.0, "type": t.token_type, "content": t.content,
         })).collect::<Vec<_>>(),
     }))
 }
 
-/// A slot read through its kind; `None` for a kind this build does not know. (The load already
-/// checked every known slot's parameters, so a failure here cannot happen.)
-fn read(slot: &SlotRecord) -> Option<Box<dyn Slot>> {
-    slot.protection.known_slot()
-}
-
 /// What protects a slot, in words.
-fn describe(slot: &SlotRecord) -> String {
-    match read(slot) {
+fn describe(slot: &SlotRecord, read: Option<&dyn Slot>) -> String {
+    match read {
         Some(read) => read.describe(),
-        None => format!("unknown kind {} (needs a newer keyward)", slot.protection.kind),
+        None => unknown_kind(&slot.protection.kind),
     }
 }
 
 /// The public view of a slot: id, label, kind, description, and the kind's own facts.
-fn slot_json(slot: &SlotRecord) -> Value {
-    let read = read(slot);
+fn slot_json(slot: &SlotRecord, read: Option<&dyn Slot>) -> Value {
     let mut view = json!({
         "id": slot.id.0,
         "label": slot.label,
         "kind": slot.protection.kind,
         "known": read.is_some(),
         "created": slot.created,
-        "protection": describe(slot),
-        "unattended": read.as_ref().is_some_and(|r| r.is_unattended()),
-        "protected_by_file_permissions_only": read.as_ref().is_some_and(|r| r.file_is_the_secret()),
+        "protection": describe(slot, read),
+        "unattended": read.is_some_and(|r| r.is_unattended()),
+        "protected_by_file_permissions_only": read.is_some_and(|r| r.file_is_the_secret()),
     });
-    if let (Some(read), Value::Object(fields)) = (&read, &mut view) {
+    if let (Some(read), Value::Object(fields)) = (read, &mut view) {
         // A kind's facts add to the common fields, never replace them.
         for (name, value) in read.facts() {
             fields.entry(name).or_insert(value);

@@ -19,11 +19,12 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     let reader = &ctx.reader;
     let kind = target.protection.kind.as_str();
     // Before anything is asked: a kind this keyward cannot make is not rotated by it.
-    if crate::kinds::find(kind).is_none() {
+    let Some(cli_kind) = crate::kinds::find(kind) else {
         return Err(keyward_core::Error::UnknownKind { slot: target.id, kind: kind.into() }.into());
-    }
+    };
+    cli_kind.check_options(&args.secret.given())?;
     let opened = open(&args.auth, &current, store.path(), reader)?;
-    let new = NewSecret::prepare(kind, &args.secret.given(), &args.secret, reader, &ctx.out)?;
+    let new = NewSecret::prepare(cli_kind, &args.secret, reader, &ctx.out)?;
     let next = new.commit(|| {
         Ok(operations::rotate(&store, &authorization(&opened)?, &args.slot, new.secret.as_ref())?)
     })?;

@@ -12,6 +12,7 @@ use crate::auth::{explicit_secret, open, open_unattended};
 use crate::cli::{AuthArgs, VerifyArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
+use crate::output::unknown_kind;
 use crate::secret_input::{SecretReader, terminal_available};
 
 /// What happened to one slot.
@@ -44,11 +45,8 @@ fn check_slot(
     ctx: &Context,
 ) -> Outcome {
     let path = &ctx.keybox;
-    let Ok(Some(slot)) = record.protection.read() else {
-        return Outcome::NotChecked(format!(
-            "unknown kind {} (needs a newer keyward)",
-            record.protection.kind
-        ));
+    let Some(slot) = keybox.read_slot(record.id) else {
+        return Outcome::NotChecked(unknown_kind(&record.protection.kind));
     };
     let channel = slot.channel();
     if let Some(unlocker) = given {
@@ -65,19 +63,11 @@ fn check_slot(
     {
         return Outcome::from(open(args, keybox, path, &ctx.reader));
     }
-    if slot.is_unattended() {
-        return Outcome::from(open_unattended(keybox, record.id, path, &ctx.reader));
-    }
     Outcome::NotChecked(if named.is_some() || channel.is_typed() {
         format!("needs {}", channel.describe())
     } else {
         format!("needs {} (`keyward verify --slot {}` asks for it)", channel.describe(), record.id)
     })
-}
-
-/// What a slot opens with, if this build knows its kind.
-fn channel_of(record: &SlotRecord) -> Option<keyward_core::slot::Channel> {
-    record.protection.known_slot().map(|slot| slot.channel())
 }
 
 /// Runs `verify`.
@@ -96,14 +86,14 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     let given_unlocker = given.as_ref().map(|s| s.unlocker());
     // A secret of another kind than the slot named cannot check it: say so before any work.
     if let (Some(record), Some(unlocker)) = (only, &given_unlocker)
-        && channel_of(record) != Some(unlocker.channel())
+        && keybox.read_slot(record.id).map(|s| s.channel()) != Some(unlocker.channel())
     {
-        return Err(usage(format!(
-            "slot {} is a {} slot and {} was given; give that slot's own secret",
-            record.id,
-            record.protection.kind,
-            unlocker.describe()
-        )));
+        return Err(CoreError::WrongSecretKind {
+            slot: record.id,
+            kind: record.protection.kind.clone(),
+            offered: unlocker.describe(),
+        }
+        .into());
     }
     let only = only.map(|record| record.id);
 
@@ -115,7 +105,8 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     for record in keybox.slots().iter().filter(|s| only.is_none_or(|id| s.id == id)) {
         let named = only.is_some().then_some(&auth_args);
         let mut outcome = check_slot(&keybox, record, given_unlocker.as_ref(), named, ctx);
-        if given_unlocker.as_ref().is_some_and(|u| channel_of(record) == Some(u.channel())) {
+        let channel = keybox.read_slot(record.id).map(|s| s.channel());
+        if given_unlocker.as_ref().is_some_and(|u| channel == Some(u.channel())) {
             tried_given += 1;
             opened_by_given += usize::from(matches!(outcome, Outcome::Opens));
         }

@@ -104,6 +104,12 @@ pub struct NewSecretArgs {
     #[arg(long, value_name = "F")]
     pub code_out: Option<PathBuf>,
 
+    /// The PIN for a new device slot (a token's user PIN), from F (`-` for stdin; one trailing
+    /// newline is dropped) instead of a prompt. A file's absolute path is recorded in the slot,
+    /// so `unlock` opens it unattended; the file must be readable by its owner only.
+    #[arg(long, value_name = "F")]
+    pub pin_file: Option<PathBuf>,
+
     /// Target unlock time for a new passphrase slot's argon2id, in milliseconds (10 to 60000).
     #[arg(long, value_name = "MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
@@ -123,6 +129,7 @@ impl NewSecretArgs {
             ("--passphrase-file", self.passphrase_file.is_some()),
             ("--keyfile", self.keyfile.is_some()),
             ("--code-out", self.code_out.is_some()),
+            ("--pin-file", self.pin_file.is_some()),
         ];
         given.into_iter().filter(|(_, is)| *is).map(|(name, _)| name).collect()
     }

@@ -63,6 +63,10 @@ pub enum CliError {
         /// What is wrong.
         source: keyward_peer::card::CardError,
     },
+    /// A new slot's device (a token, a TPM) could not be used while the slot was prepared,
+    /// before it has a number.
+    #[error("{0}")]
+    NewSlotDevice(SlotError),
     /// A server or database cannot be reached or served.
     #[error("{0}; check that it runs and the address is right")]
     Unavailable(String),
@@ -148,6 +152,7 @@ impl CliError {
             CliError::CodeOpensNothing { .. } => ExitCode::AuthenticationFailed,
             CliError::Remote(e) => client_exit_code(e),
             CliError::Unavailable(_) => ExitCode::Unavailable,
+            CliError::NewSlotDevice(e) => slot_exit_code(e),
             CliError::AuditBroken(_) => ExitCode::Integrity,
             CliError::Pbs { source, .. } => pbs_exit_code(source),
             CliError::Distribute(e) => match e {

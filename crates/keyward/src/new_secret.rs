@@ -5,6 +5,7 @@
 //! changed (a failed fsync), everything is kept.
 
 use std::io::IsTerminal;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,14 +13,14 @@ use keyward_core::kdf::{CalibrationTarget, calibrate_argon2id};
 use keyward_core::slot::{
     NewKeyfile, NewPassphrase, NewPlain, NewRecoveryCode, default_recovery_code_kdf,
 };
-use keyward_core::{Error as CoreError, KeyfileContents, NewSlot, RecoveryCode};
+use keyward_core::{Error as CoreError, KeyfileContents, NewSlot, Passphrase, RecoveryCode};
 use zeroize::Zeroizing;
 
 use crate::cli::NewSecretArgs;
 use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::{CliKind, Enroller};
 use crate::output::{Output, Overwrite, progress, warn, write_secret};
-use crate::secret_input::{SecretReader, prompt_new_passphrase};
+use crate::secret_input::{SecretReader, prompt_hidden, prompt_new_passphrase};
 
 /// Where a new recovery code goes.
 #[derive(Debug)]
@@ -209,18 +210,7 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult
     if path == Path::new("-") {
         return Err(usage("a keyfile slot needs a real file for --keyfile, not stdin"));
     }
-    // Absolute, but symlinks kept: a stable name such as /dev/disk/by-label/… must stay that name.
-    let absolute =
-        std::path::absolute(path).map_err(|e| CoreError::io("cannot resolve", path, e))?;
-    let recorded = absolute
-        .to_str()
-        .ok_or_else(|| {
-            usage(format!(
-                "{} is not valid UTF-8; keyward records key file paths as text",
-                absolute.display()
-            ))
-        })?
-        .to_string();
+    let recorded = recorded_path(path)?;
     let (contents, created) = if path.exists() {
         (reader.keyfile(path)?, None)
     } else {
@@ -232,4 +222,50 @@ fn keyfile(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult
         created_keyfile: created,
         ..NewSecret::bare(Box::new(NewKeyfile { contents, path: Some(recorded) }))
     })
+}
+
+/// The path a slot records for a file it reads at unlock: absolute, but with symlinks kept (a
+/// stable name such as /dev/disk/by-label/… must stay that name), and text.
+pub fn recorded_path(path: &Path) -> CliResult<String> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| CoreError::io("cannot resolve", path, e))?;
+    Ok(absolute
+        .to_str()
+        .ok_or_else(|| {
+            usage(format!(
+                "{} is not valid UTF-8; keyward records file paths as text",
+                absolute.display()
+            ))
+        })?
+        .to_string())
+}
+
+/// The PIN for a new device slot, and the path the slot records to read it unattended: from
+/// `--pin-file` (a real file must be readable by its owner only, and its path is recorded; `-`
+/// is read once and not recorded), else typed once at a prompt naming `what`.
+pub fn device_pin(
+    args: &NewSecretArgs,
+    reader: &SecretReader,
+    what: &str,
+) -> CliResult<(Passphrase, Option<String>)> {
+    let Some(path) = &args.pin_file else {
+        let typed = prompt_hidden(&format!("PIN for {what}: "))?;
+        return Ok((Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec())), None));
+    };
+    if path == Path::new("-") {
+        return Ok((reader.passphrase(path)?, None));
+    }
+    let mode = std::fs::metadata(path)
+        .map_err(|e| CoreError::io("cannot read", path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(CoreError::InsecurePermissions {
+            path: path.clone(),
+            problem: "readable or writable by other users, and a slot would record it as its PIN",
+            fix: format!("chmod 600 {}", path.display()),
+        }
+        .into());
+    }
+    Ok((reader.passphrase(path)?, Some(recorded_path(path)?)))
 }

@@ -120,6 +120,9 @@ pub struct NewSecretArgs {
     #[arg(long, value_name = "MIB", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(19..=4096))]
     pub kdf_memory_mib: u32,
+
+    #[command(flatten)]
+    pub pkcs11: crate::kinds::pkcs11::Pkcs11Args,
 }
 
 impl NewSecretArgs {
@@ -131,7 +134,12 @@ impl NewSecretArgs {
             ("--code-out", self.code_out.is_some()),
             ("--pin-file", self.pin_file.is_some()),
         ];
-        given.into_iter().filter(|(_, is)| *is).map(|(name, _)| name).collect()
+        given
+            .into_iter()
+            .filter(|(_, is)| *is)
+            .map(|(name, _)| name)
+            .chain(self.pkcs11.given())
+            .collect()
     }
 }
 

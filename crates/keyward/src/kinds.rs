@@ -2,6 +2,8 @@
 //! from keyward-core or its own crate) and how the CLI enrolls one. `main` registers the kinds
 //! that are not keyward-core's own; `enroll`, `init` and `rotate` find a kind's enrollment here.
 
+pub mod pkcs11;
+
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use keyward_core::slot::{
     KeyfileKind, PassphraseKind, PlainKind, RecoveryCodeKind, SlotKind, registry,
@@ -65,6 +67,7 @@ pub static KINDS: &[CliKind] = &[
     CliKind { kind: &KeyfileKind, enroll: new_secret::KEYFILE },
     CliKind { kind: &PlainKind, enroll: new_secret::PLAIN },
     CliKind { kind: &PeersKind, enroll: crate::commands::peers::ENROLLMENT },
+    CliKind { kind: &keyward_pkcs11::Pkcs11Kind, enroll: pkcs11::ENROLLMENT },
 ];
 
 /// Registers the kinds keyward-core does not have itself. Called once, first thing in `main`.

@@ -152,6 +152,7 @@ impl EscrowBlob {
             slot: self.slot,
             label: "escrow",
             fingerprint: self.fingerprint,
+            generation: 0,
             secrets: &mut Unlocker::RecoveryCode(code),
         };
         let kek = slot

@@ -16,8 +16,8 @@ use hkdf::Hkdf;
 use keyward_core::kdf::{KEK_LEN, Kek};
 use keyward_core::shamir::MAX_SHARES;
 use keyward_core::slot::{
-    Channel, Companion, NewSlot, OpenContext, Slot, SlotError, SlotKind, SlotParams, Unlocker,
-    typed_params,
+    Channel, Companion, NewSlot, OpenContext, SealContext, Slot, SlotError, SlotKind, SlotParams,
+    Unlocker, typed_params,
 };
 use keyward_core::{DataKey, ExpectedFingerprint, IntegrityFailure};
 use keyward_service::SigningIdentity;
@@ -373,7 +373,7 @@ impl NewSlot for NewPeersSlot {
         PEERS
     }
 
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, _at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
         self.params.validate()?;
         Ok((SlotParams::new(PEERS, &self.params)?, self.params.kek(&self.key)?))
     }

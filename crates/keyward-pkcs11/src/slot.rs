@@ -11,8 +11,8 @@ use std::path::Path;
 use keyward_core::encoding::base64_bytes;
 use keyward_core::kdf::{KEK_LEN, Kek};
 use keyward_core::slot::{
-    Channel, DeviceError, NewSlot, OpenContext, Slot, SlotError, SlotKind, SlotParams, Unlocker,
-    typed_params,
+    Channel, DeviceError, NewSlot, OpenContext, SealContext, Slot, SlotError, SlotKind, SlotParams,
+    Unlocker, typed_params,
 };
 use keyward_core::{IntegrityFailure, Passphrase, random};
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,7 @@ impl NewSlot for NewPkcs11 {
         PKCS11
     }
 
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, _at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
         let token = Token::find(self.target())?;
         token.log_in(&self.pin)?;
         let key = token.existing_key()?;

@@ -398,7 +398,10 @@ mod tests {
         fn kind(&self) -> &'static str {
             "pin-test"
         }
-        fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+        fn seal(
+            &self,
+            _at: &keyward_core::slot::SealContext,
+        ) -> Result<(SlotParams, Kek), SlotError> {
             let params = json!({ "pin_file": self.1.as_ref().map(|p| p.display().to_string()) });
             Ok((SlotParams { kind: "pin-test".into(), params }, kek(&self.0)))
         }

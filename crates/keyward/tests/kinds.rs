@@ -10,8 +10,8 @@ use keyward_core::kdf::{KEK_LEN, KdfParams, Kek};
 use keyward_core::keybox::{NewKeybox, format};
 use keyward_core::operations::{self, Authorization};
 use keyward_core::slot::{
-    Channel, NewPassphrase, NewSlot, OpenContext, Slot, SlotError, SlotKind, SlotParams, Unlocker,
-    registry,
+    Channel, NewPassphrase, NewSlot, OpenContext, SealContext, Slot, SlotError, SlotKind,
+    SlotParams, Unlocker, registry,
 };
 use keyward_core::store::RealFs;
 use keyward_core::{DataKey, IntegrityFailure, Keybox, Passphrase, Store};
@@ -68,7 +68,7 @@ impl NewSlot for NewFuture {
     fn kind(&self) -> &'static str {
         FUTURE
     }
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, _at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
         let kek = [7u8; KEK_LEN];
         // Fields in an order no serde struct of keyward's would choose, and a nested object:
         // what must survive a rewrite byte for byte.

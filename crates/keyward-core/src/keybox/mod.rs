@@ -20,8 +20,8 @@ use crate::kdf::Kek;
 use crate::random;
 use crate::secret::DataKey;
 use crate::slot::{
-    Channel, DeviceError, NewSlot, OpenContext, SecretSource, Slot, SlotError, SlotId, SlotParams,
-    Unlocker,
+    Channel, DeviceError, NewSlot, OpenContext, SealContext, SecretSource, Slot, SlotError, SlotId,
+    SlotParams, Unlocker,
 };
 
 pub use format::{KeyboxHeader, PbsRecord, SlotRecord, TokenRecord};
@@ -250,6 +250,7 @@ impl Keybox {
                 slot: record.id,
                 label: &record.label,
                 fingerprint: self.header.fingerprint,
+                generation: self.header.generation,
                 secrets: &mut *secrets,
             };
             let kek = match slot.open(&mut ctx) {
@@ -270,6 +271,8 @@ impl Keybox {
             };
             failed.get_or_insert((record.id, slot.channel()));
             if let Some(unlocked) = self.open_slot(record, kek, path)? {
+                slot.opened(self.header.generation)
+                    .map_err(|e| Error::from_slot(record.id, e, path))?;
                 return Ok(unlocked);
             }
         }
@@ -462,7 +465,8 @@ impl UnlockedKeybox {
     }
 
     fn seal_slot(&self, id: SlotId, label: String, secret: &dyn NewSlot) -> Result<SlotRecord> {
-        let (protection, kek) = secret.seal().map_err(|e| Error::from_new_slot(id, e))?;
+        let at = SealContext::new(self.keybox.header.generation + 1);
+        let (protection, kek) = secret.seal(&at).map_err(|e| Error::from_new_slot(id, e))?;
         if protection.kind != secret.kind() {
             return Err(Error::Internal("a new slot sealed parameters of another kind"));
         }

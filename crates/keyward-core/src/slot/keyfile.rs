@@ -17,7 +17,8 @@ use crate::random;
 use crate::secret::KeyfileContents;
 
 use super::{
-    Channel, NewSlot, OpenContext, Slot, SlotError, SlotKind, SlotParams, Unlocker, typed_params,
+    Channel, NewSlot, OpenContext, SealContext, Slot, SlotError, SlotKind, SlotParams, Unlocker,
+    typed_params,
 };
 
 /// The kind's name.
@@ -121,7 +122,7 @@ impl NewSlot for NewKeyfile {
         KEYFILE
     }
 
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, _at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
         let params =
             KeyfileParams { salt: random::array::<SALT_LEN>()?.to_vec(), path: self.path.clone() };
         params.validate()?;

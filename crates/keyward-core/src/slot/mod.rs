@@ -128,6 +128,28 @@ pub trait Slot: fmt::Debug + Send + Sync {
     /// The KEK to try on the slot's wrapped key. `Ok(None)`: nothing at hand opens this slot (no
     /// secret of its channel given, a key file not present), so the next slot is tried.
     fn open(&self, ctx: &mut OpenContext<'_>) -> Result<Option<Kek>, SlotError>;
+
+    /// Called once the keybox opened through this slot and its header MAC held, with the
+    /// keybox's generation: a TPM slot moves its rollback counter up to it here, never before
+    /// the file is known to be genuine.
+    fn opened(&self, _generation: u64) -> Result<(), SlotError> {
+        Ok(())
+    }
+}
+
+/// Where a new slot is sealed.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SealContext {
+    /// The keybox generation the slot is committed in (a TPM slot binds it to a counter).
+    pub generation: u64,
+}
+
+impl SealContext {
+    /// The context of a slot committed in `generation`.
+    pub fn new(generation: u64) -> Self {
+        SealContext { generation }
+    }
 }
 
 /// A slot being created or rotated: its secret, ready to seal K under.
@@ -137,7 +159,7 @@ pub trait NewSlot: fmt::Debug {
 
     /// The stored parameters (fresh salts, a sealed object) and the KEK they give. May do device
     /// I/O; called once per slot written.
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError>;
+    fn seal(&self, at: &SealContext) -> Result<(SlotParams, Kek), SlotError>;
 
     /// Something that opens the new slot, for the self-check before anything is committed.
     fn unlocker(&self) -> Unlocker<'_>;
@@ -269,7 +291,7 @@ mod tests {
 
     #[test]
     fn plain_parameters_are_never_printed() {
-        let (params, _) = NewPlain.seal().expect("seal");
+        let (params, _) = NewPlain.seal(&SealContext::new(1)).expect("seal");
         let shown = format!("{params:?}");
         let kek = params.params["kek"].as_str().expect("kek");
         assert!(!shown.contains(kek), "{shown}");

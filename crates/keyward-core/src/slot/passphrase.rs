@@ -8,7 +8,7 @@ use crate::kdf::{KdfParams, Kek};
 use crate::secret::Passphrase;
 
 use super::kdf_slot::{self, KdfSlot};
-use super::{Channel, NewSlot, Slot, SlotError, SlotKind, SlotParams, Unlocker};
+use super::{Channel, NewSlot, SealContext, Slot, SlotError, SlotKind, SlotParams, Unlocker};
 
 /// The kind's name.
 pub const PASSPHRASE: &str = "passphrase";
@@ -56,7 +56,7 @@ impl NewSlot for NewPassphrase {
         PASSPHRASE
     }
 
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, _at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
         kdf_slot::seal(PASSPHRASE, &self.kdf, validate, self.passphrase.expose())
     }
 

@@ -13,7 +13,8 @@ use crate::kdf::{KEK_LEN, Kek};
 use crate::random;
 
 use super::{
-    Channel, NewSlot, OpenContext, Slot, SlotError, SlotKind, SlotParams, Unlocker, typed_params,
+    Channel, NewSlot, OpenContext, SealContext, Slot, SlotError, SlotKind, SlotParams, Unlocker,
+    typed_params,
 };
 
 /// The kind's name.
@@ -98,7 +99,7 @@ impl NewSlot for NewPlain {
         PLAIN
     }
 
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, _at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
         let params = PlainParams { kek: random::array::<KEK_LEN>()?.to_vec() };
         let kek = params.kek()?;
         Ok((SlotParams::new(PLAIN, &params)?, kek))

@@ -11,7 +11,7 @@ use crate::kdf::{KdfParams, Kek};
 use crate::recovery_code::RecoveryCode;
 
 use super::kdf_slot::{self, KdfSlot};
-use super::{Channel, NewSlot, Slot, SlotError, SlotKind, SlotParams, Unlocker};
+use super::{Channel, NewSlot, SealContext, Slot, SlotError, SlotKind, SlotParams, Unlocker};
 
 /// The kind's name.
 pub const RECOVERY_CODE: &str = "recovery-code";
@@ -80,7 +80,7 @@ impl NewSlot for NewRecoveryCode {
         RECOVERY_CODE
     }
 
-    fn seal(&self) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, _at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
         kdf_slot::seal(RECOVERY_CODE, &self.kdf, validate, self.code.canonical().as_bytes())
     }
 

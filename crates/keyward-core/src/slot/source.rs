@@ -143,6 +143,9 @@ pub struct OpenContext<'a> {
     pub label: &'a str,
     /// K's recorded fingerprint (a slot that rebuilds K checks against it before anything else).
     pub fingerprint: Fingerprint,
+    /// The keybox's generation as the file says (not yet MAC-checked: a slot may refuse an old
+    /// one, but acts on it only in [`super::Slot::opened`]).
+    pub generation: u64,
     /// Where secrets come from.
     pub secrets: &'a mut dyn SecretSource,
 }

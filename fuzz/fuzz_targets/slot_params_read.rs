@@ -8,7 +8,11 @@ use keyward_core::slot::{SlotKind, registry};
 use libfuzzer_sys::fuzz_target;
 
 /// The kinds that live outside keyward-core.
-static KINDS: &[&dyn SlotKind] = &[&keyward_peer::slot::PeersKind, &keyward_pkcs11::Pkcs11Kind];
+static KINDS: &[&dyn SlotKind] = &[
+    &keyward_peer::slot::PeersKind,
+    &keyward_pkcs11::Pkcs11Kind,
+    &keyward_tpm2::Tpm2Kind,
+];
 
 fuzz_target!(|data: &[u8]| {
     let _ = registry::register(KINDS);

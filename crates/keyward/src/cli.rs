@@ -70,6 +70,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PeersCommand,
     },
+    /// TPM2 slots: seal one again after an expected firmware or boot change.
+    Tpm2 {
+        #[command(subcommand)]
+        command: crate::kinds::tpm2::Tpm2Command,
+    },
     /// Run an escrow hub.
     Hub {
         #[command(subcommand)]
@@ -123,6 +128,9 @@ pub struct NewSecretArgs {
 
     #[command(flatten)]
     pub pkcs11: crate::kinds::pkcs11::Pkcs11Args,
+
+    #[command(flatten)]
+    pub tpm2: crate::kinds::tpm2::Tpm2Args,
 }
 
 impl NewSecretArgs {
@@ -139,6 +147,7 @@ impl NewSecretArgs {
             .filter(|(_, is)| *is)
             .map(|(name, _)| name)
             .chain(self.pkcs11.given())
+            .chain(self.tpm2.given())
             .collect()
     }
 }

@@ -3,6 +3,7 @@
 //! that are not keyward-core's own; `enroll`, `init` and `rotate` find a kind's enrollment here.
 
 pub mod pkcs11;
+pub mod tpm2;
 
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use keyward_core::slot::{
@@ -68,10 +69,13 @@ pub static KINDS: &[CliKind] = &[
     CliKind { kind: &PlainKind, enroll: new_secret::PLAIN },
     CliKind { kind: &PeersKind, enroll: crate::commands::peers::ENROLLMENT },
     CliKind { kind: &keyward_pkcs11::Pkcs11Kind, enroll: pkcs11::ENROLLMENT },
+    CliKind { kind: &keyward_tpm2::Tpm2Kind, enroll: tpm2::ENROLLMENT },
 ];
 
-/// Registers the kinds keyward-core does not have itself. Called once, first thing in `main`.
+/// Registers the kinds keyward-core does not have itself. Called once, first thing in `main`,
+/// while the process has one thread.
 pub fn register() {
+    tpm2::quiet_tss_logging();
     let added: Vec<&'static dyn SlotKind> =
         KINDS.iter().map(|k| k.kind).filter(|k| registry::find(k.name()).is_none()).collect();
     // One list per process, kept for its life.

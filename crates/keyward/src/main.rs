@@ -109,6 +109,7 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Hub { command } => commands::hub::run(&ctx, command),
                 Command::Peer { command } => commands::peer::run(&ctx, command),
                 Command::Peers { command } => commands::peers::run(&ctx, command),
+                Command::Tpm2 { command } => kinds::tpm2::run(&ctx, command),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
             }

@@ -256,11 +256,12 @@ impl Keybox {
             let kek = match slot.open(&mut ctx) {
                 Ok(Some(kek)) => kek,
                 Ok(None) => continue,
-                // A device that answered "no" (a wrong PIN, changed PCRs, a lockout) ends the
-                // search: trying the same secret on the next device would spend its retries too.
+                // A device that answered "no" to a secret typed for it (a wrong PIN, a lockout)
+                // ends the search: trying the same secret on the next device would spend its
+                // retries too. One that needs nothing typed (changed PCRs) is remembered.
                 Err(SlotError::Device(
                     e @ (DeviceError::PolicyMismatch(_) | DeviceError::LockedOut(_)),
-                )) => {
+                )) if slot.channel().is_typed() => {
                     return Err(Error::Slot { slot: record.id, source: e.into() });
                 }
                 Err(SlotError::Device(e)) => {

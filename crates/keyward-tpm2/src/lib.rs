@@ -1,0 +1,15 @@
+//! keyward's `tpm2` slot kind: a slot opened by this machine's TPM 2.0. The slot's
+//! key-encryption key is sealed under the TPM's storage primary key to a policy of PCR values
+//! and, optionally, a PIN (PolicyAuthValue, so wrong PINs count toward the TPM's
+//! dictionary-attack lockout); sessions are salted and encrypt the secret on the bus. An NV
+//! counter in the same TPM binds the keybox's generation, so an older copy of the file is
+//! refused through this slot.
+//!
+//! The kind is registered by the program that offers it (`keyward`'s `kinds.rs`). Its stored
+//! parameters are specified in docs/format.md ("tpm2").
+
+mod slot;
+mod tpm;
+
+pub use slot::{NewTpm2, TPM2, Tpm2Kind, Tpm2Params, parse_pcrs, pcr_text};
+pub use tpm::{Bank, DEFAULT_DEVICE, TpmFailure};

@@ -1,0 +1,521 @@
+//! The TPM side, through tss-esapi: reach the TPM by a TCTI string, re-create the storage primary
+//! key, seal and unseal a secret under a PCR (and PIN) policy with salted, encrypted sessions,
+//! and keep a monotonic NV counter. Every transient object and session is flushed when the
+//! [`Tpm`] is dropped, so a TPM without a resource manager (swtpm) does not fill up.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tss_esapi::attributes::{
+    NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder,
+};
+use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
+use tss_esapi::constants::{CapabilityType, NvIndexType, PropertyTag, SessionType};
+use tss_esapi::handles::{
+    KeyHandle, NvIndexHandle, NvIndexTpmHandle, ObjectHandle, SessionHandle, TpmHandle,
+};
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
+use tss_esapi::structures::{
+    Auth, CapabilityData, Digest, EccPoint, KeyedHashScheme, NvPublicBuilder, PcrSelectionList,
+    PcrSlot, Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
+    SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
+};
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::{Context, TctiNameConf};
+use zeroize::Zeroizing;
+
+/// The device used when none is given.
+pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
+
+/// Owner NV indices keyward picks its counters from (TCG's owner range is 0x01000000–0x013FFFFF;
+/// this is a 64 Ki window in it, drawn at random so two keyboxes do not collide).
+const NV_INDEX_BASE: u32 = 0x0138_0000;
+const NV_INDEX_SPAN: u32 = 0x0001_0000;
+
+/// A PCR bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bank {
+    /// SHA-1 (old TPMs and firmware).
+    Sha1,
+    /// SHA-256, the default.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+}
+
+impl Bank {
+    /// The bank's name, as in `sha256:7+11`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bank::Sha1 => "sha1",
+            Bank::Sha256 => "sha256",
+            Bank::Sha384 => "sha384",
+        }
+    }
+
+    /// The bank called `name`.
+    pub fn named(name: &str) -> Option<Bank> {
+        [Bank::Sha1, Bank::Sha256, Bank::Sha384].into_iter().find(|b| b.name() == name)
+    }
+
+    /// Length of one PCR value in this bank.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Bank::Sha1 => 20,
+            Bank::Sha256 => 32,
+            Bank::Sha384 => 48,
+        }
+    }
+
+    fn algorithm(self) -> HashingAlgorithm {
+        match self {
+            Bank::Sha1 => HashingAlgorithm::Sha1,
+            Bank::Sha256 => HashingAlgorithm::Sha256,
+            Bank::Sha384 => HashingAlgorithm::Sha384,
+        }
+    }
+}
+
+/// A failed TPM command: what was being done, and the TPM's (or the TSS's) answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {error}")]
+pub struct TpmFailure {
+    /// What keyward was doing.
+    pub what: &'static str,
+    /// The answer.
+    #[source]
+    pub error: tss_esapi::Error,
+}
+
+impl TpmFailure {
+    /// The TPM's response code, when the TPM answered.
+    pub fn kind(&self) -> Option<Tss2ResponseCodeKind> {
+        match self.error {
+            tss_esapi::Error::Tss2Error(rc) => rc.kind(),
+            tss_esapi::Error::WrapperError(_) => None,
+        }
+    }
+}
+
+trait Doing<T> {
+    fn doing(self, what: &'static str) -> Result<T, TpmFailure>;
+}
+
+impl<T> Doing<T> for tss_esapi::Result<T> {
+    fn doing(self, what: &'static str) -> Result<T, TpmFailure> {
+        self.map_err(|error| TpmFailure { what, error })
+    }
+}
+
+/// A sealed object: its public and private parts as the TPM marshals them.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// TPM2B_PUBLIC contents.
+    pub public: Vec<u8>,
+    /// TPM2B_PRIVATE contents (encrypted to the storage primary key: useless to anyone else).
+    pub private: Vec<u8>,
+}
+
+/// The dictionary-attack state.
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    /// Failed authorisations counted now.
+    pub failures: u32,
+    /// Failures that put the TPM in lockout.
+    pub max_failures: u32,
+    /// Seconds after which one failure is forgiven.
+    pub interval_s: u32,
+}
+
+/// An open connection to one TPM.
+pub struct Tpm {
+    ctx: Context,
+    /// Transient objects and sessions, flushed on drop.
+    transient: Vec<ObjectHandle>,
+}
+
+/// Why the TPM could not be reached at all.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreachable {
+    /// A device node that is not there.
+    #[error("no TPM at {0}")]
+    NoDevice(String),
+    /// A TCTI string tss-esapi does not understand.
+    #[error(
+        "\"{0}\" is neither a device path nor a TCTI string (such as swtpm:host=127.0.0.1,port=2321)"
+    )]
+    BadTcti(String),
+    /// The TCTI did not connect.
+    #[error("cannot reach the TPM at {device}: {error}")]
+    Connect {
+        /// The device.
+        device: String,
+        /// The TSS's words.
+        error: tss_esapi::Error,
+    },
+}
+
+impl Tpm {
+    /// Connects to `device`: a device path (`/dev/tpmrm0`) or a TCTI string
+    /// (`swtpm:host=127.0.0.1,port=2321`, `device:/dev/tpm0`, `tabrmd:`).
+    pub fn open(device: &str) -> Result<Tpm, Unreachable> {
+        let tcti = if device.starts_with('/') {
+            if !Path::new(device).exists() {
+                return Err(Unreachable::NoDevice(device.to_string()));
+            }
+            TctiNameConf::from_str(&format!("device:{device}"))
+        } else {
+            TctiNameConf::from_str(device)
+        }
+        .map_err(|_| Unreachable::BadTcti(device.to_string()))?;
+        let ctx = Context::new(tcti)
+            .map_err(|error| Unreachable::Connect { device: device.to_string(), error })?;
+        Ok(Tpm { ctx, transient: Vec::new() })
+    }
+
+    /// The current values of `pcrs` in `bank`, in the order given.
+    pub fn pcr_values(&mut self, bank: Bank, pcrs: &[u8]) -> Result<Vec<Vec<u8>>, TpmFailure> {
+        let mut values = Vec::with_capacity(pcrs.len());
+        for &pcr in pcrs {
+            let selection = selection(bank, &[pcr])?;
+            let (_, _, digests) = self
+                .ctx
+                .execute_without_session(|ctx| ctx.pcr_read(selection))
+                .doing("cannot read the PCRs")?;
+            let value = digests.value().first().map(|d| d.value().to_vec()).unwrap_or_default();
+            values.push(value);
+        }
+        Ok(values)
+    }
+
+    /// Seals `secret` under the storage primary key, to a policy of the current values of
+    /// `pcrs` in `bank`, and of `auth` (a PIN's digest) when given. Wrong `auth`s count against
+    /// the TPM's dictionary-attack lockout.
+    pub fn seal(
+        &mut self,
+        bank: Bank,
+        pcrs: &[u8],
+        auth: Option<&[u8]>,
+        secret: &[u8],
+    ) -> Result<Sealed, TpmFailure> {
+        let primary = self.primary()?;
+        let trial = self.policy_session(None, SessionType::Trial)?;
+        self.apply_policy(trial, bank, pcrs, auth.is_some())?;
+        let digest = self
+            .ctx
+            .execute_without_session(|ctx| ctx.policy_get_digest(trial))
+            .doing("cannot compute the policy")?;
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            // Only the policy opens it, and a wrong PIN counts toward the lockout (no noDA).
+            .with_user_with_auth(false)
+            .with_admin_with_policy(true)
+            .with_no_da(false)
+            .build()
+            .doing("sealed object attributes")?;
+        let public = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::KeyedHash)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_auth_policy(digest)
+            .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
+            .with_keyed_hash_unique_identifier(Digest::default())
+            .build()
+            .doing("sealed object template")?;
+        let auth =
+            auth.map(|a| Auth::try_from(a.to_vec())).transpose().doing("the PIN's digest")?;
+        let data = SensitiveData::try_from(secret.to_vec()).doing("the secret to seal")?;
+        // The secret goes to the TPM encrypted: a session salted to the primary key, with
+        // parameter encryption both ways.
+        let session = self.hmac_session(primary)?;
+        let created = self
+            .ctx
+            .execute_with_session(Some(session), |ctx| {
+                ctx.create(primary, public, auth, Some(data), None, None)
+            })
+            .doing("cannot seal the secret")?;
+        Ok(Sealed {
+            public: created.out_public.marshall().doing("cannot marshal the sealed object")?,
+            private: created.out_private.value().to_vec(),
+        })
+    }
+
+    /// Unseals: loads the object under the re-created primary key, satisfies its policy in a
+    /// salted session whose response is encrypted (the secret never crosses the bus in the
+    /// clear), and returns the secret.
+    pub fn unseal(
+        &mut self,
+        sealed: &Sealed,
+        bank: Bank,
+        pcrs: &[u8],
+        auth: Option<&[u8]>,
+    ) -> Result<Zeroizing<Vec<u8>>, TpmFailure> {
+        let primary = self.primary()?;
+        let public = Public::unmarshall(&sealed.public).doing("the sealed object's public part")?;
+        let private =
+            Private::try_from(sealed.private.clone()).doing("the sealed object's private part")?;
+        let session = self.hmac_session(primary)?;
+        let object = self
+            .ctx
+            .execute_with_session(Some(session), |ctx| ctx.load(primary, private, public))
+            .doing("cannot load the sealed object")?;
+        self.transient.push(object.into());
+        if let Some(auth) = auth {
+            let auth = Auth::try_from(auth.to_vec()).doing("the PIN's digest")?;
+            self.ctx.tr_set_auth(object.into(), auth).doing("the PIN's digest")?;
+        }
+        let policy = self.policy_session(Some(primary), SessionType::Policy)?;
+        self.apply_policy(policy, bank, pcrs, auth.is_some())?;
+        let (attributes, mask) = SessionAttributesBuilder::new().with_encrypt(true).build();
+        self.ctx
+            .tr_sess_set_attributes(policy.into(), attributes, mask)
+            .doing("cannot set up the policy session")?;
+        let secret = self
+            .ctx
+            .execute_with_session(Some(policy.into()), |ctx| ctx.unseal(object.into()))
+            .doing("cannot unseal")?;
+        Ok(Zeroizing::new(secret.value().to_vec()))
+    }
+
+    /// Defines a new NV counter (readable and writable with an empty authorisation, outside the
+    /// lockout) at a free index, and increments it once so it can be read. Returns its index.
+    pub fn define_counter(&mut self) -> Result<u32, TpmFailure> {
+        for _ in 0..16 {
+            let index = NV_INDEX_BASE + random_below(NV_INDEX_SPAN);
+            let handle = NvIndexTpmHandle::new(index).doing("an NV index")?;
+            let attributes = NvIndexAttributesBuilder::new()
+                .with_nv_index_type(NvIndexType::Counter)
+                .with_auth_read(true)
+                .with_auth_write(true)
+                .with_no_da(true)
+                .build()
+                .doing("NV counter attributes")?;
+            let public = NvPublicBuilder::new()
+                .with_nv_index(handle)
+                .with_index_name_algorithm(HashingAlgorithm::Sha256)
+                .with_index_attributes(attributes)
+                .with_data_area_size(8)
+                .build()
+                .doing("NV counter template")?;
+            match self.ctx.execute_with_nullauth_session(|ctx| {
+                ctx.nv_define_space(Provision::Owner, None, public)
+            }) {
+                Ok(nv) => {
+                    self.increment_handle(nv)?;
+                    let mut object: ObjectHandle = nv.into();
+                    let _ = self.ctx.tr_close(&mut object);
+                    return Ok(index);
+                }
+                Err(tss_esapi::Error::Tss2Error(rc))
+                    if rc.kind() == Some(Tss2ResponseCodeKind::NvDefined) =>
+                {
+                    continue;
+                }
+                Err(error) => {
+                    return Err(TpmFailure { what: "cannot define an NV counter", error });
+                }
+            }
+        }
+        Err(TpmFailure {
+            what: "no free NV index for a counter",
+            error: tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InvalidParam),
+        })
+    }
+
+    /// The counter's value.
+    pub fn counter(&mut self, index: u32) -> Result<u64, TpmFailure> {
+        let nv = self.nv_handle(index)?;
+        let read = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::NvIndex(nv), nv, 8, 0))
+            .doing("cannot read the NV counter");
+        let mut object: ObjectHandle = nv.into();
+        let _ = self.ctx.tr_close(&mut object);
+        let bytes: [u8; 8] = read?.value().try_into().unwrap_or_default();
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    /// Adds one to the counter.
+    pub fn increment(&mut self, index: u32) -> Result<(), TpmFailure> {
+        let nv = self.nv_handle(index)?;
+        let result = self.increment_handle(nv);
+        let mut object: ObjectHandle = nv.into();
+        let _ = self.ctx.tr_close(&mut object);
+        result
+    }
+
+    /// The dictionary-attack state, if the TPM says.
+    pub fn lockout(&mut self) -> Option<Lockout> {
+        let (data, _) = self
+            .ctx
+            .execute_without_session(|ctx| {
+                ctx.get_capability(
+                    CapabilityType::TpmProperties,
+                    PropertyTag::LockoutCounter.into(),
+                    3,
+                )
+            })
+            .ok()?;
+        let CapabilityData::TpmProperties(properties) = data else { return None };
+        let value = |tag| properties.find(tag).map(|p| p.value());
+        Some(Lockout {
+            failures: value(PropertyTag::LockoutCounter)?,
+            max_failures: value(PropertyTag::MaxAuthFail)?,
+            interval_s: value(PropertyTag::LockoutInterval)?,
+        })
+    }
+
+    fn increment_handle(&mut self, nv: NvIndexHandle) -> Result<(), TpmFailure> {
+        self.ctx
+            .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::NvIndex(nv), nv))
+            .doing("cannot increment the NV counter")
+    }
+
+    fn nv_handle(&mut self, index: u32) -> Result<NvIndexHandle, TpmFailure> {
+        let handle = NvIndexTpmHandle::new(index).doing("an NV index")?;
+        let object = self
+            .ctx
+            .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(handle)))
+            .doing("cannot find the NV counter")?;
+        Ok(object.into())
+    }
+
+    /// The storage primary key under the owner hierarchy, from the TCG's ECC P-256 storage
+    /// template (as systemd-cryptenroll uses): the same key every time, from the TPM's seed.
+    fn primary(&mut self) -> Result<KeyHandle, TpmFailure> {
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_sensitive_data_origin(true)
+            .with_user_with_auth(true)
+            .with_no_da(true)
+            .with_restricted(true)
+            .with_decrypt(true)
+            .build()
+            .doing("primary key attributes")?;
+        let ecc = PublicEccParametersBuilder::new_restricted_decryption_key(
+            SymmetricDefinitionObject::AES_128_CFB,
+            EccCurve::NistP256,
+        )
+        .build()
+        .doing("primary key parameters")?;
+        let public = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Ecc)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_ecc_parameters(ecc)
+            .with_ecc_unique_identifier(EccPoint::default())
+            .build()
+            .doing("primary key template")?;
+        let primary = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Owner, public, None, None, None, None)
+            })
+            .doing("cannot create the storage primary key")?
+            .key_handle;
+        self.transient.push(primary.into());
+        Ok(primary)
+    }
+
+    /// An HMAC session salted to `primary`, encrypting the first parameter both ways.
+    fn hmac_session(&mut self, primary: KeyHandle) -> Result<AuthSession, TpmFailure> {
+        let session = self.start_session(Some(primary), SessionType::Hmac)?;
+        let (attributes, mask) = SessionAttributesBuilder::new()
+            .with_decrypt(true)
+            .with_encrypt(true)
+            .with_continue_session(true)
+            .build();
+        self.ctx
+            .tr_sess_set_attributes(session, attributes, mask)
+            .doing("cannot set up the session")?;
+        Ok(session)
+    }
+
+    fn policy_session(
+        &mut self,
+        salt: Option<KeyHandle>,
+        kind: SessionType,
+    ) -> Result<PolicySession, TpmFailure> {
+        let session = self.start_session(salt, kind)?;
+        PolicySession::try_from(session).doing("a policy session")
+    }
+
+    fn start_session(
+        &mut self,
+        salt: Option<KeyHandle>,
+        kind: SessionType,
+    ) -> Result<AuthSession, TpmFailure> {
+        let session = self
+            .ctx
+            .execute_without_session(|ctx| {
+                ctx.start_auth_session(
+                    salt,
+                    None,
+                    None,
+                    kind,
+                    SymmetricDefinition::AES_128_CFB,
+                    HashingAlgorithm::Sha256,
+                )
+            })
+            .doing("cannot start a session")?
+            .ok_or(TpmFailure {
+                what: "cannot start a session",
+                error: tss_esapi::Error::WrapperError(
+                    tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+                ),
+            })?;
+        self.transient.push(SessionHandle::from(session).into());
+        Ok(session)
+    }
+
+    fn apply_policy(
+        &mut self,
+        session: PolicySession,
+        bank: Bank,
+        pcrs: &[u8],
+        with_auth: bool,
+    ) -> Result<(), TpmFailure> {
+        let selection = selection(bank, pcrs)?;
+        self.ctx
+            .execute_without_session(|ctx| {
+                ctx.policy_pcr(session, Digest::default(), selection)?;
+                if with_auth {
+                    ctx.policy_auth_value(session)?;
+                }
+                Ok(())
+            })
+            .doing("cannot apply the PCR policy")
+    }
+}
+
+impl Drop for Tpm {
+    fn drop(&mut self) {
+        for handle in self.transient.drain(..).rev() {
+            // A session the TPM closed itself after its command is already gone: ignored.
+            let _ = self.ctx.flush_context(handle);
+        }
+    }
+}
+
+fn selection(bank: Bank, pcrs: &[u8]) -> Result<PcrSelectionList, TpmFailure> {
+    let slots = pcrs
+        .iter()
+        .map(|&pcr| PcrSlot::try_from(1u32 << u32::from(pcr)))
+        .collect::<tss_esapi::Result<Vec<_>>>()
+        .doing("a PCR index")?;
+    PcrSelectionList::builder()
+        .with_selection(bank.algorithm(), &slots)
+        .build()
+        .doing("a PCR selection")
+}
+
+fn random_below(bound: u32) -> u32 {
+    keyward_core::random::below(bound).unwrap_or(0)
+}

@@ -1,0 +1,290 @@
+//! The tpm2 slot against a real swtpm: each test starts its own swtpm on free loopback ports
+//! with its state in the test's folder, and reaches it with a TCTI string; PCRs are changed and
+//! the lockout set up with tpm2-tools. A machine without swtpm or tpm2-tools fails these tests,
+//! naming the package; none is skipped.
+
+mod util;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{CANARY_KEY, CANARY_PASSPHRASE, Dir, Outcome};
+
+/// A TPM of the test's own.
+struct Swtpm {
+    child: Child,
+    port: u16,
+    state: PathBuf,
+}
+
+impl Swtpm {
+    /// Starts a swtpm with fresh state in `dir/name`.
+    fn start(dir: &Dir, name: &str) -> Swtpm {
+        Swtpm::start_on(dir, name, free_port_pair())
+    }
+
+    fn start_on(dir: &Dir, name: &str, port: u16) -> Swtpm {
+        let state = dir.path(name);
+        std::fs::create_dir_all(&state).expect("swtpm state folder");
+        // The TCTI reaches the control channel at the next port.
+        let ctrl = port + 1;
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("swtpm cannot run ({e}): install the Debian packages swtpm and swtpm-tools")
+            });
+        let tpm = Swtpm { child, port, state };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "swtpm did not listen on 127.0.0.1:{port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A known lockout: 3 wrong PINs, then locked for 10 minutes.
+        tpm.tools(&[
+            "tpm2_dictionarylockout",
+            "--setup-parameters",
+            "--max-tries=3",
+            "--recovery-time=600",
+            "--lockout-recovery-time=600",
+        ]);
+        tpm
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Runs a tpm2-tools command against this TPM.
+    fn tools(&self, args: &[&str]) {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .env("TSS2_LOG", "all+NONE")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{} cannot run ({e}): install the Debian package tpm2-tools", args[0])
+            });
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Extends PCR `pcr` (sha256), as a firmware or boot change would.
+    fn extend(&self, pcr: u8) {
+        let digest = format!("{pcr}:sha256={}", "ab".repeat(32));
+        self.tools(&["tpm2_pcrextend", &digest]);
+    }
+
+    fn stop(mut self) -> (u16, PathBuf) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.port, self.state.clone())
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port whose next port is free too (swtpm's command and control channels).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let first = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = first.local_addr().expect("addr").port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two free adjacent ports on 127.0.0.1");
+}
+
+/// A keybox holding the canary key with a passphrase slot (slot 1), and a tpm2 slot (slot 2)
+/// enrolled with `extra`.
+fn keybox_with_tpm2(dir: &Dir, tpm: &Swtpm, extra: &[&str]) {
+    dir.write("canary.key", CANARY_KEY);
+    dir.write("passphrase.txt", CANARY_PASSPHRASE.as_bytes());
+    dir.ok([
+        "init",
+        "--with",
+        "passphrase",
+        "--passphrase-file",
+        "passphrase.txt",
+        "--import",
+        "canary.key",
+        "--kdf-time-ms",
+        "50",
+        "--kdf-memory-mib",
+        "19",
+    ]);
+    let tcti = tpm.tcti();
+    let mut args = vec!["enroll", "tpm2", "--tpm2-device", &tcti];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--unlock-passphrase-file", "passphrase.txt"]);
+    dir.ok(args);
+}
+
+fn unlock(dir: &Dir, extra: &[&str]) -> Outcome {
+    dir.keyward().args(["unlock", "--out", "-"]).args(extra).run()
+}
+
+fn assert_opens_to_canary(out: &Outcome) {
+    out.assert_success();
+    assert_eq!(out.output.stdout, CANARY_KEY, "{}", out.report());
+}
+
+#[test]
+fn seed_004_the_tpm_opens_unattended_and_when_it_dies_the_passphrase_still_does() {
+    let dir = Dir::new("tpm2-story");
+    let tpm = Swtpm::start(&dir, "tpm");
+    keybox_with_tpm2(&dir, &tpm, &[]);
+    let listing = dir.ok(["list"]).stdout();
+    assert!(listing.contains("PCRs sha256:7") && listing.contains(&tpm.tcti()), "{listing}");
+
+    // At boot: nobody there, the recorded TPM opens it.
+    assert_opens_to_canary(&unlock(&dir, &[]));
+    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+
+    // The TPM dies: a new one (new state) answers at the same address.
+    let (port, state) = tpm.stop();
+    std::fs::remove_dir_all(state).expect("destroy the TPM state");
+    let _new = Swtpm::start_on(&dir, "new-tpm", port);
+    let before = dir.sha256("keybox.json");
+    let failed = dir.keyward().args(["unlock", "--slot", "tpm2-2", "--out", "k"]).run();
+    failed.assert_exit_code(8).assert_one_line_error();
+    assert!(failed.stderr().contains("cleared, or it is not the TPM"), "{}", failed.report());
+    assert!(!dir.path("k").exists());
+    assert_eq!(dir.sha256("keybox.json"), before);
+
+    // The passphrase slot still opens the same key.
+    assert_opens_to_canary(&unlock(&dir, &["--passphrase-file", "passphrase.txt"]));
+}
+
+#[test]
+fn a_tpm_that_is_gone_is_exit_8_naming_it() {
+    let dir = Dir::new("tpm2-gone");
+    let tpm = Swtpm::start(&dir, "tpm");
+    keybox_with_tpm2(&dir, &tpm, &[]);
+    let tcti = tpm.tcti();
+    drop(tpm);
+    let gone = unlock(&dir, &["--slot", "tpm2-2"]);
+    gone.assert_exit_code(8).assert_one_line_error();
+    assert!(gone.stderr().contains(&tcti), "{}", gone.report());
+
+    let no_device = dir
+        .keyward()
+        .args(["enroll", "tpm2", "--tpm2-device", "/dev/no-such-tpm"])
+        .args(["--unlock-passphrase-file", "passphrase.txt"])
+        .run();
+    no_device.assert_exit_code(8).assert_one_line_error();
+    assert!(no_device.stderr().contains("/dev/no-such-tpm"), "{}", no_device.report());
+}
+
+#[test]
+fn changed_pcrs_are_exit_3_naming_them_and_reseal_binds_todays_values() {
+    let dir = Dir::new("tpm2-pcrs");
+    let tpm = Swtpm::start(&dir, "tpm");
+    keybox_with_tpm2(&dir, &tpm, &["--pcrs", "7+11"]);
+    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+
+    tpm.extend(11);
+    let before = dir.sha256("keybox.json");
+    let changed = dir.keyward().args(["unlock", "--out", "k"]).run();
+    changed.assert_exit_code(3).assert_one_line_error();
+    let message = changed.stderr();
+    assert!(message.contains("PCR 11 (sha256) changed"), "{}", changed.report());
+    assert!(!message.contains("PCR 7"), "only the changed PCR is named{}", changed.report());
+    assert!(message.contains("keyward tpm2 reseal 2"), "the command to run{}", changed.report());
+    assert!(!dir.path("k").exists());
+    assert_eq!(dir.sha256("keybox.json"), before);
+
+    // Reseal, authorised by the passphrase slot: the same device, PCR list and counter.
+    let resealed =
+        dir.ok(["tpm2", "reseal", "2", "--unlock-passphrase-file", "passphrase.txt"]).stdout();
+    assert!(resealed.contains("sha256:7+11"), "{resealed}");
+    assert_opens_to_canary(&unlock(&dir, &[]));
+    // And the passphrase still opens it after a change it did not see.
+    tpm.extend(7);
+    unlock(&dir, &["--slot", "tpm2-2"]).assert_exit_code(3);
+    assert_opens_to_canary(&unlock(&dir, &["--passphrase-file", "passphrase.txt"]));
+}
+
+#[test]
+fn wrong_pins_count_toward_the_lockout_and_a_locked_tpm_is_exit_9() {
+    let dir = Dir::new("tpm2-pin");
+    let tpm = Swtpm::start(&dir, "tpm");
+    dir.write("pin.txt", b"CANARY-PIN-2468\n");
+    keybox_with_tpm2(&dir, &tpm, &["--with-pin", "--pin-file", "pin.txt"]);
+    assert!(dir.ok(["list"]).stdout().contains("PIN"));
+    let keybox = dir.read("keybox.json");
+    assert!(!keybox.windows(15).any(|w| w == b"CANARY-PIN-2468"), "the PIN is not stored");
+
+    // No PIN and no terminal: the slot is not opened unattended.
+    unlock(&dir, &["--slot", "tpm2-2"]).assert_exit_code(2);
+    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2", "--pin-file", "pin.txt"]));
+
+    dir.write("wrong.txt", b"1357\n");
+    for left in ["2 of 3", "1 of 3", "0 of 3"] {
+        let wrong = unlock(&dir, &["--slot", "tpm2-2", "--pin-file", "wrong.txt"]);
+        wrong.assert_exit_code(3).assert_one_line_error();
+        assert!(wrong.stderr().contains(&format!("{left} tries left")), "{}", wrong.report());
+    }
+    let locked = unlock(&dir, &["--slot", "tpm2-2", "--pin-file", "pin.txt"]);
+    locked.assert_exit_code(9).assert_one_line_error();
+    assert!(
+        locked.stderr().contains("dictionary-attack lockout after 3 failed PINs"),
+        "{}",
+        locked.report()
+    );
+    // Another slot still opens it.
+    assert_opens_to_canary(&unlock(&dir, &["--passphrase-file", "passphrase.txt"]));
+}
+
+#[test]
+fn an_older_copy_of_the_keybox_is_refused_through_the_tpm_slot() {
+    let dir = Dir::new("tpm2-rollback");
+    let tpm = Swtpm::start(&dir, "tpm");
+    keybox_with_tpm2(&dir, &tpm, &[]);
+    assert_opens_to_canary(&unlock(&dir, &[]));
+    let old = dir.read("keybox.json");
+
+    // A change (a key file slot), then the TPM opens the new file: its counter moves up.
+    dir.ok([
+        "enroll",
+        "keyfile",
+        "--keyfile",
+        "slot.key",
+        "--unlock-passphrase-file",
+        "passphrase.txt",
+    ]);
+    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+    let current = dir.read("keybox.json");
+
+    // The old copy put back: the TPM slot refuses it.
+    dir.write("keybox.json", &old);
+    let refused = unlock(&dir, &["--slot", "tpm2-2"]);
+    refused.assert_exit_code(3).assert_one_line_error();
+    assert!(
+        refused.stderr().contains("older than one this TPM has opened"),
+        "{}",
+        refused.report()
+    );
+    assert!(refused.output.stdout.is_empty());
+
+    // The current file still opens, as often as asked (the counter is not moved twice).
+    dir.write("keybox.json", &current);
+    for _ in 0..2 {
+        assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+    }
+}

@@ -30,6 +30,8 @@ const MAX_PCR: u8 = 23;
 const MAX_DEVICE: usize = 512;
 /// Longest sealed part kept (a TPM2B_PUBLIC or TPM2B_PRIVATE is well under this).
 const MAX_SEALED: usize = 1024;
+/// Longest TPM name (a hash algorithm's 2 bytes and a SHA-512 digest).
+const MAX_NAME: usize = 66;
 /// Salt of the PIN's digest.
 const PIN_SALT_LEN: usize = 16;
 /// Most counter steps one open may take to catch up with the file (each is an NV write).
@@ -56,6 +58,8 @@ pub struct Tpm2Params {
     /// Its private part, encrypted to the TPM's storage primary key.
     #[serde(with = "base64_bytes")]
     pub private: Vec<u8>,
+    /// The TPM name of that storage key (hex): sessions are salted only to a key of this name.
+    pub storage_key: String,
     /// The NV counter that binds the keybox's generation.
     pub nv_index: u32,
     /// The counter's value when the slot was sealed.
@@ -109,11 +113,18 @@ impl Tpm2Params {
         if [&self.public, &self.private].iter().any(|p| p.is_empty() || p.len() > MAX_SEALED) {
             return Err(bad("sealed object is empty or too long"));
         }
+        if from_hex(&self.storage_key).is_none_or(|n| n.is_empty() || n.len() > MAX_NAME) {
+            return Err(bad("storage key name is not a TPM name"));
+        }
         Ok(())
     }
 
     fn sealed(&self) -> Sealed {
-        Sealed { public: self.public.clone(), private: self.private.clone() }
+        Sealed {
+            public: self.public.clone(),
+            private: self.private.clone(),
+            parent_name: from_hex(&self.storage_key).unwrap_or_default(),
+        }
     }
 
     fn pin_auth(&self, pin: &Passphrase) -> Option<Zeroizing<Vec<u8>>> {
@@ -439,6 +450,7 @@ impl NewSlot for NewTpm2 {
             pin_salt: pin_salt.map(|s| to_hex(&s)),
             public: sealed.public,
             private: sealed.private,
+            storage_key: to_hex(&sealed.parent_name),
             nv_index,
             nv_base,
             nv_generation: at.generation,
@@ -480,6 +492,7 @@ mod tests {
             pin_salt: None,
             public: vec![1],
             private: vec![2],
+            storage_key: to_hex(&[0, 11, 7]),
             nv_index: 0x0138_0001,
             nv_base: 10,
             nv_generation: 4,

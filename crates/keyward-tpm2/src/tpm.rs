@@ -13,9 +13,11 @@ use tss_esapi::attributes::{
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::{CapabilityType, NvIndexType, PropertyTag, SessionType};
 use tss_esapi::handles::{
-    KeyHandle, NvIndexHandle, NvIndexTpmHandle, ObjectHandle, SessionHandle, TpmHandle,
+    KeyHandle, NvIndexHandle, NvIndexTpmHandle, ObjectHandle, PersistentTpmHandle, SessionHandle,
+    TpmHandle,
 };
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
@@ -30,6 +32,10 @@ use zeroize::Zeroizing;
 
 /// The device used when none is given.
 pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
+
+/// The TCG's handle for the storage root key, which systemd-cryptenroll also uses: kept in the
+/// TPM, it spares re-deriving the primary key at every unseal.
+const SRK_HANDLE: u32 = 0x8100_0001;
 
 /// Owner NV indices keyward picks its counters from (TCG's owner range is 0x01000000–0x013FFFFF;
 /// this is a 64 Ki window in it, drawn at random so two keyboxes do not collide).
@@ -119,6 +125,9 @@ pub struct Sealed {
     pub public: Vec<u8>,
     /// TPM2B_PRIVATE contents (encrypted to the storage primary key: useless to anyone else).
     pub private: Vec<u8>,
+    /// The name of the storage key it was sealed under: the key the sessions are salted to is
+    /// checked against it, so a key put in its place on the way is refused.
+    pub parent_name: Vec<u8>,
 }
 
 /// The dictionary-attack state.
@@ -203,7 +212,7 @@ impl Tpm {
         auth: Option<&[u8]>,
         secret: &[u8],
     ) -> Result<Sealed, TpmFailure> {
-        let primary = self.primary()?;
+        let (primary, parent_name) = self.storage_key(None)?;
         let trial = self.policy_session(None, SessionType::Trial)?;
         self.apply_policy(trial, bank, pcrs, auth.is_some())?;
         let digest = self
@@ -243,6 +252,7 @@ impl Tpm {
         Ok(Sealed {
             public: created.out_public.marshall().doing("cannot marshal the sealed object")?,
             private: created.out_private.value().to_vec(),
+            parent_name,
         })
     }
 
@@ -256,14 +266,15 @@ impl Tpm {
         pcrs: &[u8],
         auth: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>, TpmFailure> {
-        let primary = self.primary()?;
+        let (primary, _) = self.storage_key(Some(&sealed.parent_name))?;
         let public = Public::unmarshall(&sealed.public).doing("the sealed object's public part")?;
         let private =
             Private::try_from(sealed.private.clone()).doing("the sealed object's private part")?;
-        let session = self.hmac_session(primary)?;
+        // The private part is already encrypted to the storage key: loading it needs no
+        // session of its own, only the storage key's empty authorisation.
         let object = self
             .ctx
-            .execute_with_session(Some(session), |ctx| ctx.load(primary, private, public))
+            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
             .doing("cannot load the sealed object")?;
         self.transient.push(object.into());
         if let Some(auth) = auth {
@@ -280,6 +291,10 @@ impl Tpm {
             .ctx
             .execute_with_session(Some(policy.into()), |ctx| ctx.unseal(object.into()))
             .doing("cannot unseal")?;
+        // The TPM closed the policy session after the unseal (it was not marked to continue):
+        // flushing it again would only cost a round trip to be told so.
+        let closed: ObjectHandle = SessionHandle::from(AuthSession::from(policy)).into();
+        self.transient.retain(|handle| *handle != closed);
         Ok(Zeroizing::new(secret.value().to_vec()))
     }
 
@@ -384,6 +399,46 @@ impl Tpm {
             .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(handle)))
             .doing("cannot find the NV counter")?;
         Ok(object.into())
+    }
+
+    /// The storage key: the one kept at the SRK handle, else the primary key re-derived from the
+    /// template. Sealing (`expected` absent) keeps a new primary at the SRK handle when there is
+    /// none (if the owner hierarchy allows it); unsealing refuses a key whose name is not the one
+    /// the object was sealed under — the salt of the session must go to the TPM's own key.
+    fn storage_key(&mut self, expected: Option<&[u8]>) -> Result<(KeyHandle, Vec<u8>), TpmFailure> {
+        let srk = PersistentTpmHandle::new(SRK_HANDLE).doing("the SRK handle")?;
+        let kept = self
+            .ctx
+            .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::Persistent(srk)));
+        let name = |tpm: &mut Tpm, key: KeyHandle| {
+            tpm.ctx.tr_get_name(key.into()).map(|n| n.value().to_vec()).doing("the key's name")
+        };
+        if let Ok(key) = kept {
+            let key = KeyHandle::from(key);
+            let kept_name = name(self, key)?;
+            if expected.is_none_or(|e| e == kept_name.as_slice()) {
+                return Ok((key, kept_name));
+            }
+        }
+        let primary = self.primary()?;
+        let primary_name = name(self, primary)?;
+        if expected.is_some_and(|e| e != primary_name.as_slice()) {
+            return Err(TpmFailure {
+                what: "the TPM's storage key is not the one this slot was sealed under",
+                error: tss_esapi::Error::Tss2Error(
+                    tss_esapi::constants::response_code::Tss2ResponseCode::from(
+                        tss_esapi::constants::tss::TPM2_RC_INTEGRITY,
+                    ),
+                ),
+            });
+        }
+        if expected.is_none() && kept.is_err() {
+            // Best effort: an owner hierarchy with a password keeps the primary transient.
+            let _ = self.ctx.execute_with_nullauth_session(|ctx| {
+                ctx.evict_control(Provision::Owner, primary.into(), Persistent::Persistent(srk))
+            });
+        }
+        Ok((primary, primary_name))
     }
 
     /// The storage primary key under the owner hierarchy, from the TCG's ECC P-256 storage

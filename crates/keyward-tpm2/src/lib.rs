@@ -8,8 +8,10 @@
 //! The kind is registered by the program that offers it (`keyward`'s `kinds.rs`). Its stored
 //! parameters are specified in docs/format.md ("tpm2").
 
+mod attest;
 mod slot;
 mod tpm;
 
+pub use attest::{Quote, QuoteError, pcr_digest, verify_quote};
 pub use slot::{NewTpm2, TPM2, Tpm2Kind, Tpm2Params, parse_pcrs, pcr_text};
-pub use tpm::{Bank, DEFAULT_DEVICE, TpmFailure};
+pub use tpm::{Bank, DEFAULT_DEVICE, Tpm, TpmFailure, Unreachable};

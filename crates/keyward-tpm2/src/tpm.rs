@@ -78,7 +78,7 @@ impl Bank {
         }
     }
 
-    fn algorithm(self) -> HashingAlgorithm {
+    pub(crate) fn algorithm(self) -> HashingAlgorithm {
         match self {
             Bank::Sha1 => HashingAlgorithm::Sha1,
             Bank::Sha256 => HashingAlgorithm::Sha256,
@@ -108,7 +108,7 @@ impl TpmFailure {
     }
 }
 
-trait Doing<T> {
+pub(crate) trait Doing<T> {
     fn doing(self, what: &'static str) -> Result<T, TpmFailure>;
 }
 
@@ -386,6 +386,22 @@ impl Tpm {
         })
     }
 
+    /// The ESAPI context, for the other TPM modules of this crate.
+    pub(crate) fn context(&mut self) -> &mut Context {
+        &mut self.ctx
+    }
+
+    /// Flushes `handle` when this connection is dropped.
+    pub(crate) fn keep_transient(&mut self, handle: ObjectHandle) {
+        self.transient.push(handle);
+    }
+
+    /// Flushes `handle` now (and forgets it for the drop).
+    pub(crate) fn flush_now(&mut self, handle: ObjectHandle) {
+        self.transient.retain(|kept| *kept != handle);
+        let _ = self.ctx.flush_context(handle);
+    }
+
     fn increment_handle(&mut self, nv: NvIndexHandle) -> Result<(), TpmFailure> {
         self.ctx
             .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::NvIndex(nv), nv))
@@ -559,7 +575,7 @@ impl Drop for Tpm {
     }
 }
 
-fn selection(bank: Bank, pcrs: &[u8]) -> Result<PcrSelectionList, TpmFailure> {
+pub(crate) fn selection(bank: Bank, pcrs: &[u8]) -> Result<PcrSelectionList, TpmFailure> {
     let slots = pcrs
         .iter()
         .map(|&pcr| PcrSlot::try_from(1u32 << u32::from(pcr)))

@@ -1,0 +1,196 @@
+//! TPM quotes for attested release (peers' `tpm-quote` policy): the box's attestation key — an
+//! ECC P-256 restricted signing key derived from the TPM's owner seed, so the same key every
+//! time without anything stored — signs a quote over a verifier's challenge and a PCR
+//! selection; the verifier, with no TPM of its own, checks the signature, the challenge and
+//! the PCR digest it was told at enrollment.
+
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::structure_tags::AttestationType;
+use tss_esapi::structures::{
+    AttestInfo, Data, EccPoint, EccScheme, HashScheme, PublicBuilder, PublicEccParametersBuilder,
+    SignatureScheme,
+};
+use tss_esapi::traits::{Marshall, UnMarshall};
+
+use crate::tpm::{Bank, Doing, Tpm, TpmFailure, selection};
+
+/// A quote: the TPMS_ATTEST the TPM signed, and its ECDSA signature (r ‖ s, 32 bytes each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The marshalled TPMS_ATTEST.
+    pub attest: Vec<u8>,
+    /// r ‖ s.
+    pub signature: Vec<u8>,
+}
+
+/// Why a quote is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// The enrolled key is not a P-256 public key.
+    #[error("the attestation key enrolled is not a P-256 public key")]
+    BadKey,
+    /// The signature does not verify under the enrolled key (another TPM, an edited quote).
+    #[error("the quote is not signed by the attestation key enrolled with the share")]
+    BadSignature,
+    /// Not a quote, or not one a TPM produced.
+    #[error("the attestation is not a TPM quote")]
+    NotAQuote,
+    /// Signed over another challenge (a replay).
+    #[error("the quote is over another challenge")]
+    WrongChallenge,
+    /// Over another PCR selection than enrolled.
+    #[error("the quote covers other PCRs than were enrolled")]
+    WrongPcrs,
+    /// The PCR values differ from those enrolled.
+    #[error("the requester's PCR values are not the ones enrolled")]
+    PcrValuesChanged,
+}
+
+impl Tpm {
+    /// The attestation key's public point, SEC1 uncompressed (65 bytes).
+    pub fn attestation_key(&mut self) -> Result<Vec<u8>, TpmFailure> {
+        let (key, point) = self.attestation_key_handle()?;
+        self.flush_now(key.into());
+        Ok(point)
+    }
+
+    /// A quote by the attestation key over `challenge` and the PCRs `pcrs` of `bank`.
+    pub fn quote(
+        &mut self,
+        challenge: &[u8],
+        bank: Bank,
+        pcrs: &[u8],
+    ) -> Result<Quote, TpmFailure> {
+        let (key, _) = self.attestation_key_handle()?;
+        let selection = selection(bank, pcrs)?;
+        let data = Data::try_from(challenge.to_vec()).doing("the quote's challenge")?;
+        let scheme =
+            SignatureScheme::EcDsa { hash_scheme: HashScheme::new(HashingAlgorithm::Sha256) };
+        let quoted = self
+            .context()
+            .execute_with_nullauth_session(|ctx| ctx.quote(key, data, scheme, selection))
+            .doing("cannot quote");
+        // swtpm (no resource manager) has three object slots: nothing is kept between quotes.
+        self.flush_now(key.into());
+        let (attest, signature) = quoted?;
+        let tss_esapi::structures::Signature::EcDsa(ecdsa) = signature else {
+            return Err(failure("the TPM signed the quote with another scheme"));
+        };
+        let mut signature = Vec::with_capacity(64);
+        for part in [ecdsa.signature_r().value(), ecdsa.signature_s().value()] {
+            signature.extend_from_slice(&left_pad_32(part).ok_or_else(|| failure("signature"))?);
+        }
+        Ok(Quote { attest: attest.marshall().doing("cannot marshal the quote")?, signature })
+    }
+
+    fn attestation_key_handle(
+        &mut self,
+    ) -> Result<(tss_esapi::handles::KeyHandle, Vec<u8>), TpmFailure> {
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_sensitive_data_origin(true)
+            .with_user_with_auth(true)
+            .with_no_da(true)
+            .with_restricted(true)
+            .with_sign_encrypt(true)
+            .build()
+            .doing("attestation key attributes")?;
+        let ecc = PublicEccParametersBuilder::new_unrestricted_signing_key(
+            EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
+            EccCurve::NistP256,
+        )
+        .with_restricted(true)
+        .build()
+        .doing("attestation key parameters")?;
+        let public = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Ecc)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_ecc_parameters(ecc)
+            .with_ecc_unique_identifier(EccPoint::default())
+            .build()
+            .doing("attestation key template")?;
+        let created = self
+            .context()
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Owner, public, None, None, None, None)
+            })
+            .doing("cannot create the attestation key")?;
+        self.keep_transient(created.key_handle.into());
+        let tss_esapi::structures::Public::Ecc { unique, .. } = created.out_public else {
+            return Err(failure("the attestation key is not an ECC key"));
+        };
+        let mut point = vec![0x04];
+        for part in [unique.x().value(), unique.y().value()] {
+            point.extend_from_slice(&left_pad_32(part).ok_or_else(|| failure("key point"))?);
+        }
+        Ok((created.key_handle, point))
+    }
+}
+
+/// The PCR digest a quote of `values` carries: SHA-256 over the values in order (the hash of
+/// the attestation key's scheme).
+pub fn pcr_digest(values: &[Vec<u8>]) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    for value in values {
+        hash.update(value);
+    }
+    hash.finalize().to_vec()
+}
+
+/// Checks `quote` as a verifier: signed by `key` (SEC1), a TPM-made quote over `challenge` and
+/// exactly the PCRs `pcrs` of `bank`, with the PCR digest `expected_digest`.
+pub fn verify_quote(
+    key: &[u8],
+    quote: &Quote,
+    challenge: &[u8],
+    bank: Bank,
+    pcrs: &[u8],
+    expected_digest: &[u8],
+) -> Result<(), QuoteError> {
+    let key = VerifyingKey::from_sec1_bytes(key).map_err(|_| QuoteError::BadKey)?;
+    let signature =
+        Signature::from_slice(&quote.signature).map_err(|_| QuoteError::BadSignature)?;
+    key.verify(&quote.attest, &signature).map_err(|_| QuoteError::BadSignature)?;
+    // Signed by the key: now what it says. (Unmarshalling checks the TPM_GENERATED magic.)
+    let attest = tss_esapi::structures::Attest::unmarshall(&quote.attest)
+        .map_err(|_| QuoteError::NotAQuote)?;
+    if attest.attestation_type() != AttestationType::Quote {
+        return Err(QuoteError::NotAQuote);
+    }
+    if attest.extra_data().value() != challenge {
+        return Err(QuoteError::WrongChallenge);
+    }
+    let AttestInfo::Quote { info } = attest.attested() else {
+        return Err(QuoteError::NotAQuote);
+    };
+    let wanted = selection(bank, pcrs).map_err(|_| QuoteError::WrongPcrs)?;
+    if *info.pcr_selection() != wanted {
+        return Err(QuoteError::WrongPcrs);
+    }
+    if info.pcr_digest().value() != expected_digest {
+        return Err(QuoteError::PcrValuesChanged);
+    }
+    Ok(())
+}
+
+fn left_pad_32(bytes: &[u8]) -> Option<[u8; 32]> {
+    let start = 32usize.checked_sub(bytes.len())?;
+    let mut out = [0u8; 32];
+    out[start..].copy_from_slice(bytes);
+    Some(out)
+}
+
+fn failure(what: &'static str) -> TpmFailure {
+    TpmFailure {
+        what,
+        error: tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm),
+    }
+}

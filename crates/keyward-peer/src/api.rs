@@ -30,6 +30,33 @@ pub struct StoreShareRequest {
     /// owner stores a share at this peer, which then admits that name for this owner's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrollment: Option<String>,
+    /// For the `tpm-quote` policy: the box's TPM attestation key and the PCR state a release
+    /// needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
+}
+
+/// What a `tpm-quote` share is released against: quotes by this key, over these PCRs, with this
+/// digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    /// The attestation key, SEC1 uncompressed P-256 point (base64).
+    pub key: String,
+    /// The PCR selection, as `sha256:7+11`.
+    pub pcrs: String,
+    /// SHA-256 over the PCR values in order (hex), what the quote's PCR digest must be.
+    pub pcr_digest: String,
+}
+
+/// A TPM quote answering a release nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteProof {
+    /// The TPMS_ATTEST the TPM signed (base64).
+    pub attest: String,
+    /// Its ECDSA P-256 signature, r ‖ s (base64).
+    pub signature: String,
 }
 
 impl StoreShareRequest {
@@ -42,7 +69,7 @@ impl StoreShareRequest {
 
 /// The associated data of a stored share.
 pub fn stored_binding(owner: &str, share: &StoreShareRequest) -> Vec<u8> {
-    serde_json::to_vec(&(
+    let fields = (
         "keyward-peer-share-v1",
         owner,
         &share.owner_name,
@@ -52,7 +79,12 @@ pub fn stored_binding(owner: &str, share: &StoreShareRequest) -> Vec<u8> {
         share.policy.name(),
         &share.fingerprint,
         share.x,
-    ))
+    );
+    // A share with an attestation binds it too (a share without one binds what it always did).
+    match &share.attestation {
+        None => serde_json::to_vec(&fields),
+        Some(a) => serde_json::to_vec(&(fields, &a.key, &a.pcrs, &a.pcr_digest)),
+    }
     .unwrap_or_default()
 }
 
@@ -111,6 +143,10 @@ pub struct NonceResponse {
     pub nonce: String,
     /// Unix seconds after which it is void.
     pub expires: i64,
+    /// When the set asked for is released only to a TPM quote: the PCRs to quote
+    /// (`sha256:7+11`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_pcrs: Option<String>,
 }
 
 /// `POST /v1/release`: a proof over a nonce, and a one-time key to seal the answer to.
@@ -137,6 +173,9 @@ pub struct ReleaseRequest {
     /// what this request asks (`share_set`, else `owner_name`), base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester_signature: Option<String>,
+    /// For a `tpm-quote` set: the box's TPM quote over [`quote_challenge`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<QuoteProof>,
 }
 
 impl ReleaseRequest {
@@ -151,6 +190,16 @@ impl ReleaseRequest {
 /// signature is good for one answer, to one key, once.
 pub fn release_message(nonce: &str, asked: &str, ephemeral: &SealPublicKey) -> Vec<u8> {
     format!("keyward-peer-release-v1\n{nonce}\n{asked}\n{ephemeral}").into_bytes()
+}
+
+/// What a TPM quote for a release is over (its qualifying data): SHA-256 of the same message the
+/// owner signs, so a quote is good for one answer, to one key, once.
+pub fn quote_challenge(nonce: &str, asked: &str, ephemeral: &SealPublicKey) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"keyward-peer-quote-v1\n");
+    hash.update(release_message(nonce, asked, ephemeral));
+    hash.finalize().to_vec()
 }
 
 /// One released share, sealed to the requester's one-time key.

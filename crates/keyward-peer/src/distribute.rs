@@ -11,7 +11,7 @@ use keyward_core::{DataKey, shamir};
 use keyward_service::SigningIdentity;
 use tokio::task::JoinSet;
 
-use crate::api::StoreShareRequest;
+use crate::api::{Attestation, StoreShareRequest};
 use crate::card::PeerCard;
 use crate::client::PeerClient;
 use crate::seal::{self, Purpose};
@@ -76,6 +76,8 @@ pub struct Split<'a> {
     pub policy: ReleasePolicy,
     /// The new set's id, from [`new_share_set`].
     pub share_set: &'a str,
+    /// For the `tpm-quote` policy: what a release is checked against.
+    pub attestation: Option<&'a Attestation>,
 }
 
 /// Splits `key` `threshold`-of-`cards.len()` as share set `split.share_set`, seals share i to
@@ -86,7 +88,7 @@ pub async fn distribute(
     owner: &Owner,
     timeout: Duration,
 ) -> Result<PeersParams, DistributeError> {
-    let Split { cards, threshold, policy, share_set } = split;
+    let Split { cards, threshold, policy, share_set, attestation } = split;
     let share_set = share_set.to_string();
     let count = u8::try_from(cards.len()).unwrap_or(u8::MAX);
     let shares = shamir::split(key.expose(), threshold, count)?;
@@ -104,6 +106,7 @@ pub async fn distribute(
             x: share.x,
             share: seal::Sealed { enc: String::new(), ct: String::new() },
             enrollment: owner.enrollment.clone(),
+            attestation: attestation.cloned(),
         };
         request.share = seal::seal(
             &card.seal_key,

@@ -14,11 +14,13 @@ use keyward_service::{AuthError, PublicKey, ServiceError, SourcePrefix};
 use zeroize::Zeroizing;
 
 use crate::api::{
-    NonceResponse, ReleaseRequest, ReleaseResponse, ReleasedShare, StatusResponse,
-    StoreShareRequest, release_message, released_binding,
+    Attestation, NonceResponse, QuoteProof, ReleaseRequest, ReleaseResponse, ReleasedShare,
+    StatusResponse, StoreShareRequest, quote_challenge, release_message, released_binding,
 };
 use crate::seal::{self, Purpose, SealSecret};
+use crate::slot::ReleasePolicy;
 use crate::store::{Admission, Quota, Store, Stored, StoredShare};
+use keyward_tpm2::QuoteError;
 
 /// How long a release nonce stays good.
 pub const NONCE_TTL_SECS: i64 = 60;
@@ -242,7 +244,7 @@ impl Peer {
     /// A fresh single-use nonce for a release of `asked`, requested from `source`. Each source,
     /// and each thing asked for, holds only a few at once (its oldest forgotten first), so a
     /// flood cannot push out another requester's nonce.
-    pub fn nonce(
+    pub async fn nonce(
         &self,
         source: SourcePrefix,
         asked: &str,
@@ -259,7 +261,15 @@ impl Peer {
             Tag { value: &asked, limit: RELEASE_NONCES_PER_ASKED },
         ];
         self.release_nonces.insert(nonce, &tags, expires, now)?;
-        Ok(NonceResponse { nonce: text, expires })
+        // A set released only to a TPM quote says which PCRs to quote (its id is the box's own,
+        // 128 random bits: naming it is already knowing it).
+        let quote_pcrs = match self.store.share(&asked[4..]).await? {
+            Some(set) if set.request.policy == ReleasePolicy::TpmQuote => {
+                set.request.attestation.map(|a| a.pcrs)
+            }
+            _ => None,
+        };
+        Ok(NonceResponse { nonce: text, expires, quote_pcrs })
     }
 
     /// Uses up a release nonce, which must have been asked for what the request asks.
@@ -315,13 +325,28 @@ impl Peer {
             }
             None => false,
         };
+        let mut quote_refused = None;
         let released: Vec<&StoredShare> = sets
             .iter()
-            .filter(|set| set.request.policy.allows(owner_signed, ticket.is_some()))
+            .filter(|set| {
+                let quoted = match (&request.quote, &set.request.attestation) {
+                    (Some(quote), Some(attestation)) => {
+                        match check_quote(quote, attestation, request, asked) {
+                            Ok(()) => true,
+                            Err(why) => {
+                                quote_refused = Some(why);
+                                false
+                            }
+                        }
+                    }
+                    _ => false,
+                };
+                set.request.policy.allows(owner_signed, ticket.is_some(), quoted)
+            })
             .collect();
         if released.is_empty() {
             return Err(AuthError::Unproven(
-                "the proof given is not what the owner's policy asks for",
+                quote_refused.unwrap_or("the proof given is not what the owner's policy asks for"),
             )
             .into());
         }
@@ -427,4 +452,36 @@ impl Peer {
         .map_err(|e| ServiceError::Malformed(format!("the one-time key: {e}")))?;
         Ok(released)
     }
+}
+
+/// Checks a TPM quote against a set's enrolled attestation: the enrolled key signed it, over this
+/// request's challenge (nonce, what is asked, the answer's key), with the enrolled PCR values.
+fn check_quote(
+    quote: &QuoteProof,
+    attestation: &Attestation,
+    request: &ReleaseRequest,
+    asked: &str,
+) -> Result<(), &'static str> {
+    use keyward_core::encoding::{from_base64, from_hex};
+    let unreadable = "the TPM quote or the enrolled attestation does not read";
+    let key = from_base64(&attestation.key).ok_or(unreadable)?;
+    let digest = from_hex(&attestation.pcr_digest).ok_or(unreadable)?;
+    let (bank, pcrs) = keyward_tpm2::parse_pcrs(&attestation.pcrs).ok_or(unreadable)?;
+    let quote = keyward_tpm2::Quote {
+        attest: from_base64(&quote.attest).ok_or(unreadable)?,
+        signature: from_base64(&quote.signature).ok_or(unreadable)?,
+    };
+    let challenge = quote_challenge(&request.nonce, asked, &request.ephemeral);
+    keyward_tpm2::verify_quote(&key, &quote, &challenge, bank, &pcrs, &digest).map_err(
+        |e| match e {
+            QuoteError::BadKey => "the enrolled attestation key is not a P-256 key",
+            QuoteError::BadSignature => {
+                "the TPM quote is not signed by the TPM enrolled with the share"
+            }
+            QuoteError::NotAQuote => "the attestation sent is not a TPM quote",
+            QuoteError::WrongChallenge => "the TPM quote is over another nonce",
+            QuoteError::WrongPcrs => "the TPM quote covers other PCRs than were enrolled",
+            QuoteError::PcrValuesChanged => "the requester's PCR values are not the ones enrolled",
+        },
+    )
 }

@@ -19,7 +19,9 @@ use keyward_service::client::ClientError;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
-use crate::api::{ReleaseRequest, ReleasedShare, release_message, released_binding};
+use crate::api::{
+    QuoteProof, ReleaseRequest, ReleasedShare, quote_challenge, release_message, released_binding,
+};
 use crate::card::PeerCard;
 use crate::client::PeerClient;
 use crate::reconstruct::{Answer, reconstruct};
@@ -38,6 +40,8 @@ pub enum Proof {
         identity: Arc<SigningIdentity>,
         /// The share set its keybox records.
         share_set: String,
+        /// For a `tpm-quote` set: the box's TPM, which quotes the PCRs a peer asks for.
+        attester: Option<Arc<Attester>>,
     },
     /// A fresh machine: an operator's release ticket for the owner's name, which names this
     /// machine's requester key (every set of that owner a peer holds is asked for).
@@ -77,8 +81,21 @@ impl Proof {
         }
     }
 
+    /// The box's TPM, if the proof brings quotes.
+    fn attester(&self) -> Option<&Attester> {
+        match self {
+            Proof::Owner { attester, .. } => attester.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The release request for `nonce`, answered sealed to `ephemeral`.
-    fn request(&self, nonce: &str, ephemeral: crate::seal::SealPublicKey) -> ReleaseRequest {
+    fn request(
+        &self,
+        nonce: &str,
+        ephemeral: crate::seal::SealPublicKey,
+        quote: Option<QuoteProof>,
+    ) -> ReleaseRequest {
         let sign = |identity: &SigningIdentity, asked: &str| {
             keyward_core::encoding::to_base64(
                 &identity.sign(&release_message(nonce, asked, &ephemeral)),
@@ -92,9 +109,10 @@ impl Proof {
             owner_signature: None,
             ticket: None,
             requester_signature: None,
+            quote,
         };
         match self {
-            Proof::Owner { identity, share_set } => {
+            Proof::Owner { identity, share_set, .. } => {
                 request.owner_signature = Some(sign(identity, share_set));
                 request.share_set = Some(share_set.clone());
             }
@@ -111,6 +129,41 @@ impl Proof {
             }
         }
         request
+    }
+}
+
+/// The box's TPM, quoting for `tpm-quote` releases: the one `KEYWARD_TPM2_DEVICE` names, else
+/// /dev/tpmrm0 (the box's own TPM, as at enrollment).
+#[derive(Debug, Clone)]
+pub struct Attester {
+    device: String,
+}
+
+impl Attester {
+    /// The TPM this process is told to use.
+    pub fn from_environment() -> Self {
+        let device = std::env::var("KEYWARD_TPM2_DEVICE")
+            .unwrap_or_else(|_| keyward_tpm2::DEFAULT_DEVICE.to_string());
+        Attester { device }
+    }
+
+    /// A quote over `challenge` of the PCRs `pcrs` (`sha256:7+11`).
+    fn quote(&self, challenge: &[u8], pcrs: &str) -> Result<QuoteProof, ClientError> {
+        let unavailable = |reason: String| ClientError::Unavailable {
+            service: "TPM",
+            url: self.device.clone(),
+            reason,
+            may_have_arrived: false,
+        };
+        let (bank, pcrs) = keyward_tpm2::parse_pcrs(pcrs)
+            .ok_or_else(|| unavailable(format!("a peer asked for PCRs `{pcrs}`")))?;
+        let mut tpm =
+            keyward_tpm2::Tpm::open(&self.device).map_err(|e| unavailable(e.to_string()))?;
+        let quote = tpm.quote(challenge, bank, &pcrs).map_err(|e| unavailable(e.to_string()))?;
+        Ok(QuoteProof {
+            attest: keyward_core::encoding::to_base64(&quote.attest),
+            signature: keyward_core::encoding::to_base64(&quote.signature),
+        })
     }
 }
 
@@ -179,8 +232,19 @@ async fn ask(
     let fail = |e| (peer.clone(), e);
     let client = PeerClient::new(&card, timeout).map_err(fail)?;
     let one_time = SealSecret::generate().map_err(|e| fail(ClientError::Core(e)))?;
-    let nonce = client.nonce(proof.asked()).await.map_err(fail)?.nonce;
-    let answer = client.release(&proof.request(&nonce, one_time.public())).await.map_err(fail)?;
+    let offered = client.nonce(proof.asked()).await.map_err(fail)?;
+    let nonce = offered.nonce;
+    // A peer that releases only to a TPM quote names the PCRs; the box's TPM quotes them over
+    // this very request.
+    let quote = match (&offered.quote_pcrs, proof.attester()) {
+        (Some(pcrs), Some(attester)) => {
+            let challenge = quote_challenge(&nonce, proof.asked(), &one_time.public());
+            Some(attester.quote(&challenge, pcrs).map_err(fail)?)
+        }
+        _ => None,
+    };
+    let answer =
+        client.release(&proof.request(&nonce, one_time.public(), quote)).await.map_err(fail)?;
     if answer.shares.len() > MAX_SHARES_PER_ANSWER {
         return Err(fail(client.bad_answer("more shares than any owner has sets")));
     }

@@ -148,7 +148,7 @@ async fn nonce(
                 ));
             };
             let prefix = SourcePrefix::from(source.ip());
-            Ok(Json(state.peer.nonce(prefix, &query.asked, unix_now())?).into_response())
+            Ok(Json(state.peer.nonce(prefix, &query.asked, unix_now()).await?).into_response())
         })
         .await
 }

@@ -27,7 +27,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::card::{CardError, PeerCard};
-use crate::recovery::{self, GatherError, Gathered, Proof};
+use crate::recovery::{self, Attester, GatherError, Gathered, Proof};
 
 /// The kind's name.
 pub const PEERS: &str = "peers";
@@ -51,15 +51,19 @@ pub enum ReleasePolicy {
     Both,
     /// Either one: the box after a restart, or a fresh machine with a ticket.
     Either,
+    /// The owner's identity signature and a fresh quote by the box's TPM over the peer's nonce,
+    /// with the PCR values enrolled: the box itself, in its measured state.
+    TpmQuote,
 }
 
 impl ReleasePolicy {
     /// Every policy, in display order.
-    pub const ALL: [ReleasePolicy; 4] = [
+    pub const ALL: [ReleasePolicy; 5] = [
         ReleasePolicy::Either,
         ReleasePolicy::Identity,
         ReleasePolicy::Operator,
         ReleasePolicy::Both,
+        ReleasePolicy::TpmQuote,
     ];
 
     /// The name written in files and on the command line.
@@ -69,16 +73,19 @@ impl ReleasePolicy {
             ReleasePolicy::Operator => "operator",
             ReleasePolicy::Both => "both",
             ReleasePolicy::Either => "either",
+            ReleasePolicy::TpmQuote => "tpm-quote",
         }
     }
 
-    /// Whether a request carrying these proofs satisfies the policy.
-    pub fn allows(self, owner_signed: bool, operator_ticket: bool) -> bool {
+    /// Whether a request carrying these proofs satisfies the policy (`quoted`: a TPM quote that
+    /// verified against the set's enrolled attestation).
+    pub fn allows(self, owner_signed: bool, operator_ticket: bool, quoted: bool) -> bool {
         match self {
             ReleasePolicy::Identity => owner_signed,
             ReleasePolicy::Operator => operator_ticket,
             ReleasePolicy::Both => owner_signed && operator_ticket,
             ReleasePolicy::Either => owner_signed || operator_ticket,
+            ReleasePolicy::TpmQuote => owner_signed && quoted,
         }
     }
 }
@@ -93,7 +100,7 @@ impl std::str::FromStr for ReleasePolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ReleasePolicy::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            format!("unknown policy `{s}` (known: either, identity, operator, both)")
+            format!("unknown policy `{s}` (known: either, identity, operator, both, tpm-quote)")
         })
     }
 }
@@ -204,8 +211,13 @@ impl PeersParams {
                 Ok(Proof::Both { identity, share_set, ticket: Arc::new(ticket) })
             }
             (ReleasePolicy::Identity | ReleasePolicy::Either, _) => {
-                Ok(Proof::Owner { identity, share_set })
+                Ok(Proof::Owner { identity, share_set, attester: None })
             }
+            (ReleasePolicy::TpmQuote, _) => Ok(Proof::Owner {
+                identity,
+                share_set,
+                attester: Some(Arc::new(Attester::from_environment())),
+            }),
         }
     }
 }
@@ -217,6 +229,7 @@ pub fn policy_text(policy: ReleasePolicy) -> &'static str {
         ReleasePolicy::Identity => "the box's identity only",
         ReleasePolicy::Operator => "an operator's release ticket only",
         ReleasePolicy::Both => "the box's identity and an operator's release ticket together",
+        ReleasePolicy::TpmQuote => "the box's identity with a fresh quote by its TPM",
     }
 }
 

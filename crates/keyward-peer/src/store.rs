@@ -25,6 +25,9 @@ const SCHEMA: Schema = Schema {
         "CREATE INDEX IF NOT EXISTS shares_by_owner_name ON shares (owner_name)",
         "CREATE INDEX IF NOT EXISTS shares_by_owner ON shares (owner)",
         "CREATE INDEX IF NOT EXISTS owners_by_key ON owners (owner)",
+        // What a `tpm-quote` set is released against (a table of its own, so a peer store of an
+        // older keyward gains it without a column change).
+        "CREATE TABLE IF NOT EXISTS share_attestations (share_set TEXT PRIMARY KEY, attestation TEXT NOT NULL)",
         USED_STATEMENTS,
         // Single-use release tickets as a peer of version 1 recorded them; folded into
         // used_statements below.
@@ -100,7 +103,8 @@ pub struct Store {
 macro_rules! select_shares {
     ($rest:literal) => {
         concat!(
-            "SELECT owner, owner_name, keybox_id, share_set, threshold, policy, fingerprint, x, enc, ct FROM shares ",
+            "SELECT owner, owner_name, keybox_id, share_set, threshold, policy, fingerprint, x, enc, ct, \
+             (SELECT attestation FROM share_attestations a WHERE a.share_set = shares.share_set) FROM shares ",
             $rest
         )
     };
@@ -180,6 +184,16 @@ impl Store {
         let inserted = if over { Ok(false) } else { unique(insert.execute(&mut *tx).await) };
         match inserted? {
             true => {
+                if let Some(attestation) = &share.attestation {
+                    let text = serde_json::to_string(attestation).map_err(attestation_error)?;
+                    sqlx::query(
+                        "INSERT INTO share_attestations (share_set, attestation) VALUES ($1, $2)",
+                    )
+                    .bind(&share.share_set)
+                    .bind(text)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(Stored::Added)
             }
@@ -255,12 +269,20 @@ impl Store {
 
     /// Deletes an owner's share set; `false` if there was none.
     pub async fn delete(&self, owner: &str, share_set: &str) -> Result<bool, StoreError> {
+        let mut tx = helpers::begin_write(&self.pool, Backend::Sqlite).await?;
         let done = sqlx::query("DELETE FROM shares WHERE owner = $1 AND share_set = $2")
             .bind(owner)
             .bind(share_set)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         let deleted = done.rows_affected() == 1;
+        if deleted {
+            sqlx::query("DELETE FROM share_attestations WHERE share_set = $1")
+                .bind(share_set)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         if deleted {
             // So the deleted share's old page leaves the files.
             helpers::fold_log(&self.pool, Backend::Sqlite).await;
@@ -298,6 +320,11 @@ impl Store {
     }
 }
 
+/// A stored attestation that does not read (or write) as JSON.
+fn attestation_error(error: serde_json::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!("a share's attestation: {error}")))
+}
+
 fn policy(name: &str) -> ReleasePolicy {
     // An unknown name (a newer keyward's, or an edited row) releases only to both proofs.
     name.parse().unwrap_or(ReleasePolicy::Both)
@@ -317,6 +344,10 @@ fn stored_share(r: &sqlx::any::AnyRow) -> Result<StoredShare, StoreError> {
             x: u8::try_from(r.try_get::<i64, _>(7)?).unwrap_or(0),
             share: Sealed { enc: r.try_get(8)?, ct: r.try_get(9)? },
             enrollment: None,
+            attestation: match r.try_get::<Option<String>, _>(10)? {
+                Some(text) => Some(serde_json::from_str(&text).map_err(attestation_error)?),
+                None => None,
+            },
         },
     })
 }

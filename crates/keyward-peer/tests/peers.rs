@@ -12,7 +12,10 @@ use keyward_core::shamir::{self, Share};
 use keyward_core::slot::{NewPlain, registry};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{DataKey, ExpectedFingerprint, Keybox, SlotId, Store, Unlocker};
-use keyward_peer::api::{ReleaseRequest, StoreShareRequest, release_message, released_binding};
+use keyward_peer::api::{
+    Attestation, QuoteProof, ReleaseRequest, StoreShareRequest, quote_challenge, release_message,
+    released_binding,
+};
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
 use keyward_peer::distribute::{Owner, Split, distribute, new_share_set};
@@ -145,7 +148,13 @@ fn owner(name: &str) -> Owner {
 /// A 2-of-n split among `cards` with a fresh set id.
 async fn split_among(cards: &[PeerCard], owner: &Owner) -> PeersParams {
     let set = new_share_set().expect("rng");
-    let split = Split { cards, threshold: 2, policy: ReleasePolicy::Either, share_set: &set };
+    let split = Split {
+        cards,
+        threshold: 2,
+        policy: ReleasePolicy::Either,
+        share_set: &set,
+        attestation: None,
+    };
     distribute(&key(), split, owner, TIMEOUT).await.expect("distribute")
 }
 
@@ -163,6 +172,7 @@ async fn fetch_share(card: &PeerCard, identity: &SigningIdentity, set: &str) -> 
         owner_signature: Some(keyward_core::encoding::to_base64(&identity.sign(&message))),
         ticket: None,
         requester_signature: None,
+        quote: None,
     };
     let answer = client.release(&request).await.expect("release");
     let released = &answer.shares[0];
@@ -192,7 +202,13 @@ fn shares_of_a_removed_peer_do_not_combine_with_the_new_set() {
         let (slot, _) = keybox_with_peers_slot(&store, &old);
         let cards = [peers.cards[0].clone(), peers.cards[1].clone(), peers.cards[3].clone()];
         let set = new_share_set().expect("rng");
-        let split = Split { cards: &cards, threshold: 2, policy: old.policy, share_set: &set };
+        let split = Split {
+            cards: &cards,
+            threshold: 2,
+            policy: old.policy,
+            share_set: &set,
+            attestation: None,
+        };
         let done = reshare::reshare(&store, slot, &key(), &old, split, &owner, TIMEOUT, |_| {
             ControlFlow::Continue(())
         })
@@ -247,8 +263,11 @@ async fn recorded_set_is_usable(disk: &SimFs, owner: &Owner) -> String {
         .expect("a peers slot");
     let cards: Vec<PeerCard> =
         params.peers.iter().map(|r| PeerCard::from_record(r).expect("card")).collect();
-    let proof =
-        Proof::Owner { identity: owner.identity.clone(), share_set: params.share_set.clone() };
+    let proof = Proof::Owner {
+        identity: owner.identity.clone(),
+        share_set: params.share_set.clone(),
+        attester: None,
+    };
     let expected = ExpectedFingerprint::Full(keybox.fingerprint());
     let gathered = recovery::gather(&cards, proof, &expected, Some(params.threshold), TIMEOUT)
         .await
@@ -288,8 +307,13 @@ fn a_crash_at_any_step_of_a_reshare_leaves_a_usable_set() {
             let store = Store::new(&sim, std::path::Path::new("/sim/keybox.json"));
             let before = sim.steps();
             let set = new_share_set().expect("rng");
-            let split =
-                Split { cards: &new_cards, threshold: 2, policy: old.policy, share_set: &set };
+            let split = Split {
+                cards: &new_cards,
+                threshold: 2,
+                policy: old.policy,
+                share_set: &set,
+                attestation: None,
+            };
             let result =
                 reshare::reshare(&store, SlotId(2), &key(), &old, split, &owner, TIMEOUT, |step| {
                     if step == ReshareStep::Committed {
@@ -309,8 +333,13 @@ fn a_crash_at_any_step_of_a_reshare_leaves_a_usable_set() {
             let sim = fresh();
             let store = Store::new(&sim, std::path::Path::new("/sim/keybox.json"));
             let set = new_share_set().expect("rng");
-            let split =
-                Split { cards: &new_cards, threshold: 2, policy: old.policy, share_set: &set };
+            let split = Split {
+                cards: &new_cards,
+                threshold: 2,
+                policy: old.policy,
+                share_set: &set,
+                attestation: None,
+            };
             let result =
                 reshare::reshare(&store, SlotId(2), &key(), &old, split, &owner, TIMEOUT, |step| {
                     if step == stop { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
@@ -328,8 +357,13 @@ fn a_crash_at_any_step_of_a_reshare_leaves_a_usable_set() {
                 let store = Store::new(&sim, std::path::Path::new("/sim/keybox.json"));
                 sim.crash_at(sim.steps() + n);
                 let set = new_share_set().expect("rng");
-                let split =
-                    Split { cards: &new_cards, threshold: 2, policy: old.policy, share_set: &set };
+                let split = Split {
+                    cards: &new_cards,
+                    threshold: 2,
+                    policy: old.policy,
+                    share_set: &set,
+                    attestation: None,
+                };
                 let result = reshare::reshare(
                     &store,
                     SlotId(2),
@@ -404,6 +438,7 @@ fn share_request(
         x: shares[0].x,
         share: seal::Sealed { enc: String::new(), ct: String::new() },
         enrollment,
+        attestation: None,
     };
     request.share = seal::seal(
         seal_key,
@@ -416,6 +451,11 @@ fn share_request(
 }
 
 async fn held(policy: ReleasePolicy) -> Held {
+    held_with(policy, None).await
+}
+
+/// A peer holding one share of `policy`, stored with `attestation`.
+async fn held_with(policy: ReleasePolicy, attestation: Option<Attestation>) -> Held {
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = SigningIdentity::generate().expect("rng");
     let (peer, seal_key) = peer_in(&dir, &operator, Quota::default()).await;
@@ -428,14 +468,27 @@ async fn held(policy: ReleasePolicy) -> Held {
             expires: NOW + 600,
         },
     );
-    let request = share_request(&owner, "box-p", &"ab".repeat(16), &seal_key, policy, Some(token));
+    let mut request =
+        share_request(&owner, "box-p", &"ab".repeat(16), &seal_key, policy, Some(token));
+    if attestation.is_some() {
+        // The attestation is bound into the sealed share: sealed again with it.
+        request.attestation = attestation;
+        let shares = shamir::split(&KEY, 2, 3).expect("split");
+        request.share = seal::seal(
+            &seal_key,
+            Purpose::StoredShare,
+            &request.binding(&owner.public().to_string()),
+            &shares[0].to_bytes(),
+        )
+        .expect("seal");
+    }
     peer.store_share(&owner.public(), &request, NOW).await.expect("stored");
     Held { peer, owner, operator, share_set: request.share_set, _dir: dir }
 }
 
 /// A nonce from `peer` for a release of `asked`, asked from 10.0.0.1.
-fn nonce_for(peer: &Peer, asked: &str) -> String {
-    peer.nonce(SourcePrefix::V4([10, 0, 0, 1]), asked, NOW).expect("nonce").nonce
+async fn nonce_for(peer: &Peer, asked: &str) -> String {
+    peer.nonce(SourcePrefix::V4([10, 0, 0, 1]), asked, NOW).await.expect("nonce").nonce
 }
 
 /// `signer`'s signature over what `request` asks, its nonce and its one-time key.
@@ -454,6 +507,7 @@ fn signed_request(signer: &SigningIdentity, nonce: &str, set: &str) -> ReleaseRe
         owner_signature: None,
         ticket: None,
         requester_signature: None,
+        quote: None,
     };
     request.owner_signature = Some(signature(signer, &request));
     request
@@ -483,17 +537,17 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
         let h = held(ReleasePolicy::Either).await;
         let set = h.share_set.clone();
         // The owner's proof over a fresh nonce: released, once.
-        let nonce = nonce_for(&h.peer, &set);
+        let nonce = nonce_for(&h.peer, &set).await;
         let request = signed_request(&h.owner, &nonce, &set);
         assert_eq!(h.peer.release(&request, NOW).await.expect("released").shares.len(), 1);
         unauthenticated(h.peer.release(&request, NOW).await, "a replayed proof");
         // An expired nonce.
-        let nonce = nonce_for(&h.peer, &set);
+        let nonce = nonce_for(&h.peer, &set).await;
         let late = signed_request(&h.owner, &nonce, &set);
         unauthenticated(h.peer.release(&late, NOW + NONCE_TTL_SECS + 1).await, "an expired nonce");
         // Someone else's identity, and a made-up nonce.
         let stranger = SigningIdentity::generate().expect("rng");
-        let nonce = nonce_for(&h.peer, &set);
+        let nonce = nonce_for(&h.peer, &set).await;
         unauthenticated(
             h.peer.release(&signed_request(&stranger, &nonce, &set), NOW).await,
             "a wrong identity",
@@ -503,13 +557,13 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
             "a nonce this peer never gave",
         );
         // A share set that is not there (a signature over it is no proof of anything).
-        let nonce = nonce_for(&h.peer, &"cd".repeat(16));
+        let nonce = nonce_for(&h.peer, &"cd".repeat(16)).await;
         unauthenticated(
             h.peer.release(&signed_request(&h.owner, &nonce, &"cd".repeat(16)), NOW).await,
             "a wrong share set",
         );
         // A signature over one set used for another (the nonce and key are bound too).
-        let nonce = nonce_for(&h.peer, &"cd".repeat(16));
+        let nonce = nonce_for(&h.peer, &"cd".repeat(16)).await;
         let mut moved = signed_request(&h.owner, &nonce, &"cd".repeat(16));
         moved.share_set = Some(set.clone());
         unauthenticated(h.peer.release(&moved, NOW).await, "a signature over another set");
@@ -527,6 +581,7 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
                 owner_signature: None,
                 ticket: Some(text.into()),
                 requester_signature: None,
+                quote: None,
             };
             request.requester_signature = signer.map(|s| signature(s, &request));
             request
@@ -537,12 +592,12 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
         for (signer, what) in
             [(Some(&someone), "the ticket from someone else"), (None, "no signature")]
         {
-            let nonce = nonce_for(&h.peer, "box-p");
+            let nonce = nonce_for(&h.peer, "box-p").await;
             unauthenticated(h.peer.release(&by_ticket(nonce, &for_box, signer), NOW).await, what);
         }
-        let nonce = nonce_for(&h.peer, "box-p");
+        let nonce = nonce_for(&h.peer, "box-p").await;
         h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await.expect("released");
-        let nonce = nonce_for(&h.peer, "box-p");
+        let nonce = nonce_for(&h.peer, "box-p").await;
         let again = h.peer.release(&by_ticket(nonce, &for_box, Some(&fresh)), NOW).await;
         assert!(matches!(again, Err(ServiceError::Refused(_))), "{again:?}");
         // A ticket for another box, and one signed by the owner rather than an operator.
@@ -550,7 +605,7 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
             (ticket("box-q", &fresh, &h.operator), "a ticket for another box"),
             (ticket("box-p", &fresh, &h.owner), "a ticket not signed by an operator"),
         ] {
-            let nonce = nonce_for(&h.peer, "box-p");
+            let nonce = nonce_for(&h.peer, "box-p").await;
             unauthenticated(
                 h.peer.release(&by_ticket(nonce, &text, Some(&fresh)), NOW).await,
                 what,
@@ -572,7 +627,7 @@ fn each_policy_asks_for_its_own_proofs() {
             let attempt = |signature: bool, ticketed: bool| {
                 let h = &h;
                 async move {
-                    let nonce = nonce_for(&h.peer, &h.share_set);
+                    let nonce = nonce_for(&h.peer, &h.share_set).await;
                     // The ticket names the box itself as the requester (the `both` case).
                     let mut request = signed_request(&h.owner, &nonce, &h.share_set);
                     if ticketed {
@@ -612,6 +667,7 @@ fn repeated_failed_proofs_lock_the_source_out() {
                 owner_signature: Some(keyward_core::encoding::to_base64(&stranger.sign(&message))),
                 ticket: None,
                 requester_signature: None,
+                quote: None,
             };
             last = Some(client.release(&request).await);
         }
@@ -802,15 +858,15 @@ fn a_nonce_flood_from_one_source_does_not_push_out_a_requesters_nonce() {
     client_runtime().block_on(async {
         let h = held(ReleasePolicy::Either).await;
         let requester = SourcePrefix::V4([10, 0, 0, 1]);
-        let mine = h.peer.nonce(requester, &h.share_set, NOW).expect("nonce").nonce;
+        let mine = h.peer.nonce(requester, &h.share_set, NOW).await.expect("nonce").nonce;
         let flooder = SourcePrefix::V4([192, 0, 2, 66]);
         for _ in 0..1000 * RELEASE_NONCES_PER_SOURCE {
-            h.peer.nonce(flooder, &h.share_set, NOW).expect("a flooder's nonce");
+            h.peer.nonce(flooder, &h.share_set, NOW).await.expect("a flooder's nonce");
         }
         let request = signed_request(&h.owner, &mine, &h.share_set);
         h.peer.release(&request, NOW).await.expect("the requester's nonce still works");
         // A nonce asked for one set does not serve a release of another.
-        let other = nonce_for(&h.peer, "box-p");
+        let other = nonce_for(&h.peer, "box-p").await;
         let mut misused = signed_request(&h.owner, &other, &h.share_set);
         misused.nonce = other;
         unauthenticated(h.peer.release(&misused, NOW).await, "a nonce asked for something else");
@@ -837,13 +893,14 @@ fn a_release_ticket_allows_its_uses_at_a_peer_and_no_more() {
             let fresh = &fresh;
             async move {
                 let mut request = ReleaseRequest {
-                    nonce: nonce_for(&h.peer, "box-p"),
+                    nonce: nonce_for(&h.peer, "box-p").await,
                     ephemeral: SealSecret::generate().expect("rng").public(),
                     share_set: None,
                     owner_name: Some("box-p".into()),
                     owner_signature: None,
                     ticket: Some(text),
                     requester_signature: None,
+                    quote: None,
                 };
                 request.requester_signature = Some(signature(fresh, &request));
                 h.peer.release(&request, NOW).await
@@ -857,4 +914,87 @@ fn a_release_ticket_allows_its_uses_at_a_peer_and_no_more() {
             "{third:?}"
         );
     });
+}
+
+mod tpm_quote {
+    use keyward_core::encoding::{to_base64, to_hex};
+    use keyward_tpm2::testing::Swtpm;
+    use keyward_tpm2::{Bank, Tpm, pcr_digest};
+
+    use super::*;
+
+    const PCRS: &[u8] = &[7];
+
+    /// The release request of `h`'s owner for `nonce`, with a quote by `tpm` over it.
+    fn quoted_request(h: &Held, tpm: &mut Tpm, nonce: &str) -> ReleaseRequest {
+        let mut request = signed_request(&h.owner, nonce, &h.share_set);
+        let challenge = quote_challenge(nonce, &h.share_set, &request.ephemeral);
+        let quote = tpm.quote(&challenge, Bank::Sha256, PCRS).expect("quote");
+        request.quote = Some(QuoteProof {
+            attest: to_base64(&quote.attest),
+            signature: to_base64(&quote.signature),
+        });
+        request
+    }
+
+    fn refused_because<T: std::fmt::Debug>(result: Result<T, ServiceError>, why: &str) {
+        match result {
+            Err(ServiceError::Unauthenticated(text)) => {
+                assert!(text.to_string().contains(why), "{text} should say {why}")
+            }
+            other => panic!("expected a refusal saying {why}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tpm_quote_set_is_released_only_to_a_fresh_quote_of_the_enrolled_tpm_in_its_state() {
+        // SAFETY of the test: set before any TPM use, in this test's own process (nextest).
+        unsafe { std::env::set_var("TSS2_LOG", "all+NONE") };
+        client_runtime().block_on(async {
+            let box_tpm = Swtpm::start();
+            let mut tpm = box_tpm.tpm();
+            let values = tpm.pcr_values(Bank::Sha256, PCRS).expect("PCRs");
+            let attestation = Attestation {
+                key: to_base64(&tpm.attestation_key().expect("attestation key")),
+                pcrs: "sha256:7".into(),
+                pcr_digest: to_hex(&pcr_digest(&values)),
+            };
+            let h = held_with(ReleasePolicy::TpmQuote, Some(attestation)).await;
+            let offered = h
+                .peer
+                .nonce(SourcePrefix::V4([10, 0, 0, 1]), &h.share_set, NOW)
+                .await
+                .expect("nonce");
+            assert_eq!(offered.quote_pcrs.as_deref(), Some("sha256:7"), "the peer names the PCRs");
+
+            // The owner's signature alone is not enough.
+            refused_because(
+                h.peer.release(&signed_request(&h.owner, &offered.nonce, &h.share_set), NOW).await,
+                "policy",
+            );
+            // With a fresh quote by the enrolled TPM: released.
+            let nonce = nonce_for(&h.peer, &h.share_set).await;
+            let good = quoted_request(&h, &mut tpm, &nonce);
+            assert_eq!(h.peer.release(&good, NOW).await.expect("released").shares.len(), 1);
+
+            // That quote again, with another nonce (and key): over another challenge.
+            let nonce = nonce_for(&h.peer, &h.share_set).await;
+            let mut replay = signed_request(&h.owner, &nonce, &h.share_set);
+            replay.quote = good.quote.clone();
+            refused_because(h.peer.release(&replay, NOW).await, "over another nonce");
+
+            // A quote by another TPM.
+            let stranger = Swtpm::start();
+            let nonce = nonce_for(&h.peer, &h.share_set).await;
+            let foreign = quoted_request(&h, &mut stranger.tpm(), &nonce);
+            refused_because(h.peer.release(&foreign, NOW).await, "not signed by the TPM enrolled");
+
+            // The enrolled TPM after a boot change.
+            drop(tpm);
+            box_tpm.extend(7);
+            let nonce = nonce_for(&h.peer, &h.share_set).await;
+            let changed = quoted_request(&h, &mut box_tpm.tpm(), &nonce);
+            refused_because(h.peer.release(&changed, NOW).await, "PCR values");
+        });
+    }
 }

@@ -10,6 +10,8 @@
 
 mod attest;
 mod slot;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod tpm;
 
 pub use attest::{Quote, QuoteError, pcr_digest, verify_quote};

@@ -312,7 +312,8 @@ pub struct PeersSlotArgs {
 
     /// Who the peers release shares to: `either` the box itself (its identity signature, after
     /// a restart) or a fresh machine with an operator's release ticket; only the `identity`;
-    /// only an `operator` ticket; or `both` together.
+    /// only an `operator` ticket; `both` together; or `tpm-quote`: the box's identity with a
+    /// fresh quote by its TPM over the PCRs chosen (--pcrs, default 7; --tpm2-device).
     #[arg(long, value_name = "POLICY", default_value = "either")]
     pub policy: keyward_peer::slot::ReleasePolicy,
 

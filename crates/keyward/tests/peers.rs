@@ -83,6 +83,12 @@ fn five_peers(dir: &Dir) -> Vec<PeerProcess> {
 }
 
 fn five_peers_with(dir: &Dir, policy: &str) -> Vec<PeerProcess> {
+    five_peers_enrolled(dir, policy, &[])
+}
+
+/// Five peers and a plain-slot keybox enrolled with them, 3 of 5, under `policy`, with `extra`
+/// options to `enroll peers`.
+fn five_peers_enrolled(dir: &Dir, policy: &str, extra: &[&str]) -> Vec<PeerProcess> {
     let keygen = dir.ok(["operator", "keygen", "--out", "op.key", "--json"]);
     let public: serde_json::Value = serde_json::from_str(&keygen.stdout()).expect("json");
     let operator = public["public_key"].as_str().expect("key").to_string();
@@ -107,6 +113,7 @@ fn five_peers_with(dir: &Dir, policy: &str) -> Vec<PeerProcess> {
     for peer in &peers {
         enroll.extend(["--peer".to_string(), peer.card()]);
     }
+    enroll.extend(extra.iter().map(|e| e.to_string()));
     enroll.push("--json".into());
     let out = dir.ok(enroll);
     dir.write("enroll.json", out.stdout().as_bytes());
@@ -220,7 +227,8 @@ fn plant_wrong_share(dir: &Dir, name: &str) {
             x,
             share: seal::Sealed { enc: String::new(), ct: String::new() },
             enrollment: None,
-        };
+attestation: None,
+};
         let mut wrong = vec![x];
         wrong.extend_from_slice(b"not-the-share-of-the-canary-key!");
         request.share =
@@ -339,6 +347,39 @@ fn the_both_policy_needs_the_box_and_a_ticket_naming_it() {
     ]);
     dir.ok(["unlock", "--slot", "peers-2", "--release-ticket", "t.txt", "--out", "k.bin"]);
     assert_eq!(dir.read("k.bin"), CANARY_KEY);
+}
+
+#[test]
+fn the_tpm_quote_policy_releases_to_the_box_in_its_measured_state_only() {
+    let dir = Dir::new("peers-tpm-quote");
+    let tpm = keyward_tpm2::testing::Swtpm::start();
+    let tcti = tpm.tcti();
+    let _peers = five_peers_enrolled(&dir, "tpm-quote", &["--tpm2-device", &tcti, "--pcrs", "7"]);
+    let unlock = |out: &str| {
+        dir.keyward()
+            .env("KEYWARD_TPM2_DEVICE", &tcti)
+            .args(["unlock", "--slot", "peers-2", "--out", out])
+            .run()
+    };
+    // After a restart, the box quotes with its TPM for each peer's nonce.
+    unlock("k.bin").assert_success();
+    assert_eq!(dir.read("k.bin"), CANARY_KEY);
+    // After a boot change, every peer refuses, saying why.
+    tpm.extend(7);
+    let refused = unlock("k2.bin");
+    refused.assert_exit_code(9).assert_one_line_error();
+    assert!(refused.stderr().contains("PCR values"), "{}", refused.report());
+    assert!(!dir.path("k2.bin").exists());
+    // Another TPM at that address is refused too.
+    let port = tpm.port();
+    drop(tpm);
+    let _other = keyward_tpm2::testing::Swtpm::start_on(port);
+    let foreign = unlock("k3.bin");
+    foreign.assert_exit_code(9).assert_one_line_error();
+    assert!(foreign.stderr().contains("not signed by the TPM enrolled"), "{}", foreign.report());
+    // A re-share of such a slot is refused before anything is sent.
+    let reshare = dir.keyward().args(["peers", "reshare"]).run();
+    reshare.assert_exit_code(2).assert_one_line_error();
 }
 
 /// The share sets a peer's database holds.

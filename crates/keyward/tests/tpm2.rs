@@ -5,109 +5,14 @@
 
 mod util;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use keyward_tpm2::testing::Swtpm;
 use util::{CANARY_KEY, CANARY_PASSPHRASE, Dir, Outcome};
 
-/// A TPM of the test's own.
-struct Swtpm {
-    child: Child,
-    port: u16,
-    state: PathBuf,
-}
-
-impl Swtpm {
-    /// Starts a swtpm with fresh state in `dir/name`.
-    fn start(dir: &Dir, name: &str) -> Swtpm {
-        Swtpm::start_on(dir, name, free_port_pair())
-    }
-
-    fn start_on(dir: &Dir, name: &str, port: u16) -> Swtpm {
-        let state = dir.path(name);
-        std::fs::create_dir_all(&state).expect("swtpm state folder");
-        // The TCTI reaches the control channel at the next port.
-        let ctrl = port + 1;
-        let child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("swtpm cannot run ({e}): install the Debian packages swtpm and swtpm-tools")
-            });
-        let tpm = Swtpm { child, port, state };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "swtpm did not listen on 127.0.0.1:{port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // A known lockout: 3 wrong PINs, then locked for 10 minutes.
-        tpm.tools(&[
-            "tpm2_dictionarylockout",
-            "--setup-parameters",
-            "--max-tries=3",
-            "--recovery-time=600",
-            "--lockout-recovery-time=600",
-        ]);
-        tpm
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    /// Runs a tpm2-tools command against this TPM.
-    fn tools(&self, args: &[&str]) {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .env("TPM2TOOLS_TCTI", self.tcti())
-            .env("TSS2_LOG", "all+NONE")
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("{} cannot run ({e}): install the Debian package tpm2-tools", args[0])
-            });
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// Extends PCR `pcr` (sha256), as a firmware or boot change would.
-    fn extend(&self, pcr: u8) {
-        let digest = format!("{pcr}:sha256={}", "ab".repeat(32));
-        self.tools(&["tpm2_pcrextend", &digest]);
-    }
-
-    fn stop(mut self) -> (u16, PathBuf) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (self.port, self.state.clone())
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free port whose next port is free too (swtpm's command and control channels).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let first = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let port = first.local_addr().expect("addr").port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two free adjacent ports on 127.0.0.1");
+/// A TPM of the test's own, with a known lockout (3 wrong PINs).
+fn swtpm() -> Swtpm {
+    let tpm = Swtpm::start();
+    tpm.set_lockout(3);
+    tpm
 }
 
 /// A keybox holding the canary key with a passphrase slot (slot 1), and a tpm2 slot (slot 2)
@@ -147,7 +52,7 @@ fn assert_opens_to_canary(out: &Outcome) {
 #[test]
 fn seed_004_the_tpm_opens_unattended_and_when_it_dies_the_passphrase_still_does() {
     let dir = Dir::new("tpm2-story");
-    let tpm = Swtpm::start(&dir, "tpm");
+    let tpm = swtpm();
     keybox_with_tpm2(&dir, &tpm, &[]);
     let listing = dir.ok(["list"]).stdout();
     assert!(listing.contains("PCRs sha256:7") && listing.contains(&tpm.tcti()), "{listing}");
@@ -157,9 +62,9 @@ fn seed_004_the_tpm_opens_unattended_and_when_it_dies_the_passphrase_still_does(
     assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
 
     // The TPM dies: a new one (new state) answers at the same address.
-    let (port, state) = tpm.stop();
-    std::fs::remove_dir_all(state).expect("destroy the TPM state");
-    let _new = Swtpm::start_on(&dir, "new-tpm", port);
+    let port = tpm.port();
+    drop(tpm);
+    let _new = Swtpm::start_on(port);
     let before = dir.sha256("keybox.json");
     let failed = dir.keyward().args(["unlock", "--slot", "tpm2-2", "--out", "k"]).run();
     failed.assert_exit_code(8).assert_one_line_error();
@@ -174,7 +79,7 @@ fn seed_004_the_tpm_opens_unattended_and_when_it_dies_the_passphrase_still_does(
 #[test]
 fn a_tpm_that_is_gone_is_exit_8_naming_it() {
     let dir = Dir::new("tpm2-gone");
-    let tpm = Swtpm::start(&dir, "tpm");
+    let tpm = swtpm();
     keybox_with_tpm2(&dir, &tpm, &[]);
     let tcti = tpm.tcti();
     drop(tpm);
@@ -194,7 +99,7 @@ fn a_tpm_that_is_gone_is_exit_8_naming_it() {
 #[test]
 fn changed_pcrs_are_exit_3_naming_them_and_reseal_binds_todays_values() {
     let dir = Dir::new("tpm2-pcrs");
-    let tpm = Swtpm::start(&dir, "tpm");
+    let tpm = swtpm();
     keybox_with_tpm2(&dir, &tpm, &["--pcrs", "7+11"]);
     assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
 
@@ -223,7 +128,7 @@ fn changed_pcrs_are_exit_3_naming_them_and_reseal_binds_todays_values() {
 #[test]
 fn wrong_pins_count_toward_the_lockout_and_a_locked_tpm_is_exit_9() {
     let dir = Dir::new("tpm2-pin");
-    let tpm = Swtpm::start(&dir, "tpm");
+    let tpm = swtpm();
     dir.write("pin.txt", b"CANARY-PIN-2468\n");
     keybox_with_tpm2(&dir, &tpm, &["--with-pin", "--pin-file", "pin.txt"]);
     assert!(dir.ok(["list"]).stdout().contains("PIN"));
@@ -254,7 +159,7 @@ fn wrong_pins_count_toward_the_lockout_and_a_locked_tpm_is_exit_9() {
 #[test]
 fn an_older_copy_of_the_keybox_is_refused_through_the_tpm_slot() {
     let dir = Dir::new("tpm2-rollback");
-    let tpm = Swtpm::start(&dir, "tpm");
+    let tpm = swtpm();
     keybox_with_tpm2(&dir, &tpm, &[]);
     assert_opens_to_canary(&unlock(&dir, &[]));
     let old = dir.read("keybox.json");

@@ -15,7 +15,7 @@ use keyward_peer::distribute::{
 };
 use keyward_peer::recovery::{self, Proof};
 use keyward_peer::reshare::{self, ReshareError};
-use keyward_peer::slot::NewPeersSlot;
+use keyward_peer::slot::{NewPeersSlot, ReleasePolicy};
 use keyward_service::{SigningIdentity, unix_now};
 use serde_json::json;
 
@@ -99,7 +99,7 @@ fn warn_left(cleanup: &Cleanup) {
 
 /// How the CLI makes a peers slot.
 pub const ENROLLMENT: Enroller = Enroller::Command {
-    options: &["--threshold", "--peer", "--box", "--token-file"],
+    options: &["--threshold", "--peer", "--box", "--token-file", "--tpm2-device", "--pcrs"],
     run: enroll,
     rotate_with: "keyward peers reshare",
 };
@@ -160,6 +160,14 @@ fn enroll_with(
     threshold: u8,
     owner: &Owner,
 ) -> CliResult {
+    // A tpm-quote set is released against this TPM's attestation key and today's PCR values.
+    let attestation = match args.peers.policy {
+        ReleasePolicy::TpmQuote => Some(crate::kinds::tpm2::attestation(&args.secret.tpm2)?),
+        _ if args.secret.tpm2.tpm2_device.is_some() || args.secret.tpm2.pcrs.is_some() => {
+            return Err(usage("--tpm2-device and --pcrs go with --policy tpm-quote"));
+        }
+        _ => None,
+    };
     let journal = ShareJournal::beside(store.path());
     let share_set = new_share_set()?;
     journal.note(PendingSet {
@@ -168,7 +176,13 @@ fn enroll_with(
         since: unix_now(),
         disposal: Disposal::Placing,
     })?;
-    let split = Split { cards, threshold, policy: args.peers.policy, share_set: &share_set };
+    let split = Split {
+        cards,
+        threshold,
+        policy: args.peers.policy,
+        share_set: &share_set,
+        attestation: attestation.as_ref(),
+    };
     let key = unlocked.key();
     let params = block_on(distribute(key, split, owner, PEER_TIMEOUT))?;
     let secret = NewPeersSlot { key: key.clone(), params: params.clone() };
@@ -365,6 +379,11 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
     let store = ctx.store();
     let current = store.load()?;
     let (id, old) = peers_slot(&current, slot)?;
+    if old.policy == ReleasePolicy::TpmQuote {
+        return Err(usage(
+            "a tpm-quote peers slot is not re-shared: enroll a new one (`keyward enroll peers --policy tpm-quote …`), then remove this one",
+        ));
+    }
     // K from the secret given, else from the peers themselves (this box's identity).
     let mut auth = auth.clone();
     if auth.secrets_given() == 0 && auth.unlock_slot.is_none() {
@@ -420,7 +439,13 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
         since: now,
         disposal: Disposal::Replaced { by: share_set.clone() },
     })?;
-    let split = Split { cards: &cards, threshold, policy: old.policy, share_set: &share_set };
+    let split = Split {
+        cards: &cards,
+        threshold,
+        policy: old.policy,
+        share_set: &share_set,
+        attestation: None,
+    };
     let done = block_on(async {
         reshare::reshare(&store, id, key, &old, split, &owner, PEER_TIMEOUT, |_| {
             std::ops::ControlFlow::Continue(())

@@ -5,15 +5,19 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use keyward_core::slot::SlotId;
+use keyward_core::slot::{DeviceError, SlotError};
 use keyward_core::{Error as CoreError, Passphrase, operations};
-use keyward_tpm2::{DEFAULT_DEVICE, NewTpm2, TPM2, Tpm2Params, parse_pcrs, pcr_text};
+use keyward_peer::api::Attestation;
+use keyward_tpm2::{
+    Bank, DEFAULT_DEVICE, NewTpm2, TPM2, Tpm, Tpm2Params, parse_pcrs, pcr_digest, pcr_text,
+};
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::auth::{authorization, open};
 use crate::cli::{AuthArgs, NewSecretArgs};
 use crate::context::Context;
-use crate::exit::{CliResult, usage};
+use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::Enroller;
 use crate::new_secret::NewSecret;
 use crate::output::Output;
@@ -48,6 +52,22 @@ pub struct Tpm2Args {
 }
 
 impl Tpm2Args {
+    /// The TPM and the PCR selection chosen (or their defaults).
+    fn chosen(&self) -> CliResult<(String, Bank, Vec<u8>)> {
+        let device = match &self.tpm2_device {
+            Some(device) => device.clone(),
+            None => std::env::var(DEVICE_VARIABLE).unwrap_or_else(|_| DEFAULT_DEVICE.to_string()),
+        };
+        let pcrs = self.pcrs.as_deref().unwrap_or("7");
+        let (bank, pcrs) = parse_pcrs(pcrs).ok_or_else(|| {
+            usage(format!(
+                "--pcrs {pcrs} is not a PCR list: give indices 0-23 joined by +, optionally after \
+                 a bank (sha1, sha256, sha384), such as 7+11 or sha256:7"
+            ))
+        })?;
+        Ok((device, bank, pcrs))
+    }
+
     /// The options given, by name.
     pub fn given(&self) -> impl Iterator<Item = &'static str> {
         [
@@ -103,17 +123,7 @@ pub fn run(ctx: &Context, command: &Tpm2Command) -> CliResult {
 
 fn prepare(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
     let tpm = &args.tpm2;
-    let device = match &tpm.tpm2_device {
-        Some(device) => device.clone(),
-        None => std::env::var(DEVICE_VARIABLE).unwrap_or_else(|_| DEFAULT_DEVICE.to_string()),
-    };
-    let pcrs = tpm.pcrs.as_deref().unwrap_or("7");
-    let (bank, pcrs) = parse_pcrs(pcrs).ok_or_else(|| {
-        usage(format!(
-            "--pcrs {pcrs} is not a PCR list: give indices 0-23 joined by +, optionally after a \
-             bank (sha1, sha256, sha384), such as 7+11 or sha256:7"
-        ))
-    })?;
+    let (device, bank, pcrs) = tpm.chosen()?;
     if args.pin_file.is_some() && !tpm.with_pin {
         return Err(usage("--pin-file needs --with-pin for a tpm2 slot"));
     }
@@ -179,4 +189,23 @@ fn reseal(ctx: &Context, args: &ResealArgs) -> CliResult {
         "pcrs": pcr_text(old.bank, &old.pcrs),
         "generation": next.keybox().generation(),
     }))
+}
+
+/// What a `tpm-quote` peers set is released against: this TPM's attestation key and today's
+/// values of the chosen PCRs (`enroll peers --policy tpm-quote [--tpm2-device D] [--pcrs L]`).
+pub fn attestation(args: &Tpm2Args) -> CliResult<Attestation> {
+    let (device, bank, pcrs) = args.chosen()?;
+    let absent = |e: String| {
+        CliError::NewSlotDevice(SlotError::Device(DeviceError::Absent(format!(
+            "{e} (pass --tpm2-device or set KEYWARD_TPM2_DEVICE)"
+        ))))
+    };
+    let mut tpm = Tpm::open(&device).map_err(|e| absent(e.to_string()))?;
+    let key = tpm.attestation_key().map_err(|e| absent(e.to_string()))?;
+    let values = tpm.pcr_values(bank, &pcrs).map_err(|e| absent(e.to_string()))?;
+    Ok(Attestation {
+        key: keyward_core::encoding::to_base64(&key),
+        pcrs: pcr_text(bank, &pcrs),
+        pcr_digest: keyward_core::encoding::to_hex(&pcr_digest(&values)),
+    })
 }

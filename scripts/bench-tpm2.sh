@@ -29,6 +29,7 @@ swtpm socket --tpm2 --flags not-need-init,startup-clear --tpmstate dir="$dir" \
 swtpm_pid=$!
 trap 'kill $swtpm_pid 2>/dev/null; rm -rf "$dir"' EXIT
 export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port" TSS2_LOG=all+NONE
+export KEYWARD_TPM2_DEVICE=$TPM2TOOLS_TCTI
 for _ in $(seq 50); do tpm2_getcap properties-fixed >/dev/null 2>&1 && break; sleep 0.1; done
 cd "$dir"
 umask 077
@@ -58,21 +59,34 @@ tpm2_load -Q -C primary.ctx -u seal.pub -r seal.priv -c seal.ctx; tpm2_flushcont
 tpm2_unseal -c seal.ctx -p pcr:sha256:7; tpm2_flushcontext -t; tpm2_flushcontext -l
 SH
 bash tools.sh | cmp - key
+# The same under the storage key keyward kept at the SRK handle (no createprimary).
+tpm2_create -Q -C 0x81000001 -L policy.dat -i key -u seal-srk.pub -r seal-srk.priv
+tpm2_flushcontext -t
+tpm2_flushcontext -l
+cat > tools-srk.sh <<'SH'
+set -e
+tpm2_load -Q -C 0x81000001 -u seal-srk.pub -r seal-srk.priv -c seal.ctx; tpm2_flushcontext -t
+tpm2_unseal -c seal.ctx -p pcr:sha256:7; tpm2_flushcontext -t; tpm2_flushcontext -l
+SH
+bash tools-srk.sh | cmp - key
 
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$dir/tpm2.json" \
   "$kw unlock --slot 2 --out -" \
   "bash -c 'clevis decrypt < key.jwe'" \
   "bash tools.sh" \
+  "bash tools-srk.sh" \
   "tpm2_flushcontext -t" >/dev/null
 python3 - "$dir/tpm2.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 ms = lambda x: x["median"] * 1000
-kw, clevis, tools, flush = r
+kw, clevis, tools, tools_srk, flush = r
 print("| command | median | mean ± σ | ratio (reference ÷ keyward) |")
 print("|---|---|---|---|")
 print(f"| keyward unlock, tpm2 slot (PCR 7) | {ms(kw):.1f} ms | {kw['mean']*1000:.1f} ± {kw['stddev']*1000:.1f} ms | 1 |")
 print(f"| clevis decrypt, tpm2 pin (PCR 7) | {ms(clevis):.1f} ms | {clevis['mean']*1000:.1f} ± {clevis['stddev']*1000:.1f} ms | {ms(clevis)/ms(kw):.1f}x |")
 print(f"| tpm2-tools createprimary + load + unseal, each with a flushcontext | {ms(tools):.1f} ms | {tools['mean']*1000:.1f} ± {tools['stddev']*1000:.1f} ms | {ms(tools)/ms(kw):.1f}x |")
 print(f"| the same, less four bare `tpm2_flushcontext -t` ({ms(flush):.1f} ms each) | {ms(tools)-4*ms(flush):.1f} ms | | {(ms(tools)-4*ms(flush))/ms(kw):.1f}x |")
+print(f"| tpm2-tools load + unseal under the SRK at 0x81000001 (as keyward), each with a flushcontext | {ms(tools_srk):.1f} ms | {tools_srk['mean']*1000:.1f} ± {tools_srk['stddev']*1000:.1f} ms | {ms(tools_srk)/ms(kw):.1f}x |")
+print(f"| the same, less three bare flushes | {ms(tools_srk)-3*ms(flush):.1f} ms | | {(ms(tools_srk)-3*ms(flush))/ms(kw):.1f}x |")
 PY

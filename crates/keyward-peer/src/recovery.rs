@@ -142,7 +142,7 @@ pub struct Attester {
 impl Attester {
     /// The TPM this process is told to use.
     pub fn from_environment() -> Self {
-        let device = std::env::var("KEYWARD_TPM2_DEVICE")
+        let device = std::env::var(keyward_tpm2::DEVICE_VARIABLE)
             .unwrap_or_else(|_| keyward_tpm2::DEFAULT_DEVICE.to_string());
         Attester { device }
     }

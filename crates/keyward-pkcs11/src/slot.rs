@@ -139,13 +139,16 @@ impl Slot for Pkcs11Params {
         token.log_in(pin)?;
         let key = token.existing_key()?;
         let secret = token.decrypt(key, &self.nonce, &self.wrapped_kek)?;
-        let kek: [u8; KEK_LEN] = secret.as_slice().try_into().map_err(|_| {
-            DeviceError::PolicyMismatch(format!(
+        if secret.len() != KEK_LEN {
+            return Err(DeviceError::PolicyMismatch(format!(
                 "token \"{}\" gave back a secret of the wrong length",
                 self.token
             ))
-        })?;
-        Ok(Some(Zeroizing::new(kek)))
+            .into());
+        }
+        let mut kek = Zeroizing::new([0u8; KEK_LEN]);
+        kek.copy_from_slice(&secret);
+        Ok(Some(kek))
     }
 }
 

@@ -74,6 +74,7 @@ impl<'a> Token<'a> {
             ))
             .into());
         }
+        check_module(Path::new(target.module))?;
         let module = Pkcs11::new(target.module).map_err(|e| {
             DeviceError::Absent(format!("cannot load PKCS#11 module {}: {e}", target.module))
         })?;
@@ -117,7 +118,7 @@ impl<'a> Token<'a> {
     pub fn log_in(&self, pin: &Passphrase) -> Result<(), SlotError> {
         let pin: RawAuthPin = SecretBox::new(Box::new(pin.expose().to_vec()));
         match self.session()?.login_with_raw(UserType::User, &pin) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            Ok(()) => Ok(()),
             Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
                 Err(DeviceError::PolicyMismatch(format!(
                     "wrong PIN for token \"{}\"; check it and run again (each wrong PIN counts \
@@ -239,10 +240,16 @@ impl<'a> Token<'a> {
                 .into());
             }
         };
+        // Sensitive and never extractable since it was made (not imported with a known value),
+        // a token object, usable only after the PIN.
         let wanted = [
             AttributeType::ValueLen,
             AttributeType::Sensitive,
+            AttributeType::AlwaysSensitive,
             AttributeType::Extractable,
+            AttributeType::NeverExtractable,
+            AttributeType::Private,
+            AttributeType::Token,
             AttributeType::Encrypt,
             AttributeType::Decrypt,
         ];
@@ -253,9 +260,13 @@ impl<'a> Token<'a> {
         for attribute in &attributes {
             fit &= match attribute {
                 Attribute::ValueLen(len) => u64::from(*len) == WRAPPING_KEY_LEN,
-                Attribute::Sensitive(yes) | Attribute::Encrypt(yes) | Attribute::Decrypt(yes) => {
-                    *yes
-                }
+                Attribute::Sensitive(yes)
+                | Attribute::AlwaysSensitive(yes)
+                | Attribute::NeverExtractable(yes)
+                | Attribute::Private(yes)
+                | Attribute::Token(yes)
+                | Attribute::Encrypt(yes)
+                | Attribute::Decrypt(yes) => *yes,
                 Attribute::Extractable(yes) => !*yes,
                 _ => false,
             };
@@ -263,7 +274,8 @@ impl<'a> Token<'a> {
         if !fit {
             return Err(DeviceError::PolicyMismatch(format!(
                 "the key labelled \"{}\" in token \"{}\" is not fit to wrap: keyward needs an \
-                 AES-256 key that is sensitive, not extractable and may encrypt and decrypt; \
+                 AES-256 token key, private, made sensitive and never extractable, that may encrypt \
+                 and decrypt; \
                  choose another --key-label and keyward creates one",
                 self.target.key_label, self.target.token
             ))
@@ -285,6 +297,38 @@ impl Drop for Token<'_> {
         self.session = None;
         let _ = self.module.clone().finalize();
     }
+}
+
+/// Refuses to load a module (code that runs in this process) that someone other than root or
+/// this user could have put there: the module file and its folder must be owned by one of them
+/// and writable by nobody else. The path comes from a slot record not yet known to be genuine
+/// when a slot is opened (the MAC is checked after), so this is what stands between an edited
+/// keybox and code execution.
+fn check_module(path: &Path) -> Result<(), SlotError> {
+    use std::os::unix::fs::MetadataExt;
+    let io = |e| SlotError::from(keyward_core::Error::io("cannot inspect", path, e));
+    let real = std::fs::canonicalize(path).map_err(io)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for checked in [Some(real.as_path()), real.parent()].into_iter().flatten() {
+        let facts = std::fs::metadata(checked).map_err(io)?;
+        let problem = if facts.uid() != 0 && facts.uid() != me {
+            Some("owned by another user, and keyward would run its code")
+        } else if facts.mode() & 0o022 != 0 {
+            Some("writable by other users, and keyward would run its code")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(keyward_core::Error::InsecurePermissions {
+                path: checked.to_path_buf(),
+                problem,
+                fix: format!("chmod go-w {0} (and chown it to root)", checked.display()),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn locked(target: &Target<'_>) -> SlotError {

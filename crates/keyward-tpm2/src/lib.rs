@@ -16,4 +16,6 @@ mod tpm;
 
 pub use attest::{Quote, QuoteError, pcr_digest, verify_quote};
 pub use slot::{NewTpm2, TPM2, Tpm2Kind, Tpm2Params, parse_pcrs, pcr_text};
-pub use tpm::{Bank, DEFAULT_DEVICE, Tpm, TpmFailure, Unreachable};
+pub use tpm::{
+    Bank, DEFAULT_DEVICE, DEVICE_VARIABLE, Tpm, TpmFailure, Unreachable, is_local_device,
+};

@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use zeroize::Zeroizing;
 
-use crate::tpm::{Bank, Sealed, Tpm, TpmFailure, Unreachable};
+use crate::tpm::{
+    Bank, DEVICE_VARIABLE, NOT_A_COUNTER, Sealed, Tpm, TpmFailure, Unreachable, is_local_device,
+};
 
 /// The kind's name.
 pub const TPM2: &str = "tpm2";
@@ -30,6 +32,8 @@ const MAX_PCR: u8 = 23;
 const MAX_DEVICE: usize = 512;
 /// Longest sealed part kept (a TPM2B_PUBLIC or TPM2B_PRIVATE is well under this).
 const MAX_SEALED: usize = 1024;
+/// The TCG's owner NV index range, where a slot's counter lives.
+const OWNER_NV_INDICES: std::ops::Range<u32> = 0x0100_0000..0x0140_0000;
 /// Longest TPM name (a hash algorithm's 2 bytes and a SHA-512 digest).
 const MAX_NAME: usize = 66;
 /// Salt of the PIN's digest.
@@ -71,7 +75,11 @@ pub struct Tpm2Params {
 impl Tpm2Params {
     /// A tpm2 slot's parameters from its stored form.
     pub fn of(params: &SlotParams) -> Result<Self, IntegrityFailure> {
-        let typed: Tpm2Params = typed_params(TPM2, &params.params)?;
+        Tpm2Params::read(&params.params)
+    }
+
+    fn read(params: &Value) -> Result<Self, IntegrityFailure> {
+        let typed: Tpm2Params = typed_params(TPM2, params)?;
         typed.validate()?;
         Ok(typed)
     }
@@ -112,6 +120,9 @@ impl Tpm2Params {
         }
         if [&self.public, &self.private].iter().any(|p| p.is_empty() || p.len() > MAX_SEALED) {
             return Err(bad("sealed object is empty or too long"));
+        }
+        if !(OWNER_NV_INDICES).contains(&self.nv_index) {
+            return Err(bad("NV index is not an owner index"));
         }
         if from_hex(&self.storage_key).is_none_or(|n| n.is_empty() || n.len() > MAX_NAME) {
             return Err(bad("storage key name is not a TPM name"));
@@ -184,8 +195,7 @@ impl SlotKind for Tpm2Kind {
     }
 
     fn read(&self, params: &Value) -> Result<Box<dyn Slot>, IntegrityFailure> {
-        let params: Tpm2Params = typed_params(TPM2, params)?;
-        params.validate()?;
+        let params = Tpm2Params::read(params)?;
         Ok(Box::new(Tpm2Slot { params, counter_seen: Mutex::new(None) }))
     }
 }
@@ -230,6 +240,17 @@ impl Slot for Tpm2Slot {
             Some(Unlocker::Unattended) if !p.has_pin() => None,
             _ => return Ok(None),
         };
+        // The slot's record is not yet known to be genuine (the MAC is checked after a slot
+        // opens): a TPM over the network is used only when the environment names it too, so an
+        // edited file cannot send a PIN's session to a TPM of someone else's choosing.
+        let named = std::env::var(DEVICE_VARIABLE).ok();
+        if !is_local_device(&p.device) && named.as_deref() != Some(p.device.as_str()) {
+            return Err(DeviceError::Absent(format!(
+                "this slot's TPM is `{}`, not a local device: set {DEVICE_VARIABLE} to it to use it",
+                p.device
+            ))
+            .into());
+        }
         let mut tpm = Tpm::open(&p.device).map_err(|e| unreachable(&e))?;
         let counter = tpm.counter(p.nv_index).map_err(|e| self.counter_failure(e))?;
         match p.expected_counter(ctx.generation) {
@@ -246,13 +267,18 @@ impl Slot for Tpm2Slot {
         let secret = tpm
             .unseal(&p.sealed(), p.bank, &p.pcrs, auth.as_deref().map(|a| a.as_slice()))
             .map_err(|e| self.unseal_failure(&mut tpm, ctx.slot, e))?;
-        let kek: [u8; KEK_LEN] = secret.as_slice().try_into().map_err(|_| {
-            DeviceError::PolicyMismatch("the TPM unsealed a secret of the wrong length".into())
-        })?;
+        if secret.len() != KEK_LEN {
+            return Err(DeviceError::PolicyMismatch(
+                "the TPM unsealed a secret of the wrong length".into(),
+            )
+            .into());
+        }
+        let mut kek = Zeroizing::new([0u8; KEK_LEN]);
+        kek.copy_from_slice(&secret);
         if let Ok(mut seen) = self.counter_seen.lock() {
             *seen = Some(counter);
         }
-        Ok(Some(Zeroizing::new(kek)))
+        Ok(Some(kek))
     }
 
     fn opened(&self, generation: u64) -> Result<(), SlotError> {
@@ -311,7 +337,9 @@ impl Tpm2Slot {
                 ))
                 .into()
             }
-            Some(Tss2ResponseCodeKind::AuthFail | Tss2ResponseCodeKind::BadAuth) => {
+            Some(Tss2ResponseCodeKind::AuthFail | Tss2ResponseCodeKind::BadAuth)
+                if failure.what == "cannot unseal" =>
+            {
                 let left = tpm
                     .lockout()
                     .map(|l| {
@@ -342,6 +370,14 @@ impl Tpm2Slot {
     }
 
     fn counter_failure(&self, failure: TpmFailure) -> SlotError {
+        if failure.what == NOT_A_COUNTER {
+            return DeviceError::PolicyMismatch(format!(
+                "the TPM's NV index {:#010x} is no longer this slot's counter (it was replaced): \
+                 refused, as an older keybox could pass it; open another slot and enroll tpm2 again",
+                self.params.nv_index
+            ))
+            .into();
+        }
         match failure.kind() {
             Some(Tss2ResponseCodeKind::Handle) | None => DeviceError::Absent(format!(
                 "the TPM at {} has no NV counter {:#010x} for this slot: it was cleared, or it \
@@ -438,7 +474,12 @@ impl NewSlot for NewTpm2 {
                 _ => other(e),
             })?;
         let nv_index = match self.nv_index {
-            Some(index) => index,
+            // A reseal: the counter moves on once, so the file before it (with the old sealed
+            // object, maybe an old PIN) expects less than the counter holds from now on.
+            Some(index) => {
+                tpm.increment(index).map_err(other)?;
+                index
+            }
             None => tpm.define_counter().map_err(other)?,
         };
         let nv_base = tpm.counter(nv_index).map_err(other)?;
@@ -508,6 +549,7 @@ mod tests {
             ("pcr_values", serde_json::json!(["00"])),
             ("pin_salt", serde_json::json!("00")),
             ("public", serde_json::json!("")),
+            ("nv_index", serde_json::json!(5)),
         ] {
             let mut edited = stored.clone();
             edited[field] = value;

@@ -1,6 +1,6 @@
-//! The TPM side, through tss-esapi: reach the TPM by a TCTI string, re-create the storage primary
-//! key, seal and unseal a secret under a PCR (and PIN) policy with salted, encrypted sessions,
-//! and keep a monotonic NV counter. Every transient object and session is flushed when the
+//! The TPM side, through tss-esapi: reach the TPM by a TCTI string, find the storage key (kept
+//! at the SRK handle, else re-derived from the template), seal and unseal a secret under a PCR
+//! (and PIN) policy with salted, encrypted sessions, and keep a monotonic NV counter. Every transient object and session is flushed when the
 //! [`Tpm`] is dropped, so a TPM without a resource manager (swtpm) does not fill up.
 
 use std::path::Path;
@@ -30,8 +30,21 @@ use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
 
+/// What [`Tpm::counter`] says of an index that is not a counter.
+pub(crate) const NOT_A_COUNTER: &str = "the NV index is not a counter (it was replaced)";
+
 /// The device used when none is given.
 pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
+
+/// The environment variable that names the TPM (a new slot's, the box's for quotes), and that
+/// must name a slot's TPM when it is not a local device.
+pub const DEVICE_VARIABLE: &str = "KEYWARD_TPM2_DEVICE";
+
+/// Whether `device` is this machine's own TPM (a device node, or the local resource manager),
+/// not one reached over the network.
+pub fn is_local_device(device: &str) -> bool {
+    device.starts_with('/') || device.starts_with("device:") || device.starts_with("tabrmd")
+}
 
 /// The TCG's handle for the storage root key, which systemd-cryptenroll also uses: kept in the
 /// TPM, it spares re-deriving the primary key at every unseal.
@@ -344,15 +357,40 @@ impl Tpm {
     }
 
     /// The counter's value.
+    /// The counter's value. An index there that is not a counter is refused: an ordinary index
+    /// put in its place could be written back to an older value (a counter only goes up, and a
+    /// new one starts at the highest any counter of this TPM ever had).
     pub fn counter(&mut self, index: u32) -> Result<u64, TpmFailure> {
         let nv = self.nv_handle(index)?;
+        let read = self.read_counter(nv);
+        let mut object: ObjectHandle = nv.into();
+        let _ = self.ctx.tr_close(&mut object);
+        read
+    }
+
+    fn read_counter(&mut self, nv: NvIndexHandle) -> Result<u64, TpmFailure> {
+        let (public, _) = self
+            .ctx
+            .execute_without_session(|ctx| ctx.nv_read_public(nv))
+            .doing("cannot read the NV index")?;
+        let is_counter =
+            public.attributes().index_type().is_ok_and(|kind| kind == NvIndexType::Counter);
+        if !is_counter {
+            return Err(TpmFailure {
+                what: NOT_A_COUNTER,
+                error: tss_esapi::Error::WrapperError(
+                    tss_esapi::WrapperErrorKind::InconsistentParams,
+                ),
+            });
+        }
         let read = self
             .ctx
             .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::NvIndex(nv), nv, 8, 0))
-            .doing("cannot read the NV counter");
-        let mut object: ObjectHandle = nv.into();
-        let _ = self.ctx.tr_close(&mut object);
-        let bytes: [u8; 8] = read?.value().try_into().unwrap_or_default();
+            .doing("cannot read the NV counter")?;
+        let bytes: [u8; 8] = read.value().try_into().map_err(|_| TpmFailure {
+            what: "the NV counter read is not 8 bytes",
+            error: tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm),
+        })?;
         Ok(u64::from_be_bytes(bytes))
     }
 

@@ -109,9 +109,10 @@ pub struct NewSecretArgs {
     #[arg(long, value_name = "F")]
     pub code_out: Option<PathBuf>,
 
-    /// The PIN for a new device slot (a token's user PIN), from F (`-` for stdin; one trailing
-    /// newline is dropped) instead of a prompt. A file's absolute path is recorded in the slot,
-    /// so `unlock` opens it unattended; the file must be readable by its owner only.
+    /// The PIN for a new device slot, from F (`-` for stdin; one trailing newline is dropped)
+    /// instead of a prompt. For pkcs11 (the token's user PIN), a file's absolute path is
+    /// recorded in the slot, so `unlock` opens it unattended; the file must be readable by its
+    /// owner only. For tpm2 --with-pin (the new PIN), it is read once and not recorded.
     #[arg(long, value_name = "F")]
     pub pin_file: Option<PathBuf>,
 

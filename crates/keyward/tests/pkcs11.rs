@@ -270,6 +270,13 @@ fn a_missing_module_token_or_key_is_exit_8_naming_it() {
         .assert_success();
     hsm.enroll(&dir, &["--pin-file", "token.pin", "--key-label", "second"]).assert_success();
 
+    // A module others could have written is not loaded (it is code keyward would run).
+    std::fs::set_permissions(&module, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod");
+    let writable = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
+    writable.assert_exit_code(9).assert_one_line_error();
+    assert!(writable.stderr().contains("writable by other users"), "{}", writable.report());
+
     std::fs::remove_file(&module).expect("remove module");
     let gone = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
     gone.assert_exit_code(8).assert_one_line_error();

@@ -40,8 +40,10 @@ fn keybox_with_tpm2(dir: &Dir, tpm: &Swtpm, extra: &[&str]) {
     dir.ok(args);
 }
 
-fn unlock(dir: &Dir, extra: &[&str]) -> Outcome {
-    dir.keyward().args(["unlock", "--out", "-"]).args(extra).run()
+/// `unlock --out - EXTRA`, with the environment naming the test's TPM (a TPM over the network
+/// is used only when the environment names it).
+fn unlock(dir: &Dir, tcti: &str, extra: &[&str]) -> Outcome {
+    dir.keyward().env("KEYWARD_TPM2_DEVICE", tcti).args(["unlock", "--out", "-"]).args(extra).run()
 }
 
 fn assert_opens_to_canary(out: &Outcome) {
@@ -53,39 +55,49 @@ fn assert_opens_to_canary(out: &Outcome) {
 fn seed_004_the_tpm_opens_unattended_and_when_it_dies_the_passphrase_still_does() {
     let dir = Dir::new("tpm2-story");
     let tpm = swtpm();
+    let tcti = tpm.tcti();
     keybox_with_tpm2(&dir, &tpm, &[]);
     let listing = dir.ok(["list"]).stdout();
     assert!(listing.contains("PCRs sha256:7") && listing.contains(&tpm.tcti()), "{listing}");
 
     // At boot: nobody there, the recorded TPM opens it.
-    assert_opens_to_canary(&unlock(&dir, &[]));
-    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &[]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
 
     // The TPM dies: a new one (new state) answers at the same address.
     let port = tpm.port();
     drop(tpm);
     let _new = Swtpm::start_on(port);
     let before = dir.sha256("keybox.json");
-    let failed = dir.keyward().args(["unlock", "--slot", "tpm2-2", "--out", "k"]).run();
+    let failed = dir
+        .keyward()
+        .env("KEYWARD_TPM2_DEVICE", &tcti)
+        .args(["unlock", "--slot", "tpm2-2", "--out", "k"])
+        .run();
     failed.assert_exit_code(8).assert_one_line_error();
     assert!(failed.stderr().contains("cleared, or it is not the TPM"), "{}", failed.report());
     assert!(!dir.path("k").exists());
     assert_eq!(dir.sha256("keybox.json"), before);
 
     // The passphrase slot still opens the same key.
-    assert_opens_to_canary(&unlock(&dir, &["--passphrase-file", "passphrase.txt"]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--passphrase-file", "passphrase.txt"]));
 }
 
 #[test]
 fn a_tpm_that_is_gone_is_exit_8_naming_it() {
     let dir = Dir::new("tpm2-gone");
     let tpm = swtpm();
-    keybox_with_tpm2(&dir, &tpm, &[]);
     let tcti = tpm.tcti();
+    keybox_with_tpm2(&dir, &tpm, &[]);
     drop(tpm);
-    let gone = unlock(&dir, &["--slot", "tpm2-2"]);
+    let gone = unlock(&dir, &tcti, &["--slot", "tpm2-2"]);
     gone.assert_exit_code(8).assert_one_line_error();
     assert!(gone.stderr().contains(&tcti), "{}", gone.report());
+
+    // A TPM over the network that the environment does not name is not used.
+    let unnamed = dir.keyward().args(["unlock", "--slot", "tpm2-2", "--out", "-"]).run();
+    unnamed.assert_exit_code(8).assert_one_line_error();
+    assert!(unnamed.stderr().contains("set KEYWARD_TPM2_DEVICE"), "{}", unnamed.report());
 
     let no_device = dir
         .keyward()
@@ -100,12 +112,14 @@ fn a_tpm_that_is_gone_is_exit_8_naming_it() {
 fn changed_pcrs_are_exit_3_naming_them_and_reseal_binds_todays_values() {
     let dir = Dir::new("tpm2-pcrs");
     let tpm = swtpm();
+    let tcti = tpm.tcti();
     keybox_with_tpm2(&dir, &tpm, &["--pcrs", "7+11"]);
-    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
 
     tpm.extend(11);
     let before = dir.sha256("keybox.json");
-    let changed = dir.keyward().args(["unlock", "--out", "k"]).run();
+    let changed =
+        dir.keyward().env("KEYWARD_TPM2_DEVICE", &tcti).args(["unlock", "--out", "k"]).run();
     changed.assert_exit_code(3).assert_one_line_error();
     let message = changed.stderr();
     assert!(message.contains("PCR 11 (sha256) changed"), "{}", changed.report());
@@ -118,17 +132,18 @@ fn changed_pcrs_are_exit_3_naming_them_and_reseal_binds_todays_values() {
     let resealed =
         dir.ok(["tpm2", "reseal", "2", "--unlock-passphrase-file", "passphrase.txt"]).stdout();
     assert!(resealed.contains("sha256:7+11"), "{resealed}");
-    assert_opens_to_canary(&unlock(&dir, &[]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &[]));
     // And the passphrase still opens it after a change it did not see.
     tpm.extend(7);
-    unlock(&dir, &["--slot", "tpm2-2"]).assert_exit_code(3);
-    assert_opens_to_canary(&unlock(&dir, &["--passphrase-file", "passphrase.txt"]));
+    unlock(&dir, &tcti, &["--slot", "tpm2-2"]).assert_exit_code(3);
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--passphrase-file", "passphrase.txt"]));
 }
 
 #[test]
 fn wrong_pins_count_toward_the_lockout_and_a_locked_tpm_is_exit_9() {
     let dir = Dir::new("tpm2-pin");
     let tpm = swtpm();
+    let tcti = tpm.tcti();
     dir.write("pin.txt", b"CANARY-PIN-2468\n");
     keybox_with_tpm2(&dir, &tpm, &["--with-pin", "--pin-file", "pin.txt"]);
     assert!(dir.ok(["list"]).stdout().contains("PIN"));
@@ -136,16 +151,16 @@ fn wrong_pins_count_toward_the_lockout_and_a_locked_tpm_is_exit_9() {
     assert!(!keybox.windows(15).any(|w| w == b"CANARY-PIN-2468"), "the PIN is not stored");
 
     // No PIN and no terminal: the slot is not opened unattended.
-    unlock(&dir, &["--slot", "tpm2-2"]).assert_exit_code(2);
-    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2", "--pin-file", "pin.txt"]));
+    unlock(&dir, &tcti, &["--slot", "tpm2-2"]).assert_exit_code(2);
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2", "--pin-file", "pin.txt"]));
 
     dir.write("wrong.txt", b"1357\n");
     for left in ["2 of 3", "1 of 3", "0 of 3"] {
-        let wrong = unlock(&dir, &["--slot", "tpm2-2", "--pin-file", "wrong.txt"]);
+        let wrong = unlock(&dir, &tcti, &["--slot", "tpm2-2", "--pin-file", "wrong.txt"]);
         wrong.assert_exit_code(3).assert_one_line_error();
         assert!(wrong.stderr().contains(&format!("{left} tries left")), "{}", wrong.report());
     }
-    let locked = unlock(&dir, &["--slot", "tpm2-2", "--pin-file", "pin.txt"]);
+    let locked = unlock(&dir, &tcti, &["--slot", "tpm2-2", "--pin-file", "pin.txt"]);
     locked.assert_exit_code(9).assert_one_line_error();
     assert!(
         locked.stderr().contains("dictionary-attack lockout after 3 failed PINs"),
@@ -153,15 +168,16 @@ fn wrong_pins_count_toward_the_lockout_and_a_locked_tpm_is_exit_9() {
         locked.report()
     );
     // Another slot still opens it.
-    assert_opens_to_canary(&unlock(&dir, &["--passphrase-file", "passphrase.txt"]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--passphrase-file", "passphrase.txt"]));
 }
 
 #[test]
 fn an_older_copy_of_the_keybox_is_refused_through_the_tpm_slot() {
     let dir = Dir::new("tpm2-rollback");
     let tpm = swtpm();
+    let tcti = tpm.tcti();
     keybox_with_tpm2(&dir, &tpm, &[]);
-    assert_opens_to_canary(&unlock(&dir, &[]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &[]));
     let old = dir.read("keybox.json");
 
     // A change (a key file slot), then the TPM opens the new file: its counter moves up.
@@ -173,12 +189,12 @@ fn an_older_copy_of_the_keybox_is_refused_through_the_tpm_slot() {
         "--unlock-passphrase-file",
         "passphrase.txt",
     ]);
-    assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
     let current = dir.read("keybox.json");
 
     // The old copy put back: the TPM slot refuses it.
     dir.write("keybox.json", &old);
-    let refused = unlock(&dir, &["--slot", "tpm2-2"]);
+    let refused = unlock(&dir, &tcti, &["--slot", "tpm2-2"]);
     refused.assert_exit_code(3).assert_one_line_error();
     assert!(
         refused.stderr().contains("older than one this TPM has opened"),
@@ -190,6 +206,6 @@ fn an_older_copy_of_the_keybox_is_refused_through_the_tpm_slot() {
     // The current file still opens, as often as asked (the counter is not moved twice).
     dir.write("keybox.json", &current);
     for _ in 0..2 {
-        assert_opens_to_canary(&unlock(&dir, &["--slot", "tpm2-2"]));
+        assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
     }
 }

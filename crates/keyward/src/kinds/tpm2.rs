@@ -9,7 +9,8 @@ use keyward_core::slot::{DeviceError, SlotError};
 use keyward_core::{Error as CoreError, Passphrase, operations};
 use keyward_peer::api::Attestation;
 use keyward_tpm2::{
-    Bank, DEFAULT_DEVICE, NewTpm2, TPM2, Tpm, Tpm2Params, parse_pcrs, pcr_digest, pcr_text,
+    Bank, DEFAULT_DEVICE, DEVICE_VARIABLE, NewTpm2, TPM2, Tpm, Tpm2Params, parse_pcrs, pcr_digest,
+    pcr_text,
 };
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -22,9 +23,6 @@ use crate::kinds::Enroller;
 use crate::new_secret::NewSecret;
 use crate::output::Output;
 use crate::secret_input::{SecretReader, prompt_hidden};
-
-/// The environment variable naming the TPM for a new slot.
-const DEVICE_VARIABLE: &str = "KEYWARD_TPM2_DEVICE";
 
 /// The tpm2 kind's enrollment.
 pub const ENROLLMENT: Enroller =
@@ -128,7 +126,19 @@ fn prepare(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult
         return Err(usage("--pin-file needs --with-pin for a tpm2 slot"));
     }
     let pin = if tpm.with_pin { Some(new_pin(args.pin_file.as_deref(), reader)?) } else { None };
+    name_device(&device);
     Ok(NewSecret::bare(Box::new(NewTpm2 { device, bank, pcrs, pin, nv_index: None })))
+}
+
+/// Names `device` in this process's environment, as a person would with KEYWARD_TPM2_DEVICE: a
+/// slot opens a TPM over the network only when the environment names it (the check before the
+/// commit opens the new slot, and its device was named on the command line or by a keybox
+/// whose MAC held). Called on the main thread before anything starts another.
+fn name_device(device: &str) {
+    if !keyward_tpm2::is_local_device(device) {
+        // SAFETY: `keyward` is single-threaded here (no runtime has started; see `main`).
+        unsafe { std::env::set_var(DEVICE_VARIABLE, device) };
+    }
 }
 
 /// A new PIN for a TPM slot: from a file (never recorded: a PIN next to the TPM would make it
@@ -169,6 +179,8 @@ fn reseal(ctx: &Context, args: &ResealArgs) -> CliResult {
     let opened = open(&args.auth, &current, store.path(), &ctx.reader)?;
     let pin =
         if old.has_pin() { Some(new_pin(args.pin_file.as_deref(), &ctx.reader)?) } else { None };
+    // The slot's record opened and its MAC held: its TPM is the one to use.
+    name_device(&old.device);
     let new = NewTpm2 {
         device: old.device.clone(),
         bank: old.bank,

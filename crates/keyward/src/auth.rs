@@ -268,6 +268,11 @@ impl<'a> CliSource<'a> {
     fn pin(&mut self, want: &Want<'_>, recorded: Option<&Path>) -> CliResult<Option<Unlocker<'_>>> {
         if !self.pins.iter().any(|(slot, _)| *slot == want.slot) {
             let from_file = match recorded.filter(|_| self.reach != Reach::Prompts) {
+                Some(path) if path.exists() => {
+                    // A PIN file others can read or replace is refused, never used.
+                    self.reader.check_recorded_pin_file(path)?;
+                    Some(self.reader.passphrase(path)?)
+                }
                 Some(path) => match self.reader.passphrase(path) {
                     Ok(pin) => Some(pin),
                     Err(e) if self.missing_file_fails => return Err(e),
@@ -430,6 +435,8 @@ mod tests {
         let wrong = folder.path().join("wrong");
         std::fs::write(&right, "1234\n").expect("write");
         std::fs::write(&wrong, "4321\n").expect("write");
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(&right, private).expect("chmod");
         let reader = SecretReader::new();
         let path = Path::new("k");
 

@@ -5,7 +5,6 @@
 //! changed (a failed fsync), everything is kept.
 
 use std::io::IsTerminal;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -255,17 +254,6 @@ pub fn device_pin(
     if path == Path::new("-") {
         return Ok((reader.passphrase(path)?, None));
     }
-    let mode = std::fs::metadata(path)
-        .map_err(|e| CoreError::io("cannot read", path, e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(CoreError::InsecurePermissions {
-            path: path.clone(),
-            problem: "readable or writable by other users, and a slot would record it as its PIN",
-            fix: format!("chmod 600 {}", path.display()),
-        }
-        .into());
-    }
+    reader.check_recorded_pin_file(path)?;
     Ok((reader.passphrase(path)?, Some(recorded_path(path)?)))
 }

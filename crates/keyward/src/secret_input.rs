@@ -55,6 +55,30 @@ impl SecretReader {
         Ok(buf)
     }
 
+    /// Refuses a PIN file a slot records (or would record) that someone else could read or
+    /// replace: it must be owned by this user (or root) and readable by nobody else. Checked at
+    /// enroll and at every unattended unlock, as the file the PIN lives in is as secret as the
+    /// PIN.
+    pub fn check_recorded_pin_file(&self, path: &Path) -> CliResult {
+        use std::os::unix::fs::MetadataExt;
+        let facts = std::fs::metadata(path).map_err(|e| CoreError::io("cannot read", path, e))?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let problem = if facts.uid() != me && facts.uid() != 0 {
+            "owned by another user, and it holds a slot's PIN"
+        } else if facts.mode() & 0o077 != 0 {
+            "readable or writable by other users, and it holds a slot's PIN"
+        } else {
+            return Ok(());
+        };
+        Err(CoreError::InsecurePermissions {
+            path: path.to_path_buf(),
+            problem,
+            fix: format!("chmod 600 {} (owned by the user that unlocks)", path.display()),
+        }
+        .into())
+    }
+
     /// A passphrase from `path`; one trailing newline (LF or CRLF) is dropped.
     pub fn passphrase(&self, path: &Path) -> CliResult<Passphrase> {
         let mut bytes = self.bytes(path)?;

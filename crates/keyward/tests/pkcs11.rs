@@ -362,7 +362,7 @@ fn an_extractable_key_is_refused_and_a_fit_one_is_shared() {
 }
 
 #[test]
-fn a_pin_file_others_can_read_is_refused_at_enroll() {
+fn a_pin_file_others_can_read_is_refused_at_enroll_and_at_unlock() {
     let dir = Dir::new("pkcs11-pin-mode");
     let hsm = SoftHsm::new(&dir);
     keyfile_box_with_pin_file(&dir);
@@ -376,4 +376,20 @@ fn a_pin_file_others_can_read_is_refused_at_enroll() {
     refused.assert_exit_code(9).assert_one_line_error();
     assert!(refused.stderr().contains("chmod 600"), "{}", refused.report());
     assert_eq!(dir.sha256("keybox.json"), before);
+
+    // Recorded while private, then opened up: refused at unlock too, never read.
+    std::fs::set_permissions(
+        dir.path("token.pin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    hsm.enroll(&dir, &["--pin-file", "token.pin"]).assert_success();
+    std::fs::set_permissions(
+        dir.path("token.pin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .expect("chmod");
+    let opened_up = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
+    opened_up.assert_exit_code(9).assert_one_line_error();
+    assert!(opened_up.stderr().contains("holds a slot's PIN"), "{}", opened_up.report());
 }

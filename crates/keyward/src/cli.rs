@@ -403,8 +403,33 @@ pub enum KeyFormat {
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// Where to write the key: a file (created 0600) or `-` for stdout.
-    #[arg(long, value_name = "FILE|-")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        required_unless_present = "to_keyring",
+        conflicts_with = "to_keyring"
+    )]
+    pub out: Option<PathBuf>,
+
+    /// Load the key into a kernel keyring instead of writing it: the user's (`@u`), this
+    /// session's (`@s`) or the user's default session keyring (`@us`), with a timeout.
+    #[arg(long, value_name = "@u|@s|@us")]
+    pub to_keyring: Option<crate::keyring::Ring>,
+
+    /// With --to-keyring: a `logon` key (the kernel uses it; user space cannot read it back)
+    /// or a `user` key (readable, for tools that need that).
+    #[arg(long, value_enum, default_value_t = crate::keyring::KeyKind::Logon)]
+    pub key_type: crate::keyring::KeyKind,
+
+    /// With --to-keyring: the key's description, what a consumer finds it by; a logon key's is
+    /// SERVICE:NAME. [default: keyward:KEYBOX-ID]
+    #[arg(long, value_name = "NAME", requires = "to_keyring")]
+    pub description: Option<String>,
+
+    /// With --to-keyring: how long the kernel keeps the key (`120s`, `2m`, `1h`; 1 s to 24 h).
+    #[arg(long, value_name = "DURATION", default_value = "120s",
+          value_parser = crate::keyring::parse_timeout)]
+    pub timeout: std::time::Duration,
 
     /// How to encode the key.
     #[arg(long, value_enum, default_value_t = KeyFormat::Raw)]

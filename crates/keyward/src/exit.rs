@@ -67,6 +67,16 @@ pub enum CliError {
     /// before it has a number.
     #[error("{0}")]
     NewSlotDevice(SlotError),
+    /// The kernel keyring refused (its quota, a keyring this process may not write).
+    #[error("cannot {what} the kernel keyring {ring}: {source}")]
+    Keyring {
+        /// `@u`, `@s` or `@us`.
+        ring: &'static str,
+        /// What was being done.
+        what: &'static str,
+        /// The kernel's answer.
+        source: keyutils::Error,
+    },
     /// A server or database cannot be reached or served.
     #[error("{0}; check that it runs and the address is right")]
     Unavailable(String),
@@ -153,6 +163,13 @@ impl CliError {
             CliError::Remote(e) => client_exit_code(e),
             CliError::Unavailable(_) => ExitCode::Unavailable,
             CliError::NewSlotDevice(e) => slot_exit_code(e),
+            // Over the user's key quota, or a keyring this process may not write: a refusal.
+            CliError::Keyring { source, .. }
+                if matches!(source.0, libc::EDQUOT | libc::EACCES | libc::EPERM) =>
+            {
+                ExitCode::Refused
+            }
+            CliError::Keyring { .. } => ExitCode::Internal,
             CliError::AuditBroken(_) => ExitCode::Integrity,
             CliError::Pbs { source, .. } => pbs_exit_code(source),
             CliError::Distribute(e) => match e {

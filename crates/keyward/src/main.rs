@@ -10,6 +10,7 @@ mod context;
 mod exit;
 mod hardening;
 mod hub_io;
+mod keyring;
 mod kinds;
 mod new_secret;
 mod output;

@@ -3,11 +3,13 @@
 
 use keyward_core::Error as CoreError;
 use keyward_pbs::PbsTime;
+use serde_json::json;
 
 use crate::auth::open;
 use crate::cli::{AuthArgs, KeyFormat, PbsKdfArg, UnlockArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
+use crate::keyring;
 use crate::output::{Overwrite, encode_plain, progress, write_key};
 use crate::pbs;
 
@@ -44,6 +46,31 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
         }
     }
 
+    if let Some(ring) = args.to_keyring {
+        if args.format != KeyFormat::Raw {
+            return Err(usage("--to-keyring loads the raw key; leave out --format"));
+        }
+        let description =
+            args.description.clone().unwrap_or_else(|| format!("keyward:{}", keybox.header().id));
+        let loaded = keyring::load(key.expose(), ring, args.key_type, &description, args.timeout)?;
+        ctx.out.line(format!(
+            "Loaded key {} into {} as a {} key \"{}\", for {} s",
+            key.fingerprint().short(),
+            loaded.ring,
+            args.key_type.name(),
+            loaded.description,
+            args.timeout.as_secs()
+        ))?;
+        return ctx.out.json(&json!({
+            "keyring": loaded.ring,
+            "key_type": args.key_type.name(),
+            "description": loaded.description,
+            "timeout_s": args.timeout.as_secs(),
+            "fingerprint": key.fingerprint().to_string(),
+        }));
+    }
+    let out = args.out.as_ref().ok_or_else(|| usage("give --out FILE|- or --to-keyring"))?;
+
     let encoded = match encode_plain(key.expose(), args.format) {
         Some(encoded) => encoded,
         None => {
@@ -60,12 +87,12 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
             )?
         }
     };
-    write_key(&args.out, &encoded, args.format, Overwrite::from_force(args.force))?;
+    write_key(out, &encoded, args.format, Overwrite::from_force(args.force))?;
     progress(&format!(
         "Opened slot {}; key {} written to {}",
         unlocked.opened_by(),
         key.fingerprint().short(),
-        args.out.display()
+        out.display()
     ));
     Ok(())
 }

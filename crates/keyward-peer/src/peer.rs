@@ -255,15 +255,15 @@ impl Peer {
         }
         let (nonce, text) = nonces::fresh().map_err(|e| ServiceError::Internal(e.to_string()))?;
         let expires = now + NONCE_TTL_SECS;
-        let (source, asked) = (format!("src:{source}"), format!("for:{asked}"));
+        let (source_tag, asked_tag) = (format!("src:{source}"), format!("for:{asked}"));
         let tags = [
-            Tag { value: &source, limit: RELEASE_NONCES_PER_SOURCE },
-            Tag { value: &asked, limit: RELEASE_NONCES_PER_ASKED },
+            Tag { value: &source_tag, limit: RELEASE_NONCES_PER_SOURCE },
+            Tag { value: &asked_tag, limit: RELEASE_NONCES_PER_ASKED },
         ];
         self.release_nonces.insert(nonce, &tags, expires, now)?;
         // A set released only to a TPM quote says which PCRs to quote (its id is the box's own,
         // 128 random bits: naming it is already knowing it).
-        let quote_pcrs = match self.store.share(&asked[4..]).await? {
+        let quote_pcrs = match self.store.share(asked).await? {
             Some(set) if set.request.policy == ReleasePolicy::TpmQuote => {
                 set.request.attestation.map(|a| a.pcrs)
             }

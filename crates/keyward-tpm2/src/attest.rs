@@ -8,17 +8,15 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 use tss_esapi::attributes::ObjectAttributesBuilder;
-use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::structure_tags::AttestationType;
 use tss_esapi::structures::{
-    AttestInfo, Data, EccPoint, EccScheme, HashScheme, PublicBuilder, PublicEccParametersBuilder,
-    SignatureScheme,
+    AttestInfo, Data, EccScheme, HashScheme, PublicEccParametersBuilder, SignatureScheme,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 
-use crate::tpm::{Bank, Doing, Tpm, TpmFailure, selection};
+use crate::tpm::{Bank, Cause, Doing, Tpm, TpmFailure, selection};
 
 /// A quote: the TPMS_ATTEST the TPM signed, and its ECDSA signature (r ‖ s, 32 bytes each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +78,13 @@ impl Tpm {
         self.flush_now(key.into());
         let (attest, signature) = quoted?;
         let tss_esapi::structures::Signature::EcDsa(ecdsa) = signature else {
-            return Err(failure("the TPM signed the quote with another scheme"));
+            return Err(failure("a signature of another scheme"));
         };
         let mut signature = Vec::with_capacity(64);
         for part in [ecdsa.signature_r().value(), ecdsa.signature_s().value()] {
-            signature.extend_from_slice(&left_pad_32(part).ok_or_else(|| failure("signature"))?);
+            signature.extend_from_slice(
+                &left_pad_32(part).ok_or_else(|| failure("an overlong signature"))?,
+            );
         }
         Ok(Quote { attest: attest.marshall().doing("cannot marshal the quote")?, signature })
     }
@@ -109,27 +109,15 @@ impl Tpm {
         .with_restricted(true)
         .build()
         .doing("attestation key parameters")?;
-        let public = PublicBuilder::new()
-            .with_public_algorithm(PublicAlgorithm::Ecc)
-            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-            .with_object_attributes(attributes)
-            .with_ecc_parameters(ecc)
-            .with_ecc_unique_identifier(EccPoint::default())
-            .build()
-            .doing("attestation key template")?;
-        let created = self
-            .context()
-            .execute_with_nullauth_session(|ctx| {
-                ctx.create_primary(Hierarchy::Owner, public, None, None, None, None)
-            })
-            .doing("cannot create the attestation key")?;
-        self.keep_transient(created.key_handle.into());
+        let created = self.ecc_primary(attributes, ecc, "cannot create the attestation key")?;
         let tss_esapi::structures::Public::Ecc { unique, .. } = created.out_public else {
-            return Err(failure("the attestation key is not an ECC key"));
+            return Err(failure("an attestation key that is not ECC"));
         };
         let mut point = vec![0x04];
         for part in [unique.x().value(), unique.y().value()] {
-            point.extend_from_slice(&left_pad_32(part).ok_or_else(|| failure("key point"))?);
+            point.extend_from_slice(
+                &left_pad_32(part).ok_or_else(|| failure("an overlong key point"))?,
+            );
         }
         Ok((created.key_handle, point))
     }
@@ -188,9 +176,7 @@ fn left_pad_32(bytes: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// An answer the TPM should not have given while quoting (or making the key).
 fn failure(what: &'static str) -> TpmFailure {
-    TpmFailure {
-        what,
-        error: tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm),
-    }
+    TpmFailure::local("cannot quote", Cause::Unexpected(what))
 }

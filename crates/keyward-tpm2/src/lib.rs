@@ -17,5 +17,6 @@ mod tpm;
 pub use attest::{Quote, QuoteError, pcr_digest, verify_quote};
 pub use slot::{NewTpm2, TPM2, Tpm2Kind, Tpm2Params, parse_pcrs, pcr_text};
 pub use tpm::{
-    Bank, DEFAULT_DEVICE, DEVICE_VARIABLE, Tpm, TpmFailure, Unreachable, is_local_device,
+    Bank, Cause, DEFAULT_DEVICE, DEVICE_VARIABLE, Tpm, TpmFailure, Unreachable, may_use_device,
+    name_device,
 };

@@ -20,7 +20,7 @@ use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use zeroize::Zeroizing;
 
 use crate::tpm::{
-    Bank, DEVICE_VARIABLE, NOT_A_COUNTER, Sealed, Tpm, TpmFailure, Unreachable, is_local_device,
+    Bank, Cause, DEVICE_VARIABLE, Sealed, Tpm, TpmFailure, Unreachable, may_use_device,
 };
 
 /// The kind's name.
@@ -241,10 +241,9 @@ impl Slot for Tpm2Slot {
             _ => return Ok(None),
         };
         // The slot's record is not yet known to be genuine (the MAC is checked after a slot
-        // opens): a TPM over the network is used only when the environment names it too, so an
+        // opens): a TPM over the network is used only when the person named it too, so an
         // edited file cannot send a PIN's session to a TPM of someone else's choosing.
-        let named = std::env::var(DEVICE_VARIABLE).ok();
-        if !is_local_device(&p.device) && named.as_deref() != Some(p.device.as_str()) {
+        if !may_use_device(&p.device) {
             return Err(DeviceError::Absent(format!(
                 "this slot's TPM is `{}`, not a local device: set {DEVICE_VARIABLE} to it to use it",
                 p.device
@@ -337,9 +336,7 @@ impl Tpm2Slot {
                 ))
                 .into()
             }
-            Some(Tss2ResponseCodeKind::AuthFail | Tss2ResponseCodeKind::BadAuth)
-                if failure.what == "cannot unseal" =>
-            {
+            _ if matches!(failure.cause, Cause::WrongAuth) => {
                 let left = tpm
                     .lockout()
                     .map(|l| {
@@ -370,7 +367,7 @@ impl Tpm2Slot {
     }
 
     fn counter_failure(&self, failure: TpmFailure) -> SlotError {
-        if failure.what == NOT_A_COUNTER {
+        if matches!(failure.cause, Cause::NotACounter) {
             return DeviceError::PolicyMismatch(format!(
                 "the TPM's NV index {:#010x} is no longer this slot's counter (it was replaced): \
                  refused, as an older keybox could pass it; open another slot and enroll tpm2 again",

@@ -5,10 +5,11 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tss_esapi::attributes::{
-    NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder,
+    NvIndexAttributesBuilder, ObjectAttributes, ObjectAttributesBuilder, SessionAttributesBuilder,
 };
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::{CapabilityType, NvIndexType, PropertyTag, SessionType};
@@ -21,17 +22,15 @@ use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
+use tss_esapi::structures::CreatePrimaryKeyResult;
 use tss_esapi::structures::{
     Auth, CapabilityData, Digest, EccPoint, KeyedHashScheme, NvPublicBuilder, PcrSelectionList,
-    PcrSlot, Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
+    PcrSlot, Private, Public, PublicBuilder, PublicEccParameters, PublicEccParametersBuilder,
+    PublicKeyedHashParameters, SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
-
-/// What [`Tpm::counter`] says of an index that is not a counter.
-pub(crate) const NOT_A_COUNTER: &str = "the NV index is not a counter (it was replaced)";
 
 /// The device used when none is given.
 pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
@@ -42,8 +41,28 @@ pub const DEVICE_VARIABLE: &str = "KEYWARD_TPM2_DEVICE";
 
 /// Whether `device` is this machine's own TPM (a device node, or the local resource manager),
 /// not one reached over the network.
-pub fn is_local_device(device: &str) -> bool {
+fn is_local_device(device: &str) -> bool {
     device.starts_with('/') || device.starts_with("device:") || device.starts_with("tabrmd")
+}
+
+/// TPMs this process was told to use besides its environment's (see [`name_device`]).
+static NAMED_DEVICES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records that the person named `device` (on the command line, or through a keybox whose MAC
+/// held), so a slot may use it even if it is reached over the network.
+pub fn name_device(device: &str) {
+    if let Ok(mut named) = NAMED_DEVICES.lock() {
+        named.push(device.to_string());
+    }
+}
+
+/// Whether a slot may use `device`: a local TPM, or one [`DEVICE_VARIABLE`] or
+/// [`name_device`] names. A slot's record is read before the keybox's MAC can be checked, so
+/// a TPM over the network chosen by the file alone is not used.
+pub fn may_use_device(device: &str) -> bool {
+    is_local_device(device)
+        || std::env::var(DEVICE_VARIABLE).is_ok_and(|named| named == device)
+        || NAMED_DEVICES.lock().is_ok_and(|named| named.iter().any(|d| d == device))
 }
 
 /// The TCG's handle for the storage root key, which systemd-cryptenroll also uses: kept in the
@@ -100,23 +119,48 @@ impl Bank {
     }
 }
 
-/// A failed TPM command: what was being done, and the TPM's (or the TSS's) answer.
+/// A failed TPM command: what was being done, and why it failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{what}: {error}")]
+#[error("{what}: {cause}")]
 pub struct TpmFailure {
     /// What keyward was doing.
     pub what: &'static str,
-    /// The answer.
+    /// Why it failed.
     #[source]
-    pub error: tss_esapi::Error,
+    pub cause: Cause,
+}
+
+/// Why a TPM step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// The TPM (or the TSS) answered with an error.
+    #[error(transparent)]
+    Tss(tss_esapi::Error),
+    /// The unseal's authorisation (the PIN) was wrong; the TPM counted it toward its lockout.
+    #[error("the authorisation value (the PIN) is wrong")]
+    WrongAuth,
+    /// The storage key at hand is not the one the object was sealed under.
+    #[error("the TPM's storage key is not the one this slot was sealed under")]
+    OtherStorageKey,
+    /// The NV index is not a counter: something replaced it.
+    #[error("the NV index is not a counter (it was replaced)")]
+    NotACounter,
+    /// The TPM answered with something it should not (a short read, another scheme).
+    #[error("the TPM answered with {0}")]
+    Unexpected(&'static str),
 }
 
 impl TpmFailure {
-    /// The TPM's response code, when the TPM answered.
+    /// A failure of keyward's own checks of the TPM's answers.
+    pub(crate) fn local(what: &'static str, cause: Cause) -> Self {
+        TpmFailure { what, cause }
+    }
+
+    /// The TPM's response code, when the TPM answered with an error.
     pub fn kind(&self) -> Option<Tss2ResponseCodeKind> {
-        match self.error {
-            tss_esapi::Error::Tss2Error(rc) => rc.kind(),
-            tss_esapi::Error::WrapperError(_) => None,
+        match &self.cause {
+            Cause::Tss(tss_esapi::Error::Tss2Error(rc)) => rc.kind(),
+            _ => None,
         }
     }
 }
@@ -127,7 +171,7 @@ pub(crate) trait Doing<T> {
 
 impl<T> Doing<T> for tss_esapi::Result<T> {
     fn doing(self, what: &'static str) -> Result<T, TpmFailure> {
-        self.map_err(|error| TpmFailure { what, error })
+        self.map_err(|error| TpmFailure { what, cause: Cause::Tss(error) })
     }
 }
 
@@ -303,7 +347,14 @@ impl Tpm {
         let secret = self
             .ctx
             .execute_with_session(Some(policy.into()), |ctx| ctx.unseal(object.into()))
-            .doing("cannot unseal")?;
+            .doing("cannot unseal")
+            .map_err(|failure| match failure.kind() {
+                // At the unseal, a failed authorisation is the object's own: the PIN.
+                Some(Tss2ResponseCodeKind::AuthFail | Tss2ResponseCodeKind::BadAuth) => {
+                    TpmFailure::local("cannot unseal", Cause::WrongAuth)
+                }
+                _ => failure,
+            })?;
         // The TPM closed the policy session after the unseal (it was not marked to continue):
         // flushing it again would only cost a round trip to be told so.
         let closed: ObjectHandle = SessionHandle::from(AuthSession::from(policy)).into();
@@ -346,17 +397,19 @@ impl Tpm {
                     continue;
                 }
                 Err(error) => {
-                    return Err(TpmFailure { what: "cannot define an NV counter", error });
+                    return Err(TpmFailure {
+                        what: "cannot define an NV counter",
+                        cause: Cause::Tss(error),
+                    });
                 }
             }
         }
-        Err(TpmFailure {
-            what: "no free NV index for a counter",
-            error: tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InvalidParam),
-        })
+        Err(TpmFailure::local(
+            "cannot define an NV counter",
+            Cause::Unexpected("every index tried in use"),
+        ))
     }
 
-    /// The counter's value.
     /// The counter's value. An index there that is not a counter is refused: an ordinary index
     /// put in its place could be written back to an older value (a counter only goes up, and a
     /// new one starts at the highest any counter of this TPM ever had).
@@ -376,20 +429,14 @@ impl Tpm {
         let is_counter =
             public.attributes().index_type().is_ok_and(|kind| kind == NvIndexType::Counter);
         if !is_counter {
-            return Err(TpmFailure {
-                what: NOT_A_COUNTER,
-                error: tss_esapi::Error::WrapperError(
-                    tss_esapi::WrapperErrorKind::InconsistentParams,
-                ),
-            });
+            return Err(TpmFailure::local("cannot read the NV counter", Cause::NotACounter));
         }
         let read = self
             .ctx
             .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::NvIndex(nv), nv, 8, 0))
             .doing("cannot read the NV counter")?;
-        let bytes: [u8; 8] = read.value().try_into().map_err(|_| TpmFailure {
-            what: "the NV counter read is not 8 bytes",
-            error: tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm),
+        let bytes: [u8; 8] = read.value().try_into().map_err(|_| {
+            TpmFailure::local("cannot read the NV counter", Cause::Unexpected("a short read"))
         })?;
         Ok(u64::from_be_bytes(bytes))
     }
@@ -427,11 +474,6 @@ impl Tpm {
     /// The ESAPI context, for the other TPM modules of this crate.
     pub(crate) fn context(&mut self) -> &mut Context {
         &mut self.ctx
-    }
-
-    /// Flushes `handle` when this connection is dropped.
-    pub(crate) fn keep_transient(&mut self, handle: ObjectHandle) {
-        self.transient.push(handle);
     }
 
     /// Flushes `handle` now (and forgets it for the drop).
@@ -477,14 +519,7 @@ impl Tpm {
         let primary = self.primary()?;
         let primary_name = name(self, primary)?;
         if expected.is_some_and(|e| e != primary_name.as_slice()) {
-            return Err(TpmFailure {
-                what: "the TPM's storage key is not the one this slot was sealed under",
-                error: tss_esapi::Error::Tss2Error(
-                    tss_esapi::constants::response_code::Tss2ResponseCode::from(
-                        tss_esapi::constants::tss::TPM2_RC_INTEGRITY,
-                    ),
-                ),
-            });
+            return Err(TpmFailure::local("cannot load the sealed object", Cause::OtherStorageKey));
         }
         if expected.is_none() && kept.is_err() {
             // Best effort: an owner hierarchy with a password keeps the primary transient.
@@ -514,6 +549,18 @@ impl Tpm {
         )
         .build()
         .doing("primary key parameters")?;
+        let created = self.ecc_primary(attributes, ecc, "cannot create the storage primary key")?;
+        Ok(created.key_handle)
+    }
+
+    /// A P-256 primary key under the owner hierarchy with `attributes` and `ecc` and a zero
+    /// unique field: derived from the owner seed, so the same key every time. Flushed on drop.
+    pub(crate) fn ecc_primary(
+        &mut self,
+        attributes: ObjectAttributes,
+        ecc: PublicEccParameters,
+        what: &'static str,
+    ) -> Result<CreatePrimaryKeyResult, TpmFailure> {
         let public = PublicBuilder::new()
             .with_public_algorithm(PublicAlgorithm::Ecc)
             .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
@@ -521,16 +568,15 @@ impl Tpm {
             .with_ecc_parameters(ecc)
             .with_ecc_unique_identifier(EccPoint::default())
             .build()
-            .doing("primary key template")?;
-        let primary = self
+            .doing("a primary key template")?;
+        let created = self
             .ctx
             .execute_with_nullauth_session(|ctx| {
                 ctx.create_primary(Hierarchy::Owner, public, None, None, None, None)
             })
-            .doing("cannot create the storage primary key")?
-            .key_handle;
-        self.transient.push(primary.into());
-        Ok(primary)
+            .doing(what)?;
+        self.transient.push(created.key_handle.into());
+        Ok(created)
     }
 
     /// An HMAC session salted to `primary`, encrypting the first parameter both ways.
@@ -574,12 +620,10 @@ impl Tpm {
                 )
             })
             .doing("cannot start a session")?
-            .ok_or(TpmFailure {
-                what: "cannot start a session",
-                error: tss_esapi::Error::WrapperError(
-                    tss_esapi::WrapperErrorKind::WrongValueFromTpm,
-                ),
-            })?;
+            .ok_or(TpmFailure::local(
+                "cannot start a session",
+                Cause::Unexpected("no session handle"),
+            ))?;
         self.transient.push(SessionHandle::from(session).into());
         Ok(session)
     }

@@ -17,7 +17,7 @@ use crate::cli::AuthArgs;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::enrollment_paths;
 use crate::output::warn;
-use crate::secret_input::{SecretReader, prompt_hidden, terminal_available};
+use crate::secret_input::{SecretReader, prompt_hidden, prompt_secret, terminal_available};
 
 /// A secret that an option gave, owned.
 #[derive(Debug)]
@@ -273,20 +273,19 @@ impl<'a> CliSource<'a> {
                     self.reader.check_recorded_pin_file(path)?;
                     Some(self.reader.passphrase(path)?)
                 }
-                Some(path) => match self.reader.passphrase(path) {
-                    Ok(pin) => Some(pin),
-                    Err(e) if self.missing_file_fails => return Err(e),
-                    // Not there: a person, if one may be asked, types it instead.
-                    Err(_) => None,
-                },
-                None => None,
+                // Not there: a failure for a check, else a person (if one may be asked) types it.
+                Some(path) if self.missing_file_fails => {
+                    let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+                    return Err(
+                        CoreError::io("cannot read this slot's PIN file", path, missing).into()
+                    );
+                }
+                _ => None,
             };
             let pin = match from_file {
                 Some(pin) => pin,
                 None if self.prompts() => {
-                    let prompt = format!("PIN for slot {} (\"{}\"): ", want.slot, want.label);
-                    let typed = prompt_hidden(&prompt)?;
-                    Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec()))
+                    prompt_secret(&format!("PIN for slot {} (\"{}\"): ", want.slot, want.label))?
                 }
                 None => return Ok(None),
             };

@@ -19,7 +19,7 @@ use crate::cli::NewSecretArgs;
 use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::{CliKind, Enroller};
 use crate::output::{Output, Overwrite, progress, warn, write_secret};
-use crate::secret_input::{SecretReader, prompt_hidden, prompt_new_passphrase};
+use crate::secret_input::{SecretReader, prompt_new_passphrase, prompt_secret};
 
 /// Where a new recovery code goes.
 #[derive(Debug)]
@@ -248,8 +248,7 @@ pub fn device_pin(
     what: &str,
 ) -> CliResult<(Passphrase, Option<String>)> {
     let Some(path) = &args.pin_file else {
-        let typed = prompt_hidden(&format!("PIN for {what}: "))?;
-        return Ok((Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec())), None));
+        return Ok((prompt_secret(&format!("PIN for {what}: "))?, None));
     };
     if path == Path::new("-") {
         return Ok((reader.passphrase(path)?, None));

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::cli::PbsKdfArg;
 use crate::exit::{CliError, CliResult, usage};
 use crate::output::warn;
-use crate::secret_input::{SecretReader, prompt_hidden, prompt_new_passphrase};
+use crate::secret_input::{SecretReader, prompt_new_passphrase, prompt_secret};
 
 /// Reads and parses a PBS key file (or PBS-form escrow blob).
 pub fn read_key_file(reader: &SecretReader, path: &Path) -> CliResult<PbsKeyFile> {
@@ -30,10 +30,7 @@ pub fn open_key_file(
     let passphrase = match (&file.kdf, passphrase_file) {
         (None, _) => None,
         (Some(_), Some(from)) => Some(reader.passphrase(from)?),
-        (Some(_), None) => {
-            let typed = prompt_hidden(&format!("Passphrase for {}: ", path.display()))?;
-            Some(keyward_core::Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec())))
-        }
+        (Some(_), None) => Some(prompt_secret(&format!("Passphrase for {}: ", path.display()))?),
     };
     file.open(passphrase.as_ref().map(|p| p.expose()))
         .map_err(|source| CliError::Pbs { path: path.to_path_buf(), source })

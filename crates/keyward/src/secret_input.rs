@@ -166,10 +166,21 @@ pub fn prompt_hidden(prompt: &str) -> CliResult<Zeroizing<String>> {
 
 /// Prompts twice for a new passphrase and insists the two agree.
 pub fn prompt_new_passphrase() -> CliResult<Passphrase> {
-    let first = prompt_hidden("New passphrase: ")?;
-    let second = prompt_hidden("Repeat the passphrase: ")?;
-    if *first != *second {
-        return Err(usage("the two passphrases differ; nothing was changed"));
+    prompt_new_secret("passphrase")
+}
+
+/// A new secret (`what`: "passphrase", "TPM PIN") typed twice without echo.
+pub fn prompt_new_secret(what: &str) -> CliResult<Passphrase> {
+    let first = prompt_secret(&format!("New {what}: "))?;
+    let second = prompt_secret(&format!("Repeat the {what}: "))?;
+    if first.expose() != second.expose() {
+        return Err(usage(format!("the two {what}s differ; nothing was changed")));
     }
-    Ok(Passphrase::new(Zeroizing::new(first.as_bytes().to_vec())))
+    Ok(first)
+}
+
+/// A secret (a PIN, a passphrase) typed once without echo.
+pub fn prompt_secret(prompt: &str) -> CliResult<Passphrase> {
+    let typed = prompt_hidden(prompt)?;
+    Ok(Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec())))
 }

@@ -13,7 +13,6 @@ use keyward_tpm2::{
     pcr_text,
 };
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use crate::auth::{authorization, open};
 use crate::cli::{AuthArgs, NewSecretArgs};
@@ -22,7 +21,7 @@ use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::Enroller;
 use crate::new_secret::NewSecret;
 use crate::output::Output;
-use crate::secret_input::{SecretReader, prompt_hidden};
+use crate::secret_input::{SecretReader, prompt_new_secret};
 
 /// The tpm2 kind's enrollment.
 pub const ENROLLMENT: Enroller =
@@ -126,19 +125,10 @@ fn prepare(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult
         return Err(usage("--pin-file needs --with-pin for a tpm2 slot"));
     }
     let pin = if tpm.with_pin { Some(new_pin(args.pin_file.as_deref(), reader)?) } else { None };
-    name_device(&device);
+    // Named on the command line (or in the environment): the check before the commit, which
+    // opens the new slot, may use it even over the network.
+    keyward_tpm2::name_device(&device);
     Ok(NewSecret::bare(Box::new(NewTpm2 { device, bank, pcrs, pin, nv_index: None })))
-}
-
-/// Names `device` in this process's environment, as a person would with KEYWARD_TPM2_DEVICE: a
-/// slot opens a TPM over the network only when the environment names it (the check before the
-/// commit opens the new slot, and its device was named on the command line or by a keybox
-/// whose MAC held). Called on the main thread before anything starts another.
-fn name_device(device: &str) {
-    if !keyward_tpm2::is_local_device(device) {
-        // SAFETY: `keyward` is single-threaded here (no runtime has started; see `main`).
-        unsafe { std::env::set_var(DEVICE_VARIABLE, device) };
-    }
 }
 
 /// A new PIN for a TPM slot: from a file (never recorded: a PIN next to the TPM would make it
@@ -146,14 +136,7 @@ fn name_device(device: &str) {
 fn new_pin(path: Option<&Path>, reader: &SecretReader) -> CliResult<Passphrase> {
     let pin = match path {
         Some(path) => reader.passphrase(path)?,
-        None => {
-            let first = prompt_hidden("New TPM PIN: ")?;
-            let second = prompt_hidden("Repeat the PIN: ")?;
-            if *first != *second {
-                return Err(usage("the two PINs differ; nothing was changed"));
-            }
-            Passphrase::new(Zeroizing::new(first.as_bytes().to_vec()))
-        }
+        None => prompt_new_secret("TPM PIN")?,
     };
     if pin.expose().is_empty() {
         return Err(usage("the PIN is empty; give one, or enroll without --with-pin"));
@@ -179,8 +162,8 @@ fn reseal(ctx: &Context, args: &ResealArgs) -> CliResult {
     let opened = open(&args.auth, &current, store.path(), &ctx.reader)?;
     let pin =
         if old.has_pin() { Some(new_pin(args.pin_file.as_deref(), &ctx.reader)?) } else { None };
-    // The slot's record opened and its MAC held: its TPM is the one to use.
-    name_device(&old.device);
+    // The keybox opened and its MAC held: the slot's TPM is the one to use.
+    keyward_tpm2::name_device(&old.device);
     let new = NewTpm2 {
         device: old.device.clone(),
         bank: old.bank,

@@ -9,7 +9,7 @@ use keyward_core::store::RealFs;
 use crate::cli::Cli;
 use crate::exit::{CliResult, usage};
 use crate::output::Output;
-use crate::secret_input::SecretReader;
+use keyward_box::secrets::SecretFiles;
 
 /// Shared state of one command run.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub struct Context {
     pub local_offset: time::UtcOffset,
     /// Every file and stdin read of this command goes through it: `-` given to two options is
     /// a usage error, never a second read of an empty stdin.
-    pub reader: SecretReader,
+    pub reader: SecretFiles,
 }
 
 impl Context {
@@ -37,7 +37,7 @@ impl Context {
             keybox,
             out: Output { json: cli.json },
             local_offset,
-            reader: SecretReader::new(),
+            reader: SecretFiles::new(),
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::io::ErrorKind;
 
+use keyward_box::BoxError;
 use keyward_core::Error as CoreError;
 use keyward_core::kdf::KdfError;
 use keyward_core::shamir::ShareError;
@@ -33,19 +34,10 @@ pub enum CliError {
         /// What went wrong.
         source: keyward_pbs::PbsError,
     },
-    /// The recovery code opens no escrow blob offered.
-    #[error("the recovery code does not open {what}; check the code and run again{}",
-        match ticket_uses_left {
-            Some(0) => " (the ticket is used up: ask the operator for a new one)".to_string(),
-            Some(n) => format!(" (the ticket allows {n} more fetch(es))"),
-            None => String::new(),
-        })]
-    CodeOpensNothing {
-        /// The blob, or how many versions.
-        what: String,
-        /// With a hub ticket: how many fetches it still allows.
-        ticket_uses_left: Option<u32>,
-    },
+    /// A workflow's failure that has no twin here (a code that opens no blob, a configuration
+    /// file that cannot be used).
+    #[error(transparent)]
+    Workflow(BoxError),
     /// A hub or peer call failed.
     #[error(transparent)]
     Remote(#[from] keyward_service::client::ClientError),
@@ -105,9 +97,9 @@ impl From<CoreError> for CliError {
         let CoreError::Slot { slot, source: SlotError::Other(other) } = error else {
             return CliError::Core(error);
         };
-        // A failure of the CLI's own, met while it answered a slot (see `auth::CliSource`).
-        let other = match other.downcast::<CliError>() {
-            Ok(cli) => return *cli,
+        // A workflow's failure, met while it answered a slot (see keyward_box::unlock).
+        let other = match other.downcast::<BoxError>() {
+            Ok(ours) => return CliError::from(*ours),
             Err(other) => other,
         };
         match other.downcast::<PeersSlotError>() {
@@ -119,6 +111,25 @@ impl From<CoreError> for CliError {
                 }),
             },
             Err(other) => CliError::Core(CoreError::Slot { slot, source: SlotError::Other(other) }),
+        }
+    }
+}
+
+/// A workflow's failure as the CLI's: the same message and exit code it had when the workflow
+/// lived in the CLI.
+impl From<BoxError> for CliError {
+    fn from(error: BoxError) -> Self {
+        match error {
+            BoxError::Core(e) => e.into(),
+            BoxError::Invalid(text) => CliError::Usage(text),
+            BoxError::Pbs { path, source } => CliError::Pbs { path, source },
+            BoxError::Card { path, source } => CliError::Card { path, source },
+            BoxError::Distribute(e) => CliError::Distribute(e),
+            BoxError::Gather(e) => CliError::Gather(e),
+            BoxError::Remote(e) => CliError::Remote(e),
+            other @ (BoxError::Config { .. }
+            | BoxError::CodeOpensNothing { .. }
+            | BoxError::Runtime(_)) => CliError::Workflow(other),
         }
     }
 }
@@ -159,7 +170,11 @@ impl CliError {
             CliError::Usage(_) => ExitCode::Usage,
             CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
             CliError::Core(e) => core_exit_code(e),
-            CliError::CodeOpensNothing { .. } => ExitCode::AuthenticationFailed,
+            CliError::Workflow(e) => match e {
+                BoxError::CodeOpensNothing { .. } => ExitCode::AuthenticationFailed,
+                BoxError::Config { .. } => ExitCode::Usage,
+                _ => ExitCode::Internal,
+            },
             CliError::Remote(e) => client_exit_code(e),
             CliError::Unavailable(_) => ExitCode::Unavailable,
             CliError::NewSlotDevice(e) => slot_exit_code(e),
@@ -512,9 +527,14 @@ mod tests {
             (CliError::Usage("x".into()), ExitCode::Usage),
             (CliError::Failed("x".into()), ExitCode::Internal),
             (
-                CliError::CodeOpensNothing { what: "b".into(), ticket_uses_left: Some(2) },
+                BoxError::CodeOpensNothing { what: "b".into(), ticket_uses_left: Some(2) }.into(),
                 ExitCode::AuthenticationFailed,
             ),
+            (
+                BoxError::Config { path: path.clone(), problem: "x".into() }.into(),
+                ExitCode::Usage,
+            ),
+            (BoxError::Invalid("x".into()).into(), ExitCode::Usage),
             (CliError::OutputExists { path: path.clone() }, ExitCode::Conflict),
             (CliError::Output(io(std::io::ErrorKind::BrokenPipe)), ExitCode::Internal),
         ];

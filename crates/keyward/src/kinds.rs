@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::exit::{CliResult, usage};
 use crate::new_secret::{self, NewSecret};
 use crate::output::Output;
-use crate::secret_input::SecretReader;
+use keyward_box::secrets::SecretFiles;
 
 /// A kind and how the CLI enrolls it.
 pub struct CliKind {
@@ -34,7 +34,7 @@ pub enum Enroller {
         /// The enroll options it takes (others given are refused).
         options: &'static [&'static str],
         /// Gathers the secret.
-        prepare: fn(&NewSecretArgs, &SecretReader, &Output) -> CliResult<NewSecret>,
+        prepare: fn(&NewSecretArgs, &SecretFiles, &Output) -> CliResult<NewSecret>,
     },
     /// A flow of its own (a peers slot places its shares first), added to an existing keybox.
     Command {

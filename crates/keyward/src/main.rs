@@ -15,11 +15,9 @@ mod kinds;
 mod new_secret;
 mod output;
 mod pbs;
-mod peers_io;
 mod runtime;
 mod secret_input;
 mod serving;
-mod share_journal;
 
 use clap::{CommandFactory, Parser};
 

@@ -19,7 +19,8 @@ use crate::cli::NewSecretArgs;
 use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::{CliKind, Enroller};
 use crate::output::{Output, Overwrite, progress, warn, write_secret};
-use crate::secret_input::{SecretReader, prompt_new_passphrase, prompt_secret};
+use crate::secret_input::{prompt_new_passphrase, prompt_secret};
+use keyward_box::secrets::SecretFiles;
 
 /// Where a new recovery code goes.
 #[derive(Debug)]
@@ -68,7 +69,7 @@ impl NewSecret {
     pub fn prepare(
         kind: &CliKind,
         args: &NewSecretArgs,
-        reader: &SecretReader,
+        reader: &SecretFiles,
         output: &Output,
     ) -> CliResult<Self> {
         let name = kind.kind.name();
@@ -145,14 +146,14 @@ impl NewSecret {
     }
 }
 
-fn plain(_: &NewSecretArgs, _: &SecretReader, _: &Output) -> CliResult<NewSecret> {
+fn plain(_: &NewSecretArgs, _: &SecretFiles, _: &Output) -> CliResult<NewSecret> {
     Ok(NewSecret {
         warning: Some("is plain: anyone who can read the keybox file can read the key"),
         ..NewSecret::bare(Box::new(NewPlain))
     })
 }
 
-fn recovery_code(args: &NewSecretArgs, _: &SecretReader, output: &Output) -> CliResult<NewSecret> {
+fn recovery_code(args: &NewSecretArgs, _: &SecretFiles, output: &Output) -> CliResult<NewSecret> {
     let kdf = default_recovery_code_kdf()?;
     let code = RecoveryCode::generate()?;
     let delivery = match &args.code_out {
@@ -183,7 +184,7 @@ fn recovery_code(args: &NewSecretArgs, _: &SecretReader, output: &Output) -> Cli
     })
 }
 
-fn passphrase(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
+fn passphrase(args: &NewSecretArgs, reader: &SecretFiles, _: &Output) -> CliResult<NewSecret> {
     let passphrase = match &args.passphrase_file {
         Some(path) => reader.passphrase(path)?,
         None => prompt_new_passphrase()?,
@@ -202,7 +203,7 @@ fn passphrase(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliRes
     Ok(NewSecret::bare(Box::new(NewPassphrase { passphrase, kdf })))
 }
 
-fn keyfile(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
+fn keyfile(args: &NewSecretArgs, reader: &SecretFiles, _: &Output) -> CliResult<NewSecret> {
     let path = args.keyfile.as_ref().ok_or_else(|| {
         usage("a keyfile slot needs --keyfile F (an existing key file, or where to create one)")
     })?;
@@ -244,7 +245,7 @@ pub fn recorded_path(path: &Path) -> CliResult<String> {
 /// is read once and not recorded), else typed once at a prompt naming `what`.
 pub fn device_pin(
     args: &NewSecretArgs,
-    reader: &SecretReader,
+    reader: &SecretFiles,
     what: &str,
 ) -> CliResult<(Passphrase, Option<String>)> {
     let Some(path) = &args.pin_file else {

@@ -3,18 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
+use keyward_core::DataKey;
 use keyward_core::keybox::PbsRecord;
-use keyward_core::{DataKey, Error as CoreError, Fingerprint};
-use keyward_pbs::{KEY_LEN, PbsKdf, PbsKeyFile, PbsTime, pbs_fingerprint};
+use keyward_pbs::{PbsKdf, PbsKeyFile, PbsTime};
 use zeroize::Zeroizing;
 
 use crate::cli::PbsKdfArg;
 use crate::exit::{CliError, CliResult, usage};
 use crate::output::warn;
-use crate::secret_input::{SecretReader, prompt_new_passphrase, prompt_secret};
+use crate::secret_input::{prompt_new_passphrase, prompt_secret};
+use keyward_box::secrets::SecretFiles;
 
 /// Reads and parses a PBS key file (or PBS-form escrow blob).
-pub fn read_key_file(reader: &SecretReader, path: &Path) -> CliResult<PbsKeyFile> {
+pub fn read_key_file(reader: &SecretFiles, path: &Path) -> CliResult<PbsKeyFile> {
     let bytes = reader.bytes(path)?;
     PbsKeyFile::parse(&bytes).map_err(|source| CliError::Pbs { path: path.to_path_buf(), source })
 }
@@ -25,7 +26,7 @@ pub fn open_key_file(
     file: &PbsKeyFile,
     path: &Path,
     passphrase_file: Option<&Path>,
-    reader: &SecretReader,
+    reader: &SecretFiles,
 ) -> CliResult<DataKey> {
     let passphrase = match (&file.kdf, passphrase_file) {
         (None, _) => None,
@@ -34,27 +35,6 @@ pub fn open_key_file(
     };
     file.open(passphrase.as_ref().map(|p| p.expose()))
         .map_err(|source| CliError::Pbs { path: path.to_path_buf(), source })
-}
-
-/// Checks a key before any PBS file is made of it, and returns its PBS fingerprint: it must be
-/// 32 bytes, and its PBS fingerprint must be the one the keybox recorded at import (it always
-/// is unless something is badly wrong; then nothing is written).
-pub fn check_exportable(key: &DataKey, record: Option<&PbsRecord>) -> CliResult<Fingerprint> {
-    let len = key.expose().len();
-    if len != KEY_LEN {
-        return Err(usage(format!(
-            "this key is {len} bytes; a Proxmox Backup key is {KEY_LEN}, so it cannot be written as a PBS key file"
-        )));
-    }
-    let found = pbs_fingerprint(key.expose());
-    match record {
-        Some(record) if record.fingerprint != found => Err(CoreError::FingerprintMismatch {
-            expected: record.fingerprint.to_string(),
-            found: found.to_string(),
-        }
-        .into()),
-        _ => Ok(found),
-    }
 }
 
 /// The `created` time for a PBS file of this key: the imported file's (checked at import), else
@@ -78,7 +58,7 @@ pub fn key_file_bytes(
     key: &DataKey,
     kdf: PbsKdfArg,
     passphrase_file: Option<&Path>,
-    reader: &SecretReader,
+    reader: &SecretFiles,
     created: PbsTime,
     modified: PbsTime,
 ) -> CliResult<Zeroizing<Vec<u8>>> {

@@ -7,9 +7,5 @@ use crate::exit::{CliError, CliResult};
 
 /// Runs one async client operation to completion on a current-thread runtime.
 pub fn block_on<T, E: Into<CliError>>(future: impl Future<Output = Result<T, E>>) -> CliResult<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(future).map_err(Into::into)
+    keyward_box::runtime::client_runtime()?.block_on(future).map_err(Into::into)
 }

@@ -47,13 +47,6 @@ pub fn load_tls(cert_path: &Path, key_path: &Path) -> CliResult<(tls::ServerConf
     Ok((loaded.config, fingerprint))
 }
 
-/// Writes a server's configuration file (pretty JSON; 0600, never over an existing file).
-pub fn write_config(path: &Path, config: &impl serde::Serialize) -> CliResult {
-    let mut bytes = serde_json::to_vec_pretty(config).map_err(|e| failed("config", e))?;
-    bytes.push(b'\n');
-    write_secret(path, &bytes, Overwrite::Never)
-}
-
 /// What a server process does first: files it creates (its database and the database's log
 /// among them) are private to its user, whatever umask it was started with.
 pub fn private_umask() {

@@ -7,9 +7,11 @@
 
 use std::path::Path;
 
-use keyward_core::{Keybox, Unlocker};
-use keyward_hub::api::{PushRequest, StatusResponse};
-use keyward_pbs::{PbsTime, escrow};
+use keyward_box::config::{self, BoxFiles, Enrollment};
+use keyward_box::escrow::{self, BlobForm, EscrowBlobToPush};
+use keyward_core::Keybox;
+use keyward_hub::api::StatusResponse;
+use keyward_pbs::PbsTime;
 use serde_json::json;
 
 use crate::auth::open;
@@ -47,34 +49,28 @@ pub fn export_blob(ctx: &Context, args: &ExportBlobArgs) -> CliResult {
 }
 
 /// The PBS-native blob of this keybox's key, under the recovery code (from `code_file`, else a
-/// prompt), which must open one of its recovery-code slots — so the keybox is opened and its
-/// header MAC checked, and a blob under a code nobody holds is never made. Returns the blob,
-/// the key's PBS fingerprint and the slot the code opened.
+/// prompt); see keyward_box::escrow::pbs_blob.
 fn pbs_blob(
     ctx: &Context,
     keybox: &Keybox,
     code_file: Option<&Path>,
 ) -> CliResult<(keyward_pbs::PbsKeyFile, keyward_core::Fingerprint, keyward_core::SlotId)> {
     let code = code_from(&ctx.reader, code_file)?;
-    let unlocked = keybox.unlock(&Unlocker::RecoveryCode(&code), None, &ctx.keybox)?;
-    let record = keybox.header().pbs.as_ref();
-    let fp = pbs::check_exportable(unlocked.key(), record)?;
     let now = PbsTime::now(ctx.local_offset);
-    let blob = escrow::seal(unlocked.key(), &code, pbs::created_time(record, &now), now)
-        .map_err(|source| CliError::Pbs { path: "the escrow blob".into(), source })?;
-    Ok((blob, fp, unlocked.opened_by()))
+    let created = pbs::created_time(keybox.header().pbs.as_ref(), &now);
+    Ok(escrow::pbs_blob(keybox, &ctx.keybox, &code, created, now)?)
 }
 
 /// Runs `escrow enroll`: a new identity for this box, registered with the hub. Nothing is
 /// left behind when the hub refuses.
 pub fn enroll(ctx: &Context, hub: &HubArgs, box_name: &str, token_file: &Path) -> CliResult {
-    let (info_path, key_path) = hub_io::enrollment_paths(&ctx.keybox);
+    let BoxFiles { enrollment: info_path, identity: key_path } = BoxFiles::beside(&ctx.keybox);
     for existing in [&info_path, &key_path] {
         if existing.exists() {
             return Err(keyward_core::Error::OutputExists(existing.clone()).into());
         }
     }
-    let token = hub_io::read_ticket(&ctx.reader, token_file)?;
+    let token = ctx.reader.ticket(token_file)?;
     let (client, pin_text) = hub_io::client(hub)?;
     let identity = keyward_service::SigningIdentity::generate()?;
     // The identity file first: if the hub accepts us, we must be able to sign as this box.
@@ -83,15 +79,9 @@ pub fn enroll(ctx: &Context, hub: &HubArgs, box_name: &str, token_file: &Path) -
         let _ = std::fs::remove_file(&key_path);
         return Err(e);
     }
-    let enrollment = hub_io::Enrollment {
-        box_name: box_name.into(),
-        hub: hub.hub.clone(),
-        hub_fingerprint: pin_text,
-    };
-    let mut bytes =
-        serde_json::to_vec_pretty(&enrollment).map_err(|e| CliError::Failed(e.to_string()))?;
-    bytes.push(b'\n');
-    write_secret(&info_path, &bytes, Overwrite::Never)?;
+    let enrollment =
+        Enrollment { box_name: box_name.into(), hub: hub.hub.clone(), hub_fingerprint: pin_text };
+    config::write(&info_path, &enrollment)?;
     ctx.out.line(format!("Enrolled {box_name} at {} (identity {})", hub.hub, identity.public()))?;
     ctx.out.json(
         &json!({ "box": box_name, "hub": hub.hub, "public_key": identity.public().to_string() }),
@@ -128,9 +118,9 @@ pub fn push(
     let store = ctx.store();
     let keybox = store.load()?;
     let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
-    let mut directive = read_directive(ctx, directive)?;
-    let (blob_format, blob, fingerprint) = match &keybox.header().pbs {
-        Some(_) => {
+    let directive = read_directive(ctx, directive)?;
+    let blob = match BlobForm::of(&keybox) {
+        BlobForm::PbsKeyFile => {
             // The PBS-native blob is sealed under the recovery code, so the code is what opens
             // the keybox here; another secret could not make the blob.
             if auth.unlock_passphrase_file.is_some() || auth.unlock_keyfile.is_some() {
@@ -140,31 +130,19 @@ pub fn push(
             }
             let code = code_file.or(auth.unlock_code_file.as_deref());
             let (blob, fp, _) = pbs_blob(ctx, &keybox, code)?;
-            ("pbs-key-file", blob.to_bytes().to_vec(), fp.to_string())
+            EscrowBlobToPush::pbs(&blob, &fp)
         }
-        None => {
+        BlobForm::KeywardBlob => {
             if code_file.is_some() {
                 return Err(usage(
                     "--code-file is for a Proxmox Backup key's blob; open this keybox with --unlock-code-file (or another --unlock-… option)",
                 ));
             }
-            let unlocked = open(auth, &keybox, store.path(), &ctx.reader)?;
-            let blob = keyward_core::escrow::EscrowBlob::from_keybox(&unlocked, None)?;
-            ("keyward-escrow-blob", blob.to_bytes(), keybox.fingerprint().to_string())
+            EscrowBlobToPush::keyward(&open(auth, &keybox, store.path(), &ctx.reader)?)?
         }
     };
-    directive.insert("fingerprint".into(), json!(fingerprint));
-    let request = PushRequest {
-        blob_format: blob_format.into(),
-        blob: keyward_core::encoding::to_base64(&blob),
-        fingerprint: fingerprint.clone(),
-        directive: serde_json::Value::Object(directive),
-    };
-    let answer = block_on(client.push(&enrollment.box_name, &identity, &request))?;
-    let expected = keyward_hub::api::blob_sha256(&blob);
-    if answer.blob_sha256 != expected {
-        return Err(client_bad_answer(&enrollment.hub, "a blob hash other than the blob's"));
-    }
+    let answer = escrow::push(&client, &enrollment, &identity, &blob, directive)?;
+    let (blob_format, fingerprint) = (blob.form.name(), &blob.fingerprint);
     if answer.state == "active" {
         progress(&format!(
             "Pushed escrow version {} of {} ({blob_format}); it is active. Its blob's SHA-256:",
@@ -181,14 +159,6 @@ pub fn push(
         "box": enrollment.box_name, "version": answer.version, "state": answer.state,
         "fingerprint": fingerprint, "blob_sha256": answer.blob_sha256,
     }))
-}
-
-fn client_bad_answer(hub: &str, reason: &str) -> CliError {
-    CliError::Remote(keyward_service::client::ClientError::BadAnswer {
-        service: "hub",
-        url: hub.to_string(),
-        reason: reason.to_string(),
-    })
 }
 
 /// Prints a box's escrow versions (for `escrow status` and `operator escrow-status`).
@@ -221,10 +191,7 @@ pub fn status(ctx: &Context) -> CliResult {
 /// Runs `escrow fetch`: the active blob as the hub holds it.
 pub fn fetch(ctx: &Context, out: &Path) -> CliResult {
     let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
-    let escrow = block_on(client.fetch_active(&enrollment.box_name, &identity))?.escrow;
-    let blob = keyward_core::encoding::from_base64(&escrow.blob)
-        .filter(|bytes| keyward_hub::api::blob_sha256(bytes) == escrow.blob_sha256)
-        .ok_or_else(|| client_bad_answer(&enrollment.hub, "a blob that does not match its hash"))?;
+    let (escrow, blob) = escrow::fetch_active(&client, &enrollment, &identity)?;
     write_secret(out, &blob, Overwrite::Never)?;
     if out != Path::new("-") {
         ctx.out.line(format!(

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use keyward_box::config::{self, HubConfig};
 use keyward_core::store::{RealFs, create_private_folder};
 use keyward_hub::hub::Hub;
 use keyward_hub::store::Store;
 use keyward_hub::{audit, server};
 use keyward_service::limits::RateLimits;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::{AuditCommand, DatabaseArgs, HubCommand};
@@ -17,22 +17,11 @@ use crate::hub_io::parse_operators;
 use crate::output::progress;
 use crate::serving::{
     create_certificate, init_logging, load_tls, private_umask, serve_options, server_runtime,
-    write_config,
 };
 
 /// The environment variable a database URL may come from (never the command line: it can hold
 /// a password, and argv is visible to every user of the machine).
 pub const DATABASE_URL_VARIABLE: &str = "KEYWARD_DATABASE_URL";
-
-/// The hub's configuration file in its data folder (not secret).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HubConfig {
-    format: String,
-    version: u32,
-    operators: Vec<String>,
-    certificate_fingerprint: String,
-}
 
 fn paths(data: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (data.join("hub.json"), data.join("cert.pem"), data.join("key.pem"))
@@ -92,13 +81,9 @@ fn init(ctx: &Context, data: &Path, operators: &[String]) -> CliResult {
     }
     create_private_folder(&RealFs, data)?;
     let fingerprint = create_certificate(&cert_path, &key_path)?;
-    let config = HubConfig {
-        format: "keyward-hub".into(),
-        version: 1,
-        operators: operators.to_vec(),
-        certificate_fingerprint: fingerprint.clone(),
-    };
-    write_config(&config_path, &config)?;
+    let config =
+        HubConfig { operators: operators.to_vec(), certificate_fingerprint: fingerprint.clone() };
+    config::write(&config_path, &config)?;
     progress(&format!(
         "Hub data folder {} ready; its certificate's fingerprint (clients pin it with --hub-fingerprint, or --hub-cert {}):",
         data.display(),
@@ -113,12 +98,7 @@ fn init(ctx: &Context, data: &Path, operators: &[String]) -> CliResult {
 
 fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
     let (config_path, cert_path, key_path) = paths(data);
-    let bytes = std::fs::read(&config_path).map_err(|e| {
-        keyward_core::Error::io("cannot read (run `keyward hub init` first)", &config_path, e)
-    })?;
-    let config: HubConfig = serde_json::from_slice(&bytes)
-        .map_err(|e| usage(format!("{}: {e}", config_path.display())))?;
-    Ok((config, cert_path, key_path))
+    Ok((config::read(&config_path)?, cert_path, key_path))
 }
 
 fn serve(

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cli::{OperatorCommand, StatementArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
-use crate::hub_io::{self, read_identity, write_identity};
+use crate::hub_io::{self, write_identity};
 use crate::output::{Overwrite, write_secret};
 use crate::runtime::block_on;
 
@@ -55,7 +55,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         }
         OperatorCommand::EscrowStatus { hub, box_name, key } => {
             check_box_name(box_name)?;
-            let operator = read_identity(&ctx.reader, key)?;
+            let operator = ctx.reader.identity(key)?;
             let (client, _) = hub_io::client(hub)?;
             let answer = block_on(client.operator_status(box_name, &operator))?;
             crate::commands::escrow::print_versions(ctx, &answer, &hub.hub)
@@ -72,7 +72,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             if !keyward_hub::api::is_blob_sha256(&blob_sha256) {
                 return Err(usage("--blob-sha256 is the blob's SHA-256: 64 hex digits"));
             }
-            let operator = read_identity(&ctx.reader, key)?;
+            let operator = ctx.reader.identity(key)?;
             let approval = Statement::Overwrite {
                 box_name: box_name.clone(),
                 version: *version,
@@ -91,7 +91,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             ctx.out.json(&json!({ "box": box_name, "version": active.version, "state": "active" }))
         }
         OperatorCommand::DeleteEscrow { hub, box_name, version, key } => {
-            let operator = read_identity(&ctx.reader, key)?;
+            let operator = ctx.reader.identity(key)?;
             let order = Statement::Deletion {
                 box_name: box_name.clone(),
                 version: *version,
@@ -119,7 +119,7 @@ fn issue(
     make: impl FnOnce(String, String, i64) -> Statement,
 ) -> CliResult {
     check_box_name(&args.box_name)?;
-    let operator = read_identity(&ctx.reader, &args.key)?;
+    let operator = ctx.reader.identity(&args.key)?;
     let expires = unix_now() + hub_io::parse_ttl(&args.ttl)?;
     let statement = make(args.box_name.clone(), Statement::fresh_id()?, expires);
     let (kind, uses) = (statement.kind(), statement.uses());

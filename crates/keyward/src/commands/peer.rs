@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use keyward_box::config::{self, PeerConfig};
 use keyward_core::store::{RealFs, create_private_folder};
 use keyward_peer::card::PeerCard;
 use keyward_peer::peer::{Peer, PeerSetup};
@@ -10,7 +11,6 @@ use keyward_peer::store::Quota;
 use keyward_peer::{server, store::Store};
 use keyward_service::SigningIdentity;
 use keyward_service::limits::RateLimits;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::{PeerCommand, ServeArgs};
@@ -20,32 +20,7 @@ use crate::hub_io::{parse_operators, write_identity};
 use crate::output::{Overwrite, write_secret};
 use crate::serving::{
     create_certificate, init_logging, load_tls, private_umask, serve_options, server_runtime,
-    write_config,
 };
-
-/// The peer's configuration file in its data folder (not secret).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PeerConfig {
-    format: String,
-    version: u32,
-    /// Operators whose enrollment tokens and release tickets it accepts.
-    operators: Vec<String>,
-    /// Most share sets one owner may keep here.
-    #[serde(default = "default_quota_sets")]
-    quota_sets: u32,
-    /// Most bytes of sealed shares one owner may keep here.
-    #[serde(default = "default_quota_bytes")]
-    quota_bytes: u64,
-}
-
-fn default_quota_sets() -> u32 {
-    Quota::default().sets
-}
-
-fn default_quota_bytes() -> u64 {
-    Quota::default().bytes
-}
 
 /// The files of a peer's data folder.
 struct PeerFiles {
@@ -99,13 +74,11 @@ fn init(ctx: &Context, data: &Path, url: &str, operators: &[String]) -> CliResul
     write_secret(&files.card, &card.to_file_bytes(), Overwrite::Never)?;
     let quota = Quota::default();
     let config = PeerConfig {
-        format: "keyward-peer".into(),
-        version: 1,
         operators: operators.to_vec(),
         quota_sets: quota.sets,
         quota_bytes: quota.bytes,
     };
-    write_config(&files.config, &config)?;
+    config::write(&files.config, &config)?;
     ctx.out.line(format!("Peer data folder {} ready", data.display()))?;
     ctx.out.line(format!(
         "card (give it to owners for `enroll peers --peer`): {}",
@@ -122,11 +95,7 @@ fn init(ctx: &Context, data: &Path, url: &str, operators: &[String]) -> CliResul
 fn serve(ctx: &Context, data: &Path, listen: std::net::SocketAddr, args: &ServeArgs) -> CliResult {
     private_umask();
     let files = PeerFiles::in_folder(data);
-    let config: PeerConfig =
-        serde_json::from_slice(&std::fs::read(&files.config).map_err(|e| {
-            keyward_core::Error::io("cannot read (run `keyward peer init` first)", &files.config, e)
-        })?)
-        .map_err(|e| usage(format!("{}: {e}", files.config.display())))?;
+    let config: PeerConfig = config::read(&files.config)?;
     let operators = parse_operators(&config.operators)?;
     let seal_secret = SealSecret::from_file_bytes(&ctx.reader.bytes(&files.seal_key)?)
         .map_err(|e| usage(format!("{}: {e}", files.seal_key.display())))?;

@@ -1,37 +1,34 @@
 //! `keyward enroll peers`, `keyward peers status|reshare`, and `keyward recover --peers`: the
-//! commands around a peers slot. The splitting, sealing, asking and combining live in
-//! keyward-peer; this module reads cards and keyboxes, asks for authorization, keeps the
-//! journal of share sets to clean up (`share_journal`) and reports.
+//! commands around a peers slot. The workflows (placing shares, the journal of share sets to
+//! clean up) are keyward_box::peers'; the splitting, sealing, asking and combining are
+//! keyward-peer's. This module reads the options, opens the keybox and reports.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keyward_core::{Error as CoreError, Keybox, operations};
+use keyward_box::BoxResult;
+use keyward_box::config::{self, BoxFiles, Enrollment};
+use keyward_box::peers::{
+    self, PEER_TIMEOUT, cards_of, owner_identity, owner_identity_or_new, peers_slot, read_card,
+};
+use keyward_box::share_journal::{Cleanup, Disposal, ShareJournal};
+use keyward_core::{DataKey, Keybox};
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
-use keyward_peer::distribute::{
-    DistributeError, Owner, Split, delete_everywhere, distribute, new_share_set,
-};
-use keyward_peer::recovery::{self, Proof};
-use keyward_peer::reshare::{self, ReshareError};
-use keyward_peer::slot::{NewPeersSlot, ReleasePolicy};
-use keyward_service::{SigningIdentity, unix_now};
+use keyward_peer::distribute::{DistributeError, Owner, Split, new_share_set};
+use keyward_peer::recovery::{self, Gathered, Proof};
+use keyward_peer::slot::{ReleasePolicy, policy_text};
+use keyward_service::SigningIdentity;
 use serde_json::json;
 
-use crate::auth::{authorization, open};
+use crate::auth::open;
 use crate::cli::{AuthArgs, EnrollArgs, KeyFormat, PeersCommand, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::hub_io::{Enrollment, enrollment_paths, read_identity, read_ticket, read_ticket_for};
 use crate::kinds::Enroller;
 use crate::output::{Overwrite, encode_plain, warn, write_key};
-use crate::peers_io::{
-    PEER_TIMEOUT, cards_of, owner_identity, owner_identity_or_new, peers_slot, policy_text,
-    read_card, report,
-};
 use crate::runtime::block_on;
-use crate::share_journal::{Cleanup, Disposal, PendingSet, ShareJournal};
 
 /// Runs `peers …`.
 pub fn run(ctx: &Context, command: &PeersCommand) -> CliResult {
@@ -47,7 +44,7 @@ pub fn run(ctx: &Context, command: &PeersCommand) -> CliResult {
 
 /// Reads cards and refuses the same peer twice.
 fn read_cards(ctx: &Context, paths: &[PathBuf]) -> CliResult<Vec<PeerCard>> {
-    let cards = paths.iter().map(|p| read_card(&ctx.reader, p)).collect::<CliResult<Vec<_>>>()?;
+    let cards = paths.iter().map(|p| read_card(&ctx.reader, p)).collect::<BoxResult<Vec<_>>>()?;
     // One peer, one share: the same identity, sealing key or certificate twice is one peer.
     let mut seen = HashSet::new();
     for card in &cards {
@@ -67,11 +64,13 @@ fn owner_name(keybox_path: &Path, keybox: &Keybox, given: Option<&str>) -> CliRe
     let name = match given {
         Some(name) => name.to_string(),
         None => {
-            let (hub_info, _) = enrollment_paths(keybox_path);
-            std::fs::read(&hub_info)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Enrollment>(&bytes).ok())
-                .map_or_else(|| keybox.header().label.clone(), |e| e.box_name)
+            // A hub enrollment that is there but cannot be read is said, not passed over.
+            let enrollment = BoxFiles::beside(keybox_path).enrollment;
+            if enrollment.exists() {
+                config::read::<Enrollment>(&enrollment)?.box_name
+            } else {
+                keybox.header().label.clone()
+            }
         }
     };
     if !keyward_service::names::valid_box_name(&name) {
@@ -85,7 +84,7 @@ fn owner_name(keybox_path: &Path, keybox: &Keybox, given: Option<&str>) -> CliRe
 
 /// Runs a cleanup (its failures are the caller's to report).
 fn clean_up(ctx: &Context, keybox: &Keybox, identity: &Arc<SigningIdentity>) -> CliResult<Cleanup> {
-    ShareJournal::beside(&ctx.keybox).clean_up(keybox, identity)
+    Ok(ShareJournal::beside(&ctx.keybox).clean_up(keybox, identity)?)
 }
 
 /// Warns about old shares a cleanup left (for commands that succeed anyway).
@@ -115,7 +114,7 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
         return Err(usage("`enroll peers` needs a --peer CARD for each of at least two peers"));
     }
     let enrollment = match &given.token_file {
-        Some(path) => Some(read_ticket(&ctx.reader, path)?.to_string()),
+        Some(path) => Some(ctx.reader.ticket(path)?.to_string()),
         None => None,
     };
     let store = ctx.store();
@@ -133,7 +132,7 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
     // The identity made for this enrollment goes again only if no peer took a share with it:
     // a peer that did has bound the box's name to it (and used the token), so a retry needs it.
     if made_now && result.as_ref().is_err_and(|e| nothing_placed(e, cards.len())) {
-        let _ = std::fs::remove_file(enrollment_paths(store.path()).1);
+        let _ = std::fs::remove_file(BoxFiles::beside(store.path()).identity);
     }
     result
 }
@@ -168,14 +167,7 @@ fn enroll_with(
         }
         _ => None,
     };
-    let journal = ShareJournal::beside(store.path());
     let share_set = new_share_set()?;
-    journal.note(PendingSet {
-        share_set: share_set.clone(),
-        peers: cards.iter().map(PeerCard::to_record).collect(),
-        since: unix_now(),
-        disposal: Disposal::Placing,
-    })?;
     let split = Split {
         cards,
         threshold,
@@ -183,25 +175,9 @@ fn enroll_with(
         share_set: &share_set,
         attestation: attestation.as_ref(),
     };
-    let key = unlocked.key();
-    let params = block_on(distribute(key, split, owner, PEER_TIMEOUT))?;
-    let secret = NewPeersSlot { key: key.clone(), params: params.clone() };
-    let committed = authorization(unlocked)
-        .and_then(|auth| Ok(operations::enroll(store, &auth, args.label.as_deref(), &secret)?));
-    let (next, id) = match committed {
-        Ok(done) => done,
-        Err(e) => {
-            if !matches!(e, CliError::Core(CoreError::NotDurable { .. })) {
-                block_on(async {
-                    delete_everywhere(cards, &owner.identity, &params.share_set, PEER_TIMEOUT)
-                        .await;
-                    Ok::<_, CliError>(())
-                })?;
-            }
-            return Err(e);
-        }
-    };
-    warn_left(&clean_up(ctx, next.keybox(), &owner.identity)?);
+    let enrolled = peers::enroll(store, unlocked, split, owner, args.label.as_deref())?;
+    let (next, id, params) = (&enrolled.keybox, enrolled.slot, &enrolled.params);
+    warn_left(&enrolled.cleanup);
     ctx.out.line(format!(
         "Enrolled slot {id} (peers): {}-of-{} as `{}`, share set {}; released to {}",
         params.threshold,
@@ -242,7 +218,7 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
             ctx.out.line(format!("({e})"))?;
             return cleanup_result(&cleanup);
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let cards = cards_of(&params)?;
     let answers = block_on(async {
@@ -390,14 +366,13 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
         auth.unlock_slot = Some(id.to_string());
     }
     let unlocked = open(&auth, &current, store.path(), &ctx.reader)?;
-    let key = unlocked.key();
 
     let mut cards = cards_of(&old)?;
     for gone in change.remove {
         let identity = match read_card(&ctx.reader, Path::new(gone)) {
             Ok(card) => Some(card.identity),
             Err(_) if !Path::new(gone).exists() => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let before = cards.len();
         cards.retain(|c| Some(c.identity) != identity && c.url != gone.trim_end_matches('/'));
@@ -413,7 +388,7 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
     }
     let threshold = change.threshold.unwrap_or(old.threshold);
     let enrollment = match change.token_file {
-        Some(path) => Some(read_ticket(&ctx.reader, path)?.to_string()),
+        Some(path) => Some(ctx.reader.ticket(path)?.to_string()),
         None => None,
     };
     let owner = Owner {
@@ -422,23 +397,7 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
         keybox_id: current.header().id.to_string(),
         enrollment,
     };
-    // Earlier leftovers first; what is still left is reported with this re-share's.
-    clean_up(ctx, &current, &owner.identity)?;
-    let journal = ShareJournal::beside(store.path());
     let share_set = new_share_set()?;
-    let now = unix_now();
-    journal.note(PendingSet {
-        share_set: share_set.clone(),
-        peers: cards.iter().map(PeerCard::to_record).collect(),
-        since: now,
-        disposal: Disposal::Placing,
-    })?;
-    journal.note(PendingSet {
-        share_set: old.share_set.clone(),
-        peers: old.peers.clone(),
-        since: now,
-        disposal: Disposal::Replaced { by: share_set.clone() },
-    })?;
     let split = Split {
         cards: &cards,
         threshold,
@@ -446,19 +405,8 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
         share_set: &share_set,
         attestation: None,
     };
-    let done = block_on(async {
-        reshare::reshare(&store, id, key, &old, split, &owner, PEER_TIMEOUT, |_| {
-            std::ops::ControlFlow::Continue(())
-        })
-        .await
-        .map_err(|e| match e {
-            ReshareError::Distribute(e) => CliError::from(e),
-            ReshareError::Commit(e) => CliError::from(e),
-            ReshareError::Stopped(step) => CliError::Failed(format!("stopped after {step:?}")),
-        })
-    })?;
-    // The journal now settles the new set and deletes what the re-share could not.
-    let cleanup = clean_up(ctx, &store.load()?, &owner.identity)?;
+    let done = peers::reshare(&store, &unlocked, id, &old, split, &owner)?;
+    let cleanup = done.cleanup;
     let new = &done.params;
     let left = cleanup.failed.len();
     ctx.out.line(format!(
@@ -498,9 +446,9 @@ pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
         return Err(usage("with --peers, --format is raw, hex or base64"));
     }
     let cards = read_cards(ctx, &args.peers)?;
-    let (ticket, claimed) = read_ticket_for(&ctx.reader, ticket_file, box_name)?;
+    let (ticket, claimed) = ctx.reader.ticket_for(ticket_file, box_name)?;
     // Nor one for another requester.
-    let requester = read_identity(&ctx.reader, requester_key)?;
+    let requester = ctx.reader.identity(requester_key)?;
     if let Some(keyward_service::statement::Statement::PeerRelease { requester: named, .. }) =
         &claimed
         && *named != requester.public()
@@ -534,4 +482,12 @@ pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
         }))?;
     }
     Ok(())
+}
+
+/// Warns about peers that gave nothing or a share that does not fit; returns the key.
+fn report(gathered: Gathered) -> DataKey {
+    for line in keyward_peer::slot::report(&gathered) {
+        warn(&line);
+    }
+    gathered.key
 }

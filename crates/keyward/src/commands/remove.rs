@@ -11,8 +11,8 @@ use crate::cli::RemoveArgs;
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::output::warn;
-use crate::peers_io::{owner_identity, peers_params};
-use crate::share_journal::{Disposal, PendingSet, ShareJournal};
+use keyward_box::peers::{owner_identity, peers_params};
+use keyward_box::share_journal::{Disposal, PendingSet, ShareJournal};
 
 /// Runs `remove`.
 pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {

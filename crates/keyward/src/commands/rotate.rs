@@ -36,7 +36,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     new.report(&ctx.out, &target.id.to_string())?;
     // A hub keeps every version it was given until an operator deletes one: the old code still
     // opens those pushed under it.
-    let (enrolled, _) = crate::hub_io::enrollment_paths(&ctx.keybox);
+    let enrolled = keyward_box::config::BoxFiles::beside(&ctx.keybox).enrollment;
     if kind == RECOVERY_CODE && enrolled.exists() {
         crate::output::warn(
             "escrow versions pushed under the old code still open with it: push again (`keyward escrow push`) and have an operator delete the old versions (`keyward operator delete-escrow`)",

@@ -1,7 +1,7 @@
 //! `keyward unlock`: open the keybox and write K. The unlock has already checked K against the
 //! keybox's fingerprint and the header MAC; the output file is created only after that.
 
-use keyward_core::Error as CoreError;
+use keyward_box::recovery;
 use keyward_pbs::PbsTime;
 use serde_json::json;
 
@@ -36,14 +36,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
     // The unlock checked K against the keybox's fingerprint; a caller may also name the key
     // it expects, so a keybox swapped for another (with its own valid MAC) is caught too.
     if let Some(expected) = &args.expect_fingerprint {
-        let found = key.fingerprint();
-        if !found.matches(expected) {
-            return Err(CoreError::FingerprintMismatch {
-                expected: expected.to_string(),
-                found: found.to_string(),
-            }
-            .into());
-        }
+        recovery::gate(&key.fingerprint(), &[("--expect-fingerprint".into(), expected.clone())])?;
     }
 
     if let Some(ring) = args.to_keyring {
@@ -75,7 +68,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
         Some(encoded) => encoded,
         None => {
             let record = keybox.header().pbs.as_ref();
-            pbs::check_exportable(key, record)?;
+            keyward_box::escrow::check_exportable(key, record)?;
             let now = PbsTime::now(ctx.local_offset);
             pbs::key_file_bytes(
                 key,

@@ -13,7 +13,8 @@ use crate::cli::{AuthArgs, VerifyArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::output::unknown_kind;
-use crate::secret_input::{SecretReader, terminal_available};
+use crate::secret_input::terminal_available;
+use keyward_box::secrets::SecretFiles;
 
 /// What happened to one slot.
 enum Outcome {
@@ -77,7 +78,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     ctx.out.line(format!("{}: checksum, canonical form and structure ok", ctx.keybox.display()))?;
 
     let auth_args = AuthArgs::from(&args.open);
-    let reader: &SecretReader = &ctx.reader;
+    let reader: &SecretFiles = &ctx.reader;
     let only = match &args.open.slot {
         Some(name) => Some(keybox.find_slot(name)?),
         None => None,

@@ -11,7 +11,7 @@ use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::Enroller;
 use crate::new_secret::{NewSecret, device_pin, recorded_path};
 use crate::output::{Output, progress};
-use crate::secret_input::SecretReader;
+use keyward_box::secrets::SecretFiles;
 
 /// The wrapping key's label when `--key-label` is not given.
 const DEFAULT_KEY_LABEL: &str = "keyward";
@@ -54,7 +54,7 @@ impl Pkcs11Args {
     }
 }
 
-fn prepare(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
+fn prepare(args: &NewSecretArgs, reader: &SecretFiles, _: &Output) -> CliResult<NewSecret> {
     let token_args = &args.pkcs11;
     let module = token_args
         .module

@@ -21,7 +21,8 @@ use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::Enroller;
 use crate::new_secret::NewSecret;
 use crate::output::Output;
-use crate::secret_input::{SecretReader, prompt_new_secret};
+use crate::secret_input::prompt_new_secret;
+use keyward_box::secrets::SecretFiles;
 
 /// The tpm2 kind's enrollment.
 pub const ENROLLMENT: Enroller =
@@ -118,7 +119,7 @@ pub fn run(ctx: &Context, command: &Tpm2Command) -> CliResult {
     }
 }
 
-fn prepare(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult<NewSecret> {
+fn prepare(args: &NewSecretArgs, reader: &SecretFiles, _: &Output) -> CliResult<NewSecret> {
     let tpm = &args.tpm2;
     let (device, bank, pcrs) = tpm.chosen()?;
     if args.pin_file.is_some() && !tpm.with_pin {
@@ -133,7 +134,7 @@ fn prepare(args: &NewSecretArgs, reader: &SecretReader, _: &Output) -> CliResult
 
 /// A new PIN for a TPM slot: from a file (never recorded: a PIN next to the TPM would make it
 /// pointless), else typed twice.
-fn new_pin(path: Option<&Path>, reader: &SecretReader) -> CliResult<Passphrase> {
+fn new_pin(path: Option<&Path>, reader: &SecretFiles) -> CliResult<Passphrase> {
     let pin = match path {
         Some(path) => reader.passphrase(path)?,
         None => prompt_new_secret("TPM PIN")?,

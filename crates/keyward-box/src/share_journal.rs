@@ -16,8 +16,9 @@ use keyward_peer::journal::{Decision, Journal, decide};
 use keyward_peer::slot::{PeerRecord, PeersParams};
 use keyward_service::{SigningIdentity, unix_now};
 
-use crate::exit::{CliError, CliResult, usage};
-use crate::peers_io::PEER_TIMEOUT;
+use crate::config::beside_keybox;
+use crate::error::{BoxError, BoxResult};
+use crate::peers::PEER_TIMEOUT;
 use crate::runtime::block_on;
 
 pub use keyward_peer::journal::{Disposal, PendingSet};
@@ -55,15 +56,14 @@ pub fn recorded_sets(keybox: &Keybox) -> Vec<String> {
 impl ShareJournal {
     /// The journal beside `keybox`.
     pub fn beside(keybox: &Path) -> Self {
-        let name = keybox.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         ShareJournal {
-            path: keybox.with_file_name(format!("{name}.peers-pending.json")),
-            lock: keybox.with_file_name(format!(".{name}.peers-pending.lock")),
+            path: beside_keybox(keybox, "", ".peers-pending.json"),
+            lock: beside_keybox(keybox, ".", ".peers-pending.lock"),
         }
     }
 
     /// Takes the journal's lock, waiting a while for another command to finish with it.
-    fn locked(&self) -> CliResult<LockGuard> {
+    fn locked(&self) -> BoxResult<LockGuard> {
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             match RealFs.try_lock(&self.lock) {
@@ -78,7 +78,7 @@ impl ShareJournal {
     }
 
     /// The noted sets (none if there is no journal).
-    pub fn load(&self) -> CliResult<Vec<PendingSet>> {
+    pub fn load(&self) -> BoxResult<Vec<PendingSet>> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -86,10 +86,10 @@ impl ShareJournal {
         };
         Journal::parse(&bytes)
             .map(|journal| journal.sets)
-            .map_err(|e| usage(format!("{}: {e}", self.path.display())))
+            .map_err(|e| BoxError::Config { path: self.path.clone(), problem: e.to_string() })
     }
 
-    fn save(&self, sets: Vec<PendingSet>) -> CliResult {
+    fn save(&self, sets: Vec<PendingSet>) -> BoxResult {
         if sets.is_empty() {
             return match std::fs::remove_file(&self.path) {
                 Ok(()) => Ok(()),
@@ -101,7 +101,7 @@ impl ShareJournal {
     }
 
     /// Notes a set (durably, before the step it guards).
-    pub fn note(&self, set: PendingSet) -> CliResult {
+    pub fn note(&self, set: PendingSet) -> BoxResult {
         let _lock = self.locked()?;
         let mut sets = self.load()?;
         sets.retain(|s| s.share_set != set.share_set);
@@ -112,7 +112,7 @@ impl ShareJournal {
     /// Settles what can be settled against `keybox` and deletes at its peers what must go. The
     /// lock is held to read and to write the journal, not while the peers are asked, so a
     /// command noting a set meanwhile waits for neither; its entry is kept.
-    pub fn clean_up(&self, keybox: &Keybox, owner: &Arc<SigningIdentity>) -> CliResult<Cleanup> {
+    pub fn clean_up(&self, keybox: &Keybox, owner: &Arc<SigningIdentity>) -> BoxResult<Cleanup> {
         let recorded = recorded_sets(keybox);
         let now = unix_now();
         let mut report = Cleanup::default();
@@ -178,12 +178,12 @@ impl ShareJournal {
 
 /// Deletes `set` at each peer that holds it; the peers (URLs) that still do, with why. A record
 /// that does not read as a card is a peer still holding the set.
-fn delete_set(set: &PendingSet, owner: &Arc<SigningIdentity>) -> CliResult<Vec<(String, String)>> {
+fn delete_set(set: &PendingSet, owner: &Arc<SigningIdentity>) -> BoxResult<Vec<(String, String)>> {
     let (cards, unreadable): (Vec<_>, Vec<_>) =
         set.peers.iter().map(|r| (r, PeerCard::from_record(r))).partition(|(_, c)| c.is_ok());
     let cards: Vec<PeerCard> = cards.into_iter().filter_map(|(_, c)| c.ok()).collect();
     let mut failed = block_on(async {
-        Ok::<_, CliError>(delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT).await)
+        Ok::<_, BoxError>(delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT).await)
     })?
     .into_iter()
     .map(|(peer, e)| (peer, e.to_string()))

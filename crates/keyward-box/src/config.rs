@@ -1,0 +1,226 @@
+//! The configuration files: what a box keeps beside its keybox (its hub enrollment, its
+//! identity), and the hub's and a peer's in their data folders. None is secret except the
+//! identity (a signing key, with a format of its own in keyward-service).
+//!
+//! Every file carries `format` and `version` (docs/formats/config.md); both are
+//! checked when it is read, and a file of another version is refused by name rather than
+//! misread. Writing is atomic and never over an existing file.
+
+use std::path::{Path, PathBuf};
+
+use keyward_core::store::{RealFs, write_secret_file};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{BoxError, BoxResult};
+
+/// A configuration file's type: its format name, the one version this build reads and writes,
+/// and what to say when it is missing (the command that makes it).
+pub trait ConfigFile: Serialize + DeserializeOwned {
+    /// The `format` field.
+    const FORMAT: &'static str;
+    /// The `version` field.
+    const VERSION: u32;
+    /// The error's action when the file cannot be read, naming the command that writes it.
+    const MISSING: &'static str;
+}
+
+/// What a box remembers about its hub, beside its keybox: `<keybox>.hub.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    /// The box's name at the hub.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// The hub's URL.
+    pub hub: String,
+    /// The pinned certificate hash.
+    pub hub_fingerprint: String,
+}
+
+impl ConfigFile for Enrollment {
+    const FORMAT: &'static str = "keyward-hub-enrollment";
+    const VERSION: u32 = 1;
+    const MISSING: &'static str = "cannot read (enroll with `keyward escrow enroll` first)";
+}
+
+/// The hub's configuration, `hub.json` in its data folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Operators' public keys (`ed25519:…`): who may enroll boxes and approve restores.
+    pub operators: Vec<String>,
+    /// The SHA-256 of the hub's certificate, as clients pin it.
+    pub certificate_fingerprint: String,
+}
+
+impl ConfigFile for HubConfig {
+    const FORMAT: &'static str = "keyward-hub";
+    const VERSION: u32 = 1;
+    const MISSING: &'static str = "cannot read (run `keyward hub init` first)";
+}
+
+/// A peer's configuration, `peer.json` in its data folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Operators whose enrollment tokens and release tickets it accepts.
+    pub operators: Vec<String>,
+    /// Most share sets one owner may keep here.
+    #[serde(default = "default_quota_sets")]
+    pub quota_sets: u32,
+    /// Most bytes of sealed shares one owner may keep here.
+    #[serde(default = "default_quota_bytes")]
+    pub quota_bytes: u64,
+}
+
+fn default_quota_sets() -> u32 {
+    keyward_peer::store::Quota::default().sets
+}
+
+fn default_quota_bytes() -> u64 {
+    keyward_peer::store::Quota::default().bytes
+}
+
+impl ConfigFile for PeerConfig {
+    const FORMAT: &'static str = "keyward-peer";
+    const VERSION: u32 = 1;
+    const MISSING: &'static str = "cannot read (run `keyward peer init` first)";
+}
+
+/// The files a box keeps beside its keybox `K`: `K.hub.json` (its hub enrollment) and the
+/// secret `K.box-key` (its signing identity, which hub enrollments and peers slots share).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxFiles {
+    /// The hub enrollment ([`Enrollment`]).
+    pub enrollment: PathBuf,
+    /// The box's identity.
+    pub identity: PathBuf,
+}
+
+impl BoxFiles {
+    /// The files beside `keybox`.
+    pub fn beside(keybox: &Path) -> Self {
+        BoxFiles {
+            enrollment: beside_keybox(keybox, "", ".hub.json"),
+            identity: beside_keybox(keybox, "", ".box-key"),
+        }
+    }
+}
+
+/// The file named `<prefix><keybox's name><suffix>` in the keybox's folder.
+pub fn beside_keybox(keybox: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    let name = keybox.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    keybox.with_file_name(format!("{prefix}{name}{suffix}"))
+}
+
+/// Reads a configuration file, checking its format and version.
+pub fn read<T: ConfigFile>(path: &Path) -> BoxResult<T> {
+    let bytes = std::fs::read(path).map_err(|e| keyward_core::Error::io(T::MISSING, path, e))?;
+    parse(&bytes, path)
+}
+
+/// Parses a configuration file's bytes (`path` names it in errors).
+pub fn parse<T: ConfigFile>(bytes: &[u8], path: &Path) -> BoxResult<T> {
+    let problem = |problem: String| BoxError::Config { path: path.to_path_buf(), problem };
+    let mut fields = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(_) => return Err(problem(format!("not a {} file (not a JSON object)", T::FORMAT))),
+        Err(e) => return Err(problem(format!("not a {} file ({e})", T::FORMAT))),
+    };
+    let format = fields.remove("format");
+    let version = fields.remove("version");
+    match (format.as_ref().and_then(Value::as_str), version.as_ref().and_then(Value::as_u64)) {
+        (Some(f), Some(v)) if f == T::FORMAT && v == u64::from(T::VERSION) => {}
+        // A hub enrollment written before the files carried their version is version 1.
+        (None, None) if T::FORMAT == Enrollment::FORMAT => {}
+        (Some(f), _) if f != T::FORMAT => {
+            return Err(problem(format!("a `{f}` file, not the `{}` file expected", T::FORMAT)));
+        }
+        (_, Some(v)) => {
+            return Err(problem(format!(
+                "version {v} of `{}`, and this keyward reads version {}; upgrade keyward",
+                T::FORMAT,
+                T::VERSION
+            )));
+        }
+        _ => return Err(problem(format!("no `format` and `version` of `{}`", T::FORMAT))),
+    }
+    serde_json::from_value(Value::Object(fields)).map_err(|e| problem(e.to_string()))
+}
+
+/// Writes a configuration file (mode 0600, atomically, never over an existing file).
+pub fn write<T: ConfigFile>(path: &Path, config: &T) -> BoxResult {
+    write_secret_file(&RealFs, path, &to_bytes(config)?, false)?;
+    Ok(())
+}
+
+/// A configuration file's bytes: `format` and `version` first, then the fields.
+pub fn to_bytes<T: ConfigFile>(config: &T) -> BoxResult<Vec<u8>> {
+    let internal = |e: serde_json::Error| {
+        BoxError::Core(keyward_core::Error::Internal(if e.is_io() {
+            "cannot write a configuration file"
+        } else {
+            "a configuration that is not JSON"
+        }))
+    };
+    let mut fields = Map::new();
+    fields.insert("format".into(), T::FORMAT.into());
+    fields.insert("version".into(), T::VERSION.into());
+    match serde_json::to_value(config).map_err(internal)? {
+        Value::Object(body) => fields.extend(body),
+        _ => {
+            return Err(BoxError::Core(keyward_core::Error::Internal(
+                "a configuration that is not an object",
+            )));
+        }
+    }
+    let mut bytes = serde_json::to_vec_pretty(&Value::Object(fields)).map_err(internal)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrollment() -> Enrollment {
+        Enrollment {
+            box_name: "pve1".into(),
+            hub: "https://127.0.0.1:1".into(),
+            hub_fingerprint: "ab".into(),
+        }
+    }
+
+    #[test]
+    fn a_config_reads_back_as_written_with_its_format_and_version_first() {
+        let bytes = to_bytes(&enrollment()).expect("bytes");
+        let text = String::from_utf8(bytes.clone()).expect("text");
+        assert!(
+            text.starts_with("{\n  \"format\": \"keyward-hub-enrollment\",\n  \"version\": 1,"),
+            "{text}"
+        );
+        assert_eq!(parse::<Enrollment>(&bytes, Path::new("e")).expect("reads"), enrollment());
+    }
+
+    #[test]
+    fn another_version_or_format_is_refused_by_name_and_an_unversioned_enrollment_is_version_1() {
+        let at = Path::new("f.json");
+        let other = br#"{"format":"keyward-hub-enrollment","version":2,"box":"b","hub":"h","hub_fingerprint":"f"}"#;
+        let e = parse::<Enrollment>(other, at).expect_err("version 2");
+        assert!(e.to_string().contains("version 2") && e.to_string().contains("upgrade"), "{e}");
+        let peer = br#"{"format":"keyward-peer","version":1,"operators":[]}"#;
+        let e = parse::<HubConfig>(peer, at).expect_err("a peer's config");
+        assert!(e.to_string().contains("keyward-peer"), "{e}");
+        let no_version =
+            br#"{"format":"keyward-hub","operators":[],"certificate_fingerprint":"x"}"#;
+        assert!(parse::<HubConfig>(no_version, at).is_err());
+        let unversioned = br#"{"box":"b","hub":"h","hub_fingerprint":"f"}"#;
+        assert_eq!(parse::<Enrollment>(unversioned, at).expect("legacy").box_name, "b");
+        let unversioned_hub = br#"{"operators":[],"certificate_fingerprint":"x"}"#;
+        assert!(parse::<HubConfig>(unversioned_hub, at).is_err());
+        let extra = br#"{"format":"keyward-peer","version":1,"operators":[],"surprise":1}"#;
+        assert!(parse::<PeerConfig>(extra, at).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! What a box sends its hub: the escrow blob and the restore directive. The blob's form follows
+//! the key: a Proxmox Backup key goes as a PBS-native key file sealed with scrypt under the
+//! recovery code (so a fresh machine needs only Proxmox's own tools and the code), any other
+//! key as a keyward escrow blob (the keybox's recovery-code slot standing alone). Every blob is
+//! made from a keybox that was opened first, so its header MAC has vouched for the slot
+//! escrowed: a slot spliced in from an old copy of the file is never sent.
+
+use keyward_core::keybox::{PbsRecord, UnlockedKeybox};
+use keyward_core::{
+    DataKey, Error as CoreError, Fingerprint, Keybox, RecoveryCode, SlotId, Unlocker,
+};
+use keyward_hub::api::{EscrowCopy, PushRequest, PushResponse};
+use keyward_hub::client::HubClient;
+use keyward_pbs::{KEY_LEN, PbsKeyFile, PbsTime, pbs_fingerprint};
+use keyward_service::SigningIdentity;
+use keyward_service::client::ClientError;
+use serde_json::{Map, Value, json};
+
+use crate::config::Enrollment;
+use crate::error::{BoxError, BoxResult, invalid};
+use crate::runtime::block_on;
+
+/// The form of a keybox's escrow blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobForm {
+    /// A Proxmox Backup key file, scrypt under the recovery code (`pbs-key-file`).
+    PbsKeyFile,
+    /// A keyward escrow blob (`keyward-escrow-blob`).
+    KeywardBlob,
+}
+
+impl BlobForm {
+    /// The form this keybox's key is escrowed in: PBS-native for a Proxmox Backup key.
+    pub fn of(keybox: &Keybox) -> Self {
+        match keybox.header().pbs {
+            Some(_) => BlobForm::PbsKeyFile,
+            None => BlobForm::KeywardBlob,
+        }
+    }
+
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobForm::PbsKeyFile => "pbs-key-file",
+            BlobForm::KeywardBlob => "keyward-escrow-blob",
+        }
+    }
+}
+
+/// A blob ready to push: its form, bytes, and the fingerprint a recovered key must have.
+#[derive(Debug)]
+pub struct EscrowBlobToPush {
+    /// Its form.
+    pub form: BlobForm,
+    /// Its bytes (opaque to the hub).
+    pub bytes: Vec<u8>,
+    /// keyward's fingerprint, or PBS's for a PBS key file.
+    pub fingerprint: String,
+}
+
+/// Checks a key before any PBS file is made of it, and returns its PBS fingerprint: it must be
+/// 32 bytes, and its PBS fingerprint must be the one the keybox recorded at import (it always
+/// is unless something is badly wrong; then nothing is written).
+pub fn check_exportable(key: &DataKey, record: Option<&PbsRecord>) -> BoxResult<Fingerprint> {
+    let len = key.expose().len();
+    if len != KEY_LEN {
+        return Err(invalid(format!(
+            "this key is {len} bytes; a Proxmox Backup key is {KEY_LEN}, so it cannot be written as a PBS key file"
+        )));
+    }
+    let found = pbs_fingerprint(key.expose());
+    match record {
+        Some(record) if record.fingerprint != found => Err(CoreError::FingerprintMismatch {
+            expected: record.fingerprint.to_string(),
+            found: found.to_string(),
+        }
+        .into()),
+        _ => Ok(found),
+    }
+}
+
+/// The PBS-native blob of this keybox's key, under `code`, which must open one of its
+/// recovery-code slots — so the keybox is opened and its header MAC checked, and a blob under a
+/// code nobody holds is never made. `created` is the key file's creation time. Returns the
+/// blob, the key's PBS fingerprint and the slot the code opened.
+pub fn pbs_blob(
+    keybox: &Keybox,
+    path: &std::path::Path,
+    code: &RecoveryCode,
+    created: PbsTime,
+    now: PbsTime,
+) -> BoxResult<(PbsKeyFile, Fingerprint, SlotId)> {
+    let unlocked = keybox.unlock(&Unlocker::RecoveryCode(code), None, path)?;
+    let fp = check_exportable(unlocked.key(), keybox.header().pbs.as_ref())?;
+    let blob = keyward_pbs::escrow::seal(unlocked.key(), code, created, now)
+        .map_err(|source| BoxError::Pbs { path: "the escrow blob".into(), source })?;
+    Ok((blob, fp, unlocked.opened_by()))
+}
+
+impl EscrowBlobToPush {
+    /// The PBS-native blob (see [`pbs_blob`]) as a push.
+    pub fn pbs(blob: &PbsKeyFile, fingerprint: &Fingerprint) -> Self {
+        EscrowBlobToPush {
+            form: BlobForm::PbsKeyFile,
+            bytes: blob.to_bytes().to_vec(),
+            fingerprint: fingerprint.to_string(),
+        }
+    }
+
+    /// The keyward blob of an opened keybox (its recovery-code slot).
+    pub fn keyward(opened: &UnlockedKeybox) -> BoxResult<Self> {
+        let blob = keyward_core::escrow::EscrowBlob::from_keybox(opened, None)?;
+        Ok(EscrowBlobToPush {
+            form: BlobForm::KeywardBlob,
+            bytes: blob.to_bytes(),
+            fingerprint: opened.key().fingerprint().to_string(),
+        })
+    }
+}
+
+/// Pushes `blob` with `directive` (to which the fingerprint is added, so the fresh machine
+/// checks it too) as the enrolled box, and checks the hub's answer names this blob's hash.
+pub fn push(
+    client: &HubClient,
+    enrollment: &Enrollment,
+    identity: &SigningIdentity,
+    blob: &EscrowBlobToPush,
+    mut directive: Map<String, Value>,
+) -> BoxResult<PushResponse> {
+    directive.insert("fingerprint".into(), json!(blob.fingerprint));
+    let request = PushRequest {
+        blob_format: blob.form.name().into(),
+        blob: keyward_core::encoding::to_base64(&blob.bytes),
+        fingerprint: blob.fingerprint.clone(),
+        directive: Value::Object(directive),
+    };
+    let answer = block_on(client.push(&enrollment.box_name, identity, &request))?;
+    if answer.blob_sha256 != keyward_hub::api::blob_sha256(&blob.bytes) {
+        return Err(bad_answer(enrollment, "a blob hash other than the blob's"));
+    }
+    Ok(answer)
+}
+
+/// The active escrow version as the hub holds it, its blob's bytes checked against its hash.
+pub fn fetch_active(
+    client: &HubClient,
+    enrollment: &Enrollment,
+    identity: &SigningIdentity,
+) -> BoxResult<(EscrowCopy, Vec<u8>)> {
+    let escrow = block_on(client.fetch_active(&enrollment.box_name, identity))?.escrow;
+    let blob = keyward_core::encoding::from_base64(&escrow.blob)
+        .filter(|bytes| keyward_hub::api::blob_sha256(bytes) == escrow.blob_sha256)
+        .ok_or_else(|| bad_answer(enrollment, "a blob that does not match its hash"))?;
+    Ok((escrow, blob))
+}
+
+fn bad_answer(enrollment: &Enrollment, reason: &str) -> BoxError {
+    BoxError::Remote(ClientError::BadAnswer {
+        service: "hub",
+        url: enrollment.hub.clone(),
+        reason: reason.into(),
+    })
+}

@@ -75,6 +75,15 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::kinds::tpm2::Tpm2Command,
     },
+    /// The key agent: holds the unlocked key in locked memory for a bounded time and hands it
+    /// to allowed local callers over a Unix socket.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Run a command with the key from the agent on an inherited file descriptor, whose number
+    /// is in the child's `KEYWARD_KEY_FD` (never in its arguments or environment).
+    Exec(ExecArgs),
     /// Run an escrow hub.
     Hub {
         #[command(subcommand)]
@@ -906,4 +915,87 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// Where the agent's socket is: `--socket`, else one per keybox under
+/// `$XDG_RUNTIME_DIR/keyward/` (a folder only its user can enter).
+#[derive(Debug, Clone, Args)]
+pub struct AgentSocketArgs {
+    /// The agent's Unix socket. [default: $XDG_RUNTIME_DIR/keyward/agent-HASH.sock, HASH from
+    /// the keybox's path]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// `keyward agent …`.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
+pub enum AgentCommand {
+    /// Open the keybox (as `unlock` does: a secret given, an unattended slot, else a prompt),
+    /// then serve the key in the foreground until SIGTERM. After the TTL the key is wiped; the
+    /// next request opens the keybox again through a slot that needs nobody (plain, key file,
+    /// tpm2, pkcs11 with a PIN file, or the slot named with --slot, e.g. peers), or is refused.
+    /// One JSON audit line per request goes to stderr (or --audit FILE). Socket activation by
+    /// systemd is used when it passes a socket (docs/keyward-agent.socket).
+    Serve(AgentServeArgs),
+    /// Write the key the agent holds to a file (created 0600) or `-` for stdout.
+    Get {
+        /// Where to write the key: a file (created 0600) or `-` for stdout.
+        #[arg(long, value_name = "FILE|-")]
+        out: PathBuf,
+        /// How to encode the key.
+        #[arg(long, value_enum, default_value_t = KeyFormat::Raw)]
+        format: KeyFormat,
+        /// Replace an existing output file (atomically).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        socket: AgentSocketArgs,
+    },
+    /// Whether the agent holds the key, for how long still, and how many requests it served.
+    Status {
+        #[command(flatten)]
+        socket: AgentSocketArgs,
+    },
+    /// Wipe the agent's key now (the next request opens the keybox again, unattended).
+    Lock {
+        #[command(flatten)]
+        socket: AgentSocketArgs,
+    },
+}
+
+/// `keyward agent serve`.
+#[derive(Debug, Args)]
+pub struct AgentServeArgs {
+    /// How long the key is held after it was opened (`120s`, `2m`, `1h`; 1 s to 24 h).
+    #[arg(long, value_name = "DURATION", default_value = "120s",
+          value_parser = crate::keyring::parse_timeout)]
+    pub ttl: std::time::Duration,
+
+    /// Serve callers with this uid or gid (`uid:N`, `gid:N`; any one matches), and only this
+    /// executable (`exe:/path`, or `exe:/path@SHA256` to pin its contents too; any one
+    /// matches); repeatable. [default: the agent's own uid, any executable]
+    #[arg(long, value_name = "RULE")]
+    pub allow: Vec<keyward_agent::callers::Rule>,
+
+    /// Append the audit lines (JSON, one per request) to FILE (created 0600) instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub socket: AgentSocketArgs,
+
+    #[command(flatten)]
+    pub open: OpenArgs,
+}
+
+/// `keyward exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub socket: AgentSocketArgs,
+
+    /// The command and its arguments, after `--`.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
 }

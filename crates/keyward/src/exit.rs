@@ -3,6 +3,7 @@
 
 use std::io::ErrorKind;
 
+use keyward_agent::AgentError;
 use keyward_box::BoxError;
 use keyward_core::Error as CoreError;
 use keyward_core::kdf::KdfError;
@@ -69,6 +70,9 @@ pub enum CliError {
         /// The kernel's answer.
         source: keyutils::Error,
     },
+    /// The key agent, or talking to it.
+    #[error(transparent)]
+    Agent(#[from] keyward_agent::AgentError),
     /// A server or database cannot be reached or served.
     #[error("{0}; check that it runs and the address is right")]
     Unavailable(String),
@@ -186,6 +190,13 @@ impl CliError {
             }
             CliError::Keyring { .. } => ExitCode::Internal,
             CliError::AuditBroken(_) => ExitCode::Integrity,
+            CliError::Agent(e) => match e {
+                // No agent, or one that died mid-request: nothing was handed over.
+                AgentError::NotRunning { .. } => ExitCode::Unavailable,
+                AgentError::Refused(_) | AgentError::Locked(_) => ExitCode::Refused,
+                AgentError::Invalid(_) => ExitCode::Usage,
+                AgentError::Protocol(_) | AgentError::Io { .. } => ExitCode::Internal,
+            },
             CliError::Pbs { source, .. } => pbs_exit_code(source),
             CliError::Distribute(e) => match e {
                 DistributeError::Core(e) => core_exit_code(e),
@@ -530,10 +541,7 @@ mod tests {
                 BoxError::CodeOpensNothing { what: "b".into(), ticket_uses_left: Some(2) }.into(),
                 ExitCode::AuthenticationFailed,
             ),
-            (
-                BoxError::Config { path: path.clone(), problem: "x".into() }.into(),
-                ExitCode::Usage,
-            ),
+            (BoxError::Config { path: path.clone(), problem: "x".into() }.into(), ExitCode::Usage),
             (BoxError::Invalid("x".into()).into(), ExitCode::Usage),
             (CliError::OutputExists { path: path.clone() }, ExitCode::Conflict),
             (CliError::Output(io(std::io::ErrorKind::BrokenPipe)), ExitCode::Internal),

@@ -109,6 +109,8 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Peer { command } => commands::peer::run(&ctx, command),
                 Command::Peers { command } => commands::peers::run(&ctx, command),
                 Command::Tpm2 { command } => kinds::tpm2::run(&ctx, command),
+                Command::Agent { command } => commands::agent::run(&ctx, command),
+                Command::Exec(args) => commands::agent::exec(&ctx, args),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
             }

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes the parsed arguments and the context, calls the library,
 //! and prints; none does crypto of its own.
 
+pub mod agent;
 pub mod demo;
 pub mod enroll;
 pub mod escrow;

@@ -1,0 +1,42 @@
+//! What the agent and its client can fail with.
+
+use std::path::PathBuf;
+
+/// An agent or client failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// No agent answers at the socket (none runs, or it died mid-request).
+    #[error("no key agent answers at {} ({reason}); start one with `keyward agent serve`", path.display())]
+    NotRunning {
+        /// The socket.
+        path: PathBuf,
+        /// What happened.
+        reason: String,
+    },
+    /// The agent refused this caller.
+    #[error("the key agent refused this request: {0}")]
+    Refused(String),
+    /// The agent holds no key and could not open the keybox with nobody there.
+    #[error(
+        "the key agent holds no key and cannot open the keybox unattended ({0}); restart it with `keyward agent serve`, which may ask for a secret"
+    )]
+    Locked(String),
+    /// The other side spoke something else than this protocol version.
+    #[error(
+        "the key agent's answer is not understood ({0}); are the agent and this keyward the same version?"
+    )]
+    Protocol(String),
+    /// Setting up the socket or the process.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The system's answer.
+        source: std::io::Error,
+    },
+    /// The options cannot work.
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,212 @@
+//! The agent's wire protocol, version 1 (docs/formats/agent.md): over a Unix stream socket,
+//! frames of a 4-byte big-endian length and that many bytes. The client sends one request frame
+//! (JSON); the agent answers with one response frame (JSON) and, for a granted `get`, a second
+//! frame holding exactly the key's bytes, raw. One request per connection.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The protocol's name, in every message.
+pub const FORMAT: &str = "keyward-agent";
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// The longest frame either side accepts.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// What a client asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// The key.
+    Get,
+    /// Locked or unlocked, time left, callers served.
+    Status,
+    /// Wipe the key now.
+    Lock,
+}
+
+impl Op {
+    /// Its name, as on the wire and in the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Status => "status",
+            Op::Lock => "lock",
+        }
+    }
+}
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// What is asked.
+    pub op: Op,
+}
+
+impl Request {
+    /// A request of this version.
+    pub fn new(op: Op) -> Self {
+        Request { format: FORMAT.into(), version: VERSION, op }
+    }
+}
+
+/// Why a request was not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// The caller is not allowed.
+    Refused,
+    /// No key is held and none could be opened unattended.
+    Locked,
+    /// The request is not one of this version.
+    BadRequest,
+}
+
+/// Whether a key is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// A key is held.
+    Unlocked,
+    /// No key is held.
+    Locked,
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// Whether the request was granted.
+    pub ok: bool,
+    /// When not: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Refusal>,
+    /// When not: a line for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For `get`: the length of the key frame that follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_len: Option<usize>,
+    /// The key's fingerprint (not secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// For `status`: the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+    /// For `status`: seconds until the key is wiped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_left: Option<u64>,
+    /// For `status`: the TTL in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    /// For `status`: `get` requests granted since the agent started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<u64>,
+    /// For `status`: requests refused since the agent started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<u64>,
+}
+
+impl Response {
+    /// A granted answer with nothing else yet.
+    pub fn granted() -> Self {
+        Response {
+            format: FORMAT.into(),
+            version: VERSION,
+            ok: true,
+            error: None,
+            message: None,
+            key_len: None,
+            fingerprint: None,
+            state: None,
+            seconds_left: None,
+            ttl: None,
+            served: None,
+            refused: None,
+        }
+    }
+
+    /// A refusal.
+    pub fn refusal(why: Refusal, message: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(why),
+            message: Some(message.into()),
+            ..Response::granted()
+        }
+    }
+}
+
+/// Writes one frame.
+pub fn write_frame(to: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|_| bytes.len() <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too long"))?;
+    to.write_all(&len.to_be_bytes())?;
+    to.write_all(bytes)?;
+    to.flush()
+}
+
+/// Reads one frame into wiped memory (a key frame is secret).
+pub fn read_frame(from: &mut impl Read) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    from.read_exact(&mut len)?;
+    let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too long"));
+    }
+    let mut bytes = Zeroizing::new(vec![0u8; len]);
+    from.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A JSON message as a frame.
+pub fn write_message(to: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
+    let bytes =
+        serde_json::to_vec(message).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    write_frame(to, &bytes)
+}
+
+/// Parses a request frame: `Err` with the reason for anything else than a request of this
+/// version.
+pub fn parse_request(frame: &[u8]) -> Result<Request, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(frame).map_err(|e| format!("not JSON: {e}"))?;
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    let format = value.get("format").and_then(serde_json::Value::as_str);
+    if format != Some(FORMAT) || version != Some(u64::from(VERSION)) {
+        return Err(format!("not a {FORMAT} version {VERSION} request"));
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_reads_back_and_others_are_refused_by_reason() {
+        let mut wire = Vec::new();
+        write_message(&mut wire, &Request::new(Op::Get)).expect("write");
+        let frame = read_frame(&mut wire.as_slice()).expect("frame");
+        assert_eq!(parse_request(&frame).expect("parses"), Request::new(Op::Get));
+        assert!(parse_request(br#"{"format":"keyward-agent","version":2,"op":"get"}"#).is_err());
+        assert!(parse_request(br#"{"format":"keyward-agent","version":1,"op":"dump"}"#).is_err());
+        assert!(parse_request(br#"{"format":"x","version":1,"op":"get"}"#).is_err());
+        assert!(parse_request(b"\xff").is_err());
+        let mut long = (u32::try_from(MAX_FRAME + 1).expect("fits")).to_be_bytes().to_vec();
+        long.extend([0; 8]);
+        assert!(read_frame(&mut long.as_slice()).is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! Where the agent listens: the default socket path of a keybox, a socket systemd passed in
+//! (socket activation), or one bound here.
+
+#![allow(unsafe_code)] // taking over the descriptor systemd passed; its SAFETY note is at the call
+
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use keyward_core::store::{RealFs, create_private_folder};
+use sha2::{Digest, Sha256};
+
+use crate::error::AgentError;
+
+/// The first descriptor systemd passes (sd_listen_fds(3)).
+const LISTEN_FDS_START: i32 = 3;
+
+/// The default socket of the agent for `keybox`: `$XDG_RUNTIME_DIR/keyward/agent-HASH.sock`,
+/// HASH the first 16 hex digits of the SHA-256 of the keybox's absolute path (one agent per
+/// keybox, and a path that fits a socket address).
+pub fn default_socket(keybox: &Path) -> Result<PathBuf, AgentError> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            AgentError::Invalid(
+                "XDG_RUNTIME_DIR is not set; give the agent's socket with --socket PATH".into(),
+            )
+        })?;
+    let absolute = std::path::absolute(keybox).map_err(|source| AgentError::Io {
+        what: "cannot resolve",
+        path: keybox.to_path_buf(),
+        source,
+    })?;
+    let digest = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+    let hash = keyward_core::encoding::to_hex(&digest[..8]);
+    Ok(runtime.join("keyward").join(format!("agent-{hash}.sock")))
+}
+
+/// A listening socket, and the path to remove at exit if it was bound here.
+#[derive(Debug)]
+pub struct Listening {
+    /// The socket.
+    pub listener: UnixListener,
+    /// The path bound here (not one systemd owns).
+    pub bound: Option<PathBuf>,
+}
+
+/// The socket systemd passed, if this process was started by socket activation
+/// (`LISTEN_PID` is this process and `LISTEN_FDS` is at least 1).
+pub fn activated() -> Option<UnixListener> {
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || fds == 0 {
+        return None;
+    }
+    // SAFETY: systemd passed descriptor 3 to this process as a listening socket (checked by
+    // LISTEN_PID above); nothing else in this process owns it.
+    Some(unsafe { UnixListener::from_raw_fd(LISTEN_FDS_START) })
+}
+
+/// Binds `path`. In the default place (`private_folder`), the folder is made 0700 and the
+/// socket 0600; elsewhere the folder must exist, and the socket is 0666 when `open_to_all` (other
+/// users are allowed: their credentials decide), else 0600. A socket left by an agent that is
+/// gone is replaced; one that answers is refused.
+pub fn bind(path: &Path, private_folder: bool, open_to_all: bool) -> Result<Listening, AgentError> {
+    let io = |what, source| AgentError::Io { what, path: path.to_path_buf(), source };
+    if private_folder && let Some(folder) = path.parent() {
+        create_private_folder(&RealFs, folder).map_err(|e| AgentError::Invalid(e.to_string()))?;
+    }
+    if let Ok(facts) = std::fs::symlink_metadata(path) {
+        if !facts.file_type().is_socket() {
+            return Err(AgentError::Invalid(format!(
+                "{} exists and is not a socket; remove it or choose another --socket",
+                path.display()
+            )));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(AgentError::Invalid(format!(
+                "an agent already serves at {}; stop it first (`keyward agent lock` wipes its key)",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path).map_err(|e| io("cannot remove the stale socket", e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| io("cannot listen at", e))?;
+    let mode = if open_to_all && !private_folder { 0o666 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| io("cannot set the permissions of", e))?;
+    Ok(Listening { listener, bound: Some(path.to_path_buf()) })
+}

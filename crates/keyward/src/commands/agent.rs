@@ -1,0 +1,174 @@
+//! `keyward agent serve|get|status|lock` and `keyward exec`: the CLI around keyward-agent. The
+//! agent opens the keybox once as `unlock` does (a person may be asked then), and afterwards only
+//! through keyward_box's unattended plan.
+
+#![allow(unsafe_code)] // the pipe `exec` hands the key through; SAFETY notes at the calls
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use keyward_agent::callers::Allowlist;
+use keyward_agent::client::AgentClient;
+use keyward_agent::server::{Agent, AgentConfig, block_exit_signals, wipe_on_signals};
+use keyward_agent::socket::{self, Listening};
+use serde_json::json;
+
+use crate::auth::open;
+use crate::cli::{AgentCommand, AgentServeArgs, AgentSocketArgs, AuthArgs, ExecArgs};
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, usage};
+use crate::output::{Overwrite, encode_plain, write_key};
+
+/// The variable that tells `exec`'s child which descriptor holds the key.
+pub const KEY_FD_VARIABLE: &str = "KEYWARD_KEY_FD";
+
+/// Runs `agent …`.
+pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
+    match command {
+        AgentCommand::Serve(args) => serve(ctx, args),
+        AgentCommand::Get { out, format, force, socket } => {
+            let given = client(ctx, socket)?.get()?;
+            let encoded = encode_plain(&given.key, *format)
+                .ok_or_else(|| usage("the agent hands the raw key: --format raw, hex or base64"))?;
+            write_key(out, &encoded, *format, Overwrite::from_force(*force))?;
+            if out != Path::new("-") {
+                ctx.out.line(format!("Key {} written to {}", given.fingerprint, out.display()))?;
+                ctx.out.json(&json!({ "out": out, "fingerprint": given.fingerprint }))?;
+            }
+            Ok(())
+        }
+        AgentCommand::Status { socket } => {
+            let status = client(ctx, socket)?.status()?;
+            let state = match status.seconds_left {
+                Some(left) => format!("unlocked, {left} s left of {} s", status.ttl.unwrap_or(0)),
+                None => "locked (the next request opens the keybox again, unattended)".into(),
+            };
+            ctx.out.line(format!("agent: {state}"))?;
+            ctx.out.line(format!(
+                "served {} request(s), refused {}; key {}",
+                status.served.unwrap_or(0),
+                status.refused.unwrap_or(0),
+                status.fingerprint.as_deref().unwrap_or("?")
+            ))?;
+            ctx.out.json(&json!({
+                "state": status.state, "seconds_left": status.seconds_left, "ttl": status.ttl,
+                "served": status.served, "refused": status.refused,
+                "fingerprint": status.fingerprint,
+            }))
+        }
+        AgentCommand::Lock { socket } => {
+            client(ctx, socket)?.lock()?;
+            ctx.out.line("agent: key wiped")?;
+            ctx.out.json(&json!({ "state": "locked" }))
+        }
+    }
+}
+
+/// The socket to use: the one given, else the keybox's default.
+fn socket_path(ctx: &Context, socket: &AgentSocketArgs) -> CliResult<PathBuf> {
+    match &socket.socket {
+        Some(path) => Ok(path.clone()),
+        None => Ok(socket::default_socket(&ctx.keybox)?),
+    }
+}
+
+fn client(ctx: &Context, socket: &AgentSocketArgs) -> CliResult<AgentClient> {
+    Ok(AgentClient::new(&socket_path(ctx, socket)?))
+}
+
+/// `agent serve`: signals blocked first (before any thread), the keybox opened, the socket
+/// bound, then served until a signal wipes the key and ends the process.
+fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
+    let signals = block_exit_signals();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let own_uid = unsafe { libc::geteuid() };
+    let allow = Allowlist::new(&args.allow, own_uid);
+    if allow.admits_others() && args.socket.socket.is_none() && socket::activated().is_none() {
+        return Err(usage(
+            "other users cannot reach a socket in $XDG_RUNTIME_DIR/keyward (0700): give --socket PATH in a folder they can enter",
+        ));
+    }
+    let audit: Box<dyn Write + Send> = match &args.audit {
+        Some(path) => Box::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| keyward_core::Error::io("cannot open the audit log", path, e))?,
+        ),
+        None => Box::new(std::io::stderr()),
+    };
+    let store = ctx.store();
+    let keybox = store.load()?;
+    let opened = open(&AuthArgs::from(&args.open), &keybox, store.path(), &ctx.reader)?;
+    let key = opened.key().clone();
+    drop(opened);
+    let Listening { listener, bound } = match socket::activated() {
+        Some(listener) => Listening { listener, bound: None },
+        None => {
+            let path = socket_path(ctx, &args.socket)?;
+            socket::bind(&path, args.socket.socket.is_none(), allow.admits_others())?
+        }
+    };
+    let config = AgentConfig {
+        keybox: ctx.keybox.clone(),
+        slot: args.open.slot.clone(),
+        ttl: args.ttl,
+        allow,
+        audit,
+    };
+    let agent = Agent::new(config, key)?;
+    wipe_on_signals(agent.clone(), signals, bound.clone());
+    let at = bound
+        .as_deref()
+        .map_or_else(|| "the socket systemd passed".into(), |p| p.display().to_string());
+    eprintln!(
+        "keyward: agent serving key {} at {at}, held {} s at a time",
+        agent.fingerprint().short(),
+        args.ttl.as_secs()
+    );
+    agent.serve(&listener)?;
+    Ok(())
+}
+
+/// `exec -- CMD ARGS…`: the key from the agent goes into a pipe whose read end the command
+/// inherits (its number in `KEYWARD_KEY_FD`); this process then becomes the command, so the key
+/// is in no argument, no environment, no file.
+pub fn exec(ctx: &Context, args: &ExecArgs) -> CliResult {
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(usage("give the command to run after --"));
+    };
+    let given = client(ctx, &args.socket)?.get()?;
+    let (read, write) = key_pipe()?;
+    let mut writer = std::fs::File::from(write);
+    // A pipe holds 64 KiB before a writer blocks; a key is at most 4 KiB.
+    writer.write_all(&given.key).map_err(CliError::Output)?;
+    drop(writer);
+    drop(given);
+    let fd = read.as_raw_fd();
+    // SAFETY: F_SETFD on a descriptor this process owns only changes its close-on-exec flag, so
+    // that the command inherits it.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+        return Err(CliError::Output(std::io::Error::last_os_error()));
+    }
+    let error =
+        std::process::Command::new(program).args(rest).env(KEY_FD_VARIABLE, fd.to_string()).exec();
+    drop(read);
+    Err(keyward_core::Error::io("cannot run", PathBuf::from(program), error).into())
+}
+
+/// A pipe, both ends close-on-exec.
+fn key_pipe() -> CliResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is valid for two descriptors; pipe2 fills both on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(CliError::Output(std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors were just created by pipe2 and are owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}

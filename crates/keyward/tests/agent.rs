@@ -1,0 +1,531 @@
+//! The key agent against real processes: `keyward agent serve` in the background, clients as
+//! this user and as others (setpriv), the kernel's credentials, core dumps and ptrace.
+
+mod util;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{CANARY_KEY, CANARY_PASSPHRASE, Dir, Outcome, locked_undumpable_kib};
+
+/// The unprivileged user the tests run other processes as (Debian's `nobody`).
+const NOBODY: u32 = 65534;
+/// Another uid, which one agent allows.
+const OTHER: u32 = 65533;
+
+/// An agent running in the background, killed when the test ends.
+struct Agent {
+    child: Option<Child>,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Starts `keyward agent serve ARGS` in `dir` (with `XDG_RUNTIME_DIR` there) and waits for
+    /// its socket: the default one, or `--socket`'s.
+    fn start(dir: &Dir, args: &[&str]) -> Agent {
+        let mut cmd = agent_command(dir, args);
+        Agent::spawn_waiting(dir, &mut cmd, args)
+    }
+
+    fn spawn_waiting(dir: &Dir, cmd: &mut Command, args: &[&str]) -> Agent {
+        let log = dir.path(&format!("agent-{}.log", std::process::id()));
+        let stderr = std::fs::File::create(&log).expect("agent log");
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).spawn();
+        let child = child.expect("spawn keyward agent serve");
+        let socket = match args.iter().position(|a| *a == "--socket") {
+            Some(i) => PathBuf::from(args[i + 1]),
+            None => default_socket(dir),
+        };
+        let mut agent = Agent { child: Some(child), socket, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // Until it answers (a socket an earlier agent left behind is there but refuses).
+        while std::os::unix::net::UnixStream::connect(&agent.socket).is_err() {
+            if let Some(status) = agent.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the agent exited ({status}): {}", agent.log());
+            }
+            assert!(Instant::now() < deadline, "no agent socket after 20 s: {}", agent.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The audit lines so far, parsed.
+    fn audit(&self) -> Vec<serde_json::Value> {
+        self.log().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The audit lines once `done` holds of them (bounded: the agent writes a request's line
+    /// just after its answer, so a client may be back first).
+    fn audit_when(&self, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let audit = self.audit();
+            if done(&audit) || Instant::now() > deadline {
+                return audit;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&mut self, signal: i32) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.pid()).expect("pid");
+        // SAFETY: kill on our own child's pid.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+        self.child.take().expect("running").wait().expect("wait for the agent")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `keyward agent serve ARGS` as the harness runs keyward, with a runtime folder in `dir`.
+fn agent_command(dir: &Dir, args: &[&str]) -> Command {
+    let run = runtime_dir(dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.current_dir(dir.root())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.root())
+        .env("XDG_RUNTIME_DIR", run)
+        .env("KEYWARD_KEYBOX", dir.keybox())
+        .args(["agent", "serve"])
+        .args(args);
+    cmd
+}
+
+fn runtime_dir(dir: &Dir) -> PathBuf {
+    let run = dir.path("run");
+    std::fs::create_dir_all(&run).expect("runtime folder");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    run
+}
+
+/// The agent socket keyward derives for `dir`'s keybox (found by the one the agent made).
+fn default_socket(dir: &Dir) -> PathBuf {
+    let folder = runtime_dir(dir).join("keyward");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = std::fs::read_dir(&folder)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+            .map(|e| e.path());
+        if let Some(path) = found {
+            return path;
+        }
+        assert!(Instant::now() < deadline, "no socket in {} after 20 s", folder.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A client command (`keyward ARGS`) with the runtime folder the agent uses.
+fn client(dir: &Dir, args: &[&str]) -> Outcome {
+    dir.keyward().env("XDG_RUNTIME_DIR", runtime_dir(dir)).args(args).run()
+}
+
+/// Fails, naming what is missing, unless this runs as root (needed to run a process as another
+/// user with setpriv).
+fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "{what} needs root (to run processes as uid {NOBODY} with setpriv); run the tests as root, as scripts/test-all.sh does in CI"
+    );
+}
+
+/// A folder any user can enter, with a copy of the keyward binary in it (the build's may be in
+/// a folder other users cannot enter) at `name`.
+fn shared_folder(dir: &Dir, name: &str) -> (PathBuf, PathBuf) {
+    let shared = dir.path("shared");
+    std::fs::create_dir_all(&shared).expect("shared folder");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The test folder itself must be enterable too.
+    std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let binary = shared.join(name);
+    std::fs::copy(env!("CARGO_BIN_EXE_keyward"), &binary).expect("copy keyward");
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (shared, binary)
+}
+
+/// `program ARGS` as `uid` (gid the same, no groups), through setpriv.
+fn as_user(uid: u32, program: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+fn run_output(cmd: &mut Command) -> std::process::Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e} (is util-linux's setpriv installed?)"))
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(path).expect("read binary"));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn assert_no_canary(what: &str, bytes: &[u8]) {
+    let hex: String = CANARY_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        !bytes.windows(CANARY_KEY.len()).any(|w| w == CANARY_KEY)
+            && !bytes.windows(hex.len()).any(|w| w == hex.as_bytes()),
+        "K appears in {what}"
+    );
+}
+
+#[test]
+fn the_agent_serves_its_user_from_locked_memory_wipes_on_lock_and_audits_without_the_key() {
+    let dir = Dir::new("agent-serve");
+    dir.init_plain_canary();
+    let mut agent = Agent::start(&dir, &["--ttl", "60s"]);
+    let folder = agent.socket.parent().expect("folder").to_path_buf();
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!((mode(&folder), mode(&agent.socket)), (0o700, 0o600));
+
+    client(&dir, &["agent", "get", "--out", "got.key"]).assert_success();
+    assert_eq!(dir.read("got.key"), CANARY_KEY);
+    assert_eq!(dir.mode("got.key"), 0o600);
+    let out = client(&dir, &["agent", "get", "--out", "-"]);
+    out.assert_success();
+    assert_eq!(out.output.stdout, CANARY_KEY);
+    assert!(locked_undumpable_kib(agent.pid()) > 0, "K is held in locked, undumpable memory");
+
+    let status = client(&dir, &["--json", "agent", "status"]);
+    status.assert_success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert_eq!((status["state"].as_str(), status["served"].as_u64()), (Some("unlocked"), Some(2)));
+    assert!(status["seconds_left"].as_u64().is_some_and(|s| (50..=60).contains(&s)), "{status}");
+
+    client(&dir, &["agent", "lock"]).assert_success();
+    assert_eq!(locked_undumpable_kib(agent.pid()), 0, "the key's pages are gone after lock");
+    let status = client(&dir, &["--json", "agent", "status"]);
+    assert!(status.stdout().contains("\"locked\""), "{}", status.report());
+    // Locked, the next request opens the keybox again through its plain slot.
+    client(&dir, &["agent", "get", "--out", "again.key"]).assert_success();
+    assert_eq!(dir.read("again.key"), CANARY_KEY);
+
+    let audit = agent.audit_when(|lines| lines.iter().filter(|l| l["op"] == "get").count() >= 3);
+    let ops: Vec<_> = audit.iter().map(|l| (l["op"].as_str(), l["granted"].as_bool())).collect();
+    assert_eq!(ops.iter().filter(|o| **o == (Some("get"), Some(true))).count(), 3, "{audit:?}");
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    // (The harness's own connections that only wait for the socket are audited as requests
+    // that never came.)
+    let gets: Vec<_> = audit.iter().filter(|l| l["op"] == "get").collect();
+    assert!(gets.iter().all(|l| l["uid"] == me && l["pid"].as_u64().is_some()), "{audit:?}");
+    assert!(gets.iter().all(|l| l["exe"].as_str().is_some_and(|e| e.ends_with("keyward"))));
+
+    // SIGTERM: the key wiped, the socket removed, the process gone.
+    let status = agent.signal(libc::SIGTERM);
+    assert!(status.success(), "the agent stops cleanly on SIGTERM: {status}");
+    assert!(!agent.socket.exists(), "the socket is removed");
+    assert!(agent.log().contains("\"wiped\""), "{}", agent.log());
+    assert_no_canary("the agent's log", agent.log().as_bytes());
+    let gone = client(&dir, &["agent", "get", "--out", "late.key"]);
+    gone.assert_exit_code(8).assert_one_line_error();
+    assert!(!dir.path("late.key").exists());
+}
+
+#[test]
+fn after_its_ttl_the_agent_holds_nothing_and_reopens_only_through_an_unattended_slot() {
+    // A key-file slot: after the TTL, a request opens the keybox again through it.
+    let dir = Dir::new("agent-ttl");
+    dir.init_keyfile_canary();
+    let agent = Agent::start(&dir, &["--ttl", "1s"]);
+    client(&dir, &["agent", "get", "--out", "first.key"]).assert_success();
+    wait_until_locked(&dir, &agent);
+    assert_eq!(locked_undumpable_kib(agent.pid()), 0, "nothing held after the TTL");
+    client(&dir, &["agent", "get", "--out", "second.key"]).assert_success();
+    assert_eq!(dir.read("second.key"), CANARY_KEY);
+    drop(agent);
+
+    // Only a passphrase slot: opened at start with the passphrase, refused after the TTL.
+    let dir = Dir::new("agent-ttl-passphrase");
+    dir.write("canary.key", CANARY_KEY);
+    dir.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
+    dir.ok([
+        "init",
+        "--with",
+        "passphrase",
+        "--import",
+        "canary.key",
+        "--passphrase-file",
+        "pass.txt",
+    ]);
+    let agent = Agent::start(&dir, &["--ttl", "1s", "--passphrase-file", "pass.txt"]);
+    client(&dir, &["agent", "get", "--out", "first.key"]).assert_success();
+    wait_until_locked(&dir, &agent);
+    let refused = client(&dir, &["agent", "get", "--out", "second.key"]);
+    refused.assert_exit_code(9).assert_one_line_error();
+    assert!(refused.stderr().contains("cannot open the keybox unattended"), "{}", refused.report());
+    assert!(!dir.path("second.key").exists());
+    let audit = agent.audit_when(|lines| lines.iter().filter(|l| l["op"] == "get").count() >= 2);
+    let last = audit.last().expect("audited");
+    assert_eq!((last["op"].as_str(), last["granted"].as_bool()), (Some("get"), Some(false)));
+    assert!(last["reason"].as_str().is_some_and(|r| r.starts_with("locked")), "{last}");
+}
+
+/// Waits (bounded) until `agent status` says locked.
+fn wait_until_locked(dir: &Dir, agent: &Agent) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client(dir, &["--json", "agent", "status"]);
+        status.assert_success();
+        if status.stdout().contains("\"locked\"") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still unlocked 10 s after a 1 s TTL: {}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_caller_of_another_uid_is_refused_and_audited_and_an_allowed_uid_is_served() {
+    require_root("the other-uid test");
+    let dir = Dir::new("agent-uid");
+    dir.init_plain_canary();
+    let (shared, binary) = shared_folder(&dir, "keyward");
+    let socket = shared.join("agent.sock");
+    let socket_text = socket.to_str().expect("utf-8").to_string();
+    let other = format!("uid:{OTHER}");
+    let agent =
+        Agent::start(&dir, &["--socket", &socket_text, "--allow", "uid:0", "--allow", &other]);
+    assert_eq!(std::fs::metadata(&socket).expect("socket").permissions().mode() & 0o777, 0o666);
+
+    let get = ["agent", "get", "--out", "-", "--socket", &socket_text];
+    let refused = run_output(&mut as_user(NOBODY, &binary, &get));
+    assert_eq!(refused.status.code(), Some(9), "{refused:?}");
+    assert!(refused.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("uid 65534"), "{refused:?}");
+    let served = run_output(&mut as_user(OTHER, &binary, &get));
+    assert_eq!(served.status.code(), Some(0), "{served:?}");
+    assert_eq!(served.stdout, CANARY_KEY);
+
+    let audit = agent.audit_when(|lines| lines.iter().filter(|l| l["op"] == "get").count() >= 2);
+    let line = |uid: u32| audit.iter().find(|l| l["uid"] == uid).cloned().unwrap_or_default();
+    assert_eq!(line(NOBODY)["granted"], false, "{audit:?}");
+    assert_eq!(line(NOBODY)["op"], "get");
+    assert!(line(NOBODY)["pid"].as_u64().is_some());
+    assert_eq!(line(OTHER)["granted"], true, "{audit:?}");
+    assert_no_canary("the audit log", agent.log().as_bytes());
+}
+
+#[test]
+fn an_allowed_executable_is_served_and_another_or_a_changed_one_is_refused() {
+    let dir = Dir::new("agent-exe");
+    dir.init_plain_canary();
+    let (_, allowed) = shared_folder(&dir, "keyward-allowed");
+    let rule = format!("exe:{}", allowed.display());
+    let agent = Agent::start(&dir, &["--allow", &rule]);
+    let socket = agent.socket.to_str().expect("utf-8").to_string();
+    let get = |program: &Path| {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("HOME", dir.root())
+            .args(["agent", "get", "--out", "-", "--socket", &socket]);
+        run_output(&mut cmd)
+    };
+    let served = get(&allowed);
+    assert_eq!((served.status.code(), served.stdout.as_slice()), (Some(0), &CANARY_KEY[..]));
+    let other = get(Path::new(env!("CARGO_BIN_EXE_keyward")));
+    assert_eq!(other.status.code(), Some(9), "{other:?}");
+    assert!(String::from_utf8_lossy(&other.stderr).contains("is not allowed"), "{other:?}");
+    drop(agent);
+
+    // Pinned to its SHA-256: the right contents are served, another digest refused.
+    let pinned = format!("exe:{}@{}", allowed.display(), sha256_hex(&allowed));
+    let agent = Agent::start(&dir, &["--allow", &pinned]);
+    assert_eq!(get(&allowed).status.code(), Some(0));
+    drop(agent);
+    let wrong = format!("exe:{}@{}", allowed.display(), "00".repeat(32));
+    let agent = Agent::start(&dir, &["--allow", &wrong]);
+    assert_eq!(get(&allowed).status.code(), Some(9));
+    let audit = agent.audit_when(|lines| lines.iter().any(|l| l["op"] == "get"));
+    assert_eq!(audit.last().map(|l| l["granted"].clone()), Some(false.into()));
+}
+
+#[test]
+fn keyward_exec_hands_the_key_on_a_descriptor_and_nowhere_else() {
+    let dir = Dir::new("agent-exec");
+    dir.init_plain_canary();
+    let _agent = Agent::start(&dir, &[]);
+    let script = "cat <&\"$KEYWARD_KEY_FD\" > got.key; cat /proc/$$/environ > environ; \
+                  cat /proc/$$/cmdline > cmdline; ls -l /proc/$$/fd > fds; echo \"$KEYWARD_KEY_FD\" > fd";
+    let out = client(&dir, &["exec", "--", "sh", "-c", script]);
+    out.assert_success();
+    assert_eq!(dir.read("got.key"), CANARY_KEY);
+    assert_no_canary("the child's environment", &dir.read("environ"));
+    assert_no_canary("the child's command line", &dir.read("cmdline"));
+    assert!(String::from_utf8_lossy(&dir.read("environ")).contains("KEYWARD_KEY_FD="));
+    assert_no_canary("exec's output", &out.output.stdout);
+    // The child's exit status is exec's.
+    client(&dir, &["exec", "--", "sh", "-c", "exit 7"]).assert_exit_code(7);
+    // No agent: nothing runs.
+    let none = dir
+        .keyward()
+        .env("XDG_RUNTIME_DIR", dir.path("elsewhere"))
+        .args(["exec", "--", "touch", "ran"])
+        .run();
+    none.assert_exit_code(8).assert_one_line_error();
+    assert!(!dir.path("ran").exists());
+}
+
+#[test]
+fn an_agent_killed_mid_request_fails_its_client_cleanly_with_nothing_written() {
+    // The key-file slot's file is a FIFO: opening the keybox again blocks in it, so the agent is
+    // mid-request when it is killed.
+    let dir = Dir::new("agent-kill");
+    dir.init_keyfile_canary();
+    dir.write("pass.txt", CANARY_PASSPHRASE.as_bytes());
+    let fast = ["--kdf-time-ms", "20", "--kdf-memory-mib", "19"];
+    dir.ok([
+        "enroll",
+        "passphrase",
+        "--unlock-keyfile",
+        "slot.key",
+        "--passphrase-file",
+        "pass.txt",
+    ]
+    .iter()
+    .chain(&fast));
+    std::fs::remove_file(dir.path("slot.key")).expect("remove the key file");
+    let fifo = std::ffi::CString::new(dir.path("slot.key").to_str().expect("utf-8")).expect("c");
+    // SAFETY: a valid C path and mode.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut agent = Agent::start(&dir, &["--passphrase-file", "pass.txt"]);
+    client(&dir, &["agent", "lock"]).assert_success();
+    let (child, line) = dir
+        .keyward()
+        .env("XDG_RUNTIME_DIR", runtime_dir(&dir))
+        .args(["agent", "get", "--out", "k.bin"])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    agent.signal(libc::SIGKILL);
+    let out = Outcome::from_child(child, line, dir.root());
+    out.assert_exit_code(8).assert_one_line_error();
+    assert!(!dir.path("k.bin").exists(), "nothing written");
+}
+
+#[test]
+fn no_core_dump_and_no_debugger_reach_the_agents_memory() {
+    require_root("the core-dump and ptrace test");
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let dir = Dir::new("agent-core");
+    let (shared, _) = shared_folder(&dir, "keyward");
+    // The agent runs as nobody, in a folder of its own, with core dumps allowed by its limit.
+    let home = shared.join("home");
+    std::fs::create_dir(&home).expect("home");
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).expect("chown");
+    std::fs::write(home.join("canary.key"), CANARY_KEY).expect("canary");
+    std::os::unix::fs::chown(home.join("canary.key"), Some(NOBODY), Some(NOBODY)).expect("chown");
+    let keyward = shared.join("keyward");
+    let keybox = home.join("keybox.json");
+    let keybox_text = keybox.to_str().expect("utf-8");
+    let init = ["--keybox", keybox_text, "init", "--with", "plain", "--import", "canary.key"];
+    let made = run_output(as_user(NOBODY, &keyward, &init).current_dir(&home));
+    assert!(made.status.success(), "{made:?}");
+    let socket = home.join("agent.sock");
+    let socket_text = socket.to_str().expect("utf-8");
+    let serve = ["--keybox", keybox_text, "agent", "serve", "--socket", socket_text];
+    let mut cmd = as_user(NOBODY, &keyward, &serve);
+    cmd.current_dir(&home);
+    allow_core_dumps(&mut cmd);
+    let mut agent = Agent::spawn_waiting(&dir, &mut cmd, &serve);
+
+    // A debugger of the same user cannot attach (a control process of that user can be).
+    let control_home = shared.join("control");
+    std::fs::create_dir(&control_home).expect("control folder");
+    std::os::unix::fs::chown(&control_home, Some(NOBODY), Some(NOBODY)).expect("chown");
+    let mut control = as_user(NOBODY, Path::new("/bin/sleep"), &["30"]);
+    control.current_dir(&control_home);
+    allow_core_dumps(&mut control);
+    let mut control = control.spawn().expect("sleep");
+    std::thread::sleep(Duration::from_millis(200));
+    let gdb = |pid: u32| {
+        let pid = pid.to_string();
+        let args = ["-batch", "-nx", "-p", pid.as_str(), "-ex", "info proc"];
+        let out = run_output(&mut as_user(NOBODY, Path::new("/usr/bin/gdb"), &args));
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    // setpriv execs the program, so the child's pid is the agent's (and sleep's).
+    let attached = gdb(control.id());
+    assert!(
+        attached.contains("process "),
+        "gdb attaches to a dumpable process of the same user (is gdb installed?): {attached}"
+    );
+    let refused = gdb(agent.pid());
+    assert!(
+        refused.contains("Operation not permitted"),
+        "gdb must not attach to the agent: {refused}"
+    );
+
+    // SIGABRT: the control process leaves a core file, the agent none.
+    let control_pid = control.id();
+    // SAFETY: kill on our own children.
+    unsafe {
+        libc::kill(i32::try_from(control_pid).expect("pid"), libc::SIGABRT);
+    }
+    let _ = control.wait();
+    let status = agent.signal(libc::SIGABRT);
+    assert!(!status.success());
+    let cores = |folder: &Path| -> Vec<String> {
+        std::fs::read_dir(folder)
+            .expect("folder")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("core"))
+            .collect()
+    };
+    let control_cores = cores(&control_home);
+    assert!(
+        !control_cores.is_empty(),
+        "the control process left no core file in its folder; core dumps must reach the working folder (kernel.core_pattern is `{}`)",
+        pattern.trim()
+    );
+    assert_eq!(cores(&home), Vec::<String>::new(), "the agent left a core file");
+    for core in control_cores {
+        let _ = std::fs::remove_file(control_home.join(core));
+    }
+    assert_no_canary("the agent's log", agent.log().as_bytes());
+}
+
+/// Lifts the core-size limit for `cmd` (the agent lowers it again itself).
+fn allow_core_dumps(cmd: &mut Command) {
+    // SAFETY: setrlimit is async-signal-safe and only changes the child's limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let unlimited =
+                libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+            libc::setrlimit(libc::RLIMIT_CORE, &unlimited);
+            Ok(())
+        });
+    }
+}

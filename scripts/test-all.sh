@@ -9,9 +9,10 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the tests and fuzz build use: PostgreSQL for the hub's scale-out store;
 # SoftHSM2 for the pkcs11 slot; swtpm, tpm2-tools and the TSS2 libraries for the tpm2 slot; gdb
-# for the agent's ptrace test (setpriv, for its other-uid tests, is in util-linux). A
+# for the agent's ptrace test, systemd for its socket-activation test (setpriv, for its other-uid
+# tests, is in util-linux). A
 # test that needs one and does not find it fails, naming the package.
-packages=(build-essential pkg-config postgresql softhsm2 swtpm swtpm-tools tpm2-tools libtss2-dev gdb)
+packages=(build-essential pkg-config postgresql softhsm2 swtpm swtpm-tools tpm2-tools libtss2-dev gdb systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

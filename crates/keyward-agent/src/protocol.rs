@@ -147,15 +147,31 @@ impl Response {
     }
 }
 
-/// Writes one frame.
-pub fn write_frame(to: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+/// Appends one frame to `out` (so that a message and the key frame after it go out in one
+/// write: one wake-up of the reader, not four).
+pub fn push_frame(out: &mut Vec<u8>, bytes: &[u8]) -> io::Result<()> {
     let len = u32::try_from(bytes.len())
         .ok()
         .filter(|_| bytes.len() <= MAX_FRAME)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too long"))?;
-    to.write_all(&len.to_be_bytes())?;
-    to.write_all(bytes)?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Writes one frame.
+pub fn write_frame(to: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() + 4));
+    push_frame(&mut out, bytes)?;
+    to.write_all(&out)?;
     to.flush()
+}
+
+/// A JSON message as a frame, appended to `out`.
+pub fn push_message(out: &mut Vec<u8>, message: &impl Serialize) -> io::Result<()> {
+    let bytes =
+        serde_json::to_vec(message).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    push_frame(out, &bytes)
 }
 
 /// Reads one frame into wiped memory (a key frame is secret).

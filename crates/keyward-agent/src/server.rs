@@ -1,5 +1,5 @@
-//! The agent's server: one thread accepts, one thread per connection (a bounded number) answers
-//! one request, one thread wipes the key when its time is up, one waits for SIGTERM, SIGINT or
+//! The agent's server: one thread accepts, a few workers answer one request per connection, one
+//! thread wipes the key when its time is up, one waits for SIGTERM, SIGINT or
 //! SIGHUP and wipes before the process exits.
 
 #![allow(unsafe_code)] // pthread_sigmask and sigwait; their SAFETY notes are at the calls
@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,10 @@ use crate::error::AgentError;
 use crate::holder::Holder;
 use crate::protocol::{self, Op, Refusal, Response, State};
 
-/// Most connections answered at once; more are closed unanswered.
-const MAX_CONNECTIONS: usize = 32;
+/// Threads that answer connections (a re-open that waits on a device holds one of them).
+const WORKERS: usize = 4;
+/// Connections accepted and waiting for a worker; more are closed unanswered.
+const MAX_WAITING: usize = 32;
 /// How long a connection may take to send its request or take its answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -56,7 +58,6 @@ pub struct Agent {
     audit: Mutex<Box<dyn Write + Send>>,
     served: AtomicU64,
     refused: AtomicU64,
-    connections: AtomicUsize,
 }
 
 impl Agent {
@@ -82,7 +83,6 @@ impl Agent {
             audit: Mutex::new(config.audit),
             served: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            connections: AtomicUsize::new(0),
         }))
     }
 
@@ -91,21 +91,30 @@ impl Agent {
         &self.fingerprint
     }
 
-    /// Answers connections on `listener` until the process ends. Starts the wiper.
+    /// Answers connections on `listener` until the process ends: this thread accepts, a few
+    /// workers answer (started once, so a request costs no thread start). Starts the wiper.
     pub fn serve(self: &Arc<Self>, listener: &UnixListener) -> Result<(), AgentError> {
         let wiper = Arc::clone(self);
         std::thread::spawn(move || wiper.wipe_when_due());
+        let (queue, waiting) = std::sync::mpsc::sync_channel::<UnixStream>(MAX_WAITING);
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..WORKERS {
+            let (agent, waiting) = (Arc::clone(self), Arc::clone(&waiting));
+            std::thread::spawn(move || {
+                loop {
+                    let next =
+                        waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    match next {
+                        Ok(stream) => agent.answer(stream),
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            if self.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                self.connections.fetch_sub(1, Ordering::SeqCst);
-                continue;
-            }
-            let agent = Arc::clone(self);
-            std::thread::spawn(move || {
-                agent.answer(stream);
-                agent.connections.fetch_sub(1, Ordering::SeqCst);
-            });
+            // Full: closed unanswered (the client sees the agent as busy, exit 8).
+            let _ = queue.try_send(stream);
         }
         Ok(())
     }
@@ -200,8 +209,11 @@ impl Agent {
             fingerprint: Some(self.fingerprint.to_string()),
             ..Response::granted()
         };
-        protocol::write_message(stream, &header)
-            .and_then(|()| protocol::write_frame(stream, &key))
+        // The answer and the key in one write, from wiped memory.
+        let mut answer = zeroize::Zeroizing::new(Vec::with_capacity(256 + key.len()));
+        protocol::push_message(&mut answer, &header)
+            .and_then(|()| protocol::push_frame(&mut answer, &key))
+            .and_then(|()| stream.write_all(&answer))
             .map_err(|e| format!("the caller did not take the key ({e})"))?;
         self.served.fetch_add(1, Ordering::SeqCst);
         Ok(())

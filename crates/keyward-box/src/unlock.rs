@@ -17,6 +17,9 @@ use crate::config::BoxFiles;
 use crate::error::{BoxError, BoxResult, invalid};
 use crate::secrets::{GivenSecret, Person, SecretFiles};
 
+/// Why a slot that needs a person does not open when nobody is there.
+const NOBODY_THERE: &str = "no terminal to prompt on; give the secret with a file option";
+
 /// What a caller asks of the plan.
 #[derive(Debug, Default)]
 pub struct UnlockRequest<'a> {
@@ -178,9 +181,9 @@ impl<'a> Answers<'a> {
         }
     }
 
-    /// Whether a person may be asked, and is there.
+    /// Whether a person may be asked (if none is there, asking fails, naming the way out).
     fn asks(&self) -> bool {
-        self.reach != Reach::Unattended && self.person.is_some()
+        self.reach != Reach::Unattended
     }
 
     /// Whether files a slot records may be read.
@@ -193,7 +196,7 @@ impl<'a> Answers<'a> {
         let answer = match (self.typed_answer.take(), self.person.as_deref_mut()) {
             (Some(answer), _) => answer,
             (None, Some(person)) => person.typed_secret(&self.typed)?,
-            (None, None) => return Err(invalid("nobody is there to type the secret")),
+            (None, None) => return Err(invalid(NOBODY_THERE)),
         };
         Ok(self.typed_answer.insert(answer))
     }
@@ -270,6 +273,7 @@ impl<'a> Answers<'a> {
             let pin = match (from_file, self.person.as_deref_mut()) {
                 (Some(pin), _) => pin,
                 (None, Some(person)) if asks => person.pin(want.slot, want.label)?,
+                (None, None) if asks => return Err(invalid(NOBODY_THERE)),
                 _ => return Ok(None),
             };
             self.pins.push((want.slot, pin));

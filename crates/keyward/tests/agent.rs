@@ -529,3 +529,38 @@ fn allow_core_dumps(cmd: &mut Command) {
         });
     }
 }
+
+#[test]
+fn a_socket_systemd_passes_is_the_one_served() {
+    // systemd-socket-activate listens, and on the first connection starts the agent with the
+    // socket as descriptor 3 (LISTEN_FDS=1, LISTEN_PID its pid), as a .socket unit does.
+    let dir = Dir::new("agent-activation");
+    dir.init_plain_canary();
+    let socket = dir.path("activated.sock");
+    let keybox = dir.keybox();
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.current_dir(dir.root())
+        .env_clear()
+        .arg("-l")
+        .arg(&socket)
+        .arg(env!("CARGO_BIN_EXE_keyward"))
+        .arg("--keybox")
+        .arg(&keybox)
+        .args(["agent", "serve", "--ttl", "60s"]);
+    let log = std::fs::File::create(dir.path("activation.log")).expect("log");
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn();
+    let child = child.expect("systemd-socket-activate runs (apt-get install systemd)");
+    let _agent =
+        Agent { child: Some(child), socket: socket.clone(), log: dir.path("activation.log") };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "systemd-socket-activate made no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let socket_text = socket.to_str().expect("utf-8");
+    let out = client(&dir, &["agent", "get", "--socket", socket_text, "--out", "got.key"]);
+    out.assert_success();
+    assert_eq!(dir.read("got.key"), CANARY_KEY);
+    let log = std::fs::read_to_string(dir.path("activation.log")).unwrap_or_default();
+    assert!(log.contains("the socket systemd passed"), "{log}");
+}

@@ -6,7 +6,8 @@
 //!   binary instead (same program, no second release build), and `bash scripts/test-all.sh` —
 //!   what is running this test — is not run again;
 //! - every `127.0.0.1:PORT` is moved to a free port (CI machines run other servers), and after a
-//!   line that starts a server in the background, the script waits until it listens.
+//!   line that starts a server in the background, the script waits until it listens (the key
+//!   agent: until its socket is there).
 //!
 //! Everything else — every option, file and variable — is the README's own, so a command that
 //! stops working fails this test.
@@ -57,7 +58,8 @@ fn script(blocks: &[Vec<&str>]) -> String {
         "set -euo pipefail\n\
          trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n\
          trap 'echo \"README script line $LINENO failed: $BASH_COMMAND\" >&2' ERR\n\
-         listening() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo \"nothing listens on $1\" >&2; return 1; }\n",
+         listening() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo \"nothing listens on $1\" >&2; return 1; }\n\
+         socket_ready() { for _ in $(seq 200); do [ -S \"$1\" ] && return 0; sleep 0.05; done; echo \"no socket at $1\" >&2; return 1; }\n",
     );
     for block in blocks {
         for line in block {
@@ -75,7 +77,11 @@ fn script(blocks: &[Vec<&str>]) -> String {
             let starts_server = trimmed.starts_with("keyward ")
                 && trimmed.contains(" serve ")
                 && trimmed.split('#').next().is_some_and(|cmd| cmd.trim_end().ends_with('&'));
-            if starts_server {
+            if starts_server && trimmed.starts_with("keyward agent serve") {
+                let socket =
+                    line.split("--socket ").nth(1).and_then(|r| r.split_whitespace().next());
+                let _ = writeln!(out, "socket_ready {}", socket.expect("the agent's --socket"));
+            } else if starts_server {
                 let listen =
                     line.split("--listen ").nth(1).and_then(|rest| rest.split_whitespace().next());
                 let port = listen.and_then(|a| a.rsplit(':').next()).expect("a --listen address");

@@ -84,10 +84,12 @@ fn client(ctx: &Context, socket: &AgentSocketArgs) -> CliResult<AgentClient> {
 /// bound, then served until a signal wipes the key and ends the process.
 fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
     let signals = block_exit_signals();
+    // Taken once: the descriptor systemd passed becomes this listener (and only this one).
+    let activated = socket::activated();
     // SAFETY: geteuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::geteuid() };
     let allow = Allowlist::new(&args.allow, own_uid);
-    if allow.admits_others() && args.socket.socket.is_none() && socket::activated().is_none() {
+    if allow.admits_others() && args.socket.socket.is_none() && activated.is_none() {
         return Err(usage(
             "other users cannot reach a socket in $XDG_RUNTIME_DIR/keyward (0700): give --socket PATH in a folder they can enter",
         ));
@@ -108,7 +110,7 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
     let opened = open(&AuthArgs::from(&args.open), &keybox, store.path(), &ctx.reader)?;
     let key = opened.key().clone();
     drop(opened);
-    let Listening { listener, bound } = match socket::activated() {
+    let Listening { listener, bound } = match activated {
         Some(listener) => Listening { listener, bound: None },
         None => {
             let path = socket_path(ctx, &args.socket)?;

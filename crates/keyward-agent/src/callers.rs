@@ -105,7 +105,12 @@ impl FromStr for Rule {
             "uid" => value.parse().map(Rule::Uid).map_err(|_| bad()),
             "gid" => value.parse().map(Rule::Gid).map_err(|_| bad()),
             "exe" => {
-                let (path, sha256) = match value.rsplit_once('@') {
+                // `@` then hex digits pins the contents (64 of them); any other `@` is part of
+                // the path.
+                let hex_tail = value.rsplit_once('@').filter(|(_, hex)| {
+                    !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit())
+                });
+                let (path, sha256) = match hex_tail {
                     Some((path, hex)) => {
                         let digest = keyward_core::encoding::from_hex(hex)
                             .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -208,6 +213,10 @@ mod tests {
         );
         let pinned: Rule = format!("exe:/bin/x@{}", "ab".repeat(32)).parse().expect("pinned");
         assert_eq!(pinned, Rule::Exe { path: "/bin/x".into(), sha256: Some([0xab; 32]) });
+        assert_eq!(
+            "exe:/opt/a@b/x".parse(),
+            Ok(Rule::Exe { path: "/opt/a@b/x".into(), sha256: None })
+        );
         for bad in ["uid:x", "user:1", "exe:relative", "exe:/bin/x@12", "1000"] {
             assert!(bad.parse::<Rule>().is_err(), "{bad}");
         }

@@ -5,14 +5,17 @@ use std::path::PathBuf;
 /// An agent or client failure.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// No agent answers at the socket (none runs, or it died mid-request).
-    #[error("no key agent answers at {} ({reason}); start one with `keyward agent serve`", path.display())]
+    /// No agent answers at the socket (none runs, it died mid-request, or it is too busy).
+    #[error("no answer from a key agent at {} ({reason}); check that one runs (`keyward agent serve`)", path.display())]
     NotRunning {
         /// The socket.
         path: PathBuf,
         /// What happened.
         reason: String,
     },
+    /// Another agent serves at the socket (or something there cannot be checked).
+    #[error("an agent already serves at {} (or it cannot be reached to check); stop it first, or choose another --socket", .0.display())]
+    AlreadyServing(PathBuf),
     /// The agent refused this caller.
     #[error("the key agent refused this request: {0}")]
     Refused(String),
@@ -36,6 +39,10 @@ pub enum AgentError {
         /// The system's answer.
         source: std::io::Error,
     },
+    /// The agent is not who the client expects: another user's process at the socket, or a key
+    /// other than the one expected.
+    #[error("{0}")]
+    Impostor(String),
     /// The options cannot work.
     #[error("{0}")]
     Invalid(String),

@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 
 use keyward_core::DataKey;
 use keyward_core::memory::LockedBytes;
-use zeroize::Zeroizing;
-
 /// The key held, and until when.
 #[derive(Debug)]
 pub struct Held {
@@ -29,10 +27,11 @@ impl Holder {
         Ok(())
     }
 
-    /// A copy of the key (in wiped memory) if one is held and its time is not up.
-    pub fn key(&mut self) -> Option<Zeroizing<Vec<u8>>> {
+    /// Runs `use_key` on the key, in its locked memory (no copy), if one is held and its time
+    /// is not up.
+    pub fn with_key<R>(&mut self, use_key: impl FnOnce(&[u8]) -> R) -> Option<R> {
         self.wipe_if_expired();
-        self.held.as_ref().map(|held| Zeroizing::new(held.key.as_slice().to_vec()))
+        self.held.as_ref().map(|held| use_key(held.key.as_slice()))
     }
 
     /// Time left, if a key is held.
@@ -65,15 +64,16 @@ mod tests {
 
     #[test]
     fn a_key_is_held_for_its_time_and_then_gone() {
+        use zeroize::Zeroizing;
         let mut holder = Holder::default();
         let key = DataKey::import(Zeroizing::new(vec![7u8; 32])).expect("key");
         holder.hold(key, Duration::from_millis(50)).expect("locked memory");
-        assert_eq!(holder.key().as_deref().map(Vec::as_slice), Some(&[7u8; 32][..]));
+        assert_eq!(holder.with_key(<[u8]>::to_vec), Some(vec![7u8; 32]));
         std::thread::sleep(Duration::from_millis(80));
-        assert!(holder.key().is_none() && holder.time_left().is_none());
+        assert!(holder.with_key(|_| ()).is_none() && holder.time_left().is_none());
         let key = DataKey::import(Zeroizing::new(vec![7u8; 32])).expect("key");
         holder.hold(key, Duration::from_secs(60)).expect("locked memory");
         holder.wipe();
-        assert!(holder.key().is_none());
+        assert!(holder.with_key(|_| ()).is_none());
     }
 }

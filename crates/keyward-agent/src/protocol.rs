@@ -14,6 +14,8 @@ pub const FORMAT: &str = "keyward-agent";
 pub const VERSION: u32 = 1;
 /// The longest frame either side accepts.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// The longest request frame the agent reads (a request is a few dozen bytes).
+pub const MAX_REQUEST: usize = 1024;
 
 /// What a client asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,10 +178,19 @@ pub fn push_message(out: &mut Vec<u8>, message: &impl Serialize) -> io::Result<(
 
 /// Reads one frame into wiped memory (a key frame is secret).
 pub fn read_frame(from: &mut impl Read) -> io::Result<Zeroizing<Vec<u8>>> {
+    read_frame_of_at_most(from, MAX_FRAME)
+}
+
+/// Reads one request frame (at most [`MAX_REQUEST`] bytes).
+pub fn read_request_frame(from: &mut impl Read) -> io::Result<Zeroizing<Vec<u8>>> {
+    read_frame_of_at_most(from, MAX_REQUEST)
+}
+
+fn read_frame_of_at_most(from: &mut impl Read, max: usize) -> io::Result<Zeroizing<Vec<u8>>> {
     let mut len = [0u8; 4];
     from.read_exact(&mut len)?;
     let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
-    if len > MAX_FRAME {
+    if len > max {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too long"));
     }
     let mut bytes = Zeroizing::new(vec![0u8; len]);

@@ -4,11 +4,12 @@
 
 #![allow(unsafe_code)] // pthread_sigmask and sigwait; their SAFETY notes are at the calls
 
+use std::io::IoSlice;
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use keyward_box::secrets::SecretFiles;
@@ -20,6 +21,7 @@ use crate::callers::{Allowlist, Caller};
 use crate::error::AgentError;
 use crate::holder::Holder;
 use crate::protocol::{self, Op, Refusal, Response, State};
+use crate::socket::BoundSocket;
 
 /// Threads that answer connections (a re-open that waits on a device holds one of them).
 const WORKERS: usize = 4;
@@ -58,6 +60,11 @@ pub struct Agent {
     audit: Mutex<Box<dyn Write + Send>>,
     served: AtomicU64,
     refused: AtomicU64,
+    /// Counts the wipes asked for (`lock`, a signal): a re-open that began before one does not
+    /// hold its key afterwards.
+    wipes: AtomicU64,
+    /// Set once a signal ends the agent: nothing is held or served any more.
+    stopping: AtomicBool,
 }
 
 impl Agent {
@@ -83,6 +90,8 @@ impl Agent {
             audit: Mutex::new(config.audit),
             served: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            wipes: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
         }))
     }
 
@@ -112,17 +121,28 @@ impl Agent {
             });
         }
         for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
+            let Ok(stream) = stream else {
+                // Out of descriptors, say: wait a little rather than spin.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
             // Full: closed unanswered (the client sees the agent as busy, exit 8).
             let _ = queue.try_send(stream);
         }
         Ok(())
     }
 
-    /// Wipes the key now.
+    /// Wipes the key now (`lock`); a re-open under way does not hold its key afterwards.
     pub fn wipe(&self) {
+        self.wipes.fetch_add(1, Ordering::SeqCst);
         self.holder().wipe();
         self.changed.notify_all();
+    }
+
+    /// Wipes the key for good: the process is ending.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wipe();
     }
 
     fn holder(&self) -> MutexGuard<'_, Holder> {
@@ -149,12 +169,26 @@ impl Agent {
         }
     }
 
-    /// One connection: who calls, what it asks, the answer, the audit line.
+    /// One connection: who calls (checked before anything is read from it, so a caller that is
+    /// not allowed cannot hold a worker), what it asks, the answer, the audit line.
     fn answer(&self, mut stream: UnixStream) {
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-        let Ok(caller) = Caller::of(&stream) else { return };
-        let request = protocol::read_frame(&mut stream)
+        let caller = match Caller::of(&stream) {
+            Ok(caller) => caller,
+            Err(e) => {
+                let unknown = Caller { pid: 0, uid: u32::MAX, gid: u32::MAX, exe: None };
+                self.record(&unknown, None, Err(&format!("no credentials ({e})")));
+                return;
+            }
+        };
+        if let Err(reason) = self.allow.check(&caller) {
+            self.record(&caller, None, Err(&reason));
+            let refusal = Response::refusal(Refusal::Refused, reason);
+            let _ = protocol::write_message(&mut stream, &refusal);
+            return;
+        }
+        let request = protocol::read_request_frame(&mut stream)
             .map_err(|e| format!("no request ({e})"))
             .and_then(|frame| protocol::parse_request(&frame));
         let op = match request {
@@ -166,12 +200,6 @@ impl Agent {
                 return;
             }
         };
-        if let Err(reason) = self.allow.check(&caller) {
-            self.record(&caller, Some(op), Err(&reason));
-            let refusal = Response::refusal(Refusal::Refused, reason);
-            let _ = protocol::write_message(&mut stream, &refusal);
-            return;
-        }
         let outcome = match op {
             Op::Get => self.get(&mut stream),
             Op::Status => {
@@ -189,44 +217,53 @@ impl Agent {
 
     /// Sends the key (re-opening the keybox if its time was up); `Err` says why not.
     fn get(&self, stream: &mut UnixStream) -> Result<(), String> {
-        // Bound first: the holder's lock must be released before a re-open takes it again.
-        let held = self.holder().key();
-        let key = match held {
-            Some(key) => key,
-            None => match self.reopen() {
-                Ok(key) => key,
-                Err(reason) => {
-                    let _ = protocol::write_message(
-                        stream,
-                        &Response::refusal(Refusal::Locked, &reason),
-                    );
-                    return Err(format!("locked: {reason}"));
+        let sent = match self.send_held(stream) {
+            Some(sent) => sent,
+            None => {
+                let reopened = self.reopen().and_then(|()| {
+                    self.send_held(stream).ok_or_else(|| "the key was wiped meanwhile".to_string())
+                });
+                match reopened {
+                    Ok(sent) => sent,
+                    Err(reason) => {
+                        let refusal = Response::refusal(Refusal::Locked, &reason);
+                        let _ = protocol::write_message(stream, &refusal);
+                        return Err(format!("locked: {reason}"));
+                    }
                 }
-            },
+            }
         };
-        let header = Response {
-            key_len: Some(key.len()),
-            fingerprint: Some(self.fingerprint.to_string()),
-            ..Response::granted()
-        };
-        // The answer and the key in one write, from wiped memory.
-        let mut answer = zeroize::Zeroizing::new(Vec::with_capacity(256 + key.len()));
-        protocol::push_message(&mut answer, &header)
-            .and_then(|()| protocol::push_frame(&mut answer, &key))
-            .and_then(|()| stream.write_all(&answer))
-            .map_err(|e| format!("the caller did not take the key ({e})"))?;
+        sent.map_err(|e| format!("the caller did not take the key ({e})"))?;
         self.served.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
+    /// Sends the answer and the key straight from its locked memory (one write, no copy of the
+    /// key), if a key is held.
+    fn send_held(&self, stream: &mut UnixStream) -> Option<std::io::Result<()>> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let header =
+            Response { fingerprint: Some(self.fingerprint.to_string()), ..Response::granted() };
+        self.holder().with_key(|key| {
+            let mut frames = Vec::with_capacity(256);
+            let answer = Response { key_len: Some(key.len()), ..header };
+            protocol::push_message(&mut frames, &answer)?;
+            let len = u32::try_from(key.len()).map_err(std::io::Error::other)?.to_be_bytes();
+            frames.extend_from_slice(&len);
+            write_all_parts(stream, &mut [IoSlice::new(&frames), IoSlice::new(key)])
+        })
+    }
+
     /// Opens the keybox again with nobody there, checks the key is the one first held, and
-    /// holds it for a TTL.
-    fn reopen(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    /// holds it for a TTL — unless a wipe was asked for meanwhile.
+    fn reopen(&self) -> Result<(), String> {
         let _one = self.reopening.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let wipes = self.wipes.load(Ordering::SeqCst);
         // Another request may have re-opened it meanwhile.
-        let held = self.holder().key();
-        if let Some(key) = held {
-            return Ok(key);
+        if self.holder().time_left().is_some() {
+            return Ok(());
         }
         let store = Store::new(&RealFs, self.keybox.clone());
         let keybox = store.load().map_err(|e| e.to_string())?;
@@ -242,12 +279,23 @@ impl Agent {
         drop(opened);
         // The keybox at the path may have been replaced by another: its key is not served.
         let first = ExpectedFingerprint::Full(self.fingerprint);
-        keyward_box::recovery::gate(&key.fingerprint(), &[("the agent's key".into(), first)])
+        keyward_box::fingerprint::gate(&key.fingerprint(), &[("the agent's key".into(), first)])
             .map_err(|e| e.to_string())?;
-        let copy = zeroize::Zeroizing::new(key.expose().to_vec());
-        self.holder().hold(key, self.ttl).map_err(|e| format!("cannot lock memory ({e})"))?;
+        let mut holder = self.holder();
+        if self.stopping.load(Ordering::SeqCst) || self.wipes.load(Ordering::SeqCst) != wipes {
+            return Err("the key was wiped while the keybox was being opened".into());
+        }
+        holder.hold(key, self.ttl).map_err(|e| format!("cannot lock memory ({e})"))?;
+        drop(holder);
         self.changed.notify_all();
-        Ok(copy)
+        Ok(())
+    }
+
+    fn record_stop(&self, signal: i32) {
+        let mut audit = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ =
+            writeln!(audit, "{}", json!({ "event": "stopped", "signal": signal, "key": "wiped" }));
+        let _ = audit.flush();
     }
 
     fn status(&self) -> Response {
@@ -306,29 +354,59 @@ pub fn block_exit_signals() -> libc::sigset_t {
     set
 }
 
-/// Waits (on a thread of its own) for one of `signals`, then wipes the key, removes `socket`
-/// and ends the process.
-pub fn wipe_on_signals(agent: Arc<Agent>, signals: libc::sigset_t, socket: Option<PathBuf>) {
+/// What a signal must undo: the agent once it exists, the socket once it is bound. Given to
+/// [`wipe_on_signals`] before either exists, so a signal during start-up (at a prompt, while a
+/// device is asked) ends the process too.
+#[derive(Default)]
+pub struct Shutdown {
+    agent: OnceLock<Arc<Agent>>,
+    socket: OnceLock<BoundSocket>,
+}
+
+impl Shutdown {
+    /// The agent to wipe.
+    pub fn set_agent(&self, agent: Arc<Agent>) {
+        let _ = self.agent.set(agent);
+    }
+
+    /// The socket to remove.
+    pub fn set_socket(&self, socket: BoundSocket) {
+        let _ = self.socket.set(socket);
+    }
+}
+
+/// Waits (on a thread of its own) for one of `signals`, then wipes the key, removes the socket
+/// (if it is still the one bound here) and ends the process.
+pub fn wipe_on_signals(signals: libc::sigset_t, shutdown: Arc<Shutdown>) {
     std::thread::spawn(move || {
         let mut signal = 0;
         // SAFETY: `signals` is an initialised set and `signal` is valid for writes.
         unsafe {
             libc::sigwait(&raw const signals, &raw mut signal);
         }
-        agent.wipe();
-        if let Some(socket) = socket {
-            let _ = std::fs::remove_file(socket);
+        if let Some(agent) = shutdown.agent.get() {
+            agent.stop();
         }
-        agent.record_stop(signal);
+        if let Some(socket) = shutdown.socket.get() {
+            socket.remove_if_ours();
+        }
+        // The key is gone already; the audit line last, as a full stderr pipe may block it.
+        if let Some(agent) = shutdown.agent.get() {
+            agent.record_stop(signal);
+        }
         std::process::exit(0);
     });
 }
 
-impl Agent {
-    fn record_stop(&self, signal: i32) {
-        let mut audit = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ =
-            writeln!(audit, "{}", json!({ "event": "stopped", "signal": signal, "key": "wiped" }));
-        let _ = audit.flush();
+/// Writes every part, in as few writes as the socket takes.
+fn write_all_parts(stream: &mut UnixStream, mut parts: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !parts.is_empty() {
+        match stream.write_vectored(parts) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    stream.flush()
 }

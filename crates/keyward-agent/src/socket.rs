@@ -43,8 +43,30 @@ pub fn default_socket(keybox: &Path) -> Result<PathBuf, AgentError> {
 pub struct Listening {
     /// The socket.
     pub listener: UnixListener,
-    /// The path bound here (not one systemd owns).
-    pub bound: Option<PathBuf>,
+    /// The socket file bound here (not one systemd owns).
+    pub bound: Option<BoundSocket>,
+}
+
+/// A socket file this process bound: its path, and the file's identity, so that only it is
+/// removed (not a later agent's socket at the same path).
+#[derive(Debug, Clone)]
+pub struct BoundSocket {
+    /// The path.
+    pub path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl BoundSocket {
+    /// Removes the socket file if it is still the one bound here.
+    pub fn remove_if_ours(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|facts| facts.dev() == self.dev && facts.ino() == self.ino);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// The socket systemd passed, if this process was started by socket activation
@@ -55,9 +77,17 @@ pub fn activated() -> Option<UnixListener> {
     if pid != std::process::id() || fds == 0 {
         return None;
     }
-    // SAFETY: systemd passed descriptor 3 to this process as a listening socket (checked by
-    // LISTEN_PID above); nothing else in this process owns it.
-    Some(unsafe { UnixListener::from_raw_fd(LISTEN_FDS_START) })
+    // Not inherited by anything this process starts (a PKCS#11 module that forks, say).
+    // SAFETY: F_SETFD on descriptor 3 only sets its close-on-exec flag; it fails harmlessly if
+    // the descriptor is not open.
+    if unsafe { libc::fcntl(LISTEN_FDS_START, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: systemd passed descriptor 3 to this process (checked by LISTEN_PID above), and
+    // nothing else in this process owns it.
+    let listener = unsafe { UnixListener::from_raw_fd(LISTEN_FDS_START) };
+    // It must be a Unix socket: one with a local address of that family.
+    listener.local_addr().ok().map(|_| listener)
 }
 
 /// Binds `path`. In the default place (`private_folder`), the folder is made 0700 and the
@@ -76,11 +106,11 @@ pub fn bind(path: &Path, private_folder: bool, open_to_all: bool) -> Result<List
                 path.display()
             )));
         }
-        if UnixStream::connect(path).is_ok() {
-            return Err(AgentError::Invalid(format!(
-                "an agent already serves at {}; stop it first (`keyward agent lock` wipes its key)",
-                path.display()
-            )));
+        // Only a socket nobody listens on is stale; anything else may be a live agent (busy,
+        // or not ours to reach).
+        match UnixStream::connect(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            _ => return Err(AgentError::AlreadyServing(path.to_path_buf())),
         }
         std::fs::remove_file(path).map_err(|e| io("cannot remove the stale socket", e))?;
     }
@@ -88,5 +118,8 @@ pub fn bind(path: &Path, private_folder: bool, open_to_all: bool) -> Result<List
     let mode = if open_to_all && !private_folder { 0o666 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| io("cannot set the permissions of", e))?;
-    Ok(Listening { listener, bound: Some(path.to_path_buf()) })
+    let facts = std::fs::symlink_metadata(path).map_err(|e| io("cannot read", e))?;
+    use std::os::unix::fs::MetadataExt;
+    let bound = BoundSocket { path: path.to_path_buf(), dev: facts.dev(), ino: facts.ino() };
+    Ok(Listening { listener, bound: Some(bound) })
 }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod error;
 pub mod escrow;
+pub mod fingerprint;
 pub mod peers;
 pub mod recovery;
 pub mod runtime;

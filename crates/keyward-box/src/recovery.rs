@@ -5,8 +5,8 @@
 //! — before the caller may use it. A version under another code (a compromised box's push, even
 //! approved) is passed over.
 //!
-//! The one fingerprint gate ([`gate`]) is also what `unlock --expect-fingerprint` and the agent
-//! check a key against.
+//! The gate is [`crate::fingerprint::gate`], the one `unlock --expect-fingerprint` and the
+//! agent check a key with too.
 
 use std::path::{Path, PathBuf};
 
@@ -23,23 +23,9 @@ use keyward_hub::client::HubClient;
 use keyward_pbs::{PbsError, PbsKeyFile, escrow, pbs_fingerprint};
 
 use crate::error::{BoxError, BoxResult, invalid};
+use crate::fingerprint::gate;
 use crate::runtime::block_on;
 use crate::secrets::SecretFiles;
-
-/// Refuses `found` unless it matches every fingerprint `expected` names (each with where it came
-/// from, for the message).
-pub fn gate(found: &Fingerprint, expected: &[(String, ExpectedFingerprint)]) -> BoxResult {
-    for (source, expected) in expected {
-        if !found.matches(expected) {
-            return Err(CoreError::FingerprintMismatch {
-                expected: format!("{expected} ({source})"),
-                found: found.to_string(),
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
 
 /// A hub ticket's use this was, and how many it allows.
 #[derive(Debug, Clone, Copy)]

@@ -62,12 +62,16 @@ pub fn open<'a>(
     }
     // Every slot that opens with nobody there, in order: a key file that changed must not hide a
     // plain slot. Then, if a person is there, a prompt.
-    let mut unattended = Answers::new(files, path, Reach::Unattended, keybox, None);
-    let first_error = match keybox.open_with(&mut unattended, None, None, path) {
-        Ok(opened) => return Ok(opened),
-        Err(e @ (CoreError::WrongSecret { .. } | CoreError::NoUnattendedSlot)) => e,
-        Err(e @ CoreError::Slot { .. }) => e,
-        Err(e) => return Err(e.into()),
+    let first_error = {
+        // The person, if there, only reads this pass's notices: nothing is asked in it.
+        let mut unattended = Answers::new(files, path, Reach::Unattended, keybox, None);
+        unattended.person = person.as_deref_mut().map(|p| p as &mut dyn Person);
+        match keybox.open_with(&mut unattended, None, None, path) {
+            Ok(opened) => return Ok(opened),
+            Err(e @ (CoreError::WrongSecret { .. } | CoreError::NoUnattendedSlot)) => e,
+            Err(e @ CoreError::Slot { .. }) => e,
+            Err(e) => return Err(e.into()),
+        }
     };
     let mut prompted = Answers::new(files, path, Reach::Prompts, keybox, None);
     let Some(person) = person.take().filter(|_| !prompted.typed.is_empty()) else {

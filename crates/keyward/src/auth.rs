@@ -43,6 +43,11 @@ pub fn open(
     path: &Path,
     reader: &SecretFiles,
 ) -> CliResult<UnlockedKeybox> {
+    // The slot named first: a name that is wrong is said before any secret is read (or stdin
+    // used up).
+    if let Some(name) = &args.unlock_slot {
+        keybox.find_slot(name)?;
+    }
     let request = UnlockRequest {
         given: explicit_secret(args, reader)?,
         slot: args.unlock_slot.as_deref(),
@@ -55,7 +60,7 @@ pub fn open(
 
 /// Opens slot `only` with what it opens with unattended (for `verify`), a recorded file that is
 /// gone being a failure.
-pub fn open_unattended(
+pub fn check_unattended(
     keybox: &Keybox,
     only: SlotId,
     path: &Path,
@@ -185,7 +190,7 @@ mod tests {
         let recorded = keybox_with_pin_slot(Some(right.clone()));
         open(&AuthArgs::default(), &recorded, path, &reader).expect("the recorded PIN file opens");
         std::fs::remove_file(&right).expect("remove");
-        let gone = open_unattended(&recorded, SlotId(1), path, &reader).expect_err("file gone");
+        let gone = check_unattended(&recorded, SlotId(1), path, &reader).expect_err("file gone");
         assert!(gone.to_string().contains("pin"), "{gone}");
     }
 }

@@ -949,6 +949,9 @@ pub enum AgentCommand {
         /// Replace an existing output file (atomically).
         #[arg(long)]
         force: bool,
+        /// Refuse (exit 5, nothing written) unless the key has this fingerprint, full or short.
+        #[arg(long, value_name = "FP")]
+        expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
         #[command(flatten)]
         socket: AgentSocketArgs,
     },
@@ -994,6 +997,10 @@ pub struct AgentServeArgs {
 pub struct ExecArgs {
     #[command(flatten)]
     pub socket: AgentSocketArgs,
+
+    /// Refuse (exit 5, nothing run) unless the key has this fingerprint, full or short.
+    #[arg(long, value_name = "FP")]
+    pub expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
 
     /// The command and its arguments, after `--`.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]

@@ -193,7 +193,10 @@ impl CliError {
             CliError::Agent(e) => match e {
                 // No agent, or one that died mid-request: nothing was handed over.
                 AgentError::NotRunning { .. } => ExitCode::Unavailable,
-                AgentError::Refused(_) | AgentError::Locked(_) => ExitCode::Refused,
+                AgentError::Refused(_) | AgentError::Locked(_) | AgentError::Impostor(_) => {
+                    ExitCode::Refused
+                }
+                AgentError::AlreadyServing(_) => ExitCode::Conflict,
                 AgentError::Invalid(_) => ExitCode::Usage,
                 AgentError::Protocol(_) | AgentError::Io { .. } => ExitCode::Internal,
             },

@@ -224,6 +224,16 @@ fn the_agent_serves_its_user_from_locked_memory_wipes_on_lock_and_audits_without
     assert_eq!((status["state"].as_str(), status["served"].as_u64()), (Some("unlocked"), Some(2)));
     assert!(status["seconds_left"].as_u64().is_some_and(|s| (50..=60).contains(&s)), "{status}");
 
+    // The fingerprint is checked by the client: another one refuses, nothing written.
+    let wrong = "00:00:00:00:00:00:00:00";
+    let refused = client(&dir, &["agent", "get", "--out", "no.key", "--expect-fingerprint", wrong]);
+    refused.assert_exit_code(5).assert_one_line_error();
+    assert!(!dir.path("no.key").exists());
+    // A second agent for the same socket is refused (exit 7) before it opens anything.
+    let socket = agent.socket.to_str().expect("utf-8").to_string();
+    let second = dir.keyward().args(["agent", "serve", "--socket", &socket]).run();
+    second.assert_exit_code(7).assert_one_line_error();
+
     client(&dir, &["agent", "lock"]).assert_success();
     assert_eq!(locked_undumpable_kib(agent.pid()), 0, "the key's pages are gone after lock");
     let status = client(&dir, &["--json", "agent", "status"]);
@@ -232,9 +242,11 @@ fn the_agent_serves_its_user_from_locked_memory_wipes_on_lock_and_audits_without
     client(&dir, &["agent", "get", "--out", "again.key"]).assert_success();
     assert_eq!(dir.read("again.key"), CANARY_KEY);
 
-    let audit = agent.audit_when(|lines| lines.iter().filter(|l| l["op"] == "get").count() >= 3);
+    // Four: the one refused for its fingerprint was refused by the client, after the agent
+    // handed it over.
+    let audit = agent.audit_when(|lines| lines.iter().filter(|l| l["op"] == "get").count() >= 4);
     let ops: Vec<_> = audit.iter().map(|l| (l["op"].as_str(), l["granted"].as_bool())).collect();
-    assert_eq!(ops.iter().filter(|o| **o == (Some("get"), Some(true))).count(), 3, "{audit:?}");
+    assert_eq!(ops.iter().filter(|o| **o == (Some("get"), Some(true))).count(), 4, "{audit:?}");
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     // (The harness's own connections that only wait for the socket are audited as requests
@@ -329,10 +341,11 @@ fn a_caller_of_another_uid_is_refused_and_audited_and_an_allowed_uid_is_served()
     assert_eq!(served.status.code(), Some(0), "{served:?}");
     assert_eq!(served.stdout, CANARY_KEY);
 
-    let audit = agent.audit_when(|lines| lines.iter().filter(|l| l["op"] == "get").count() >= 2);
+    let audit = agent.audit_when(|lines| lines.iter().any(|l| l["uid"] == OTHER));
     let line = |uid: u32| audit.iter().find(|l| l["uid"] == uid).cloned().unwrap_or_default();
     assert_eq!(line(NOBODY)["granted"], false, "{audit:?}");
-    assert_eq!(line(NOBODY)["op"], "get");
+    // Refused on connecting: its request was never read.
+    assert!(line(NOBODY)["op"].is_null(), "{audit:?}");
     assert!(line(NOBODY)["pid"].as_u64().is_some());
     assert_eq!(line(OTHER)["granted"], true, "{audit:?}");
     assert_no_canary("the audit log", agent.log().as_bytes());
@@ -368,7 +381,9 @@ fn an_allowed_executable_is_served_and_another_or_a_changed_one_is_refused() {
     let wrong = format!("exe:{}@{}", allowed.display(), "00".repeat(32));
     let agent = Agent::start(&dir, &["--allow", &wrong]);
     assert_eq!(get(&allowed).status.code(), Some(9));
-    let audit = agent.audit_when(|lines| lines.iter().any(|l| l["op"] == "get"));
+    let audit = agent.audit_when(|lines| {
+        lines.iter().any(|l| l["reason"].as_str().is_some_and(|r| r.contains("not allowed")))
+    });
     assert_eq!(audit.last().map(|l| l["granted"].clone()), Some(false.into()));
 }
 
@@ -486,6 +501,13 @@ fn no_core_dump_and_no_debugger_reach_the_agents_memory() {
         refused.contains("Operation not permitted"),
         "gdb must not attach to the agent: {refused}"
     );
+
+    // A client refuses an agent that runs as another user than itself or root.
+    let impostor =
+        dir.keyward().args(["agent", "get", "--out", "-", "--socket", socket_text]).run();
+    impostor.assert_exit_code(9).assert_one_line_error();
+    assert!(impostor.stderr().contains("runs as uid 65534"), "{}", impostor.report());
+    assert!(impostor.output.stdout.is_empty());
 
     // SIGABRT: the control process leaves a core file, the agent none.
     let control_pid = control.id();

@@ -10,18 +10,21 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use keyward_agent::callers::Allowlist;
 use keyward_agent::client::AgentClient;
-use keyward_agent::server::{Agent, AgentConfig, block_exit_signals, wipe_on_signals};
+use keyward_agent::server::{Agent, AgentConfig, Shutdown, block_exit_signals, wipe_on_signals};
 use keyward_agent::socket::{self, Listening};
+use keyward_box::fingerprint;
+use keyward_core::{DataKey, ExpectedFingerprint};
 use serde_json::json;
 
 use crate::auth::open;
 use crate::cli::{AgentCommand, AgentServeArgs, AgentSocketArgs, AuthArgs, ExecArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::output::{Overwrite, encode_plain, write_key};
+use crate::output::{Overwrite, encode_plain, warn, write_key};
 
 /// The variable that tells `exec`'s child which descriptor holds the key.
 pub const KEY_FD_VARIABLE: &str = "KEYWARD_KEY_FD";
@@ -30,14 +33,15 @@ pub const KEY_FD_VARIABLE: &str = "KEYWARD_KEY_FD";
 pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
     match command {
         AgentCommand::Serve(args) => serve(ctx, args),
-        AgentCommand::Get { out, format, force, socket } => {
-            let given = client(ctx, socket)?.get()?;
-            let encoded = encode_plain(&given.key, *format)
+        AgentCommand::Get { out, format, force, expect_fingerprint, socket } => {
+            let key = key_from_agent(ctx, socket, expect_fingerprint.as_ref())?;
+            let encoded = encode_plain(key.expose(), *format)
                 .ok_or_else(|| usage("the agent hands the raw key: --format raw, hex or base64"))?;
             write_key(out, &encoded, *format, Overwrite::from_force(*force))?;
             if out != Path::new("-") {
-                ctx.out.line(format!("Key {} written to {}", given.fingerprint, out.display()))?;
-                ctx.out.json(&json!({ "out": out, "fingerprint": given.fingerprint }))?;
+                let fp = key.fingerprint();
+                ctx.out.line(format!("Key {} written to {}", fp.short(), out.display()))?;
+                ctx.out.json(&json!({ "out": out, "fingerprint": fp.to_string() }))?;
             }
             Ok(())
         }
@@ -80,10 +84,30 @@ fn client(ctx: &Context, socket: &AgentSocketArgs) -> CliResult<AgentClient> {
     Ok(AgentClient::new(&socket_path(ctx, socket)?))
 }
 
-/// `agent serve`: signals blocked first (before any thread), the keybox opened, the socket
-/// bound, then served until a signal wipes the key and ends the process.
+/// The key from the agent, refused (exit 5, nothing written or run) unless it has the
+/// fingerprint expected.
+fn key_from_agent(
+    ctx: &Context,
+    socket: &AgentSocketArgs,
+    expected: Option<&ExpectedFingerprint>,
+) -> CliResult<DataKey> {
+    let key = client(ctx, socket)?.get()?;
+    if let Some(expected) = expected {
+        fingerprint::gate(
+            &key.fingerprint(),
+            &[("--expect-fingerprint".into(), expected.clone())],
+        )?;
+    }
+    Ok(key)
+}
+
+/// `agent serve`: signals taken first (before any thread, and so also during start-up), the
+/// socket bound (so a second agent is refused before anyone types a secret), the keybox
+/// opened, then served until a signal wipes the key and ends the process.
 fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
     let signals = block_exit_signals();
+    let shutdown = Arc::new(Shutdown::default());
+    wipe_on_signals(signals, Arc::clone(&shutdown));
     // Taken once: the descriptor systemd passed becomes this listener (and only this one).
     let activated = socket::activated();
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -105,16 +129,24 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
         ),
         None => Box::new(std::io::stderr()),
     };
-    let store = ctx.store();
-    let keybox = store.load()?;
-    let opened = open(&AuthArgs::from(&args.open), &keybox, store.path(), &ctx.reader)?;
-    let key = opened.key().clone();
-    drop(opened);
     let Listening { listener, bound } = match activated {
         Some(listener) => Listening { listener, bound: None },
         None => {
             let path = socket_path(ctx, &args.socket)?;
             socket::bind(&path, args.socket.socket.is_none(), allow.admits_others())?
+        }
+    };
+    if let Some(bound) = &bound {
+        shutdown.set_socket(bound.clone());
+    }
+    let opened = open_key(ctx, args);
+    let key = match opened {
+        Ok(key) => key,
+        Err(e) => {
+            if let Some(bound) = &bound {
+                bound.remove_if_ours();
+            }
+            return Err(e);
         }
     };
     let config = AgentConfig {
@@ -125,10 +157,10 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
         audit,
     };
     let agent = Agent::new(config, key)?;
-    wipe_on_signals(agent.clone(), signals, bound.clone());
+    shutdown.set_agent(Arc::clone(&agent));
     let at = bound
-        .as_deref()
-        .map_or_else(|| "the socket systemd passed".into(), |p| p.display().to_string());
+        .as_ref()
+        .map_or_else(|| "the socket systemd passed".into(), |b| b.path.display().to_string());
     eprintln!(
         "keyward: agent serving key {} at {at}, held {} s at a time",
         agent.fingerprint().short(),
@@ -138,6 +170,21 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
     Ok(())
 }
 
+/// The key the agent starts with, opened as `unlock` opens it.
+fn open_key(ctx: &Context, args: &AgentServeArgs) -> CliResult<DataKey> {
+    let store = ctx.store();
+    let keybox = store.load()?;
+    let opened = open(&AuthArgs::from(&args.open), &keybox, store.path(), &ctx.reader)?;
+    let unattended =
+        keybox.read_slots().any(|(_, slot)| slot.is_some_and(|slot| slot.is_unattended()));
+    if args.open.slot.is_none() && !unattended {
+        warn(
+            "no slot of this keybox opens with nobody there: once the TTL is up, requests are refused until the agent is started again",
+        );
+    }
+    Ok(opened.key().clone())
+}
+
 /// `exec -- CMD ARGS…`: the key from the agent goes into a pipe whose read end the command
 /// inherits (its number in `KEYWARD_KEY_FD`); this process then becomes the command, so the key
 /// is in no argument, no environment, no file.
@@ -145,13 +192,13 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> CliResult {
     let Some((program, rest)) = args.command.split_first() else {
         return Err(usage("give the command to run after --"));
     };
-    let given = client(ctx, &args.socket)?.get()?;
+    let key = key_from_agent(ctx, &args.socket, args.expect_fingerprint.as_ref())?;
     let (read, write) = key_pipe()?;
     let mut writer = std::fs::File::from(write);
-    // A pipe holds 64 KiB before a writer blocks; a key is at most 4 KiB.
-    writer.write_all(&given.key).map_err(CliError::Output)?;
+    // A pipe holds at least a page before a writer blocks; the client takes at most 4 KiB.
+    writer.write_all(key.expose()).map_err(CliError::Output)?;
     drop(writer);
-    drop(given);
+    drop(key);
     let fd = read.as_raw_fd();
     // SAFETY: F_SETFD on a descriptor this process owns only changes its close-on-exec flag, so
     // that the command inherits it.

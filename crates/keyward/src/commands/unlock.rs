@@ -1,7 +1,7 @@
 //! `keyward unlock`: open the keybox and write K. The unlock has already checked K against the
 //! keybox's fingerprint and the header MAC; the output file is created only after that.
 
-use keyward_box::recovery;
+use keyward_box::fingerprint;
 use keyward_pbs::PbsTime;
 use serde_json::json;
 
@@ -36,7 +36,10 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
     // The unlock checked K against the keybox's fingerprint; a caller may also name the key
     // it expects, so a keybox swapped for another (with its own valid MAC) is caught too.
     if let Some(expected) = &args.expect_fingerprint {
-        recovery::gate(&key.fingerprint(), &[("--expect-fingerprint".into(), expected.clone())])?;
+        fingerprint::gate(
+            &key.fingerprint(),
+            &[("--expect-fingerprint".into(), expected.clone())],
+        )?;
     }
 
     if let Some(ring) = args.to_keyring {

@@ -8,7 +8,7 @@ use keyward_core::keybox::SlotRecord;
 use keyward_core::{Error as CoreError, Keybox, Unlocker};
 use serde_json::json;
 
-use crate::auth::{explicit_secret, open, open_unattended};
+use crate::auth::{check_unattended, explicit_secret, open};
 use crate::cli::{AuthArgs, VerifyArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
@@ -58,7 +58,7 @@ fn check_slot(
         }
     } else if slot.is_unattended() {
         // Named or not: what it opens with unattended must be there (a missing key file fails).
-        return Outcome::from(open_unattended(keybox, record.id, path, &ctx.reader));
+        return Outcome::from(check_unattended(keybox, record.id, path, &ctx.reader));
     } else if let Some(args) = named
         && (!channel.is_typed() || terminal_available())
     {

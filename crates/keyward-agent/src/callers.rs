@@ -29,25 +29,9 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The credentials of `stream`'s peer.
+    /// The credentials of `stream`'s peer, and its executable.
     pub fn of(stream: &UnixStream) -> std::io::Result<Caller> {
-        let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
-        let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>())
-            .map_err(|_| std::io::Error::other("ucred size"))?;
-        // SAFETY: `cred` and `len` are valid for writes of a ucred and its length, and the
-        // descriptor is the stream's own open socket.
-        let done = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&raw mut cred).cast(),
-                &raw mut len,
-            )
-        };
-        if done != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        let cred = peer_credentials(stream)?;
         let pid = u32::try_from(cred.pid).map_err(|_| std::io::Error::other("no peer pid"))?;
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         Ok(Caller { pid, uid: cred.uid, gid: cred.gid, exe })
@@ -78,6 +62,33 @@ impl Caller {
             }
         }
     }
+}
+
+/// The uid of `stream`'s peer (a client checks who serves the socket with it).
+pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    Ok(peer_credentials(stream)?.uid)
+}
+
+/// The kernel's record of the process at the other end of `stream`.
+fn peer_credentials(stream: &UnixStream) -> std::io::Result<libc::ucred> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>())
+        .map_err(|_| std::io::Error::other("ucred size"))?;
+    // SAFETY: `cred` and `len` are valid for writes of a ucred and its length, and the
+    // descriptor is the stream's own open socket.
+    let done = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &raw mut len,
+        )
+    };
+    if done != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred)
 }
 
 /// One `--allow` rule.

@@ -9,7 +9,7 @@ use keyward_core::DataKey;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::callers::Caller;
+use crate::callers::peer_uid;
 use crate::error::AgentError;
 use crate::protocol::{self, Op, Refusal, Request, Response};
 
@@ -92,16 +92,16 @@ impl AgentClient {
     /// The socket must be served by this user or root: anyone else who could bind the path (a
     /// shared folder while the agent is down) could hand out a key of their choosing.
     fn check_server(&self, stream: &UnixStream) -> Result<(), AgentError> {
-        let server = Caller::of(stream).map_err(|e| self.gone(&e))?;
+        let server = peer_uid(stream).map_err(|e| self.gone(&e))?;
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
-        if server.uid == me || server.uid == 0 {
+        if server == me || server == 0 {
             return Ok(());
         }
         Err(AgentError::Impostor(format!(
             "the process serving {} runs as uid {}, not as this user or root; nothing was asked of it",
             self.socket.display(),
-            server.uid
+            server
         )))
     }
 

@@ -107,10 +107,52 @@ pub enum Rule {
     },
 }
 
+/// Why an `--allow` text is no rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// Not `uid:`, `gid:` or `exe:` with a value.
+    #[error("`{0}` is not uid:N, gid:N or exe:/path[@sha256]")]
+    NotARule(String),
+    /// A pinned digest that is not 64 hex digits.
+    #[error("`{0}` is not a SHA-256 in hex (64 digits)")]
+    BadDigest(String),
+    /// An executable named by a relative path.
+    #[error("`{}` is not an absolute path", .0.display())]
+    RelativePath(PathBuf),
+}
+
+/// Why a caller is not served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAllowed {
+    /// Neither its uid nor its groups are allowed.
+    #[error("uid {uid} gid {gid} is not allowed")]
+    Identity {
+        /// Its uid.
+        uid: u32,
+        /// Its gid.
+        gid: u32,
+    },
+    /// `exe:` rules are given and its executable cannot be read.
+    #[error("its executable cannot be read")]
+    ExeUnreadable,
+    /// Its executable is none of the allowed ones (or has another SHA-256).
+    #[error("the executable {} is not allowed", .0.display())]
+    Exe(PathBuf),
+}
+
+/// Whom a socket must be reachable by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The agent's own user only.
+    OwnUser,
+    /// Other users too (their credentials decide).
+    Others,
+}
+
 impl FromStr for Rule {
-    type Err = String;
+    type Err = RuleError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("`{text}` is not uid:N, gid:N or exe:/path[@sha256]");
+        let bad = || RuleError::NotARule(text.to_string());
         let (kind, value) = text.split_once(':').ok_or_else(bad)?;
         match kind {
             "uid" => value.parse().map(Rule::Uid).map_err(|_| bad()),
@@ -125,16 +167,14 @@ impl FromStr for Rule {
                     Some((path, hex)) => {
                         let digest = keyward_core::encoding::from_hex(hex)
                             .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                            .ok_or_else(|| {
-                                format!("`{hex}` is not a SHA-256 in hex (64 digits)")
-                            })?;
+                            .ok_or_else(|| RuleError::BadDigest(hex.to_string()))?;
                         (path, Some(digest))
                     }
                     None => (value, None),
                 };
                 let path = PathBuf::from(path);
                 if !path.is_absolute() {
-                    return Err(format!("`{}` is not an absolute path", path.display()));
+                    return Err(RuleError::RelativePath(path));
                 }
                 Ok(Rule::Exe { path, sha256 })
             }
@@ -159,14 +199,18 @@ impl Allowlist {
         Allowlist { identities, executables, own_uid }
     }
 
-    /// Whether anyone but the agent's own uid may be served (the socket is then left open to
-    /// every user: the credentials decide).
-    pub fn admits_others(&self) -> bool {
-        self.identities.iter().any(|rule| *rule != Rule::Uid(self.own_uid))
+    /// Whom the socket must be reachable by: others too, if anyone but the agent's own uid may
+    /// be served.
+    pub fn audience(&self) -> Audience {
+        if self.identities.iter().any(|rule| *rule != Rule::Uid(self.own_uid)) {
+            Audience::Others
+        } else {
+            Audience::OwnUser
+        }
     }
 
     /// `Ok` if `caller` is served, else why not.
-    pub fn check(&self, caller: &Caller) -> Result<(), String> {
+    pub fn check(&self, caller: &Caller) -> Result<(), NotAllowed> {
         let identity = if self.identities.is_empty() {
             caller.uid == self.own_uid
         } else {
@@ -182,13 +226,13 @@ impl Allowlist {
             })
         };
         if !identity {
-            return Err(format!("uid {} gid {} is not allowed", caller.uid, caller.gid));
+            return Err(NotAllowed::Identity { uid: caller.uid, gid: caller.gid });
         }
         if self.executables.is_empty() {
             return Ok(());
         }
         let Some(exe) = &caller.exe else {
-            return Err("its executable cannot be read".into());
+            return Err(NotAllowed::ExeUnreadable);
         };
         let mut digest = None;
         let fits =
@@ -202,11 +246,7 @@ impl Allowlist {
             Rule::Exe { path, sha256 } => fits(path, sha256, &mut digest),
             _ => false,
         });
-        if allowed {
-            Ok(())
-        } else {
-            Err(format!("the executable {} is not allowed", exe.display()))
-        }
+        if allowed { Ok(()) } else { Err(NotAllowed::Exe(exe.clone())) }
     }
 }
 

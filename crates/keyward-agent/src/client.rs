@@ -98,11 +98,7 @@ impl AgentClient {
         if server == me || server == 0 {
             return Ok(());
         }
-        Err(AgentError::Impostor(format!(
-            "the process serving {} runs as uid {}, not as this user or root; nothing was asked of it",
-            self.socket.display(),
-            server
-        )))
+        Err(AgentError::Impostor { socket: self.socket.clone(), uid: server })
     }
 
     fn gone(&self, error: &std::io::Error) -> AgentError {

@@ -39,10 +39,14 @@ pub enum AgentError {
         /// The system's answer.
         source: std::io::Error,
     },
-    /// The agent is not who the client expects: another user's process at the socket, or a key
-    /// other than the one expected.
-    #[error("{0}")]
-    Impostor(String),
+    /// Another user's process serves the socket.
+    #[error("the process serving {} runs as uid {uid}, not as this user or root; nothing was asked of it", socket.display())]
+    Impostor {
+        /// The socket.
+        socket: PathBuf,
+        /// The uid it runs as.
+        uid: u32,
+    },
     /// The options cannot work.
     #[error("{0}")]
     Invalid(String),

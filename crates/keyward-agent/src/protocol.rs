@@ -205,17 +205,29 @@ pub fn write_message(to: &mut impl Write, message: &impl Serialize) -> io::Resul
     write_frame(to, &bytes)
 }
 
-/// Parses a request frame: `Err` with the reason for anything else than a request of this
-/// version.
-pub fn parse_request(frame: &[u8]) -> Result<Request, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(frame).map_err(|e| format!("not JSON: {e}"))?;
+/// Why a frame is no request.
+#[derive(Debug, thiserror::Error)]
+pub enum BadRequest {
+    /// Not JSON at all.
+    #[error("not JSON ({0})")]
+    NotJson(serde_json::Error),
+    /// Another protocol or version.
+    #[error("not a {} version {} request", FORMAT, VERSION)]
+    OtherVersion,
+    /// This version's envelope, but not its fields.
+    #[error("not a request ({0})")]
+    Fields(serde_json::Error),
+}
+
+/// Parses a request frame: anything else than a request of this version is refused.
+pub fn parse_request(frame: &[u8]) -> Result<Request, BadRequest> {
+    let value: serde_json::Value = serde_json::from_slice(frame).map_err(BadRequest::NotJson)?;
     let version = value.get("version").and_then(serde_json::Value::as_u64);
     let format = value.get("format").and_then(serde_json::Value::as_str);
     if format != Some(FORMAT) || version != Some(u64::from(VERSION)) {
-        return Err(format!("not a {FORMAT} version {VERSION} request"));
+        return Err(BadRequest::OtherVersion);
     }
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    serde_json::from_value(value).map_err(BadRequest::Fields)
 }
 
 #[cfg(test)]

@@ -12,15 +12,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use keyward_box::BoxError;
 use keyward_box::secrets::SecretFiles;
 use keyward_core::store::RealFs;
 use keyward_core::{DataKey, ExpectedFingerprint, Fingerprint, Store};
 use serde_json::json;
 
-use crate::callers::{Allowlist, Caller};
+use crate::callers::{Allowlist, Caller, NotAllowed};
 use crate::error::AgentError;
 use crate::holder::Holder;
-use crate::protocol::{self, Op, Refusal, Response, State};
+use crate::protocol::{self, BadRequest, Op, Refusal, Response, State};
 use crate::socket::BoundSocket;
 
 /// Threads that answer connections (a re-open that waits on a device holds one of them).
@@ -29,6 +30,52 @@ const WORKERS: usize = 4;
 const MAX_WAITING: usize = 32;
 /// How long a connection may take to send its request or take its answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a request was not granted: its audit line's reason, and (but for an answer the caller
+/// did not take) the refusal it gets.
+#[derive(Debug, thiserror::Error)]
+enum Denial {
+    #[error("no credentials ({0})")]
+    NoCredentials(std::io::Error),
+    #[error(transparent)]
+    NotAllowed(#[from] NotAllowed),
+    #[error("no request ({0})")]
+    NoRequest(std::io::Error),
+    #[error(transparent)]
+    BadRequest(#[from] BadRequest),
+    #[error("locked: {0}")]
+    Locked(ReopenFailure),
+    #[error("the caller did not take the answer ({0})")]
+    NotTaken(std::io::Error),
+}
+
+impl Denial {
+    /// The refusal to send, if the caller can still be answered.
+    fn refusal(&self) -> Option<(Refusal, String)> {
+        match self {
+            Denial::NotAllowed(e) => Some((Refusal::Refused, e.to_string())),
+            Denial::NoRequest(_) | Denial::BadRequest(_) => {
+                Some((Refusal::BadRequest, self.to_string()))
+            }
+            Denial::Locked(e) => Some((Refusal::Locked, e.to_string())),
+            Denial::NoCredentials(_) | Denial::NotTaken(_) => None,
+        }
+    }
+}
+
+/// Why the keybox could not be opened again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReopenFailure {
+    /// Reading it, opening it with nobody there, or its key's fingerprint.
+    #[error(transparent)]
+    Keybox(#[from] BoxError),
+    /// A `lock` or a signal came while it was being opened.
+    #[error("the key was wiped while the keybox was being opened")]
+    Wiped,
+    /// The key cannot be locked in memory.
+    #[error("cannot lock memory for the key ({0})")]
+    Memory(std::io::Error),
+}
 
 /// What the agent is set up with.
 pub struct AgentConfig {
@@ -178,62 +225,52 @@ impl Agent {
             Ok(caller) => caller,
             Err(e) => {
                 let unknown = Caller { pid: 0, uid: u32::MAX, gid: u32::MAX, exe: None };
-                self.record(&unknown, None, Err(&format!("no credentials ({e})")));
+                self.record(&unknown, None, Err(&Denial::NoCredentials(e)));
                 return;
             }
         };
-        if let Err(reason) = self.allow.check(&caller) {
-            self.record(&caller, None, Err(&reason));
-            let refusal = Response::refusal(Refusal::Refused, reason);
-            let _ = protocol::write_message(&mut stream, &refusal);
-            return;
+        let (op, outcome) = match self.admit(&caller, &mut stream) {
+            Ok(op) => (Some(op), self.perform(op, &mut stream)),
+            Err(denial) => (None, Err(denial)),
+        };
+        if let Err(denial) = &outcome
+            && let Some((why, message)) = denial.refusal()
+        {
+            let _ = protocol::write_message(&mut stream, &Response::refusal(why, message));
         }
-        let request = protocol::read_request_frame(&mut stream)
-            .map_err(|e| format!("no request ({e})"))
-            .and_then(|frame| protocol::parse_request(&frame));
-        let op = match request {
-            Ok(request) => request.op,
-            Err(reason) => {
-                self.record(&caller, None, Err(&reason));
-                let refusal = Response::refusal(Refusal::BadRequest, reason);
-                let _ = protocol::write_message(&mut stream, &refusal);
-                return;
-            }
-        };
-        let outcome = match op {
-            Op::Get => self.get(&mut stream),
-            Op::Status => {
-                let status = self.status();
-                protocol::write_message(&mut stream, &status).map_err(|e| e.to_string())
-            }
+        self.record(&caller, op, outcome.as_ref().map(|_| ()));
+    }
+
+    /// The caller checked (before anything is read from it), then its request read.
+    fn admit(&self, caller: &Caller, stream: &mut UnixStream) -> Result<Op, Denial> {
+        self.allow.check(caller)?;
+        let frame = protocol::read_request_frame(stream).map_err(Denial::NoRequest)?;
+        Ok(protocol::parse_request(&frame)?.op)
+    }
+
+    /// Answers an admitted request.
+    fn perform(&self, op: Op, stream: &mut UnixStream) -> Result<(), Denial> {
+        match op {
+            Op::Get => self.get(stream),
+            Op::Status => protocol::write_message(stream, &self.status()).map_err(Denial::NotTaken),
             Op::Lock => {
                 self.wipe();
                 let done = Response { state: Some(State::Locked), ..Response::granted() };
-                protocol::write_message(&mut stream, &done).map_err(|e| e.to_string())
+                protocol::write_message(stream, &done).map_err(Denial::NotTaken)
             }
-        };
-        self.record(&caller, Some(op), outcome.as_ref().map(|_| ()).map_err(String::as_str));
+        }
     }
 
-    /// Sends the key (re-opening the keybox if its time was up); `Err` says why not.
-    fn get(&self, stream: &mut UnixStream) -> Result<(), String> {
+    /// Sends the key (re-opening the keybox if its time was up).
+    fn get(&self, stream: &mut UnixStream) -> Result<(), Denial> {
         let sent = match self.send_held(stream) {
             Some(sent) => sent,
             None => {
-                let reopened = self.reopen().and_then(|()| {
-                    self.send_held(stream).ok_or_else(|| "the key was wiped meanwhile".to_string())
-                });
-                match reopened {
-                    Ok(sent) => sent,
-                    Err(reason) => {
-                        let refusal = Response::refusal(Refusal::Locked, &reason);
-                        let _ = protocol::write_message(stream, &refusal);
-                        return Err(format!("locked: {reason}"));
-                    }
-                }
+                self.reopen().map_err(Denial::Locked)?;
+                self.send_held(stream).ok_or(Denial::Locked(ReopenFailure::Wiped))?
             }
         };
-        sent.map_err(|e| format!("the caller did not take the key ({e})"))?;
+        sent.map_err(Denial::NotTaken)?;
         self.served.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -258,7 +295,7 @@ impl Agent {
 
     /// Opens the keybox again with nobody there, checks the key is the one first held, and
     /// holds it for a TTL — unless a wipe was asked for meanwhile.
-    fn reopen(&self) -> Result<(), String> {
+    fn reopen(&self) -> Result<(), ReopenFailure> {
         let _one = self.reopening.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let wipes = self.wipes.load(Ordering::SeqCst);
         // Another request may have re-opened it meanwhile.
@@ -266,26 +303,24 @@ impl Agent {
             return Ok(());
         }
         let store = Store::new(&RealFs, self.keybox.clone());
-        let keybox = store.load().map_err(|e| e.to_string())?;
+        let keybox = store.load().map_err(BoxError::from)?;
         let files = SecretFiles::new();
         let opened = keyward_box::unlock::open_unattended(
             &keybox,
             store.path(),
             &files,
             self.slot.as_deref(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let key = opened.key().clone();
         drop(opened);
         // The keybox at the path may have been replaced by another: its key is not served.
         let first = ExpectedFingerprint::Full(self.fingerprint);
-        keyward_box::fingerprint::gate(&key.fingerprint(), &[("the agent's key".into(), first)])
-            .map_err(|e| e.to_string())?;
+        keyward_box::fingerprint::gate(&key.fingerprint(), &[("the agent's key".into(), first)])?;
         let mut holder = self.holder();
         if self.stopping.load(Ordering::SeqCst) || self.wipes.load(Ordering::SeqCst) != wipes {
-            return Err("the key was wiped while the keybox was being opened".into());
+            return Err(ReopenFailure::Wiped);
         }
-        holder.hold(key, self.ttl).map_err(|e| format!("cannot lock memory ({e})"))?;
+        holder.hold(key, self.ttl).map_err(ReopenFailure::Memory)?;
         drop(holder);
         self.changed.notify_all();
         Ok(())
@@ -312,7 +347,7 @@ impl Agent {
     }
 
     /// One audit line: when, who, what, and whether it was granted. Never the key.
-    fn record(&self, caller: &Caller, op: Option<Op>, outcome: Result<(), &str>) {
+    fn record(&self, caller: &Caller, op: Option<Op>, outcome: Result<(), &Denial>) {
         if outcome.is_err() {
             self.refused.fetch_add(1, Ordering::SeqCst);
         }
@@ -328,8 +363,8 @@ impl Agent {
             "op": op.map(Op::name),
             "granted": outcome.is_ok(),
         });
-        if let Err(reason) = outcome {
-            line["reason"] = json!(reason);
+        if let Err(denial) = outcome {
+            line["reason"] = json!(denial.to_string());
         }
         let mut audit = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = writeln!(audit, "{line}");

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use keyward_core::store::{RealFs, create_private_folder};
 use sha2::{Digest, Sha256};
 
+use crate::callers::Audience;
 use crate::error::AgentError;
 
 /// The first descriptor systemd passes (sd_listen_fds(3)).
@@ -90,13 +91,23 @@ pub fn activated() -> Option<UnixListener> {
     listener.local_addr().ok().map(|_| listener)
 }
 
-/// Binds `path`. In the default place (`private_folder`), the folder is made 0700 and the
-/// socket 0600; elsewhere the folder must exist, and the socket is 0666 when `open_to_all` (other
-/// users are allowed: their credentials decide), else 0600. A socket left by an agent that is
-/// gone is replaced; one that answers is refused.
-pub fn bind(path: &Path, private_folder: bool, open_to_all: bool) -> Result<Listening, AgentError> {
+/// Where a socket is bound, which decides its permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The default folder ([`default_socket`]): made 0700, the socket 0600.
+    DefaultFolder,
+    /// A folder the operator chose, which must exist: the socket is 0666 for an audience of
+    /// other users (their credentials decide), else 0600.
+    Chosen(Audience),
+}
+
+/// Binds `path` in `place`. A socket left by an agent that is gone is replaced; one that answers
+/// (or cannot be checked) is refused.
+pub fn bind(path: &Path, place: Place) -> Result<Listening, AgentError> {
     let io = |what, source| AgentError::Io { what, path: path.to_path_buf(), source };
-    if private_folder && let Some(folder) = path.parent() {
+    if place == Place::DefaultFolder
+        && let Some(folder) = path.parent()
+    {
         create_private_folder(&RealFs, folder).map_err(|e| AgentError::Invalid(e.to_string()))?;
     }
     if let Ok(facts) = std::fs::symlink_metadata(path) {
@@ -115,7 +126,7 @@ pub fn bind(path: &Path, private_folder: bool, open_to_all: bool) -> Result<List
         std::fs::remove_file(path).map_err(|e| io("cannot remove the stale socket", e))?;
     }
     let listener = UnixListener::bind(path).map_err(|e| io("cannot listen at", e))?;
-    let mode = if open_to_all && !private_folder { 0o666 } else { 0o600 };
+    let mode = if place == Place::Chosen(Audience::Others) { 0o666 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| io("cannot set the permissions of", e))?;
     let facts = std::fs::symlink_metadata(path).map_err(|e| io("cannot read", e))?;

@@ -193,7 +193,7 @@ impl CliError {
             CliError::Agent(e) => match e {
                 // No agent, or one that died mid-request: nothing was handed over.
                 AgentError::NotRunning { .. } => ExitCode::Unavailable,
-                AgentError::Refused(_) | AgentError::Locked(_) | AgentError::Impostor(_) => {
+                AgentError::Refused(_) | AgentError::Locked(_) | AgentError::Impostor { .. } => {
                     ExitCode::Refused
                 }
                 AgentError::AlreadyServing(_) => ExitCode::Conflict,

@@ -12,10 +12,10 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keyward_agent::callers::Allowlist;
+use keyward_agent::callers::{Allowlist, Audience};
 use keyward_agent::client::AgentClient;
 use keyward_agent::server::{Agent, AgentConfig, Shutdown, block_exit_signals, wipe_on_signals};
-use keyward_agent::socket::{self, Listening};
+use keyward_agent::socket::{self, Listening, Place};
 use keyward_box::fingerprint;
 use keyward_core::{DataKey, ExpectedFingerprint};
 use serde_json::json;
@@ -113,7 +113,7 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::geteuid() };
     let allow = Allowlist::new(&args.allow, own_uid);
-    if allow.admits_others() && args.socket.socket.is_none() && activated.is_none() {
+    if allow.audience() == Audience::Others && args.socket.socket.is_none() && activated.is_none() {
         return Err(usage(
             "other users cannot reach a socket in $XDG_RUNTIME_DIR/keyward (0700): give --socket PATH in a folder they can enter",
         ));
@@ -132,8 +132,11 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
     let Listening { listener, bound } = match activated {
         Some(listener) => Listening { listener, bound: None },
         None => {
-            let path = socket_path(ctx, &args.socket)?;
-            socket::bind(&path, args.socket.socket.is_none(), allow.admits_others())?
+            let place = match args.socket.socket {
+                Some(_) => Place::Chosen(allow.audience()),
+                None => Place::DefaultFolder,
+            };
+            socket::bind(&socket_path(ctx, &args.socket)?, place)?
         }
     };
     if let Some(bound) = &bound {

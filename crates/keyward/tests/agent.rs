@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{CANARY_KEY, CANARY_PASSPHRASE, Dir, Outcome, locked_undumpable_kib};
+use util::{CANARY_KEY, CANARY_PASSPHRASE, Dir, Outcome, locked_undumpable_kib, wait_for_socket};
 
 /// The unprivileged user the tests run other processes as (Debian's `nobody`).
 const NOBODY: u32 = 65534;
@@ -40,17 +40,10 @@ impl Agent {
             Some(i) => PathBuf::from(args[i + 1]),
             None => default_socket(dir),
         };
-        let mut agent = Agent { child: Some(child), socket, log };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        // Until it answers (a socket an earlier agent left behind is there but refuses).
-        while std::os::unix::net::UnixStream::connect(&agent.socket).is_err() {
-            if let Some(status) = agent.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("the agent exited ({status}): {}", agent.log());
-            }
-            assert!(Instant::now() < deadline, "no agent socket after 20 s: {}", agent.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        agent
+        let mut child = child;
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        wait_for_socket(&socket, &mut child, read_log);
+        Agent { child: Some(child), socket, log }
     }
 
     fn pid(&self) -> u32 {

@@ -218,24 +218,13 @@ fn the_agent_opens_the_keybox_again_through_the_tpm_once_its_key_is_wiped() {
     keybox_with_tpm2(&dir, &tpm, &[]);
     let socket = dir.path("agent.sock");
     let socket_text = socket.to_str().expect("utf-8").to_string();
-    let (child, _) = dir
+    let (mut child, _) = dir
         .keyward()
         .env("KEYWARD_TPM2_DEVICE", &tcti)
         .args(["agent", "serve", "--ttl", "60s", "--socket", &socket_text])
         .spawn();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Killed(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the agent did not start within 30 s");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    util::wait_for_socket(&socket, &mut child, String::new);
+    let _agent = util::KilledOnDrop(child);
     let client = |args: &[&str]| dir.keyward().args(args).args(["--socket", &socket_text]).run();
     // Started unattended through the TPM; wiped; the next request asks the TPM again.
     client(&["agent", "lock"]).assert_success();

@@ -332,3 +332,31 @@ pub fn locked_undumpable_kib(pid: u32) -> u64 {
     }
     total
 }
+
+/// Waits (at most 30 s) until something answers at the Unix socket `path` — a socket an earlier
+/// process left behind is there but refuses. Panics with `log()` if `child` exits first.
+pub fn wait_for_socket(path: &Path, child: &mut Child, log: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited ({status}) before {} answered: {}", path.display(), log());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing answers at {} after 30 s: {}",
+            path.display(),
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A process the test started, killed and reaped when the test ends.
+pub struct KilledOnDrop(pub Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

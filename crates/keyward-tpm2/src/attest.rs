@@ -7,7 +7,6 @@
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest as _, Sha256};
-use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::structure_tags::AttestationType;
@@ -16,7 +15,7 @@ use tss_esapi::structures::{
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 
-use crate::tpm::{Bank, Cause, Doing, Tpm, TpmFailure, selection};
+use crate::tpm::{Bank, Cause, Doing, PrimaryRole, Tpm, TpmFailure, selection};
 
 /// A quote: the TPMS_ATTEST the TPM signed, and its ECDSA signature (r ‖ s, 32 bytes each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,16 +91,6 @@ impl Tpm {
     fn attestation_key_handle(
         &mut self,
     ) -> Result<(tss_esapi::handles::KeyHandle, Vec<u8>), TpmFailure> {
-        let attributes = ObjectAttributesBuilder::new()
-            .with_fixed_tpm(true)
-            .with_fixed_parent(true)
-            .with_sensitive_data_origin(true)
-            .with_user_with_auth(true)
-            .with_no_da(true)
-            .with_restricted(true)
-            .with_sign_encrypt(true)
-            .build()
-            .doing("attestation key attributes")?;
         let ecc = PublicEccParametersBuilder::new_unrestricted_signing_key(
             EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
             EccCurve::NistP256,
@@ -109,7 +98,8 @@ impl Tpm {
         .with_restricted(true)
         .build()
         .doing("attestation key parameters")?;
-        let created = self.ecc_primary(attributes, ecc, "cannot create the attestation key")?;
+        let created =
+            self.ecc_primary(PrimaryRole::Attestation, ecc, "cannot create the attestation key")?;
         let tss_esapi::structures::Public::Ecc { unique, .. } = created.out_public else {
             return Err(failure("an attestation key that is not ECC"));
         };

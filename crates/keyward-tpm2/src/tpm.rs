@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tss_esapi::attributes::{
-    NvIndexAttributesBuilder, ObjectAttributes, ObjectAttributesBuilder, SessionAttributesBuilder,
+    NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder,
 };
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::{CapabilityType, NvIndexType, PropertyTag, SessionType};
@@ -196,6 +196,15 @@ pub struct Lockout {
     pub max_failures: u32,
     /// Seconds after which one failure is forgiven.
     pub interval_s: u32,
+}
+
+/// What a primary key this crate makes is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrimaryRole {
+    /// The storage key sealed objects live under (it decrypts).
+    Storage,
+    /// The key that signs quotes (it signs).
+    Attestation,
 }
 
 /// An open connection to one TPM.
@@ -533,23 +542,14 @@ impl Tpm {
     /// The storage primary key under the owner hierarchy, from the TCG's ECC P-256 storage
     /// template (as systemd-cryptenroll uses): the same key every time, from the TPM's seed.
     fn primary(&mut self) -> Result<KeyHandle, TpmFailure> {
-        let attributes = ObjectAttributesBuilder::new()
-            .with_fixed_tpm(true)
-            .with_fixed_parent(true)
-            .with_sensitive_data_origin(true)
-            .with_user_with_auth(true)
-            .with_no_da(true)
-            .with_restricted(true)
-            .with_decrypt(true)
-            .build()
-            .doing("primary key attributes")?;
         let ecc = PublicEccParametersBuilder::new_restricted_decryption_key(
             SymmetricDefinitionObject::AES_128_CFB,
             EccCurve::NistP256,
         )
         .build()
         .doing("primary key parameters")?;
-        let created = self.ecc_primary(attributes, ecc, "cannot create the storage primary key")?;
+        let created =
+            self.ecc_primary(PrimaryRole::Storage, ecc, "cannot create the storage primary key")?;
         Ok(created.key_handle)
     }
 
@@ -557,10 +557,23 @@ impl Tpm {
     /// unique field: derived from the owner seed, so the same key every time. Flushed on drop.
     pub(crate) fn ecc_primary(
         &mut self,
-        attributes: ObjectAttributes,
+        role: PrimaryRole,
         ecc: PublicEccParameters,
         what: &'static str,
     ) -> Result<CreatePrimaryKeyResult, TpmFailure> {
+        // Both are fixed to this TPM, made inside it, restricted, used without a password and
+        // outside the dictionary-attack lockout; one decrypts (stores), the other signs.
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_sensitive_data_origin(true)
+            .with_user_with_auth(true)
+            .with_no_da(true)
+            .with_restricted(true)
+            .with_decrypt(role == PrimaryRole::Storage)
+            .with_sign_encrypt(role == PrimaryRole::Attestation)
+            .build()
+            .doing("primary key attributes")?;
         let public = PublicBuilder::new()
             .with_public_algorithm(PublicAlgorithm::Ecc)
             .with_name_hashing_algorithm(HashingAlgorithm::Sha256)

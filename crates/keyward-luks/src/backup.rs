@@ -1,0 +1,110 @@
+//! Header backup and restore. The backup is cryptsetup's own (luksHeaderBackup: the header and
+//! every keyslot area), so `cryptsetup luksHeaderRestore` can use it without keyward too. A
+//! restore refuses a backup of another volume, and says when it brings back an older keyward
+//! keyslot, whose passphrase then opens the volume again.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{LuksError, Result};
+use crate::journal::{Entry, Journal};
+use crate::volume::{Volume, restore_header};
+
+/// A header backup, in memory until the caller writes it (0600, atomically).
+pub struct HeaderBackup {
+    /// The volume's UUID.
+    pub uuid: String,
+    /// The backup file's bytes.
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// Their SHA-256.
+    pub sha256: [u8; 32],
+    /// keyward's pair in it, if its journal is settled.
+    pub pair: Option<Entry>,
+}
+
+/// Backs up the header of `volume`.
+pub fn back_up(volume: &mut Volume) -> Result<HeaderBackup> {
+    // libcryptsetup writes the backup into a new file only; a private folder of our own
+    // holds it until it is read back.
+    let folder = tempfile::tempdir().map_err(|source| LuksError::Io {
+        path: std::env::temp_dir(),
+        what: "cannot make a private folder for the header backup",
+        source,
+    })?;
+    let file = folder.path().join("header");
+    volume.header_backup(&file)?;
+    let bytes = Zeroizing::new(std::fs::read(&file).map_err(|source| LuksError::Io {
+        path: file.clone(),
+        what: "cannot read the header backup back",
+        source,
+    })?);
+    let pair = Journal::read(&volume.header()?).ok().and_then(|j| j.settled().cloned());
+    Ok(HeaderBackup {
+        uuid: volume.uuid().into(),
+        sha256: Sha256::digest(&bytes[..]).into(),
+        bytes,
+        pair,
+    })
+}
+
+/// What a restore did.
+#[derive(Debug)]
+pub struct Restored {
+    /// The volume's UUID.
+    pub uuid: String,
+    /// keyward's pair in the restored header, if its journal is settled.
+    pub pair: Option<Entry>,
+    /// When the restore brought keyward's pair back from a later sequence to an earlier one
+    /// (of the same enrollment): the later sequence.
+    pub went_back_from: Option<u64>,
+}
+
+/// Restores the header backup `backup` onto `device`: refused if it is another volume's
+/// backup, or if `device` has no readable header and `expect_uuid` does not name the
+/// backup's volume.
+pub fn restore(device: &Path, backup: &Path, expect_uuid: Option<&str>) -> Result<Restored> {
+    let mut from = Volume::open(backup)?;
+    let uuid = from.uuid().to_string();
+    let restored = Journal::read(&from.header()?).ok();
+    drop(from);
+    let replaced = match Volume::open(device) {
+        Ok(mut current) => {
+            if current.uuid() != uuid {
+                return Err(other_volume(device, current.uuid(), backup, &uuid));
+            }
+            Journal::read(&current.header()?).ok()
+        }
+        Err(LuksError::NotLuks2 { .. }) => match expect_uuid {
+            Some(expected) if expected.eq_ignore_ascii_case(&uuid) => None,
+            Some(expected) => return Err(other_volume(device, expected, backup, &uuid)),
+            None => {
+                return Err(LuksError::NothingToCompare { path: device.into(), backup_uuid: uuid });
+            }
+        },
+        Err(e) => return Err(e),
+    };
+    restore_header(device, backup)?;
+    let pair = restored.as_ref().and_then(|j| j.settled().cloned());
+    let latest = |journal: &Option<Journal>| {
+        journal
+            .as_ref()
+            .and_then(|j| j.settled())
+            .map(|e| (e.record.enrollment.clone(), e.record.sequence))
+    };
+    let went_back_from = match (latest(&replaced), latest(&restored)) {
+        (Some((was, later)), Some((now, earlier))) if was == now && later > earlier => Some(later),
+        _ => None,
+    };
+    Ok(Restored { uuid, pair, went_back_from })
+}
+
+fn other_volume(device: &Path, volume_uuid: &str, backup: &Path, backup_uuid: &str) -> LuksError {
+    LuksError::OtherVolume {
+        path: PathBuf::from(device),
+        volume_uuid: volume_uuid.into(),
+        backup: backup.into(),
+        backup_uuid: backup_uuid.into(),
+    }
+}

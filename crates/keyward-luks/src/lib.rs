@@ -1,0 +1,27 @@
+//! keyward on LUKS2: a volume keyslot whose passphrase is derived from the data key K, so every
+//! slot that opens the keybox opens the volume, and a `keyward` token in the header that names
+//! the keyslot and is also the journal of its crash-safe, resumable rotation.
+//!
+//! - [`volume`]: the volume through libcryptsetup, one call per change;
+//! - [`header`] and [`token`]: what keyward reads of the header, and its token's format;
+//! - [`journal`]: which state a stopped command left (a pure function of the header);
+//! - [`workflow`]: the commands (enroll, rotate, passphrase, remove, add-passphrase), each
+//!   settling the journal first;
+//! - [`backup`]: header backup and restore, refusing another volume's backup.
+//!
+//! Formats: docs/formats/luks2-token.md.
+
+pub mod backup;
+pub mod error;
+pub mod header;
+pub mod journal;
+pub mod kdf;
+pub mod passphrase;
+pub mod token;
+pub mod volume;
+pub mod workflow;
+
+pub use error::{LuksError, Result};
+pub use kdf::{Kdf, KeyslotKdf};
+pub use volume::Volume;
+pub use workflow::{FaultHook, KeywardVolume, NoFaults, Repair, Rotation, Status, Step};

@@ -83,12 +83,6 @@ pub enum LuksError {
         /// What is wrong.
         anomaly: Anomaly,
     },
-    /// A rotation is unfinished and this command does not hold the key to finish it.
-    #[error("{}: a keyward rotation is unfinished; finish it with `keyward luks rotate` (or any keyward luks command that opens the keybox) first", path.display())]
-    Unfinished {
-        /// The volume.
-        path: PathBuf,
-    },
     /// Removing keyward's keyslot would leave no keyslot at all.
     #[error("{}: keyslot {keyslot} is the volume's last; removing it would leave the volume with no way to open it. Add a passphrase first with `keyward luks add-passphrase`", path.display())]
     LastKeyslot {

@@ -81,6 +81,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// LUKS2 volumes: a keyslot whose passphrase is derived from the key, so every slot that
+    /// opens the keybox opens the volume, with a `keyward` token in the header that names it and
+    /// journals its crash-safe rotation.
+    Luks {
+        #[command(subcommand)]
+        command: LuksCommand,
+    },
     /// Run a command with the key from the agent on an inherited file descriptor, whose number
     /// is in the child's `KEYWARD_KEY_FD` (never in its arguments or environment).
     Exec(ExecArgs),
@@ -1005,4 +1012,157 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `keyward luks …`. DEVICE is a block device or a LUKS2 image file. Every command that opens
+/// the keybox first finishes (or rolls back) a keyward command that was stopped half-way, and
+/// says so on stderr.
+#[derive(Debug, Subcommand)]
+pub enum LuksCommand {
+    /// Add keyward's keyslot, with a `keyward` token bound to it. An existing passphrase of the
+    /// volume is needed once (a prompt, or --luks-key-file).
+    Enroll(LuksEnrollArgs),
+    /// Give keyward's keyslot a new passphrase: a pending token, a new keyslot, the token
+    /// committed, then the old keyslot wiped and its token removed. After a crash at any step
+    /// the next keyward luks command finishes it or rolls it back.
+    Rotate(LuksRotateArgs),
+    /// Write keyward's keyslot passphrase (for `cryptsetup open --key-file -`), after checking
+    /// that it opens its keyslot. No newline is added.
+    Passphrase(LuksPassphraseArgs),
+    /// Show which keyslot is keyward's, its token, and a rotation left unfinished. Reads only,
+    /// needs no key; exits 4 when the header holds keyward tokens no keyward step leaves.
+    Status {
+        /// The block device or image file.
+        device: PathBuf,
+    },
+    /// Wipe keyward's keyslot and remove its token. Refused if it is the volume's last keyslot.
+    Remove(LuksKeyArgs),
+    /// Back up the header and keyslot areas (cryptsetup's luksHeaderBackup) to a new 0600 file.
+    HeaderBackup {
+        /// The block device or image file.
+        device: PathBuf,
+        /// The backup file (created 0600, atomically).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace an existing backup file (atomically).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a header backup; refused if it is another volume's (by UUID).
+    HeaderRestore {
+        /// The block device or image file.
+        device: PathBuf,
+        /// The header backup (from `keyward luks header-backup` or `cryptsetup
+        /// luksHeaderBackup`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The volume's UUID, needed when its header is too damaged to read it from.
+        #[arg(long, value_name = "UUID")]
+        expect_uuid: Option<String>,
+    },
+    /// Add an ordinary passphrase keyslot, opened through keyward's keyslot: on a fresh machine,
+    /// after `keyward recover`, this gives the volume a passphrase again.
+    AddPassphrase(LuksAddPassphraseArgs),
+}
+
+/// A volume and how the keybox is opened.
+#[derive(Debug, Args)]
+pub struct LuksKeyArgs {
+    /// The block device or image file.
+    pub device: PathBuf,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// The PBKDF of a keyslot keyward adds, with cryptsetup's option names and meanings; without
+/// any, libcryptsetup chooses as `cryptsetup luksAddKey` does (argon2id, benchmarked).
+#[derive(Debug, Args)]
+pub struct LuksKdfArgs {
+    /// The keyslot's PBKDF.
+    #[arg(long, value_enum, value_name = "KDF")]
+    pub pbkdf: Option<LuksKdf>,
+
+    /// The unlock time the PBKDF benchmark aims at, in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub iter_time: Option<u32>,
+
+    /// argon2's memory in KiB: its most with a benchmark, its cost with
+    /// --pbkdf-force-iterations.
+    #[arg(long, value_name = "KIB", value_parser = clap::value_parser!(u32).range(32..))]
+    pub pbkdf_memory: Option<u32>,
+
+    /// argon2's threads.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub pbkdf_parallel: Option<u32>,
+
+    /// A fixed PBKDF cost (argon2 passes, or PBKDF2 iterations), with no benchmark.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pbkdf_force_iterations: Option<u32>,
+}
+
+/// A LUKS2 keyslot PBKDF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LuksKdf {
+    /// argon2id (LUKS2's default).
+    Argon2id,
+    /// argon2i.
+    Argon2i,
+    /// PBKDF2-SHA256.
+    Pbkdf2,
+}
+
+/// `keyward luks enroll`.
+#[derive(Debug, Args)]
+pub struct LuksEnrollArgs {
+    #[command(flatten)]
+    pub volume: LuksKeyArgs,
+
+    /// An existing passphrase (or key file) of the volume, read whole as `cryptsetup
+    /// --key-file` reads it (`-` for stdin), instead of a prompt.
+    #[arg(long, value_name = "F")]
+    pub luks_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub kdf: LuksKdfArgs,
+}
+
+/// `keyward luks rotate`.
+#[derive(Debug, Args)]
+pub struct LuksRotateArgs {
+    #[command(flatten)]
+    pub volume: LuksKeyArgs,
+
+    #[command(flatten)]
+    pub kdf: LuksKdfArgs,
+}
+
+/// `keyward luks passphrase`.
+#[derive(Debug, Args)]
+pub struct LuksPassphraseArgs {
+    #[command(flatten)]
+    pub volume: LuksKeyArgs,
+
+    /// Where to write the passphrase: a file (created 0600) or `-` for stdout.
+    #[arg(long, value_name = "FILE|-")]
+    pub out: PathBuf,
+
+    /// Replace an existing output file (atomically).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `keyward luks add-passphrase`.
+#[derive(Debug, Args)]
+pub struct LuksAddPassphraseArgs {
+    #[command(flatten)]
+    pub volume: LuksKeyArgs,
+
+    /// The new passphrase (or key file), read whole as `cryptsetup --key-file` reads it (`-`
+    /// for stdin), instead of prompting twice.
+    #[arg(long, value_name = "F")]
+    pub new_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub kdf: LuksKdfArgs,
 }

@@ -73,6 +73,9 @@ pub enum CliError {
     /// The key agent, or talking to it.
     #[error(transparent)]
     Agent(#[from] keyward_agent::AgentError),
+    /// A LUKS2 volume's keyward keyslot.
+    #[error(transparent)]
+    Luks(#[from] keyward_luks::LuksError),
     /// A server or database cannot be reached or served.
     #[error("{0}; check that it runs and the address is right")]
     Unavailable(String),
@@ -138,6 +141,23 @@ impl From<BoxError> for CliError {
     }
 }
 
+/// The exit code of a LUKS2 failure.
+fn luks_exit_code(error: &keyward_luks::LuksError) -> ExitCode {
+    use keyward_luks::LuksError as L;
+    match error {
+        L::Missing { .. } | L::NotEnrolled { .. } => ExitCode::NotFound,
+        L::NotLuks2 { .. } | L::NothingToCompare { .. } => ExitCode::Usage,
+        L::WrongPassphrase { .. } => ExitCode::AuthenticationFailed,
+        L::OtherKey { .. } => ExitCode::FingerprintMismatch,
+        L::KeyslotDoesNotOpen { .. } | L::Anomaly { .. } => ExitCode::Integrity,
+        L::AlreadyEnrolled { .. } => ExitCode::Conflict,
+        L::LastKeyslot { .. } | L::NoFreeKeyslot { .. } | L::OtherVolume { .. } => {
+            ExitCode::Refused
+        }
+        L::Cryptsetup { .. } | L::Io { .. } | L::Interrupted { .. } => ExitCode::Internal,
+    }
+}
+
 /// The stable exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -190,6 +210,7 @@ impl CliError {
             }
             CliError::Keyring { .. } => ExitCode::Internal,
             CliError::AuditBroken(_) => ExitCode::Integrity,
+            CliError::Luks(e) => luks_exit_code(e),
             CliError::Agent(e) => match e {
                 // No agent, or one that died mid-request: nothing was handed over.
                 AgentError::NotRunning { .. } => ExitCode::Unavailable,

@@ -111,6 +111,7 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Tpm2 { command } => kinds::tpm2::run(&ctx, command),
                 Command::Agent { command } => commands::agent::run(&ctx, command),
                 Command::Exec(args) => commands::agent::exec(&ctx, args),
+                Command::Luks { command } => commands::luks::run(&ctx, command),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
             }

@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod hub;
 pub mod init;
 pub mod list;
+pub mod luks;
 pub mod operator;
 pub mod peer;
 pub mod peers;

@@ -1,0 +1,290 @@
+//! `keyward luks …`: keyward's keyslot on a LUKS2 volume (keyward_luks does the work). The
+//! volume is opened before the keybox, so a wrong device is said before anyone is prompted;
+//! what settling repaired is said on stderr even when the command then fails.
+
+use std::path::Path;
+
+use keyward_core::encoding::to_hex;
+use keyward_luks::backup;
+use keyward_luks::journal::{Entry, Journal};
+use keyward_luks::{KeyslotKdf, KeywardVolume, LuksError, NoFaults, Volume};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::auth::open;
+use crate::cli::{LuksCommand, LuksKdf, LuksKdfArgs, LuksKeyArgs};
+use crate::context::Context;
+use crate::exit::{CliError, CliResult};
+use crate::output::{Overwrite, progress, warn, write_secret};
+use crate::secret_input::{prompt_new_secret, prompt_secret};
+
+/// Runs `keyward luks …`.
+pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
+    match command {
+        LuksCommand::Enroll(args) => {
+            let kdf = keyslot_kdf(&args.kdf);
+            let entry = with_key(ctx, &args.volume, |volume| {
+                let existing = match &args.luks_key_file {
+                    Some(path) => ctx.reader.bytes(path).map_err(CliError::from)?,
+                    None => prompt_secret(&format!(
+                        "A passphrase of {} (an existing keyslot): ",
+                        args.volume.device.display()
+                    ))
+                    .map(|p| Zeroizing::new(p.expose().to_vec()))?,
+                };
+                progress(adding_keyslot(&kdf));
+                Ok(volume.enroll(&existing, &kdf)?)
+            })?;
+            pair_done(ctx, "Enrolled", &args.volume.device, &entry)
+        }
+        LuksCommand::Rotate(args) => {
+            let kdf = keyslot_kdf(&args.kdf);
+            let rotation = with_key(ctx, &args.volume, |volume| {
+                progress(adding_keyslot(&kdf));
+                Ok(volume.rotate(&kdf)?)
+            })?;
+            ctx.out.line(format!(
+                "Rotated keyward's keyslot of {}: keyslot {} (sequence {}) wiped, keyslot {} (sequence {}) in use",
+                args.volume.device.display(),
+                rotation.from.record.keyslot,
+                rotation.from.record.sequence,
+                rotation.to.record.keyslot,
+                rotation.to.record.sequence,
+            ))?;
+            ctx.out.json(&json!({
+                "device": args.volume.device,
+                "from": pair_json(&rotation.from),
+                "to": pair_json(&rotation.to),
+            }))
+        }
+        LuksCommand::Passphrase(args) => {
+            let (entry, passphrase) =
+                with_key(ctx, &args.volume, |volume| Ok(volume.passphrase()?))?;
+            write_secret(&args.out, passphrase.expose(), Overwrite::from_force(args.force))?;
+            progress(&format!(
+                "keyward's passphrase of keyslot {} (sequence {}) written to {}",
+                entry.record.keyslot,
+                entry.record.sequence,
+                args.out.display()
+            ));
+            Ok(())
+        }
+        LuksCommand::Status { device } => status(ctx, device),
+        LuksCommand::Remove(args) => {
+            let entry = with_key(ctx, args, |volume| Ok(volume.remove()?))?;
+            ctx.out.line(format!(
+                "Removed keyward's keyslot {} and its token {} from {}",
+                entry.record.keyslot,
+                entry.token,
+                args.device.display()
+            ))?;
+            ctx.out.json(&json!({ "device": args.device, "removed": pair_json(&entry) }))
+        }
+        LuksCommand::HeaderBackup { device, out, force } => {
+            let mut volume = Volume::open(device)?;
+            let backup = backup::back_up(&mut volume)?;
+            write_secret(out, &backup.bytes, Overwrite::from_force(*force))?;
+            ctx.out.line(format!(
+                "Header of {} (UUID {}) backed up to {} (SHA-256 {}); {}",
+                device.display(),
+                backup.uuid,
+                out.display(),
+                to_hex(&backup.sha256),
+                match &backup.pair {
+                    Some(e) => format!(
+                        "keyward's keyslot {} (sequence {}, key {}) is in it",
+                        e.record.keyslot,
+                        e.record.sequence,
+                        e.record.fingerprint.short()
+                    ),
+                    None => "it holds no settled keyward keyslot".into(),
+                }
+            ))?;
+            ctx.out.json(&json!({
+                "device": device,
+                "uuid": backup.uuid,
+                "backup": out,
+                "sha256": to_hex(&backup.sha256),
+                "keyward": backup.pair.as_ref().map(pair_json),
+            }))
+        }
+        LuksCommand::HeaderRestore { device, from, expect_uuid } => {
+            let restored = backup::restore(device, from, expect_uuid.as_deref())?;
+            if let Some(later) = restored.went_back_from {
+                warn(&format!(
+                    "the restored header holds an earlier keyward keyslot than sequence {later}, the one it replaced; that earlier passphrase opens the volume again: run `keyward luks rotate {}`",
+                    device.display()
+                ));
+            }
+            ctx.out.line(format!(
+                "Restored the header of {} (UUID {}) from {}",
+                device.display(),
+                restored.uuid,
+                from.display()
+            ))?;
+            ctx.out.json(&json!({
+                "device": device,
+                "uuid": restored.uuid,
+                "keyward": restored.pair.as_ref().map(pair_json),
+                "went_back_from": restored.went_back_from,
+            }))
+        }
+        LuksCommand::AddPassphrase(args) => {
+            let kdf = keyslot_kdf(&args.kdf);
+            let keyslot = with_key(ctx, &args.volume, |volume| {
+                let new = match &args.new_key_file {
+                    Some(path) => ctx.reader.bytes(path).map_err(CliError::from)?,
+                    None => prompt_new_secret("passphrase for the volume")
+                        .map(|p| Zeroizing::new(p.expose().to_vec()))?,
+                };
+                progress(adding_keyslot(&kdf));
+                Ok(volume.add_passphrase(&new, &kdf)?)
+            })?;
+            ctx.out.line(format!(
+                "Added a passphrase keyslot {keyslot} to {}, opened through keyward's keyslot",
+                args.volume.device.display()
+            ))?;
+            ctx.out.json(&json!({ "device": args.volume.device, "keyslot": keyslot }))
+        }
+    }
+}
+
+/// Opens the volume, then the keybox, and runs `work` on the volume with K; what settling
+/// repaired is said on stderr whatever `work` returns.
+fn with_key<T>(
+    ctx: &Context,
+    args: &LuksKeyArgs,
+    work: impl FnOnce(&mut KeywardVolume<'_>) -> CliResult<T>,
+) -> CliResult<T> {
+    let volume = Volume::open(&args.device)?;
+    let store = ctx.store();
+    let keybox = store.load()?;
+    let unlocked = open(&args.auth, &keybox, store.path(), &ctx.reader)?;
+    let keybox_id = keybox.header().id.to_string();
+    let mut no_faults = NoFaults;
+    let mut volume = KeywardVolume::new(volume, unlocked.key(), &keybox_id, &mut no_faults);
+    let result = work(&mut volume);
+    for repair in volume.repairs() {
+        eprintln!("keyward: {}: {repair}", args.device.display());
+    }
+    result
+}
+
+/// `keyward luks status`.
+fn status(ctx: &Context, device: &Path) -> CliResult {
+    let mut volume = Volume::open(device)?;
+    let status = keyward_luks::workflow::status(&mut volume)?;
+    let keyslots: Vec<u32> = status.header.keyslots.iter().copied().collect();
+    let without_token = status.header.keyslots_without_token();
+    let (state, pair, pending): (&str, Option<&Entry>, Option<&Entry>) = match &status.journal {
+        Ok(Journal::Empty) => ("not enrolled", None, None),
+        Ok(Journal::Settled(e)) => ("enrolled", Some(e), None),
+        Ok(Journal::Pending { committed, pending, .. }) => {
+            ("rotation unfinished", committed.as_ref(), Some(pending))
+        }
+        Ok(Journal::Superseded { old, new, .. }) => ("rotation unfinished", Some(new), Some(old)),
+        Ok(Journal::Orphaned(e)) => ("token without its keyslot", None, Some(e)),
+        Err(_) => ("anomaly", None, None),
+    };
+    ctx.out.line(format!("Volume {} (UUID {})", device.display(), status.uuid))?;
+    ctx.out.line(format!("keyward: {state}"))?;
+    if let Some(e) = pair {
+        ctx.out.line(format!(
+            "  keyslot {}, token {}, sequence {}, key {} (keybox {})",
+            e.record.keyslot,
+            e.token,
+            e.record.sequence,
+            e.record.fingerprint.short(),
+            e.record.keybox
+        ))?;
+    }
+    match &status.journal {
+        Ok(Journal::Pending { pending, keyslot_added, .. }) => ctx.out.line(format!(
+            "  unfinished: token {} for sequence {} in keyslot {} ({}); the next keyward luks command that opens the keybox finishes it",
+            pending.token,
+            pending.record.sequence,
+            pending.record.keyslot,
+            if *keyslot_added { "keyslot added" } else { "keyslot not added yet" }
+        ))?,
+        Ok(Journal::Superseded { old, .. }) => ctx.out.line(format!(
+            "  unfinished: the old keyslot {} (sequence {}, token {}) is still to be wiped; the next keyward luks command that opens the keybox finishes it",
+            old.record.keyslot, old.record.sequence, old.token
+        ))?,
+        Ok(Journal::Orphaned(e)) => ctx.out.line(format!(
+            "  token {} names keyslot {}, which is gone; the next keyward luks command that opens the keybox removes it",
+            e.token, e.record.keyslot
+        ))?,
+        _ => {}
+    }
+    ctx.out.line(format!(
+        "Keyslots: {}; with no token (a passphrase, or a keyslot whose token was removed; keyward never uses these): {}",
+        list(&keyslots),
+        list(&without_token)
+    ))?;
+    ctx.out.json(&json!({
+        "device": device,
+        "uuid": status.uuid,
+        "state": state,
+        "keyward": pair.map(pair_json),
+        "unfinished": pending.map(pair_json),
+        "anomaly": status.journal.as_ref().err().map(|a| a.to_string()),
+        "keyslots": keyslots,
+        "keyslots_without_token": without_token,
+    }))?;
+    match status.journal {
+        Err(anomaly) => Err(LuksError::Anomaly { path: device.into(), anomaly }.into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn pair_done(ctx: &Context, what: &str, device: &Path, entry: &Entry) -> CliResult {
+    ctx.out.line(format!(
+        "{what} {}: keyward's keyslot {} (token {}, sequence {}), opened by key {}",
+        device.display(),
+        entry.record.keyslot,
+        entry.token,
+        entry.record.sequence,
+        entry.record.fingerprint.short()
+    ))?;
+    ctx.out.json(&json!({ "device": device, "keyward": pair_json(entry) }))
+}
+
+fn pair_json(entry: &Entry) -> Value {
+    json!({
+        "token": entry.token,
+        "keyslot": entry.record.keyslot,
+        "sequence": entry.record.sequence,
+        "state": entry.record.state,
+        "keybox": entry.record.keybox,
+        "fingerprint": entry.record.fingerprint.to_string(),
+    })
+}
+
+fn list(numbers: &[u32]) -> String {
+    if numbers.is_empty() {
+        return "none".into();
+    }
+    numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn keyslot_kdf(args: &LuksKdfArgs) -> KeyslotKdf {
+    KeyslotKdf {
+        kdf: args.pbkdf.map(|k| match k {
+            LuksKdf::Argon2id => keyward_luks::Kdf::Argon2id,
+            LuksKdf::Argon2i => keyward_luks::Kdf::Argon2i,
+            LuksKdf::Pbkdf2 => keyward_luks::Kdf::Pbkdf2,
+        }),
+        iter_time_ms: args.iter_time,
+        memory_kib: args.pbkdf_memory,
+        parallel: args.pbkdf_parallel,
+        iterations: args.pbkdf_force_iterations,
+    }
+}
+
+fn adding_keyslot(kdf: &KeyslotKdf) -> &'static str {
+    if kdf.iterations.is_some() {
+        "Adding a keyslot…"
+    } else {
+        "Adding a keyslot (libcryptsetup benchmarks its PBKDF first, about 2 s)…"
+    }
+}

@@ -5,23 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# Debian packages the tests and fuzz build use: PostgreSQL for the hub's scale-out store;
-# SoftHSM2 for the pkcs11 slot; swtpm, tpm2-tools and the TSS2 libraries for the tpm2 slot; gdb
-# for the agent's ptrace test, systemd for its socket-activation test (setpriv, for its other-uid
-# tests, is in util-linux). A
-# test that needs one and does not find it fails, naming the package.
-packages=(build-essential pkg-config postgresql softhsm2 swtpm swtpm-tools tpm2-tools libtss2-dev gdb systemd)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "== installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# Debian packages: what keyward builds with (scripts/build-deps.sh), and what the tests use:
+# PostgreSQL for the hub's scale-out store; SoftHSM2 for the pkcs11 slot; swtpm and tpm2-tools
+# for the tpm2 slot; the cryptsetup CLI, which the LUKS2 tests check image files with; gdb for
+# the agent's ptrace test, systemd for its socket-activation test (setpriv, for its other-uid
+# tests, is in util-linux). A test that needs one and does not find it fails, naming the
+# package.
+bash scripts/build-deps.sh postgresql softhsm2 swtpm swtpm-tools tpm2-tools cryptsetup-bin gdb systemd
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "== installing cargo-nextest"

@@ -2,9 +2,10 @@
 //! fresh HOME and an empty working folder, with this build's `keyward` on the PATH and no
 //! terminal. The only changes made to the text are the ones a reader's machine does not need:
 //!
-//! - the two set-up commands at the top: `cargo run --release -p keyward --` runs this build's
-//!   binary instead (same program, no second release build), and `bash scripts/test-all.sh` —
-//!   what is running this test — is not run again;
+//! - the two set-up commands at the top: `bash scripts/build-deps.sh` is left out (the build
+//!   this test runs in had them), `cargo run --release -p keyward --` runs this build's binary
+//!   instead (same program, no second release build), and `bash scripts/test-all.sh` — what is
+//!   running this test — is not run again;
 //! - every `127.0.0.1:PORT` is moved to a free port (CI machines run other servers), and after a
 //!   line that starts a server in the background, the script waits until it listens (the key
 //!   agent: until its socket is there).
@@ -68,7 +69,9 @@ fn script(blocks: &[Vec<&str>]) -> String {
                 out.push_str("# (scripts/test-all.sh is what runs this)\n");
                 continue;
             }
-            let mut line = line.replace("cargo run --release -p keyward --", "keyward");
+            let mut line = line
+                .replace("bash scripts/build-deps.sh && ", "")
+                .replace("cargo run --release -p keyward --", "keyward");
             for (from, to) in &ports {
                 line = line.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
             }

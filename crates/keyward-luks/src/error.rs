@@ -35,6 +35,23 @@ pub enum LuksError {
         /// libcryptsetup's own message, or the error code's.
         reason: String,
     },
+    /// The header's JSON metadata is not LUKS2's.
+    #[error("{}: cannot read the header: {source}", path.display())]
+    Metadata {
+        /// The volume.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: crate::header::MetadataError,
+    },
+    /// Settling took more steps than any stopped command leaves.
+    #[error("{}: keyward's tokens kept changing while keyward settled them; is another program editing the header?", path.display())]
+    KeepsChanging {
+        /// The volume.
+        path: PathBuf,
+    },
+    /// The system's random source failed.
+    #[error("cannot make an enrollment id: {0}")]
+    Random(keyward_core::Error),
     /// The passphrase given opens no keyslot.
     #[error("{}: the passphrase given opens no keyslot of this volume; check it with `cryptsetup open --test-passphrase`", path.display())]
     WrongPassphrase {

@@ -31,16 +31,27 @@ pub struct Header {
     pub tokens: BTreeMap<u32, TokenEntry>,
 }
 
+/// Why JSON is not LUKS2 metadata keyward can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// An object LUKS2 metadata always has is missing.
+    #[error("the LUKS2 metadata has no {0:?} object")]
+    Missing(&'static str),
+    /// A keyslot or token id that is not a number below the limit.
+    #[error("{0:?} is not a LUKS2 keyslot or token number")]
+    BadNumber(String),
+}
+
 /// LUKS2's limit on keyslots (and on tokens).
 pub const MAX_KEYSLOTS: u32 = 32;
 
 impl Header {
     /// Reads the header's JSON metadata. Fails only if it is not LUKS2 metadata at all.
-    pub fn from_metadata(metadata: &Value) -> Result<Header, String> {
+    pub fn from_metadata(metadata: &Value) -> Result<Header, MetadataError> {
         let keyslots = object(metadata, "keyslots")?
             .keys()
             .map(|k| number(k))
-            .collect::<Result<BTreeSet<u32>, String>>()?;
+            .collect::<Result<BTreeSet<u32>, MetadataError>>()?;
         let mut tokens = BTreeMap::new();
         for (id, token) in object(metadata, "tokens")? {
             let entry = if KeywardToken::is_keyward(token) {
@@ -95,19 +106,16 @@ impl Header {
 
 fn object<'a>(
     metadata: &'a Value,
-    field: &str,
-) -> Result<&'a serde_json::Map<String, Value>, String> {
-    metadata
-        .get(field)
-        .and_then(Value::as_object)
-        .ok_or_else(|| format!("the LUKS2 metadata has no {field:?} object"))
+    field: &'static str,
+) -> Result<&'a serde_json::Map<String, Value>, MetadataError> {
+    metadata.get(field).and_then(Value::as_object).ok_or(MetadataError::Missing(field))
 }
 
-fn number(id: &str) -> Result<u32, String> {
+fn number(id: &str) -> Result<u32, MetadataError> {
     id.parse::<u32>()
         .ok()
         .filter(|n| *n < MAX_KEYSLOTS)
-        .ok_or_else(|| format!("{id:?} is not a LUKS2 keyslot or token number"))
+        .ok_or_else(|| MetadataError::BadNumber(id.into()))
 }
 
 #[cfg(test)]

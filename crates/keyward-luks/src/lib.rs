@@ -17,6 +17,8 @@ pub mod header;
 pub mod journal;
 pub mod kdf;
 pub mod passphrase;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod token;
 pub mod volume;
 pub mod workflow;

@@ -61,11 +61,8 @@ impl Volume {
             .status_handle()
             .dump_json()
             .map_err(|e| cryptsetup(&self.path, "read the header", &e))?;
-        Header::from_metadata(&metadata).map_err(|reason| LuksError::Cryptsetup {
-            path: self.path.clone(),
-            what: "read the header",
-            reason,
-        })
+        Header::from_metadata(&metadata)
+            .map_err(|source| LuksError::Metadata { path: self.path.clone(), source })
     }
 
     /// The volume key, from `keyslot` (any, if `None`) opened with `passphrase`; `None` if it

@@ -148,11 +148,6 @@ impl<'a> KeywardVolume<'a> {
         KeywardVolume { volume, key, keybox: keybox.into(), hook, repairs: Vec::new() }
     }
 
-    /// The volume.
-    pub fn volume(&mut self) -> &mut Volume {
-        &mut self.volume
-    }
-
     /// What settling repaired so far.
     pub fn repairs(&self) -> &[Repair] {
         &self.repairs
@@ -222,11 +217,7 @@ impl<'a> KeywardVolume<'a> {
                 }
             }
         }
-        Err(LuksError::Cryptsetup {
-            path: self.volume.path().into(),
-            what: "settle keyward's tokens",
-            reason: "the header kept changing; is another program editing it?".into(),
-        })
+        Err(LuksError::KeepsChanging { path: self.volume.path().into() })
     }
 
     /// `keyward luks enroll`: adds keyward's keyslot (sequence 1 of a new enrollment) with its
@@ -243,12 +234,7 @@ impl<'a> KeywardVolume<'a> {
             .volume
             .volume_key(None, existing)?
             .ok_or_else(|| LuksError::WrongPassphrase { path: self.volume.path().into() })?;
-        let enrollment =
-            keyward_core::random::array::<16>().map_err(|e| LuksError::Cryptsetup {
-                path: self.volume.path().into(),
-                what: "make an enrollment id",
-                reason: e.to_string(),
-            })?;
+        let enrollment = keyward_core::random::array::<16>().map_err(LuksError::Random)?;
         self.add_pair(&volume_key, &keyward_core::encoding::to_hex(&enrollment), 1, kdf)
     }
 

@@ -2,101 +2,17 @@
 //! libcryptsetup by keyward, and checked with the `cryptsetup` CLI itself (luksDump, open
 //! --test-passphrase), never by keyward's own reading.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use keyward_core::DataKey;
-use keyward_luks::{FaultHook, Kdf, KeyslotKdf, KeywardVolume, LuksError, NoFaults, Step, Volume};
-use serde_json::Value;
-use zeroize::Zeroizing;
-
-const USER_PASSPHRASE: &[u8] = b"correct horse battery staple";
-
-/// Keyslots cheap enough for tests that make dozens (argon2id, 4 passes, 32 MiB, one thread).
-const FAST: KeyslotKdf = KeyslotKdf {
-    kdf: Some(Kdf::Argon2id),
-    iter_time_ms: None,
-    memory_kib: Some(32 * 1024),
-    parallel: Some(1),
-    iterations: Some(4),
+use keyward_luks::testing::{
+    FAST, USER_PASSPHRASE, cryptsetup_ok, dump, keyslots, keyward_tokens, new_volume, opens,
 };
-
-fn cryptsetup() -> Command {
-    let found = Command::new("cryptsetup").arg("--version").output().map(|o| o.status.success());
-    assert!(
-        matches!(found, Ok(true)),
-        "these tests need the cryptsetup CLI (apt-get install cryptsetup-bin; scripts/test-all.sh does)"
-    );
-    Command::new("cryptsetup")
-}
-
-/// A fresh 20 MiB LUKS2 image with the user's passphrase in keyslot 0.
-fn new_volume(dir: &Path) -> PathBuf {
-    let image = dir.join("volume.img");
-    std::fs::File::create(&image).and_then(|f| f.set_len(20 << 20)).expect("image file");
-    let status = cryptsetup()
-        .args(["luksFormat", "--type", "luks2", "--batch-mode", "--key-file", "-"])
-        .args(["--pbkdf", "argon2id", "--pbkdf-force-iterations", "4", "--pbkdf-memory", "32768"])
-        .args(["--pbkdf-parallel", "1"])
-        .arg(&image)
-        .stdin(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().expect("stdin").write_all(USER_PASSPHRASE)?;
-            child.wait()
-        })
-        .expect("cryptsetup luksFormat");
-    assert!(status.success(), "luksFormat failed");
-    image
-}
+use keyward_luks::{FaultHook, KeywardVolume, LuksError, NoFaults, Step, Volume};
+use zeroize::Zeroizing;
 
 fn key() -> DataKey {
     DataKey::import(Zeroizing::new((0u8..32).collect())).expect("key")
-}
-
-/// The header's JSON metadata, as `cryptsetup luksDump --dump-json-metadata` prints it.
-fn dump(image: &Path) -> Value {
-    let out = cryptsetup()
-        .args(["luksDump", "--dump-json-metadata"])
-        .arg(image)
-        .output()
-        .expect("luksDump");
-    assert!(out.status.success(), "luksDump: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("luksDump JSON")
-}
-
-/// Whether `passphrase` opens the volume (in `keyslot`, if given), as `cryptsetup open
-/// --test-passphrase` judges.
-fn opens(image: &Path, passphrase: &[u8], keyslot: Option<u32>) -> bool {
-    let mut command = cryptsetup();
-    command.args(["open", "--test-passphrase", "--key-file", "-"]);
-    if let Some(k) = keyslot {
-        command.args(["--key-slot", &k.to_string()]);
-    }
-    let mut child = command
-        .arg(image)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cryptsetup open");
-    child.stdin.take().expect("stdin").write_all(passphrase).expect("write passphrase");
-    child.wait().expect("wait").success()
-}
-
-/// The keyward tokens in the dump: (token id, JSON).
-fn keyward_tokens(dump: &Value) -> Vec<(String, Value)> {
-    dump["tokens"]
-        .as_object()
-        .expect("tokens")
-        .iter()
-        .filter(|(_, t)| t["type"] == "keyward")
-        .map(|(id, t)| (id.clone(), t.clone()))
-        .collect()
-}
-
-fn keyslots(dump: &Value) -> Vec<String> {
-    dump["keyslots"].as_object().expect("keyslots").keys().cloned().collect()
 }
 
 fn session<'a>(image: &Path, key: &'a DataKey, hook: &'a mut dyn FaultHook) -> KeywardVolume<'a> {
@@ -123,7 +39,7 @@ fn assert_one_pair(image: &Path, key: &DataKey) -> u64 {
     let dump = dump(image);
     let tokens = keyward_tokens(&dump);
     assert_eq!(tokens.len(), 1, "one keyward token: {dump}");
-    let (_, token) = &tokens[0];
+    let token = &tokens[0];
     assert_eq!(token["state"], "committed", "{token}");
     let keyslot = token["keyslot"].as_u64().expect("keyslot") as u32;
     assert_eq!(token["keyslots"], serde_json::json!([keyslot.to_string()]), "{token}");
@@ -145,7 +61,7 @@ fn assert_one_pair(image: &Path, key: &DataKey) -> u64 {
 #[test]
 fn enroll_then_rotate_leaves_one_pair_and_the_old_passphrase_dead_with_its_area_wiped() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let image = new_volume(dir.path());
+    let image = new_volume(&dir.path().join("volume.img"));
     let key = key();
     let mut hook = NoFaults;
     let enrolled = session(&image, &key, &mut hook).enroll(USER_PASSPHRASE, &FAST).expect("enroll");
@@ -195,7 +111,7 @@ fn a_rotation_stopped_after_any_step_is_finished_or_rolled_back_by_the_next_comm
     for stop in 1..=5 {
         for stop_settling in 0..=2 {
             let dir = tempfile::tempdir().expect("temp dir");
-            let image = new_volume(dir.path());
+            let image = new_volume(&dir.path().join("volume.img"));
             let mut hook = NoFaults;
             session(&image, &key, &mut hook).enroll(USER_PASSPHRASE, &FAST).expect("enroll");
             let mut hook = NoFaults;
@@ -236,7 +152,7 @@ fn an_enrollment_stopped_after_any_step_is_finished_or_rolled_back() {
     let key = key();
     for stop in 1..=3 {
         let dir = tempfile::tempdir().expect("temp dir");
-        let image = new_volume(dir.path());
+        let image = new_volume(&dir.path().join("volume.img"));
         let mut hook = StopAfter { n: stop, seen: vec![] };
         let stopped = session(&image, &key, &mut hook).enroll(USER_PASSPHRASE, &FAST);
         assert!(matches!(stopped, Err(LuksError::Interrupted { .. })), "{stopped:?}");
@@ -255,21 +171,16 @@ fn an_enrollment_stopped_after_any_step_is_finished_or_rolled_back() {
 #[test]
 fn remove_wipes_the_pair_but_never_the_last_keyslot() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let image = new_volume(dir.path());
+    let image = new_volume(&dir.path().join("volume.img"));
     let key = key();
     let mut hook = NoFaults;
     session(&image, &key, &mut hook).enroll(USER_PASSPHRASE, &FAST).expect("enroll");
-    // The user's passphrase goes (by cryptsetup): keyward's keyslot is the last.
-    let mut kill = cryptsetup();
-    kill.args(["luksKillSlot", "--batch-mode", "--key-file", "-"])
-        .arg(&image)
-        .arg("0")
-        .stdin(Stdio::piped());
-    let mut child = kill.spawn().expect("luksKillSlot");
+    // The user's passphrase goes (by cryptsetup, which asks for a keyslot that stays):
+    // keyward's keyslot is the last.
     let mut hook = NoFaults;
     let (_, passphrase) = session(&image, &key, &mut hook).passphrase().expect("passphrase");
-    child.stdin.take().expect("stdin").write_all(passphrase.expose()).expect("write");
-    assert!(child.wait().expect("wait").success());
+    let kill = ["luksKillSlot", "--batch-mode", "--key-file", "-"];
+    cryptsetup_ok(&kill, &image, &["0"], passphrase.expose());
     let before = std::fs::read(&image).expect("image");
     let mut hook = NoFaults;
     let refused = session(&image, &key, &mut hook).remove();

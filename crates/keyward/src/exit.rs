@@ -149,12 +149,16 @@ fn luks_exit_code(error: &keyward_luks::LuksError) -> ExitCode {
         L::NotLuks2 { .. } | L::NothingToCompare { .. } => ExitCode::Usage,
         L::WrongPassphrase { .. } => ExitCode::AuthenticationFailed,
         L::OtherKey { .. } => ExitCode::FingerprintMismatch,
-        L::KeyslotDoesNotOpen { .. } | L::Anomaly { .. } => ExitCode::Integrity,
-        L::AlreadyEnrolled { .. } => ExitCode::Conflict,
+        L::KeyslotDoesNotOpen { .. } | L::Anomaly { .. } | L::Metadata { .. } => {
+            ExitCode::Integrity
+        }
+        L::AlreadyEnrolled { .. } | L::KeepsChanging { .. } => ExitCode::Conflict,
         L::LastKeyslot { .. } | L::NoFreeKeyslot { .. } | L::OtherVolume { .. } => {
             ExitCode::Refused
         }
-        L::Cryptsetup { .. } | L::Io { .. } | L::Interrupted { .. } => ExitCode::Internal,
+        L::Cryptsetup { .. } | L::Io { .. } | L::Interrupted { .. } | L::Random(_) => {
+            ExitCode::Internal
+        }
     }
 }
 

@@ -6,96 +6,22 @@ mod util;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use keyward_luks::testing::{
+    FAST_ARGS as FAST_KDF, USER_PASSPHRASE, cryptsetup_ok, dump, keyslots, keyward_tokens,
+};
 use serde_json::Value;
 use util::Dir;
 
-const USER_PASSPHRASE: &[u8] = b"correct horse battery staple";
-/// Keyslots cheap enough for tests that make many (argon2id, 4 passes, 32 MiB, one thread),
-/// for keyward and cryptsetup alike.
-const FAST_KDF: [&str; 8] = [
-    "--pbkdf",
-    "argon2id",
-    "--pbkdf-force-iterations",
-    "4",
-    "--pbkdf-memory",
-    "32768",
-    "--pbkdf-parallel",
-    "1",
-];
-
-fn cryptsetup() -> Command {
-    let found = Command::new("cryptsetup").arg("--version").output().map(|o| o.status.success());
-    assert!(
-        matches!(found, Ok(true)),
-        "these tests need the cryptsetup CLI (apt-get install cryptsetup-bin; scripts/test-all.sh does)"
-    );
-    Command::new("cryptsetup")
-}
-
-/// Runs `cryptsetup ARGS IMAGE TAIL` with `stdin`, asserting success; returns stdout.
-fn cryptsetup_ok(args: &[&str], image: &Path, stdin: &[u8]) -> Vec<u8> {
-    cryptsetup_then(args, image, &[], stdin)
-}
-
-fn cryptsetup_then(args: &[&str], image: &Path, tail: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let mut child = cryptsetup()
-        .args(args)
-        .arg(image)
-        .args(tail)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cryptsetup");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("stdin");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "cryptsetup {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-/// A 20 MiB LUKS2 image in `dir` with the user's passphrase in keyslot 0.
+/// A LUKS2 image `name` in `dir` with the user's passphrase in keyslot 0.
 fn new_volume(dir: &Dir, name: &str) -> std::path::PathBuf {
-    let image = dir.path(name);
-    std::fs::File::create(&image).and_then(|f| f.set_len(20 << 20)).expect("image");
-    let mut args = vec!["luksFormat", "--type", "luks2", "--batch-mode", "--key-file", "-"];
-    args.extend(FAST_KDF);
-    cryptsetup_ok(&args, &image, USER_PASSPHRASE);
-    image
+    keyward_luks::testing::new_volume(&dir.path(name))
 }
 
-fn dump(image: &Path) -> Value {
-    serde_json::from_slice(&cryptsetup_ok(&["luksDump", "--dump-json-metadata"], image, b""))
-        .expect("luksDump JSON")
-}
-
-fn keyward_tokens(dump: &Value) -> Vec<Value> {
-    dump["tokens"]
-        .as_object()
-        .expect("tokens")
-        .values()
-        .filter(|t| t["type"] == "keyward")
-        .cloned()
-        .collect()
-}
-
-fn keyslots(dump: &Value) -> Vec<String> {
-    dump["keyslots"].as_object().expect("keyslots").keys().cloned().collect()
-}
-
-/// Whether `passphrase` opens `image` (as `cryptsetup open --test-passphrase` judges).
+/// Whether `passphrase` opens `image`, as `cryptsetup open --test-passphrase` judges.
 fn opens(image: &Path, passphrase: &[u8]) -> bool {
-    let mut child = cryptsetup()
-        .args(["open", "--test-passphrase", "--key-file", "-"])
-        .arg(image)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cryptsetup open");
-    child.stdin.take().expect("stdin").write_all(passphrase).expect("stdin");
-    child.wait().expect("wait").success()
+    keyward_luks::testing::opens(image, passphrase, None)
 }
 
 /// keyward's passphrase for `image`, through `keyward luks passphrase --out -`.
@@ -264,8 +190,8 @@ fn a_rotation_killed_at_random_moments_is_finished_or_rolled_back_by_the_next_co
 fn hand_made_tokens_and_keyslots_are_reported_or_repaired_never_used() {
     // Two keyward tokens: the committed one imported again.
     let (dir, image) = enrolled("luks-two-tokens");
-    let token = cryptsetup_ok(&["token", "export", "--token-id", "0"], &image, b"");
-    cryptsetup_ok(&["token", "import"], &image, &token);
+    let token = cryptsetup_ok(&["token", "export", "--token-id", "0"], &image, &[], b"");
+    cryptsetup_ok(&["token", "import"], &image, &[], &token);
     let bytes = std::fs::read(&image).expect("image");
     let status = dir.keyward().args(["luks", "status", "volume.img"]).run();
     status.assert_exit_code(4);
@@ -282,7 +208,7 @@ fn hand_made_tokens_and_keyslots_are_reported_or_repaired_never_used() {
     // A keyslot without its token: the token removed by hand. keyward does not use the
     // keyslot, and status names it among the keyslots with no token.
     let (dir, image) = enrolled("luks-no-token");
-    cryptsetup_ok(&["token", "remove", "--token-id", "0"], &image, b"");
+    cryptsetup_ok(&["token", "remove", "--token-id", "0"], &image, &[], b"");
     let status = dir.ok(["--json", "luks", "status", "volume.img"]);
     let status: Value = serde_json::from_str(&status.stdout()).expect("JSON");
     assert_eq!(status["state"], "not enrolled");
@@ -292,7 +218,7 @@ fn hand_made_tokens_and_keyslots_are_reported_or_repaired_never_used() {
     assert!(!dir.path("pass").exists());
     // Unassigned instead (`token unassign`): an anomaly, named.
     let (dir, image) = enrolled("luks-unassigned");
-    cryptsetup_ok(&["token", "unassign", "--token-id", "0", "--key-slot", "1"], &image, b"");
+    cryptsetup_ok(&["token", "unassign", "--token-id", "0", "--key-slot", "1"], &image, &[], b"");
     let refused = dir.keyward().args(["luks", "passphrase", "volume.img", "--out", "pass"]).run();
     refused.assert_exit_code(4).assert_one_line_error();
     assert!(refused.stderr().contains("cryptsetup token assign"), "{}", refused.report());
@@ -300,7 +226,7 @@ fn hand_made_tokens_and_keyslots_are_reported_or_repaired_never_used() {
     // A token without its keyslot: keyward's keyslot killed by hand. Reported by status,
     // removed (and said so) by the next command holding the key, which then finds nothing.
     let (dir, image) = enrolled("luks-no-keyslot");
-    cryptsetup_then(
+    cryptsetup_ok(
         &["luksKillSlot", "--batch-mode", "--key-file", "-"],
         &image,
         &["1"],
@@ -333,7 +259,7 @@ fn the_last_keyslot_and_another_volumes_header_are_refused() {
     assert_eq!(dir.mode("header.bak"), 0o600);
     // (cryptsetup asks for the passphrase of a keyslot that stays.)
     let passphrase = keyward_passphrase(&dir, &image);
-    cryptsetup_then(
+    cryptsetup_ok(
         &["luksKillSlot", "--batch-mode", "--key-file", "-"],
         &image,
         &["0"],
@@ -384,5 +310,8 @@ fn the_last_keyslot_and_another_volumes_header_are_refused() {
 }
 
 fn dump_uuid(image: &Path) -> String {
-    String::from_utf8(cryptsetup_ok(&["luksUUID"], image, b"")).expect("UUID").trim().to_string()
+    String::from_utf8(cryptsetup_ok(&["luksUUID"], image, &[], b""))
+        .expect("UUID")
+        .trim()
+        .to_string()
 }

@@ -9,7 +9,9 @@ use keyward_core::keybox::{PbsRecord, UnlockedKeybox};
 use keyward_core::{
     DataKey, Error as CoreError, Fingerprint, Keybox, RecoveryCode, SlotId, Unlocker,
 };
-use keyward_hub::api::{EscrowCopy, PushRequest, PushResponse};
+use keyward_hub::api::{
+    EscrowCopy, HeaderPushRequest, HeaderPushResponse, PushRequest, PushResponse,
+};
 use keyward_hub::client::HubClient;
 use keyward_pbs::{KEY_LEN, PbsKeyFile, PbsTime, pbs_fingerprint};
 use keyward_service::SigningIdentity;
@@ -137,6 +139,28 @@ pub fn push(
     let answer = block_on(client.push(&enrollment.box_name, identity, &request))?;
     if answer.blob_sha256 != keyward_hub::api::blob_sha256(&blob.bytes) {
         return Err(bad_answer(enrollment, "a blob hash other than the blob's"));
+    }
+    Ok(answer)
+}
+
+/// Pushes a LUKS2 header backup of volume `uuid`, sealed under the key with `fingerprint`
+/// (keyward_luks::escrow), as the enrolled box; checks the hub's answer names these bytes.
+pub fn push_header(
+    client: &HubClient,
+    enrollment: &Enrollment,
+    identity: &SigningIdentity,
+    uuid: &str,
+    fingerprint: &Fingerprint,
+    sealed: &[u8],
+) -> BoxResult<HeaderPushResponse> {
+    let request = HeaderPushRequest {
+        uuid: uuid.into(),
+        fingerprint: fingerprint.to_string(),
+        sealed: keyward_core::encoding::to_base64(sealed),
+    };
+    let answer = block_on(client.push_header(&enrollment.box_name, identity, &request))?;
+    if answer.sha256 != keyward_hub::api::blob_sha256(sealed) {
+        return Err(bad_answer(enrollment, "a header hash other than the header's"));
     }
     Ok(answer)
 }

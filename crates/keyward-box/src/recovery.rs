@@ -18,7 +18,7 @@ use keyward_core::{
     DataKey, Error as CoreError, ExpectedFingerprint, Fingerprint, IntegrityFailure, RecoveryCode,
     Store, operations,
 };
-use keyward_hub::api::{EscrowCopy, RecoverResponse};
+use keyward_hub::api::{EscrowCopy, HeaderCopy, RecoverResponse};
 use keyward_hub::client::HubClient;
 use keyward_pbs::{PbsError, PbsKeyFile, escrow, pbs_fingerprint};
 
@@ -223,6 +223,30 @@ pub fn from_hub(
     let uses = Some(TicketUses { used: answer.ticket_use, allowed: answer.ticket_uses });
     let list = answer.versions.into_iter().map(|copy| candidate_of(copy, box_name, url)).collect();
     Ok(Candidates { list, uses })
+}
+
+/// The sealed LUKS2 header backup of volume `uuid` (of the box's only volume, if `None`) a
+/// hub holds for `box_name`, fetched with the recovery ticket in `ticket_file` (checked by the
+/// hub, not used up), its bytes checked against their hash.
+pub fn header_from_hub(
+    files: &SecretFiles,
+    client: &HubClient,
+    url: &str,
+    box_name: &str,
+    ticket_file: &Path,
+    uuid: Option<&str>,
+) -> BoxResult<(HeaderCopy, Vec<u8>)> {
+    let (ticket, _) = files.ticket_for(ticket_file, box_name)?;
+    let answer = block_on(client.recover_header(&ticket, uuid))?;
+    if answer.box_name != box_name {
+        return Err(invalid(format!("the ticket is for {}, not {box_name}", answer.box_name)));
+    }
+    let copy = answer.header;
+    let origin = PathBuf::from(format!("the header backup of volume {} at {url}", copy.uuid));
+    match keyward_core::encoding::from_base64(&copy.sealed) {
+        Some(bytes) if keyward_hub::api::blob_sha256(&bytes) == copy.sha256 => Ok((copy, bytes)),
+        _ => Err(CoreError::Integrity { path: origin, what: IntegrityFailure::Checksum }.into()),
+    }
 }
 
 /// One served version as a candidate: its blob checked against its hash, and the fingerprints

@@ -174,3 +174,76 @@ pub struct ActiveResponse {
     /// The active version.
     pub escrow: EscrowCopy,
 }
+
+/// Whether `text` is a LUKS2 volume UUID as the hub takes it: 36 characters, hex digits with
+/// hyphens after the 8th, 12th, 16th and 20th.
+pub fn is_volume_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// `POST /v1/headers` (signed by the box): a LUKS2 header backup of one of its volumes, sealed
+/// under a key derived from the box's key (docs/formats/luks2-header-escrow.md). It replaces
+/// the one the hub held for that volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderPushRequest {
+    /// The volume's UUID.
+    pub uuid: String,
+    /// The fingerprint of the key it is sealed under.
+    pub fingerprint: String,
+    /// The sealed header, base64. Opaque to the hub.
+    pub sealed: String,
+}
+
+/// The answer to a header push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderPushResponse {
+    /// The volume's UUID.
+    pub uuid: String,
+    /// SHA-256 of the sealed bytes.
+    pub sha256: String,
+    /// Whether it replaced an earlier header backup of the volume.
+    pub replaced: bool,
+}
+
+/// `POST /v1/recoveries/headers`: a fresh machine fetches a volume's header backup with the
+/// recovery ticket of its box.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRecoverRequest {
+    /// The ticket (statement text).
+    pub ticket: String,
+    /// The volume's UUID; without one, the box's only volume (a fresh machine whose header is
+    /// too damaged to read its UUID from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+/// A volume's header backup, as the hub holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderCopy {
+    /// The volume's UUID.
+    pub uuid: String,
+    /// As pushed.
+    pub fingerprint: String,
+    /// Unix seconds.
+    pub pushed_at: i64,
+    /// As pushed (base64).
+    pub sealed: String,
+    /// SHA-256 of the sealed bytes; a client that finds another hash has a damaged copy.
+    pub sha256: String,
+}
+
+/// The answer to a header recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderRecoverResponse {
+    /// The box.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// The header backup.
+    pub header: HeaderCopy,
+}

@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     ActiveResponse, ApproveRequest, ApproveResponse, BLOB_FORMATS, DeleteRequest, DeleteResponse,
-    EnrollRequest, EscrowCopy, EscrowVersion, PushRequest, PushResponse, RecoverRequest,
-    RecoverResponse, StatusResponse, is_blob_sha256,
+    EnrollRequest, EscrowCopy, EscrowVersion, HeaderPushRequest, HeaderPushResponse,
+    HeaderRecoverRequest, HeaderRecoverResponse, PushRequest, PushResponse, RecoverRequest,
+    RecoverResponse, StatusResponse, is_blob_sha256, is_volume_uuid,
 };
 
 /// Largest answer read from a hub: a recovery's answer holds every version the hub keeps of a
@@ -36,6 +37,9 @@ fn check_answer<'a>(fields: impl IntoIterator<Item = AnswerField<'a>>) -> Result
             AnswerField::Fingerprint(f) => f.parse::<keyward_core::Fingerprint>().is_ok(),
             AnswerField::Sha256(h) => is_blob_sha256(h),
             AnswerField::BlobFormat(f) => BLOB_FORMATS.contains(&f),
+            AnswerField::Volume { found, asked } => {
+                is_volume_uuid(found) && found.eq_ignore_ascii_case(asked)
+            }
         };
         if !ok {
             return Err(format!("its {} is not one", field.name()));
@@ -56,6 +60,11 @@ enum AnswerField<'a> {
     Fingerprint(&'a str),
     Sha256(&'a str),
     BlobFormat(&'a str),
+    /// The volume the answer is about: the one asked for.
+    Volume {
+        found: &'a str,
+        asked: &'a str,
+    },
 }
 
 impl AnswerField<'_> {
@@ -67,6 +76,7 @@ impl AnswerField<'_> {
             AnswerField::Fingerprint(_) => "fingerprint (32 colon-separated hex bytes)",
             AnswerField::Sha256(_) => "blob SHA-256 (64 lower-case hex digits)",
             AnswerField::BlobFormat(_) => "blob format (a known one)",
+            AnswerField::Volume { .. } => "volume UUID (the one asked for)",
         }
     }
 }
@@ -211,6 +221,46 @@ impl HubClient {
         let found = AnswerField::Box { found: &answer.box_name, asked: None };
         let check = check_answer([found, AnswerField::State(&answer.state)]);
         self.checked(check, answer)
+    }
+
+    /// Pushes a volume's sealed LUKS2 header backup, signed by the box.
+    pub async fn push_header(
+        &self,
+        box_name: &str,
+        identity: &SigningIdentity,
+        header: &HeaderPushRequest,
+    ) -> Result<HeaderPushResponse, ClientError> {
+        let body =
+            serde_json::to_vec(header).map_err(|e| self.service.bad_answer(e.to_string()))?;
+        let answer: HeaderPushResponse = self
+            .service
+            .send_signed(reqwest::Method::POST, "/v1/headers", body, box_name, identity)
+            .await?;
+        let fields = [
+            AnswerField::Volume { found: &answer.uuid, asked: &header.uuid },
+            AnswerField::Sha256(&answer.sha256),
+        ];
+        self.checked(check_answer(fields), answer)
+    }
+
+    /// Fetches a volume's sealed header backup (the box's only one, if `uuid` is `None`) with
+    /// a recovery ticket of its box, which the hub checks but does not use up.
+    pub async fn recover_header(
+        &self,
+        ticket: &str,
+        uuid: Option<&str>,
+    ) -> Result<HeaderRecoverResponse, ClientError> {
+        let body = HeaderRecoverRequest { ticket: ticket.into(), uuid: uuid.map(Into::into) };
+        let answer: HeaderRecoverResponse =
+            self.service.send(self.service.post_json("/v1/recoveries/headers", &body)).await?;
+        let found = &answer.header.uuid;
+        let fields = [
+            AnswerField::Box { found: &answer.box_name, asked: None },
+            AnswerField::Volume { found, asked: uuid.unwrap_or(found) },
+            AnswerField::Fingerprint(&answer.header.fingerprint),
+            AnswerField::Sha256(&answer.header.sha256),
+        ];
+        self.checked(check_answer(fields), answer)
     }
 
     /// Redeems a recovery ticket for every escrow version the hub holds of its box.

@@ -15,15 +15,20 @@ use keyward_service::statement::{self, Statement, StatementKind};
 use keyward_service::{AuthError, PublicKey, ServiceError};
 
 use crate::api::{
-    ActiveResponse, BLOB_FORMATS, PushRequest, PushResponse, RecoverResponse, StatusResponse,
-    blob_sha256,
+    ActiveResponse, BLOB_FORMATS, HeaderPushRequest, HeaderPushResponse, HeaderRecoverResponse,
+    PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256, is_volume_uuid,
 };
-use crate::store::{Activation, Pushed, Store};
+use crate::store::{Activation, HeaderServed, HeaderStored, Pushed, Store};
 
 /// Largest blob accepted (a blob is a few hundred bytes).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
 /// Largest directive accepted.
 pub const MAX_DIRECTIVE_BYTES: usize = 16 * 1024;
+/// Largest sealed LUKS2 header backup accepted: the metadata and the keyslot areas of a
+/// default header with a dozen keyslots (each about 256 KiB).
+pub const MAX_SEALED_HEADER_BYTES: usize = 4 * 1024 * 1024;
+/// Most volumes of one box whose header backups the hub keeps.
+pub const MAX_HEADER_VOLUMES: usize = 8;
 /// Most versions of one box that may wait for approval at once, by default. A compromised box
 /// could otherwise push versions until a recovery's answer (every version, newest first) is too
 /// large for a client to read, or until it must try many expensive blobs; an operator approves
@@ -253,6 +258,75 @@ impl Hub {
             }
             Pushed::TooManyPending(pending) => Err(ServiceError::Refused(format!(
                 "{box_name} has {pending} versions waiting for approval; an operator approves or deletes one first"
+            ))),
+        }
+    }
+
+    /// Stores a sealed LUKS2 header backup of one of an authenticated box's volumes, in place of
+    /// the one held for that volume. The hub cannot open it (it is sealed under a key derived
+    /// from the box's key); it checks only its size and what it is labelled with.
+    pub async fn push_header(
+        &self,
+        box_name: &str,
+        header: &HeaderPushRequest,
+        now: i64,
+    ) -> Result<HeaderPushResponse, ServiceError> {
+        if header.sealed.len() > MAX_SEALED_HEADER_BYTES * 4 / 3 + 4 {
+            return Err(ServiceError::Refused(format!(
+                "a sealed header backup is at most {MAX_SEALED_HEADER_BYTES} bytes"
+            )));
+        }
+        if !is_volume_uuid(&header.uuid) {
+            return Err(ServiceError::Malformed("the volume UUID is not one".into()));
+        }
+        if header.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
+            return Err(ServiceError::Malformed(
+                "the fingerprint is not 32 colon-separated hex bytes".into(),
+            ));
+        }
+        let Some(bytes) = keyward_core::encoding::from_base64(&header.sealed) else {
+            return Err(ServiceError::Malformed("the sealed header is not base64".into()));
+        };
+        let hash = blob_sha256(&bytes);
+        let normalized =
+            HeaderPushRequest { uuid: header.uuid.to_ascii_lowercase(), ..header.clone() };
+        match self.store.put_header(box_name, &normalized, &hash, MAX_HEADER_VOLUMES, now).await? {
+            HeaderStored::Stored(replaced) => {
+                Ok(HeaderPushResponse { uuid: normalized.uuid, sha256: hash, replaced })
+            }
+            HeaderStored::TooManyVolumes(held) => Err(ServiceError::Refused(format!(
+                "the hub holds the header backups of {held} other volumes of {box_name}, as many as it keeps"
+            ))),
+        }
+    }
+
+    /// Serves a volume's sealed header backup for a recovery ticket of its box. The ticket is
+    /// checked (an operator's, for that box, unexpired) but not used up: what this serves opens
+    /// only under the box's key, which the fresh machine recovers with the same ticket first,
+    /// so counting it would only make the operator issue a ticket of two uses for one
+    /// recovery. Every serving is audited.
+    pub async fn recover_header(
+        &self,
+        ticket: &str,
+        uuid: Option<&str>,
+        now: i64,
+    ) -> Result<HeaderRecoverResponse, ServiceError> {
+        if uuid.is_some_and(|u| !is_volume_uuid(u)) {
+            return Err(ServiceError::Malformed("the volume UUID is not one".into()));
+        }
+        let statement = self.check(ticket, None, StatementKind::Recovery, now)?;
+        let box_name = statement.box_name().to_string();
+        let uuid = uuid.map(str::to_ascii_lowercase);
+        match self.store.serve_header(&box_name, uuid.as_deref(), now).await? {
+            HeaderServed::One(header) => Ok(HeaderRecoverResponse { box_name, header }),
+            HeaderServed::Nothing => Err(ServiceError::NotFound(match uuid {
+                Some(uuid) => format!("no header backup of volume {uuid} for {box_name}"),
+                None => format!("no header backup for {box_name}"),
+            })),
+            HeaderServed::Several(uuids) => Err(ServiceError::Refused(format!(
+                "the hub holds header backups of {} volumes of {box_name} ({}); name one with --expect-uuid",
+                uuids.len(),
+                uuids.join(", ")
             ))),
         }
     }

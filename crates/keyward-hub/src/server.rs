@@ -16,20 +16,38 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
-use keyward_service::shell::{ServeOptions, Shell, SignedParts, json_body};
+use keyward_service::shell::{LargeRoute, ServeOptions, Shell, SignedParts, json_body};
 use keyward_service::{ServiceError, unix_now};
 
 use crate::api::{
-    ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest, PushRequest,
-    RecoverRequest,
+    ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest,
+    HeaderPushRequest, HeaderRecoverRequest, PushRequest, RecoverRequest,
 };
 use crate::hub::{Hub, Principal};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Sealed LUKS2 header backups, the one kind of body larger than [`MAX_BODY_BYTES`]: up to
+/// [`crate::hub::MAX_SEALED_HEADER_BYTES`] as base64 in JSON, a few at once.
+pub const HEADER_UPLOADS: LargeRoute = LargeRoute {
+    path: "/v1/headers",
+    max_body_bytes: crate::hub::MAX_SEALED_HEADER_BYTES * 4 / 3 + 64 * 1024,
+    body_timeout: Duration::from_secs(120),
+    at_once: 4,
+};
 /// The routes counted in `/metrics`.
-pub const ROUTES: &[&str] =
-    &["enroll", "push", "status", "fetch", "approve", "delete", "recover", "operator-status"];
+pub const ROUTES: &[&str] = &[
+    "enroll",
+    "push",
+    "status",
+    "fetch",
+    "approve",
+    "delete",
+    "recover",
+    "operator-status",
+    "header-push",
+    "header-recover",
+];
 /// How often counted refusals are written to the audit log.
 pub const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -208,6 +226,43 @@ async fn recover(State(state): Shared, ConnectInfo(source): Source, body: Bytes)
         .await
 }
 
+async fn push_header(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    method: Method,
+    uri: Uri,
+    map: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state
+        .run("header-push", source, async {
+            let box_name = state
+                .a_box(SignedParts { method: &method, uri: &uri, headers: &map, body: &body })
+                .await?;
+            let request: HeaderPushRequest = json_body(&body)?;
+            let answer = state.hub.push_header(&box_name, &request, unix_now()).await?;
+            tracing::info!(%box_name, uuid = %answer.uuid, replaced = answer.replaced, "header backup");
+            Ok((StatusCode::CREATED, Json(answer)).into_response())
+        })
+        .await
+}
+
+async fn recover_header(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    body: Bytes,
+) -> Response {
+    state
+        .run("header-recover", source, async {
+            let request: HeaderRecoverRequest = json_body(&body)?;
+            let answer =
+                state.hub.recover_header(&request.ticket, request.uuid.as_deref(), unix_now()).await?;
+            tracing::info!(box_name = %answer.box_name, uuid = %answer.header.uuid, "header backup served");
+            Ok(Json(answer).into_response())
+        })
+        .await
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -226,6 +281,8 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/approvals", post(approve))
         .route("/v1/deletions", post(delete))
         .route("/v1/recoveries", post(recover))
+        .route("/v1/headers", post(push_header))
+        .route("/v1/recoveries/headers", post(recover_header))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -251,6 +308,7 @@ pub async fn serve(
     limits: RateLimits,
     options: ServeOptions,
 ) -> std::io::Result<()> {
+    let options = ServeOptions { large_route: Some(HEADER_UPLOADS), ..options };
     let state = Arc::new(ServerState {
         hub,
         shell: Shell::new(limits, Metrics::new("keyward_hub", ROUTES)),

@@ -19,7 +19,9 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 pub use keyward_service::store::StoreError;
 
-use crate::api::{EscrowCopy, EscrowVersion, PushRequest, blob_sha256};
+use crate::api::{
+    EscrowCopy, EscrowVersion, HeaderCopy, HeaderPushRequest, PushRequest, blob_sha256,
+};
 use crate::audit::{AuditRecord, GENESIS, record_hash};
 
 /// The schema, version 1. Idempotent: run at every start.
@@ -30,6 +32,9 @@ const SCHEMA: Schema = Schema {
         "CREATE TABLE IF NOT EXISTS escrows (box_name TEXT NOT NULL, version BIGINT NOT NULL, state TEXT NOT NULL, blob_format TEXT NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL, directive TEXT NOT NULL, pushed_at BIGINT NOT NULL, PRIMARY KEY (box_name, version))",
         // At most one active escrow per box, whatever two hubs approve at once.
         "CREATE UNIQUE INDEX IF NOT EXISTS escrows_one_active ON escrows (box_name) WHERE state = 'active'",
+        // Sealed LUKS2 header backups, one per volume of a box (added within schema 1: a new
+        // table that older hubs never read).
+        "CREATE TABLE IF NOT EXISTS luks_headers (box_name TEXT NOT NULL, uuid TEXT NOT NULL, fingerprint TEXT NOT NULL, sealed TEXT NOT NULL, sha256 TEXT NOT NULL, pushed_at BIGINT NOT NULL, PRIMARY KEY (box_name, uuid))",
         USED_STATEMENTS,
         "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
     ],
@@ -180,6 +185,26 @@ pub enum Pushed {
     },
     /// Refused: this many versions already wait for approval.
     TooManyPending(i64),
+}
+
+/// What `put_header` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderStored {
+    /// Stored; `true` if it replaced the volume's earlier one.
+    Stored(bool),
+    /// Refused: the box has this many other volumes' headers already.
+    TooManyVolumes(i64),
+}
+
+/// What `serve_header` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderServed {
+    /// The header backup asked for.
+    One(HeaderCopy),
+    /// None of that volume (or none at all).
+    Nothing,
+    /// No volume was named, and the box has several: their UUIDs.
+    Several(Vec<String>),
 }
 
 /// What `activate` found.
@@ -539,6 +564,94 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(escrow_copy).collect())
+    }
+
+    /// Stores a volume's sealed header backup (SHA-256 `hash`) in place of the one held,
+    /// audited as `header-push`, unless the box has `max_volumes` other volumes' already.
+    pub async fn put_header(
+        &self,
+        box_name: &str,
+        header: &HeaderPushRequest,
+        hash: &str,
+        max_volumes: usize,
+        now: i64,
+    ) -> Result<HeaderStored, StoreError> {
+        audited!(self, "header backup", |conn| {
+            let row = sqlx::query(
+                "SELECT COUNT(CASE WHEN uuid <> $2 THEN 1 END), COUNT(CASE WHEN uuid = $2 THEN 1 END) FROM luks_headers WHERE box_name = $1",
+            )
+            .bind(box_name)
+            .bind(&header.uuid)
+            .fetch_one(&mut *conn)
+            .await?;
+            let (others, held): (i64, i64) = (row.get(0), row.get(1));
+            if held == 0 && usize::try_from(others).unwrap_or(usize::MAX) >= max_volumes {
+                return Ok(Attempt::Rollback(HeaderStored::TooManyVolumes(others)));
+            }
+            // Both SQLite and PostgreSQL spell an upsert this way.
+            sqlx::query(
+                "INSERT INTO luks_headers (box_name, uuid, fingerprint, sealed, sha256, pushed_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (box_name, uuid) DO UPDATE SET fingerprint = excluded.fingerprint, sealed = excluded.sealed, sha256 = excluded.sha256, pushed_at = excluded.pushed_at",
+            )
+            .bind(box_name)
+            .bind(&header.uuid)
+            .bind(&header.fingerprint)
+            .bind(&header.sealed)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            let replaced = held > 0;
+            let detail = format!(
+                "volume {}{}, fingerprint {}, sealed sha256 {hash}",
+                header.uuid,
+                if replaced { " replaced" } else { "" },
+                header.fingerprint
+            );
+            Ok(match append_audit(conn, "header-push", Some(box_name), &detail, now).await? {
+                true => Attempt::Commit(HeaderStored::Stored(replaced)),
+                false => Attempt::Retry,
+            })
+        })
+    }
+
+    /// The sealed header backup of volume `uuid` of a box (of its only volume, if `None`),
+    /// audited as `header-served` when there is one (the recovery ticket that asked is not
+    /// used up by it: see [`crate::hub::Hub::recover_header`]).
+    pub async fn serve_header(
+        &self,
+        box_name: &str,
+        uuid: Option<&str>,
+        now: i64,
+    ) -> Result<HeaderServed, StoreError> {
+        audited!(self, "header serving", |conn| {
+            let rows = sqlx::query(
+                "SELECT uuid, fingerprint, pushed_at, sealed, sha256 FROM luks_headers WHERE box_name = $1 AND ($2 IS NULL OR uuid = $2) ORDER BY uuid",
+            )
+            .bind(box_name)
+            .bind(uuid)
+            .fetch_all(&mut *conn)
+            .await?;
+            let row = match rows.as_slice() {
+                [] => return Ok(Attempt::Rollback(HeaderServed::Nothing)),
+                [row] => row,
+                several => {
+                    let uuids = several.iter().map(|r| r.get(0)).collect();
+                    return Ok(Attempt::Rollback(HeaderServed::Several(uuids)));
+                }
+            };
+            let copy = HeaderCopy {
+                uuid: row.get(0),
+                fingerprint: row.get(1),
+                pushed_at: row.get(2),
+                sealed: row.get(3),
+                sha256: row.get(4),
+            };
+            let detail = format!("volume {}", copy.uuid);
+            Ok(match append_audit(conn, "header-served", Some(box_name), &detail, now).await? {
+                true => Attempt::Commit(HeaderServed::One(copy)),
+                false => Attempt::Retry,
+            })
+        })
     }
 
     /// Appends an audit record that stands alone (the refusals of a minute).

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use keyward_core::DataKey;
+
 use crate::error::{LuksError, Result};
+use crate::escrow;
 use crate::journal::{Entry, Journal};
 use crate::volume::{Volume, restore_header};
 
@@ -22,17 +25,15 @@ pub struct HeaderBackup {
     pub sha256: [u8; 32],
     /// keyward's pair in it, if its journal is settled.
     pub pair: Option<Entry>,
+    /// The header's JSON metadata (where each keyslot's area is, for [`crate::escrow`]).
+    pub metadata: serde_json::Value,
 }
 
 /// Backs up the header of `volume`.
 pub fn back_up(volume: &mut Volume) -> Result<HeaderBackup> {
     // libcryptsetup writes the backup into a new file only; a private folder of our own
     // holds it until it is read back.
-    let folder = tempfile::tempdir().map_err(|source| LuksError::Io {
-        path: std::env::temp_dir(),
-        what: "cannot make a private folder for the header backup",
-        source,
-    })?;
+    let folder = private_folder()?;
     let file = folder.path().join("header");
     volume.header_backup(&file)?;
     let bytes = Zeroizing::new(std::fs::read(&file).map_err(|source| LuksError::Io {
@@ -40,8 +41,10 @@ pub fn back_up(volume: &mut Volume) -> Result<HeaderBackup> {
         what: "cannot read the header backup back",
         source,
     })?);
+    let metadata = volume.metadata()?;
     let pair = Journal::read(&volume.header()?).ok().and_then(|j| j.settled().cloned());
     Ok(HeaderBackup {
+        metadata,
         uuid: volume.uuid().into(),
         sha256: Sha256::digest(&bytes[..]).into(),
         bytes,
@@ -65,6 +68,47 @@ pub struct Restored {
 /// backup, or if `device` has no readable header and `expect_uuid` does not name the
 /// backup's volume.
 pub fn restore(device: &Path, backup: &Path, expect_uuid: Option<&str>) -> Result<Restored> {
+    restore_from(device, backup, backup, expect_uuid)
+}
+
+/// Restores a header backup sealed for the escrow hub ([`crate::escrow`]; `source` says where
+/// it came from) onto `device`, opened with `key`: as [`restore`], once the seal has vouched
+/// for what it holds. The rebuilt backup file lives in a private folder until it is restored.
+pub fn restore_sealed(
+    device: &Path,
+    key: &DataKey,
+    sealed: &[u8],
+    source: &str,
+    expect_uuid: Option<&str>,
+) -> Result<Restored> {
+    let opened = escrow::open(key, sealed)
+        .map_err(|e| LuksError::HeaderEscrow { what: source.into(), source: e })?;
+    let folder = private_folder()?;
+    let file = folder.path().join("header");
+    std::fs::write(&file, &opened.bytes[..]).map_err(|source| LuksError::Io {
+        path: file.clone(),
+        what: "cannot write the rebuilt header backup",
+        source,
+    })?;
+    restore_from(device, &file, Path::new(source), expect_uuid)
+}
+
+/// A folder only this user can enter (tempfile makes it 0700), for a backup file on its way.
+fn private_folder() -> Result<tempfile::TempDir> {
+    tempfile::tempdir().map_err(|source| LuksError::Io {
+        path: std::env::temp_dir(),
+        what: "cannot make a private folder for the header backup",
+        source,
+    })
+}
+
+/// [`restore`] from the file `backup`, named `shown_as` in what it says.
+fn restore_from(
+    device: &Path,
+    backup: &Path,
+    shown_as: &Path,
+    expect_uuid: Option<&str>,
+) -> Result<Restored> {
     let mut from = Volume::open(backup)?;
     let uuid = from.uuid().to_string();
     let restored = Journal::read(&from.header()?).ok();
@@ -72,13 +116,13 @@ pub fn restore(device: &Path, backup: &Path, expect_uuid: Option<&str>) -> Resul
     let replaced = match Volume::open(device) {
         Ok(mut current) => {
             if current.uuid() != uuid {
-                return Err(other_volume(device, current.uuid(), backup, &uuid));
+                return Err(other_volume(device, current.uuid(), shown_as, &uuid));
             }
             Journal::read(&current.header()?).ok()
         }
         Err(LuksError::NotLuks2 { .. }) => match expect_uuid {
             Some(expected) if expected.eq_ignore_ascii_case(&uuid) => None,
-            Some(expected) => return Err(other_volume(device, expected, backup, &uuid)),
+            Some(expected) => return Err(other_volume(device, expected, shown_as, &uuid)),
             None => {
                 return Err(LuksError::NothingToCompare { path: device.into(), backup_uuid: uuid });
             }

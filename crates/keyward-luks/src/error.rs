@@ -144,6 +144,14 @@ pub enum LuksError {
         /// The error.
         source: std::io::Error,
     },
+    /// A header backup could not be sealed for the hub, or a sealed one opened.
+    #[error("{what}: {source}")]
+    HeaderEscrow {
+        /// Which header backup (the volume, or where the sealed one came from).
+        what: String,
+        /// Why.
+        source: crate::escrow::HeaderEscrowError,
+    },
     /// A fault hook stopped the work after this step (crash tests only).
     #[error("{}: stopped after {step:?} by the fault hook", path.display())]
     Interrupted {

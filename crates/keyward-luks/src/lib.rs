@@ -7,12 +7,14 @@
 //! - [`journal`]: which state a stopped command left (a pure function of the header);
 //! - [`workflow`]: the commands (enroll, rotate, passphrase, remove, add-passphrase), each
 //!   settling the journal first;
-//! - [`backup`]: header backup and restore, refusing another volume's backup.
+//! - [`backup`]: header backup and restore, refusing another volume's backup;
+//! - [`escrow`]: a header backup sealed under K for the escrow hub.
 //!
-//! Formats: docs/formats/luks2-token.md.
+//! Formats: docs/formats/luks2-token.md, docs/formats/luks2-header-escrow.md.
 
 pub mod backup;
 pub mod error;
+pub mod escrow;
 pub mod header;
 pub mod journal;
 pub mod kdf;

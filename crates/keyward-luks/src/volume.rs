@@ -54,13 +54,17 @@ impl Volume {
         &self.uuid
     }
 
-    /// The keyslots and tokens, read afresh from the header.
-    pub fn header(&mut self) -> Result<Header> {
-        let metadata = self
-            .device
+    /// The header's JSON metadata, read afresh.
+    pub fn metadata(&mut self) -> Result<serde_json::Value> {
+        self.device
             .status_handle()
             .dump_json()
-            .map_err(|e| cryptsetup(&self.path, "read the header", &e))?;
+            .map_err(|e| cryptsetup(&self.path, "read the header", &e))
+    }
+
+    /// The keyslots and tokens, read afresh from the header.
+    pub fn header(&mut self) -> Result<Header> {
+        let metadata = self.metadata()?;
         Header::from_metadata(&metadata)
             .map_err(|source| LuksError::Metadata { path: self.path.clone(), source })
     }

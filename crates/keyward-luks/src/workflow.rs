@@ -4,7 +4,9 @@
 
 use keyward_core::{DataKey, Fingerprint};
 
+use crate::backup::{self, HeaderBackup};
 use crate::error::{LuksError, Result};
+use crate::escrow;
 use crate::header::Header;
 use crate::journal::{Anomaly, Entry, Journal};
 use crate::kdf::KeyslotKdf;
@@ -218,6 +220,21 @@ impl<'a> KeywardVolume<'a> {
             }
         }
         Err(LuksError::KeepsChanging { path: self.volume.path().into() })
+    }
+
+    /// `keyward luks header-backup --push`: a backup of the settled header, sealed under K for
+    /// the escrow hub ([`crate::escrow`]). Only a header whose keyward keyslot opens with the
+    /// passphrase derived for it is sealed, so what a fresh machine restores opens with the
+    /// key it recovered.
+    /// Returns the backup, keyward's pair in it, and the sealed bytes.
+    pub fn sealed_header_backup(&mut self) -> Result<(HeaderBackup, Entry, Vec<u8>)> {
+        let (entry, _) = self.passphrase()?;
+        let backup = backup::back_up(&mut self.volume)?;
+        let sealed = escrow::seal(self.key, &backup).map_err(|source| LuksError::HeaderEscrow {
+            what: self.volume.path().display().to_string(),
+            source,
+        })?;
+        Ok((backup, entry, sealed))
     }
 
     /// `keyward luks enroll`: adds keyward's keyslot (sequence 1 of a new enrollment) with its

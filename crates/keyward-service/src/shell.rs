@@ -173,6 +173,23 @@ pub struct ServeOptions {
     pub max_connections_per_source: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// The one route that takes larger bodies, if the service has one.
+    pub large_route: Option<LargeRoute>,
+}
+
+/// A route whose bodies may be larger than the service's limit (the hub's sealed LUKS2 header
+/// backups). Few are read at once, whoever sends them, so their memory stays bounded: beyond
+/// `at_once` the request is answered 429 at once rather than queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LargeRoute {
+    /// The request path, exactly.
+    pub path: &'static str,
+    /// Largest body accepted there.
+    pub max_body_bytes: usize,
+    /// How long such a body may take to arrive whole.
+    pub body_timeout: Duration,
+    /// Most such bodies read (and handled) at once.
+    pub at_once: usize,
 }
 
 impl ServeOptions {
@@ -182,8 +199,16 @@ impl ServeOptions {
             read_timeout: Duration::from_secs(10),
             max_connections_per_source: 64,
             max_body_bytes,
+            large_route: None,
         }
     }
+}
+
+/// What the body reader knows: the options, and the turns for large bodies.
+#[derive(Debug, Clone)]
+struct BodyLimits {
+    options: ServeOptions,
+    large_turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves `app` over HTTPS on `addr` (hub and peers alike) until the process ends, with the
@@ -194,7 +219,9 @@ pub async fn serve_https(
     app: Router,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let app = app.layer(middleware::from_fn_with_state(options, whole_body));
+    let turns = options.large_route.map_or(0, |r| r.at_once.max(1));
+    let limits = BodyLimits { options, large_turns: Arc::new(tokio::sync::Semaphore::new(turns)) };
+    let app = app.layer(middleware::from_fn_with_state(limits, whole_body));
     let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
     let guard = GuardedAcceptor {
         open: Arc::new(OpenConnections {
@@ -213,8 +240,27 @@ pub async fn serve_https(
 
 /// Reads a request's body whole, within the read timeout and the size limit, before any
 /// handler sees it: a body that is too large or too slow is answered here, as JSON.
-async fn whole_body(State(options): State<ServeOptions>, request: Request, next: Next) -> Response {
-    let limit = options.max_body_bytes;
+async fn whole_body(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    let options = limits.options;
+    let large = options.large_route.filter(|r| request.uri().path() == r.path);
+    let (limit, deadline) = match large {
+        Some(route) => (route.max_body_bytes, route.body_timeout),
+        None => (options.max_body_bytes, options.read_timeout),
+    };
+    // Held until the answer is made, so at most `at_once` large bodies are in memory.
+    let _turn = match large {
+        Some(_) => match limits.large_turns.clone().try_acquire_owned() {
+            Ok(turn) => Some(turn),
+            Err(_) => {
+                return json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "busy",
+                    "too many large uploads at once; try again in a minute".into(),
+                );
+            }
+        },
+        None => None,
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -231,7 +277,7 @@ async fn whole_body(State(options): State<ServeOptions>, request: Request, next:
         return too_large();
     }
     let (parts, body) = request.into_parts();
-    let read = tokio::time::timeout(options.read_timeout, axum::body::to_bytes(body, limit)).await;
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
     let bytes: Bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e))
@@ -244,10 +290,7 @@ async fn whole_body(State(options): State<ServeOptions>, request: Request, next:
             let mut answer = json_error(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    options.read_timeout.as_secs()
-                ),
+                format!("the request body did not arrive within {} s", deadline.as_secs()),
             );
             answer.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return answer;

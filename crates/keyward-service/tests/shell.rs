@@ -57,7 +57,12 @@ fn connect(
 }
 
 fn options(read_timeout: Duration, max_connections_per_source: usize) -> ServeOptions {
-    ServeOptions { read_timeout, max_connections_per_source, max_body_bytes: 1024 }
+    ServeOptions {
+        read_timeout,
+        max_connections_per_source,
+        max_body_bytes: 1024,
+        large_route: None,
+    }
 }
 
 #[test]

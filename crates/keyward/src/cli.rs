@@ -1037,29 +1037,13 @@ pub enum LuksCommand {
     },
     /// Wipe keyward's keyslot and remove its token. Refused if it is the volume's last keyslot.
     Remove(LuksKeyArgs),
-    /// Back up the header and keyslot areas (cryptsetup's luksHeaderBackup) to a new 0600 file.
-    HeaderBackup {
-        /// The block device or image file.
-        device: PathBuf,
-        /// The backup file (created 0600, atomically).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        /// Replace an existing backup file (atomically).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Restore a header backup; refused if it is another volume's (by UUID).
-    HeaderRestore {
-        /// The block device or image file.
-        device: PathBuf,
-        /// The header backup (from `keyward luks header-backup` or `cryptsetup
-        /// luksHeaderBackup`).
-        #[arg(long, value_name = "FILE")]
-        from: PathBuf,
-        /// The volume's UUID, needed when its header is too damaged to read it from.
-        #[arg(long, value_name = "UUID")]
-        expect_uuid: Option<String>,
-    },
+    /// Back up the header and keyslot areas (cryptsetup's luksHeaderBackup) to a new 0600 file,
+    /// or with --push to this box's escrow hub, sealed under the key, so a fresh machine that
+    /// recovered the key can repair a damaged header.
+    HeaderBackup(LuksHeaderBackupArgs),
+    /// Restore a header backup, from a file or from the hub; refused if it is another volume's
+    /// (by UUID).
+    HeaderRestore(LuksHeaderRestoreArgs),
     /// Add an ordinary passphrase keyslot, opened through keyward's keyslot: on a fresh machine,
     /// after `keyward recover`, this gives the volume a passphrase again.
     AddPassphrase(LuksAddPassphraseArgs),
@@ -1150,6 +1134,69 @@ pub struct LuksPassphraseArgs {
     /// Replace an existing output file (atomically).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `keyward luks header-backup`.
+#[derive(Debug, Args)]
+pub struct LuksHeaderBackupArgs {
+    /// The block device or image file; the --unlock-… options open the keybox, for --push.
+    #[command(flatten)]
+    pub volume: LuksKeyArgs,
+
+    /// The backup file (created 0600, atomically): cryptsetup's own format, which `cryptsetup
+    /// luksHeaderRestore` takes too.
+    #[arg(long, value_name = "FILE", required_unless_present = "push")]
+    pub out: Option<PathBuf>,
+
+    /// Replace an existing backup file (atomically).
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
+    /// Push the backup to the hub this box is enrolled at (`keyward escrow enroll`), sealed
+    /// under a key derived from the keybox's key, in place of the one the hub held for this
+    /// volume. Opens the keybox; the volume must have keyward's keyslot. Push again after a
+    /// rotation or a passphrase change, so the hub's copy is the current header.
+    #[arg(long)]
+    pub push: bool,
+}
+
+/// `keyward luks header-restore`.
+#[derive(Debug, Args)]
+pub struct LuksHeaderRestoreArgs {
+    /// The block device or image file; the --unlock-… options open the keybox, for --hub.
+    #[command(flatten)]
+    pub volume: LuksKeyArgs,
+
+    /// The header backup (from `keyward luks header-backup --out` or `cryptsetup
+    /// luksHeaderBackup`).
+    #[arg(long, value_name = "FILE", required_unless_present = "hub")]
+    pub from: Option<PathBuf>,
+
+    /// Fetch the volume's sealed header backup from this hub instead, with a recovery ticket
+    /// (checked, not used up), and open it with the keybox's key: on a fresh machine, run
+    /// `keyward recover --into-keybox` first.
+    #[arg(long, value_name = "URL", conflicts_with = "from", requires_all = ["box_name", "ticket_file"])]
+    pub hub: Option<String>,
+
+    /// The hub certificate's SHA-256 (with --hub).
+    #[arg(long, value_name = "HEX")]
+    pub hub_fingerprint: Option<String>,
+
+    /// The hub's certificate, PEM (with --hub).
+    #[arg(long, value_name = "FILE", conflicts_with = "hub_fingerprint")]
+    pub hub_cert: Option<PathBuf>,
+
+    /// The box whose header backup to fetch (with --hub).
+    #[arg(long = "box", value_name = "NAME")]
+    pub box_name: Option<String>,
+
+    /// The operator's recovery ticket for the box, from F (with --hub).
+    #[arg(long, value_name = "F")]
+    pub ticket_file: Option<PathBuf>,
+
+    /// The volume's UUID, needed when its header is too damaged to read it from.
+    #[arg(long, value_name = "UUID")]
+    pub expect_uuid: Option<String>,
 }
 
 /// `keyward luks add-passphrase`.

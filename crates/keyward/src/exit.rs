@@ -144,6 +144,7 @@ impl From<BoxError> for CliError {
 /// The exit code of a LUKS2 failure.
 fn luks_exit_code(error: &keyward_luks::LuksError) -> ExitCode {
     use keyward_luks::LuksError as L;
+    use keyward_luks::escrow::HeaderEscrowError;
     match error {
         L::Missing { .. } | L::NotEnrolled { .. } => ExitCode::NotFound,
         L::NotLuks2 { .. } | L::NothingToCompare { .. } => ExitCode::Usage,
@@ -159,6 +160,14 @@ fn luks_exit_code(error: &keyward_luks::LuksError) -> ExitCode {
         L::Cryptsetup { .. } | L::Io { .. } | L::Interrupted { .. } | L::Random(_) => {
             ExitCode::Internal
         }
+        L::HeaderEscrow { source, .. } => match source {
+            HeaderEscrowError::Layout(_) => ExitCode::Refused,
+            HeaderEscrowError::Format(_)
+            | HeaderEscrowError::Damaged
+            | HeaderEscrowError::Contents(_) => ExitCode::Integrity,
+            HeaderEscrowError::OtherKey { .. } => ExitCode::FingerprintMismatch,
+            HeaderEscrowError::Random(_) => ExitCode::Internal,
+        },
     }
 }
 

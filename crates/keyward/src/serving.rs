@@ -66,6 +66,7 @@ pub fn serve_options(
         max_connections_per_source: usize::try_from(args.max_connections_per_source)
             .unwrap_or(usize::MAX),
         max_body_bytes,
+        large_route: None,
     }
 }
 

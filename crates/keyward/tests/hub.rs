@@ -477,6 +477,135 @@ fn swapped_audit_rows_are_named() {
     assert!(out.stderr().contains("record 2"), "names the row{}", out.report());
 }
 
+/// Seed 001 on a dead machine: the box pushed its LUKS2 volume's header, sealed under K; the
+/// volume's header (both metadata copies and the keyslot areas) is then destroyed; a fresh
+/// machine recovers K from the hub and repairs the header from the hub with the same one-use
+/// ticket; the user's passphrase and keyward's open the volume again. The hub never sees the
+/// header in the clear, and a sealed copy swapped or damaged at the hub is refused.
+fn a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub(backend: Backend) {
+    use keyward_luks::testing::{FAST_ARGS, USER_PASSPHRASE, new_volume, opens};
+    let dir = Dir::new("hub-luks");
+    let hub = HubProcess::start_on(&dir, backend);
+    escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
+    let image = new_volume(&dir.path("volume.img"));
+    dir.write("user-passphrase", USER_PASSPHRASE);
+    let mut enroll = vec!["luks", "enroll", "volume.img", "--luks-key-file", "user-passphrase"];
+    enroll.extend(FAST_ARGS);
+    enroll.extend(["--unlock-code-file", "code.txt"]);
+    dir.ok(enroll);
+    let push = ["--json", "luks", "header-backup", "volume.img", "--push"];
+    let first = dir.ok(push.iter().chain(&["--unlock-code-file", "code.txt"]));
+    let first: serde_json::Value = serde_json::from_str(&first.stdout()).expect("json");
+    assert_eq!(first["pushed"]["replaced"], false, "{first}");
+    // Only the metadata and the two keyslot areas travel, not 16 MiB of unused random bytes.
+    let sealed_len = first["pushed"]["bytes"].as_u64().expect("bytes");
+    assert!(sealed_len < 1 << 20, "{sealed_len} bytes sealed");
+    let again = dir.ok(push.iter().chain(&["--unlock-code-file", "code.txt"]));
+    let again: serde_json::Value = serde_json::from_str(&again.stdout()).expect("json");
+    assert_eq!(again["pushed"]["replaced"], true, "{again}");
+    let uuid = again["uuid"].as_str().expect("uuid").to_string();
+
+    // Nothing of the header reaches the hub in the clear: not LUKS2's magic, not its JSON.
+    let header = std::fs::read(&image).expect("image")[..1 << 20].to_vec();
+    let json_start = 4096;
+    let json_probe = &header[json_start..json_start + 64];
+    let mut places = vec![("hub.log".to_string(), dir.read("hub.log"))];
+    if backend == Backend::Sqlite {
+        for entry in std::fs::read_dir(dir.path("hub")).expect("hub folder").flatten() {
+            let name = format!("hub/{}", entry.file_name().to_string_lossy());
+            places.push((name, std::fs::read(entry.path()).unwrap_or_default()));
+        }
+    }
+    for (place, bytes) in &places {
+        for (what, probe) in [("LUKS2 magic", &b"LUKS\xba\xbe"[..]), ("header JSON", json_probe)] {
+            assert!(!bytes.windows(probe.len()).any(|w| w == probe), "the {what} is in {place}");
+        }
+    }
+
+    // The machine dies; its disk's header is destroyed, metadata and keyslot areas both.
+    ticket(&dir, "ticket.txt");
+    let fresh = Dir::new("hub-luks-fresh");
+    let mut disk = std::fs::read(&image).expect("image");
+    disk[..1 << 20].fill(0);
+    fresh.write("volume.img", &disk);
+    for file in ["ticket.txt", "code.txt"] {
+        fresh.write(file, &dir.read(file));
+    }
+    let damaged = fresh.sha256("volume.img");
+    let mut recover: Vec<String> = vec!["recover".into()];
+    recover.extend(hub.args());
+    recover.extend(
+        ["--expect-fingerprint", &fp, "--box", "pve-07", "--ticket-file", "ticket.txt"]
+            .map(String::from),
+    );
+    recover.extend(["--code-file", "code.txt", "--into-keybox", "keybox.json"].map(String::from));
+    fresh.ok(&recover);
+    let mut restore: Vec<String> =
+        vec!["luks".into(), "header-restore".into(), "volume.img".into()];
+    restore.extend(hub.args());
+    restore.extend(["--box", "pve-07", "--ticket-file", "ticket.txt"].map(String::from));
+    restore.extend(["--unlock-code-file", "code.txt"].map(String::from));
+    // Nothing on the disk says which volume it is: the restore names the one the hub holds
+    // and asks for it to be confirmed, and leaves the disk as it was.
+    let unconfirmed = fresh.keyward().args(&restore).run();
+    unconfirmed.assert_exit_code(2).assert_one_line_error();
+    assert!(
+        unconfirmed.stderr().contains(&format!("--expect-uuid {uuid}")),
+        "{}",
+        unconfirmed.report()
+    );
+    assert_eq!(fresh.sha256("volume.img"), damaged);
+    restore.extend(["--expect-uuid".to_string(), uuid.clone()]);
+    let repaired = fresh.ok(&restore);
+    assert!(repaired.stdout().contains("Restored the header"), "{}", repaired.report());
+    let repaired_image = fresh.path("volume.img");
+    assert!(opens(&repaired_image, USER_PASSPHRASE, None), "the user's passphrase opens it");
+    let keyward = fresh.ok([
+        "luks",
+        "passphrase",
+        "volume.img",
+        "--out",
+        "-",
+        "--unlock-code-file",
+        "code.txt",
+    ]);
+    assert!(opens(&repaired_image, &keyward.output.stdout, None), "keyward's passphrase opens it");
+
+    // A copy at the hub sealed under another key, or damaged and re-hashed to match, is refused
+    // (exit 5, exit 4), and the disk is left as it was.
+    let other_key =
+        keyward_core::DataKey::import(zeroize::Zeroizing::new(vec![7u8; 32])).expect("key");
+    let mut volume = keyward_luks::Volume::open(&image).expect("volume");
+    let backup = keyward_luks::backup::back_up(&mut volume).expect("backup");
+    let foreign = keyward_luks::escrow::seal(&other_key, &backup).expect("seal");
+    let ours: keyward_core::Fingerprint = fp.parse().expect("fingerprint");
+    let mut forged = foreign.clone();
+    let fp_at = keyward_luks::escrow::MAGIC.len() + 2 + uuid.len();
+    forged[fp_at..fp_at + 32].copy_from_slice(ours.as_bytes());
+    fresh.write("volume.img", &disk);
+    for (sealed, code) in [(&foreign, 5), (&forged, 4)] {
+        hub.sql(&format!(
+            "UPDATE luks_headers SET sealed = '{}', sha256 = '{}'",
+            keyward_core::encoding::to_base64(sealed),
+            keyward_hub::api::blob_sha256(sealed)
+        ));
+        let out = fresh.keyward().args(&restore).run();
+        out.assert_exit_code(code).assert_one_line_error();
+        assert_eq!(fresh.sha256("volume.img"), damaged);
+    }
+}
+
+#[test]
+fn a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub_on_sqlite() {
+    a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub(Backend::Sqlite);
+}
+
+#[test]
+fn a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub_on_postgres() {
+    a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub(Backend::Postgres);
+}
+
 #[test]
 fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code_on_sqlite() {
     a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(Backend::Sqlite);

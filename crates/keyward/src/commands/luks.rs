@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
+use keyward_box::{escrow, recovery};
 use keyward_core::encoding::to_hex;
+use keyward_hub::client::HubClient;
 use keyward_luks::backup;
 use keyward_luks::journal::{Entry, Journal};
 use keyward_luks::{KeyslotKdf, KeywardVolume, LuksError, NoFaults, Volume};
@@ -12,9 +14,12 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::auth::open;
-use crate::cli::{LuksCommand, LuksKdf, LuksKdfArgs, LuksKeyArgs};
+use crate::cli::{
+    LuksCommand, LuksHeaderBackupArgs, LuksHeaderRestoreArgs, LuksKdf, LuksKdfArgs, LuksKeyArgs,
+};
 use crate::context::Context;
-use crate::exit::{CliError, CliResult};
+use crate::exit::{CliError, CliResult, usage};
+use crate::hub_io;
 use crate::output::{Overwrite, progress, warn, write_secret};
 use crate::secret_input::{prompt_new_secret, prompt_secret};
 
@@ -80,55 +85,8 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
             ))?;
             ctx.out.json(&json!({ "device": args.device, "removed": pair_json(&entry) }))
         }
-        LuksCommand::HeaderBackup { device, out, force } => {
-            let mut volume = Volume::open(device)?;
-            let backup = backup::back_up(&mut volume)?;
-            write_secret(out, &backup.bytes, Overwrite::from_force(*force))?;
-            ctx.out.line(format!(
-                "Header of {} (UUID {}) backed up to {} (SHA-256 {}); {}",
-                device.display(),
-                backup.uuid,
-                out.display(),
-                to_hex(&backup.sha256),
-                match &backup.pair {
-                    Some(e) => format!(
-                        "keyward's keyslot {} (sequence {}, key {}) is in it",
-                        e.record.keyslot,
-                        e.record.sequence,
-                        e.record.fingerprint.short()
-                    ),
-                    None => "it holds no settled keyward keyslot".into(),
-                }
-            ))?;
-            ctx.out.json(&json!({
-                "device": device,
-                "uuid": backup.uuid,
-                "backup": out,
-                "sha256": to_hex(&backup.sha256),
-                "keyward": backup.pair.as_ref().map(pair_json),
-            }))
-        }
-        LuksCommand::HeaderRestore { device, from, expect_uuid } => {
-            let restored = backup::restore(device, from, expect_uuid.as_deref())?;
-            if let Some(later) = restored.went_back_from {
-                warn(&format!(
-                    "the restored header holds an earlier keyward keyslot than sequence {later}, the one it replaced; that earlier passphrase opens the volume again: run `keyward luks rotate {}`",
-                    device.display()
-                ));
-            }
-            ctx.out.line(format!(
-                "Restored the header of {} (UUID {}) from {}",
-                device.display(),
-                restored.uuid,
-                from.display()
-            ))?;
-            ctx.out.json(&json!({
-                "device": device,
-                "uuid": restored.uuid,
-                "keyward": restored.pair.as_ref().map(pair_json),
-                "went_back_from": restored.went_back_from,
-            }))
-        }
+        LuksCommand::HeaderBackup(args) => header_backup(ctx, args),
+        LuksCommand::HeaderRestore(args) => header_restore(ctx, args),
         LuksCommand::AddPassphrase(args) => {
             let kdf = keyslot_kdf(&args.kdf);
             let keyslot = with_key(ctx, &args.volume, |volume| {
@@ -168,6 +126,129 @@ fn with_key<T>(
         eprintln!("keyward: {}: {repair}", args.device.display());
     }
     result
+}
+
+/// `keyward luks header-backup`: to a file, to the hub (sealed), or both.
+fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
+    let device = &args.volume.device;
+    let (backup, pushed) = if args.push {
+        // Not enrolled at a hub: said before anything is opened or prompted for.
+        let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+        let (backup, entry, sealed) =
+            with_key(ctx, &args.volume, |volume| Ok(volume.sealed_header_backup()?))?;
+        let fingerprint = &entry.record.fingerprint;
+        let answer = escrow::push_header(
+            &client,
+            &enrollment,
+            &identity,
+            &backup.uuid,
+            fingerprint,
+            &sealed,
+        )?;
+        progress(&format!(
+            "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
+            device.display(),
+            backup.uuid,
+            enrollment.hub,
+            enrollment.box_name,
+            fingerprint.short(),
+            sealed.len(),
+            answer.sha256,
+            if answer.replaced { ", in place of the one it held" } else { "" }
+        ));
+        let pushed = json!({
+            "hub": enrollment.hub, "box": enrollment.box_name, "sha256": answer.sha256,
+            "bytes": sealed.len(), "replaced": answer.replaced,
+        });
+        (backup, Some(pushed))
+    } else {
+        (backup::back_up(&mut Volume::open(device)?)?, None)
+    };
+    if let Some(out) = &args.out {
+        write_secret(out, &backup.bytes, Overwrite::from_force(args.force))?;
+        ctx.out.line(format!(
+            "Header of {} (UUID {}) backed up to {} (SHA-256 {}); {}",
+            device.display(),
+            backup.uuid,
+            out.display(),
+            to_hex(&backup.sha256),
+            match &backup.pair {
+                Some(e) => format!(
+                    "keyward's keyslot {} (sequence {}, key {}) is in it",
+                    e.record.keyslot,
+                    e.record.sequence,
+                    e.record.fingerprint.short()
+                ),
+                None => "it holds no settled keyward keyslot".into(),
+            }
+        ))?;
+    }
+    ctx.out.json(&json!({
+        "device": device,
+        "uuid": backup.uuid,
+        "backup": args.out,
+        "sha256": to_hex(&backup.sha256),
+        "keyward": backup.pair.as_ref().map(pair_json),
+        "pushed": pushed,
+    }))
+}
+
+/// `keyward luks header-restore`: from a file, or the volume's sealed backup from the hub.
+fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
+    let device = &args.volume.device;
+    let expect_uuid = args.expect_uuid.as_deref();
+    let (restored, source) = match (&args.from, &args.hub) {
+        (Some(from), _) => {
+            (backup::restore(device, from, expect_uuid)?, from.display().to_string())
+        }
+        (None, Some(url)) => {
+            let (Some(box_name), Some(ticket_file)) = (&args.box_name, &args.ticket_file) else {
+                return Err(usage("--hub needs --box NAME and --ticket-file F"));
+            };
+            // Which volume to ask for: the one the header names, else the one the user names,
+            // else the box's only one (the restore then asks for --expect-uuid).
+            let uuid = match Volume::open(device) {
+                Ok(volume) => Some(volume.uuid().to_string()),
+                Err(LuksError::NotLuks2 { .. }) => args.expect_uuid.clone(),
+                Err(e) => return Err(e.into()),
+            };
+            let (pin, _) = hub_io::pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
+            let client = HubClient::new(url, pin).map_err(CliError::Remote)?;
+            let (copy, sealed) = recovery::header_from_hub(
+                &ctx.reader,
+                &client,
+                url,
+                box_name,
+                ticket_file,
+                uuid.as_deref(),
+            )?;
+            let store = ctx.store();
+            let keybox = store.load()?;
+            let unlocked = open(&args.volume.auth, &keybox, store.path(), &ctx.reader)?;
+            let source = format!("the header backup of volume {} at {url}", copy.uuid);
+            let restored =
+                backup::restore_sealed(device, unlocked.key(), &sealed, &source, expect_uuid)?;
+            (restored, source)
+        }
+        (None, None) => return Err(usage("give --from FILE or --hub URL")),
+    };
+    if let Some(later) = restored.went_back_from {
+        warn(&format!(
+            "the restored header holds an earlier keyward keyslot than sequence {later}, the one it replaced; that earlier passphrase opens the volume again: run `keyward luks rotate {}`",
+            device.display()
+        ));
+    }
+    ctx.out.line(format!(
+        "Restored the header of {} (UUID {}) from {source}",
+        device.display(),
+        restored.uuid
+    ))?;
+    ctx.out.json(&json!({
+        "device": device,
+        "uuid": restored.uuid,
+        "keyward": restored.pair.as_ref().map(pair_json),
+        "went_back_from": restored.went_back_from,
+    }))
 }
 
 /// `keyward luks status`.

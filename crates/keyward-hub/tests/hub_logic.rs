@@ -2,7 +2,7 @@
 //! real SQLite store in a temporary folder, requests signed and replayed, statements redeemed
 //! twice, versions gated.
 
-use keyward_hub::api::{PushRequest, blob_sha256};
+use keyward_hub::api::{HeaderPushRequest, PushRequest, blob_sha256};
 use keyward_hub::hub::{Hub, Principal};
 use keyward_hub::store::Store;
 use keyward_service::refusals::RefusalCount;
@@ -440,5 +440,107 @@ fn an_enrollment_token_the_schema_allows_is_a_failed_proof_not_malformed() {
                 "{token:.20}: {result:?}"
             );
         }
+    });
+}
+
+fn header_of(uuid: &str, sealed: &[u8]) -> HeaderPushRequest {
+    HeaderPushRequest {
+        uuid: uuid.into(),
+        fingerprint: FP.into(),
+        sealed: keyward_core::encoding::to_base64(sealed),
+    }
+}
+
+fn volume(n: usize) -> String {
+    format!("{n:08x}-abcd-4ef0-8000-00000000000a")
+}
+
+#[test]
+fn a_volumes_header_backup_is_replaced_served_for_a_ticket_without_using_it_and_audited() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let first = s.hub.push_header("b1", &header_of(&volume(1), b"one"), NOW).await;
+        let first = first.expect("push");
+        assert_eq!((first.replaced, first.sha256), (false, blob_sha256(b"one")));
+        // The UUID is kept lower-case, so one volume is never two rows.
+        let upper = volume(1).to_uppercase();
+        let second = s.hub.push_header("b1", &header_of(&upper, b"two"), NOW).await;
+        assert!(second.expect("push").replaced);
+
+        // A one-use ticket serves it any number of times and is still there for the key.
+        let ticket = recovery_ticket(&s, 1);
+        for _ in 0..3 {
+            let served = s.hub.recover_header(&ticket, Some(&volume(1)), NOW).await;
+            let served = served.expect("served");
+            assert_eq!(
+                (served.box_name.as_str(), served.header.sha256),
+                ("b1", blob_sha256(b"two"))
+            );
+        }
+        let only = s.hub.recover_header(&ticket, None, NOW).await.expect("the only volume");
+        assert_eq!(only.header.uuid, volume(1));
+        s.hub.push("b1", &push_body().0, NOW).await.expect("push");
+        s.hub.recover(&ticket, NOW).await.expect("the ticket's one use is still there");
+
+        let unknown = s.hub.recover_header(&ticket, Some(&volume(9)), NOW).await;
+        assert!(matches!(unknown, Err(ServiceError::NotFound(_))), "{unknown:?}");
+        s.hub.push_header("b1", &header_of(&volume(2), b"b"), NOW).await.expect("push");
+        let which = s.hub.recover_header(&ticket, None, NOW).await;
+        assert!(
+            matches!(which, Err(ServiceError::Refused(ref why)) if why.contains(&volume(2))),
+            "two volumes: the UUIDs are named {which:?}"
+        );
+        // A ticket for another box, or no ticket, serves nothing.
+        let other = statement::issue(
+            &s.operator,
+            Statement::Enrollment {
+                box_name: "b1".into(),
+                id: Statement::fresh_id().expect("rng"),
+                expires: NOW + 60,
+            },
+        );
+        assert!(s.hub.recover_header(&other, Some(&volume(1)), NOW).await.is_err());
+        let expired = s.hub.recover_header(&ticket, Some(&volume(1)), NOW + 3600).await;
+        assert!(expired.is_err());
+
+        let events: Vec<(String, String)> = s
+            .hub
+            .store()
+            .audit_log()
+            .await
+            .expect("log")
+            .into_iter()
+            .filter(|r| r.event.starts_with("header-"))
+            .map(|r| (r.event, r.detail))
+            .collect();
+        assert_eq!(events.iter().filter(|(e, _)| e == "header-served").count(), 4);
+        assert!(events[1].1.contains("replaced"), "{events:?}");
+        for (_, detail) in &events {
+            assert!(!detail.contains(&keyward_core::encoding::to_base64(b"two")), "{detail}");
+        }
+    });
+}
+
+#[test]
+fn header_backups_are_bounded_in_size_and_in_volumes_and_need_a_uuid() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let big = vec![0u8; keyward_hub::hub::MAX_SEALED_HEADER_BYTES + 1024];
+        let too_big = s.hub.push_header("b1", &header_of(&volume(1), &big), NOW).await;
+        assert!(matches!(too_big, Err(ServiceError::Refused(_))), "{too_big:?}");
+        for bad in ["not-a-uuid", "", &volume(1)[..35], &format!("{}x", &volume(1)[..35])] {
+            let refused = s.hub.push_header("b1", &header_of(bad, b"x"), NOW).await;
+            assert!(matches!(refused, Err(ServiceError::Malformed(_))), "{bad}: {refused:?}");
+        }
+        let mut bad_fp = header_of(&volume(1), b"x");
+        bad_fp.fingerprint = "ab:cd".into();
+        assert!(s.hub.push_header("b1", &bad_fp, NOW).await.is_err());
+        for n in 0..keyward_hub::hub::MAX_HEADER_VOLUMES {
+            s.hub.push_header("b1", &header_of(&volume(n), b"x"), NOW).await.expect("room");
+        }
+        let full = s.hub.push_header("b1", &header_of(&volume(99), b"x"), NOW).await;
+        assert!(matches!(full, Err(ServiceError::Refused(_))), "{full:?}");
+        // A volume it holds can still be replaced.
+        s.hub.push_header("b1", &header_of(&volume(0), b"y"), NOW).await.expect("replace");
     });
 }

@@ -245,8 +245,9 @@ fn take<const N: usize>(input: &mut &[u8]) -> Option<[u8; N]> {
     Some(*head)
 }
 
-/// The backup file the opened contents describe.
-fn rebuild(plain: &[u8]) -> Result<Zeroizing<Vec<u8>>, HeaderEscrowError> {
+/// The backup file the opened contents describe (public for the fuzz target; [`open`] is
+/// what reads a sealed header).
+pub fn rebuild(plain: &[u8]) -> Result<Zeroizing<Vec<u8>>, HeaderEscrowError> {
     let contents = HeaderEscrowError::Contents;
     let mut input = plain;
     let len = take::<8>(&mut input).map(u64::from_be_bytes).ok_or(contents("it ends early"))?;

@@ -1,6 +1,7 @@
 //! The request shell against real TLS connections on 127.0.0.1: a connection that stalls is
 //! dropped after the read timeout, a source cannot hold more connections than its cap, a body
-//! over the limit is a JSON 413, and a client never follows a redirect.
+//! over the limit is a JSON 413, the one large-body route takes larger bodies a few at a time,
+//! and a client never follows a redirect.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use keyward_service::client::{ClientError, ServiceClient};
-use keyward_service::shell::{ServeOptions, serve_https};
+use keyward_service::shell::{LargeRoute, ServeOptions, serve_https};
 use keyward_service::tls;
 
 /// A server with an echo route and a redirecting one; its address and certificate pin.
@@ -27,8 +28,10 @@ fn start(options: ServeOptions) -> (tokio::runtime::Runtime, SocketAddr, [u8; 32
         .expect("pin");
     let config = tls::server_config(&certificate.cert_pem, &certificate.key_pem).expect("tls");
     let addr = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("a");
-    let app =
-        Router::new().route("/echo", post(|body: axum::body::Bytes| async move { body })).route(
+    let app = Router::new()
+        .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+        .route("/large", post(|body: axum::body::Bytes| async move { body }))
+        .route(
             "/moved",
             get(|| async {
                 (StatusCode::FOUND, [("location", "https://127.0.0.1:1/elsewhere")]).into_response()
@@ -135,6 +138,52 @@ fn an_oversized_body_is_a_json_413_and_a_redirect_is_never_followed() {
             other => panic!("expected a refused redirect, got {other:?}"),
         }
     });
+}
+
+#[test]
+fn the_large_route_takes_larger_bodies_but_only_so_many_at_once() {
+    let large = LargeRoute {
+        path: "/large",
+        max_body_bytes: 8192,
+        body_timeout: Duration::from_secs(10),
+        at_once: 1,
+    };
+    let options = ServeOptions { large_route: Some(large), ..options(Duration::from_secs(10), 64) };
+    let (runtime, addr, pin) = start(options);
+    let url = format!("https://{addr}");
+    let client = ServiceClient::new("hub", &url, pin, Duration::from_secs(10)).expect("client");
+    let body = serde_json::json!({ "blob": "x".repeat(4096) });
+    let status = |path: &'static str, body: serde_json::Value| {
+        let client = client.clone();
+        runtime.block_on(async move {
+            match client.send::<serde_json::Value>(client.post_json(path, &body)).await {
+                Ok(_) => 200,
+                Err(ClientError::Refused { status, .. }) => status,
+                Err(other) => panic!("{other:?}"),
+            }
+        })
+    };
+    assert_eq!(status("/large", body.clone()), 200);
+    assert_eq!(status("/echo", body.clone()), 413, "other routes keep the service's limit");
+    assert_eq!(status("/large", serde_json::json!({ "blob": "x".repeat(9000) })), 413);
+
+    // One upload in progress holds the route's only turn: the next is 429 at once, other
+    // routes are served, and the turn comes back when that upload ends.
+    let mut held = connect(addr, pin);
+    let head = "POST /large HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5000\r\n\r\n0123456789";
+    held.write_all(head.as_bytes()).expect("send");
+    held.flush().expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status("/large", body.clone()) != 429 {
+        assert!(Instant::now() < deadline, "the held upload never took the turn");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status("/echo", serde_json::json!({ "ok": true })), 200);
+    drop(held);
+    while status("/large", body.clone()) != 200 {
+        assert!(Instant::now() < deadline, "the turn did not come back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -145,7 +145,7 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
             fingerprint,
             &sealed,
         )?;
-        progress(&format!(
+        ctx.out.line(format!(
             "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
             device.display(),
             backup.uuid,
@@ -155,7 +155,7 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
             sealed.len(),
             answer.sha256,
             if answer.replaced { ", in place of the one it held" } else { "" }
-        ));
+        ))?;
         let pushed = json!({
             "hub": enrollment.hub, "box": enrollment.box_name, "sha256": answer.sha256,
             "bytes": sealed.len(), "replaced": answer.replaced,

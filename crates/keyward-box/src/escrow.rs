@@ -153,6 +153,13 @@ pub fn push_header(
     fingerprint: &Fingerprint,
     sealed: &[u8],
 ) -> BoxResult<HeaderPushResponse> {
+    let max = keyward_hub::hub::MAX_SEALED_HEADER_BYTES;
+    if sealed.len() > max {
+        return Err(invalid(format!(
+            "the sealed header backup is {} bytes and a hub takes at most {max}; keep a header backup file with --out instead",
+            sealed.len()
+        )));
+    }
     let request = HeaderPushRequest {
         uuid: uuid.into(),
         fingerprint: fingerprint.to_string(),

@@ -225,6 +225,17 @@ pub fn from_hub(
     Ok(Candidates { list, uses })
 }
 
+/// A sealed LUKS2 header backup as a hub served it.
+#[derive(Debug)]
+pub struct ServedHeader {
+    /// What the hub says of it.
+    pub copy: HeaderCopy,
+    /// Its bytes, checked against the hash the hub gave.
+    pub sealed: Vec<u8>,
+    /// Where it came from, for messages.
+    pub origin: String,
+}
+
 /// The sealed LUKS2 header backup of volume `uuid` (of the box's only volume, if `None`) a
 /// hub holds for `box_name`, fetched with the recovery ticket in `ticket_file` (checked by the
 /// hub, not used up), its bytes checked against their hash.
@@ -235,17 +246,22 @@ pub fn header_from_hub(
     box_name: &str,
     ticket_file: &Path,
     uuid: Option<&str>,
-) -> BoxResult<(HeaderCopy, Vec<u8>)> {
+) -> BoxResult<ServedHeader> {
     let (ticket, _) = files.ticket_for(ticket_file, box_name)?;
     let answer = block_on(client.recover_header(&ticket, uuid))?;
     if answer.box_name != box_name {
         return Err(invalid(format!("the ticket is for {}, not {box_name}", answer.box_name)));
     }
     let copy = answer.header;
-    let origin = PathBuf::from(format!("the header backup of volume {} at {url}", copy.uuid));
+    let origin = format!("the header backup of volume {} at {url}", copy.uuid);
     match keyward_core::encoding::from_base64(&copy.sealed) {
-        Some(bytes) if keyward_hub::api::blob_sha256(&bytes) == copy.sha256 => Ok((copy, bytes)),
-        _ => Err(CoreError::Integrity { path: origin, what: IntegrityFailure::Checksum }.into()),
+        Some(sealed) if keyward_hub::api::blob_sha256(&sealed) == copy.sha256 => {
+            Ok(ServedHeader { copy, sealed, origin })
+        }
+        _ => {
+            let path = PathBuf::from(origin);
+            Err(CoreError::Integrity { path, what: IntegrityFailure::Checksum }.into())
+        }
     }
 }
 

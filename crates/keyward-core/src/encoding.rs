@@ -4,6 +4,16 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+/// Whether `text` is a UUID in canonical form (as LUKS2 headers hold volume UUIDs): 36
+/// characters, hex digits of either case with hyphens after the 8th, 12th, 16th and 20th.
+pub fn is_canonical_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
 /// Encodes bytes as standard padded base64.
 pub fn to_base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)

@@ -175,16 +175,6 @@ pub struct ActiveResponse {
     pub escrow: EscrowCopy,
 }
 
-/// Whether `text` is a LUKS2 volume UUID as the hub takes it: 36 characters, hex digits with
-/// hyphens after the 8th, 12th, 16th and 20th.
-pub fn is_volume_uuid(text: &str) -> bool {
-    text.len() == 36
-        && text.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-}
-
 /// `POST /v1/headers` (signed by the box): a LUKS2 header backup of one of its volumes, sealed
 /// under a key derived from the box's key (docs/formats/luks2-header-escrow.md). It replaces
 /// the one the hub held for that volume.
@@ -208,6 +198,9 @@ pub struct HeaderPushResponse {
     pub sha256: String,
     /// Whether it replaced an earlier header backup of the volume.
     pub replaced: bool,
+    /// The volume whose header backup the hub dropped to make room (the box's oldest), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evicted: Option<String>,
 }
 
 /// `POST /v1/recoveries/headers`: a fresh machine fetches a volume's header backup with the

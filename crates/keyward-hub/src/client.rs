@@ -10,7 +10,7 @@ use crate::api::{
     ActiveResponse, ApproveRequest, ApproveResponse, BLOB_FORMATS, DeleteRequest, DeleteResponse,
     EnrollRequest, EscrowCopy, EscrowVersion, HeaderPushRequest, HeaderPushResponse,
     HeaderRecoverRequest, HeaderRecoverResponse, PushRequest, PushResponse, RecoverRequest,
-    RecoverResponse, StatusResponse, is_blob_sha256, is_volume_uuid,
+    RecoverResponse, StatusResponse, is_blob_sha256,
 };
 
 /// Largest answer read from a hub: a recovery's answer holds every version the hub keeps of a
@@ -38,7 +38,8 @@ fn check_answer<'a>(fields: impl IntoIterator<Item = AnswerField<'a>>) -> Result
             AnswerField::Sha256(h) => is_blob_sha256(h),
             AnswerField::BlobFormat(f) => BLOB_FORMATS.contains(&f),
             AnswerField::Volume { found, asked } => {
-                is_volume_uuid(found) && found.eq_ignore_ascii_case(asked)
+                keyward_core::encoding::is_canonical_uuid(found)
+                    && asked.is_none_or(|asked| found.eq_ignore_ascii_case(asked))
             }
         };
         if !ok {
@@ -60,10 +61,10 @@ enum AnswerField<'a> {
     Fingerprint(&'a str),
     Sha256(&'a str),
     BlobFormat(&'a str),
-    /// The volume the answer is about: the one asked for.
+    /// A volume's UUID: the one asked for, if the request named one.
     Volume {
         found: &'a str,
-        asked: &'a str,
+        asked: Option<&'a str>,
     },
 }
 
@@ -76,7 +77,8 @@ impl AnswerField<'_> {
             AnswerField::Fingerprint(_) => "fingerprint (32 colon-separated hex bytes)",
             AnswerField::Sha256(_) => "blob SHA-256 (64 lower-case hex digits)",
             AnswerField::BlobFormat(_) => "blob format (a known one)",
-            AnswerField::Volume { .. } => "volume UUID (the one asked for)",
+            AnswerField::Volume { asked: Some(_), .. } => "volume UUID (the one asked for)",
+            AnswerField::Volume { asked: None, .. } => "volume UUID (a UUID)",
         }
     }
 }
@@ -237,10 +239,12 @@ impl HubClient {
             .send_signed(reqwest::Method::POST, "/v1/headers", body, box_name, identity)
             .await?;
         let fields = [
-            AnswerField::Volume { found: &answer.uuid, asked: &header.uuid },
+            AnswerField::Volume { found: &answer.uuid, asked: Some(&header.uuid) },
             AnswerField::Sha256(&answer.sha256),
         ];
-        self.checked(check_answer(fields), answer)
+        let evicted =
+            answer.evicted.as_deref().map(|found| AnswerField::Volume { found, asked: None });
+        self.checked(check_answer(fields.into_iter().chain(evicted)), answer)
     }
 
     /// Fetches a volume's sealed header backup (the box's only one, if `uuid` is `None`) with
@@ -253,10 +257,9 @@ impl HubClient {
         let body = HeaderRecoverRequest { ticket: ticket.into(), uuid: uuid.map(Into::into) };
         let answer: HeaderRecoverResponse =
             self.service.send(self.service.post_json("/v1/recoveries/headers", &body)).await?;
-        let found = &answer.header.uuid;
         let fields = [
             AnswerField::Box { found: &answer.box_name, asked: None },
-            AnswerField::Volume { found, asked: uuid.unwrap_or(found) },
+            AnswerField::Volume { found: &answer.header.uuid, asked: uuid },
             AnswerField::Fingerprint(&answer.header.fingerprint),
             AnswerField::Sha256(&answer.header.sha256),
         ];

@@ -16,18 +16,22 @@ use keyward_service::{AuthError, PublicKey, ServiceError};
 
 use crate::api::{
     ActiveResponse, BLOB_FORMATS, HeaderPushRequest, HeaderPushResponse, HeaderRecoverResponse,
-    PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256, is_volume_uuid,
+    PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256,
 };
-use crate::store::{Activation, HeaderServed, HeaderStored, Pushed, Store};
+use crate::store::{Activation, HeaderServed, Pushed, Store};
 
 /// Largest blob accepted (a blob is a few hundred bytes).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
 /// Largest directive accepted.
 pub const MAX_DIRECTIVE_BYTES: usize = 16 * 1024;
 /// Largest sealed LUKS2 header backup accepted: the metadata and the keyslot areas of a
-/// default header with a dozen keyslots (each about 256 KiB).
+/// default header with fifteen keyslots (each about 256 KiB).
 pub const MAX_SEALED_HEADER_BYTES: usize = 4 * 1024 * 1024;
-/// Most volumes of one box whose header backups the hub keeps.
+/// [`MAX_SEALED_HEADER_BYTES`] as padded base64, as a push carries it.
+pub const MAX_SEALED_HEADER_BASE64: usize = MAX_SEALED_HEADER_BYTES.div_ceil(3) * 4;
+/// Most volumes of one box whose header backups the hub keeps; a push for one more drops the
+/// one pushed longest ago (a volume formatted again has a new UUID, so a long-lived box would
+/// otherwise run out of room for good).
 pub const MAX_HEADER_VOLUMES: usize = 8;
 /// Most versions of one box that may wait for approval at once, by default. A compromised box
 /// could otherwise push versions until a recovery's answer (every version, newest first) is too
@@ -263,20 +267,25 @@ impl Hub {
     }
 
     /// Stores a sealed LUKS2 header backup of one of an authenticated box's volumes, in place of
-    /// the one held for that volume. The hub cannot open it (it is sealed under a key derived
-    /// from the box's key); it checks only its size and what it is labelled with.
+    /// the one held for that volume (making room by dropping the box's oldest, if it has
+    /// [`MAX_HEADER_VOLUMES`] others). The hub cannot open it (it is sealed under a key derived
+    /// from the box's key): it checks only its size and the form of the UUID and fingerprint
+    /// the request names, which it keeps to show and to look it up by.
     pub async fn push_header(
         &self,
         box_name: &str,
         header: &HeaderPushRequest,
         now: i64,
     ) -> Result<HeaderPushResponse, ServiceError> {
-        if header.sealed.len() > MAX_SEALED_HEADER_BYTES * 4 / 3 + 4 {
-            return Err(ServiceError::Refused(format!(
+        let too_large = || {
+            ServiceError::Refused(format!(
                 "a sealed header backup is at most {MAX_SEALED_HEADER_BYTES} bytes"
-            )));
+            ))
+        };
+        if header.sealed.len() > MAX_SEALED_HEADER_BASE64 {
+            return Err(too_large());
         }
-        if !is_volume_uuid(&header.uuid) {
+        if !keyward_core::encoding::is_canonical_uuid(&header.uuid) {
             return Err(ServiceError::Malformed("the volume UUID is not one".into()));
         }
         if header.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
@@ -287,17 +296,19 @@ impl Hub {
         let Some(bytes) = keyward_core::encoding::from_base64(&header.sealed) else {
             return Err(ServiceError::Malformed("the sealed header is not base64".into()));
         };
-        let hash = blob_sha256(&bytes);
-        let normalized =
-            HeaderPushRequest { uuid: header.uuid.to_ascii_lowercase(), ..header.clone() };
-        match self.store.put_header(box_name, &normalized, &hash, MAX_HEADER_VOLUMES, now).await? {
-            HeaderStored::Stored(replaced) => {
-                Ok(HeaderPushResponse { uuid: normalized.uuid, sha256: hash, replaced })
-            }
-            HeaderStored::TooManyVolumes(held) => Err(ServiceError::Refused(format!(
-                "the hub holds the header backups of {held} other volumes of {box_name}, as many as it keeps"
-            ))),
+        if bytes.len() > MAX_SEALED_HEADER_BYTES {
+            return Err(too_large());
         }
+        let hash = blob_sha256(&bytes);
+        let uuid = header.uuid.to_ascii_lowercase();
+        let stored =
+            self.store.put_header(box_name, &uuid, header, &hash, MAX_HEADER_VOLUMES, now).await?;
+        Ok(HeaderPushResponse {
+            uuid,
+            sha256: hash,
+            replaced: stored.replaced,
+            evicted: stored.evicted,
+        })
     }
 
     /// Serves a volume's sealed header backup for a recovery ticket of its box. The ticket is
@@ -311,13 +322,13 @@ impl Hub {
         uuid: Option<&str>,
         now: i64,
     ) -> Result<HeaderRecoverResponse, ServiceError> {
-        if uuid.is_some_and(|u| !is_volume_uuid(u)) {
+        if uuid.is_some_and(|u| !keyward_core::encoding::is_canonical_uuid(u)) {
             return Err(ServiceError::Malformed("the volume UUID is not one".into()));
         }
         let statement = self.check(ticket, None, StatementKind::Recovery, now)?;
         let box_name = statement.box_name().to_string();
         let uuid = uuid.map(str::to_ascii_lowercase);
-        match self.store.serve_header(&box_name, uuid.as_deref(), now).await? {
+        match self.store.serve_header(&box_name, uuid.as_deref(), statement.id(), now).await? {
             HeaderServed::One(header) => Ok(HeaderRecoverResponse { box_name, header }),
             HeaderServed::Nothing => Err(ServiceError::NotFound(match uuid {
                 Some(uuid) => format!("no header backup of volume {uuid} for {box_name}"),

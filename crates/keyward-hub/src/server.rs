@@ -31,7 +31,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// [`crate::hub::MAX_SEALED_HEADER_BYTES`] as base64 in JSON, a few at once.
 pub const HEADER_UPLOADS: LargeRoute = LargeRoute {
     path: "/v1/headers",
-    max_body_bytes: crate::hub::MAX_SEALED_HEADER_BYTES * 4 / 3 + 64 * 1024,
+    // The base64 and the JSON around it (a UUID, a fingerprint, field names).
+    max_body_bytes: crate::hub::MAX_SEALED_HEADER_BASE64 + 4096,
     body_timeout: Duration::from_secs(120),
     at_once: 4,
 };

@@ -188,12 +188,12 @@ pub enum Pushed {
 }
 
 /// What `put_header` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeaderStored {
-    /// Stored; `true` if it replaced the volume's earlier one.
-    Stored(bool),
-    /// Refused: the box has this many other volumes' headers already.
-    TooManyVolumes(i64),
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderStored {
+    /// Whether it replaced the volume's earlier one.
+    pub replaced: bool,
+    /// The volume whose header backup was dropped to make room, if any.
+    pub evicted: Option<String>,
 }
 
 /// What `serve_header` found.
@@ -566,61 +566,74 @@ impl Store {
         Ok(rows.iter().map(escrow_copy).collect())
     }
 
-    /// Stores a volume's sealed header backup (SHA-256 `hash`) in place of the one held,
-    /// audited as `header-push`, unless the box has `max_volumes` other volumes' already.
+    /// Stores the sealed header backup of volume `uuid` (SHA-256 `hash`) in place of the one
+    /// held, audited as `header-push`. When the box has `max_volumes` other volumes' already,
+    /// the one pushed longest ago is dropped first, audited as `header-evicted`.
     pub async fn put_header(
         &self,
         box_name: &str,
+        uuid: &str,
         header: &HeaderPushRequest,
         hash: &str,
         max_volumes: usize,
         now: i64,
     ) -> Result<HeaderStored, StoreError> {
         audited!(self, "header backup", |conn| {
-            let row = sqlx::query(
-                "SELECT COUNT(CASE WHEN uuid <> $2 THEN 1 END), COUNT(CASE WHEN uuid = $2 THEN 1 END) FROM luks_headers WHERE box_name = $1",
+            let rows = sqlx::query(
+                "SELECT uuid FROM luks_headers WHERE box_name = $1 ORDER BY pushed_at, uuid",
             )
             .bind(box_name)
-            .bind(&header.uuid)
-            .fetch_one(&mut *conn)
+            .fetch_all(&mut *conn)
             .await?;
-            let (others, held): (i64, i64) = (row.get(0), row.get(1));
-            if held == 0 && usize::try_from(others).unwrap_or(usize::MAX) >= max_volumes {
-                return Ok(Attempt::Rollback(HeaderStored::TooManyVolumes(others)));
+            let held: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let replaced = held.iter().any(|u| u == uuid);
+            let evicted = match held.first() {
+                Some(oldest) if !replaced && held.len() >= max_volumes => Some(oldest.clone()),
+                _ => None,
+            };
+            if let Some(oldest) = &evicted {
+                sqlx::query("DELETE FROM luks_headers WHERE box_name = $1 AND uuid = $2")
+                    .bind(box_name)
+                    .bind(oldest)
+                    .execute(&mut *conn)
+                    .await?;
+                let detail = format!("volume {oldest}, to make room for volume {uuid}");
+                if !append_audit(conn, "header-evicted", Some(box_name), &detail, now).await? {
+                    return Ok(Attempt::Retry);
+                }
             }
             // Both SQLite and PostgreSQL spell an upsert this way.
             sqlx::query(
                 "INSERT INTO luks_headers (box_name, uuid, fingerprint, sealed, sha256, pushed_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (box_name, uuid) DO UPDATE SET fingerprint = excluded.fingerprint, sealed = excluded.sealed, sha256 = excluded.sha256, pushed_at = excluded.pushed_at",
             )
             .bind(box_name)
-            .bind(&header.uuid)
+            .bind(uuid)
             .bind(&header.fingerprint)
             .bind(&header.sealed)
             .bind(hash)
             .bind(now)
             .execute(&mut *conn)
             .await?;
-            let replaced = held > 0;
             let detail = format!(
-                "volume {}{}, fingerprint {}, sealed sha256 {hash}",
-                header.uuid,
+                "volume {uuid}{}, fingerprint {}, sealed sha256 {hash}",
                 if replaced { " replaced" } else { "" },
                 header.fingerprint
             );
             Ok(match append_audit(conn, "header-push", Some(box_name), &detail, now).await? {
-                true => Attempt::Commit(HeaderStored::Stored(replaced)),
+                true => Attempt::Commit(HeaderStored { replaced, evicted }),
                 false => Attempt::Retry,
             })
         })
     }
 
     /// The sealed header backup of volume `uuid` of a box (of its only volume, if `None`),
-    /// audited as `header-served` when there is one (the recovery ticket that asked is not
+    /// audited as `header-served` with the id of the ticket that asked, when there is one (the recovery ticket that asked is not
     /// used up by it: see [`crate::hub::Hub::recover_header`]).
     pub async fn serve_header(
         &self,
         box_name: &str,
         uuid: Option<&str>,
+        ticket_id: &str,
         now: i64,
     ) -> Result<HeaderServed, StoreError> {
         audited!(self, "header serving", |conn| {
@@ -646,7 +659,7 @@ impl Store {
                 sealed: row.get(3),
                 sha256: row.get(4),
             };
-            let detail = format!("volume {}", copy.uuid);
+            let detail = format!("volume {}, recovery ticket {ticket_id}", copy.uuid);
             Ok(match append_audit(conn, "header-served", Some(box_name), &detail, now).await? {
                 true => Attempt::Commit(HeaderServed::One(copy)),
                 false => Attempt::Retry,

@@ -522,7 +522,7 @@ fn a_volumes_header_backup_is_replaced_served_for_a_ticket_without_using_it_and_
 }
 
 #[test]
-fn header_backups_are_bounded_in_size_and_in_volumes_and_need_a_uuid() {
+fn header_backups_are_bounded_in_size_and_in_volumes_the_oldest_making_room() {
     runtime().block_on(async {
         let s = setup().await;
         let big = vec![0u8; keyward_hub::hub::MAX_SEALED_HEADER_BYTES + 1024];
@@ -536,11 +536,19 @@ fn header_backups_are_bounded_in_size_and_in_volumes_and_need_a_uuid() {
         bad_fp.fingerprint = "ab:cd".into();
         assert!(s.hub.push_header("b1", &bad_fp, NOW).await.is_err());
         for n in 0..keyward_hub::hub::MAX_HEADER_VOLUMES {
-            s.hub.push_header("b1", &header_of(&volume(n), b"x"), NOW).await.expect("room");
+            let at = NOW + n as i64;
+            let pushed = s.hub.push_header("b1", &header_of(&volume(n), b"x"), at).await;
+            assert_eq!(pushed.expect("room").evicted, None);
         }
-        let full = s.hub.push_header("b1", &header_of(&volume(99), b"x"), NOW).await;
-        assert!(matches!(full, Err(ServiceError::Refused(_))), "{full:?}");
-        // A volume it holds can still be replaced.
-        s.hub.push_header("b1", &header_of(&volume(0), b"y"), NOW).await.expect("replace");
+        // A volume it holds is replaced, nothing dropped; one more drops the oldest.
+        let again = s.hub.push_header("b1", &header_of(&volume(1), b"y"), NOW + 100).await;
+        assert_eq!(again.expect("replace").evicted, None);
+        let more = s.hub.push_header("b1", &header_of(&volume(99), b"x"), NOW + 101).await;
+        assert_eq!(more.expect("room made").evicted, Some(volume(0)));
+        let ticket = recovery_ticket(&s, 1);
+        let gone = s.hub.recover_header(&ticket, Some(&volume(0)), NOW).await;
+        assert!(matches!(gone, Err(ServiceError::NotFound(_))), "{gone:?}");
+        let log = s.hub.store().audit_log().await.expect("log");
+        assert!(log.iter().any(|r| r.event == "header-evicted" && r.detail.contains(&volume(0))));
     });
 }

@@ -41,11 +41,14 @@ pub fn back_up(volume: &mut Volume) -> Result<HeaderBackup> {
         what: "cannot read the header backup back",
         source,
     })?);
-    let metadata = volume.metadata()?;
-    let pair = Journal::read(&volume.header()?).ok().and_then(|j| j.settled().cloned());
+    // What the backup holds is read from the backup itself, not from the volume again: the
+    // header may have changed in between.
+    let mut copy = Volume::open(&file)?;
+    let metadata = copy.metadata()?;
+    let pair = Journal::read(&copy.header()?).ok().and_then(|j| j.settled().cloned());
     Ok(HeaderBackup {
         metadata,
-        uuid: volume.uuid().into(),
+        uuid: copy.uuid().into(),
         sha256: Sha256::digest(&bytes[..]).into(),
         bytes,
         pair,
@@ -62,6 +65,8 @@ pub struct Restored {
     /// When the restore brought keyward's pair back from a later sequence to an earlier one
     /// (of the same enrollment): the later sequence.
     pub went_back_from: Option<u64>,
+    /// For a sealed backup, when it was sealed (Unix seconds, from its label).
+    pub sealed_at: Option<u64>,
 }
 
 /// Restores the header backup `backup` onto `device`: refused if it is another volume's
@@ -90,7 +95,8 @@ pub fn restore_sealed(
         what: "cannot write the rebuilt header backup",
         source,
     })?;
-    restore_from(device, &file, Path::new(source), expect_uuid)
+    let restored = restore_from(device, &file, Path::new(source), expect_uuid)?;
+    Ok(Restored { sealed_at: Some(opened.label.sealed_at), ..restored })
 }
 
 /// A folder only this user can enter (tempfile makes it 0700), for a backup file on its way.
@@ -141,7 +147,7 @@ fn restore_from(
         (Some((was, later)), Some((now, earlier))) if was == now && later > earlier => Some(later),
         _ => None,
     };
-    Ok(Restored { uuid, pair, went_back_from })
+    Ok(Restored { uuid, pair, went_back_from, sealed_at: None })
 }
 
 fn other_volume(device: &Path, volume_uuid: &str, backup: &Path, backup_uuid: &str) -> LuksError {

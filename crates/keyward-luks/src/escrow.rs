@@ -30,8 +30,12 @@ pub const VERSION: u8 = 1;
 const SALT: &[u8] = b"keyward luks2 header escrow v1";
 /// The first part of HKDF's info.
 const PURPOSE: &[u8] = b"keyward luks2 header backup";
-/// The longest UUID a LUKS2 header holds (its `uuid` field is 40 bytes with the NUL).
-pub const MAX_UUID_LEN: usize = 39;
+/// A volume UUID's length in the label (the canonical form LUKS2 writes).
+pub const UUID_LEN: usize = 36;
+/// Where the key's fingerprint starts in the label: after the magic, the version and the UUID.
+pub const FINGERPRINT_AT: usize = MAGIC.len() + 1 + UUID_LEN;
+/// The label's length: the fingerprint and the seal's time follow the UUID.
+pub const LABEL_LEN: usize = FINGERPRINT_AT + 32 + 8;
 /// The largest header backup: two 4 MiB metadata areas and a 128 MiB keyslots area, LUKS2's
 /// limits. A sealed header claiming more is refused before anything is allocated.
 pub const MAX_BACKUP_BYTES: u64 = (2 * 4 + 128) << 20;
@@ -39,6 +43,10 @@ pub const MAX_BACKUP_BYTES: u64 = (2 * 4 + 128) << 20;
 pub const MAX_AREAS: usize = 1 + 32;
 /// A LUKS2 binary header's size; each metadata copy is it and a JSON area.
 const BINARY_HEADER_LEN: u64 = 4096;
+/// Each area's offset and size, before its bytes.
+const AREA_HEAD_LEN: usize = 16;
+/// The backup's length and the number of areas, before the first area.
+const CONTENTS_HEAD_LEN: usize = 12;
 
 /// Why a header cannot be sealed or a sealed header cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -70,24 +78,28 @@ pub enum HeaderEscrowError {
     /// What opened does not describe a backup file.
     #[error("the sealed header backup opens, but what it holds is not a header backup ({0})")]
     Contents(&'static str),
-    /// The system's random source failed.
+    /// Sealing failed (the system's random source, or the cipher).
     #[error("cannot seal or rebuild the header backup: {0}")]
-    Random(keyward_core::Error),
+    Sealing(keyward_core::Error),
 }
 
-/// What the outside of a sealed header says (readable without the key).
+/// What the outside of a sealed header says (readable without the key, and vouched for by the
+/// seal once it opens).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedHeaderLabel {
     /// The volume's UUID.
     pub uuid: String,
     /// The fingerprint of the key it is sealed under.
     pub fingerprint: Fingerprint,
+    /// When it was sealed (Unix seconds, the sealing machine's clock): a hub that serves an
+    /// older copy of the same volume cannot hide that it is older.
+    pub sealed_at: u64,
 }
 
 /// A header backup rebuilt from a sealed header: a file cryptsetup restores.
 pub struct OpenedHeader {
-    /// The volume's UUID.
-    pub uuid: String,
+    /// What its label says.
+    pub label: SealedHeaderLabel,
     /// The backup file's bytes.
     pub bytes: Zeroizing<Vec<u8>>,
 }
@@ -104,16 +116,15 @@ fn sealing_key(key: &DataKey, uuid: &str) -> Zeroizing<[u8; 32]> {
     out
 }
 
-/// The label's bytes: magic ‖ version ‖ uuid length ‖ uuid ‖ fingerprint. Also the AEAD's
+/// The label's bytes: magic ‖ version ‖ uuid ‖ fingerprint ‖ sealed_at. Also the AEAD's
 /// associated data, so none of it can be changed without the seal failing.
-fn label_bytes(uuid: &str, fingerprint: &Fingerprint) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MAGIC.len() + 2 + uuid.len() + 32);
+fn label_bytes(label: &SealedHeaderLabel) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LABEL_LEN);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
-    // Sealing checks the length first; a UUID is 36 ASCII bytes.
-    out.push(u8::try_from(uuid.len()).unwrap_or(u8::MAX));
-    out.extend_from_slice(uuid.as_bytes());
-    out.extend_from_slice(fingerprint.as_bytes());
+    out.extend_from_slice(label.uuid.as_bytes());
+    out.extend_from_slice(label.fingerprint.as_bytes());
+    out.extend_from_slice(&label.sealed_at.to_be_bytes());
     out
 }
 
@@ -144,6 +155,9 @@ pub fn used_areas(metadata: &Value, len: u64) -> Result<Vec<Range<u64>>, HeaderE
     }
     let keyslots = metadata.get("keyslots").and_then(Value::as_object);
     let keyslots = keyslots.ok_or_else(|| HeaderEscrowError::Layout("no keyslots".into()))?;
+    if keyslots.len() > MAX_AREAS - 1 {
+        return Err(HeaderEscrowError::Layout(format!("{} keyslots", keyslots.len())));
+    }
     let mut slots = Vec::new();
     for (id, keyslot) in keyslots {
         let area = keyslot.get("area");
@@ -165,11 +179,16 @@ pub fn used_areas(metadata: &Value, len: u64) -> Result<Vec<Range<u64>>, HeaderE
     Ok(std::iter::once(0..metadata_end).chain(keyslot_areas).collect())
 }
 
-/// Seals `backup` under a key derived from `key`: the label, then nonce ‖ ciphertext ‖ tag of
-/// the backup's length and its used areas.
-pub fn seal(key: &DataKey, backup: &HeaderBackup) -> Result<Vec<u8>, HeaderEscrowError> {
-    if backup.uuid.is_empty() || backup.uuid.len() > MAX_UUID_LEN || !backup.uuid.is_ascii() {
-        return Err(HeaderEscrowError::Layout("a UUID LUKS2 does not write".into()));
+/// Seals `backup` under a key derived from `key`, labelled as sealed at `sealed_at` (Unix
+/// seconds): the label, then nonce ‖ ciphertext ‖ tag of the backup's length and its used
+/// areas.
+pub fn seal(
+    key: &DataKey,
+    backup: &HeaderBackup,
+    sealed_at: u64,
+) -> Result<Vec<u8>, HeaderEscrowError> {
+    if !keyward_core::encoding::is_canonical_uuid(&backup.uuid) {
+        return Err(HeaderEscrowError::Layout("a UUID that is not in canonical form".into()));
     }
     let len = u64::try_from(backup.bytes.len()).unwrap_or(u64::MAX);
     if len > MAX_BACKUP_BYTES {
@@ -178,79 +197,88 @@ pub fn seal(key: &DataKey, backup: &HeaderBackup) -> Result<Vec<u8>, HeaderEscro
         )));
     }
     let areas = used_areas(&backup.metadata, len)?;
-    let mut plain = Zeroizing::new(Vec::new());
+    // Both ends of every area are within `len`, the length of `bytes` (used_areas checks).
+    let areas: Vec<Range<usize>> =
+        areas.into_iter().map(|r| r.start as usize..r.end as usize).collect();
+    // Sized once: a growing buffer would leave copies of keyslot areas in freed memory.
+    let size = CONTENTS_HEAD_LEN + areas.iter().map(|r| AREA_HEAD_LEN + r.len()).sum::<usize>();
+    let mut plain = Zeroizing::new(Vec::with_capacity(size));
     plain.extend_from_slice(&len.to_be_bytes());
-    // At most MAX_AREAS: one metadata range and one per keyslot.
-    plain.extend_from_slice(&u32::try_from(areas.len()).unwrap_or(u32::MAX).to_be_bytes());
+    // At most MAX_AREAS: one metadata range and one per keyslot (used_areas checks).
+    plain.extend_from_slice(&(areas.len() as u32).to_be_bytes());
     for area in &areas {
-        plain.extend_from_slice(&area.start.to_be_bytes());
-        plain.extend_from_slice(&(area.end - area.start).to_be_bytes());
-        // Both ends are within `len`, the length of `bytes` (checked by used_areas).
-        let (start, end) = (area.start as usize, area.end as usize);
-        plain.extend_from_slice(&backup.bytes[start..end]);
+        plain.extend_from_slice(&(area.start as u64).to_be_bytes());
+        plain.extend_from_slice(&(area.len() as u64).to_be_bytes());
+        plain.extend_from_slice(&backup.bytes[area.clone()]);
     }
-    let fingerprint = key.fingerprint();
-    let mut sealed = label_bytes(&backup.uuid, &fingerprint);
-    let ciphertext = aead::seal(&sealing_key(key, &backup.uuid), &sealed, &plain)
-        .map_err(HeaderEscrowError::Random)?;
+    let label =
+        SealedHeaderLabel { uuid: backup.uuid.clone(), fingerprint: key.fingerprint(), sealed_at };
+    let mut sealed = label_bytes(&label);
+    let ciphertext = aead::seal(&sealing_key(key, &label.uuid), &sealed, &plain)
+        .map_err(HeaderEscrowError::Sealing)?;
     sealed.extend_from_slice(&ciphertext);
     Ok(sealed)
 }
 
-/// Reads the label of a sealed header; the rest is the sealed part.
-pub fn label(sealed: &[u8]) -> Result<(SealedHeaderLabel, usize), HeaderEscrowError> {
+/// Reads the label of a sealed header (the sealed part follows it, from [`LABEL_LEN`]).
+pub fn label(sealed: &[u8]) -> Result<SealedHeaderLabel, HeaderEscrowError> {
     let format = HeaderEscrowError::Format;
     let rest = sealed.strip_prefix(MAGIC.as_slice()).ok_or(format("no keyward magic"))?;
     let (&version, rest) = rest.split_first().ok_or(format("it ends early"))?;
     if version != VERSION {
         return Err(format("a version this keyward does not read; update keyward"));
     }
-    let (&uuid_len, rest) = rest.split_first().ok_or(format("it ends early"))?;
-    let uuid_len = usize::from(uuid_len);
-    if uuid_len == 0 || uuid_len > MAX_UUID_LEN || rest.len() < uuid_len + 32 {
-        return Err(format("a UUID of a length LUKS2 does not write, or it ends early"));
+    if rest.len() < UUID_LEN + 32 + 8 {
+        return Err(format("it ends early"));
     }
-    let uuid = std::str::from_utf8(&rest[..uuid_len])
+    let uuid = std::str::from_utf8(&rest[..UUID_LEN])
         .ok()
-        .filter(|u| u.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or(format("a UUID that is not ASCII"))?;
-    let mut fp = [0u8; 32];
-    fp.copy_from_slice(&rest[uuid_len..uuid_len + 32]);
-    let label_len = MAGIC.len() + 2 + uuid_len + 32;
-    Ok((
-        SealedHeaderLabel { uuid: uuid.into(), fingerprint: Fingerprint::from_bytes(fp) },
-        label_len,
-    ))
+        .filter(|u| keyward_core::encoding::is_canonical_uuid(u))
+        .ok_or(format("a UUID that is not one"))?;
+    let mut fingerprint = [0u8; 32];
+    fingerprint.copy_from_slice(&rest[UUID_LEN..UUID_LEN + 32]);
+    let mut sealed_at = [0u8; 8];
+    sealed_at.copy_from_slice(&rest[UUID_LEN + 32..UUID_LEN + 40]);
+    Ok(SealedHeaderLabel {
+        uuid: uuid.into(),
+        fingerprint: Fingerprint::from_bytes(fingerprint),
+        sealed_at: u64::from_be_bytes(sealed_at),
+    })
 }
 
 /// Opens a sealed header with `key` and rebuilds the backup file: the areas it kept where they
 /// were, fresh random bytes in between.
 pub fn open(key: &DataKey, sealed: &[u8]) -> Result<OpenedHeader, HeaderEscrowError> {
-    let (label, label_len) = label(sealed)?;
+    let label = label(sealed)?;
     let ours = key.fingerprint();
     if label.fingerprint != ours {
         return Err(HeaderEscrowError::OtherKey { theirs: label.fingerprint, ours });
     }
-    let (associated, ciphertext) = sealed.split_at(label_len);
+    let (associated, ciphertext) = sealed.split_at(LABEL_LEN);
     let plain = aead::open(&sealing_key(key, &label.uuid), associated, ciphertext)
         .map_err(|_| HeaderEscrowError::Damaged)?;
     let bytes = rebuild(&plain)?;
-    Ok(OpenedHeader { uuid: label.uuid, bytes })
+    Ok(OpenedHeader { label, bytes })
 }
 
-/// A big-endian number of `N` bytes at the front of `input`.
+/// The first `N` bytes of `input`, which then starts after them.
 fn take<const N: usize>(input: &mut &[u8]) -> Option<[u8; N]> {
     let (head, rest) = input.split_first_chunk::<N>()?;
     *input = rest;
     Some(*head)
 }
 
+/// A big-endian u64 from the front of `input`.
+fn take_u64(input: &mut &[u8]) -> Option<u64> {
+    take::<8>(input).map(u64::from_be_bytes)
+}
+
 /// The backup file the opened contents describe (public for the fuzz target; [`open`] is
-/// what reads a sealed header).
+/// what reads a sealed header). The areas are all checked before the file is allocated.
 pub fn rebuild(plain: &[u8]) -> Result<Zeroizing<Vec<u8>>, HeaderEscrowError> {
     let contents = HeaderEscrowError::Contents;
     let mut input = plain;
-    let len = take::<8>(&mut input).map(u64::from_be_bytes).ok_or(contents("it ends early"))?;
+    let len = take_u64(&mut input).ok_or(contents("it ends early"))?;
     let count = take::<4>(&mut input).map(u32::from_be_bytes).ok_or(contents("it ends early"))?;
     if len > MAX_BACKUP_BYTES {
         return Err(contents("a backup larger than LUKS2 headers are"));
@@ -260,13 +288,11 @@ pub fn rebuild(plain: &[u8]) -> Result<Zeroizing<Vec<u8>>, HeaderEscrowError> {
     }
     // `len` is at most MAX_BACKUP_BYTES, which fits any usize keyward builds for.
     let len = usize::try_from(len).map_err(|_| contents("a backup larger than memory"))?;
-    let mut bytes = keyward_core::random::secret_bytes(len).map_err(HeaderEscrowError::Random)?;
+    let mut areas: Vec<(Range<usize>, &[u8])> = Vec::with_capacity(MAX_AREAS);
     let mut next_free = 0usize;
     for _ in 0..count {
-        let offset =
-            take::<8>(&mut input).map(u64::from_be_bytes).ok_or(contents("it ends early"))?;
-        let size =
-            take::<8>(&mut input).map(u64::from_be_bytes).ok_or(contents("it ends early"))?;
+        let offset = take_u64(&mut input).ok_or(contents("it ends early"))?;
+        let size = take_u64(&mut input).ok_or(contents("it ends early"))?;
         let range = usize::try_from(offset)
             .ok()
             .zip(usize::try_from(size).ok())
@@ -277,12 +303,16 @@ pub fn rebuild(plain: &[u8]) -> Result<Zeroizing<Vec<u8>>, HeaderEscrowError> {
             return Err(contents("it ends early"));
         }
         let (area, rest) = input.split_at(range.len());
-        bytes[range.clone()].copy_from_slice(area);
         input = rest;
         next_free = range.end;
+        areas.push((range, area));
     }
     if !input.is_empty() {
         return Err(contents("bytes after the last area"));
+    }
+    let mut bytes = keyward_core::random::secret_bytes(len).map_err(HeaderEscrowError::Sealing)?;
+    for (range, area) in areas {
+        bytes[range].copy_from_slice(area);
     }
     Ok(bytes)
 }
@@ -332,10 +362,11 @@ mod tests {
         let b = backup();
         let areas = used_areas(&b.metadata, b.bytes.len() as u64).expect("areas");
         assert_eq!(areas, vec![0..16384, 16384..20480, 28672..32768]);
-        let sealed = seal(&key(1), &b).expect("seal");
+        let sealed = seal(&key(1), &b, 1_800_000_000).expect("seal");
         assert!(sealed.len() < b.bytes.len(), "the unused area is left out");
         let opened = open(&key(1), &sealed).expect("open");
-        assert_eq!(opened.uuid, b.uuid);
+        assert_eq!(opened.label.uuid, b.uuid);
+        assert_eq!(opened.label.sealed_at, 1_800_000_000);
         assert!(kept(&b, &opened.bytes));
         // The unused area is fresh random bytes, not what was there.
         assert_ne!(opened.bytes[20480..28672], b.bytes[20480..28672]);
@@ -343,7 +374,7 @@ mod tests {
 
     #[test]
     fn another_key_is_named_and_every_bit_flip_is_refused() {
-        let sealed = seal(&key(1), &backup()).expect("seal");
+        let sealed = seal(&key(1), &backup(), 1_800_000_000).expect("seal");
         assert!(matches!(open(&key(2), &sealed), Err(HeaderEscrowError::OtherKey { .. })));
         // Every bit of the label and the nonce; one bit of every byte after them (each AEAD
         // open of the whole backup costs; keyward_core::aead's own test flips every bit).
@@ -361,16 +392,23 @@ mod tests {
     fn a_layout_it_cannot_account_for_is_not_sealed() {
         let mut b = backup();
         b.metadata["keyslots"]["3"]["area"]["offset"] = json!("30000");
-        assert!(matches!(seal(&key(1), &b), Err(HeaderEscrowError::Layout(_))));
+        assert!(matches!(seal(&key(1), &b, 1_800_000_000), Err(HeaderEscrowError::Layout(_))));
         let mut b = backup();
         b.metadata["keyslots"]["0"]["area"]["offset"] = json!("8192");
-        assert!(matches!(seal(&key(1), &b), Err(HeaderEscrowError::Layout(_))));
+        assert!(matches!(seal(&key(1), &b, 1_800_000_000), Err(HeaderEscrowError::Layout(_))));
         let mut b = backup();
         b.metadata["keyslots"]["0"]["area"]["size"] = json!("16384");
-        assert!(matches!(seal(&key(1), &b), Err(HeaderEscrowError::Layout(_))));
+        assert!(matches!(seal(&key(1), &b, 1_800_000_000), Err(HeaderEscrowError::Layout(_))));
+        // 33 keyslots: more than LUKS2 has.
+        let mut b = backup();
+        for id in 4..35 {
+            b.metadata["keyslots"][id.to_string()] =
+                json!({"area": {"offset": "32768", "size": "0"}});
+        }
+        assert!(matches!(seal(&key(1), &b, 1_800_000_000), Err(HeaderEscrowError::Layout(_))));
         let mut b = backup();
         b.metadata["config"]["keyslots_size"] = json!("8192");
-        assert!(matches!(seal(&key(1), &b), Err(HeaderEscrowError::Layout(_))));
+        assert!(matches!(seal(&key(1), &b, 1_800_000_000), Err(HeaderEscrowError::Layout(_))));
     }
 
     proptest! {

@@ -230,9 +230,10 @@ impl<'a> KeywardVolume<'a> {
     pub fn sealed_header_backup(&mut self) -> Result<(HeaderBackup, Entry, Vec<u8>)> {
         let (entry, _) = self.passphrase()?;
         let backup = backup::back_up(&mut self.volume)?;
-        let sealed = escrow::seal(self.key, &backup).map_err(|source| LuksError::HeaderEscrow {
-            what: self.volume.path().display().to_string(),
-            source,
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let sealed_at = now.map_or(0, |d| d.as_secs());
+        let sealed = escrow::seal(self.key, &backup, sealed_at).map_err(|source| {
+            LuksError::HeaderEscrow { what: self.volume.path().display().to_string(), source }
         })?;
         Ok((backup, entry, sealed))
     }

@@ -27,7 +27,7 @@ fn the_rebuilt_backup_is_the_header_cryptsetup_restores_and_every_passphrase_ope
     // A default header backup is 16 MiB, nearly all of it unused random bytes.
     assert_eq!(backup.bytes.len(), 16 << 20);
     assert!(sealed.len() < 1 << 20, "{} bytes sealed", sealed.len());
-    let label = escrow::label(&sealed).expect("label").0;
+    let label = escrow::label(&sealed).expect("label");
     assert_eq!((label.uuid.as_str(), label.fingerprint), (backup.uuid.as_str(), key.fingerprint()));
 
     let opened = escrow::open(&key, &sealed).expect("open");

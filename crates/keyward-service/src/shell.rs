@@ -25,7 +25,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -178,11 +178,12 @@ pub struct ServeOptions {
 }
 
 /// A route whose bodies may be larger than the service's limit (the hub's sealed LUKS2 header
-/// backups). Few are read at once, whoever sends them, so their memory stays bounded: beyond
-/// `at_once` the request is answered 429 at once rather than queued.
+/// backups). Few are read at once, whoever sends them, so their memory stays bounded: at most
+/// `at_once` in all and one per source, each with a declared length within the limit; beyond
+/// that the request is answered 429 at once rather than queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LargeRoute {
-    /// The request path, exactly.
+    /// The request path, exactly (its POSTs only).
     pub path: &'static str,
     /// Largest body accepted there.
     pub max_body_bytes: usize,
@@ -204,11 +205,47 @@ impl ServeOptions {
     }
 }
 
-/// What the body reader knows: the options, and the turns for large bodies.
+/// What the body reader knows: the options, and who is sending a large body now.
 #[derive(Debug, Clone)]
 struct BodyLimits {
     options: ServeOptions,
-    large_turns: Arc<tokio::sync::Semaphore>,
+    large_turns: Arc<LargeTurns>,
+}
+
+/// The turns of the large route: at most `at_once` in all, one per source.
+#[derive(Debug)]
+struct LargeTurns {
+    at_once: Arc<tokio::sync::Semaphore>,
+    sources: Mutex<std::collections::HashSet<SourcePrefix>>,
+}
+
+/// One large body being read and handled; given back on drop.
+#[derive(Debug)]
+struct LargeTurn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    turns: Arc<LargeTurns>,
+    source: SourcePrefix,
+}
+
+impl LargeTurns {
+    /// A turn for `source`, if it holds none and one is free.
+    fn take(self: &Arc<Self>, source: SourcePrefix) -> Option<LargeTurn> {
+        let mut sources = self.sources.lock().ok()?;
+        if sources.contains(&source) {
+            return None;
+        }
+        let permit = self.at_once.clone().try_acquire_owned().ok()?;
+        sources.insert(source);
+        Some(LargeTurn { _permit: permit, turns: Arc::clone(self), source })
+    }
+}
+
+impl Drop for LargeTurn {
+    fn drop(&mut self) {
+        if let Ok(mut sources) = self.turns.sources.lock() {
+            sources.remove(&self.source);
+        }
+    }
 }
 
 /// Serves `app` over HTTPS on `addr` (hub and peers alike) until the process ends, with the
@@ -220,8 +257,16 @@ pub async fn serve_https(
     options: ServeOptions,
 ) -> io::Result<()> {
     let turns = options.large_route.map_or(0, |r| r.at_once.max(1));
-    let limits = BodyLimits { options, large_turns: Arc::new(tokio::sync::Semaphore::new(turns)) };
-    let app = app.layer(middleware::from_fn_with_state(limits, whole_body));
+    let large_turns = Arc::new(LargeTurns {
+        at_once: Arc::new(tokio::sync::Semaphore::new(turns)),
+        sources: Mutex::default(),
+    });
+    let limits = BodyLimits { options, large_turns };
+    // `whole_body` is the one body limit; axum's own (2 MiB for a `Bytes` extractor) would
+    // refuse the large route's bodies, and without our JSON error.
+    let app = app
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(limits, whole_body));
     let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
     let guard = GuardedAcceptor {
         open: Arc::new(OpenConnections {
@@ -242,24 +287,12 @@ pub async fn serve_https(
 /// handler sees it: a body that is too large or too slow is answered here, as JSON.
 async fn whole_body(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
     let options = limits.options;
-    let large = options.large_route.filter(|r| request.uri().path() == r.path);
+    let large = options
+        .large_route
+        .filter(|r| request.method() == Method::POST && request.uri().path() == r.path);
     let (limit, deadline) = match large {
         Some(route) => (route.max_body_bytes, route.body_timeout),
         None => (options.max_body_bytes, options.read_timeout),
-    };
-    // Held until the answer is made, so at most `at_once` large bodies are in memory.
-    let _turn = match large {
-        Some(_) => match limits.large_turns.clone().try_acquire_owned() {
-            Ok(turn) => Some(turn),
-            Err(_) => {
-                return json_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "busy",
-                    "too many large uploads at once; try again in a minute".into(),
-                );
-            }
-        },
-        None => None,
     };
     let declared = request
         .headers()
@@ -276,6 +309,32 @@ async fn whole_body(State(limits): State<BodyLimits>, request: Request, next: Ne
     if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
         return too_large();
     }
+    // Held until the answer is made, so at most `at_once` large bodies are in memory, and one
+    // source cannot hold them all.
+    let _turn = match large {
+        None => None,
+        Some(_) if declared.is_none() => {
+            return json_error(
+                StatusCode::LENGTH_REQUIRED,
+                "malformed",
+                "this route takes a body with a Content-Length".into(),
+            );
+        }
+        Some(_) => {
+            let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            let turn = source.and_then(|ip| limits.large_turns.take(SourcePrefix::from(ip)));
+            match turn {
+                Some(turn) => Some(turn),
+                None => {
+                    return json_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "busy",
+                        "too many large uploads at once; try again in a minute".into(),
+                    );
+                }
+            }
+        }
+    };
     let (parts, body) = request.into_parts();
     let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
     let bytes: Bytes = match read {

@@ -141,18 +141,19 @@ fn an_oversized_body_is_a_json_413_and_a_redirect_is_never_followed() {
 }
 
 #[test]
-fn the_large_route_takes_larger_bodies_but_only_so_many_at_once() {
+fn the_large_route_takes_larger_bodies_but_only_one_per_source_at_once() {
     let large = LargeRoute {
         path: "/large",
-        max_body_bytes: 8192,
+        max_body_bytes: 3 << 20,
         body_timeout: Duration::from_secs(10),
-        at_once: 1,
+        at_once: 2,
     };
     let options = ServeOptions { large_route: Some(large), ..options(Duration::from_secs(10), 64) };
     let (runtime, addr, pin) = start(options);
     let url = format!("https://{addr}");
     let client = ServiceClient::new("hub", &url, pin, Duration::from_secs(10)).expect("client");
-    let body = serde_json::json!({ "blob": "x".repeat(4096) });
+    // The echo route answers with the body.
+    let client = client.with_max_answer(4 << 20);
     let status = |path: &'static str, body: serde_json::Value| {
         let client = client.clone();
         runtime.block_on(async move {
@@ -163,24 +164,48 @@ fn the_large_route_takes_larger_bodies_but_only_so_many_at_once() {
             }
         })
     };
+    // Larger than the service's limit, and than axum's own 2 MiB.
+    let body = serde_json::json!({ "blob": "x".repeat(5 << 19) });
     assert_eq!(status("/large", body.clone()), 200);
-    assert_eq!(status("/echo", body.clone()), 413, "other routes keep the service's limit");
-    assert_eq!(status("/large", serde_json::json!({ "blob": "x".repeat(9000) })), 413);
+    let over_service_limit = serde_json::json!({ "blob": "x".repeat(4096) });
+    assert_eq!(status("/large", over_service_limit.clone()), 200);
+    assert_eq!(status("/echo", over_service_limit), 413, "other routes keep the service's limit");
+    // A body declared over the route's limit, or not declared, is refused before anything is
+    // read (the client would see a broken pipe mid-body; the answer is read here by hand).
+    let answer_to = |head: &str| {
+        let mut stream = connect(addr, pin);
+        stream.write_all(head.as_bytes()).expect("send");
+        let mut answer = [0u8; 12];
+        stream.read_exact(&mut answer).expect("an answer");
+        answer
+    };
+    let over =
+        format!("POST /large HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n", 4 << 20);
+    assert_eq!(&answer_to(&over), b"HTTP/1.1 413");
+    let chunked = "POST /large HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n";
+    assert_eq!(&answer_to(chunked), b"HTTP/1.1 411");
 
-    // One upload in progress holds the route's only turn: the next is 429 at once, other
-    // routes are served, and the turn comes back when that upload ends.
-    let mut held = connect(addr, pin);
+    // An upload in progress holds its source's turn: the next from the same source is 429 at
+    // once, though a turn is free for other sources; other routes are served; the turn comes
+    // back when that upload ends.
+    let small = serde_json::json!({ "ok": true });
     let head = "POST /large HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5000\r\n\r\n0123456789";
-    held.write_all(head.as_bytes()).expect("send");
-    held.flush().expect("flush");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status("/large", body.clone()) != 429 {
-        assert!(Instant::now() < deadline, "the held upload never took the turn");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(status("/echo", serde_json::json!({ "ok": true })), 200);
+    let held = {
+        let mut held = connect(addr, pin);
+        held.write_all(head.as_bytes()).expect("send");
+        held.flush().expect("flush");
+        // No answer while it waits for the rest of its body: it holds the turn.
+        held.get_ref().set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        let mut byte = [0u8; 1];
+        let waiting = held.read(&mut byte);
+        assert!(waiting.is_err(), "the upload was answered instead of read");
+        held
+    };
+    assert_eq!(status("/large", small.clone()), 429);
+    assert_eq!(status("/echo", small.clone()), 200);
     drop(held);
-    while status("/large", body.clone()) != 200 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status("/large", small.clone()) != 200 {
         assert!(Instant::now() < deadline, "the turn did not come back");
         std::thread::sleep(Duration::from_millis(20));
     }

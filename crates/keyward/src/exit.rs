@@ -166,7 +166,7 @@ fn luks_exit_code(error: &keyward_luks::LuksError) -> ExitCode {
             | HeaderEscrowError::Damaged
             | HeaderEscrowError::Contents(_) => ExitCode::Integrity,
             HeaderEscrowError::OtherKey { .. } => ExitCode::FingerprintMismatch,
-            HeaderEscrowError::Random(_) => ExitCode::Internal,
+            HeaderEscrowError::Sealing(_) => ExitCode::Internal,
         },
     }
 }

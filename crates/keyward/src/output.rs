@@ -210,6 +210,14 @@ fn write_to_descriptor(fd: RawFd, path: &Path, data: &[u8]) -> CliResult {
     file.write_all(data).map_err(fail)
 }
 
+/// Unix seconds as RFC 3339 (UTC), for people; the number itself if it is out of range.
+pub fn format_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use crate::cli::{AuthArgs, ExportBlobArgs, HubArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io;
-use crate::output::{Overwrite, progress, write_secret};
+use crate::output::{Overwrite, format_time, progress, write_secret};
 use crate::pbs;
 use crate::runtime::block_on;
 use crate::secret_input::code_from;
@@ -165,10 +165,7 @@ pub fn push(
 pub fn print_versions(ctx: &Context, answer: &StatusResponse, hub: &str) -> CliResult {
     ctx.out.line(format!("{} at {hub}", answer.box_name))?;
     for v in &answer.versions {
-        let pushed = time::OffsetDateTime::from_unix_timestamp(v.pushed_at)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_else(|| v.pushed_at.to_string());
+        let pushed = format_time(v.pushed_at);
         let hash = v.blob_sha256.as_deref().unwrap_or("(erased)");
         ctx.out.line(format!(
             "  version {:>3}  {:<10}  pushed {pushed}  fingerprint {}  blob sha256 {hash}",

@@ -20,7 +20,7 @@ use crate::cli::{
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io;
-use crate::output::{Overwrite, progress, warn, write_secret};
+use crate::output::{Overwrite, format_time, progress, warn, write_secret};
 use crate::secret_input::{prompt_new_secret, prompt_secret};
 
 /// Runs `keyward luks …`.
@@ -128,39 +128,16 @@ fn with_key<T>(
     result
 }
 
-/// `keyward luks header-backup`: to a file, to the hub (sealed), or both.
+/// `keyward luks header-backup`: to a file, to the hub (sealed), or both — the file first, so
+/// a hub that cannot be reached costs nothing of it.
 fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
     let device = &args.volume.device;
-    let (backup, pushed) = if args.push {
+    let (backup, sealed) = if args.push {
         // Not enrolled at a hub: said before anything is opened or prompted for.
-        let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+        let hub = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
         let (backup, entry, sealed) =
             with_key(ctx, &args.volume, |volume| Ok(volume.sealed_header_backup()?))?;
-        let fingerprint = &entry.record.fingerprint;
-        let answer = escrow::push_header(
-            &client,
-            &enrollment,
-            &identity,
-            &backup.uuid,
-            fingerprint,
-            &sealed,
-        )?;
-        ctx.out.line(format!(
-            "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
-            device.display(),
-            backup.uuid,
-            enrollment.hub,
-            enrollment.box_name,
-            fingerprint.short(),
-            sealed.len(),
-            answer.sha256,
-            if answer.replaced { ", in place of the one it held" } else { "" }
-        ))?;
-        let pushed = json!({
-            "hub": enrollment.hub, "box": enrollment.box_name, "sha256": answer.sha256,
-            "bytes": sealed.len(), "replaced": answer.replaced,
-        });
-        (backup, Some(pushed))
+        (backup, Some((hub, entry, sealed)))
     } else {
         (backup::back_up(&mut Volume::open(device)?)?, None)
     };
@@ -183,6 +160,41 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
             }
         ))?;
     }
+    let pushed = match sealed {
+        None => None,
+        Some(((enrollment, identity, client), entry, sealed)) => {
+            let fingerprint = &entry.record.fingerprint;
+            let answer = escrow::push_header(
+                &client,
+                &enrollment,
+                &identity,
+                &backup.uuid,
+                fingerprint,
+                &sealed,
+            )?;
+            ctx.out.line(format!(
+                "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
+                device.display(),
+                backup.uuid,
+                enrollment.hub,
+                enrollment.box_name,
+                fingerprint.short(),
+                sealed.len(),
+                answer.sha256,
+                if answer.replaced { ", in place of the one it held" } else { "" }
+            ))?;
+            if let Some(evicted) = &answer.evicted {
+                warn(&format!(
+                    "to make room the hub dropped its header backup of volume {evicted}, the one pushed longest ago (it keeps {} volumes per box); push that volume's again if it still exists",
+                    keyward_hub::hub::MAX_HEADER_VOLUMES
+                ));
+            }
+            Some(json!({
+                "hub": enrollment.hub, "box": enrollment.box_name, "sha256": answer.sha256,
+                "bytes": sealed.len(), "replaced": answer.replaced, "evicted": answer.evicted,
+            }))
+        }
+    };
     ctx.out.json(&json!({
         "device": device,
         "uuid": backup.uuid,
@@ -214,7 +226,11 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
             };
             let (pin, _) = hub_io::pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
             let client = HubClient::new(url, pin).map_err(CliError::Remote)?;
-            let (copy, sealed) = recovery::header_from_hub(
+            // The key first: the hub is asked (and audits serving) only once it can be used.
+            let store = ctx.store();
+            let keybox = store.load()?;
+            let unlocked = open(&args.volume.auth, &keybox, store.path(), &ctx.reader)?;
+            let served = recovery::header_from_hub(
                 &ctx.reader,
                 &client,
                 url,
@@ -222,13 +238,14 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
                 ticket_file,
                 uuid.as_deref(),
             )?;
-            let store = ctx.store();
-            let keybox = store.load()?;
-            let unlocked = open(&args.volume.auth, &keybox, store.path(), &ctx.reader)?;
-            let source = format!("the header backup of volume {} at {url}", copy.uuid);
-            let restored =
-                backup::restore_sealed(device, unlocked.key(), &sealed, &source, expect_uuid)?;
-            (restored, source)
+            let restored = backup::restore_sealed(
+                device,
+                unlocked.key(),
+                &served.sealed,
+                &served.origin,
+                expect_uuid,
+            )?;
+            (restored, served.origin)
         }
         (None, None) => return Err(usage("give --from FILE or --hub URL")),
     };
@@ -238,16 +255,21 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
             device.display()
         ));
     }
+    let sealed = restored
+        .sealed_at
+        .map(|at| format!(", sealed {}", format_time(i64::try_from(at).unwrap_or(i64::MAX))));
     ctx.out.line(format!(
-        "Restored the header of {} (UUID {}) from {source}",
+        "Restored the header of {} (UUID {}) from {source}{}",
         device.display(),
-        restored.uuid
+        restored.uuid,
+        sealed.unwrap_or_default()
     ))?;
     ctx.out.json(&json!({
         "device": device,
         "uuid": restored.uuid,
         "keyward": restored.pair.as_ref().map(pair_json),
         "went_back_from": restored.went_back_from,
+        "sealed_at": restored.sealed_at,
     }))
 }
 

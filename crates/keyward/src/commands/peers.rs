@@ -27,7 +27,7 @@ use crate::cli::{AuthArgs, EnrollArgs, KeyFormat, PeersCommand, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::Enroller;
-use crate::output::{Overwrite, encode_plain, warn, write_key};
+use crate::output::{Overwrite, encode_plain, format_time, warn, write_key};
 use crate::runtime::block_on;
 
 /// Runs `peers …`.
@@ -330,14 +330,6 @@ fn cleanup_result(cleanup: &Cleanup) -> CliResult {
         "old shares are still at {} (they did not confirm deleting them); `keyward peers status` tries again when they are back",
         peers.join(", ")
     )))
-}
-
-/// Unix seconds as RFC 3339 (UTC), for people.
-fn format_time(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// What a re-share changes.

@@ -626,9 +626,9 @@ impl Store {
         })
     }
 
-    /// The sealed header backup of volume `uuid` of a box (of its only volume, if `None`),
-    /// audited as `header-served` with the id of the ticket that asked, when there is one (the recovery ticket that asked is not
-    /// used up by it: see [`crate::hub::Hub::recover_header`]).
+    /// The sealed header backup of volume `uuid` of a box (of its only volume, if `None`).
+    /// Serving it is audited as `header-served`, with the id of the recovery ticket that asked
+    /// (which it does not use up: see [`crate::hub::Hub::recover_header`]).
     pub async fn serve_header(
         &self,
         box_name: &str,

@@ -29,16 +29,21 @@ async fn setup() -> Setup {
     let operator = SigningIdentity::generate().expect("rng");
     let device = SigningIdentity::generate().expect("rng");
     let hub = Hub::new(store, vec![operator.public()], AUDIENCE.into());
-    let token = statement::issue(
-        &operator,
+    let token = enrollment_token(&operator, "b1");
+    hub.enroll("b1", device.public(), &token, NOW).await.expect("enroll");
+    Setup { hub, operator, device, _dir: dir }
+}
+
+/// An enrollment token for `box_name`, valid for a minute, signed by `operator`.
+fn enrollment_token(operator: &SigningIdentity, box_name: &str) -> String {
+    statement::issue(
+        operator,
         Statement::Enrollment {
-            box_name: "b1".into(),
+            box_name: box_name.into(),
             id: Statement::fresh_id().expect("rng"),
             expires: NOW + 60,
         },
-    );
-    hub.enroll("b1", device.public(), &token, NOW).await.expect("enroll");
-    Setup { hub, operator, device, _dir: dir }
+    )
 }
 
 /// The blob every test pushes ("opaque", base64) and its SHA-256.
@@ -202,14 +207,7 @@ fn recovery_ticket(s: &Setup, uses: u32) -> String {
 fn an_enrollment_token_is_single_use_and_for_its_box_only() {
     runtime().block_on(async {
         let s = setup().await;
-        let token = statement::issue(
-            &s.operator,
-            Statement::Enrollment {
-                box_name: "b2".into(),
-                id: Statement::fresh_id().expect("rng"),
-                expires: NOW + 60,
-            },
-        );
+        let token = enrollment_token(&s.operator, "b2");
         let other = SigningIdentity::generate().expect("rng");
         let result = s.hub.enroll("b3", other.public(), &token, NOW).await;
         assert!(
@@ -490,15 +488,8 @@ fn a_volumes_header_backup_is_replaced_served_for_a_ticket_without_using_it_and_
             matches!(which, Err(ServiceError::Refused(ref why)) if why.contains(&volume(2))),
             "two volumes: the UUIDs are named {which:?}"
         );
-        // A ticket for another box, or no ticket, serves nothing.
-        let other = statement::issue(
-            &s.operator,
-            Statement::Enrollment {
-                box_name: "b1".into(),
-                id: Statement::fresh_id().expect("rng"),
-                expires: NOW + 60,
-            },
-        );
+        // A statement of another kind, or an expired ticket, serves nothing.
+        let other = enrollment_token(&s.operator, "b1");
         assert!(s.hub.recover_header(&other, Some(&volume(1)), NOW).await.is_err());
         let expired = s.hub.recover_header(&ticket, Some(&volume(1)), NOW + 3600).await;
         assert!(expired.is_err());

@@ -12,6 +12,7 @@ use keyward_core::DataKey;
 
 use crate::error::{LuksError, Result};
 use crate::escrow;
+use crate::header::Header;
 use crate::journal::{Entry, Journal};
 use crate::volume::{Volume, restore_header};
 
@@ -45,7 +46,9 @@ pub fn back_up(volume: &mut Volume) -> Result<HeaderBackup> {
     // header may have changed in between.
     let mut copy = Volume::open(&file)?;
     let metadata = copy.metadata()?;
-    let pair = Journal::read(&copy.header()?).ok().and_then(|j| j.settled().cloned());
+    let header = Header::from_metadata(&metadata)
+        .map_err(|source| LuksError::Metadata { path: file.clone(), source })?;
+    let pair = Journal::read(&header).ok().and_then(|j| j.settled().cloned());
     Ok(HeaderBackup {
         metadata,
         uuid: copy.uuid().into(),

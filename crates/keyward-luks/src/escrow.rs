@@ -224,25 +224,21 @@ pub fn seal(
 pub fn label(sealed: &[u8]) -> Result<SealedHeaderLabel, HeaderEscrowError> {
     let format = HeaderEscrowError::Format;
     let rest = sealed.strip_prefix(MAGIC.as_slice()).ok_or(format("no keyward magic"))?;
-    let (&version, rest) = rest.split_first().ok_or(format("it ends early"))?;
+    let (&version, mut rest) = rest.split_first().ok_or(format("it ends early"))?;
     if version != VERSION {
         return Err(format("a version this keyward does not read; update keyward"));
     }
-    if rest.len() < UUID_LEN + 32 + 8 {
-        return Err(format("it ends early"));
-    }
-    let uuid = std::str::from_utf8(&rest[..UUID_LEN])
+    let uuid = take::<UUID_LEN>(&mut rest).ok_or(format("it ends early"))?;
+    let fingerprint = take::<32>(&mut rest).ok_or(format("it ends early"))?;
+    let sealed_at = take_u64(&mut rest).ok_or(format("it ends early"))?;
+    let uuid = std::str::from_utf8(&uuid)
         .ok()
         .filter(|u| keyward_core::encoding::is_canonical_uuid(u))
         .ok_or(format("a UUID that is not one"))?;
-    let mut fingerprint = [0u8; 32];
-    fingerprint.copy_from_slice(&rest[UUID_LEN..UUID_LEN + 32]);
-    let mut sealed_at = [0u8; 8];
-    sealed_at.copy_from_slice(&rest[UUID_LEN + 32..UUID_LEN + 40]);
     Ok(SealedHeaderLabel {
         uuid: uuid.into(),
         fingerprint: Fingerprint::from_bytes(fingerprint),
-        sealed_at: u64::from_be_bytes(sealed_at),
+        sealed_at,
     })
 }
 

@@ -2,7 +2,12 @@
 //! the `cryptsetup` CLI itself restores (luksHeaderRestore), whose metadata and keyslot areas
 //! are the original's byte for byte, and after which every passphrase opens the volume again.
 
+use std::path::{Path, PathBuf};
+
 use keyward_core::DataKey;
+use keyward_luks::backup::HeaderBackup;
+use keyward_luks::journal::Entry;
+use keyward_luks::passphrase::KeyslotPassphrase;
 use keyward_luks::testing::{FAST, USER_PASSPHRASE, cryptsetup_ok, dump, new_volume, opens};
 use keyward_luks::{KeywardVolume, LuksError, NoFaults, Volume, backup, escrow};
 use zeroize::Zeroizing;
@@ -11,18 +16,32 @@ fn key(byte: u8) -> DataKey {
     DataKey::import(Zeroizing::new(vec![byte; 32])).expect("key")
 }
 
-#[test]
-fn the_rebuilt_backup_is_the_header_cryptsetup_restores_and_every_passphrase_opens() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let image = new_volume(&dir.path().join("volume.img"));
-    let key = key(3);
+/// A volume enrolled with a key, and its header backup sealed for the hub.
+struct Sealed {
+    image: PathBuf,
+    backup: HeaderBackup,
+    entry: Entry,
+    sealed: Vec<u8>,
+    passphrase: KeyslotPassphrase,
+}
+
+/// A new image `volume.img` in `dir`, enrolled with `key`, its header backup sealed.
+fn enrolled_and_sealed(dir: &Path, key: &DataKey) -> Sealed {
+    let image = new_volume(&dir.join("volume.img"));
     let mut no_faults = NoFaults;
     let mut volume =
-        KeywardVolume::new(Volume::open(&image).expect("open"), &key, "kb", &mut no_faults);
+        KeywardVolume::new(Volume::open(&image).expect("open"), key, "kb", &mut no_faults);
     volume.enroll(USER_PASSPHRASE, &FAST).expect("enroll");
     let (backup, entry, sealed) = volume.sealed_header_backup().expect("sealed backup");
     let (_, passphrase) = volume.passphrase().expect("passphrase");
-    drop(volume);
+    Sealed { image, backup, entry, sealed, passphrase }
+}
+
+#[test]
+fn the_rebuilt_backup_is_the_header_cryptsetup_restores_and_every_passphrase_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key(3);
+    let Sealed { image, backup, entry, sealed, passphrase } = enrolled_and_sealed(dir.path(), &key);
     assert_eq!(entry.record.fingerprint, key.fingerprint());
     // A default header backup is 16 MiB, nearly all of it unused random bytes.
     assert_eq!(backup.bytes.len(), 16 << 20);
@@ -56,18 +75,12 @@ fn the_rebuilt_backup_is_the_header_cryptsetup_restores_and_every_passphrase_ope
 #[test]
 fn a_sealed_backup_restores_only_with_its_key_onto_its_volume() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let image = new_volume(&dir.path().join("volume.img"));
-    let other = new_volume(&dir.path().join("other.img"));
     let key = key(3);
-    let mut no_faults = NoFaults;
-    let mut volume =
-        KeywardVolume::new(Volume::open(&image).expect("open"), &key, "kb", &mut no_faults);
-    volume.enroll(USER_PASSPHRASE, &FAST).expect("enroll");
-    let (backup, _, sealed) = volume.sealed_header_backup().expect("sealed backup");
-    drop(volume);
+    let Sealed { image, backup, sealed, .. } = enrolled_and_sealed(dir.path(), &key);
+    let other = new_volume(&dir.path().join("other.img"));
     let before = std::fs::read(&other).expect("other");
 
-    let restore = |device: &std::path::Path, key: &DataKey, sealed: &[u8], expect: Option<&str>| {
+    let restore = |device: &Path, key: &DataKey, sealed: &[u8], expect: Option<&str>| {
         backup::restore_sealed(device, key, sealed, "the hub's copy", expect)
     };
     let wrong_key = restore(&image, &self::key(4), &sealed, None);

@@ -212,17 +212,17 @@ struct BodyLimits {
     large_turns: Arc<LargeTurns>,
 }
 
-/// The turns of the large route: at most `at_once` in all, one per source.
+/// The turns of the large route: the sources sending a large body now, at most `at_once` of
+/// them, each with one turn (so the set's size is the number of turns taken).
 #[derive(Debug)]
 struct LargeTurns {
-    at_once: Arc<tokio::sync::Semaphore>,
+    at_once: usize,
     sources: Mutex<std::collections::HashSet<SourcePrefix>>,
 }
 
 /// One large body being read and handled; given back on drop.
 #[derive(Debug)]
 struct LargeTurn {
-    _permit: tokio::sync::OwnedSemaphorePermit,
     turns: Arc<LargeTurns>,
     source: SourcePrefix,
 }
@@ -231,12 +231,10 @@ impl LargeTurns {
     /// A turn for `source`, if it holds none and one is free.
     fn take(self: &Arc<Self>, source: SourcePrefix) -> Option<LargeTurn> {
         let mut sources = self.sources.lock().ok()?;
-        if sources.contains(&source) {
+        if sources.len() >= self.at_once || !sources.insert(source) {
             return None;
         }
-        let permit = self.at_once.clone().try_acquire_owned().ok()?;
-        sources.insert(source);
-        Some(LargeTurn { _permit: permit, turns: Arc::clone(self), source })
+        Some(LargeTurn { turns: Arc::clone(self), source })
     }
 }
 
@@ -256,11 +254,8 @@ pub async fn serve_https(
     app: Router,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let turns = options.large_route.map_or(0, |r| r.at_once.max(1));
-    let large_turns = Arc::new(LargeTurns {
-        at_once: Arc::new(tokio::sync::Semaphore::new(turns)),
-        sources: Mutex::default(),
-    });
+    let at_once = options.large_route.map_or(0, |r| r.at_once.max(1));
+    let large_turns = Arc::new(LargeTurns { at_once, sources: Mutex::default() });
     let limits = BodyLimits { options, large_turns };
     // `whole_body` is the one body limit; axum's own (2 MiB for a `Bytes` extractor) would
     // refuse the large route's bodies, and without our JSON error.

@@ -37,8 +37,18 @@ pub fn pin(fingerprint: Option<&str>, cert: Option<&Path>) -> CliResult<([u8; 32
 
 /// A client for the hub given on the command line.
 pub fn client(args: &HubArgs) -> CliResult<(HubClient, String)> {
-    let (pin, pin_text) = pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
-    Ok((HubClient::new(&args.hub, pin).map_err(CliError::Remote)?, pin_text))
+    client_at(&args.hub, args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())
+}
+
+/// A client for the hub at `url`, pinned by `--hub-fingerprint` or `--hub-cert` (for commands
+/// whose hub is optional), and the pin as text.
+pub fn client_at(
+    url: &str,
+    fingerprint: Option<&str>,
+    cert: Option<&Path>,
+) -> CliResult<(HubClient, String)> {
+    let (pin, pin_text) = pin(fingerprint, cert)?;
+    Ok((HubClient::new(url, pin).map_err(CliError::Remote)?, pin_text))
 }
 
 /// Loads the box's enrollment (`<keybox>.hub.json`), its identity, and a client for its hub.

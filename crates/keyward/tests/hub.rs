@@ -490,19 +490,25 @@ fn a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub(backend: B
     let fp = fingerprint_of(&dir);
     let image = new_volume(&dir.path("volume.img"));
     dir.write("user-passphrase", USER_PASSPHRASE);
-    let mut enroll = vec!["luks", "enroll", "volume.img", "--luks-key-file", "user-passphrase"];
-    enroll.extend(FAST_ARGS);
-    enroll.extend(["--unlock-code-file", "code.txt"]);
-    dir.ok(enroll);
-    let push = ["--json", "luks", "header-backup", "volume.img", "--push"];
-    let first = dir.ok(push.iter().chain(&["--unlock-code-file", "code.txt"]));
-    let first: serde_json::Value = serde_json::from_str(&first.stdout()).expect("json");
+    // keyward's keyslot on an image of `dir`, and its header pushed: the JSON answer.
+    let enroll = |image: &str| {
+        let mut enroll = vec!["luks", "enroll", image, "--luks-key-file", "user-passphrase"];
+        enroll.extend(FAST_ARGS);
+        enroll.extend(["--unlock-code-file", "code.txt"]);
+        dir.ok(enroll);
+    };
+    let push = |image: &str| -> serde_json::Value {
+        let push = ["--json", "luks", "header-backup", image, "--push"];
+        let out = dir.ok(push.iter().chain(&["--unlock-code-file", "code.txt"]));
+        serde_json::from_str(&out.stdout()).expect("json")
+    };
+    enroll("volume.img");
+    let first = push("volume.img");
     assert_eq!(first["pushed"]["replaced"], false, "{first}");
     // Only the metadata and the two keyslot areas travel, not 16 MiB of unused random bytes.
     let sealed_len = first["pushed"]["bytes"].as_u64().expect("bytes");
     assert!(sealed_len < 1 << 20, "{sealed_len} bytes sealed");
-    let again = dir.ok(push.iter().chain(&["--unlock-code-file", "code.txt"]));
-    let again: serde_json::Value = serde_json::from_str(&again.stdout()).expect("json");
+    let again = push("volume.img");
     assert_eq!(again["pushed"]["replaced"], true, "{again}");
     let uuid = again["uuid"].as_str().expect("uuid").to_string();
     // A volume without keyward's keyslot is not pushed: its header would not open with the key.
@@ -610,13 +616,8 @@ fn a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub(backend: B
         let more = dir.write(&format!("more-{n}"), format!("passphrase {n}").as_bytes());
         keyward_luks::testing::cryptsetup_ok(&add, &big, &[more.to_str().expect("path")], b"");
     }
-    let mut enroll = vec!["luks", "enroll", "big.img", "--luks-key-file", "user-passphrase"];
-    enroll.extend(FAST_ARGS);
-    enroll.extend(["--unlock-code-file", "code.txt"]);
-    dir.ok(enroll);
-    let big_push = ["--json", "luks", "header-backup", "big.img", "--push"];
-    let pushed = dir.ok(big_push.iter().chain(&["--unlock-code-file", "code.txt"]));
-    let pushed: serde_json::Value = serde_json::from_str(&pushed.stdout()).expect("json");
+    enroll("big.img");
+    let pushed = push("big.img");
     let bytes = pushed["pushed"]["bytes"].as_u64().expect("bytes");
     assert!(bytes > 2 << 20, "{bytes} bytes sealed");
 }

@@ -4,12 +4,14 @@
 
 use std::path::Path;
 
+use keyward_box::config::Enrollment;
 use keyward_box::{escrow, recovery};
 use keyward_core::encoding::to_hex;
 use keyward_hub::client::HubClient;
-use keyward_luks::backup;
+use keyward_luks::backup::{self, HeaderBackup};
 use keyward_luks::journal::{Entry, Journal};
 use keyward_luks::{KeyslotKdf, KeywardVolume, LuksError, NoFaults, Volume};
+use keyward_service::SigningIdentity;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -161,39 +163,10 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
         ))?;
     }
     let pushed = match sealed {
-        None => None,
-        Some(((enrollment, identity, client), entry, sealed)) => {
-            let fingerprint = &entry.record.fingerprint;
-            let answer = escrow::push_header(
-                &client,
-                &enrollment,
-                &identity,
-                &backup.uuid,
-                fingerprint,
-                &sealed,
-            )?;
-            ctx.out.line(format!(
-                "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
-                device.display(),
-                backup.uuid,
-                enrollment.hub,
-                enrollment.box_name,
-                fingerprint.short(),
-                sealed.len(),
-                answer.sha256,
-                if answer.replaced { ", in place of the one it held" } else { "" }
-            ))?;
-            if let Some(evicted) = &answer.evicted {
-                warn(&format!(
-                    "to make room the hub dropped its header backup of volume {evicted}, the one pushed longest ago (it keeps {} volumes per box); push that volume's again if it still exists",
-                    keyward_hub::hub::MAX_HEADER_VOLUMES
-                ));
-            }
-            Some(json!({
-                "hub": enrollment.hub, "box": enrollment.box_name, "sha256": answer.sha256,
-                "bytes": sealed.len(), "replaced": answer.replaced, "evicted": answer.evicted,
-            }))
+        Some((hub, entry, sealed)) => {
+            Some(push_sealed(ctx, device, &backup, hub, &entry, &sealed)?)
         }
+        None => None,
     };
     ctx.out.json(&json!({
         "device": device,
@@ -202,6 +175,42 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
         "sha256": to_hex(&backup.sha256),
         "keyward": backup.pair.as_ref().map(pair_json),
         "pushed": pushed,
+    }))
+}
+
+/// Pushes a sealed header backup to the box's hub, says so, and returns what the JSON output
+/// tells of it.
+fn push_sealed(
+    ctx: &Context,
+    device: &Path,
+    backup: &HeaderBackup,
+    (enrollment, identity, client): (Enrollment, SigningIdentity, HubClient),
+    entry: &Entry,
+    sealed: &[u8],
+) -> CliResult<Value> {
+    let fingerprint = &entry.record.fingerprint;
+    let answer =
+        escrow::push_header(&client, &enrollment, &identity, &backup.uuid, fingerprint, sealed)?;
+    ctx.out.line(format!(
+        "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
+        device.display(),
+        backup.uuid,
+        enrollment.hub,
+        enrollment.box_name,
+        fingerprint.short(),
+        sealed.len(),
+        answer.sha256,
+        if answer.replaced { ", in place of the one it held" } else { "" }
+    ))?;
+    if let Some(evicted) = &answer.evicted {
+        warn(&format!(
+            "to make room the hub dropped its header backup of volume {evicted}, the one pushed longest ago (it keeps {} volumes per box); push that volume's again if it still exists",
+            keyward_hub::hub::MAX_HEADER_VOLUMES
+        ));
+    }
+    Ok(json!({
+        "hub": enrollment.hub, "box": enrollment.box_name, "sha256": answer.sha256,
+        "bytes": sealed.len(), "replaced": answer.replaced, "evicted": answer.evicted,
     }))
 }
 
@@ -224,8 +233,8 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
                 Err(LuksError::NotLuks2 { .. }) => args.expect_uuid.clone(),
                 Err(e) => return Err(e.into()),
             };
-            let (pin, _) = hub_io::pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
-            let client = HubClient::new(url, pin).map_err(CliError::Remote)?;
+            let (client, _) =
+                hub_io::client_at(url, args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
             // The key first: the hub is asked (and audits serving) only once it can be used.
             let store = ctx.store();
             let keybox = store.load()?;

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::cli::{KeyFormat, PbsKdfArg, RecoverArgs};
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, usage};
+use crate::exit::{CliResult, usage};
 use crate::hub_io;
 use crate::output::{Overwrite, encode_plain, warn, write_key};
 use crate::pbs;
@@ -132,7 +132,7 @@ fn fetch(ctx: &Context, args: &RecoverArgs, url: &str) -> CliResult<Candidates> 
     let (Some(box_name), Some(ticket_file)) = (&args.box_name, &args.ticket_file) else {
         return Err(usage("--hub needs --box NAME and --ticket-file F"));
     };
-    let (pin, _) = hub_io::pin(args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
-    let client = keyward_hub::client::HubClient::new(url, pin).map_err(CliError::Remote)?;
+    let (client, _) =
+        hub_io::client_at(url, args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
     Ok(recovery::from_hub(&ctx.reader, &client, url, box_name, ticket_file)?)
 }

@@ -109,11 +109,7 @@ impl BoxFiles {
     }
 }
 
-/// The file named `<prefix><keybox's name><suffix>` in the keybox's folder.
-pub fn beside_keybox(keybox: &Path, prefix: &str, suffix: &str) -> PathBuf {
-    let name = keybox.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    keybox.with_file_name(format!("{prefix}{name}{suffix}"))
-}
+pub use keyward_core::store::beside_keybox;
 
 /// Reads a configuration file, checking its format and version.
 pub fn read<T: ConfigFile>(path: &Path) -> BoxResult<T> {

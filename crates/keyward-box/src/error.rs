@@ -99,6 +99,20 @@ impl From<BoxError> for SlotError {
     }
 }
 
+/// The share journal's failures, as the workflows had them when the journal lived here.
+impl From<keyward_peer::share_journal::ShareJournalError> for BoxError {
+    fn from(error: keyward_peer::share_journal::ShareJournalError) -> Self {
+        use keyward_peer::share_journal::ShareJournalError as J;
+        match error {
+            J::Core(e) => BoxError::Core(e),
+            J::Unreadable { path, source } => {
+                BoxError::Config { path, problem: source.to_string() }
+            }
+            J::Runtime(e) => BoxError::Runtime(e),
+        }
+    }
+}
+
 /// An [`BoxError::Invalid`] with this text.
 pub fn invalid(text: impl Into<String>) -> BoxError {
     BoxError::Invalid(text.into())

@@ -13,7 +13,7 @@ pub mod peers;
 pub mod recovery;
 pub mod runtime;
 pub mod secrets;
-pub mod share_journal;
 pub mod unlock;
 
 pub use error::{BoxError, BoxResult};
+pub use keyward_peer::share_journal;

@@ -3,7 +3,7 @@
 //! there, else — if a [`Person`] is there — a prompt. The slots themselves say what they need;
 //! this module only answers them ([`Answers`]), so it names no slot kind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use keyward_core::keybox::UnlockedKeybox;
 use keyward_core::operations::Authorization;
@@ -120,6 +120,60 @@ pub fn authorization(opened: &UnlockedKeybox) -> BoxResult<Authorization<'_>> {
     opened.slot_key().map(Authorization::Opened).ok_or_else(|| {
         BoxError::Core(CoreError::Internal("an opened keybox without the slot that opened it"))
     })
+}
+
+/// What a change gives the kind of a slot it drops ([`keyward_core::slot::Slot::retire`]): the
+/// box's identity beside the keybox (a peers slot deletes its shares with it), no secrets, and
+/// its notices on stderr as warnings.
+pub struct Companions<'a> {
+    files: &'a SecretFiles,
+    keybox_path: &'a Path,
+}
+
+impl<'a> Companions<'a> {
+    /// The companions of the keybox at `keybox_path`.
+    pub fn new(files: &'a SecretFiles, keybox_path: &'a Path) -> Self {
+        Companions { files, keybox_path }
+    }
+}
+
+impl SecretSource for Companions<'_> {
+    fn secret(&mut self, _want: &Want<'_>) -> Result<Option<Unlocker<'_>>, SlotError> {
+        Ok(None)
+    }
+
+    fn companion(&mut self, what: Companion) -> Result<Option<Zeroizing<Vec<u8>>>, SlotError> {
+        match what {
+            Companion::BoxIdentity => box_identity(self.files, self.keybox_path).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn notice(&mut self, text: &str) {
+        warn_on_stderr(text);
+    }
+}
+
+/// The box's identity file beside the keybox, saying what makes it when it is not there.
+fn box_identity(files: &SecretFiles, keybox_path: &Path) -> Result<Zeroizing<Vec<u8>>, SlotError> {
+    let path = BoxFiles::beside(keybox_path).identity;
+    match files.bytes(&path) {
+        Ok(bytes) => Ok(bytes),
+        Err(BoxError::Core(CoreError::Io { source, .. })) => Err(CoreError::io(
+            "cannot read the box's identity (made by `keyward enroll peers`)",
+            &path,
+            source,
+        )
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A notice with nobody to tell: the process's log (stderr) says it instead, without control
+/// characters a peer's text might carry.
+fn warn_on_stderr(text: &str) {
+    let text: String = text.chars().filter(|c| !c.is_control()).collect();
+    eprintln!("keyward: warning: {text}");
 }
 
 /// How far [`Answers`] go to answer a slot.
@@ -284,14 +338,6 @@ impl<'a> Answers<'a> {
         }
         Ok(self.pins.iter().find(|(slot, _)| *slot == want.slot).map(|(_, pin)| Unlocker::Pin(pin)))
     }
-
-    fn companion_file(&self, what: Companion) -> Option<PathBuf> {
-        match what {
-            Companion::BoxIdentity => Some(BoxFiles::beside(self.keybox_path).identity),
-            Companion::ReleaseTicket => self.release_ticket.map(Path::to_path_buf),
-            _ => None,
-        }
-    }
 }
 
 impl SecretSource for Answers<'_> {
@@ -303,31 +349,20 @@ impl SecretSource for Answers<'_> {
         if self.reach != Reach::Everything {
             return Ok(None);
         }
-        let Some(path) = self.companion_file(what) else { return Ok(None) };
-        match self.files.bytes(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            // The box identity is looked for beside the keybox: say what makes it.
-            Err(BoxError::Core(CoreError::Io { source, .. })) if what == Companion::BoxIdentity => {
-                Err(CoreError::io(
-                    "cannot read the box's identity (made by `keyward enroll peers`)",
-                    &path,
-                    source,
-                )
-                .into())
-            }
-            Err(e) => Err(e.into()),
+        match what {
+            Companion::BoxIdentity => box_identity(self.files, self.keybox_path).map(Some),
+            Companion::ReleaseTicket => match self.release_ticket {
+                Some(path) => Ok(Some(self.files.bytes(path)?)),
+                None => Ok(None),
+            },
+            _ => Ok(None),
         }
     }
 
     fn notice(&mut self, text: &str) {
         match self.person.as_deref_mut() {
             Some(person) => person.notice(text),
-            // Nobody to tell: the process's log (stderr) says it instead, without control
-            // characters a peer's text might carry.
-            None => {
-                let text: String = text.chars().filter(|c| !c.is_control()).collect();
-                eprintln!("keyward: warning: {text}");
-            }
+            None => warn_on_stderr(text),
         }
     }
 }

@@ -1,9 +1,15 @@
 //! The mutating commands as library calls — init, enroll, remove, rotate — each one locked,
 //! compare-and-swapped and self-verified. The CLI and the crash tests call exactly these.
+//! `remove` and `rotate` tell the dropped slot's kind before and after the commit
+//! ([`crate::slot::Slot::retire`]).
 
-use crate::error::Result;
+use std::path::Path;
+
+use crate::error::{Error, Result};
 use crate::keybox::{Keybox, NewKeybox, SlotKey, UnlockedKeybox};
-use crate::slot::{NewSlot, SlotId, Unlocker};
+use crate::slot::{
+    Dropped, NewSlot, RetireStage, Retirement, SecretSource, Slot, SlotId, Unlocker,
+};
 use crate::store::Store;
 
 /// Who authorises a change. The change re-reads the keybox under its lock and opens it again
@@ -54,23 +60,103 @@ pub fn enroll(
     Ok((next, new_id))
 }
 
-/// Removes slot `target` (an id or label). Refuses the last slot.
-pub fn remove(store: &Store<'_>, auth: &Authorization<'_>, target: &str) -> Result<UnlockedKeybox> {
-    store.update(|current| {
+/// Removes slot `target` (an id or label). Refuses the last slot. The slot's kind is told
+/// before and after the commit; `secrets` gives it companion files and takes its notices.
+pub fn remove(
+    store: &Store<'_>,
+    auth: &Authorization<'_>,
+    target: &str,
+    secrets: &mut dyn SecretSource,
+) -> Result<UnlockedKeybox> {
+    let mut retiring = None;
+    let next = store.update(|current| {
         let id = current.find_slot(target)?.id;
-        auth.open(store, current)?.remove_slot(id)
-    })
+        let next = auth.open(store, current)?.remove_slot(id)?;
+        retiring = Retiring::before(current, id, Dropped::Removed, store.path(), secrets)?;
+        Ok(next)
+    })?;
+    if let Some(retiring) = retiring {
+        retiring.after(next.keybox(), store.path(), secrets);
+    }
+    Ok(next)
 }
 
-/// Gives slot `target` a new secret; K and the slot's id, label and tokens stay.
+/// Gives slot `target` a new secret; K and the slot's id, label and tokens stay. The old
+/// parameters' kind is told before and after the commit, as for [`remove`].
 pub fn rotate(
     store: &Store<'_>,
     auth: &Authorization<'_>,
     target: &str,
     secret: &dyn NewSlot,
+    secrets: &mut dyn SecretSource,
 ) -> Result<UnlockedKeybox> {
-    store.update(|current| {
+    let mut retiring = None;
+    let next = store.update(|current| {
         let id = current.find_slot(target)?.id;
-        auth.open(store, current)?.rotate_slot(id, secret)
-    })
+        let opened = auth.open(store, current)?;
+        // Told before the new slot is sealed: a TPM slot's counter catches up with the current
+        // file first, and the new one (on the same counter) is sealed past it.
+        retiring = Retiring::before(current, id, Dropped::Replaced, store.path(), secrets)?;
+        opened.rotate_slot(id, secret)
+    })?;
+    if let Some(retiring) = retiring {
+        retiring.after(next.keybox(), store.path(), secrets);
+    }
+    Ok(next)
+}
+
+/// A slot a change drops, read from the current (opened, MAC-checked) file so its kind can be
+/// told again after the commit.
+struct Retiring {
+    id: SlotId,
+    slot: Box<dyn Slot>,
+    dropped: Dropped,
+    generation: u64,
+}
+
+impl Retiring {
+    /// Tells the kind of slot `id` of `current` before the commit (`None`: a kind this build
+    /// does not know, which has nothing to be told).
+    fn before(
+        current: &Keybox,
+        id: SlotId,
+        dropped: Dropped,
+        path: &Path,
+        secrets: &mut dyn SecretSource,
+    ) -> Result<Option<Retiring>> {
+        let record = current.find_slot(&id.to_string())?;
+        let Some(slot) = record
+            .protection
+            .read()
+            .map_err(|what| Error::Integrity { path: path.to_path_buf(), what })?
+        else {
+            return Ok(None);
+        };
+        let generation = current.generation();
+        let mut at = Retirement {
+            slot: id,
+            dropped,
+            generation,
+            keybox: path,
+            stage: RetireStage::BeforeCommit,
+            secrets: &mut *secrets,
+        };
+        slot.retire(&mut at).map_err(|e| Error::from_slot(id, e, path))?;
+        Ok(Some(Retiring { id, slot, dropped, generation }))
+    }
+
+    /// Tells the kind the commit landed. What it could not do is a warning: the change stays.
+    fn after(self, committed: &Keybox, path: &Path, secrets: &mut dyn SecretSource) {
+        let mut at = Retirement {
+            slot: self.id,
+            dropped: self.dropped,
+            generation: self.generation,
+            keybox: path,
+            stage: RetireStage::Committed(committed),
+            secrets: &mut *secrets,
+        };
+        if let Err(e) = self.slot.retire(&mut at) {
+            secrets.notice(&Error::from_slot(self.id, e, path).to_string());
+        }
+    }
 }

@@ -224,7 +224,7 @@ fn c5_crash_at_every_step_of_remove() {
     let auth = secrets.old_code_auth();
     crash_at_every_step(
         &base_files(&secrets),
-        |store| operations::remove(store, &auth, "kf").map(drop),
+        |store| operations::remove(store, &auth, "kf", &mut Unlocker::Unattended).map(drop),
         |keybox| {
             let k = keybox.expect("remove never loses the keybox");
             assert!(opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code"));
@@ -248,7 +248,10 @@ fn c5_crash_at_every_step_of_rotate() {
     let new_secret = NewRecoveryCode { code: secrets.new_code.clone(), kdf: cheap_kdf() };
     crash_at_every_step(
         &base_files(&secrets),
-        |store| operations::rotate(store, &auth, "code", &new_secret).map(drop),
+        |store| {
+            operations::rotate(store, &auth, "code", &new_secret, &mut Unlocker::Unattended)
+                .map(drop)
+        },
         |keybox| {
             let k = keybox.expect("rotate never loses the keybox");
             assert_eq!(labels(k), ["code", "kf"]);

@@ -18,5 +18,6 @@ pub mod recovery;
 pub mod reshare;
 pub mod seal;
 pub mod server;
+pub mod share_journal;
 pub mod slot;
 pub mod store;

@@ -76,7 +76,9 @@ pub async fn reshare(
     }
     let auth = Authorization::Secret { unlocker: Unlocker::Reconstructed(key), slot: Some(slot) };
     let secret = NewPeersSlot { key: key.clone(), params: params.clone() };
-    if let Err(e) = operations::rotate(store, &auth, &slot.to_string(), &secret) {
+    // The old set is this function's to delete (below), not the kind's: nothing to hand it.
+    let nothing = &mut Unlocker::Unattended;
+    if let Err(e) = operations::rotate(store, &auth, &slot.to_string(), &secret, nothing) {
         if !matches!(e, keyward_core::Error::NotDurable { .. }) {
             delete_everywhere(cards, &owner.identity, &params.share_set, timeout).await;
         }

@@ -16,11 +16,11 @@ use hkdf::Hkdf;
 use keyward_core::kdf::{KEK_LEN, Kek};
 use keyward_core::shamir::MAX_SHARES;
 use keyward_core::slot::{
-    Channel, Companion, NewSlot, OpenContext, SealContext, Slot, SlotError, SlotKind, SlotParams,
-    Unlocker, typed_params,
+    Channel, Companion, Dropped, NewSlot, OpenContext, RetireStage, Retirement, SealContext, Slot,
+    SlotError, SlotKind, SlotParams, Unlocker, typed_params,
 };
 use keyward_core::{DataKey, ExpectedFingerprint, IntegrityFailure};
-use keyward_service::SigningIdentity;
+use keyward_service::{SigningIdentity, unix_now};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::card::{CardError, PeerCard};
 use crate::recovery::{self, Attester, GatherError, Gathered, Proof};
+use crate::share_journal::{Disposal, PendingSet, ShareJournal};
 
 /// The kind's name.
 pub const PEERS: &str = "peers";
@@ -354,6 +355,47 @@ impl Slot for PeersParams {
             ctx.secrets.notice(&line);
         }
         Ok(Some(self.kek(&gathered.key)?))
+    }
+
+    /// A removed slot's shares are deleted at its peers: noted in the share journal before the
+    /// commit (so they go even if the command stops right after it), deleted after. A re-share,
+    /// the one way a peers slot is replaced, notes and deletes its sets itself: it must note the
+    /// new set before placing it.
+    fn retire(&self, at: &mut Retirement<'_>) -> Result<(), SlotError> {
+        if at.dropped != Dropped::Removed {
+            return Ok(());
+        }
+        let journal = ShareJournal::beside(at.keybox);
+        let RetireStage::Committed(keybox) = at.stage else {
+            let set = PendingSet {
+                share_set: self.share_set.clone(),
+                peers: self.peers.clone(),
+                since: unix_now(),
+                disposal: Disposal::Removed,
+            };
+            return Ok(journal.note(set)?);
+        };
+        let identity = at.secrets.companion(Companion::BoxIdentity).and_then(|bytes| {
+            let bytes = bytes.ok_or_else(|| PeersSlotError::Identity("not found".into()))?;
+            SigningIdentity::from_file_bytes(&bytes)
+                .map_err(|e| PeersSlotError::Identity(e.to_string()).into())
+        });
+        let identity = match identity {
+            Ok(identity) => Arc::new(identity),
+            Err(e) => {
+                at.secrets.notice(&format!(
+                    "the removed slot's shares stay at its peers for now ({e}); `keyward peers status` deletes them"
+                ));
+                return Ok(());
+            }
+        };
+        let done = journal.clean_up(keybox, &identity)?;
+        for (peer, set, why) in &done.failed {
+            at.secrets.notice(&format!(
+                "{peer} still holds share set {set} ({why}); `keyward peers status` tries again"
+            ));
+        }
+        Ok(())
     }
 }
 

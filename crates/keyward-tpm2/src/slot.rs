@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use keyward_core::encoding::{base64_bytes, from_hex, to_hex};
 use keyward_core::kdf::{KEK_LEN, Kek};
 use keyward_core::slot::{
-    Channel, DeviceError, NewSlot, OpenContext, SealContext, Slot, SlotError, SlotId, SlotKind,
-    SlotParams, Unlocker, typed_params,
+    Channel, DeviceError, NewSlot, OpenContext, RetireStage, Retirement, SealContext, Slot,
+    SlotError, SlotId, SlotKind, SlotParams, Unlocker, typed_params,
 };
 use keyward_core::{IntegrityFailure, Passphrase, random};
 use serde::{Deserialize, Serialize};
@@ -148,6 +148,94 @@ impl Tpm2Params {
     fn expected_counter(&self, generation: u64) -> Option<u64> {
         self.nv_base.checked_add(generation.checked_sub(self.nv_generation)?)
     }
+
+    /// What the keybox at `generation` expects, for a file known to be genuine (a slot newer
+    /// than its file is damage).
+    fn expected_by_genuine(&self, generation: u64) -> Result<u64, IntegrityFailure> {
+        self.expected_counter(generation).ok_or_else(|| {
+            IntegrityFailure::Inconsistent(format!(
+                "tpm2 slot sealed in generation {}, after its keybox's {generation}",
+                self.nv_generation
+            ))
+        })
+    }
+
+    /// Moves the slot's counter up to `target` (never down: a counter only goes up) and returns
+    /// its value then.
+    fn move_counter_up(&self, tpm: &mut Tpm, target: u64) -> Result<u64, SlotError> {
+        let counter = tpm.counter(self.nv_index).map_err(|e| self.counter_failure(tpm, e))?;
+        let steps = target.saturating_sub(counter);
+        if steps > MAX_ADVANCE {
+            return Err(DeviceError::PolicyMismatch(format!(
+                "the keybox is {steps} changes ahead of its TPM counter {:#010x}; run `keyward \
+                 tpm2 reseal` on this slot to bind it afresh",
+                self.nv_index
+            ))
+            .into());
+        }
+        for _ in 0..steps {
+            tpm.increment(self.nv_index).map_err(|e| self.counter_failure(tpm, e))?;
+        }
+        Ok(counter.max(target))
+    }
+
+    fn counter_failure(&self, tpm: &mut Tpm, failure: TpmFailure) -> SlotError {
+        if matches!(failure.cause, Cause::NotACounter) {
+            return DeviceError::PolicyMismatch(format!(
+                "the TPM's NV index {:#010x} is no longer this slot's counter (it was replaced): \
+                 refused, as an older keybox could pass it; open another slot and enroll tpm2 again",
+                self.nv_index
+            ))
+            .into();
+        }
+        match failure.kind() {
+            Some(Tss2ResponseCodeKind::Handle) | None => {
+                // The same TPM (its storage key is the slot's) without the counter: a later
+                // keybox removed or replaced this slot and retired its counter.
+                let parent = from_hex(&self.storage_key).unwrap_or_default();
+                if tpm.has_storage_key(&parent).unwrap_or(false) {
+                    return DeviceError::PolicyMismatch(format!(
+                        "this slot's counter {:#010x} was retired from its TPM: a newer keybox \
+                         removed or replaced the slot, and this is an older copy; use the current \
+                         keybox file",
+                        self.nv_index
+                    ))
+                    .into();
+                }
+                DeviceError::Absent(format!(
+                    "the TPM at {} has no NV counter {:#010x} for this slot: it was cleared, or it \
+                     is not the TPM the slot was enrolled with; open another slot and enroll tpm2 \
+                     again",
+                    self.device, self.nv_index
+                ))
+                .into()
+            }
+            _ => other(failure),
+        }
+    }
+
+    /// Retires the counter as `at` says: before the commit, up to what the current file expects
+    /// (it still opens; every older copy no longer does); after it, past that (the file before
+    /// the change no longer opens either), and deleted when the keybox no longer uses it.
+    fn retire_counter(&self, at: &Retirement<'_>) -> Result<(), SlotError> {
+        let expected = self.expected_by_genuine(at.generation)?;
+        let mut tpm = Tpm::open(&self.device).map_err(|e| unreachable(&e))?;
+        match at.stage {
+            RetireStage::BeforeCommit => self.move_counter_up(&mut tpm, expected).map(drop),
+            RetireStage::Committed(keybox) => {
+                self.move_counter_up(&mut tpm, expected.saturating_add(1))?;
+                let still_used = keybox.slots().iter().any(|record| {
+                    Tpm2Params::of(&record.protection)
+                        .is_ok_and(|p| p.device == self.device && p.nv_index == self.nv_index)
+                });
+                if !still_used {
+                    // Frees the TPM's NV space; a counter defined again starts past this one.
+                    tpm.undefine_counter(self.nv_index).map_err(other)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The PIN's digest, the sealed object's authorisation value: the TPM's lockout, not this hash,
@@ -251,7 +339,7 @@ impl Slot for Tpm2Slot {
             .into());
         }
         let mut tpm = Tpm::open(&p.device).map_err(|e| unreachable(&e))?;
-        let counter = tpm.counter(p.nv_index).map_err(|e| self.counter_failure(e))?;
+        let counter = tpm.counter(p.nv_index).map_err(|e| p.counter_failure(&mut tpm, e))?;
         match p.expected_counter(ctx.generation) {
             Some(expected) if expected >= counter => {}
             _ => {
@@ -288,19 +376,24 @@ impl Slot for Tpm2Slot {
             return Ok(());
         }
         let mut tpm = Tpm::open(&p.device).map_err(|e| unreachable(&e))?;
-        let counter = tpm.counter(p.nv_index).map_err(|e| self.counter_failure(e))?;
-        let steps = expected.saturating_sub(counter);
-        if steps > MAX_ADVANCE {
-            return Err(DeviceError::PolicyMismatch(format!(
-                "the keybox is {steps} changes ahead of its TPM counter; run `keyward tpm2 \
-                 reseal` on this slot to bind it afresh"
-            ))
-            .into());
+        p.move_counter_up(&mut tpm, expected).map(drop)
+    }
+
+    fn retire(&self, at: &mut Retirement<'_>) -> Result<(), SlotError> {
+        let retired = self.params.retire_counter(at);
+        match (retired, at.stage) {
+            // Never a reason to keep a slot the person is dropping (its TPM may be dead): said,
+            // and the change goes on.
+            (Err(e), RetireStage::BeforeCommit) => {
+                at.secrets.notice(&format!(
+                    "slot {}: its TPM counter cannot be moved up now ({e}); a copy of this \
+                     keybox from before this change may still open through the TPM",
+                    at.slot
+                ));
+                Ok(())
+            }
+            (retired, _) => retired,
         }
-        for _ in 0..steps {
-            tpm.increment(p.nv_index).map_err(|e| self.counter_failure(e))?;
-        }
-        Ok(())
     }
 }
 
@@ -365,27 +458,6 @@ impl Tpm2Slot {
             _ => other(failure),
         }
     }
-
-    fn counter_failure(&self, failure: TpmFailure) -> SlotError {
-        if matches!(failure.cause, Cause::NotACounter) {
-            return DeviceError::PolicyMismatch(format!(
-                "the TPM's NV index {:#010x} is no longer this slot's counter (it was replaced): \
-                 refused, as an older keybox could pass it; open another slot and enroll tpm2 again",
-                self.params.nv_index
-            ))
-            .into();
-        }
-        match failure.kind() {
-            Some(Tss2ResponseCodeKind::Handle) | None => DeviceError::Absent(format!(
-                "the TPM at {} has no NV counter {:#010x} for this slot: it was cleared, or it \
-                 is not the TPM the slot was enrolled with; open another slot and enroll tpm2 \
-                 again",
-                self.params.device, self.params.nv_index
-            ))
-            .into(),
-            _ => other(failure),
-        }
-    }
 }
 
 fn locked_out(tpm: &mut Tpm) -> SlotError {
@@ -439,8 +511,16 @@ pub struct NewTpm2 {
     pub pcrs: Vec<u8>,
     /// The PIN, if the slot asks for one.
     pub pin: Option<Passphrase>,
-    /// The NV counter to keep using (a reseal); a new one is defined otherwise.
-    pub nv_index: Option<u32>,
+}
+
+impl NewTpm2 {
+    /// The slot this one replaces (a rotate or a reseal), if it was a tpm2 slot on the same TPM:
+    /// its counter is kept.
+    fn replacing(&self, at: &SealContext<'_>) -> Result<Option<Tpm2Params>, SlotError> {
+        let Some(old) = at.replacing.filter(|old| old.kind == TPM2) else { return Ok(None) };
+        let old = Tpm2Params::of(old)?;
+        Ok((old.device == self.device).then_some(old))
+    }
 }
 
 impl NewSlot for NewTpm2 {
@@ -448,7 +528,8 @@ impl NewSlot for NewTpm2 {
         TPM2
     }
 
-    fn seal(&self, at: &SealContext) -> Result<(SlotParams, Kek), SlotError> {
+    fn seal(&self, at: &SealContext<'_>) -> Result<(SlotParams, Kek), SlotError> {
+        let replacing = self.replacing(at)?;
         let mut tpm = Tpm::open(&self.device).map_err(|e| {
             SlotError::from(DeviceError::Absent(format!(
                 "{e} (pass --tpm2-device or set KEYWARD_TPM2_DEVICE)"
@@ -470,16 +551,21 @@ impl NewSlot for NewTpm2 {
                 Some(Tss2ResponseCodeKind::Lockout) => locked_out(&mut tpm),
                 _ => other(e),
             })?;
-        let nv_index = match self.nv_index {
-            // A reseal: the counter moves on once, so the file before it (with the old sealed
-            // object, maybe an old PIN) expects less than the counter holds from now on.
-            Some(index) => {
-                tpm.increment(index).map_err(other)?;
-                index
+        let (nv_index, nv_base) = match replacing {
+            // A rotate or reseal on the same TPM keeps the counter: first up to what the file
+            // being replaced expects (commits since the TPM last opened it leave the counter
+            // behind), then past it, so that file (with the old sealed object, maybe an old
+            // PIN) and every older copy expect less than the counter holds from now on.
+            Some(old) => {
+                let current = at.generation.saturating_sub(1);
+                let past = old.expected_by_genuine(current)?.saturating_add(1);
+                (old.nv_index, old.move_counter_up(&mut tpm, past)?)
             }
-            None => tpm.define_counter().map_err(other)?,
+            None => {
+                let index = tpm.define_counter().map_err(other)?;
+                (index, tpm.counter(index).map_err(other)?)
+            }
         };
-        let nv_base = tpm.counter(nv_index).map_err(other)?;
         let params = Tpm2Params {
             device: self.device.clone(),
             bank: self.bank,

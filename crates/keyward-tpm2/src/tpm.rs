@@ -450,6 +450,26 @@ impl Tpm {
         Ok(u64::from_be_bytes(bytes))
     }
 
+    /// Deletes the counter at `index` (with the owner hierarchy's empty authorisation). The TPM
+    /// remembers its value: a counter defined at any index afterwards starts at the highest
+    /// value any counter of this TPM ever had (TPM 2.0 Library, Part 1, "NV Counters").
+    pub fn undefine_counter(&mut self, index: u32) -> Result<(), TpmFailure> {
+        let nv = self.nv_handle(index)?;
+        self.ctx
+            .execute_with_nullauth_session(|ctx| ctx.nv_undefine_space(Provision::Owner, nv))
+            .doing("cannot delete the NV counter")
+    }
+
+    /// Whether this TPM's storage key is the one named `name`: tells a TPM that was cleared or
+    /// replaced (another storage key) from the same TPM with one NV index gone.
+    pub fn has_storage_key(&mut self, name: &[u8]) -> Result<bool, TpmFailure> {
+        match self.storage_key(Some(name)) {
+            Ok(_) => Ok(true),
+            Err(failure) if matches!(failure.cause, Cause::OtherStorageKey) => Ok(false),
+            Err(failure) => Err(failure),
+        }
+    }
+
     /// Adds one to the counter.
     pub fn increment(&mut self, index: u32) -> Result<(), TpmFailure> {
         let nv = self.nv_handle(index)?;

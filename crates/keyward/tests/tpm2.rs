@@ -237,3 +237,156 @@ fn the_agent_opens_the_keybox_again_through_the_tpm_once_its_key_is_wiped() {
     refused.assert_exit_code(9).assert_one_line_error();
     assert!(!dir.path("k").exists());
 }
+
+/// Issue 22.1: a copy of the keybox from before a reseal, a rotate or a remove of its tpm2 slot
+/// never opens through the TPM again — even when commits in between left the counter behind the
+/// file (every commit not followed by an open through the TPM does).
+mod old_copies_after_the_slot_changed {
+    use super::*;
+
+    /// A keybox with a tpm2 slot (slot 2, `extra` options) and a commit after it that the TPM
+    /// did not see (a key file enrolled through the passphrase). Returns the file as it is then.
+    fn behind_the_counter(dir: &Dir, tpm: &Swtpm, extra: &[&str]) -> Vec<u8> {
+        keybox_with_tpm2(dir, tpm, extra);
+        dir.ok([
+            "enroll",
+            "keyfile",
+            "--keyfile",
+            "slot.key",
+            "--unlock-passphrase-file",
+            "passphrase.txt",
+        ]);
+        dir.read("keybox.json")
+    }
+
+    /// Puts `old` back and checks the TPM slot refuses it (exit 3), writing nothing.
+    fn assert_refused_through_the_tpm(dir: &Dir, tcti: &str, old: &[u8], pin: Option<&str>) {
+        dir.write("keybox.json", old);
+        let mut args = vec!["unlock", "--slot", "tpm2-2", "--out", "k"];
+        if let Some(pin) = pin {
+            args.extend_from_slice(&["--pin-file", pin]);
+        }
+        let refused = dir.keyward().env("KEYWARD_TPM2_DEVICE", tcti).args(&args).run();
+        refused.assert_exit_code(3).assert_one_line_error();
+        assert!(!dir.path("k").exists(), "nothing written{}", refused.report());
+        assert_eq!(dir.read("keybox.json"), old, "the file is left as it was");
+    }
+
+    #[test]
+    fn a_reseal_moves_the_counter_past_the_file_it_replaces() {
+        let dir = Dir::new("tpm2-old-after-reseal");
+        let tpm = swtpm();
+        let tcti = tpm.tcti();
+        let old = behind_the_counter(&dir, &tpm, &[]);
+        dir.ok(["tpm2", "reseal", "2", "--unlock-passphrase-file", "passphrase.txt"]);
+        let current = dir.read("keybox.json");
+        assert_refused_through_the_tpm(&dir, &tcti, &old, None);
+        dir.write("keybox.json", &current);
+        assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
+    }
+
+    #[test]
+    fn a_reseal_of_a_pin_slot_refuses_the_old_file_with_the_old_pin() {
+        let dir = Dir::new("tpm2-old-pin-after-reseal");
+        let tpm = swtpm();
+        let tcti = tpm.tcti();
+        dir.write("pin.txt", b"CANARY-PIN-2468\n");
+        dir.write("new-pin.txt", b"CANARY-PIN-1357\n");
+        // A PIN slot is never opened unattended: every commit leaves the counter behind.
+        let old = behind_the_counter(&dir, &tpm, &["--with-pin", "--pin-file", "pin.txt"]);
+        dir.ok([
+            "tpm2",
+            "reseal",
+            "2",
+            "--pin-file",
+            "new-pin.txt",
+            "--unlock-passphrase-file",
+            "passphrase.txt",
+        ]);
+        let current = dir.read("keybox.json");
+        assert_refused_through_the_tpm(&dir, &tcti, &old, Some("pin.txt"));
+        dir.write("keybox.json", &current);
+        assert_opens_to_canary(&unlock(
+            &dir,
+            &tcti,
+            &["--slot", "tpm2-2", "--pin-file", "new-pin.txt"],
+        ));
+    }
+
+    #[test]
+    fn a_rotate_with_a_pin_keeps_the_counter_and_moves_it_past_the_old_file() {
+        let dir = Dir::new("tpm2-old-after-rotate");
+        let tpm = swtpm();
+        let tcti = tpm.tcti();
+        dir.write("pin.txt", b"CANARY-PIN-2468\n");
+        let old = behind_the_counter(&dir, &tpm, &[]);
+        let nv_index = |dir: &Dir| {
+            let listing: serde_json::Value =
+                serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("list --json");
+            listing["slots"][1]["nv_index"].as_str().expect("a tpm2 slot's nv_index").to_string()
+        };
+        let before = nv_index(&dir);
+        dir.ok([
+            "rotate",
+            "2",
+            "--tpm2-device",
+            &tcti,
+            "--with-pin",
+            "--pin-file",
+            "pin.txt",
+            "--unlock-passphrase-file",
+            "passphrase.txt",
+        ]);
+        assert_eq!(nv_index(&dir), before, "the same TPM: the same counter, no NV space spent");
+        let current = dir.read("keybox.json");
+        // The old file's slot needs no PIN: it would open unattended if the counter let it.
+        assert_refused_through_the_tpm(&dir, &tcti, &old, None);
+        dir.write("keybox.json", &current);
+        assert_opens_to_canary(&unlock(
+            &dir,
+            &tcti,
+            &["--slot", "tpm2-2", "--pin-file", "pin.txt"],
+        ));
+    }
+
+    #[test]
+    fn a_remove_retires_the_counter_and_a_counter_defined_again_starts_past_it() {
+        let dir = Dir::new("tpm2-old-after-remove");
+        let tpm = swtpm();
+        let tcti = tpm.tcti();
+        let old = behind_the_counter(&dir, &tpm, &[]);
+        let listing: serde_json::Value =
+            serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("list --json");
+        let index = listing["slots"][1]["nv_index"].as_str().expect("nv_index").to_string();
+        let removed = dir
+            .keyward()
+            .env("KEYWARD_TPM2_DEVICE", &tcti)
+            .args(["remove", "2", "--unlock-passphrase-file", "passphrase.txt"])
+            .run();
+        removed.assert_success();
+        assert!(!removed.stderr().contains("warning"), "retired cleanly{}", removed.report());
+        assert_refused_through_the_tpm(&dir, &tcti, &old, None);
+        let message = dir
+            .keyward()
+            .env("KEYWARD_TPM2_DEVICE", &tcti)
+            .args(["unlock", "--slot", "tpm2-2", "--out", "-"])
+            .run()
+            .stderr();
+        assert!(message.contains("was retired"), "{message}");
+
+        // The index was freed; one defined again (anyone with the owner's empty password may)
+        // starts at the highest value a counter of this TPM had, so past the old file still.
+        tpm.tools(&[
+            "tpm2_nvdefine",
+            &index,
+            "-C",
+            "o",
+            "-s",
+            "8",
+            "-a",
+            "nt=counter|authread|authwrite|no_da",
+        ]);
+        tpm.tools(&["tpm2_nvincrement", &index, "-C", &index]);
+        assert_refused_through_the_tpm(&dir, &tcti, &old, None);
+    }
+}

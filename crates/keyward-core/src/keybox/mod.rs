@@ -414,7 +414,7 @@ impl UnlockedKeybox {
             return Err(Error::DuplicateLabel(label));
         }
         header.next_slot_id = header.next_slot_id.checked_add(1).ok_or(Error::SlotIdsExhausted)?;
-        header.slots.push(self.seal_slot(id, label, secret)?);
+        header.slots.push(self.seal_slot(id, label, secret, None)?);
         let next = self.commit_copy(header, id, secret)?;
         Ok((next, id))
     }
@@ -433,7 +433,8 @@ impl UnlockedKeybox {
                 offered: secret.kind().to_string(),
             });
         }
-        header.slots[index] = self.seal_slot(id, old.label.clone(), secret)?;
+        header.slots[index] =
+            self.seal_slot(id, old.label.clone(), secret, Some(&old.protection))?;
         self.commit_copy(header, id, secret)
     }
 
@@ -465,8 +466,19 @@ impl UnlockedKeybox {
         self.seal_header(header)
     }
 
-    fn seal_slot(&self, id: SlotId, label: String, secret: &dyn NewSlot) -> Result<SlotRecord> {
-        let at = SealContext::new(self.keybox.header.generation + 1);
+    /// Seals `secret` as slot `id`, in place of a slot with parameters `replacing` if any.
+    fn seal_slot(
+        &self,
+        id: SlotId,
+        label: String,
+        secret: &dyn NewSlot,
+        replacing: Option<&SlotParams>,
+    ) -> Result<SlotRecord> {
+        let generation = self.keybox.header.generation + 1;
+        let at = match replacing {
+            Some(old) => SealContext::replacing(generation, old),
+            None => SealContext::new(generation),
+        };
         let (protection, kek) = secret.seal(&at).map_err(|e| Error::from_new_slot(id, e))?;
         if protection.kind != secret.kind() {
             return Err(Error::Internal("a new slot sealed parameters of another kind"));

@@ -18,6 +18,7 @@ mod passphrase;
 mod plain;
 mod recovery_code;
 pub mod registry;
+mod retire;
 mod source;
 
 use std::fmt;
@@ -34,6 +35,7 @@ pub use plain::{NewPlain, PLAIN, PlainKind};
 pub use recovery_code::{
     NewRecoveryCode, RECOVERY_CODE, RecoveryCodeKind, default_recovery_code_kdf,
 };
+pub use retire::{Dropped, RetireStage, Retirement};
 pub use source::{Channel, Companion, OpenContext, SecretSource, Unlocker, Want};
 
 /// A slot's number inside its keybox. Never reused within a keybox.
@@ -135,20 +137,37 @@ pub trait Slot: fmt::Debug + Send + Sync {
     fn opened(&self, _generation: u64) -> Result<(), SlotError> {
         Ok(())
     }
+
+    /// Called when a commit drops this slot (removes it, or replaces its parameters: a rotate, a
+    /// reseal), once before the commit and once after it ([`RetireStage`]). A kind that keeps
+    /// state outside the keybox retires it here, so that a copy of an older keybox file cannot
+    /// open through that state (a TPM counter moved past it) and nothing is left behind (shares
+    /// at peers). The record is genuine: the keybox it came from opened and its MAC held.
+    fn retire(&self, _at: &mut Retirement<'_>) -> Result<(), SlotError> {
+        Ok(())
+    }
 }
 
 /// Where a new slot is sealed.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub struct SealContext {
+pub struct SealContext<'a> {
     /// The keybox generation the slot is committed in (a TPM slot binds it to a counter).
     pub generation: u64,
+    /// The parameters of the slot this one replaces (a rotate, a reseal), as the current file
+    /// holds them, MAC-checked: a TPM slot keeps its counter and moves it past that file.
+    pub replacing: Option<&'a SlotParams>,
 }
 
-impl SealContext {
-    /// The context of a slot committed in `generation`.
+impl<'a> SealContext<'a> {
+    /// The context of a new slot committed in `generation`.
     pub fn new(generation: u64) -> Self {
-        SealContext { generation }
+        SealContext { generation, replacing: None }
+    }
+
+    /// The context of a slot committed in `generation` in place of one with `old` parameters.
+    pub fn replacing(generation: u64, old: &'a SlotParams) -> Self {
+        SealContext { generation, replacing: Some(old) }
     }
 }
 
@@ -159,7 +178,7 @@ pub trait NewSlot: fmt::Debug {
 
     /// The stored parameters (fresh salts, a sealed object) and the KEK they give. May do device
     /// I/O; called once per slot written.
-    fn seal(&self, at: &SealContext) -> Result<(SlotParams, Kek), SlotError>;
+    fn seal(&self, at: &SealContext<'_>) -> Result<(SlotParams, Kek), SlotError>;
 
     /// Something that opens the new slot, for the self-check before anything is committed.
     fn unlocker(&self) -> Unlocker<'_>;

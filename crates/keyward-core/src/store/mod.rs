@@ -254,6 +254,13 @@ fn kind_of(mode: u32) -> &'static str {
     }
 }
 
+/// The file named `<prefix><keybox's name><suffix>` in the keybox's folder: where the files that
+/// belong to a keybox live (its hub enrollment, its identity, its journals).
+pub fn beside_keybox(keybox: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    let name = keybox.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    keybox.with_file_name(format!("{prefix}{name}{suffix}"))
+}
+
 /// Refuses what is at `path` unless it is nothing or a regular file this user owns — judged
 /// from the entry itself, never by following a link: the only things a secret may replace.
 pub fn check_replaceable(fs: &dyn Fs, path: &Path) -> Result<()> {

@@ -84,7 +84,8 @@ fn owner_name(keybox_path: &Path, keybox: &Keybox, given: Option<&str>) -> CliRe
 
 /// Runs a cleanup (its failures are the caller's to report).
 fn clean_up(ctx: &Context, keybox: &Keybox, identity: &Arc<SigningIdentity>) -> CliResult<Cleanup> {
-    Ok(ShareJournal::beside(&ctx.keybox).clean_up(keybox, identity)?)
+    let cleanup = ShareJournal::beside(&ctx.keybox).clean_up(keybox, identity);
+    Ok(cleanup.map_err(keyward_box::BoxError::from)?)
 }
 
 /// Warns about old shares a cleanup left (for commands that succeed anyway).

@@ -1,5 +1,6 @@
 //! `keyward rotate SLOT`: a new secret for a slot; K, the slot's id, label and tokens stay.
 
+use keyward_box::unlock::Companions;
 use keyward_core::operations;
 use serde_json::json;
 
@@ -25,8 +26,10 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
     cli_kind.check_options(&args.secret.given())?;
     let opened = open(&args.auth, &current, store.path(), reader)?;
     let new = NewSecret::prepare(cli_kind, &args.secret, reader, &ctx.out)?;
+    let mut companions = Companions::new(reader, store.path());
     let next = new.commit(|| {
-        Ok(operations::rotate(&store, &authorization(&opened)?, &args.slot, new.secret.as_ref())?)
+        let auth = authorization(&opened)?;
+        Ok(operations::rotate(&store, &auth, &args.slot, new.secret.as_ref(), &mut companions)?)
     })?;
 
     ctx.out.line(format!(

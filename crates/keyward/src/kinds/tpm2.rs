@@ -23,6 +23,7 @@ use crate::new_secret::NewSecret;
 use crate::output::Output;
 use crate::secret_input::prompt_new_secret;
 use keyward_box::secrets::SecretFiles;
+use keyward_box::unlock::Companions;
 
 /// The tpm2 kind's enrollment.
 pub const ENROLLMENT: Enroller =
@@ -129,7 +130,7 @@ fn prepare(args: &NewSecretArgs, reader: &SecretFiles, _: &Output) -> CliResult<
     // Named on the command line (or in the environment): the check before the commit, which
     // opens the new slot, may use it even over the network.
     keyward_tpm2::name_device(&device);
-    Ok(NewSecret::bare(Box::new(NewTpm2 { device, bank, pcrs, pin, nv_index: None })))
+    Ok(NewSecret::bare(Box::new(NewTpm2 { device, bank, pcrs, pin })))
 }
 
 /// A new PIN for a TPM slot: from a file (never recorded: a PIN next to the TPM would make it
@@ -165,14 +166,11 @@ fn reseal(ctx: &Context, args: &ResealArgs) -> CliResult {
         if old.has_pin() { Some(new_pin(args.pin_file.as_deref(), &ctx.reader)?) } else { None };
     // The keybox opened and its MAC held: the slot's TPM is the one to use.
     keyward_tpm2::name_device(&old.device);
-    let new = NewTpm2 {
-        device: old.device.clone(),
-        bank: old.bank,
-        pcrs: old.pcrs.clone(),
-        pin,
-        nv_index: Some(old.nv_index),
-    };
-    let next = operations::rotate(&store, &authorization(&opened)?, &args.slot, &new)?;
+    // The same device, so the slot keeps its counter, moved past the file it replaces.
+    let new = NewTpm2 { device: old.device.clone(), bank: old.bank, pcrs: old.pcrs.clone(), pin };
+    let mut companions = Companions::new(&ctx.reader, store.path());
+    let auth = authorization(&opened)?;
+    let next = operations::rotate(&store, &auth, &args.slot, &new, &mut companions)?;
     let SlotId(id) = target.id;
     ctx.out.line(format!(
         "Resealed slot {id} (\"{}\") to today's values of PCRs {}",

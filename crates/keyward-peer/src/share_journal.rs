@@ -1,30 +1,56 @@
 //! The share journal of a keybox, `<keybox>.peers-pending.json` (not secret; written atomically,
-//! 0600): the file and the deleting around keyward-peer's journal, whose entries and decisions
-//! (`keyward_peer::journal::decide`) say what each noted set needs. Every change to the file
-//! happens under its lock (`.<keybox>.peers-pending.lock`), so a `peers status` and a re-share
-//! running at once cannot lose each other's entries.
+//! 0600): the file and the deleting around the journal's entries and decisions
+//! ([`crate::journal::decide`] says what each noted set needs). Every change to the file happens
+//! under its lock (`.<keybox>.peers-pending.lock`), so a `peers status` and a re-share running at
+//! once cannot lose each other's entries.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyward_core::Keybox;
-use keyward_core::store::{Fs, LockGuard, RealFs, write_secret_file};
-use keyward_peer::card::PeerCard;
-use keyward_peer::distribute::delete_everywhere;
-use keyward_peer::journal::{Decision, Journal, decide};
-use keyward_peer::slot::{PeerRecord, PeersParams};
+use keyward_core::store::{Fs, LockGuard, RealFs, beside_keybox, write_secret_file};
 use keyward_service::{SigningIdentity, unix_now};
 
-use crate::config::beside_keybox;
-use crate::error::{BoxError, BoxResult};
-use crate::peers::PEER_TIMEOUT;
-use crate::runtime::block_on;
+use crate::card::PeerCard;
+use crate::distribute::delete_everywhere;
+use crate::journal::{Decision, Journal, JournalError, decide};
+use crate::slot::{PEER_TIMEOUT, PeerRecord, PeersParams};
 
-pub use keyward_peer::journal::{Disposal, PendingSet};
+pub use crate::journal::{Disposal, PendingSet};
 
 /// How long a command waits for another to finish with the journal.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Why the share journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareJournalError {
+    /// Its lock, reading or writing it.
+    #[error(transparent)]
+    Core(#[from] keyward_core::Error),
+    /// It is not a journal this keyward reads.
+    #[error("{}: {source}; move it aside and run `keyward peers status`", path.display())]
+    Unreadable {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong.
+        source: JournalError,
+    },
+    /// The async runtime for the peer calls could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+type Result<T = ()> = std::result::Result<T, ShareJournalError>;
+
+impl From<ShareJournalError> for keyward_core::slot::SlotError {
+    fn from(error: ShareJournalError) -> Self {
+        match error {
+            ShareJournalError::Core(e) => e.into(),
+            other => keyward_core::slot::SlotError::Other(Box::new(other)),
+        }
+    }
+}
 
 /// The journal of one keybox.
 #[derive(Debug)]
@@ -63,7 +89,7 @@ impl ShareJournal {
     }
 
     /// Takes the journal's lock, waiting a while for another command to finish with it.
-    fn locked(&self) -> BoxResult<LockGuard> {
+    fn locked(&self) -> Result<LockGuard> {
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             match RealFs.try_lock(&self.lock) {
@@ -78,7 +104,7 @@ impl ShareJournal {
     }
 
     /// The noted sets (none if there is no journal).
-    pub fn load(&self) -> BoxResult<Vec<PendingSet>> {
+    pub fn load(&self) -> Result<Vec<PendingSet>> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -86,10 +112,10 @@ impl ShareJournal {
         };
         Journal::parse(&bytes)
             .map(|journal| journal.sets)
-            .map_err(|e| BoxError::Config { path: self.path.clone(), problem: e.to_string() })
+            .map_err(|source| ShareJournalError::Unreadable { path: self.path.clone(), source })
     }
 
-    fn save(&self, sets: Vec<PendingSet>) -> BoxResult {
+    fn save(&self, sets: Vec<PendingSet>) -> Result {
         if sets.is_empty() {
             return match std::fs::remove_file(&self.path) {
                 Ok(()) => Ok(()),
@@ -101,7 +127,7 @@ impl ShareJournal {
     }
 
     /// Notes a set (durably, before the step it guards).
-    pub fn note(&self, set: PendingSet) -> BoxResult {
+    pub fn note(&self, set: PendingSet) -> Result {
         let _lock = self.locked()?;
         let mut sets = self.load()?;
         sets.retain(|s| s.share_set != set.share_set);
@@ -112,7 +138,7 @@ impl ShareJournal {
     /// Settles what can be settled against `keybox` and deletes at its peers what must go. The
     /// lock is held to read and to write the journal, not while the peers are asked, so a
     /// command noting a set meanwhile waits for neither; its entry is kept.
-    pub fn clean_up(&self, keybox: &Keybox, owner: &Arc<SigningIdentity>) -> BoxResult<Cleanup> {
+    pub fn clean_up(&self, keybox: &Keybox, owner: &Arc<SigningIdentity>) -> Result<Cleanup> {
         let recorded = recorded_sets(keybox);
         let now = unix_now();
         let mut report = Cleanup::default();
@@ -178,16 +204,19 @@ impl ShareJournal {
 
 /// Deletes `set` at each peer that holds it; the peers (URLs) that still do, with why. A record
 /// that does not read as a card is a peer still holding the set.
-fn delete_set(set: &PendingSet, owner: &Arc<SigningIdentity>) -> BoxResult<Vec<(String, String)>> {
+fn delete_set(set: &PendingSet, owner: &Arc<SigningIdentity>) -> Result<Vec<(String, String)>> {
     let (cards, unreadable): (Vec<_>, Vec<_>) =
         set.peers.iter().map(|r| (r, PeerCard::from_record(r))).partition(|(_, c)| c.is_ok());
     let cards: Vec<PeerCard> = cards.into_iter().filter_map(|(_, c)| c.ok()).collect();
-    let mut failed = block_on(async {
-        Ok::<_, BoxError>(delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT).await)
-    })?
-    .into_iter()
-    .map(|(peer, e)| (peer, e.to_string()))
-    .collect::<Vec<_>>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ShareJournalError::Runtime)?;
+    let mut failed = runtime
+        .block_on(delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT))
+        .into_iter()
+        .map(|(peer, e)| (peer, e.to_string()))
+        .collect::<Vec<_>>();
     failed.extend(
         unreadable.into_iter().map(|(r, _)| (r.url.clone(), "its record is damaged".into())),
     );

@@ -80,6 +80,18 @@ pub enum Anomaly {
         /// The keyslots LUKS2 assigns it to.
         assigned: Vec<u32>,
     },
+    /// A token LUKS2 assigns to keyslots other than the one it names — one that does not exist,
+    /// say. No keyward step leaves that: taking it for a token whose keyslot is gone would
+    /// delete the name of a keyslot that is there.
+    #[error("token {token} names keyslot {keyslot}, but LUKS2 assigns it to keyslots [{}]; the header was edited outside keyward, and keyward changes nothing in it. Compare it with `cryptsetup token export --token-id {token}`, then repair or remove it", list(.assigned))]
+    AssignedElsewhere {
+        /// The token.
+        token: u32,
+        /// The keyslot it names.
+        keyslot: u32,
+        /// The keyslots LUKS2 assigns it to.
+        assigned: Vec<u32>,
+    },
     /// A token's keyslot exists and is someone else's: it does not open with the passphrase
     /// derived for it.
     #[error(
@@ -108,6 +120,17 @@ impl Journal {
             }
         }
         entries.sort_by_key(|e| e.record.sequence);
+        // LUKS2 assigns a token to keyslots that exist, and keyward assigns its token to its own
+        // keyslot only: every state below has each token assigned to its keyslot or to none.
+        if let Some(odd) =
+            entries.iter().find(|e| e.record.assigned.iter().any(|k| *k != e.record.keyslot))
+        {
+            return Err(Anomaly::AssignedElsewhere {
+                token: odd.token,
+                keyslot: odd.record.keyslot,
+                assigned: odd.record.assigned.clone(),
+            });
+        }
         let present = |e: &Entry| header.keyslots.contains(&e.record.keyslot);
         let conflicting = |entries: &[Entry]| Anomaly::Conflicting {
             tokens: {
@@ -317,6 +340,24 @@ mod tests {
             Journal::read(&header(&[0, 1], &[(0, unassigned)])),
             Err(Anomaly::Unassigned { token: 0, keyslot: 1, assigned: vec![] })
         );
+        // A token naming a keyslot that is not there, while LUKS2 assigns it to the live one:
+        // not an orphan whose token may go (that would leak the live keyslot).
+        for missing in [2, 31, 32, 1000] {
+            let mut elsewhere = record(Committed, 1, missing);
+            elsewhere.assigned = vec![1];
+            assert_eq!(
+                Journal::read(&header(&[0, 1], &[(0, elsewhere)])),
+                Err(Anomaly::AssignedElsewhere { token: 0, keyslot: missing, assigned: vec![1] }),
+                "keyslot {missing}"
+            );
+        }
+        // The same beside a genuine pair, in either role.
+        let mut forged = record(Committed, 2, 31);
+        forged.assigned = vec![1];
+        assert!(matches!(
+            Journal::read(&header(&[0, 1], &[(0, one.clone()), (1, forged)])),
+            Err(Anomaly::AssignedElsewhere { token: 1, .. })
+        ));
         // An unreadable keyward token.
         let mut h = header(&[0, 1], &[(0, one)]);
         h.tokens.insert(1, TokenEntry::Keyward(Err(TokenError::Version { found: 2 })));

@@ -70,6 +70,14 @@ pub enum Repair {
         /// Its keyslot.
         keyslot: u32,
     },
+    /// The pair a finished rotation replaced: its keyslot, still listed but wiped already (a
+    /// destroy stopped midway), destroyed.
+    FinishedWipe {
+        /// Its sequence.
+        sequence: u64,
+        /// Its keyslot.
+        keyslot: u32,
+    },
     /// The pair a finished rotation replaced: its token removed.
     RemovedOldToken {
         /// Its sequence.
@@ -101,6 +109,12 @@ impl std::fmt::Display for Repair {
                 write!(
                     f,
                     "finished an unfinished rotation: old keyslot {keyslot} (sequence {sequence}) wiped"
+                )
+            }
+            Repair::FinishedWipe { sequence, keyslot } => {
+                write!(
+                    f,
+                    "finished an unfinished rotation: old keyslot {keyslot} (sequence {sequence}), wiped already by a stopped destroy, removed"
                 )
             }
             Repair::RemovedOldToken { sequence } => {
@@ -201,14 +215,25 @@ impl<'a> KeywardVolume<'a> {
                 Journal::Superseded { old, new, old_keyslot_present } => {
                     self.check_ours(&old)?;
                     self.check_ours(&new)?;
+                    // Nothing of the old pair goes before the new one is proven keyward's: its
+                    // keyslot opens with the passphrase of its sequence. A token copied and edited
+                    // by hand to name someone else's keyslot would otherwise have keyward wipe
+                    // the keyslot that works.
+                    self.check_opens(&new)?;
                     let record = &old.record;
                     if old_keyslot_present {
-                        self.check_opens(&old)?;
+                        // A destroy stopped midway leaves the old keyslot listed with its area
+                        // wiped: it opens nothing any more, and is finished off all the same.
+                        let repair = if self.opens(&old)? {
+                            Repair::WipedOld { sequence: record.sequence, keyslot: record.keyslot }
+                        } else {
+                            Repair::FinishedWipe {
+                                sequence: record.sequence,
+                                keyslot: record.keyslot,
+                            }
+                        };
                         self.volume.destroy_keyslot(record.keyslot)?;
-                        self.repaired(
-                            Repair::WipedOld { sequence: record.sequence, keyslot: record.keyslot },
-                            Step::WipeOldKeyslot,
-                        )?;
+                        self.repaired(repair, Step::WipeOldKeyslot)?;
                     } else {
                         self.volume.remove_token(old.token)?;
                         self.repaired(
@@ -380,10 +405,15 @@ impl<'a> KeywardVolume<'a> {
         }
     }
 
+    /// Whether the entry's keyslot opens with keyward's passphrase for it.
+    fn opens(&mut self, entry: &Entry) -> Result<bool> {
+        let passphrase = self.passphrase_of(&entry.record);
+        self.volume.opens(entry.record.keyslot, passphrase.expose())
+    }
+
     /// That the entry's keyslot opens with keyward's passphrase for it, else it is not ours.
     fn check_opens(&mut self, entry: &Entry) -> Result<()> {
-        let passphrase = self.passphrase_of(&entry.record);
-        if self.volume.opens(entry.record.keyslot, passphrase.expose())? {
+        if self.opens(entry)? {
             Ok(())
         } else {
             Err(LuksError::Anomaly {

@@ -199,3 +199,46 @@ fn remove_wipes_the_pair_but_never_the_last_keyslot() {
     assert_eq!(keyslots(&dump), vec![added.to_string()]);
     assert!(!opens(&image, passphrase.expose(), None));
 }
+
+/// Issue 22.3: a `kill -9` inside the old keyslot's destroy (after libcryptsetup wiped its area,
+/// before it wrote the metadata without it) leaves the keyslot listed and opening nothing. Every
+/// later command stopped at it; now, with the new keyslot proven, it is finished off.
+#[test]
+fn an_old_keyslot_wiped_by_a_stopped_destroy_is_finished_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = new_volume(&dir.path().join("volume.img"));
+    let key = key();
+    let mut hook = NoFaults;
+    let enrolled = session(&image, &key, &mut hook).enroll(USER_PASSPHRASE, &FAST).expect("enroll");
+    // Stopped after step 3: the new pair committed, the old keyslot still there.
+    let mut hook = StopAfter { n: 3, seen: vec![] };
+    let stopped = session(&image, &key, &mut hook).rotate(&FAST);
+    assert!(matches!(stopped, Err(LuksError::Interrupted { step: Step::CommitToken, .. })));
+    // What the destroy does first: the keyslot's area overwritten (its last pass writes 0xFF).
+    let old = enrolled.record.keyslot.to_string();
+    let area = &dump(&image)["keyslots"][&old]["area"];
+    let offset: u64 = area["offset"].as_str().expect("offset").parse().expect("number");
+    let size: usize = area["size"].as_str().expect("size").parse().expect("number");
+    let mut file = std::fs::OpenOptions::new().write(true).open(&image).expect("image");
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).expect("seek");
+    std::io::Write::write_all(&mut file, &vec![0xFF; size]).expect("wipe");
+    drop(file);
+    assert!(keyslots(&dump(&image)).contains(&old), "still listed");
+
+    let mut hook = NoFaults;
+    let mut volume = session(&image, &key, &mut hook);
+    volume.settle().expect("settled");
+    assert!(
+        matches!(
+            volume.repairs(),
+            [
+                keyward_luks::Repair::FinishedWipe { .. },
+                keyward_luks::Repair::RemovedOldToken { .. }
+            ]
+        ),
+        "{:?}",
+        volume.repairs()
+    );
+    drop(volume);
+    assert_eq!(assert_one_pair(&image, &key), 2);
+}

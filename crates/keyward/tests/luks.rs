@@ -315,3 +315,71 @@ fn dump_uuid(image: &Path) -> String {
         .trim()
         .to_string()
 }
+
+/// keyward's token 0 as `cryptsetup token export` gives it.
+fn exported_token(image: &Path) -> Value {
+    let bytes = cryptsetup_ok(&["token", "export", "--token-id", "0"], image, &[], b"");
+    serde_json::from_slice(&bytes).expect("token JSON")
+}
+
+/// Every command that changes the volume, holding the key: each refuses with exit 4 and one
+/// line naming `expected`, and the image is byte for byte what it was.
+fn assert_every_change_refused(dir: &Dir, image: &Path, expected: &str) {
+    let before = std::fs::read(image).expect("image");
+    dir.write("added-passphrase", b"an added passphrase");
+    let mut rotate = vec!["luks", "rotate", "volume.img"];
+    rotate.extend(FAST_KDF);
+    let mut add =
+        vec!["luks", "add-passphrase", "volume.img", "--new-key-file", "added-passphrase"];
+    add.extend(FAST_KDF);
+    let passphrase = vec!["luks", "passphrase", "volume.img", "--out", "pass"];
+    let remove = vec!["luks", "remove", "volume.img"];
+    for args in [rotate, add, passphrase, remove] {
+        let refused = dir.keyward().args(&args).run();
+        refused.assert_exit_code(4).assert_one_line_error();
+        assert!(refused.stderr().contains(expected), "{args:?}{}", refused.report());
+        assert!(std::fs::read(image).expect("image") == before, "{args:?} changed nothing");
+    }
+    assert!(!dir.path("pass").exists(), "no passphrase written");
+}
+
+/// Issue 22.3: a second keyward token, committed at sequence n+1 and naming an existing keyslot
+/// that keyward's passphrase does not open (the user's), made keyward wipe its own working
+/// keyslot before noticing. The new keyslot must open first.
+#[test]
+fn a_forged_next_token_is_an_anomaly_and_keywards_keyslot_stays() {
+    let (dir, image) = enrolled("luks-forged-next");
+    let keyward = keyward_passphrase(&dir, &image);
+    let user = dir.path("user-passphrase");
+    let mut add_key =
+        vec!["luksAddKey", "--batch-mode", "--key-file", user.to_str().expect("path")];
+    add_key.extend(FAST_KDF);
+    cryptsetup_ok(&add_key, &image, &["-"], b"a second user passphrase");
+    assert_eq!(keyslots(&dump(&image)), ["0", "1", "2"]);
+    let mut forged = exported_token(&image);
+    forged["sequence"] = serde_json::json!(2);
+    forged["keyslot"] = serde_json::json!(2);
+    forged["keyslots"] = serde_json::json!(["2"]);
+    cryptsetup_ok(&["token", "import"], &image, &[], forged.to_string().as_bytes());
+    assert_every_change_refused(&dir, &image, "does not open with keyward's passphrase");
+    assert!(keyward_tokens(&dump(&image)).len() == 2 && opens(&image, &keyward));
+}
+
+/// Issue 22.3: a token naming a keyslot that does not exist, while LUKS2 assigns it to keyward's
+/// live keyslot, was taken for an orphan and deleted, leaking the keyslot.
+#[test]
+fn a_token_naming_a_missing_keyslot_but_assigned_to_the_live_one_is_an_anomaly() {
+    for missing in [31, 32, 1000] {
+        let (dir, image) = enrolled(&format!("luks-missing-keyslot-{missing}"));
+        let keyward = keyward_passphrase(&dir, &image);
+        let mut edited = exported_token(&image);
+        edited["keyslot"] = serde_json::json!(missing);
+        cryptsetup_ok(&["token", "remove", "--token-id", "0"], &image, &[], b"");
+        cryptsetup_ok(&["token", "import"], &image, &[], edited.to_string().as_bytes());
+        assert_every_change_refused(&dir, &image, "but LUKS2 assigns it to keyslots [1]");
+        let status = dir.keyward().args(["luks", "status", "volume.img"]).run();
+        status.assert_exit_code(4);
+        assert!(opens(&image, &keyward), "the live keyslot is kept, with its name");
+        assert_eq!(keyward_tokens(&dump(&image)).len(), 1, "the token is kept");
+    }
+}

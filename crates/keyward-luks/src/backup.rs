@@ -14,6 +14,7 @@ use crate::error::{LuksError, Result};
 use crate::escrow;
 use crate::header::Header;
 use crate::journal::{Entry, Journal};
+use crate::probe::{self, Probed};
 use crate::volume::{Volume, restore_header};
 
 /// A header backup, in memory until the caller writes it (0600, atomically).
@@ -129,12 +130,35 @@ fn restore_from(
             }
             Journal::read(&current.header()?).ok()
         }
-        Err(LuksError::NotLuks2 { .. }) => match expect_uuid {
-            Some(expected) if expected.eq_ignore_ascii_case(&uuid) => None,
-            Some(expected) => return Err(other_volume(device, expected, shown_as, &uuid)),
-            None => {
-                return Err(LuksError::NothingToCompare { path: device.into(), backup_uuid: uuid });
+        // No header libcryptsetup reads: the device may hold something else, which a restore
+        // would write over. Only a device that holds nothing libblkid knows (or this volume's
+        // own LUKS2 signature) is restored onto, and the former only when the person names
+        // the volume.
+        Err(LuksError::NotLuks2 { .. }) => match probe::probe(device)? {
+            Probed::One(found) if found.is_luks2_of(&uuid) => None,
+            Probed::One(found) => {
+                return Err(LuksError::OtherSignature {
+                    path: device.into(),
+                    found: found.to_string(),
+                });
             }
+            Probed::Several => {
+                return Err(LuksError::OtherSignature {
+                    path: device.into(),
+                    found: "several signatures".into(),
+                });
+            }
+            Probed::Nothing => match expect_uuid {
+                Some(expected) if expected.eq_ignore_ascii_case(&uuid) => None,
+                Some(expected) => {
+                    return Err(LuksError::ExpectedOtherVolume {
+                        path: device.into(),
+                        expected: expected.into(),
+                        backup: shown_as.into(),
+                    });
+                }
+                None => return Err(LuksError::NothingToCompare { path: device.into() }),
+            },
         },
         Err(e) => return Err(e),
     };

@@ -126,13 +126,40 @@ pub enum LuksError {
         /// The backup's UUID.
         backup_uuid: String,
     },
-    /// The volume's header cannot be read, so nothing says the backup is of this volume.
-    #[error("{} has no readable LUKS2 header to compare the backup's UUID with; if it is volume {backup_uuid}, say so with --expect-uuid {backup_uuid}", path.display())]
+    /// The volume's header cannot be read, so nothing says the backup is of this volume. The
+    /// backup's UUID is not printed: a person must name the volume from their own record, not
+    /// paste what keyward would restore anyway.
+    #[error("{} has no readable LUKS2 header to compare the backup's UUID with; if it is the volume the backup was made of, name it with --expect-uuid and the UUID you recorded for it (what `cryptsetup luksUUID` printed)", path.display())]
     NothingToCompare {
         /// The volume.
         path: PathBuf,
-        /// The backup's UUID.
-        backup_uuid: String,
+    },
+    /// `--expect-uuid` names another volume than the backup's.
+    #[error("{} is not a header backup of volume {expected} (--expect-uuid); nothing was written to {}", backup.display(), path.display())]
+    ExpectedOtherVolume {
+        /// The device.
+        path: PathBuf,
+        /// The UUID `--expect-uuid` gave.
+        expected: String,
+        /// The backup.
+        backup: PathBuf,
+    },
+    /// The device holds something other than this volume's LUKS2 header: a header restore
+    /// would write over it.
+    #[error("{} holds {found}, not the volume this backup was made of; nothing was written (check the device name; `wipefs --no-act` lists what is on it)", path.display())]
+    OtherSignature {
+        /// The device.
+        path: PathBuf,
+        /// What libblkid recognised.
+        found: String,
+    },
+    /// The device could not be probed for other signatures.
+    #[error("{}: cannot tell what the device holds: {reason}; nothing was written", path.display())]
+    Probe {
+        /// The device.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// Reading or writing a file of keyward's own (a header backup's copy).
     #[error("{}: {what}: {source}", path.display())]

@@ -7,7 +7,8 @@
 //! - [`journal`]: which state a stopped command left (a pure function of the header);
 //! - [`workflow`]: the commands (enroll, rotate, passphrase, remove, add-passphrase), each
 //!   settling the journal first;
-//! - [`backup`]: header backup and restore, refusing another volume's backup;
+//! - [`backup`]: header backup and restore, refusing another volume's backup and any device
+//!   that holds something else ([`probe`]);
 //! - [`escrow`]: a header backup sealed under K for the escrow hub.
 //!
 //! Formats: docs/formats/luks2-token.md, docs/formats/luks2-header-escrow.md.
@@ -19,6 +20,7 @@ pub mod header;
 pub mod journal;
 pub mod kdf;
 pub mod passphrase;
+pub mod probe;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod token;

@@ -1194,7 +1194,9 @@ pub struct LuksHeaderRestoreArgs {
     #[arg(long, value_name = "F")]
     pub ticket_file: Option<PathBuf>,
 
-    /// The volume's UUID, needed when its header is too damaged to read it from.
+    /// The volume's UUID as you recorded it (`cryptsetup luksUUID` at setup), needed when its
+    /// header is too damaged to read it from. Only a device holding nothing else (no
+    /// filesystem, LUKS1 or other signature, as `blkid -p` sees it) is restored onto.
     #[arg(long, value_name = "UUID")]
     pub expect_uuid: Option<String>,
 }

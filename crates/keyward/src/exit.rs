@@ -154,12 +154,16 @@ fn luks_exit_code(error: &keyward_luks::LuksError) -> ExitCode {
             ExitCode::Integrity
         }
         L::AlreadyEnrolled { .. } | L::KeepsChanging { .. } => ExitCode::Conflict,
-        L::LastKeyslot { .. } | L::NoFreeKeyslot { .. } | L::OtherVolume { .. } => {
-            ExitCode::Refused
-        }
-        L::Cryptsetup { .. } | L::Io { .. } | L::Interrupted { .. } | L::Random(_) => {
-            ExitCode::Internal
-        }
+        L::LastKeyslot { .. }
+        | L::NoFreeKeyslot { .. }
+        | L::OtherVolume { .. }
+        | L::ExpectedOtherVolume { .. }
+        | L::OtherSignature { .. } => ExitCode::Refused,
+        L::Cryptsetup { .. }
+        | L::Io { .. }
+        | L::Interrupted { .. }
+        | L::Random(_)
+        | L::Probe { .. } => ExitCode::Internal,
         L::HeaderEscrow { source, .. } => match source {
             HeaderEscrowError::Layout(_) => ExitCode::Refused,
             HeaderEscrowError::Format(_)

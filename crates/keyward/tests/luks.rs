@@ -383,3 +383,62 @@ fn a_token_naming_a_missing_keyslot_but_assigned_to_the_live_one_is_an_anomaly()
         assert_eq!(keyward_tokens(&dump(&image)).len(), 1, "the token is kept");
     }
 }
+
+/// Issue 22.2: `header-restore` wrote a LUKS2 header over an ext4 image and a LUKS1 volume
+/// (exit 0) once `--expect-uuid` named the backup's UUID, which the refusal itself printed.
+#[test]
+fn a_header_is_never_restored_over_a_device_that_holds_something_else() {
+    let (dir, image) = enrolled("luks-wrong-device");
+    dir.ok(["luks", "header-backup", "volume.img", "--out", "header.bak"]);
+    let uuid = dump_uuid(&image);
+    let restore = |device: &str, expect: Option<&str>| {
+        let mut args = vec!["luks", "header-restore", device, "--from", "header.bak"];
+        if let Some(expect) = expect {
+            args.extend(["--expect-uuid", expect]);
+        }
+        dir.keyward().args(args).run()
+    };
+
+    // An ext4 filesystem and a LUKS1 volume, each refused with or without the right UUID.
+    let ext4 = dir.path("ext4.img");
+    std::fs::File::create(&ext4).and_then(|f| f.set_len(20 << 20)).expect("image");
+    let made = std::process::Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&ext4).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "mkfs.ext4 must run (apt-get install e2fsprogs; scripts/test-all.sh does)"
+    );
+    let luks1 = dir.path("luks1.img");
+    std::fs::File::create(&luks1).and_then(|f| f.set_len(20 << 20)).expect("image");
+    let format = ["luksFormat", "--type", "luks1", "--batch-mode", "--key-file", "-"];
+    let mut format = format.to_vec();
+    format.extend(["--pbkdf-force-iterations", "1000"]);
+    cryptsetup_ok(&format, &luks1, &[], USER_PASSPHRASE);
+    for (device, holds) in [("ext4.img", "type ext4"), ("luks1.img", "a LUKS1 header")] {
+        let before = std::fs::read(dir.path(device)).expect("image");
+        for expect in [Some(uuid.as_str()), None] {
+            let refused = restore(device, expect);
+            refused.assert_exit_code(9).assert_one_line_error();
+            assert!(refused.stderr().contains(holds), "{device}{}", refused.report());
+            assert!(!refused.stderr().contains(&uuid), "no UUID to paste{}", refused.report());
+            assert!(
+                std::fs::read(dir.path(device)).expect("image") == before,
+                "{device} unchanged"
+            );
+        }
+    }
+
+    // A device that holds nothing: only with the volume named, and never printed to paste.
+    let blank = dir.path("blank.img");
+    std::fs::File::create(&blank).and_then(|f| f.set_len(20 << 20)).expect("image");
+    let unnamed = restore("blank.img", None);
+    unnamed.assert_exit_code(2).assert_one_line_error();
+    assert!(unnamed.stderr().contains("--expect-uuid"), "{}", unnamed.report());
+    let wrong = restore("blank.img", Some("00000000-1111-2222-3333-444444444444"));
+    wrong.assert_exit_code(9).assert_one_line_error();
+    for refused in [&unnamed, &wrong] {
+        assert!(!refused.stderr().contains(&uuid), "no UUID to paste{}", refused.report());
+    }
+    assert!(std::fs::read(&blank).expect("image").iter().all(|b| *b == 0), "nothing written");
+    dir.ok(["luks", "header-restore", "blank.img", "--from", "header.bak", "--expect-uuid", &uuid]);
+    assert_eq!(dump_uuid(&blank), uuid);
+}

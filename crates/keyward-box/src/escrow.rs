@@ -10,7 +10,7 @@ use keyward_core::{
     DataKey, Error as CoreError, Fingerprint, Keybox, RecoveryCode, SlotId, Unlocker,
 };
 use keyward_hub::api::{
-    EscrowCopy, HeaderPushRequest, HeaderPushResponse, PushRequest, PushResponse,
+    EscrowCopy, HeaderPushRequest, HeaderPushResponse, HeaderSummary, PushRequest, PushResponse,
 };
 use keyward_hub::client::HubClient;
 use keyward_pbs::{KEY_LEN, PbsKeyFile, PbsTime, pbs_fingerprint};
@@ -143,33 +143,102 @@ pub fn push(
     Ok(answer)
 }
 
-/// Pushes a LUKS2 header backup of volume `uuid`, sealed under the key with `fingerprint`
-/// (keyward_luks::escrow), as the enrolled box; checks the hub's answer names these bytes.
+/// A volume's LUKS2 header backup sealed for the hub (keyward_luks::escrow).
+#[derive(Debug, Clone, Copy)]
+pub struct SealedHeader<'a> {
+    /// The volume's UUID.
+    pub uuid: &'a str,
+    /// The fingerprint of the key it is sealed under.
+    pub fingerprint: &'a Fingerprint,
+    /// The sealed bytes.
+    pub sealed: &'a [u8],
+    /// The header's state digest (keyward_luks::escrow::header_state).
+    pub state: &'a str,
+}
+
+/// Pushes a volume's sealed header backup as the enrolled box; checks the hub's answer names
+/// these bytes.
 pub fn push_header(
     client: &HubClient,
     enrollment: &Enrollment,
     identity: &SigningIdentity,
-    uuid: &str,
-    fingerprint: &Fingerprint,
-    sealed: &[u8],
+    header: SealedHeader<'_>,
 ) -> BoxResult<HeaderPushResponse> {
     let max = keyward_hub::hub::MAX_SEALED_HEADER_BYTES;
-    if sealed.len() > max {
+    if header.sealed.len() > max {
         return Err(invalid(format!(
             "the sealed header backup is {} bytes and a hub takes at most {max}; keep a header backup file with --out instead",
-            sealed.len()
+            header.sealed.len()
         )));
     }
     let request = HeaderPushRequest {
-        uuid: uuid.into(),
-        fingerprint: fingerprint.to_string(),
-        sealed: keyward_core::encoding::to_base64(sealed),
+        uuid: header.uuid.into(),
+        fingerprint: header.fingerprint.to_string(),
+        sealed: keyward_core::encoding::to_base64(header.sealed),
+        state: Some(header.state.into()),
     };
     let answer = block_on(client.push_header(&enrollment.box_name, identity, &request))?;
-    if answer.sha256 != keyward_hub::api::blob_sha256(sealed) {
+    if answer.sha256 != keyward_hub::api::blob_sha256(header.sealed) {
         return Err(bad_answer(enrollment, "a header hash other than the header's"));
     }
     Ok(answer)
+}
+
+/// How the hub's copy of a volume's header compares with the volume's header now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubHeaderCopy {
+    /// The hub holds this very header (pushed at that Unix time).
+    Current {
+        /// When it was pushed.
+        pushed_at: i64,
+    },
+    /// The hub holds an older header: a restore from it would bring back what changed since.
+    Stale {
+        /// When it was pushed.
+        pushed_at: i64,
+    },
+    /// The hub holds a copy pushed without a state (by an older keyward): it cannot be told.
+    Unknown {
+        /// When it was pushed.
+        pushed_at: i64,
+    },
+    /// The hub holds no copy of this volume's header.
+    Missing,
+}
+
+impl HubHeaderCopy {
+    /// The hub's copy of volume `uuid` among `held`, against the volume's `state` now.
+    pub fn of(held: &[HeaderSummary], uuid: &str, state: &str) -> Self {
+        match held.iter().find(|h| h.uuid.eq_ignore_ascii_case(uuid)) {
+            None => HubHeaderCopy::Missing,
+            Some(h) => match h.state.as_deref() {
+                Some(pushed) if pushed == state => {
+                    HubHeaderCopy::Current { pushed_at: h.pushed_at }
+                }
+                Some(_) => HubHeaderCopy::Stale { pushed_at: h.pushed_at },
+                None => HubHeaderCopy::Unknown { pushed_at: h.pushed_at },
+            },
+        }
+    }
+
+    /// Its name in `--json` output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HubHeaderCopy::Current { .. } => "current",
+            HubHeaderCopy::Stale { .. } => "stale",
+            HubHeaderCopy::Unknown { .. } => "unknown",
+            HubHeaderCopy::Missing => "missing",
+        }
+    }
+}
+
+/// What the hub holds of this box's header backups (without their sealed bytes).
+pub fn header_copies(
+    client: &HubClient,
+    enrollment: &Enrollment,
+    identity: &SigningIdentity,
+) -> BoxResult<Vec<HeaderSummary>> {
+    Ok(block_on(client.list_headers(&enrollment.box_name, identity))?.headers)
 }
 
 /// The active escrow version as the hub holds it, its blob's bytes checked against its hash.

@@ -187,6 +187,12 @@ pub struct HeaderPushRequest {
     pub fingerprint: String,
     /// The sealed header, base64. Opaque to the hub.
     pub sealed: String,
+    /// The header's state: SHA-256 over `keyward luks2 header state v1` ‖ 0 ‖ the header's
+    /// JSON metadata (64 hex digits). The box compares it with its volume's header now to tell
+    /// whether this copy is current; it tells nothing the header itself does not. Absent from
+    /// boxes older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// The answer to a header push.
@@ -201,6 +207,33 @@ pub struct HeaderPushResponse {
     /// The volume whose header backup the hub dropped to make room (the box's oldest), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evicted: Option<String>,
+}
+
+/// What the hub holds of one volume's header backup, without the sealed bytes: what `GET
+/// /v1/headers` (signed by the box) lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderSummary {
+    /// The volume's UUID.
+    pub uuid: String,
+    /// The fingerprint of the key it is sealed under, as pushed.
+    pub fingerprint: String,
+    /// When it was pushed (Unix seconds).
+    pub pushed_at: i64,
+    /// SHA-256 of the sealed bytes.
+    pub sha256: String,
+    /// The header's state as pushed (see [`HeaderPushRequest::state`]), if the box sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// The answer to `GET /v1/headers`: the box's header backups, by UUID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderListResponse {
+    /// The box.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// Its header backups.
+    pub headers: Vec<HeaderSummary>,
 }
 
 /// `POST /v1/recoveries/headers`: a fresh machine fetches a volume's header backup with the

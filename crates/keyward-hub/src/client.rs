@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     ActiveResponse, ApproveRequest, ApproveResponse, BLOB_FORMATS, DeleteRequest, DeleteResponse,
-    EnrollRequest, EscrowCopy, EscrowVersion, HeaderPushRequest, HeaderPushResponse,
-    HeaderRecoverRequest, HeaderRecoverResponse, PushRequest, PushResponse, RecoverRequest,
-    RecoverResponse, StatusResponse, is_blob_sha256,
+    EnrollRequest, EscrowCopy, EscrowVersion, HeaderListResponse, HeaderPushRequest,
+    HeaderPushResponse, HeaderRecoverRequest, HeaderRecoverResponse, PushRequest, PushResponse,
+    RecoverRequest, RecoverResponse, StatusResponse, is_blob_sha256,
 };
 
 /// Largest answer read from a hub: a recovery's answer holds every version the hub keeps of a
@@ -245,6 +245,28 @@ impl HubClient {
         let evicted =
             answer.evicted.as_deref().map(|found| AnswerField::Volume { found, asked: None });
         self.checked(check_answer(fields.into_iter().chain(evicted)), answer)
+    }
+
+    /// What the hub holds of this box's header backups (signed by the box), each field
+    /// checked for its form.
+    pub async fn list_headers(
+        &self,
+        box_name: &str,
+        identity: &SigningIdentity,
+    ) -> Result<HeaderListResponse, ClientError> {
+        let answer: HeaderListResponse = self.signed_get("/v1/headers", box_name, identity).await?;
+        let asked = AnswerField::Box { found: &answer.box_name, asked: Some(box_name) };
+        let fields = answer.headers.iter().flat_map(|h| {
+            [
+                AnswerField::Volume { found: &h.uuid, asked: None },
+                AnswerField::Fingerprint(&h.fingerprint),
+                AnswerField::Sha256(&h.sha256),
+            ]
+            .into_iter()
+            .chain(h.state.as_deref().map(AnswerField::Sha256))
+        });
+        let check = check_answer(std::iter::once(asked).chain(fields));
+        self.checked(check, answer)
     }
 
     /// Fetches a volume's sealed header backup (the box's only one, if `uuid` is `None`) with

@@ -15,10 +15,11 @@ use keyward_service::statement::{self, Statement, StatementKind};
 use keyward_service::{AuthError, PublicKey, ServiceError};
 
 use crate::api::{
-    ActiveResponse, BLOB_FORMATS, HeaderPushRequest, HeaderPushResponse, HeaderRecoverResponse,
-    PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256,
+    ActiveResponse, BLOB_FORMATS, HeaderListResponse, HeaderPushRequest, HeaderPushResponse,
+    HeaderRecoverResponse, PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256,
 };
 use crate::store::{Activation, HeaderServed, Pushed, Store};
+use keyward_core::encoding::from_hex;
 
 /// Largest blob accepted (a blob is a few hundred bytes).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
@@ -288,14 +289,26 @@ impl Hub {
         if !keyward_core::encoding::is_canonical_uuid(&header.uuid) {
             return Err(ServiceError::Malformed("the volume UUID is not one".into()));
         }
-        if header.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
+        // The form keyward writes, exactly: one spelling per fingerprint, so the hub never
+        // holds two that a person would read as different keys.
+        let canonical = header.fingerprint.parse::<keyward_core::Fingerprint>();
+        if !canonical.is_ok_and(|fp| fp.to_string() == header.fingerprint) {
             return Err(ServiceError::Malformed(
-                "the fingerprint is not 32 colon-separated hex bytes".into(),
+                "the fingerprint is not 32 colon-separated lower-case hex bytes".into(),
+            ));
+        }
+        let sha256_hex = |text: &str| from_hex(text).is_some_and(|bytes| bytes.len() == 32);
+        if header.state.as_deref().is_some_and(|state| !sha256_hex(state)) {
+            return Err(ServiceError::Malformed(
+                "the header state is not 64 lower-case hex digits".into(),
             ));
         }
         let Some(bytes) = keyward_core::encoding::from_base64(&header.sealed) else {
             return Err(ServiceError::Malformed("the sealed header is not base64".into()));
         };
+        if bytes.is_empty() {
+            return Err(ServiceError::Malformed("the sealed header is empty".into()));
+        }
         if bytes.len() > MAX_SEALED_HEADER_BYTES {
             return Err(too_large());
         }
@@ -309,6 +322,13 @@ impl Hub {
             replaced: stored.replaced,
             evicted: stored.evicted,
         })
+    }
+
+    /// What the hub holds of the authenticated box's header backups (it may read back what it
+    /// pushed, without the sealed bytes).
+    pub async fn list_headers(&self, box_name: &str) -> Result<HeaderListResponse, ServiceError> {
+        let headers = self.store.header_summaries(box_name).await?;
+        Ok(HeaderListResponse { box_name: box_name.to_string(), headers })
     }
 
     /// Serves a volume's sealed header backup for a recovery ticket of its box. The ticket is

@@ -47,6 +47,7 @@ pub const ROUTES: &[&str] = &[
     "recover",
     "operator-status",
     "header-push",
+    "header-list",
     "header-recover",
 ];
 /// How often counted refusals are written to the audit log.
@@ -248,6 +249,23 @@ async fn push_header(
         .await
 }
 
+async fn list_headers(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    method: Method,
+    uri: Uri,
+    map: HeaderMap,
+) -> Response {
+    state
+        .run("header-list", source, async {
+            let box_name = state
+                .a_box(SignedParts { method: &method, uri: &uri, headers: &map, body: b"" })
+                .await?;
+            Ok(Json(state.hub.list_headers(&box_name).await?).into_response())
+        })
+        .await
+}
+
 async fn recover_header(
     State(state): Shared,
     ConnectInfo(source): Source,
@@ -282,7 +300,7 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/approvals", post(approve))
         .route("/v1/deletions", post(delete))
         .route("/v1/recoveries", post(recover))
-        .route("/v1/headers", post(push_header))
+        .route("/v1/headers", post(push_header).get(list_headers))
         .route("/v1/recoveries/headers", post(recover_header))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -20,7 +20,8 @@ use sqlx::{AnyConnection, AnyPool, Row};
 pub use keyward_service::store::StoreError;
 
 use crate::api::{
-    EscrowCopy, EscrowVersion, HeaderCopy, HeaderPushRequest, PushRequest, blob_sha256,
+    EscrowCopy, EscrowVersion, HeaderCopy, HeaderPushRequest, HeaderSummary, PushRequest,
+    blob_sha256,
 };
 use crate::audit::{AuditRecord, GENESIS, record_hash};
 
@@ -35,6 +36,10 @@ const SCHEMA: Schema = Schema {
         // Sealed LUKS2 header backups, one per volume of a box (added within schema 1: a new
         // table that older hubs never read).
         "CREATE TABLE IF NOT EXISTS luks_headers (box_name TEXT NOT NULL, uuid TEXT NOT NULL, fingerprint TEXT NOT NULL, sealed TEXT NOT NULL, sha256 TEXT NOT NULL, pushed_at BIGINT NOT NULL, PRIMARY KEY (box_name, uuid))",
+        // The state each header backup was pushed with (also within schema 1: a table of its
+        // own rather than a column, so an older database gains it by the same idempotent
+        // statements). Written and dropped with its luks_headers row.
+        "CREATE TABLE IF NOT EXISTS luks_header_states (box_name TEXT NOT NULL, uuid TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (box_name, uuid))",
         USED_STATEMENTS,
         "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
     ],
@@ -592,11 +597,12 @@ impl Store {
                 _ => None,
             };
             if let Some(oldest) = &evicted {
-                sqlx::query("DELETE FROM luks_headers WHERE box_name = $1 AND uuid = $2")
-                    .bind(box_name)
-                    .bind(oldest)
-                    .execute(&mut *conn)
-                    .await?;
+                for delete in [
+                    "DELETE FROM luks_headers WHERE box_name = $1 AND uuid = $2",
+                    "DELETE FROM luks_header_states WHERE box_name = $1 AND uuid = $2",
+                ] {
+                    sqlx::query(delete).bind(box_name).bind(oldest).execute(&mut *conn).await?;
+                }
                 let detail = format!("volume {oldest}, to make room for volume {uuid}");
                 if !append_audit(conn, "header-evicted", Some(box_name), &detail, now).await? {
                     return Ok(Attempt::Retry);
@@ -614,6 +620,21 @@ impl Store {
             .bind(now)
             .execute(&mut *conn)
             .await?;
+            sqlx::query("DELETE FROM luks_header_states WHERE box_name = $1 AND uuid = $2")
+                .bind(box_name)
+                .bind(uuid)
+                .execute(&mut *conn)
+                .await?;
+            if let Some(state) = &header.state {
+                sqlx::query(
+                    "INSERT INTO luks_header_states (box_name, uuid, state) VALUES ($1, $2, $3)",
+                )
+                .bind(box_name)
+                .bind(uuid)
+                .bind(state)
+                .execute(&mut *conn)
+                .await?;
+            }
             let detail = format!(
                 "volume {uuid}{}, fingerprint {}, sealed sha256 {hash}",
                 if replaced { " replaced" } else { "" },
@@ -624,6 +645,27 @@ impl Store {
                 false => Attempt::Retry,
             })
         })
+    }
+
+    /// What the hub holds of each of a box's header backups, without the sealed bytes (by
+    /// UUID). Read only, not audited: the box reads what it pushed.
+    pub async fn header_summaries(&self, box_name: &str) -> Result<Vec<HeaderSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.uuid, h.fingerprint, h.pushed_at, h.sha256, s.state FROM luks_headers h LEFT JOIN luks_header_states s ON s.box_name = h.box_name AND s.uuid = h.uuid WHERE h.box_name = $1 ORDER BY h.uuid",
+        )
+        .bind(box_name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| HeaderSummary {
+                uuid: row.get(0),
+                fingerprint: row.get(1),
+                pushed_at: row.get(2),
+                sha256: row.get(3),
+                state: row.get(4),
+            })
+            .collect())
     }
 
     /// The sealed header backup of volume `uuid` of a box (of its only volume, if `None`).

@@ -446,6 +446,7 @@ fn header_of(uuid: &str, sealed: &[u8]) -> HeaderPushRequest {
         uuid: uuid.into(),
         fingerprint: FP.into(),
         sealed: keyward_core::encoding::to_base64(sealed),
+        state: Some("5e".repeat(32)),
     }
 }
 
@@ -523,9 +524,22 @@ fn header_backups_are_bounded_in_size_and_in_volumes_the_oldest_making_room() {
             let refused = s.hub.push_header("b1", &header_of(bad, b"x"), NOW).await;
             assert!(matches!(refused, Err(ServiceError::Malformed(_))), "{bad}: {refused:?}");
         }
-        let mut bad_fp = header_of(&volume(1), b"x");
-        bad_fp.fingerprint = "ab:cd".into();
-        assert!(s.hub.push_header("b1", &bad_fp, NOW).await.is_err());
+        // Issue 22.5: an empty sealed header and an upper-case fingerprint were accepted.
+        let empty = s.hub.push_header("b1", &header_of(&volume(1), b""), NOW).await;
+        assert!(matches!(empty, Err(ServiceError::Malformed(_))), "{empty:?}");
+        for fingerprint in ["ab:cd".to_string(), FP.to_uppercase()] {
+            let mut bad_fp = header_of(&volume(1), b"x");
+            bad_fp.fingerprint = fingerprint;
+            let refused = s.hub.push_header("b1", &bad_fp, NOW).await;
+            assert!(matches!(refused, Err(ServiceError::Malformed(_))), "{refused:?}");
+        }
+        for state in ["5E".repeat(32), "5e".repeat(31), String::new()] {
+            let mut bad_state = header_of(&volume(1), b"x");
+            bad_state.state = Some(state);
+            let refused = s.hub.push_header("b1", &bad_state, NOW).await;
+            assert!(matches!(refused, Err(ServiceError::Malformed(_))), "{refused:?}");
+        }
+        assert!(s.hub.list_headers("b1").await.expect("list").headers.is_empty(), "none kept");
         for n in 0..keyward_hub::hub::MAX_HEADER_VOLUMES {
             let at = NOW + n as i64;
             let pushed = s.hub.push_header("b1", &header_of(&volume(n), b"x"), at).await;
@@ -536,6 +550,16 @@ fn header_backups_are_bounded_in_size_and_in_volumes_the_oldest_making_room() {
         assert_eq!(again.expect("replace").evicted, None);
         let more = s.hub.push_header("b1", &header_of(&volume(99), b"x"), NOW + 101).await;
         assert_eq!(more.expect("room made").evicted, Some(volume(0)));
+        // The box reads back what it holds, each with the state it was pushed with; the
+        // evicted volume's state went with it.
+        let held = s.hub.list_headers("b1").await.expect("list").headers;
+        assert_eq!(held.len(), keyward_hub::hub::MAX_HEADER_VOLUMES);
+        assert!(held.iter().all(|h| h.uuid != volume(0) && h.state == Some("5e".repeat(32))));
+        let mut without = header_of(&volume(99), b"z");
+        without.state = None;
+        s.hub.push_header("b1", &without, NOW + 102).await.expect("an older box's push");
+        let held = s.hub.list_headers("b1").await.expect("list").headers;
+        assert_eq!(held.iter().find(|h| h.uuid == volume(99)).map(|h| h.state.clone()), Some(None));
         let ticket = recovery_ticket(&s, 1);
         let gone = s.hub.recover_header(&ticket, Some(&volume(0)), NOW).await;
         assert!(matches!(gone, Err(ServiceError::NotFound(_))), "{gone:?}");

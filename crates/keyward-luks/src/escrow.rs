@@ -17,7 +17,7 @@ use std::ops::Range;
 use hkdf::Hkdf;
 use keyward_core::{DataKey, Fingerprint, aead};
 use serde_json::Value;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::backup::HeaderBackup;
@@ -177,6 +177,36 @@ pub fn used_areas(metadata: &Value, len: u64) -> Result<Vec<Range<u64>>, HeaderE
     }
     let keyslot_areas = slots.into_iter().filter(|r| !r.is_empty());
     Ok(std::iter::once(0..metadata_end).chain(keyslot_areas).collect())
+}
+
+/// The domain of a header's state digest.
+const STATE_DOMAIN: &[u8] = b"keyward luks2 header state v1";
+
+/// A header's state: SHA-256 over [`STATE_DOMAIN`] ‖ 0 ‖ its JSON `metadata` written with
+/// every object's keys in order (so the same metadata gives the same state however it was read),
+/// in hex. Pushed beside a sealed copy, so the box can tell later whether the hub's
+/// copy is its volume's header as it is now — any keyslot or token added, changed or removed
+/// since (by keyward or by hand) changes it. It tells the hub nothing the header does not: the
+/// metadata holds each keyslot's random salt, so it cannot be guessed without the header.
+pub fn header_state(metadata: &Value) -> String {
+    let mut hash = Sha256::new();
+    hash.update(STATE_DOMAIN);
+    hash.update([0u8]);
+    hash.update(serde_json::to_vec(&sorted(metadata)).unwrap_or_default());
+    keyward_core::encoding::to_hex(&hash.finalize())
+}
+
+/// `value` with every object's keys in order.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&fields[k]))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Seals `backup` under a key derived from `key`, labelled as sealed at `sealed_at` (Unix

@@ -164,6 +164,11 @@ impl<'a> KeywardVolume<'a> {
         KeywardVolume { volume, key, keybox: keybox.into(), hook, repairs: Vec::new() }
     }
 
+    /// The fingerprint of the key it holds.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.key.fingerprint()
+    }
+
     /// What settling repaired so far.
     pub fn repairs(&self) -> &[Repair] {
         &self.repairs
@@ -254,13 +259,21 @@ impl<'a> KeywardVolume<'a> {
     /// Returns the backup, keyward's pair in it, and the sealed bytes.
     pub fn sealed_header_backup(&mut self) -> Result<(HeaderBackup, Entry, Vec<u8>)> {
         let (entry, _) = self.passphrase()?;
+        let (backup, sealed) = self.sealed_header()?;
+        Ok((backup, entry, sealed))
+    }
+
+    /// A backup of the header as it is, sealed under K: what a change pushes to the hub right
+    /// after it (its own steps proved keyward's keyslot, or removed it). Returns the backup and
+    /// the sealed bytes.
+    pub fn sealed_header(&mut self) -> Result<(HeaderBackup, Vec<u8>)> {
         let backup = backup::back_up(&mut self.volume)?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         let sealed_at = now.map_or(0, |d| d.as_secs());
         let sealed = escrow::seal(self.key, &backup, sealed_at).map_err(|source| {
             LuksError::HeaderEscrow { what: self.volume.path().display().to_string(), source }
         })?;
-        Ok((backup, entry, sealed))
+        Ok((backup, sealed))
     }
 
     /// `keyward luks enroll`: adds keyward's keyslot (sequence 1 of a new enrollment) with its

@@ -85,6 +85,17 @@ pub enum CliError {
     /// Writing our own output (stdout) failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// A volume changed, and the push of its fresh header copy to the hub failed.
+    #[error(
+        "{} changed, but the hub's copy of its header is stale now ({source}); a restore from the hub would bring back what changed: push a fresh one when the hub is reachable (`keyward luks header-backup {} --push`)",
+        device.display(), device.display()
+    )]
+    HubCopyStale {
+        /// The volume.
+        device: std::path::PathBuf,
+        /// Why the push failed.
+        source: Box<CliError>,
+    },
     /// An output file exists, and the command's `--force` was not given.
     #[error(
         "{} already exists; keyward does not overwrite it (choose another path, or pass --force to replace it)",
@@ -251,6 +262,7 @@ impl CliError {
             CliError::Gather(e) => gather_exit_code(e),
             CliError::Card { .. } => ExitCode::Usage,
             CliError::OutputExists { .. } => ExitCode::Conflict,
+            CliError::HubCopyStale { .. } => ExitCode::Unavailable,
         }
     }
 }

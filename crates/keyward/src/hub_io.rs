@@ -64,6 +64,18 @@ pub fn load_enrollment(
     Ok((enrollment, identity, client))
 }
 
+/// The box's enrollment as [`load_enrollment`] reads it, or `None` when the box is enrolled at
+/// no hub (no `<keybox>.hub.json`).
+pub fn enrollment_if_any(
+    reader: &SecretFiles,
+    keybox: &Path,
+) -> CliResult<Option<(Enrollment, SigningIdentity, HubClient)>> {
+    if !BoxFiles::beside(keybox).enrollment.exists() {
+        return Ok(None);
+    }
+    load_enrollment(reader, keybox).map(Some)
+}
+
 /// Writes a new signing identity (0600, never over an existing file).
 pub fn write_identity(path: &Path, identity: &SigningIdentity) -> CliResult {
     write_secret(path, &identity.to_file_bytes(), Overwrite::Never)

@@ -503,13 +503,14 @@ fn a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub(backend: B
         serde_json::from_str(&out.stdout()).expect("json")
     };
     enroll("volume.img");
+    // The enrollment pushed the header already (the box is enrolled at the hub): this one
+    // replaces it.
     let first = push("volume.img");
-    assert_eq!(first["pushed"]["replaced"], false, "{first}");
+    assert_eq!(first["pushed"]["replaced"], true, "{first}");
     // Only the metadata and the two keyslot areas travel, not 16 MiB of unused random bytes.
     let sealed_len = first["pushed"]["bytes"].as_u64().expect("bytes");
     assert!(sealed_len < 1 << 20, "{sealed_len} bytes sealed");
     let again = push("volume.img");
-    assert_eq!(again["pushed"]["replaced"], true, "{again}");
     let uuid = again["uuid"].as_str().expect("uuid").to_string();
     // A volume without keyward's keyslot is not pushed: its header would not open with the key.
     new_volume(&dir.path("plain.img"));
@@ -556,15 +557,13 @@ fn a_damaged_luks2_header_is_repaired_on_a_fresh_machine_from_the_hub(backend: B
     restore.extend(hub.args());
     restore.extend(["--box", "pve-07", "--ticket-file", "ticket.txt"].map(String::from));
     restore.extend(["--unlock-code-file", "code.txt"].map(String::from));
-    // Nothing on the disk says which volume it is: the restore names the one the hub holds
-    // and asks for it to be confirmed, and leaves the disk as it was.
+    // Nothing on the disk says which volume it is: the restore asks for it to be named from
+    // the owner's own record (it does not print the UUID to paste), and leaves the disk as it
+    // was.
     let unconfirmed = fresh.keyward().args(&restore).run();
     unconfirmed.assert_exit_code(2).assert_one_line_error();
-    assert!(
-        unconfirmed.stderr().contains(&format!("--expect-uuid {uuid}")),
-        "{}",
-        unconfirmed.report()
-    );
+    let said = unconfirmed.stderr();
+    assert!(said.contains("--expect-uuid") && !said.contains(&uuid), "{}", unconfirmed.report());
     assert_eq!(fresh.sha256("volume.img"), damaged);
     restore.extend(["--expect-uuid".to_string(), uuid.clone()]);
     let repaired = fresh.ok(&restore);
@@ -1193,4 +1192,97 @@ fn a_box_cannot_pile_up_pending_versions() {
     dir.ok(delete);
     push().assert_success();
     push().assert_exit_code(9);
+}
+
+/// Issue 22.3: `luks rotate` (and enroll, remove) left the hub's sealed header copy stale
+/// without a word, and a later restore from the hub brought back the rotated-out keyslot. Each
+/// change now pushes a fresh copy (or fails, exit 8, saying the copy is stale), and `luks
+/// status` says whether the hub's copy is current.
+#[test]
+fn a_luks_change_keeps_the_hub_copy_current_and_status_says_whether_it_is() {
+    use keyward_luks::testing::{FAST_ARGS, USER_PASSPHRASE, cryptsetup_ok, new_volume, opens};
+    let dir = Dir::new("hub-luks-current");
+    let mut hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    let image = new_volume(&dir.path("volume.img"));
+    dir.write("user-passphrase", USER_PASSPHRASE);
+    let with_code = |args: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.extend(["--unlock-code-file".into(), "code.txt".into()]);
+        args
+    };
+    let json = |out: util::Outcome| -> serde_json::Value {
+        serde_json::from_str(&out.stdout()).expect("JSON")
+    };
+    let hub_copy = || json(dir.ok(["--json", "luks", "status", "volume.img"]))["hub_copy"].clone();
+    let mut enroll =
+        vec!["--json", "luks", "enroll", "volume.img", "--luks-key-file", "user-passphrase"];
+    enroll.extend(FAST_ARGS);
+    let enrolled = json(dir.ok(with_code(&enroll)));
+    assert_eq!(enrolled["hub_copy"]["state"], "current", "{enrolled}");
+    assert_eq!(hub_copy()["state"], "current");
+
+    // A keyslot added by hand: the hub's copy no longer is the header.
+    let user = dir.path("user-passphrase");
+    let mut add = vec!["luksAddKey", "--batch-mode", "--key-file", user.to_str().expect("path")];
+    add.extend(FAST_ARGS);
+    let more = dir.write("more", b"another passphrase");
+    cryptsetup_ok(&add, &image, &[more.to_str().expect("path")], b"");
+    let stale = dir.ok(["luks", "status", "volume.img"]).stdout();
+    assert!(stale.contains("Hub copy at") && stale.contains("STALE"), "{stale}");
+
+    // A rotation pushes the header it leaves; a restore from the hub then brings back the new
+    // keyslot, never the rotated-out one.
+    let passphrase = |dir: &Dir| {
+        dir.ok(with_code(&["luks", "passphrase", "volume.img", "--out", "-"])).output.stdout
+    };
+    let before = passphrase(&dir);
+    let mut rotate = vec!["--json", "luks", "rotate", "volume.img"];
+    rotate.extend(FAST_ARGS);
+    let rotated = json(dir.ok(with_code(&rotate)));
+    assert_eq!(rotated["hub_copy"]["state"], "current", "{rotated}");
+    assert_eq!(hub_copy()["state"], "current");
+    let after = passphrase(&dir);
+    ticket_with_uses(&dir, "ticket.txt", 1);
+    let mut damaged = std::fs::read(&image).expect("image");
+    let volume_uuid =
+        String::from_utf8(cryptsetup_ok(&["luksUUID"], &image, &[], b"")).expect("uuid");
+    damaged[..1 << 20].fill(0);
+    dir.write("damaged.img", &damaged);
+    let mut restore: Vec<String> =
+        ["luks", "header-restore", "damaged.img"].map(String::from).to_vec();
+    restore.extend(hub.args());
+    restore.extend(
+        ["--box", "pve-07", "--ticket-file", "ticket.txt", "--expect-uuid", volume_uuid.trim()]
+            .map(String::from),
+    );
+    dir.ok(with_code(&restore.iter().map(String::as_str).collect::<Vec<_>>()));
+    let restored = dir.path("damaged.img");
+    assert!(opens(&restored, &after, None), "the current keyslot is back");
+    assert!(!opens(&restored, &before, None), "the rotated-out keyslot is not");
+
+    // The hub down: the rotation is made, the command fails (exit 8) saying the copy is stale,
+    // and status cannot tell but still answers.
+    let _ = hub.child.kill();
+    let _ = hub.child.wait();
+    let failed = dir.keyward().args(with_code(&rotate[1..])).run();
+    failed.assert_exit_code(8).assert_one_line_error();
+    assert!(failed.stderr().contains("stale"), "{}", failed.report());
+    let rotated_while_down = passphrase(&dir);
+    assert!(opens(&image, &rotated_while_down, None) && !opens(&image, &after, None));
+    assert_eq!(hub_copy()["state"], "cannot tell");
+    hub.restart_with(&dir, &[]);
+    wait_until_serving(&dir);
+    assert_eq!(hub_copy()["state"], "stale");
+    dir.ok(with_code(&["luks", "header-backup", "volume.img", "--push"]));
+    assert_eq!(hub_copy()["state"], "current");
+}
+
+/// Waits (at most 10 s) until the box's hub answers `escrow status`.
+fn wait_until_serving(dir: &Dir) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dir.keyward().args(["escrow", "status"]).run().output.status.success() {
+        assert!(std::time::Instant::now() < deadline, "the hub did not come back");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -5,8 +5,11 @@
 use std::path::Path;
 
 use keyward_box::config::Enrollment;
+use keyward_box::escrow::{HubHeaderCopy, SealedHeader};
 use keyward_box::{escrow, recovery};
+use keyward_core::Fingerprint;
 use keyward_core::encoding::to_hex;
+use keyward_hub::api::HeaderPushResponse;
 use keyward_hub::client::HubClient;
 use keyward_luks::backup::{self, HeaderBackup};
 use keyward_luks::journal::{Entry, Journal};
@@ -30,7 +33,7 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
     match command {
         LuksCommand::Enroll(args) => {
             let kdf = keyslot_kdf(&args.kdf);
-            let entry = with_key(ctx, &args.volume, |volume| {
+            let (entry, hub_copy) = changing(ctx, &args.volume, |volume| {
                 let existing = match &args.luks_key_file {
                     Some(path) => ctx.reader.bytes(path).map_err(CliError::from)?,
                     None => prompt_secret(&format!(
@@ -42,11 +45,12 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
                 progress(adding_keyslot(&kdf));
                 Ok(volume.enroll(&existing, &kdf)?)
             })?;
-            pair_done(ctx, "Enrolled", &args.volume.device, &entry)
+            pair_done(ctx, "Enrolled", &args.volume.device, &entry, &hub_copy)?;
+            hub_copy.finish(&args.volume.device)
         }
         LuksCommand::Rotate(args) => {
             let kdf = keyslot_kdf(&args.kdf);
-            let rotation = with_key(ctx, &args.volume, |volume| {
+            let (rotation, hub_copy) = changing(ctx, &args.volume, |volume| {
                 progress(adding_keyslot(&kdf));
                 Ok(volume.rotate(&kdf)?)
             })?;
@@ -58,11 +62,14 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
                 rotation.to.record.keyslot,
                 rotation.to.record.sequence,
             ))?;
+            hub_copy.say(ctx, &args.volume.device)?;
             ctx.out.json(&json!({
                 "device": args.volume.device,
                 "from": pair_json(&rotation.from),
                 "to": pair_json(&rotation.to),
-            }))
+                "hub_copy": hub_copy.json(),
+            }))?;
+            hub_copy.finish(&args.volume.device)
         }
         LuksCommand::Passphrase(args) => {
             let (entry, passphrase) =
@@ -78,20 +85,26 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
         }
         LuksCommand::Status { device } => status(ctx, device),
         LuksCommand::Remove(args) => {
-            let entry = with_key(ctx, args, |volume| Ok(volume.remove()?))?;
+            let (entry, hub_copy) = changing(ctx, args, |volume| Ok(volume.remove()?))?;
             ctx.out.line(format!(
                 "Removed keyward's keyslot {} and its token {} from {}",
                 entry.record.keyslot,
                 entry.token,
                 args.device.display()
             ))?;
-            ctx.out.json(&json!({ "device": args.device, "removed": pair_json(&entry) }))
+            hub_copy.say(ctx, &args.device)?;
+            ctx.out.json(&json!({
+                "device": args.device,
+                "removed": pair_json(&entry),
+                "hub_copy": hub_copy.json(),
+            }))?;
+            hub_copy.finish(&args.device)
         }
         LuksCommand::HeaderBackup(args) => header_backup(ctx, args),
         LuksCommand::HeaderRestore(args) => header_restore(ctx, args),
         LuksCommand::AddPassphrase(args) => {
             let kdf = keyslot_kdf(&args.kdf);
-            let keyslot = with_key(ctx, &args.volume, |volume| {
+            let (keyslot, hub_copy) = changing(ctx, &args.volume, |volume| {
                 let new = match &args.new_key_file {
                     Some(path) => ctx.reader.bytes(path).map_err(CliError::from)?,
                     None => prompt_new_secret("passphrase for the volume")
@@ -104,7 +117,13 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
                 "Added a passphrase keyslot {keyslot} to {}, opened through keyward's keyslot",
                 args.volume.device.display()
             ))?;
-            ctx.out.json(&json!({ "device": args.volume.device, "keyslot": keyslot }))
+            hub_copy.say(ctx, &args.volume.device)?;
+            ctx.out.json(&json!({
+                "device": args.volume.device,
+                "keyslot": keyslot,
+                "hub_copy": hub_copy.json(),
+            }))?;
+            hub_copy.finish(&args.volume.device)
         }
     }
 }
@@ -128,6 +147,66 @@ fn with_key<T>(
         eprintln!("keyward: {}: {repair}", args.device.display());
     }
     result
+}
+
+/// A change to the volume: as [`with_key`], and then, when the box is enrolled at a hub, a fresh
+/// sealed copy of the header pushed there, so that a restore from the hub never brings back
+/// what the change took away (a rotated-out keyslot). The enrollment is read before anything
+/// changes; a push that fails after the change leaves it made and the hub's copy stale.
+fn changing<T>(
+    ctx: &Context,
+    args: &LuksKeyArgs,
+    change: impl FnOnce(&mut KeywardVolume<'_>) -> CliResult<T>,
+) -> CliResult<(T, HubCopyAfter)> {
+    let hub = hub_io::enrollment_if_any(&ctx.reader, &ctx.keybox)?;
+    with_key(ctx, args, |volume| {
+        let done = change(volume)?;
+        let Some(hub) = hub else { return Ok((done, HubCopyAfter::NotEnrolled)) };
+        let pushed = volume
+            .sealed_header()
+            .map_err(CliError::from)
+            .and_then(|(backup, sealed)| push_sealed(&backup, hub, volume.fingerprint(), &sealed));
+        Ok((done, pushed.map_or_else(HubCopyAfter::Failed, HubCopyAfter::Pushed)))
+    })
+}
+
+/// The hub's copy of a volume's header after a change.
+enum HubCopyAfter {
+    /// The box is enrolled at no hub.
+    NotEnrolled,
+    /// A fresh copy is at the hub.
+    Pushed(HeaderPushed),
+    /// The push failed: the hub's copy (if any) is the header before the change.
+    Failed(CliError),
+}
+
+impl HubCopyAfter {
+    /// Says what happened to the hub's copy.
+    fn say(&self, ctx: &Context, device: &Path) -> CliResult {
+        match self {
+            HubCopyAfter::Pushed(pushed) => pushed.say(ctx, device),
+            HubCopyAfter::NotEnrolled | HubCopyAfter::Failed(_) => Ok(()),
+        }
+    }
+
+    /// What `--json` tells of it.
+    fn json(&self) -> Value {
+        match self {
+            HubCopyAfter::NotEnrolled => Value::Null,
+            HubCopyAfter::Pushed(pushed) => pushed.json(),
+            HubCopyAfter::Failed(e) => json!({ "state": "stale", "error": e.to_string() }),
+        }
+    }
+
+    /// The command's end: a failed push is its failure (exit 8), after the change was told.
+    fn finish(self, device: &Path) -> CliResult {
+        match self {
+            HubCopyAfter::Failed(source) => {
+                Err(CliError::HubCopyStale { device: device.into(), source: Box::new(source) })
+            }
+            HubCopyAfter::NotEnrolled | HubCopyAfter::Pushed(_) => Ok(()),
+        }
+    }
 }
 
 /// `keyward luks header-backup`: to a file, to the hub (sealed), or both — the file first, so
@@ -164,7 +243,9 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
     }
     let pushed = match sealed {
         Some((hub, entry, sealed)) => {
-            Some(push_sealed(ctx, device, &backup, hub, &entry, &sealed)?)
+            let pushed = push_sealed(&backup, hub, entry.record.fingerprint, &sealed)?;
+            pushed.say(ctx, device)?;
+            Some(pushed.json())
         }
         None => None,
     };
@@ -178,40 +259,68 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
     }))
 }
 
-/// Pushes a sealed header backup to the box's hub, says so, and returns what the JSON output
-/// tells of it.
+/// A sealed header copy the hub took.
+struct HeaderPushed {
+    hub: String,
+    box_name: String,
+    uuid: String,
+    fingerprint: Fingerprint,
+    bytes: usize,
+    answer: HeaderPushResponse,
+}
+
+/// Pushes a sealed header backup (with its state) to the box's hub.
 fn push_sealed(
-    ctx: &Context,
-    device: &Path,
     backup: &HeaderBackup,
     (enrollment, identity, client): (Enrollment, SigningIdentity, HubClient),
-    entry: &Entry,
+    fingerprint: Fingerprint,
     sealed: &[u8],
-) -> CliResult<Value> {
-    let fingerprint = &entry.record.fingerprint;
-    let answer =
-        escrow::push_header(&client, &enrollment, &identity, &backup.uuid, fingerprint, sealed)?;
-    ctx.out.line(format!(
-        "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
-        device.display(),
-        backup.uuid,
-        enrollment.hub,
-        enrollment.box_name,
-        fingerprint.short(),
-        sealed.len(),
-        answer.sha256,
-        if answer.replaced { ", in place of the one it held" } else { "" }
-    ))?;
-    if let Some(evicted) = &answer.evicted {
-        warn(&format!(
-            "to make room the hub dropped its header backup of volume {evicted}, the one pushed longest ago (it keeps {} volumes per box); push that volume's again if it still exists",
-            keyward_hub::hub::MAX_HEADER_VOLUMES
-        ));
+) -> CliResult<HeaderPushed> {
+    let state = keyward_luks::escrow::header_state(&backup.metadata);
+    let header =
+        SealedHeader { uuid: &backup.uuid, fingerprint: &fingerprint, sealed, state: &state };
+    let answer = escrow::push_header(&client, &enrollment, &identity, header)?;
+    Ok(HeaderPushed {
+        hub: enrollment.hub,
+        box_name: enrollment.box_name,
+        uuid: backup.uuid.clone(),
+        fingerprint,
+        bytes: sealed.len(),
+        answer,
+    })
+}
+
+impl HeaderPushed {
+    /// Says so (and warns of a volume the hub dropped to make room).
+    fn say(&self, ctx: &Context, device: &Path) -> CliResult {
+        ctx.out.line(format!(
+            "Header of {} (UUID {}) pushed to {} for {}, sealed under key {} ({} bytes, SHA-256 {}){}",
+            device.display(),
+            self.uuid,
+            self.hub,
+            self.box_name,
+            self.fingerprint.short(),
+            self.bytes,
+            self.answer.sha256,
+            if self.answer.replaced { ", in place of the one it held" } else { "" }
+        ))?;
+        if let Some(evicted) = &self.answer.evicted {
+            warn(&format!(
+                "to make room the hub dropped its header backup of volume {evicted}, the one pushed longest ago (it keeps {} volumes per box); push that volume's again if it still exists",
+                keyward_hub::hub::MAX_HEADER_VOLUMES
+            ));
+        }
+        Ok(())
     }
-    Ok(json!({
-        "hub": enrollment.hub, "box": enrollment.box_name, "sha256": answer.sha256,
-        "bytes": sealed.len(), "replaced": answer.replaced, "evicted": answer.evicted,
-    }))
+
+    /// What the JSON output tells of it.
+    fn json(&self) -> Value {
+        json!({
+            "state": "current", "hub": self.hub, "box": self.box_name,
+            "sha256": self.answer.sha256, "bytes": self.bytes,
+            "replaced": self.answer.replaced, "evicted": self.answer.evicted,
+        })
+    }
 }
 
 /// `keyward luks header-restore`: from a file, or the volume's sealed backup from the hub.
@@ -333,6 +442,10 @@ fn status(ctx: &Context, device: &Path) -> CliResult {
         list(&keyslots),
         list(&without_token)
     ))?;
+    let hub_copy = hub_copy_of(ctx, &mut volume)?;
+    if let Some((hub, copy)) = &hub_copy {
+        ctx.out.line(hub_copy_line(device, hub, copy))?;
+    }
     ctx.out.json(&json!({
         "device": device,
         "uuid": status.uuid,
@@ -342,6 +455,7 @@ fn status(ctx: &Context, device: &Path) -> CliResult {
         "anomaly": status.journal.as_ref().err().map(|a| a.to_string()),
         "keyslots": keyslots,
         "keyslots_without_token": without_token,
+        "hub_copy": hub_copy.as_ref().map(|(hub, copy)| hub_copy_json(hub, copy)),
     }))?;
     match status.journal {
         Err(anomaly) => Err(LuksError::Anomaly { path: device.into(), anomaly }.into()),
@@ -349,7 +463,65 @@ fn status(ctx: &Context, device: &Path) -> CliResult {
     }
 }
 
-fn pair_done(ctx: &Context, what: &str, device: &Path, entry: &Entry) -> CliResult {
+/// How the hub's copy of the volume's header compares with the header now, when the box is
+/// enrolled at a hub: the hub's URL and the comparison, or why the hub could not say.
+fn hub_copy_of(
+    ctx: &Context,
+    volume: &mut Volume,
+) -> CliResult<Option<(String, Result<HubHeaderCopy, CliError>)>> {
+    let Some((enrollment, identity, client)) = hub_io::enrollment_if_any(&ctx.reader, &ctx.keybox)?
+    else {
+        return Ok(None);
+    };
+    let state = keyward_luks::escrow::header_state(&volume.metadata()?);
+    let uuid = volume.uuid().to_string();
+    let copy = escrow::header_copies(&client, &enrollment, &identity)
+        .map(|held| HubHeaderCopy::of(&held, &uuid, &state))
+        .map_err(CliError::from);
+    Ok(Some((enrollment.hub, copy)))
+}
+
+fn hub_copy_line(device: &Path, hub: &str, copy: &Result<HubHeaderCopy, CliError>) -> String {
+    let push = format!("push one: keyward luks header-backup {} --push", device.display());
+    match copy {
+        Ok(HubHeaderCopy::Current { pushed_at }) => {
+            format!("Hub copy at {hub}: current (pushed {})", format_time(*pushed_at))
+        }
+        Ok(HubHeaderCopy::Stale { pushed_at }) => format!(
+            "Hub copy at {hub}: STALE (pushed {}; the header changed since, and a restore from it would bring back what changed); {push}",
+            format_time(*pushed_at)
+        ),
+        Ok(HubHeaderCopy::Unknown { pushed_at }) => format!(
+            "Hub copy at {hub}: pushed {} by a keyward that did not record its state; {push}",
+            format_time(*pushed_at)
+        ),
+        Ok(HubHeaderCopy::Missing) => format!("Hub copy at {hub}: none; {push}"),
+        Err(e) => format!("Hub copy at {hub}: cannot tell ({e})"),
+    }
+}
+
+fn hub_copy_json(hub: &str, copy: &Result<HubHeaderCopy, CliError>) -> Value {
+    match copy {
+        Ok(copy) => {
+            let pushed_at = match copy {
+                HubHeaderCopy::Current { pushed_at }
+                | HubHeaderCopy::Stale { pushed_at }
+                | HubHeaderCopy::Unknown { pushed_at } => Some(*pushed_at),
+                HubHeaderCopy::Missing => None,
+            };
+            json!({ "hub": hub, "state": copy.name(), "pushed_at": pushed_at })
+        }
+        Err(e) => json!({ "hub": hub, "state": "cannot tell", "error": e.to_string() }),
+    }
+}
+
+fn pair_done(
+    ctx: &Context,
+    what: &str,
+    device: &Path,
+    entry: &Entry,
+    hub_copy: &HubCopyAfter,
+) -> CliResult {
     ctx.out.line(format!(
         "{what} {}: keyward's keyslot {} (token {}, sequence {}), opened by key {}",
         device.display(),
@@ -358,7 +530,12 @@ fn pair_done(ctx: &Context, what: &str, device: &Path, entry: &Entry) -> CliResu
         entry.record.sequence,
         entry.record.fingerprint.short()
     ))?;
-    ctx.out.json(&json!({ "device": device, "keyward": pair_json(entry) }))
+    hub_copy.say(ctx, device)?;
+    ctx.out.json(&json!({
+        "device": device,
+        "keyward": pair_json(entry),
+        "hub_copy": hub_copy.json(),
+    }))
 }
 
 fn pair_json(entry: &Entry) -> Value {

@@ -204,16 +204,8 @@ impl Hub {
             Ok(_) => return Err(AuthError::UnknownSigner.into()),
             Err(_) => {
                 let name = signed.signer.as_str();
-                let key = match self.box_keys.get(name) {
-                    Some(key) => key,
-                    None => {
-                        let Some(text) = self.store.box_key(name).await? else {
-                            return Err(AuthError::UnknownSigner.into());
-                        };
-                        let key: PublicKey = text.parse()?;
-                        self.box_keys.insert(name, key);
-                        key
-                    }
+                let Some(key) = self.box_key(name).await? else {
+                    return Err(AuthError::UnknownSigner.into());
                 };
                 (Principal::Box(name.to_string()), key)
             }
@@ -221,6 +213,23 @@ impl Hub {
         request::verify(signed, &key, &self.audience, request, now)?;
         self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await??;
         Ok(principal)
+    }
+
+    /// Whether `name` is an enrolled box (before a large upload of its is read: the request's
+    /// signature, which covers the body, is checked once the body is in).
+    pub async fn is_known_box(&self, name: &str) -> Result<bool, ServiceError> {
+        Ok(self.box_key(name).await?.is_some())
+    }
+
+    /// An enrolled box's public key (kept in memory once read).
+    async fn box_key(&self, name: &str) -> Result<Option<PublicKey>, ServiceError> {
+        if let Some(key) = self.box_keys.get(name) {
+            return Ok(Some(key));
+        }
+        let Some(text) = self.store.box_key(name).await? else { return Ok(None) };
+        let key: PublicKey = text.parse()?;
+        self.box_keys.insert(name, key);
+        Ok(Some(key))
     }
 
     /// Stores a new escrow version for an authenticated box.

@@ -16,8 +16,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_service::limits::RateLimits;
 use keyward_service::metrics::Metrics;
-use keyward_service::shell::{LargeRoute, ServeOptions, Shell, SignedParts, json_body};
-use keyward_service::{ServiceError, unix_now};
+use keyward_service::shell::{
+    LargeRoute, ServeOptions, Shell, SignedParts, UploadGate, claimed_signer, json_body,
+};
+use keyward_service::{AuthError, ServiceError, SourcePrefix, unix_now};
 
 use crate::api::{
     ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest,
@@ -31,10 +33,13 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// [`crate::hub::MAX_SEALED_HEADER_BYTES`] as base64 in JSON, a few at once.
 pub const HEADER_UPLOADS: LargeRoute = LargeRoute {
     path: "/v1/headers",
-    // The base64 and the JSON around it (a UUID, a fingerprint, field names).
+    // The base64 and the JSON around it (a UUID, a fingerprint, a state, field names).
     max_body_bytes: crate::hub::MAX_SEALED_HEADER_BASE64 + 4096,
     body_timeout: Duration::from_secs(120),
     at_once: 4,
+    // 512 kbit/s: the largest header (5.6 MB as base64) in under 90 s.
+    floor_bytes_per_sec: 64 * 1024,
+    floor_grace: Duration::from_secs(5),
 };
 /// The routes counted in `/metrics`.
 pub const ROUTES: &[&str] = &[
@@ -307,6 +312,24 @@ fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
+/// A header upload takes a turn only when it names a box the hub knows that is not locked out
+/// or over its rate: four slow strangers cannot hold every turn.
+impl UploadGate for ServerState {
+    fn admit<'a>(
+        &'a self,
+        source: SourcePrefix,
+        headers: &'a HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(signer) = claimed_signer(headers) else {
+                return Err(AuthError::Malformed("signer header").into());
+            };
+            let known = self.hub.is_known_box(signer).await?;
+            self.shell.admit_upload("header-push", source, signer, known, unix_now())
+        })
+    }
+}
+
 /// Writes the shell's refusal counts to the audit log every [`REFUSAL_AUDIT_INTERVAL`].
 async fn audit_refusals(state: Arc<ServerState>) {
     let mut ticks = tokio::time::interval(REFUSAL_AUDIT_INTERVAL);
@@ -333,5 +356,6 @@ pub async fn serve(
         shell: Shell::new(limits, Metrics::new("keyward_hub", ROUTES)),
     });
     tokio::spawn(audit_refusals(state.clone()));
-    keyward_service::shell::serve_https(addr, tls, router(state), options).await
+    let gate: Arc<dyn UploadGate> = state.clone();
+    keyward_service::shell::serve_https(addr, tls, router(state), options, Some(gate)).await
 }

@@ -215,5 +215,5 @@ pub async fn serve(
         shell: Shell::new(limits, Metrics::new("keyward_peer", ROUTES)),
     });
     tokio::spawn(log_refusals(state.clone()));
-    keyward_service::shell::serve_https(addr, tls, router(state), options).await
+    keyward_service::shell::serve_https(addr, tls, router(state), options, None).await
 }

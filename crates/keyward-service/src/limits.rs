@@ -123,6 +123,18 @@ impl RateLimiter {
         limit == 0 || self.bump(Counter::BoxRequests(box_name.to_string()), now) <= limit
     }
 
+    /// Whether `source` is still within its rate this minute, without counting a request.
+    pub fn source_within_rate(&self, source: SourcePrefix, now: i64) -> bool {
+        let limit = self.limits.per_source;
+        limit == 0 || self.count(&Counter::Requests(source), now) < limit
+    }
+
+    /// Whether `box_name` is still within its rate this minute, without counting a request.
+    pub fn box_within_rate(&self, box_name: &str, now: i64) -> bool {
+        let limit = self.limits.per_box;
+        limit == 0 || self.count(&Counter::BoxRequests(box_name.to_string()), now) < limit
+    }
+
     /// Records a failed authentication (bad signature, stale timestamp, unknown signer, replay,
     /// bad proof) from `source`.
     pub fn record_failure(&self, source: SourcePrefix, now: i64) {

@@ -147,6 +147,39 @@ impl Shell {
         }
     }
 
+    /// Whether a large upload on `route` from `source`, signed (by its headers' word) by
+    /// `signer`, may take a turn: the source is not locked out and within its rate, the signer
+    /// is one the service knows (`known`) and within its own rate. Nothing is counted toward
+    /// the rates (the request is counted when it is handled); a refusal is tallied and logged
+    /// as any other.
+    pub fn admit_upload(
+        &self,
+        route: &'static str,
+        source: SourcePrefix,
+        signer: &str,
+        known: bool,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        let refusal = if self.limiter.locked_out(source, now) {
+            Some(ServiceError::Refused(format!(
+                "{source} is locked out after repeated failed authentications; wait ten minutes"
+            )))
+        } else if !self.limiter.source_within_rate(source, now) {
+            Some(ServiceError::RateLimited(format!("too many requests from {source} this minute")))
+        } else if !known {
+            Some(AuthError::UnknownSigner.into())
+        } else if !self.limiter.box_within_rate(signer, now) {
+            Some(ServiceError::RateLimited(format!("too many requests for {signer} this minute")))
+        } else {
+            None
+        };
+        let Some(refusal) = refusal else { return Ok(()) };
+        self.metrics.count(route, "refused");
+        self.refusals.record(route, refusal.kind().status_and_code().1);
+        tracing::info!(route, source = %source, reason = %refusal, "upload refused before its body");
+        Err(refusal)
+    }
+
     /// Counts an authenticated request of `box_name`; `false` if the box is over its rate.
     pub fn allow_box(&self, box_name: &str, now: i64) -> bool {
         self.limiter.allow_box(box_name, now)
@@ -180,7 +213,10 @@ pub struct ServeOptions {
 /// A route whose bodies may be larger than the service's limit (the hub's sealed LUKS2 header
 /// backups). Few are read at once, whoever sends them, so their memory stays bounded: at most
 /// `at_once` in all and one per source, each with a declared length within the limit; beyond
-/// that the request is answered 429 at once rather than queued.
+/// that the request is answered 429 at once rather than queued. A turn goes only to a request
+/// the service's [`UploadGate`] admits (a known signer within its limits), and a body that
+/// arrives slower than `floor_bytes_per_sec` gives its turn back: a few slow or unknown
+/// senders cannot hold every turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LargeRoute {
     /// The request path, exactly (its POSTs only).
@@ -191,6 +227,28 @@ pub struct LargeRoute {
     pub body_timeout: Duration,
     /// Most such bodies read (and handled) at once.
     pub at_once: usize,
+    /// The slowest a body may arrive, on average since its start, once `floor_grace` is over.
+    pub floor_bytes_per_sec: u64,
+    /// How long a body may take before the floor applies (a TLS round trip, a slow start).
+    pub floor_grace: Duration,
+}
+
+/// Who may take a turn on the large route: asked with the request's source and headers before
+/// any of its body is read. A request signature covers the body, so it can only be checked
+/// once the body is in; until then, the gate admits only a signer the service knows that is
+/// within its limits.
+pub trait UploadGate: Send + Sync + 'static {
+    /// `Ok` if the request may take a turn; else the refusal to answer.
+    fn admit<'a>(
+        &'a self,
+        source: SourcePrefix,
+        headers: &'a HeaderMap,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send + 'a>>;
+}
+
+/// The signer a request's headers name, if any (for an [`UploadGate`]).
+pub fn claimed_signer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(signed::headers::SIGNER).and_then(|v| v.to_str().ok())
 }
 
 impl ServeOptions {
@@ -205,11 +263,12 @@ impl ServeOptions {
     }
 }
 
-/// What the body reader knows: the options, and who is sending a large body now.
-#[derive(Debug, Clone)]
+/// What the body reader knows: the options, who is sending a large body now, and who may.
+#[derive(Clone)]
 struct BodyLimits {
     options: ServeOptions,
     large_turns: Arc<LargeTurns>,
+    gate: Option<Arc<dyn UploadGate>>,
 }
 
 /// The turns of the large route: the sources sending a large body now, at most `at_once` of
@@ -247,16 +306,18 @@ impl Drop for LargeTurn {
 }
 
 /// Serves `app` over HTTPS on `addr` (hub and peers alike) until the process ends, with the
-/// caller's address in each request.
+/// caller's address in each request. `gate` admits uploads to the large route (without one,
+/// every request may take a turn).
 pub async fn serve_https(
     addr: SocketAddr,
     tls: rustls::ServerConfig,
     app: Router,
     options: ServeOptions,
+    gate: Option<Arc<dyn UploadGate>>,
 ) -> io::Result<()> {
     let at_once = options.large_route.map_or(0, |r| r.at_once.max(1));
     let large_turns = Arc::new(LargeTurns { at_once, sources: Mutex::default() });
-    let limits = BodyLimits { options, large_turns };
+    let limits = BodyLimits { options, large_turns, gate };
     // `whole_body` is the one body limit; axum's own (2 MiB for a `Bytes` extractor) would
     // refuse the large route's bodies, and without our JSON error.
     let app = app
@@ -285,10 +346,7 @@ async fn whole_body(State(limits): State<BodyLimits>, request: Request, next: Ne
     let large = options
         .large_route
         .filter(|r| request.method() == Method::POST && request.uri().path() == r.path);
-    let (limit, deadline) = match large {
-        Some(route) => (route.max_body_bytes, route.body_timeout),
-        None => (options.max_body_bytes, options.read_timeout),
-    };
+    let limit = large.map_or(options.max_body_bytes, |route| route.max_body_bytes);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -316,9 +374,19 @@ async fn whole_body(State(limits): State<BodyLimits>, request: Request, next: Ne
             );
         }
         Some(_) => {
-            let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-            let turn = source.and_then(|ip| limits.large_turns.take(SourcePrefix::from(ip)));
-            match turn {
+            let Some(source) = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| SourcePrefix::from(c.0.ip()))
+            else {
+                return error_response(&ServiceError::Internal("no source address".into()));
+            };
+            if let Some(gate) = &limits.gate
+                && let Err(refusal) = gate.admit(source, request.headers()).await
+            {
+                return error_response(&refusal);
+            }
+            match limits.large_turns.take(source) {
                 Some(turn) => Some(turn),
                 None => {
                     return json_error(
@@ -331,26 +399,79 @@ async fn whole_body(State(limits): State<BodyLimits>, request: Request, next: Ne
         }
     };
     let (parts, body) = request.into_parts();
-    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
-    let bytes: Bytes = match read {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e))
-            if std::error::Error::source(&e)
-                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>()) =>
-        {
-            return too_large();
-        }
-        Ok(Err(_)) | Err(_) => {
-            let mut answer = json_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "timeout",
-                format!("the request body did not arrive within {} s", deadline.as_secs()),
-            );
+    let read = match large {
+        Some(route) => read_large(body, &route).await,
+        None => read_whole(body, limit, options.read_timeout).await,
+    };
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(BodyFailure::TooLarge) => return too_large(),
+        Err(BodyFailure::TooSlow(why)) => {
+            let mut answer = json_error(StatusCode::REQUEST_TIMEOUT, "timeout", why);
             answer.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return answer;
         }
     };
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Why a body was not read whole.
+enum BodyFailure {
+    /// More than the limit.
+    TooLarge,
+    /// Not in time (or the connection broke): the answer's words.
+    TooSlow(String),
+}
+
+/// Reads a body whole within `deadline`.
+async fn read_whole(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, BodyFailure> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e))
+            if std::error::Error::source(&e)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>()) =>
+        {
+            Err(BodyFailure::TooLarge)
+        }
+        Ok(Err(_)) | Err(_) => Err(BodyFailure::TooSlow(format!(
+            "the request body did not arrive within {} s",
+            deadline.as_secs()
+        ))),
+    }
+}
+
+/// Reads a large-route body frame by frame: whole within the route's timeout, and never slower
+/// than its floor — after the grace, each next frame must come before the bytes received so far
+/// fall below `floor_bytes_per_sec` on average since the start.
+async fn read_large(body: Body, route: &LargeRoute) -> Result<Bytes, BodyFailure> {
+    use http_body_util::BodyExt;
+    let started = Instant::now();
+    let floor = route.floor_bytes_per_sec.max(1);
+    let too_slow = || {
+        BodyFailure::TooSlow(format!(
+            "the request body arrived slower than {floor} bytes a second, or not within {} s",
+            route.body_timeout.as_secs()
+        ))
+    };
+    let mut body = body;
+    let mut bytes = Vec::new();
+    loop {
+        let received = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let keeps_up =
+            route.floor_grace + Duration::from_millis(received.saturating_mul(1000) / floor);
+        let due = started + keeps_up.min(route.body_timeout);
+        let frame = match tokio::time::timeout_at(due, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => return Ok(Bytes::from(bytes)),
+            Ok(Some(Err(_))) | Err(_) => return Err(too_slow()),
+        };
+        if let Ok(data) = frame.into_data() {
+            if bytes.len().saturating_add(data.len()) > route.max_body_bytes {
+                return Err(BodyFailure::TooLarge);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
 }
 
 /// How many connections each source has open.

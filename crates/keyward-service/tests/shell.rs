@@ -13,8 +13,25 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use keyward_service::client::{ClientError, ServiceClient};
-use keyward_service::shell::{LargeRoute, ServeOptions, serve_https};
-use keyward_service::tls;
+use keyward_service::shell::{LargeRoute, ServeOptions, UploadGate, claimed_signer, serve_https};
+use keyward_service::{ServiceError, SourcePrefix, tls};
+
+/// The gate of the tests' large route: it knows one signer, `known`.
+struct KnownSigner;
+
+impl UploadGate for KnownSigner {
+    fn admit<'a>(
+        &'a self,
+        _source: SourcePrefix,
+        headers: &'a axum::http::HeaderMap,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ServiceError>> + Send + 'a>>
+    {
+        let known = claimed_signer(headers) == Some("known");
+        Box::pin(async move {
+            if known { Ok(()) } else { Err(keyward_service::AuthError::UnknownSigner.into()) }
+        })
+    }
+}
 
 /// A server with an echo route and a redirecting one; its address and certificate pin.
 fn start(options: ServeOptions) -> (tokio::runtime::Runtime, SocketAddr, [u8; 32]) {
@@ -37,7 +54,8 @@ fn start(options: ServeOptions) -> (tokio::runtime::Runtime, SocketAddr, [u8; 32
                 (StatusCode::FOUND, [("location", "https://127.0.0.1:1/elsewhere")]).into_response()
             }),
         );
-    runtime.spawn(async move { serve_https(addr, config.config, app, options).await });
+    let gate: Option<Arc<dyn UploadGate>> = Some(Arc::new(KnownSigner));
+    runtime.spawn(async move { serve_https(addr, config.config, app, options, gate).await });
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "the server did not start");
@@ -46,15 +64,27 @@ fn start(options: ServeOptions) -> (tokio::runtime::Runtime, SocketAddr, [u8; 32
     (runtime, addr, pin)
 }
 
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
 /// A TLS connection to the server, trusting its pin.
-fn connect(
-    addr: SocketAddr,
-    pin: [u8; 32],
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+fn connect(addr: SocketAddr, pin: [u8; 32]) -> TlsStream {
+    over_tls(TcpStream::connect(addr).expect("connect"), pin)
+}
+
+/// The same from the loopback address `127.0.0.N`: another source, as far as the server knows.
+fn connect_from(n: u8, addr: SocketAddr, pin: [u8; 32]) -> TlsStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let from = SocketAddr::from(([127, 0, 0, n], 0));
+    socket.bind(&from.into()).expect("bind a loopback source");
+    socket.connect(&addr.into()).expect("connect");
+    over_tls(socket.into(), pin)
+}
+
+fn over_tls(tcp: TcpStream, pin: [u8; 32]) -> TlsStream {
     let (config, _) = tls::pinned_client_config(pin).expect("client config");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("connection");
-    let tcp = TcpStream::connect(addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     rustls::StreamOwned::new(connection, tcp)
 }
@@ -147,6 +177,8 @@ fn the_large_route_takes_larger_bodies_but_only_one_per_source_at_once() {
         max_body_bytes: 3 << 20,
         body_timeout: Duration::from_secs(10),
         at_once: 2,
+        floor_bytes_per_sec: 1,
+        floor_grace: Duration::from_secs(10),
     };
     let options = ServeOptions { large_route: Some(large), ..options(Duration::from_secs(10), 64) };
     let (runtime, addr, pin) = start(options);
@@ -157,7 +189,9 @@ fn the_large_route_takes_larger_bodies_but_only_one_per_source_at_once() {
     let status = |path: &'static str, body: serde_json::Value| {
         let client = client.clone();
         runtime.block_on(async move {
-            match client.send::<serde_json::Value>(client.post_json(path, &body)).await {
+            // The gate lets the signer it knows take a turn (the echo route ignores the header).
+            let request = client.post_json(path, &body).header("x-keyward-signer", "known");
+            match client.send::<serde_json::Value>(request).await {
                 Ok(_) => 200,
                 Err(ClientError::Refused { status, .. }) => status,
                 Err(other) => panic!("{other:?}"),
@@ -179,17 +213,19 @@ fn the_large_route_takes_larger_bodies_but_only_one_per_source_at_once() {
         stream.read_exact(&mut answer).expect("an answer");
         answer
     };
-    let over =
-        format!("POST /large HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n", 4 << 20);
+    let over = format!(
+        "POST /large HTTP/1.1\r\nhost: localhost\r\nx-keyward-signer: known\r\ncontent-length: {}\r\n\r\n",
+        4 << 20
+    );
     assert_eq!(&answer_to(&over), b"HTTP/1.1 413");
-    let chunked = "POST /large HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n";
+    let chunked = "POST /large HTTP/1.1\r\nhost: localhost\r\nx-keyward-signer: known\r\ntransfer-encoding: chunked\r\n\r\n";
     assert_eq!(&answer_to(chunked), b"HTTP/1.1 411");
 
     // An upload in progress holds its source's turn: the next from the same source is 429 at
     // once, though a turn is free for other sources; other routes are served; the turn comes
     // back when that upload ends.
     let small = serde_json::json!({ "ok": true });
-    let head = "POST /large HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5000\r\n\r\n0123456789";
+    let head = "POST /large HTTP/1.1\r\nhost: localhost\r\nx-keyward-signer: known\r\ncontent-length: 5000\r\n\r\n0123456789";
     let held = {
         let mut held = connect(addr, pin);
         held.write_all(head.as_bytes()).expect("send");
@@ -228,4 +264,58 @@ fn a_certificate_that_is_not_the_pinned_one_names_both() {
             other => panic!("expected a pin mismatch, got {other:?}"),
         }
     });
+}
+
+/// Issue 22.5: the large route handed its turns out before anything said who was sending, and
+/// kept them for a body that trickled in: four slow sources starved every header push. A turn
+/// now goes only to a signer the service knows, and a body slower than the floor gives it back.
+#[test]
+fn strangers_and_slow_senders_cannot_hold_the_large_routes_turns() {
+    let large = LargeRoute {
+        path: "/large",
+        max_body_bytes: 1 << 20,
+        body_timeout: Duration::from_secs(30),
+        at_once: 2,
+        floor_bytes_per_sec: 64 * 1024,
+        floor_grace: Duration::from_secs(1),
+    };
+    let options = ServeOptions { large_route: Some(large), ..options(Duration::from_secs(30), 64) };
+    let (_runtime, addr, pin) = start(options);
+    let upload = |from: u8, signer: &str, body_len: usize| {
+        let mut stream = connect_from(from, addr, pin);
+        let head = format!(
+            "POST /large HTTP/1.1\r\nhost: localhost\r\nx-keyward-signer: {signer}\r\ncontent-length: {body_len}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("send");
+        stream.write_all(b"0123456789").expect("the body's first bytes");
+        stream.flush().expect("flush");
+        stream
+    };
+    let status_of = |stream: &mut TlsStream| {
+        let mut answer = [0u8; 12];
+        stream.read_exact(&mut answer).map(|()| String::from_utf8_lossy(&answer[9..]).to_string())
+    };
+
+    // Four strangers, each from its own source: refused before any turn is given.
+    for from in 2..6 {
+        let mut stranger = upload(from, "stranger", 500_000);
+        assert_eq!(status_of(&mut stranger).expect("an answer"), "401", "from 127.0.0.{from}");
+    }
+    // Two known senders that trickle hold both turns, but only until they fall below the
+    // floor: then they are dropped, and a known sender at full speed is served.
+    let started = Instant::now();
+    let mut slow: Vec<TlsStream> = (6..8).map(|from| upload(from, "known", 500_000)).collect();
+    let mut fast = upload(8, "known", 20);
+    assert_eq!(status_of(&mut fast).expect("an answer"), "429", "both turns are held");
+    for stream in &mut slow {
+        let answer = status_of(stream);
+        assert!(
+            answer.as_deref().is_ok_and(|s| s == "408") || answer.is_err(),
+            "a 408 or a dropped connection: {answer:?}"
+        );
+    }
+    let dropped_after = started.elapsed();
+    assert!(dropped_after < Duration::from_secs(6), "dropped after {dropped_after:?}");
+    let mut fast = upload(8, "known", 10);
+    assert_eq!(status_of(&mut fast).expect("an answer"), "200", "a turn is free again");
 }

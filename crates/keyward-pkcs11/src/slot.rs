@@ -34,6 +34,8 @@ const MAX_PATH: usize = 4096;
 const MAX_TOKEN_LABEL: usize = 32;
 /// Longest key label kept.
 const MAX_KEY_LABEL: usize = 128;
+/// Longest token serial number (PKCS#11 pads them to 16 bytes).
+const MAX_SERIAL: usize = 16;
 
 /// Parameters of a pkcs11 slot (docs/format.md, "pkcs11").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,11 @@ pub struct Pkcs11Params {
     pub module: String,
     /// The token's label.
     pub token: String,
+    /// The token's serial number: a token with the label and another serial is refused. Absent
+    /// from slots enrolled before keyward recorded it (checked by label only; rotate the slot
+    /// to record it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
     /// The wrapping key's label in the token.
     pub key_label: String,
     /// Absolute path of a file holding the PIN, for unattended unlock; absent if the PIN is
@@ -69,6 +76,9 @@ impl Pkcs11Params {
         if self.token.is_empty() || self.token.len() > MAX_TOKEN_LABEL {
             return Err(bad("token label is empty or longer than 32 bytes"));
         }
+        if self.serial.as_deref().is_some_and(|s| s.is_empty() || s.len() > MAX_SERIAL) {
+            return Err(bad("token serial is empty or longer than 16 bytes"));
+        }
         if self.key_label.is_empty() || self.key_label.len() > MAX_KEY_LABEL {
             return Err(bad("key label is empty or longer than 128 bytes"));
         }
@@ -79,7 +89,12 @@ impl Pkcs11Params {
     }
 
     fn target(&self) -> Target<'_> {
-        Target { module: &self.module, token: &self.token, key_label: &self.key_label }
+        Target {
+            module: &self.module,
+            token: &self.token,
+            serial: self.serial.as_deref(),
+            key_label: &self.key_label,
+        }
     }
 }
 
@@ -124,17 +139,32 @@ impl Slot for Pkcs11Params {
         serde_json::Map::from_iter([
             ("module".to_string(), Value::from(self.module.clone())),
             ("token".to_string(), Value::from(self.token.clone())),
+            ("serial".to_string(), Value::from(self.serial.clone())),
             ("key_label".to_string(), Value::from(self.key_label.clone())),
             ("pin_file".to_string(), Value::from(self.pin_file.clone())),
         ])
     }
 
     fn open(&self, ctx: &mut OpenContext<'_>) -> Result<Option<Kek>, SlotError> {
-        // The token first: a missing one is said without asking for a PIN.
+        // The token first: a missing one (or a look-alike) is said without asking for a PIN.
         let token = Token::find(self.target())?;
-        let recorded = self.pin_file.as_deref().map(Path::new);
-        let Some(Unlocker::Pin(pin)) = ctx.want(Channel::Pin, recorded)? else {
-            return Ok(None);
+        // On its final try, the token's last PIN is not spent on a recorded file (which may be
+        // what failed before): only a PIN the person gives now is tried.
+        let final_try = token.final_pin_try() && self.pin_file.is_some();
+        let recorded = self.pin_file.as_deref().map(Path::new).filter(|_| !final_try);
+        let pin = match ctx.want(Channel::Pin, recorded) {
+            Ok(Some(Unlocker::Pin(pin))) => pin,
+            Ok(_) if !final_try => return Ok(None),
+            Err(e) if !final_try => return Err(e),
+            Ok(_) | Err(_) => {
+                return Err(DeviceError::LockedOut(format!(
+                    "token \"{}\" says one more wrong PIN locks it, so keyward does not try the \
+                     recorded PIN file; give the PIN yourself (--pin-file F, or at a terminal) \
+                     after checking the file, or open another slot",
+                    self.token
+                ))
+                .into());
+            }
         };
         token.log_in(pin)?;
         let key = token.existing_key()?;
@@ -169,8 +199,14 @@ pub struct NewPkcs11 {
 }
 
 impl NewPkcs11 {
+    /// The token by its label: the first found is the one enrolled, and its serial recorded.
     fn target(&self) -> Target<'_> {
-        Target { module: &self.module, token: &self.token, key_label: &self.key_label }
+        Target {
+            module: &self.module,
+            token: &self.token,
+            serial: None,
+            key_label: &self.key_label,
+        }
     }
 
     /// Logs in and makes sure the wrapping key is there, creating it inside the token if it is
@@ -197,6 +233,7 @@ impl NewSlot for NewPkcs11 {
         let params = Pkcs11Params {
             module: self.module.clone(),
             token: self.token.clone(),
+            serial: Some(token.serial().to_string()),
             key_label: self.key_label.clone(),
             pin_file: self.pin_file.clone(),
             nonce,

@@ -31,6 +31,9 @@ pub struct Target<'a> {
     pub module: &'a str,
     /// The token's label.
     pub token: &'a str,
+    /// The token's serial number, when the slot recorded it: a token with the same label and
+    /// another serial (a look-alike) is never given the PIN.
+    pub serial: Option<&'a str>,
     /// The wrapping key's label.
     pub key_label: &'a str,
 }
@@ -58,6 +61,10 @@ pub enum KeyOrigin {
 /// A logged-in session on one token.
 pub struct Token<'a> {
     target: Target<'a>,
+    /// Its serial number.
+    serial: String,
+    /// Whether it says the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY).
+    final_pin_try: bool,
     /// Dropped before the module is finalised (a field order the `Drop` below relies on).
     session: Option<Session>,
     module: Pkcs11,
@@ -83,34 +90,65 @@ impl<'a> Token<'a> {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
             Err(e) => return Err(fail(&target, "cannot initialise the module", e)),
         }
-        let mut token = Token { target, session: None, module };
-        let module = &token.module;
         let slots = module
             .get_slots_with_token()
             .map_err(|e| fail(&target, "cannot list the module's tokens", e))?;
+        // The token with the label, and the serial if the slot recorded one; the serials of
+        // tokens with the label but another serial, to name them.
         let mut found = None;
+        let mut look_alikes = Vec::new();
         for slot in slots {
             let info =
                 module.get_token_info(slot).map_err(|e| fail(&target, "cannot read a token", e))?;
-            if info.label().trim_end() == target.token {
-                found = Some(slot);
+            if info.label().trim_end() != target.token {
+                continue;
+            }
+            let serial = info.serial_number().trim_end().to_string();
+            if target.serial.is_none_or(|recorded| recorded == serial) {
+                found = Some((slot, serial, info));
                 break;
             }
+            look_alikes.push(serial);
         }
-        let slot = found.ok_or_else(|| {
-            DeviceError::Absent(format!(
-                "no token labelled \"{}\" in PKCS#11 module {} (is it plugged in?)",
-                target.token, target.module
-            ))
-        })?;
-        let info = module.get_token_info(slot).map_err(|e| fail(&target, "cannot read it", e))?;
+        let Some((slot, serial, info)) = found else {
+            return Err(match (target.serial, look_alikes.as_slice()) {
+                (Some(recorded), [_, ..]) => DeviceError::Absent(format!(
+                    "token \"{}\" in PKCS#11 module {} has serial {}, not {recorded}, the one this \
+                     slot was enrolled with: another token with the same label, refused (its PIN \
+                     is not sent); plug in the token enrolled, or open another slot",
+                    target.token,
+                    target.module,
+                    look_alikes.join(", ")
+                )),
+                _ => DeviceError::Absent(format!(
+                    "no token labelled \"{}\" in PKCS#11 module {} (is it plugged in?)",
+                    target.token, target.module
+                )),
+            }
+            .into());
+        };
         if info.user_pin_locked() {
             return Err(locked(&target));
         }
-        token.session = Some(
-            module.open_rw_session(slot).map_err(|e| fail(&target, "cannot open a session", e))?,
-        );
-        Ok(token)
+        let session =
+            module.open_rw_session(slot).map_err(|e| fail(&target, "cannot open a session", e))?;
+        Ok(Token {
+            target,
+            serial,
+            final_pin_try: info.user_pin_final_try(),
+            session: Some(session),
+            module,
+        })
+    }
+
+    /// The token's serial number (recorded in a new slot).
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    /// Whether the token says the next wrong PIN locks it.
+    pub fn final_pin_try(&self) -> bool {
+        self.final_pin_try
     }
 
     /// Logs in as the token's user. A wrong PIN counts against the token's retry limit, as it
@@ -361,7 +399,7 @@ mod tests {
     use super::*;
 
     fn target() -> Target<'static> {
-        Target { module: "/m.so", token: "t", key_label: "k" }
+        Target { module: "/m.so", token: "t", serial: None, key_label: "k" }
     }
 
     #[test]

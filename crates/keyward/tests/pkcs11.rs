@@ -108,20 +108,39 @@ impl SoftHsm {
     /// it never locks a PIN itself; it does report a lock recorded in its token state, which is
     /// what a real token says after too many wrong PINs.
     fn lock_user_pin(&self) {
-        const CKA_OS_TOKENFLAGS: u64 = 0x8000_534b;
-        const CKF_USER_PIN_LOCKED: u64 = 0x0004_0000;
+        self.set_token_flag(CKF_USER_PIN_LOCKED);
+    }
+
+    /// Sets `flag` in the (only) token's stored flags.
+    fn set_token_flag(&self, flag: u64) {
         let token =
             std::fs::read_dir(&self.tokens).expect("tokens").next().expect("one").expect("entry");
         let path = token.path().join("token.object");
         let mut bytes = std::fs::read(&path).expect("token.object");
-        let tag = CKA_OS_TOKENFLAGS.to_be_bytes();
-        let at = bytes.windows(8).position(|w| w == tag).expect("the flags attribute");
-        // type (8 bytes), value kind (8: an unsigned long), value (8).
-        let value = at + 16;
-        let flags = u64::from_be_bytes(bytes[value..value + 8].try_into().expect("8 bytes"));
-        bytes[value..value + 8].copy_from_slice(&(flags | CKF_USER_PIN_LOCKED).to_be_bytes());
+        let at = flags_at(&bytes);
+        let flags = u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        bytes[at..at + 8].copy_from_slice(&(flags | flag).to_be_bytes());
         std::fs::write(&path, bytes).expect("write token.object");
     }
+
+    /// The folders of the tokens in the store, one per token.
+    fn token_folders(&self) -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(&self.tokens)
+            .expect("tokens")
+            .map(|e| e.expect("entry").file_name())
+            .collect()
+    }
+}
+
+const CKF_USER_PIN_FINAL_TRY: u64 = 0x0002_0000;
+const CKF_USER_PIN_LOCKED: u64 = 0x0004_0000;
+
+/// Where a SoftHSM2 `token.object` keeps the token's flags: after the attribute's type (8
+/// bytes) and its value kind (8: an unsigned long).
+fn flags_at(bytes: &[u8]) -> usize {
+    const CKA_OS_TOKENFLAGS: u64 = 0x8000_534b;
+    let tag = CKA_OS_TOKENFLAGS.to_be_bytes();
+    bytes.windows(8).position(|w| w == tag).expect("the flags attribute") + 16
 }
 
 fn keyfile_box_with_pin_file(dir: &Dir) {
@@ -282,9 +301,16 @@ fn a_missing_module_token_or_key_is_exit_8_naming_it() {
     gone.assert_exit_code(8).assert_one_line_error();
     assert!(gone.stderr().contains(module_text), "names the module{}", gone.report());
 
-    // The token re-initialised: same label, but the key the slot was sealed under is gone.
-    hsm.wipe();
-    hsm.init_token(TOKEN);
+    // The key the slot was sealed under deleted from its token (as re-initialising a hardware
+    // token does; a re-initialised SoftHSM2 token has another serial, and reads as a
+    // look-alike, tested below).
+    {
+        let (_module, session) = hsm.session();
+        let second = Attribute::Label(b"second".to_vec());
+        for key in session.find_objects(&[second]).expect("find") {
+            session.destroy_object(key).expect("delete the key");
+        }
+    }
     let no_key = unlock_through(&hsm, &dir, "pkcs11-3", &[]);
     no_key.assert_exit_code(8).assert_one_line_error();
     assert!(no_key.stderr().contains("no key labelled \"second\""), "{}", no_key.report());
@@ -392,4 +418,67 @@ fn a_pin_file_others_can_read_is_refused_at_enroll_and_at_unlock() {
     let opened_up = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
     opened_up.assert_exit_code(9).assert_one_line_error();
     assert!(opened_up.stderr().contains("holds a slot's PIN"), "{}", opened_up.report());
+}
+
+/// Issue 22.5: a token was found by its label only, so a look-alike token with the same label
+/// got the PIN. The slot records the token's serial, picks the token by it, and refuses a
+/// look-alike without reading or sending the PIN.
+#[test]
+fn a_look_alike_token_with_the_same_label_is_refused_before_its_pin_is_read() {
+    let dir = Dir::new("pkcs11-look-alike");
+    let hsm = SoftHsm::new(&dir);
+    keyfile_box_with_pin_file(&dir);
+    hsm.enroll(&dir, &["--pin-file", "token.pin"]).assert_success();
+    let listing: serde_json::Value =
+        serde_json::from_str(&hsm.keyward(&dir).args(["list", "--json"]).run().stdout())
+            .expect("list --json");
+    let serial = listing["slots"][1]["serial"].as_str().expect("a recorded serial").to_string();
+    let genuine = hsm.token_folders();
+    assert_eq!(genuine.len(), 1);
+
+    // A second token with the same label beside it: the slot still opens through its own.
+    hsm.init_token(TOKEN);
+    let look_alike: Vec<_> =
+        hsm.token_folders().into_iter().filter(|f| !genuine.contains(f)).collect();
+    assert_eq!(look_alike.len(), 1);
+    let opened = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
+    opened.assert_success();
+    assert_eq!(opened.output.stdout, CANARY_KEY);
+
+    // The genuine token gone, the look-alike alone: refused, naming the serial enrolled,
+    // before the recorded PIN file is even read (a folder in its place would fail the read).
+    std::fs::remove_dir_all(hsm.tokens.join(&genuine[0])).expect("unplug the genuine token");
+    std::fs::remove_file(dir.path("token.pin")).expect("remove the PIN file");
+    std::fs::create_dir(dir.path("token.pin")).expect("a folder in its place");
+    let before = dir.sha256("keybox.json");
+    let refused = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
+    refused.assert_exit_code(8).assert_one_line_error();
+    assert!(
+        refused.stderr().contains(&serial) && refused.stderr().contains("its PIN is not sent"),
+        "{}",
+        refused.report()
+    );
+    assert!(refused.output.stdout.is_empty());
+    assert_eq!(dir.sha256("keybox.json"), before);
+}
+
+/// Issue 22.5: a recorded PIN file was tried even when the token reported its final PIN try.
+#[test]
+fn on_the_final_pin_try_the_recorded_pin_file_is_not_tried() {
+    let dir = Dir::new("pkcs11-final-try");
+    let hsm = SoftHsm::new(&dir);
+    keyfile_box_with_pin_file(&dir);
+    hsm.enroll(&dir, &["--pin-file", "token.pin"]).assert_success();
+    hsm.set_token_flag(CKF_USER_PIN_FINAL_TRY);
+    let refused = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
+    refused.assert_exit_code(9).assert_one_line_error();
+    assert!(
+        refused.stderr().contains("does not try the recorded PIN file"),
+        "{}",
+        refused.report()
+    );
+    // The person gives the PIN: tried, and it opens.
+    let given = unlock_through(&hsm, &dir, "pkcs11-2", &["--pin-file", "token.pin"]);
+    given.assert_success();
+    assert_eq!(given.output.stdout, CANARY_KEY);
 }

@@ -109,8 +109,11 @@ pub struct Loaded {
     pub description: String,
 }
 
-/// Loads `key` into `ring` as a `kind` key called `description`, expiring after `timeout`. A
-/// key whose timeout cannot be set is invalidated at once, so K never stays without one.
+/// Loads `key` into `ring` as a `kind` key called `description`, expiring after `timeout`. The
+/// key is made in this process's own keyring (`@p`, gone when the process ends) and given its
+/// timeout there, and only then linked where others find it: a process killed in between
+/// leaves nothing behind, never K without an expiry. A key whose timeout cannot be set is
+/// invalidated at once.
 pub fn load(
     key: &[u8],
     ring: Ring,
@@ -124,8 +127,10 @@ pub fn load(
         source,
     };
     let mut keyring = Keyring::attach_or_create(ring.special()).map_err(|e| failed("reach", e))?;
+    let mut staging = Keyring::attach_or_create(SpecialKeyring::Process)
+        .map_err(|e| failed("reach this process's keyring for", e))?;
     let mut added: Key = match kind {
-        KeyKind::User => keyring.add_key::<User, _, _>(description, key),
+        KeyKind::User => staging.add_key::<User, _, _>(description, key),
         KeyKind::Logon => {
             let (subtype, name) = description.split_once(':').filter(|(s, n)| !s.is_empty() && !n.is_empty()).ok_or_else(|| {
                 usage(format!(
@@ -136,7 +141,7 @@ pub fn load(
                 subtype: subtype.to_string().into(),
                 description: name.to_string().into(),
             };
-            keyring.add_key::<Logon, _, _>(description, key)
+            staging.add_key::<Logon, _, _>(description, key)
         }
     }
     .map_err(|e| failed("add the key to", e))?;
@@ -144,6 +149,12 @@ pub fn load(
         let _ = added.invalidate();
         return Err(failed("set the key's timeout in", e));
     }
+    if let Err(e) = keyring.link_key(&added) {
+        let _ = added.invalidate();
+        return Err(failed("link the key into", e));
+    }
+    // Best effort: the process keyring, and this link with it, goes when the process ends.
+    let _ = staging.unlink_key(&added);
     Ok(Loaded { ring: ring.name(), description: description.to_string() })
 }
 

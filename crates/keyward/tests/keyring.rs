@@ -87,3 +87,35 @@ fn bad_keyring_requests_are_refused_before_anything_is_loaded() {
         assert!(!dir.path("k.bin").exists());
     }
 }
+
+/// Issue 22.5: the key was added to the shared keyring first and given its timeout after, so a
+/// kill in between left K there with no expiry. A debugger stops `unlock` at the very call
+/// that sets the timeout and kills it: nothing is left in the keyring.
+#[test]
+fn a_kill_before_the_timeout_is_set_leaves_no_key_without_an_expiry() {
+    let dir = Dir::new("keyring-kill");
+    dir.init_plain_canary();
+    let description = format!("keyward-test:{}", unique("killed"));
+    let gdb = std::path::Path::new("/usr/bin/gdb");
+    assert!(gdb.exists(), "this test needs gdb (apt-get install gdb; scripts/test-all.sh does)");
+    // KEYCTL_SET_TIMEOUT is 15; the syscall's first argument is in rdi (x0 on arm64).
+    let first_argument = if cfg!(target_arch = "aarch64") { "$x0" } else { "$rdi" };
+    let out = std::process::Command::new(gdb)
+        .args(["-batch", "-nx", "-ex", "set pagination off", "-ex", "catch syscall keyctl"])
+        .args(["-ex", &format!("condition 1 {first_argument} == 15"), "-ex", "run", "-ex", "kill"])
+        .arg("--args")
+        .arg(env!("CARGO_BIN_EXE_keyward"))
+        .args(["unlock", "--to-keyring", "@u", "--key-type", "user"])
+        .args(["--description", &description, "--timeout", "1h"])
+        .env("KEYWARD_KEYBOX", dir.keybox())
+        .env("HOME", dir.root())
+        .output()
+        .expect("gdb runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Catchpoint 1 (call to syscall keyctl)"), "stopped at the call: {said}");
+    let left = user_keyring().search_for_key::<User, _, _>(description.as_str(), None);
+    if let Ok(key) = &left {
+        let _ = key.clone().invalidate();
+    }
+    assert!(left.is_err(), "K was left in the user keyring without a timeout");
+}

@@ -309,6 +309,12 @@ pub enum IntegrityFailure {
     /// A slot's wrapped key opened, but to a key whose fingerprint is not the keybox's.
     #[error("slot {0} holds a key with the wrong fingerprint")]
     SlotKeyMismatch(SlotId),
+    /// A slot whose KEK cannot be wrong (it came from the slot's record, or from a device that
+    /// checked its own secret) does not open its wrapped key: the record was changed.
+    #[error(
+        "slot {0}'s record was changed: the key its device gives does not open its wrapped key"
+    )]
+    SlotRecordChanged(SlotId),
     /// KDF parameters outside the bounds keyward accepts (a hostile work factor, or damage).
     #[error("KDF parameters out of bounds: {0}")]
     KdfOutOfBounds(String),

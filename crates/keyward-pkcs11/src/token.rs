@@ -244,11 +244,11 @@ impl<'a> Token<'a> {
                 | RvError::FunctionFailed
                 | RvError::GeneralError,
                 _,
-            )) => Err(DeviceError::PolicyMismatch(format!(
-                "the key labelled \"{}\" in token \"{}\" is not the one this slot was sealed with",
-                self.target.key_label, self.target.token
-            ))
-            .into()),
+            )) => Err(SlotError::Params(keyward_core::IntegrityFailure::Inconsistent(format!(
+                "token \"{}\" does not open this pkcs11 slot's wrapped key with its key labelled \
+                 \"{}\": the slot's record was changed, or the key was replaced",
+                self.target.token, self.target.key_label
+            )))),
             Err(e) => Err(fail(&self.target, "cannot decrypt with the wrapping key", e)),
         }
     }

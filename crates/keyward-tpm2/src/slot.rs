@@ -20,7 +20,8 @@ use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use zeroize::Zeroizing;
 
 use crate::tpm::{
-    Bank, Cause, DEVICE_VARIABLE, Sealed, Tpm, TpmFailure, Unreachable, may_use_device,
+    Bank, Cause, DEVICE_VARIABLE, Sealed, Tpm, TpmFailure, Unreachable, is_transient,
+    may_use_device,
 };
 
 /// The kind's name.
@@ -402,6 +403,16 @@ impl Tpm2Slot {
     /// a wrong PIN and the tries left, the lockout state, another TPM.
     fn unseal_failure(&self, tpm: &mut Tpm, slot: SlotId, failure: TpmFailure) -> SlotError {
         let p = &self.params;
+        match &failure.cause {
+            Cause::BadSealedObject(_) => {
+                return SlotError::Params(IntegrityFailure::Inconsistent(format!(
+                    "tpm2 slot {slot}: {failure} under the storage key it was sealed under; the \
+                     slot's record was changed"
+                )));
+            }
+            Cause::OtherStorageKey => return cleared_or_another(&p.device),
+            _ => {}
+        }
         match failure.kind() {
             Some(Tss2ResponseCodeKind::PolicyFail | Tss2ResponseCodeKind::PcrChanged) => {
                 let now = tpm.pcr_values(p.bank, &p.pcrs).unwrap_or_default();
@@ -446,18 +457,18 @@ impl Tpm2Slot {
                 .into()
             }
             Some(Tss2ResponseCodeKind::Lockout) => locked_out(tpm),
-            Some(Tss2ResponseCodeKind::Integrity | Tss2ResponseCodeKind::Handle) => {
-                DeviceError::Absent(format!(
-                    "the TPM at {} cannot load this slot's sealed key: it was cleared, or it is \
-                     not the TPM the slot was enrolled with; open another slot and enroll tpm2 \
-                     again",
-                    p.device
-                ))
-                .into()
-            }
             _ => other(failure),
         }
     }
+}
+
+/// The slot's storage key is not this TPM's: a TPM cleared since, or another one.
+fn cleared_or_another(device: &str) -> SlotError {
+    DeviceError::Absent(format!(
+        "the TPM at {device} cannot load this slot's sealed key: it was cleared, or it is not the \
+         TPM the slot was enrolled with; open another slot and enroll tpm2 again"
+    ))
+    .into()
 }
 
 fn locked_out(tpm: &mut Tpm) -> SlotError {
@@ -484,14 +495,9 @@ fn unreachable(error: &Unreachable) -> SlotError {
 
 fn other(failure: TpmFailure) -> SlotError {
     match failure.kind() {
-        Some(
-            Tss2ResponseCodeKind::Retry
-            | Tss2ResponseCodeKind::Yielded
-            | Tss2ResponseCodeKind::Canceled
-            | Tss2ResponseCodeKind::NvRate
-            | Tss2ResponseCodeKind::ObjectMemory
-            | Tss2ResponseCodeKind::SessionMemory,
-        ) => DeviceError::Busy(format!("the TPM is busy: {failure}; try again")).into(),
+        Some(kind) if is_transient(kind) => {
+            DeviceError::Busy(format!("the TPM is busy: {failure}; try again")).into()
+        }
         Some(Tss2ResponseCodeKind::Lockout) => {
             DeviceError::LockedOut(format!("the TPM is in dictionary-attack lockout: {failure}"))
                 .into()

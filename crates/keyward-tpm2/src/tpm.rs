@@ -145,6 +145,10 @@ pub enum Cause {
     /// The NV index is not a counter: something replaced it.
     #[error("the NV index is not a counter (it was replaced)")]
     NotACounter,
+    /// The slot's sealed object does not read, or the TPM (under the right storage key) does
+    /// not load it: its bytes were changed.
+    #[error("the sealed object does not load: {0}")]
+    BadSealedObject(tss_esapi::Error),
     /// The TPM answered with something it should not (a short read, another scheme).
     #[error("the TPM answered with {0}")]
     Unexpected(&'static str),
@@ -333,15 +337,24 @@ impl Tpm {
         auth: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>, TpmFailure> {
         let (primary, _) = self.storage_key(Some(&sealed.parent_name))?;
-        let public = Public::unmarshall(&sealed.public).doing("the sealed object's public part")?;
-        let private =
-            Private::try_from(sealed.private.clone()).doing("the sealed object's private part")?;
+        let damaged = |what, error| TpmFailure::local(what, Cause::BadSealedObject(error));
+        let public = Public::unmarshall(&sealed.public)
+            .map_err(|e| damaged("the sealed object's public part", e))?;
+        let private = Private::try_from(sealed.private.clone())
+            .map_err(|e| damaged("the sealed object's private part", e))?;
         // The private part is already encrypted to the storage key: loading it needs no
-        // session of its own, only the storage key's empty authorisation.
+        // session of its own, only the storage key's empty authorisation. Under the storage
+        // key it was sealed under (its name checked above), a refusal that is not the TPM
+        // being busy means the object's bytes were changed.
         let object = self
             .ctx
             .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
-            .doing("cannot load the sealed object")?;
+            .map_err(|error| match &error {
+                tss_esapi::Error::Tss2Error(rc) if rc.kind().is_some_and(is_transient) => {
+                    TpmFailure { what: "cannot load the sealed object", cause: Cause::Tss(error) }
+                }
+                _ => damaged("cannot load the sealed object", error),
+            })?;
         self.transient.push(object.into());
         if let Some(auth) = auth {
             let auth = Auth::try_from(auth.to_vec()).doing("the PIN's digest")?;
@@ -700,6 +713,19 @@ pub(crate) fn selection(bank: Bank, pcrs: &[u8]) -> Result<PcrSelectionList, Tpm
         .with_selection(bank.algorithm(), &slots)
         .build()
         .doing("a PCR selection")
+}
+
+/// Whether a response code says "not now" rather than "no": the TPM is busy or out of room.
+pub fn is_transient(kind: Tss2ResponseCodeKind) -> bool {
+    matches!(
+        kind,
+        Tss2ResponseCodeKind::Retry
+            | Tss2ResponseCodeKind::Yielded
+            | Tss2ResponseCodeKind::Canceled
+            | Tss2ResponseCodeKind::NvRate
+            | Tss2ResponseCodeKind::ObjectMemory
+            | Tss2ResponseCodeKind::SessionMemory
+    )
 }
 
 fn random_below(bound: u32) -> u32 {

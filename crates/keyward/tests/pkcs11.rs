@@ -482,3 +482,32 @@ fn on_the_final_pin_try_the_recorded_pin_file_is_not_tried() {
     given.assert_success();
     assert_eq!(given.output.stdout, CANARY_KEY);
 }
+
+/// Issue 22.5: pkcs11 slot parameters edited (the checksum made anew) ended in exit 1. The
+/// wrapped key or its nonce changed is an integrity failure (exit 4), nothing written.
+#[test]
+fn tampered_pkcs11_slot_parameters_are_integrity_failures() {
+    let dir = Dir::new("pkcs11-tampered");
+    let hsm = SoftHsm::new(&dir);
+    keyfile_box_with_pin_file(&dir);
+    hsm.enroll(&dir, &["--pin-file", "token.pin"]).assert_success();
+    let original = dir.read("keybox.json");
+    for field in ["nonce", "wrapped_kek"] {
+        for at in [0, 3, 11] {
+            dir.write("keybox.json", &original);
+            dir.tamper_slot_params(1, |params| {
+                let text = params[field].as_str().expect("base64");
+                let mut bytes = keyward_core::encoding::from_base64(text).expect("bytes");
+                bytes[at] ^= 0x01;
+                params[field] = keyward_core::encoding::to_base64(&bytes).into();
+            });
+            let out = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
+            out.assert_exit_code(4).assert_one_line_error();
+            assert!(out.output.stdout.is_empty(), "{field}[{at}]: nothing written");
+        }
+    }
+    dir.write("keybox.json", &original);
+    let opened = unlock_through(&hsm, &dir, "pkcs11-2", &[]);
+    opened.assert_success();
+    assert_eq!(opened.output.stdout, CANARY_KEY);
+}

@@ -390,3 +390,56 @@ mod old_copies_after_the_slot_changed {
         assert_refused_through_the_tpm(&dir, &tcti, &old, None);
     }
 }
+
+/// Issue 22.5: tpm2 slot parameters edited (the checksum made anew) ended in exit 1. Whatever
+/// the edit, the slot fails closed with nothing written; an edit the TPM's answer shows (the
+/// sealed object's bytes, what only the AEAD binds) is an integrity failure, exit 4.
+#[test]
+fn tampered_tpm2_slot_parameters_fail_closed_as_integrity_failures() {
+    let dir = Dir::new("tpm2-tampered");
+    let tpm = swtpm();
+    let tcti = tpm.tcti();
+    keybox_with_tpm2(&dir, &tpm, &[]);
+    let original = dir.read("keybox.json");
+    let base64_flip = |field: &'static str, at: usize| {
+        move |params: &mut serde_json::Value| {
+            let text = params[field].as_str().expect("base64");
+            let mut bytes = keyward_core::encoding::from_base64(text).expect("bytes");
+            let at = at % bytes.len();
+            bytes[at] ^= 0x5a;
+            params[field] = keyward_core::encoding::to_base64(&bytes).into();
+        }
+    };
+    let mut edits: Vec<(String, Box<dyn Fn(&mut serde_json::Value)>)> = Vec::new();
+    for field in ["public", "private"] {
+        for at in [0, 1, 2, 5, 9, 17, 33, 47, 64, 80, 101, 127] {
+            edits.push((format!("{field}[{at}]"), Box::new(base64_flip(field, at))));
+        }
+    }
+    edits.push((
+        "pcr_values".into(),
+        Box::new(|p: &mut serde_json::Value| p["pcr_values"][0] = "ab".repeat(32).into()),
+    ));
+    edits.push((
+        "nv_base".into(),
+        Box::new(|p: &mut serde_json::Value| {
+            p["nv_base"] = (p["nv_base"].as_u64().expect("u64") + 7).into()
+        }),
+    ));
+    for (what, edit) in &edits {
+        dir.write("keybox.json", &original);
+        dir.tamper_slot_params(1, edit);
+        let tampered = dir.read("keybox.json");
+        let out = dir
+            .keyward()
+            .env("KEYWARD_TPM2_DEVICE", &tcti)
+            .args(["unlock", "--slot", "tpm2-2", "--out", "k"])
+            .run();
+        out.assert_exit_code(4).assert_one_line_error();
+        assert!(!dir.path("k").exists(), "{what}: nothing written");
+        assert_eq!(dir.read("keybox.json"), tampered, "{what}: the file is left as it was");
+    }
+    // The counter was never moved by a tampered file: the genuine one still opens.
+    dir.write("keybox.json", &original);
+    assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
+}

@@ -270,12 +270,15 @@ impl Keybox {
                 }
                 Err(e) => return Err(Error::from_slot(record.id, e, path)),
             };
-            failed.get_or_insert((record.id, slot.channel()));
             if let Some(unlocked) = self.open_slot(record, kek, path)? {
                 slot.opened(self.header.generation)
                     .map_err(|e| Error::from_slot(record.id, e, path))?;
                 return Ok(unlocked);
             }
+            if !slot.channel().may_be_wrong() {
+                return Err(self.integrity(path, IntegrityFailure::SlotRecordChanged(record.id)));
+            }
+            failed.get_or_insert((record.id, slot.channel()));
         }
         if let Some((slot, channel)) = failed {
             let tried = match (offered, only) {

@@ -61,6 +61,20 @@ impl Dir {
             .unwrap_or_else(|e| panic!("read {rel}: {e}\n{}", self.listing()))
     }
 
+    /// Edits the stored parameters of the keybox's slot at `index` as someone who can write the
+    /// file could: the checksum is made anew, the header MAC kept (it needs K).
+    pub fn tamper_slot_params(&self, index: usize, edit: impl FnOnce(&mut serde_json::Value)) {
+        let bytes = self.read("keybox.json");
+        let keybox =
+            keyward_core::Keybox::parse(&bytes, &self.keybox()).expect("a keybox to tamper with");
+        let file: serde_json::Value = serde_json::from_slice(&bytes).expect("keybox JSON");
+        let mac = file["mac"].as_str().and_then(keyward_core::encoding::from_base64);
+        let mac: [u8; 32] = mac.and_then(|m| m.try_into().ok()).expect("the MAC");
+        let mut header = keybox.header().clone();
+        edit(&mut header.slots[index].protection.params);
+        self.write("keybox.json", &keyward_core::keybox::format::encode(&header, &mac));
+    }
+
     /// SHA-256 of a file, hex.
     pub fn sha256(&self, rel: &str) -> String {
         Sha256::digest(self.read(rel)).iter().map(|b| format!("{b:02x}")).collect()

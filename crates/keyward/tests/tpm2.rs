@@ -410,7 +410,8 @@ fn tampered_tpm2_slot_parameters_fail_closed_as_integrity_failures() {
             params[field] = keyward_core::encoding::to_base64(&bytes).into();
         }
     };
-    let mut edits: Vec<(String, Box<dyn Fn(&mut serde_json::Value)>)> = Vec::new();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let mut edits: Vec<(String, Edit)> = Vec::new();
     for field in ["public", "private"] {
         for at in [0, 1, 2, 5, 9, 17, 33, 47, 64, 80, 101, 127] {
             edits.push((format!("{field}[{at}]"), Box::new(base64_flip(field, at))));

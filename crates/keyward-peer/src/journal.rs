@@ -119,7 +119,8 @@ pub enum Decision {
 /// A set the keybox records is never deleted, whatever the entry says.
 pub fn decide(set: &PendingSet, recorded: &[String], now: i64) -> Decision {
     let is_recorded = recorded.contains(&set.share_set);
-    let old = now - set.since > GRACE_SECS;
+    // Saturating: the journal is a file, and a damaged `since` must not overflow.
+    let old = now.saturating_sub(set.since) > GRACE_SECS;
     match &set.disposal {
         Disposal::Placing if is_recorded => Decision::Settled,
         Disposal::Replaced { .. } | Disposal::Removed if is_recorded && old => Decision::Settled,
@@ -160,6 +161,15 @@ mod tests {
         assert_eq!(decide(&set("old", old, replaced("gone")), &recorded, now), Decision::Delete);
         assert_eq!(decide(&set("x", young, Disposal::Removed), &recorded, now), Decision::Delete);
         assert_eq!(decide(&set("live", old, replaced("x")), &recorded, now), Decision::Settled);
+    }
+
+    /// Issue 22.5: a journal entry with a damaged `since` made `now - since` overflow.
+    #[test]
+    fn a_damaged_time_in_the_journal_does_not_overflow() {
+        for since in [i64::MIN, i64::MAX] {
+            let decided = decide(&set("x", since, Disposal::Placing), &[], 0);
+            assert!(matches!(decided, Decision::Delete | Decision::Wait), "{decided:?}");
+        }
     }
 
     #[test]

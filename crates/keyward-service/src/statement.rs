@@ -259,7 +259,8 @@ pub fn verify(text: &str, trusted: &[PublicKey], now: i64) -> Result<VerifiedSta
     parsed.signer.verify(&message, &signature)?;
     let expires = parsed.statement.expires();
     if now > expires {
-        return Err(AuthError::Expired { secs_ago: now - expires });
+        // Saturating: a statement signed with a hostile expiry (i64::MIN) must not overflow.
+        return Err(AuthError::Expired { secs_ago: now.saturating_sub(expires) });
     }
     Ok(VerifiedStatement { statement: parsed.statement, signer: parsed.signer })
 }
@@ -281,6 +282,20 @@ mod tests {
         assert_eq!(verify(&text, &[op.public()], 2001), Err(AuthError::Expired { secs_ago: 1 }));
         let stranger = SigningIdentity::generate().expect("rng");
         assert_eq!(verify(&text, &[stranger.public()], 1000), Err(AuthError::UnknownSigner));
+    }
+
+    /// Issue 22.5: a statement signed (by a trusted key) with the lowest expiry there is made
+    /// `now - expires` overflow.
+    #[test]
+    fn an_expiry_at_the_edge_of_time_is_expired_without_overflow() {
+        let op = SigningIdentity::generate().expect("rng");
+        let text = issue(&op, recovery(i64::MIN));
+        assert_eq!(
+            verify(&text, &[op.public()], 1_000),
+            Err(AuthError::Expired { secs_ago: i64::MAX })
+        );
+        let far = issue(&op, recovery(i64::MAX));
+        assert!(verify(&far, &[op.public()], i64::MAX).is_ok());
     }
 
     #[test]

@@ -879,12 +879,12 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "F")]
     pub code_file: Option<PathBuf>,
 
-    /// The key's fingerprint, full or short form, as recorded when it was escrowed (the PBS one
-    /// for a Proxmox Backup blob). Nothing is written unless the recovered key has it (exit 5).
-    /// Required with --blob and --peers; with --hub the restore directive's fingerprint is
-    /// checked too.
-    #[arg(long, value_name = "FP", required_unless_present = "hub")]
-    pub expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
+    /// The key's fingerprint, full or short form, as you recorded it when it was escrowed (the
+    /// PBS one for a Proxmox Backup blob). Required: nothing is written unless the recovered key
+    /// has it (exit 5); with --hub the restore directive's fingerprint is checked too. What a
+    /// blob or a hub says of itself is no proof of the key.
+    #[arg(long, value_name = "FP", required = true)]
+    pub expect_fingerprint: keyward_core::ExpectedFingerprint,
 
     /// Where to write the key (created 0600; `-` for stdout).
     #[arg(long, value_name = "FILE|-")]

@@ -160,3 +160,45 @@ fn commands_without_force_do_not_suggest_it() {
         enroll.report()
     );
 }
+
+/// Issue 22.5: `Store::load` followed a symbolic link at the keybox path — reading one file
+/// while a commit would rename a new one over the link (and reading whatever a link planted in a
+/// shared folder points at). A link is refused, never followed, and left as it is.
+#[test]
+fn a_symbolic_link_at_the_keybox_path_is_refused_not_followed() {
+    let dir = Dir::new("keybox-symlink");
+    dir.init_plain_canary();
+    std::fs::rename(dir.keybox(), dir.path("real.json")).expect("move the keybox");
+    std::os::unix::fs::symlink(dir.path("real.json"), dir.keybox()).expect("symlink");
+    let before = dir.sha256("real.json");
+    for args in [vec!["unlock", "--out", "k"], vec!["enroll", "plain"], vec!["list"]] {
+        let refused = dir.keyward().args(&args).run();
+        refused.assert_exit_code(2).assert_one_line_error();
+        assert!(refused.stderr().contains("symbolic link"), "{args:?}{}", refused.report());
+        assert!(std::fs::symlink_metadata(dir.keybox()).expect("link").is_symlink());
+    }
+    assert!(!dir.path("k").exists());
+    assert_eq!(dir.sha256("real.json"), before, "the file the link names is unchanged");
+}
+
+/// Issue 22.5: recovery is fingerprint-gated whatever the source: `recover` without
+/// `--expect-fingerprint` is a usage error before any code is read or any hub asked.
+#[test]
+fn recover_without_an_expected_fingerprint_is_refused_before_anything_is_asked() {
+    let dir = Dir::new("recover-no-fingerprint");
+    for source in [
+        vec!["--blob", "blob.json"],
+        vec!["--hub", "https://127.0.0.1:9", "--box", "b", "--ticket-file", "t.txt"],
+    ] {
+        let refused = dir
+            .keyward()
+            .args(["recover"])
+            .args(&source)
+            .args(["--code-file", "-", "--out", "k"])
+            .stdin(b"never read")
+            .run();
+        refused.assert_exit_code(2).assert_one_line_error();
+        assert!(refused.stderr().contains("--expect-fingerprint"), "{}", refused.report());
+        assert!(!dir.path("k").exists());
+    }
+}

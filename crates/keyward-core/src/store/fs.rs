@@ -22,7 +22,7 @@ pub type LockGuard = Box<dyn Any>;
 
 /// The operations the store performs, one step each.
 pub trait Fs {
-    /// Reads a file, at most `limit` bytes of it.
+    /// Reads a file, at most `limit` bytes of it; a symbolic link at `path` is refused.
     fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>>;
     /// Mode and owner of a file or folder (following symlinks).
     fn facts(&self, path: &Path) -> io::Result<FileFacts>;
@@ -56,10 +56,11 @@ pub struct RealFs;
 
 impl Fs for RealFs {
     fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-        // O_NONBLOCK: a FIFO swapped in after the caller checked the file type must not hang us.
+        // O_NONBLOCK: a FIFO swapped in after the caller checked the file type must not hang us;
+        // O_NOFOLLOW: nor a symbolic link swapped in make us read another file.
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
         let mut bytes = Vec::new();
         file.take(limit).read_to_end(&mut bytes)?;

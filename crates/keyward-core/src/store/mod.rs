@@ -73,7 +73,10 @@ impl<'fs> Store<'fs> {
     /// Reads and parses the keybox, after checking that no other user can change it (and, if it
     /// has a plain slot, read it).
     pub fn load(&self) -> Result<Keybox> {
-        let facts = match self.fs.facts(&self.path) {
+        // The entry itself: a symbolic link is refused, not followed. A commit renames a new
+        // file over the path, so reading through a link would read one file and write another
+        // (and a link planted in a shared folder would have us read a file of its maker's).
+        let facts = match self.fs.entry_facts(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::KeyboxNotFound(self.path.clone()));

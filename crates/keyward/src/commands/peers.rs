@@ -430,9 +430,9 @@ pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
         ));
     }
     let out = args.out.as_ref().ok_or_else(|| usage("give --out FILE"))?;
-    let (Some(expected), Some(requester_key)) = (&args.expect_fingerprint, &args.requester_key)
-    else {
-        return Err(usage("--peers needs --expect-fingerprint FP and --requester-key FILE"));
+    let expected = &args.expect_fingerprint;
+    let Some(requester_key) = &args.requester_key else {
+        return Err(usage("--peers needs --requester-key FILE"));
     };
     let format = args.format.unwrap_or(KeyFormat::Raw);
     if format == KeyFormat::Pbs {

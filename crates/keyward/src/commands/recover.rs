@@ -42,9 +42,7 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
         (None, Some(url)) => fetch(ctx, args, url)?,
         (None, None) => return Err(usage("give --blob FILE or --hub URL")),
     };
-    if let Some(fp) = &args.expect_fingerprint {
-        candidates.expect("--expect-fingerprint", fp);
-    }
+    candidates.expect("--expect-fingerprint", &args.expect_fingerprint);
     let prompted = args.code_file.is_none();
     let mut tries = 1;
     let recovered = loop {
@@ -93,12 +91,6 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
             pbs::key_file_bytes(&key, PbsKdfArg::None, None, &ctx.reader, created, now)?
         }
     };
-    if args.expect_fingerprint.is_none() {
-        // Only the hub's own fingerprints named the key; say that they were all there was.
-        warn(
-            "no --expect-fingerprint: the key was checked only against fingerprints the hub served",
-        );
-    }
     if args.install
         && let Some(folder) = path.parent()
     {

@@ -51,3 +51,22 @@ pub enum AgentError {
     #[error("{0}")]
     Invalid(String),
 }
+
+impl AgentError {
+    /// Which kind of failure it is: no agent (or one that died mid-request) is unavailable,
+    /// nothing having been handed over; a refusal, a locked agent or an impostor a refusal.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        use keyward_core::ErrorClass;
+        match self {
+            AgentError::NotRunning { .. } => ErrorClass::Unavailable,
+            AgentError::Refused(_) | AgentError::Locked(_) | AgentError::Impostor { .. } => {
+                ErrorClass::Refused
+            }
+            AgentError::AlreadyServing(_) => ErrorClass::Conflict,
+            AgentError::Invalid(_) => ErrorClass::Usage,
+            AgentError::Protocol(_) | AgentError::Io { .. } => ErrorClass::Internal,
+        }
+    }
+}
+
+keyward_core::classify_by_method!(AgentError);

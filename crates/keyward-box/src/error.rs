@@ -70,6 +70,26 @@ pub enum BoxError {
 /// A workflow's result.
 pub type BoxResult<T = ()> = Result<T, BoxError>;
 
+impl BoxError {
+    /// Which kind of failure it is.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        use keyward_core::ErrorClass;
+        match self {
+            BoxError::Core(e) => e.class(),
+            BoxError::Invalid(_) | BoxError::Config { .. } => ErrorClass::Usage,
+            BoxError::Pbs { source, .. } => source.class(),
+            BoxError::CodeOpensNothing { .. } => ErrorClass::AuthenticationFailed,
+            BoxError::Card { source, .. } => source.class(),
+            BoxError::Distribute(e) => e.class(),
+            BoxError::Gather(e) => e.class(),
+            BoxError::Remote(e) => e.class(),
+            BoxError::Runtime(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+keyward_core::classify_by_method!(BoxError);
+
 /// A core error; one of ours that went through a slot (met while answering it, see
 /// [`crate::unlock`]) comes back out as itself.
 impl From<CoreError> for BoxError {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::class::ErrorClass;
 use crate::fingerprint::Fingerprint;
 use crate::slot::{SlotError, SlotId};
 
@@ -324,6 +325,54 @@ pub enum IntegrityFailure {
 }
 
 impl Error {
+    /// Which kind of failure it is (the CLI's exit code).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::WrongSecret { .. } | Error::BadRecoveryCode(_) => {
+                ErrorClass::AuthenticationFailed
+            }
+            Error::Integrity { .. } => ErrorClass::Integrity,
+            Error::FingerprintMismatch { .. } => ErrorClass::FingerprintMismatch,
+            Error::KeyboxNotFound(_)
+            | Error::SlotNotFound(_)
+            | Error::NoSlotOfKind(_)
+            | Error::NoSlotTakes(_)
+            | Error::NotRecorded(_)
+            | Error::MissingFolder { .. } => ErrorClass::NotFound,
+            Error::UnknownKind { .. } => ErrorClass::Unavailable,
+            Error::Slot { source, .. } => source.class(),
+            Error::KeyboxExists(_)
+            | Error::LockHeld(_)
+            | Error::ConcurrentChange { .. }
+            | Error::OutputExists(_)
+            | Error::OutputNotReplaceable { .. } => ErrorClass::Conflict,
+            Error::InsecurePermissions { .. } | Error::LastSlot(_) | Error::SlotIdsExhausted => {
+                ErrorClass::Refused
+            }
+            Error::KeyLength { .. }
+            | Error::PassphraseTooShort { .. }
+            | Error::KeyfileSize { .. }
+            | Error::SlotKindMismatch { .. }
+            | Error::WrongSecretKind { .. }
+            | Error::SlotNeeds { .. }
+            | Error::DuplicateLabel(_)
+            | Error::BadLabel(_)
+            | Error::KdfParams(_)
+            | Error::KdfBelowFloor(_)
+            | Error::NotAKeyboxFile { .. }
+            | Error::NoUnattendedSlot => ErrorClass::Usage,
+            Error::Shares(e) => e.class(),
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorClass::NotFound
+            }
+            Error::Io { .. }
+            | Error::Random(_)
+            | Error::Internal(_)
+            | Error::OutOfMemory { .. }
+            | Error::NotDurable { .. } => ErrorClass::Internal,
+        }
+    }
+
     /// The error for a KDF that failed on parameters read from `path`.
     pub fn from_stored_kdf(error: crate::kdf::KdfError, path: &std::path::Path) -> Self {
         match error {
@@ -375,3 +424,5 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn fingerprint_mismatch(expected: &Fingerprint, found: &Fingerprint) -> Error {
     Error::FingerprintMismatch { expected: expected.to_string(), found: found.to_string() }
 }
+
+crate::classify_by_method!(Error);

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod aead;
+pub mod class;
 pub mod encoding;
 pub mod error;
 pub mod escrow;
@@ -28,6 +29,7 @@ pub mod shamir;
 pub mod slot;
 pub mod store;
 
+pub use class::{Classify, ErrorClass};
 pub use error::{Error, IntegrityFailure, Result};
 pub use fingerprint::{ExpectedFingerprint, Fingerprint};
 pub use keybox::{Keybox, UnlockedKeybox};

@@ -32,6 +32,16 @@ pub enum ShareError {
     EmptySecret,
 }
 
+impl ShareError {
+    /// Which kind of failure it is: shares that do not combine are damage; the rest, asking.
+    pub fn class(&self) -> crate::ErrorClass {
+        match self {
+            ShareError::Unusable(_) => crate::ErrorClass::Integrity,
+            ShareError::BadThreshold { .. } | ShareError::EmptySecret => crate::ErrorClass::Usage,
+        }
+    }
+}
+
 /// One share of a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Share {

@@ -192,6 +192,38 @@ pub enum LuksError {
 /// The crate's result.
 pub type Result<T, E = LuksError> = std::result::Result<T, E>;
 
+impl LuksError {
+    /// Which kind of failure it is.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        use keyward_core::ErrorClass;
+        match self {
+            LuksError::Missing { .. } | LuksError::NotEnrolled { .. } => ErrorClass::NotFound,
+            LuksError::NotLuks2 { .. } | LuksError::NothingToCompare { .. } => ErrorClass::Usage,
+            LuksError::WrongPassphrase { .. } => ErrorClass::AuthenticationFailed,
+            LuksError::OtherKey { .. } => ErrorClass::FingerprintMismatch,
+            LuksError::KeyslotDoesNotOpen { .. }
+            | LuksError::Anomaly { .. }
+            | LuksError::Metadata { .. } => ErrorClass::Integrity,
+            LuksError::AlreadyEnrolled { .. } | LuksError::KeepsChanging { .. } => {
+                ErrorClass::Conflict
+            }
+            LuksError::LastKeyslot { .. }
+            | LuksError::NoFreeKeyslot { .. }
+            | LuksError::OtherVolume { .. }
+            | LuksError::ExpectedOtherVolume { .. }
+            | LuksError::OtherSignature { .. } => ErrorClass::Refused,
+            LuksError::Cryptsetup { .. }
+            | LuksError::Io { .. }
+            | LuksError::Interrupted { .. }
+            | LuksError::Random(_)
+            | LuksError::Probe { .. } => ErrorClass::Internal,
+            LuksError::HeaderEscrow { source, .. } => source.class(),
+        }
+    }
+}
+
+keyward_core::classify_by_method!(LuksError);
+
 /// libcryptsetup's error code, when it gave one.
 pub(crate) fn errno(error: &LibcryptErr) -> Option<i32> {
     match error {

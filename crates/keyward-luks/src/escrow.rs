@@ -83,6 +83,22 @@ pub enum HeaderEscrowError {
     Sealing(keyward_core::Error),
 }
 
+impl HeaderEscrowError {
+    /// Which kind of failure it is: a layout keyward cannot account for is refused (keep a
+    /// backup file instead); damage is an integrity failure; another key, a mismatch.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        use keyward_core::ErrorClass;
+        match self {
+            HeaderEscrowError::Layout(_) => ErrorClass::Refused,
+            HeaderEscrowError::Format(_)
+            | HeaderEscrowError::Damaged
+            | HeaderEscrowError::Contents(_) => ErrorClass::Integrity,
+            HeaderEscrowError::OtherKey { .. } => ErrorClass::FingerprintMismatch,
+            HeaderEscrowError::Sealing(_) => ErrorClass::Internal,
+        }
+    }
+}
+
 /// What the outside of a sealed header says (readable without the key, and vouched for by the
 /// seal once it opens).
 #[derive(Debug, Clone, PartialEq, Eq)]

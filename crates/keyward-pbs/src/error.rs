@@ -88,3 +88,26 @@ pub enum PbsError {
 fn hint_text(hint: &Option<String>) -> String {
     hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default()
 }
+
+impl PbsError {
+    /// Which kind of failure it is: a key file that does not read as one, or claims what it is
+    /// not, is damage; a wrong passphrase an authentication failure.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        use keyward_core::ErrorClass;
+        match self {
+            PbsError::WrongPassphrase { .. } => ErrorClass::AuthenticationFailed,
+            PbsError::SelfCheckFailed | PbsError::EncryptionFailed => ErrorClass::Internal,
+            PbsError::PassphraseNeeded { .. } => ErrorClass::Usage,
+            PbsError::NotJson(_)
+            | PbsError::BadField { .. }
+            | PbsError::UnknownKdf { .. }
+            | PbsError::StoredFingerprintMismatch { .. }
+            | PbsError::KeyLength(_)
+            | PbsError::EscrowCostTooHigh { .. } => ErrorClass::Integrity,
+            PbsError::Kdf(e) => e.class(),
+            PbsError::Core(e) => e.class(),
+        }
+    }
+}
+
+keyward_core::classify_by_method!(PbsError);

@@ -26,6 +26,15 @@ pub enum CardError {
     Version(u32),
 }
 
+impl CardError {
+    /// A card that cannot be used is the wrong file given: a usage error.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        match self {
+            CardError::Malformed(_) | CardError::Version(_) => keyward_core::ErrorClass::Usage,
+        }
+    }
+}
+
 /// A peer card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -54,6 +54,23 @@ pub enum DistributeError {
     },
 }
 
+impl DistributeError {
+    /// Which kind of failure it is: for shares not stored, the first peer's failure that is not
+    /// "unreachable" (a refusal says more), else unavailable.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        use keyward_core::ErrorClass;
+        match self {
+            DistributeError::Core(e) => e.class(),
+            DistributeError::Seal { .. } => ErrorClass::Usage,
+            DistributeError::NotStored { failed, .. } => failed
+                .iter()
+                .map(|(_, e)| e.class())
+                .find(|class| *class != ErrorClass::Unavailable)
+                .unwrap_or(ErrorClass::Unavailable),
+        }
+    }
+}
+
 fn list(failed: &[(String, ClientError)]) -> String {
     failed.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ")
 }

@@ -216,6 +216,22 @@ pub enum GatherError {
     },
 }
 
+impl GatherError {
+    /// Which kind of failure it is: refusals (a policy, a lockout) are what to fix first; else
+    /// too many peers are down; shares that give no key with the fingerprint are damage.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        match self {
+            GatherError::TooFew { silent, .. } if silent.iter().any(|s| !s.unreachable) => {
+                keyward_core::ErrorClass::Refused
+            }
+            GatherError::TooFew { .. } => keyward_core::ErrorClass::Unavailable,
+            GatherError::NoFit { .. } => keyward_core::ErrorClass::Integrity,
+        }
+    }
+}
+
+keyward_core::classify_by_method!(GatherError);
+
 struct Received {
     peer: String,
     released: ReleasedShare,

@@ -43,6 +43,19 @@ pub enum ShareJournalError {
 
 type Result<T = ()> = std::result::Result<T, ShareJournalError>;
 
+impl ShareJournalError {
+    /// Which kind of failure it is: a journal this keyward cannot read is a file to move aside.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        match self {
+            ShareJournalError::Core(e) => e.class(),
+            ShareJournalError::Unreadable { .. } => keyward_core::ErrorClass::Usage,
+            ShareJournalError::Runtime(_) => keyward_core::ErrorClass::Internal,
+        }
+    }
+}
+
+keyward_core::classify_by_method!(ShareJournalError);
+
 impl From<ShareJournalError> for keyward_core::slot::SlotError {
     fn from(error: ShareJournalError) -> Self {
         match error {

@@ -267,6 +267,23 @@ pub enum PeersSlotError {
     Runtime(std::io::Error),
 }
 
+impl PeersSlotError {
+    /// Which kind of failure it is: what the slot needs and was not given is a usage error.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        match self {
+            PeersSlotError::OperatorOnly
+            | PeersSlotError::TicketNeeded
+            | PeersSlotError::TicketNotText
+            | PeersSlotError::Identity(_) => keyward_core::ErrorClass::Usage,
+            PeersSlotError::Card(e) => e.class(),
+            PeersSlotError::Gather(e) => e.class(),
+            PeersSlotError::Runtime(_) => keyward_core::ErrorClass::Internal,
+        }
+    }
+}
+
+keyward_core::classify_by_method!(PeersSlotError);
+
 impl From<PeersSlotError> for SlotError {
     fn from(error: PeersSlotError) -> Self {
         SlotError::Other(Box::new(error))
@@ -301,6 +318,11 @@ impl Slot for PeersParams {
 
     fn describe(&self) -> String {
         PeersParams::describe(self)
+    }
+
+    // The KEK is derived from a key whose fingerprint is K's.
+    fn kek_is_vouched(&self) -> bool {
+        true
     }
 
     fn facts(&self) -> serde_json::Map<String, Value> {

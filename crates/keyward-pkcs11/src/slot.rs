@@ -127,6 +127,11 @@ impl Slot for Pkcs11Params {
         self.pin_file.is_some()
     }
 
+    // The token checked the PIN before it decrypted the KEK (and its AES-GCM tag held).
+    fn kek_is_vouched(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         let pin = match &self.pin_file {
             Some(path) => format!("PIN file {path}"),

@@ -49,6 +49,15 @@ pub struct TokenError {
     source: CkError,
 }
 
+impl TokenError {
+    /// A token failure outside the device family: the token failing unexpectedly.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        keyward_core::ErrorClass::Internal
+    }
+}
+
+keyward_core::classify_by_method!(TokenError);
+
 /// Whether [`Token::wrapping_key`] found the key or made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyOrigin {

@@ -8,6 +8,7 @@
 //! be intercepted), a redirect (never followed: the pin names one server), and an answer larger
 //! than any the API has.
 
+use keyward_core::ErrorClass;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -117,6 +118,30 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Which kind of failure it is: unreachable is unavailable; a refusal by the server's
+    /// policy (authentication, a used or expired ticket, a lockout, a limit, a size) is a
+    /// refusal, except the families its status names (missing, conflicting, malformed, the
+    /// server giving up waiting); an answer that does not parse or check is an integrity failure.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ClientError::NotHttps { .. } | ClientError::NotABoxName { .. } => ErrorClass::Usage,
+            ClientError::PinMismatch { .. } => ErrorClass::CertificateMismatch,
+            ClientError::Unavailable { .. } => ErrorClass::Unavailable,
+            ClientError::Refused { status, .. } => match status {
+                // The server gave up waiting for the request: the network, not the request.
+                408 => ErrorClass::Unavailable,
+                404 => ErrorClass::NotFound,
+                409 => ErrorClass::Conflict,
+                400 => ErrorClass::Usage,
+                401 | 403 | 413 | 429 => ErrorClass::Refused,
+                _ => ErrorClass::Internal,
+            },
+            ClientError::BadAnswer { .. } => ErrorClass::Integrity,
+            ClientError::Tls(_) => ErrorClass::Internal,
+            ClientError::Core(e) => e.class(),
+        }
+    }
+
     /// Whether the request surely changed nothing at the server: it was never sent (a refused
     /// URL or name, another certificate, no connection), or the server answered with a refusal
     /// (a 4xx other than 408: hub and peers write nothing for a request they refuse).
@@ -340,3 +365,5 @@ mod tests {
         assert!(matches!(refused, Err(ClientError::NotHttps { .. })), "{refused:?}");
     }
 }
+
+keyward_core::classify_by_method!(ClientError);

@@ -306,6 +306,11 @@ impl Slot for Tpm2Slot {
         !self.params.has_pin()
     }
 
+    // The TPM checked the PIN and the policy before it unsealed the KEK.
+    fn kek_is_vouched(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         let pin = if self.params.has_pin() { ", PIN" } else { "" };
         format!("PCRs {}{pin}, TPM {}", self.params.pcr_text(), self.params.device)

@@ -155,6 +155,23 @@ pub enum Cause {
 }
 
 impl TpmFailure {
+    /// Which kind of failure it is: the TPM busy is unavailable, in lockout a refusal; what
+    /// the slot does not map to its device family is the TPM failing unexpectedly.
+    pub fn class(&self) -> keyward_core::ErrorClass {
+        use keyward_core::ErrorClass;
+        match self.kind() {
+            Some(kind) if is_transient(kind) => ErrorClass::Unavailable,
+            Some(Tss2ResponseCodeKind::Lockout) => ErrorClass::Refused,
+            _ => match self.cause {
+                Cause::BadSealedObject(_) => ErrorClass::Integrity,
+                Cause::OtherStorageKey => ErrorClass::Unavailable,
+                Cause::Tss(_) | Cause::WrongAuth | Cause::NotACounter | Cause::Unexpected(_) => {
+                    ErrorClass::Internal
+                }
+            },
+        }
+    }
+
     /// A failure of keyward's own checks of the TPM's answers.
     pub(crate) fn local(what: &'static str, cause: Cause) -> Self {
         TpmFailure { what, cause }
@@ -731,3 +748,5 @@ pub fn is_transient(kind: Tss2ResponseCodeKind) -> bool {
 fn random_below(bound: u32) -> u32 {
     keyward_core::random::below(bound).unwrap_or(0)
 }
+
+keyward_core::classify_by_method!(TpmFailure);

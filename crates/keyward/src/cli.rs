@@ -12,9 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// before handing it out, and fails closed.
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication failed, \
-4 integrity failure, 5 fingerprint mismatch, 6 not found, 7 conflict, 8 unavailable, \
-9 refused by policy.")]
+#[command(after_help = crate::exit::exit_code_help())]
 pub struct Cli {
     /// The keybox file [default: $KEYWARD_KEYBOX, else $XDG_CONFIG_HOME/keyward/keybox.json,
     /// else ~/.config/keyward/keybox.json].

@@ -1,19 +1,12 @@
 //! Errors of the CLI and the one place they become exit codes. The table is in the README and is
 //! stable: scripts depend on it.
 
-use std::io::ErrorKind;
-
-use keyward_agent::AgentError;
 use keyward_box::BoxError;
 use keyward_core::Error as CoreError;
-use keyward_core::kdf::KdfError;
-use keyward_core::shamir::ShareError;
-use keyward_core::slot::{DeviceError, SlotError};
-use keyward_pbs::PbsError;
-use keyward_peer::distribute::DistributeError;
+use keyward_core::ErrorClass;
+use keyward_core::slot::SlotError;
 use keyward_peer::recovery::GatherError;
 use keyward_peer::slot::PeersSlotError;
-use keyward_service::client::ClientError;
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -152,224 +145,55 @@ impl From<BoxError> for CliError {
     }
 }
 
-/// The exit code of a LUKS2 failure.
-fn luks_exit_code(error: &keyward_luks::LuksError) -> ExitCode {
-    use keyward_luks::LuksError as L;
-    use keyward_luks::escrow::HeaderEscrowError;
-    match error {
-        L::Missing { .. } | L::NotEnrolled { .. } => ExitCode::NotFound,
-        L::NotLuks2 { .. } | L::NothingToCompare { .. } => ExitCode::Usage,
-        L::WrongPassphrase { .. } => ExitCode::AuthenticationFailed,
-        L::OtherKey { .. } => ExitCode::FingerprintMismatch,
-        L::KeyslotDoesNotOpen { .. } | L::Anomaly { .. } | L::Metadata { .. } => {
-            ExitCode::Integrity
-        }
-        L::AlreadyEnrolled { .. } | L::KeepsChanging { .. } => ExitCode::Conflict,
-        L::LastKeyslot { .. }
-        | L::NoFreeKeyslot { .. }
-        | L::OtherVolume { .. }
-        | L::ExpectedOtherVolume { .. }
-        | L::OtherSignature { .. } => ExitCode::Refused,
-        L::Cryptsetup { .. }
-        | L::Io { .. }
-        | L::Interrupted { .. }
-        | L::Random(_)
-        | L::Probe { .. } => ExitCode::Internal,
-        L::HeaderEscrow { source, .. } => match source {
-            HeaderEscrowError::Layout(_) => ExitCode::Refused,
-            HeaderEscrowError::Format(_)
-            | HeaderEscrowError::Damaged
-            | HeaderEscrowError::Contents(_) => ExitCode::Integrity,
-            HeaderEscrowError::OtherKey { .. } => ExitCode::FingerprintMismatch,
-            HeaderEscrowError::Sealing(_) => ExitCode::Internal,
-        },
-    }
-}
-
-/// The stable exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitCode {
-    /// Success.
-    Ok = 0,
-    /// A bug or an unexpected system failure.
-    Internal = 1,
-    /// Wrong arguments or missing input.
-    Usage = 2,
-    /// Wrong code, passphrase or key file.
-    AuthenticationFailed = 3,
-    /// Corrupt or tampered keybox or blob.
-    Integrity = 4,
-    /// A recovered key has the wrong fingerprint.
-    FingerprintMismatch = 5,
-    /// A keybox, slot or file does not exist.
-    NotFound = 6,
-    /// The keybox exists, the lock is held, or it changed concurrently.
-    Conflict = 7,
-    /// A server or device cannot be reached (the hub and peer commands return it).
-    Unavailable = 8,
-    /// Refused by policy (permissions, last slot, rate limit, approval needed).
-    Refused = 9,
-    /// A server presented another certificate than the pinned one: the connection may be
-    /// intercepted.
-    CertificateMismatch = 10,
-}
-
 impl CliError {
-    /// The exit code for this error.
-    pub fn exit_code(&self) -> ExitCode {
+    /// Which kind of failure it is, and so its exit code: each library error classifies itself
+    /// where it is defined (`keyward_core::ErrorClass`), so a new variant cannot become exit 1
+    /// by default.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            CliError::Usage(_) => ExitCode::Usage,
-            CliError::Output(_) | CliError::Failed(_) => ExitCode::Internal,
-            CliError::Core(e) => core_exit_code(e),
-            CliError::Workflow(e) => match e {
-                BoxError::CodeOpensNothing { .. } => ExitCode::AuthenticationFailed,
-                BoxError::Config { .. } => ExitCode::Usage,
-                _ => ExitCode::Internal,
-            },
-            CliError::Remote(e) => client_exit_code(e),
-            CliError::Unavailable(_) => ExitCode::Unavailable,
-            CliError::NewSlotDevice(e) => slot_exit_code(e),
-            // Over the user's key quota, or a keyring this process may not write: a refusal.
-            CliError::Keyring { source, .. }
-                if matches!(source.0, libc::EDQUOT | libc::EACCES | libc::EPERM) =>
-            {
-                ExitCode::Refused
-            }
-            CliError::Keyring { .. } => ExitCode::Internal,
-            CliError::AuditBroken(_) => ExitCode::Integrity,
-            CliError::Luks(e) => luks_exit_code(e),
-            CliError::Agent(e) => match e {
-                // No agent, or one that died mid-request: nothing was handed over.
-                AgentError::NotRunning { .. } => ExitCode::Unavailable,
-                AgentError::Refused(_) | AgentError::Locked(_) | AgentError::Impostor { .. } => {
-                    ExitCode::Refused
-                }
-                AgentError::AlreadyServing(_) => ExitCode::Conflict,
-                AgentError::Invalid(_) => ExitCode::Usage,
-                AgentError::Protocol(_) | AgentError::Io { .. } => ExitCode::Internal,
-            },
-            CliError::Pbs { source, .. } => pbs_exit_code(source),
-            CliError::Distribute(e) => match e {
-                DistributeError::Core(e) => core_exit_code(e),
-                DistributeError::Seal { .. } => ExitCode::Usage,
-                DistributeError::NotStored { failed, .. } => failed
-                    .iter()
-                    .map(|(_, e)| client_exit_code(e))
-                    .find(|code| *code != ExitCode::Unavailable)
-                    .unwrap_or(ExitCode::Unavailable),
-            },
-            CliError::Gather(e) => gather_exit_code(e),
-            CliError::Card { .. } => ExitCode::Usage,
-            CliError::OutputExists { .. } => ExitCode::Conflict,
-            CliError::HubCopyStale { .. } => ExitCode::Unavailable,
+            CliError::Core(e) => e.class(),
+            CliError::Usage(_) => ErrorClass::Usage,
+            CliError::Failed(_) | CliError::Output(_) => ErrorClass::Internal,
+            CliError::Pbs { source, .. } => source.class(),
+            CliError::Workflow(e) => e.class(),
+            CliError::Remote(e) => e.class(),
+            CliError::Distribute(e) => e.class(),
+            CliError::Gather(e) => e.class(),
+            CliError::Card { source, .. } => source.class(),
+            CliError::NewSlotDevice(e) => e.class(),
+            CliError::Keyring { source, .. } => keyring_class(source),
+            CliError::Agent(e) => e.class(),
+            CliError::Luks(e) => e.class(),
+            CliError::Unavailable(_) | CliError::HubCopyStale { .. } => ErrorClass::Unavailable,
+            CliError::AuditBroken(_) => ErrorClass::Integrity,
+            CliError::OutputExists { .. } => ErrorClass::Conflict,
         }
     }
-}
 
-/// Exit codes for keyward-core errors.
-fn core_exit_code(error: &CoreError) -> ExitCode {
-    match error {
-        CoreError::WrongSecret { .. } | CoreError::BadRecoveryCode(_) => {
-            ExitCode::AuthenticationFailed
-        }
-        CoreError::Integrity { .. } => ExitCode::Integrity,
-        CoreError::FingerprintMismatch { .. } => ExitCode::FingerprintMismatch,
-        CoreError::KeyboxNotFound(_)
-        | CoreError::SlotNotFound(_)
-        | CoreError::NoSlotOfKind(_)
-        | CoreError::NoSlotTakes(_)
-        | CoreError::NotRecorded(_) => ExitCode::NotFound,
-        CoreError::UnknownKind { .. } => ExitCode::Unavailable,
-        CoreError::Slot { source, .. } => slot_exit_code(source),
-        CoreError::KeyboxExists(_)
-        | CoreError::LockHeld(_)
-        | CoreError::ConcurrentChange { .. }
-        | CoreError::OutputExists(_)
-        | CoreError::OutputNotReplaceable { .. } => ExitCode::Conflict,
-        CoreError::MissingFolder { .. } => ExitCode::NotFound,
-        CoreError::InsecurePermissions { .. }
-        | CoreError::LastSlot(_)
-        | CoreError::SlotIdsExhausted => ExitCode::Refused,
-        CoreError::KeyLength { .. }
-        | CoreError::PassphraseTooShort { .. }
-        | CoreError::KeyfileSize { .. }
-        | CoreError::SlotKindMismatch { .. }
-        | CoreError::WrongSecretKind { .. }
-        | CoreError::SlotNeeds { .. }
-        | CoreError::DuplicateLabel(_)
-        | CoreError::BadLabel(_)
-        | CoreError::KdfParams(_)
-        | CoreError::KdfBelowFloor(_)
-        | CoreError::NotAKeyboxFile { .. }
-        | CoreError::NoUnattendedSlot => ExitCode::Usage,
-        CoreError::Shares(ShareError::Unusable(_)) => ExitCode::Integrity,
-        CoreError::Shares(_) => ExitCode::Usage,
-        CoreError::Io { source, .. } if source.kind() == ErrorKind::NotFound => ExitCode::NotFound,
-        CoreError::Io { .. }
-        | CoreError::Random(_)
-        | CoreError::Internal(_)
-        | CoreError::OutOfMemory { .. }
-        | CoreError::NotDurable { .. } => ExitCode::Internal,
-        _ => ExitCode::Internal,
+    /// The process's exit code.
+    pub fn exit_code(&self) -> u8 {
+        self.class().exit_code()
     }
 }
 
-/// Exit codes for putting a key together from peers' shares.
-fn gather_exit_code(error: &GatherError) -> ExitCode {
-    match error {
-        // Refusals (policy, lockout) are what to fix first; else too many are down.
-        GatherError::TooFew { silent, .. } if silent.iter().any(|s| !s.unreachable) => {
-            ExitCode::Refused
-        }
-        GatherError::TooFew { .. } => ExitCode::Unavailable,
-        GatherError::NoFit { .. } => ExitCode::Integrity,
+/// The kernel keyring's refusals: over the user's key quota, or a keyring this process may not
+/// write, are refusals; anything else the kernel failing.
+fn keyring_class(error: &keyutils::Error) -> ErrorClass {
+    if [libc::EDQUOT, libc::EACCES, libc::EPERM].contains(&error.0) {
+        ErrorClass::Refused
+    } else {
+        ErrorClass::Internal
     }
 }
 
-/// Exit codes for a slot that could not give its key. The device family is mapped here and only
-/// here: a device that is not there or busy is 8, one that locks us out 9, one whose state does
-/// not satisfy the slot's policy (PCRs, a wrong PIN) 3.
-fn slot_exit_code(error: &SlotError) -> ExitCode {
-    match error {
-        SlotError::Device(DeviceError::Absent(_) | DeviceError::Busy(_)) => ExitCode::Unavailable,
-        SlotError::Device(DeviceError::LockedOut(_)) => ExitCode::Refused,
-        SlotError::Device(DeviceError::PolicyMismatch(_)) => ExitCode::AuthenticationFailed,
-        SlotError::Params(_) => ExitCode::Integrity,
-        SlotError::Core(e) => core_exit_code(e),
-        SlotError::Other(other) => match other.downcast_ref::<PeersSlotError>() {
-            Some(PeersSlotError::Runtime(_)) => ExitCode::Internal,
-            Some(PeersSlotError::Gather(e)) => gather_exit_code(e),
-            Some(_) => ExitCode::Usage,
-            None => ExitCode::Internal,
-        },
-        _ => ExitCode::Internal,
-    }
-}
-
-/// Exit codes for hub and peer client errors: unreachable 8; refused by policy (auth, used or
-/// expired ticket, lockout) 9; missing 6; conflicting 7; an answer that does not parse or open 4.
-fn client_exit_code(error: &ClientError) -> ExitCode {
-    match error {
-        ClientError::NotHttps { .. } | ClientError::NotABoxName { .. } => ExitCode::Usage,
-        ClientError::PinMismatch { .. } => ExitCode::CertificateMismatch,
-        ClientError::Unavailable { .. } => ExitCode::Unavailable,
-        // Refusals the server's policy makes (authentication, single use, lockout, limits, size)
-        // are exit 9 with its reason; the status code says which family.
-        ClientError::Refused { status, .. } => match status {
-            // The server gave up waiting for the request: the network, not the request.
-            408 => ExitCode::Unavailable,
-            404 => ExitCode::NotFound,
-            409 => ExitCode::Conflict,
-            400 => ExitCode::Usage,
-            401 | 403 | 413 | 429 => ExitCode::Refused,
-            _ => ExitCode::Internal,
-        },
-        ClientError::BadAnswer { .. } => ExitCode::Integrity,
-        ClientError::Tls(_) => ExitCode::Internal,
-        ClientError::Core(e) => core_exit_code(e),
-        _ => ExitCode::Internal,
-    }
+/// The exit-code list of `--help` and the man page, from the classes themselves.
+pub fn exit_code_help() -> String {
+    let codes: Vec<String> = std::iter::once("0 ok".to_string())
+        .chain(
+            ErrorClass::ALL.iter().map(|class| format!("{} {}", class.exit_code(), class.name())),
+        )
+        .collect();
+    format!("Exit codes: {} (the README's table says what each covers).", codes.join(", "))
 }
 
 /// One line naming what went wrong at each peer that gave nothing.
@@ -400,25 +224,6 @@ fn gather_message(error: &GatherError) -> String {
     }
 }
 
-/// Exit codes for Proxmox Backup key-file errors.
-fn pbs_exit_code(error: &PbsError) -> ExitCode {
-    match error {
-        PbsError::WrongPassphrase { .. } => ExitCode::AuthenticationFailed,
-        PbsError::SelfCheckFailed | PbsError::EncryptionFailed => ExitCode::Internal,
-        PbsError::PassphraseNeeded { .. } => ExitCode::Usage,
-        PbsError::Kdf(KdfError::OutOfMemory { .. }) => ExitCode::Internal,
-        PbsError::NotJson(_)
-        | PbsError::BadField { .. }
-        | PbsError::UnknownKdf { .. }
-        | PbsError::StoredFingerprintMismatch { .. }
-        | PbsError::KeyLength(_)
-        | PbsError::EscrowCostTooHigh { .. }
-        | PbsError::Kdf(_) => ExitCode::Integrity,
-        PbsError::Core(e) => core_exit_code(e),
-        _ => ExitCode::Internal,
-    }
-}
-
 /// Shorthand for a usage error.
 pub fn usage(message: impl Into<String>) -> CliError {
     CliError::Usage(message.into())
@@ -431,7 +236,12 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 mod tests {
     use std::path::PathBuf;
 
+    use keyward_core::kdf::KdfError;
+    use keyward_core::slot::DeviceError;
     use keyward_core::{IntegrityFailure, SlotId};
+    use keyward_pbs::PbsError;
+    use keyward_peer::distribute::DistributeError;
+    use keyward_service::client::ClientError;
 
     use super::*;
 
@@ -450,32 +260,23 @@ mod tests {
     }
 
     #[test]
-    fn every_exit_code_is_in_the_readme_with_its_meaning() {
+    fn every_exit_code_is_in_the_readme_and_the_help_with_its_meaning() {
         let table = readme_table();
-        let expected = [
-            (ExitCode::Ok, "ok"),
-            (ExitCode::Internal, "internal error"),
-            (ExitCode::Usage, "usage"),
-            (ExitCode::AuthenticationFailed, "authentication failed"),
-            (ExitCode::Integrity, "integrity failure"),
-            (ExitCode::FingerprintMismatch, "fingerprint mismatch"),
-            (ExitCode::NotFound, "not found"),
-            (ExitCode::Conflict, "conflict"),
-            (ExitCode::Unavailable, "unavailable"),
-            (ExitCode::Refused, "refused by policy"),
-            (ExitCode::CertificateMismatch, "certificate mismatch"),
-        ];
+        let expected: Vec<(u8, &str)> = std::iter::once((0, "ok"))
+            .chain(ErrorClass::ALL.iter().map(|c| (c.exit_code(), c.name())))
+            .collect();
         assert_eq!(table.len(), expected.len(), "the README table has one row per exit code");
+        let help = exit_code_help();
         for (code, meaning) in expected {
-            let row = table.iter().find(|(c, _)| *c == code as u8);
+            let row = table.iter().find(|(c, _)| *c == code);
             let text = row
                 .map(|(_, m)| m.as_str())
-                .unwrap_or_else(|| panic!("README lacks exit code {}", code as u8));
+                .unwrap_or_else(|| panic!("README lacks exit code {code}"));
             assert!(
                 text.starts_with(meaning),
-                "README row {}: `{text}` should start with `{meaning}`",
-                code as u8
+                "README row {code}: `{text}` should start with `{meaning}`"
             );
+            assert!(help.contains(&format!("{code} {meaning}")), "--help lacks {code}: {help}");
         }
     }
 
@@ -486,48 +287,48 @@ mod tests {
         let device = |e: DeviceError| -> CliError {
             CoreError::Slot { slot: SlotId(1), source: SlotError::Device(e) }.into()
         };
-        let cases: Vec<(CliError, ExitCode)> = vec![
-            (CoreError::WrongSecret { tried: "x".into() }.into(), ExitCode::AuthenticationFailed),
+        let cases: Vec<(CliError, ErrorClass)> = vec![
+            (CoreError::WrongSecret { tried: "x".into() }.into(), ErrorClass::AuthenticationFailed),
             (
                 CoreError::BadRecoveryCode(keyward_core::recovery_code::CodeError::WordCount {
                     found: 3,
                 })
                 .into(),
-                ExitCode::AuthenticationFailed,
+                ErrorClass::AuthenticationFailed,
             ),
             (
                 CoreError::Integrity { path: path.clone(), what: IntegrityFailure::Checksum }
                     .into(),
-                ExitCode::Integrity,
+                ErrorClass::Integrity,
             ),
             (
                 CoreError::FingerprintMismatch { expected: "a".into(), found: "b".into() }.into(),
-                ExitCode::FingerprintMismatch,
+                ErrorClass::FingerprintMismatch,
             ),
-            (CoreError::KeyboxNotFound(path.clone()).into(), ExitCode::NotFound),
-            (CoreError::SlotNotFound("2".into()).into(), ExitCode::NotFound),
-            (CoreError::NotRecorded("x").into(), ExitCode::NotFound),
-            (CoreError::NoSlotOfKind("passphrase".into()).into(), ExitCode::NotFound),
-            (CoreError::NoSlotTakes("the passphrase").into(), ExitCode::NotFound),
+            (CoreError::KeyboxNotFound(path.clone()).into(), ErrorClass::NotFound),
+            (CoreError::SlotNotFound("2".into()).into(), ErrorClass::NotFound),
+            (CoreError::NotRecorded("x").into(), ErrorClass::NotFound),
+            (CoreError::NoSlotOfKind("passphrase".into()).into(), ErrorClass::NotFound),
+            (CoreError::NoSlotTakes("the passphrase").into(), ErrorClass::NotFound),
             (
                 CoreError::UnknownKind { slot: SlotId(1), kind: "fido2".into() }.into(),
-                ExitCode::Unavailable,
+                ErrorClass::Unavailable,
             ),
             (
                 CoreError::SlotNeeds { slot: SlotId(1), needs: "the PIN".into() }.into(),
-                ExitCode::Usage,
+                ErrorClass::Usage,
             ),
             (
                 CoreError::WrongSecretKind { slot: SlotId(1), kind: "plain".into(), offered: "x" }
                     .into(),
-                ExitCode::Usage,
+                ErrorClass::Usage,
             ),
-            (device(DeviceError::Absent("no TPM".into())), ExitCode::Unavailable),
-            (device(DeviceError::Busy("in use".into())), ExitCode::Unavailable),
-            (device(DeviceError::LockedOut("lockout".into())), ExitCode::Refused),
+            (device(DeviceError::Absent("no TPM".into())), ErrorClass::Unavailable),
+            (device(DeviceError::Busy("in use".into())), ErrorClass::Unavailable),
+            (device(DeviceError::LockedOut("lockout".into())), ErrorClass::Refused),
             (
                 device(DeviceError::PolicyMismatch("PCR 7 changed".into())),
-                ExitCode::AuthenticationFailed,
+                ErrorClass::AuthenticationFailed,
             ),
             (
                 CoreError::Slot {
@@ -535,16 +336,16 @@ mod tests {
                     source: SlotError::Other(Box::new(PeersSlotError::TicketNeeded)),
                 }
                 .into(),
-                ExitCode::Usage,
+                ErrorClass::Usage,
             ),
-            (CoreError::NoUnattendedSlot.into(), ExitCode::Usage),
-            (CoreError::KeyboxExists(path.clone()).into(), ExitCode::Conflict),
-            (CoreError::LockHeld(path.clone()).into(), ExitCode::Conflict),
+            (CoreError::NoUnattendedSlot.into(), ErrorClass::Usage),
+            (CoreError::KeyboxExists(path.clone()).into(), ErrorClass::Conflict),
+            (CoreError::LockHeld(path.clone()).into(), ErrorClass::Conflict),
             (
                 CoreError::ConcurrentChange { path: path.clone(), expected: 1, found: 2 }.into(),
-                ExitCode::Conflict,
+                ErrorClass::Conflict,
             ),
-            (CoreError::OutputExists(path.clone()).into(), ExitCode::Conflict),
+            (CoreError::OutputExists(path.clone()).into(), ErrorClass::Conflict),
             (
                 CoreError::InsecurePermissions {
                     path: path.clone(),
@@ -552,12 +353,12 @@ mod tests {
                     fix: "f".into(),
                 }
                 .into(),
-                ExitCode::Refused,
+                ErrorClass::Refused,
             ),
-            (CoreError::LastSlot(SlotId(1)).into(), ExitCode::Refused),
-            (CoreError::KeyLength { len: 3, min: 16, max: 4096 }.into(), ExitCode::Usage),
-            (CoreError::PassphraseTooShort { min: 8 }.into(), ExitCode::Usage),
-            (CoreError::KeyfileSize { len: 3 }.into(), ExitCode::Usage),
+            (CoreError::LastSlot(SlotId(1)).into(), ErrorClass::Refused),
+            (CoreError::KeyLength { len: 3, min: 16, max: 4096 }.into(), ErrorClass::Usage),
+            (CoreError::PassphraseTooShort { min: 8 }.into(), ErrorClass::Usage),
+            (CoreError::KeyfileSize { len: 3 }.into(), ErrorClass::Usage),
             (
                 CoreError::SlotKindMismatch {
                     slot: SlotId(1),
@@ -565,61 +366,67 @@ mod tests {
                     offered: "passphrase".into(),
                 }
                 .into(),
-                ExitCode::Usage,
+                ErrorClass::Usage,
             ),
-            (CoreError::DuplicateLabel("x".into()).into(), ExitCode::Usage),
-            (CoreError::BadLabel("1".into()).into(), ExitCode::Usage),
-            (CoreError::OutOfMemory { kib: 1024 }.into(), ExitCode::Internal),
+            (CoreError::DuplicateLabel("x".into()).into(), ErrorClass::Usage),
+            (CoreError::BadLabel("1".into()).into(), ErrorClass::Usage),
+            (CoreError::OutOfMemory { kib: 1024 }.into(), ErrorClass::Internal),
             (
                 CoreError::NotDurable { path: path.clone(), source: io(std::io::ErrorKind::Other) }
                     .into(),
-                ExitCode::Internal,
+                ErrorClass::Internal,
             ),
-            (CoreError::SlotIdsExhausted.into(), ExitCode::Refused),
-            (CoreError::KdfParams(IntegrityFailure::Checksum).into(), ExitCode::Usage),
-            (CoreError::Internal("x").into(), ExitCode::Internal),
-            (CoreError::Random("x".into()).into(), ExitCode::Internal),
+            (CoreError::SlotIdsExhausted.into(), ErrorClass::Refused),
+            (CoreError::KdfParams(IntegrityFailure::Checksum).into(), ErrorClass::Usage),
+            (CoreError::Internal("x").into(), ErrorClass::Internal),
+            (CoreError::Random("x".into()).into(), ErrorClass::Internal),
             (
                 CoreError::io("cannot read", &path, io(std::io::ErrorKind::NotFound)).into(),
-                ExitCode::NotFound,
+                ErrorClass::NotFound,
             ),
             (
                 CoreError::io("cannot read", &path, io(std::io::ErrorKind::PermissionDenied))
                     .into(),
-                ExitCode::Internal,
+                ErrorClass::Internal,
             ),
-            (CliError::Usage("x".into()), ExitCode::Usage),
-            (CliError::Failed("x".into()), ExitCode::Internal),
+            (CliError::Usage("x".into()), ErrorClass::Usage),
+            (CliError::Failed("x".into()), ErrorClass::Internal),
             (
                 BoxError::CodeOpensNothing { what: "b".into(), ticket_uses_left: Some(2) }.into(),
-                ExitCode::AuthenticationFailed,
+                ErrorClass::AuthenticationFailed,
             ),
-            (BoxError::Config { path: path.clone(), problem: "x".into() }.into(), ExitCode::Usage),
-            (BoxError::Invalid("x".into()).into(), ExitCode::Usage),
-            (CliError::OutputExists { path: path.clone() }, ExitCode::Conflict),
-            (CliError::Output(io(std::io::ErrorKind::BrokenPipe)), ExitCode::Internal),
+            (
+                BoxError::Config { path: path.clone(), problem: "x".into() }.into(),
+                ErrorClass::Usage,
+            ),
+            (BoxError::Invalid("x".into()).into(), ErrorClass::Usage),
+            (CliError::OutputExists { path: path.clone() }, ErrorClass::Conflict),
+            (CliError::Output(io(std::io::ErrorKind::BrokenPipe)), ErrorClass::Internal),
         ];
         let pbs = |source| CliError::Pbs { path: path.clone(), source };
-        let pbs_cases: Vec<(CliError, ExitCode)> = vec![
-            (pbs(PbsError::NotJson("x".into())), ExitCode::Integrity),
-            (pbs(PbsError::BadField { field: "data", problem: "x".into() }), ExitCode::Integrity),
-            (pbs(PbsError::UnknownKdf { found: "x".into() }), ExitCode::Integrity),
-            (pbs(PbsError::PassphraseNeeded { kdf: "x".into() }), ExitCode::Usage),
-            (pbs(PbsError::WrongPassphrase { hint: None }), ExitCode::AuthenticationFailed),
-            (pbs(PbsError::SelfCheckFailed), ExitCode::Internal),
-            (pbs(PbsError::EncryptionFailed), ExitCode::Internal),
+        let pbs_cases: Vec<(CliError, ErrorClass)> = vec![
+            (pbs(PbsError::NotJson("x".into())), ErrorClass::Integrity),
+            (pbs(PbsError::BadField { field: "data", problem: "x".into() }), ErrorClass::Integrity),
+            (pbs(PbsError::UnknownKdf { found: "x".into() }), ErrorClass::Integrity),
+            (pbs(PbsError::PassphraseNeeded { kdf: "x".into() }), ErrorClass::Usage),
+            (pbs(PbsError::WrongPassphrase { hint: None }), ErrorClass::AuthenticationFailed),
+            (pbs(PbsError::SelfCheckFailed), ErrorClass::Internal),
+            (pbs(PbsError::EncryptionFailed), ErrorClass::Internal),
             (
                 pbs(PbsError::EscrowCostTooHigh { found: "x".into(), limit: "y".into() }),
-                ExitCode::Integrity,
+                ErrorClass::Integrity,
             ),
             (
                 pbs(PbsError::StoredFingerprintMismatch { stored: "a".into(), found: "b".into() }),
-                ExitCode::Integrity,
+                ErrorClass::Integrity,
             ),
-            (pbs(PbsError::KeyLength(3)), ExitCode::Integrity),
-            (pbs(PbsError::Kdf(KdfError::OutOfMemory { kib: 1 })), ExitCode::Internal),
-            (pbs(PbsError::Kdf(KdfError::Params(IntegrityFailure::Checksum))), ExitCode::Integrity),
-            (pbs(PbsError::Core(CoreError::Random("x".into()))), ExitCode::Internal),
+            (pbs(PbsError::KeyLength(3)), ErrorClass::Integrity),
+            (pbs(PbsError::Kdf(KdfError::OutOfMemory { kib: 1 })), ErrorClass::Internal),
+            (
+                pbs(PbsError::Kdf(KdfError::Params(IntegrityFailure::Checksum))),
+                ErrorClass::Integrity,
+            ),
+            (pbs(PbsError::Core(CoreError::Random("x".into()))), ErrorClass::Internal),
         ];
         let refused = |status| ClientError::Refused {
             service: "hub",
@@ -639,30 +446,30 @@ mod tests {
             reason: "r".into(),
             unreachable,
         };
-        let remote_cases: Vec<(CliError, ExitCode)> = vec![
-            (unreachable().into(), ExitCode::Unavailable),
-            (refused(400).into(), ExitCode::Usage),
-            (refused(401).into(), ExitCode::Refused),
-            (refused(403).into(), ExitCode::Refused),
-            (refused(413).into(), ExitCode::Refused),
-            (refused(429).into(), ExitCode::Refused),
-            (refused(404).into(), ExitCode::NotFound),
-            (refused(409).into(), ExitCode::Conflict),
-            (refused(408).into(), ExitCode::Unavailable),
-            (refused(500).into(), ExitCode::Internal),
+        let remote_cases: Vec<(CliError, ErrorClass)> = vec![
+            (unreachable().into(), ErrorClass::Unavailable),
+            (refused(400).into(), ErrorClass::Usage),
+            (refused(401).into(), ErrorClass::Refused),
+            (refused(403).into(), ErrorClass::Refused),
+            (refused(413).into(), ErrorClass::Refused),
+            (refused(429).into(), ErrorClass::Refused),
+            (refused(404).into(), ErrorClass::NotFound),
+            (refused(409).into(), ErrorClass::Conflict),
+            (refused(408).into(), ErrorClass::Unavailable),
+            (refused(500).into(), ErrorClass::Internal),
             (
                 ClientError::BadAnswer { service: "peer", url: "u".into(), reason: "r".into() }
                     .into(),
-                ExitCode::Integrity,
+                ErrorClass::Integrity,
             ),
-            (CliError::Unavailable("x".into()), ExitCode::Unavailable),
+            (CliError::Unavailable("x".into()), ErrorClass::Unavailable),
             (
                 CliError::AuditBroken(keyward_hub::audit::AuditBreak { seq: 2, what: "x" }),
-                ExitCode::Integrity,
+                ErrorClass::Integrity,
             ),
             (
                 GatherError::TooFew { got: 1, needed: 3, silent: vec![silent(true)] }.into(),
-                ExitCode::Unavailable,
+                ErrorClass::Unavailable,
             ),
             (
                 GatherError::TooFew {
@@ -671,16 +478,16 @@ mod tests {
                     silent: vec![silent(true), silent(false)],
                 }
                 .into(),
-                ExitCode::Refused,
+                ErrorClass::Refused,
             ),
             (
                 GatherError::NoFit { got: 5, needed: 3, expected: "f".into() }.into(),
-                ExitCode::Integrity,
+                ErrorClass::Integrity,
             ),
             (
                 DistributeError::NotStored { failed: vec![("u".into(), unreachable())], total: 3 }
                     .into(),
-                ExitCode::Unavailable,
+                ErrorClass::Unavailable,
             ),
             (
                 DistributeError::NotStored {
@@ -688,22 +495,22 @@ mod tests {
                     total: 3,
                 }
                 .into(),
-                ExitCode::Conflict,
+                ErrorClass::Conflict,
             ),
             (
                 DistributeError::Seal { peer: "u".into(), reason: "r".into() }.into(),
-                ExitCode::Usage,
+                ErrorClass::Usage,
             ),
             (
                 CliError::Card {
                     path: path.clone(),
                     source: keyward_peer::card::CardError::Version(2),
                 },
-                ExitCode::Usage,
+                ErrorClass::Usage,
             ),
             (
                 CoreError::from(keyward_core::shamir::ShareError::Unusable("x")).into(),
-                ExitCode::Integrity,
+                ErrorClass::Integrity,
             ),
             (
                 CoreError::from(keyward_core::shamir::ShareError::BadThreshold {
@@ -711,11 +518,11 @@ mod tests {
                     shares: 3,
                 })
                 .into(),
-                ExitCode::Usage,
+                ErrorClass::Usage,
             ),
         ];
         for (error, code) in cases.into_iter().chain(pbs_cases).chain(remote_cases) {
-            assert_eq!(error.exit_code(), code, "{error:?}");
+            assert_eq!(error.class(), code, "{error:?}");
             let message = error.to_string();
             assert!(
                 !message.is_empty() && !message.contains('\n'),

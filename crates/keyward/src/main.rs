@@ -23,7 +23,8 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command, EscrowCommand};
 use crate::context::Context;
-use crate::exit::{CliResult, ExitCode};
+use crate::exit::CliResult;
+use keyward_core::ErrorClass;
 
 fn main() -> std::process::ExitCode {
     hardening::harden_process();
@@ -36,11 +37,11 @@ fn main() -> std::process::ExitCode {
         Err(e) => return usage_error(e),
     };
     match run(&cli, local_offset) {
-        Ok(()) => std::process::ExitCode::from(ExitCode::Ok as u8),
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
             eprintln!("keyward: error: {}", output::printable(&message));
-            std::process::ExitCode::from(e.exit_code() as u8)
+            std::process::ExitCode::from(e.exit_code())
         }
     }
 }
@@ -53,7 +54,7 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => error.exit(),
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             eprintln!("keyward: error: no command given (see `keyward --help`)");
-            std::process::ExitCode::from(ExitCode::Usage as u8)
+            std::process::ExitCode::from(ErrorClass::Usage.exit_code())
         }
         _ => {
             // clap's first paragraph says what is wrong (and, for missing arguments, which).
@@ -63,7 +64,7 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
             let joined = paragraph.join(" ");
             let message = joined.strip_prefix("error: ").unwrap_or(&joined);
             eprintln!("keyward: error: {message} (see `keyward --help`)");
-            std::process::ExitCode::from(ExitCode::Usage as u8)
+            std::process::ExitCode::from(ErrorClass::Usage.exit_code())
         }
     }
 }

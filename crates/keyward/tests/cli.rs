@@ -279,3 +279,19 @@ fn no_command_is_one_line() {
     let dir = Dir::new("no-command");
     dir.keyward().run().assert_exit_code(2).assert_one_line_error();
 }
+
+/// Issue 22.6: `--help` and the man page listed exit codes by hand, and code 10 was missing
+/// from both; they now come from the classes the errors use.
+#[test]
+fn help_and_man_page_list_every_exit_code() {
+    let dir = Dir::new("help-exit-codes");
+    // Words, not lines: both wrap their text.
+    let words = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let help = words(dir.ok(["--help"]).stdout());
+    let man = words(dir.ok(["man"]).stdout());
+    for class in keyward_core::ErrorClass::ALL {
+        let entry = format!("{} {}", class.exit_code(), class.name());
+        assert!(help.contains(&entry), "--help lacks `{entry}`");
+        assert!(man.contains(&entry), "the man page lacks `{entry}`");
+    }
+}

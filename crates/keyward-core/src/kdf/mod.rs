@@ -45,6 +45,16 @@ pub enum KdfError {
     },
 }
 
+impl KdfError {
+    /// Which kind of failure it is: parameters out of bounds are damage (they come from a file).
+    pub fn class(&self) -> crate::ErrorClass {
+        match self {
+            KdfError::Params(_) => crate::ErrorClass::Integrity,
+            KdfError::OutOfMemory { .. } => crate::ErrorClass::Internal,
+        }
+    }
+}
+
 /// A key-encryption key derived from a secret; zeroized on drop.
 pub type Kek = Zeroizing<[u8; KEK_LEN]>;
 

@@ -275,7 +275,7 @@ impl Keybox {
                     .map_err(|e| Error::from_slot(record.id, e, path))?;
                 return Ok(unlocked);
             }
-            if !slot.channel().may_be_wrong() {
+            if slot.kek_is_vouched() {
                 return Err(self.integrity(path, IntegrityFailure::SlotRecordChanged(record.id)));
             }
             failed.get_or_insert((record.id, slot.channel()));

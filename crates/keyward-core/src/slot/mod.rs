@@ -26,6 +26,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::class::{Classify, ErrorClass};
 use crate::error::IntegrityFailure;
 use crate::kdf::{KdfError, Kek};
 
@@ -111,6 +112,14 @@ pub trait Slot: fmt::Debug + Send + Sync {
     /// Whether reading the keybox file is enough to read K (a plain slot): the store then insists
     /// on a file nobody else can read, and `list` warns.
     fn file_is_the_secret(&self) -> bool {
+        false
+    }
+
+    /// Whether a KEK this slot gives is known good before it is tried: it comes from the slot's
+    /// record itself (a plain slot), from a device that checked its own secret first (a TPM, a
+    /// token), or from K (the peers'). Such a KEK that does not open the wrapped key means the
+    /// record was changed — an integrity failure, not a wrong secret given.
+    fn kek_is_vouched(&self) -> bool {
         false
     }
 
@@ -221,9 +230,35 @@ pub enum SlotError {
     /// that is not valid).
     #[error(transparent)]
     Core(Box<crate::Error>),
-    /// Another failure of the kind's own (a peer protocol error); the CLI maps the types it knows.
-    #[error(transparent)]
-    Other(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// Another failure of the kind's own (a peer protocol error), which knows its class.
+    #[error("{0}")]
+    Other(Box<dyn Classify>),
+}
+
+impl SlotError {
+    /// Which kind of failure it is.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SlotError::Device(e) => e.class(),
+            SlotError::Params(_) => ErrorClass::Integrity,
+            SlotError::Kdf(e) => e.class(),
+            SlotError::Core(e) => e.class(),
+            SlotError::Other(e) => e.class(),
+        }
+    }
+}
+
+impl DeviceError {
+    /// Which kind of failure it is: a device not there or busy is unavailable, one that locks
+    /// us out a refusal, one whose state does not satisfy the slot's policy (changed PCRs, a
+    /// wrong PIN) an authentication failure.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DeviceError::Absent(_) | DeviceError::Busy(_) => ErrorClass::Unavailable,
+            DeviceError::LockedOut(_) => ErrorClass::Refused,
+            DeviceError::PolicyMismatch(_) => ErrorClass::AuthenticationFailed,
+        }
+    }
 }
 
 impl From<IntegrityFailure> for SlotError {

@@ -78,6 +78,11 @@ impl Slot for PlainParams {
         true
     }
 
+    // The KEK is in the record itself.
+    fn kek_is_vouched(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         "UNATTENDED: anyone who can read the keybox file can read the key".into()
     }

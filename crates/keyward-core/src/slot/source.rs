@@ -50,15 +50,6 @@ impl Channel {
     pub fn is_typed(self) -> bool {
         matches!(self, Channel::RecoveryCode | Channel::Passphrase | Channel::Pin)
     }
-
-    /// Whether what is given on it may simply be the wrong one (a mistyped code, another key
-    /// file), so that a KEK that does not open the slot's wrapped key is a wrong secret. On the
-    /// other channels the KEK comes from the record itself (a plain slot), from a device that
-    /// checked its own secret first (a PIN, nothing), or from K (the peers'): one that does not
-    /// open the wrapped key means the slot's record was changed.
-    pub fn may_be_wrong(self) -> bool {
-        matches!(self, Channel::RecoveryCode | Channel::Passphrase | Channel::KeyFile)
-    }
 }
 
 /// A file a slot may need besides its secret.

@@ -228,12 +228,13 @@ fn walk(d: &mut Demo, local_offset: time::UtcOffset) -> CliResult {
         "the fresh machine has the backup key back",
         recovered.expose() == backup_key.expose(),
     )?;
-    hub_path(d, &backup_key)
+    hub_path(d, &backup_key, &pbs_short)
 }
 
 /// The same story through an escrow hub on 127.0.0.1 (SQLite in the demo folder): an operator,
-/// a hub, the box enrolls and pushes, a fresh machine recovers with a ticket and the code.
-fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
+/// a hub, the box enrolls and pushes, a fresh machine recovers with a ticket, the code and the
+/// key's PBS fingerprint (`pbs_short`) recorded at setup.
+fn hub_path(d: &mut Demo, backup_key: &DataKey, pbs_short: &str) -> CliResult {
     println!("\nNow through an escrow hub, which stores the blob but can never open it.");
     d.home = d.path("box");
     let keygen =
@@ -274,20 +275,20 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey) -> CliResult {
     println!("\nAnother fresh machine: only the ticket and the code (HOME={}).", d.home.display());
     d.run(
         "A wrong code fails closed (exit 3, nothing written) and says how many fetches are left",
-        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file old-code.txt --out wrong.json"),
+        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file old-code.txt --out wrong.json"),
         3,
     )?;
     d.check("no output file was written", !d.path("wrong.json").exists())?;
     d.run(
         "Recover from the hub and install the key for the backup client",
-        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --install"),
+        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file code.txt --install"),
         OK,
     )?;
     let recovered = installed_key(d)?;
     d.check("the key came back through the hub", recovered.expose() == backup_key.expose())?;
     d.run(
         "Its two fetches used, the ticket is refused: exit 9",
-        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --code-file code.txt --out again.json"),
+        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file code.txt --out again.json"),
         9,
     )?;
     d.run("The hub's audit chain", "hub audit verify --data hub", OK)?;

@@ -273,6 +273,15 @@ pub enum Error {
     #[error("the system random number generator failed ({0}); nothing was written")]
     Random(String),
 
+    /// The disk (or the user's quota) is full: nothing was changed, and no temp file is left.
+    #[error("cannot write {}: the disk is full ({source}); nothing was changed — free some space and run this again", path.display())]
+    DiskFull {
+        /// The file that was being written.
+        path: PathBuf,
+        /// The system's words.
+        source: std::io::Error,
+    },
+
     /// An I/O operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -366,6 +375,7 @@ impl Error {
                 ErrorClass::NotFound
             }
             Error::Io { .. }
+            | Error::DiskFull { .. }
             | Error::Random(_)
             | Error::Internal(_)
             | Error::OutOfMemory { .. }
@@ -411,9 +421,16 @@ impl Error {
         }
     }
 
-    /// Builds an [`Error::Io`].
+    /// Builds an [`Error::Io`] — or, for a full disk, an [`Error::DiskFull`]: every write
+    /// keyward makes before a change's point of no return goes to a new file, removed again on
+    /// failure, so a full disk changes nothing.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Error::DiskFull { path: path.into(), source }
+            }
+            _ => Error::Io { action, path: path.into(), source },
+        }
     }
 }
 

@@ -385,6 +385,10 @@ mod tests {
                 ErrorClass::NotFound,
             ),
             (
+                CoreError::io("cannot write", &path, io(std::io::ErrorKind::StorageFull)).into(),
+                ErrorClass::Internal,
+            ),
+            (
                 CoreError::io("cannot read", &path, io(std::io::ErrorKind::PermissionDenied))
                     .into(),
                 ErrorClass::Internal,

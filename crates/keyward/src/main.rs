@@ -23,7 +23,9 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command, EscrowCommand};
 use crate::context::Context;
-use crate::exit::CliResult;
+use std::io::Write as _;
+
+use crate::exit::{CliError, CliResult};
 use keyward_core::ErrorClass;
 
 fn main() -> std::process::ExitCode {
@@ -38,12 +40,27 @@ fn main() -> std::process::ExitCode {
     };
     match run(&cli, local_offset) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            reader_went_away()
+        }
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
             eprintln!("keyward: error: {}", output::printable(&message));
             std::process::ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Whoever read stdout went away (`keyward completions bash | head -1`): the process ends as
+/// any Unix tool does then, quietly, by SIGPIPE (the shell sees 141), not with an error line.
+fn reader_went_away() -> std::process::ExitCode {
+    // SAFETY: restoring SIGPIPE's default action and raising it take no pointers; the default
+    // action ends the process, so nothing after it runs unless the signal is blocked.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::ExitCode::from(ErrorClass::Internal.exit_code())
 }
 
 /// Help and version go out as clap prints them; a real usage error becomes one line, like every
@@ -72,13 +89,16 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
 fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
     match &cli.command {
         Command::Demo(args) => commands::demo::run(args, local_offset),
+        // Rendered whole first: the generators panic on a write error (a closed pipe).
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "keyward", &mut std::io::stdout());
-            Ok(())
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "keyward", &mut text);
+            Ok(std::io::stdout().lock().write_all(&text)?)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(())
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut text)?;
+            Ok(std::io::stdout().lock().write_all(&text)?)
         }
         command => {
             let ctx = Context::new(cli, local_offset)?;

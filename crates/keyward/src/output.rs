@@ -195,8 +195,11 @@ fn write_to_descriptor(fd: RawFd, path: &Path, data: &[u8]) -> CliResult {
     let fail = |e| CliError::from(keyward_core::Error::io("cannot write", PathBuf::from(path), e));
     if fd == std::io::stdout().as_raw_fd() {
         let mut out = std::io::stdout().lock();
-        out.write_all(data).and_then(|()| out.flush()).map_err(fail)?;
-        return Ok(());
+        return match out.write_all(data).and_then(|()| out.flush()) {
+            // The reader went away: told as any closed stdout is (see main).
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
+            result => result.map_err(fail),
+        };
     }
     // SAFETY: F_DUPFD_CLOEXEC takes no pointers; a descriptor that is not open fails with
     // EBADF, checked below.

@@ -49,9 +49,13 @@ pub fn prompt_hidden(prompt: &str) -> BoxResult<Zeroizing<String>> {
     if !terminal_available() {
         return Err(invalid("no terminal to prompt on; give the secret with a file option"));
     }
-    rpassword::prompt_password(prompt)
-        .map(Zeroizing::new)
-        .map_err(|e| CoreError::io("cannot read", "the terminal", e).into())
+    rpassword::prompt_password(prompt).map(Zeroizing::new).map_err(|e| match e.kind() {
+        // Ctrl-D on an empty line: the person chose not to answer.
+        std::io::ErrorKind::UnexpectedEof => invalid(
+            "nothing was typed (the input ended, Ctrl-D); run again and type it, or give it with a file option",
+        ),
+        _ => CoreError::io("cannot read", "the terminal", e).into(),
+    })
 }
 
 /// Prompts twice for a new passphrase and insists the two agree.

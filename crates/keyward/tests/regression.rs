@@ -202,3 +202,110 @@ fn recover_without_an_expected_fingerprint_is_refused_before_anything_is_asked()
         assert!(!dir.path("k").exists());
     }
 }
+
+/// Issue 22.6: Ctrl-D at a prompt was an "internal error" (exit 1); it is the person choosing
+/// not to answer: a usage exit, and nothing written.
+#[test]
+fn ctrl_d_at_a_prompt_is_a_usage_exit() {
+    let dir = Dir::new("ctrl-d");
+    dir.init_with_code();
+    let (shown, status) = dir
+        .keyward()
+        .args(["unlock", "--slot", "1", "--out", "k"])
+        .at_terminal("Recovery code: ", b"\x04");
+    assert_eq!(status.code(), Some(2), "{shown}");
+    assert!(shown.contains("nothing was typed"), "{shown}");
+    assert!(!dir.path("k").exists());
+}
+
+/// Issue 22.6: `keyward completions bash | head -1` aborted (exit 134) on the closed pipe. A
+/// reader that goes away ends keyward quietly, by SIGPIPE as any Unix tool, also for a key
+/// written with `--out -`.
+#[test]
+fn a_closed_pipe_ends_keyward_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = Dir::new("closed-pipe");
+    dir.init_plain_canary();
+    for args in [
+        vec!["completions", "bash"],
+        vec!["man"],
+        vec!["list"],
+        vec!["unlock", "--out", "-"],
+        vec!["demo"],
+    ] {
+        let (mut child, line) = dir.keyward().args(&args).spawn();
+        // The reader goes away before anything is written.
+        drop(child.stdout.take());
+        let out = util::Outcome::from_child(child, line, dir.root());
+        assert_eq!(out.output.status.signal(), Some(libc::SIGPIPE), "{args:?}{}", out.report());
+        assert!(out.stderr().is_empty(), "{args:?}: quiet{}", out.report());
+    }
+}
+
+/// A small tmpfs mounted for one test (root only: the tests run as root, as CI does), unmounted
+/// when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf) -> SmallDisk {
+        std::fs::create_dir(&at).expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"])
+            .arg(&at)
+            .status();
+        assert!(
+            mounted.is_ok_and(|s| s.success()),
+            "this test mounts a 256 KiB tmpfs to fill it: it needs root (scripts/test-all.sh runs as root)"
+        );
+        SmallDisk(at)
+    }
+
+    /// Fills it to the last byte.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.0.join("filler")).expect("filler");
+        while filler.write_all(&[0u8; 4096]).is_ok() {}
+        while filler.write_all(&[0u8; 1]).is_ok() {}
+    }
+
+    fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Issue 22.6: a full disk must say nothing was changed and leave no temporary file behind
+/// (a part-written temp file of a secret stayed).
+#[test]
+fn a_full_disk_changes_nothing_and_leaves_no_temporary_files() {
+    let dir = Dir::new("disk-full");
+    let disk = SmallDisk::mount(dir.path("small"));
+    let keybox = disk.0.join("keybox.json");
+    let on_disk = || dir.keyward().env("KEYWARD_KEYBOX", &keybox);
+    dir.write("canary.key", util::CANARY_KEY);
+    let init = ["init", "--with", "keyfile", "--import", "canary.key", "--keyfile", "slot.key"];
+    on_disk().args(init).run().assert_success();
+    disk.fill();
+    let before = std::fs::read(&keybox).expect("keybox");
+    let entries = disk.entries();
+    let out_key = disk.0.join("out.key");
+    for args in [vec!["enroll", "plain"], vec!["unlock", "--out", out_key.to_str().expect("path")]]
+    {
+        let full = on_disk().args(&args).run();
+        full.assert_exit_code(1).assert_one_line_error();
+        let said = full.stderr();
+        assert!(said.contains("disk is full") && said.contains("nothing was changed"), "{said}");
+        assert_eq!(std::fs::read(&keybox).expect("keybox"), before, "{args:?}: keybox unchanged");
+        assert_eq!(disk.entries(), entries, "{args:?}: no file left behind");
+    }
+}

@@ -33,7 +33,8 @@ pub trait Fs {
     fn current_uid(&self) -> u32;
     /// Creates a folder (and missing parents) with mode 0700.
     fn create_private_dir(&self, path: &Path) -> io::Result<()>;
-    /// Creates a new file (mode 0600, failing if it exists) and writes `data` into it.
+    /// Creates a new file (mode 0600, failing if it exists) and writes `data` into it; if the
+    /// write fails (a full disk), the file is removed again.
     fn write_new(&self, path: &Path, data: &[u8]) -> io::Result<()>;
     /// fsync of a file's data and metadata.
     fn sync_file(&self, path: &Path) -> io::Result<()>;
@@ -101,7 +102,10 @@ impl Fs for RealFs {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
-        file.write_all(data)
+        file.write_all(data).inspect_err(|_| {
+            // Ours since the create above: a part-written file is not left behind.
+            let _ = fs::remove_file(path);
+        })
     }
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {

@@ -169,7 +169,10 @@ impl<'fs> Store<'fs> {
                 let _ = self.fs.remove(&temp);
                 return Err(Error::KeyboxExists(self.path.clone()));
             }
-            Err(e) => return Err(Error::io("cannot create", &self.path, e)),
+            Err(e) => {
+                let _ = self.fs.remove(&temp);
+                return Err(Error::io("cannot create", &self.path, e));
+            }
         }
         // The keybox is in place from here on: a failure now must not read as "nothing changed".
         let not_durable = |source| Error::NotDurable { path: self.path.clone(), source };
@@ -194,9 +197,10 @@ impl<'fs> Store<'fs> {
             });
         }
         let temp = self.write_temp(&keybox.to_bytes())?;
-        self.fs
-            .rename(&temp, &self.path)
-            .map_err(|e| Error::io("cannot replace", &self.path, e))?;
+        if let Err(e) = self.fs.rename(&temp, &self.path) {
+            let _ = self.fs.remove(&temp);
+            return Err(Error::io("cannot replace", &self.path, e));
+        }
         // The new keybox is in place from here on (see `create`).
         self.fs
             .sync_dir(&self.folder())
@@ -213,7 +217,10 @@ impl<'fs> Store<'fs> {
             Err(e) => return Err(Error::io("cannot write", &self.path, e)),
         }
         self.fs.write_new(&temp, bytes).map_err(|e| Error::io("cannot write", &self.path, e))?;
-        self.fs.sync_file(&temp).map_err(|e| Error::io("cannot write", &self.path, e))?;
+        if let Err(e) = self.fs.sync_file(&temp) {
+            let _ = self.fs.remove(&temp);
+            return Err(Error::io("cannot write", &self.path, e));
+        }
         Ok(temp)
     }
 

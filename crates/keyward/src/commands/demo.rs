@@ -5,6 +5,7 @@
 //! Every step is a real `keyward` process with the arguments a user would type; secrets go through
 //! files in the folder, never through argv.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -14,6 +15,14 @@ use keyward_pbs::{PbsKeyFile, PbsTime};
 
 use crate::cli::DemoArgs;
 use crate::exit::{CliError, CliResult};
+
+/// A line of the demo's story on stdout; a reader gone (`| head`) ends the demo like any
+/// other failure to print.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(CliError::Output)?
+    };
+}
 
 /// A step's expected exit code.
 const OK: i32 = 0;
@@ -35,8 +44,8 @@ impl Demo {
     /// the exit code. Returns stdout.
     fn run(&mut self, what: &str, command: &str, expect: i32) -> CliResult<String> {
         self.step += 1;
-        println!("\n{}. {what}", self.step);
-        println!("   $ keyward {command}");
+        say!("\n{}. {what}", self.step);
+        say!("   $ keyward {command}");
         let output = Command::new(&self.exe)
             .args(command.split(' '))
             .current_dir(&self.dir)
@@ -48,11 +57,11 @@ impl Demo {
             .map_err(|e| keyward_core::Error::io("cannot run", &self.exe, e))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         for line in stdout.lines().chain(String::from_utf8_lossy(&output.stderr).lines()) {
-            println!("   | {line}");
+            say!("   | {line}");
         }
         let code = output.status.code().unwrap_or(-1);
         let verdict = if code == expect { "as expected" } else { "NOT as expected" };
-        println!("   → exit {code} ({verdict})");
+        say!("   → exit {code} ({verdict})");
         if code != expect {
             return Err(CliError::Failed(format!(
                 "demo step {} ({what}) did not go as expected",
@@ -79,9 +88,7 @@ impl Demo {
         data: &str,
         listen: std::net::SocketAddr,
     ) -> CliResult<ServerChild> {
-        println!(
-            "\n   $ keyward {role} serve --data {data} --listen {listen}   (in the background)"
-        );
+        say!("\n   $ keyward {role} serve --data {data} --listen {listen}   (in the background)");
         let log_path = self.path(&format!("{data}.log"));
         let log = std::fs::File::create(&log_path)
             .map_err(|e| keyward_core::Error::io("cannot create", &log_path, e))?;
@@ -111,7 +118,7 @@ impl Demo {
 
     /// Checks one of the demo's own claims, and says so.
     fn check(&self, claim: &str, holds: bool) -> CliResult {
-        println!("   {claim}: {}", if holds { "yes" } else { "NO" });
+        say!("   {claim}: {}", if holds { "yes" } else { "NO" });
         if holds {
             Ok(())
         } else {
@@ -128,16 +135,16 @@ pub fn run(args: &DemoArgs, local_offset: time::UtcOffset) -> CliResult {
         .prefix("keyward-demo-")
         .tempdir()
         .map_err(|e| keyward_core::Error::io("cannot create", std::env::temp_dir(), e))?;
-    println!("keyward demo in {} (a fresh private folder)", dir.path().display());
+    say!("keyward demo in {} (a fresh private folder)", dir.path().display());
     let root = dir.path().to_path_buf();
     let mut demo = Demo { exe, home: root.join("box"), dir: root, step: 0 };
     let result = walk(&mut demo, local_offset);
     if args.keep {
         let kept = dir.keep();
-        println!("\nThe folder is kept: {}", kept.display());
+        say!("\nThe folder is kept: {}", kept.display());
     }
     result?;
-    println!("\nAll steps went as expected.");
+    say!("\nAll steps went as expected.");
     Ok(())
 }
 
@@ -150,7 +157,7 @@ fn walk(d: &mut Demo, local_offset: time::UtcOffset) -> CliResult {
         .map_err(|source| CliError::Pbs { path: d.path("encryption-key.json"), source })?;
     d.write("encryption-key.json", &key_file.to_bytes())?;
     d.write("passphrase.txt", b"correct horse battery staple\n")?;
-    println!("The box's Proxmox Backup key (a stand-in made for the demo): encryption-key.json");
+    say!("The box's Proxmox Backup key (a stand-in made for the demo): encryption-key.json");
 
     d.run(
         "Bring the backup key under keyward, with a recovery-code slot",
@@ -214,7 +221,7 @@ fn walk(d: &mut Demo, local_offset: time::UtcOffset) -> CliResult {
         OK,
     )?;
     d.home = d.path("fresh-box");
-    println!(
+    say!(
         "\nThe box is gone. A fresh machine has only blob.json and the code (HOME={}).",
         d.home.display()
     );
@@ -235,7 +242,7 @@ fn walk(d: &mut Demo, local_offset: time::UtcOffset) -> CliResult {
 /// a hub, the box enrolls and pushes, a fresh machine recovers with a ticket, the code and the
 /// key's PBS fingerprint (`pbs_short`) recorded at setup.
 fn hub_path(d: &mut Demo, backup_key: &DataKey, pbs_short: &str) -> CliResult {
-    println!("\nNow through an escrow hub, which stores the blob but can never open it.");
+    say!("\nNow through an escrow hub, which stores the blob but can never open it.");
     d.home = d.path("box");
     let keygen =
         d.run("An operator makes a key pair", "operator keygen --out operator.key --json", OK)?;
@@ -272,7 +279,7 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey, pbs_short: &str) -> CliResult {
         OK,
     )?;
     d.home = d.path("fresh-box-2");
-    println!("\nAnother fresh machine: only the ticket and the code (HOME={}).", d.home.display());
+    say!("\nAnother fresh machine: only the ticket and the code (HOME={}).", d.home.display());
     d.run(
         "A wrong code fails closed (exit 3, nothing written) and says how many fetches are left",
         &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file old-code.txt --out wrong.json"),
@@ -299,9 +306,7 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey, pbs_short: &str) -> CliResult {
 /// The same key, 2-of-3 among peer nodes on 127.0.0.1: the box gets it back after a restart
 /// with one peer down, and a fresh machine with an operator's release ticket.
 fn peers_path(d: &mut Demo, backup_key: &DataKey, operator: &str) -> CliResult {
-    println!(
-        "\nNow 2-of-3 among peer nodes: no single peer can open the key, any two give it back."
-    );
+    say!("\nNow 2-of-3 among peer nodes: no single peer can open the key, any two give it back.");
     d.home = d.path("box");
     let mut peers = Vec::new();
     let mut peer_args = String::new();
@@ -329,7 +334,7 @@ fn peers_path(d: &mut Demo, backup_key: &DataKey, operator: &str) -> CliResult {
     )?;
     d.run("Which peers hold a share", "peers status", OK)?;
     peers[0].stop();
-    println!("\n   (peer1 is stopped)");
+    say!("\n   (peer1 is stopped)");
     d.run(
         "After a restart the box gets its key back from the two peers still up",
         "unlock --slot peers-4 --out key-peers.bin",
@@ -343,7 +348,7 @@ fn peers_path(d: &mut Demo, backup_key: &DataKey, operator: &str) -> CliResult {
     )?;
     let fingerprint = fingerprint.trim().to_string();
     d.home = d.path("fresh-box-3");
-    println!("\nA third fresh machine: only the peer cards (HOME={}).", d.home.display());
+    say!("\nA third fresh machine: only the peer cards (HOME={}).", d.home.display());
     let requester = d.run(
         "The fresh machine makes a requester key; the operator's ticket will name it",
         "operator keygen --out requester.key --json",

@@ -238,6 +238,84 @@ impl TestCommand {
         (self.cmd.spawn().expect("spawn keyward"), line)
     }
 
+    /// Runs with a new pseudo-terminal as its controlling terminal (and stdin, stdout and
+    /// stderr), types `keys` once `prompt` has appeared on it, and returns everything the
+    /// terminal showed and how the process ended (bounded: 20 s).
+    pub fn at_terminal(mut self, prompt: &str, keys: &[u8]) -> (String, std::process::ExitStatus) {
+        use std::io::{Read, Write};
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes the two descriptors it opens; the other arguments may be null.
+        let opened = unsafe {
+            libc::openpty(
+                &raw mut master,
+                &raw mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened by openpty and nothing else owns them.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let io = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup the terminal"));
+        self.cmd.stdin(io(&slave)).stdout(io(&slave)).stderr(io(&slave));
+        // SAFETY: ioctl is async-signal-safe; after `keyward()`'s setsid the process has no
+        // controlling terminal, and this makes its stdin, the new terminal, that terminal.
+        unsafe {
+            self.cmd.pre_exec(|| {
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = self.cmd.spawn().expect("spawn keyward at a terminal");
+        drop(slave);
+        let mut reader = std::fs::File::from(master.try_clone().expect("dup the master"));
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            // Ends with EIO once the last descriptor of the terminal's other side is closed.
+            while let Ok(n @ 1..) = reader.read(&mut chunk) {
+                if tx.send(chunk[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut shown = Vec::new();
+        let mut typed = false;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left.min(std::time::Duration::from_millis(100))) {
+                Ok(bytes) => shown.extend(bytes),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if !typed && String::from_utf8_lossy(&shown).contains(prompt) {
+                std::fs::File::from(master.try_clone().expect("dup"))
+                    .write_all(keys)
+                    .expect("type");
+                typed = true;
+            }
+            if let Some(status) = child.try_wait().expect("wait") {
+                // What it printed last is already in the channel, or on its way.
+                while let Ok(bytes) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                    shown.extend(bytes);
+                }
+                return (String::from_utf8_lossy(&shown).into_owned(), status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("keyward at a terminal did not finish: {}", String::from_utf8_lossy(&shown));
+            }
+        }
+        let status = child.wait().expect("wait");
+        (String::from_utf8_lossy(&shown).into_owned(), status)
+    }
+
     /// Runs to completion.
     pub fn run(mut self) -> Outcome {
         let line = format!("{:?}", self.cmd);

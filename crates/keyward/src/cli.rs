@@ -96,6 +96,10 @@ pub enum Command {
     },
     /// Walk through keyward end to end in a temporary folder.
     Demo(DemoArgs),
+    /// Wait until servers started in the background listen: after `keyward hub serve … &`,
+    /// `keyward wait 127.0.0.1:8443` returns once the hub takes connections (exit 8 if it does
+    /// not within --timeout). A PATH waits for a Unix socket (the key agent's) to be there.
+    Wait(WaitArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -970,6 +974,20 @@ pub enum AgentCommand {
         #[command(flatten)]
         socket: AgentSocketArgs,
     },
+}
+
+/// `keyward wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// What to wait for: HOST:PORT, a TCP server (`127.0.0.1:8443`; IPv6 as `[::1]:8443`), or
+    /// PATH, a Unix socket; each in turn.
+    #[arg(value_name = "HOST:PORT|PATH", required = true)]
+    pub targets: Vec<String>,
+
+    /// How long to wait for all of them (`10s`, `2m`; 1 s to 24 h).
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = crate::keyring::parse_timeout)]
+    pub timeout: std::time::Duration,
 }
 
 /// `keyward agent serve`.

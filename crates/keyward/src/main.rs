@@ -89,6 +89,7 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
 fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
     match &cli.command {
         Command::Demo(args) => commands::demo::run(args, local_offset),
+        Command::Wait(args) => commands::wait::run(args),
         // Rendered whole first: the generators panic on a write error (a closed pipe).
         Command::Completions { shell } => {
             let mut text = Vec::new();
@@ -134,7 +135,10 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Exec(args) => commands::agent::exec(&ctx, args),
                 Command::Luks { command } => commands::luks::run(&ctx, command),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
-                Command::Demo(_) | Command::Completions { .. } | Command::Man => Ok(()),
+                Command::Demo(_)
+                | Command::Wait(_)
+                | Command::Completions { .. }
+                | Command::Man => Ok(()),
             }
         }
     }

@@ -295,3 +295,31 @@ fn help_and_man_page_list_every_exit_code() {
         assert!(man.contains(&entry), "the man page lacks `{entry}`");
     }
 }
+
+/// Issue 22.6: the README's servers were used on the line after `serve &`, before they
+/// listened. `keyward wait` returns once a TCP server takes connections or a Unix socket is
+/// there, and says so with exit 8 when nothing comes in time.
+#[test]
+fn wait_returns_once_a_server_listens_and_is_exit_8_when_none_does() {
+    let dir = Dir::new("wait");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let address = listener.local_addr().expect("address").to_string();
+    let closed = {
+        let spare = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        spare.local_addr().expect("address").to_string()
+    };
+    dir.ok(["wait", &address]);
+    let none = dir.keyward().args(["wait", &closed, "--timeout", "1s"]).run();
+    none.assert_exit_code(8).assert_one_line_error();
+    assert!(none.stderr().contains(&closed), "{}", none.report());
+    // A socket appears a moment later: waited for, not connected to.
+    let socket = dir.path("agent.sock");
+    let later = socket.clone();
+    let binder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::os::unix::net::UnixListener::bind(later).expect("bind")
+    });
+    dir.ok(["wait", socket.to_str().expect("path"), "--timeout", "5s"]);
+    drop(binder.join());
+    dir.keyward().args(["wait", "127.0.0.1:notaport"]).run().assert_exit_code(2);
+}

@@ -1,21 +1,12 @@
-//! The README runs as written: every ```sh block of README.md, in order, as one bash script in a
-//! fresh HOME and an empty working folder, with this build's `keyward` on the PATH and no
-//! terminal. The only changes made to the text are the ones a reader's machine does not need:
-//!
-//! - the two set-up commands at the top: `bash scripts/build-deps.sh` is left out (the build
-//!   this test runs in had them), `cargo run --release -p keyward --` runs this build's binary
-//!   instead (same program, no second release build), and `bash scripts/test-all.sh` — what is
-//!   running this test — is not run again;
-//! - every `127.0.0.1:PORT` is moved to a free port (CI machines run other servers), and after a
-//!   line that starts a server in the background, the script waits until it listens (the key
-//!   agent: until its socket is there).
-//!
-//! Everything else — every option, file and variable — is the README's own, so a command that
-//! stops working fails this test.
+//! The README runs as written: every ```sh block of README.md (the tour), in order, as one bash
+//! script, exactly as it is: not a character added or changed. The script runs the way a careful reader
+//! pastes it — `bash -e -o pipefail`, so the first line that fails stops it — with this build's
+//! `keyward` first on the PATH and no terminal, in a network namespace of its own: the tour's
+//! servers listen on the fixed ports it names, and other servers of a CI machine cannot be in
+//! the way. The ```bash block at the top, the two set-up commands, is not run here: the second
+//! is what runs this test (`.ci/run`), and the first's `keyward demo` has a test of its own
+//! (`crates/keyward/tests/cli.rs`).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,71 +29,39 @@ fn shell_blocks(text: &str) -> Vec<Vec<&str>> {
     blocks
 }
 
-/// Every `127.0.0.1:PORT` in `text`, mapped to a free port.
-fn free_ports(text: &str) -> BTreeMap<String, String> {
-    let mut ports = BTreeMap::new();
-    for (at, _) in text.match_indices("127.0.0.1:") {
-        let digits: String = text[at + 10..].chars().take_while(char::is_ascii_digit).collect();
-        if !digits.is_empty() && !ports.contains_key(&digits) {
-            let free = TcpListener::bind("127.0.0.1:0").expect("a free port");
-            let port = free.local_addr().expect("addr").port().to_string();
-            ports.insert(digits, port);
+/// Puts the process in a network namespace of its own with its loopback up (run in the child
+/// before it executes bash; needs root, as the tests do).
+fn own_network() -> std::io::Result<()> {
+    // SAFETY: unshare, socket, ioctl and close are async-signal-safe and take no pointers but
+    // `request`, a zeroed ifreq that lives through the calls.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNET) != 0 {
+            return Err(std::io::Error::last_os_error());
         }
-    }
-    ports
-}
-
-/// The script: the README's lines with the changes the module doc lists.
-fn script(blocks: &[Vec<&str>]) -> String {
-    let ports = free_ports(README);
-    let mut out = String::from(
-        "set -euo pipefail\n\
-         trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n\
-         trap 'echo \"README script line $LINENO failed: $BASH_COMMAND\" >&2' ERR\n\
-         listening() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo \"nothing listens on $1\" >&2; return 1; }\n\
-         socket_ready() { for _ in $(seq 200); do [ -S \"$1\" ] && return 0; sleep 0.05; done; echo \"no socket at $1\" >&2; return 1; }\n",
-    );
-    for block in blocks {
-        for line in block {
-            let trimmed = line.trim();
-            if trimmed == "bash scripts/test-all.sh" {
-                out.push_str("# (scripts/test-all.sh is what runs this)\n");
-                continue;
-            }
-            let mut line = line
-                .replace("bash scripts/build-deps.sh && ", "")
-                .replace("cargo run --release -p keyward --", "keyward");
-            for (from, to) in &ports {
-                line = line.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
-            }
-            out.push_str(&line);
-            out.push('\n');
-            let starts_server = trimmed.starts_with("keyward ")
-                && trimmed.contains(" serve ")
-                && trimmed.split('#').next().is_some_and(|cmd| cmd.trim_end().ends_with('&'));
-            if starts_server && trimmed.starts_with("keyward agent serve") {
-                let socket =
-                    line.split("--socket ").nth(1).and_then(|r| r.split_whitespace().next());
-                let _ = writeln!(out, "socket_ready {}", socket.expect("the agent's --socket"));
-            } else if starts_server {
-                let listen =
-                    line.split("--listen ").nth(1).and_then(|rest| rest.split_whitespace().next());
-                let port = listen.and_then(|a| a.rsplit(':').next()).expect("a --listen address");
-                let _ = writeln!(out, "listening {port}");
-            }
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
         }
+        let mut request: libc::ifreq = std::mem::zeroed();
+        for (to, from) in request.ifr_name.iter_mut().zip(b"lo\0") {
+            *to = *from as libc::c_char;
+        }
+        let up = libc::ioctl(fd, libc::SIOCGIFFLAGS, &raw mut request) == 0 && {
+            request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &raw const request) == 0
+        };
+        let error = std::io::Error::last_os_error();
+        libc::close(fd);
+        if up { Ok(()) } else { Err(error) }
     }
-    out
 }
 
 #[test]
-fn every_shell_block_of_the_readme_runs_as_written_in_a_fresh_home() {
+fn every_shell_block_of_the_readme_runs_exactly_as_written() {
     let blocks = shell_blocks(README);
     assert!(blocks.len() >= 4, "the README has its shell blocks");
-    let script = script(&blocks);
+    let script: String = blocks.iter().flatten().map(|line| format!("{line}\n")).collect();
     let home = tempfile::Builder::new().prefix("keyward-readme-").tempdir().expect("tempdir");
-    let work = home.path().join("work");
-    std::fs::create_dir(&work).expect("work folder");
     let keyward = std::path::Path::new(env!("CARGO_BIN_EXE_keyward"));
     let path = format!(
         "{}:{}",
@@ -111,35 +70,46 @@ fn every_shell_block_of_the_readme_runs_as_written_in_a_fresh_home() {
     );
     // Output to files, not pipes: a full pipe would stall the script.
     let (out_path, err_path) = (home.path().join("stdout.txt"), home.path().join("stderr.txt"));
-    let mut child = Command::new("bash")
-        .args(["-c", &script])
-        .current_dir(&work)
+    let mut command = Command::new("bash");
+    command
+        .args(["-e", "-o", "pipefail", "-x", "-c", &script])
+        .current_dir(home.path())
         .env_clear()
         .env("PATH", path)
         .env("HOME", home.path())
+        // The tour's throwaway home (`mktemp -d`) is made in this test's folder.
+        .env("TMPDIR", home.path())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"));
+    // SAFETY: setsid (a process group of its own, so whatever the script leaves running is
+    // stopped below) and own_network use only async-signal-safe calls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::setsid();
+            own_network()
+        });
+    }
+    let mut child = command
         .spawn()
-        .expect("bash runs");
+        .expect("bash runs in a network namespace of its own (the tests run as root)");
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let group = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = finished.recv_timeout(LIMIT).ok().and_then(Result::ok);
+    // The script stops what it started; after a failure, this does.
+    // SAFETY: kill takes no pointers; the group is the script's own (setsid above).
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-    let numbered: String =
-        script.lines().enumerate().map(|(i, l)| format!("{:>4} {l}\n", i + 1)).collect();
     assert!(
         status.is_some_and(|s| s.success()),
-        "the README did not run as written ({status:?} after {:?})\n--- script\n{numbered}--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "the README did not run as written ({status:?} after {:?}); bash's trace says which line\n--- stdout\n{stdout}\n--- stderr (with bash's trace)\n{stderr}",
         started.elapsed()
     );
 }

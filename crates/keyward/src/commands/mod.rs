@@ -18,3 +18,4 @@ pub mod remove;
 pub mod rotate;
 pub mod unlock;
 pub mod verify;
+pub mod wait;

@@ -5,10 +5,10 @@
 //! own uid — and, if any `exe:` rule is given, its executable (`/proc/PID/exe`) is one of
 //! theirs, with the SHA-256 a rule names.
 
-#![allow(unsafe_code)] // getsockopt(SO_PEERCRED); its SAFETY note is at the call
+#![allow(unsafe_code)] // getsockopt(SO_PEERCRED, SO_PEERPIDFD), pidfd calls; SAFETY notes at them
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -16,7 +16,7 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 
 /// A caller, from the kernel's credentials of the socket's other end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Caller {
     /// Its process id.
     pub pid: u32,
@@ -24,28 +24,54 @@ pub struct Caller {
     pub uid: u32,
     /// Its effective gid.
     pub gid: u32,
-    /// Its executable, if it could be read.
-    pub exe: Option<PathBuf>,
+    /// A handle on its process (`SO_PEERPIDFD`, or `pidfd_open` on a kernel without it): what
+    /// is read through `/proc/PID` (its executable, its groups) is believed only if the handle
+    /// says the process is still alive afterwards, so a pid reused by another process is never
+    /// read as the caller's.
+    process: Option<OwnedFd>,
 }
 
 impl Caller {
-    /// The credentials of `stream`'s peer, and its executable.
+    /// The credentials of `stream`'s peer: uid and gid as they were at `connect`, from the
+    /// kernel, with no race. Its process is not looked at yet ([`Caller::look_at_process`]):
+    /// a caller refused by its uid costs no more.
     pub fn of(stream: &UnixStream) -> std::io::Result<Caller> {
         let cred = peer_credentials(stream)?;
         let pid = u32::try_from(cred.pid).map_err(|_| std::io::Error::other("no peer pid"))?;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-        Ok(Caller { pid, uid: cred.uid, gid: cred.gid, exe })
+        Ok(Caller { pid, uid: cred.uid, gid: cred.gid, process: None })
     }
 
-    /// Its supplementary groups, from /proc (empty if they cannot be read).
+    /// Takes a handle on the caller's process (`SO_PEERPIDFD`: the process that connected,
+    /// whenever it is asked), before anything is read through its pid.
+    pub fn look_at_process(&mut self, stream: &UnixStream) {
+        if self.process.is_none() {
+            let pid = libc::pid_t::try_from(self.pid).unwrap_or(0);
+            self.process = peer_pidfd(stream).or_else(|| pidfd_open(pid));
+        }
+    }
+
+    /// A caller whose credentials could not be read (for the audit line that says so).
+    pub fn unknown() -> Caller {
+        Caller { pid: 0, uid: u32::MAX, gid: u32::MAX, process: None }
+    }
+
+    /// Its executable, if it can be read and the process is still the one that connected.
+    pub fn exe(&self) -> Option<PathBuf> {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok()?;
+        self.still_there().then_some(exe)
+    }
+
+    /// Its supplementary groups, from /proc (empty if they cannot be read, or the process is
+    /// gone).
     fn groups(&self) -> Vec<u32> {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        status
+        let groups = status
             .lines()
             .find_map(|line| line.strip_prefix("Groups:"))
             .map(|ids| ids.split_whitespace().filter_map(|id| id.parse().ok()).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if self.still_there() { groups } else { Vec::new() }
     }
 
     /// SHA-256 of its executable, read through /proc/PID/exe (the file it runs, even if the path
@@ -56,12 +82,61 @@ impl Caller {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match file.read(&mut buf) {
-                Ok(0) => return Some(hasher.finalize().into()),
+                Ok(0) => break,
                 Ok(n) => hasher.update(&buf[..n]),
                 Err(_) => return None,
             }
         }
+        self.still_there().then(|| hasher.finalize().into())
     }
+
+    /// Whether the process that connected is still alive (so `/proc/PID` was its). Without a
+    /// handle (a kernel older than 5.3) nothing can tell, and the pid is believed.
+    fn still_there(&self) -> bool {
+        let Some(process) = &self.process else { return true };
+        // SAFETY: pidfd_send_signal with signal 0 only checks that the process exists and may
+        // be signalled; the descriptor is ours, the info pointer null.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                process.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        // EPERM: alive, but not ours to signal (another user's process).
+        sent == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+}
+
+/// The peer's process as a pidfd, taken with its credentials (Linux 6.5 and later).
+fn peer_pidfd(stream: &UnixStream) -> Option<OwnedFd> {
+    let mut fd: libc::c_int = -1;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).ok()?;
+    // SAFETY: `fd` and `len` are valid for writes of an int and its length; the descriptor is
+    // the stream's own open socket.
+    let done = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERPIDFD,
+            (&raw mut fd).cast(),
+            &raw mut len,
+        )
+    };
+    // SAFETY: on success the kernel made `fd`, a new descriptor nothing else owns.
+    (done == 0 && fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A pidfd for `pid` (Linux 5.3 and later): a kernel without `SO_PEERPIDFD` has a window in
+/// which the pid could be reused before this, which the liveness check narrows.
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, no pointers (its descriptor is close-on-exec).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the kernel made `fd`, a new descriptor nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The uid of `stream`'s peer (a client checks who serves the socket with it).
@@ -209,6 +284,12 @@ impl Allowlist {
         }
     }
 
+    /// Whether deciding needs more than the caller's uid and gid (its groups or executable,
+    /// read through its process).
+    pub fn reads_process(&self) -> bool {
+        !self.executables.is_empty() || self.identities.iter().any(|r| matches!(r, Rule::Gid(_)))
+    }
+
     /// `Ok` if `caller` is served, else why not.
     pub fn check(&self, caller: &Caller) -> Result<(), NotAllowed> {
         let identity = if self.identities.is_empty() {
@@ -231,13 +312,13 @@ impl Allowlist {
         if self.executables.is_empty() {
             return Ok(());
         }
-        let Some(exe) = &caller.exe else {
+        let Some(exe) = caller.exe() else {
             return Err(NotAllowed::ExeUnreadable);
         };
         let mut digest = None;
         let fits =
             |path: &Path, sha256: &Option<[u8; 32]>, digest: &mut Option<Option<[u8; 32]>>| {
-                path == exe
+                path == exe.as_path()
                     && sha256.is_none_or(|want| {
                         *digest.get_or_insert_with(|| caller.exe_sha256()) == Some(want)
                     })
@@ -246,7 +327,7 @@ impl Allowlist {
             Rule::Exe { path, sha256 } => fits(path, sha256, &mut digest),
             _ => false,
         });
-        if allowed { Ok(()) } else { Err(NotAllowed::Exe(exe.clone())) }
+        if allowed { Ok(()) } else { Err(NotAllowed::Exe(exe)) }
     }
 }
 
@@ -275,13 +356,31 @@ mod tests {
 
     #[test]
     fn identity_and_executable_rules_both_hold() {
-        let me = Caller { pid: std::process::id(), uid: 7, gid: 8, exe: Some("/bin/a".into()) };
+        // This test's own process, as its own caller.
+        let me = Caller { pid: std::process::id(), uid: 7, gid: 8, process: None };
+        let exe = std::env::current_exe().expect("this test's executable");
         assert!(Allowlist::new(&[], 7).check(&me).is_ok());
         assert!(Allowlist::new(&[], 9).check(&me).is_err());
         assert!(Allowlist::new(&[Rule::Gid(8)], 0).check(&me).is_ok());
-        let exe = |path: &str| Rule::Exe { path: path.into(), sha256: None };
-        assert!(Allowlist::new(&[exe("/bin/a")], 7).check(&me).is_ok());
-        assert!(Allowlist::new(&[exe("/bin/b")], 7).check(&me).is_err());
-        assert!(Allowlist::new(&[Rule::Uid(1), exe("/bin/a")], 7).check(&me).is_err());
+        let rule = |path: &Path| Rule::Exe { path: path.into(), sha256: None };
+        assert!(Allowlist::new(&[rule(&exe)], 7).check(&me).is_ok());
+        assert!(Allowlist::new(&[rule(Path::new("/bin/b"))], 7).check(&me).is_err());
+        assert!(Allowlist::new(&[Rule::Uid(1), rule(&exe)], 7).check(&me).is_err());
+        // A process that is gone: nothing read through its pid is believed, though the pid
+        // may name another process by then.
+        let mut child = std::process::Command::new("sleep").arg("0.1").spawn().expect("sleep");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        let process = pidfd_open(pid);
+        assert!(process.is_some(), "pidfd_open works here");
+        let caller = Caller { pid: child.id(), uid: 7, gid: 8, process };
+        assert!(caller.still_there());
+        child.wait().expect("reaped");
+        assert!(!caller.still_there() && caller.exe().is_none() && caller.groups().is_empty());
+        // The handle comes with the credentials where the kernel has SO_PEERPIDFD (6.5+).
+        let (ours, _theirs) = UnixStream::pair().expect("a socket pair");
+        let mut peer = Caller::of(&ours).expect("credentials");
+        peer.look_at_process(&ours);
+        assert!(peer.process.is_some() && peer.still_there());
+        assert_eq!(peer.exe(), std::env::current_exe().ok());
     }
 }

@@ -13,6 +13,14 @@ pub enum AgentError {
         /// What happened.
         reason: String,
     },
+    /// The agent did not answer within the client's deadline, or said it is too busy.
+    #[error("the key agent at {} is busy ({reason}); nothing was handed over: try again", path.display())]
+    Busy {
+        /// The socket.
+        path: PathBuf,
+        /// What it said, or that it said nothing in time.
+        reason: String,
+    },
     /// Another agent serves at the socket (or something there cannot be checked).
     #[error("an agent already serves at {} (or it cannot be reached to check); stop it first, or choose another --socket", .0.display())]
     AlreadyServing(PathBuf),
@@ -58,7 +66,7 @@ impl AgentError {
     pub fn class(&self) -> keyward_core::ErrorClass {
         use keyward_core::ErrorClass;
         match self {
-            AgentError::NotRunning { .. } => ErrorClass::Unavailable,
+            AgentError::NotRunning { .. } | AgentError::Busy { .. } => ErrorClass::Unavailable,
             AgentError::Refused(_) | AgentError::Locked(_) | AgentError::Impostor { .. } => {
                 ErrorClass::Refused
             }

@@ -9,10 +9,12 @@
 
 pub mod callers;
 pub mod client;
+mod connections;
 pub mod error;
 pub mod holder;
 pub mod protocol;
 pub mod server;
 pub mod socket;
+pub mod tally;
 
 pub use error::AgentError;

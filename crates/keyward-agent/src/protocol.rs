@@ -69,6 +69,9 @@ pub enum Refusal {
     Locked,
     /// The request is not one of this version.
     BadRequest,
+    /// The agent is too busy to take the request now (its caller's share of connections is
+    /// taken, or a re-open did not finish in time): try again.
+    Busy,
 }
 
 /// Whether a key is held.
@@ -198,6 +201,50 @@ fn read_frame_of_at_most(from: &mut impl Read, max: usize) -> io::Result<Zeroizi
     Ok(bytes)
 }
 
+/// A request frame arriving in pieces, as a non-blocking read gives them: sans-I/O, so a
+/// connection that sends half a frame holds no thread.
+#[derive(Debug, Default)]
+pub struct RequestFrame {
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+/// Where a request frame is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameProgress {
+    /// More bytes are needed.
+    Partial,
+    /// The whole frame: its body.
+    Complete(Zeroizing<Vec<u8>>),
+    /// It declares more than [`MAX_REQUEST`] bytes, or bytes follow it.
+    TooLong,
+}
+
+impl RequestFrame {
+    /// How many more bytes the frame can take at most (so a read never takes more).
+    pub fn room(&self) -> usize {
+        (4 + MAX_REQUEST).saturating_sub(self.bytes.len()).max(1)
+    }
+
+    /// Adds bytes read.
+    pub fn push(&mut self, read: &[u8]) -> FrameProgress {
+        self.bytes.extend_from_slice(read);
+        let Some(head) = self.bytes.get(..4) else { return FrameProgress::Partial };
+        let mut len = [0u8; 4];
+        len.copy_from_slice(head);
+        let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+        if len > MAX_REQUEST {
+            return FrameProgress::TooLong;
+        }
+        match self.bytes.len().cmp(&(4 + len)) {
+            std::cmp::Ordering::Less => FrameProgress::Partial,
+            std::cmp::Ordering::Equal => {
+                FrameProgress::Complete(Zeroizing::new(self.bytes[4..].to_vec()))
+            }
+            std::cmp::Ordering::Greater => FrameProgress::TooLong,
+        }
+    }
+}
+
 /// A JSON message as a frame.
 pub fn write_message(to: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
     let bytes =
@@ -247,5 +294,27 @@ mod tests {
         let mut long = (u32::try_from(MAX_FRAME + 1).expect("fits")).to_be_bytes().to_vec();
         long.extend([0; 8]);
         assert!(read_frame(&mut long.as_slice()).is_err());
+    }
+
+    #[test]
+    fn a_request_frame_comes_together_from_any_pieces() {
+        let mut wire = Vec::new();
+        write_message(&mut wire, &Request::new(Op::Status)).expect("write");
+        for cut in 0..wire.len() {
+            let mut frame = RequestFrame::default();
+            let first = frame.push(&wire[..cut]);
+            assert_eq!(first, FrameProgress::Partial, "cut at {cut}");
+            match frame.push(&wire[cut..]) {
+                FrameProgress::Complete(body) => assert_eq!(body.as_slice(), &wire[4..]),
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+        let mut frame = RequestFrame::default();
+        let declared = u32::try_from(MAX_REQUEST + 1).expect("fits").to_be_bytes();
+        assert_eq!(frame.push(&declared), FrameProgress::TooLong);
+        let mut frame = RequestFrame::default();
+        let mut extra = wire.clone();
+        extra.push(0);
+        assert_eq!(frame.push(&extra), FrameProgress::TooLong);
     }
 }

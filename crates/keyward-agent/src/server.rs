@@ -1,11 +1,13 @@
-//! The agent's server: one thread accepts, a few workers answer one request per connection, one
-//! thread wipes the key when its time is up, one waits for SIGTERM, SIGINT or
-//! SIGHUP and wipes before the process exits.
+//! The agent: the key it holds, the thread that wipes it when its time is up, the thread that
+//! opens the keybox again when a `get` finds no key, its audit log, and the signals that end it.
+//! Its callers are met by [`crate::connections`], on one thread that never waits on any of
+//! them.
 
 #![allow(unsafe_code)] // pthread_sigmask and sigwait; their SAFETY notes are at the calls
 
 use std::io::IoSlice;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,50 +20,12 @@ use keyward_core::store::RealFs;
 use keyward_core::{DataKey, ExpectedFingerprint, Fingerprint, Store};
 use serde_json::json;
 
-use crate::callers::{Allowlist, Caller, NotAllowed};
+use crate::callers::{Allowlist, Caller};
 use crate::error::AgentError;
 use crate::holder::Holder;
-use crate::protocol::{self, BadRequest, Op, Refusal, Response, State};
+use crate::protocol::{self, Op, Response, State};
 use crate::socket::BoundSocket;
-
-/// Threads that answer connections (a re-open that waits on a device holds one of them).
-const WORKERS: usize = 4;
-/// Connections accepted and waiting for a worker; more are closed unanswered.
-const MAX_WAITING: usize = 32;
-/// How long a connection may take to send its request or take its answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why a request was not granted: its audit line's reason, and (but for an answer the caller
-/// did not take) the refusal it gets.
-#[derive(Debug, thiserror::Error)]
-enum Denial {
-    #[error("no credentials ({0})")]
-    NoCredentials(std::io::Error),
-    #[error(transparent)]
-    NotAllowed(#[from] NotAllowed),
-    #[error("no request ({0})")]
-    NoRequest(std::io::Error),
-    #[error(transparent)]
-    BadRequest(#[from] BadRequest),
-    #[error("locked: {0}")]
-    Locked(ReopenFailure),
-    #[error("the caller did not take the answer ({0})")]
-    NotTaken(std::io::Error),
-}
-
-impl Denial {
-    /// The refusal to send, if the caller can still be answered.
-    fn refusal(&self) -> Option<(Refusal, String)> {
-        match self {
-            Denial::NotAllowed(e) => Some((Refusal::Refused, e.to_string())),
-            Denial::NoRequest(_) | Denial::BadRequest(_) => {
-                Some((Refusal::BadRequest, self.to_string()))
-            }
-            Denial::Locked(e) => Some((Refusal::Locked, e.to_string())),
-            Denial::NoCredentials(_) | Denial::NotTaken(_) => None,
-        }
-    }
-}
+use crate::tally::{Counted, Tally};
 
 /// Why the keybox could not be opened again.
 #[derive(Debug, thiserror::Error)]
@@ -91,20 +55,34 @@ pub struct AgentConfig {
     pub audit: Box<dyn Write + Send>,
 }
 
+/// The re-opens asked for and done: rounds, so a `get` waits for one that began after it asked.
+#[derive(Debug, Default)]
+pub(crate) struct Reopens {
+    /// The last round asked for.
+    asked: u64,
+    /// The last round done.
+    done: u64,
+    /// Why the last round done failed, if it did.
+    failure: Option<String>,
+}
+
 /// A running agent's state.
 pub struct Agent {
     keybox: PathBuf,
     slot: Option<String>,
     ttl: Duration,
-    allow: Allowlist,
+    pub(crate) allow: Allowlist,
     /// The fingerprint of the key first opened: a re-opened key must have it too.
     fingerprint: Fingerprint,
     holder: Mutex<Holder>,
     /// Signalled when a key is held or wiped (the wiper's deadline changed).
     changed: Condvar,
-    /// One re-open at a time.
-    reopening: Mutex<()>,
+    reopens: Mutex<Reopens>,
+    /// Signalled when a re-open is asked for.
+    reopen_asked: Condvar,
     audit: Mutex<Box<dyn Write + Send>>,
+    /// Refusals of the current interval (see [`crate::tally`]).
+    pub(crate) tally: Mutex<Tally>,
     served: AtomicU64,
     refused: AtomicU64,
     /// Counts the wipes asked for (`lock`, a signal): a re-open that began before one does not
@@ -133,8 +111,10 @@ impl Agent {
             fingerprint,
             holder: Mutex::new(holder),
             changed: Condvar::new(),
-            reopening: Mutex::new(()),
+            reopens: Mutex::new(Reopens::default()),
+            reopen_asked: Condvar::new(),
             audit: Mutex::new(config.audit),
+            tally: Mutex::new(Tally::new()),
             served: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             wipes: AtomicU64::new(0),
@@ -147,36 +127,18 @@ impl Agent {
         &self.fingerprint
     }
 
-    /// Answers connections on `listener` until the process ends: this thread accepts, a few
-    /// workers answer (started once, so a request costs no thread start). Starts the wiper.
+    /// Answers connections on `listener` until the process ends (see [`crate::connections`]).
+    /// Starts the wiper and the re-opener.
     pub fn serve(self: &Arc<Self>, listener: &UnixListener) -> Result<(), AgentError> {
+        let io = |what, source| AgentError::Io { what, path: self.keybox.clone(), source };
+        let (wake_read, wake_write) = crate::connections::wake_pipe()
+            .map_err(|e| io("cannot make the agent's wake-up pipe for", e))?;
         let wiper = Arc::clone(self);
         std::thread::spawn(move || wiper.wipe_when_due());
-        let (queue, waiting) = std::sync::mpsc::sync_channel::<UnixStream>(MAX_WAITING);
-        let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..WORKERS {
-            let (agent, waiting) = (Arc::clone(self), Arc::clone(&waiting));
-            std::thread::spawn(move || {
-                loop {
-                    let next =
-                        waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                    match next {
-                        Ok(stream) => agent.answer(stream),
-                        Err(_) => return,
-                    }
-                }
-            });
-        }
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else {
-                // Out of descriptors, say: wait a little rather than spin.
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            // Full: closed unanswered (the client sees the agent as busy, exit 8).
-            let _ = queue.try_send(stream);
-        }
-        Ok(())
+        let reopener = Arc::clone(self);
+        std::thread::spawn(move || reopener.reopen_when_asked(&wake_write));
+        crate::connections::serve(self, listener, &wake_read)
+            .map_err(|e| io("cannot serve the socket of", e))
     }
 
     /// Wipes the key now (`lock`); a re-open under way does not hold its key afterwards.
@@ -195,6 +157,10 @@ impl Agent {
     fn holder(&self) -> MutexGuard<'_, Holder> {
         // A thread that panicked holding the lock leaves a holder that is still consistent.
         self.holder.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn reopens(&self) -> MutexGuard<'_, Reopens> {
+        self.reopens.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn wipe_when_due(&self) {
@@ -216,89 +182,53 @@ impl Agent {
         }
     }
 
-    /// One connection: who calls (checked before anything is read from it, so a caller that is
-    /// not allowed cannot hold a worker), what it asks, the answer, the audit line.
-    fn answer(&self, mut stream: UnixStream) {
-        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-        let caller = match Caller::of(&stream) {
-            Ok(caller) => caller,
-            Err(e) => {
-                let unknown = Caller { pid: 0, uid: u32::MAX, gid: u32::MAX, exe: None };
-                self.record(&unknown, None, Err(&Denial::NoCredentials(e)));
-                return;
-            }
-        };
-        let (op, outcome) = match self.admit(&caller, &mut stream) {
-            Ok(op) => (Some(op), self.perform(op, &mut stream)),
-            Err(denial) => (None, Err(denial)),
-        };
-        if let Err(denial) = &outcome
-            && let Some((why, message)) = denial.refusal()
-        {
-            let _ = protocol::write_message(&mut stream, &Response::refusal(why, message));
+    /// Asks for the keybox to be opened again; returns the round to wait for. A round asked and
+    /// not yet started serves every `get` that asks meanwhile.
+    pub(crate) fn ask_reopen(&self) -> u64 {
+        let mut reopens = self.reopens();
+        if reopens.asked == reopens.done {
+            reopens.asked += 1;
+            self.reopen_asked.notify_all();
         }
-        self.record(&caller, op, outcome.as_ref().map(|_| ()));
+        reopens.asked
     }
 
-    /// The caller checked (before anything is read from it), then its request read.
-    fn admit(&self, caller: &Caller, stream: &mut UnixStream) -> Result<Op, Denial> {
-        self.allow.check(caller)?;
-        let frame = protocol::read_request_frame(stream).map_err(Denial::NoRequest)?;
-        Ok(protocol::parse_request(&frame)?.op)
+    /// The last round done, and why it failed if it did.
+    pub(crate) fn reopened(&self) -> (u64, Option<String>) {
+        let reopens = self.reopens();
+        (reopens.done, reopens.failure.clone())
     }
 
-    /// Answers an admitted request.
-    fn perform(&self, op: Op, stream: &mut UnixStream) -> Result<(), Denial> {
-        match op {
-            Op::Get => self.get(stream),
-            Op::Status => protocol::write_message(stream, &self.status()).map_err(Denial::NotTaken),
-            Op::Lock => {
-                self.wipe();
-                let done = Response { state: Some(State::Locked), ..Response::granted() };
-                protocol::write_message(stream, &done).map_err(Denial::NotTaken)
+    /// The re-opener: one round at a time, on a thread of its own, so a slow one (a TPM, a
+    /// token, peers) holds nothing the callers wait on; each round done is told to the
+    /// connections' thread through `wake`.
+    fn reopen_when_asked(&self, wake: &OwnedFd) {
+        loop {
+            let round = {
+                let mut reopens = self.reopens();
+                while reopens.asked == reopens.done {
+                    reopens = self
+                        .reopen_asked
+                        .wait(reopens)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                reopens.asked
+            };
+            let failure = self.reopen().err().map(|e| e.to_string());
+            {
+                let mut reopens = self.reopens();
+                reopens.done = round;
+                reopens.failure = failure;
             }
+            crate::connections::wake_up(wake);
         }
-    }
-
-    /// Sends the key (re-opening the keybox if its time was up).
-    fn get(&self, stream: &mut UnixStream) -> Result<(), Denial> {
-        let sent = match self.send_held(stream) {
-            Some(sent) => sent,
-            None => {
-                self.reopen().map_err(Denial::Locked)?;
-                self.send_held(stream).ok_or(Denial::Locked(ReopenFailure::Wiped))?
-            }
-        };
-        sent.map_err(Denial::NotTaken)?;
-        self.served.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// Sends the answer and the key straight from its locked memory (one write, no copy of the
-    /// key), if a key is held.
-    fn send_held(&self, stream: &mut UnixStream) -> Option<std::io::Result<()>> {
-        if self.stopping.load(Ordering::SeqCst) {
-            return None;
-        }
-        let header =
-            Response { fingerprint: Some(self.fingerprint.to_string()), ..Response::granted() };
-        self.holder().with_key(|key| {
-            let mut frames = Vec::with_capacity(256);
-            let answer = Response { key_len: Some(key.len()), ..header };
-            protocol::push_message(&mut frames, &answer)?;
-            let len = u32::try_from(key.len()).map_err(std::io::Error::other)?.to_be_bytes();
-            frames.extend_from_slice(&len);
-            write_all_parts(stream, &mut [IoSlice::new(&frames), IoSlice::new(key)])
-        })
     }
 
     /// Opens the keybox again with nobody there, checks the key is the one first held, and
     /// holds it for a TTL — unless a wipe was asked for meanwhile.
     fn reopen(&self) -> Result<(), ReopenFailure> {
-        let _one = self.reopening.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let wipes = self.wipes.load(Ordering::SeqCst);
-        // Another request may have re-opened it meanwhile.
+        // A round asked while the key was held (it expired since, or it did not).
         if self.holder().time_left().is_some() {
             return Ok(());
         }
@@ -326,14 +256,30 @@ impl Agent {
         Ok(())
     }
 
-    fn record_stop(&self, signal: i32) {
-        let mut audit = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ =
-            writeln!(audit, "{}", json!({ "event": "stopped", "signal": signal, "key": "wiped" }));
-        let _ = audit.flush();
+    /// Sends the answer and the key straight from its locked memory (one write, no copy of the
+    /// key), if a key is held; `None` if none is.
+    pub(crate) fn send_held(&self, stream: &mut UnixStream) -> Option<std::io::Result<()>> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let header =
+            Response { fingerprint: Some(self.fingerprint.to_string()), ..Response::granted() };
+        let sent = self.holder().with_key(|key| {
+            let mut frames = Vec::with_capacity(256);
+            let answer = Response { key_len: Some(key.len()), ..header };
+            protocol::push_message(&mut frames, &answer)?;
+            let len = u32::try_from(key.len()).map_err(std::io::Error::other)?.to_be_bytes();
+            frames.extend_from_slice(&len);
+            write_all_parts(stream, &mut [IoSlice::new(&frames), IoSlice::new(key)])
+        });
+        if matches!(sent, Some(Ok(()))) {
+            self.served.fetch_add(1, Ordering::SeqCst);
+        }
+        sent
     }
 
-    fn status(&self) -> Response {
+    /// The answer to `status`.
+    pub(crate) fn status(&self) -> Response {
         let left = self.holder().time_left();
         Response {
             state: Some(if left.is_some() { State::Unlocked } else { State::Locked }),
@@ -346,30 +292,86 @@ impl Agent {
         }
     }
 
-    /// One audit line: when, who, what, and whether it was granted. Never the key.
-    fn record(&self, caller: &Caller, op: Option<Op>, outcome: Result<(), &Denial>) {
-        if outcome.is_err() {
-            self.refused.fetch_add(1, Ordering::SeqCst);
+    /// When the current interval of counted refusals ends.
+    pub(crate) fn tally_due(&self) -> Instant {
+        self.tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner).due()
+    }
+
+    /// A refusal: counted, and written at once if it is the first of its uid and reason in
+    /// this interval (see [`crate::tally`]). `op` is what was asked, if it was read.
+    pub(crate) fn refused(
+        &self,
+        caller: &Caller,
+        op: Option<Op>,
+        reason: &'static str,
+        detail: &str,
+    ) {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        let first = self
+            .tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .count(caller.uid, reason);
+        if first {
+            self.audit_line(json!({
+                "time": now_text(),
+                "pid": caller.pid,
+                "uid": caller.uid,
+                "gid": caller.gid,
+                "op": op.map(Op::name),
+                "granted": false,
+                "reason": detail,
+            }));
         }
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let mut line = json!({
-            "time": now,
+    }
+
+    /// Writes the interval's refusals, if it is over (or `force`: the agent is stopping).
+    pub(crate) fn audit_refusals(&self, force: bool) {
+        let due = self
+            .tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take_if_due(Instant::now(), force);
+        let Some((span, lines)) = due else { return };
+        for Counted { uid, reason, count } in lines {
+            self.audit_line(json!({
+                "time": now_text(), "event": "refused", "uid": uid, "reason": reason,
+                "count": count, "seconds": span.as_secs(),
+            }));
+        }
+    }
+
+    /// One audit line for a request granted: when, who (`exe` as read when it connected),
+    /// what. Never the key.
+    pub(crate) fn record_granted(&self, caller: &Caller, exe: Option<&std::path::Path>, op: Op) {
+        self.audit_line(json!({
+            "time": now_text(),
             "pid": caller.pid,
             "uid": caller.uid,
             "gid": caller.gid,
-            "exe": caller.exe.as_ref().map(|p| p.display().to_string()),
-            "op": op.map(Op::name),
-            "granted": outcome.is_ok(),
-        });
-        if let Err(denial) = outcome {
-            line["reason"] = json!(denial.to_string());
-        }
+            "exe": exe.map(|p| p.display().to_string()),
+            "op": op.name(),
+            "granted": true,
+        }));
+    }
+
+    fn record_stop(&self, signal: i32) {
+        self.audit_refusals(true);
+        self.audit_line(json!({ "event": "stopped", "signal": signal, "key": "wiped" }));
+    }
+
+    fn audit_line(&self, line: serde_json::Value) {
         let mut audit = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = writeln!(audit, "{line}");
         let _ = audit.flush();
     }
+}
+
+/// Now, as RFC 3339 UTC.
+fn now_text() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The signals that end the agent, blocked in every thread so that one thread takes them with

@@ -4,7 +4,7 @@
 #![allow(unsafe_code)] // taking over the descriptor systemd passed; its SAFETY note is at the call
 
 use std::os::fd::FromRawFd;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,12 @@ use sha2::{Digest, Sha256};
 
 use crate::callers::Audience;
 use crate::error::AgentError;
+
+/// Connections the kernel queues for the agent before it accepts them. Short on purpose: the
+/// agent accepts as fast as callers come, and under a flood of callers it refuses, a long queue
+/// of theirs is a long wait for everyone else (a client's connect waits for room in turn; see
+/// scripts/bench-agent-flood.sh).
+const BACKLOG: i32 = 8;
 
 /// The first descriptor systemd passes (sd_listen_fds(3)).
 const LISTEN_FDS_START: i32 = 3;
@@ -101,6 +107,28 @@ pub enum Place {
     Chosen(Audience),
 }
 
+/// A socket listening at `path` whose file has `mode` from the moment it exists: the mode is
+/// set on the descriptor before `bind` makes the file (Linux gives the file the socket's mode,
+/// less the umask, lifted for the call), so nobody can connect in between, and no `chmod` by
+/// path can follow a link swapped in.
+fn listen_with_mode(path: &Path, mode: libc::mode_t) -> std::io::Result<UnixListener> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    // SAFETY: fchmod on the socket this function owns; no pointers.
+    if unsafe { libc::fchmod(socket.as_raw_fd(), mode) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let address = socket2::SockAddr::unix(path)?;
+    // SAFETY: umask takes and returns a mode, no pointers; the old one is put back at once.
+    let old = unsafe { libc::umask(0) };
+    let bound = socket.bind(&address);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    bound?;
+    socket.listen(BACKLOG)?;
+    Ok(UnixListener::from(OwnedFd::from(socket)))
+}
+
 /// Binds `path` in `place`. A socket left by an agent that is gone is replaced; one that answers
 /// (or cannot be checked) is refused.
 pub fn bind(path: &Path, place: Place) -> Result<Listening, AgentError> {
@@ -125,12 +153,16 @@ pub fn bind(path: &Path, place: Place) -> Result<Listening, AgentError> {
         }
         std::fs::remove_file(path).map_err(|e| io("cannot remove the stale socket", e))?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| io("cannot listen at", e))?;
     let mode = if place == Place::Chosen(Audience::Others) { 0o666 } else { 0o600 };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| io("cannot set the permissions of", e))?;
+    let listener = listen_with_mode(path, mode).map_err(|e| io("cannot listen at", e))?;
     let facts = std::fs::symlink_metadata(path).map_err(|e| io("cannot read", e))?;
     use std::os::unix::fs::MetadataExt;
+    if !facts.file_type().is_socket() || facts.mode() & 0o777 != mode {
+        return Err(AgentError::Invalid(format!(
+            "{} is not the socket just bound with mode {mode:o}; check who else writes that folder",
+            path.display()
+        )));
+    }
     let bound = BoundSocket { path: path.to_path_buf(), dev: facts.dev(), ino: facts.ino() };
     Ok(Listening { listener, bound: Some(bound) })
 }

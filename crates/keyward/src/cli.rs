@@ -934,6 +934,12 @@ pub struct AgentSocketArgs {
     /// the keybox's path]
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// How long to wait for the agent's whole answer before giving up (exit 8, nothing written
+    /// or run) [default: 35 s for get and exec, which may wait for the agent to open the keybox
+    /// again; 5 s for status and lock].
+    #[arg(long, value_name = "DURATION", value_parser = crate::keyring::parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `keyward agent …`.

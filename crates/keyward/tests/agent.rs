@@ -579,3 +579,147 @@ fn a_socket_systemd_passes_is_the_one_served() {
     let log = std::fs::read_to_string(dir.path("activation.log")).unwrap_or_default();
     assert!(log.contains("the socket systemd passed"), "{log}");
 }
+
+/// Runs `work` in a child process as `uid` (gid the same, no groups) and returns its pid: a
+/// caller of that uid, without a program of its own (the tests run as root).
+fn forked_as(uid: u32, work: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: the child only drops its ids, runs `work` (sockets and a sleep) and leaves with
+    // _exit; glibc keeps its allocator usable in a forked child.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: as above; setgroups takes an empty list.
+        unsafe {
+            libc::setgroups(0, std::ptr::null());
+            libc::setgid(uid);
+            libc::setuid(uid);
+        }
+        work();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) }
+    }
+    pid
+}
+
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is valid for writes.
+    unsafe {
+        libc::waitpid(pid, &raw mut status, 0);
+    }
+}
+
+/// Issue 22.4: a caller the agent does not serve made 43% of legitimate `get`s fail and wrote
+/// about 424,000 audit lines in under a minute; an allowed caller holding 100 half-sent frames
+/// blocked every `get`. Now refusals cost a counter, half frames hold only their caller's own
+/// share of connections, and every legitimate `get` is served.
+#[test]
+fn a_flood_of_refused_callers_and_half_sent_frames_stops_no_one_served() {
+    use keyward_agent::client::AgentClient;
+    use std::io::Write as _;
+    require_root("the agent flood test");
+    let dir = Dir::new("agent-flood");
+    dir.init_plain_canary();
+    let (shared, _) = shared_folder(&dir, "keyward");
+    let socket = shared.join("agent.sock");
+    let socket_text = socket.to_str().expect("utf-8").to_string();
+    let audit_file = dir.path("audit.log");
+    let other = format!("uid:{OTHER}");
+    let audit_text = audit_file.to_str().expect("utf-8").to_string();
+    let agent = Agent::start(
+        &dir,
+        &["--socket", &socket_text, "--allow", "uid:0", "--allow", &other, "--audit", &audit_text],
+    );
+    let flood_for = Duration::from_secs(4);
+    let target = socket.clone();
+    let flooder = forked_as(NOBODY, move || {
+        let until = Instant::now() + flood_for;
+        for _ in 0..400_000 {
+            if Instant::now() >= until {
+                break;
+            }
+            drop(std::os::unix::net::UnixStream::connect(&target));
+        }
+    });
+    let target = socket.clone();
+    let holder = forked_as(OTHER, move || {
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            if let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&target) {
+                let _ = stream.write_all(&[0, 0]);
+                held.push(stream);
+            }
+        }
+        std::thread::sleep(flood_for);
+    });
+    // Meanwhile, this user's gets (bounded in number and time): every one served.
+    let client = AgentClient::new(&socket).with_timeout(Some(Duration::from_secs(5)));
+    let started = Instant::now();
+    let mut served = 0;
+    while served < 300 && started.elapsed() < flood_for {
+        let key = client.get().unwrap_or_else(|e| panic!("get {served} failed: {e}"));
+        assert_eq!(key.expose(), CANARY_KEY);
+        served += 1;
+    }
+    assert!(served >= 50, "only {served} gets in {flood_for:?}");
+    assert!(client.status().is_ok() && client.lock().is_ok(), "status and lock answer too");
+    reap(flooder);
+    reap(holder);
+
+    let status = client.status().expect("status");
+    let refused = status.refused.expect("refused");
+    assert!(refused >= 100, "the flood was counted: {refused}");
+    // Counted, not written one by one: a line for the first of each kind at most, until the
+    // interval's summary.
+    let lines = std::fs::read_to_string(&audit_file).expect("audit");
+    let refusal_lines = lines.lines().filter(|l| l.contains("\"granted\":false")).count();
+    assert!(refusal_lines <= 6, "{refusal_lines} refusal lines for {refused} refusals:\n{lines}");
+    drop(agent);
+}
+
+/// Issue 22.4: one hanging re-open and three `get`s left `status` and `lock` unanswered. Now a
+/// re-open runs on a thread of its own: `status` and `lock` answer at once, and a `get` gives up
+/// after its own deadline (exit 8, busy) instead of hanging.
+#[test]
+fn a_hanging_reopen_holds_up_neither_status_nor_lock_and_a_get_gives_up_busy() {
+    let dir = Dir::new("agent-hang");
+    dir.init_keyfile_canary();
+    let agent = Agent::start(&dir, &["--ttl", "60s"]);
+    client(&dir, &["agent", "lock"]).assert_success();
+    // The recorded key file becomes a FIFO nobody writes: re-opening through it hangs.
+    let key_file = dir.read("slot.key");
+    std::fs::remove_file(dir.path("slot.key")).expect("remove");
+    let fifo = std::ffi::CString::new(dir.path("slot.key").to_str().expect("utf-8")).expect("c");
+    // SAFETY: a valid C path and mode.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    let waiting: Vec<_> = (0..3)
+        .map(|_| {
+            dir.keyward()
+                .env("XDG_RUNTIME_DIR", runtime_dir(&dir))
+                .args(["agent", "get", "--out", "-", "--timeout", "20s"])
+                .spawn()
+        })
+        .collect();
+    let status = client(&dir, &["--json", "agent", "status", "--timeout", "2s"]);
+    status.assert_success();
+    assert!(status.stdout().contains("\"locked\""), "{}", status.report());
+    client(&dir, &["agent", "lock", "--timeout", "2s"]).assert_success();
+    let busy = client(&dir, &["agent", "get", "--out", "late.key", "--timeout", "1s"]);
+    busy.assert_exit_code(8).assert_one_line_error();
+    assert!(busy.stderr().contains("busy"), "{}", busy.report());
+    assert!(!dir.path("late.key").exists());
+
+    // The key file arrives: the re-open finishes, but a `lock` came meanwhile, and wins.
+    std::fs::write(dir.path("slot.key"), &key_file).expect("write into the FIFO");
+    for (child, line) in waiting {
+        let out = Outcome::from_child(child, line, dir.root());
+        out.assert_exit_code(9);
+        assert!(out.output.stdout.is_empty(), "{}", out.report());
+    }
+    std::fs::remove_file(dir.path("slot.key")).expect("remove the FIFO");
+    dir.write("slot.key", &key_file);
+    let again = client(&dir, &["agent", "get", "--out", "-"]);
+    again.assert_success();
+    assert_eq!(again.output.stdout, CANARY_KEY);
+    drop(agent);
+}

@@ -81,7 +81,7 @@ fn socket_path(ctx: &Context, socket: &AgentSocketArgs) -> CliResult<PathBuf> {
 }
 
 fn client(ctx: &Context, socket: &AgentSocketArgs) -> CliResult<AgentClient> {
-    Ok(AgentClient::new(&socket_path(ctx, socket)?))
+    Ok(AgentClient::new(&socket_path(ctx, socket)?).with_timeout(socket.timeout))
 }
 
 /// The key from the agent, refused (exit 5, nothing written or run) unless it has the
@@ -119,14 +119,7 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
         ));
     }
     let audit: Box<dyn Write + Send> = match &args.audit {
-        Some(path) => Box::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| keyward_core::Error::io("cannot open the audit log", path, e))?,
-        ),
+        Some(path) => Box::new(open_audit_log(path)?),
         None => Box::new(std::io::stderr()),
     };
     let Listening { listener, bound } = match activated {
@@ -171,6 +164,27 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
     );
     agent.serve(&listener)?;
     Ok(())
+}
+
+/// The audit log, appended to: never through a symbolic link (O_NOFOLLOW), never a FIFO or a
+/// device someone put at the path (O_NONBLOCK, then only a regular file is kept), created 0600.
+fn open_audit_log(path: &Path) -> CliResult<std::fs::File> {
+    let failed = |e| keyward_core::Error::io("cannot open the audit log", path, e);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(failed)?;
+    if !file.metadata().map_err(failed)?.is_file() {
+        return Err(keyward_core::Error::OutputNotReplaceable {
+            path: path.to_path_buf(),
+            what: "not a regular file",
+        }
+        .into());
+    }
+    Ok(file)
 }
 
 /// The key the agent starts with, opened as `unlock` opens it.

@@ -723,3 +723,25 @@ fn a_hanging_reopen_holds_up_neither_status_nor_lock_and_a_get_gives_up_busy() {
     assert_eq!(again.output.stdout, CANARY_KEY);
     drop(agent);
 }
+
+/// Issue 22.4: the audit file was opened following links: a link planted at its path would have
+/// the agent append to a file of someone else's choosing. A link, or anything but a regular
+/// file, is refused before the agent starts.
+#[test]
+fn the_audit_file_is_never_opened_through_a_link() {
+    let dir = Dir::new("agent-audit-link");
+    dir.init_plain_canary();
+    dir.write("elsewhere.log", b"");
+    std::os::unix::fs::symlink(dir.path("elsewhere.log"), dir.path("audit.log")).expect("link");
+    let audit = dir.path("audit.log");
+    let socket = dir.path("agent.sock");
+    let out = dir
+        .keyward()
+        .args(["agent", "serve", "--socket", socket.to_str().expect("utf-8")])
+        .args(["--audit", audit.to_str().expect("utf-8")])
+        .run();
+    out.assert_exit_code(7).assert_one_line_error();
+    assert!(out.stderr().contains("symbolic link"), "{}", out.report());
+    assert!(dir.read("elsewhere.log").is_empty(), "nothing written through the link");
+    assert!(!socket.exists(), "nothing served");
+}

@@ -259,6 +259,13 @@ mod old_copies_after_the_slot_changed {
         dir.read("keybox.json")
     }
 
+    /// The NV index of the tpm2 slot (slot 2), as `list --json` shows it.
+    fn nv_index(dir: &Dir) -> String {
+        let listing: serde_json::Value =
+            serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("list --json");
+        listing["slots"][1]["nv_index"].as_str().expect("a tpm2 slot's nv_index").to_string()
+    }
+
     /// Puts `old` back and checks the TPM slot refuses it (exit 3), writing nothing.
     fn assert_refused_through_the_tpm(dir: &Dir, tcti: &str, old: &[u8], pin: Option<&str>) {
         dir.write("keybox.json", old);
@@ -320,11 +327,6 @@ mod old_copies_after_the_slot_changed {
         let tcti = tpm.tcti();
         dir.write("pin.txt", b"CANARY-PIN-2468\n");
         let old = behind_the_counter(&dir, &tpm, &[]);
-        let nv_index = |dir: &Dir| {
-            let listing: serde_json::Value =
-                serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("list --json");
-            listing["slots"][1]["nv_index"].as_str().expect("a tpm2 slot's nv_index").to_string()
-        };
         let before = nv_index(&dir);
         dir.ok([
             "rotate",
@@ -355,9 +357,7 @@ mod old_copies_after_the_slot_changed {
         let tpm = swtpm();
         let tcti = tpm.tcti();
         let old = behind_the_counter(&dir, &tpm, &[]);
-        let listing: serde_json::Value =
-            serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("list --json");
-        let index = listing["slots"][1]["nv_index"].as_str().expect("nv_index").to_string();
+        let index = nv_index(&dir);
         let removed = dir
             .keyward()
             .env("KEYWARD_TPM2_DEVICE", &tcti)

@@ -170,19 +170,21 @@ fn serve(ctx: &Context, args: &AgentServeArgs) -> CliResult {
 /// device someone put at the path (O_NONBLOCK, then only a regular file is kept), created 0600.
 fn open_audit_log(path: &Path) -> CliResult<std::fs::File> {
     let failed = |e| keyward_core::Error::io("cannot open the audit log", path, e);
+    let refused =
+        |what| keyward_core::Error::OutputNotReplaceable { path: path.to_path_buf(), what };
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(failed)?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused("a symbolic link"),
+            Some(libc::ENXIO) => refused("a FIFO or device nobody reads"),
+            _ => failed(e),
+        })?;
     if !file.metadata().map_err(failed)?.is_file() {
-        return Err(keyward_core::Error::OutputNotReplaceable {
-            path: path.to_path_buf(),
-            what: "not a regular file",
-        }
-        .into());
+        return Err(refused("not a regular file").into());
     }
     Ok(file)
 }

@@ -294,7 +294,10 @@ impl TestCommand {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             }
-            if !typed && String::from_utf8_lossy(&shown).contains(prompt) {
+            // rpassword writes the prompt and then turns echo off: keys typed in between would
+            // meet the terminal's line discipline, which turns a Ctrl-D into an end of line
+            // the prompt never sees. A person cannot type that fast; a test must wait.
+            if !typed && String::from_utf8_lossy(&shown).contains(prompt) && !echoes(&master) {
                 std::fs::File::from(master.try_clone().expect("dup"))
                     .write_all(keys)
                     .expect("type");
@@ -451,4 +454,17 @@ impl Drop for KilledOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Whether the terminal whose master side is `master` echoes what is typed (a pty's master
+/// reads the settings of its other side).
+fn echoes(master: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios is plain data; tcgetattr fills it or fails and leaves it unread.
+    let mut settings: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for the whole call.
+    if unsafe { libc::tcgetattr(master.as_raw_fd(), &raw mut settings) } != 0 {
+        return true;
+    }
+    settings.c_lflag & libc::ECHO != 0
 }

@@ -7,11 +7,15 @@
 
 #![allow(unsafe_code)] // getsockopt(SO_PEERCRED, SO_PEERPIDFD), pidfd calls; SAFETY notes at them
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -76,18 +80,10 @@ impl Caller {
 
     /// SHA-256 of its executable, read through /proc/PID/exe (the file it runs, even if the path
     /// now names another).
-    fn exe_sha256(&self) -> Option<[u8; 32]> {
-        let mut file = std::fs::File::open(format!("/proc/{}/exe", self.pid)).ok()?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(_) => return None,
-            }
-        }
-        self.still_there().then(|| hasher.finalize().into())
+    fn exe_sha256(&self, digests: &ExeDigests) -> Option<[u8; 32]> {
+        let file = File::open(format!("/proc/{}/exe", self.pid)).ok()?;
+        let digest = digests.sha256(file)?;
+        self.still_there().then_some(digest)
     }
 
     /// Whether the process that connected is still alive (so `/proc/PID` was its). Without a
@@ -258,12 +254,81 @@ impl FromStr for Rule {
     }
 }
 
+/// Executables hashed before, by the identity of their file: an allowed caller pinned by digest
+/// costs one read of its executable, not one per connection (the agent meets callers on one
+/// thread). Only a file that nobody but root or the agent's own user can write is remembered,
+/// as its device, inode, size and ctime: a change to its contents changes its ctime, which
+/// cannot be set back. A file the caller may write is read every time.
+#[derive(Debug, Default)]
+struct ExeDigests {
+    known: Mutex<HashMap<FileIdentity, [u8; 32]>>,
+    /// The agent's own uid.
+    own_uid: u32,
+}
+
+/// A file's identity and the time of its last change (see [`ExeDigests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    ctime: (i64, i64),
+}
+
+/// Executables remembered at most; the memory is emptied when it is full.
+const EXE_DIGESTS_KEPT: usize = 64;
+
+impl ExeDigests {
+    fn new(own_uid: u32) -> Self {
+        ExeDigests { known: Mutex::default(), own_uid }
+    }
+
+    /// The SHA-256 of `file`'s contents, remembered if it may be (see [`ExeDigests`]).
+    fn sha256(&self, mut file: File) -> Option<[u8; 32]> {
+        let facts = file.metadata().ok()?;
+        let identity = FileIdentity {
+            dev: facts.dev(),
+            ino: facts.ino(),
+            size: facts.size(),
+            ctime: (facts.ctime(), facts.ctime_nsec()),
+        };
+        let trusted_owner = facts.uid() == 0 || facts.uid() == self.own_uid;
+        let kept = trusted_owner && facts.mode() & 0o022 == 0;
+        if kept && let Some(digest) = self.known().get(&identity) {
+            return Some(*digest);
+        }
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+        if kept {
+            let mut known = self.known();
+            if known.len() >= EXE_DIGESTS_KEPT {
+                known.clear();
+            }
+            known.insert(identity, digest);
+        }
+        Some(digest)
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<FileIdentity, [u8; 32]>> {
+        self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Whom the agent serves.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Allowlist {
     identities: Vec<Rule>,
     executables: Vec<Rule>,
     own_uid: u32,
+    digests: ExeDigests,
 }
 
 impl Allowlist {
@@ -271,7 +336,7 @@ impl Allowlist {
     pub fn new(rules: &[Rule], own_uid: u32) -> Self {
         let (executables, identities) =
             rules.iter().cloned().partition(|rule| matches!(rule, Rule::Exe { .. }));
-        Allowlist { identities, executables, own_uid }
+        Allowlist { identities, executables, own_uid, digests: ExeDigests::new(own_uid) }
     }
 
     /// Whom the socket must be reachable by: others too, if anyone but the agent's own uid may
@@ -320,7 +385,7 @@ impl Allowlist {
             |path: &Path, sha256: &Option<[u8; 32]>, digest: &mut Option<Option<[u8; 32]>>| {
                 path == exe.as_path()
                     && sha256.is_none_or(|want| {
-                        *digest.get_or_insert_with(|| caller.exe_sha256()) == Some(want)
+                        *digest.get_or_insert_with(|| caller.exe_sha256(&self.digests)) == Some(want)
                     })
             };
         let allowed = self.executables.iter().any(|rule| match rule {
@@ -382,5 +447,35 @@ mod tests {
         peer.look_at_process(&ours);
         assert!(peer.process.is_some() && peer.still_there());
         assert_eq!(peer.exe(), std::env::current_exe().ok());
+    }
+
+    #[test]
+    fn an_executable_is_hashed_once_until_it_changes_and_only_if_the_caller_cannot_write_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let folder = std::env::temp_dir().join(format!("keyward-digests-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).expect("folder");
+        let path = folder.join("tool");
+        let digest_of = |bytes: &[u8]| -> [u8; 32] { Sha256::digest(bytes).into() };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let own_uid = unsafe { libc::geteuid() };
+        let digests = ExeDigests::new(own_uid);
+        let open = || File::open(&path).expect("open");
+
+        std::fs::write(&path, b"version one").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(digests.sha256(open()), Some(digest_of(b"version one")));
+        assert_eq!(digests.sha256(open()), Some(digest_of(b"version one")));
+        assert_eq!(digests.known().len(), 1, "remembered");
+        // Same size, new contents: the ctime moved (a tick of the coarse clock at least).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, b"version two").expect("rewrite");
+        assert_eq!(digests.sha256(open()), Some(digest_of(b"version two")));
+
+        // Writable by others: read every time, never remembered.
+        let others = ExeDigests::new(own_uid);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert_eq!(others.sha256(open()), Some(digest_of(b"version two")));
+        assert!(others.known().is_empty());
+        std::fs::remove_dir_all(&folder).expect("clean up");
     }
 }

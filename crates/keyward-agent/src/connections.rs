@@ -17,6 +17,7 @@ use std::io::{ErrorKind, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::callers::{Caller, NotAllowed};
@@ -49,8 +50,8 @@ struct Connection {
 enum Stage {
     /// Its request frame is arriving.
     Reading(RequestFrame),
-    /// A `get` waiting for the re-open of this round.
-    AwaitingKey(u64),
+    /// A `get` waiting for the re-open of `round`, asked when `wipes` wipes had been asked for.
+    AwaitingKey { round: u64, wipes: u64 },
 }
 
 /// What became of a connection after one look at it.
@@ -67,6 +68,7 @@ pub(crate) fn serve(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut open: Vec<Connection> = Vec::new();
+    let mut relook = false;
     loop {
         let now = Instant::now();
         let next_deadline = open
@@ -83,7 +85,9 @@ pub(crate) fn serve(
             let events = if matches!(c.stage, Stage::Reading(_)) { libc::POLLIN } else { 0 };
             poll_for(c.stream.as_raw_fd(), events)
         }));
-        wait_for_events(&mut watched, next_deadline.saturating_duration_since(now))?;
+        let timeout =
+            if relook { Duration::ZERO } else { next_deadline.saturating_duration_since(now) };
+        wait_for_events(&mut watched, timeout)?;
         let now = Instant::now();
         let woken = watched[1].revents != 0;
         if woken {
@@ -91,6 +95,7 @@ pub(crate) fn serve(
         }
         let finished = woken.then(|| agent.reopened());
         let ready: Vec<libc::c_short> = watched[2..].iter().map(|w| w.revents).collect();
+        let wipes = agent.wipes();
         open = open
             .into_iter()
             .zip(ready)
@@ -104,7 +109,12 @@ pub(crate) fn serve(
         if watched[0].revents != 0 {
             accept_all(agent, listener, &mut open);
         }
+        let waiting = open.iter().filter(|c| matches!(c.stage, Stage::AwaitingKey { .. })).count();
+        agent.waiting.store(waiting as u64, Ordering::SeqCst);
         agent.audit_refusals(false);
+        // A `lock` answered in this turn refuses the `get`s waiting: those looked at before it
+        // are looked at again at once rather than at their deadline.
+        relook = agent.wipes() != wipes;
     }
 }
 
@@ -137,7 +147,11 @@ fn look_at(
                 return Next::Done;
             }
         },
-        Stage::AwaitingKey(round) => {
+        Stage::AwaitingKey { wipes, .. } if *wipes != agent.wipes() => {
+            let why = "locked: a lock came while the get waited for the keybox to be opened";
+            return refuse(agent, connection, Some(Op::Get), Refusal::Locked, why, "locked");
+        }
+        Stage::AwaitingKey { round, .. } => {
             if let Some((done, failure)) = finished
                 && *done >= *round
             {
@@ -149,6 +163,13 @@ fn look_at(
                         refuse(agent, connection, Some(Op::Get), Refusal::Locked, &why, "locked")
                     }
                 };
+            }
+            // Watched for nothing, but poll reports a hang-up regardless: a caller that left
+            // is dropped now, or every turn would wake for it until its deadline.
+            if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                let why = "the caller left before the keybox was opened";
+                agent.refused(&connection.caller, Some(Op::Get), "left while waiting", why);
+                return Next::Done;
             }
         }
         Stage::Reading(_) => {}
@@ -162,7 +183,7 @@ fn look_at(
             agent.refused(&connection.caller, None, "no request in time", &why);
             Next::Done
         }
-        Stage::AwaitingKey(_) => {
+        Stage::AwaitingKey { .. } => {
             let why = "busy: the keybox is still being opened; try again";
             refuse(agent, connection, Some(Op::Get), Refusal::Busy, why, "busy: re-open too slow")
         }
@@ -192,7 +213,8 @@ fn answer(agent: &Agent, mut connection: Connection, body: &[u8], now: Instant) 
         Op::Get => match agent.send_held(&mut connection.stream) {
             Some(sent) => taken(agent, &connection, op, sent),
             None => {
-                connection.stage = Stage::AwaitingKey(agent.ask_reopen());
+                let round = agent.ask_reopen();
+                connection.stage = Stage::AwaitingKey { round, wipes: agent.wipes() };
                 connection.deadline = now + REOPEN_WAIT;
                 Next::Keep(connection)
             }

@@ -120,6 +120,9 @@ pub struct Response {
     /// For `status`: requests refused since the agent started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<u64>,
+    /// For `status`: `get`s waiting for the keybox to be opened again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<u64>,
 }
 
 impl Response {
@@ -138,6 +141,7 @@ impl Response {
             ttl: None,
             served: None,
             refused: None,
+            waiting: None,
         }
     }
 

@@ -55,11 +55,14 @@ pub struct AgentConfig {
     pub audit: Box<dyn Write + Send>,
 }
 
-/// The re-opens asked for and done: rounds, so a `get` waits for one that began after it asked.
+/// The re-opens asked for and done: rounds, so a `get` waits for one that began after it asked
+/// (one that began before may end in a `lock` the `get` came after).
 #[derive(Debug, Default)]
 pub(crate) struct Reopens {
     /// The last round asked for.
     asked: u64,
+    /// The last round begun.
+    started: u64,
     /// The last round done.
     done: u64,
     /// Why the last round done failed, if it did.
@@ -85,8 +88,10 @@ pub struct Agent {
     pub(crate) tally: Mutex<Tally>,
     served: AtomicU64,
     refused: AtomicU64,
+    /// The `get`s waiting for a re-open, as of the connections' last turn.
+    pub(crate) waiting: AtomicU64,
     /// Counts the wipes asked for (`lock`, a signal): a re-open that began before one does not
-    /// hold its key afterwards.
+    /// hold its key afterwards, and a `get` that asked before one is refused.
     wipes: AtomicU64,
     /// Set once a signal ends the agent: nothing is held or served any more.
     stopping: AtomicBool,
@@ -117,6 +122,7 @@ impl Agent {
             tally: Mutex::new(Tally::new()),
             served: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
             wipes: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         }))
@@ -146,6 +152,11 @@ impl Agent {
         self.wipes.fetch_add(1, Ordering::SeqCst);
         self.holder().wipe();
         self.changed.notify_all();
+    }
+
+    /// How many wipes were asked for so far.
+    pub(crate) fn wipes(&self) -> u64 {
+        self.wipes.load(Ordering::SeqCst)
     }
 
     /// Wipes the key for good: the process is ending.
@@ -183,10 +194,10 @@ impl Agent {
     }
 
     /// Asks for the keybox to be opened again; returns the round to wait for. A round asked and
-    /// not yet started serves every `get` that asks meanwhile.
+    /// not yet begun serves every `get` that asks meanwhile.
     pub(crate) fn ask_reopen(&self) -> u64 {
         let mut reopens = self.reopens();
-        if reopens.asked == reopens.done {
+        if reopens.asked == reopens.started {
             reopens.asked += 1;
             self.reopen_asked.notify_all();
         }
@@ -206,12 +217,13 @@ impl Agent {
         loop {
             let round = {
                 let mut reopens = self.reopens();
-                while reopens.asked == reopens.done {
+                while reopens.asked == reopens.started {
                     reopens = self
                         .reopen_asked
                         .wait(reopens)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
+                reopens.started = reopens.asked;
                 reopens.asked
             };
             let failure = self.reopen().err().map(|e| e.to_string());
@@ -287,6 +299,7 @@ impl Agent {
             ttl: Some(self.ttl.as_secs()),
             served: Some(self.served.load(Ordering::SeqCst)),
             refused: Some(self.refused.load(Ordering::SeqCst)),
+            waiting: Some(self.waiting.load(Ordering::SeqCst)),
             fingerprint: Some(self.fingerprint.to_string()),
             ..Response::granted()
         }

@@ -119,11 +119,18 @@ fn listen_with_mode(path: &Path, mode: libc::mode_t) -> std::io::Result<UnixList
         return Err(std::io::Error::last_os_error());
     }
     let address = socket2::SockAddr::unix(path)?;
-    // SAFETY: umask takes and returns a mode, no pointers; the old one is put back at once.
-    let old = unsafe { libc::umask(0) };
-    let bound = socket.bind(&address);
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
+    // The umask is the whole process's: lifted only for a mode that grants others anything (a
+    // usual umask leaves 0600 as it is), and before the agent starts any thread of its own.
+    let bound = if mode & 0o077 == 0 {
+        socket.bind(&address)
+    } else {
+        // SAFETY: umask takes and returns a mode, no pointers; the old one is put back at once.
+        let old = unsafe { libc::umask(0) };
+        let bound = socket.bind(&address);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        bound
+    };
     bound?;
     socket.listen(BACKLOG)?;
     Ok(UnixListener::from(OwnedFd::from(socket)))
@@ -158,6 +165,11 @@ pub fn bind(path: &Path, place: Place) -> Result<Listening, AgentError> {
     let facts = std::fs::symlink_metadata(path).map_err(|e| io("cannot read", e))?;
     use std::os::unix::fs::MetadataExt;
     if !facts.file_type().is_socket() || facts.mode() & 0o777 != mode {
+        // A socket with another mode is this one (a umask stricter than 0600): not left behind.
+        // Anything else is someone else's, and left alone.
+        if facts.file_type().is_socket() {
+            let _ = std::fs::remove_file(path);
+        }
         return Err(AgentError::Invalid(format!(
             "{} is not the socket just bound with mode {mode:o}; check who else writes that folder",
             path.display()

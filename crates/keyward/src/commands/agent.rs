@@ -47,9 +47,14 @@ pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
         }
         AgentCommand::Status { socket } => {
             let status = client(ctx, socket)?.status()?;
-            let state = match status.seconds_left {
-                Some(left) => format!("unlocked, {left} s left of {} s", status.ttl.unwrap_or(0)),
-                None => "locked (the next request opens the keybox again, unattended)".into(),
+            let state = match (status.seconds_left, status.waiting.unwrap_or(0)) {
+                (Some(left), _) => {
+                    format!("unlocked, {left} s left of {} s", status.ttl.unwrap_or(0))
+                }
+                (None, 0) => "locked (the next request opens the keybox again, unattended)".into(),
+                (None, waiting) => {
+                    format!("locked; opening the keybox again for {waiting} waiting request(s)")
+                }
             };
             ctx.out.line(format!("agent: {state}"))?;
             ctx.out.line(format!(
@@ -60,7 +65,7 @@ pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
             ))?;
             ctx.out.json(&json!({
                 "state": status.state, "seconds_left": status.seconds_left, "ttl": status.ttl,
-                "served": status.served, "refused": status.refused,
+                "served": status.served, "refused": status.refused, "waiting": status.waiting,
                 "fingerprint": status.fingerprint,
             }))
         }

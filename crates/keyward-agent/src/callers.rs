@@ -381,13 +381,14 @@ impl Allowlist {
             return Err(NotAllowed::ExeUnreadable);
         };
         let mut digest = None;
-        let fits =
-            |path: &Path, sha256: &Option<[u8; 32]>, digest: &mut Option<Option<[u8; 32]>>| {
-                path == exe.as_path()
-                    && sha256.is_none_or(|want| {
-                        *digest.get_or_insert_with(|| caller.exe_sha256(&self.digests)) == Some(want)
-                    })
-            };
+        let fits = |path: &Path,
+                    sha256: &Option<[u8; 32]>,
+                    digest: &mut Option<Option<[u8; 32]>>| {
+            path == exe.as_path()
+                && sha256.is_none_or(|want| {
+                    *digest.get_or_insert_with(|| caller.exe_sha256(&self.digests)) == Some(want)
+                })
+        };
         let allowed = self.executables.iter().any(|rule| match rule {
             Rule::Exe { path, sha256 } => fits(path, sha256, &mut digest),
             _ => false,

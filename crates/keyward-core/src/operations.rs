@@ -69,16 +69,13 @@ pub fn remove(
     secrets: &mut dyn SecretSource,
 ) -> Result<UnlockedKeybox> {
     let mut retiring = None;
-    let next = store.update(|current| {
+    let committed = store.update(|current| {
         let id = current.find_slot(target)?.id;
         let next = auth.open(store, current)?.remove_slot(id)?;
         retiring = Retiring::before(current, id, Dropped::Removed, store.path(), secrets)?;
         Ok(next)
-    })?;
-    if let Some(retiring) = retiring {
-        retiring.after(next.keybox(), store.path(), secrets);
-    }
-    Ok(next)
+    });
+    Retiring::after_commit(retiring, committed, store, secrets)
 }
 
 /// Gives slot `target` a new secret; K and the slot's id, label and tokens stay. The old
@@ -91,18 +88,15 @@ pub fn rotate(
     secrets: &mut dyn SecretSource,
 ) -> Result<UnlockedKeybox> {
     let mut retiring = None;
-    let next = store.update(|current| {
+    let committed = store.update(|current| {
         let id = current.find_slot(target)?.id;
         let opened = auth.open(store, current)?;
         // Told before the new slot is sealed: a TPM slot's counter catches up with the current
         // file first, and the new one (on the same counter) is sealed past it.
         retiring = Retiring::before(current, id, Dropped::Replaced, store.path(), secrets)?;
         opened.rotate_slot(id, secret)
-    })?;
-    if let Some(retiring) = retiring {
-        retiring.after(next.keybox(), store.path(), secrets);
-    }
-    Ok(next)
+    });
+    Retiring::after_commit(retiring, committed, store, secrets)
 }
 
 /// A slot a change drops, read from the current (opened, MAC-checked) file so its kind can be
@@ -143,6 +137,34 @@ impl Retiring {
         };
         slot.retire(&mut at).map_err(|e| Error::from_slot(id, e, path))?;
         Ok(Some(Retiring { id, slot, dropped, generation }))
+    }
+
+    /// After `store.update` returned `committed`: the kind told the commit landed, if it did.
+    /// A change that landed but could not be synced to disk ([`Error::NotDurable`]) is in place
+    /// as far as anyone reading the keybox can tell: its slot is retired too (against the file
+    /// as it reads now), and the error still returned.
+    fn after_commit(
+        retiring: Option<Retiring>,
+        committed: Result<UnlockedKeybox>,
+        store: &Store<'_>,
+        secrets: &mut dyn SecretSource,
+    ) -> Result<UnlockedKeybox> {
+        let Some(retiring) = retiring else { return committed };
+        match committed {
+            Ok(next) => {
+                retiring.after(next.keybox(), store.path(), secrets);
+                Ok(next)
+            }
+            Err(e @ Error::NotDurable { .. }) => {
+                if let Ok(now) = store.load()
+                    && now.generation() > retiring.generation
+                {
+                    retiring.after(&now, store.path(), secrets);
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Tells the kind the commit landed. What it could not do is a warning: the change stays.

@@ -57,8 +57,11 @@ pub enum Probed {
     Several,
 }
 
-/// Probes `device` (a block device or an image file).
+/// Probes `device` (a block device or an image file). A device that cannot be read is an
+/// error, never "nothing there": blkid says both with the same exit code.
 pub fn probe(device: &Path) -> Result<Probed> {
+    std::fs::File::open(device)
+        .map_err(|e| probe_failed(device, format!("cannot read it: {e}")))?;
     let blkid = blkid()?;
     let out = Command::new(&blkid)
         .args(["-p", "-o", "export", "--"])
@@ -66,12 +69,14 @@ pub fn probe(device: &Path) -> Result<Probed> {
         .env("LC_ALL", "C")
         .output()
         .map_err(|e| probe_failed(device, format!("cannot run {}: {e}", blkid.display())))?;
-    // blkid's exit codes: 0 found, 2 nothing found, 8 ambivalent, anything else an error.
+    // blkid's exit codes: 0 found, 2 nothing found, 8 ambivalent, anything else an error. It
+    // also exits 2 on a device it could not read, saying so on stderr.
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
     match out.status.code() {
         Some(0) => Ok(Probed::One(parse(&String::from_utf8_lossy(&out.stdout)))),
-        Some(2) => Ok(Probed::Nothing),
+        Some(2) if said.is_empty() => Ok(Probed::Nothing),
         Some(8) => Ok(Probed::Several),
-        _ => Err(probe_failed(device, String::from_utf8_lossy(&out.stderr).trim().to_string())),
+        _ => Err(probe_failed(device, said)),
     }
 }
 
@@ -127,5 +132,19 @@ mod tests {
         assert!(luks.is_luks2_of("abc"));
         assert!(!parse("VERSION=1\nUUID=abc\nTYPE=crypto_LUKS\n").is_luks2_of("abc"));
         assert_eq!(parse("PTUUID=1\nPTTYPE=gpt\n").kind, "gpt");
+    }
+
+    /// Review of issue 22.2: blkid exits 2 both for "nothing found" and for a device it could
+    /// not read; only the first is nothing.
+    #[test]
+    fn a_device_that_cannot_be_read_is_an_error_and_a_blank_one_holds_nothing() {
+        let folder = std::env::temp_dir().join(format!("keyward-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).expect("folder");
+        let blank = folder.join("blank.img");
+        std::fs::write(&blank, vec![0u8; 1 << 20]).expect("a blank image");
+        assert_eq!(probe(&blank).expect("probed"), Probed::Nothing);
+        let missing = folder.join("missing.img");
+        assert!(matches!(probe(&missing), Err(LuksError::Probe { .. })));
+        std::fs::remove_dir_all(&folder).expect("clean up");
     }
 }

@@ -16,6 +16,7 @@ pub mod peer;
 pub mod reconstruct;
 pub mod recovery;
 pub mod reshare;
+mod runtime;
 pub mod seal;
 pub mod server;
 pub mod share_journal;

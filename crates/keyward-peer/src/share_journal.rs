@@ -221,15 +221,12 @@ fn delete_set(set: &PendingSet, owner: &Arc<SigningIdentity>) -> Result<Vec<(Str
     let (cards, unreadable): (Vec<_>, Vec<_>) =
         set.peers.iter().map(|r| (r, PeerCard::from_record(r))).partition(|(_, c)| c.is_ok());
     let cards: Vec<PeerCard> = cards.into_iter().filter_map(|(_, c)| c.ok()).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ShareJournalError::Runtime)?;
-    let mut failed = runtime
-        .block_on(delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT))
-        .into_iter()
-        .map(|(peer, e)| (peer, e.to_string()))
-        .collect::<Vec<_>>();
+    let mut failed =
+        crate::runtime::block_on(delete_everywhere(&cards, owner, &set.share_set, PEER_TIMEOUT))
+            .map_err(ShareJournalError::Runtime)?
+            .into_iter()
+            .map(|(peer, e)| (peer, e.to_string()))
+            .collect::<Vec<_>>();
     failed.extend(
         unreadable.into_iter().map(|(r, _)| (r.url.clone(), "its record is damaged".into())),
     );

@@ -360,19 +360,15 @@ impl Slot for PeersParams {
         let proof = self.proof(identity, ticket)?;
         let cards = self.cards().map_err(PeersSlotError::from)?;
         let expected = ExpectedFingerprint::Full(ctx.fingerprint);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(PeersSlotError::Runtime)?;
-        let gathered = runtime
-            .block_on(recovery::gather(
-                &cards,
-                proof,
-                &expected,
-                Some(self.threshold),
-                PEER_TIMEOUT,
-            ))
-            .map_err(PeersSlotError::from)?;
+        let gathered = crate::runtime::block_on(recovery::gather(
+            &cards,
+            proof,
+            &expected,
+            Some(self.threshold),
+            PEER_TIMEOUT,
+        ))
+        .map_err(PeersSlotError::Runtime)?
+        .map_err(PeersSlotError::from)?;
         for line in report(&gathered) {
             ctx.secrets.notice(&line);
         }

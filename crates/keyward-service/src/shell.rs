@@ -151,7 +151,13 @@ impl Shell {
     /// `signer`, may take a turn: the source is not locked out and within its rate, the signer
     /// is one the service knows (`known`) and within its own rate. Nothing is counted toward
     /// the rates (the request is counted when it is handled); a refusal is tallied and logged
-    /// as any other.
+    /// as any other, and an unknown signer counts toward the source's lockout as a failed
+    /// proof does.
+    ///
+    /// The signer's name is only a claim until the body (which the signature covers) is in: a
+    /// stranger who knows an enrolled box's name gets a turn. What bounds that is the rest of
+    /// the route's rules (one turn per source, the floor rate, the body deadline) and the
+    /// signature check after the body, whose failure counts toward the lockout.
     pub fn admit_upload(
         &self,
         route: &'static str,
@@ -174,6 +180,9 @@ impl Shell {
             None
         };
         let Some(refusal) = refusal else { return Ok(()) };
+        if refusal.kind() == ErrorKind::Unauthenticated {
+            self.limiter.record_failure(source, now);
+        }
         self.metrics.count(route, "refused");
         self.refusals.record(route, refusal.kind().status_and_code().1);
         tracing::info!(route, source = %source, reason = %refusal, "upload refused before its body");
@@ -603,5 +612,28 @@ impl AsyncWrite for GuardedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::LOCKOUT_AFTER;
+
+    /// Review of issue 22.5: a source naming signers the service does not know was refused
+    /// each time, but never locked out; a failed proof is counted, and so is this.
+    #[test]
+    fn a_source_naming_unknown_signers_is_locked_out_as_one_failing_its_proofs() {
+        let shell = Shell::new(RateLimits::default(), Metrics::new("test", &["upload"]));
+        let source = SourcePrefix::from("127.0.0.9".parse::<std::net::IpAddr>().expect("ip"));
+        let now = unix_now();
+        for _ in 0..LOCKOUT_AFTER {
+            let refused = shell.admit_upload("upload", source, "stranger", false, now);
+            assert!(refused.is_err_and(|e| e.kind() == ErrorKind::Unauthenticated));
+        }
+        let locked = shell.admit_upload("upload", source, "known", true, now);
+        assert!(locked.is_err_and(|e| e.kind() == ErrorKind::Refused), "locked out");
+        let other = SourcePrefix::from("127.0.0.10".parse::<std::net::IpAddr>().expect("ip"));
+        assert!(shell.admit_upload("upload", other, "known", true, now).is_ok());
     }
 }

@@ -224,16 +224,21 @@ impl Tpm2Params {
         match at.stage {
             RetireStage::BeforeCommit => self.move_counter_up(&mut tpm, expected).map(drop),
             RetireStage::Committed(keybox) => {
-                self.move_counter_up(&mut tpm, expected.saturating_add(1))?;
                 let still_used = keybox.slots().iter().any(|record| {
                     Tpm2Params::of(&record.protection)
                         .is_ok_and(|p| p.device == self.device && p.nv_index == self.nv_index)
                 });
-                if !still_used {
-                    // Frees the TPM's NV space; a counter defined again starts past this one.
-                    tpm.undefine_counter(self.nv_index).map_err(other)?;
+                if still_used {
+                    // The new slot on this counter expects exactly this.
+                    return self.move_counter_up(&mut tpm, expected.saturating_add(1)).map(drop);
                 }
-                Ok(())
+                // Deleted, which retires it whatever its value (a counter defined again starts
+                // past this one), and frees the TPM's NV space; only if it is still a counter
+                // (an index replaced by something else is not ours to delete). Moved up first
+                // where it can be, so that a deletion that fails still leaves older copies behind.
+                tpm.counter(self.nv_index).map_err(|e| self.counter_failure(&mut tpm, e))?;
+                let _ = self.move_counter_up(&mut tpm, expected.saturating_add(1));
+                tpm.undefine_counter(self.nv_index).map_err(other)
             }
         }
     }
@@ -562,16 +567,25 @@ impl NewSlot for NewTpm2 {
                 Some(Tss2ResponseCodeKind::Lockout) => locked_out(&mut tpm),
                 _ => other(e),
             })?;
-        let (nv_index, nv_base) = match replacing {
-            // A rotate or reseal on the same TPM keeps the counter: first up to what the file
-            // being replaced expects (commits since the TPM last opened it leave the counter
-            // behind), then past it, so that file (with the old sealed object, maybe an old
-            // PIN) and every older copy expect less than the counter holds from now on.
+        // A rotate or reseal on the same TPM keeps the counter, and the new slot expects it one
+        // past what the file being replaced expects. Nothing moves yet: until the commit lands
+        // that file must still open. Once it has, the old slot's retirement moves the counter
+        // there, and that file (with the old sealed object, maybe an old PIN) and every older
+        // copy expect less than it holds. A counter too far behind to be moved there (many
+        // commits since the TPM last opened the file) is left for a new one.
+        let kept = match replacing {
             Some(old) => {
                 let current = at.generation.saturating_sub(1);
                 let past = old.expected_by_genuine(current)?.saturating_add(1);
-                (old.nv_index, old.move_counter_up(&mut tpm, past)?)
+                let counter =
+                    tpm.counter(old.nv_index).map_err(|e| old.counter_failure(&mut tpm, e))?;
+                (past.saturating_sub(counter) <= MAX_ADVANCE)
+                    .then_some((old.nv_index, past.max(counter)))
             }
+            None => None,
+        };
+        let (nv_index, nv_base) = match kept {
+            Some(kept) => kept,
             None => {
                 let index = tpm.define_counter().map_err(other)?;
                 (index, tpm.counter(index).map_err(other)?)

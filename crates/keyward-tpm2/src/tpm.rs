@@ -361,13 +361,13 @@ impl Tpm {
             .map_err(|e| damaged("the sealed object's private part", e))?;
         // The private part is already encrypted to the storage key: loading it needs no
         // session of its own, only the storage key's empty authorisation. Under the storage
-        // key it was sealed under (its name checked above), a refusal that is not the TPM
-        // being busy means the object's bytes were changed.
+        // key it was sealed under (its name checked above), a refusal of the object's bytes
+        // means they were changed; any other failure is the TPM's.
         let object = self
             .ctx
             .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
             .map_err(|error| match &error {
-                tss_esapi::Error::Tss2Error(rc) if rc.kind().is_some_and(is_transient) => {
+                tss_esapi::Error::Tss2Error(rc) if !rc.kind().is_some_and(refuses_the_object) => {
                     TpmFailure { what: "cannot load the sealed object", cause: Cause::Tss(error) }
                 }
                 _ => damaged("cannot load the sealed object", error),
@@ -730,6 +730,39 @@ pub(crate) fn selection(bank: Bank, pcrs: &[u8]) -> Result<PcrSelectionList, Tpm
         .with_selection(bank.algorithm(), &slots)
         .build()
         .doing("a PCR selection")
+}
+
+/// Whether a response code is TPM2_Load refusing an object's bytes (TPM 2.0 Library, Part 3,
+/// "TPM2_Load"): its integrity value, a size or value out of range, attributes, algorithms or
+/// parameters its public area may not have. Anything else (busy, out of memory, in failure
+/// mode) is not evidence that the object changed.
+fn refuses_the_object(kind: Tss2ResponseCodeKind) -> bool {
+    use Tss2ResponseCodeKind as Code;
+    matches!(
+        kind,
+        Code::Integrity
+            | Code::Size
+            | Code::Value
+            | Code::Range
+            | Code::Attributes
+            | Code::Hash
+            | Code::Type
+            | Code::Scheme
+            | Code::Symmetric
+            | Code::Asymmetric
+            | Code::Kdf
+            | Code::Mode
+            | Code::Key
+            | Code::KeySize
+            | Code::Curve
+            | Code::EccPoint
+            | Code::Sensitive
+            | Code::Selector
+            | Code::Insufficient
+            | Code::ReservedBits
+            | Code::Policy
+            | Code::Tag
+    )
 }
 
 /// Whether a response code says "not now" rather than "no": the TPM is busy or out of room.

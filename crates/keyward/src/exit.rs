@@ -164,7 +164,13 @@ impl CliError {
             CliError::Keyring { source, .. } => keyring_class(source),
             CliError::Agent(e) => e.class(),
             CliError::Luks(e) => e.class(),
-            CliError::Unavailable(_) | CliError::HubCopyStale { .. } => ErrorClass::Unavailable,
+            CliError::Unavailable(_) => ErrorClass::Unavailable,
+            // The change stands either way; a hub that answered with another certificate is
+            // said as such (it may be someone else's), anything else as the hub not reachable.
+            CliError::HubCopyStale { source, .. } => match source.class() {
+                ErrorClass::CertificateMismatch => ErrorClass::CertificateMismatch,
+                _ => ErrorClass::Unavailable,
+            },
             CliError::AuditBroken(_) => ErrorClass::Integrity,
             CliError::OutputExists { .. } => ErrorClass::Conflict,
         }
@@ -445,6 +451,10 @@ mod tests {
             reason: "r".into(),
             may_have_arrived: false,
         };
+        let stale = |source: CliError| CliError::HubCopyStale {
+            device: PathBuf::from("v.img"),
+            source: Box::new(source),
+        };
         let silent = |unreachable| keyward_peer::recovery::Silent {
             peer: "u".into(),
             reason: "r".into(),
@@ -467,6 +477,20 @@ mod tests {
                 ErrorClass::Integrity,
             ),
             (CliError::Unavailable("x".into()), ErrorClass::Unavailable),
+            (stale(refused(500).into()), ErrorClass::Unavailable),
+            (stale(unreachable().into()), ErrorClass::Unavailable),
+            (
+                stale(
+                    ClientError::PinMismatch {
+                        service: "hub",
+                        url: "u".into(),
+                        expected: "a".into(),
+                        found: "b".into(),
+                    }
+                    .into(),
+                ),
+                ErrorClass::CertificateMismatch,
+            ),
             (
                 CliError::AuditBroken(keyward_hub::audit::AuditBreak { seq: 2, what: "x" }),
                 ErrorClass::Integrity,

@@ -292,6 +292,28 @@ mod old_copies_after_the_slot_changed {
         assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
     }
 
+    /// Review of issue 22.1: the counter was moved past the current file when the new slot was
+    /// sealed, before the commit; a reseal that then failed to commit left the current file
+    /// refused through its own TPM. It moves only once the new file is in place.
+    #[test]
+    fn a_reseal_that_does_not_commit_leaves_the_current_file_opening_through_the_tpm() {
+        let dir = Dir::new("tpm2-reseal-not-committed");
+        let tpm = swtpm();
+        let tcti = tpm.tcti();
+        let current = behind_the_counter(&dir, &tpm, &[]);
+        // A folder where the new keybox's temporary file goes: the commit cannot be made.
+        std::fs::create_dir_all(dir.path(".keybox.json.tmp/in-the-way")).expect("a folder");
+        let reseal = ["tpm2", "reseal", "2", "--unlock-passphrase-file", "passphrase.txt"];
+        let failed = dir.keyward().args(reseal).run();
+        failed.assert_exit_code(1).assert_one_line_error();
+        assert_eq!(dir.read("keybox.json"), current, "nothing committed");
+        std::fs::remove_dir_all(dir.path(".keybox.json.tmp")).expect("clear the way");
+        assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
+        // Committed, the same reseal refuses the file it replaced.
+        dir.ok(reseal);
+        assert_refused_through_the_tpm(&dir, &tcti, &current, None);
+    }
+
     #[test]
     fn a_reseal_of_a_pin_slot_refuses_the_old_file_with_the_old_pin() {
         let dir = Dir::new("tpm2-old-pin-after-reseal");

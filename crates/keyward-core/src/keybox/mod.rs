@@ -226,6 +226,18 @@ impl Keybox {
         only: Option<SlotId>,
         path: &Path,
     ) -> Result<UnlockedKeybox> {
+        self.open_through_slots(secrets, offered, only, path, Opening::InUse)
+    }
+
+    /// [`Keybox::open_with`], for a use of the keybox or the proof of a copy (see [`Opening`]).
+    fn open_through_slots(
+        &self,
+        secrets: &mut dyn SecretSource,
+        offered: Option<Channel>,
+        only: Option<SlotId>,
+        path: &Path,
+        opening: Opening,
+    ) -> Result<UnlockedKeybox> {
         let named = match only {
             Some(id) => Some(self.slot(id)?),
             None => None,
@@ -271,8 +283,10 @@ impl Keybox {
                 Err(e) => return Err(Error::from_slot(record.id, e, path)),
             };
             if let Some(unlocked) = self.open_slot(record, kek, path)? {
-                slot.opened(self.header.generation)
-                    .map_err(|e| Error::from_slot(record.id, e, path))?;
+                if opening == Opening::InUse {
+                    slot.opened(self.header.generation)
+                        .map_err(|e| Error::from_slot(record.id, e, path))?;
+                }
                 return Ok(unlocked);
             }
             if slot.kek_is_vouched() {
@@ -519,8 +533,14 @@ impl UnlockedKeybox {
         secret: &dyn NewSlot,
     ) -> Result<UnlockedKeybox> {
         let sealed = self.seal_header(header)?;
-        let reopened =
-            sealed.keybox.unlock(&secret.unlocker(), Some(changed), Path::new("the new keybox"))?;
+        let unlocker = secret.unlocker();
+        let reopened = sealed.keybox.open_through_slots(
+            &mut { unlocker },
+            Some(unlocker.channel()),
+            Some(changed),
+            Path::new("the new keybox"),
+            Opening::Proof,
+        )?;
         if reopened.key.fingerprint() != self.key.fingerprint() {
             return Err(crate::error::fingerprint_mismatch(
                 &self.key.fingerprint(),
@@ -529,6 +549,18 @@ impl UnlockedKeybox {
         }
         Ok(UnlockedKeybox { opened_by: self.opened_by, slot_key: None, ..reopened })
     }
+}
+
+/// Why a keybox is opened: for use, or as the proof that a copy not yet committed opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// The keybox is used: the slot that opened it is told ([`Slot::opened`]; a TPM slot's
+    /// counter moves up to the file).
+    InUse,
+    /// A new copy is proved before it is committed: nothing outside it may change, or a
+    /// change that then fails would leave the current file behind (a TPM counter moved past
+    /// it).
+    Proof,
 }
 
 fn slot_index(header: &KeyboxHeader, id: SlotId) -> Result<usize> {

@@ -16,6 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
@@ -256,14 +257,15 @@ impl FromStr for Rule {
 
 /// Executables hashed before, by the identity of their file: an allowed caller pinned by digest
 /// costs one read of its executable, not one per connection (the agent meets callers on one
-/// thread). Only a file that nobody but root or the agent's own user can write is remembered,
-/// as its device, inode, size and ctime: a change to its contents changes its ctime, which
-/// cannot be set back. A file the caller may write is read every time.
-#[derive(Debug, Default)]
+/// thread). A file is remembered by device, inode, size and ctime, and only once its ctime is
+/// [`SETTLED`] old when the read begins and the same when it ends: any later change to it moves
+/// its ctime past the one remembered (which nobody can set back), even on a file system whose
+/// clock for it ticks once a second. A file changed within that time is read every time.
+#[derive(Debug)]
 struct ExeDigests {
     known: Mutex<HashMap<FileIdentity, [u8; 32]>>,
-    /// The agent's own uid.
-    own_uid: u32,
+    /// How long a file must have stood unchanged to be remembered.
+    settled: Duration,
 }
 
 /// A file's identity and the time of its last change (see [`ExeDigests`]).
@@ -275,26 +277,34 @@ struct FileIdentity {
     ctime: (i64, i64),
 }
 
-/// Executables remembered at most; the memory is emptied when it is full.
-const EXE_DIGESTS_KEPT: usize = 64;
-
-impl ExeDigests {
-    fn new(own_uid: u32) -> Self {
-        ExeDigests { known: Mutex::default(), own_uid }
-    }
-
-    /// The SHA-256 of `file`'s contents, remembered if it may be (see [`ExeDigests`]).
-    fn sha256(&self, mut file: File) -> Option<[u8; 32]> {
-        let facts = file.metadata().ok()?;
-        let identity = FileIdentity {
+impl FileIdentity {
+    fn of(facts: &std::fs::Metadata) -> Self {
+        FileIdentity {
             dev: facts.dev(),
             ino: facts.ino(),
             size: facts.size(),
             ctime: (facts.ctime(), facts.ctime_nsec()),
-        };
-        let trusted_owner = facts.uid() == 0 || facts.uid() == self.own_uid;
-        let kept = trusted_owner && facts.mode() & 0o022 == 0;
-        if kept && let Some(digest) = self.known().get(&identity) {
+        }
+    }
+}
+
+/// How long an executable must have stood unchanged before its digest is remembered: more than
+/// the coarsest timestamp clock of a Linux file system (one second).
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// Executables remembered at most; the memory is emptied when it is full.
+const EXE_DIGESTS_KEPT: usize = 64;
+
+impl ExeDigests {
+    fn new(settled: Duration) -> Self {
+        ExeDigests { known: Mutex::default(), settled }
+    }
+
+    /// The SHA-256 of `file`'s contents, remembered if it may be (see [`ExeDigests`]).
+    fn sha256(&self, mut file: File) -> Option<[u8; 32]> {
+        let began = SystemTime::now();
+        let before = FileIdentity::of(&file.metadata().ok()?);
+        if let Some(digest) = self.known().get(&before) {
             return Some(*digest);
         }
         let mut hasher = Sha256::new();
@@ -307,12 +317,20 @@ impl ExeDigests {
             }
         }
         let digest: [u8; 32] = hasher.finalize().into();
-        if kept {
+        let (seconds, nanos) = before.ctime;
+        let changed = u64::try_from(seconds).ok().map(|s| {
+            UNIX_EPOCH
+                + Duration::from_secs(s)
+                + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+        });
+        let settled = changed.is_some_and(|at| at + self.settled <= began);
+        let after = file.metadata().ok().map(|facts| FileIdentity::of(&facts));
+        if settled && after == Some(before) {
             let mut known = self.known();
             if known.len() >= EXE_DIGESTS_KEPT {
                 known.clear();
             }
-            known.insert(identity, digest);
+            known.insert(before, digest);
         }
         Some(digest)
     }
@@ -336,7 +354,7 @@ impl Allowlist {
     pub fn new(rules: &[Rule], own_uid: u32) -> Self {
         let (executables, identities) =
             rules.iter().cloned().partition(|rule| matches!(rule, Rule::Exe { .. }));
-        Allowlist { identities, executables, own_uid, digests: ExeDigests::new(own_uid) }
+        Allowlist { identities, executables, own_uid, digests: ExeDigests::new(SETTLED) }
     }
 
     /// Whom the socket must be reachable by: others too, if anyone but the agent's own uid may
@@ -450,33 +468,31 @@ mod tests {
         assert_eq!(peer.exe(), std::env::current_exe().ok());
     }
 
+    /// Review of issue 22.4: an allowed caller pinned by digest had its executable read on
+    /// every connection. It is read once, and again only when the file changed.
     #[test]
-    fn an_executable_is_hashed_once_until_it_changes_and_only_if_the_caller_cannot_write_it() {
-        use std::os::unix::fs::PermissionsExt;
+    fn an_executable_is_hashed_once_until_it_changes_and_only_once_it_has_settled() {
         let folder = std::env::temp_dir().join(format!("keyward-digests-{}", std::process::id()));
         std::fs::create_dir_all(&folder).expect("folder");
         let path = folder.join("tool");
         let digest_of = |bytes: &[u8]| -> [u8; 32] { Sha256::digest(bytes).into() };
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let own_uid = unsafe { libc::geteuid() };
-        let digests = ExeDigests::new(own_uid);
         let open = || File::open(&path).expect("open");
-
         std::fs::write(&path, b"version one").expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+        // Just written: read every time, not remembered.
+        let careful = ExeDigests::new(SETTLED);
+        assert_eq!(careful.sha256(open()), Some(digest_of(b"version one")));
+        assert!(careful.known().is_empty());
+
+        // (Any age counts as settled here.) Remembered, and read again once it changed: same
+        // size, new contents, a ctime a tick of the coarse clock later at least.
+        let digests = ExeDigests::new(Duration::ZERO);
         assert_eq!(digests.sha256(open()), Some(digest_of(b"version one")));
         assert_eq!(digests.sha256(open()), Some(digest_of(b"version one")));
         assert_eq!(digests.known().len(), 1, "remembered");
-        // Same size, new contents: the ctime moved (a tick of the coarse clock at least).
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
         std::fs::write(&path, b"version two").expect("rewrite");
         assert_eq!(digests.sha256(open()), Some(digest_of(b"version two")));
-
-        // Writable by others: read every time, never remembered.
-        let others = ExeDigests::new(own_uid);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        assert_eq!(others.sha256(open()), Some(digest_of(b"version two")));
-        assert!(others.known().is_empty());
         std::fs::remove_dir_all(&folder).expect("clean up");
     }
 }

@@ -63,6 +63,9 @@ pub(crate) struct Reopens {
     asked: u64,
     /// The last round begun.
     started: u64,
+    /// The wipes asked for when a `get` last asked: a round begun after another wipe serves
+    /// nobody (every `get` of it was refused by that `lock`) and holds nothing.
+    asked_at_wipes: u64,
     /// The last round done.
     done: u64,
     /// Why the last round done failed, if it did.
@@ -197,6 +200,7 @@ impl Agent {
     /// not yet begun serves every `get` that asks meanwhile.
     pub(crate) fn ask_reopen(&self) -> u64 {
         let mut reopens = self.reopens();
+        reopens.asked_at_wipes = self.wipes();
         if reopens.asked == reopens.started {
             reopens.asked += 1;
             self.reopen_asked.notify_all();
@@ -215,7 +219,7 @@ impl Agent {
     /// connections' thread through `wake`.
     fn reopen_when_asked(&self, wake: &OwnedFd) {
         loop {
-            let round = {
+            let (round, wipes) = {
                 let mut reopens = self.reopens();
                 while reopens.asked == reopens.started {
                     reopens = self
@@ -224,9 +228,9 @@ impl Agent {
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
                 reopens.started = reopens.asked;
-                reopens.asked
+                (reopens.asked, reopens.asked_at_wipes)
             };
-            let failure = self.reopen().err().map(|e| e.to_string());
+            let failure = self.reopen(wipes).err().map(|e| e.to_string());
             {
                 let mut reopens = self.reopens();
                 reopens.done = round;
@@ -237,9 +241,12 @@ impl Agent {
     }
 
     /// Opens the keybox again with nobody there, checks the key is the one first held, and
-    /// holds it for a TTL — unless a wipe was asked for meanwhile.
-    fn reopen(&self) -> Result<(), ReopenFailure> {
-        let wipes = self.wipes.load(Ordering::SeqCst);
+    /// holds it for a TTL — unless a wipe was asked for since the last `get` asked (when
+    /// `wipes` wipes had been).
+    fn reopen(&self, wipes: u64) -> Result<(), ReopenFailure> {
+        if self.wipes() != wipes {
+            return Err(ReopenFailure::Wiped);
+        }
         // A round asked while the key was held (it expired since, or it did not).
         if self.holder().time_left().is_some() {
             return Ok(());
@@ -259,7 +266,7 @@ impl Agent {
         let first = ExpectedFingerprint::Full(self.fingerprint);
         keyward_box::fingerprint::gate(&key.fingerprint(), &[("the agent's key".into(), first)])?;
         let mut holder = self.holder();
-        if self.stopping.load(Ordering::SeqCst) || self.wipes.load(Ordering::SeqCst) != wipes {
+        if self.stopping.load(Ordering::SeqCst) || self.wipes() != wipes {
             return Err(ReopenFailure::Wiped);
         }
         holder.hold(key, self.ttl).map_err(ReopenFailure::Memory)?;

@@ -120,7 +120,8 @@ fn listen_with_mode(path: &Path, mode: libc::mode_t) -> std::io::Result<UnixList
     }
     let address = socket2::SockAddr::unix(path)?;
     // The umask is the whole process's: lifted only for a mode that grants others anything (a
-    // usual umask leaves 0600 as it is), and before the agent starts any thread of its own.
+    // usual umask leaves 0600 as it is), and before the agent starts the threads that serve
+    // (the one that waits for signals creates no files).
     let bound = if mode & 0o077 == 0 {
         socket.bind(&address)
     } else {
@@ -165,13 +166,15 @@ pub fn bind(path: &Path, place: Place) -> Result<Listening, AgentError> {
     let facts = std::fs::symlink_metadata(path).map_err(|e| io("cannot read", e))?;
     use std::os::unix::fs::MetadataExt;
     if !facts.file_type().is_socket() || facts.mode() & 0o777 != mode {
-        // A socket with another mode is this one (a umask stricter than 0600): not left behind.
-        // Anything else is someone else's, and left alone.
-        if facts.file_type().is_socket() {
+        // A socket of ours with another mode is this one (a umask stricter than 0600): not left
+        // behind. Anything else is someone else's, and left alone.
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if facts.file_type().is_socket() && facts.uid() == unsafe { libc::geteuid() } {
             let _ = std::fs::remove_file(path);
         }
         return Err(AgentError::Invalid(format!(
-            "{} is not the socket just bound with mode {mode:o}; check who else writes that folder",
+            "{} is not the socket just bound with mode {mode:o}; check the umask (it must leave \
+             the owner read and write) and who else writes that folder",
             path.display()
         )));
     }

@@ -140,9 +140,9 @@ impl Retiring {
     }
 
     /// After `store.update` returned `committed`: the kind told the commit landed, if it did.
-    /// A change that landed but could not be synced to disk ([`Error::NotDurable`]) is in place
-    /// as far as anyone reading the keybox can tell: its slot is retired too (against the file
-    /// as it reads now), and the error still returned.
+    /// A change that could not be synced to disk ([`Error::NotDurable`]) may not survive a
+    /// power cut: the file before it may come back, and must still open, so the slot is not
+    /// retired (and the person is told).
     fn after_commit(
         retiring: Option<Retiring>,
         committed: Result<UnlockedKeybox>,
@@ -156,11 +156,12 @@ impl Retiring {
                 Ok(next)
             }
             Err(e @ Error::NotDurable { .. }) => {
-                if let Ok(now) = store.load()
-                    && now.generation() > retiring.generation
-                {
-                    retiring.after(&now, store.path(), secrets);
-                }
+                secrets.notice(&format!(
+                    "slot {}: what it keeps outside the keybox (a TPM counter, shares at peers) \
+                     was left as it was, since the change may not survive a power cut; a copy \
+                     of the keybox from before it may still open through it",
+                    retiring.id
+                ));
                 Err(e)
             }
             Err(e) => Err(e),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use common::*;
 use keyward_core::keybox::NewKeybox;
 use keyward_core::operations::{self, Authorization};
-use keyward_core::slot::{NewPlain, NewRecoveryCode};
+use keyward_core::slot::{NewPlain, NewRecoveryCode, SecretSource, SlotError, Want};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{Error, Keybox, RecoveryCode, Store, Unlocker};
 
@@ -298,4 +298,37 @@ fn init_refuses_an_existing_keybox_and_leaves_it_alone() {
     .expect_err("init over an existing keybox must fail");
     assert!(matches!(err, Error::KeyboxExists(_)), "{err:?}");
     assert_eq!(sim.files(), files, "nothing may change");
+}
+
+/// A remove that landed but could not be synced to disk may not survive a power cut: the
+/// dropped slot's state outside the keybox is left alone (the file before may come back, and
+/// must open), and the person is told so.
+#[test]
+fn a_remove_that_is_not_durable_leaves_the_slot_unretired_and_says_so() {
+    struct Noted(Vec<String>);
+    impl SecretSource for Noted {
+        fn secret(&mut self, _: &Want<'_>) -> Result<Option<Unlocker<'_>>, SlotError> {
+            Ok(None)
+        }
+        fn notice(&mut self, text: &str) {
+            self.0.push(text.to_string());
+        }
+    }
+    let secrets = Secrets::new();
+    let auth = secrets.old_code_auth();
+    let start = base_files(&secrets);
+    let dry = sim_with(&start);
+    operations::remove(&Store::new(&dry, sim_path()), &auth, "kf", &mut Noted(Vec::new()))
+        .expect("the remove succeeds without a crash");
+    // The last step is the folder's fsync, after the rename.
+    let sim = sim_with(&start);
+    sim.crash_at(dry.steps() - 1);
+    let mut noted = Noted(Vec::new());
+    let result = operations::remove(&Store::new(&sim, sim_path()), &auth, "kf", &mut noted);
+    assert!(matches!(result, Err(Error::NotDurable { .. })), "{result:?}");
+    assert!(
+        noted.0.iter().any(|n| n.contains("may not survive a power cut")),
+        "notices: {:?}",
+        noted.0
+    );
 }

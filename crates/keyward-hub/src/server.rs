@@ -19,7 +19,7 @@ use keyward_service::metrics::Metrics;
 use keyward_service::shell::{
     LargeRoute, ServeOptions, Shell, SignedParts, UploadGate, claimed_signer, json_body,
 };
-use keyward_service::{AuthError, ServiceError, SourcePrefix, unix_now};
+use keyward_service::{ServiceError, SourcePrefix, unix_now};
 
 use crate::api::{
     ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest,
@@ -321,10 +321,11 @@ impl UploadGate for ServerState {
         headers: &'a HeaderMap,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(signer) = claimed_signer(headers) else {
-                return Err(AuthError::Malformed("signer header").into());
+            let signer = claimed_signer(headers);
+            let known = match signer {
+                Some(signer) => self.hub.is_known_box(signer).await?,
+                None => false,
             };
-            let known = self.hub.is_known_box(signer).await?;
             self.shell.admit_upload("header-push", source, signer, known, unix_now())
         })
     }

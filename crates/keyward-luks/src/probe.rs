@@ -4,6 +4,7 @@
 //! volume, swap, a partition table, a LUKS2 header libcryptsetup could not load. Asked through
 //! the `blkid` program rather than linked, as it ships with every system cryptsetup runs on.
 
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -60,8 +61,18 @@ pub enum Probed {
 /// Probes `device` (a block device or an image file). A device that cannot be read is an
 /// error, never "nothing there": blkid says both with the same exit code.
 pub fn probe(device: &Path) -> Result<Probed> {
-    std::fs::File::open(device)
-        .map_err(|e| probe_failed(device, format!("cannot read it: {e}")))?;
+    // Opened without blocking, and only a block device or an image file is probed: a FIFO put
+    // at the path would otherwise hold the command (and blkid) forever.
+    let cannot_read = |e: std::io::Error| probe_failed(device, format!("cannot read it: {e}"));
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(device)
+        .map_err(cannot_read)?;
+    let kind = opened.metadata().map_err(cannot_read)?.file_type();
+    if !(kind.is_file() || kind.is_block_device()) {
+        return Err(probe_failed(device, "it is neither a block device nor a file".into()));
+    }
     let blkid = blkid()?;
     let out = Command::new(&blkid)
         .args(["-p", "-o", "export", "--"])
@@ -145,6 +156,10 @@ mod tests {
         assert_eq!(probe(&blank).expect("probed"), Probed::Nothing);
         let missing = folder.join("missing.img");
         assert!(matches!(probe(&missing), Err(LuksError::Probe { .. })));
+        let fifo = folder.join("fifo");
+        let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(status.success());
+        assert!(matches!(probe(&fifo), Err(LuksError::Probe { .. })), "refused, not waited on");
         std::fs::remove_dir_all(&folder).expect("clean up");
     }
 }

@@ -148,8 +148,8 @@ impl Shell {
     }
 
     /// Whether a large upload on `route` from `source`, signed (by its headers' word) by
-    /// `signer`, may take a turn: the source is not locked out and within its rate, the signer
-    /// is one the service knows (`known`) and within its own rate. Nothing is counted toward
+    /// `signer`, may take a turn: the source is not locked out and within its rate, a signer is
+    /// named, one the service knows (`known`) and within its own rate. Nothing is counted toward
     /// the rates (the request is counted when it is handled); a refusal is tallied and logged
     /// as any other, and an unknown signer counts toward the source's lockout as a failed
     /// proof does.
@@ -162,7 +162,7 @@ impl Shell {
         &self,
         route: &'static str,
         source: SourcePrefix,
-        signer: &str,
+        signer: Option<&str>,
         known: bool,
         now: i64,
     ) -> Result<(), ServiceError> {
@@ -172,12 +172,17 @@ impl Shell {
             )))
         } else if !self.limiter.source_within_rate(source, now) {
             Some(ServiceError::RateLimited(format!("too many requests from {source} this minute")))
-        } else if !known {
-            Some(AuthError::UnknownSigner.into())
-        } else if !self.limiter.box_within_rate(signer, now) {
-            Some(ServiceError::RateLimited(format!("too many requests for {signer} this minute")))
         } else {
-            None
+            match signer {
+                None => Some(AuthError::Malformed("signer header").into()),
+                Some(_) if !known => Some(AuthError::UnknownSigner.into()),
+                Some(signer) if !self.limiter.box_within_rate(signer, now) => {
+                    Some(ServiceError::RateLimited(format!(
+                        "too many requests for {signer} this minute"
+                    )))
+                }
+                Some(_) => None,
+            }
         };
         let Some(refusal) = refusal else { return Ok(()) };
         if refusal.kind() == ErrorKind::Unauthenticated {
@@ -628,12 +633,12 @@ mod tests {
         let source = SourcePrefix::from("127.0.0.9".parse::<std::net::IpAddr>().expect("ip"));
         let now = unix_now();
         for _ in 0..LOCKOUT_AFTER {
-            let refused = shell.admit_upload("upload", source, "stranger", false, now);
+            let refused = shell.admit_upload("upload", source, Some("stranger"), false, now);
             assert!(refused.is_err_and(|e| e.kind() == ErrorKind::Unauthenticated));
         }
-        let locked = shell.admit_upload("upload", source, "known", true, now);
+        let locked = shell.admit_upload("upload", source, Some("known"), true, now);
         assert!(locked.is_err_and(|e| e.kind() == ErrorKind::Refused), "locked out");
         let other = SourcePrefix::from("127.0.0.10".parse::<std::net::IpAddr>().expect("ip"));
-        assert!(shell.admit_upload("upload", other, "known", true, now).is_ok());
+        assert!(shell.admit_upload("upload", other, Some("known"), true, now).is_ok());
     }
 }

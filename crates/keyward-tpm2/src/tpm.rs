@@ -761,7 +761,7 @@ fn refuses_the_object(kind: Tss2ResponseCodeKind) -> bool {
             | Code::Insufficient
             | Code::ReservedBits
             | Code::Policy
-            | Code::Tag
+            | Code::Binding
     )
 }
 

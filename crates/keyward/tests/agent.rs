@@ -679,8 +679,8 @@ fn a_flood_of_refused_callers_and_half_sent_frames_stops_no_one_served() {
 
 /// Issue 22.4: one hanging re-open and three `get`s left `status` and `lock` unanswered. Now a
 /// re-open runs on a thread of its own: `status` and `lock` answer at once (a `lock` refusing the
-/// `get`s waiting), and a `get` gives up after its own deadline (exit 8, busy) instead of
-/// hanging.
+/// `get`s waiting, and no re-open they asked for holding a key after it), and a `get` gives up
+/// after its own deadline (exit 8, busy) instead of hanging.
 #[test]
 fn a_hanging_reopen_holds_up_neither_status_nor_lock_and_a_get_gives_up_busy() {
     let dir = Dir::new("agent-hang");
@@ -693,27 +693,43 @@ fn a_hanging_reopen_holds_up_neither_status_nor_lock_and_a_get_gives_up_busy() {
     let fifo = std::ffi::CString::new(dir.path("slot.key").to_str().expect("utf-8")).expect("c");
     // SAFETY: a valid C path and mode.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
-    let waiting: Vec<_> = (0..3)
-        .map(|_| {
-            dir.keyward()
-                .env("XDG_RUNTIME_DIR", runtime_dir(&dir))
-                .args(["agent", "get", "--out", "-", "--timeout", "20s"])
-                .spawn()
-        })
-        .collect();
+    let get = || {
+        dir.keyward()
+            .env("XDG_RUNTIME_DIR", runtime_dir(&dir))
+            .args(["agent", "get", "--out", "-", "--timeout", "20s"])
+            .spawn()
+    };
     // `status` answers while the re-open hangs, and counts the `get`s waiting for it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = client(&dir, &["--json", "agent", "status", "--timeout", "2s"]);
-        status.assert_success();
-        let json: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
-        assert_eq!(json["state"], "locked", "{}", status.report());
-        if json["waiting"] == 3 {
-            break;
+    let wait_for_waiting = |count: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = client(&dir, &["--json", "agent", "status", "--timeout", "2s"]);
+            status.assert_success();
+            let json: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+            assert_eq!(json["state"], "locked", "{}", status.report());
+            if json["waiting"] == count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the gets never waited: {}", status.report());
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(Instant::now() < deadline, "the gets never waited: {}", status.report());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    // One `get` starts a re-open, which hangs; two more ask while it does, for the next round.
+    let mut waiting = vec![get()];
+    wait_for_waiting(1);
+    waiting.extend([get(), get()]);
+    wait_for_waiting(3);
+    // A `get` with a short deadline gives up (busy), and is dropped when it leaves, not at the
+    // agent's own deadline (30 s): a waiting connection that hung up must not wake the agent's
+    // every turn until then.
+    let busy = client(&dir, &["agent", "get", "--out", "late.key", "--timeout", "1s"]);
+    busy.assert_exit_code(8).assert_one_line_error();
+    assert!(busy.stderr().contains("busy"), "{}", busy.report());
+    assert!(!dir.path("late.key").exists());
+    let left = "the caller left before the keybox was opened";
+    let audit = agent.audit_when(|lines| lines.iter().any(|l| l["reason"] == left));
+    assert!(audit.iter().any(|l| l["reason"] == left), "{}", agent.log());
+
     // A `lock` refuses at once every `get` waiting (the re-open still hangs).
     client(&dir, &["agent", "lock", "--timeout", "2s"]).assert_success();
     for (child, line) in waiting {
@@ -722,20 +738,11 @@ fn a_hanging_reopen_holds_up_neither_status_nor_lock_and_a_get_gives_up_busy() {
         assert!(out.stderr().contains("a lock came"), "{}", out.report());
         assert!(out.output.stdout.is_empty(), "{}", out.report());
     }
-    let busy = client(&dir, &["agent", "get", "--out", "late.key", "--timeout", "1s"]);
-    busy.assert_exit_code(8).assert_one_line_error();
-    assert!(busy.stderr().contains("busy"), "{}", busy.report());
-    assert!(!dir.path("late.key").exists());
-    // The caller that gave up is dropped when it leaves, not at the agent's own deadline (30 s):
-    // a waiting connection that hung up must not wake the agent's every turn until then.
-    let left = "the caller left before the keybox was opened";
-    let audit = agent.audit_when(|lines| lines.iter().any(|l| l["reason"] == left));
-    assert!(audit.iter().any(|l| l["reason"] == left), "{}", agent.log());
 
-    // The key file arrives: the hanging re-open finishes, and holds nothing (a `lock` came
-    // meanwhile). The FIFO is opened for both reading and writing, which never blocks, and the
-    // file put back in its place before the key flows: the round the late `get` asked for (which
-    // began after the lock) finds a file, and its key is served.
+    // The key file arrives: the hanging re-open finishes and holds nothing (a `lock` came
+    // meanwhile), and the round the others asked for before the lock is not run at all: the
+    // agent stays locked, though the file would open now. (The FIFO is opened for both reading
+    // and writing, which never blocks, and the file put back in its place before the key flows.)
     let mut feed = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -745,6 +752,12 @@ fn a_hanging_reopen_holds_up_neither_status_nor_lock_and_a_get_gives_up_busy() {
     std::fs::rename(dir.path("slot.key.back"), dir.path("slot.key")).expect("put the file back");
     std::io::Write::write_all(&mut feed, &key_file).expect("write into the FIFO");
     drop(feed);
+    for _ in 0..20 {
+        let status = client(&dir, &["--json", "agent", "status"]);
+        assert!(status.stdout().contains("\"locked\""), "{}", status.report());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A `get` after the lock opens it again.
     let again = client(&dir, &["agent", "get", "--out", "-"]);
     again.assert_success();
     assert_eq!(again.output.stdout, CANARY_KEY);

@@ -266,6 +266,21 @@ mod old_copies_after_the_slot_changed {
         listing["slots"][1]["nv_index"].as_str().expect("a tpm2 slot's nv_index").to_string()
     }
 
+    /// Checks that the TPM slot refuses `old` (opened with `old_pin`) and opens the current
+    /// file (with `unlock_args`); the current file is put back afterwards.
+    fn assert_only_the_current_file_opens(
+        dir: &Dir,
+        tcti: &str,
+        old: &[u8],
+        old_pin: Option<&str>,
+        unlock_args: &[&str],
+    ) {
+        let current = dir.read("keybox.json");
+        assert_refused_through_the_tpm(dir, tcti, old, old_pin);
+        dir.write("keybox.json", &current);
+        assert_opens_to_canary(&unlock(dir, tcti, unlock_args));
+    }
+
     /// Puts `old` back and checks the TPM slot refuses it (exit 3), writing nothing.
     fn assert_refused_through_the_tpm(dir: &Dir, tcti: &str, old: &[u8], pin: Option<&str>) {
         dir.write("keybox.json", old);
@@ -286,10 +301,7 @@ mod old_copies_after_the_slot_changed {
         let tcti = tpm.tcti();
         let old = behind_the_counter(&dir, &tpm, &[]);
         dir.ok(["tpm2", "reseal", "2", "--unlock-passphrase-file", "passphrase.txt"]);
-        let current = dir.read("keybox.json");
-        assert_refused_through_the_tpm(&dir, &tcti, &old, None);
-        dir.write("keybox.json", &current);
-        assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
+        assert_only_the_current_file_opens(&dir, &tcti, &old, None, &["--slot", "tpm2-2"]);
     }
 
     /// Review of issue 22.1: the counter was moved past the current file when the new slot was
@@ -311,7 +323,7 @@ mod old_copies_after_the_slot_changed {
         assert_opens_to_canary(&unlock(&dir, &tcti, &["--slot", "tpm2-2"]));
         // Committed, the same reseal refuses the file it replaced.
         dir.ok(reseal);
-        assert_refused_through_the_tpm(&dir, &tcti, &current, None);
+        assert_only_the_current_file_opens(&dir, &tcti, &current, None, &["--slot", "tpm2-2"]);
     }
 
     #[test]
@@ -332,14 +344,8 @@ mod old_copies_after_the_slot_changed {
             "--unlock-passphrase-file",
             "passphrase.txt",
         ]);
-        let current = dir.read("keybox.json");
-        assert_refused_through_the_tpm(&dir, &tcti, &old, Some("pin.txt"));
-        dir.write("keybox.json", &current);
-        assert_opens_to_canary(&unlock(
-            &dir,
-            &tcti,
-            &["--slot", "tpm2-2", "--pin-file", "new-pin.txt"],
-        ));
+        let new_pin = ["--slot", "tpm2-2", "--pin-file", "new-pin.txt"];
+        assert_only_the_current_file_opens(&dir, &tcti, &old, Some("pin.txt"), &new_pin);
     }
 
     #[test]
@@ -362,15 +368,9 @@ mod old_copies_after_the_slot_changed {
             "passphrase.txt",
         ]);
         assert_eq!(nv_index(&dir), before, "the same TPM: the same counter, no NV space spent");
-        let current = dir.read("keybox.json");
         // The old file's slot needs no PIN: it would open unattended if the counter let it.
-        assert_refused_through_the_tpm(&dir, &tcti, &old, None);
-        dir.write("keybox.json", &current);
-        assert_opens_to_canary(&unlock(
-            &dir,
-            &tcti,
-            &["--slot", "tpm2-2", "--pin-file", "pin.txt"],
-        ));
+        let pin = ["--slot", "tpm2-2", "--pin-file", "pin.txt"];
+        assert_only_the_current_file_opens(&dir, &tcti, &old, None, &pin);
     }
 
     #[test]

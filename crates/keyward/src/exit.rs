@@ -167,10 +167,13 @@ impl CliError {
             CliError::Unavailable(_) => ErrorClass::Unavailable,
             // The change stands either way; a hub that answered with another certificate is
             // said as such (it may be someone else's), anything else as the hub not reachable.
-            CliError::HubCopyStale { source, .. } => match source.class() {
-                ErrorClass::CertificateMismatch => ErrorClass::CertificateMismatch,
-                _ => ErrorClass::Unavailable,
-            },
+            CliError::HubCopyStale { source, .. } => {
+                if source.class() == ErrorClass::CertificateMismatch {
+                    ErrorClass::CertificateMismatch
+                } else {
+                    ErrorClass::Unavailable
+                }
+            }
             CliError::AuditBroken(_) => ErrorClass::Integrity,
             CliError::OutputExists { .. } => ErrorClass::Conflict,
         }

@@ -19,14 +19,14 @@ mod runtime;
 mod secret_input;
 mod serving;
 
+use std::io::Write as _;
+
 use clap::{CommandFactory, Parser};
+use keyward_core::ErrorClass;
 
 use crate::cli::{Cli, Command, EscrowCommand};
 use crate::context::Context;
-use std::io::Write as _;
-
 use crate::exit::{CliError, CliResult};
-use keyward_core::ErrorClass;
 
 fn main() -> std::process::ExitCode {
     hardening::harden_process();

@@ -120,6 +120,58 @@ impl EscrowBlobToPush {
     }
 }
 
+/// The operator's statement a box enrolls at a hub with.
+#[derive(Debug, Clone, Copy)]
+pub enum Admission<'a> {
+    /// An enrollment token: a name new at the hub.
+    Token(&'a str),
+    /// A takeover: an enrolled name moves to this machine's identity.
+    Takeover(&'a str),
+}
+
+/// A box enrolled at a hub.
+#[derive(Debug)]
+pub struct HubEnrolled {
+    /// The enrollment written beside the keybox.
+    pub enrollment: Enrollment,
+    /// The box's identity, as the hub now knows it.
+    pub identity: keyward_service::PublicKey,
+}
+
+/// Enrolls the box of the keybox at `keybox` at the hub `client` speaks to (`enrollment` says
+/// which, and under what name) and writes the enrollment beside the keybox. The box's identity
+/// is the one it has, or a new one for an enrollment token; a takeover must name the identity
+/// the box has. An identity made here is removed again when the hub refuses.
+pub fn enroll(
+    files: &crate::secrets::SecretFiles,
+    keybox: &std::path::Path,
+    client: &HubClient,
+    enrollment: Enrollment,
+    admission: Admission<'_>,
+) -> BoxResult<HubEnrolled> {
+    let paths = crate::config::BoxFiles::beside(keybox);
+    if paths.enrollment.exists() {
+        return Err(CoreError::OutputExists(paths.enrollment).into());
+    }
+    let (identity, made_now, text) = match admission {
+        Admission::Token(text) => {
+            let (identity, made_now) = crate::identity::read_or_new(files, keybox)?;
+            (identity, made_now, text)
+        }
+        Admission::Takeover(text) => {
+            (crate::identity::for_takeover(files, keybox, text, &enrollment.box_name)?, false, text)
+        }
+    };
+    if let Err(e) = block_on(client.enroll(&enrollment.box_name, identity.public(), text)) {
+        if made_now {
+            let _ = std::fs::remove_file(&paths.identity);
+        }
+        return Err(e);
+    }
+    crate::config::write(&paths.enrollment, &enrollment)?;
+    Ok(HubEnrolled { enrollment, identity: identity.public() })
+}
+
 /// Pushes `blob` with `directive` (to which the fingerprint is added, so the fresh machine
 /// checks it too) as the enrolled box, and checks the hub's answer names this blob's hash.
 pub fn push(

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod escrow;
 pub mod fingerprint;
+pub mod identity;
 pub mod peers;
 pub mod recovery;
 pub mod runtime;

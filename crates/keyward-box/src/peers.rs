@@ -7,15 +7,13 @@
 use std::path::Path;
 
 use keyward_core::keybox::{SlotRecord, UnlockedKeybox};
-use keyward_core::store::{RealFs, write_secret_file};
 use keyward_core::{Error as CoreError, Keybox, SlotId, Store, operations};
 use keyward_peer::card::PeerCard;
 use keyward_peer::distribute::{Owner, Split, delete_everywhere, distribute};
 use keyward_peer::reshare::{self, ReshareError};
 use keyward_peer::slot::{NewPeersSlot, PEERS, PeersParams};
-use keyward_service::{SigningIdentity, unix_now};
+use keyward_service::unix_now;
 
-use crate::config::BoxFiles;
 use crate::error::{BoxError, BoxResult, invalid};
 use crate::runtime::block_on;
 use crate::secrets::SecretFiles;
@@ -28,26 +26,6 @@ pub use keyward_peer::slot::PEER_TIMEOUT;
 pub fn read_card(files: &SecretFiles, path: &Path) -> BoxResult<PeerCard> {
     let bytes = files.bytes(path)?;
     PeerCard::parse(&bytes).map_err(|source| BoxError::Card { path: path.to_path_buf(), source })
-}
-
-/// The box's identity (`<keybox>.box-key`, the one a hub enrollment uses too).
-pub fn owner_identity(files: &SecretFiles, keybox: &Path) -> BoxResult<SigningIdentity> {
-    files.identity(&BoxFiles::beside(keybox).identity)
-}
-
-/// The box's identity, made (0600) if there is none yet; `true` with it if it was made now
-/// (a workflow that fails afterwards removes it again).
-pub fn owner_identity_or_new(
-    files: &SecretFiles,
-    keybox: &Path,
-) -> BoxResult<(SigningIdentity, bool)> {
-    let path = BoxFiles::beside(keybox).identity;
-    if path.exists() {
-        return Ok((files.identity(&path)?, false));
-    }
-    let identity = SigningIdentity::generate()?;
-    write_secret_file(&RealFs, &path, &identity.to_file_bytes(), false)?;
-    Ok((identity, true))
 }
 
 /// The peers slot named (or the keybox's only one) and its parameters.

@@ -19,7 +19,8 @@ pub fn is_blob_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// `POST /v1/enroll`: a box registers its identity with an operator's enrollment token.
+/// `POST /v1/enroll`: a box registers its identity with an operator's enrollment token, or a
+/// replacement machine takes an enrolled box's name over with an operator's takeover.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
@@ -28,7 +29,7 @@ pub struct EnrollRequest {
     pub box_name: String,
     /// The box's identity.
     pub public_key: PublicKey,
-    /// The operator-signed enrollment token (statement text).
+    /// The operator-signed enrollment token or takeover (statement text).
     pub token: String,
 }
 

@@ -18,7 +18,7 @@ use crate::api::{
     ActiveResponse, BLOB_FORMATS, HeaderListResponse, HeaderPushRequest, HeaderPushResponse,
     HeaderRecoverResponse, PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256,
 };
-use crate::store::{Activation, HeaderServed, Pushed, Store};
+use crate::store::{Activation, HeaderServed, NonceUse, Pushed, Store};
 use keyward_core::encoding::from_hex;
 
 /// Largest blob accepted (a blob is a few hundred bytes).
@@ -49,6 +49,15 @@ pub enum Principal {
     Operator(PublicKey),
 }
 
+/// What an enrollment did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enrolled {
+    /// A new box name, bound to the identity.
+    New,
+    /// An enrolled name, moved to the identity by a takeover.
+    TakenOver,
+}
+
 /// Most enrolled box keys kept in memory (about 200 bytes each).
 const MAX_CACHED_BOX_KEYS: usize = 1 << 17;
 
@@ -63,9 +72,12 @@ pub struct Hub {
     box_keys: BoxKeys,
 }
 
-/// Enrolled box keys already read and parsed. A box's key never changes once enrolled (the
-/// store has no way to replace it), so a cached key can never be stale, on one hub or on many
-/// sharing a database; the cache spares every signed request a database round trip.
+/// Enrolled box keys already read and parsed, sparing most signed requests a database read.
+/// A takeover moves a name to another key, on this hub or on another one sharing the
+/// database, so a cached key is a guess that the database confirms: a signature that fails
+/// under it reads the key again, and a box request's nonce is recorded only while the name is
+/// still bound to the key that verified it ([`Store::use_nonce`]), so an old identity is
+/// refused at once on every hub.
 #[derive(Debug, Clone, Default)]
 struct BoxKeys(Arc<Mutex<HashMap<String, PublicKey>>>);
 
@@ -83,6 +95,12 @@ impl BoxKeys {
             keys.insert(name.to_string(), key);
         }
     }
+
+    fn forget(&self, name: &str) {
+        if let Ok(mut keys) = self.0.lock() {
+            keys.remove(name);
+        }
+    }
 }
 
 /// The audit event that records a statement of `kind` being used.
@@ -93,6 +111,7 @@ fn used_event(kind: StatementKind) -> &'static str {
         StatementKind::Overwrite => "approval-used",
         StatementKind::Deletion => "deletion-used",
         StatementKind::PeerRelease => "peer-ticket-used",
+        StatementKind::Takeover => "takeover-used",
     }
 }
 
@@ -168,24 +187,61 @@ impl Hub {
         Ok(found)
     }
 
-    /// Enrolls a box with an operator's enrollment token.
+    /// Enrolls a box with an operator's statement: an enrollment token enrolls a new name; a
+    /// takeover moves an enrolled name to the identity it names (a replacement machine), which
+    /// keeps the box's escrow versions and header backups and shuts the old identity out.
     pub async fn enroll(
         &self,
         box_name: &str,
         key: PublicKey,
-        token: &str,
+        statement_text: &str,
         now: i64,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Enrolled, ServiceError> {
         if !valid_box_name(box_name) {
             return Err(ServiceError::Malformed(format!("box names are {BOX_NAME_RULE}")));
         }
-        self.redeem(token, Some(box_name), StatementKind::Enrollment, now).await?;
-        if !self.store.add_box(box_name, &key.to_string(), now).await? {
-            return Err(ServiceError::Conflict(format!(
-                "a box named {box_name} is already enrolled"
-            )));
+        let found = statement::verify(statement_text, &self.operators, now)?.statement;
+        match &found {
+            Statement::Enrollment { box_name: named, .. } if named == box_name => {
+                self.use_up(&found, now).await?;
+                if !self.store.add_box(box_name, &key.to_string(), now).await? {
+                    return Err(ServiceError::Conflict(format!(
+                        "a box named {box_name} is already enrolled; a replacement machine takes its name over with an operator's takeover (`keyward operator takeover`)"
+                    )));
+                }
+                Ok(Enrolled::New)
+            }
+            Statement::Takeover { box_name: named, identity, .. } if named == box_name => {
+                if *identity != key {
+                    return Err(AuthError::WrongStatement {
+                        expected: format!("a takeover of {box_name} by identity {key}"),
+                        found: format!("a takeover by identity {identity}"),
+                    }
+                    .into());
+                }
+                let Some(old) = self.store.box_key(box_name).await? else {
+                    return Err(ServiceError::NotFound(format!(
+                        "no box named {box_name} is enrolled; enroll it with an enrollment token"
+                    )));
+                };
+                if old == key.to_string() {
+                    return Ok(Enrolled::TakenOver);
+                }
+                self.use_up(&found, now).await?;
+                if !self.store.replace_box_key(box_name, &old, &key.to_string(), now).await? {
+                    return Err(ServiceError::Conflict(format!(
+                        "{box_name}'s identity changed while it was taken over; ask again"
+                    )));
+                }
+                self.box_keys.insert(box_name, key);
+                Ok(Enrolled::TakenOver)
+            }
+            other => Err(AuthError::WrongStatement {
+                expected: format!("an enrollment token or a takeover for {box_name}"),
+                found: format!("{} for {}", other.kind(), other.box_name()),
+            }
+            .into()),
         }
-        Ok(())
     }
 
     /// Checks a signed request — of an enrolled box (the signer is its name) or of an operator
@@ -199,20 +255,53 @@ impl Hub {
         request: Request<'_>,
         now: i64,
     ) -> Result<Principal, ServiceError> {
-        let (principal, key) = match signed.signer.parse::<PublicKey>() {
-            Ok(key) if self.operators.contains(&key) => (Principal::Operator(key), key),
-            Ok(_) => return Err(AuthError::UnknownSigner.into()),
+        let nonce_expires = now + 2 * MAX_SKEW_SECS;
+        match signed.signer.parse::<PublicKey>() {
+            Ok(key) if self.operators.contains(&key) => {
+                request::verify(signed, &key, &self.audience, request, now)?;
+                self.store
+                    .use_nonce(&signed.nonce, nonce_expires, now, None)
+                    .await?
+                    .into_result()?;
+                Ok(Principal::Operator(key))
+            }
+            Ok(_) => Err(AuthError::UnknownSigner.into()),
             Err(_) => {
                 let name = signed.signer.as_str();
-                let Some(key) = self.box_key(name).await? else {
-                    return Err(AuthError::UnknownSigner.into());
-                };
-                (Principal::Box(name.to_string()), key)
+                let key = self.box_signature(name, signed, request, now).await?;
+                let holder = Some((name, key.to_string()));
+                let used = self.store.use_nonce(&signed.nonce, nonce_expires, now, holder).await?;
+                if used == NonceUse::NotTheHolder {
+                    // Taken over through another hub since this one cached the key.
+                    self.box_keys.forget(name);
+                }
+                used.into_result()?;
+                Ok(Principal::Box(name.to_string()))
             }
+        }
+    }
+
+    /// Verifies a box's signed request under its enrolled key and returns the key. The cached
+    /// key is tried first; when the signature fails under it (or none is cached) the key is
+    /// read again, since a takeover may have moved the name.
+    async fn box_signature(
+        &self,
+        name: &str,
+        signed: &RequestSignature,
+        request: Request<'_>,
+        now: i64,
+    ) -> Result<PublicKey, ServiceError> {
+        let cached = self.box_keys.get(name);
+        if let Some(key) = cached
+            && request::verify(signed, &key, &self.audience, request, now).is_ok()
+        {
+            return Ok(key);
+        }
+        let Some(key) = self.read_box_key(name).await? else {
+            return Err(AuthError::UnknownSigner.into());
         };
         request::verify(signed, &key, &self.audience, request, now)?;
-        self.store.use_nonce(&signed.nonce, now + 2 * MAX_SKEW_SECS, now).await??;
-        Ok(principal)
+        Ok(key)
     }
 
     /// Whether `name` is an enrolled box (before a large upload of its is read: the request's
@@ -223,10 +312,18 @@ impl Hub {
 
     /// An enrolled box's public key (kept in memory once read).
     async fn box_key(&self, name: &str) -> Result<Option<PublicKey>, ServiceError> {
-        if let Some(key) = self.box_keys.get(name) {
-            return Ok(Some(key));
+        match self.box_keys.get(name) {
+            Some(key) => Ok(Some(key)),
+            None => self.read_box_key(name).await,
         }
-        let Some(text) = self.store.box_key(name).await? else { return Ok(None) };
+    }
+
+    /// An enrolled box's public key as the database holds it now (and cached).
+    async fn read_box_key(&self, name: &str) -> Result<Option<PublicKey>, ServiceError> {
+        let Some(text) = self.store.box_key(name).await? else {
+            self.box_keys.forget(name);
+            return Ok(None);
+        };
         let key: PublicKey = text.parse()?;
         self.box_keys.insert(name, key);
         Ok(Some(key))

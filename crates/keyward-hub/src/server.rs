@@ -25,7 +25,7 @@ use crate::api::{
     ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest,
     HeaderPushRequest, HeaderRecoverRequest, PushRequest, RecoverRequest,
 };
-use crate::hub::{Hub, Principal};
+use crate::hub::{Enrolled, Hub, Principal};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -112,11 +112,14 @@ async fn enroll(State(state): Shared, ConnectInfo(source): Source, body: Bytes) 
     state
         .run("enroll", source, async {
             let request: EnrollRequest = json_body(&body)?;
-            state
+            let enrolled = state
                 .hub
                 .enroll(&request.box_name, request.public_key, &request.token, unix_now())
                 .await?;
-            tracing::info!(box_name = %request.box_name, "enrolled");
+            match enrolled {
+                Enrolled::New => tracing::info!(box_name = %request.box_name, "enrolled"),
+                Enrolled::TakenOver => tracing::info!(box_name = %request.box_name, "taken over"),
+            }
             Ok(StatusCode::CREATED.into_response())
         })
         .await

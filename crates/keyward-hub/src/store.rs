@@ -178,6 +178,28 @@ fn memory_nonces() -> Nonces {
     })))
 }
 
+/// What recording a request's nonce found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceUse {
+    /// New, and recorded.
+    Recorded,
+    /// Refused: seen before, malformed, or no room.
+    Refused(NonceError),
+    /// The box name is no longer bound to the key that signed (it was taken over).
+    NotTheHolder,
+}
+
+impl NonceUse {
+    /// The request's refusal, if it is refused.
+    pub fn into_result(self) -> Result<(), keyward_service::ServiceError> {
+        match self {
+            NonceUse::Recorded => Ok(()),
+            NonceUse::Refused(e) => Err(e.into()),
+            NonceUse::NotTheHolder => Err(keyward_service::AuthError::TakenOver.into()),
+        }
+    }
+}
+
 /// What `push` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -354,18 +376,24 @@ impl Store {
         })
     }
 
-    /// Records a request nonce until `expires`. The inner error is the refusal (`Seen`: a
-    /// replay; `Full`: the table cannot hold it), the outer one the database's failure; both
-    /// refuse the request, since a nonce is never accepted unchecked.
+    /// Records a request nonce until `expires` — for a box's request (`holder`: its name and
+    /// the key that verified it) only while the name is still bound to that key. A nonce is
+    /// never accepted unchecked: a database failure refuses the request too.
     pub async fn use_nonce(
         &self,
         nonce: &str,
         expires: i64,
         now: i64,
-    ) -> Result<Result<(), NonceError>, StoreError> {
+        holder: Option<(&str, String)>,
+    ) -> Result<NonceUse, StoreError> {
         match &self.nonces {
+            // One hub process owns a SQLite file, so its cache of box keys, which its own
+            // takeovers update, is the database's word.
             Nonces::Memory(seen) => {
-                Ok(nonces::parse(nonce).and_then(|n| seen.insert(n, &[], expires, now)))
+                Ok(match nonces::parse(nonce).and_then(|n| seen.insert(n, &[], expires, now)) {
+                    Ok(()) => NonceUse::Recorded,
+                    Err(e) => NonceUse::Refused(e),
+                })
             }
             Nonces::Table(last_sweep) => {
                 // Expired nonces are cleared now and then (every 16 s), not on every request; a
@@ -377,15 +405,63 @@ impl Store {
                         .execute(&self.pool)
                         .await;
                 }
-                let insert = sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
+                // One round trip for both: the nonce, and that the name still has this key.
+                let inserted = match &holder {
+                    None => sqlx::query("INSERT INTO nonces (nonce, expires) VALUES ($1, $2)")
+                        .bind(nonce)
+                        .bind(expires)
+                        .execute(&self.pool)
+                        .await
+                        .map(|done| done.rows_affected()),
+                    Some((name, key)) => sqlx::query(
+                        "INSERT INTO nonces (nonce, expires) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM boxes WHERE name = $3 AND public_key = $4)",
+                    )
                     .bind(nonce)
-                    .bind(expires);
-                Ok(match unique(insert.execute(&self.pool).await)? {
-                    true => Ok(()),
-                    false => Err(NonceError::Seen),
+                    .bind(expires)
+                    .bind(*name)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map(|done| done.rows_affected()),
+                };
+                Ok(match inserted {
+                    Ok(0) => NonceUse::NotTheHolder,
+                    Ok(_) => NonceUse::Recorded,
+                    Err(e) if helpers::is_unique_violation(&e) => {
+                        NonceUse::Refused(NonceError::Seen)
+                    }
+                    Err(e) => return Err(e.into()),
                 })
             }
         }
+    }
+
+    /// Moves box `name` from key `old` to key `new` (a takeover), audited as `takeover`;
+    /// `false` if the name no longer has key `old`. Its escrow versions and header backups stay.
+    pub async fn replace_box_key(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let detail = format!("identity {old} replaced by {new}");
+        audited!(self, "box takeover", |conn| {
+            let update =
+                sqlx::query("UPDATE boxes SET public_key = $1 WHERE name = $2 AND public_key = $3")
+                    .bind(new)
+                    .bind(name)
+                    .bind(old)
+                    .execute(&mut *conn)
+                    .await?;
+            if update.rows_affected() != 1 {
+                return Ok(Attempt::Rollback(false));
+            }
+            Ok(match append_audit(conn, "takeover", Some(name), &detail, now).await? {
+                true => Attempt::Commit(true),
+                false => Attempt::Retry,
+            })
+        })
     }
 
     /// Appends an escrow version, audited as `push`: the first is active, later ones pending,

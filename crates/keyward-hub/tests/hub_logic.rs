@@ -567,3 +567,88 @@ fn header_backups_are_bounded_in_size_and_in_volumes_the_oldest_making_room() {
         assert!(log.iter().any(|r| r.event == "header-evicted" && r.detail.contains(&volume(0))));
     });
 }
+
+/// An operator's takeover of `box_name` by `identity`, valid for a minute.
+fn takeover(s: &Setup, box_name: &str, identity: &SigningIdentity) -> String {
+    statement::issue(
+        &s.operator,
+        Statement::Takeover {
+            box_name: box_name.into(),
+            identity: identity.public(),
+            id: Statement::fresh_id().expect("rng"),
+            expires: NOW + 60,
+        },
+    )
+}
+
+/// Issue 23.1: a replacement machine takes the box's name over with an operator's takeover
+/// that names its identity. The escrow versions and header backups stay; the old identity is
+/// refused from then on; the takeover is audited and works once, for that identity only.
+#[test]
+fn a_takeover_moves_the_name_to_the_identity_it_names_and_keeps_what_the_box_had() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let (push, body) = push_body();
+        s.hub.push("b1", &push, NOW).await.expect("push");
+        let uuid = volume(1);
+        s.hub.push_header("b1", &header_of(&uuid, b"sealed"), NOW).await.expect("header");
+        // The old machine's identity is cached by a request of its own first.
+        let before = request::sign(&s.device, "b1", AUDIENCE, post(&body), NOW).expect("sign");
+        s.hub.authenticate(&before, post(&body), NOW).await.expect("the old identity, before");
+
+        let replacement = SigningIdentity::generate().expect("rng");
+        let text = takeover(&s, "b1", &replacement);
+        // Only the identity it names can use it, and an enrollment token cannot move a name.
+        let stranger = SigningIdentity::generate().expect("rng");
+        let result = s.hub.enroll("b1", stranger.public(), &text, NOW).await;
+        assert!(
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::WrongStatement { .. }))),
+            "{result:?}"
+        );
+        let token = enrollment_token(&s.operator, "b1");
+        let result = s.hub.enroll("b1", replacement.public(), &token, NOW).await;
+        assert!(matches!(result, Err(ServiceError::Conflict(_))), "{result:?}");
+
+        let done = s.hub.enroll("b1", replacement.public(), &text, NOW).await.expect("takeover");
+        assert_eq!(done, keyward_hub::hub::Enrolled::TakenOver);
+        // The same machine asking again (its answer lost) is answered the same, using nothing.
+        assert_eq!(
+            s.hub.enroll("b1", replacement.public(), &text, NOW).await.expect("idempotent"),
+            keyward_hub::hub::Enrolled::TakenOver
+        );
+        let other = SigningIdentity::generate().expect("rng");
+        let result = s.hub.enroll("b1", other.public(), &takeover(&s, "b1", &other), NOW).await;
+        assert!(result.is_ok(), "a new takeover moves it again: {result:?}");
+        let reused = s.hub.enroll("b1", replacement.public(), &text, NOW).await;
+        assert!(matches!(reused, Err(ServiceError::Refused(_))), "single use: {reused:?}");
+        let back = takeover(&s, "b1", &replacement);
+        s.hub.enroll("b1", replacement.public(), &back, NOW).await.expect("moved back");
+
+        let old = request::sign(&s.device, "b1", AUDIENCE, post(&body), NOW + 1).expect("sign");
+        let result = s.hub.authenticate(&old, post(&body), NOW + 1).await;
+        assert!(
+            matches!(result, Err(ServiceError::Unauthenticated(AuthError::BadSignature))),
+            "the old identity is refused: {result:?}"
+        );
+        let new = request::sign(&replacement, "b1", AUDIENCE, post(&body), NOW + 1).expect("sign");
+        assert_eq!(
+            s.hub.authenticate(&new, post(&body), NOW + 1).await.expect("the new identity"),
+            Principal::Box("b1".into())
+        );
+        let versions = s.hub.status("b1").await.expect("status").versions;
+        assert_eq!(versions.len(), 1, "the escrow versions stay");
+        let headers = s.hub.list_headers("b1").await.expect("headers").headers;
+        assert_eq!(headers.len(), 1, "the header backups stay");
+        assert_eq!(headers[0].uuid, uuid);
+
+        // A takeover of a name nobody enrolled enrolls nothing.
+        let result = s.hub.enroll("b9", other.public(), &takeover(&s, "b9", &other), NOW).await;
+        assert!(matches!(result, Err(ServiceError::NotFound(_))), "{result:?}");
+
+        let log = s.hub.store().audit_log().await.expect("audit");
+        let moves: Vec<_> = log.iter().filter(|r| r.event == "takeover").collect();
+        assert_eq!(moves.len(), 3, "each takeover audited");
+        assert!(moves[0].detail.contains(&s.device.public().to_string()), "{:?}", moves[0]);
+        assert!(moves[0].detail.contains(&replacement.public().to_string()), "{:?}", moves[0]);
+    });
+}

@@ -27,7 +27,9 @@ pub struct StoreShareRequest {
     /// `x ‖ y`, sealed to this peer's key, bound by [`stored_binding`].
     pub share: Sealed,
     /// An operator's enrollment token for `owner_name` (`kwst1.…`): needed the first time an
-    /// owner stores a share at this peer, which then admits that name for this owner's identity.
+    /// owner stores a share at this peer, which then admits that name for this owner's
+    /// identity. Or an operator's takeover of `owner_name` by this owner's identity: the name
+    /// moves from the identity it is bound to (a dead machine's) to this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrollment: Option<String>,
     /// For the `tpm-quote` policy: the box's TPM attestation key and the PCR state a release

@@ -121,7 +121,7 @@ impl Peer {
         if !self.store.owner_known(&owner.to_string()).await? {
             match enrolling {
                 Some(enrolling) => {
-                    self.check_enrollment(enrolling.token, enrolling.owner_name, now)?;
+                    self.check_admission(enrolling.token, enrolling.owner_name, &owner, now)?;
                 }
                 None => return Ok(None),
             }
@@ -182,9 +182,9 @@ impl Peer {
         let token = request
             .enrollment
             .as_deref()
-            .map(|text| self.check_enrollment(text, &request.owner_name, now));
+            .map(|text| self.check_admission(text, &request.owner_name, owner, now));
         let admission = match &token {
-            Some(Ok(token_id)) => Some(Admission { token_id }),
+            Some(Ok((token_id, takeover))) => Some(Admission { token_id, takeover: *takeover }),
             _ => None,
         };
         let name = &request.owner_name;
@@ -210,18 +210,33 @@ impl Peer {
         }
     }
 
-    /// Verifies an operator's enrollment token for `owner_name`; returns its id.
-    fn check_enrollment(
+    /// Verifies an operator's statement that admits `owner_name` for `owner`: an enrollment
+    /// token for the name, or a takeover of the name by exactly this identity. Returns its id,
+    /// and whether it is a takeover.
+    fn check_admission(
         &self,
         text: &str,
         owner_name: &str,
+        owner: &PublicKey,
         now: i64,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<(String, bool), ServiceError> {
         match statement::verify(text, &self.operators, now)?.statement {
-            Statement::Enrollment { box_name, id, .. } if box_name == owner_name => Ok(id),
+            Statement::Enrollment { box_name, id, .. } if box_name == owner_name => Ok((id, false)),
+            Statement::Takeover { box_name, identity, id, .. }
+                if box_name == owner_name && identity == *owner =>
+            {
+                Ok((id, true))
+            }
             other => Err(AuthError::WrongStatement {
-                expected: format!("an enrollment token for {owner_name}"),
-                found: format!("{} for {}", other.kind(), other.box_name()),
+                expected: format!(
+                    "an enrollment token for {owner_name}, or its takeover by {owner}"
+                ),
+                found: match other {
+                    Statement::Takeover { identity, .. } => {
+                        format!("a takeover of {} by {identity}", other.box_name())
+                    }
+                    _ => format!("{} for {}", other.kind(), other.box_name()),
+                },
             }
             .into()),
         }
@@ -319,7 +334,12 @@ impl Peer {
         };
         let owner_signed = match &request.owner_signature {
             Some(signature) => {
-                // Only one set here: the request named it.
+                // Only one set here: the request named it. Its owner must still hold the name:
+                // a machine whose name was taken over gets nothing on its own word.
+                let holder = self.store.holder_of(&first.request.owner_name).await?;
+                if holder.as_deref() != Some(first.owner.as_str()) {
+                    return Err(AuthError::TakenOver.into());
+                }
                 self.check_owner_signature(first, request, signature)?;
                 true
             }

@@ -77,11 +77,14 @@ pub enum Stored {
     OverQuota,
 }
 
-/// An enrollment token that admits an owner name: its id, already verified.
+/// An operator's statement that admits an owner name for an identity, already verified: an
+/// enrollment token (a name new here) or a takeover (a name moved to a replacement machine).
 #[derive(Debug, Clone, Copy)]
 pub struct Admission<'a> {
-    /// The token's single-use id.
+    /// The statement's single-use id.
     pub token_id: &'a str,
+    /// A takeover: the name may be bound to another identity now, and moves to this one.
+    pub takeover: bool,
 }
 
 /// A share as kept, with what a release needs.
@@ -136,8 +139,23 @@ impl Store {
             .await?
             .map(|r| r.get(0));
         match (bound, admission) {
+            (Some(bound), Some(admission)) if bound != owner && admission.takeover => {
+                // The name moves; the sets stored under it stay, still bound to the identity
+                // that sealed them (only tickets release those now), until re-shared.
+                let used = record_use(&mut tx, admission.token_id, "a takeover", 1, now).await?;
+                if used != Use::Recorded(1) {
+                    return Ok(Stored::TokenUsed);
+                }
+                sqlx::query("UPDATE owners SET owner = $1 WHERE owner_name = $2")
+                    .bind(owner)
+                    .bind(&share.owner_name)
+                    .execute(&mut *tx)
+                    .await?;
+                tracing::info!(owner_name = %share.owner_name, "owner name taken over");
+            }
             (Some(bound), _) if bound != owner => return Ok(Stored::NameTaken),
             (Some(_), _) => {}
+            (None, Some(admission)) if admission.takeover => return Ok(Stored::NotAdmitted),
             (None, None) => return Ok(Stored::NotAdmitted),
             (None, Some(admission)) => {
                 let used =
@@ -156,10 +174,11 @@ impl Store {
                 }
             }
         }
+        // Counted by name: a name is bound to one identity, and a takeover keeps its sets.
         let held = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(enc) + LENGTH(ct)), 0) FROM shares WHERE owner = $1",
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(enc) + LENGTH(ct)), 0) FROM shares WHERE owner_name = $1",
         )
-        .bind(owner)
+        .bind(&share.owner_name)
         .fetch_one(&mut *tx)
         .await?;
         let (sets, bytes): (i64, i64) = (held.get(0), held.get(1));
@@ -243,10 +262,20 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Every set of an owner identity, with release times.
+    /// The identity an owner name is bound to now, if any.
+    pub async fn holder_of(&self, owner_name: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT owner FROM owners WHERE owner_name = $1")
+            .bind(owner_name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    /// Every set stored under the owner names bound to an identity (a takeover's too), with
+    /// release times.
     pub async fn sets_of(&self, owner: &str) -> Result<Vec<ShareSetInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT share_set, owner_name, keybox_id, threshold, policy, fingerprint, x, stored_at, last_released FROM shares WHERE owner = $1 ORDER BY stored_at, share_set",
+            "SELECT share_set, owner_name, keybox_id, threshold, policy, fingerprint, x, stored_at, last_released FROM shares WHERE owner_name IN (SELECT owner_name FROM owners WHERE owner = $1) ORDER BY stored_at, share_set",
         )
         .bind(owner)
         .fetch_all(&self.pool)
@@ -267,10 +296,11 @@ impl Store {
             .collect())
     }
 
-    /// Deletes an owner's share set; `false` if there was none.
+    /// Deletes a share set stored under an owner name bound to `owner`; `false` if there was
+    /// none.
     pub async fn delete(&self, owner: &str, share_set: &str) -> Result<bool, StoreError> {
         let mut tx = helpers::begin_write(&self.pool, Backend::Sqlite).await?;
-        let done = sqlx::query("DELETE FROM shares WHERE owner = $1 AND share_set = $2")
+        let done = sqlx::query("DELETE FROM shares WHERE owner_name IN (SELECT owner_name FROM owners WHERE owner = $1) AND share_set = $2")
             .bind(owner)
             .bind(share_set)
             .execute(&mut *tx)

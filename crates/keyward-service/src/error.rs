@@ -159,6 +159,12 @@ pub enum AuthError {
     /// A proof that does not show what it must (the policy's proofs, a share set held here).
     #[error("{0}")]
     Unproven(&'static str),
+    /// A box whose name moved to another identity (an operator's takeover) since the key
+    /// that signed was read.
+    #[error(
+        "this identity no longer holds the box's name (an operator moved it to a replacement machine)"
+    )]
+    TakenOver,
     /// A signed request made for another server (its audience is another certificate).
     #[error("the request was signed for another server")]
     WrongAudience,

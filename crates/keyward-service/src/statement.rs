@@ -1,5 +1,6 @@
 //! Operator-signed statements: an enrollment token (a box may enroll at a hub, or be admitted as
-//! an owner at a peer), a recovery ticket (a fresh machine may fetch a box's escrow), an
+//! an owner at a peer), a takeover (a box's name moves to a replacement machine's identity, at
+//! the hub and at each peer), a recovery ticket (a fresh machine may fetch a box's escrow), an
 //! overwrite approval (a pending escrow version may become active), a deletion order (an escrow
 //! version's blob is erased), a peer release ticket (a requester may get a box's key shares).
 //! Each is JSON signed with the operator's key, carried as one line of text:
@@ -91,6 +92,21 @@ pub enum Statement {
         #[serde(default = "one_use")]
         uses: u32,
     },
+    /// The box name moves to exactly this identity, once (at the hub; once at each peer): a
+    /// replacement machine takes over a dead one's name, its escrow versions, header backups
+    /// and share sets, and the old identity's requests are refused from then on. Naming the
+    /// identity makes it useless to anyone else.
+    Takeover {
+        /// Box name.
+        #[serde(rename = "box")]
+        box_name: String,
+        /// The replacement machine's box identity (`ed25519:…`, `keyward escrow identity`).
+        identity: PublicKey,
+        /// Random id; single use where it is redeemed.
+        id: String,
+        /// Unix seconds after which it is void.
+        expires: i64,
+    },
     /// This escrow version of this box is to be erased (its blob and directive), whatever its
     /// state.
     Deletion {
@@ -117,6 +133,8 @@ pub enum StatementKind {
     Overwrite,
     /// See [`Statement::Deletion`].
     Deletion,
+    /// See [`Statement::Takeover`].
+    Takeover,
     /// See [`Statement::PeerRelease`].
     PeerRelease,
 }
@@ -129,6 +147,7 @@ impl std::fmt::Display for StatementKind {
             StatementKind::Overwrite => "an overwrite approval",
             StatementKind::Deletion => "a deletion order",
             StatementKind::PeerRelease => "a peer release ticket",
+            StatementKind::Takeover => "a takeover",
         })
     }
 }
@@ -142,6 +161,7 @@ impl Statement {
             Statement::Overwrite { .. } => StatementKind::Overwrite,
             Statement::Deletion { .. } => StatementKind::Deletion,
             Statement::PeerRelease { .. } => StatementKind::PeerRelease,
+            Statement::Takeover { .. } => StatementKind::Takeover,
         }
     }
 
@@ -152,7 +172,8 @@ impl Statement {
             | Statement::Recovery { box_name, .. }
             | Statement::Overwrite { box_name, .. }
             | Statement::Deletion { box_name, .. }
-            | Statement::PeerRelease { box_name, .. } => box_name,
+            | Statement::PeerRelease { box_name, .. }
+            | Statement::Takeover { box_name, .. } => box_name,
         }
     }
 
@@ -163,7 +184,8 @@ impl Statement {
             | Statement::Recovery { id, .. }
             | Statement::Overwrite { id, .. }
             | Statement::Deletion { id, .. }
-            | Statement::PeerRelease { id, .. } => id,
+            | Statement::PeerRelease { id, .. }
+            | Statement::Takeover { id, .. } => id,
         }
     }
 
@@ -173,7 +195,8 @@ impl Statement {
             | Statement::Recovery { expires, .. }
             | Statement::Overwrite { expires, .. }
             | Statement::Deletion { expires, .. }
-            | Statement::PeerRelease { expires, .. } => *expires,
+            | Statement::PeerRelease { expires, .. }
+            | Statement::Takeover { expires, .. } => *expires,
         }
     }
 
@@ -186,7 +209,8 @@ impl Statement {
             }
             Statement::Enrollment { .. }
             | Statement::Overwrite { .. }
-            | Statement::Deletion { .. } => 1,
+            | Statement::Deletion { .. }
+            | Statement::Takeover { .. } => 1,
         }
     }
 

@@ -345,6 +345,12 @@ pub struct PeersSlotArgs {
     /// admits a box it does not know only with one. One token serves every peer, once each.
     #[arg(long, value_name = "F")]
     pub token_file: Option<PathBuf>,
+
+    /// An operator's takeover of the box name by this machine's identity (`operator
+    /// takeover`), from F: each peer moves the name from the machine this one replaces (once
+    /// each); the sets it holds under the name stay until re-shared, released by ticket only.
+    #[arg(long, value_name = "F", conflicts_with = "token_file")]
+    pub takeover_file: Option<PathBuf>,
 }
 
 impl EnrollArgs {
@@ -355,6 +361,7 @@ impl EnrollArgs {
             ("--peer", !self.peers.peers.is_empty()),
             ("--box", self.peers.box_name.is_some()),
             ("--token-file", self.peers.token_file.is_some()),
+            ("--takeover-file", self.peers.takeover_file.is_some()),
         ];
         let mut given = self.secret.given();
         given.extend(peers.into_iter().filter(|(_, is)| *is).map(|(name, _)| name));
@@ -515,6 +522,19 @@ pub enum OperatorCommand {
     },
     /// Sign a single-use, expiring enrollment token for a box.
     EnrollToken(StatementArgs),
+    /// Sign a takeover: the box name moves to exactly the identity given (a replacement
+    /// machine's, from `keyward escrow identity` on it), once at the hub and once at each
+    /// peer. Its escrow versions, header backups and share sets stay; the old machine's
+    /// requests are refused from then on. Useless to anyone without that identity's key.
+    #[command(disable_version_flag = true)]
+    Takeover {
+        #[command(flatten)]
+        statement: StatementArgs,
+        /// The replacement machine's identity (`ed25519:…`), as `keyward escrow identity`
+        /// printed it there.
+        #[arg(long, value_name = "PUBKEY")]
+        identity: String,
+    },
     /// Sign an expiring recovery ticket: a fresh machine may fetch every escrow version the hub
     /// holds of the box, a few times (so a mistyped code does not cost the ticket).
     #[command(disable_version_flag = true)]
@@ -775,7 +795,10 @@ pub struct DatabaseArgs {
 /// `keyward escrow …`.
 #[derive(Debug, Subcommand)]
 pub enum EscrowCommand {
-    /// Register this box with a hub: creates the box's identity beside the keybox (0600).
+    /// Register this box with a hub under its identity (made beside the keybox, 0600, if it
+    /// has none yet): a new name with an operator's enrollment token, or the name of a box this
+    /// machine replaces with an operator's takeover.
+    #[command(group(clap::ArgGroup::new("admission").required(true).args(["token_file", "takeover_file"])))]
     Enroll {
         #[command(flatten)]
         hub: HubArgs,
@@ -784,8 +807,17 @@ pub enum EscrowCommand {
         box_name: String,
         /// The operator's enrollment token, from F (`-` for stdin).
         #[arg(long, value_name = "F")]
-        token_file: PathBuf,
+        token_file: Option<PathBuf>,
+        /// The operator's takeover of the name by this machine's identity (`keyward operator
+        /// takeover`), from F (`-` for stdin): the hub moves the name, with its escrow versions
+        /// and header backups, to this machine and refuses the old one from then on.
+        #[arg(long, value_name = "F")]
+        takeover_file: Option<PathBuf>,
     },
+    /// Print this box's identity (its public key, `ed25519:…`), making it first (0600, beside
+    /// the keybox) if it has none: what an operator's takeover names when this machine
+    /// replaces a dead one.
+    Identity,
     /// Upload the escrow blob and the restore directive. The keybox is opened first (its header
     /// MAC vouches for the slot escrowed). The first push is active; later ones wait for an
     /// operator's approval, which names the blob's SHA-256 this prints.

@@ -114,9 +114,16 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Unlock(args) => commands::unlock::run(&ctx, args),
                 Command::Escrow { command } => match command {
                     EscrowCommand::ExportBlob(args) => commands::escrow::export_blob(&ctx, args),
-                    EscrowCommand::Enroll { hub, box_name, token_file } => {
-                        commands::escrow::enroll(&ctx, hub, box_name, token_file)
+                    EscrowCommand::Enroll { hub, box_name, token_file, takeover_file } => {
+                        commands::escrow::enroll(
+                            &ctx,
+                            hub,
+                            box_name,
+                            token_file.as_deref(),
+                            takeover_file.as_deref(),
+                        )
                     }
+                    EscrowCommand::Identity => commands::escrow::identity(&ctx),
                     EscrowCommand::Push { directive, code_file, auth } => commands::escrow::push(
                         &ctx,
                         directive.as_deref(),

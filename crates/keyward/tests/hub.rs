@@ -690,14 +690,7 @@ fn two_hubs_on_one_postgres_lose_and_duplicate_no_version() {
     hub_a.restart_with(&dir, &["--max-pending-versions", "100"]);
     let hub_b = hub_a.another(&dir);
     // A second copy of the box (same keybox and identity) that talks to hub B.
-    let copy = Dir::new("hub-two-b");
-    for file in ["keybox.json", "keybox.json.box-key", "code.txt"] {
-        copy.write(file, &dir.read(file));
-    }
-    let mut enrollment: serde_json::Value =
-        serde_json::from_slice(&dir.read("keybox.json.hub.json")).expect("json");
-    enrollment["hub"] = serde_json::json!(hub_b.url);
-    copy.write("keybox.json.hub.json", enrollment.to_string().as_bytes());
+    let copy = copy_of_box_at(&dir, "hub-two-b", &hub_b);
 
     // Pushes to both hubs at once, bounded in number.
     const EACH: usize = 8;
@@ -1285,4 +1278,102 @@ fn wait_until_serving(dir: &Dir) {
         assert!(std::time::Instant::now() < deadline, "the hub did not come back");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The box's files as a copy that talks to `hub` (same keybox and identity).
+fn copy_of_box_at(dir: &Dir, name: &str, hub: &HubProcess) -> Dir {
+    let copy = Dir::new(name);
+    for file in ["keybox.json", "keybox.json.box-key", "code.txt"] {
+        copy.write(file, &dir.read(file));
+    }
+    let mut enrollment: serde_json::Value =
+        serde_json::from_slice(&dir.read("keybox.json.hub.json")).expect("json");
+    enrollment["hub"] = serde_json::json!(hub.url);
+    copy.write("keybox.json.hub.json", enrollment.to_string().as_bytes());
+    copy
+}
+
+/// Issue 23.1: after a recovery, the replacement machine takes the dead box's name over: it
+/// shows its identity, the operator signs a takeover naming it, and it enrolls with that. The
+/// old identity is refused from then on — on PostgreSQL also by a second hub that had its key
+/// cached — the escrow versions stay, the new machine pushes, and the takeover is audited.
+fn a_replacement_machine_takes_over_the_box_name(backend: Backend) {
+    let dir = Dir::new("hub-takeover");
+    let hub = HubProcess::start_on(&dir, backend);
+    escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
+    // On PostgreSQL a second hub serves the same fleet, and has the old key cached.
+    let hub_b = (backend == Backend::Postgres).then(|| hub.another(&dir));
+    let old_at_b = hub_b.as_ref().map(|b| copy_of_box_at(&dir, "hub-takeover-old-b", b));
+    if let Some(old) = &old_at_b {
+        old.ok(["escrow", "status"]);
+    }
+    ticket(&dir, "ticket.txt");
+
+    let fresh = Dir::new("hub-takeover-fresh");
+    fresh.write("ticket.txt", &dir.read("ticket.txt"));
+    fresh.write("code.txt", &dir.read("code.txt"));
+    let mut recover = recover_args(&hub, &fp, "ticket.txt", "code.txt", "-");
+    recover.truncate(recover.len() - 2);
+    recover.extend(["--into-keybox".into(), fresh.keybox().display().to_string()]);
+    fresh.ok(recover);
+    let identity = fresh.ok(["escrow", "identity"]).stdout().trim().to_string();
+    assert!(identity.starts_with("ed25519:"), "{identity}");
+    assert_eq!(fresh.mode("keybox.json.box-key"), 0o600);
+    let again = fresh.ok(["escrow", "identity"]).stdout().trim().to_string();
+    assert_eq!(again, identity, "the same identity each time");
+
+    let enroll = |who: &Dir, file: &str| {
+        let mut args: Vec<String> =
+            ["escrow", "enroll", "--box", "pve-07", "--takeover-file", file]
+                .map(String::from)
+                .to_vec();
+        args.extend(hub.args());
+        who.keyward().args(args).run()
+    };
+    // A takeover naming another identity is refused before anything is sent.
+    let stranger = dir.ok(["operator", "keygen", "--out", "stranger.key"]).stdout();
+    dir.takeover(stranger.trim(), "wrong-takeover.txt");
+    fresh.write("wrong-takeover.txt", &dir.read("wrong-takeover.txt"));
+    let wrong = enroll(&fresh, "wrong-takeover.txt");
+    wrong.assert_exit_code(2).assert_one_line_error();
+    assert!(wrong.stderr().contains("names identity"), "{}", wrong.report());
+    assert!(!fresh.path("keybox.json.hub.json").exists());
+
+    dir.takeover(&identity, "takeover.txt");
+    fresh.write("takeover.txt", &dir.read("takeover.txt"));
+    enroll(&fresh, "takeover.txt").assert_success();
+
+    // The old machine is refused, at this hub and at the one that had its key cached.
+    let old = dir.keyward().args(["escrow", "status"]).run();
+    old.assert_exit_code(9).assert_one_line_error();
+    if let Some(old) = &old_at_b {
+        let refused = old.keyward().args(["escrow", "status"]).run();
+        refused.assert_exit_code(9).assert_one_line_error();
+        assert!(refused.stderr().contains("replacement machine"), "{}", refused.report());
+    }
+    // The new machine pushes under the old name; the old version is still there.
+    let push = fresh.ok(["escrow", "push", "--unlock-code-file", "code.txt", "--json"]);
+    let push: serde_json::Value = serde_json::from_str(&push.stdout()).expect("json");
+    assert_eq!(push["version"], 2);
+    assert_eq!(push["state"], "pending");
+    let status = fresh.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert_eq!(status["versions"].as_array().map(Vec::len), Some(2), "{status}");
+    if let Some(hub_b) = &hub_b {
+        // The new machine is known at the other hub too.
+        let at_b = copy_of_box_at(&fresh, "hub-takeover-new-b", hub_b);
+        at_b.ok(["escrow", "status"]);
+    }
+    hub.audit(&dir).run().assert_success();
+}
+
+#[test]
+fn a_replacement_machine_takes_over_the_box_name_on_sqlite() {
+    a_replacement_machine_takes_over_the_box_name(Backend::Sqlite);
+}
+
+#[test]
+fn a_replacement_machine_takes_over_the_box_name_on_postgres() {
+    a_replacement_machine_takes_over_the_box_name(Backend::Postgres);
 }

@@ -519,3 +519,73 @@ fn a_peer_keeps_its_keys_locked_and_its_database_private() {
         assert_eq!(dir.mode(&format!("peer1/{file}")), 0o600, "peer1/{file}\n{}", dir.listing());
     }
 }
+
+/// Issue 23.1: a replacement machine takes the box name over at the peers with an operator's
+/// takeover naming its identity. Each peer moves the name once; the old machine gets nothing on
+/// its own word any more; the sets it placed stay (released by ticket) until re-shared, and the
+/// new machine places its own under the same name.
+#[test]
+fn a_replacement_machine_takes_the_owner_name_over_at_the_peers() {
+    let dir = Dir::new("peers-takeover");
+    let peers = five_peers(&dir);
+    let old_set = current_set(&dir);
+
+    // The fresh machine: the key back with a release ticket, then a keybox of its own.
+    release_ticket(&dir, "op.key", "t.txt");
+    let mut args = vec!["--keybox".to_string(), "fresh/keybox.json".into()];
+    args.extend(recover_args(&dir, &peers, "t.txt", "fresh.bin"));
+    dir.ok(args);
+    let fresh = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--keybox".to_string(), "fresh/keybox.json".into()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    };
+    dir.ok(fresh(&["init", "--with", "plain", "--import", "fresh.bin"]));
+    let identity = dir.ok(fresh(&["escrow", "identity"])).stdout().trim().to_string();
+    dir.takeover(&identity, "takeover.txt");
+    let mut enroll = fresh(&[
+        "enroll",
+        "peers",
+        "--threshold",
+        "3",
+        "--box",
+        "pve-07",
+        "--takeover-file",
+        "takeover.txt",
+    ]);
+    for peer in &peers {
+        enroll.extend(["--peer".to_string(), peer.card()]);
+    }
+    // A takeover for another name is refused before anything is opened or sent.
+    let mut other_name = enroll.clone();
+    other_name[7] = "pve-08".into();
+    let out = dir.keyward().args(&other_name).run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(out.stderr().contains("is for pve-07"), "{}", out.report());
+    dir.ok(&enroll);
+
+    // The old machine's own word opens nothing now.
+    let old = dir.keyward().args(["unlock", "--slot", "peers-2", "--out", "old.bin"]).run();
+    old.assert_exit_code(9).assert_one_line_error();
+    assert!(old.stderr().contains("replacement machine"), "{}", old.report());
+    assert!(!dir.path("old.bin").exists());
+    // Every peer holds the old set and the new one; the new machine opens through its own.
+    for peer in &peers {
+        let sets = sets_at(&dir, peer);
+        assert_eq!(sets.len(), 2, "{sets:?}");
+        assert!(sets.iter().any(|s| s.starts_with(&old_set)), "{sets:?}");
+    }
+    dir.ok(fresh(&["unlock", "--slot", "peers-2", "--out", "new.bin"]));
+    assert_eq!(dir.read("new.bin"), CANARY_KEY);
+    // A release ticket still gets the key back (from the old set or the new one).
+    release_ticket(&dir, "op.key", "t2.txt");
+    let mut args = vec!["--keybox".to_string(), "none/keybox.json".into()];
+    args.extend(recover_args(&dir, &peers, "t2.txt", "again.bin"));
+    dir.ok(args);
+    assert_eq!(dir.read("again.bin"), CANARY_KEY);
+    // The name is this machine's now: a later slot under it needs no statement at all.
+    let mut again =
+        fresh(&["enroll", "peers", "--threshold", "2", "--box", "pve-07", "--label", "second"]);
+    again.extend(["--peer".to_string(), peers[0].card(), "--peer".to_string(), peers[1].card()]);
+    dir.ok(&again);
+}

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use keyward_box::config::{self, BoxFiles, Enrollment};
-use keyward_box::escrow::{self, BlobForm, EscrowBlobToPush};
+use keyward_box::config::{BoxFiles, Enrollment};
+use keyward_box::escrow::{self, Admission, BlobForm, EscrowBlobToPush};
 use keyward_core::Keybox;
 use keyward_hub::api::StatusResponse;
 use keyward_pbs::PbsTime;
@@ -61,31 +61,49 @@ fn pbs_blob(
     Ok(escrow::pbs_blob(keybox, &ctx.keybox, &code, created, now)?)
 }
 
-/// Runs `escrow enroll`: a new identity for this box, registered with the hub. Nothing is
-/// left behind when the hub refuses.
-pub fn enroll(ctx: &Context, hub: &HubArgs, box_name: &str, token_file: &Path) -> CliResult {
-    let BoxFiles { enrollment: info_path, identity: key_path } = BoxFiles::beside(&ctx.keybox);
-    for existing in [&info_path, &key_path] {
-        if existing.exists() {
-            return Err(keyward_core::Error::OutputExists(existing.clone()).into());
-        }
-    }
-    let token = ctx.reader.ticket(token_file)?;
+/// Runs `escrow enroll`: this box registered with the hub, with an enrollment token or a
+/// takeover (keyward_box::escrow::enroll).
+pub fn enroll(
+    ctx: &Context,
+    hub: &HubArgs,
+    box_name: &str,
+    token_file: Option<&Path>,
+    takeover_file: Option<&Path>,
+) -> CliResult {
+    let text = match (token_file, takeover_file) {
+        (Some(path), None) | (None, Some(path)) => ctx.reader.ticket(path)?,
+        _ => return Err(usage("give --token-file F or --takeover-file F")),
+    };
+    let admission = match takeover_file {
+        Some(_) => Admission::Takeover(&text),
+        None => Admission::Token(&text),
+    };
     let (client, pin_text) = hub_io::client(hub)?;
-    let identity = keyward_service::SigningIdentity::generate()?;
-    // The identity file first: if the hub accepts us, we must be able to sign as this box.
-    hub_io::write_identity(&key_path, &identity)?;
-    if let Err(e) = block_on(client.enroll(box_name, identity.public(), &token)) {
-        let _ = std::fs::remove_file(&key_path);
-        return Err(e);
-    }
     let enrollment =
         Enrollment { box_name: box_name.into(), hub: hub.hub.clone(), hub_fingerprint: pin_text };
-    config::write(&info_path, &enrollment)?;
-    ctx.out.line(format!("Enrolled {box_name} at {} (identity {})", hub.hub, identity.public()))?;
-    ctx.out.json(
-        &json!({ "box": box_name, "hub": hub.hub, "public_key": identity.public().to_string() }),
-    )
+    let done = escrow::enroll(&ctx.reader, &ctx.keybox, &client, enrollment, admission)?;
+    let how = match admission {
+        Admission::Takeover(_) => "Took over",
+        Admission::Token(_) => "Enrolled",
+    };
+    ctx.out.line(format!("{how} {box_name} at {} (identity {})", hub.hub, done.identity))?;
+    ctx.out.json(&json!({
+        "box": box_name, "hub": hub.hub, "public_key": done.identity.to_string(),
+        "takeover": matches!(admission, Admission::Takeover(_)),
+    }))
+}
+
+/// Runs `escrow identity`: the box's public key, made first if it has none.
+pub fn identity(ctx: &Context) -> CliResult {
+    let (identity, made_now) = keyward_box::identity::read_or_new(&ctx.reader, &ctx.keybox)?;
+    if made_now {
+        progress(&format!(
+            "Made this box's identity ({}); an operator's takeover names the key below",
+            BoxFiles::beside(&ctx.keybox).identity.display()
+        ));
+    }
+    ctx.out.line(identity.public().to_string())?;
+    ctx.out.json(&json!({ "public_key": identity.public().to_string(), "made": made_now }))
 }
 
 /// The restore directive from a file: a JSON object (docs/hub-api.md, "The restore

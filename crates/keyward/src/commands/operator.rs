@@ -1,5 +1,5 @@
 //! `keyward operator …`: an operator's key, and the statements it signs — enrollment tokens,
-//! recovery and release tickets (offline: they are handed to a box or a fresh machine),
+//! takeovers, recovery and release tickets (offline: they are handed to a box or a fresh machine),
 //! overwrite approvals and deletion orders (sent to the hub at once) — and the operator's view
 //! of a box's escrow versions, with the blob hashes an approval names.
 
@@ -32,6 +32,16 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         OperatorCommand::EnrollToken(args) => issue(ctx, args, |box_name, id, expires| {
             Statement::Enrollment { box_name, id, expires }
         }),
+        OperatorCommand::Takeover { statement: args, identity } => {
+            let identity: keyward_service::PublicKey =
+                identity.parse().map_err(|e| usage(format!("--identity `{identity}`: {e}")))?;
+            issue(ctx, args, |box_name, id, expires| Statement::Takeover {
+                box_name,
+                identity,
+                id,
+                expires,
+            })
+        }
         OperatorCommand::ApproveRecovery { statement: args, uses } => {
             let uses = uses.uses;
             issue(ctx, args, |box_name, id, expires| Statement::Recovery {

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use keyward_box::BoxResult;
 use keyward_box::config::{self, BoxFiles, Enrollment};
-use keyward_box::peers::{
-    self, PEER_TIMEOUT, cards_of, owner_identity, owner_identity_or_new, peers_slot, read_card,
-};
+use keyward_box::identity;
+use keyward_box::peers::{self, PEER_TIMEOUT, cards_of, peers_slot, read_card};
 use keyward_box::share_journal::{Cleanup, Disposal, ShareJournal};
 use keyward_core::{DataKey, Keybox};
 use keyward_peer::card::PeerCard;
@@ -99,7 +98,15 @@ fn warn_left(cleanup: &Cleanup) {
 
 /// How the CLI makes a peers slot.
 pub const ENROLLMENT: Enroller = Enroller::Command {
-    options: &["--threshold", "--peer", "--box", "--token-file", "--tpm2-device", "--pcrs"],
+    options: &[
+        "--threshold",
+        "--peer",
+        "--box",
+        "--token-file",
+        "--takeover-file",
+        "--tpm2-device",
+        "--pcrs",
+    ],
     run: enroll,
     rotate_with: "keyward peers reshare",
 };
@@ -114,15 +121,22 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
     if cards.len() < 2 {
         return Err(usage("`enroll peers` needs a --peer CARD for each of at least two peers"));
     }
-    let enrollment = match &given.token_file {
-        Some(path) => Some(ctx.reader.ticket(path)?.to_string()),
-        None => None,
-    };
     let store = ctx.store();
     let current = store.load()?;
-    let unlocked = open(&args.auth, &current, store.path(), &ctx.reader)?;
     let name = owner_name(store.path(), &current, given.box_name.as_deref())?;
-    let (identity, made_now) = owner_identity_or_new(&ctx.reader, store.path())?;
+    // The operator's statement each peer admits the name with: an enrollment token, or a
+    // takeover naming this box's identity (checked before anything is opened or sent).
+    let enrollment = match (&given.token_file, &given.takeover_file) {
+        (_, Some(path)) => {
+            let text = ctx.reader.ticket(path)?;
+            identity::for_takeover(&ctx.reader, store.path(), &text, &name)?;
+            Some(text.to_string())
+        }
+        (Some(path), None) => Some(ctx.reader.ticket(path)?.to_string()),
+        (None, None) => None,
+    };
+    let unlocked = open(&args.auth, &current, store.path(), &ctx.reader)?;
+    let (identity, made_now) = identity::read_or_new(&ctx.reader, store.path())?;
     let owner = Owner {
         identity: Arc::new(identity),
         name,
@@ -209,7 +223,7 @@ fn enroll_with(
 fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
-    let identity = Arc::new(owner_identity(&ctx.reader, store.path())?);
+    let identity = Arc::new(identity::read(&ctx.reader, store.path())?);
     let cleanup = clean_up(ctx, &keybox, &identity)?;
     let (id, params) = match peers_slot(&keybox, slot) {
         Ok(found) => found,
@@ -385,7 +399,7 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
         None => None,
     };
     let owner = Owner {
-        identity: Arc::new(owner_identity(&ctx.reader, store.path())?),
+        identity: Arc::new(identity::read(&ctx.reader, store.path())?),
         name: old.owner.clone(),
         keybox_id: current.header().id.to_string(),
         enrollment,

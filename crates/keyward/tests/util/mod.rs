@@ -161,6 +161,22 @@ impl Dir {
         ]);
     }
 
+    /// An operator's takeover of box `pve-07` by `identity` in `out`, signed by `op.key`.
+    pub fn takeover(&self, identity: &str, out: &str) {
+        self.ok([
+            "operator",
+            "takeover",
+            "--box",
+            "pve-07",
+            "--identity",
+            identity,
+            "--key",
+            "op.key",
+            "--out",
+            out,
+        ]);
+    }
+
     /// Adds a passphrase slot with the canary passphrase (cheap KDF), authorised by code.txt.
     pub fn enroll_passphrase(&self) {
         self.write("pass.txt", CANARY_PASSPHRASE.as_bytes());

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use keyward_core::store::{RealFs, write_secret_file};
+use keyward_service::addresses::HubAddress;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -24,25 +25,53 @@ pub trait ConfigFile: Serialize + DeserializeOwned {
     const VERSION: u32;
     /// The error's action when the file cannot be read, naming the command that writes it.
     const MISSING: &'static str;
+
+    /// Makes the fields of an older version of the file (`None`: one written before files
+    /// carried their version) this version's; `false` for a version it cannot read.
+    fn upgrade(_version: Option<u64>, _fields: &mut Map<String, Value>) -> bool {
+        false
+    }
 }
 
-/// What a box remembers about its hub, beside its keybox: `<keybox>.hub.json`.
+/// What a box remembers about its hubs, beside its keybox: `<keybox>.hub.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Enrollment {
-    /// The box's name at the hub.
+    /// The box's name at the hubs.
     #[serde(rename = "box")]
     pub box_name: String,
-    /// The hub's URL.
-    pub hub: String,
-    /// The pinned certificate hash.
-    pub hub_fingerprint: String,
+    /// The hubs, each with its pinned certificate hash, in the order they are tried: several
+    /// hubs of one fleet share one database, so any of them serves the box.
+    pub hubs: Vec<HubAddress>,
 }
 
 impl ConfigFile for Enrollment {
     const FORMAT: &'static str = "keyward-hub-enrollment";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const MISSING: &'static str = "cannot read (enroll with `keyward escrow enroll` first)";
+
+    /// Version 1 (and the unversioned file before it) named one hub: `hub` and
+    /// `hub_fingerprint`.
+    fn upgrade(version: Option<u64>, fields: &mut Map<String, Value>) -> bool {
+        if version.is_some_and(|v| v != 1) {
+            return false;
+        }
+        let (Some(url), Some(fingerprint)) =
+            (fields.remove("hub"), fields.remove("hub_fingerprint"))
+        else {
+            return false;
+        };
+        fields
+            .insert("hubs".into(), serde_json::json!([{ "url": url, "fingerprint": fingerprint }]));
+        true
+    }
+}
+
+impl Enrollment {
+    /// The hub listed first (an enrollment lists at least one).
+    pub fn first_hub(&self) -> &str {
+        self.hubs.first().map_or("", |hub| hub.url.as_str())
+    }
 }
 
 /// The hub's configuration, `hub.json` in its data folder.
@@ -127,13 +156,15 @@ pub fn parse<T: ConfigFile>(bytes: &[u8], path: &Path) -> BoxResult<T> {
     };
     let format = fields.remove("format");
     let version = fields.remove("version");
-    match (format.as_ref().and_then(Value::as_str), version.as_ref().and_then(Value::as_u64)) {
+    let (format, version) =
+        (format.as_ref().and_then(Value::as_str), version.as_ref().and_then(Value::as_u64));
+    match (format, version) {
         (Some(f), Some(v)) if f == T::FORMAT && v == u64::from(T::VERSION) => {}
-        // A hub enrollment written before the files carried their version is version 1.
-        (None, None) if T::FORMAT == Enrollment::FORMAT => {}
         (Some(f), _) if f != T::FORMAT => {
             return Err(problem(format!("a `{f}` file, not the `{}` file expected", T::FORMAT)));
         }
+        // A file of an older version, or (hub enrollments only) from before files carried one.
+        (Some(_), v) | (None, v @ None) if T::upgrade(v, &mut fields) => {}
         (_, Some(v)) => {
             return Err(problem(format!(
                 "version {v} of `{}`, and this keyward reads version {}; upgrade keyward",
@@ -184,8 +215,7 @@ mod tests {
     fn enrollment() -> Enrollment {
         Enrollment {
             box_name: "pve1".into(),
-            hub: "https://127.0.0.1:1".into(),
-            hub_fingerprint: "ab".into(),
+            hubs: vec![HubAddress { url: "https://127.0.0.1:1".into(), fingerprint: "ab".into() }],
         }
     }
 
@@ -194,7 +224,7 @@ mod tests {
         let bytes = to_bytes(&enrollment()).expect("bytes");
         let text = String::from_utf8(bytes.clone()).expect("text");
         assert!(
-            text.starts_with("{\n  \"format\": \"keyward-hub-enrollment\",\n  \"version\": 1,"),
+            text.starts_with("{\n  \"format\": \"keyward-hub-enrollment\",\n  \"version\": 2,"),
             "{text}"
         );
         assert_eq!(parse::<Enrollment>(&bytes, Path::new("e")).expect("reads"), enrollment());
@@ -203,9 +233,12 @@ mod tests {
     #[test]
     fn another_version_or_format_is_refused_by_name_and_an_unversioned_enrollment_is_version_1() {
         let at = Path::new("f.json");
-        let other = br#"{"format":"keyward-hub-enrollment","version":2,"box":"b","hub":"h","hub_fingerprint":"f"}"#;
-        let e = parse::<Enrollment>(other, at).expect_err("version 2");
-        assert!(e.to_string().contains("version 2") && e.to_string().contains("upgrade"), "{e}");
+        let other = br#"{"format":"keyward-hub-enrollment","version":3,"box":"b","hubs":[]}"#;
+        let e = parse::<Enrollment>(other, at).expect_err("version 3");
+        assert!(e.to_string().contains("version 3") && e.to_string().contains("upgrade"), "{e}");
+        let v1 = br#"{"format":"keyward-hub-enrollment","version":1,"box":"b","hub":"h","hub_fingerprint":"f"}"#;
+        let v1 = parse::<Enrollment>(v1, at).expect("version 1 reads");
+        assert_eq!(v1.hubs, vec![HubAddress { url: "h".into(), fingerprint: "f".into() }]);
         let peer = br#"{"format":"keyward-peer","version":1,"operators":[]}"#;
         let e = parse::<HubConfig>(peer, at).expect_err("a peer's config");
         assert!(e.to_string().contains("keyward-peer"), "{e}");
@@ -213,7 +246,8 @@ mod tests {
             br#"{"format":"keyward-hub","operators":[],"certificate_fingerprint":"x"}"#;
         assert!(parse::<HubConfig>(no_version, at).is_err());
         let unversioned = br#"{"box":"b","hub":"h","hub_fingerprint":"f"}"#;
-        assert_eq!(parse::<Enrollment>(unversioned, at).expect("legacy").box_name, "b");
+        let legacy = parse::<Enrollment>(unversioned, at).expect("legacy");
+        assert_eq!((legacy.box_name.as_str(), legacy.first_hub()), ("b", "h"));
         let unversioned_hub = br#"{"operators":[],"certificate_fingerprint":"x"}"#;
         assert!(parse::<HubConfig>(unversioned_hub, at).is_err());
         let extra = br#"{"format":"keyward-peer","version":1,"operators":[],"surprise":1}"#;

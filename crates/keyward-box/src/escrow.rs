@@ -11,11 +11,11 @@ use keyward_core::{
 };
 use keyward_hub::api::{
     EscrowCopy, HeaderPushRequest, HeaderPushResponse, HeaderSummary, PushRequest, PushResponse,
+    StatusResponse,
 };
-use keyward_hub::client::HubClient;
+use keyward_hub::client::Hubs;
 use keyward_pbs::{KEY_LEN, PbsKeyFile, PbsTime, pbs_fingerprint};
 use keyward_service::SigningIdentity;
-use keyward_service::client::ClientError;
 use serde_json::{Map, Value, json};
 
 use crate::config::Enrollment;
@@ -138,14 +138,14 @@ pub struct HubEnrolled {
     pub identity: keyward_service::PublicKey,
 }
 
-/// Enrolls the box of the keybox at `keybox` at the hub `client` speaks to (`enrollment` says
-/// which, and under what name) and writes the enrollment beside the keybox. The box's identity
+/// Enrolls the box of the keybox at `keybox` at its hubs (`enrollment` says which, and under
+/// what name; they share one database, so the first that answers enrolls it at all) and writes the enrollment beside the keybox. The box's identity
 /// is the one it has, or a new one for an enrollment token; a takeover must name the identity
 /// the box has. An identity made here is removed again when the hub refuses.
 pub fn enroll(
     files: &crate::secrets::SecretFiles,
     keybox: &std::path::Path,
-    client: &HubClient,
+    hubs: &Hubs,
     enrollment: Enrollment,
     admission: Admission<'_>,
 ) -> BoxResult<HubEnrolled> {
@@ -162,7 +162,11 @@ pub fn enroll(
             (crate::identity::for_takeover(files, keybox, text, &enrollment.box_name)?, false, text)
         }
     };
-    if let Err(e) = block_on(client.enroll(&enrollment.box_name, identity.public(), text)) {
+    let public = identity.public();
+    let enrolled = block_on(
+        hubs.first_answer(async |hub| hub.enroll(&enrollment.box_name, public, text).await),
+    );
+    if let Err(e) = enrolled {
         if made_now {
             let _ = std::fs::remove_file(&paths.identity);
         }
@@ -175,7 +179,7 @@ pub fn enroll(
 /// Pushes `blob` with `directive` (to which the fingerprint is added, so the fresh machine
 /// checks it too) as the enrolled box, and checks the hub's answer names this blob's hash.
 pub fn push(
-    client: &HubClient,
+    hubs: &Hubs,
     enrollment: &Enrollment,
     identity: &SigningIdentity,
     blob: &EscrowBlobToPush,
@@ -188,11 +192,16 @@ pub fn push(
         fingerprint: blob.fingerprint.clone(),
         directive: Value::Object(directive),
     };
-    let answer = block_on(client.push(&enrollment.box_name, identity, &request))?;
-    if answer.blob_sha256 != keyward_hub::api::blob_sha256(&blob.bytes) {
-        return Err(bad_answer(enrollment, "a blob hash other than the blob's"));
-    }
-    Ok(answer)
+    let expected = keyward_hub::api::blob_sha256(&blob.bytes);
+    // A push retried at the next hub after the first took it is recognised there (the same
+    // blob and directive are the same version), so it never becomes a second version.
+    block_on(hubs.first_answer(async |hub| {
+        let answer = hub.push(&enrollment.box_name, identity, &request).await?;
+        match answer.blob_sha256 == expected {
+            true => Ok(answer),
+            false => Err(hub.bad_answer("a blob hash other than the blob's")),
+        }
+    }))
 }
 
 /// A volume's LUKS2 header backup sealed for the hub (keyward_luks::escrow).
@@ -211,7 +220,7 @@ pub struct SealedHeader<'a> {
 /// Pushes a volume's sealed header backup as the enrolled box; checks the hub's answer names
 /// these bytes.
 pub fn push_header(
-    client: &HubClient,
+    hubs: &Hubs,
     enrollment: &Enrollment,
     identity: &SigningIdentity,
     header: SealedHeader<'_>,
@@ -229,11 +238,16 @@ pub fn push_header(
         sealed: keyward_core::encoding::to_base64(header.sealed),
         state: Some(header.state.into()),
     };
-    let answer = block_on(client.push_header(&enrollment.box_name, identity, &request))?;
-    if answer.sha256 != keyward_hub::api::blob_sha256(header.sealed) {
-        return Err(bad_answer(enrollment, "a header hash other than the header's"));
-    }
-    Ok(answer)
+    let expected = keyward_hub::api::blob_sha256(header.sealed);
+    // Up to a few MiB: each hub gets its time before the next is asked (a header pushed
+    // twice replaces itself).
+    block_on(hubs.first_answer_within(keyward_hub::client::HEADER_PATIENCE, async |hub| {
+        let answer = hub.push_header(&enrollment.box_name, identity, &request).await?;
+        match answer.sha256 == expected {
+            true => Ok(answer),
+            false => Err(hub.bad_answer("a header hash other than the header's")),
+        }
+    }))
 }
 
 /// How the hub's copy of a volume's header compares with the volume's header now.
@@ -286,30 +300,35 @@ impl HubHeaderCopy {
 
 /// What the hub holds of this box's header backups (without their sealed bytes).
 pub fn header_copies(
-    client: &HubClient,
+    hubs: &Hubs,
     enrollment: &Enrollment,
     identity: &SigningIdentity,
 ) -> BoxResult<Vec<HeaderSummary>> {
-    Ok(block_on(client.list_headers(&enrollment.box_name, identity))?.headers)
+    let name = &enrollment.box_name;
+    Ok(block_on(hubs.first_answer(async |hub| hub.list_headers(name, identity).await))?.headers)
 }
 
 /// The active escrow version as the hub holds it, its blob's bytes checked against its hash.
 pub fn fetch_active(
-    client: &HubClient,
+    hubs: &Hubs,
     enrollment: &Enrollment,
     identity: &SigningIdentity,
 ) -> BoxResult<(EscrowCopy, Vec<u8>)> {
-    let escrow = block_on(client.fetch_active(&enrollment.box_name, identity))?.escrow;
-    let blob = keyward_core::encoding::from_base64(&escrow.blob)
-        .filter(|bytes| keyward_hub::api::blob_sha256(bytes) == escrow.blob_sha256)
-        .ok_or_else(|| bad_answer(enrollment, "a blob that does not match its hash"))?;
-    Ok((escrow, blob))
+    block_on(hubs.first_answer(async |hub| {
+        let escrow = hub.fetch_active(&enrollment.box_name, identity).await?.escrow;
+        let blob = keyward_core::encoding::from_base64(&escrow.blob)
+            .filter(|bytes| keyward_hub::api::blob_sha256(bytes) == escrow.blob_sha256)
+            .ok_or_else(|| hub.bad_answer("a blob that does not match its hash"))?;
+        Ok((escrow, blob))
+    }))
 }
 
-fn bad_answer(enrollment: &Enrollment, reason: &str) -> BoxError {
-    BoxError::Remote(ClientError::BadAnswer {
-        service: "hub",
-        url: enrollment.hub.clone(),
-        reason: reason.into(),
-    })
+/// The escrow versions the hubs hold of the box.
+pub fn status(
+    hubs: &Hubs,
+    enrollment: &Enrollment,
+    identity: &SigningIdentity,
+) -> BoxResult<StatusResponse> {
+    let name = &enrollment.box_name;
+    block_on(hubs.first_answer(async |hub| hub.status(name, identity).await))
 }

@@ -11,6 +11,7 @@ pub mod escrow;
 pub mod fingerprint;
 pub mod identity;
 pub mod peers;
+pub mod profile;
 pub mod recovery;
 pub mod runtime;
 pub mod secrets;

@@ -19,13 +19,15 @@ use keyward_core::{
     Store, operations,
 };
 use keyward_hub::api::{EscrowCopy, HeaderCopy, RecoverResponse};
-use keyward_hub::client::HubClient;
+use keyward_hub::client::Hubs;
 use keyward_pbs::{PbsError, PbsKeyFile, escrow, pbs_fingerprint};
+use keyward_service::addresses::HubAddress;
+use keyward_service::statement::Statement;
 
 use crate::error::{BoxError, BoxResult, invalid};
 use crate::fingerprint::gate;
 use crate::runtime::block_on;
-use crate::secrets::SecretFiles;
+use crate::secrets::{Person, SecretFiles};
 
 /// A hub ticket's use this was, and how many it allows.
 #[derive(Debug, Clone, Copy)]
@@ -206,25 +208,6 @@ pub fn parse_blob(bytes: &[u8], origin: &Path) -> BoxResult<Blob> {
     }
 }
 
-/// Every version a hub holds for `box_name`, fetched with the recovery ticket in `ticket_file`
-/// (one of its allowed uses).
-pub fn from_hub(
-    files: &SecretFiles,
-    client: &HubClient,
-    url: &str,
-    box_name: &str,
-    ticket_file: &Path,
-) -> BoxResult<Candidates> {
-    let (ticket, _) = files.ticket_for(ticket_file, box_name)?;
-    let answer: RecoverResponse = block_on(client.recover(&ticket))?;
-    if answer.box_name != box_name {
-        return Err(invalid(format!("the ticket is for {}, not {box_name}", answer.box_name)));
-    }
-    let uses = Some(TicketUses { used: answer.ticket_use, allowed: answer.ticket_uses });
-    let list = answer.versions.into_iter().map(|copy| candidate_of(copy, box_name, url)).collect();
-    Ok(Candidates { list, uses })
-}
-
 /// A sealed LUKS2 header backup as a hub served it.
 #[derive(Debug)]
 pub struct ServedHeader {
@@ -241,14 +224,16 @@ pub struct ServedHeader {
 /// hub, not used up), its bytes checked against their hash.
 pub fn header_from_hub(
     files: &SecretFiles,
-    client: &HubClient,
-    url: &str,
+    hubs: &Hubs,
     box_name: &str,
     ticket_file: &Path,
     uuid: Option<&str>,
 ) -> BoxResult<ServedHeader> {
     let (ticket, _) = files.ticket_for(ticket_file, box_name)?;
-    let answer = block_on(client.recover_header(&ticket, uuid))?;
+    let patience = keyward_hub::client::HEADER_PATIENCE;
+    let (answer, url) = block_on(hubs.first_answer_within(patience, async |hub| {
+        Ok((hub.recover_header(&ticket, uuid).await?, hub.url().to_string()))
+    }))?;
     if answer.box_name != box_name {
         return Err(invalid(format!("the ticket is for {}, not {box_name}", answer.box_name)));
     }
@@ -304,17 +289,15 @@ fn candidate_of(copy: EscrowCopy, box_name: &str, url: &str) -> Candidate {
     Candidate { blob, origin, expected, directive: Some((copy.version, copy.directive)) }
 }
 
-/// Keeps a recovered key in a fresh keybox at `path`, with a recovery-code slot for the same
-/// code (and the PBS record, if it came from a PBS key file); its fingerprint.
-pub fn keep_in_keybox(
-    path: &Path,
-    recovered: Recovered,
-    code: &RecoveryCode,
-    from: &Candidate,
-) -> BoxResult<Fingerprint> {
-    let pbs = match &from.blob {
+/// Keeps a recovered key in a fresh keybox at `path`, with a recovery-code slot for the code
+/// that opened its blob (and the PBS record, if it came from a PBS key file); its fingerprint.
+pub fn keep_in_keybox(path: &Path, recovery: Recovery) -> BoxResult<Fingerprint> {
+    let RecoveredFrom::Blob { candidate, code } = &recovery.from else {
+        return Err(invalid("a key from the peers has no recovery code to keep it under"));
+    };
+    let pbs = match &candidate.blob {
         Ok(Blob::Pbs(file)) => Some(PbsRecord {
-            fingerprint: recovered.fingerprint,
+            fingerprint: recovery.fingerprint,
             created: file.created.as_str().to_string(),
         }),
         _ => None,
@@ -323,8 +306,312 @@ pub fn keep_in_keybox(
     let secret = NewRecoveryCode { code: code.clone(), kdf: default_recovery_code_kdf()? };
     let created = operations::init(
         &store,
-        NewKeybox { key: recovered.key, label: "recovered", slot_label: None, pbs },
+        NewKeybox { key: recovery.key, label: "recovered", slot_label: None, pbs },
         &secret,
     )?;
     Ok(created.keybox().fingerprint())
+}
+
+/// Where a recovery gets the key from.
+#[derive(Debug)]
+pub enum Source<'a> {
+    /// An escrow blob file (`--blob`), opened with the recovery code.
+    Blob(&'a Path),
+    /// An operator's ticket (`--ticket-file`): a recovery ticket fetches every escrow version
+    /// from the hubs it names, a release ticket gathers the shares from the peers it names.
+    Ticket(TicketSource<'a>),
+}
+
+/// A ticket, and what may replace what it names.
+#[derive(Debug)]
+pub struct TicketSource<'a> {
+    /// The ticket file.
+    pub file: &'a Path,
+    /// The box it must be for, if the command named one.
+    pub box_name: Option<&'a str>,
+    /// Hubs to ask instead of the ticket's (a hub that moved).
+    pub hubs: Vec<HubAddress>,
+    /// Peers to ask instead of the ticket's.
+    pub peers: Vec<keyward_peer::card::PeerCard>,
+    /// The requester key a release ticket names (made on this machine).
+    pub requester_key: Option<&'a Path>,
+}
+
+/// What a recovery needs besides its source.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// Where the key comes from.
+    pub source: Source<'a>,
+    /// The fingerprint the owner recorded: nothing is handed back unless the key has it.
+    pub expected: &'a ExpectedFingerprint,
+    /// The recovery code's file; without it, the person is asked (blobs only).
+    pub code_file: Option<&'a Path>,
+    /// The key is to be kept in a fresh keybox under its recovery code ([`keep_in_keybox`]):
+    /// a release ticket, whose key comes with no code, is refused before anything is spent.
+    pub keep_code: bool,
+}
+
+/// How a recovered key was found.
+#[derive(Debug)]
+pub enum RecoveredFrom {
+    /// An escrow blob the code opened: a file, or a version a hub served.
+    Blob {
+        /// The blob, with the version and restore directive a hub served.
+        candidate: Box<Candidate>,
+        /// The code that opened it (a fresh keybox gets a slot for it).
+        code: RecoveryCode,
+    },
+    /// The peers' shares, released to a ticket.
+    Peers {
+        /// The share set they came from.
+        share_set: String,
+        /// What the person should know: peers that gave nothing, shares that did not fit.
+        notes: Vec<String>,
+    },
+}
+
+/// A key recovered and past the fingerprint gate.
+#[derive(Debug)]
+pub struct Recovery {
+    /// The key.
+    pub key: DataKey,
+    /// Its fingerprint (PBS's for a Proxmox Backup key file blob).
+    pub fingerprint: Fingerprint,
+    /// Where it came from.
+    pub from: RecoveredFrom,
+}
+
+/// A code typed at the prompt is asked again this often when it opens nothing.
+const CODE_TRIES: usize = 3;
+
+/// An operator's ticket read from `path` without being trusted (the hub or the peers verify
+/// it): only so that a ticket for another box, of the wrong kind, or naming another requester
+/// is refused before anything is spent.
+fn read_ticket(
+    files: &SecretFiles,
+    path: &Path,
+    box_name: Option<&str>,
+) -> BoxResult<(zeroize::Zeroizing<String>, Statement)> {
+    let text = files.ticket(path)?;
+    let Some(statement) = keyward_service::statement::peek(&text) else {
+        return Err(invalid(format!("{} holds no operator ticket", path.display())));
+    };
+    if let Some(box_name) = box_name
+        && statement.box_name() != box_name
+    {
+        return Err(invalid(format!(
+            "the ticket is for {}, not {box_name}; leave --box out (the ticket names the box) or ask the operator for a ticket for {box_name}",
+            statement.box_name()
+        )));
+    }
+    Ok((text, statement))
+}
+
+/// The box a recovery ticket in `path` is for (which must be `box_name`, if given) and the hubs
+/// it names (none, for a ticket older than tickets that name them); read, not verified.
+pub fn recovery_ticket(
+    files: &SecretFiles,
+    path: &Path,
+    box_name: Option<&str>,
+) -> BoxResult<(String, Vec<HubAddress>)> {
+    match read_ticket(files, path, box_name)?.1 {
+        Statement::Recovery { box_name, hubs, .. } => Ok((box_name, hubs)),
+        other => Err(invalid(format!(
+            "the ticket file holds {} for {}, not a recovery ticket",
+            other.kind(),
+            other.box_name()
+        ))),
+    }
+}
+
+/// Recovers the key on a machine that has nothing: from a blob file, or with an operator's
+/// ticket from the hubs or the peers it names. Every check that needs no secret and no network
+/// (the ticket's box and kind, its requester, hubs or peers to ask) comes before the code is
+/// read or anything is sent; the code comes before any request (a mistyped word costs no use
+/// of the ticket), and a code typed by `person` that opens nothing is asked again against the
+/// blobs already fetched.
+pub fn recover<P: Person + ?Sized>(
+    files: &SecretFiles,
+    mut person: Option<&mut P>,
+    plan: Plan<'_>,
+) -> BoxResult<Recovery> {
+    let mut candidates = match plan.source {
+        Source::Blob(path) => {
+            let list = vec![Candidate::from_file(files, path)?];
+            let code = code_of(files, plan.code_file, person.as_deref_mut())?;
+            Fetched { list: Candidates { list, uses: None }, code }
+        }
+        Source::Ticket(source) => {
+            let (text, statement) = read_ticket(files, source.file, source.box_name)?;
+            match statement {
+                Statement::Recovery { box_name, hubs, .. } => {
+                    let hubs = if source.hubs.is_empty() { hubs } else { source.hubs };
+                    if hubs.is_empty() {
+                        return Err(invalid(
+                            "the ticket names no hub (it is older than tickets that do): give --hub URL --hub-fingerprint HEX",
+                        ));
+                    }
+                    let hubs = Hubs::new(&hubs)?;
+                    let code = code_of(files, plan.code_file, person.as_deref_mut())?;
+                    Fetched { list: versions_at(&hubs, &box_name, &text)?, code }
+                }
+                Statement::PeerRelease { box_name, requester, peers, .. } => {
+                    if plan.keep_code {
+                        return Err(invalid(
+                            "a release ticket gets the key from the peers, with no recovery code to keep it under: write it with --out FILE, not --into-keybox",
+                        ));
+                    }
+                    if plan.code_file.is_some() {
+                        return Err(invalid(
+                            "a release ticket gets the key from the peers, without a recovery code: leave --code-file out",
+                        ));
+                    }
+                    let cards = if source.peers.is_empty() {
+                        peers
+                            .iter()
+                            .map(|record| {
+                                keyward_peer::card::PeerCard::from_record(record).map_err(
+                                    |source| BoxError::Card {
+                                        path: format!("the ticket's card of {}", record.url).into(),
+                                        source,
+                                    },
+                                )
+                            })
+                            .collect::<BoxResult<Vec<_>>>()?
+                    } else {
+                        source.peers
+                    };
+                    if cards.is_empty() {
+                        return Err(invalid(
+                            "the ticket names no peer (it is older than tickets that do): give --peers CARD…",
+                        ));
+                    }
+                    let Some(key_file) = source.requester_key else {
+                        return Err(invalid(
+                            "a release ticket is used with the requester key it names: give --requester-key FILE",
+                        ));
+                    };
+                    let key = files.identity(key_file)?;
+                    if key.public() != requester {
+                        return Err(invalid(format!(
+                            "the ticket names the requester {requester}, not the key in {}",
+                            key_file.display()
+                        )));
+                    }
+                    return from_peers(&cards, text, box_name, key, plan.expected);
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "the ticket file holds {} for {}, not a recovery or release ticket",
+                        other.kind(),
+                        other.box_name()
+                    )));
+                }
+            }
+        }
+    };
+    candidates.list.expect("--expect-fingerprint", plan.expected);
+    let prompted = plan.code_file.is_none();
+    let mut tries = 1;
+    let recovered = loop {
+        match candidates.list.first_that_opens(&candidates.code) {
+            Ok(recovered) => break recovered,
+            Err(Refusal::WrongCode(e)) if prompted && tries < CODE_TRIES => match &mut person {
+                Some(person) => {
+                    person.notice(&format!("{e}; try again"));
+                    candidates.code = ask_code(&mut **person)?;
+                    tries += 1;
+                }
+                None => return Err(e),
+            },
+            Err(Refusal::WrongCode(e) | Refusal::Other(e)) => return Err(e),
+        }
+    };
+    let Recovered { index, key, fingerprint } = recovered;
+    let candidate = candidates.list.list.swap_remove(index);
+    Ok(Recovery {
+        key,
+        fingerprint,
+        from: RecoveredFrom::Blob { candidate: Box::new(candidate), code: candidates.code },
+    })
+}
+
+/// The blobs to try and the code to try them with.
+struct Fetched {
+    list: Candidates,
+    code: RecoveryCode,
+}
+
+/// The recovery code from its file, else from the person (a word not on the list is said, and
+/// asked again).
+fn code_of<P: Person + ?Sized>(
+    files: &SecretFiles,
+    file: Option<&Path>,
+    person: Option<&mut P>,
+) -> BoxResult<RecoveryCode> {
+    match (file, person) {
+        (Some(path), _) => files.code(path),
+        (None, Some(person)) => ask_code(person),
+        (None, None) => {
+            Err(invalid("no recovery code given and no terminal to ask on: give --code-file F"))
+        }
+    }
+}
+
+/// A recovery code typed by `person`; one that does not parse (a word not on the list, the
+/// wrong count) is said and asked again, up to three times.
+fn ask_code<P: Person + ?Sized>(person: &mut P) -> BoxResult<RecoveryCode> {
+    let mut tries = 1;
+    loop {
+        let typed = person.typed_secret(&[keyward_core::slot::Channel::RecoveryCode])?;
+        match RecoveryCode::parse(&typed) {
+            Ok(code) => return Ok(code),
+            Err(e) if tries < CODE_TRIES => {
+                tries += 1;
+                person.notice(&format!("the recovery code is not valid: {e}; type it again"));
+            }
+            Err(e) => return Err(CoreError::from(e).into()),
+        }
+    }
+}
+
+/// Every version the hubs hold of `box_name`, for the ticket `text` (one of its uses).
+fn versions_at(hubs: &Hubs, box_name: &str, text: &str) -> BoxResult<Candidates> {
+    let (answer, url): (RecoverResponse, String) = block_on(
+        hubs.first_answer(async |hub| Ok((hub.recover(text).await?, hub.url().to_string()))),
+    )?;
+    if answer.box_name != box_name {
+        return Err(invalid(format!("the ticket is for {}, not {box_name}", answer.box_name)));
+    }
+    let uses = Some(TicketUses { used: answer.ticket_use, allowed: answer.ticket_uses });
+    let list = answer.versions.into_iter().map(|copy| candidate_of(copy, box_name, &url)).collect();
+    Ok(Candidates { list, uses })
+}
+
+/// The key from the peers' shares, released to the ticket `text` for `box_name` that names
+/// `requester`.
+fn from_peers(
+    cards: &[keyward_peer::card::PeerCard],
+    text: zeroize::Zeroizing<String>,
+    box_name: String,
+    requester: keyward_service::SigningIdentity,
+    expected: &ExpectedFingerprint,
+) -> BoxResult<Recovery> {
+    use std::sync::Arc;
+    let proof = keyward_peer::recovery::Proof::Ticket {
+        ticket: Arc::new(text),
+        owner_name: box_name,
+        requester: Arc::new(requester),
+    };
+    let timeout = keyward_peer::slot::PEER_TIMEOUT;
+    let gathered = block_on(async {
+        Ok::<_, BoxError>(
+            keyward_peer::recovery::gather(cards, proof, expected, None, timeout).await?,
+        )
+    })?;
+    let notes = keyward_peer::slot::report(&gathered);
+    let share_set = gathered.share_set.clone();
+    let key = gathered.key;
+    let fingerprint = key.fingerprint();
+    Ok(Recovery { key, fingerprint, from: RecoveredFrom::Peers { share_set, notes } })
 }

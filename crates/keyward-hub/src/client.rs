@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use keyward_service::addresses::HubAddress;
 use keyward_service::client::{ClientError, ServiceClient};
 use keyward_service::{PublicKey, SigningIdentity};
 use serde::de::DeserializeOwned;
@@ -105,6 +106,16 @@ pub struct HubClient {
 }
 
 impl HubClient {
+    /// The hub's URL.
+    pub fn url(&self) -> &str {
+        self.service.url()
+    }
+
+    /// A malformed-answer error for this hub.
+    pub fn bad_answer(&self, reason: impl Into<String>) -> ClientError {
+        self.service.bad_answer(reason)
+    }
+
     /// A client for the hub at `url` (`https://127.0.0.1:PORT`), trusting only the certificate
     /// with SHA-256 `pin`.
     pub fn new(url: &str, pin: [u8; 32]) -> Result<Self, ClientError> {
@@ -297,6 +308,87 @@ impl HubClient {
         let fields = answer.versions.iter().flat_map(copy_fields);
         let check = check_answer(std::iter::once(found).chain(fields));
         self.checked(check, answer)
+    }
+}
+
+/// How long a hub that is not the last one listed has to answer before the next one is asked.
+/// A hub answers a small request in milliseconds; one that takes longer is down or hanging
+/// (a stopped process still accepts connections, and its TLS handshake never ends).
+pub const FAILOVER_AFTER: Duration = Duration::from_millis(1500);
+
+/// How long a hub that is not the last one has to take or serve a sealed header backup (up to
+/// a few MiB) before the next is asked.
+pub const HEADER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The hubs of one fleet, which share one database so that any of them serves any box, tried
+/// in the order listed: the next is asked when one cannot be reached, breaks off, does not
+/// answer within [`FAILOVER_AFTER`], or fails on its side (5xx); the last one is given the
+/// client's whole timeout. A refusal, a certificate that is not the pinned one, or an answer
+/// that does not check is the answer and ends the call. Each hub has its own certificate and
+/// pin, and a signed request is signed for the hub it goes to (its certificate is the
+/// audience), so one hub cannot replay it at another.
+#[derive(Debug, Clone)]
+pub struct Hubs {
+    clients: Vec<HubClient>,
+}
+
+impl Hubs {
+    /// Clients for `hubs`, in order; an empty list or a pin that is not a SHA-256 is refused.
+    pub fn new(hubs: &[HubAddress]) -> Result<Self, ClientError> {
+        if hubs.is_empty() {
+            return Err(ClientError::NoServer { service: "hub" });
+        }
+        let clients = hubs
+            .iter()
+            .map(|hub| {
+                let pin = keyward_service::tls::parse_pin(&hub.fingerprint)
+                    .ok_or_else(|| ClientError::BadPin { service: "hub", url: hub.url.clone() })?;
+                HubClient::new(&hub.url, pin)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Hubs { clients })
+    }
+
+    /// The URLs, in order (for messages).
+    pub fn urls(&self) -> Vec<&str> {
+        self.clients.iter().map(HubClient::url).collect()
+    }
+
+    /// The first answer to `call`, asked of each hub in turn (see [`Hubs`]).
+    pub async fn first_answer<T>(
+        &self,
+        call: impl AsyncFn(&HubClient) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        self.first_answer_within(FAILOVER_AFTER, call).await
+    }
+
+    /// [`Hubs::first_answer`], giving each hub but the last `patience` (for large uploads).
+    pub async fn first_answer_within<T>(
+        &self,
+        patience: Duration,
+        call: impl AsyncFn(&HubClient) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let mut failures = Vec::new();
+        let last = self.clients.len().saturating_sub(1);
+        for (i, hub) in self.clients.iter().enumerate() {
+            let outcome = if i < last {
+                match tokio::time::timeout(patience, call(hub)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(hub.service.no_answer_within(patience)),
+                }
+            } else {
+                call(hub).await
+            };
+            match outcome {
+                Err(e) if e.another_may_answer() => failures.push(e),
+                done => return done,
+            }
+        }
+        match failures.len() {
+            0 => Err(ClientError::NoServer { service: "hub" }),
+            1 => Err(failures.remove(0)),
+            _ => Err(ClientError::NoneAnswered { service: "hub", failures }),
+        }
     }
 }
 

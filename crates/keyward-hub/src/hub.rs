@@ -203,6 +203,10 @@ impl Hub {
         let found = statement::verify(statement_text, &self.operators, now)?.statement;
         match &found {
             Statement::Enrollment { box_name: named, .. } if named == box_name => {
+                // Already this identity's (asked again at another hub, an answer lost): done.
+                if self.store.box_key(box_name).await?.is_some_and(|k| k == key.to_string()) {
+                    return Ok(Enrolled::New);
+                }
                 self.use_up(&found, now).await?;
                 if !self.store.add_box(box_name, &key.to_string(), now).await? {
                     return Err(ServiceError::Conflict(format!(

@@ -465,7 +465,8 @@ impl Store {
     }
 
     /// Appends an escrow version, audited as `push`: the first is active, later ones pending,
-    /// unless `max_pending` versions already wait for approval. The version is the next free
+    /// unless `max_pending` versions already wait for approval. A push of the blob and
+    /// directive of a version that is active or pending is answered with that version. The version is the next free
     /// number; two hubs racing for it both land, one retrying with the next number — and
     /// counting again, so racing pushes never take a box past its cap.
     pub async fn push(
@@ -478,6 +479,23 @@ impl Store {
     ) -> Result<Pushed, StoreError> {
         let directive = push.directive.to_string();
         audited!(self, "escrow version", |conn| {
+            // The same blob and directive as a version still in use is that version: a push
+            // retried at another hub after this database took it (its answer lost) adds nothing.
+            let same = sqlx::query(
+                "SELECT version, state FROM escrows WHERE box_name = $1 AND state IN ('active', 'pending') AND blob_format = $2 AND blob = $3 AND fingerprint = $4 AND directive = $5 ORDER BY version DESC LIMIT 1",
+            )
+            .bind(box_name)
+            .bind(&push.blob_format)
+            .bind(&push.blob)
+            .bind(&push.fingerprint)
+            .bind(&directive)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = same {
+                let state = if row.get::<String, _>(1) == "active" { "active" } else { "pending" };
+                let version = u64::try_from(row.get::<i64, _>(0)).unwrap_or(0);
+                return Ok(Attempt::Rollback(Pushed::Stored { version, state }));
+            }
             let row = sqlx::query(
                 "SELECT COALESCE(MAX(version), 0), COUNT(CASE WHEN state = 'pending' THEN 1 END) FROM escrows WHERE box_name = $1",
             )

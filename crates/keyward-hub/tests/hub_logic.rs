@@ -57,6 +57,11 @@ fn push_body() -> (PushRequest, Vec<u8>) {
     push_of(BLOB)
 }
 
+/// A push of the usual blob whose directive says `n`: a version of its own.
+fn push_numbered(n: u32) -> PushRequest {
+    PushRequest { directive: serde_json::json!({ "n": n }), ..push_body().0 }
+}
+
 fn push_of(blob: &str) -> (PushRequest, Vec<u8>) {
     let push = PushRequest {
         blob_format: "keyward-escrow-blob".into(),
@@ -150,6 +155,7 @@ fn tokens_and_tickets_are_single_use_and_bound_to_their_box_and_kind() {
                 id: Statement::fresh_id().expect("rng"),
                 expires: NOW + 60,
                 uses: 1,
+                hubs: Vec::new(),
             },
         );
         let result = s.hub.enroll("b2", other.public(), &wrong_kind, NOW).await;
@@ -199,6 +205,7 @@ fn recovery_ticket(s: &Setup, uses: u32) -> String {
             id: Statement::fresh_id().expect("rng"),
             expires: NOW + 60,
             uses,
+            hubs: Vec::new(),
         },
     )
 }
@@ -215,7 +222,11 @@ fn an_enrollment_token_is_single_use_and_for_its_box_only() {
             "{result:?}"
         );
         s.hub.enroll("b2", other.public(), &token, NOW).await.expect("its own box");
-        let again = s.hub.enroll("b2", other.public(), &token, NOW).await;
+        // Asked again by the identity it enrolled (at another hub, its answer lost): the same
+        // answer, nothing used. Anyone else: used.
+        s.hub.enroll("b2", other.public(), &token, NOW).await.expect("the same identity again");
+        let third = SigningIdentity::generate().expect("rng");
+        let again = s.hub.enroll("b2", third.public(), &token, NOW).await;
         assert!(matches!(again, Err(ServiceError::Refused(_))), "{again:?}");
     });
 }
@@ -224,9 +235,8 @@ fn an_enrollment_token_is_single_use_and_for_its_box_only() {
 fn an_approval_must_name_the_fingerprint_the_version_claims_and_one_version_is_active() {
     runtime().block_on(async {
         let s = setup().await;
-        let (push, _) = push_body();
-        for _ in 0..3 {
-            s.hub.push("b1", &push, NOW).await.expect("push");
+        for n in 0..3 {
+            s.hub.push("b1", &push_numbered(n), NOW).await.expect("push");
         }
         let other_fp = FP.replace("00:11", "ff:11");
         assert!(matches!(
@@ -650,5 +660,26 @@ fn a_takeover_moves_the_name_to_the_identity_it_names_and_keeps_what_the_box_had
         assert_eq!(moves.len(), 3, "each takeover audited");
         assert!(moves[0].detail.contains(&s.device.public().to_string()), "{:?}", moves[0]);
         assert!(moves[0].detail.contains(&replacement.public().to_string()), "{:?}", moves[0]);
+    });
+}
+
+/// Issue 23.6: a push retried at the next hub after the first took it (its answer lost) is
+/// recognised as the version it became, active or pending; a version deleted since, or another
+/// directive, makes a new one.
+#[test]
+fn a_push_of_the_same_blob_and_directive_is_the_version_it_became() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let first = s.hub.push("b1", &push_numbered(1), NOW).await.expect("v1");
+        let again = s.hub.push("b1", &push_numbered(1), NOW).await.expect("v1 again");
+        assert_eq!((again.version, again.state.as_str()), (1, "active"));
+        assert_eq!(again.blob_sha256, first.blob_sha256);
+        let second = s.hub.push("b1", &push_numbered(2), NOW).await.expect("v2");
+        assert_eq!((second.version, second.state.as_str()), (2, "pending"));
+        let retried = s.hub.push("b1", &push_numbered(2), NOW).await.expect("v2 again");
+        assert_eq!((retried.version, retried.state.as_str()), (2, "pending"));
+        assert_eq!(s.hub.status("b1").await.expect("status").versions.len(), 2);
+        let pushes = s.hub.store().audit_log().await.expect("log");
+        assert_eq!(pushes.iter().filter(|r| r.event == "push").count(), 2, "nothing added");
     });
 }

@@ -107,18 +107,7 @@ impl std::str::FromStr for ReleasePolicy {
 }
 
 /// One peer as the slot records it: what its card said when the share was stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PeerRecord {
-    /// Where it listens (`https://…`).
-    pub url: String,
-    /// Its Ed25519 signing key (`ed25519:…`): the peer's name.
-    pub identity: String,
-    /// Its X25519 key that shares are sealed to (base64).
-    pub seal_key: String,
-    /// SHA-256 of its TLS certificate (hex), which clients pin.
-    pub certificate: String,
-}
+pub use keyward_service::addresses::PeerRecord;
 
 /// Parameters of a peers slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -523,6 +523,7 @@ fn ticket(box_name: &str, requester: &SigningIdentity, signer: &SigningIdentity)
             id: Statement::fresh_id().expect("rng"),
             expires: NOW + 600,
             uses: 1,
+            peers: Vec::new(),
         },
     )
 }
@@ -886,6 +887,7 @@ fn a_release_ticket_allows_its_uses_at_a_peer_and_no_more() {
                 id: Statement::fresh_id().expect("rng"),
                 expires: NOW + 600,
                 uses: 2,
+                peers: Vec::new(),
             },
         );
         let release = |text: String| {

@@ -58,6 +58,24 @@ pub enum ClientError {
         /// The URL given.
         url: String,
     },
+    /// No server of the service was given to ask.
+    #[error(
+        "no {service} to ask: name one (--hub URL --hub-fingerprint HEX, a profile, or a ticket that lists them)"
+    )]
+    NoServer {
+        /// `hub`.
+        service: &'static str,
+    },
+    /// The pin given for a server is not a certificate's SHA-256; nothing was sent.
+    #[error(
+        "the pin given for the {service} at {url} is not a certificate's SHA-256 (32 bytes as hex)"
+    )]
+    BadPin {
+        /// `hub` or `peer`.
+        service: &'static str,
+        /// Its URL.
+        url: String,
+    },
     /// The server presented another certificate than the pinned one.
     #[error(
         "the {service} at {url} presented certificate {found}, not the pinned {expected}: the connection may be intercepted (or the {service}'s certificate was replaced); nothing was sent — check the fingerprint with whoever runs it"
@@ -99,6 +117,15 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// Several servers of one service were asked in turn, and none answered (each could not be
+    /// reached, did not answer in time, or failed on its side).
+    #[error("no {service} answered: {}; check that one of them runs", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoneAnswered {
+        /// `hub`.
+        service: &'static str,
+        /// What each one did, in the order they were asked.
+        failures: Vec<ClientError>,
+    },
     /// The answer is not what the API promises (or does not open as it must).
     #[error("the {service} at {url} answered something malformed: {reason}")]
     BadAnswer {
@@ -124,9 +151,14 @@ impl ClientError {
     /// server giving up waiting); an answer that does not parse or check is an integrity failure.
     pub fn class(&self) -> ErrorClass {
         match self {
-            ClientError::NotHttps { .. } | ClientError::NotABoxName { .. } => ErrorClass::Usage,
+            ClientError::NotHttps { .. }
+            | ClientError::NotABoxName { .. }
+            | ClientError::BadPin { .. }
+            | ClientError::NoServer { .. } => ErrorClass::Usage,
             ClientError::PinMismatch { .. } => ErrorClass::CertificateMismatch,
-            ClientError::Unavailable { .. } => ErrorClass::Unavailable,
+            ClientError::Unavailable { .. } | ClientError::NoneAnswered { .. } => {
+                ErrorClass::Unavailable
+            }
             ClientError::Refused { status, .. } => match status {
                 // The server gave up waiting for the request: the network, not the request.
                 408 => ErrorClass::Unavailable,
@@ -149,11 +181,30 @@ impl ClientError {
         match self {
             ClientError::NotABoxName { .. }
             | ClientError::NotHttps { .. }
+            | ClientError::BadPin { .. }
+            | ClientError::NoServer { .. }
             | ClientError::PinMismatch { .. }
             | ClientError::Tls(_) => true,
             ClientError::Unavailable { may_have_arrived, .. } => !may_have_arrived,
+            ClientError::NoneAnswered { failures, .. } => {
+                failures.iter().all(ClientError::changed_nothing)
+            }
             ClientError::Refused { status, .. } => (400..500).contains(status) && *status != 408,
             ClientError::BadAnswer { .. } | ClientError::Core(_) => false,
+        }
+    }
+}
+
+impl ClientError {
+    /// Whether another server of the same service might answer where this one did not: it
+    /// could not be reached, broke off, did not answer in time, or failed on its own side
+    /// (5xx). A refusal, a certificate that is not the pinned one, or a bad answer is the
+    /// answer: asking elsewhere would hide it.
+    pub fn another_may_answer(&self) -> bool {
+        match self {
+            ClientError::Unavailable { .. } => true,
+            ClientError::Refused { status, .. } => *status >= 500 || *status == 408,
+            _ => false,
         }
     }
 }
@@ -212,6 +263,16 @@ impl ServiceClient {
     /// The pinned certificate hash, colon hex: the audience of signed requests.
     pub fn audience(&self) -> String {
         keyward_core::fingerprint::colon_hex(&self.pin)
+    }
+
+    /// The error for a call that had no answer within `waited`.
+    pub fn no_answer_within(&self, waited: Duration) -> ClientError {
+        ClientError::Unavailable {
+            service: self.service,
+            url: self.url.clone(),
+            reason: format!("no answer within {:.1} s", waited.as_secs_f64()),
+            may_have_arrived: true,
+        }
     }
 
     /// A malformed-answer error for this server.

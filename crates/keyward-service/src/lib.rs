@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod addresses;
 pub mod api;
 pub mod client;
 mod error;

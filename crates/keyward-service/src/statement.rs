@@ -12,12 +12,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use crate::addresses::{HubAddress, PeerRecord};
 use crate::{AuthError, PublicKey, SigningIdentity};
 
 const PREFIX: &str = "kwst1";
 const DOMAIN: &[u8] = b"keyward-statement-v1\n";
-/// Longest statement text accepted (a statement is a few hundred bytes).
-const MAX_TEXT: usize = 4096;
+/// Longest statement text accepted: a statement is a few hundred bytes, a release ticket that
+/// carries the cards of sixteen peers about 7 KiB.
+pub const MAX_TEXT: usize = 16 * 1024;
+/// Most hubs a recovery ticket names.
+pub const MAX_TICKET_HUBS: usize = 8;
 /// Most uses a ticket may allow.
 pub const MAX_TICKET_USES: u32 = 10;
 /// Uses a ticket allows unless the operator says otherwise.
@@ -54,6 +58,10 @@ pub enum Statement {
         /// How many fetches it allows (1 to [`MAX_TICKET_USES`]; 1 for tickets that do not say).
         #[serde(default = "one_use")]
         uses: u32,
+        /// The hubs that hold the box's escrow, in the order to try them: the fresh machine
+        /// needs nothing but the ticket to find them (a ticket without them names none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hubs: Vec<HubAddress>,
     },
     /// This pending escrow version of this box — exactly the blob with this SHA-256, holding
     /// the key with this fingerprint — may become the active one.
@@ -91,6 +99,10 @@ pub enum Statement {
         /// How many releases it allows at each peer (1 for tickets that do not say).
         #[serde(default = "one_use")]
         uses: u32,
+        /// The peers that hold the box's shares, as their cards say: the fresh machine needs
+        /// nothing but the ticket and its requester key to find them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        peers: Vec<PeerRecord>,
     },
     /// The box name moves to exactly this identity, once (at the hub; once at each peer): a
     /// replacement machine takes over a dead one's name, its escrow versions, header backups
@@ -294,7 +306,13 @@ mod tests {
     use super::*;
 
     fn recovery(expires: i64) -> Statement {
-        Statement::Recovery { box_name: "pve-07".into(), id: "ab".repeat(16), expires, uses: 3 }
+        Statement::Recovery {
+            box_name: "pve-07".into(),
+            id: "ab".repeat(16),
+            expires,
+            uses: 3,
+            hubs: Vec::new(),
+        }
     }
 
     #[test]
@@ -327,8 +345,13 @@ mod tests {
         let old = r#"{"kind":"recovery","box":"b","id":"00","expires":5}"#;
         let statement: Statement = serde_json::from_str(old).expect("an older ticket reads");
         assert_eq!(statement.uses(), 1);
-        let greedy =
-            Statement::Recovery { box_name: "b".into(), id: "00".into(), expires: 5, uses: 1000 };
+        let greedy = Statement::Recovery {
+            box_name: "b".into(),
+            id: "00".into(),
+            expires: 5,
+            uses: 1000,
+            hubs: Vec::new(),
+        };
         assert_eq!(greedy.uses(), MAX_TICKET_USES);
     }
 

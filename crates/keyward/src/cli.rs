@@ -23,6 +23,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// The operator profile to use: hubs with their pins, the operator key, the peers' cards,
+    /// from $XDG_CONFIG_HOME/keyward/config.toml (docs/formats/config.md) [default: its
+    /// default_profile]. Options given on the command line override it.
+    #[arg(long, global = true, value_name = "NAME", env = "KEYWARD_PROFILE")]
+    pub profile: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -493,20 +499,22 @@ pub enum PbsKdfArg {
     Scrypt,
 }
 
-/// How to reach a hub: its URL and the certificate to trust.
-#[derive(Debug, Clone, Args)]
+/// How to reach the hubs: their URLs and the certificates to trust, in pairs.
+#[derive(Debug, Clone, Default, Args)]
 pub struct HubArgs {
-    /// The hub, `https://127.0.0.1:PORT`.
-    #[arg(long, value_name = "URL")]
-    pub hub: String,
+    /// A hub, `https://HOST:PORT`. Repeat for several hubs of one fleet (one database), each
+    /// with its --hub-fingerprint in the same order: they are tried in turn, the next when one
+    /// is down, hangs or fails [default: the profile's hubs].
+    #[arg(long = "hub", value_name = "URL")]
+    pub hubs: Vec<String>,
 
-    /// The hub certificate's SHA-256, as `hub init` printed it.
-    #[arg(long, value_name = "HEX", required_unless_present = "hub_cert")]
-    pub hub_fingerprint: Option<String>,
+    /// The certificate SHA-256 of the --hub in the same position, as `hub init` printed it.
+    #[arg(long = "hub-fingerprint", value_name = "HEX")]
+    pub hub_fingerprints: Vec<String>,
 
-    /// The hub's certificate (PEM); its SHA-256 is pinned.
-    #[arg(long, value_name = "FILE", conflicts_with = "hub_fingerprint")]
-    pub hub_cert: Option<PathBuf>,
+    /// A hub's certificate (PEM), whose SHA-256 is pinned, in place of its --hub-fingerprint.
+    #[arg(long = "hub-cert", value_name = "FILE", conflicts_with = "hub_fingerprints")]
+    pub hub_certs: Vec<PathBuf>,
 }
 
 /// `keyward operator …`.
@@ -536,13 +544,17 @@ pub enum OperatorCommand {
         identity: String,
     },
     /// Sign an expiring recovery ticket: a fresh machine may fetch every escrow version the hub
-    /// holds of the box, a few times (so a mistyped code does not cost the ticket).
+    /// holds of the box, a few times (so a mistyped code does not cost the ticket). The ticket
+    /// names the box and the hubs with their pins, so `keyward recover --ticket-file` needs
+    /// nothing else to find them.
     #[command(disable_version_flag = true)]
     ApproveRecovery {
         #[command(flatten)]
         statement: StatementArgs,
         #[command(flatten)]
         uses: UsesArg,
+        #[command(flatten)]
+        hub: HubArgs,
     },
     /// Sign a release ticket: the machine holding the requester key may get the box's key
     /// shares from its peers (a few times at each peer, until it expires).
@@ -557,6 +569,11 @@ pub enum OperatorCommand {
         /// identity (`enroll peers` prints it). Only that key's holder can use the ticket.
         #[arg(long, value_name = "PUBKEY")]
         requester: String,
+        /// A card of a peer that holds the box's shares (from `keyward peer init`); repeat for
+        /// each. The ticket carries them, so `keyward recover --ticket-file` needs nothing else
+        /// to find the peers [default: the profile's peers].
+        #[arg(long = "peer", value_name = "CARD")]
+        peers: Vec<PathBuf>,
     },
     /// A box's escrow versions at the hub, with each blob's SHA-256 (what an approval names).
     #[command(disable_version_flag = true)]
@@ -566,9 +583,9 @@ pub enum OperatorCommand {
         /// The box.
         #[arg(long = "box", value_name = "NAME")]
         box_name: String,
-        /// The operator's secret key file.
+        /// The operator's secret key file [default: the profile's operator_key].
         #[arg(long, value_name = "FILE")]
-        key: PathBuf,
+        key: Option<PathBuf>,
     },
     /// Approve a pending escrow version of a box, making it the active one. The older versions
     /// stay at the hub (only a deletion erases one), so a recovery still finds them.
@@ -590,9 +607,9 @@ pub enum OperatorCommand {
         /// Proxmox Backup key, its PBS fingerprint): the version must claim that key.
         #[arg(long, value_name = "FP")]
         fingerprint: keyward_core::ExpectedFingerprint,
-        /// The operator's secret key file.
+        /// The operator's secret key file [default: the profile's operator_key].
         #[arg(long, value_name = "FILE")]
-        key: PathBuf,
+        key: Option<PathBuf>,
     },
     /// Erase one escrow version of a box on the hub (its blob and directive; the row stays,
     /// marked deleted). Works on any state, the active one included: afterwards the box has no
@@ -607,9 +624,9 @@ pub enum OperatorCommand {
         /// The version to erase (`keyward escrow status` on the box lists them).
         #[arg(long, value_name = "V")]
         version: u64,
-        /// The operator's secret key file.
+        /// The operator's secret key file [default: the profile's operator_key].
         #[arg(long, value_name = "FILE")]
-        key: PathBuf,
+        key: Option<PathBuf>,
     },
 }
 
@@ -630,9 +647,9 @@ pub struct StatementArgs {
     /// The box it is for.
     #[arg(long = "box", value_name = "NAME")]
     pub box_name: String,
-    /// The operator's secret key file.
+    /// The operator's secret key file [default: the profile's operator_key].
     #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// How long it stays valid: `30m`, `1h`, `2d`.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub ttl: String,
@@ -869,40 +886,33 @@ pub struct ExportBlobArgs {
 /// `keyward recover`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "install", "into_keybox"])))]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["blob", "hub", "peers"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["blob", "ticket_file"])))]
 pub struct RecoverArgs {
     /// The escrow blob (as `keyward escrow export-blob` writes it). It is only read.
     #[arg(long, value_name = "FILE")]
     pub blob: Option<PathBuf>,
 
-    /// Fetch the blob from this hub with a recovery ticket instead.
-    #[arg(long, value_name = "URL", requires_all = ["box_name", "ticket_file"])]
-    pub hub: Option<String>,
-
-    /// The hub certificate's SHA-256 (with --hub).
-    #[arg(long, value_name = "HEX")]
-    pub hub_fingerprint: Option<String>,
-
-    /// The hub's certificate, PEM (with --hub).
-    #[arg(long, value_name = "FILE", conflicts_with = "hub_fingerprint")]
-    pub hub_cert: Option<PathBuf>,
-
-    /// Get the key's shares from these peers (their cards) with an operator's release ticket
-    /// instead; list every peer the box used.
-    #[arg(long = "peers", value_name = "CARD", num_args = 1.., requires_all = ["box_name", "ticket_file"])]
-    pub peers: Vec<PathBuf>,
-
-    /// The box whose escrow or shares to fetch (with --hub or --peers).
-    #[arg(long = "box", value_name = "NAME")]
-    pub box_name: Option<String>,
-
-    /// The operator's recovery ticket (with --hub) or release ticket (with --peers), from F.
-    #[arg(long, value_name = "F")]
+    /// The operator's ticket, from F: a recovery ticket (`operator approve-recovery`) fetches
+    /// every escrow version from the hubs it names; a release ticket (`operator
+    /// approve-release`) gathers the key's shares from the peers it names.
+    #[arg(long, value_name = "F", conflicts_with = "blob")]
     pub ticket_file: Option<PathBuf>,
 
-    /// With --peers: the requester key the release ticket names (made on this machine with
+    /// With a recovery ticket: ask these hubs instead of the ticket's (a hub that moved).
+    #[command(flatten)]
+    pub hub: HubArgs,
+
+    /// With a release ticket: ask these peers (their cards) instead of the ticket's.
+    #[arg(long = "peers", value_name = "CARD", num_args = 1.., requires = "ticket_file")]
+    pub peers: Vec<PathBuf>,
+
+    /// The box the ticket must be for (it names its box; this only checks it).
+    #[arg(long = "box", value_name = "NAME", requires = "ticket_file")]
+    pub box_name: Option<String>,
+
+    /// With a release ticket: the requester key it names (made on this machine with
     /// `keyward operator keygen --out requester.key`).
-    #[arg(long, value_name = "FILE", requires = "peers")]
+    #[arg(long, value_name = "FILE", requires = "ticket_file")]
     pub requester_key: Option<PathBuf>,
 
     /// Build a fresh keybox at PATH holding the key, with a recovery-code slot for the same code.
@@ -1223,30 +1233,22 @@ pub struct LuksHeaderRestoreArgs {
 
     /// The header backup (from `keyward luks header-backup --out` or `cryptsetup
     /// luksHeaderBackup`).
-    #[arg(long, value_name = "FILE", required_unless_present = "hub")]
+    #[arg(long, value_name = "FILE", required_unless_present = "ticket_file")]
     pub from: Option<PathBuf>,
 
-    /// Fetch the volume's sealed header backup from this hub instead, with a recovery ticket
-    /// (checked, not used up), and open it with the keybox's key: on a fresh machine, run
-    /// `keyward recover --into-keybox` first.
-    #[arg(long, value_name = "URL", conflicts_with = "from", requires_all = ["box_name", "ticket_file"])]
-    pub hub: Option<String>,
-
-    /// The hub certificate's SHA-256 (with --hub).
-    #[arg(long, value_name = "HEX")]
-    pub hub_fingerprint: Option<String>,
-
-    /// The hub's certificate, PEM (with --hub).
-    #[arg(long, value_name = "FILE", conflicts_with = "hub_fingerprint")]
-    pub hub_cert: Option<PathBuf>,
-
-    /// The box whose header backup to fetch (with --hub).
-    #[arg(long = "box", value_name = "NAME")]
-    pub box_name: Option<String>,
-
-    /// The operator's recovery ticket for the box, from F (with --hub).
-    #[arg(long, value_name = "F")]
+    /// Fetch the volume's sealed header backup instead, from the hubs an operator's recovery
+    /// ticket names, with that ticket (checked, not used up), and open it with the keybox's
+    /// key: on a fresh machine, run `keyward recover --into-keybox` first.
+    #[arg(long, value_name = "F", conflicts_with = "from")]
     pub ticket_file: Option<PathBuf>,
+
+    /// With --ticket-file: ask these hubs instead of the ticket's.
+    #[command(flatten)]
+    pub hub: HubArgs,
+
+    /// The box the ticket must be for (it names its box; this only checks it).
+    #[arg(long = "box", value_name = "NAME", requires = "ticket_file")]
+    pub box_name: Option<String>,
 
     /// The volume's UUID as you recorded it (`cryptsetup luksUUID` at setup), needed when its
     /// header is too damaged to read it from. Only a device holding nothing else (no

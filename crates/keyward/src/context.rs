@@ -9,6 +9,7 @@ use keyward_core::store::RealFs;
 use crate::cli::Cli;
 use crate::exit::{CliResult, usage};
 use crate::output::Output;
+use keyward_box::profile::ChosenProfile;
 use keyward_box::secrets::SecretFiles;
 
 /// Shared state of one command run.
@@ -24,6 +25,10 @@ pub struct Context {
     /// Every file and stdin read of this command goes through it: `-` given to two options is
     /// a usage error, never a second read of an empty stdin.
     pub reader: SecretFiles,
+    /// The operator profile named (`--profile`, `KEYWARD_PROFILE`), if any.
+    profile_name: Option<String>,
+    /// The profile, read at its first use (most commands never need it).
+    profile: std::cell::OnceCell<Option<ChosenProfile>>,
 }
 
 impl Context {
@@ -38,7 +43,20 @@ impl Context {
             out: Output { json: cli.json },
             local_offset,
             reader: SecretFiles::new(),
+            profile_name: cli.profile.clone(),
+            profile: std::cell::OnceCell::new(),
         })
+    }
+
+    /// The operator profile this command runs with: the one named, else the config file's
+    /// default, else none (keyward_box::profile).
+    pub fn profile(&self) -> CliResult<Option<&ChosenProfile>> {
+        if let Some(chosen) = self.profile.get() {
+            return Ok(chosen.as_ref());
+        }
+        let path = keyward_box::profile::default_path();
+        let chosen = keyward_box::profile::choose(path.as_deref(), self.profile_name.as_deref())?;
+        Ok(self.profile.get_or_init(|| chosen).as_ref())
     }
 
     /// The store for the keybox.

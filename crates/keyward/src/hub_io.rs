@@ -1,15 +1,18 @@
-//! Glue between the commands and keyward-hub: pinning, the box's enrollment (its files are
-//! keyward_box::config's), identity files, durations.
+//! Glue between the commands and keyward-hub: the hubs and the operator key from the command
+//! line or the profile, pinning, the box's enrollment (its files are keyward_box::config's),
+//! identity files, durations.
 
 use std::path::Path;
 
 use keyward_box::config::{self, BoxFiles, Enrollment};
 
-use keyward_hub::client::HubClient;
+use keyward_hub::client::Hubs;
+use keyward_service::addresses::HubAddress;
 use keyward_service::tls;
 use keyward_service::{PublicKey, SigningIdentity};
 
 use crate::cli::HubArgs;
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::output::{Overwrite, write_secret};
 use keyward_box::secrets::SecretFiles;
@@ -35,33 +38,80 @@ pub fn pin(fingerprint: Option<&str>, cert: Option<&Path>) -> CliResult<([u8; 32
     Ok((pin, keyward_core::fingerprint::colon_hex(&pin)))
 }
 
-/// A client for the hub given on the command line.
-pub fn client(args: &HubArgs) -> CliResult<(HubClient, String)> {
-    client_at(&args.hub, args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())
+/// The hubs given on the command line: each `--hub` with the `--hub-fingerprint` (or
+/// `--hub-cert`) in the same position. Empty when none is given.
+pub fn given_hubs(args: &HubArgs) -> CliResult<Vec<HubAddress>> {
+    let pins = args.hub_fingerprints.len() + args.hub_certs.len();
+    if pins != args.hubs.len() {
+        return Err(usage(format!(
+            "give each --hub its certificate's --hub-fingerprint (or --hub-cert), in the same order: {} hub(s), {pins} pin(s)",
+            args.hubs.len()
+        )));
+    }
+    let fingerprints = args.hub_fingerprints.iter().map(|fp| pin(Some(fp), None));
+    let certs = args.hub_certs.iter().map(|cert| pin(None, Some(cert)));
+    args.hubs
+        .iter()
+        .zip(fingerprints.chain(certs))
+        .map(|(url, pinned)| Ok(HubAddress { url: url.clone(), fingerprint: pinned?.1 }))
+        .collect()
 }
 
-/// A client for the hub at `url`, pinned by `--hub-fingerprint` or `--hub-cert` (for commands
-/// whose hub is optional), and the pin as text.
-pub fn client_at(
-    url: &str,
-    fingerprint: Option<&str>,
-    cert: Option<&Path>,
-) -> CliResult<(HubClient, String)> {
-    let (pin, pin_text) = pin(fingerprint, cert)?;
-    Ok((HubClient::new(url, pin).map_err(CliError::Remote)?, pin_text))
+/// The hubs on the command line, else the profile's; an error saying how to name them when
+/// there are none.
+pub fn hubs(ctx: &Context, args: &HubArgs) -> CliResult<Vec<HubAddress>> {
+    let given = given_hubs(args)?;
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    match ctx.profile()? {
+        Some(chosen) if !chosen.profile.hubs.is_empty() => Ok(chosen.profile.hubs.clone()),
+        Some(chosen) => Err(usage(format!(
+            "profile `{}` ({}) names no hub: give --hub URL --hub-fingerprint HEX",
+            chosen.name,
+            chosen.file.display()
+        ))),
+        None => Err(usage(
+            "give the hub: --hub URL --hub-fingerprint HEX (repeat for several), or a profile that lists them (--profile, docs/formats/config.md)",
+        )),
+    }
 }
 
-/// Loads the box's enrollment (`<keybox>.hub.json`), its identity, and a client for its hub.
+/// Clients for `hubs`, tried in order.
+pub fn connect(hubs: &[HubAddress]) -> CliResult<Hubs> {
+    Hubs::new(hubs).map_err(CliError::Remote)
+}
+
+/// The operator's key: `--key`, else the profile's `operator_key`.
+pub fn operator_key(ctx: &Context, given: Option<&Path>) -> CliResult<SigningIdentity> {
+    let path = match (given, ctx.profile()?) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(chosen)) => match &chosen.profile.operator_key {
+            Some(path) => path.clone(),
+            None => {
+                return Err(usage(format!(
+                    "profile `{}` names no operator_key: give --key FILE",
+                    chosen.name
+                )));
+            }
+        },
+        (None, None) => {
+            return Err(usage("give the operator's key: --key FILE, or a profile that names it"));
+        }
+    };
+    Ok(ctx.reader.identity(&path)?)
+}
+
+/// Loads the box's enrollment (`<keybox>.hub.json`), its identity, and clients for its hubs.
 pub fn load_enrollment(
     reader: &SecretFiles,
     keybox: &Path,
-) -> CliResult<(Enrollment, SigningIdentity, HubClient)> {
+) -> CliResult<(Enrollment, SigningIdentity, Hubs)> {
     let files = BoxFiles::beside(keybox);
     let enrollment: Enrollment = config::read(&files.enrollment)?;
     let identity = reader.identity(&files.identity)?;
-    let (pin, _) = pin(Some(&enrollment.hub_fingerprint), None)?;
-    let client = HubClient::new(&enrollment.hub, pin).map_err(CliError::Remote)?;
-    Ok((enrollment, identity, client))
+    let hubs = connect(&enrollment.hubs)?;
+    Ok((enrollment, identity, hubs))
 }
 
 /// The box's enrollment as [`load_enrollment`] reads it, or `None` when the box is enrolled at
@@ -69,7 +119,7 @@ pub fn load_enrollment(
 pub fn enrollment_if_any(
     reader: &SecretFiles,
     keybox: &Path,
-) -> CliResult<Option<(Enrollment, SigningIdentity, HubClient)>> {
+) -> CliResult<Option<(Enrollment, SigningIdentity, Hubs)>> {
     if !BoxFiles::beside(keybox).enrollment.exists() {
         return Ok(None);
     }

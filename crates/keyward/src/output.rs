@@ -172,6 +172,26 @@ pub fn write_secret(path: &Path, data: &[u8], overwrite: Overwrite) -> CliResult
     })
 }
 
+/// Refuses, before any work is done (a prompt, a request, a ticket's use), an output that
+/// [`write_secret`] would refuse at the end for being there already.
+pub fn check_new(path: &Path, overwrite: Overwrite) -> CliResult {
+    if own_descriptor(path)?.is_some() {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(keyward_core::Error::io("cannot check", path, e).into()),
+        Ok(_) => match overwrite {
+            Overwrite::Replace => Ok(check_replaceable(&RealFs, path)?),
+            Overwrite::Refuse => {
+                check_replaceable(&RealFs, path)?;
+                Err(CliError::OutputExists { path: path.to_path_buf() })
+            }
+            Overwrite::Never => Err(keyward_core::Error::OutputExists(path.to_path_buf()).into()),
+        },
+    }
+}
+
 /// Writes a key in `format` to `path` as [`write_secret`] does; raw bytes are refused on a
 /// terminal (they would be garbage there, and on screen) unless hex or base64 is asked for.
 pub fn write_key(path: &Path, data: &[u8], format: KeyFormat, overwrite: Overwrite) -> CliResult {

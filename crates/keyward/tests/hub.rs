@@ -695,10 +695,10 @@ fn two_hubs_on_one_postgres_lose_and_duplicate_no_version() {
     // Pushes to both hubs at once, bounded in number.
     const EACH: usize = 8;
     let mut children = Vec::new();
-    for _ in 0..EACH {
-        for side in [&dir, &copy] {
-            let push = ["escrow", "push", "--unlock-code-file", "code.txt", "--json"];
-            children.push((side.keyward().args(push).spawn(), side.root()));
+    for i in 0..EACH {
+        for (j, side) in [&dir, &copy].into_iter().enumerate() {
+            let push = push_numbered(side, 2 * i + j).args(["--json"]);
+            children.push((push.spawn(), side.root()));
         }
     }
     let mut versions = Vec::new();
@@ -1171,20 +1171,21 @@ fn a_box_cannot_pile_up_pending_versions() {
     let dir = Dir::new("hub-pending");
     let hub = HubProcess::start(&dir);
     escrowed_box(&dir, &hub);
-    for _ in 0..4 {
-        dir.ok(["escrow", "push", "--unlock-code-file", "code.txt"]);
+    for n in 1..=4 {
+        push_numbered(&dir, n).run().assert_success();
     }
-    let push = || dir.keyward().args(["escrow", "push", "--unlock-code-file", "code.txt"]).run();
-    let out = push();
+    let out = push_numbered(&dir, 5).run();
     out.assert_exit_code(9).assert_one_line_error();
     assert!(out.stderr().contains("waiting for approval"), "{}", out.report());
+    // The same push again is the version it became, not one more.
+    push_numbered(&dir, 4).run().assert_success();
     // An operator's deletion of a pending version makes room for one more, and no more.
     let mut delete: Vec<String> = vec!["operator".into(), "delete-escrow".into()];
     delete.extend(hub.args());
     delete.extend(["--box", "pve-07", "--version", "2", "--key", "op.key"].map(String::from));
     dir.ok(delete);
-    push().assert_success();
-    push().assert_exit_code(9);
+    push_numbered(&dir, 6).run().assert_success();
+    push_numbered(&dir, 7).run().assert_exit_code(9);
 }
 
 /// Issue 22.3: `luks rotate` (and enroll, remove) left the hub's sealed header copy stale
@@ -1288,9 +1289,17 @@ fn copy_of_box_at(dir: &Dir, name: &str, hub: &HubProcess) -> Dir {
     }
     let mut enrollment: serde_json::Value =
         serde_json::from_slice(&dir.read("keybox.json.hub.json")).expect("json");
-    enrollment["hub"] = serde_json::json!(hub.url);
+    enrollment["hubs"] = serde_json::json!([{ "url": hub.url, "fingerprint": hub.fingerprint }]);
     copy.write("keybox.json.hub.json", enrollment.to_string().as_bytes());
     copy
+}
+
+/// `escrow push` of the box's blob with a directive that says `n`: each `n` is a version of its
+/// own (the same blob and directive again is the version it became).
+fn push_numbered(dir: &Dir, n: usize) -> util::TestCommand {
+    let name = format!("directive-{n}.json");
+    dir.write(&name, format!("{{\"n\": {n}}}").as_bytes());
+    dir.keyward().args(["escrow", "push", "--unlock-code-file", "code.txt", "--directive", &name])
 }
 
 /// Issue 23.1: after a recovery, the replacement machine takes the dead box's name over: it

@@ -146,7 +146,7 @@ fn commands_without_force_do_not_suggest_it() {
     again.assert_exit_code(7).assert_one_line_error();
     assert!(!again.stderr().contains("--force"), "hub init has no --force{}", again.report());
     dir.init_plain_canary();
-    dir.write("keybox.json.box-key", b"x");
+    dir.write("keybox.json.hub.json", b"{}");
     dir.ok(["operator", "enroll-token", "--box", "b", "--key", "op.key", "--out", "t.txt"]);
     let enroll = dir
         .keyward()

@@ -21,7 +21,6 @@ use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io;
 use crate::output::{Overwrite, format_time, progress, write_secret};
 use crate::pbs;
-use crate::runtime::block_on;
 use crate::secret_input::code_from;
 
 /// Runs `escrow export-blob`.
@@ -78,17 +77,18 @@ pub fn enroll(
         Some(_) => Admission::Takeover(&text),
         None => Admission::Token(&text),
     };
-    let (client, pin_text) = hub_io::client(hub)?;
-    let enrollment =
-        Enrollment { box_name: box_name.into(), hub: hub.hub.clone(), hub_fingerprint: pin_text };
-    let done = escrow::enroll(&ctx.reader, &ctx.keybox, &client, enrollment, admission)?;
+    let addresses = hub_io::hubs(ctx, hub)?;
+    let hubs = hub_io::connect(&addresses)?;
+    let enrollment = Enrollment { box_name: box_name.into(), hubs: addresses };
+    let done = escrow::enroll(&ctx.reader, &ctx.keybox, &hubs, enrollment, admission)?;
+    let urls = hubs.urls().join(", ");
     let how = match admission {
         Admission::Takeover(_) => "Took over",
         Admission::Token(_) => "Enrolled",
     };
-    ctx.out.line(format!("{how} {box_name} at {} (identity {})", hub.hub, done.identity))?;
+    ctx.out.line(format!("{how} {box_name} at {urls} (identity {})", done.identity))?;
     ctx.out.json(&json!({
-        "box": box_name, "hub": hub.hub, "public_key": done.identity.to_string(),
+        "box": box_name, "hubs": hubs.urls(), "public_key": done.identity.to_string(),
         "takeover": matches!(admission, Admission::Takeover(_)),
     }))
 }
@@ -135,7 +135,7 @@ pub fn push(
 ) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
-    let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+    let (enrollment, identity, hubs) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
     let directive = read_directive(ctx, directive)?;
     let blob = match BlobForm::of(&keybox) {
         BlobForm::PbsKeyFile => {
@@ -159,7 +159,7 @@ pub fn push(
             EscrowBlobToPush::keyward(&open(auth, &keybox, store.path(), &ctx.reader)?)?
         }
     };
-    let answer = escrow::push(&client, &enrollment, &identity, &blob, directive)?;
+    let answer = escrow::push(&hubs, &enrollment, &identity, &blob, directive)?;
     let (blob_format, fingerprint) = (blob.form.name(), &blob.fingerprint);
     if answer.state == "active" {
         progress(&format!(
@@ -180,8 +180,8 @@ pub fn push(
 }
 
 /// Prints a box's escrow versions (for `escrow status` and `operator escrow-status`).
-pub fn print_versions(ctx: &Context, answer: &StatusResponse, hub: &str) -> CliResult {
-    ctx.out.line(format!("{} at {hub}", answer.box_name))?;
+pub fn print_versions(ctx: &Context, answer: &StatusResponse, hubs: &str) -> CliResult {
+    ctx.out.line(format!("{} at {hubs}", answer.box_name))?;
     for v in &answer.versions {
         let pushed = format_time(v.pushed_at);
         let hash = v.blob_sha256.as_deref().unwrap_or("(erased)");
@@ -198,15 +198,15 @@ pub fn print_versions(ctx: &Context, answer: &StatusResponse, hub: &str) -> CliR
 
 /// Runs `escrow status`.
 pub fn status(ctx: &Context) -> CliResult {
-    let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
-    let answer = block_on(client.status(&enrollment.box_name, &identity))?;
-    print_versions(ctx, &answer, &enrollment.hub)
+    let (enrollment, identity, hubs) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+    let answer = escrow::status(&hubs, &enrollment, &identity)?;
+    print_versions(ctx, &answer, &hubs.urls().join(", "))
 }
 
 /// Runs `escrow fetch`: the active blob as the hub holds it.
 pub fn fetch(ctx: &Context, out: &Path) -> CliResult {
-    let (enrollment, identity, client) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
-    let (escrow, blob) = escrow::fetch_active(&client, &enrollment, &identity)?;
+    let (enrollment, identity, hubs) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+    let (escrow, blob) = escrow::fetch_active(&hubs, &enrollment, &identity)?;
     write_secret(out, &blob, Overwrite::Never)?;
     if out != Path::new("-") {
         ctx.out.line(format!(

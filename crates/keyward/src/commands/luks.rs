@@ -10,7 +10,7 @@ use keyward_box::{escrow, recovery};
 use keyward_core::Fingerprint;
 use keyward_core::encoding::to_hex;
 use keyward_hub::api::HeaderPushResponse;
-use keyward_hub::client::HubClient;
+use keyward_hub::client::Hubs;
 use keyward_luks::backup::{self, HeaderBackup};
 use keyward_luks::journal::{Entry, Journal};
 use keyward_luks::{KeyslotKdf, KeywardVolume, LuksError, NoFaults, Volume};
@@ -272,16 +272,16 @@ struct HeaderPushed {
 /// Pushes a sealed header backup (with its state) to the box's hub.
 fn push_sealed(
     backup: &HeaderBackup,
-    (enrollment, identity, client): (Enrollment, SigningIdentity, HubClient),
+    (enrollment, identity, hubs): (Enrollment, SigningIdentity, Hubs),
     fingerprint: Fingerprint,
     sealed: &[u8],
 ) -> CliResult<HeaderPushed> {
     let state = keyward_luks::escrow::header_state(&backup.metadata);
     let header =
         SealedHeader { uuid: &backup.uuid, fingerprint: &fingerprint, sealed, state: &state };
-    let answer = escrow::push_header(&client, &enrollment, &identity, header)?;
+    let answer = escrow::push_header(&hubs, &enrollment, &identity, header)?;
     Ok(HeaderPushed {
-        hub: enrollment.hub,
+        hub: hubs.urls().join(", "),
         box_name: enrollment.box_name,
         uuid: backup.uuid.clone(),
         fingerprint,
@@ -323,39 +323,56 @@ impl HeaderPushed {
     }
 }
 
+/// The box a recovery ticket is for and the hubs to ask: `--hub` if given, else the ticket's.
+fn ticket_hubs(
+    ctx: &Context,
+    ticket_file: &Path,
+    args: &LuksHeaderRestoreArgs,
+) -> CliResult<(String, Hubs)> {
+    let (box_name, named) =
+        recovery::recovery_ticket(&ctx.reader, ticket_file, args.box_name.as_deref())?;
+    let given = hub_io::given_hubs(&args.hub)?;
+    let hubs = if given.is_empty() { named } else { given };
+    if hubs.is_empty() {
+        return Err(usage(
+            "the ticket names no hub (it is older than tickets that do): give --hub URL --hub-fingerprint HEX",
+        ));
+    }
+    Ok((box_name, hub_io::connect(&hubs)?))
+}
+
 /// `keyward luks header-restore`: from a file, or the volume's sealed backup from the hub.
 fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
     let device = &args.volume.device;
     let expect_uuid = args.expect_uuid.as_deref();
-    let (restored, source) = match (&args.from, &args.hub) {
+    let (restored, source) = match (&args.from, &args.ticket_file) {
         (Some(from), _) => {
             (backup::restore(device, from, expect_uuid)?, from.display().to_string())
         }
-        (None, Some(url)) => {
-            let (Some(box_name), Some(ticket_file)) = (&args.box_name, &args.ticket_file) else {
-                return Err(usage("--hub needs --box NAME and --ticket-file F"));
-            };
-            // Which volume to ask for: the one the header names, else the one the user names,
-            // else the box's only one (the restore then asks for --expect-uuid).
+        (None, Some(ticket_file)) => {
+            // What needs neither a secret nor the network first: the ticket's box and hubs,
+            // and which volume to ask for — the one the header names, else the one the user
+            // names (a header too damaged to name its volume needs --expect-uuid).
+            let (box_name, hubs) = ticket_hubs(ctx, ticket_file, args)?;
             let uuid = match Volume::open(device) {
-                Ok(volume) => Some(volume.uuid().to_string()),
-                Err(LuksError::NotLuks2 { .. }) => args.expect_uuid.clone(),
+                Ok(volume) => volume.uuid().to_string(),
+                Err(LuksError::NotLuks2 { .. }) => match &args.expect_uuid {
+                    Some(uuid) => uuid.clone(),
+                    None => {
+                        return Err(usage(format!(
+                            "the header of {} cannot be read, so neither can its UUID: give --expect-uuid UUID (as `cryptsetup luksUUID` printed it at setup)",
+                            device.display()
+                        )));
+                    }
+                },
                 Err(e) => return Err(e.into()),
             };
-            let (client, _) =
-                hub_io::client_at(url, args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
             // The key first: the hub is asked (and audits serving) only once it can be used.
             let store = ctx.store();
             let keybox = store.load()?;
             let unlocked = open(&args.volume.auth, &keybox, store.path(), &ctx.reader)?;
-            let served = recovery::header_from_hub(
-                &ctx.reader,
-                &client,
-                url,
-                box_name,
-                ticket_file,
-                uuid.as_deref(),
-            )?;
+            let served =
+                recovery::header_from_hub(&ctx.reader, &hubs, &box_name, ticket_file, Some(&uuid))?;
             let restored = backup::restore_sealed(
                 device,
                 unlocked.key(),
@@ -365,7 +382,7 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
             )?;
             (restored, served.origin)
         }
-        (None, None) => return Err(usage("give --from FILE or --hub URL")),
+        (None, None) => return Err(usage("give --from FILE or --ticket-file F")),
     };
     if let Some(later) = restored.went_back_from {
         warn(&format!(
@@ -469,16 +486,16 @@ fn hub_copy_of(
     ctx: &Context,
     volume: &mut Volume,
 ) -> CliResult<Option<(String, Result<HubHeaderCopy, CliError>)>> {
-    let Some((enrollment, identity, client)) = hub_io::enrollment_if_any(&ctx.reader, &ctx.keybox)?
+    let Some((enrollment, identity, hubs)) = hub_io::enrollment_if_any(&ctx.reader, &ctx.keybox)?
     else {
         return Ok(None);
     };
     let state = keyward_luks::escrow::header_state(&volume.metadata()?);
     let uuid = volume.uuid().to_string();
-    let copy = escrow::header_copies(&client, &enrollment, &identity)
+    let copy = escrow::header_copies(&hubs, &enrollment, &identity)
         .map(|held| HubHeaderCopy::of(&held, &uuid, &state))
         .map_err(CliError::from);
-    Ok(Some((enrollment.hub, copy)))
+    Ok(Some((hubs.urls().join(", "), copy)))
 }
 
 fn hub_copy_line(device: &Path, hub: &str, copy: &Result<HubHeaderCopy, CliError>) -> String {

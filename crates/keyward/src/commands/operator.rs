@@ -3,8 +3,11 @@
 //! overwrite approvals and deletion orders (sent to the hub at once) — and the operator's view
 //! of a box's escrow versions, with the blob hashes an approval names.
 
+use std::path::PathBuf;
+
 use keyward_service::SigningIdentity;
-use keyward_service::statement::{self, Statement};
+use keyward_service::addresses::PeerRecord;
+use keyward_service::statement::{self, MAX_TICKET_HUBS, Statement};
 use keyward_service::unix_now;
 use serde_json::json;
 
@@ -42,33 +45,48 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
                 expires,
             })
         }
-        OperatorCommand::ApproveRecovery { statement: args, uses } => {
+        OperatorCommand::ApproveRecovery { statement: args, uses, hub } => {
             let uses = uses.uses;
+            // The hubs go into the ticket, so the fresh machine needs nothing else; a ticket
+            // that names none still works with `recover --hub`.
+            let hubs = match (hub_io::given_hubs(hub)?, ctx.profile()?) {
+                (given, _) if !given.is_empty() => given,
+                (_, Some(chosen)) => chosen.profile.hubs.clone(),
+                (_, None) => Vec::new(),
+            };
+            if hubs.len() > MAX_TICKET_HUBS {
+                return Err(usage(format!("a ticket names at most {MAX_TICKET_HUBS} hubs")));
+            }
             issue(ctx, args, |box_name, id, expires| Statement::Recovery {
                 box_name,
                 id,
                 expires,
                 uses,
+                hubs,
             })
         }
-        OperatorCommand::ApproveRelease { statement: args, uses, requester } => {
+        OperatorCommand::ApproveRelease { statement: args, uses, requester, peers } => {
             let requester: keyward_service::PublicKey =
                 requester.parse().map_err(|e| usage(format!("--requester `{requester}`: {e}")))?;
             let uses = uses.uses;
+            let peers = release_peers(ctx, peers)?;
             issue(ctx, args, |box_name, id, expires| Statement::PeerRelease {
                 box_name,
                 requester,
                 id,
                 expires,
                 uses,
+                peers,
             })
         }
         OperatorCommand::EscrowStatus { hub, box_name, key } => {
             check_box_name(box_name)?;
-            let operator = ctx.reader.identity(key)?;
-            let (client, _) = hub_io::client(hub)?;
-            let answer = block_on(client.operator_status(box_name, &operator))?;
-            crate::commands::escrow::print_versions(ctx, &answer, &hub.hub)
+            let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
+            let operator = hub_io::operator_key(ctx, key.as_deref())?;
+            let answer = block_on(
+                hubs.first_answer(async |hub| hub.operator_status(box_name, &operator).await),
+            )?;
+            crate::commands::escrow::print_versions(ctx, &answer, &hubs.urls().join(", "))
         }
         OperatorCommand::ApproveOverwrite {
             hub,
@@ -82,7 +100,8 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             if !keyward_hub::api::is_blob_sha256(&blob_sha256) {
                 return Err(usage("--blob-sha256 is the blob's SHA-256: 64 hex digits"));
             }
-            let operator = ctx.reader.identity(key)?;
+            let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
+            let operator = hub_io::operator_key(ctx, key.as_deref())?;
             let approval = Statement::Overwrite {
                 box_name: box_name.clone(),
                 version: *version,
@@ -92,8 +111,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
                 expires: unix_now() + SENT_AT_ONCE_TTL_SECS,
             };
             let text = statement::issue(&operator, approval);
-            let (client, _) = hub_io::client(hub)?;
-            let active = block_on(client.approve(&text))?;
+            let active = block_on(hubs.first_answer(async |hub| hub.approve(&text).await))?;
             ctx.out.line(format!(
                 "Version {} of {box_name} is now the active escrow (older versions stay at the hub until deleted)",
                 active.version
@@ -101,7 +119,8 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             ctx.out.json(&json!({ "box": box_name, "version": active.version, "state": "active" }))
         }
         OperatorCommand::DeleteEscrow { hub, box_name, version, key } => {
-            let operator = ctx.reader.identity(key)?;
+            let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
+            let operator = hub_io::operator_key(ctx, key.as_deref())?;
             let order = Statement::Deletion {
                 box_name: box_name.clone(),
                 version: *version,
@@ -109,8 +128,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
                 expires: unix_now() + SENT_AT_ONCE_TTL_SECS,
             };
             let text = statement::issue(&operator, order);
-            let (client, _) = hub_io::client(hub)?;
-            let erased = block_on(client.delete(&text))?;
+            let erased = block_on(hubs.first_answer(async |hub| hub.delete(&text).await))?;
             ctx.out.line(format!(
                 "Version {} of {} is erased from the hub",
                 erased.version, erased.box_name
@@ -129,7 +147,7 @@ fn issue(
     make: impl FnOnce(String, String, i64) -> Statement,
 ) -> CliResult {
     check_box_name(&args.box_name)?;
-    let operator = ctx.reader.identity(&args.key)?;
+    let operator = hub_io::operator_key(ctx, args.key.as_deref())?;
     let expires = unix_now() + hub_io::parse_ttl(&args.ttl)?;
     let statement = make(args.box_name.clone(), Statement::fresh_id()?, expires);
     let (kind, uses) = (statement.kind(), statement.uses());
@@ -150,6 +168,20 @@ fn issue(
         )?;
     }
     Ok(())
+}
+
+/// The peers a release ticket carries: the cards given, else the profile's (none: a ticket
+/// that `recover --peers` is given the cards with).
+fn release_peers(ctx: &Context, given: &[PathBuf]) -> CliResult<Vec<PeerRecord>> {
+    let cards = match (given.is_empty(), ctx.profile()?) {
+        (false, _) => given.to_vec(),
+        (true, Some(chosen)) => chosen.profile.peers.clone(),
+        (true, None) => Vec::new(),
+    };
+    cards
+        .iter()
+        .map(|path| Ok(keyward_box::peers::read_card(&ctx.reader, path)?.to_record()))
+        .collect()
 }
 
 /// Refuses a name no box can have.

@@ -1,5 +1,5 @@
-//! `keyward enroll peers`, `keyward peers status|reshare`, and `keyward recover --peers`: the
-//! commands around a peers slot. The workflows (placing shares, the journal of share sets to
+//! `keyward enroll peers` and `keyward peers status|reshare`: the commands around a peers slot
+//! (a fresh machine's recovery from the peers is keyward_box::recovery's). The workflows (placing shares, the journal of share sets to
 //! clean up) are keyward_box::peers'; the splitting, sealing, asking and combining are
 //! keyward-peer's. This module reads the options, opens the keybox and reports.
 
@@ -12,21 +12,20 @@ use keyward_box::config::{self, BoxFiles, Enrollment};
 use keyward_box::identity;
 use keyward_box::peers::{self, PEER_TIMEOUT, cards_of, peers_slot, read_card};
 use keyward_box::share_journal::{Cleanup, Disposal, ShareJournal};
-use keyward_core::{DataKey, Keybox};
+use keyward_core::Keybox;
 use keyward_peer::card::PeerCard;
 use keyward_peer::client::PeerClient;
 use keyward_peer::distribute::{DistributeError, Owner, Split, new_share_set};
-use keyward_peer::recovery::{self, Gathered, Proof};
 use keyward_peer::slot::{ReleasePolicy, policy_text};
 use keyward_service::SigningIdentity;
 use serde_json::json;
 
 use crate::auth::open;
-use crate::cli::{AuthArgs, EnrollArgs, KeyFormat, PeersCommand, RecoverArgs};
+use crate::cli::{AuthArgs, EnrollArgs, PeersCommand};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::Enroller;
-use crate::output::{Overwrite, encode_plain, format_time, warn, write_key};
+use crate::output::{format_time, warn};
 use crate::runtime::block_on;
 
 /// Runs `peers …`.
@@ -431,70 +430,4 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
         "undeleted": cleanup.failed.iter().map(|(p, _, _)| p).collect::<Vec<_>>(),
     }))?;
     cleanup_result(&cleanup)
-}
-
-/// `recover --peers`: a fresh machine with an operator's release ticket.
-pub fn recover(ctx: &Context, args: &RecoverArgs) -> CliResult {
-    let (Some(box_name), Some(ticket_file)) = (&args.box_name, &args.ticket_file) else {
-        return Err(usage("--peers needs --box NAME and --ticket-file F"));
-    };
-    if args.into_keybox.is_some() || args.install || args.code_file.is_some() {
-        return Err(usage(
-            "with --peers, write the key with --out FILE (--into-keybox and --install are for escrow blobs)",
-        ));
-    }
-    let out = args.out.as_ref().ok_or_else(|| usage("give --out FILE"))?;
-    let expected = &args.expect_fingerprint;
-    let Some(requester_key) = &args.requester_key else {
-        return Err(usage("--peers needs --requester-key FILE"));
-    };
-    let format = args.format.unwrap_or(KeyFormat::Raw);
-    if format == KeyFormat::Pbs {
-        return Err(usage("with --peers, --format is raw, hex or base64"));
-    }
-    let cards = read_cards(ctx, &args.peers)?;
-    let (ticket, claimed) = ctx.reader.ticket_for(ticket_file, box_name)?;
-    // Nor one for another requester.
-    let requester = ctx.reader.identity(requester_key)?;
-    if let Some(keyward_service::statement::Statement::PeerRelease { requester: named, .. }) =
-        &claimed
-        && *named != requester.public()
-    {
-        return Err(usage(format!(
-            "the ticket names the requester {named}, not the key in {}",
-            requester_key.display()
-        )));
-    }
-    let proof = Proof::Ticket {
-        ticket: Arc::new(ticket),
-        owner_name: box_name.clone(),
-        requester: Arc::new(requester),
-    };
-    let gathered = block_on(recovery::gather(&cards, proof, expected, None, PEER_TIMEOUT))?;
-    let share_set = gathered.share_set.clone();
-    let key = report(gathered);
-    let found = key.fingerprint();
-    let encoded = encode_plain(key.expose(), format)
-        .ok_or_else(|| usage("with --peers, --format is raw, hex or base64"))?;
-    write_key(out, &encoded, format, Overwrite::from_force(args.force))?;
-    if out != Path::new("-") {
-        ctx.out.line(format!(
-            "Recovered key {} from the peers (share set {share_set}) written to {}",
-            found.short(),
-            out.display()
-        ))?;
-        ctx.out.json(&json!({
-            "out": out, "fingerprint": found.to_string(), "fingerprint_short": found.short(),
-            "share_set": share_set,
-        }))?;
-    }
-    Ok(())
-}
-
-/// Warns about peers that gave nothing or a share that does not fit; returns the key.
-fn report(gathered: Gathered) -> DataKey {
-    for line in keyward_peer::slot::report(&gathered) {
-        warn(&line);
-    }
-    gathered.key
 }

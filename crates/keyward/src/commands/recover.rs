@@ -1,17 +1,14 @@
-//! `keyward recover`: on a machine that has nothing. The blob comes from a file (`--blob`) or
-//! from a hub with an operator's recovery ticket (`--hub`); the library's recovery pipeline
-//! (keyward_box::recovery) opens them and gates the key by its fingerprints *before* anything is
-//! written. Then the key is written (`--out`),
-//! installed where the Proxmox Backup client reads it (`--install`), or kept in a fresh keybox
-//! under the same code (`--into-keybox`).
-//!
-//! A mistyped code costs nothing: the code is read (and its words checked against the list)
-//! before any request, a code typed at the prompt is asked again against the blobs already
-//! fetched, and a ticket allows a few fetches.
+//! `keyward recover`: on a machine that has nothing. The key comes from a blob file
+//! (`--blob`), or with an operator's ticket (`--ticket-file`) from the hubs or the peers the
+//! ticket names; keyward_box::recovery does the work — every check that needs neither a
+//! secret nor the network first, the code before any request, the fingerprint gate before
+//! anything is handed back — and this command checks the destination before it starts, then
+//! writes the key (`--out`), installs it where the Proxmox Backup client reads it
+//! (`--install`), or keeps it in a fresh keybox under the same code (`--into-keybox`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use keyward_box::recovery::{self, Blob, Candidate, Candidates, Refusal};
+use keyward_box::recovery::{self, Blob, Plan, RecoveredFrom, Recovery, Source, TicketSource};
 use keyward_core::store::{RealFs, create_private_folder};
 use keyward_pbs::PbsTime;
 use serde_json::json;
@@ -20,111 +17,169 @@ use crate::cli::{KeyFormat, PbsKdfArg, RecoverArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
 use crate::hub_io;
-use crate::output::{Overwrite, encode_plain, warn, write_key};
+use crate::output::{Overwrite, check_new, encode_plain, warn, write_key};
 use crate::pbs;
-use crate::secret_input::{code_from, prompt_code, terminal_available};
+use crate::secret_input::Terminal;
 
-/// How often a code typed at the prompt is asked for again.
-const PROMPT_TRIES: usize = 3;
+/// Where the recovered key goes, checked before anything else is done.
+enum Destination {
+    /// A key file (or stdout) in this format.
+    File(PathBuf, Option<KeyFormat>),
+    /// The backup client's default key file.
+    Install(PathBuf),
+    /// A fresh keybox.
+    Keybox(PathBuf),
+}
+
+impl Destination {
+    /// The destination the options name, refused now if the write at the end would be.
+    fn of(args: &RecoverArgs) -> CliResult<Self> {
+        let overwrite = Overwrite::from_force(args.force);
+        let destination = match (&args.out, args.install, &args.into_keybox) {
+            (Some(out), false, None) => Destination::File(out.clone(), args.format),
+            (None, true, None) => Destination::Install(pbs::default_key_path()?),
+            (None, false, Some(path)) => Destination::Keybox(path.clone()),
+            _ => return Err(usage("give one of --out FILE, --install, --into-keybox PATH")),
+        };
+        match &destination {
+            Destination::File(path, _) | Destination::Install(path) => check_new(path, overwrite)?,
+            Destination::Keybox(path) => check_new(path, Overwrite::Never)?,
+        }
+        Ok(destination)
+    }
+}
 
 /// Runs `recover`.
 pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
-    if !args.peers.is_empty() {
-        return super::peers::recover(ctx, args);
-    }
-    // The code first: a ticket must not be spent on a run that cannot finish, and a mistyped
-    // word is caught here, before any request.
-    let mut code = code_from(&ctx.reader, args.code_file.as_deref())?;
-    let mut candidates = match (&args.blob, &args.hub) {
-        (Some(path), _) => {
-            Candidates { list: vec![Candidate::from_file(&ctx.reader, path)?], uses: None }
-        }
-        (None, Some(url)) => fetch(ctx, args, url)?,
-        (None, None) => return Err(usage("give --blob FILE or --hub URL")),
+    let destination = Destination::of(args)?;
+    let hubs = hub_io::given_hubs(&args.hub)?;
+    let source = match (&args.blob, &args.ticket_file) {
+        (Some(path), None) if hubs.is_empty() => Source::Blob(path),
+        (Some(_), None) => return Err(usage("--hub goes with --ticket-file, not --blob")),
+        (None, Some(file)) => Source::Ticket(TicketSource {
+            file,
+            box_name: args.box_name.as_deref(),
+            hubs,
+            peers: args
+                .peers
+                .iter()
+                .map(|card| keyward_box::peers::read_card(&ctx.reader, card))
+                .collect::<Result<_, _>>()?,
+            requester_key: args.requester_key.as_deref(),
+        }),
+        _ => return Err(usage("give --blob FILE or --ticket-file F")),
     };
-    candidates.expect("--expect-fingerprint", &args.expect_fingerprint);
-    let prompted = args.code_file.is_none();
-    let mut tries = 1;
-    let recovered = loop {
-        match candidates.first_that_opens(&code) {
-            Ok(recovered) => break recovered,
-            Err(Refusal::WrongCode(e))
-                if prompted && tries < PROMPT_TRIES && terminal_available() =>
-            {
-                warn(&format!("{e}; try again"));
-                code = prompt_code()?;
-                tries += 1;
+    let plan = Plan {
+        source,
+        expected: &args.expect_fingerprint,
+        code_file: args.code_file.as_deref(),
+        keep_code: matches!(destination, Destination::Keybox(_)),
+    };
+    let recovered = recovery::recover(&ctx.reader, Terminal::if_there().as_mut(), plan)?;
+    if let RecoveredFrom::Peers { notes, .. } = &recovered.from {
+        for note in notes {
+            warn(note);
+        }
+    }
+    let report = Report::of(&recovered);
+    match destination {
+        Destination::Keybox(path) => {
+            let fp = recovery::keep_in_keybox(&path, recovered)?;
+            ctx.out.line(format!(
+                "Recovered key kept in a new keybox {} (fingerprint {}); the same recovery code opens it",
+                path.display(),
+                fp.short()
+            ))?;
+            report.say(ctx)?;
+            ctx.out.json(&json!({
+                "keybox": path, "fingerprint": fp.to_string(), "directive": report.directive,
+            }))
+        }
+        Destination::File(path, format) => write(ctx, args, recovered, &path, format, report),
+        Destination::Install(path) => {
+            if let Some(folder) = path.parent() {
+                create_private_folder(&RealFs, folder)?;
             }
-            Err(Refusal::WrongCode(e) | Refusal::Other(e)) => return Err(e.into()),
+            write(ctx, args, recovered, &path, Some(KeyFormat::Pbs), report)
         }
-    };
-    let chosen = &candidates.list[recovered.index];
-
-    if let Some(path) = &args.into_keybox {
-        let fp = recovery::keep_in_keybox(path, recovered, &code, chosen)?;
-        ctx.out.line(format!(
-            "Recovered key kept in a new keybox {} (fingerprint {}); the same recovery code opens it",
-            path.display(),
-            fp.short()
-        ))?;
-        report_directive(ctx, chosen)?;
-        return ctx.out.json(&json!({ "keybox": path, "fingerprint": fp.to_string(), "directive": chosen.directive.as_ref().map(|d| &d.1) }));
     }
+}
+
+/// What the person is told of where the key came from.
+struct Report {
+    /// A hub's version and restore directive.
+    version: Option<u64>,
+    directive: Option<serde_json::Value>,
+    /// The peers' share set.
+    share_set: Option<String>,
+}
+
+impl Report {
+    fn of(recovered: &Recovery) -> Self {
+        match &recovered.from {
+            RecoveredFrom::Blob { candidate, .. } => Report {
+                version: candidate.directive.as_ref().map(|d| d.0),
+                directive: candidate.directive.as_ref().map(|d| d.1.clone()),
+                share_set: None,
+            },
+            RecoveredFrom::Peers { share_set, .. } => {
+                Report { version: None, directive: None, share_set: Some(share_set.clone()) }
+            }
+        }
+    }
+
+    /// Shows the restore directive a hub served (non-secret: it tells the fresh machine what
+    /// to do), or the share set the peers gave.
+    fn say(&self, ctx: &Context) -> CliResult {
+        if let (Some(version), Some(directive)) = (self.version, &self.directive) {
+            ctx.out.line(format!("escrow version {version}; restore directive: {directive}"))?;
+        }
+        if let Some(set) = &self.share_set {
+            ctx.out.line(format!("from the peers' share set {set}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the key to `path` in `format` (by default PBS's for a Proxmox Backup blob, else raw).
+fn write(
+    ctx: &Context,
+    args: &RecoverArgs,
+    recovered: Recovery,
+    path: &Path,
+    format: Option<KeyFormat>,
+    report: Report,
+) -> CliResult {
     let (key, found) = (recovered.key, recovered.fingerprint);
-    let is_pbs = matches!(chosen.blob, Ok(Blob::Pbs(_)));
-    let (path, format) = match (&args.out, args.install) {
-        (Some(out), false) => (
-            out.clone(),
-            args.format.unwrap_or(if is_pbs { KeyFormat::Pbs } else { KeyFormat::Raw }),
-        ),
-        _ => (pbs::default_key_path()?, KeyFormat::Pbs),
+    let pbs_blob = match &recovered.from {
+        RecoveredFrom::Blob { candidate, .. } => match &candidate.blob {
+            Ok(Blob::Pbs(file)) => Some(file.created.clone()),
+            _ => None,
+        },
+        RecoveredFrom::Peers { .. } => None,
     };
+    let format = format.unwrap_or(if pbs_blob.is_some() { KeyFormat::Pbs } else { KeyFormat::Raw });
     let encoded = match encode_plain(key.expose(), format) {
         Some(encoded) => encoded,
         None => {
             keyward_box::escrow::check_exportable(&key, None)?;
             let now = PbsTime::now(ctx.local_offset);
-            let created = match &chosen.blob {
-                Ok(Blob::Pbs(file)) => file.created.clone(),
-                _ => now.clone(),
-            };
+            let created = pbs_blob.unwrap_or_else(|| now.clone());
             pbs::key_file_bytes(&key, PbsKdfArg::None, None, &ctx.reader, created, now)?
         }
     };
-    if args.install
-        && let Some(folder) = path.parent()
-    {
-        create_private_folder(&RealFs, folder)?;
-    }
-    write_key(&path, &encoded, format, Overwrite::from_force(args.force))?;
+    write_key(path, &encoded, format, Overwrite::from_force(args.force))?;
     if path != Path::new("-") {
         ctx.out.line(format!("Recovered key {} written to {}", found.short(), path.display()))?;
-        report_directive(ctx, chosen)?;
+        report.say(ctx)?;
         ctx.out.json(&json!({
             "out": path,
             "fingerprint": found.to_string(),
             "fingerprint_short": found.short(),
-            "version": chosen.directive.as_ref().map(|d| d.0),
-            "directive": chosen.directive.as_ref().map(|d| &d.1),
+            "version": report.version,
+            "directive": report.directive,
+            "share_set": report.share_set,
         }))?;
     }
     Ok(())
-}
-
-/// Shows the restore directive a hub served (non-secret: it tells the fresh machine what to do).
-fn report_directive(ctx: &Context, chosen: &Candidate) -> CliResult {
-    if let Some((version, directive)) = &chosen.directive {
-        ctx.out.line(format!("escrow version {version}; restore directive: {directive}"))?;
-    }
-    Ok(())
-}
-
-/// Fetches every version a hub holds with a recovery ticket.
-fn fetch(ctx: &Context, args: &RecoverArgs, url: &str) -> CliResult<Candidates> {
-    let (Some(box_name), Some(ticket_file)) = (&args.box_name, &args.ticket_file) else {
-        return Err(usage("--hub needs --box NAME and --ticket-file F"));
-    };
-    let (client, _) =
-        hub_io::client_at(url, args.hub_fingerprint.as_deref(), args.hub_cert.as_deref())?;
-    Ok(recovery::from_hub(&ctx.reader, &client, url, box_name, ticket_file)?)
 }

@@ -59,10 +59,22 @@ fn serve(dir: &Dir, listen: &str, database: &str, log: &str) -> Child {
 }
 
 fn serve_with(dir: &Dir, listen: &str, database: &str, log: &str, extra: &[&str]) -> Child {
+    serve_in(dir, "hub", listen, database, log, extra)
+}
+
+/// `keyward hub serve` of the data folder `data`.
+fn serve_in(
+    dir: &Dir,
+    data: &str,
+    listen: &str,
+    database: &str,
+    log: &str,
+    extra: &[&str],
+) -> Child {
     let log = std::fs::File::create(dir.path(log)).expect("log file");
     // The database URL comes from the environment, never the command line.
     let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["hub", "serve", "--data", "hub", "--listen", listen])
+        .args(["hub", "serve", "--data", data, "--listen", listen])
         .env("KEYWARD_DATABASE_URL", database)
         .args(extra)
         .current_dir(dir.root())
@@ -153,6 +165,45 @@ impl HubProcess {
         self.child = serve_with(dir, &self.listen, &self.database, "hub-restarted.log", &extra);
     }
 
+    /// A second hub on the same database, with a data folder and a certificate of its own
+    /// (`hub init` again, trusting the same operator): two hubs of one fleet.
+    fn second_with_own_certificate(&self, dir: &Dir, data: &str) -> HubProcess {
+        let config: serde_json::Value =
+            serde_json::from_slice(&dir.read("hub/hub.json")).expect("hub.json");
+        let operator = config["operators"][0].as_str().expect("an operator").to_string();
+        let init = dir.ok(["hub", "init", "--data", data, "--operator", &operator, "--json"]);
+        let init: serde_json::Value = serde_json::from_str(&init.stdout()).expect("json");
+        let fingerprint =
+            init["certificate_fingerprint"].as_str().expect("fingerprint").to_string();
+        assert_ne!(fingerprint, self.fingerprint, "a certificate of its own");
+        let listen = free_address();
+        let extra = ["--max-pending-versions", "100"];
+        let child = serve_in(dir, data, &listen, &self.database, &format!("{data}.log"), &extra);
+        HubProcess {
+            child,
+            url: format!("https://{listen}"),
+            fingerprint,
+            database: self.database.clone(),
+            listen,
+        }
+    }
+
+    /// Stops the process (SIGSTOP): its socket still takes connections, and nothing answers.
+    fn hang(&self) {
+        signal(&self.child, "-STOP");
+    }
+
+    /// Lets a stopped process go on (SIGCONT).
+    fn go_on(&self) {
+        signal(&self.child, "-CONT");
+    }
+
+    /// Kills the process (SIGKILL).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn args(&self) -> [String; 4] {
         ["--hub".into(), self.url.clone(), "--hub-fingerprint".into(), self.fingerprint.clone()]
     }
@@ -174,6 +225,12 @@ impl HubProcess {
     fn sql(&self, statement: &str) {
         run_sql(&self.database, statement);
     }
+}
+
+/// Sends a signal to a child process.
+fn signal(child: &Child, which: &str) {
+    let status = Command::new("kill").args([which, &child.id().to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill {which}");
 }
 
 /// Enrolls the keybox in `dir` at `hub` as box `pve-07`, with a fresh enrollment token.
@@ -1385,4 +1442,194 @@ fn a_replacement_machine_takes_over_the_box_name_on_sqlite() {
 #[test]
 fn a_replacement_machine_takes_over_the_box_name_on_postgres() {
     a_replacement_machine_takes_over_the_box_name(Backend::Postgres);
+}
+
+/// Two hubs of one fleet on one PostgreSQL, each with its certificate; a box (canary key,
+/// recovery code) enrolled at both, first A then B, its first version pushed; and an operator
+/// profile naming both hubs and the operator key (the default profile, in HOME).
+fn box_at_two_hubs(name: &str) -> (Dir, HubProcess, HubProcess) {
+    let dir = Dir::new(name);
+    let mut a = HubProcess::start_on(&dir, Backend::Postgres);
+    a.restart_with(&dir, &["--max-pending-versions", "100"]);
+    let b = a.second_with_own_certificate(&dir, "hub-b");
+    dir.init_with_code();
+    dir.enrollment_token();
+    let mut enroll: Vec<String> =
+        ["escrow", "enroll", "--box", "pve-07", "--token-file", "token.txt"]
+            .map(String::from)
+            .to_vec();
+    enroll.extend(a.args());
+    enroll.extend(b.args());
+    dir.ok(enroll);
+    push_numbered(&dir, 0).run().assert_success();
+    let profile = format!(
+        "format = \"keyward-config\"\nversion = 1\ndefault_profile = \"fleet\"\n\n[profiles.fleet]\noperator_key = \"{}\"\nhubs = [\n  {{ url = \"{}\", fingerprint = \"{}\" }},\n  {{ url = \"{}\", fingerprint = \"{}\" }},\n]\n",
+        dir.path("op.key").display(),
+        a.url,
+        a.fingerprint,
+        b.url,
+        b.fingerprint
+    );
+    std::fs::create_dir_all(dir.path(".config/keyward")).expect("config folder");
+    dir.write(".config/keyward/config.toml", profile.as_bytes());
+    (dir, a, b)
+}
+
+/// What `escrow status --json` lists: each version and its state.
+fn versions_of(dir: &Dir) -> Vec<(u64, String)> {
+    let status = dir.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    status["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| (v["version"].as_u64().expect("n"), v["state"].as_str().expect("s").to_string()))
+        .collect()
+}
+
+/// Issue 23.6: with the first hub down, the box pushes, the operator reads and tickets (from
+/// the profile, no --hub or --key), and a fresh machine recovers with nothing but the ticket
+/// (which names both hubs) and the code — each through the second hub. With the first hub
+/// hanging (stopped: its socket still takes connections) the same, after its 1.5 s. The bound
+/// checked here is far above that: it tells failing over from waiting out the 30 s timeout.
+#[test]
+fn the_box_the_operator_and_a_fresh_machine_go_to_the_second_hub_when_the_first_is_down_or_hangs() {
+    let (dir, mut a, _b) = box_at_two_hubs("hub-failover");
+    let fp = fingerprint_of(&dir);
+    a.hang();
+    let started = Instant::now();
+    push_numbered(&dir, 1).run().assert_success();
+    assert!(started.elapsed() < Duration::from_secs(10), "failed over: {:?}", started.elapsed());
+    assert_eq!(versions_of(&dir), [(1, "active".to_string()), (2, "pending".to_string())]);
+    a.go_on();
+    a.kill();
+    let started = Instant::now();
+    push_numbered(&dir, 2).run().assert_success();
+    assert!(started.elapsed() < Duration::from_secs(10), "failed over: {:?}", started.elapsed());
+
+    // The operator, from the profile alone.
+    let status = dir.ok(["operator", "escrow-status", "--box", "pve-07", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert_eq!(status["versions"].as_array().map(Vec::len), Some(3), "{status}");
+    dir.ok(["operator", "approve-recovery", "--box", "pve-07", "--out", "ticket.txt"]);
+
+    // The fresh machine: the ticket, the code and the fingerprint the owner recorded.
+    let fresh = Dir::new("hub-failover-fresh");
+    fresh.write("ticket.txt", &dir.read("ticket.txt"));
+    fresh.write("code.txt", &dir.read("code.txt"));
+    let out = fresh.ok([
+        "recover",
+        "--ticket-file",
+        "ticket.txt",
+        "--code-file",
+        "code.txt",
+        "--expect-fingerprint",
+        &fp,
+        "--out",
+        "k.bin",
+        "--json",
+    ]);
+    assert_eq!(fresh.read("k.bin"), CANARY_KEY);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    assert_eq!(report["version"], 3, "the newest version opens first: {report}");
+}
+
+/// Issue 23.6: a hub killed in the middle of a bounded push load (24 pushes, 8 at a time, the
+/// kill while the second 8 are in flight): every push is acknowledged (the ones the dead hub
+/// did not answer went to the other), every acknowledged version is there once, and a fresh
+/// machine recovers through the hub that is left.
+#[test]
+fn a_hub_killed_under_a_push_load_loses_no_acknowledged_push_and_recovery_goes_on() {
+    let (dir, mut a, _b) = box_at_two_hubs("hub-kill-load");
+    let fp = fingerprint_of(&dir);
+    let mut acknowledged = vec![1];
+    for batch in 0..3 {
+        let pushes: Vec<_> = (0..8)
+            .map(|i| push_numbered(&dir, 1 + batch * 8 + i).args(["--json"]).spawn())
+            .collect();
+        if batch == 1 {
+            a.kill();
+        }
+        for (child, line) in pushes {
+            let out = util::Outcome::from_child(child, line, dir.root());
+            out.assert_success();
+            let answer: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+            acknowledged.push(answer["version"].as_u64().expect("version"));
+        }
+    }
+    acknowledged.sort_unstable();
+    assert_eq!(acknowledged, (1..=25).collect::<Vec<u64>>(), "each push one version of its own");
+    let held: Vec<u64> = versions_of(&dir).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(held, acknowledged, "every acknowledged push is there");
+
+    dir.ok(["operator", "approve-recovery", "--box", "pve-07", "--out", "ticket.txt"]);
+    let fresh = Dir::new("hub-kill-load-fresh");
+    fresh.write("ticket.txt", &dir.read("ticket.txt"));
+    fresh.write("code.txt", &dir.read("code.txt"));
+    fresh.ok([
+        "recover",
+        "--ticket-file",
+        "ticket.txt",
+        "--code-file",
+        "code.txt",
+        "--expect-fingerprint",
+        &fp,
+        "--into-keybox",
+        "keybox.json",
+    ]);
+    fresh.ok(["unlock", "--code-file", "code.txt", "--out", "k.bin"]);
+    assert_eq!(fresh.read("k.bin"), CANARY_KEY);
+    dir.write("database-url.txt", a.database.as_bytes());
+    dir.ok(["hub", "audit", "verify", "--data", "hub", "--database-url-file", "database-url.txt"]);
+}
+
+/// Issue 23.4: what can be checked without a secret or the network is checked before any
+/// prompt or request. With the ticket's hub down, each mistake exits with its own code, not 8:
+/// an output that exists (7), a box that is not the ticket's (2), a header-restore onto a
+/// header that cannot be read without --expect-uuid (2).
+#[test]
+fn mistakes_that_need_no_secret_and_no_network_are_refused_before_either() {
+    let dir = Dir::new("hub-cheap-checks");
+    dir.ok(["operator", "keygen", "--out", "op.key"]);
+    let down = ["--hub", "https://127.0.0.1:1", "--hub-fingerprint", &"ab".repeat(32)];
+    let mut approve: Vec<&str> =
+        vec!["operator", "approve-recovery", "--box", "pve-07", "--key", "op.key"];
+    approve.extend(down);
+    approve.extend(["--out", "ticket.txt"]);
+    dir.ok(approve);
+    let fp = "00:11:22:33:44:55:66:77";
+    let recover = |extra: &[&str]| {
+        let mut args = vec!["recover", "--ticket-file", "ticket.txt", "--expect-fingerprint", fp];
+        args.extend(extra);
+        dir.keyward().args(args).run()
+    };
+    dir.write("there.bin", b"keep");
+    dir.write("there.json", b"keep");
+    let pbs_key = ".config/proxmox-backup/encryption-key.json";
+    std::fs::create_dir_all(dir.path(".config/proxmox-backup")).expect("folder");
+    dir.write(pbs_key, b"keep");
+    for (extra, code) in [
+        (vec!["--out", "there.bin"], 7),
+        (vec!["--install"], 7),
+        (vec!["--into-keybox", "there.json"], 7),
+        (vec!["--box", "pve-08", "--out", "new.bin"], 2),
+    ] {
+        let out = recover(&extra);
+        out.assert_exit_code(code).assert_one_line_error();
+        assert!(!out.stderr().contains("cannot be reached"), "{extra:?}{}", out.report());
+    }
+    for kept in ["there.bin", "there.json", pbs_key] {
+        assert_eq!(dir.read(kept), b"keep");
+    }
+    // The hub is asked only when nothing else is wrong: then it is 8.
+    dir.init_with_code();
+    recover(&["--code-file", "code.txt", "--out", "new.bin"]).assert_exit_code(8);
+
+    dir.write("wiped.img", &vec![0u8; 1 << 20]);
+    let mut restore = vec!["luks", "header-restore", "wiped.img", "--ticket-file", "ticket.txt"];
+    restore.extend(down);
+    let out = dir.keyward().args(restore).run();
+    out.assert_exit_code(2).assert_one_line_error();
+    assert!(out.stderr().contains("--expect-uuid"), "{}", out.report());
+    assert_eq!(dir.read("wiped.img"), vec![0u8; 1 << 20]);
 }

@@ -589,3 +589,59 @@ fn a_replacement_machine_takes_the_owner_name_over_at_the_peers() {
     again.extend(["--peer".to_string(), peers[0].card(), "--peer".to_string(), peers[1].card()]);
     dir.ok(&again);
 }
+
+/// Issue 23.2: a release ticket carries the peers' cards inside what the operator signs, so a
+/// fresh machine runs `recover --ticket-file` with its requester key and nothing else. What
+/// needs neither a secret nor the network is refused first: a box that is not the ticket's, a
+/// fresh keybox (a release ticket's key comes with no code to keep it under).
+#[test]
+fn a_release_ticket_carries_the_peers_and_the_fresh_machine_needs_nothing_else() {
+    let dir = Dir::new("peers-ticket-cards");
+    let peers = five_peers(&dir);
+    release_ticket(&dir, "op.key", "unused.txt");
+    let requester = String::from_utf8(dir.read("requester.pub")).expect("text");
+    let mut approve: Vec<String> = [
+        "operator",
+        "approve-release",
+        "--box",
+        "pve-07",
+        "--key",
+        "op.key",
+        "--requester",
+        &requester,
+        "--out",
+        "t.txt",
+    ]
+    .map(String::from)
+    .to_vec();
+    for peer in &peers {
+        approve.extend(["--peer".to_string(), peer.card()]);
+    }
+    dir.ok(approve);
+    let fp = fingerprint_of(&dir);
+    let recover = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--keybox",
+            "none/keybox.json",
+            "recover",
+            "--ticket-file",
+            "t.txt",
+            "--requester-key",
+            "requester.key",
+            "--expect-fingerprint",
+            &fp,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let other_box = dir.keyward().args(recover(&["--box", "pve-08", "--out", "x.bin"])).run();
+    other_box.assert_exit_code(2).assert_one_line_error();
+    assert!(other_box.stderr().contains("for pve-07, not pve-08"), "{}", other_box.report());
+    let keybox = dir.keyward().args(recover(&["--into-keybox", "fresh.json"])).run();
+    keybox.assert_exit_code(2).assert_one_line_error();
+    assert!(!dir.path("x.bin").exists() && !dir.path("fresh.json").exists());
+    dir.ok(recover(&["--out", "k.bin"]));
+    assert_eq!(dir.read("k.bin"), CANARY_KEY);
+}

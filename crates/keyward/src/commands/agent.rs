@@ -24,7 +24,7 @@ use crate::auth::open;
 use crate::cli::{AgentCommand, AgentServeArgs, AgentSocketArgs, AuthArgs, ExecArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
-use crate::output::{Overwrite, encode_plain, warn, write_key};
+use crate::output::{Overwrite, check_new, encode_plain, warn, write_key};
 
 /// The variable that tells `exec`'s child which descriptor holds the key.
 pub const KEY_FD_VARIABLE: &str = "KEYWARD_KEY_FD";
@@ -34,6 +34,7 @@ pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
     match command {
         AgentCommand::Serve(args) => serve(ctx, args),
         AgentCommand::Get { out, format, force, expect_fingerprint, socket } => {
+            check_new(out, Overwrite::from_force(*force))?;
             let key = key_from_agent(ctx, socket, expect_fingerprint.as_ref())?;
             let encoded = encode_plain(key.expose(), *format)
                 .ok_or_else(|| usage("the agent hands the raw key: --format raw, hex or base64"))?;

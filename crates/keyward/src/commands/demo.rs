@@ -274,28 +274,28 @@ fn hub_path(d: &mut Demo, backup_key: &DataKey, pbs_short: &str) -> CliResult {
     )?;
     d.run("The box's escrow at the hub", "escrow status", OK)?;
     d.run(
-        "The operator approves a recovery: a ticket good for two fetches",
-        "operator approve-recovery --box pve-demo --key operator.key --ttl 10m --uses 2 --out ticket.txt",
+        "The operator approves a recovery: a ticket good for two fetches, naming the box and the hub",
+        &format!("operator approve-recovery --box pve-demo --key operator.key {hub_args} --ttl 10m --uses 2 --out ticket.txt"),
         OK,
     )?;
     d.home = d.path("fresh-box-2");
     say!("\nAnother fresh machine: only the ticket and the code (HOME={}).", d.home.display());
     d.run(
         "A wrong code fails closed (exit 3, nothing written) and says how many fetches are left",
-        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file old-code.txt --out wrong.json"),
+        &format!("recover --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file old-code.txt --out wrong.json"),
         3,
     )?;
     d.check("no output file was written", !d.path("wrong.json").exists())?;
     d.run(
         "Recover from the hub and install the key for the backup client",
-        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file code.txt --install"),
+        &format!("recover --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file code.txt --install"),
         OK,
     )?;
     let recovered = installed_key(d)?;
     d.check("the key came back through the hub", recovered.expose() == backup_key.expose())?;
     d.run(
         "Its two fetches used, the ticket is refused: exit 9",
-        &format!("recover {hub_args} --box pve-demo --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file code.txt --out again.json"),
+        &format!("recover --ticket-file ticket.txt --expect-fingerprint {pbs_short} --code-file code.txt --out again.json"),
         9,
     )?;
     d.run("The hub's audit chain", "hub audit verify --data hub", OK)?;
@@ -348,26 +348,28 @@ fn peers_path(d: &mut Demo, backup_key: &DataKey, operator: &str) -> CliResult {
     )?;
     let fingerprint = fingerprint.trim().to_string();
     d.home = d.path("fresh-box-3");
-    say!("\nA third fresh machine: only the peer cards (HOME={}).", d.home.display());
+    say!(
+        "\nA third fresh machine: only a requester key, then the ticket (HOME={}).",
+        d.home.display()
+    );
     let requester = d.run(
         "The fresh machine makes a requester key; the operator's ticket will name it",
         "operator keygen --out requester.key --json",
         OK,
     )?;
     let requester = json_field(&requester, "public_key")?;
+    let cards: String = (2..=3).map(|i| format!(" --peer peer{i}/peer-card.json")).collect();
     d.run(
-        "The operator signs a release ticket for that machine",
+        "The operator signs a release ticket for that machine, naming the peers",
         &format!(
-            "operator approve-release --box pve-demo --key operator.key --requester {requester} --ttl 10m --out release.txt"
+            "operator approve-release --box pve-demo --key operator.key --requester {requester}{cards} --ttl 10m --out release.txt"
         ),
         OK,
     )?;
-    let cards: Vec<String> = (2..=3).map(|i| format!("peer{i}/peer-card.json")).collect();
     d.run(
         "Recover from the peers with the ticket, the requester key and the recorded fingerprint",
         &format!(
-            "recover --peers {} --box pve-demo --ticket-file release.txt --requester-key requester.key --expect-fingerprint {fingerprint} --out key-fresh.bin",
-            cards.join(" ")
+            "recover --ticket-file release.txt --requester-key requester.key --expect-fingerprint {fingerprint} --out key-fresh.bin"
         ),
         OK,
     )?;

@@ -19,12 +19,13 @@ use crate::cli::{AuthArgs, ExportBlobArgs, HubArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io;
-use crate::output::{Overwrite, format_time, progress, write_secret};
+use crate::output::{Overwrite, check_new, format_time, progress, write_secret};
 use crate::pbs;
 use crate::secret_input::code_from;
 
 /// Runs `escrow export-blob`.
 pub fn export_blob(ctx: &Context, args: &ExportBlobArgs) -> CliResult {
+    check_new(&args.out, Overwrite::from_force(args.force))?;
     let keybox = ctx.store().load()?;
     let (blob, fp, slot) = pbs_blob(ctx, &keybox, args.code_file.as_deref())?;
     write_secret(&args.out, &blob.to_bytes(), Overwrite::from_force(args.force))?;
@@ -205,6 +206,7 @@ pub fn status(ctx: &Context) -> CliResult {
 
 /// Runs `escrow fetch`: the active blob as the hub holds it.
 pub fn fetch(ctx: &Context, out: &Path) -> CliResult {
+    check_new(out, Overwrite::Never)?;
     let (enrollment, identity, hubs) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
     let (escrow, blob) = escrow::fetch_active(&hubs, &enrollment, &identity)?;
     write_secret(out, &blob, Overwrite::Never)?;

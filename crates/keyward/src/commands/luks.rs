@@ -25,7 +25,7 @@ use crate::cli::{
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io;
-use crate::output::{Overwrite, format_time, progress, warn, write_secret};
+use crate::output::{Overwrite, check_new, format_time, progress, warn, write_secret};
 use crate::secret_input::{prompt_new_secret, prompt_secret};
 
 /// Runs `keyward luks …`.
@@ -72,6 +72,7 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
             hub_copy.finish(&args.volume.device)
         }
         LuksCommand::Passphrase(args) => {
+            check_new(&args.out, Overwrite::from_force(args.force))?;
             let (entry, passphrase) =
                 with_key(ctx, &args.volume, |volume| Ok(volume.passphrase()?))?;
             write_secret(&args.out, passphrase.expose(), Overwrite::from_force(args.force))?;
@@ -213,6 +214,9 @@ impl HubCopyAfter {
 /// a hub that cannot be reached costs nothing of it.
 fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
     let device = &args.volume.device;
+    if let Some(out) = &args.out {
+        check_new(out, Overwrite::from_force(args.force))?;
+    }
     let (backup, sealed) = if args.push {
         // Not enrolled at a hub: said before anything is opened or prompted for.
         let hub = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;

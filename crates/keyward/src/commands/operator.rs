@@ -15,7 +15,7 @@ use crate::cli::{OperatorCommand, StatementArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
 use crate::hub_io::{self, write_identity};
-use crate::output::{Overwrite, write_secret};
+use crate::output::{Overwrite, check_new, write_secret};
 use crate::runtime::block_on;
 
 /// How long an approval or a deletion order sent at once stays valid.
@@ -147,6 +147,7 @@ fn issue(
     make: impl FnOnce(String, String, i64) -> Statement,
 ) -> CliResult {
     check_box_name(&args.box_name)?;
+    check_new(&args.out, Overwrite::Never)?;
     let operator = hub_io::operator_key(ctx, args.key.as_deref())?;
     let expires = unix_now() + hub_io::parse_ttl(&args.ttl)?;
     let statement = make(args.box_name.clone(), Statement::fresh_id()?, expires);

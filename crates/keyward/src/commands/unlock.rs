@@ -10,7 +10,7 @@ use crate::cli::{AuthArgs, KeyFormat, PbsKdfArg, UnlockArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
 use crate::keyring;
-use crate::output::{Overwrite, encode_plain, progress, write_key};
+use crate::output::{Overwrite, check_new, encode_plain, progress, write_key};
 use crate::pbs;
 
 /// Runs `unlock`.
@@ -26,6 +26,10 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
         return Err(usage(
             "--pbs-passphrase-file needs --kdf scrypt (without it the key file is written unencrypted)",
         ));
+    }
+    // The output is checked before anything is opened or asked for.
+    if let Some(out) = &args.out {
+        check_new(out, Overwrite::from_force(args.force))?;
     }
     let store = ctx.store();
     let keybox = store.load()?;

@@ -264,7 +264,7 @@ impl Agent {
         drop(opened);
         // The keybox at the path may have been replaced by another: its key is not served.
         let first = ExpectedFingerprint::Full(self.fingerprint);
-        keyward_box::fingerprint::gate(&key.fingerprint(), &[("the agent's key".into(), first)])?;
+        keyward_box::fingerprint::gate(&key, &[("the agent's key".into(), first)])?;
         let mut holder = self.holder();
         if self.stopping.load(Ordering::SeqCst) || self.wipes() != wipes {
             return Err(ReopenFailure::Wiped);

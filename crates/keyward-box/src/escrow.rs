@@ -58,6 +58,9 @@ pub struct EscrowBlobToPush {
     pub bytes: Vec<u8>,
     /// keyward's fingerprint, or PBS's for a PBS key file.
     pub fingerprint: String,
+    /// keyward's fingerprint, when `fingerprint` is PBS's: the hub keeps both, so an approval
+    /// may name either.
+    pub key_fingerprint: Option<String>,
 }
 
 /// Checks a key before any PBS file is made of it, and returns its PBS fingerprint: it must be
@@ -100,12 +103,14 @@ pub fn pbs_blob(
 }
 
 impl EscrowBlobToPush {
-    /// The PBS-native blob (see [`pbs_blob`]) as a push.
-    pub fn pbs(blob: &PbsKeyFile, fingerprint: &Fingerprint) -> Self {
+    /// The PBS-native blob (see [`pbs_blob`]) as a push: its key's PBS fingerprint, and
+    /// keyward's (`key`).
+    pub fn pbs(blob: &PbsKeyFile, fingerprint: &Fingerprint, key: &Fingerprint) -> Self {
         EscrowBlobToPush {
             form: BlobForm::PbsKeyFile,
             bytes: blob.to_bytes().to_vec(),
             fingerprint: fingerprint.to_string(),
+            key_fingerprint: Some(key.to_string()),
         }
     }
 
@@ -116,6 +121,7 @@ impl EscrowBlobToPush {
             form: BlobForm::KeywardBlob,
             bytes: blob.to_bytes(),
             fingerprint: opened.key().fingerprint().to_string(),
+            key_fingerprint: None,
         })
     }
 }
@@ -190,6 +196,7 @@ pub fn push(
         blob_format: blob.form.name().into(),
         blob: keyward_core::encoding::to_base64(&blob.bytes),
         fingerprint: blob.fingerprint.clone(),
+        key_fingerprint: blob.key_fingerprint.clone(),
         directive: Value::Object(directive),
     };
     let expected = keyward_hub::api::blob_sha256(&blob.bytes);

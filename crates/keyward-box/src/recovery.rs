@@ -136,7 +136,7 @@ impl Candidate {
                 Err(e) => return Tried::Damaged(Some(e.into())),
             },
         };
-        match gate(&found, &self.expected) {
+        match gate(&key, &self.expected) {
             Ok(()) => Tried::Opened(key, found),
             Err(e) => Tried::Mismatch(e),
         }

@@ -112,7 +112,10 @@ fn main() {
                                     b"keyward benchmark key, 32 bytes!",
                                 )
                                 .to_string(),
-                                directive: serde_json::json!({}),
+                                key_fingerprint: None,
+                                // A directive of its own per push: the same blob and directive
+                                // again would be the version it became, not a new one.
+                                directive: serde_json::json!({ "n": state }),
                             };
                             c.push(&bench_identity::box_name(i), &id, &push).await.is_ok()
                         }

@@ -43,6 +43,10 @@ pub struct PushRequest {
     pub blob: String,
     /// The fingerprint a recovered key must have (keyward's, or PBS's for a PBS blob).
     pub fingerprint: String,
+    /// keyward's fingerprint of the same key, when `fingerprint` is its PBS one: an approval may
+    /// name either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
     /// Free, non-secret JSON for the fresh machine (backup repository, server certificate, …).
     pub directive: serde_json::Value,
 }
@@ -69,6 +73,9 @@ pub struct EscrowVersion {
     pub pushed_at: i64,
     /// The fingerprint the blob's key has.
     pub fingerprint: String,
+    /// keyward's fingerprint of the key, when `fingerprint` is its PBS one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
     /// SHA-256 of the blob's bytes (none for a deleted version).
     pub blob_sha256: Option<String>,
 }

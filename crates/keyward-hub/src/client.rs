@@ -87,6 +87,7 @@ impl AnswerField<'_> {
 fn version_fields(v: &EscrowVersion) -> impl Iterator<Item = AnswerField<'_>> {
     [AnswerField::State(&v.state), AnswerField::Fingerprint(&v.fingerprint)]
         .into_iter()
+        .chain(v.key_fingerprint.as_deref().map(AnswerField::Fingerprint))
         .chain(v.blob_sha256.as_deref().map(AnswerField::Sha256))
 }
 

@@ -361,7 +361,10 @@ impl Hub {
         };
         // The fingerprint goes into the audit log and the approval check: a fingerprint, nothing
         // else (it is never anything a box could hide text in).
-        if push.fingerprint.parse::<keyward_core::Fingerprint>().is_err() {
+        let is_fingerprint = |text: &str| text.parse::<keyward_core::Fingerprint>().is_ok();
+        if !is_fingerprint(&push.fingerprint)
+            || push.key_fingerprint.as_deref().is_some_and(|fp| !is_fingerprint(fp))
+        {
             return Err(ServiceError::Malformed(
                 "the fingerprint is not 32 colon-separated hex bytes".into(),
             ));
@@ -507,8 +510,19 @@ impl Hub {
             Activation::NotPending => {
                 format!("{box_name} has no pending version {version} (or another approval won)")
             }
-            Activation::OtherFingerprint => {
-                format!("version {version} of {box_name} claims another key than {fingerprint}")
+            Activation::OtherFingerprint(claimed) => {
+                let form = match expected {
+                    ExpectedFingerprint::Full(_) => "full",
+                    ExpectedFingerprint::Short(_) => "short",
+                };
+                let also = claimed
+                    .key_fingerprint
+                    .map(|key| format!(" (PBS fingerprint; keyward's is {key})"))
+                    .unwrap_or_default();
+                format!(
+                    "version {version} of {box_name} holds the key with fingerprint {}{also}, and the approval names {fingerprint} ({form} form); check the fingerprint the owner recorded",
+                    claimed.fingerprint
+                )
             }
             Activation::OtherBlob => format!(
                 "version {version} of {box_name} is not the blob with SHA-256 {blob_sha256}; look again with `keyward operator escrow-status`"

@@ -40,6 +40,10 @@ const SCHEMA: Schema = Schema {
         // own rather than a column, so an older database gains it by the same idempotent
         // statements). Written and dropped with its luks_headers row.
         "CREATE TABLE IF NOT EXISTS luks_header_states (box_name TEXT NOT NULL, uuid TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (box_name, uuid))",
+        // keyward's fingerprint of a version's key when the version's own is the PBS one (also
+        // within schema 1: a table of its own), so an approval may name either. Written with
+        // its escrows row.
+        "CREATE TABLE IF NOT EXISTS escrow_key_fingerprints (box_name TEXT NOT NULL, version BIGINT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (box_name, version))",
         USED_STATEMENTS,
         "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
     ],
@@ -234,15 +238,24 @@ pub enum HeaderServed {
     Several(Vec<String>),
 }
 
+/// The fingerprints a version claims for its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedKey {
+    /// The version's fingerprint (PBS's for a PBS key file).
+    pub fingerprint: String,
+    /// keyward's, when the version's own is PBS's.
+    pub key_fingerprint: Option<String>,
+}
+
 /// What `activate` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activation {
     /// The version is active now.
     Activated,
     /// No pending version with that number (or another approval won).
     NotPending,
-    /// The pending version claims another fingerprint than the approval names.
-    OtherFingerprint,
+    /// The pending version's key has neither fingerprint the approval names.
+    OtherFingerprint(ClaimedKey),
     /// The pending version's blob is not the one the approval names.
     OtherBlob,
 }
@@ -522,6 +535,16 @@ impl Store {
             if !unique(insert.execute(&mut *conn).await)? {
                 return Ok(Attempt::Retry);
             }
+            if let Some(key) = &push.key_fingerprint {
+                sqlx::query(
+                    "INSERT INTO escrow_key_fingerprints (box_name, version, fingerprint) VALUES ($1, $2, $3)",
+                )
+                .bind(box_name)
+                .bind(version)
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+            }
             let detail = format!(
                 "version {version} {state}, fingerprint {}, blob sha256 {hash}",
                 push.fingerprint
@@ -540,6 +563,7 @@ impl Store {
             .bind(box_name)
             .fetch_all(&self.pool)
             .await?;
+        let mut keys = self.key_fingerprints(box_name).await?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -550,8 +574,26 @@ impl Store {
                     state: copy.state,
                     pushed_at: copy.pushed_at,
                     fingerprint: copy.fingerprint,
+                    key_fingerprint: keys.remove(&copy.version),
                 }
             })
+            .collect())
+    }
+
+    /// keyward's fingerprints of a box's versions whose own is the PBS one, by version.
+    async fn key_fingerprints(
+        &self,
+        box_name: &str,
+    ) -> Result<std::collections::HashMap<u64, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, fingerprint FROM escrow_key_fingerprints WHERE box_name = $1",
+        )
+        .bind(box_name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (u64::try_from(r.get::<i64, _>(0)).unwrap_or(0), r.get::<String, _>(1)))
             .collect())
     }
 
@@ -580,9 +622,21 @@ impl Store {
                 return Ok(Attempt::Rollback(Activation::NotPending));
             };
             let pending = escrow_copy(&row);
-            let claims = pending.fingerprint.parse::<keyward_core::Fingerprint>().ok();
-            if !claims.is_some_and(|fp| fp.matches(fingerprint)) {
-                return Ok(Attempt::Rollback(Activation::OtherFingerprint));
+            let key: Option<String> = sqlx::query(
+                "SELECT fingerprint FROM escrow_key_fingerprints WHERE box_name = $1 AND version = $2",
+            )
+            .bind(box_name)
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.get(0));
+            // Either of the key's fingerprints names it.
+            let names_it = |text: &str| {
+                text.parse::<keyward_core::Fingerprint>().is_ok_and(|fp| fp.matches(fingerprint))
+            };
+            if !names_it(&pending.fingerprint) && !key.as_deref().is_some_and(names_it) {
+                let claimed = ClaimedKey { fingerprint: pending.fingerprint, key_fingerprint: key };
+                return Ok(Attempt::Rollback(Activation::OtherFingerprint(claimed)));
             }
             if pending.blob_sha256 != hash {
                 return Ok(Attempt::Rollback(Activation::OtherBlob));

@@ -67,6 +67,7 @@ fn push_of(blob: &str) -> (PushRequest, Vec<u8>) {
         blob_format: "keyward-escrow-blob".into(),
         blob: blob.into(),
         fingerprint: FP.into(),
+        key_fingerprint: None,
         directive: serde_json::json!({}),
     };
     let body = serde_json::to_vec(&push).expect("json");

@@ -18,6 +18,6 @@ mod key_file;
 mod time;
 
 pub use error::PbsError;
-pub use fingerprint::pbs_fingerprint;
+pub use fingerprint::{FingerprintKind, KeyFingerprints, pbs_fingerprint};
 pub use key_file::{KEY_LEN, PbsKdf, PbsKeyFile};
 pub use time::PbsTime;

@@ -65,7 +65,9 @@ fn candidate(shares: &[&Share], expected: &ExpectedFingerprint) -> Option<DataKe
     let owned: Vec<Share> = shares.iter().map(|s| (*s).clone()).collect();
     let bytes = shamir::combine(&owned).ok()?;
     let key = DataKey::import(bytes).ok()?;
-    key.fingerprint().matches(expected).then_some(key)
+    // Either of the key's fingerprints names it (a Proxmox Backup key's owner may have
+    // recorded PBS's).
+    keyward_pbs::KeyFingerprints::of(key.expose()).named_by(expected).is_some().then_some(key)
 }
 
 /// Finds the key among `answers` (threshold `k`) whose fingerprint is `expected`.
@@ -114,6 +116,19 @@ mod tests {
             .enumerate()
             .map(|(i, share)| Answer { peer: format!("peer-{i}"), share })
             .collect()
+    }
+
+    /// Issue 23.5: the owner of a Proxmox Backup key may have recorded its PBS fingerprint.
+    #[test]
+    fn the_key_is_found_by_its_pbs_fingerprint_too() {
+        let key = [42u8; 32];
+        let pbs = keyward_pbs::pbs_fingerprint(&key);
+        let short: ExpectedFingerprint = pbs.short().parse().expect("short form");
+        let mut all = answers(&key, 2, 3);
+        all[0].share.y = answers(&[9u8; 32], 2, 3)[0].share.y.clone();
+        let found = reconstruct(&all, 2, &short).expect("found by PBS's fingerprint");
+        assert_eq!(found.key.expose(), key);
+        assert_eq!(found.misfits, ["peer-0"]);
     }
 
     #[test]

@@ -1633,3 +1633,73 @@ fn mistakes_that_need_no_secret_and_no_network_are_refused_before_either() {
     assert!(out.stderr().contains("--expect-uuid"), "{}", out.report());
     assert_eq!(dir.read("wiped.img"), vec![0u8; 1 << 20]);
 }
+
+/// Issue 23.5: a Proxmox Backup key has two fingerprints, keyward's and PBS's; an approval and
+/// a recovery take either, full or short, and a mismatch says which fingerprints the key has
+/// and in which form the one given was read.
+#[test]
+fn a_proxmox_backup_key_is_named_by_either_fingerprint_in_either_form() {
+    let dir = Dir::new("hub-either-fingerprint");
+    let hub = HubProcess::start(&dir);
+    dir.write("canary.key", CANARY_KEY);
+    dir.ok(["--keybox", "plain.json", "init", "--with", "plain", "--import", "canary.key"]);
+    dir.ok([
+        "--keybox",
+        "plain.json",
+        "unlock",
+        "--format",
+        "pbs",
+        "--kdf",
+        "none",
+        "--out",
+        "pbs.json",
+    ]);
+    let init = ["init", "--import-pbs", "pbs.json", "--with", "recovery-code", "--code-out"];
+    dir.ok(init.into_iter().chain(["code.txt"]));
+    enroll_box(&dir, &hub);
+    let fps = dir.ok(["fingerprint", "--json"]);
+    let fps: serde_json::Value = serde_json::from_str(&fps.stdout()).expect("json");
+    let (keyward, pbs) = (&fps["fingerprint"], &fps["pbs_fingerprint_short"]);
+    let (keyward, pbs) = (keyward.as_str().expect("fp"), pbs.as_str().expect("pbs fp"));
+    for n in 0..2 {
+        dir.write(&format!("d{n}.json"), format!("{{\"n\": {n}}}").as_bytes());
+        let directive = format!("d{n}.json");
+        dir.ok(["escrow", "push", "--code-file", "code.txt", "--directive", &directive]);
+    }
+    let status = dir.ok(["escrow", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    let pending = &status["versions"][1];
+    assert_eq!(pending["key_fingerprint"], keyward, "the hub keeps keyward's too: {status}");
+    let blob = pending["blob_sha256"].as_str().expect("hash").to_string();
+    let approve = |fp: &str| {
+        let mut args: Vec<String> = vec!["operator".into(), "approve-overwrite".into()];
+        args.extend(hub.args());
+        args.extend(
+            ["--box", "pve-07", "--version", "2", "--blob-sha256", &blob, "--key", "op.key"]
+                .map(String::from),
+        );
+        args.extend(["--fingerprint".to_string(), fp.to_string()]);
+        dir.keyward().args(args).run()
+    };
+    let wrong = "00:11:22:33:44:55:66:77";
+    let refused = approve(wrong);
+    refused.assert_exit_code(9).assert_one_line_error();
+    assert!(refused.stderr().contains(&format!("keyward's is {keyward}")), "{}", refused.report());
+    assert!(refused.stderr().contains("short form"), "{}", refused.report());
+    approve(&keyward[..23]).assert_success();
+
+    ticket_with_uses(&dir, "ticket.txt", 3);
+    let fresh = Dir::new("hub-either-fingerprint-fresh");
+    fresh.write("ticket.txt", &dir.read("ticket.txt"));
+    fresh.write("code.txt", &dir.read("code.txt"));
+    for (fp, out) in [(keyward, "by-keyward.json"), (pbs, "by-pbs.json")] {
+        fresh.ok(recover_args(&hub, fp, "ticket.txt", "code.txt", out));
+    }
+    assert_eq!(fresh.read("by-keyward.json"), fresh.read("by-pbs.json"));
+    let mismatch =
+        fresh.keyward().args(recover_args(&hub, wrong, "ticket.txt", "code.txt", "x")).run();
+    mismatch.assert_exit_code(5).assert_one_line_error();
+    for said in [keyward, "its PBS fingerprint is", "short form"] {
+        assert!(mismatch.stderr().contains(said), "says {said}: {}", mismatch.report());
+    }
+}

@@ -99,10 +99,7 @@ fn key_from_agent(
 ) -> CliResult<DataKey> {
     let key = client(ctx, socket)?.get()?;
     if let Some(expected) = expected {
-        fingerprint::gate(
-            &key.fingerprint(),
-            &[("--expect-fingerprint".into(), expected.clone())],
-        )?;
+        fingerprint::gate(&key, &[("--expect-fingerprint".into(), expected.clone())])?;
     }
     Ok(key)
 }

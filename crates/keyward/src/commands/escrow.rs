@@ -149,7 +149,7 @@ pub fn push(
             }
             let code = code_file.or(auth.unlock_code_file.as_deref());
             let (blob, fp, _) = pbs_blob(ctx, &keybox, code)?;
-            EscrowBlobToPush::pbs(&blob, &fp)
+            EscrowBlobToPush::pbs(&blob, &fp, &keybox.fingerprint())
         }
         BlobForm::KeywardBlob => {
             if code_file.is_some() {

@@ -40,10 +40,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
     // The unlock checked K against the keybox's fingerprint; a caller may also name the key
     // it expects, so a keybox swapped for another (with its own valid MAC) is caught too.
     if let Some(expected) = &args.expect_fingerprint {
-        fingerprint::gate(
-            &key.fingerprint(),
-            &[("--expect-fingerprint".into(), expected.clone())],
-        )?;
+        fingerprint::gate(key, &[("--expect-fingerprint".into(), expected.clone())])?;
     }
 
     if let Some(ring) = args.to_keyring {

@@ -118,14 +118,77 @@ impl ConfigFile for PeerConfig {
     const MISSING: &'static str = "cannot read (run `keyward peer init` first)";
 }
 
-/// The files a box keeps beside its keybox `K`: `K.hub.json` (its hub enrollment) and the
-/// secret `K.box-key` (its signing identity, which hub enrollments and peers slots share).
+/// The LUKS2 volumes a keybox's key opens through keyward's keyslot, as `keyward luks`
+/// commands last saw them: `<keybox>.volumes.json`. `keyward status` (and whatever checks the
+/// box's ways in) goes through them; the volumes' headers stay the truth about each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volumes {
+    /// The volumes, in the order they were first enrolled.
+    pub volumes: Vec<VolumeRecord>,
+}
+
+/// One volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeRecord {
+    /// Its LUKS2 UUID.
+    pub uuid: String,
+    /// The block device or image file it was last seen at.
+    pub device: PathBuf,
+}
+
+impl ConfigFile for Volumes {
+    const FORMAT: &'static str = "keyward-luks-volumes";
+    const VERSION: u32 = 1;
+    const MISSING: &'static str = "cannot read";
+}
+
+impl Volumes {
+    /// The volumes recorded beside `keybox` (none when there is no file).
+    pub fn beside(keybox: &Path) -> BoxResult<Self> {
+        let path = BoxFiles::beside(keybox).volumes;
+        if !path.exists() {
+            return Ok(Volumes::default());
+        }
+        read(&path)
+    }
+
+    /// Records volume `uuid` at `device` beside `keybox` (replacing what it said of it).
+    pub fn remember(keybox: &Path, uuid: &str, device: &Path) -> BoxResult {
+        let mut volumes = Self::beside(keybox)?;
+        let record = VolumeRecord { uuid: uuid.to_ascii_lowercase(), device: device.to_path_buf() };
+        match volumes.volumes.iter_mut().find(|v| v.uuid == record.uuid) {
+            Some(known) if *known == record => return Ok(()),
+            Some(known) => *known = record,
+            None => volumes.volumes.push(record),
+        }
+        replace(&BoxFiles::beside(keybox).volumes, &volumes)
+    }
+
+    /// Forgets volume `uuid` beside `keybox`.
+    pub fn forget(keybox: &Path, uuid: &str) -> BoxResult {
+        let mut volumes = Self::beside(keybox)?;
+        let before = volumes.volumes.len();
+        volumes.volumes.retain(|v| !v.uuid.eq_ignore_ascii_case(uuid));
+        if volumes.volumes.len() == before {
+            return Ok(());
+        }
+        replace(&BoxFiles::beside(keybox).volumes, &volumes)
+    }
+}
+
+/// The files a box keeps beside its keybox `K`: `K.hub.json` (its hub enrollment), the secret
+/// `K.box-key` (its signing identity, which hub enrollments and peers slots share) and
+/// `K.volumes.json` (its LUKS2 volumes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoxFiles {
     /// The hub enrollment ([`Enrollment`]).
     pub enrollment: PathBuf,
     /// The box's identity.
     pub identity: PathBuf,
+    /// The LUKS2 volumes ([`Volumes`]).
+    pub volumes: PathBuf,
 }
 
 impl BoxFiles {
@@ -134,6 +197,7 @@ impl BoxFiles {
         BoxFiles {
             enrollment: beside_keybox(keybox, "", ".hub.json"),
             identity: beside_keybox(keybox, "", ".box-key"),
+            volumes: beside_keybox(keybox, "", ".volumes.json"),
         }
     }
 }
@@ -180,6 +244,12 @@ pub fn parse<T: ConfigFile>(bytes: &[u8], path: &Path) -> BoxResult<T> {
 /// Writes a configuration file (mode 0600, atomically, never over an existing file).
 pub fn write<T: ConfigFile>(path: &Path, config: &T) -> BoxResult {
     write_secret_file(&RealFs, path, &to_bytes(config)?, false)?;
+    Ok(())
+}
+
+/// Writes a configuration file in place of the one there (mode 0600, atomically).
+pub fn replace<T: ConfigFile>(path: &Path, config: &T) -> BoxResult {
+    write_secret_file(&RealFs, path, &to_bytes(config)?, true)?;
     Ok(())
 }
 

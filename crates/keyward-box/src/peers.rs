@@ -176,3 +176,65 @@ pub fn reshare(
     let cleanup = journal.clean_up(&store.load()?, &owner.identity)?;
     Ok(Reshared { params: done.params, cleanup })
 }
+
+/// What one peer of a slot says of the slot's share set.
+#[derive(Debug)]
+pub struct PeerHolding {
+    /// The peer's URL.
+    pub url: String,
+    /// Its answer: the current set's share it holds (if it does) and how many other sets of
+    /// this box it keeps; or why it did not answer.
+    pub answer: BoxResult<Holding>,
+}
+
+/// A peer's answer about a share set.
+#[derive(Debug)]
+pub struct Holding {
+    /// The current set, if this peer holds a share of it.
+    pub current: Option<keyward_peer::api::ShareSetInfo>,
+    /// How many other sets of the box it keeps.
+    pub other_sets: usize,
+}
+
+/// Asks every peer of `params` at once (each within [`PEER_TIMEOUT`]) which of the box's sets
+/// it holds; in the slot's order. Changes nothing anywhere.
+pub fn holdings(
+    params: &PeersParams,
+    identity: &std::sync::Arc<keyward_service::SigningIdentity>,
+) -> BoxResult<Vec<PeerHolding>> {
+    let cards = cards_of(params)?;
+    let mut answers = block_on(async {
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, card) in cards.iter().enumerate() {
+            let (card, identity) = (card.clone(), identity.clone());
+            asks.spawn(async move {
+                let result = match keyward_peer::client::PeerClient::new(&card, PEER_TIMEOUT) {
+                    Ok(client) => client.status(&identity).await,
+                    Err(e) => Err(e),
+                };
+                (i, result)
+            });
+        }
+        Ok::<_, BoxError>(asks.join_all().await)
+    })?;
+    answers.sort_by_key(|(i, _)| *i);
+    Ok(answers
+        .into_iter()
+        .zip(&cards)
+        .map(|((_, answer), card)| PeerHolding {
+            url: card.url.clone(),
+            answer: answer.map_err(BoxError::from).map(|status| {
+                let mut current = None;
+                let mut other_sets = 0;
+                for set in status.sets {
+                    if set.share_set == params.share_set {
+                        current = Some(set);
+                    } else {
+                        other_sets += 1;
+                    }
+                }
+                Holding { current, other_sets }
+            }),
+        })
+        .collect())
+}

@@ -48,6 +48,11 @@ pub enum Command {
     List,
     /// Print the key's fingerprint (full and short form).
     Fingerprint(FingerprintArgs),
+    /// One overview of the box: its slots and what each needs, its escrow versions at the hubs
+    /// (approvals waiting included), its LUKS2 volumes and whether the hub's header copy of
+    /// each is current, its peers slots and how many peers hold the current set, and its key
+    /// agent. Changes nothing; a part that cannot be reached is shown as such.
+    Status,
     /// Check the checksum, the header MAC and every slot that opens without a prompt.
     Verify(VerifyArgs),
     /// Open the keybox and write the key to a file (or stdout with `--out -`).

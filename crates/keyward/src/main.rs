@@ -110,6 +110,7 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Rotate(args) => commands::rotate::run(&ctx, args),
                 Command::List => commands::list::run(&ctx),
                 Command::Fingerprint(args) => commands::fingerprint::run(&ctx, args),
+                Command::Status => commands::status::run(&ctx),
                 Command::Verify(args) => commands::verify::run(&ctx, args),
                 Command::Unlock(args) => commands::unlock::run(&ctx, args),
                 Command::Escrow { command } => match command {

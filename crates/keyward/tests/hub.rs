@@ -1695,11 +1695,66 @@ fn a_proxmox_backup_key_is_named_by_either_fingerprint_in_either_form() {
     for (fp, out) in [(keyward, "by-keyward.json"), (pbs, "by-pbs.json")] {
         fresh.ok(recover_args(&hub, fp, "ticket.txt", "code.txt", out));
     }
-    assert_eq!(fresh.read("by-keyward.json"), fresh.read("by-pbs.json"));
+    let key_of = |file: &str| -> serde_json::Value {
+        let parsed: serde_json::Value = serde_json::from_slice(&fresh.read(file)).expect("json");
+        parsed["data"].clone()
+    };
+    assert_eq!(key_of("by-keyward.json"), key_of("by-pbs.json"), "the same key (its time aside)");
     let mismatch =
         fresh.keyward().args(recover_args(&hub, wrong, "ticket.txt", "code.txt", "x")).run();
     mismatch.assert_exit_code(5).assert_one_line_error();
     for said in [keyward, "its PBS fingerprint is", "short form"] {
         assert!(mismatch.stderr().contains(said), "says {said}: {}", mismatch.report());
     }
+}
+
+/// Issue 23.7: `keyward status` shows the slots and what each needs, the escrow at the hub with
+/// the version waiting for an operator, the LUKS2 volume keyward enrolled and whether the hub's
+/// header copy is current, and that no agent runs; a hub that is down makes the escrow part
+/// "cannot tell", not a failure.
+#[test]
+fn status_shows_the_whole_box_and_what_cannot_be_reached() {
+    use keyward_luks::testing::{FAST_ARGS, USER_PASSPHRASE, new_volume};
+    let dir = Dir::new("hub-status");
+    let mut hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    push_numbered(&dir, 1).run().assert_success();
+    new_volume(&dir.path("volume.img"));
+    dir.write("user-passphrase", USER_PASSPHRASE);
+    let mut enroll = vec!["luks", "enroll", "volume.img", "--luks-key-file", "user-passphrase"];
+    enroll.extend(FAST_ARGS);
+    enroll.extend(["--unlock-code-file", "code.txt"]);
+    dir.ok(enroll);
+
+    let runtime = dir.path("run");
+    std::fs::create_dir(&runtime).expect("a runtime folder");
+    let status = |json: bool| {
+        let args: &[&str] = if json { &["status", "--json"] } else { &["status"] };
+        let out = dir.keyward().args(args).env("XDG_RUNTIME_DIR", &runtime).run();
+        out.assert_success();
+        out.stdout()
+    };
+    let text = status(false);
+    for said in [
+        "needs the recovery code",
+        "waiting for an operator",
+        "keyward's keyslot",
+        "current",
+        "none runs",
+    ] {
+        assert!(text.contains(said), "says {said}:\n{text}");
+    }
+    let status: serde_json::Value = serde_json::from_str(&status(true)).expect("json");
+    assert_eq!(status["escrow"]["pending"], 1, "{status}");
+    assert_eq!(status["volumes"][0]["hub_copy"]["state"], "current", "{status}");
+    assert_eq!(status["slots"][0]["needs"], "the recovery code", "{status}");
+    assert_eq!(status["agent"]["running"], false, "{status}");
+
+    hub.kill();
+    let out = dir.ok(["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    assert!(
+        status["escrow"]["error"].as_str().is_some_and(|e| e.contains("cannot be reached")),
+        "{status}"
+    );
 }

@@ -175,6 +175,11 @@ fn fingerprint_of(dir: &Dir) -> String {
 fn three_of_five_peers_give_the_key_back_and_name_the_ones_that_are_down() {
     let dir = Dir::new("peers-3of5");
     let mut peers = five_peers(&dir);
+    // Issue 23.7: the box's overview counts the peers that hold the current set.
+    let status: serde_json::Value =
+        serde_json::from_str(&dir.ok(["status", "--json"]).stdout()).expect("json");
+    assert_eq!(status["peers"][0]["holding"], 5, "{status}");
+    assert_eq!(status["peers"][0]["threshold"], 3, "{status}");
 
     // A fresh machine (no keybox, no identity) with an operator's release ticket.
     release_ticket(&dir, "op.key", "t.txt");

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use keyward_box::config::Enrollment;
+use keyward_box::config::{Enrollment, Volumes};
 use keyward_box::escrow::{HubHeaderCopy, SealedHeader};
 use keyward_box::{escrow, recovery};
 use keyward_core::Fingerprint;
@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
                 Ok(volume.enroll(&existing, &kdf)?)
             })?;
             pair_done(ctx, "Enrolled", &args.volume.device, &entry, &hub_copy)?;
+            note_volume(ctx, &args.volume.device, Note::Remember);
             hub_copy.finish(&args.volume.device)
         }
         LuksCommand::Rotate(args) => {
@@ -87,6 +88,7 @@ pub fn run(ctx: &Context, command: &LuksCommand) -> CliResult {
         LuksCommand::Status { device } => status(ctx, device),
         LuksCommand::Remove(args) => {
             let (entry, hub_copy) = changing(ctx, args, |volume| Ok(volume.remove()?))?;
+            note_volume(ctx, &args.device, Note::Forget);
             ctx.out.line(format!(
                 "Removed keyward's keyslot {} and its token {} from {}",
                 entry.record.keyslot,
@@ -397,6 +399,7 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
     let sealed = restored
         .sealed_at
         .map(|at| format!(", sealed {}", format_time(i64::try_from(at).unwrap_or(i64::MAX))));
+    note_volume(ctx, device, Note::Remember);
     ctx.out.line(format!(
         "Restored the header of {} (UUID {}) from {source}{}",
         device.display(),
@@ -410,6 +413,34 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
         "went_back_from": restored.went_back_from,
         "sealed_at": restored.sealed_at,
     }))
+}
+
+/// What to note of a volume beside the keybox.
+enum Note {
+    /// keyward's keyslot of this keybox's key is on it.
+    Remember,
+    /// It is not (any more).
+    Forget,
+}
+
+/// Notes the volume at `device` beside the keybox (`<keybox>.volumes.json`), for `keyward
+/// status`. The volume's header is the truth about it, so a note that cannot be made is said
+/// and the command's work stands.
+fn note_volume(ctx: &Context, device: &Path, note: Note) {
+    let noted = Volume::open(device).map_err(CliError::from).and_then(|volume| {
+        let uuid = volume.uuid().to_string();
+        match note {
+            Note::Remember => Volumes::remember(&ctx.keybox, &uuid, device)?,
+            Note::Forget => Volumes::forget(&ctx.keybox, &uuid)?,
+        }
+        Ok(())
+    });
+    if let Err(e) = noted {
+        warn(&format!(
+            "cannot note {} beside the keybox ({e}); `keyward status` will not list it",
+            device.display()
+        ));
+    }
 }
 
 /// `keyward luks status`.
@@ -486,7 +517,7 @@ fn status(ctx: &Context, device: &Path) -> CliResult {
 
 /// How the hub's copy of the volume's header compares with the header now, when the box is
 /// enrolled at a hub: the hub's URL and the comparison, or why the hub could not say.
-fn hub_copy_of(
+pub fn hub_copy_of(
     ctx: &Context,
     volume: &mut Volume,
 ) -> CliResult<Option<(String, Result<HubHeaderCopy, CliError>)>> {
@@ -502,7 +533,7 @@ fn hub_copy_of(
     Ok(Some((hubs.urls().join(", "), copy)))
 }
 
-fn hub_copy_line(device: &Path, hub: &str, copy: &Result<HubHeaderCopy, CliError>) -> String {
+pub fn hub_copy_line(device: &Path, hub: &str, copy: &Result<HubHeaderCopy, CliError>) -> String {
     let push = format!("push one: keyward luks header-backup {} --push", device.display());
     match copy {
         Ok(HubHeaderCopy::Current { pushed_at }) => {
@@ -521,7 +552,7 @@ fn hub_copy_line(device: &Path, hub: &str, copy: &Result<HubHeaderCopy, CliError
     }
 }
 
-fn hub_copy_json(hub: &str, copy: &Result<HubHeaderCopy, CliError>) -> Value {
+pub fn hub_copy_json(hub: &str, copy: &Result<HubHeaderCopy, CliError>) -> Value {
     match copy {
         Ok(copy) => {
             let pushed_at = match copy {

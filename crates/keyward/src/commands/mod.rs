@@ -16,6 +16,7 @@ pub mod peers;
 pub mod recover;
 pub mod remove;
 pub mod rotate;
+pub mod status;
 pub mod unlock;
 pub mod verify;
 pub mod wait;

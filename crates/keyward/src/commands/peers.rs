@@ -10,11 +10,10 @@ use std::sync::Arc;
 use keyward_box::BoxResult;
 use keyward_box::config::{self, BoxFiles, Enrollment};
 use keyward_box::identity;
-use keyward_box::peers::{self, PEER_TIMEOUT, cards_of, peers_slot, read_card};
+use keyward_box::peers::{self, cards_of, peers_slot, read_card};
 use keyward_box::share_journal::{Cleanup, Disposal, ShareJournal};
 use keyward_core::Keybox;
 use keyward_peer::card::PeerCard;
-use keyward_peer::client::PeerClient;
 use keyward_peer::distribute::{DistributeError, Owner, Split, new_share_set};
 use keyward_peer::slot::{ReleasePolicy, policy_text};
 use keyward_service::SigningIdentity;
@@ -26,7 +25,6 @@ use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::kinds::Enroller;
 use crate::output::{format_time, warn};
-use crate::runtime::block_on;
 
 /// Runs `peers …`.
 pub fn run(ctx: &Context, command: &PeersCommand) -> CliResult {
@@ -234,60 +232,42 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
         }
         Err(e) => return Err(e.into()),
     };
-    let cards = cards_of(&params)?;
-    let answers = block_on(async {
-        let mut asks = tokio::task::JoinSet::new();
-        for (i, card) in cards.iter().enumerate() {
-            let (card, identity) = (card.clone(), identity.clone());
-            asks.spawn(async move {
-                let result = match PeerClient::new(&card, PEER_TIMEOUT) {
-                    Ok(client) => client.status(&identity).await,
-                    Err(e) => Err(e),
-                };
-                (i, result)
-            });
-        }
-        let mut answers: Vec<_> = asks.join_all().await;
-        answers.sort_by_key(|(i, _)| *i);
-        Ok::<_, CliError>(answers)
-    })?;
+    let holdings = peers::holdings(&params, &identity)?;
     let mut holding = 0;
     let mut rows = Vec::new();
-    for ((_, answer), card) in answers.into_iter().zip(&cards) {
-        let row = match answer {
-            Ok(status) => {
-                let current = status.sets.iter().find(|s| s.share_set == params.share_set);
-                let others = status.sets.len() - usize::from(current.is_some());
+    for peer in &holdings {
+        let row = match &peer.answer {
+            Ok(answer) => {
+                let current = answer.current.as_ref();
                 holding += usize::from(current.is_some());
                 let line = match current {
                     Some(set) => format!(
                         "{}: holds share {} of the current set; last released {}",
-                        card.url,
+                        peer.url,
                         set.x,
                         set.last_released.map_or_else(|| "never".into(), format_time)
                     ),
-                    None => format!("{}: does NOT hold the current set", card.url),
+                    None => format!("{}: does NOT hold the current set", peer.url),
                 };
-                let line = if others > 0 {
-                    format!("{line} ({others} other set(s) of yours there)")
-                } else {
-                    line
+                let line = match answer.other_sets {
+                    0 => line,
+                    others => format!("{line} ({others} other set(s) of yours there)"),
                 };
                 ctx.out.line(line)?;
-                json!({ "peer": card.url, "reachable": true, "holds_current": current.is_some(),
+                json!({ "peer": peer.url, "reachable": true, "holds_current": current.is_some(),
                         "x": current.map(|s| s.x), "last_released": current.and_then(|s| s.last_released),
-                        "other_sets": others })
+                        "other_sets": answer.other_sets })
             }
             Err(e) => {
-                ctx.out.line(format!("{}: unreachable or refused: {e}", card.url))?;
-                json!({ "peer": card.url, "reachable": false, "error": e.to_string() })
+                ctx.out.line(format!("{}: unreachable or refused: {e}", peer.url))?;
+                json!({ "peer": peer.url, "reachable": false, "error": e.to_string() })
             }
         };
         rows.push(row);
     }
     ctx.out.line(format!(
         "slot {id}: {holding} of {} peers hold the current set; {} needed",
-        cards.len(),
+        holdings.len(),
         params.threshold
     ))?;
     report_cleanup(ctx, &cleanup)?;

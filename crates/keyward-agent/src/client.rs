@@ -147,6 +147,11 @@ impl AgentClient {
         if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
             return self.busy();
         }
+        if error.kind() == std::io::ErrorKind::PermissionDenied {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::geteuid() };
+            return AgentError::NotServed { path: self.socket.clone(), uid };
+        }
         let reason = match error.kind() {
             std::io::ErrorKind::UnexpectedEof => {
                 "it closed the connection without an answer".into()

@@ -13,6 +13,15 @@ pub enum AgentError {
         /// What happened.
         reason: String,
     },
+    /// The socket is there and this user may not connect to it: the agent runs for someone
+    /// else.
+    #[error("the key agent at {} does not serve this user (uid {uid}): its socket is not open to it; ask whoever runs it to allow it (`--allow uid:{uid}`), or run your own", path.display())]
+    NotServed {
+        /// The socket.
+        path: PathBuf,
+        /// This process's uid.
+        uid: u32,
+    },
     /// The agent did not answer within the client's deadline, or said it is too busy.
     #[error("the key agent at {} is busy ({reason}); nothing was handed over: try again", path.display())]
     Busy {
@@ -67,9 +76,10 @@ impl AgentError {
         use keyward_core::ErrorClass;
         match self {
             AgentError::NotRunning { .. } | AgentError::Busy { .. } => ErrorClass::Unavailable,
-            AgentError::Refused(_) | AgentError::Locked(_) | AgentError::Impostor { .. } => {
-                ErrorClass::Refused
-            }
+            AgentError::Refused(_)
+            | AgentError::Locked(_)
+            | AgentError::Impostor { .. }
+            | AgentError::NotServed { .. } => ErrorClass::Refused,
             AgentError::AlreadyServing(_) => ErrorClass::Conflict,
             AgentError::Invalid(_) => ErrorClass::Usage,
             AgentError::Protocol(_) | AgentError::Io { .. } => ErrorClass::Internal,

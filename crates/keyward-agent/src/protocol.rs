@@ -123,6 +123,27 @@ pub struct Response {
     /// For `status`: `get`s waiting for the keybox to be opened again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<u64>,
+    /// For `status`: what the next request re-opens the keybox through once the key is wiped
+    /// (the slots that open with nobody there, or the one named), or why nothing can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reopen: Option<Reopen>,
+}
+
+/// How the agent would open the keybox again, with nobody there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reopen {
+    /// Through these slots, tried in turn.
+    Through(Vec<String>),
+    /// Through these, but the last attempt failed, for this reason.
+    LastFailed {
+        /// The slots it tries.
+        through: Vec<String>,
+        /// Why the last attempt failed.
+        failure: String,
+    },
+    /// It cannot: the next request after the key is wiped is refused.
+    Cannot(String),
 }
 
 impl Response {
@@ -142,6 +163,7 @@ impl Response {
             served: None,
             refused: None,
             waiting: None,
+            reopen: None,
         }
     }
 

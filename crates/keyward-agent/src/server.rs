@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::callers::{Allowlist, Caller};
 use crate::error::AgentError;
 use crate::holder::Holder;
-use crate::protocol::{self, Op, Response, State};
+use crate::protocol::{self, Op, Reopen, Response, State};
 use crate::socket::BoundSocket;
 use crate::tally::{Counted, Tally};
 
@@ -308,7 +308,22 @@ impl Agent {
             refused: Some(self.refused.load(Ordering::SeqCst)),
             waiting: Some(self.waiting.load(Ordering::SeqCst)),
             fingerprint: Some(self.fingerprint.to_string()),
+            reopen: Some(self.reopen_route()),
             ..Response::granted()
+        }
+    }
+
+    /// How the keybox would be opened again now: read from the keybox as it is (its slots may
+    /// have changed since the start), with the last re-open's failure if it failed.
+    fn reopen_route(&self) -> Reopen {
+        let store = Store::new(&RealFs, self.keybox.clone());
+        let route = store.load().map_err(|e| e.to_string()).and_then(|keybox| {
+            keyward_box::unlock::unattended_route(&keybox, self.slot.as_deref())
+        });
+        match (route, self.reopened().1) {
+            (Err(why), _) => Reopen::Cannot(why),
+            (Ok(through), Some(failure)) => Reopen::LastFailed { through, failure },
+            (Ok(through), None) => Reopen::Through(through),
         }
     }
 

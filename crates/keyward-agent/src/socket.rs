@@ -23,10 +23,22 @@ const BACKLOG: i32 = 8;
 /// The first descriptor systemd passes (sd_listen_fds(3)).
 const LISTEN_FDS_START: i32 = 3;
 
-/// The default socket of the agent for `keybox`: `$XDG_RUNTIME_DIR/keyward/agent-HASH.sock`,
-/// HASH the first 16 hex digits of the SHA-256 of the keybox's absolute path (one agent per
-/// keybox, and a path that fits a socket address).
-pub fn default_socket(keybox: &Path) -> Result<PathBuf, AgentError> {
+/// Which keybox an agent's socket is for.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyboxIs<'a> {
+    /// The user's default keybox (`$XDG_CONFIG_HOME/keyward/keybox.json`): the shipped units'
+    /// socket.
+    TheDefault,
+    /// Another keybox, at this path.
+    Named(&'a Path),
+}
+
+/// The default socket of the agent for a keybox: `$XDG_RUNTIME_DIR/keyward/agent.sock` for the
+/// user's default keybox — the socket the shipped units listen on — and
+/// `$XDG_RUNTIME_DIR/keyward/agent-HASH.sock` for any other, HASH the first 16 hex digits of
+/// the SHA-256 of its absolute path (one agent per keybox, and a path that fits a socket
+/// address).
+pub fn default_socket(keybox: KeyboxIs<'_>) -> Result<PathBuf, AgentError> {
     let runtime = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
@@ -35,6 +47,10 @@ pub fn default_socket(keybox: &Path) -> Result<PathBuf, AgentError> {
                 "XDG_RUNTIME_DIR is not set; give the agent's socket with --socket PATH".into(),
             )
         })?;
+    let folder = runtime.join("keyward");
+    let KeyboxIs::Named(keybox) = keybox else {
+        return Ok(folder.join("agent.sock"));
+    };
     let absolute = std::path::absolute(keybox).map_err(|source| AgentError::Io {
         what: "cannot resolve",
         path: keybox.to_path_buf(),
@@ -42,7 +58,7 @@ pub fn default_socket(keybox: &Path) -> Result<PathBuf, AgentError> {
     })?;
     let digest = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
     let hash = keyward_core::encoding::to_hex(&digest[..8]);
-    Ok(runtime.join("keyward").join(format!("agent-{hash}.sock")))
+    Ok(folder.join(format!("agent-{hash}.sock")))
 }
 
 /// A listening socket, and the path to remove at exit if it was bound here.

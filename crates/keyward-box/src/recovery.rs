@@ -518,9 +518,9 @@ pub fn recover<P: Person + ?Sized>(
             Ok(recovered) => break recovered,
             Err(Refusal::WrongCode(e)) if prompted && tries < CODE_TRIES => match &mut person {
                 Some(person) => {
-                    person.notice(&format!("{e}; try again"));
-                    candidates.code = ask_code(&mut **person)?;
                     tries += 1;
+                    person.notice(&format!("{e} (asked again: {tries} of {CODE_TRIES})"));
+                    candidates.code = ask_code(&mut **person)?;
                 }
                 None => return Err(e),
             },

@@ -81,8 +81,25 @@ pub fn open<'a>(
         person.notice(&first_error.to_string());
     }
     prompted.person = Some(person);
-    Ok(keybox.open_with(&mut prompted, None, None, path)?)
+    // A typed code or passphrase that opens nothing is asked again, up to three times in all:
+    // a typo costs a retry, not the command.
+    let mut tries = 1;
+    loop {
+        match keybox.open_with(&mut prompted, None, None, path) {
+            Err(e @ CoreError::WrongSecret { .. })
+                if tries < TYPED_TRIES && prompted.typed_answer.is_some() =>
+            {
+                tries += 1;
+                prompted.forget_typed();
+                prompted.notice(&format!("{e} (asked again: {tries} of {TYPED_TRIES})"));
+            }
+            opened => return Ok(opened?),
+        }
+    }
 }
+
+/// How often a typed code or passphrase is asked for in all when it opens nothing.
+const TYPED_TRIES: usize = 3;
 
 /// Opens `keybox` with nobody there (the agent's re-unlock after its key's time is up): the
 /// slot named, with what it records (its files, its device, the box's identity for its peers),
@@ -99,6 +116,26 @@ pub fn open_unattended(
     };
     let mut answers = Answers::new(files, path, reach, keybox, only);
     Ok(keybox.open_with(&mut answers, None, only, path)?)
+}
+
+/// What [`open_unattended`] would try, without trying it: the slot named (which must exist),
+/// else every slot that opens with nobody there, each as "slot ID (KIND, LABEL)". An error says
+/// why there is none: the next unattended open would be refused.
+pub fn unattended_route(keybox: &Keybox, slot: Option<&str>) -> Result<Vec<String>, String> {
+    let name = |id: SlotId, kind: &str, label: &str| format!("slot {id} ({kind}, {label})");
+    if let Some(named) = slot {
+        let record = keybox.find_slot(named).map_err(|e| e.to_string())?;
+        return Ok(vec![name(record.id, &record.protection.kind, &record.label)]);
+    }
+    let route: Vec<String> = keybox
+        .read_slots()
+        .filter(|(_, read)| read.is_some_and(|r| r.is_unattended()))
+        .map(|(record, _)| name(record.id, &record.protection.kind, &record.label))
+        .collect();
+    if route.is_empty() {
+        return Err("no slot of the keybox opens with nobody there".into());
+    }
+    Ok(route)
 }
 
 /// Opens slot `only` with what it opens with unattended, as a check (for `verify`): a recorded
@@ -247,6 +284,13 @@ impl<'a> Answers<'a> {
     /// Whether files a slot records may be read.
     fn reads_recorded_files(&self) -> bool {
         self.reach != Reach::Prompts
+    }
+
+    /// Forgets the typed answer and what was made of it, so the person is asked again.
+    fn forget_typed(&mut self) {
+        self.typed_answer = None;
+        self.code = None;
+        self.passphrase = None;
     }
 
     /// The one answer to "passphrase or recovery code", asked once.

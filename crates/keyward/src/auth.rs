@@ -42,6 +42,7 @@ pub fn open(
     keybox: &Keybox,
     path: &Path,
     reader: &SecretFiles,
+    purpose: &str,
 ) -> CliResult<UnlockedKeybox> {
     // The slot named first: a name that is wrong is said before any secret is read (or stdin
     // used up).
@@ -53,7 +54,7 @@ pub fn open(
         slot: args.unlock_slot.as_deref(),
         release_ticket: args.unlock_release_ticket.as_deref(),
     };
-    let mut terminal = Terminal::if_there();
+    let mut terminal = Terminal::if_there(format!("keybox {}, {purpose}", path.display()));
     let person = terminal.as_mut().map(|t| t as &mut dyn Person);
     Ok(unlock::open(keybox, path, reader, request, person)?)
 }
@@ -180,15 +181,20 @@ mod tests {
             ..AuthArgs::default()
         };
         let unnamed = AuthArgs { unlock_slot: None, ..given(&right) };
-        assert!(matches!(open(&unnamed, &keybox, path, &reader), Err(CliError::Usage(_))));
-        open(&given(&right), &keybox, path, &reader).expect("the right PIN opens");
-        let refused = open(&given(&wrong), &keybox, path, &reader).expect_err("a wrong PIN");
+        assert!(matches!(
+            open(&unnamed, &keybox, path, &reader, "to test"),
+            Err(CliError::Usage(_))
+        ));
+        open(&given(&right), &keybox, path, &reader, "to test").expect("the right PIN opens");
+        let refused =
+            open(&given(&wrong), &keybox, path, &reader, "to test").expect_err("a wrong PIN");
         assert!(matches!(refused, CliError::Core(CoreError::WrongSecret { .. })), "{refused:?}");
         // Nothing given, no PIN recorded, no terminal here: nothing opens it unattended.
-        assert!(open(&AuthArgs::default(), &keybox, path, &reader).is_err());
+        assert!(open(&AuthArgs::default(), &keybox, path, &reader, "to test").is_err());
 
         let recorded = keybox_with_pin_slot(Some(right.clone()));
-        open(&AuthArgs::default(), &recorded, path, &reader).expect("the recorded PIN file opens");
+        open(&AuthArgs::default(), &recorded, path, &reader, "to test")
+            .expect("the recorded PIN file opens");
         std::fs::remove_file(&right).expect("remove");
         let gone = check_unattended(&recorded, SlotId(1), path, &reader).expect_err("file gone");
         assert!(gone.to_string().contains("pin"), "{gone}");

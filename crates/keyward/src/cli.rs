@@ -116,8 +116,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or with --out write one page per command: keyward(1),
+    /// keyward-init(1), keyward-escrow-enroll(1), …
+    Man {
+        /// The folder to write every page to (created if needed; pages there are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Where a new slot's secret comes from.
@@ -1077,6 +1082,12 @@ pub struct ExecArgs {
     /// Refuse (exit 5, nothing run) unless the key has this fingerprint, full or short.
     #[arg(long, value_name = "FP")]
     pub expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
+
+    /// What the descriptor holds: the key's bytes (raw, hex, base64), or `pbs`, a Proxmox
+    /// Backup key file (unencrypted JSON) for a backup client:
+    /// `keyward exec --format pbs -- sh -c 'proxmox-backup-client backup … --keyfd "$KEYWARD_KEY_FD"'`.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub format: KeyFormat,
 
     /// The command and its arguments, after `--`.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]

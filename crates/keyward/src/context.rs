@@ -17,6 +17,8 @@ use keyward_box::secrets::SecretFiles;
 pub struct Context {
     /// The keybox file.
     pub keybox: PathBuf,
+    /// Whether it is the user's default keybox (the shipped agent units serve that one).
+    pub keybox_is_default: bool,
     /// How to print.
     pub out: Output,
     /// The machine's offset from UTC, read at start-up (while the process has one thread, which
@@ -34,12 +36,18 @@ pub struct Context {
 impl Context {
     /// Resolves the keybox path: `--keybox`/`$KEYWARD_KEYBOX`, else the XDG config folder.
     pub fn new(cli: &Cli, local_offset: time::UtcOffset) -> CliResult<Self> {
-        let keybox = match &cli.keybox {
-            Some(path) => path.clone(),
-            None => default_keybox_path()?,
+        let default = default_keybox_path();
+        let keybox = match (&cli.keybox, default) {
+            (Some(path), default) => {
+                let is_default = default.is_ok_and(|d| same_path(&d, path));
+                (path.clone(), is_default)
+            }
+            (None, default) => (default?, true),
         };
+        let (keybox, keybox_is_default) = keybox;
         Ok(Context {
             keybox,
+            keybox_is_default,
             out: Output { json: cli.json },
             local_offset,
             reader: SecretFiles::new(),
@@ -59,9 +67,25 @@ impl Context {
         Ok(self.profile.get_or_init(|| chosen).as_ref())
     }
 
+    /// Which keybox this is, for the agent's default socket.
+    pub fn agent_keybox(&self) -> keyward_agent::socket::KeyboxIs<'_> {
+        match self.keybox_is_default {
+            true => keyward_agent::socket::KeyboxIs::TheDefault,
+            false => keyward_agent::socket::KeyboxIs::Named(&self.keybox),
+        }
+    }
+
     /// The store for the keybox.
     pub fn store(&self) -> Store<'static> {
         Store::new(&RealFs, self.keybox.clone())
+    }
+}
+
+/// Whether two paths name the same file path (made absolute; the file need not exist).
+fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::path::absolute(a), std::path::absolute(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 

@@ -178,11 +178,6 @@ impl CliError {
             CliError::OutputExists { .. } => ErrorClass::Conflict,
         }
     }
-
-    /// The process's exit code.
-    pub fn exit_code(&self) -> u8 {
-        self.class().exit_code()
-    }
 }
 
 /// The kernel keyring's refusals: over the user's key quota, or a keyring this process may not

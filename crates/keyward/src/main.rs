@@ -45,10 +45,30 @@ fn main() -> std::process::ExitCode {
         }
         Err(e) => {
             let message = e.to_string().replace('\n', " ");
-            eprintln!("keyward: error: {}", output::printable(&message));
-            std::process::ExitCode::from(e.exit_code())
+            fail(cli.json, e.class(), &message)
         }
     }
+}
+
+/// Ends with a failure: its one line on stderr and, when `--json` was asked for (and the
+/// command printed no JSON report of its own), the same as a JSON object on stdout
+/// (`{"error": {"exit_code", "class", "message"}}`), so a script that reads stdout gets one
+/// answer either way.
+fn fail(json: bool, class: ErrorClass, message: &str) -> std::process::ExitCode {
+    eprintln!("keyward: error: {}", output::printable(message));
+    if json && !output::Output::json_sent() {
+        let error = serde_json::json!({ "error": {
+            "exit_code": class.exit_code(), "class": class.name(), "message": message,
+        }});
+        let _ = writeln!(std::io::stdout().lock(), "{error}");
+    }
+    std::process::ExitCode::from(class.exit_code())
+}
+
+/// Whether `--json` is among the arguments given (before a `--`): for a usage error, which
+/// comes before the arguments are parsed.
+fn json_asked() -> bool {
+    std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
 }
 
 /// Whoever read stdout went away (`keyward completions bash | head -1`): the process ends as
@@ -70,8 +90,7 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => error.exit(),
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("keyward: error: no command given (see `keyward --help`)");
-            std::process::ExitCode::from(ErrorClass::Usage.exit_code())
+            fail(json_asked(), ErrorClass::Usage, "no command given (see `keyward --help`)")
         }
         _ => {
             // clap's first paragraph says what is wrong (and, for missing arguments, which).
@@ -80,8 +99,7 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
                 rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
             let joined = paragraph.join(" ");
             let message = joined.strip_prefix("error: ").unwrap_or(&joined);
-            eprintln!("keyward: error: {message} (see `keyward --help`)");
-            std::process::ExitCode::from(ErrorClass::Usage.exit_code())
+            fail(json_asked(), ErrorClass::Usage, &format!("{message} (see `keyward --help`)"))
         }
     }
 }
@@ -96,10 +114,19 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
             clap_complete::generate(*shell, &mut Cli::command(), "keyward", &mut text);
             Ok(std::io::stdout().lock().write_all(&text)?)
         }
-        Command::Man => {
+        Command::Man { out: None } => {
             let mut text = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut text)?;
             Ok(std::io::stdout().lock().write_all(&text)?)
+        }
+        Command::Man { out: Some(folder) } => {
+            let written = |e: std::io::Error| keyward_core::Error::io("cannot write", folder, e);
+            std::fs::create_dir_all(folder).map_err(written)?;
+            clap_mangen::generate_to(Cli::command(), folder).map_err(written)?;
+            let pages = std::fs::read_dir(folder).map_err(written)?.count();
+            let ctx_out = output::Output { json: cli.json };
+            ctx_out.line(format!("Wrote the man pages to {} ({pages} files)", folder.display()))?;
+            ctx_out.json(&serde_json::json!({ "out": folder, "files": pages }))
         }
         command => {
             let ctx = Context::new(cli, local_offset)?;
@@ -146,7 +173,7 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Demo(_)
                 | Command::Wait(_)
                 | Command::Completions { .. }
-                | Command::Man => Ok(()),
+                | Command::Man { .. } => Ok(()),
             }
         }
     }

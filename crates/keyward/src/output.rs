@@ -39,11 +39,21 @@ impl Output {
         if self.json {
             let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
             let mut out = std::io::stdout().lock();
+            JSON_SENT.store(true, std::sync::atomic::Ordering::SeqCst);
             writeln!(out, "{}", json_printable(&text))?;
         }
         Ok(())
     }
+
+    /// Whether a JSON result went to stdout already (a command that reports, then fails, such
+    /// as `verify`, has said everything in it: no second object follows).
+    pub fn json_sent() -> bool {
+        JSON_SENT.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
+
+/// Set once a JSON result is printed.
+static JSON_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// `text` with every control character but the newline replaced by `escape(c)`.
 fn escape_controls(text: &str, escape: impl Fn(char) -> String) -> Cow<'_, str> {

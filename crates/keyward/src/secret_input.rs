@@ -14,20 +14,25 @@ use zeroize::Zeroizing;
 
 use crate::output::warn;
 
-/// A recovery code from `path`, else from a prompt (where a mistyped word gets hints).
-pub fn code_from(reader: &SecretFiles, path: Option<&Path>) -> BoxResult<RecoveryCode> {
+/// A recovery code from `path`, else from a prompt saying what it is for (`about`), where a
+/// mistyped word gets hints.
+pub fn code_from(
+    reader: &SecretFiles,
+    path: Option<&Path>,
+    about: &str,
+) -> BoxResult<RecoveryCode> {
     match path {
         Some(path) => reader.code(path),
-        None => prompt_code(),
+        None => prompt_code(about),
     }
 }
 
 /// A recovery code typed at the prompt; a word not on the list is named (with its nearest
 /// list words) and asked for again, up to three times, before anything else happens.
-pub fn prompt_code() -> BoxResult<RecoveryCode> {
+pub fn prompt_code(about: &str) -> BoxResult<RecoveryCode> {
     let mut tries = 0;
     loop {
-        let typed = prompt_hidden("Recovery code: ")?;
+        let typed = prompt_hidden(&format!("Recovery code ({about}): "))?;
         match RecoveryCode::parse(&typed) {
             Ok(code) => return Ok(code),
             Err(e) if tries < 2 => {
@@ -79,14 +84,19 @@ pub fn prompt_secret(prompt: &str) -> BoxResult<Passphrase> {
     Ok(Passphrase::new(Zeroizing::new(typed.as_bytes().to_vec())))
 }
 
-/// The person at the terminal, asked by the unlock plan.
+/// The person at the terminal, asked by the unlock plan and the recovery. Every prompt says
+/// what the secret is for: which keybox (or blob) and why.
 #[derive(Debug)]
-pub struct Terminal;
+pub struct Terminal {
+    /// What is opened and why: "keybox PATH, to write its key".
+    about: String,
+}
 
 impl Terminal {
-    /// The terminal, if the process has one.
-    pub fn if_there() -> Option<Terminal> {
-        terminal_available().then_some(Terminal)
+    /// The terminal, if the process has one, asking about `about` ("keybox PATH, to write its
+    /// key").
+    pub fn if_there(about: impl Into<String>) -> Option<Terminal> {
+        terminal_available().then(|| Terminal { about: about.into() })
     }
 }
 
@@ -94,15 +104,16 @@ impl Person for Terminal {
     fn typed_secret(&mut self, channels: &[Channel]) -> BoxResult<Zeroizing<String>> {
         let code = channels.contains(&Channel::RecoveryCode);
         let passphrase = channels.contains(&Channel::Passphrase);
-        prompt_hidden(match (code, passphrase) {
-            (true, true) => "Passphrase or recovery code: ",
-            (true, false) => "Recovery code: ",
-            _ => "Passphrase: ",
-        })
+        let what = match (code, passphrase) {
+            (true, true) => "Passphrase or recovery code",
+            (true, false) => "Recovery code",
+            _ => "Passphrase",
+        };
+        prompt_hidden(&format!("{what} ({}): ", self.about))
     }
 
     fn pin(&mut self, slot: SlotId, label: &str) -> BoxResult<Passphrase> {
-        prompt_secret(&format!("PIN for slot {slot} (\"{label}\"): "))
+        prompt_secret(&format!("PIN for slot {slot} (\"{label}\") ({}): ", self.about))
     }
 
     fn notice(&mut self, text: &str) {

@@ -270,6 +270,9 @@ fn after_its_ttl_the_agent_holds_nothing_and_reopens_only_through_an_unattended_
     assert_eq!(locked_undumpable_kib(agent.pid()), 0, "nothing held after the TTL");
     client(&dir, &["agent", "get", "--out", "second.key"]).assert_success();
     assert_eq!(dir.read("second.key"), CANARY_KEY);
+    // Issue 23.9: the status says through which slot it opens the keybox again.
+    let status = client(&dir, &["agent", "status"]);
+    assert!(status.stdout().contains("unattended, through slot 1 (keyfile"), "{}", status.report());
     drop(agent);
 
     // Only a passphrase slot: opened at start with the passphrase, refused after the TTL.
@@ -286,6 +289,10 @@ fn after_its_ttl_the_agent_holds_nothing_and_reopens_only_through_an_unattended_
         "pass.txt",
     ]);
     let agent = Agent::start(&dir, &["--ttl", "1s", "--passphrase-file", "pass.txt"]);
+    // Issue 23.9: the status tells the truth: nothing opens this keybox with nobody there.
+    let status = client(&dir, &["--json", "agent", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).expect("json");
+    assert!(status["reopen"]["cannot"].is_string(), "{status}");
     client(&dir, &["agent", "get", "--out", "first.key"]).assert_success();
     wait_until_locked(&dir, &agent);
     let refused = client(&dir, &["agent", "get", "--out", "second.key"]);
@@ -396,6 +403,11 @@ fn keyward_exec_hands_the_key_on_a_descriptor_and_nowhere_else() {
     assert_no_canary("exec's output", &out.output.stdout);
     // The child's exit status is exec's.
     client(&dir, &["exec", "--", "sh", "-c", "exit 7"]).assert_exit_code(7);
+    // Issue 23.9: a backup client gets a Proxmox Backup key file on the descriptor.
+    let pbs = ["exec", "--format", "pbs", "--", "sh", "-c", "cat <&\"$KEYWARD_KEY_FD\" > key.json"];
+    client(&dir, &pbs).assert_success();
+    let key_file: serde_json::Value = serde_json::from_slice(&dir.read("key.json")).expect("json");
+    assert!(key_file["kdf"].is_null() && key_file["data"].is_string(), "{key_file}");
     // No agent: nothing runs.
     let none = dir
         .keyward()
@@ -784,4 +796,61 @@ fn the_audit_file_is_never_opened_through_a_link() {
     assert!(out.stderr().contains("symbolic link"), "{}", out.report());
     assert!(dir.read("elsewhere.log").is_empty(), "nothing written through the link");
     assert!(!socket.exists(), "nothing served");
+}
+
+/// Issue 23.9: another user whose process cannot reach the agent's socket (its folder is the
+/// agent user's alone) is told the agent does not serve it, not that none runs.
+#[test]
+fn another_user_is_told_the_agent_does_not_serve_it() {
+    require_root("the other-user test");
+    let dir = Dir::new("agent-not-served");
+    dir.init_plain_canary();
+    let (shared, binary) = shared_folder(&dir, "keyward");
+    let private = shared.join("private");
+    std::fs::create_dir(&private).expect("folder");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let socket = private.join("agent.sock");
+    let socket_text = socket.to_str().expect("utf-8").to_string();
+    let _agent = Agent::start(&dir, &["--socket", &socket_text]);
+    let status = ["agent", "status", "--socket", &socket_text];
+    let refused = run_output(&mut as_user(NOBODY, &binary, &status));
+    assert_eq!(refused.status.code(), Some(9), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("does not serve this user (uid 65534)"), "{said}");
+}
+
+/// Issue 23.9: the shipped units' socket, `$XDG_RUNTIME_DIR/keyward/agent.sock`, is where a
+/// client of the default keybox looks without --socket.
+#[test]
+fn the_units_socket_is_the_default_keyboxs_default_socket() {
+    let dir = Dir::new("agent-unit-socket");
+    let keybox = dir.path(".config/keyward/keybox.json");
+    std::fs::create_dir_all(keybox.parent().expect("folder")).expect("config folder");
+    dir.write("canary.key", CANARY_KEY);
+    dir.keyward()
+        .env("KEYWARD_KEYBOX", &keybox)
+        .args(["init", "--with", "plain", "--import", "canary.key"])
+        .run()
+        .assert_success();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/keyward-agent.socket"
+    ))
+    .expect("the socket unit");
+    assert!(unit.contains("ListenStream=%t/keyward/agent.sock"), "{unit}");
+    // No --keybox, no KEYWARD_KEYBOX, no --socket, as the unit runs it and clients ask.
+    let plain = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        cmd.current_dir(dir.root())
+            .env_clear()
+            .env("HOME", dir.root())
+            .env("XDG_RUNTIME_DIR", runtime_dir(&dir))
+            .args(args);
+        cmd
+    };
+    let agent = Agent::spawn_waiting(&dir, &mut plain(&["agent", "serve"]), &[]);
+    assert_eq!(agent.socket, runtime_dir(&dir).join("keyward").join("agent.sock"));
+    let out = plain(&["agent", "get", "--out", "-"]).output().expect("run keyward");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, CANARY_KEY);
 }

@@ -323,3 +323,112 @@ fn wait_returns_once_a_server_listens_and_is_exit_8_when_none_does() {
     drop(binder.join());
     dir.keyward().args(["wait", "127.0.0.1:notaport"]).run().assert_exit_code(2);
 }
+
+/// Issue 23.8: every command line the shipped systemd units run (commented alternatives
+/// included) is one keyward takes: each is run with `--help` appended, which clap reaches only
+/// once every option before it parsed (docs/keyward-hub.service once named a `--database` that
+/// does not exist).
+#[test]
+fn every_command_line_of_the_shipped_units_is_one_keyward_takes() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&docs).expect("docs") {
+        let path = entry.expect("entry").path();
+        if !path.extension().is_some_and(|e| e == "service" || e == "socket") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("unit");
+        for line in text.lines() {
+            let line = line.trim_start_matches(['#', ' ']);
+            let Some(command) = line.strip_prefix("ExecStart=") else { continue };
+            let mut words = command.split_whitespace();
+            let program = words.next().expect("a program");
+            assert!(program.ends_with("/keyward"), "{}: {program}", path.display());
+            // systemd's specifiers, as a user unit would have them.
+            let args: Vec<String> =
+                words.map(|w| w.replace("%t", "/run/user/1000").replace("%h", "/home/u")).collect();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+                .args(&args)
+                .arg("--help")
+                .output()
+                .expect("run keyward");
+            assert!(
+                out.status.success(),
+                "{}: `keyward {}` is not a command line keyward takes: {}",
+                path.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "the hub's two lines and the agent's: {checked}");
+}
+
+/// Issue 23.8: `keyward man --out DIR` writes a page per command, the ones the top page names.
+#[test]
+fn man_writes_a_page_for_every_command() {
+    let dir = Dir::new("man-pages");
+    dir.ok(["man", "--out", "man"]);
+    for page in [
+        "keyward.1",
+        "keyward-init.1",
+        "keyward-escrow-enroll.1",
+        "keyward-operator-takeover.1",
+        "keyward-status.1",
+    ] {
+        let text = String::from_utf8(dir.read(&format!("man/{page}"))).expect("roff");
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}: {text}");
+    }
+    let top = String::from_utf8(dir.read("man/keyward.1")).expect("roff");
+    assert!(top.contains("keyward\\-init(1)"), "the top page names the others");
+}
+
+/// Issue 23.8: with --json an error is a JSON object on stdout too, with its exit code and
+/// class, whether the arguments parsed or not.
+#[test]
+fn with_json_an_error_is_a_json_object_on_stdout_too() {
+    let dir = Dir::new("json-errors");
+    for (args, code, class) in [
+        (vec!["--json", "unlock", "--out", "k"], 6, "not found"),
+        (vec!["--json", "no-such-command"], 2, "usage"),
+    ] {
+        let out = dir.keyward().args(&args).run();
+        out.assert_exit_code(code).assert_one_line_error();
+        let error: serde_json::Value = serde_json::from_str(&out.stdout()).expect("JSON on stdout");
+        assert_eq!(error["error"]["exit_code"], code, "{error}");
+        assert_eq!(error["error"]["class"], class, "{error}");
+        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Without --json, stdout stays empty.
+    assert!(dir.keyward().args(["unlock", "--out", "k"]).run().stdout().is_empty());
+}
+
+/// Issue 23.8: a prompt names the keybox and why it asks, and at a terminal a wrong code is
+/// asked again (three tries in all) by every command that opens the keybox, not only recover.
+#[test]
+fn a_prompt_names_the_keybox_and_why_and_a_wrong_code_is_asked_again() {
+    let dir = Dir::new("prompt-again");
+    let code = dir.init_with_code();
+    let other = Dir::new("prompt-again-other");
+    let wrong = other.init_with_code();
+    let prompt = format!("Recovery code (keybox {}, ", dir.keybox().display());
+    let typed = |text: &str| format!("{}\n", text.trim()).into_bytes();
+    let (shown, status) = dir
+        .keyward()
+        .args(["unlock", "--out", "k.bin"])
+        .at_terminal_answering(&prompt, &[&typed(&wrong), &typed(&wrong), &typed(&code)]);
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(shown.contains("to hand out its key"), "{shown}");
+    assert_eq!(shown.matches("asked again").count(), 2, "{shown}");
+    assert_eq!(dir.read("k.bin"), util::CANARY_KEY);
+    // Three wrong: the command fails (exit 3) and nothing changes.
+    let before = dir.read("keybox.json");
+    let (shown, status) = dir
+        .keyward()
+        .args(["enroll", "plain"])
+        .at_terminal_answering(&prompt, &[&typed(&wrong), &typed(&wrong), &typed(&wrong)]);
+    assert_eq!(status.code(), Some(3), "{shown}");
+    assert!(shown.contains("to authorise the new slot"), "{shown}");
+    assert_eq!(dir.read("keybox.json"), before);
+}

@@ -212,7 +212,7 @@ fn ctrl_d_at_a_prompt_is_a_usage_exit() {
     let (shown, status) = dir
         .keyward()
         .args(["unlock", "--slot", "1", "--out", "k"])
-        .at_terminal("Recovery code: ", b"\x04");
+        .at_terminal("Recovery code (keybox ", b"\x04");
     assert_eq!(status.code(), Some(2), "{shown}");
     assert!(shown.contains("nothing was typed"), "{shown}");
     assert!(!dir.path("k").exists());

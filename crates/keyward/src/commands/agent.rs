@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use keyward_agent::callers::{Allowlist, Audience};
 use keyward_agent::client::AgentClient;
+use keyward_agent::protocol::Reopen;
 use keyward_agent::server::{Agent, AgentConfig, Shutdown, block_exit_signals, wipe_on_signals};
 use keyward_agent::socket::{self, Listening, Place};
 use keyward_box::fingerprint;
@@ -52,12 +53,26 @@ pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
                 (Some(left), _) => {
                     format!("unlocked, {left} s left of {} s", status.ttl.unwrap_or(0))
                 }
-                (None, 0) => "locked (the next request opens the keybox again, unattended)".into(),
+                (None, 0) => "locked".into(),
                 (None, waiting) => {
                     format!("locked; opening the keybox again for {waiting} waiting request(s)")
                 }
             };
             ctx.out.line(format!("agent: {state}"))?;
+            ctx.out.line(match &status.reopen {
+                Some(Reopen::Through(slots)) => format!(
+                    "once the key is wiped, the next request opens the keybox again, unattended, through {}",
+                    slots.join(" or ")
+                ),
+                Some(Reopen::LastFailed { through, failure }) => format!(
+                    "once the key is wiped, the next request tries {} again; the last attempt FAILED: {failure}",
+                    through.join(" or ")
+                ),
+                Some(Reopen::Cannot(why)) => format!(
+                    "once the key is wiped, the next request is REFUSED: {why}; restart the agent (`keyward agent serve`) with a secret"
+                ),
+                None => "(this agent does not say how it opens the keybox again)".into(),
+            })?;
             ctx.out.line(format!(
                 "served {} request(s), refused {}; key {}",
                 status.served.unwrap_or(0),
@@ -67,7 +82,7 @@ pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
             ctx.out.json(&json!({
                 "state": status.state, "seconds_left": status.seconds_left, "ttl": status.ttl,
                 "served": status.served, "refused": status.refused, "waiting": status.waiting,
-                "fingerprint": status.fingerprint,
+                "fingerprint": status.fingerprint, "reopen": status.reopen,
             }))
         }
         AgentCommand::Lock { socket } => {
@@ -82,7 +97,7 @@ pub fn run(ctx: &Context, command: &AgentCommand) -> CliResult {
 fn socket_path(ctx: &Context, socket: &AgentSocketArgs) -> CliResult<PathBuf> {
     match &socket.socket {
         Some(path) => Ok(path.clone()),
-        None => Ok(socket::default_socket(&ctx.keybox)?),
+        None => Ok(socket::default_socket(ctx.agent_keybox())?),
     }
 }
 
@@ -196,7 +211,13 @@ fn open_audit_log(path: &Path) -> CliResult<std::fs::File> {
 fn open_key(ctx: &Context, args: &AgentServeArgs) -> CliResult<DataKey> {
     let store = ctx.store();
     let keybox = store.load()?;
-    let opened = open(&AuthArgs::from(&args.open), &keybox, store.path(), &ctx.reader)?;
+    let opened = open(
+        &AuthArgs::from(&args.open),
+        &keybox,
+        store.path(),
+        &ctx.reader,
+        "for the agent to hold its key",
+    )?;
     let unattended =
         keybox.read_slots().any(|(_, slot)| slot.is_some_and(|slot| slot.is_unattended()));
     if args.open.slot.is_none() && !unattended {
@@ -215,12 +236,17 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> CliResult {
         return Err(usage("give the command to run after --"));
     };
     let key = key_from_agent(ctx, &args.socket, args.expect_fingerprint.as_ref())?;
+    let handed = match encode_plain(key.expose(), args.format) {
+        Some(encoded) => encoded,
+        None => pbs_key_file(ctx, &key)?,
+    };
+    drop(key);
     let (read, write) = key_pipe()?;
     let mut writer = std::fs::File::from(write);
-    // A pipe holds at least a page before a writer blocks; the client takes at most 4 KiB.
-    writer.write_all(key.expose()).map_err(CliError::Output)?;
+    // A pipe holds at least a page before a writer blocks; a PBS key file is under 1 KiB.
+    writer.write_all(&handed).map_err(CliError::Output)?;
     drop(writer);
-    drop(key);
+    drop(handed);
     let fd = read.as_raw_fd();
     // SAFETY: F_SETFD on a descriptor this process owns only changes its close-on-exec flag, so
     // that the command inherits it.
@@ -231,6 +257,17 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> CliResult {
         std::process::Command::new(program).args(rest).env(KEY_FD_VARIABLE, fd.to_string()).exec();
     drop(read);
     Err(keyward_core::Error::io("cannot run", PathBuf::from(program), error).into())
+}
+
+/// The agent's key as an unencrypted Proxmox Backup key file, with the creation time the
+/// keybox recorded at import (now, for a key that was not imported from PBS).
+fn pbs_key_file(ctx: &Context, key: &DataKey) -> CliResult<zeroize::Zeroizing<Vec<u8>>> {
+    let keybox = ctx.store().load()?;
+    let record = keybox.header().pbs.as_ref();
+    keyward_box::escrow::check_exportable(key, record)?;
+    let now = keyward_pbs::PbsTime::now(ctx.local_offset);
+    let created = crate::pbs::created_time(record, &now);
+    crate::pbs::key_file_bytes(key, crate::cli::PbsKdfArg::None, None, &ctx.reader, created, now)
 }
 
 /// A pipe, both ends close-on-exec.

@@ -20,7 +20,7 @@ pub fn run(ctx: &Context, args: &EnrollArgs) -> CliResult {
     let store = ctx.store();
     let current = store.load()?;
     let reader = &ctx.reader;
-    let opened = open(&args.auth, &current, store.path(), reader)?;
+    let opened = open(&args.auth, &current, store.path(), reader, "to authorise the new slot")?;
     let new = NewSecret::prepare(kind, &args.secret, reader, &ctx.out)?;
     let (next, id) = new.commit(|| {
         Ok(operations::enroll(

@@ -55,7 +55,8 @@ fn pbs_blob(
     keybox: &Keybox,
     code_file: Option<&Path>,
 ) -> CliResult<(keyward_pbs::PbsKeyFile, keyward_core::Fingerprint, keyward_core::SlotId)> {
-    let code = code_from(&ctx.reader, code_file)?;
+    let about = format!("keybox {}, to seal the escrow blob under it", ctx.keybox.display());
+    let code = code_from(&ctx.reader, code_file, &about)?;
     let now = PbsTime::now(ctx.local_offset);
     let created = pbs::created_time(keybox.header().pbs.as_ref(), &now);
     Ok(escrow::pbs_blob(keybox, &ctx.keybox, &code, created, now)?)
@@ -157,7 +158,13 @@ pub fn push(
                     "--code-file is for a Proxmox Backup key's blob; open this keybox with --unlock-code-file (or another --unlock-… option)",
                 ));
             }
-            EscrowBlobToPush::keyward(&open(auth, &keybox, store.path(), &ctx.reader)?)?
+            EscrowBlobToPush::keyward(&open(
+                auth,
+                &keybox,
+                store.path(),
+                &ctx.reader,
+                "to escrow its recovery-code slot",
+            )?)?
         }
     };
     let answer = escrow::push(&hubs, &enrollment, &identity, &blob, directive)?;

@@ -141,7 +141,8 @@ fn with_key<T>(
     let volume = Volume::open(&args.device)?;
     let store = ctx.store();
     let keybox = store.load()?;
-    let unlocked = open(&args.auth, &keybox, store.path(), &ctx.reader)?;
+    let unlocked =
+        open(&args.auth, &keybox, store.path(), &ctx.reader, "to open the volume with its key")?;
     let keybox_id = keybox.header().id.to_string();
     let mut no_faults = NoFaults;
     let mut volume = KeywardVolume::new(volume, unlocked.key(), &keybox_id, &mut no_faults);
@@ -376,7 +377,13 @@ fn header_restore(ctx: &Context, args: &LuksHeaderRestoreArgs) -> CliResult {
             // The key first: the hub is asked (and audits serving) only once it can be used.
             let store = ctx.store();
             let keybox = store.load()?;
-            let unlocked = open(&args.volume.auth, &keybox, store.path(), &ctx.reader)?;
+            let unlocked = open(
+                &args.volume.auth,
+                &keybox,
+                store.path(),
+                &ctx.reader,
+                "to open the header backup",
+            )?;
             let served =
                 recovery::header_from_hub(&ctx.reader, &hubs, &box_name, ticket_file, Some(&uuid))?;
             let restored = backup::restore_sealed(

@@ -132,7 +132,8 @@ pub fn enroll(ctx: &Context, args: &EnrollArgs) -> CliResult {
         (Some(path), None) => Some(ctx.reader.ticket(path)?.to_string()),
         (None, None) => None,
     };
-    let unlocked = open(&args.auth, &current, store.path(), &ctx.reader)?;
+    let unlocked =
+        open(&args.auth, &current, store.path(), &ctx.reader, "to split its key among the peers")?;
     let (identity, made_now) = identity::read_or_new(&ctx.reader, store.path())?;
     let owner = Owner {
         identity: Arc::new(identity),
@@ -351,7 +352,7 @@ fn reshare(ctx: &Context, slot: Option<&str>, change: &Change<'_>, auth: &AuthAr
     if auth.secrets_given() == 0 && auth.unlock_slot.is_none() {
         auth.unlock_slot = Some(id.to_string());
     }
-    let unlocked = open(&auth, &current, store.path(), &ctx.reader)?;
+    let unlocked = open(&auth, &current, store.path(), &ctx.reader, "to split its key anew")?;
 
     let mut cards = cards_of(&old)?;
     for gone in change.remove {

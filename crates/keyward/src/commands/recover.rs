@@ -75,7 +75,8 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> CliResult {
         code_file: args.code_file.as_deref(),
         keep_code: matches!(destination, Destination::Keybox(_)),
     };
-    let recovered = recovery::recover(&ctx.reader, Terminal::if_there().as_mut(), plan)?;
+    let mut terminal = Terminal::if_there("the escrowed key, to recover it");
+    let recovered = recovery::recover(&ctx.reader, terminal.as_mut(), plan)?;
     if let RecoveredFrom::Peers { notes, .. } = &recovered.from {
         for note in notes {
             warn(note);

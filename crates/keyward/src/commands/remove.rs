@@ -18,7 +18,8 @@ pub fn run(ctx: &Context, args: &RemoveArgs) -> CliResult {
     if current.slots().len() == 1 {
         return Err(keyward_core::Error::LastSlot(target.id).into());
     }
-    let opened = open(&args.auth, &current, store.path(), &ctx.reader)?;
+    let opened =
+        open(&args.auth, &current, store.path(), &ctx.reader, "to authorise removing a slot")?;
     let mut companions = Companions::new(&ctx.reader, store.path());
     let next = operations::remove(&store, &authorization(&opened)?, &args.slot, &mut companions)?;
 

@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> CliResult {
         return Err(keyward_core::Error::UnknownKind { slot: target.id, kind: kind.into() }.into());
     };
     cli_kind.check_options(&args.secret.given())?;
-    let opened = open(&args.auth, &current, store.path(), reader)?;
+    let opened = open(&args.auth, &current, store.path(), reader, "to authorise the new secret")?;
     let new = NewSecret::prepare(cli_kind, &args.secret, reader, &ctx.out)?;
     let mut companions = Companions::new(reader, store.path());
     let next = new.commit(|| {

@@ -198,7 +198,7 @@ fn peers_slots(ctx: &Context, keybox: &Keybox) -> CliResult<Value> {
 
 /// The key agent at this keybox's default socket.
 fn agent(ctx: &Context) -> CliResult<Value> {
-    let socket = match keyward_agent::socket::default_socket(&ctx.keybox) {
+    let socket = match keyward_agent::socket::default_socket(ctx.agent_keybox()) {
         Ok(socket) => socket,
         Err(e) => {
             let e = CliError::from(e);

@@ -34,7 +34,8 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
     let reader = &ctx.reader;
-    let unlocked = open(&AuthArgs::from(&args.open), &keybox, store.path(), reader)?;
+    let unlocked =
+        open(&AuthArgs::from(&args.open), &keybox, store.path(), reader, "to hand out its key")?;
     let key = unlocked.key();
 
     // The unlock checked K against the keybox's fingerprint; a caller may also name the key

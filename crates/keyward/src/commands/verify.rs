@@ -62,7 +62,7 @@ fn check_slot(
     } else if let Some(args) = named
         && (!channel.is_typed() || terminal_available())
     {
-        return Outcome::from(open(args, keybox, path, &ctx.reader));
+        return Outcome::from(open(args, keybox, path, &ctx.reader, "to check a slot"));
     }
     Outcome::NotChecked(if named.is_some() || channel.is_typed() {
         format!("needs {}", channel.describe())

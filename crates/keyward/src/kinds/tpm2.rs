@@ -161,7 +161,7 @@ fn reseal(ctx: &Context, args: &ResealArgs) -> CliResult {
     if args.pin_file.is_some() && !old.has_pin() {
         return Err(usage(format!("slot {} has no PIN; leave out --pin-file", target.id)));
     }
-    let opened = open(&args.auth, &current, store.path(), &ctx.reader)?;
+    let opened = open(&args.auth, &current, store.path(), &ctx.reader, "to authorise the reseal")?;
     let pin =
         if old.has_pin() { Some(new_pin(args.pin_file.as_deref(), &ctx.reader)?) } else { None };
     // The keybox opened and its MAC held: the slot's TPM is the one to use.

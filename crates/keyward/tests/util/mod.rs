@@ -257,7 +257,17 @@ impl TestCommand {
     /// Runs with a new pseudo-terminal as its controlling terminal (and stdin, stdout and
     /// stderr), types `keys` once `prompt` has appeared on it, and returns everything the
     /// terminal showed and how the process ended (bounded: 20 s).
-    pub fn at_terminal(mut self, prompt: &str, keys: &[u8]) -> (String, std::process::ExitStatus) {
+    pub fn at_terminal(self, prompt: &str, keys: &[u8]) -> (String, std::process::ExitStatus) {
+        self.at_terminal_answering(prompt, &[keys])
+    }
+
+    /// As [`TestCommand::at_terminal`], typing `answers[i]` when `prompt` has appeared the
+    /// (i+1)th time: a person who mistypes and is asked again.
+    pub fn at_terminal_answering(
+        mut self,
+        prompt: &str,
+        answers: &[&[u8]],
+    ) -> (String, std::process::ExitStatus) {
         use std::io::{Read, Write};
         use std::os::fd::{FromRawFd, OwnedFd};
         let (mut master, mut slave) = (-1, -1);
@@ -302,7 +312,7 @@ impl TestCommand {
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut shown = Vec::new();
-        let mut typed = false;
+        let mut typed = 0;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left.min(std::time::Duration::from_millis(100))) {
@@ -313,11 +323,12 @@ impl TestCommand {
             // rpassword writes the prompt and then turns echo off: keys typed in between would
             // meet the terminal's line discipline, which turns a Ctrl-D into an end of line
             // the prompt never sees. A person cannot type that fast; a test must wait.
-            if !typed && String::from_utf8_lossy(&shown).contains(prompt) && !echoes(&master) {
+            let asked = String::from_utf8_lossy(&shown).matches(prompt).count();
+            if typed < asked && typed < answers.len() && !echoes(&master) {
                 std::fs::File::from(master.try_clone().expect("dup"))
-                    .write_all(keys)
+                    .write_all(answers[typed])
                     .expect("type");
-                typed = true;
+                typed += 1;
             }
             if let Some(status) = child.try_wait().expect("wait") {
                 // What it printed last is already in the channel, or on its way.

@@ -45,13 +45,13 @@ serve hub-b "$pb"
 
 export KEYWARD_KEYBOX=$work/keybox.json
 head -c 32 /dev/urandom > key.bin
-"$kw" init --with plain --import key.bin >/dev/null
+"$kw" init --with plain --import key.bin >/dev/null 2>&1
 "$kw" operator enroll-token --box bench-box --key op.key --out token.txt >/dev/null
 "$kw" escrow enroll --box bench-box --token-file token.txt \
   --hub "https://127.0.0.1:$pa" --hub-fingerprint "$fa" \
   --hub "https://127.0.0.1:$pb" --hub-fingerprint "$fb" >/dev/null
 
-median_ms() { python3 -c 'import json,sys;r=json.load(open(sys.argv[1]))["results"][0];print(f"{r[\"median\"]*1000:.1f}")' "$1"; }
+median_ms() { python3 -c 'import json,sys;r=json.load(open(sys.argv[1]))["results"][0];print("%.1f" % (r["median"]*1000))' "$1"; }
 timed() { # json-file
   hyperfine -N --warmup 2 --runs "$runs" --export-json "$1" "$kw escrow status" >/dev/null
 }

@@ -1758,3 +1758,57 @@ fn status_shows_the_whole_box_and_what_cannot_be_reached() {
         "{status}"
     );
 }
+
+/// Issues 23.2 and 23.3: what the command line gives replaces what a ticket or a profile
+/// names — a hub that moved — and a profile that is named but missing is refused by name.
+#[test]
+fn the_command_line_replaces_the_hubs_a_ticket_or_a_profile_names() {
+    let dir = Dir::new("hub-override");
+    let hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    let fp = fingerprint_of(&dir);
+    let gone = ["--hub", "https://127.0.0.1:1", "--hub-fingerprint", &hub.fingerprint];
+    // A profile that names only the hub that is gone, and the operator key.
+    let profile = format!(
+        "format = \"keyward-config\"\nversion = 1\ndefault_profile = \"old\"\n[profiles.old]\noperator_key = \"{}\"\nhubs = [{{ url = \"https://127.0.0.1:1\", fingerprint = \"{}\" }}]\n",
+        dir.path("op.key").display(),
+        hub.fingerprint
+    );
+    std::fs::create_dir_all(dir.path(".config/keyward")).expect("config folder");
+    dir.write(".config/keyward/config.toml", profile.as_bytes());
+    let status = dir.keyward().args(["operator", "escrow-status", "--box", "pve-07"]).run();
+    status.assert_exit_code(8).assert_one_line_error();
+    let mut moved =
+        vec!["operator".to_string(), "escrow-status".into(), "--box".into(), "pve-07".into()];
+    moved.extend(hub.args());
+    dir.ok(&moved);
+    let missing = dir
+        .keyward()
+        .args(["--profile", "new", "operator", "escrow-status", "--box", "pve-07"])
+        .run();
+    missing.assert_exit_code(2).assert_one_line_error();
+    assert!(missing.stderr().contains("no profile `new` (it has: old)"), "{}", missing.report());
+
+    // A ticket that names the hub that is gone: --hub on the fresh machine replaces it.
+    let mut approve = vec!["operator", "approve-recovery", "--box", "pve-07", "--uses", "2"];
+    approve.extend(gone);
+    approve.extend(["--out", "ticket.txt"]);
+    dir.ok(approve);
+    let fresh = Dir::new("hub-override-fresh");
+    fresh.write("ticket.txt", &dir.read("ticket.txt"));
+    fresh.write("code.txt", &dir.read("code.txt"));
+    let recover = [
+        "recover",
+        "--ticket-file",
+        "ticket.txt",
+        "--code-file",
+        "code.txt",
+        "--expect-fingerprint",
+        &fp,
+    ];
+    let out = fresh.keyward().args(recover).args(["--out", "k1.bin"]).run();
+    out.assert_exit_code(8).assert_one_line_error();
+    assert!(!fresh.path("k1.bin").exists());
+    fresh.keyward().args(recover).args(hub.args()).args(["--out", "k2.bin"]).run().assert_success();
+    assert_eq!(fresh.read("k2.bin"), CANARY_KEY);
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use keyward_box::BoxError;
 use keyward_box::secrets::SecretFiles;
 use keyward_core::store::RealFs;
-use keyward_core::{DataKey, ExpectedFingerprint, Fingerprint, Store};
+use keyward_core::{DataKey, Fingerprint, Store};
 use serde_json::json;
 
 use crate::callers::{Allowlist, Caller};
@@ -263,8 +263,15 @@ impl Agent {
         let key = opened.key().clone();
         drop(opened);
         // The keybox at the path may have been replaced by another: its key is not served.
-        let first = ExpectedFingerprint::Full(self.fingerprint);
-        keyward_box::fingerprint::gate(&key, &[("the agent's key".into(), first)])?;
+        // keyward's own fingerprint, exactly (not either form: this is no person's typing).
+        if key.fingerprint() != self.fingerprint {
+            return Err(ReopenFailure::from(BoxError::from(
+                keyward_core::Error::FingerprintMismatch {
+                    expected: format!("{} (the agent's key)", self.fingerprint),
+                    found: key.fingerprint().to_string(),
+                },
+            )));
+        }
         let mut holder = self.holder();
         if self.stopping.load(Ordering::SeqCst) || self.wipes() != wipes {
             return Err(ReopenFailure::Wiped);

@@ -173,7 +173,8 @@ pub fn enroll(
         hubs.first_answer(async |hub| hub.enroll(&enrollment.box_name, public, text).await),
     );
     if let Err(e) = enrolled {
-        if made_now {
+        // Only when no hub can have taken it: a name bound to a deleted key needs a takeover.
+        if made_now && matches!(&e, BoxError::Remote(remote) if remote.changed_nothing()) {
             let _ = std::fs::remove_file(&paths.identity);
         }
         return Err(e);

@@ -27,7 +27,7 @@ use keyward_service::statement::Statement;
 use crate::error::{BoxError, BoxResult, invalid};
 use crate::fingerprint::gate;
 use crate::runtime::block_on;
-use crate::secrets::{Person, SecretFiles};
+use crate::secrets::{Person, SecretFiles, ask_recovery_code};
 
 /// A hub ticket's use this was, and how many it allows.
 #[derive(Debug, Clone, Copy)]
@@ -445,6 +445,11 @@ pub fn recover<P: Person + ?Sized>(
             let (text, statement) = read_ticket(files, source.file, source.box_name)?;
             match statement {
                 Statement::Recovery { box_name, hubs, .. } => {
+                    if !source.peers.is_empty() || source.requester_key.is_some() {
+                        return Err(invalid(
+                            "the ticket is a recovery ticket (from the hubs): --peers and --requester-key go with a release ticket",
+                        ));
+                    }
                     let hubs = if source.hubs.is_empty() { hubs } else { source.hubs };
                     if hubs.is_empty() {
                         return Err(invalid(
@@ -456,6 +461,11 @@ pub fn recover<P: Person + ?Sized>(
                     Fetched { list: versions_at(&hubs, &box_name, &text)?, code }
                 }
                 Statement::PeerRelease { box_name, requester, peers, .. } => {
+                    if !source.hubs.is_empty() {
+                        return Err(invalid(
+                            "the ticket is a release ticket (from the peers): --hub goes with a recovery ticket",
+                        ));
+                    }
                     if plan.keep_code {
                         return Err(invalid(
                             "a release ticket gets the key from the peers, with no recovery code to keep it under: write it with --out FILE, not --into-keybox",
@@ -520,7 +530,7 @@ pub fn recover<P: Person + ?Sized>(
                 Some(person) => {
                     tries += 1;
                     person.notice(&format!("{e} (asked again: {tries} of {CODE_TRIES})"));
-                    candidates.code = ask_code(&mut **person)?;
+                    candidates.code = ask_recovery_code(&mut **person)?;
                 }
                 None => return Err(e),
             },
@@ -551,34 +561,19 @@ fn code_of<P: Person + ?Sized>(
 ) -> BoxResult<RecoveryCode> {
     match (file, person) {
         (Some(path), _) => files.code(path),
-        (None, Some(person)) => ask_code(person),
+        (None, Some(person)) => ask_recovery_code(person),
         (None, None) => {
             Err(invalid("no recovery code given and no terminal to ask on: give --code-file F"))
         }
     }
 }
 
-/// A recovery code typed by `person`; one that does not parse (a word not on the list, the
-/// wrong count) is said and asked again, up to three times.
-fn ask_code<P: Person + ?Sized>(person: &mut P) -> BoxResult<RecoveryCode> {
-    let mut tries = 1;
-    loop {
-        let typed = person.typed_secret(&[keyward_core::slot::Channel::RecoveryCode])?;
-        match RecoveryCode::parse(&typed) {
-            Ok(code) => return Ok(code),
-            Err(e) if tries < CODE_TRIES => {
-                tries += 1;
-                person.notice(&format!("the recovery code is not valid: {e}; type it again"));
-            }
-            Err(e) => return Err(CoreError::from(e).into()),
-        }
-    }
-}
-
 /// Every version the hubs hold of `box_name`, for the ticket `text` (one of its uses).
 fn versions_at(hubs: &Hubs, box_name: &str, text: &str) -> BoxResult<Candidates> {
+    // Each fetch uses one of the ticket's uses: a hub is asked again elsewhere only when it
+    // surely never got the ticket.
     let (answer, url): (RecoverResponse, String) = block_on(
-        hubs.first_answer(async |hub| Ok((hub.recover(text).await?, hub.url().to_string()))),
+        hubs.answer_once(async |hub| Ok((hub.recover(text).await?, hub.url().to_string()))),
     )?;
     if answer.box_name != box_name {
         return Err(invalid(format!("the ticket is for {}, not {box_name}", answer.box_name)));

@@ -146,6 +146,28 @@ pub trait Person {
     fn notice(&mut self, text: &str);
 }
 
+/// How often a person is asked for a recovery code that does not parse.
+const CODE_TRIES: usize = 3;
+
+/// A recovery code typed by `person`: one that does not parse (a word not on the list, named
+/// with the list words nearest it; the wrong count) is said and asked again, up to three times.
+/// The last failure goes back without the nearest words: the person saw them, and the error
+/// may be kept where a log keeps it.
+pub fn ask_recovery_code<P: Person + ?Sized>(person: &mut P) -> BoxResult<RecoveryCode> {
+    let mut tries = 1;
+    loop {
+        let typed = person.typed_secret(&[Channel::RecoveryCode])?;
+        match RecoveryCode::parse(&typed) {
+            Ok(code) => return Ok(code),
+            Err(e) if tries < CODE_TRIES => {
+                tries += 1;
+                person.notice(&format!("the recovery code is not valid: {e}; type it again"));
+            }
+            Err(e) => return Err(CoreError::from(e.without_hints()).into()),
+        }
+    }
+}
+
 /// A secret given explicitly (an option's file, stdin), owned.
 #[derive(Debug)]
 pub enum GivenSecret {

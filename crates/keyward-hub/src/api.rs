@@ -89,6 +89,9 @@ pub struct StatusResponse {
     pub box_name: String,
     /// Every version, oldest first.
     pub versions: Vec<EscrowVersion>,
+    /// The box's identity, as the hub knows it now (what a takeover replaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// `POST /v1/approvals`: an operator-signed overwrite approval.

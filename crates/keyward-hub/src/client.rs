@@ -369,19 +369,42 @@ impl Hubs {
         patience: Duration,
         call: impl AsyncFn(&HubClient) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
+        self.ask_in_turn(Some(patience), ClientError::another_may_answer, call).await
+    }
+
+    /// The answer to a request that uses up an operator's statement (an approval, a deletion
+    /// order, a recovery ticket's fetch): the next hub is asked only when the request surely
+    /// never reached one (no connection, or its TLS handshake never finished), so a slow hub
+    /// that carried it out is never asked to carry it out again (and refuse it as used).
+    pub async fn answer_once<T>(
+        &self,
+        call: impl AsyncFn(&HubClient) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let unsent = |e: &ClientError| e.another_may_answer() && e.changed_nothing();
+        self.ask_in_turn(None, unsent, call).await
+    }
+
+    /// Asks each hub in turn — each but the last for `patience` at most, if given — until one
+    /// answers, or fails in a way `next` says another hub may do better.
+    async fn ask_in_turn<T>(
+        &self,
+        patience: Option<Duration>,
+        next: impl Fn(&ClientError) -> bool,
+        call: impl AsyncFn(&HubClient) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
         let mut failures = Vec::new();
         let last = self.clients.len().saturating_sub(1);
         for (i, hub) in self.clients.iter().enumerate() {
-            let outcome = if i < last {
-                match tokio::time::timeout(patience, call(hub)).await {
+            let outcome = match patience.filter(|_| i < last) {
+                Some(patience) => match tokio::time::timeout(patience, call(hub)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(hub.service.no_answer_within(patience)),
-                }
-            } else {
-                call(hub).await
+                },
+                None => call(hub).await,
             };
             match outcome {
-                Err(e) if e.another_may_answer() => failures.push(e),
+                Err(e) if i < last && next(&e) => failures.push(e),
+                Err(e) if !failures.is_empty() && next(&e) => failures.push(e),
                 done => return done,
             }
         }

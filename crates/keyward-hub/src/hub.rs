@@ -18,7 +18,7 @@ use crate::api::{
     ActiveResponse, BLOB_FORMATS, HeaderListResponse, HeaderPushRequest, HeaderPushResponse,
     HeaderRecoverResponse, PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256,
 };
-use crate::store::{Activation, HeaderServed, NonceUse, Pushed, Store};
+use crate::store::{Activation, HeaderServed, NonceUse, Pushed, Store, TakeOver};
 use keyward_core::encoding::from_hex;
 
 /// Largest blob accepted (a blob is a few hundred bytes).
@@ -47,6 +47,13 @@ pub enum Principal {
     Box(String),
     /// One of the hub's operators.
     Operator(PublicKey),
+}
+
+/// The refusal of an enrollment token for a name that is taken.
+fn already_enrolled(box_name: &str) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "a box named {box_name} is already enrolled; a replacement machine takes its name over with an operator's takeover (`keyward operator takeover`)"
+    ))
 }
 
 /// What an enrollment did.
@@ -203,19 +210,22 @@ impl Hub {
         let found = statement::verify(statement_text, &self.operators, now)?.statement;
         match &found {
             Statement::Enrollment { box_name: named, .. } if named == box_name => {
-                // Already this identity's (asked again at another hub, an answer lost): done.
-                if self.store.box_key(box_name).await?.is_some_and(|k| k == key.to_string()) {
-                    return Ok(Enrolled::New);
+                // Enrolled already: this identity asking again (at another hub, its answer
+                // lost) is done; anyone else is a conflict, and the token stays unused.
+                match self.store.box_key(box_name).await? {
+                    Some(known) if known == key.to_string() => return Ok(Enrolled::New),
+                    Some(_) => return Err(already_enrolled(box_name)),
+                    None => {}
                 }
                 self.use_up(&found, now).await?;
                 if !self.store.add_box(box_name, &key.to_string(), now).await? {
-                    return Err(ServiceError::Conflict(format!(
-                        "a box named {box_name} is already enrolled; a replacement machine takes its name over with an operator's takeover (`keyward operator takeover`)"
-                    )));
+                    return Err(already_enrolled(box_name));
                 }
                 Ok(Enrolled::New)
             }
-            Statement::Takeover { box_name: named, identity, .. } if named == box_name => {
+            Statement::Takeover { box_name: named, replaces, identity, id, .. }
+                if named == box_name =>
+            {
                 if *identity != key {
                     return Err(AuthError::WrongStatement {
                         expected: format!("a takeover of {box_name} by identity {key}"),
@@ -223,22 +233,25 @@ impl Hub {
                     }
                     .into());
                 }
-                let Some(old) = self.store.box_key(box_name).await? else {
-                    return Err(ServiceError::NotFound(format!(
+                let moved = self
+                    .store
+                    .take_over(box_name, &replaces.to_string(), &key.to_string(), id, now)
+                    .await?;
+                match moved {
+                    TakeOver::Done | TakeOver::AlreadyThis => {
+                        self.box_keys.insert(box_name, key);
+                        Ok(Enrolled::TakenOver)
+                    }
+                    TakeOver::NoSuchBox => Err(ServiceError::NotFound(format!(
                         "no box named {box_name} is enrolled; enroll it with an enrollment token"
-                    )));
-                };
-                if old == key.to_string() {
-                    return Ok(Enrolled::TakenOver);
+                    ))),
+                    TakeOver::HeldByAnother(now_held) => Err(ServiceError::Refused(format!(
+                        "this takeover replaces identity {replaces}, and {box_name} is bound to {now_held} now (taken over since?); ask the operator for a new one"
+                    ))),
+                    TakeOver::Used => {
+                        Err(ServiceError::Refused("this takeover was already used".into()))
+                    }
                 }
-                self.use_up(&found, now).await?;
-                if !self.store.replace_box_key(box_name, &old, &key.to_string(), now).await? {
-                    return Err(ServiceError::Conflict(format!(
-                        "{box_name}'s identity changed while it was taken over; ask again"
-                    )));
-                }
-                self.box_keys.insert(box_name, key);
-                Ok(Enrolled::TakenOver)
             }
             other => Err(AuthError::WrongStatement {
                 expected: format!("an enrollment token or a takeover for {box_name}"),
@@ -362,6 +375,13 @@ impl Hub {
         // The fingerprint goes into the audit log and the approval check: a fingerprint, nothing
         // else (it is never anything a box could hide text in).
         let is_fingerprint = |text: &str| text.parse::<keyward_core::Fingerprint>().is_ok();
+        // keyward's fingerprint beside the version's own: for a PBS key file's blob only, whose
+        // own is PBS's.
+        if push.key_fingerprint.is_some() && push.blob_format != "pbs-key-file" {
+            return Err(ServiceError::Malformed(
+                "key_fingerprint goes with a pbs-key-file blob only".into(),
+            ));
+        }
         if !is_fingerprint(&push.fingerprint)
             || push.key_fingerprint.as_deref().is_some_and(|fp| !is_fingerprint(fp))
         {
@@ -478,7 +498,8 @@ impl Hub {
     /// The versions of a box's escrow (for the box itself, or an operator).
     pub async fn status(&self, box_name: &str) -> Result<StatusResponse, ServiceError> {
         let versions = self.store.versions(box_name).await?;
-        Ok(StatusResponse { box_name: box_name.to_string(), versions })
+        let identity = self.store.box_key(box_name).await?;
+        Ok(StatusResponse { box_name: box_name.to_string(), versions, identity })
     }
 
     /// The authenticated box's own active escrow (it may read back what it pushed).

@@ -182,6 +182,21 @@ fn memory_nonces() -> Nonces {
     })))
 }
 
+/// What a takeover did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakeOver {
+    /// The name moved to the new identity.
+    Done,
+    /// The name is the new identity's already (asked again): nothing used or written.
+    AlreadyThis,
+    /// No box has the name.
+    NoSuchBox,
+    /// The name is bound to another identity than the one the takeover replaces (this one).
+    HeldByAnother(String),
+    /// The takeover was used already.
+    Used,
+}
+
 /// What recording a request's nonce found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceUse {
@@ -449,29 +464,49 @@ impl Store {
         }
     }
 
-    /// Moves box `name` from key `old` to key `new` (a takeover), audited as `takeover`;
-    /// `false` if the name no longer has key `old`. Its escrow versions and header backups stay.
-    pub async fn replace_box_key(
+    /// Moves box `name` from key `replaces` to key `new` (a takeover with statement id `id`,
+    /// single use), in one transaction with the statement's use and the `takeover` audit record.
+    /// The box's escrow versions and header backups stay.
+    pub async fn take_over(
         &self,
         name: &str,
-        old: &str,
+        replaces: &str,
         new: &str,
+        id: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let detail = format!("identity {old} replaced by {new}");
+    ) -> Result<TakeOver, StoreError> {
+        let detail = format!("identity {replaces} replaced by {new}");
         audited!(self, "box takeover", |conn| {
+            let held: Option<String> = sqlx::query("SELECT public_key FROM boxes WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| r.get(0));
+            match held {
+                None => return Ok(Attempt::Rollback(TakeOver::NoSuchBox)),
+                Some(held) if held == new => return Ok(Attempt::Rollback(TakeOver::AlreadyThis)),
+                Some(held) if held != replaces => {
+                    return Ok(Attempt::Rollback(TakeOver::HeldByAnother(held)));
+                }
+                Some(_) => {}
+            }
+            match record_use(&mut *conn, id, "a takeover", 1, now).await? {
+                Use::Recorded(_) => {}
+                Use::UsedUp => return Ok(Attempt::Rollback(TakeOver::Used)),
+                Use::Lost => return Ok(Attempt::Retry),
+            }
             let update =
                 sqlx::query("UPDATE boxes SET public_key = $1 WHERE name = $2 AND public_key = $3")
                     .bind(new)
                     .bind(name)
-                    .bind(old)
+                    .bind(replaces)
                     .execute(&mut *conn)
                     .await?;
             if update.rows_affected() != 1 {
-                return Ok(Attempt::Rollback(false));
+                return Ok(Attempt::Retry);
             }
             Ok(match append_audit(conn, "takeover", Some(name), &detail, now).await? {
-                true => Attempt::Commit(true),
+                true => Attempt::Commit(TakeOver::Done),
                 false => Attempt::Retry,
             })
         })

@@ -579,12 +579,18 @@ fn header_backups_are_bounded_in_size_and_in_volumes_the_oldest_making_room() {
     });
 }
 
-/// An operator's takeover of `box_name` by `identity`, valid for a minute.
-fn takeover(s: &Setup, box_name: &str, identity: &SigningIdentity) -> String {
+/// An operator's takeover of `box_name` from `replaces` by `identity`, valid for a minute.
+fn takeover(
+    s: &Setup,
+    box_name: &str,
+    replaces: &SigningIdentity,
+    identity: &SigningIdentity,
+) -> String {
     statement::issue(
         &s.operator,
         Statement::Takeover {
             box_name: box_name.into(),
+            replaces: replaces.public(),
             identity: identity.public(),
             id: Statement::fresh_id().expect("rng"),
             expires: NOW + 60,
@@ -593,8 +599,10 @@ fn takeover(s: &Setup, box_name: &str, identity: &SigningIdentity) -> String {
 }
 
 /// Issue 23.1: a replacement machine takes the box's name over with an operator's takeover
-/// that names its identity. The escrow versions and header backups stay; the old identity is
-/// refused from then on; the takeover is audited and works once, for that identity only.
+/// that names the identity it replaces and its own. The escrow versions and header backups
+/// stay; the old identity is refused from then on; the takeover is audited (in the
+/// transaction that uses it) and works once, for that identity only, and only while the name
+/// is still the replaced identity's: an older takeover cannot move it back.
 #[test]
 fn a_takeover_moves_the_name_to_the_identity_it_names_and_keeps_what_the_box_had() {
     runtime().block_on(async {
@@ -606,10 +614,18 @@ fn a_takeover_moves_the_name_to_the_identity_it_names_and_keeps_what_the_box_had
         // The old machine's identity is cached by a request of its own first.
         let before = request::sign(&s.device, "b1", AUDIENCE, post(&body), NOW).expect("sign");
         s.hub.authenticate(&before, post(&body), NOW).await.expect("the old identity, before");
+        assert_eq!(
+            s.hub.status("b1").await.expect("status").identity,
+            Some(s.device.public().to_string()),
+            "the operator sees what a takeover replaces"
+        );
 
         let replacement = SigningIdentity::generate().expect("rng");
-        let text = takeover(&s, "b1", &replacement);
-        // Only the identity it names can use it, and an enrollment token cannot move a name.
+        let lost = SigningIdentity::generate().expect("rng");
+        let text = takeover(&s, "b1", &s.device, &replacement);
+        let older = takeover(&s, "b1", &s.device, &lost);
+        // Only the identity it names can use it, and an enrollment token cannot move a name
+        // (nor is it spent trying).
         let stranger = SigningIdentity::generate().expect("rng");
         let result = s.hub.enroll("b1", stranger.public(), &text, NOW).await;
         assert!(
@@ -627,12 +643,18 @@ fn a_takeover_moves_the_name_to_the_identity_it_names_and_keeps_what_the_box_had
             s.hub.enroll("b1", replacement.public(), &text, NOW).await.expect("idempotent"),
             keyward_hub::hub::Enrolled::TakenOver
         );
+        // A takeover that replaces the old identity is void now that the name moved on.
+        let stale = s.hub.enroll("b1", lost.public(), &older, NOW).await;
+        assert!(matches!(stale, Err(ServiceError::Refused(_))), "{stale:?}");
         let other = SigningIdentity::generate().expect("rng");
-        let result = s.hub.enroll("b1", other.public(), &takeover(&s, "b1", &other), NOW).await;
+        let result = s
+            .hub
+            .enroll("b1", other.public(), &takeover(&s, "b1", &replacement, &other), NOW)
+            .await;
         assert!(result.is_ok(), "a new takeover moves it again: {result:?}");
         let reused = s.hub.enroll("b1", replacement.public(), &text, NOW).await;
         assert!(matches!(reused, Err(ServiceError::Refused(_))), "single use: {reused:?}");
-        let back = takeover(&s, "b1", &replacement);
+        let back = takeover(&s, "b1", &other, &replacement);
         s.hub.enroll("b1", replacement.public(), &back, NOW).await.expect("moved back");
 
         let old = request::sign(&s.device, "b1", AUDIENCE, post(&body), NOW + 1).expect("sign");
@@ -653,10 +675,13 @@ fn a_takeover_moves_the_name_to_the_identity_it_names_and_keeps_what_the_box_had
         assert_eq!(headers[0].uuid, uuid);
 
         // A takeover of a name nobody enrolled enrolls nothing.
-        let result = s.hub.enroll("b9", other.public(), &takeover(&s, "b9", &other), NOW).await;
+        let result =
+            s.hub.enroll("b9", other.public(), &takeover(&s, "b9", &s.device, &other), NOW).await;
         assert!(matches!(result, Err(ServiceError::NotFound(_))), "{result:?}");
 
         let log = s.hub.store().audit_log().await.expect("audit");
+        let tokens = log.iter().filter(|r| r.event == "token-used").count();
+        assert_eq!(tokens, 1, "the setup's token only: one for a taken name is not spent");
         let moves: Vec<_> = log.iter().filter(|r| r.event == "takeover").collect();
         assert_eq!(moves.len(), 3, "each takeover audited");
         assert!(moves[0].detail.contains(&s.device.public().to_string()), "{:?}", moves[0]);

@@ -184,7 +184,9 @@ impl Peer {
             .as_deref()
             .map(|text| self.check_admission(text, &request.owner_name, owner, now));
         let admission = match &token {
-            Some(Ok((token_id, takeover))) => Some(Admission { token_id, takeover: *takeover }),
+            Some(Ok((token_id, replaces))) => {
+                Some(Admission { token_id, replaces: replaces.as_deref() })
+            }
             _ => None,
         };
         let name = &request.owner_name;
@@ -196,9 +198,12 @@ impl Peer {
                 Some(Err(e)) => e,
                 _ => Self::not_admitted(name),
             }),
-            Stored::TokenUsed => {
-                Err(ServiceError::Refused("this enrollment token was already used here".into()))
-            }
+            Stored::TokenUsed => Err(ServiceError::Refused(
+                "this enrollment token (or takeover) was already used here".into(),
+            )),
+            Stored::TakeoverStale => Err(ServiceError::Refused(format!(
+                "the owner name {name} is bound here to another identity than the one the takeover replaces (taken over since?); ask the operator for a new one"
+            ))),
             Stored::SetTaken => {
                 Err(ServiceError::Conflict(format!("share set {} exists here", request.share_set)))
             }
@@ -212,20 +217,20 @@ impl Peer {
 
     /// Verifies an operator's statement that admits `owner_name` for `owner`: an enrollment
     /// token for the name, or a takeover of the name by exactly this identity. Returns its id,
-    /// and whether it is a takeover.
+    /// and for a takeover the identity it replaces.
     fn check_admission(
         &self,
         text: &str,
         owner_name: &str,
         owner: &PublicKey,
         now: i64,
-    ) -> Result<(String, bool), ServiceError> {
+    ) -> Result<(String, Option<String>), ServiceError> {
         match statement::verify(text, &self.operators, now)?.statement {
-            Statement::Enrollment { box_name, id, .. } if box_name == owner_name => Ok((id, false)),
-            Statement::Takeover { box_name, identity, id, .. }
+            Statement::Enrollment { box_name, id, .. } if box_name == owner_name => Ok((id, None)),
+            Statement::Takeover { box_name, replaces, identity, id, .. }
                 if box_name == owner_name && identity == *owner =>
             {
-                Ok((id, true))
+                Ok((id, Some(replaces.to_string())))
             }
             other => Err(AuthError::WrongStatement {
                 expected: format!(

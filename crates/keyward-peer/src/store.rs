@@ -69,8 +69,10 @@ pub enum Stored {
     NameTaken,
     /// The owner name is not admitted here yet and no usable enrollment token came with it.
     NotAdmitted,
-    /// The enrollment token was used already.
+    /// The enrollment token (or takeover) was used already.
     TokenUsed,
+    /// A takeover of a name bound to another identity than the one it replaces.
+    TakeoverStale,
     /// The share set exists with other contents or another owner.
     SetTaken,
     /// The owner is at its quota.
@@ -83,8 +85,9 @@ pub enum Stored {
 pub struct Admission<'a> {
     /// The statement's single-use id.
     pub token_id: &'a str,
-    /// A takeover: the name may be bound to another identity now, and moves to this one.
-    pub takeover: bool,
+    /// A takeover: the identity it replaces (the name moves from it to this one, and from no
+    /// other).
+    pub replaces: Option<&'a str>,
 }
 
 /// A share as kept, with what a release needs.
@@ -139,7 +142,12 @@ impl Store {
             .await?
             .map(|r| r.get(0));
         match (bound, admission) {
-            (Some(bound), Some(admission)) if bound != owner && admission.takeover => {
+            (Some(bound), Some(Admission { replaces: Some(replaces), .. }))
+                if bound != owner && bound != replaces =>
+            {
+                return Ok(Stored::TakeoverStale);
+            }
+            (Some(bound), Some(admission)) if bound != owner && admission.replaces.is_some() => {
                 // The name moves; the sets stored under it stay, still bound to the identity
                 // that sealed them (only tickets release those now), until re-shared.
                 let used = record_use(&mut tx, admission.token_id, "a takeover", 1, now).await?;
@@ -155,7 +163,9 @@ impl Store {
             }
             (Some(bound), _) if bound != owner => return Ok(Stored::NameTaken),
             (Some(_), _) => {}
-            (None, Some(admission)) if admission.takeover => return Ok(Stored::NotAdmitted),
+            (None, Some(admission)) if admission.replaces.is_some() => {
+                return Ok(Stored::NotAdmitted);
+            }
             (None, None) => return Ok(Stored::NotAdmitted),
             (None, Some(admission)) => {
                 let used =
@@ -174,11 +184,12 @@ impl Store {
                 }
             }
         }
-        // Counted by name: a name is bound to one identity, and a takeover keeps its sets.
+        // Counted by the identity that placed them: after a takeover the old identity's sets
+        // (kept until re-shared) do not stop the new one placing its own.
         let held = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(enc) + LENGTH(ct)), 0) FROM shares WHERE owner_name = $1",
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(enc) + LENGTH(ct)), 0) FROM shares WHERE owner = $1",
         )
-        .bind(&share.owner_name)
+        .bind(owner)
         .fetch_one(&mut *tx)
         .await?;
         let (sets, bytes): (i64, i64) = (held.get(0), held.get(1));

@@ -104,14 +104,19 @@ pub enum Statement {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         peers: Vec<PeerRecord>,
     },
-    /// The box name moves to exactly this identity, once (at the hub; once at each peer): a
-    /// replacement machine takes over a dead one's name, its escrow versions, header backups
-    /// and share sets, and the old identity's requests are refused from then on. Naming the
-    /// identity makes it useless to anyone else.
+    /// The box name moves from exactly one identity to exactly another, once (at the hub; once
+    /// at each peer): a replacement machine takes over a dead one's name, its escrow versions,
+    /// header backups and share sets, and the old identity's requests are refused from then on.
+    /// Naming the new identity makes it useless to anyone else; naming the one it replaces
+    /// makes it void once the name has moved anywhere else (an older takeover cannot move it
+    /// back).
     Takeover {
         /// Box name.
         #[serde(rename = "box")]
         box_name: String,
+        /// The identity the name is bound to now, which it replaces (`operator escrow-status`
+        /// shows it).
+        replaces: PublicKey,
         /// The replacement machine's box identity (`ed25519:…`, `keyward escrow identity`).
         identity: PublicKey,
         /// Random id; single use where it is redeemed.

@@ -540,10 +540,11 @@ pub enum OperatorCommand {
     },
     /// Sign a single-use, expiring enrollment token for a box.
     EnrollToken(StatementArgs),
-    /// Sign a takeover: the box name moves to exactly the identity given (a replacement
-    /// machine's, from `keyward escrow identity` on it), once at the hub and once at each
-    /// peer. Its escrow versions, header backups and share sets stay; the old machine's
-    /// requests are refused from then on. Useless to anyone without that identity's key.
+    /// Sign a takeover: the box name moves from the identity it has now to exactly the one
+    /// given (a replacement machine's, from `keyward escrow identity` on it), once at the hub
+    /// and once at each peer. Its escrow versions, header backups and share sets stay; the old
+    /// machine's requests are refused from then on. Useless to anyone without that identity's
+    /// key, and void once the name has moved anywhere else.
     #[command(disable_version_flag = true)]
     Takeover {
         #[command(flatten)]
@@ -552,6 +553,12 @@ pub enum OperatorCommand {
         /// printed it there.
         #[arg(long, value_name = "PUBKEY")]
         identity: String,
+        /// The identity the name has now, which the takeover replaces [default: as the hubs
+        /// say (`operator escrow-status` shows it); give it for a box enrolled at peers only].
+        #[arg(long, value_name = "PUBKEY")]
+        replacing: Option<String>,
+        #[command(flatten)]
+        hub: HubArgs,
     },
     /// Sign an expiring recovery ticket: a fresh machine may fetch every escrow version the hub
     /// holds of the box, a few times (so a mistyped code does not cost the ticket). The ticket

@@ -81,12 +81,15 @@ impl Context {
     }
 }
 
-/// Whether two paths name the same file path (made absolute; the file need not exist).
+/// Whether two paths name the same file: their folders resolved (links, `..`), the file itself
+/// need not exist.
 fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::path::absolute(a), std::path::absolute(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+    let resolved = |path: &std::path::Path| {
+        let absolute = std::path::absolute(path).ok()?;
+        let folder = std::fs::canonicalize(absolute.parent()?).ok()?;
+        Some(folder.join(absolute.file_name()?))
+    };
+    matches!((resolved(a), resolved(b)), (Some(a), Some(b)) if a == b)
 }
 
 fn default_keybox_path() -> CliResult<PathBuf> {

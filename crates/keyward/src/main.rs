@@ -123,10 +123,15 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
             let written = |e: std::io::Error| keyward_core::Error::io("cannot write", folder, e);
             std::fs::create_dir_all(folder).map_err(written)?;
             clap_mangen::generate_to(Cli::command(), folder).map_err(written)?;
-            let pages = std::fs::read_dir(folder).map_err(written)?.count();
+            let pages = std::fs::read_dir(folder)
+                .map_err(written)?
+                .filter(|entry| {
+                    entry.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "1"))
+                })
+                .count();
             let ctx_out = output::Output { json: cli.json };
-            ctx_out.line(format!("Wrote the man pages to {} ({pages} files)", folder.display()))?;
-            ctx_out.json(&serde_json::json!({ "out": folder, "files": pages }))
+            ctx_out.line(format!("Wrote the man pages to {} ({pages} pages)", folder.display()))?;
+            ctx_out.json(&serde_json::json!({ "out": folder, "pages": pages }))
         }
         command => {
             let ctx = Context::new(cli, local_offset)?;

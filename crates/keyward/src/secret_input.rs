@@ -27,20 +27,12 @@ pub fn code_from(
     }
 }
 
-/// A recovery code typed at the prompt; a word not on the list is named (with its nearest
-/// list words) and asked for again, up to three times, before anything else happens.
+/// A recovery code typed at the prompt (keyward_box::secrets::ask_recovery_code: a word not on
+/// the list is named, with its nearest list words, and asked for again, up to three times).
 pub fn prompt_code(about: &str) -> BoxResult<RecoveryCode> {
-    let mut tries = 0;
-    loop {
-        let typed = prompt_hidden(&format!("Recovery code ({about}): "))?;
-        match RecoveryCode::parse(&typed) {
-            Ok(code) => return Ok(code),
-            Err(e) if tries < 2 => {
-                tries += 1;
-                eprintln!("keyward: the recovery code is not valid: {e}; type it again");
-            }
-            Err(e) => return Err(CoreError::from(e).into()),
-        }
+    match Terminal::if_there(about) {
+        Some(mut terminal) => keyward_box::secrets::ask_recovery_code(&mut terminal),
+        None => Err(invalid("no terminal to prompt on; give the secret with a file option")),
     }
 }
 

@@ -293,6 +293,22 @@ fn recover_args(hub: &HubProcess, fp: &str, ticket: &str, code: &str, out: &str)
     args
 }
 
+/// A fresh machine: a folder (and HOME) of its own, with only `dir`'s ticket and code.
+fn fresh_machine(dir: &Dir, name: &str) -> Dir {
+    let fresh = Dir::new(name);
+    fresh.write("ticket.txt", &dir.read("ticket.txt"));
+    fresh.write("code.txt", &dir.read("code.txt"));
+    fresh
+}
+
+/// `recover` with the ticket and the code alone (the ticket names the box and the hubs), the
+/// fingerprint recorded, and `rest`.
+fn ticket_recovery(fp: &str, rest: &[&str]) -> Vec<String> {
+    let start = ["recover", "--ticket-file", "ticket.txt", "--code-file", "code.txt"];
+    let named = ["--expect-fingerprint", fp];
+    start.iter().chain(&named).chain(rest).map(|a| a.to_string()).collect()
+}
+
 fn a_fresh_machine_recovers_the_key_with_a_ticket_and_the_code(backend: Backend) {
     let dir = Dir::new("hub-e2e");
     let hub = HubProcess::start_on(&dir, backend);
@@ -1399,14 +1415,14 @@ fn a_replacement_machine_takes_over_the_box_name(backend: Backend) {
     };
     // A takeover naming another identity is refused before anything is sent.
     let stranger = dir.ok(["operator", "keygen", "--out", "stranger.key"]).stdout();
-    dir.takeover(stranger.trim(), "wrong-takeover.txt");
+    dir.takeover(stranger.trim(), "wrong-takeover.txt", &hub.args());
     fresh.write("wrong-takeover.txt", &dir.read("wrong-takeover.txt"));
     let wrong = enroll(&fresh, "wrong-takeover.txt");
     wrong.assert_exit_code(2).assert_one_line_error();
     assert!(wrong.stderr().contains("names identity"), "{}", wrong.report());
     assert!(!fresh.path("keybox.json.hub.json").exists());
 
-    dir.takeover(&identity, "takeover.txt");
+    dir.takeover(&identity, "takeover.txt", &hub.args());
     fresh.write("takeover.txt", &dir.read("takeover.txt"));
     enroll(&fresh, "takeover.txt").assert_success();
 
@@ -1514,21 +1530,8 @@ fn the_box_the_operator_and_a_fresh_machine_go_to_the_second_hub_when_the_first_
     dir.ok(["operator", "approve-recovery", "--box", "pve-07", "--out", "ticket.txt"]);
 
     // The fresh machine: the ticket, the code and the fingerprint the owner recorded.
-    let fresh = Dir::new("hub-failover-fresh");
-    fresh.write("ticket.txt", &dir.read("ticket.txt"));
-    fresh.write("code.txt", &dir.read("code.txt"));
-    let out = fresh.ok([
-        "recover",
-        "--ticket-file",
-        "ticket.txt",
-        "--code-file",
-        "code.txt",
-        "--expect-fingerprint",
-        &fp,
-        "--out",
-        "k.bin",
-        "--json",
-    ]);
+    let fresh = fresh_machine(&dir, "hub-failover-fresh");
+    let out = fresh.ok(ticket_recovery(&fp, &["--out", "k.bin", "--json"]));
     assert_eq!(fresh.read("k.bin"), CANARY_KEY);
     let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
     assert_eq!(report["version"], 3, "the newest version opens first: {report}");
@@ -1563,20 +1566,8 @@ fn a_hub_killed_under_a_push_load_loses_no_acknowledged_push_and_recovery_goes_o
     assert_eq!(held, acknowledged, "every acknowledged push is there");
 
     dir.ok(["operator", "approve-recovery", "--box", "pve-07", "--out", "ticket.txt"]);
-    let fresh = Dir::new("hub-kill-load-fresh");
-    fresh.write("ticket.txt", &dir.read("ticket.txt"));
-    fresh.write("code.txt", &dir.read("code.txt"));
-    fresh.ok([
-        "recover",
-        "--ticket-file",
-        "ticket.txt",
-        "--code-file",
-        "code.txt",
-        "--expect-fingerprint",
-        &fp,
-        "--into-keybox",
-        "keybox.json",
-    ]);
+    let fresh = fresh_machine(&dir, "hub-kill-load-fresh");
+    fresh.ok(ticket_recovery(&fp, &["--into-keybox", "keybox.json"]));
     fresh.ok(["unlock", "--code-file", "code.txt", "--out", "k.bin"]);
     assert_eq!(fresh.read("k.bin"), CANARY_KEY);
     dir.write("database-url.txt", a.database.as_bytes());
@@ -1613,6 +1604,7 @@ fn mistakes_that_need_no_secret_and_no_network_are_refused_before_either() {
         (vec!["--install"], 7),
         (vec!["--into-keybox", "there.json"], 7),
         (vec!["--box", "pve-08", "--out", "new.bin"], 2),
+        (vec!["--requester-key", "there.json", "--out", "new.bin"], 2),
     ] {
         let out = recover(&extra);
         out.assert_exit_code(code).assert_one_line_error();
@@ -1751,12 +1743,16 @@ fn status_shows_the_whole_box_and_what_cannot_be_reached() {
     assert_eq!(status["agent"]["running"], false, "{status}");
 
     hub.kill();
+    // A note beside the keybox that cannot be read is said; the rest is still shown.
+    dir.write("keybox.json.volumes.json", b"not json");
     let out = dir.ok(["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
     assert!(
         status["escrow"]["error"].as_str().is_some_and(|e| e.contains("cannot be reached")),
         "{status}"
     );
+    assert!(status["volumes"]["error"].is_string(), "{status}");
+    assert_eq!(status["slots"][0]["needs"], "the recovery code", "{status}");
 }
 
 /// Issues 23.2 and 23.3: what the command line gives replaces what a ticket or a profile
@@ -1794,21 +1790,17 @@ fn the_command_line_replaces_the_hubs_a_ticket_or_a_profile_names() {
     approve.extend(gone);
     approve.extend(["--out", "ticket.txt"]);
     dir.ok(approve);
-    let fresh = Dir::new("hub-override-fresh");
-    fresh.write("ticket.txt", &dir.read("ticket.txt"));
-    fresh.write("code.txt", &dir.read("code.txt"));
-    let recover = [
-        "recover",
-        "--ticket-file",
-        "ticket.txt",
-        "--code-file",
-        "code.txt",
-        "--expect-fingerprint",
-        &fp,
-    ];
-    let out = fresh.keyward().args(recover).args(["--out", "k1.bin"]).run();
+    let fresh = fresh_machine(&dir, "hub-override-fresh");
+    let recover = ticket_recovery(&fp, &[]);
+    let out = fresh.keyward().args(&recover).args(["--out", "k1.bin"]).run();
     out.assert_exit_code(8).assert_one_line_error();
     assert!(!fresh.path("k1.bin").exists());
-    fresh.keyward().args(recover).args(hub.args()).args(["--out", "k2.bin"]).run().assert_success();
+    fresh
+        .keyward()
+        .args(&recover)
+        .args(hub.args())
+        .args(["--out", "k2.bin"])
+        .run()
+        .assert_success();
     assert_eq!(fresh.read("k2.bin"), CANARY_KEY);
 }

@@ -547,7 +547,9 @@ fn a_replacement_machine_takes_the_owner_name_over_at_the_peers() {
     };
     dir.ok(fresh(&["init", "--with", "plain", "--import", "fresh.bin"]));
     let identity = dir.ok(fresh(&["escrow", "identity"])).stdout().trim().to_string();
-    dir.takeover(&identity, "takeover.txt");
+    // The peers only: the operator names the identity the takeover replaces.
+    let old = dir.ok(["escrow", "identity"]).stdout().trim().to_string();
+    dir.takeover(&identity, "takeover.txt", &["--replacing".into(), old]);
     let mut enroll = fresh(&[
         "enroll",
         "peers",

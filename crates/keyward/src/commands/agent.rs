@@ -22,7 +22,7 @@ use keyward_core::{DataKey, ExpectedFingerprint};
 use serde_json::json;
 
 use crate::auth::open;
-use crate::cli::{AgentCommand, AgentServeArgs, AgentSocketArgs, AuthArgs, ExecArgs};
+use crate::cli::{AgentCommand, AgentServeArgs, AgentSocketArgs, AuthArgs, ExecArgs, KeyFormat};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::output::{Overwrite, check_new, encode_plain, warn, write_key};
@@ -115,6 +115,25 @@ fn key_from_agent(
     let key = client(ctx, socket)?.get()?;
     if let Some(expected) = expected {
         fingerprint::gate(&key, &[("--expect-fingerprint".into(), expected.clone())])?;
+    }
+    // The default socket is one per runtime folder for the default keybox: an agent there may
+    // serve another default keybox (another XDG_CONFIG_HOME). Its key must be this keybox's.
+    if socket.socket.is_none()
+        && let Ok(keybox) = ctx.store().load()
+        && key.fingerprint() != keybox.header().fingerprint
+    {
+        return Err(keyward_core::Error::FingerprintMismatch {
+            expected: format!(
+                "{} (the keybox {})",
+                keybox.header().fingerprint,
+                ctx.keybox.display()
+            ),
+            found: format!(
+                "{} (the agent at the default socket serves another keybox)",
+                key.fingerprint()
+            ),
+        }
+        .into());
     }
     Ok(key)
 }
@@ -235,10 +254,16 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> CliResult {
     let Some((program, rest)) = args.command.split_first() else {
         return Err(usage("give the command to run after --"));
     };
+    // A PBS key file takes the keybox's record of the key: read before the key is asked for,
+    // so a keybox this user cannot read costs no request the agent audits as served.
+    let record = match args.format {
+        KeyFormat::Pbs => Some(ctx.store().load()?.header().pbs.clone()),
+        _ => None,
+    };
     let key = key_from_agent(ctx, &args.socket, args.expect_fingerprint.as_ref())?;
-    let handed = match encode_plain(key.expose(), args.format) {
-        Some(encoded) => encoded,
-        None => pbs_key_file(ctx, &key)?,
+    let handed = match (encode_plain(key.expose(), args.format), record) {
+        (Some(encoded), _) => encoded,
+        (None, record) => pbs_key_file(ctx, &key, record.flatten().as_ref())?,
     };
     drop(key);
     let (read, write) = key_pipe()?;
@@ -260,10 +285,12 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> CliResult {
 }
 
 /// The agent's key as an unencrypted Proxmox Backup key file, with the creation time the
-/// keybox recorded at import (now, for a key that was not imported from PBS).
-fn pbs_key_file(ctx: &Context, key: &DataKey) -> CliResult<zeroize::Zeroizing<Vec<u8>>> {
-    let keybox = ctx.store().load()?;
-    let record = keybox.header().pbs.as_ref();
+/// keybox recorded at import (`record`; now, for a key that was not imported from PBS).
+fn pbs_key_file(
+    ctx: &Context,
+    key: &DataKey,
+    record: Option<&keyward_core::keybox::PbsRecord>,
+) -> CliResult<zeroize::Zeroizing<Vec<u8>>> {
     keyward_box::escrow::check_exportable(key, record)?;
     let now = keyward_pbs::PbsTime::now(ctx.local_offset);
     let created = crate::pbs::created_time(record, &now);

@@ -3,7 +3,7 @@
 //! overwrite approvals and deletion orders (sent to the hub at once) — and the operator's view
 //! of a box's escrow versions, with the blob hashes an approval names.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use keyward_service::SigningIdentity;
 use keyward_service::addresses::PeerRecord;
@@ -11,7 +11,7 @@ use keyward_service::statement::{self, MAX_TICKET_HUBS, Statement};
 use keyward_service::unix_now;
 use serde_json::json;
 
-use crate::cli::{OperatorCommand, StatementArgs};
+use crate::cli::{HubArgs, OperatorCommand, StatementArgs};
 use crate::context::Context;
 use crate::exit::{CliResult, usage};
 use crate::hub_io::{self, write_identity};
@@ -35,11 +35,21 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         OperatorCommand::EnrollToken(args) => issue(ctx, args, |box_name, id, expires| {
             Statement::Enrollment { box_name, id, expires }
         }),
-        OperatorCommand::Takeover { statement: args, identity } => {
+        OperatorCommand::Takeover { statement: args, identity, replacing, hub } => {
             let identity: keyward_service::PublicKey =
                 identity.parse().map_err(|e| usage(format!("--identity `{identity}`: {e}")))?;
+            let replaces = match replacing {
+                Some(text) => {
+                    text.parse().map_err(|e| usage(format!("--replacing `{text}`: {e}")))?
+                }
+                None => identity_at_hubs(ctx, hub, &args.box_name, args.key.as_deref())?,
+            };
+            if replaces == identity {
+                return Err(usage(format!("{} has identity {identity} already", args.box_name)));
+            }
             issue(ctx, args, |box_name, id, expires| Statement::Takeover {
                 box_name,
+                replaces,
                 identity,
                 id,
                 expires,
@@ -111,7 +121,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
                 expires: unix_now() + SENT_AT_ONCE_TTL_SECS,
             };
             let text = statement::issue(&operator, approval);
-            let active = block_on(hubs.first_answer(async |hub| hub.approve(&text).await))?;
+            let active = block_on(hubs.answer_once(async |hub| hub.approve(&text).await))?;
             ctx.out.line(format!(
                 "Version {} of {box_name} is now the active escrow (older versions stay at the hub until deleted)",
                 active.version
@@ -128,7 +138,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
                 expires: unix_now() + SENT_AT_ONCE_TTL_SECS,
             };
             let text = statement::issue(&operator, order);
-            let erased = block_on(hubs.first_answer(async |hub| hub.delete(&text).await))?;
+            let erased = block_on(hubs.answer_once(async |hub| hub.delete(&text).await))?;
             ctx.out.line(format!(
                 "Version {} of {} is erased from the hub",
                 erased.version, erased.box_name
@@ -169,6 +179,26 @@ fn issue(
         )?;
     }
     Ok(())
+}
+
+/// The identity the hubs know `box_name` by now (what a takeover replaces).
+fn identity_at_hubs(
+    ctx: &Context,
+    hub: &HubArgs,
+    box_name: &str,
+    key: Option<&Path>,
+) -> CliResult<keyward_service::PublicKey> {
+    check_box_name(box_name)?;
+    let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
+    let operator = hub_io::operator_key(ctx, key)?;
+    let answer =
+        block_on(hubs.first_answer(async |hub| hub.operator_status(box_name, &operator).await))?;
+    let text = answer.identity.ok_or_else(|| {
+        usage(format!(
+            "the hubs know no box named {box_name}; for a box enrolled at peers only, give --replacing PUBKEY"
+        ))
+    })?;
+    text.parse().map_err(|e| usage(format!("the hub's identity of {box_name}: {e}")))
 }
 
 /// The peers a release ticket carries: the cards given, else the profile's (none: a ticket

@@ -40,12 +40,26 @@ pub fn run(ctx: &Context) -> CliResult {
         "fingerprint": header.fingerprint.to_string(),
         "pbs_fingerprint": header.pbs.as_ref().map(|r| r.fingerprint.to_string()),
         "slots": slots(ctx, &keybox)?,
-        "escrow": escrow_at_hubs(ctx)?,
-        "volumes": volumes(ctx)?,
-        "peers": peers_slots(ctx, &keybox)?,
-        "agent": agent(ctx)?,
+        "escrow": part(ctx, "Escrow", escrow_at_hubs(ctx))?,
+        "volumes": part(ctx, "LUKS2 volumes", volumes(ctx))?,
+        "peers": part(ctx, "Peers", peers_slots(ctx, &keybox))?,
+        "agent": part(ctx, "Agent", agent(ctx))?,
     });
     ctx.out.json(&report)
+}
+
+/// One part of the overview, or why it cannot be told (a file beside the keybox that cannot
+/// be read, a header that cannot be): said, and the rest still shown. Output that cannot be
+/// written ends the command.
+fn part(ctx: &Context, name: &str, told: CliResult<Value>) -> CliResult<Value> {
+    match told {
+        Err(e @ CliError::Output(_)) => Err(e),
+        Err(e) => {
+            ctx.out.line(format!("{name}: cannot tell ({e})"))?;
+            Ok(json!({ "error": e.to_string() }))
+        }
+        Ok(value) => Ok(value),
+    }
 }
 
 /// Each slot and what opens it.
@@ -147,7 +161,10 @@ fn volume(ctx: &Context, device: &Path, uuid: &str) -> CliResult<Value> {
         Ok(Err(anomaly)) => format!("an anomaly: {anomaly}"),
         Err(e) => format!("cannot be read ({e})"),
     };
-    let hub_copy = hub_copy_of(ctx, &mut opened)?;
+    let hub_copy = match hub_copy_of(ctx, &mut opened) {
+        Ok(copy) => copy,
+        Err(e) => Some(("its hubs".to_string(), Err(e))),
+    };
     ctx.out.line(format!("{at}: {state}"))?;
     if let Some((hubs, copy)) = &hub_copy {
         ctx.out.line(format!("    {}", hub_copy_line(device, hubs, copy)))?;

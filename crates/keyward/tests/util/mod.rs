@@ -161,20 +161,12 @@ impl Dir {
         ]);
     }
 
-    /// An operator's takeover of box `pve-07` by `identity` in `out`, signed by `op.key`.
-    pub fn takeover(&self, identity: &str, out: &str) {
-        self.ok([
-            "operator",
-            "takeover",
-            "--box",
-            "pve-07",
-            "--identity",
-            identity,
-            "--key",
-            "op.key",
-            "--out",
-            out,
-        ]);
+    /// An operator's takeover of box `pve-07` by `identity` in `out`, signed by `op.key`;
+    /// `from` says what it replaces (`--replacing PUBKEY`, or the hub options to ask there).
+    pub fn takeover(&self, identity: &str, out: &str, from: &[String]) {
+        let args = ["operator", "takeover", "--box", "pve-07", "--identity", identity];
+        let args = args.iter().map(|a| a.to_string()).chain(from.iter().cloned());
+        self.ok(args.chain(["--key".into(), "op.key".into(), "--out".into(), out.into()]));
     }
 
     /// Adds a passphrase slot with the canary passphrase (cheap KDF), authorised by code.txt.

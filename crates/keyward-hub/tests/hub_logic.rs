@@ -224,11 +224,16 @@ fn an_enrollment_token_is_single_use_and_for_its_box_only() {
         );
         s.hub.enroll("b2", other.public(), &token, NOW).await.expect("its own box");
         // Asked again by the identity it enrolled (at another hub, its answer lost): the same
-        // answer, nothing used. Anyone else: used.
+        // answer, nothing used. Anyone else: the name is taken.
         s.hub.enroll("b2", other.public(), &token, NOW).await.expect("the same identity again");
         let third = SigningIdentity::generate().expect("rng");
         let again = s.hub.enroll("b2", third.public(), &token, NOW).await;
-        assert!(matches!(again, Err(ServiceError::Refused(_))), "{again:?}");
+        assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
+        // Used once, and the log holds that one use.
+        let log = s.hub.store().audit_log().await.expect("audit");
+        let uses =
+            log.iter().filter(|r| r.event == "token-used" && r.box_name.as_deref() == Some("b2"));
+        assert_eq!(uses.count(), 1);
     });
 }
 

@@ -169,6 +169,12 @@ pub enum Error {
     #[error("slot {0} is the last slot; enroll another slot before removing it")]
     LastSlot(SlotId),
 
+    /// Removing this slot would leave no slot that opens with no network and no device.
+    #[error(
+        "slot {0} is the last recovery-code, passphrase or key-file slot: without it only a device or the network opens the keybox; enroll another first, or remove it with --force"
+    )]
+    LastOfflineFallback(SlotId),
+
     /// A data key (generated or imported) of a length keyward does not keep.
     #[error("a data key must be {min} to {max} bytes long, not {len}")]
     KeyLength {
@@ -355,9 +361,10 @@ impl Error {
             | Error::ConcurrentChange { .. }
             | Error::OutputExists(_)
             | Error::OutputNotReplaceable { .. } => ErrorClass::Conflict,
-            Error::InsecurePermissions { .. } | Error::LastSlot(_) | Error::SlotIdsExhausted => {
-                ErrorClass::Refused
-            }
+            Error::InsecurePermissions { .. }
+            | Error::LastSlot(_)
+            | Error::LastOfflineFallback(_)
+            | Error::SlotIdsExhausted => ErrorClass::Refused,
             Error::KeyLength { .. }
             | Error::PassphraseTooShort { .. }
             | Error::KeyfileSize { .. }

@@ -66,16 +66,30 @@ pub fn remove(
     store: &Store<'_>,
     auth: &Authorization<'_>,
     target: &str,
+    fallback: Fallback,
     secrets: &mut dyn SecretSource,
 ) -> Result<UnlockedKeybox> {
     let mut retiring = None;
     let committed = store.update(|current| {
         let id = current.find_slot(target)?.id;
+        if fallback == Fallback::Keep {
+            current.keeps_an_offline_fallback_without(id)?;
+        }
         let next = auth.open(store, current)?.remove_slot(id)?;
         retiring = Retiring::before(current, id, Dropped::Removed, store.path(), secrets)?;
         Ok(next)
     });
     Retiring::after_commit(retiring, committed, store, secrets)
+}
+
+/// Whether a removal must leave an offline fallback (a recovery-code, passphrase or key-file
+/// slot) when other slots remain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Refuse to remove the last one ([`crate::Error::LastOfflineFallback`]).
+    Keep,
+    /// The owner said so (`--force`).
+    MayGo,
 }
 
 /// Gives slot `target` a new secret; K and the slot's id, label and tokens stay. The old

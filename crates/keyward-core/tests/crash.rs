@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use common::*;
 use keyward_core::keybox::NewKeybox;
-use keyward_core::operations::{self, Authorization};
+use keyward_core::operations::{self, Authorization, Fallback};
 use keyward_core::slot::{NewPlain, NewRecoveryCode, SecretSource, SlotError, Want};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{Error, Keybox, RecoveryCode, Store, Unlocker};
@@ -224,7 +224,10 @@ fn c5_crash_at_every_step_of_remove() {
     let auth = secrets.old_code_auth();
     crash_at_every_step(
         &base_files(&secrets),
-        |store| operations::remove(store, &auth, "kf", &mut Unlocker::Unattended).map(drop),
+        |store| {
+            operations::remove(store, &auth, "kf", Fallback::MayGo, &mut Unlocker::Unattended)
+                .map(drop)
+        },
         |keybox| {
             let k = keybox.expect("remove never loses the keybox");
             assert!(opens(k, &Unlocker::RecoveryCode(&secrets.old_code), "code"));
@@ -318,13 +321,20 @@ fn a_remove_that_is_not_durable_leaves_the_slot_unretired_and_says_so() {
     let auth = secrets.old_code_auth();
     let start = base_files(&secrets);
     let dry = sim_with(&start);
-    operations::remove(&Store::new(&dry, sim_path()), &auth, "kf", &mut Noted(Vec::new()))
-        .expect("the remove succeeds without a crash");
+    operations::remove(
+        &Store::new(&dry, sim_path()),
+        &auth,
+        "kf",
+        Fallback::MayGo,
+        &mut Noted(Vec::new()),
+    )
+    .expect("the remove succeeds without a crash");
     // The last step is the folder's fsync, after the rename.
     let sim = sim_with(&start);
     sim.crash_at(dry.steps() - 1);
     let mut noted = Noted(Vec::new());
-    let result = operations::remove(&Store::new(&sim, sim_path()), &auth, "kf", &mut noted);
+    let result =
+        operations::remove(&Store::new(&sim, sim_path()), &auth, "kf", Fallback::MayGo, &mut noted);
     assert!(matches!(result, Err(Error::NotDurable { .. })), "{result:?}");
     assert!(
         noted.0.iter().any(|n| n.contains("may not survive a power cut")),

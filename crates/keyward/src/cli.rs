@@ -391,6 +391,11 @@ pub struct RemoveArgs {
     /// The slot to remove (id or label).
     pub slot: String,
 
+    /// Remove the last recovery-code, passphrase or key-file slot though other slots remain:
+    /// afterwards only a device (TPM, token) or the network (peers) opens the keybox.
+    #[arg(long)]
+    pub force: bool,
+
     #[command(flatten)]
     pub auth: AuthArgs,
 }

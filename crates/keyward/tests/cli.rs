@@ -432,3 +432,32 @@ fn a_prompt_names_the_keybox_and_why_and_a_wrong_code_is_asked_again() {
     assert!(shown.contains("to authorise the new slot"), "{shown}");
     assert_eq!(dir.read("keybox.json"), before);
 }
+
+/// Issue 24.7: `remove` keeps the last slot that opens with no network and no device (a
+/// recovery code, a passphrase, a key file) while other slots remain, unless `--force`
+/// (clevis#395); `list` and `status` mark it.
+#[test]
+fn the_last_offline_fallback_is_kept_unless_forced_and_marked() {
+    let dir = Dir::new("offline-fallback");
+    dir.init_with_code();
+    dir.ok(["enroll", "plain", "--unlock-code-file", "code.txt"]);
+    let list = dir.ok(["list"]).stdout();
+    assert!(list.contains("[the only offline fallback]"), "{list}");
+    let status = dir.ok(["status"]).stdout();
+    assert!(status.contains("[the only offline fallback]"), "{status}");
+    let before = dir.read("keybox.json");
+    let refused = dir.keyward().args(["remove", "1"]).run();
+    refused.assert_exit_code(9).assert_one_line_error();
+    assert!(refused.stderr().contains("--force"), "{}", refused.report());
+    assert_eq!(dir.read("keybox.json"), before, "nothing changed");
+    // Another fallback first, and the first one may go; or --force.
+    dir.enroll_passphrase();
+    let list: serde_json::Value =
+        serde_json::from_str(&dir.ok(["list", "--json"]).stdout()).expect("json");
+    assert_eq!(list["offline_fallbacks"], serde_json::json!([1, 3]), "{list}");
+    dir.ok(["remove", "1"]);
+    dir.keyward().args(["remove", "3"]).run().assert_exit_code(9);
+    dir.ok(["remove", "3", "--force"]);
+    let list = dir.ok(["list"]).stdout();
+    assert!(list.contains("no slot opens with no network and no device"), "{list}");
+}

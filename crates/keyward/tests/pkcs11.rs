@@ -173,9 +173,10 @@ fn a_token_slot_opens_unattended_and_its_wrapping_key_never_leaves_the_token() {
         "the PIN file is recorded"
     );
 
-    // Only the token slot left: a plain `unlock` opens it with nobody there.
+    // Only the token slot left (the key file was the last offline fallback: --force), and a
+    // plain `unlock` opens it with nobody there.
     hsm.keyward(&dir)
-        .args(["remove", "keyfile-1", "--unlock-slot", "pkcs11-2"])
+        .args(["remove", "keyfile-1", "--unlock-slot", "pkcs11-2", "--force"])
         .run()
         .assert_success();
     let unlocked = hsm.keyward(&dir).args(["unlock", "--out", "-"]).run();

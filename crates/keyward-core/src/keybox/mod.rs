@@ -160,6 +160,25 @@ impl Keybox {
         self.header.slots.iter().zip(self.read.iter().map(|read| read.as_deref()))
     }
 
+    /// The slots that are offline fallbacks ([`Channel::is_offline_fallback`]).
+    pub fn offline_fallbacks(&self) -> Vec<SlotId> {
+        self.read_slots()
+            .filter(|(_, read)| read.is_some_and(|r| r.channel().is_offline_fallback()))
+            .map(|(record, _)| record.id)
+            .collect()
+    }
+
+    /// Refuses to remove slot `id` when it is the last offline fallback and other slots remain
+    /// (the TPM, token or peers left would be the only ways in: clevis#395); `Ok` for any other
+    /// slot, and for the last slot of all (which [`UnlockedKeybox::remove_slot`] refuses).
+    pub fn keeps_an_offline_fallback_without(&self, id: SlotId) -> Result<()> {
+        let fallbacks = self.offline_fallbacks();
+        if fallbacks == [id] && self.header.slots.len() > 1 {
+            return Err(Error::LastOfflineFallback(id));
+        }
+        Ok(())
+    }
+
     /// Slot `id` as its kind read it (`None`: no such slot, or a kind this build does not know).
     pub fn read_slot(&self, id: SlotId) -> Option<&dyn Slot> {
         self.read_slots().find(|(record, _)| record.id == id).and_then(|(_, read)| read)

@@ -46,6 +46,13 @@ impl Channel {
         }
     }
 
+    /// Whether a slot that takes it is an offline fallback: it opens with no network and no
+    /// device (a recovery code, a passphrase, a key file), so a box whose TPM, token or peers
+    /// are gone can still be opened through it.
+    pub fn is_offline_fallback(self) -> bool {
+        matches!(self, Channel::RecoveryCode | Channel::Passphrase | Channel::KeyFile)
+    }
+
     /// Whether a person can type it at a prompt.
     pub fn is_typed(self) -> bool {
         matches!(self, Channel::RecoveryCode | Channel::Passphrase | Channel::Pin)

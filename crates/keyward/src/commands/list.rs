@@ -27,14 +27,21 @@ pub fn run(ctx: &Context) -> CliResult {
         ctx.out.line(format!("pbs created      {}", record.created))?;
     }
     ctx.out.line("slots")?;
+    let fallbacks = keybox.offline_fallbacks();
     for (slot, read) in keybox.read_slots() {
         ctx.out.line(format!(
-            "  {:>3}  {:<13}  {:<20}  {}",
+            "  {:>3}  {:<13}  {:<20}  {}{}",
             slot.id,
             slot.protection.kind,
             slot.label,
-            describe(slot, read)
+            describe(slot, read),
+            fallback_mark(&fallbacks, slot.id)
         ))?;
+    }
+    if fallbacks.is_empty() {
+        ctx.out.line(
+            "  (no slot opens with no network and no device: enroll a recovery code, passphrase or key file)",
+        )?;
     }
     for token in &header.tokens {
         ctx.out.line(format!("  token {} on slot {}", token.token_type, token.slot))?;
@@ -54,10 +61,21 @@ pub fn run(ctx: &Context) -> CliResult {
             "created": r.created,
         })),
         "slots": keybox.read_slots().map(|(slot, read)| slot_json(slot, read)).collect::<Vec<_>>(),
+        "offline_fallbacks": fallbacks.iter().map(|id| id.0).collect::<Vec<_>>(),
         "tokens": header.tokens.iter().map(|t| json!({
             "slot": t.slot.0, "type": t.token_type, "content": t.content,
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// The mark of an offline fallback (a slot that opens with no network and no device) in a
+/// slot's line: the last one is said to be the last (`remove` keeps it unless `--force`).
+pub fn fallback_mark(fallbacks: &[keyward_core::SlotId], id: keyward_core::SlotId) -> &'static str {
+    match (fallbacks.contains(&id), fallbacks.len()) {
+        (true, 1) => "  [the only offline fallback]",
+        (true, _) => "  [offline fallback]",
+        (false, _) => "",
+    }
 }
 
 /// What protects a slot, in words.
@@ -78,6 +96,7 @@ fn slot_json(slot: &SlotRecord, read: Option<&dyn Slot>) -> Value {
         "created": slot.created,
         "protection": describe(slot, read),
         "unattended": read.is_some_and(|r| r.is_unattended()),
+        "offline_fallback": read.is_some_and(|r| r.channel().is_offline_fallback()),
         "protected_by_file_permissions_only": read.is_some_and(|r| r.file_is_the_secret()),
     });
     if let (Some(read), Value::Object(fields)) = (read, &mut view) {

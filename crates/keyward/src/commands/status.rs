@@ -16,6 +16,7 @@ use keyward_luks::journal::Journal;
 use keyward_luks::volume::Volume;
 use serde_json::{Value, json};
 
+use crate::commands::list::fallback_mark;
 use crate::commands::luks::{hub_copy_json, hub_copy_line, hub_copy_of};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
@@ -65,6 +66,7 @@ fn part(ctx: &Context, name: &str, told: CliResult<Value>) -> CliResult<Value> {
 /// Each slot and what opens it.
 fn slots(ctx: &Context, keybox: &Keybox) -> CliResult<Value> {
     ctx.out.line("Slots")?;
+    let fallbacks = keybox.offline_fallbacks();
     let mut rows = Vec::new();
     for (slot, read) in keybox.read_slots() {
         let needs = match read {
@@ -77,11 +79,17 @@ fn slots(ctx: &Context, keybox: &Keybox) -> CliResult<Value> {
             },
         };
         let what = read.map_or_else(|| slot.protection.kind.clone(), |r| r.describe());
-        ctx.out.line(format!("  {:>3}  {:<20}  {what}; needs {needs}", slot.id, slot.label))?;
+        let mark = fallback_mark(&fallbacks, slot.id);
+        ctx.out
+            .line(format!("  {:>3}  {:<20}  {what}; needs {needs}{mark}", slot.id, slot.label))?;
         rows.push(json!({
             "id": slot.id.0, "label": slot.label, "kind": slot.protection.kind,
             "unattended": read.is_some_and(|r| r.is_unattended()), "needs": needs,
+            "offline_fallback": fallbacks.contains(&slot.id),
         }));
+    }
+    if fallbacks.is_empty() {
+        ctx.out.line("  NO offline fallback: no slot opens with no network and no device")?;
     }
     Ok(Value::Array(rows))
 }

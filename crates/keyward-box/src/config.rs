@@ -178,6 +178,61 @@ impl Volumes {
     }
 }
 
+/// What the box pushed to its hubs, beside its keybox: `<keybox>.pushed.json`, the newest
+/// [`Pushed::KEPT`] versions with their blob's SHA-256, so a drill can tell that the hub serves
+/// the very blob the box pushed as that version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pushed {
+    /// Newest last.
+    pub versions: Vec<PushedVersion>,
+}
+
+/// One pushed version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushedVersion {
+    /// The version the hub gave it.
+    pub version: u64,
+    /// SHA-256 of the blob's bytes (hex).
+    pub blob_sha256: String,
+}
+
+impl ConfigFile for Pushed {
+    const FORMAT: &'static str = "keyward-escrow-pushed";
+    const VERSION: u32 = 1;
+    const MISSING: &'static str = "cannot read";
+}
+
+impl Pushed {
+    /// How many versions are kept.
+    pub const KEPT: usize = 16;
+
+    /// What the box beside `keybox` pushed (nothing when there is no file).
+    pub fn beside(keybox: &Path) -> BoxResult<Self> {
+        let path = BoxFiles::beside(keybox).pushed;
+        if !path.exists() {
+            return Ok(Pushed::default());
+        }
+        read(&path)
+    }
+
+    /// Notes that `version` is the blob with SHA-256 `blob_sha256`.
+    pub fn note(keybox: &Path, version: u64, blob_sha256: &str) -> BoxResult {
+        let mut pushed = Self::beside(keybox)?;
+        pushed.versions.retain(|v| v.version != version);
+        pushed.versions.push(PushedVersion { version, blob_sha256: blob_sha256.into() });
+        let extra = pushed.versions.len().saturating_sub(Self::KEPT);
+        pushed.versions.drain(..extra);
+        replace(&BoxFiles::beside(keybox).pushed, &pushed)
+    }
+
+    /// The SHA-256 noted for `version`, if it is noted.
+    pub fn sha256_of(&self, version: u64) -> Option<&str> {
+        self.versions.iter().find(|v| v.version == version).map(|v| v.blob_sha256.as_str())
+    }
+}
+
 /// The files a box keeps beside its keybox `K`: `K.hub.json` (its hub enrollment), the secret
 /// `K.box-key` (its signing identity, which hub enrollments and peers slots share) and
 /// `K.volumes.json` (its LUKS2 volumes).
@@ -189,6 +244,10 @@ pub struct BoxFiles {
     pub identity: PathBuf,
     /// The LUKS2 volumes ([`Volumes`]).
     pub volumes: PathBuf,
+    /// What it pushed ([`Pushed`]).
+    pub pushed: PathBuf,
+    /// What its last drill found ([`crate::drill`]).
+    pub drill: PathBuf,
 }
 
 impl BoxFiles {
@@ -198,6 +257,8 @@ impl BoxFiles {
             enrollment: beside_keybox(keybox, "", ".hub.json"),
             identity: beside_keybox(keybox, "", ".box-key"),
             volumes: beside_keybox(keybox, "", ".volumes.json"),
+            pushed: beside_keybox(keybox, "", ".pushed.json"),
+            drill: beside_keybox(keybox, "", ".drill.json"),
         }
     }
 }

@@ -184,8 +184,10 @@ pub fn enroll(
 }
 
 /// Pushes `blob` with `directive` (to which the fingerprint is added, so the fresh machine
-/// checks it too) as the enrolled box, and checks the hub's answer names this blob's hash.
+/// checks it too) as the enrolled box of the keybox at `keybox`, checks the hub's answer names
+/// this blob's hash, and notes the version beside the keybox ([`crate::config::Pushed`]).
 pub fn push(
+    keybox: &std::path::Path,
     hubs: &Hubs,
     enrollment: &Enrollment,
     identity: &SigningIdentity,
@@ -203,13 +205,19 @@ pub fn push(
     let expected = keyward_hub::api::blob_sha256(&blob.bytes);
     // A push retried at the next hub after the first took it is recognised there (the same
     // blob and directive are the same version), so it never becomes a second version.
-    block_on(hubs.first_answer(async |hub| {
+    let answer = block_on(hubs.first_answer(async |hub| {
         let answer = hub.push(&enrollment.box_name, identity, &request).await?;
         match answer.blob_sha256 == expected {
             true => Ok(answer),
             false => Err(hub.bad_answer("a blob hash other than the blob's")),
         }
-    }))
+    }))?;
+    // Noted for the drill, which checks that the hub serves this very blob as this version. The
+    // push is done whether or not the note can be written.
+    if let Err(e) = crate::config::Pushed::note(keybox, answer.version, &answer.blob_sha256) {
+        crate::unlock::warn_on_stderr(&format!("cannot note the push beside the keybox ({e})"));
+    }
+    Ok(answer)
 }
 
 /// A volume's LUKS2 header backup sealed for the hub (keyward_luks::escrow).

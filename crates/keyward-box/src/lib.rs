@@ -6,6 +6,7 @@
 //! ([`secrets::Person`]).
 
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod escrow;
 pub mod fingerprint;

@@ -208,7 +208,7 @@ fn box_identity(files: &SecretFiles, keybox_path: &Path) -> Result<Zeroizing<Vec
 
 /// A notice with nobody to tell: the process's log (stderr) says it instead, without control
 /// characters a peer's text might carry.
-fn warn_on_stderr(text: &str) {
+pub(crate) fn warn_on_stderr(text: &str) {
     let text: String = text.chars().filter(|c| !c.is_control()).collect();
     eprintln!("keyward: warning: {text}");
 }

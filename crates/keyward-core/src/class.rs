@@ -32,11 +32,13 @@ pub enum ErrorClass {
     Refused = 9,
     /// A server presented another certificate than the pinned one.
     CertificateMismatch = 10,
+    /// A recovery path a drill tried is broken.
+    DrillFound = 11,
 }
 
 impl ErrorClass {
     /// Every class, by exit code.
-    pub const ALL: [ErrorClass; 10] = [
+    pub const ALL: [ErrorClass; 11] = [
         ErrorClass::Internal,
         ErrorClass::Usage,
         ErrorClass::AuthenticationFailed,
@@ -47,6 +49,7 @@ impl ErrorClass {
         ErrorClass::Unavailable,
         ErrorClass::Refused,
         ErrorClass::CertificateMismatch,
+        ErrorClass::DrillFound,
     ];
 
     /// The exit code.
@@ -67,6 +70,7 @@ impl ErrorClass {
             ErrorClass::Unavailable => "unavailable",
             ErrorClass::Refused => "refused by policy",
             ErrorClass::CertificateMismatch => "certificate mismatch",
+            ErrorClass::DrillFound => "a recovery path is broken",
         }
     }
 }

@@ -475,6 +475,47 @@ pub struct Status {
     pub journal: std::result::Result<Journal, Anomaly>,
 }
 
+/// What a drill finds of keyward's keyslot on a volume, changing nothing (no settling).
+#[derive(Debug)]
+pub enum KeyslotCheck {
+    /// keyward's settled keyslot opens with the passphrase derived from the key.
+    Opens(Entry),
+    /// keyward's settled keyslot does not open with it.
+    DoesNotOpen(Entry),
+    /// keyward's token names a keyslot that is gone (killed by hand, or a removal stopped).
+    KeyslotGone(Entry),
+    /// The volume has no keyward keyslot.
+    NotEnrolled,
+    /// A keyward command stopped midway (the next `keyward luks` command settles it), or the
+    /// tokens are an anomaly: said, not proven.
+    Unsettled(String),
+}
+
+/// Whether keyward's keyslot of `volume` opens with the passphrase `key` derives for it, as
+/// `cryptsetup open --test-passphrase` (no activation, nothing written, nothing settled).
+pub fn check_keyslot(volume: &mut Volume, key: &DataKey) -> Result<KeyslotCheck> {
+    let header = volume.header()?;
+    let entry = match Journal::read(&header) {
+        Ok(Journal::Settled(entry)) => entry,
+        Ok(Journal::Empty) => return Ok(KeyslotCheck::NotEnrolled),
+        Ok(Journal::Orphaned(entry)) => return Ok(KeyslotCheck::KeyslotGone(entry)),
+        Ok(_) => {
+            return Ok(KeyslotCheck::Unsettled(
+                "a keyward command stopped midway; the next `keyward luks` command finishes it"
+                    .into(),
+            ));
+        }
+        Err(anomaly) => return Ok(KeyslotCheck::Unsettled(anomaly.to_string())),
+    };
+    let record = &entry.record;
+    let passphrase =
+        KeyslotPassphrase::derive(key, volume.uuid(), &record.enrollment, record.sequence);
+    Ok(match volume.opens(record.keyslot, passphrase.expose())? {
+        true => KeyslotCheck::Opens(entry),
+        false => KeyslotCheck::DoesNotOpen(entry),
+    })
+}
+
 /// Reads the volume's keyslots, tokens and keyward journal.
 pub fn status(volume: &mut Volume) -> Result<Status> {
     let header = volume.header()?;

@@ -55,6 +55,13 @@ pub enum Command {
     Status,
     /// Check the checksum, the header MAC and every slot that opens without a prompt.
     Verify(VerifyArgs),
+    /// Prove, before a disaster, each way this box's key can be recovered: every slot that opens
+    /// unattended, the peers, the escrow at the hubs (and, with the code, that it opens here),
+    /// each LUKS2 volume keyward manages (its keyslot, and the hubs' copy of its header), and
+    /// that an offline fallback exists. The key is opened into locked memory only, never
+    /// written. One line per path: ok, broken (and why), or not proven (and what it needs);
+    /// exit 11 naming every broken path.
+    Drill(DrillArgs),
     /// Open the keybox and write the key to a file (or stdout with `--out -`).
     Unlock(UnlockArgs),
     /// Escrow: make the blob a fresh machine recovers the key from.
@@ -383,6 +390,24 @@ impl EnrollArgs {
         given.extend(peers.into_iter().filter(|(_, is)| *is).map(|(name, _)| name));
         given
     }
+}
+
+/// `keyward drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The recovery code, from F (`-` for stdin): the escrowed blob is opened with it here, and
+    /// the recovery-code slots too.
+    #[arg(long, value_name = "F", conflicts_with = "ask")]
+    pub code_file: Option<PathBuf>,
+
+    /// Ask for the recovery code at the terminal, to confirm you still have it.
+    #[arg(long)]
+    pub ask: bool,
+
+    /// Also write the result for node_exporter's textfile collector (one gauge per path and
+    /// the time it was last proven), replacing FILE atomically (mode 0644: it holds no secret).
+    #[arg(long, value_name = "FILE")]
+    pub textfile: Option<PathBuf>,
 }
 
 /// `keyward remove`.

@@ -20,6 +20,9 @@ pub enum CliError {
     /// A check of keyward's own (the demo's) did not hold.
     #[error("{0}")]
     Failed(String),
+    /// A drill found recovery paths broken (they are named).
+    #[error("broken: {}; see each line above for why and what to do", .0.join("; "))]
+    DrillFound(Vec<String>),
     /// A Proxmox Backup key file (or PBS-form blob) could not be read or opened.
     #[error("{}: {source}", path.display())]
     Pbs {
@@ -154,6 +157,7 @@ impl CliError {
             CliError::Core(e) => e.class(),
             CliError::Usage(_) => ErrorClass::Usage,
             CliError::Failed(_) | CliError::Output(_) => ErrorClass::Internal,
+            CliError::DrillFound(_) => ErrorClass::DrillFound,
             CliError::Pbs { source, .. } => source.class(),
             CliError::Workflow(e) => e.class(),
             CliError::Remote(e) => e.class(),
@@ -399,6 +403,7 @@ mod tests {
             ),
             (CliError::Usage("x".into()), ErrorClass::Usage),
             (CliError::Failed("x".into()), ErrorClass::Internal),
+            (CliError::DrillFound(vec!["slot 2".into()]), ErrorClass::DrillFound),
             (
                 BoxError::CodeOpensNothing { what: "b".into(), ticket_uses_left: Some(2) }.into(),
                 ErrorClass::AuthenticationFailed,

@@ -144,6 +144,7 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Fingerprint(args) => commands::fingerprint::run(&ctx, args),
                 Command::Status => commands::status::run(&ctx),
                 Command::Verify(args) => commands::verify::run(&ctx, args),
+                Command::Drill(args) => commands::drill::run(&ctx, args),
                 Command::Unlock(args) => commands::unlock::run(&ctx, args),
                 Command::Escrow { command } => match command {
                     EscrowCommand::ExportBlob(args) => commands::escrow::export_blob(&ctx, args),

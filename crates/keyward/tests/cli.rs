@@ -461,3 +461,30 @@ fn the_last_offline_fallback_is_kept_unless_forced_and_marked() {
     let list = dir.ok(["list"]).stdout();
     assert!(list.contains("no slot opens with no network and no device"), "{list}");
 }
+
+/// Issue 24.1: the drill's systemd service and daily timer (docs/) pass `systemd-analyze
+/// verify`, with the service running this build of keyward (the shipped one names
+/// /usr/local/bin/keyward); their command line is checked by the test above too.
+#[test]
+fn the_drill_units_pass_systemd_analyze_verify() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let dir = Dir::new("drill-units");
+    for unit in ["keyward-drill.service", "keyward-drill.timer"] {
+        let text = std::fs::read_to_string(docs.join(unit)).expect("the unit");
+        dir.write(
+            unit,
+            text.replace("/usr/local/bin/keyward", env!("CARGO_BIN_EXE_keyward")).as_bytes(),
+        );
+    }
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path("keyward-drill.service"))
+        .arg(dir.path("keyward-drill.timer"))
+        .output()
+        .unwrap_or_else(|e| panic!("systemd-analyze (apt-get install systemd): {e}"));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

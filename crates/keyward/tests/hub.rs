@@ -1804,3 +1804,116 @@ fn the_command_line_replaces_the_hubs_a_ticket_or_a_profile_names() {
         .assert_success();
     assert_eq!(fresh.read("k2.bin"), CANARY_KEY);
 }
+
+/// Issue 24.1: `keyward drill` proves every path with all of them up — a key-file slot, the
+/// recovery code, the escrow at the hub (the blob this box pushed, opening here with the code),
+/// a LUKS2 volume's keyslot and the hub's copy of its header, the offline fallback — then names
+/// each path broken one at a time (the header copy stale, the LUKS keyslot wiped, the key file
+/// removed, the hub down), exit 11; the key is in no file, log or output of a drill.
+#[test]
+fn a_drill_proves_every_path_and_names_each_one_broken() {
+    use keyward_luks::testing::{FAST_ARGS, USER_PASSPHRASE, cryptsetup_ok, new_volume};
+    let dir = Dir::new("hub-drill");
+    let mut hub = HubProcess::start(&dir);
+    escrowed_box(&dir, &hub);
+    dir.ok(["enroll", "keyfile", "--keyfile", "slot.key", "--unlock-code-file", "code.txt"]);
+    let image = new_volume(&dir.path("volume.img"));
+    dir.write("user-passphrase", USER_PASSPHRASE);
+    let mut enroll = vec!["luks", "enroll", "volume.img", "--luks-key-file", "user-passphrase"];
+    enroll.extend(FAST_ARGS);
+    dir.ok(enroll);
+    let drill = |dir: &Dir| {
+        let out = dir.keyward().args(["drill", "--code-file", "code.txt", "--json"]).run();
+        let report: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+        (out, report)
+    };
+    let state_of = |report: &serde_json::Value, id: &str| -> String {
+        let paths = report["paths"].as_array().expect("paths");
+        let path = paths.iter().find(|p| p["id"] == id).unwrap_or_else(|| panic!("{id}: {report}"));
+        path["outcome"]["state"].as_str().expect("state").to_string()
+    };
+    let (out, report) = drill(&dir);
+    out.assert_success();
+    for id in ["slot:1", "slot:2", "escrow", "offline-fallback"] {
+        assert_eq!(state_of(&report, id), "ok", "{id}: {report}");
+    }
+    let uuid = String::from_utf8(cryptsetup_ok(&["luksUUID"], &image, &[], b"")).expect("uuid");
+    let volume = format!("luks:{}", uuid.trim());
+    assert_eq!(state_of(&report, &volume), "ok", "{report}");
+    let text = dir.ok(["drill", "--code-file", "code.txt", "--textfile", "drill.prom"]).stdout();
+    assert!(
+        text.contains("the blob this box pushed") && text.contains("opens here with the code"),
+        "{text}"
+    );
+    let prom = String::from_utf8(dir.read("drill.prom")).expect("text");
+    assert!(prom.contains("keyward_drill_path_ok{path=\"escrow\"} 1"), "{prom}");
+    assert!(
+        prom.contains("keyward_drill_path_last_success_timestamp_seconds{path=\"slot:2\"}"),
+        "{prom}"
+    );
+    let mut outputs = vec![out.output.stdout.clone(), out.output.stderr.clone(), text.into_bytes()];
+
+    let broken_one = |dir: &Dir, id: &str, said: &str, outputs: &mut Vec<Vec<u8>>| {
+        let (out, report) = drill(dir);
+        out.assert_exit_code(11);
+        assert_eq!(state_of(&report, id), "broken", "{id}: {report}");
+        let broken: Vec<&str> = report["paths"]
+            .as_array()
+            .expect("paths")
+            .iter()
+            .filter(|p| p["outcome"]["state"] == "broken")
+            .map(|p| p["id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(broken, [id], "only that one: {report}");
+        assert!(out.stderr().contains(said), "{id}: {}", out.report());
+        outputs.extend([out.output.stdout.clone(), out.output.stderr.clone()]);
+    };
+    // The hub's header copy stale: a keyslot added by hand.
+    let user = dir.path("user-passphrase");
+    let mut add = vec!["luksAddKey", "--batch-mode", "--key-file", user.to_str().expect("path")];
+    add.extend(FAST_ARGS);
+    let more = dir.write("more", b"another passphrase");
+    cryptsetup_ok(&add, &image, &[more.to_str().expect("path")], b"");
+    broken_one(&dir, &volume, "LUKS2 volume", &mut outputs);
+    dir.ok(["luks", "header-backup", "volume.img", "--push", "--unlock-code-file", "code.txt"]);
+    // keyward's keyslot wiped behind its back.
+    let status: serde_json::Value =
+        serde_json::from_str(&dir.ok(["--json", "luks", "status", "volume.img"]).stdout())
+            .expect("json");
+    let keyslot = status["keyward"]["keyslot"].as_u64().expect("keyslot").to_string();
+    cryptsetup_ok(
+        &["luksKillSlot", "--batch-mode", "--key-file", user.to_str().expect("path")],
+        &image,
+        &[&keyslot],
+        b"",
+    );
+    broken_one(&dir, &volume, "LUKS2 volume", &mut outputs);
+    // The volume forgotten (its note removed), the key file gone.
+    std::fs::remove_file(dir.path("keybox.json.volumes.json")).expect("forget the volume");
+    let key_file = dir.read("slot.key");
+    std::fs::remove_file(dir.path("slot.key")).expect("remove the key file");
+    broken_one(&dir, "slot:2", "slot 2", &mut outputs);
+    dir.write("slot.key", &key_file);
+    // The hub down.
+    hub.kill();
+    broken_one(&dir, "escrow", "escrow at the hubs", &mut outputs);
+
+    // K's canary: in no output and no file of the box but the key it was imported from.
+    let hex = keyward_core::encoding::to_hex(CANARY_KEY);
+    for output in &outputs {
+        assert!(!output.windows(CANARY_KEY.len()).any(|w| w == CANARY_KEY), "raw key in an output");
+        assert!(!String::from_utf8_lossy(output).contains(&hex), "hex key in an output");
+    }
+    for entry in std::fs::read_dir(dir.root()).expect("folder") {
+        let path = entry.expect("entry").path();
+        if path.is_file() && path.file_name().is_some_and(|n| n != "canary.key") {
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(
+                !bytes.windows(CANARY_KEY.len()).any(|w| w == CANARY_KEY),
+                "{}",
+                path.display()
+            );
+            assert!(!String::from_utf8_lossy(&bytes).contains(&hex), "{}", path.display());
+        }
+    }
+}

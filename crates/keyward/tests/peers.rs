@@ -652,3 +652,32 @@ fn a_release_ticket_carries_the_peers_and_the_fresh_machine_needs_nothing_else()
     dir.ok(recover(&["--out", "k.bin"]));
     assert_eq!(dir.read("k.bin"), CANARY_KEY);
 }
+
+/// Issue 24.1: the drill proves the peers slot (a threshold releases shares that rebuild the
+/// key, and every peer still holds its share), and names it broken when one peer's share is
+/// gone, naming that peer.
+#[test]
+fn a_drill_proves_the_peers_and_names_a_peer_whose_share_is_gone() {
+    let dir = Dir::new("peers-drill");
+    let peers = five_peers(&dir);
+    // An offline fallback too: the plain slot and the peers are not one.
+    dir.ok(["enroll", "keyfile", "--keyfile", "slot.key"]);
+    let out = dir.keyward().args(["drill"]).run();
+    out.assert_success();
+    assert!(out.stdout().contains("all 5 peers hold the current set"), "{}", out.report());
+    // One peer's share deleted behind the box's back.
+    let url =
+        format!("sqlite://{}?mode=rw", dir.path(&format!("{}/peer.db", peers[2].data)).display());
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.expect("peer database");
+        sqlx::query("DELETE FROM shares").execute(&pool).await.expect("delete");
+        pool.close().await;
+    });
+    let out = dir.keyward().args(["drill"]).run();
+    out.assert_exit_code(11);
+    assert!(out.stdout().contains("4 of 5 peers hold the current set"), "{}", out.report());
+    assert!(out.stdout().contains(&peers[2].url), "names the peer: {}", out.report());
+}

@@ -167,7 +167,7 @@ pub fn push(
             )?)?
         }
     };
-    let answer = escrow::push(&hubs, &enrollment, &identity, &blob, directive)?;
+    let answer = escrow::push(&ctx.keybox, &hubs, &enrollment, &identity, &blob, directive)?;
     let (blob_format, fingerprint) = (blob.form.name(), &blob.fingerprint);
     if answer.state == "active" {
         progress(&format!(

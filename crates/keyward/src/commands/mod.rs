@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod demo;
+pub mod drill;
 pub mod enroll;
 pub mod escrow;
 pub mod fingerprint;

@@ -1,0 +1,427 @@
+//! The drill: proves, before a disaster, each way this box's key can be recovered — its slots
+//! that open unattended, its escrow at the hubs, its peers, its LUKS2 volumes, the offline
+//! fallback — and says of each path: ok, broken (and why), or not proven (and what it needs).
+//! K is opened into locked memory only (as every unlock does), never written, and wiped when
+//! the drill ends. What each path proves:
+//!
+//! - a slot that opens unattended (plain, key file, tpm2, pkcs11 with a PIN file) opens, and its
+//!   key has the keybox's fingerprint (the open checks it); a recovery-code slot does when the
+//!   code is given; a slot that needs a person is not proven;
+//! - a peers slot: a threshold of its peers releases shares that rebuild the key;
+//! - the escrow: the hubs serve an active version whose blob is the one this box pushed as that
+//!   version, claiming this key; with the code, the blob opens to this key here;
+//! - each LUKS2 volume noted beside the keybox: keyward's keyslot opens with the passphrase the
+//!   key derives (no activation, nothing written), and the hubs' copy of its header is current;
+//! - the offline fallback: a recovery-code, passphrase or key-file slot exists.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use keyward_core::slot::Channel;
+use keyward_core::store::RealFs;
+use keyward_core::{DataKey, ExpectedFingerprint, Keybox, RecoveryCode, Store, Unlocker};
+use keyward_hub::client::Hubs;
+use keyward_luks::volume::Volume;
+use keyward_luks::workflow::{KeyslotCheck, check_keyslot};
+use keyward_service::unix_now;
+use serde::Serialize;
+
+use crate::config::{self, BoxFiles, ConfigFile, Enrollment, Pushed, Volumes};
+use crate::error::BoxResult;
+use crate::escrow::{self, HubHeaderCopy};
+use crate::recovery::{Candidate, Candidates, parse_blob};
+use crate::secrets::SecretFiles;
+use crate::unlock;
+
+/// How a path fared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum Outcome {
+    /// Proven: what was shown.
+    Ok(String),
+    /// Does not work: why.
+    Broken(String),
+    /// Not tried: what it needs.
+    NotProven(String),
+}
+
+/// One recovery path and how it fared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathResult {
+    /// A stable id (`slot:2`, `escrow`, `luks:UUID`, `offline-fallback`), for metrics and state.
+    pub id: String,
+    /// What it is, for people (`slot 2 (keyfile, "keyfile-2")`).
+    pub name: String,
+    /// How it fared.
+    pub outcome: Outcome,
+}
+
+/// A drill's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drill {
+    /// When it ran (Unix seconds).
+    pub at: i64,
+    /// Every path, in the order tried.
+    pub paths: Vec<PathResult>,
+}
+
+impl Drill {
+    /// The broken paths.
+    pub fn broken(&self) -> impl Iterator<Item = &PathResult> {
+        self.paths.iter().filter(|p| matches!(p.outcome, Outcome::Broken(_)))
+    }
+}
+
+/// What the last drills proved, beside the keybox: `<keybox>.drill.json`, the last time each
+/// path was proven (for the textfile's `…_last_success` gauges).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillState {
+    /// Path id → Unix seconds of its last success.
+    pub last_success: BTreeMap<String, i64>,
+}
+
+impl ConfigFile for DrillState {
+    const FORMAT: &'static str = "keyward-drill-state";
+    const VERSION: u32 = 1;
+    const MISSING: &'static str = "cannot read";
+}
+
+/// Runs the drill on the keybox at `path`, with the recovery code if one is given.
+pub fn run(path: &Path, files: &SecretFiles, code: Option<&RecoveryCode>) -> BoxResult<Drill> {
+    let keybox = Store::new(&RealFs, path).load()?;
+    let mut paths = Vec::new();
+    let mut key = None;
+    slots(&keybox, path, files, code, &mut key, &mut paths);
+    let fallbacks = keybox.offline_fallbacks();
+    paths.push(PathResult {
+        id: "offline-fallback".into(),
+        name: "offline fallback (a slot that opens with no network and no device)".into(),
+        outcome: match fallbacks.as_slice() {
+            [] => Outcome::Broken("no recovery-code, passphrase or key-file slot".into()),
+            ids => Outcome::Ok(format!(
+                "slot(s) {}",
+                ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )),
+        },
+    });
+    let hub = hub_of(path, files);
+    paths.push(escrow_path(&keybox, path, code, hub.as_ref()));
+    for record in Volumes::beside(path)?.volumes {
+        paths.push(volume_path(&record.device, &record.uuid, key.as_ref(), hub.as_ref()));
+    }
+    Ok(Drill { at: unix_now(), paths })
+}
+
+/// The box's hubs, if it is enrolled at any (or why they cannot be asked).
+type HubOf = Result<(Enrollment, keyward_service::SigningIdentity, Hubs), String>;
+
+fn hub_of(path: &Path, files: &SecretFiles) -> Option<HubOf> {
+    let box_files = BoxFiles::beside(path);
+    if !box_files.enrollment.exists() {
+        return None;
+    }
+    let loaded = (|| {
+        let enrollment: Enrollment = config::read(&box_files.enrollment)?;
+        let identity = files.identity(&box_files.identity)?;
+        let hubs = Hubs::new(&enrollment.hubs)?;
+        Ok::<_, crate::BoxError>((enrollment, identity, hubs))
+    })();
+    Some(loaded.map_err(|e| e.to_string()))
+}
+
+/// Each slot: opened as it opens with nobody there (or with the code), or what it needs.
+fn slots(
+    keybox: &Keybox,
+    path: &Path,
+    files: &SecretFiles,
+    code: Option<&RecoveryCode>,
+    key: &mut Option<DataKey>,
+    paths: &mut Vec<PathResult>,
+) {
+    for (record, read) in keybox.read_slots() {
+        let id = format!("slot:{}", record.id);
+        let name = format!("slot {} ({}, \"{}\")", record.id, record.protection.kind, record.label);
+        let opened = match read {
+            None => Err(Outcome::NotProven("a kind this keyward does not know".into())),
+            Some(read) => match (read.channel(), code) {
+                (Channel::RecoveryCode, Some(code)) => keybox
+                    .unlock(&Unlocker::RecoveryCode(code), Some(record.id), path)
+                    .map_err(|e| Outcome::Broken(e.to_string())),
+                (Channel::Key, _) => {
+                    unlock::open_unattended(keybox, path, files, Some(&record.id.to_string()))
+                        .map_err(|e| Outcome::Broken(e.to_string()))
+                }
+                _ if read.is_unattended() => {
+                    unlock::check_unattended(keybox, record.id, path, files)
+                        .map_err(|e| Outcome::Broken(e.to_string()))
+                }
+                (Channel::RecoveryCode, None) => {
+                    Err(Outcome::NotProven("the recovery code (--code-file F, or --ask)".into()))
+                }
+                (channel, _) => {
+                    Err(Outcome::NotProven(format!("{} typed by a person", channel.describe())))
+                }
+            },
+        };
+        let outcome = match opened {
+            Ok(opened) => {
+                let fp = opened.key().fingerprint();
+                if key.is_none() {
+                    *key = Some(opened.key().clone());
+                }
+                match peers_holding(record, path, files) {
+                    Some(Err(why)) => Outcome::Broken(why),
+                    Some(Ok(held)) => Outcome::Ok(format!("opens; key {}; {held}", fp.short())),
+                    None => Outcome::Ok(format!("opens; key {}", fp.short())),
+                }
+            }
+            Err(outcome) => outcome,
+        };
+        paths.push(PathResult { id, name, outcome });
+    }
+}
+
+/// For a peers slot: whether every one of its peers still holds its share of the current set
+/// (the key came back from a threshold of them; fewer holding is less room for failures).
+fn peers_holding(
+    record: &keyward_core::keybox::SlotRecord,
+    path: &Path,
+    files: &SecretFiles,
+) -> Option<Result<String, String>> {
+    let params = crate::peers::peers_params(record).ok()??;
+    let identity = match crate::identity::read(files, path) {
+        Ok(identity) => std::sync::Arc::new(identity),
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let holdings = match crate::peers::holdings(&params, &identity) {
+        Ok(holdings) => holdings,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let missing: Vec<String> = holdings
+        .iter()
+        .filter(|h| !h.answer.as_ref().is_ok_and(|a| a.current.is_some()))
+        .map(|h| h.url.clone())
+        .collect();
+    let total = holdings.len();
+    Some(match missing.as_slice() {
+        [] => Ok(format!("all {total} peers hold the current set")),
+        gone => Err(format!(
+            "{} of {total} peers hold the current set ({} needed); no share from {}: re-share (`keyward peers reshare`)",
+            total - gone.len(),
+            params.threshold,
+            gone.join(", ")
+        )),
+    })
+}
+
+/// The escrow at the hubs.
+fn escrow_path(
+    keybox: &Keybox,
+    path: &Path,
+    code: Option<&RecoveryCode>,
+    hub: Option<&HubOf>,
+) -> PathResult {
+    let result =
+        |outcome| PathResult { id: "escrow".into(), name: "escrow at the hubs".into(), outcome };
+    let (enrollment, identity, hubs) = match hub {
+        None => {
+            return result(Outcome::NotProven(
+                "enrollment at a hub (`keyward escrow enroll`)".into(),
+            ));
+        }
+        Some(Err(e)) => return result(Outcome::Broken(e.clone())),
+        Some(Ok(hub)) => hub,
+    };
+    let header = keybox.header();
+    let names_this_key = |text: &str| {
+        text.parse::<ExpectedFingerprint>().is_ok_and(|fp| {
+            header.fingerprint.matches(&fp)
+                || header.pbs.as_ref().is_some_and(|p| p.fingerprint.matches(&fp))
+        })
+    };
+    let (escrow, blob) = match escrow::fetch_active(hubs, enrollment, identity) {
+        Ok(active) => active,
+        Err(e) => return result(Outcome::Broken(e.to_string())),
+    };
+    if !names_this_key(&escrow.fingerprint) {
+        return result(Outcome::Broken(format!(
+            "the active version {} claims another key ({})",
+            escrow.version, escrow.fingerprint
+        )));
+    }
+    let noted = match Pushed::beside(path) {
+        Ok(pushed) => pushed.sha256_of(escrow.version).map(str::to_string),
+        Err(_) => None,
+    };
+    let mut detail = format!("version {} active", escrow.version);
+    match noted {
+        Some(noted) if noted != escrow.blob_sha256 => {
+            return result(Outcome::Broken(format!(
+                "the hubs serve version {} as a blob other than the one this box pushed (SHA-256 {}, noted {noted})",
+                escrow.version, escrow.blob_sha256
+            )));
+        }
+        Some(_) => detail.push_str(", the blob this box pushed"),
+        None => detail.push_str(" (its push is not noted on this box)"),
+    }
+    if let Ok(status) = escrow::status(hubs, enrollment, identity) {
+        let pending = status.versions.iter().filter(|v| v.state == "pending").count();
+        if pending > 0 {
+            detail.push_str(&format!("; {pending} version(s) wait for an operator's approval"));
+        }
+    }
+    match code {
+        None => detail.push_str("; the code was not tried (--code-file F or --ask)"),
+        Some(code) => {
+            let origin = format!("version {} at the hubs", escrow.version);
+            let candidate = Candidate {
+                blob: parse_blob(&blob, Path::new(&origin)),
+                origin: origin.into(),
+                expected: vec![(
+                    "the keybox".into(),
+                    ExpectedFingerprint::Full(header.fingerprint),
+                )],
+                directive: None,
+            };
+            let mut candidates = Candidates { list: vec![candidate], uses: None };
+            match candidates.first_that_opens(code) {
+                Ok(_) => detail.push_str("; it opens here with the code, to this key"),
+                Err(
+                    crate::recovery::Refusal::WrongCode(e) | crate::recovery::Refusal::Other(e),
+                ) => {
+                    return result(Outcome::Broken(e.to_string()));
+                }
+            }
+        }
+    }
+    result(Outcome::Ok(detail))
+}
+
+/// One LUKS2 volume: keyward's keyslot, and the hubs' copy of its header.
+fn volume_path(
+    device: &Path,
+    uuid: &str,
+    key: Option<&DataKey>,
+    hub: Option<&HubOf>,
+) -> PathResult {
+    let result = |outcome| PathResult {
+        id: format!("luks:{uuid}"),
+        name: format!("LUKS2 volume {} ({uuid})", device.display()),
+        outcome,
+    };
+    let Some(key) = key else {
+        return result(Outcome::NotProven(
+            "the key: no slot opened unattended (give the code with --code-file F)".into(),
+        ));
+    };
+    let mut volume = match Volume::open(device) {
+        Ok(volume) if volume.uuid().eq_ignore_ascii_case(uuid) => volume,
+        Ok(volume) => {
+            return result(Outcome::Broken(format!("it now holds volume {}", volume.uuid())));
+        }
+        Err(e) => return result(Outcome::Broken(e.to_string())),
+    };
+    let keyslot = match check_keyslot(&mut volume, key) {
+        Ok(KeyslotCheck::Opens(entry)) => entry.record.keyslot,
+        Ok(KeyslotCheck::DoesNotOpen(entry)) => {
+            return result(Outcome::Broken(format!(
+                "keyward's keyslot {} does not open with the key's passphrase",
+                entry.record.keyslot
+            )));
+        }
+        Ok(KeyslotCheck::KeyslotGone(entry)) => {
+            return result(Outcome::Broken(format!(
+                "keyward's keyslot {} is gone (its token is left): `keyward luks enroll` it again",
+                entry.record.keyslot
+            )));
+        }
+        Ok(KeyslotCheck::NotEnrolled) => {
+            return result(Outcome::Broken("it has no keyward keyslot".into()));
+        }
+        Ok(KeyslotCheck::Unsettled(why)) => return result(Outcome::NotProven(why)),
+        Err(e) => return result(Outcome::Broken(e.to_string())),
+    };
+    let mut detail = format!("keyslot {keyslot} opens");
+    match hub {
+        None => {}
+        Some(Err(e)) => return result(Outcome::Broken(format!("the hubs cannot be asked: {e}"))),
+        Some(Ok((enrollment, identity, hubs))) => {
+            let state = match volume.metadata() {
+                Ok(metadata) => keyward_luks::escrow::header_state(&metadata),
+                Err(e) => return result(Outcome::Broken(e.to_string())),
+            };
+            let held = match escrow::header_copies(hubs, enrollment, identity) {
+                Ok(held) => held,
+                Err(e) => return result(Outcome::Broken(e.to_string())),
+            };
+            let push = format!("keyward luks header-backup {} --push", device.display());
+            match HubHeaderCopy::of(&held, uuid, &state) {
+                HubHeaderCopy::Current { .. } => {
+                    detail.push_str("; the hubs' header copy is current")
+                }
+                HubHeaderCopy::Stale { .. } => {
+                    return result(Outcome::Broken(format!(
+                        "the hubs' header copy is stale (the header changed since): {push}"
+                    )));
+                }
+                HubHeaderCopy::Missing => {
+                    return result(Outcome::Broken(format!(
+                        "the hubs hold no copy of its header: {push}"
+                    )));
+                }
+                HubHeaderCopy::Unknown { .. } => {
+                    return result(Outcome::Broken(format!(
+                        "the hubs' header copy has no state to compare: {push}"
+                    )));
+                }
+            }
+        }
+    }
+    result(Outcome::Ok(detail))
+}
+
+/// Notes the paths proven now beside the keybox, and returns what the state says of each.
+pub fn note(keybox: &Path, drill: &Drill) -> BoxResult<DrillState> {
+    let file = BoxFiles::beside(keybox).drill;
+    let mut state: DrillState =
+        if file.exists() { config::read(&file)? } else { DrillState::default() };
+    for path in &drill.paths {
+        if matches!(path.outcome, Outcome::Ok(_)) {
+            state.last_success.insert(path.id.clone(), drill.at);
+        }
+    }
+    // Paths that are gone (a removed slot, a forgotten volume) leave the state.
+    state.last_success.retain(|id, _| drill.paths.iter().any(|p| &p.id == id));
+    config::replace(&file, &state)?;
+    Ok(state)
+}
+
+/// The drill as node_exporter's textfile collector reads it: per path, 1 (ok), 0 (broken) or
+/// -1 (not proven), and when it was last proven.
+pub fn prometheus(drill: &Drill, state: &DrillState) -> String {
+    let label = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = String::from(
+        "# HELP keyward_drill_path_ok Whether the last keyward drill proved the path: 1 ok, 0 broken, -1 not proven.\n# TYPE keyward_drill_path_ok gauge\n",
+    );
+    for path in &drill.paths {
+        let value = match path.outcome {
+            Outcome::Ok(_) => 1,
+            Outcome::Broken(_) => 0,
+            Outcome::NotProven(_) => -1,
+        };
+        out.push_str(&format!("keyward_drill_path_ok{{path=\"{}\"}} {value}\n", label(&path.id)));
+    }
+    out.push_str("# HELP keyward_drill_path_last_success_timestamp_seconds When the path was last proven.\n# TYPE keyward_drill_path_last_success_timestamp_seconds gauge\n");
+    for (id, at) in &state.last_success {
+        out.push_str(&format!(
+            "keyward_drill_path_last_success_timestamp_seconds{{path=\"{}\"}} {at}\n",
+            label(id)
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP keyward_drill_timestamp_seconds When the last drill ran.\n# TYPE keyward_drill_timestamp_seconds gauge\nkeyward_drill_timestamp_seconds {}\n",
+        drill.at
+    ));
+    out
+}

@@ -1,0 +1,77 @@
+//! `keyward drill`: proves each way this box's key can be recovered (keyward_box::drill) and
+//! prints a line per path; notes what was proven beside the keybox and, with `--textfile`,
+//! writes it for node_exporter. Exit 11 names every broken path.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use keyward_box::drill::{self, Outcome};
+use serde_json::json;
+
+use crate::cli::DrillArgs;
+use crate::context::Context;
+use crate::exit::{CliError, CliResult};
+use crate::output::warn;
+use crate::secret_input::{code_from, prompt_code};
+
+/// Runs `drill`.
+pub fn run(ctx: &Context, args: &DrillArgs) -> CliResult {
+    let about = format!(
+        "keybox {}, to confirm you still have it: type your recovery code",
+        ctx.keybox.display()
+    );
+    let code = match (&args.code_file, args.ask) {
+        (Some(path), _) => Some(code_from(&ctx.reader, Some(path), &about)?),
+        (None, true) => Some(prompt_code(&about)?),
+        (None, false) => None,
+    };
+    let result = drill::run(&ctx.keybox, &ctx.reader, code.as_ref())?;
+    drop(code);
+    for path in &result.paths {
+        let line = match &path.outcome {
+            Outcome::Ok(detail) => format!("ok          {}: {detail}", path.name),
+            Outcome::Broken(why) => format!("BROKEN      {}: {why}", path.name),
+            Outcome::NotProven(needs) => format!("not proven  {}: needs {needs}", path.name),
+        };
+        ctx.out.line(line)?;
+    }
+    // What was proven is noted even when something is broken: the textfile's ages need it.
+    let state = drill::note(&ctx.keybox, &result)?;
+    if let Some(file) = &args.textfile {
+        write_textfile(file, &drill::prometheus(&result, &state))?;
+    }
+    ctx.out.json(
+        &json!({ "at": result.at, "paths": result.paths, "last_success": state.last_success }),
+    )?;
+    let broken: Vec<String> = result.broken().map(|p| p.name.clone()).collect();
+    match broken.is_empty() {
+        true => Ok(()),
+        false => Err(CliError::DrillFound(broken)),
+    }
+}
+
+/// Replaces `file` atomically (a new file beside it, synced, renamed over it), mode 0644: the
+/// collector runs as another user, and nothing in it is secret.
+fn write_textfile(file: &Path, text: &str) -> CliResult {
+    let folder = file.parent().filter(|f| !f.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = folder.join(format!(".{name}.keyward-{}", std::process::id()));
+    let io = |e| keyward_core::Error::io("cannot write", file, e);
+    let written = (|| {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temporary)?;
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&temporary, file)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        warn(&format!("the textfile {} is not written", file.display()));
+        return Err(io(e).into());
+    }
+    Ok(())
+}

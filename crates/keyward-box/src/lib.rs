@@ -16,6 +16,7 @@ pub mod profile;
 pub mod recovery;
 pub mod runtime;
 pub mod secrets;
+pub mod sheet;
 pub mod unlock;
 
 pub use error::{BoxError, BoxResult};

@@ -62,6 +62,16 @@ pub enum Command {
     /// written. One line per path: ok, broken (and why), or not proven (and what it needs);
     /// exit 11 naming every broken path.
     Drill(DrillArgs),
+    /// Write the recovery sheet: what you keep on paper — the box's name, the key's
+    /// fingerprints, the hubs and their pins, the LUKS2 volumes' UUIDs, the date, and the
+    /// recovery code in large print with a QR code. It holds the code: a new 0600 file (never
+    /// over an existing one without --force). The code must open the keybox.
+    Sheet(SheetArgs),
+    /// The recovery code on its own.
+    Code {
+        #[command(subcommand)]
+        command: CodeCommand,
+    },
     /// Open the keybox and write the key to a file (or stdout with `--out -`).
     Unlock(UnlockArgs),
     /// Escrow: make the blob a fresh machine recovers the key from.
@@ -390,6 +400,48 @@ impl EnrollArgs {
         given.extend(peers.into_iter().filter(|(_, is)| *is).map(|(name, _)| name));
         given
     }
+}
+
+/// `keyward sheet`.
+#[derive(Debug, Args)]
+pub struct SheetArgs {
+    /// Where to write it (created 0600; `-` for stdout).
+    #[arg(long, value_name = "FILE|-")]
+    pub out: PathBuf,
+
+    /// `html` (one A4 page, for a browser's print) or `text`.
+    #[arg(long, value_enum, default_value = "html")]
+    pub format: SheetFormat,
+
+    /// The recovery code, from F (`-` for stdin); without it, a prompt.
+    #[arg(long, value_name = "F")]
+    pub code_file: Option<PathBuf>,
+
+    /// Replace an existing sheet (atomically).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A sheet's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SheetFormat {
+    /// One HTML page that prints on A4.
+    Html,
+    /// Plain text.
+    Text,
+}
+
+/// `keyward code …`.
+#[derive(Debug, Subcommand)]
+pub enum CodeCommand {
+    /// Check a typed recovery code offline: ten words, each on the list. A word not on the
+    /// list is named by its position, with the list words nearest it; a wrong word that is on
+    /// the list cannot be found offline (only opening the keybox or the blob tells).
+    Check {
+        /// The code, from F (`-` for stdin); without it, a prompt.
+        #[arg(long, value_name = "F")]
+        code_file: Option<PathBuf>,
+    },
 }
 
 /// `keyward drill`.

@@ -24,7 +24,7 @@ use std::io::Write as _;
 use clap::{CommandFactory, Parser};
 use keyward_core::ErrorClass;
 
-use crate::cli::{Cli, Command, EscrowCommand};
+use crate::cli::{Cli, CodeCommand, Command, EscrowCommand};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
 
@@ -145,6 +145,10 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Status => commands::status::run(&ctx),
                 Command::Verify(args) => commands::verify::run(&ctx, args),
                 Command::Drill(args) => commands::drill::run(&ctx, args),
+                Command::Sheet(args) => commands::sheet::run(&ctx, args),
+                Command::Code { command: CodeCommand::Check { code_file } } => {
+                    commands::sheet::check_code(&ctx, code_file.as_deref())
+                }
                 Command::Unlock(args) => commands::unlock::run(&ctx, args),
                 Command::Escrow { command } => match command {
                     EscrowCommand::ExportBlob(args) => commands::escrow::export_blob(&ctx, args),

@@ -488,3 +488,100 @@ fn the_drill_units_pass_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The QR code of a sheet's HTML, as a PBM image: the modules its SVG path draws
+/// (`M{x} {y}h{w}v{w}H{x}V{y}` each), with the quiet zone the renderer leaves, 8 pixels a module.
+fn qr_as_pbm(html: &str) -> String {
+    let width: usize = html
+        .split("viewBox=\"0 0 ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|w| w.parse().ok())
+        .expect("the QR's viewBox");
+    let path = html.split(" d=\"").nth(1).and_then(|d| d.split('"').next()).expect("the QR's path");
+    let mut modules = Vec::new();
+    let mut unit = 0;
+    for square in path.split('M').filter(|s| !s.is_empty()) {
+        let (at, rest) = square.split_once('h').expect("a square");
+        let (x, y) = at.split_once(' ').expect("x y");
+        unit = rest.split('v').next().and_then(|w| w.parse().ok()).expect("its width");
+        modules.push((x.parse::<usize>().expect("x"), y.parse::<usize>().expect("y")));
+    }
+    let size = width / unit;
+    let mut dark = vec![false; size * size];
+    for (x, y) in modules {
+        dark[(y / unit) * size + x / unit] = true;
+    }
+    let pixels = size * 8;
+    let mut pbm = format!("P1\n{pixels} {pixels}\n");
+    for y in 0..pixels {
+        for x in 0..pixels {
+            pbm.push_str(if dark[(y / 8) * size + x / 8] { "1 " } else { "0 " });
+        }
+        pbm.push('\n');
+    }
+    pbm
+}
+
+/// Issue 24.5: the recovery sheet holds the fingerprint, the code with each word's position,
+/// and a QR code that decodes (zbar) back to the code; it is a new 0600 file, never over one
+/// without --force, and only a code that opens the keybox is printed. `code check` names a word
+/// not on the list by its position with the nearest list words.
+#[test]
+fn the_recovery_sheet_carries_the_code_and_its_qr_decodes_to_it() {
+    let dir = Dir::new("sheet");
+    let code = dir.init_with_code();
+    let fingerprint = dir.ok(["fingerprint", "--short"]).stdout().trim().to_string();
+    dir.ok(["sheet", "--out", "sheet.html", "--code-file", "code.txt"]);
+    assert_eq!(dir.mode("sheet.html"), 0o600);
+    let html = String::from_utf8(dir.read("sheet.html")).expect("html");
+    assert!(html.contains(&fingerprint), "the fingerprint is on it");
+    let words: Vec<&str> = code.split_whitespace().collect();
+    for (i, word) in words.iter().enumerate() {
+        assert!(html.contains(&format!("<small>{}</small>{word}</div>", i + 1)), "word {i}");
+    }
+    dir.write("qr.pbm", qr_as_pbm(&html).as_bytes());
+    let decoded = std::process::Command::new("zbarimg")
+        .args(["-q", "--raw"])
+        .arg(dir.path("qr.pbm"))
+        .output()
+        .unwrap_or_else(|e| panic!("zbarimg (apt-get install zbar-tools): {e}"));
+    assert!(decoded.status.success(), "{decoded:?}");
+    assert_eq!(String::from_utf8_lossy(&decoded.stdout).trim(), words.join(" "));
+
+    let again =
+        dir.keyward().args(["sheet", "--out", "sheet.html", "--code-file", "code.txt"]).run();
+    again.assert_exit_code(7).assert_one_line_error();
+    dir.ok([
+        "sheet",
+        "--out",
+        "sheet.html",
+        "--code-file",
+        "code.txt",
+        "--force",
+        "--format",
+        "text",
+    ]);
+    let text = String::from_utf8(dir.read("sheet.html")).expect("text");
+    assert!(text.contains(&format!(" 1. {}", words[0])), "{text}");
+    let other = Dir::new("sheet-other");
+    other.init_with_code();
+    dir.write("other-code.txt", &other.read("code.txt"));
+    let wrong =
+        dir.keyward().args(["sheet", "--out", "wrong.html", "--code-file", "other-code.txt"]).run();
+    wrong.assert_exit_code(3).assert_one_line_error();
+    assert!(!dir.path("wrong.html").exists());
+
+    dir.ok(["code", "check", "--code-file", "code.txt"]);
+    let mut typo = words.clone();
+    let misspelt = format!("{}x", words[3]);
+    typo[3] = &misspelt;
+    dir.write("typo.txt", typo.join(" ").as_bytes());
+    let checked = dir.keyward().args(["code", "check", "--code-file", "typo.txt"]).run();
+    assert_ne!(checked.code(), 0);
+    assert!(
+        checked.stderr().contains("word 4 is not on the word list (did you mean"),
+        "{}",
+        checked.report()
+    );
+}

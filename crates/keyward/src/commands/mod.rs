@@ -17,6 +17,7 @@ pub mod peers;
 pub mod recover;
 pub mod remove;
 pub mod rotate;
+pub mod sheet;
 pub mod status;
 pub mod unlock;
 pub mod verify;

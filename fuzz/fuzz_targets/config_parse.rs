@@ -1,6 +1,6 @@
 //! The configuration files' reader (keyward_box::config) on arbitrary bytes: never a panic, and
 //! what it accepts writes back to bytes it reads again as the same. The operator's config.toml
-//! (keyward_box::profile) on the same bytes: never a panic.
+//! (keyward_box::profile) and a box backup (keyward_box::backup) on the same bytes: never a panic.
 
 #![no_main]
 
@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<HubConfig>(data);
     round_trip::<PeerConfig>(data);
     round_trip::<Volumes>(data);
+    // A box backup's reader: never a panic.
+    let _ = keyward_box::backup::read(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = keyward_box::profile::parse(text, Path::new("fuzz/config.toml"));
     }

@@ -5,6 +5,7 @@
 //! what differs between them is only who answers a slot that asks for a person
 //! ([`secrets::Person`]).
 
+pub mod backup;
 pub mod config;
 pub mod drill;
 pub mod error;

@@ -67,6 +67,32 @@ pub enum Command {
     /// recovery code in large print with a QR code. It holds the code: a new 0600 file (never
     /// over an existing one without --force). The code must open the keybox.
     Sheet(SheetArgs),
+    /// Back up the box itself: the keybox with the files beside it (hub enrollment, identity,
+    /// share journal, notes) in one file (0600); the secret parts are sealed under a key derived
+    /// from the key, so any slot opens it. The --unlock-… options open the keybox.
+    Backup {
+        /// Where to write it (created 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+    /// Restore a box from `keyward backup`: the keybox (at --keybox) and the files beside it,
+    /// written atomically, the keybox last. The --unlock-… options open the backup's keybox.
+    /// Never over a keybox of another key; over the same one only with --force.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Refuse (exit 5, nothing written) unless the key has this fingerprint, full or short.
+        #[arg(long, value_name = "FP")]
+        expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
+        /// Replace a keybox of the same key (and the files beside it).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
     /// The recovery code on its own.
     Code {
         #[command(subcommand)]

@@ -146,6 +146,10 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Verify(args) => commands::verify::run(&ctx, args),
                 Command::Drill(args) => commands::drill::run(&ctx, args),
                 Command::Sheet(args) => commands::sheet::run(&ctx, args),
+                Command::Backup { out, auth } => commands::backup::backup(&ctx, out, auth),
+                Command::Restore { from, expect_fingerprint, force, auth } => {
+                    commands::backup::restore(&ctx, from, expect_fingerprint.as_ref(), *force, auth)
+                }
                 Command::Code { command: CodeCommand::Check { code_file } } => {
                     commands::sheet::check_code(&ctx, code_file.as_deref())
                 }

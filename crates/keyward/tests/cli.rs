@@ -585,3 +585,73 @@ fn the_recovery_sheet_carries_the_code_and_its_qr_decodes_to_it() {
         checked.report()
     );
 }
+
+/// Issue 24.6: `backup` keeps the keybox and the files beside it in one 0600 file, the secret
+/// ones sealed under a key derived from K; `restore` opens it with any slot, checks the
+/// fingerprint given, writes the files and then the keybox, never over another key's keybox and
+/// over the same one only with --force; a changed byte is refused with nothing written.
+#[test]
+fn a_box_backup_restores_the_keybox_and_its_files_and_nothing_else() {
+    let dir = Dir::new("box-backup");
+    dir.init_with_code();
+    let identity = dir.ok(["escrow", "identity"]).stdout();
+    let fp = dir.ok(["fingerprint", "--short"]).stdout().trim().to_string();
+    dir.ok(["backup", "--out", "box.backup", "--unlock-code-file", "code.txt"]);
+    assert_eq!(dir.mode("box.backup"), 0o600);
+    let backup = dir.read("box.backup");
+    assert!(!String::from_utf8_lossy(&backup).contains("ed25519-secret"), "the identity is sealed");
+
+    let fresh = Dir::new("box-backup-fresh");
+    fresh.write("box.backup", &backup);
+    fresh.write("code.txt", &dir.read("code.txt"));
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["restore", "--from", "box.backup", "--unlock-code-file", "code.txt"];
+        args.extend(extra);
+        fresh.keyward().args(args).run()
+    };
+    let mismatch = restore(&["--expect-fingerprint", "00:11:22:33:44:55:66:77"]);
+    mismatch.assert_exit_code(5).assert_one_line_error();
+    assert!(!fresh.path("keybox.json").exists(), "nothing written");
+    restore(&["--expect-fingerprint", &fp]).assert_success();
+    assert_eq!(fresh.read("keybox.json"), dir.read("keybox.json"));
+    assert_eq!(fresh.read("keybox.json.box-key"), dir.read("keybox.json.box-key"));
+    assert_eq!(fresh.mode("keybox.json.box-key"), 0o600);
+    assert_eq!(fresh.ok(["escrow", "identity"]).stdout(), identity, "the same identity");
+    restore(&[]).assert_exit_code(7);
+    restore(&["--force"]).assert_success();
+
+    // Another key's keybox is never replaced.
+    let other = Dir::new("box-backup-other");
+    other.ok(["init", "--with", "recovery-code", "--code-out", "code.txt"]);
+    other.write("box.backup", &backup);
+    other.write("code-of-backup.txt", &dir.read("code.txt"));
+    let before = other.read("keybox.json");
+    let refused = other
+        .keyward()
+        .args([
+            "restore",
+            "--from",
+            "box.backup",
+            "--unlock-code-file",
+            "code-of-backup.txt",
+            "--force",
+        ])
+        .run();
+    refused.assert_exit_code(5).assert_one_line_error();
+    assert_eq!(other.read("keybox.json"), before);
+
+    // A changed byte in the sealed part: refused, nothing written.
+    let text = String::from_utf8(backup).expect("json");
+    let sealed_at = text.find("\"sealed\": \"").expect("sealed") + 20;
+    let mut changed = text.into_bytes();
+    changed[sealed_at] = if changed[sealed_at] == b'A' { b'B' } else { b'A' };
+    let third = Dir::new("box-backup-changed");
+    third.write("box.backup", &changed);
+    third.write("code.txt", &dir.read("code.txt"));
+    let out = third
+        .keyward()
+        .args(["restore", "--from", "box.backup", "--unlock-code-file", "code.txt"])
+        .run();
+    out.assert_exit_code(4).assert_one_line_error();
+    assert!(!third.path("keybox.json").exists());
+}

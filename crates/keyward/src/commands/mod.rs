@@ -2,6 +2,7 @@
 //! and prints; none does crypto of its own.
 
 pub mod agent;
+pub mod backup;
 pub mod demo;
 pub mod drill;
 pub mod enroll;

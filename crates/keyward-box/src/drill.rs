@@ -381,6 +381,43 @@ fn volume_path(
     result(Outcome::Ok(detail))
 }
 
+/// Sends the drill's result to the box's hubs as signed evidence (`POST /v1/drills`): the
+/// first that answers keeps it for the operator's fleet view. `Ok(None)`: the box is enrolled at
+/// no hub.
+pub fn report(
+    path: &Path,
+    files: &SecretFiles,
+    drill: &Drill,
+) -> BoxResult<Option<keyward_hub::api::DrillRecorded>> {
+    let Some(hub) = hub_of(path, files) else { return Ok(None) };
+    let (enrollment, identity, hubs) = hub.map_err(crate::error::invalid)?;
+    let report = keyward_hub::api::DrillReport {
+        version: keyward_hub::api::DRILL_REPORT_VERSION,
+        paths: drill
+            .paths
+            .iter()
+            .map(|p| {
+                let (state, detail) = match &p.outcome {
+                    Outcome::Ok(detail) => ("ok", detail),
+                    Outcome::Broken(why) => ("broken", why),
+                    Outcome::NotProven(needs) => ("not_proven", needs),
+                };
+                keyward_hub::api::DrillPath {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    state: state.into(),
+                    detail: detail.clone(),
+                }
+            })
+            .collect(),
+    };
+    let name = &enrollment.box_name;
+    let recorded = crate::runtime::block_on(
+        hubs.first_answer(async |hub| hub.report_drill(name, &identity, &report).await),
+    )?;
+    Ok(Some(recorded))
+}
+
 /// Notes the paths proven now beside the keybox, and returns what the state says of each.
 pub fn note(keybox: &Path, drill: &Drill) -> BoxResult<DrillState> {
     let file = BoxFiles::beside(keybox).drill;

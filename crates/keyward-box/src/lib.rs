@@ -11,6 +11,7 @@ pub mod drill;
 pub mod error;
 pub mod escrow;
 pub mod fingerprint;
+pub mod fleet;
 pub mod identity;
 pub mod peers;
 pub mod profile;

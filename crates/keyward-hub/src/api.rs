@@ -284,3 +284,75 @@ pub struct HeaderRecoverResponse {
     /// The header backup.
     pub header: HeaderCopy,
 }
+
+/// The version of a drill report this hub reads.
+pub const DRILL_REPORT_VERSION: u32 = 1;
+/// The most paths one drill report may name.
+pub const MAX_DRILL_PATHS: usize = 64;
+
+/// `POST /v1/drills` (signed by the box): what the box's last `keyward drill` found of each of
+/// its recovery paths. Evidence, not a secret: ids, states and the words of the drill's lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillReport {
+    /// [`DRILL_REPORT_VERSION`].
+    pub version: u32,
+    /// Each path, as the drill found it.
+    pub paths: Vec<DrillPath>,
+}
+
+/// One path of a drill report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillPath {
+    /// Its stable id (`slot:2`, `escrow`, `luks:UUID`, `offline-fallback`).
+    pub id: String,
+    /// What it is, for people.
+    pub name: String,
+    /// `ok`, `broken` or `not_proven`.
+    pub state: String,
+    /// What was shown, why it is broken, or what it needs.
+    pub detail: String,
+}
+
+/// The answer to a drill report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillRecorded {
+    /// When the hub recorded it (Unix seconds, the hub's clock).
+    pub at: i64,
+    /// How many paths.
+    pub paths: usize,
+}
+
+/// One path of a box's last drill as the hub holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillPathAt {
+    /// The path.
+    #[serde(flatten)]
+    pub path: DrillPath,
+    /// When its report came (Unix seconds).
+    pub at: i64,
+}
+
+/// One box as `GET /v1/fleet` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetBox {
+    /// The box.
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// Its escrow versions (no blobs).
+    pub versions: Vec<EscrowVersion>,
+    /// Its header backups (no sealed bytes).
+    pub headers: Vec<HeaderSummary>,
+    /// Its last drill, path by path (empty: it never reported one).
+    pub drill: Vec<DrillPathAt>,
+}
+
+/// `GET /v1/fleet` (signed by an operator): every box the hub knows, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetResponse {
+    /// The boxes, by name.
+    pub boxes: Vec<FleetBox>,
+    /// Whether there were more boxes than one answer holds ([`crate::hub::MAX_FLEET_BOXES`]).
+    pub truncated: bool,
+}

@@ -9,9 +9,10 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     ActiveResponse, ApproveRequest, ApproveResponse, BLOB_FORMATS, DeleteRequest, DeleteResponse,
-    EnrollRequest, EscrowCopy, EscrowVersion, HeaderListResponse, HeaderPushRequest,
-    HeaderPushResponse, HeaderRecoverRequest, HeaderRecoverResponse, PushRequest, PushResponse,
-    RecoverRequest, RecoverResponse, StatusResponse, is_blob_sha256,
+    DrillRecorded, DrillReport, EnrollRequest, EscrowCopy, EscrowVersion, FleetResponse,
+    HeaderListResponse, HeaderPushRequest, HeaderPushResponse, HeaderRecoverRequest,
+    HeaderRecoverResponse, PushRequest, PushResponse, RecoverRequest, RecoverResponse,
+    StatusResponse, is_blob_sha256,
 };
 
 /// Largest answer read from a hub: a recovery's answer holds every version the hub keeps of a
@@ -298,6 +299,33 @@ impl HubClient {
             AnswerField::Sha256(&answer.header.sha256),
         ];
         self.checked(check_answer(fields), answer)
+    }
+
+    /// Reports a drill's result, signed by the box.
+    pub async fn report_drill(
+        &self,
+        box_name: &str,
+        identity: &SigningIdentity,
+        report: &DrillReport,
+    ) -> Result<DrillRecorded, ClientError> {
+        let body =
+            serde_json::to_vec(report).map_err(|e| self.service.bad_answer(e.to_string()))?;
+        self.service
+            .send_signed(reqwest::Method::POST, "/v1/drills", body, box_name, identity)
+            .await
+    }
+
+    /// Every box the hub knows, with its escrow, header backups and last drill, signed by an
+    /// operator. Each box name is checked to be one; the fields the operator judges by too.
+    pub async fn fleet(&self, operator: &SigningIdentity) -> Result<FleetResponse, ClientError> {
+        let answer: FleetResponse =
+            self.signed_get("/v1/fleet", &operator.public().to_string(), operator).await?;
+        let fields = answer.boxes.iter().flat_map(|b| {
+            std::iter::once(AnswerField::Box { found: &b.box_name, asked: None })
+                .chain(b.versions.iter().flat_map(version_fields))
+        });
+        let check = check_answer(fields);
+        self.checked(check, answer)
     }
 
     /// Redeems a recovery ticket for every escrow version the hub holds of its box.

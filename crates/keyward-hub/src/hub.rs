@@ -15,8 +15,10 @@ use keyward_service::statement::{self, Statement, StatementKind};
 use keyward_service::{AuthError, PublicKey, ServiceError};
 
 use crate::api::{
-    ActiveResponse, BLOB_FORMATS, HeaderListResponse, HeaderPushRequest, HeaderPushResponse,
-    HeaderRecoverResponse, PushRequest, PushResponse, RecoverResponse, StatusResponse, blob_sha256,
+    ActiveResponse, BLOB_FORMATS, DRILL_REPORT_VERSION, DrillRecorded, DrillReport, FleetBox,
+    FleetResponse, HeaderListResponse, HeaderPushRequest, HeaderPushResponse,
+    HeaderRecoverResponse, MAX_DRILL_PATHS, PushRequest, PushResponse, RecoverResponse,
+    StatusResponse, blob_sha256,
 };
 use crate::store::{Activation, HeaderServed, NonceUse, Pushed, Store, TakeOver};
 use keyward_core::encoding::from_hex;
@@ -34,6 +36,8 @@ pub const MAX_SEALED_HEADER_BASE64: usize = MAX_SEALED_HEADER_BYTES.div_ceil(3) 
 /// one pushed longest ago (a volume formatted again has a new UUID, so a long-lived box would
 /// otherwise run out of room for good).
 pub const MAX_HEADER_VOLUMES: usize = 8;
+/// Most boxes one fleet answer lists (by name; it says when there were more).
+pub const MAX_FLEET_BOXES: usize = 10_000;
 /// Most versions of one box that may wait for approval at once, by default. A compromised box
 /// could otherwise push versions until a recovery's answer (every version, newest first) is too
 /// large for a client to read, or until it must try many expensive blobs; an operator approves
@@ -580,6 +584,65 @@ impl Hub {
         }
         let ticket_use = self.use_up(&statement, now).await?;
         Ok(RecoverResponse { box_name, versions, ticket_use, ticket_uses: statement.uses() })
+    }
+
+    /// Records an authenticated box's drill report (the latest per path, and a bounded history;
+    /// audited). Its text is checked to be what a drill writes: ids of a few safe characters,
+    /// known states, bounded printable words. Nothing in it is a secret.
+    pub async fn record_drill(
+        &self,
+        box_name: &str,
+        report: &DrillReport,
+        now: i64,
+    ) -> Result<DrillRecorded, ServiceError> {
+        if report.version != DRILL_REPORT_VERSION {
+            return Err(ServiceError::Malformed(format!(
+                "drill report version {} (this hub reads {DRILL_REPORT_VERSION})",
+                report.version
+            )));
+        }
+        if report.paths.len() > MAX_DRILL_PATHS {
+            return Err(ServiceError::Refused(format!(
+                "a drill report names at most {MAX_DRILL_PATHS} paths"
+            )));
+        }
+        let id_ok = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b))
+        };
+        let text_ok = |text: &str| text.len() <= 1024 && !text.chars().any(char::is_control);
+        for path in &report.paths {
+            if !id_ok(&path.id)
+                || !text_ok(&path.name)
+                || !text_ok(&path.detail)
+                || !["ok", "broken", "not_proven"].contains(&path.state.as_str())
+            {
+                return Err(ServiceError::Malformed(
+                    "a drill path's id, state or words are not what a drill writes".into(),
+                ));
+            }
+        }
+        self.store.record_drill(box_name, report, now).await?;
+        Ok(DrillRecorded { at: now, paths: report.paths.len() })
+    }
+
+    /// Every box the hub knows (at most [`MAX_FLEET_BOXES`]), each with its escrow versions,
+    /// header backups and last drill: what `keyward operator fleet` judges.
+    pub async fn fleet(&self) -> Result<FleetResponse, ServiceError> {
+        let mut names = self.store.box_names(MAX_FLEET_BOXES + 1).await?;
+        let truncated = names.len() > MAX_FLEET_BOXES;
+        names.truncate(MAX_FLEET_BOXES);
+        let mut boxes = Vec::with_capacity(names.len());
+        for box_name in names {
+            boxes.push(FleetBox {
+                versions: self.store.versions(&box_name).await?,
+                headers: self.store.header_summaries(&box_name).await?,
+                drill: self.store.drill(&box_name).await?,
+                box_name,
+            });
+        }
+        Ok(FleetResponse { boxes, truncated })
     }
 
     /// Writes the refusals a shell counted as one audit record (`refusals`); nothing when

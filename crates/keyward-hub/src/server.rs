@@ -22,7 +22,7 @@ use keyward_service::shell::{
 use keyward_service::{ServiceError, SourcePrefix, unix_now};
 
 use crate::api::{
-    ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, EnrollRequest,
+    ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, DrillReport, EnrollRequest,
     HeaderPushRequest, HeaderRecoverRequest, PushRequest, RecoverRequest,
 };
 use crate::hub::{Enrolled, Hub, Principal};
@@ -54,6 +54,8 @@ pub const ROUTES: &[&str] = &[
     "header-push",
     "header-list",
     "header-recover",
+    "drill",
+    "fleet",
 ];
 /// How often counted refusals are written to the audit log.
 pub const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
@@ -298,6 +300,44 @@ async fn metrics(State(state): Shared) -> String {
     state.shell.metrics()
 }
 
+async fn report_drill(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    method: Method,
+    uri: Uri,
+    map: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state
+        .run("drill", source, async {
+            let box_name = state
+                .a_box(SignedParts { method: &method, uri: &uri, headers: &map, body: &body })
+                .await?;
+            let report: DrillReport = json_body(&body)?;
+            let recorded = state.hub.record_drill(&box_name, &report, unix_now()).await?;
+            tracing::info!(%box_name, paths = recorded.paths, "drill");
+            Ok((StatusCode::CREATED, Json(recorded)).into_response())
+        })
+        .await
+}
+
+async fn fleet(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    method: Method,
+    uri: Uri,
+    map: HeaderMap,
+) -> Response {
+    state
+        .run("fleet", source, async {
+            state
+                .an_operator(SignedParts { method: &method, uri: &uri, headers: &map, body: b"" })
+                .await?;
+            Ok(Json(state.hub.fleet().await?).into_response())
+        })
+        .await
+}
+
 /// The routes.
 fn router(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -310,6 +350,8 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/recoveries", post(recover))
         .route("/v1/headers", post(push_header).get(list_headers))
         .route("/v1/recoveries/headers", post(recover_header))
+        .route("/v1/drills", post(report_drill))
+        .route("/v1/fleet", get(fleet))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)

@@ -20,8 +20,8 @@ use sqlx::{AnyConnection, AnyPool, Row};
 pub use keyward_service::store::StoreError;
 
 use crate::api::{
-    EscrowCopy, EscrowVersion, HeaderCopy, HeaderPushRequest, HeaderSummary, PushRequest,
-    blob_sha256,
+    DrillPath, DrillPathAt, DrillReport, EscrowCopy, EscrowVersion, HeaderCopy, HeaderPushRequest,
+    HeaderSummary, PushRequest, blob_sha256,
 };
 use crate::audit::{AuditRecord, GENESIS, record_hash};
 
@@ -44,6 +44,10 @@ const SCHEMA: Schema = Schema {
         // within schema 1: a table of its own), so an approval may name either. Written with
         // its escrows row.
         "CREATE TABLE IF NOT EXISTS escrow_key_fingerprints (box_name TEXT NOT NULL, version BIGINT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (box_name, version))",
+        // Each box's last drill, path by path, and a bounded history of its reports (also
+        // within schema 1: tables of their own).
+        "CREATE TABLE IF NOT EXISTS drill_paths (box_name TEXT NOT NULL, path_id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (box_name, path_id))",
+        "CREATE TABLE IF NOT EXISTS drill_reports (box_name TEXT NOT NULL, at BIGINT NOT NULL, summary TEXT NOT NULL, PRIMARY KEY (box_name, at))",
         USED_STATEMENTS,
         "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, event TEXT NOT NULL, box_name TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
     ],
@@ -61,6 +65,8 @@ const SCHEMA: Schema = Schema {
 /// Most nonces a SQLite hub keeps in memory (ten minutes of requests at over 30,000 a second);
 /// beyond that requests are refused until old ones expire.
 const MAX_MEMORY_NONCES: usize = 20_000_000;
+/// How many drill reports of a box the history keeps.
+pub const DRILL_HISTORY: usize = 32;
 /// How often a write that lost a race is retried (with a growing random pause).
 const RETRIES: u32 = 60;
 
@@ -590,6 +596,99 @@ impl Store {
                 false => Attempt::Retry,
             })
         })
+    }
+
+    /// Records a box's drill report in place of its last one, with a line of history (the
+    /// newest [`DRILL_HISTORY`] kept), audited as `drill` with the counts and the broken ids.
+    pub async fn record_drill(
+        &self,
+        box_name: &str,
+        report: &DrillReport,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let count = |state: &str| report.paths.iter().filter(|p| p.state == state).count();
+        let broken: Vec<&str> =
+            report.paths.iter().filter(|p| p.state == "broken").map(|p| p.id.as_str()).collect();
+        let summary = format!(
+            "{} ok, {} broken{}, {} not proven",
+            count("ok"),
+            broken.len(),
+            if broken.is_empty() { String::new() } else { format!(" ({})", broken.join(", ")) },
+            count("not_proven")
+        );
+        audited!(self, "drill report", |conn| {
+            sqlx::query("DELETE FROM drill_paths WHERE box_name = $1")
+                .bind(box_name)
+                .execute(&mut *conn)
+                .await?;
+            for path in &report.paths {
+                sqlx::query(
+                    "INSERT INTO drill_paths (box_name, path_id, name, state, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(box_name)
+                .bind(&path.id)
+                .bind(&path.name)
+                .bind(&path.state)
+                .bind(&path.detail)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            let history = sqlx::query(
+                "INSERT INTO drill_reports (box_name, at, summary) VALUES ($1, $2, $3)",
+            )
+            .bind(box_name)
+            .bind(now)
+            .bind(&summary);
+            if !unique(history.execute(&mut *conn).await)? {
+                // A second report within the second: it replaces the first's line.
+                sqlx::query(
+                    "UPDATE drill_reports SET summary = $3 WHERE box_name = $1 AND at = $2",
+                )
+                .bind(box_name)
+                .bind(now)
+                .bind(&summary)
+                .execute(&mut *conn)
+                .await?;
+            }
+            sqlx::query(
+                "DELETE FROM drill_reports WHERE box_name = $1 AND at NOT IN (SELECT at FROM drill_reports WHERE box_name = $1 ORDER BY at DESC LIMIT $2)",
+            )
+            .bind(box_name)
+            .bind(i64::try_from(DRILL_HISTORY).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
+            Ok(match append_audit(conn, "drill", Some(box_name), &summary, now).await? {
+                true => Attempt::Commit(()),
+                false => Attempt::Retry,
+            })
+        })
+    }
+
+    /// A box's last drill, path by path.
+    pub async fn drill(&self, box_name: &str) -> Result<Vec<DrillPathAt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path_id, name, state, detail, at FROM drill_paths WHERE box_name = $1 ORDER BY path_id",
+        )
+        .bind(box_name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DrillPathAt {
+                path: DrillPath { id: r.get(0), name: r.get(1), state: r.get(2), detail: r.get(3) },
+                at: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The names of the boxes enrolled, by name, at most `limit`.
+    pub async fn box_names(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT name FROM boxes ORDER BY name LIMIT $1")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Every version of a box's escrow, oldest first.

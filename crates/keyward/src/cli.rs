@@ -482,6 +482,11 @@ pub struct DrillArgs {
     #[arg(long)]
     pub ask: bool,
 
+    /// Do not send the result to the box's hubs (by default it goes there as box-signed
+    /// evidence, for the operator's fleet view).
+    #[arg(long)]
+    pub no_report: bool,
+
     /// Also write the result for node_exporter's textfile collector (one gauge per path and
     /// the time it was last proven), replacing FILE atomically (mode 0644: it holds no secret).
     #[arg(long, value_name = "FILE")]
@@ -735,6 +740,21 @@ pub enum OperatorCommand {
         /// The operator's secret key file [default: the profile's operator_key].
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+    },
+    /// Every box the hub knows, at a glance: its escrow version and state, approvals waiting,
+    /// header backups and their age, and its last drill path by path. A box whose last drill
+    /// found a path broken is "broken", one whose newest proof is older than --stale-after (or
+    /// that never reported one) "stale"; exit 11 unless every box is healthy.
+    #[command(disable_version_flag = true)]
+    Fleet {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The operator's secret key file [default: the profile's operator_key].
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// How old a box's newest proof may be before it is stale: `12h`, `2d`.
+        #[arg(long, value_name = "DURATION", default_value = "2d")]
+        stale_after: String,
     },
     /// Erase one escrow version of a box on the hub (its blob and directive; the row stays,
     /// marked deleted). Works on any state, the active one included: afterwards the box has no

@@ -1917,3 +1917,64 @@ fn a_drill_proves_every_path_and_names_each_one_broken() {
         }
     }
 }
+
+/// A box named `name` in a folder of its own (canary key, a recovery code and a key-file slot),
+/// enrolled at `hub` with a token the operator in `operator` signs.
+fn another_box(operator: &Dir, hub: &HubProcess, name: &str) -> Dir {
+    let dir = Dir::new(&format!("hub-fleet-{name}"));
+    dir.init_with_code();
+    dir.ok(["enroll", "keyfile", "--keyfile", "slot.key", "--unlock-code-file", "code.txt"]);
+    let token = format!("token-{name}.txt");
+    operator.ok(["operator", "enroll-token", "--box", name, "--key", "op.key", "--out", &token]);
+    dir.write("token.txt", &operator.read(&token));
+    let mut enroll: Vec<String> =
+        ["escrow", "enroll", "--box", name, "--token-file", "token.txt"].map(String::from).to_vec();
+    enroll.extend(hub.args());
+    dir.ok(enroll);
+    dir.ok(["escrow", "push", "--unlock-code-file", "code.txt"]);
+    dir
+}
+
+/// Issues 24.2 and 24.3: each drill goes to the hub as box-signed evidence, and `operator
+/// fleet` shows every box judged: the one whose drill found a path broken first (named), then
+/// the one that never reported a drill (stale), then the healthy one; exit 11 while any is
+/// not healthy, 0 once all are. The hub's audit log tells of each report.
+#[test]
+fn the_fleet_view_shows_a_broken_box_first_then_a_stale_one() {
+    let dir = Dir::new("hub-fleet");
+    let hub = HubProcess::start(&dir);
+    let healthy = another_box(&dir, &hub, "box-a");
+    let broken = another_box(&dir, &hub, "box-b");
+    let _stale = another_box(&dir, &hub, "box-c");
+    healthy.ok(["drill", "--code-file", "code.txt"]);
+    std::fs::remove_file(broken.path("slot.key")).expect("remove the key file");
+    let out = broken.keyward().args(["drill", "--code-file", "code.txt"]).run();
+    out.assert_exit_code(11);
+    assert!(out.stdout().contains("went to the hubs"), "{}", out.report());
+
+    let mut fleet: Vec<String> =
+        vec!["operator".into(), "fleet".into(), "--key".into(), "op.key".into()];
+    fleet.extend(hub.args());
+    let out = dir.keyward().args(&fleet).run();
+    out.assert_exit_code(11);
+    let lines: Vec<String> = out.stdout().lines().map(String::from).collect();
+    assert!(lines[0].starts_with("BROKEN  box-b: broken: slot 2"), "{lines:?}");
+    assert!(lines[1].starts_with("stale   box-c: it never reported a drill"), "{lines:?}");
+    assert!(lines[2].starts_with("ok      box-a: every path proven"), "{lines:?}");
+    let json = dir.keyward().args(&fleet).args(["--json"]).run();
+    let answer: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json");
+    let verdicts: Vec<&str> = answer["boxes"]
+        .as_array()
+        .expect("boxes")
+        .iter()
+        .map(|b| b["verdict"].as_str().expect("v"))
+        .collect();
+    assert_eq!(verdicts, ["broken", "stale", "healthy"], "{answer}");
+
+    // The broken path mended and the stale box drilled: the fleet is healthy.
+    broken.ok(["remove", "2", "--unlock-code-file", "code.txt"]);
+    broken.ok(["drill", "--code-file", "code.txt"]);
+    _stale.ok(["drill", "--code-file", "code.txt"]);
+    dir.keyward().args(&fleet).run().assert_success();
+    hub.audit(&dir).run().assert_success();
+}

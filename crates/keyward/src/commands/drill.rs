@@ -40,6 +40,18 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> CliResult {
     if let Some(file) = &args.textfile {
         write_textfile(file, &drill::prometheus(&result, &state))?;
     }
+    // The evidence goes to the hubs; a hub that cannot take it is said, and the drill's verdict
+    // stands (a hub that is down is the escrow path's broken line already).
+    if !args.no_report {
+        match drill::report(&ctx.keybox, &ctx.reader, &result) {
+            Ok(Some(recorded)) => ctx.out.line(format!(
+                "The result went to the hubs as signed evidence ({} paths)",
+                recorded.paths
+            ))?,
+            Ok(None) => {}
+            Err(e) => warn(&format!("the result did not reach the hubs: {e}")),
+        }
+    }
     ctx.out.json(
         &json!({ "at": result.at, "paths": result.paths, "last_success": state.last_success }),
     )?;

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::cli::{HubArgs, OperatorCommand, StatementArgs};
 use crate::context::Context;
-use crate::exit::{CliResult, usage};
+use crate::exit::{CliError, CliResult, usage};
 use crate::hub_io::{self, write_identity};
 use crate::output::{Overwrite, check_new, write_secret};
 use crate::runtime::block_on;
@@ -128,6 +128,9 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
             ))?;
             ctx.out.json(&json!({ "box": box_name, "version": active.version, "state": "active" }))
         }
+        OperatorCommand::Fleet { hub, key, stale_after } => {
+            fleet(ctx, hub, key.as_deref(), stale_after)
+        }
         OperatorCommand::DeleteEscrow { hub, box_name, version, key } => {
             let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
             let operator = hub_io::operator_key(ctx, key.as_deref())?;
@@ -179,6 +182,64 @@ fn issue(
         )?;
     }
     Ok(())
+}
+
+/// Runs `operator fleet`.
+fn fleet(ctx: &Context, hub: &HubArgs, key: Option<&Path>, stale_after: &str) -> CliResult {
+    use keyward_box::fleet::{self, Verdict, age_text};
+    let stale_after = hub_io::parse_ttl(stale_after)?;
+    let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
+    let operator = hub_io::operator_key(ctx, key)?;
+    let now = unix_now();
+    let found = fleet::query(&hubs, &operator, now, stale_after)?;
+    for judged in &found.boxes {
+        let facts = &judged.facts;
+        let active = facts.versions.iter().rev().find(|v| v.state == "active");
+        let pending = facts.versions.iter().filter(|v| v.state == "pending").count();
+        let escrow = match active {
+            Some(v) => format!("escrow v{} active", v.version),
+            None => "no active escrow".to_string(),
+        };
+        let headers = match facts.headers.iter().map(|h| h.pushed_at).min() {
+            Some(oldest) => format!(
+                "{} header backup(s), the oldest {} old",
+                facts.headers.len(),
+                age_text(now.saturating_sub(oldest))
+            ),
+            None => "no header backup".to_string(),
+        };
+        let label = match judged.verdict {
+            Verdict::Broken => "BROKEN",
+            Verdict::Stale => "stale",
+            Verdict::Healthy => "ok",
+        };
+        ctx.out.line(format!(
+            "{label:<7} {}: {}; {escrow}{}; {headers}",
+            facts.box_name,
+            judged.why,
+            if pending > 0 { format!(", {pending} waiting for approval") } else { String::new() }
+        ))?;
+    }
+    if found.truncated {
+        ctx.out.line("(the hub has more boxes than one answer lists)")?;
+    }
+    ctx.out.json(&serde_json::to_value(&found).map_err(|e| CliError::Failed(e.to_string()))?)?;
+    if found.healthy() {
+        return Ok(());
+    }
+    let unhealthy: Vec<String> = found
+        .boxes
+        .iter()
+        .filter(|b| b.verdict != Verdict::Healthy)
+        .map(|b| {
+            format!(
+                "{} ({})",
+                b.facts.box_name,
+                if b.verdict == Verdict::Broken { "broken" } else { "stale" }
+            )
+        })
+        .collect();
+    Err(CliError::DrillFound(unhealthy))
 }
 
 /// The identity the hubs know `box_name` by now (what a takeover replaces).

@@ -356,3 +356,23 @@ pub struct FleetResponse {
     /// Whether there were more boxes than one answer holds ([`crate::hub::MAX_FLEET_BOXES`]).
     pub truncated: bool,
 }
+
+/// `GET /v1/audit?since=T&box=B` (signed by an operator): the audit log's records since `since`
+/// (Unix seconds), of one box if named, the newest [`crate::hub::MAX_AUDIT_RECORDS`], oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditResponse {
+    /// The records.
+    pub records: Vec<crate::audit::AuditRecord>,
+}
+
+/// The query of `GET /v1/audit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Unix seconds: records from then on.
+    #[serde(default)]
+    pub since: i64,
+    /// One box's records only.
+    #[serde(default, rename = "box")]
+    pub box_name: Option<String>,
+}

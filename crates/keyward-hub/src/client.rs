@@ -8,9 +8,9 @@ use keyward_service::{PublicKey, SigningIdentity};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    ActiveResponse, ApproveRequest, ApproveResponse, BLOB_FORMATS, DeleteRequest, DeleteResponse,
-    DrillRecorded, DrillReport, EnrollRequest, EscrowCopy, EscrowVersion, FleetResponse,
-    HeaderListResponse, HeaderPushRequest, HeaderPushResponse, HeaderRecoverRequest,
+    ActiveResponse, ApproveRequest, ApproveResponse, AuditResponse, BLOB_FORMATS, DeleteRequest,
+    DeleteResponse, DrillRecorded, DrillReport, EnrollRequest, EscrowCopy, EscrowVersion,
+    FleetResponse, HeaderListResponse, HeaderPushRequest, HeaderPushResponse, HeaderRecoverRequest,
     HeaderRecoverResponse, PushRequest, PushResponse, RecoverRequest, RecoverResponse,
     StatusResponse, is_blob_sha256,
 };
@@ -326,6 +326,26 @@ impl HubClient {
         });
         let check = check_answer(fields);
         self.checked(check, answer)
+    }
+
+    /// The audit log since `since` (Unix seconds), of one box if named, signed by an operator.
+    pub async fn audit(
+        &self,
+        operator: &SigningIdentity,
+        box_name: Option<&str>,
+        since: i64,
+    ) -> Result<AuditResponse, ClientError> {
+        // The name goes into the query: nothing else may.
+        if let Some(name) = box_name
+            && !keyward_service::names::valid_box_name(name)
+        {
+            return Err(ClientError::NotABoxName { name: name.into() });
+        }
+        let path = match box_name {
+            Some(name) => format!("/v1/audit?since={since}&box={name}"),
+            None => format!("/v1/audit?since={since}"),
+        };
+        self.signed_get(&path, &operator.public().to_string(), operator).await
     }
 
     /// Redeems a recovery ticket for every escrow version the hub holds of its box.

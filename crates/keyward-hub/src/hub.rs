@@ -15,10 +15,10 @@ use keyward_service::statement::{self, Statement, StatementKind};
 use keyward_service::{AuthError, PublicKey, ServiceError};
 
 use crate::api::{
-    ActiveResponse, BLOB_FORMATS, DRILL_REPORT_VERSION, DrillRecorded, DrillReport, FleetBox,
-    FleetResponse, HeaderListResponse, HeaderPushRequest, HeaderPushResponse,
-    HeaderRecoverResponse, MAX_DRILL_PATHS, PushRequest, PushResponse, RecoverResponse,
-    StatusResponse, blob_sha256,
+    ActiveResponse, AuditQuery, AuditResponse, BLOB_FORMATS, DRILL_REPORT_VERSION, DrillRecorded,
+    DrillReport, FleetBox, FleetResponse, HeaderListResponse, HeaderPushRequest,
+    HeaderPushResponse, HeaderRecoverResponse, MAX_DRILL_PATHS, PushRequest, PushResponse,
+    RecoverResponse, StatusResponse, blob_sha256,
 };
 use crate::store::{Activation, HeaderServed, NonceUse, Pushed, Store, TakeOver};
 use keyward_core::encoding::from_hex;
@@ -36,6 +36,8 @@ pub const MAX_SEALED_HEADER_BASE64: usize = MAX_SEALED_HEADER_BYTES.div_ceil(3) 
 /// one pushed longest ago (a volume formatted again has a new UUID, so a long-lived box would
 /// otherwise run out of room for good).
 pub const MAX_HEADER_VOLUMES: usize = 8;
+/// Most audit records one answer holds (the newest).
+pub const MAX_AUDIT_RECORDS: usize = 1_000;
 /// Most boxes one fleet answer lists (by name; it says when there were more).
 pub const MAX_FLEET_BOXES: usize = 10_000;
 /// Most versions of one box that may wait for approval at once, by default. A compromised box
@@ -643,6 +645,38 @@ impl Hub {
             });
         }
         Ok(FleetResponse { boxes, truncated })
+    }
+
+    /// The audit log for an operator (see [`AuditQuery`]).
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditResponse, ServiceError> {
+        if query.box_name.as_deref().is_some_and(|b| !valid_box_name(b)) {
+            return Err(ServiceError::Malformed(format!("box names are {BOX_NAME_RULE}")));
+        }
+        let records = self
+            .store
+            .audit_since(query.box_name.as_deref(), query.since, MAX_AUDIT_RECORDS)
+            .await?;
+        Ok(AuditResponse { records })
+    }
+
+    /// Per box that reported a drill, as Prometheus text: the age of its newest proof and how
+    /// many of its paths are broken (one series each per box: as many as boxes).
+    pub async fn proof_metrics(&self, now: i64) -> Result<String, ServiceError> {
+        let mut out = String::from(
+            "# HELP keyward_hub_box_proof_age_seconds Age of the newest drill report of each box.\n# TYPE keyward_hub_box_proof_age_seconds gauge\n",
+        );
+        let ages = self.store.proof_ages().await?;
+        for (box_name, at, _) in &ages {
+            out.push_str(&format!(
+                "keyward_hub_box_proof_age_seconds{{box=\"{box_name}\"}} {}\n",
+                now.saturating_sub(*at)
+            ));
+        }
+        out.push_str("# HELP keyward_hub_box_broken_paths Paths the newest drill of each box found broken.\n# TYPE keyward_hub_box_broken_paths gauge\n");
+        for (box_name, _, broken) in &ages {
+            out.push_str(&format!("keyward_hub_box_broken_paths{{box=\"{box_name}\"}} {broken}\n"));
+        }
+        Ok(out)
     }
 
     /// Writes the refusals a shell counted as one audit record (`refusals`); nothing when

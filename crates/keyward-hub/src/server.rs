@@ -22,8 +22,8 @@ use keyward_service::shell::{
 use keyward_service::{ServiceError, SourcePrefix, unix_now};
 
 use crate::api::{
-    ApproveRequest, ApproveResponse, DeleteRequest, DeleteResponse, DrillReport, EnrollRequest,
-    HeaderPushRequest, HeaderRecoverRequest, PushRequest, RecoverRequest,
+    ApproveRequest, ApproveResponse, AuditQuery, DeleteRequest, DeleteResponse, DrillReport,
+    EnrollRequest, HeaderPushRequest, HeaderRecoverRequest, PushRequest, RecoverRequest,
 };
 use crate::hub::{Enrolled, Hub, Principal};
 
@@ -56,6 +56,7 @@ pub const ROUTES: &[&str] = &[
     "header-recover",
     "drill",
     "fleet",
+    "audit",
 ];
 /// How often counted refusals are written to the audit log.
 pub const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
@@ -64,6 +65,8 @@ pub const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 struct ServerState {
     hub: Hub,
     shell: Shell,
+    /// The boxes' proof ages as last read, and when (Unix seconds).
+    proof_metrics: std::sync::Mutex<Option<(i64, String)>>,
 }
 
 type Shared = State<Arc<ServerState>>;
@@ -296,8 +299,51 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// The request counts, and per box the age of its newest proof (read from the database at most
+/// once every [`PROOF_METRICS_EVERY`]: the route is open to anyone, and a scrape a second must not
+/// be a query a second).
 async fn metrics(State(state): Shared) -> String {
-    state.shell.metrics()
+    let mut text = state.shell.metrics();
+    let now = unix_now();
+    let cached = state.proof_metrics.lock().map(|c| c.clone()).unwrap_or_default();
+    let proofs = match cached {
+        Some((at, text)) if now - at < PROOF_METRICS_EVERY => text,
+        _ => match state.hub.proof_metrics(now).await {
+            Ok(fresh) => {
+                if let Ok(mut cache) = state.proof_metrics.lock() {
+                    *cache = Some((now, fresh.clone()));
+                }
+                fresh
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the boxes' proof ages");
+                String::new()
+            }
+        },
+    };
+    text.push_str(&proofs);
+    text
+}
+
+/// How long the boxes' proof ages are served from memory.
+const PROOF_METRICS_EVERY: i64 = 15;
+
+async fn audit(
+    State(state): Shared,
+    ConnectInfo(source): Source,
+    method: Method,
+    uri: Uri,
+    map: HeaderMap,
+    query: axum::extract::Query<AuditQuery>,
+) -> Response {
+    state
+        .run("audit", source, async {
+            state
+                .an_operator(SignedParts { method: &method, uri: &uri, headers: &map, body: b"" })
+                .await?;
+            Ok(Json(state.hub.audit(&query).await?).into_response())
+        })
+        .await
 }
 
 async fn report_drill(
@@ -352,6 +398,7 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/recoveries/headers", post(recover_header))
         .route("/v1/drills", post(report_drill))
         .route("/v1/fleet", get(fleet))
+        .route("/v1/audit", get(audit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -400,6 +447,7 @@ pub async fn serve(
     let state = Arc::new(ServerState {
         hub,
         shell: Shell::new(limits, Metrics::new("keyward_hub", ROUTES)),
+        proof_metrics: std::sync::Mutex::new(None),
     });
     tokio::spawn(audit_refusals(state.clone()));
     let gate: Arc<dyn UploadGate> = state.clone();

@@ -1014,17 +1014,51 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| AuditRecord {
-                seq: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
-                at: row.get(1),
-                event: row.get(2),
-                box_name: row.get(3),
-                detail: row.get(4),
-                prev_hash: row.get(5),
-                hash: row.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(audit_record).collect())
+    }
+
+    /// The audit records since `since` (Unix seconds), of box `box_name` if given, the newest
+    /// `limit` of them, oldest first.
+    pub async fn audit_since(
+        &self,
+        box_name: Option<&str>,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, event, box_name, detail, prev_hash, hash FROM audit WHERE at >= $1 AND ($2 = '' OR box_name = $2) ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(since)
+        .bind(box_name.unwrap_or(""))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut records: Vec<AuditRecord> = rows.iter().map(audit_record).collect();
+        records.reverse();
+        Ok(records)
+    }
+
+    /// Each box that reported a drill: when its newest report came, and how many of its paths
+    /// are broken.
+    pub async fn proof_ages(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT box_name, MAX(at), SUM(CASE WHEN state = 'broken' THEN 1 ELSE 0 END) FROM drill_paths GROUP BY box_name ORDER BY box_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+}
+
+/// A row of `audit` (columns: seq, at, event, box_name, detail, prev_hash, hash).
+fn audit_record(row: &sqlx::any::AnyRow) -> AuditRecord {
+    AuditRecord {
+        seq: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
+        at: row.get(1),
+        event: row.get(2),
+        box_name: row.get(3),
+        detail: row.get(4),
+        prev_hash: row.get(5),
+        hash: row.get(6),
     }
 }

@@ -714,3 +714,62 @@ fn a_push_of_the_same_blob_and_directive_is_the_version_it_became() {
         assert_eq!(pushes.iter().filter(|r| r.event == "push").count(), 2, "nothing added");
     });
 }
+
+/// Issues 24.2 and 24.3: a box's drill report is kept path by path (the last one replacing the
+/// one before), audited, refused when it is not what a drill writes; the fleet shows it; the
+/// audit log can be read from a time on, for one box; `/metrics` has one proof age per box.
+#[test]
+fn a_drill_report_is_kept_audited_shown_in_the_fleet_and_metered() {
+    use keyward_hub::api::{AuditQuery, DrillPath, DrillReport};
+    runtime().block_on(async {
+        let s = setup().await;
+        let path = |id: &str, state: &str| DrillPath {
+            id: id.into(),
+            name: format!("path {id}"),
+            state: state.into(),
+            detail: "words".into(),
+        };
+        let report =
+            DrillReport { version: 1, paths: vec![path("slot:1", "ok"), path("escrow", "broken")] };
+        s.hub.record_drill("b1", &report, NOW).await.expect("recorded");
+        let newer = DrillReport { version: 1, paths: vec![path("slot:1", "ok")] };
+        s.hub.record_drill("b1", &newer, NOW + 10).await.expect("recorded");
+        let fleet = s.hub.fleet().await.expect("fleet");
+        assert_eq!(fleet.boxes.len(), 1);
+        assert_eq!(fleet.boxes[0].drill.len(), 1, "the last report replaces the one before");
+        assert_eq!(fleet.boxes[0].drill[0].at, NOW + 10);
+
+        for bad in [
+            DrillReport { version: 2, paths: vec![] },
+            DrillReport { version: 1, paths: vec![path("slot 1", "ok")] },
+            DrillReport { version: 1, paths: vec![path("slot:1", "fine")] },
+            DrillReport {
+                version: 1,
+                paths: vec![DrillPath { detail: "a\nforged line".into(), ..path("x", "ok") }],
+            },
+        ] {
+            assert!(s.hub.record_drill("b1", &bad, NOW).await.is_err(), "{bad:?}");
+        }
+        let audit = s
+            .hub
+            .audit(&AuditQuery { since: NOW, box_name: Some("b1".into()) })
+            .await
+            .expect("audit");
+        let drills: Vec<&str> = audit
+            .records
+            .iter()
+            .filter(|r| r.event == "drill")
+            .map(|r| r.detail.as_str())
+            .collect();
+        assert_eq!(
+            drills,
+            ["1 ok, 1 broken (escrow), 0 not proven", "1 ok, 0 broken, 0 not proven"]
+        );
+        let later =
+            s.hub.audit(&AuditQuery { since: NOW + 5, box_name: None }).await.expect("audit");
+        assert!(later.records.iter().all(|r| r.at >= NOW + 5));
+        let metrics = s.hub.proof_metrics(NOW + 70).await.expect("metrics");
+        assert!(metrics.contains("keyward_hub_box_proof_age_seconds{box=\"b1\"} 60"), "{metrics}");
+        assert!(metrics.contains("keyward_hub_box_broken_paths{box=\"b1\"} 0"), "{metrics}");
+    });
+}

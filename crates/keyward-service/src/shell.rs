@@ -84,11 +84,9 @@ impl<'a> SignedParts<'a> {
     /// The signature the headers carry, and the request it must cover.
     pub fn split(&self) -> Result<(RequestSignature, signed::Request<'a>), AuthError> {
         let signature = signature_headers(self.headers)?;
-        let request = signed::Request {
-            method: self.method.as_str(),
-            path: self.uri.path(),
-            body: self.body,
-        };
+        // The query too: what it asks for (an audit's `since`, `box`) is signed with the rest.
+        let path = self.uri.path_and_query().map_or(self.uri.path(), |p| p.as_str());
+        let request = signed::Request { method: self.method.as_str(), path, body: self.body };
         Ok((signature, request))
     }
 }

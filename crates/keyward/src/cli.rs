@@ -756,6 +756,23 @@ pub enum OperatorCommand {
         #[arg(long, value_name = "DURATION", default_value = "2d")]
         stale_after: String,
     },
+    /// Read the hub's audit log: every enrollment, takeover, push, approval, deletion, ticket
+    /// use, header backup, drill report and the refusals counted, oldest first (the newest
+    /// 1,000 at most).
+    #[command(disable_version_flag = true)]
+    Audit {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The operator's secret key file [default: the profile's operator_key].
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// One box's records only.
+        #[arg(long = "box", value_name = "NAME")]
+        box_name: Option<String>,
+        /// Records from then on: a duration back from now (`2d`, `12h`) [default: all].
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+    },
     /// Erase one escrow version of a box on the hub (its blob and directive; the row stays,
     /// marked deleted). Works on any state, the active one included: afterwards the box has no
     /// active escrow until an operator approves a new push. A box can never do this itself.

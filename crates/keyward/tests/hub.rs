@@ -1963,6 +1963,12 @@ fn the_fleet_view_shows_a_broken_box_first_then_a_stale_one() {
     assert!(lines[2].starts_with("ok      box-a: every path proven"), "{lines:?}");
     let json = dir.keyward().args(&fleet).args(["--json"]).run();
     let answer: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json");
+    let mut audit: Vec<String> = vec!["operator".into(), "audit".into(), "--key".into(), "op.key".into()];
+    audit.extend(hub.args());
+    audit.extend(["--box".into(), "box-b".into(), "--since".into(), "1h".into()]);
+    let log = dir.ok(&audit).stdout();
+    assert!(log.contains("drill") && log.contains("broken (slot:2)"), "{log}");
+    assert!(!log.contains("box-a"), "one box's records: {log}");
     let verdicts: Vec<&str> = answer["boxes"]
         .as_array()
         .expect("boxes")

@@ -131,6 +131,29 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         OperatorCommand::Fleet { hub, key, stale_after } => {
             fleet(ctx, hub, key.as_deref(), stale_after)
         }
+        OperatorCommand::Audit { hub, key, box_name, since } => {
+            let since = match since {
+                Some(back) => unix_now() - hub_io::parse_ttl(back)?,
+                None => 0,
+            };
+            let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
+            let operator = hub_io::operator_key(ctx, key.as_deref())?;
+            let name = box_name.as_deref();
+            let answer =
+                block_on(hubs.first_answer(async |hub| hub.audit(&operator, name, since).await))?;
+            for record in &answer.records {
+                ctx.out.line(format!(
+                    "{:>6}  {}  {:<14}  {:<16}  {}",
+                    record.seq,
+                    crate::output::format_time(record.at),
+                    record.event,
+                    record.box_name.as_deref().unwrap_or("-"),
+                    crate::output::printable(&record.detail)
+                ))?;
+            }
+            ctx.out
+                .json(&serde_json::to_value(&answer).map_err(|e| CliError::Failed(e.to_string()))?)
+        }
         OperatorCommand::DeleteEscrow { hub, box_name, version, key } => {
             let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
             let operator = hub_io::operator_key(ctx, key.as_deref())?;

@@ -68,7 +68,6 @@ struct SideFiles {
 }
 
 /// A backup read and opened.
-#[derive(Debug)]
 pub struct Opened {
     /// The keybox in it.
     pub keybox: Keybox,
@@ -78,6 +77,17 @@ pub struct Opened {
     pub created: i64,
     /// The files beside it, by suffix (secret: wiped when dropped).
     pub side_files: Vec<(String, Zeroizing<Vec<u8>>)>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The files' contents are secret (the identity): their names only.
+        let names: Vec<&str> = self.side_files.iter().map(|(s, _)| s.as_str()).collect();
+        f.debug_struct("Opened")
+            .field("created", &self.created)
+            .field("side_files", &names)
+            .finish()
+    }
 }
 
 fn seal_key(key: &DataKey, keybox_id: &str) -> Zeroizing<[u8; 32]> {
@@ -203,6 +213,11 @@ pub fn open(
         side_files.push((suffix, Zeroizing::new(bytes)));
     }
     Ok(Opened { keybox, keybox_bytes, created, side_files })
+}
+
+/// The files beside the keybox at `path` a restore would write over.
+pub fn side_files_there(path: &Path) -> Vec<std::path::PathBuf> {
+    SIDE_FILES.iter().map(|suffix| beside_keybox(path, "", suffix)).filter(|p| p.exists()).collect()
 }
 
 /// Writes an opened backup as the keybox at `path` and the files beside it: the files first,

@@ -1,8 +1,8 @@
 //! The drill: proves, before a disaster, each way this box's key can be recovered — its slots
 //! that open unattended, its escrow at the hubs, its peers, its LUKS2 volumes, the offline
 //! fallback — and says of each path: ok, broken (and why), or not proven (and what it needs).
-//! K is opened into locked memory only (as every unlock does), never written, and wiped when
-//! the drill ends. What each path proves:
+//! K is opened as every unlock opens it (memory that is wiped when dropped), never written
+//! anywhere, and wiped when the drill ends. What each path proves:
 //!
 //! - a slot that opens unattended (plain, key file, tpm2, pkcs11 with a PIN file) opens, and its
 //!   key has the keybox's fingerprint (the open checks it); a recovery-code slot does when the
@@ -107,8 +107,17 @@ pub fn run(path: &Path, files: &SecretFiles, code: Option<&RecoveryCode>) -> Box
     });
     let hub = hub_of(path, files);
     paths.push(escrow_path(&keybox, path, code, hub.as_ref()));
-    for record in Volumes::beside(path)?.volumes {
-        paths.push(volume_path(&record.device, &record.uuid, key.as_ref(), hub.as_ref()));
+    match Volumes::beside(path) {
+        Ok(volumes) => {
+            for record in volumes.volumes {
+                paths.push(volume_path(&record.device, &record.uuid, key.as_ref(), hub.as_ref()));
+            }
+        }
+        Err(e) => paths.push(PathResult {
+            id: "luks-volumes".into(),
+            name: "the note of the LUKS2 volumes".into(),
+            outcome: Outcome::Broken(e.to_string()),
+        }),
     }
     Ok(Drill { at: unix_now(), paths })
 }
@@ -139,6 +148,14 @@ fn slots(
     key: &mut Option<DataKey>,
     paths: &mut Vec<PathResult>,
 ) {
+    // The code given opens one recovery-code slot; another (a second code) is not proven by
+    // it, unless it opens none of them: then the code is wrong, and each is broken.
+    let code_opens_one = code.is_some_and(|code| {
+        keybox.read_slots().any(|(record, read)| {
+            read.is_some_and(|r| r.channel() == Channel::RecoveryCode)
+                && keybox.unlock(&Unlocker::RecoveryCode(code), Some(record.id), path).is_ok()
+        })
+    });
     for (record, read) in keybox.read_slots() {
         let id = format!("slot:{}", record.id);
         let name = format!("slot {} ({}, \"{}\")", record.id, record.protection.kind, record.label);
@@ -147,7 +164,12 @@ fn slots(
             Some(read) => match (read.channel(), code) {
                 (Channel::RecoveryCode, Some(code)) => keybox
                     .unlock(&Unlocker::RecoveryCode(code), Some(record.id), path)
-                    .map_err(|e| Outcome::Broken(e.to_string())),
+                    .map_err(|e| match code_opens_one {
+                        true => Outcome::NotProven(
+                            "its own recovery code (the one given opens another slot)".into(),
+                        ),
+                        false => Outcome::Broken(e.to_string()),
+                    }),
                 (Channel::Key, _) => {
                     unlock::open_unattended(keybox, path, files, Some(&record.id.to_string()))
                         .map_err(|e| Outcome::Broken(e.to_string()))
@@ -404,9 +426,9 @@ pub fn report(
                 };
                 keyward_hub::api::DrillPath {
                     id: p.id.clone(),
-                    name: p.name.clone(),
+                    name: fitted(&p.name),
                     state: state.into(),
-                    detail: detail.clone(),
+                    detail: fitted(detail),
                 }
             })
             .collect(),
@@ -416,6 +438,20 @@ pub fn report(
         hubs.first_answer(async |hub| hub.report_drill(name, &identity, &report).await),
     )?;
     Ok(Some(recorded))
+}
+
+/// Words as a hub takes them: no control characters, at most 1,000 bytes (cut at a character).
+fn fitted(text: &str) -> String {
+    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if out.len() > 1000 {
+        let mut end = 1000;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
 }
 
 /// Notes the paths proven now beside the keybox, and returns what the state says of each.

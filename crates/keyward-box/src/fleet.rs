@@ -68,7 +68,14 @@ pub fn judge(facts: FleetBox, now: i64, stale_after: i64) -> JudgedBox {
         ([], Some(age)) if age > stale_after => {
             (Verdict::Stale, format!("its last drill is {} old", age_text(age)))
         }
-        ([], Some(age)) => (Verdict::Healthy, format!("every path proven {} ago", age_text(age))),
+        ([], Some(age)) => {
+            let unproven = facts.drill.iter().filter(|p| p.path.state == "not_proven").count();
+            let also = match unproven {
+                0 => String::new(),
+                n => format!(" ({n} path(s) not proven)"),
+            };
+            (Verdict::Healthy, format!("nothing broken, last drill {} ago{also}", age_text(age)))
+        }
         (broken, _) => (Verdict::Broken, format!("broken: {}", broken.join("; "))),
     };
     JudgedBox { verdict, why, proof_age, facts }

@@ -2,8 +2,12 @@
 //! the operator's ticket — the box's name, the key's fingerprints (keyward's, and PBS's for a
 //! Proxmox Backup key), the hubs with their pins, the LUKS2 volumes' UUIDs, the date, and the
 //! recovery code in large print with each word's position, with a QR code of it. As Borg's
-//! `key export --paper` and PBS's `key paperkey` do for theirs. The sheet holds the code: it is
-//! built in wiped memory and is written like every secret (the CLI's `write_secret`).
+//! `key export --paper` and PBS's `key paperkey` do for theirs. The sheet holds the code: every
+//! piece that holds a word of it is written straight into one buffer, large enough never to
+//! move, that is wiped when dropped, and the sheet is written like every secret (the CLI's
+//! `write_secret`).
+
+use std::fmt::Write as _;
 
 use keyward_core::{Fingerprint, RecoveryCode};
 use keyward_service::addresses::HubAddress;
@@ -31,6 +35,9 @@ pub struct SheetFacts<'a> {
     pub code: &'a RecoveryCode,
 }
 
+/// Room for a whole sheet, so its buffer never moves.
+const SHEET_CAPACITY: usize = 64 * 1024;
+
 /// Text that goes into HTML: `<`, `>`, `&` and quotes escaped.
 fn html_text(text: &str) -> String {
     text.chars()
@@ -55,7 +62,9 @@ fn qr_svg(code: &RecoveryCode) -> BoxResult<Zeroizing<String>> {
 
 /// The sheet as one HTML page that prints on one A4 page.
 pub fn html(facts: &SheetFacts<'_>) -> BoxResult<Zeroizing<String>> {
-    let mut page = Zeroizing::new(String::with_capacity(16 * 1024));
+    // Room for the page and its QR code (about 15 KiB) so the buffer never moves (a move would
+    // leave an unwiped copy of the code behind).
+    let mut page = Zeroizing::new(String::with_capacity(SHEET_CAPACITY));
     page.push_str(concat!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<title>keyward recovery sheet</title><style>",
@@ -94,11 +103,8 @@ pub fn html(facts: &SheetFacts<'_>) -> BoxResult<Zeroizing<String>> {
     page.push_str("</table>\n<h2>Recovery code</h2>\n<div class=\"code\">\n");
     let canonical = facts.code.canonical();
     for (i, word) in canonical.split(' ').enumerate() {
-        page.push_str(&format!(
-            "<div class=\"word\"><small>{}</small>{}</div>\n",
-            i + 1,
-            html_text(word)
-        ));
+        // List words are lower-case letters: nothing in them to escape.
+        let _ = writeln!(page, "<div class=\"word\"><small>{}</small>{word}</div>", i + 1);
     }
     page.push_str("</div>\n<div class=\"qr\">");
     let svg = qr_svg(facts.code)?;
@@ -113,7 +119,7 @@ pub fn html(facts: &SheetFacts<'_>) -> BoxResult<Zeroizing<String>> {
 
 /// The sheet as plain text, the code's QR in text blocks.
 pub fn text(facts: &SheetFacts<'_>) -> BoxResult<Zeroizing<String>> {
-    let mut out = Zeroizing::new(String::with_capacity(8 * 1024));
+    let mut out = Zeroizing::new(String::with_capacity(SHEET_CAPACITY));
     out.push_str(&format!("keyward recovery sheet: {}\n", facts.box_name));
     out.push_str("This sheet holds the recovery code: keep it offline.\n\n");
     out.push_str(&format!("Made             {}\n", facts.date));
@@ -130,12 +136,14 @@ pub fn text(facts: &SheetFacts<'_>) -> BoxResult<Zeroizing<String>> {
     out.push_str("\nRecovery code\n");
     let canonical = facts.code.canonical();
     for (i, word) in canonical.split(' ').enumerate() {
-        out.push_str(&format!("  {:>2}. {word}\n", i + 1));
+        let _ = writeln!(out, "  {:>2}. {word}", i + 1);
     }
     let qr = QrCode::new(canonical.as_bytes())
         .map_err(|e| invalid(format!("cannot make the QR code: {e}")))?;
     out.push('\n');
-    out.push_str(&qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
+    let picture =
+        Zeroizing::new(qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
+    out.push_str(&picture);
     out.push('\n');
     Ok(out)
 }

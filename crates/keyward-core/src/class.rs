@@ -32,7 +32,7 @@ pub enum ErrorClass {
     Refused = 9,
     /// A server presented another certificate than the pinned one.
     CertificateMismatch = 10,
-    /// A recovery path a drill tried is broken.
+    /// A recovery path a drill tried is broken (or a fleet view found a box broken or stale).
     DrillFound = 11,
 }
 

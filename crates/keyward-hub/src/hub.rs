@@ -82,6 +82,7 @@ pub struct Hub {
     operators: Vec<PublicKey>,
     audience: String,
     max_pending: usize,
+    metrics_per_box: bool,
     box_keys: BoxKeys,
 }
 
@@ -137,6 +138,7 @@ impl Hub {
             operators,
             audience,
             max_pending: DEFAULT_MAX_PENDING,
+            metrics_per_box: false,
             box_keys: BoxKeys::default(),
         }
     }
@@ -144,6 +146,17 @@ impl Hub {
     /// The same hub, letting `max` versions of a box wait for approval at once.
     pub fn with_max_pending(self, max: usize) -> Self {
         Hub { max_pending: max.max(1), ..self }
+    }
+
+    /// The same hub, exporting each box's proof age at `/metrics` (which answers anyone: it
+    /// lists the boxes' names).
+    pub fn with_metrics_per_box(self, on: bool) -> Self {
+        Hub { metrics_per_box: on, ..self }
+    }
+
+    /// Whether `/metrics` has the boxes' proof ages.
+    pub fn metrics_per_box(&self) -> bool {
+        self.metrics_per_box
     }
 
     /// The store (for `audit verify`).
@@ -604,7 +617,7 @@ impl Hub {
             )));
         }
         if report.paths.len() > MAX_DRILL_PATHS {
-            return Err(ServiceError::Refused(format!(
+            return Err(ServiceError::Malformed(format!(
                 "a drill report names at most {MAX_DRILL_PATHS} paths"
             )));
         }
@@ -614,7 +627,14 @@ impl Hub {
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b))
         };
         let text_ok = |text: &str| text.len() <= 1024 && !text.chars().any(char::is_control);
+        let mut ids = std::collections::HashSet::new();
         for path in &report.paths {
+            if !ids.insert(path.id.as_str()) {
+                return Err(ServiceError::Malformed(format!(
+                    "the drill report names path {} twice",
+                    path.id
+                )));
+            }
             if !id_ok(&path.id)
                 || !text_ok(&path.name)
                 || !text_ok(&path.detail)

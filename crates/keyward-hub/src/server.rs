@@ -304,6 +304,9 @@ async fn healthz() -> &'static str {
 /// be a query a second).
 async fn metrics(State(state): Shared) -> String {
     let mut text = state.shell.metrics();
+    if !state.hub.metrics_per_box() {
+        return text;
+    }
     let now = unix_now();
     let cached = state.proof_metrics.lock().map(|c| c.clone()).unwrap_or_default();
     let proofs = match cached {

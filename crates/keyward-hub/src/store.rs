@@ -511,6 +511,11 @@ impl Store {
             if update.rows_affected() != 1 {
                 return Ok(Attempt::Retry);
             }
+            // The old machine's drill proves nothing of the new one.
+            sqlx::query("DELETE FROM drill_paths WHERE box_name = $1")
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
             Ok(match append_audit(conn, "takeover", Some(name), &detail, now).await? {
                 true => Attempt::Commit(TakeOver::Done),
                 false => Attempt::Retry,
@@ -634,23 +639,16 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
             }
-            let history = sqlx::query(
-                "INSERT INTO drill_reports (box_name, at, summary) VALUES ($1, $2, $3)",
+            // A second report within the second replaces the first's line (one statement: a
+            // unique violation would abort the transaction on PostgreSQL).
+            sqlx::query(
+                "INSERT INTO drill_reports (box_name, at, summary) VALUES ($1, $2, $3) ON CONFLICT (box_name, at) DO UPDATE SET summary = excluded.summary",
             )
             .bind(box_name)
             .bind(now)
-            .bind(&summary);
-            if !unique(history.execute(&mut *conn).await)? {
-                // A second report within the second: it replaces the first's line.
-                sqlx::query(
-                    "UPDATE drill_reports SET summary = $3 WHERE box_name = $1 AND at = $2",
-                )
-                .bind(box_name)
-                .bind(now)
-                .bind(&summary)
-                .execute(&mut *conn)
-                .await?;
-            }
+            .bind(&summary)
+            .execute(&mut *conn)
+            .await?;
             sqlx::query(
                 "DELETE FROM drill_reports WHERE box_name = $1 AND at NOT IN (SELECT at FROM drill_reports WHERE box_name = $1 ORDER BY at DESC LIMIT $2)",
             )

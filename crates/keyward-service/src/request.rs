@@ -76,7 +76,7 @@ fn message(signed: &RequestSignature, method: &str, path: &str, body: &[u8]) -> 
 pub struct Request<'a> {
     /// `GET`, `POST`.
     pub method: &'a str,
-    /// The path, without the query.
+    /// The path, with its query as sent.
     pub path: &'a str,
     /// The body's bytes.
     pub body: &'a [u8],

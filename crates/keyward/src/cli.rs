@@ -58,8 +58,8 @@ pub enum Command {
     /// Prove, before a disaster, each way this box's key can be recovered: every slot that opens
     /// unattended, the peers, the escrow at the hubs (and, with the code, that it opens here),
     /// each LUKS2 volume keyward manages (its keyslot, and the hubs' copy of its header), and
-    /// that an offline fallback exists. The key is opened into locked memory only, never
-    /// written. One line per path: ok, broken (and why), or not proven (and what it needs);
+    /// that an offline fallback exists. The key is opened as an unlock opens it, and written
+    /// nowhere. One line per path: ok, broken (and why), or not proven (and what it needs);
     /// exit 11 naming every broken path.
     Drill(DrillArgs),
     /// Write the recovery sheet: what you keep on paper — the box's name, the key's
@@ -84,10 +84,11 @@ pub enum Command {
         /// The backup file.
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
-        /// Refuse (exit 5, nothing written) unless the key has this fingerprint, full or short.
-        #[arg(long, value_name = "FP")]
-        expect_fingerprint: Option<keyward_core::ExpectedFingerprint>,
-        /// Replace a keybox of the same key (and the files beside it).
+        /// The key's fingerprint, full or short, as you recorded it. Required: a backup is a
+        /// keybox someone hands you, and nothing is written unless its key is yours (exit 5).
+        #[arg(long, value_name = "FP", required = true)]
+        expect_fingerprint: keyward_core::ExpectedFingerprint,
+        /// Replace a keybox of the same key, and the files beside the keybox.
         #[arg(long)]
         force: bool,
         #[command(flatten)]
@@ -939,6 +940,10 @@ pub enum HubCommand {
             value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
         )]
         max_pending_versions: usize,
+        /// Also export each box's proof age and broken paths at /metrics (one series each per
+        /// box). /metrics answers anyone who reaches the hub, and this lists the boxes' names.
+        #[arg(long)]
+        metrics_per_box: bool,
     },
     /// The audit log.
     Audit {

@@ -155,6 +155,25 @@ pub fn parse_ttl(text: &str) -> CliResult<i64> {
     Ok(secs)
 }
 
+/// Parses an age back from now (`12h`, `2d`, `90d`) into seconds, up to ten years.
+pub fn parse_age(text: &str) -> CliResult<i64> {
+    let bad = || usage(format!("`{text}` is not an age like 12h, 2d or 90d"));
+    let split = text.len().checked_sub(1).filter(|_| text.is_ascii()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    let secs = number.parse::<i64>().map_err(|_| bad())?.saturating_mul(scale);
+    if !(1..=3650 * 86400).contains(&secs) {
+        return Err(usage("an age is between 1 second and ten years"));
+    }
+    Ok(secs)
+}
+
 /// Operator public keys from text.
 pub fn parse_operators(texts: &[String]) -> CliResult<Vec<PublicKey>> {
     texts.iter().map(|t| t.parse().map_err(|e| usage(format!("operator key `{t}`: {e}")))).collect()

@@ -148,7 +148,7 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Sheet(args) => commands::sheet::run(&ctx, args),
                 Command::Backup { out, auth } => commands::backup::backup(&ctx, out, auth),
                 Command::Restore { from, expect_fingerprint, force, auth } => {
-                    commands::backup::restore(&ctx, from, expect_fingerprint.as_ref(), *force, auth)
+                    commands::backup::restore(&ctx, from, expect_fingerprint, *force, auth)
                 }
                 Command::Code { command: CodeCommand::Check { code_file } } => {
                     commands::sheet::check_code(&ctx, code_file.as_deref())

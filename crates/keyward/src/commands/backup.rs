@@ -36,15 +36,27 @@ pub fn backup(ctx: &Context, out: &Path, auth: &AuthArgs) -> CliResult {
 pub fn restore(
     ctx: &Context,
     from: &Path,
-    expected: Option<&ExpectedFingerprint>,
+    expected: &ExpectedFingerprint,
     force: bool,
     auth: &AuthArgs,
 ) -> CliResult {
     let bytes = ctx.reader.bytes(from)?;
     let (keybox, keybox_bytes, created, sealed) = backup::read(&bytes)?;
     let fp = keybox.header().fingerprint;
-    // What needs no secret first: the keybox that is there (another key's is never replaced,
-    // the same key's only with --force), and the fingerprint given.
+    // What needs no secret first: the fingerprint the backup claims (checked again against the
+    // key once a slot opens), the keybox that is there (another key's is never replaced, the
+    // same key's only with --force) and the files beside it (only with --force).
+    let claimed = keyward_pbs::KeyFingerprints {
+        keyward: fp,
+        pbs: keybox.header().pbs.as_ref().map(|r| r.fingerprint),
+    };
+    if claimed.named_by(expected).is_none() {
+        return Err(keyward_core::Error::FingerprintMismatch {
+            expected: format!("{expected} (--expect-fingerprint)"),
+            found: format!("{claimed} (the backup's key)"),
+        }
+        .into());
+    }
     let store = ctx.store();
     let replace = match store.load() {
         Ok(there) if there.header().fingerprint != fp => {
@@ -65,10 +77,11 @@ pub fn restore(
         Err(keyward_core::Error::KeyboxNotFound(_)) => false,
         Err(e) => return Err(e.into()),
     };
-    let opened_box = open(auth, &keybox, store.path(), &ctx.reader, "to open the backup")?;
-    if let Some(expected) = expected {
-        gate(opened_box.key(), &[("--expect-fingerprint".into(), expected.clone())])?;
+    if !force && let Some(there) = backup::side_files_there(store.path()).into_iter().next() {
+        return Err(crate::exit::CliError::OutputExists { path: there });
     }
+    let opened_box = open(auth, &keybox, store.path(), &ctx.reader, "to open the backup")?;
+    gate(opened_box.key(), &[("--expect-fingerprint".into(), expected.clone())])?;
     let key = opened_box.key().clone();
     drop(opened_box);
     let opened = backup::open(keybox, keybox_bytes, created, &sealed, &key)?;

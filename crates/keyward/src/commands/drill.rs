@@ -35,10 +35,16 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> CliResult {
         };
         ctx.out.line(line)?;
     }
-    // What was proven is noted even when something is broken: the textfile's ages need it.
-    let state = drill::note(&ctx.keybox, &result)?;
-    if let Some(file) = &args.textfile {
-        write_textfile(file, &drill::prometheus(&result, &state))?;
+    // What was proven is noted even when something is broken: the textfile's ages need it. A
+    // note or textfile that cannot be written is said; the verdict and the report stand.
+    let state = drill::note(&ctx.keybox, &result).unwrap_or_else(|e| {
+        warn(&format!("the drill's state beside the keybox is not written ({e})"));
+        drill::DrillState::default()
+    });
+    if let Some(file) = &args.textfile
+        && let Err(e) = write_textfile(file, &drill::prometheus(&result, &state))
+    {
+        warn(&e.to_string());
     }
     // The evidence goes to the hubs; a hub that cannot take it is said, and the drill's verdict
     // stands (a hub that is down is the escrow path's broken line already).

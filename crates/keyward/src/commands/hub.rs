@@ -60,11 +60,16 @@ pub fn run(ctx: &Context, command: &HubCommand) -> CliResult {
             serve: args,
             rate_per_box,
             max_pending_versions,
+            metrics_per_box,
         } => {
             let limits = RateLimits { per_source: args.rate_per_source, per_box: *rate_per_box };
             let url = database_url(ctx, database, data, "rwc")?;
             let options = serve_options(args, keyward_hub::server::MAX_BODY_BYTES);
-            serve(data, *listen, &url, limits, options, *max_pending_versions)
+            let hub = HubOptions {
+                max_pending: *max_pending_versions,
+                metrics_per_box: *metrics_per_box,
+            };
+            serve(data, *listen, &url, limits, options, hub)
         }
         HubCommand::Audit { command: AuditCommand::Verify { data, database } } => {
             let url = database_url(ctx, database, data, "ro")?;
@@ -101,13 +106,19 @@ fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
     Ok((config::read(&config_path)?, cert_path, key_path))
 }
 
+/// What `hub serve` chooses of the hub's behaviour.
+struct HubOptions {
+    max_pending: usize,
+    metrics_per_box: bool,
+}
+
 fn serve(
     data: &Path,
     listen: std::net::SocketAddr,
     url: &str,
     limits: RateLimits,
     options: keyward_service::shell::ServeOptions,
-    max_pending: usize,
+    choices: HubOptions,
 ) -> CliResult {
     private_umask();
     let (config, cert_path, key_path) = load(data)?;
@@ -119,7 +130,9 @@ fn serve(
             .await
             .map_err(|e| CliError::Unavailable(format!("the hub database: {e}")))?;
         tracing::info!(%listen, fingerprint = %audience, "keyward hub serving");
-        let hub = Hub::new(store, operators, audience).with_max_pending(max_pending);
+        let hub = Hub::new(store, operators, audience)
+            .with_max_pending(choices.max_pending)
+            .with_metrics_per_box(choices.metrics_per_box);
         server::serve(listen, tls, hub, limits, options)
             .await
             .map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))

@@ -133,7 +133,7 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         }
         OperatorCommand::Audit { hub, key, box_name, since } => {
             let since = match since {
-                Some(back) => unix_now() - hub_io::parse_ttl(back)?,
+                Some(back) => unix_now() - hub_io::parse_age(back)?,
                 None => 0,
             };
             let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
@@ -210,7 +210,7 @@ fn issue(
 /// Runs `operator fleet`.
 fn fleet(ctx: &Context, hub: &HubArgs, key: Option<&Path>, stale_after: &str) -> CliResult {
     use keyward_box::fleet::{self, Verdict, age_text};
-    let stale_after = hub_io::parse_ttl(stale_after)?;
+    let stale_after = hub_io::parse_age(stale_after)?;
     let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
     let operator = hub_io::operator_key(ctx, key)?;
     let now = unix_now();
@@ -247,7 +247,7 @@ fn fleet(ctx: &Context, hub: &HubArgs, key: Option<&Path>, stale_after: &str) ->
         ctx.out.line("(the hub has more boxes than one answer lists)")?;
     }
     ctx.out.json(&serde_json::to_value(&found).map_err(|e| CliError::Failed(e.to_string()))?)?;
-    if found.healthy() {
+    if found.healthy() && !found.truncated {
         return Ok(());
     }
     let unhealthy: Vec<String> = found

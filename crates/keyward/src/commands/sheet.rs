@@ -58,15 +58,19 @@ pub fn run(ctx: &Context, args: &SheetArgs) -> CliResult {
 /// Runs `code check`: the code read as typed (a word not on the list is named with the list
 /// words nearest it: the person asked for the check), never opened against anything.
 pub fn check_code(ctx: &Context, code_file: Option<&Path>) -> CliResult {
-    let typed = match code_file {
+    // Typed at the terminal: a word not on the list gets its nearest list words. From a file:
+    // its position only (the file may be something else, and the words near it go to stderr).
+    let (typed, hints) = match code_file {
         Some(path) => {
             let bytes = ctx.reader.bytes(path)?;
-            zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
+            (zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()), false)
         }
-        None if terminal_available() => prompt_hidden("Recovery code (to check it, offline): ")?,
+        None if terminal_available() => {
+            (prompt_hidden("Recovery code (to check it, offline): ")?, true)
+        }
         None => return Err(usage("no terminal to prompt on; give the code with --code-file F")),
     };
-    match RecoveryCode::parse(&typed) {
+    match RecoveryCode::parse(&typed).map_err(|e| if hints { e } else { e.without_hints() }) {
         Ok(_) => {
             ctx.out.line(
                 "The code is well formed: ten words, each on the list. A wrong word that is on the list cannot be found offline; only opening the keybox or the blob tells.",

@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 # for the tpm2 slot; the cryptsetup CLI, which the LUKS2 tests check image files with, and
 # e2fsprogs, whose mkfs.ext4 makes the filesystem a header restore must refuse; gdb for
 # the agent's ptrace test, systemd for its socket-activation test and `systemd-analyze verify`
-# of the drill's units, zbar-tools to decode the recovery sheet's QR code (setpriv, for its other-uid
+# of the drill's units, zbar-tools to decode the recovery sheet's QR code, chromium to look at the fleet dashboard (setpriv, for its other-uid
 # tests, is in util-linux). A test that needs one and does not find it fails, naming the
 # package.
-bash scripts/build-deps.sh postgresql softhsm2 swtpm swtpm-tools tpm2-tools cryptsetup-bin e2fsprogs gdb systemd zbar-tools
+bash scripts/build-deps.sh postgresql softhsm2 swtpm swtpm-tools tpm2-tools cryptsetup-bin e2fsprogs gdb systemd zbar-tools chromium
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "== installing cargo-nextest"

@@ -104,3 +104,98 @@ pub fn age_text(secs: i64) -> String {
         s => format!("{} d", s / 86_400),
     }
 }
+
+/// Text that goes into the page: `<`, `>`, `&` and quotes escaped (everything shown came from
+/// a hub).
+fn html_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The fleet as a read-only HTML page: broken boxes first, in red, then stale ones in amber,
+/// then healthy ones; each with its escrow, header backups and drill, and the commands an
+/// operator copies to act (the page itself changes nothing: no form, no script).
+pub fn page(fleet: &Fleet, now: i64) -> String {
+    let mut out = String::from(concat!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<title>keyward fleet</title><style>",
+        "body{font-family:sans-serif;margin:2em}section{border-left:8px solid #999;padding:.5em 1em;margin:1em 0}",
+        "section.broken{border-color:#c00;background:#fee}section.stale{border-color:#d80;background:#fff4e0}",
+        "section.healthy{border-color:#080}code{display:block;background:#eee;padding:.3em;margin:.2em 0}",
+        "td{padding:0 1em 0 0}",
+        "</style></head><body>\n<h1>keyward fleet</h1>\n"
+    ));
+    let counts = |v: Verdict| fleet.boxes.iter().filter(|b| b.verdict == v).count();
+    out.push_str(&format!(
+        "<p id=\"summary\">{} broken, {} stale, {} healthy{}</p>\n",
+        counts(Verdict::Broken),
+        counts(Verdict::Stale),
+        counts(Verdict::Healthy),
+        if fleet.truncated { " (the hub has more boxes than one answer lists)" } else { "" }
+    ));
+    for judged in &fleet.boxes {
+        let facts = &judged.facts;
+        let name = html_text(&facts.box_name);
+        let (class, label) = match judged.verdict {
+            Verdict::Broken => ("broken", "BROKEN"),
+            Verdict::Stale => ("stale", "stale"),
+            Verdict::Healthy => ("healthy", "ok"),
+        };
+        out.push_str(&format!(
+            "<section class=\"{class}\" data-box=\"{name}\">\n<h2>{label}: {name}</h2>\n<p class=\"why\">{}</p>\n",
+            html_text(&judged.why)
+        ));
+        let active = facts.versions.iter().rev().find(|v| v.state == "active");
+        out.push_str(&format!(
+            "<p>Escrow: {}; header backups: {}</p>\n",
+            active.map_or("no active version".into(), |v| format!("version {} active", v.version)),
+            match facts.headers.iter().map(|h| h.pushed_at).min() {
+                Some(oldest) => format!(
+                    "{}, the oldest {} old",
+                    facts.headers.len(),
+                    age_text(now.saturating_sub(oldest))
+                ),
+                None => "none".into(),
+            }
+        ));
+        if !facts.drill.is_empty() {
+            out.push_str("<table>\n");
+            for path in &facts.drill {
+                out.push_str(&format!(
+                    "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{} ago</td></tr>\n",
+                    html_text(&path.path.state),
+                    html_text(&path.path.state),
+                    html_text(&path.path.name),
+                    html_text(&path.path.detail),
+                    age_text(now.saturating_sub(path.at))
+                ));
+            }
+            out.push_str("</table>\n");
+        }
+        for pending in facts.versions.iter().filter(|v| v.state == "pending") {
+            out.push_str(&format!(
+                "<p>Version {} waits for approval; once the owner read you its SHA-256:</p><code>keyward operator approve-overwrite --box {name} --version {} --blob-sha256 {} --fingerprint {}</code>\n",
+                pending.version,
+                pending.version,
+                html_text(pending.blob_sha256.as_deref().unwrap_or("HASH")),
+                html_text(&pending.fingerprint)
+            ));
+        }
+        out.push_str(&format!(
+            "<p>To recover it on a fresh machine:</p><code>keyward operator approve-recovery --box {name} --out ticket.txt</code>\n</section>\n"
+        ));
+    }
+    out.push_str("</body></html>\n");
+    out
+}

@@ -757,6 +757,23 @@ pub enum OperatorCommand {
         #[arg(long, value_name = "DURATION", default_value = "2d")]
         stale_after: String,
     },
+    /// Serve the fleet view as a read-only page on 127.0.0.1: broken boxes first in red, stale
+    /// ones in amber, with the commands to approve or ticket, to copy. Each load asks the hubs
+    /// anew with this operator's signed requests; the key never leaves this machine.
+    #[command(disable_version_flag = true)]
+    Dashboard {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The operator's secret key file [default: the profile's operator_key].
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Where to serve the page: a loopback address only.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+        /// How old a box's newest proof may be before it is stale: `12h`, `2d`.
+        #[arg(long, value_name = "DURATION", default_value = "2d")]
+        stale_after: String,
+    },
     /// Read the hub's audit log: every enrollment, takeover, push, approval, deletion, ticket
     /// use, header backup, drill report and the refusals counted, oldest first (the newest
     /// 1,000 at most).

@@ -1977,6 +1977,7 @@ fn the_fleet_view_shows_a_broken_box_first_then_a_stale_one() {
         .map(|b| b["verdict"].as_str().expect("v"))
         .collect();
     assert_eq!(verdicts, ["broken", "stale", "healthy"], "{answer}");
+    the_dashboard_shows_the_same(&dir, &hub);
 
     // The broken path mended and the stale box drilled: the fleet is healthy.
     broken.ok(["remove", "2", "--unlock-code-file", "code.txt"]);
@@ -1984,4 +1985,59 @@ fn the_fleet_view_shows_a_broken_box_first_then_a_stale_one() {
     _stale.ok(["drill", "--code-file", "code.txt"]);
     dir.keyward().args(&fleet).run().assert_success();
     hub.audit(&dir).run().assert_success();
+}
+
+/// Issue 24.4: `operator dashboard` serves the fleet view on 127.0.0.1; a real browser
+/// (Debian's headless Chromium) shows the broken box first, in its red section, then the
+/// stale one, then the healthy one, each with the command to ticket it; a non-loopback address
+/// is refused.
+fn the_dashboard_shows_the_same(dir: &Dir, hub: &HubProcess) {
+    let mut args: Vec<String> =
+        vec!["operator".into(), "dashboard".into(), "--key".into(), "op.key".into()];
+    args.extend(hub.args());
+    let refused = dir.keyward().args(&args).args(["--listen", "0.0.0.0:0"]).run();
+    refused.assert_exit_code(2).assert_one_line_error();
+    let listen = free_address();
+    let log = std::fs::File::create(dir.path("dashboard.log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(&args)
+        .args(["--listen", &listen])
+        .current_dir(dir.root())
+        .env_clear()
+        .env("HOME", dir.root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start the dashboard");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "the dashboard did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shown = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", dir.path("chromium").display()))
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
+        .arg(format!("http://{listen}/"))
+        .env("HOME", dir.root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("chromium (apt-get install chromium): {e}"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let dom = String::from_utf8_lossy(&shown.stdout).into_owned();
+    let at =
+        |needle: &str| dom.find(needle).unwrap_or_else(|| panic!("{needle} not shown:\n{dom}"));
+    assert!(
+        at("class=\"broken\" data-box=\"box-b\"") < at("class=\"stale\" data-box=\"box-c\""),
+        "{dom}"
+    );
+    assert!(
+        at("class=\"stale\" data-box=\"box-c\"") < at("class=\"healthy\" data-box=\"box-a\""),
+        "{dom}"
+    );
+    at("1 broken, 1 stale, 1 healthy");
+    at("keyward operator approve-recovery --box box-b --out ticket.txt");
+    assert!(!dom.contains("<script") && !dom.contains("<form"), "read-only: {dom}");
 }

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod backup;
+pub mod dashboard;
 pub mod demo;
 pub mod drill;
 pub mod enroll;

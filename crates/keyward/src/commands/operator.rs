@@ -131,6 +131,12 @@ pub fn run(ctx: &Context, command: &OperatorCommand) -> CliResult {
         OperatorCommand::Fleet { hub, key, stale_after } => {
             fleet(ctx, hub, key.as_deref(), stale_after)
         }
+        OperatorCommand::Dashboard { hub, key, listen, stale_after } => {
+            let stale_after = hub_io::parse_age(stale_after)?;
+            let hubs = hub_io::connect(&hub_io::hubs(ctx, hub)?)?;
+            let operator = hub_io::operator_key(ctx, key.as_deref())?;
+            crate::commands::dashboard::serve(ctx, *listen, &hubs, &operator, stale_after)
+        }
         OperatorCommand::Audit { hub, key, box_name, since } => {
             let since = match since {
                 Some(back) => unix_now() - hub_io::parse_age(back)?,

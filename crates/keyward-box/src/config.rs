@@ -147,11 +147,7 @@ impl ConfigFile for Volumes {
 impl Volumes {
     /// The volumes recorded beside `keybox` (none when there is no file).
     pub fn beside(keybox: &Path) -> BoxResult<Self> {
-        let path = BoxFiles::beside(keybox).volumes;
-        if !path.exists() {
-            return Ok(Volumes::default());
-        }
-        read(&path)
+        read_or_default(&BoxFiles::beside(keybox).volumes)
     }
 
     /// Records volume `uuid` at `device` beside `keybox` (replacing what it said of it).
@@ -210,11 +206,7 @@ impl Pushed {
 
     /// What the box beside `keybox` pushed (nothing when there is no file).
     pub fn beside(keybox: &Path) -> BoxResult<Self> {
-        let path = BoxFiles::beside(keybox).pushed;
-        if !path.exists() {
-            return Ok(Pushed::default());
-        }
-        read(&path)
+        read_or_default(&BoxFiles::beside(keybox).pushed)
     }
 
     /// Notes that `version` is the blob with SHA-256 `blob_sha256`.
@@ -269,6 +261,15 @@ pub use keyward_core::store::beside_keybox;
 pub fn read<T: ConfigFile>(path: &Path) -> BoxResult<T> {
     let bytes = std::fs::read(path).map_err(|e| keyward_core::Error::io(T::MISSING, path, e))?;
     parse(&bytes, path)
+}
+
+/// Reads a configuration file that a box keeps only once there is something in it: its
+/// default (empty) when there is no file.
+pub fn read_or_default<T: ConfigFile + Default>(path: &Path) -> BoxResult<T> {
+    match path.exists() {
+        true => read(path),
+        false => Ok(T::default()),
+    }
 }
 
 /// Parses a configuration file's bytes (`path` names it in errors).

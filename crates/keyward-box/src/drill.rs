@@ -457,8 +457,7 @@ fn fitted(text: &str) -> String {
 /// Notes the paths proven now beside the keybox, and returns what the state says of each.
 pub fn note(keybox: &Path, drill: &Drill) -> BoxResult<DrillState> {
     let file = BoxFiles::beside(keybox).drill;
-    let mut state: DrillState =
-        if file.exists() { config::read(&file)? } else { DrillState::default() };
+    let mut state: DrillState = config::read_or_default(&file)?;
     for path in &drill.paths {
         if matches!(path.outcome, Outcome::Ok(_)) {
             state.last_success.insert(path.id.clone(), drill.at);

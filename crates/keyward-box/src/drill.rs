@@ -469,9 +469,16 @@ pub fn note(keybox: &Path, drill: &Drill) -> BoxResult<DrillState> {
     Ok(state)
 }
 
+/// Writes [`prometheus`] to `file` crash-atomically, mode 0644: the collector runs as another
+/// user, and nothing in it is secret.
+pub fn write_textfile(file: &Path, drill: &Drill, state: &DrillState) -> BoxResult<()> {
+    keyward_core::store::write_public_file(&RealFs, file, prometheus(drill, state).as_bytes())?;
+    Ok(())
+}
+
 /// The drill as node_exporter's textfile collector reads it: per path, 1 (ok), 0 (broken) or
 /// -1 (not proven), and when it was last proven.
-pub fn prometheus(drill: &Drill, state: &DrillState) -> String {
+fn prometheus(drill: &Drill, state: &DrillState) -> String {
     let label = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
     let mut out = String::from(
         "# HELP keyward_drill_path_ok Whether the last keyward drill proved the path: 1 ok, 0 broken, -1 not proven.\n# TYPE keyward_drill_path_ok gauge\n",

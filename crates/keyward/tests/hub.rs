@@ -1846,6 +1846,7 @@ fn a_drill_proves_every_path_and_names_each_one_broken() {
         "{text}"
     );
     let prom = String::from_utf8(dir.read("drill.prom")).expect("text");
+    assert_eq!(dir.mode("drill.prom"), 0o644, "node_exporter runs as another user");
     assert!(prom.contains("keyward_drill_path_ok{path=\"escrow\"} 1"), "{prom}");
     assert!(
         prom.contains("keyward_drill_path_last_success_timestamp_seconds{path=\"slot:2\"}"),

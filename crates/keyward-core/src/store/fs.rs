@@ -33,9 +33,9 @@ pub trait Fs {
     fn current_uid(&self) -> u32;
     /// Creates a folder (and missing parents) with mode 0700.
     fn create_private_dir(&self, path: &Path) -> io::Result<()>;
-    /// Creates a new file (mode 0600, failing if it exists) and writes `data` into it; if the
+    /// Creates a new file (with `mode`, failing if it exists) and writes `data` into it; if the
     /// write fails (a full disk), the file is removed again.
-    fn write_new(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    fn write_new(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()>;
     /// fsync of a file's data and metadata.
     fn sync_file(&self, path: &Path) -> io::Result<()>;
     /// Atomically renames `from` over `to`.
@@ -95,11 +95,11 @@ impl Fs for RealFs {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
     }
 
-    fn write_new(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+    fn write_new(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
         file.write_all(data).inspect_err(|_| {

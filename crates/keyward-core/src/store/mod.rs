@@ -216,7 +216,9 @@ impl<'fs> Store<'fs> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("cannot write", &self.path, e)),
         }
-        self.fs.write_new(&temp, bytes).map_err(|e| Error::io("cannot write", &self.path, e))?;
+        self.fs
+            .write_new(&temp, bytes, SECRET_MODE)
+            .map_err(|e| Error::io("cannot write", &self.path, e))?;
         if let Err(e) = self.fs.sync_file(&temp) {
             let _ = self.fs.remove(&temp);
             return Err(Error::io("cannot write", &self.path, e));
@@ -292,6 +294,21 @@ pub fn check_replaceable(fs: &dyn Fs, path: &Path) -> Result<()> {
 /// process created 0600, never in a pipe, device or link another user planted. On any failure
 /// the temp file is removed and `path` is untouched; errors name `path`, not the temp file.
 pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
+    place_file(fs, path, data, overwrite, SECRET_MODE)
+}
+
+/// Replaces (or creates) a file that holds nothing secret and that another user reads (a
+/// metrics textfile), mode 0644, by the same crash-atomic steps as [`write_secret_file`] with
+/// `overwrite`: what is at `path` is replaced only if it is a regular file this user owns.
+pub fn write_public_file(fs: &dyn Fs, path: &Path, data: &[u8]) -> Result<()> {
+    place_file(fs, path, data, true, 0o644)
+}
+
+/// Mode of every file that holds key material.
+const SECRET_MODE: u32 = 0o600;
+
+/// The steps [`write_secret_file`] describes, for a file created with `mode`.
+fn place_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool, mode: u32) -> Result<()> {
     let folder = parent_folder(path);
     if overwrite {
         check_replaceable(fs, path)?;
@@ -299,7 +316,7 @@ pub fn write_secret_file(fs: &dyn Fs, path: &Path, data: &[u8], overwrite: bool)
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let suffix = crate::encoding::to_hex(&crate::random::array::<6>()?);
     let temp = folder.join(format!(".{name}.{suffix}.tmp"));
-    fs.write_new(&temp, data).map_err(|e| match e.kind() {
+    fs.write_new(&temp, data, mode).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => {
             Error::MissingFolder { path: path.to_path_buf(), folder: folder.clone() }
         }

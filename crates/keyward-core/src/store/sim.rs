@@ -150,7 +150,7 @@ impl Fs for SimFs {
         self.alive()
     }
 
-    fn write_new(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+    fn write_new(&self, path: &Path, data: &[u8], _mode: u32) -> io::Result<()> {
         self.step()?;
         let mut s = self.state.borrow_mut();
         if s.entries.contains_key(path) {

@@ -2,9 +2,6 @@
 //! prints a line per path; notes what was proven beside the keybox and, with `--textfile`,
 //! writes it for node_exporter. Exit 11 names every broken path.
 
-use std::io::Write as _;
-use std::path::Path;
-
 use keyward_box::drill::{self, Outcome};
 use serde_json::json;
 
@@ -42,9 +39,9 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> CliResult {
         drill::DrillState::default()
     });
     if let Some(file) = &args.textfile
-        && let Err(e) = write_textfile(file, &drill::prometheus(&result, &state))
+        && let Err(e) = drill::write_textfile(file, &result, &state)
     {
-        warn(&e.to_string());
+        warn(&format!("the textfile {} is not written ({e})", file.display()));
     }
     // The evidence goes to the hubs; a hub that cannot take it is said, and the drill's verdict
     // stands (a hub that is down is the escrow path's broken line already).
@@ -66,30 +63,4 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> CliResult {
         true => Ok(()),
         false => Err(CliError::DrillFound(broken)),
     }
-}
-
-/// Replaces `file` atomically (a new file beside it, synced, renamed over it), mode 0644: the
-/// collector runs as another user, and nothing in it is secret.
-fn write_textfile(file: &Path, text: &str) -> CliResult {
-    let folder = file.parent().filter(|f| !f.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = folder.join(format!(".{name}.keyward-{}", std::process::id()));
-    let io = |e| keyward_core::Error::io("cannot write", file, e);
-    let written = (|| {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&temporary)?;
-        out.write_all(text.as_bytes())?;
-        out.sync_all()?;
-        std::fs::rename(&temporary, file)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temporary);
-        warn(&format!("the textfile {} is not written", file.display()));
-        return Err(io(e).into());
-    }
-    Ok(())
 }

@@ -20,13 +20,12 @@ use std::path::Path;
 use keyward_core::slot::Channel;
 use keyward_core::store::RealFs;
 use keyward_core::{DataKey, ExpectedFingerprint, Keybox, RecoveryCode, Store, Unlocker};
-use keyward_hub::client::Hubs;
 use keyward_luks::volume::Volume;
 use keyward_luks::workflow::{KeyslotCheck, check_keyslot};
 use keyward_service::unix_now;
 use serde::Serialize;
 
-use crate::config::{self, BoxFiles, ConfigFile, Enrollment, Pushed, Volumes};
+use crate::config::{self, BoxFiles, ConfigFile, Pushed, Volumes};
 use crate::error::BoxResult;
 use crate::escrow::{self, HubHeaderCopy};
 use crate::recovery::{Candidate, Candidates, parse_blob};
@@ -123,20 +122,10 @@ pub fn run(path: &Path, files: &SecretFiles, code: Option<&RecoveryCode>) -> Box
 }
 
 /// The box's hubs, if it is enrolled at any (or why they cannot be asked).
-type HubOf = Result<(Enrollment, keyward_service::SigningIdentity, Hubs), String>;
+type HubOf = Result<escrow::Enrolled, String>;
 
 fn hub_of(path: &Path, files: &SecretFiles) -> Option<HubOf> {
-    let box_files = BoxFiles::beside(path);
-    if !box_files.enrollment.exists() {
-        return None;
-    }
-    let loaded = (|| {
-        let enrollment: Enrollment = config::read(&box_files.enrollment)?;
-        let identity = files.identity(&box_files.identity)?;
-        let hubs = Hubs::new(&enrollment.hubs)?;
-        Ok::<_, crate::BoxError>((enrollment, identity, hubs))
-    })();
-    Some(loaded.map_err(|e| e.to_string()))
+    escrow::enrollment_if_any(path, files).map_err(|e| e.to_string()).transpose()
 }
 
 /// Each slot: opened as it opens with nobody there (or with the code), or what it needs.
@@ -411,8 +400,9 @@ pub fn report(
     files: &SecretFiles,
     drill: &Drill,
 ) -> BoxResult<Option<keyward_hub::api::DrillRecorded>> {
-    let Some(hub) = hub_of(path, files) else { return Ok(None) };
-    let (enrollment, identity, hubs) = hub.map_err(crate::error::invalid)?;
+    let Some((enrollment, identity, hubs)) = escrow::enrollment_if_any(path, files)? else {
+        return Ok(None);
+    };
     let report = keyward_hub::api::DrillReport {
         version: keyward_hub::api::DRILL_REPORT_VERSION,
         paths: drill

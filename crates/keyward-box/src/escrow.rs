@@ -5,6 +5,8 @@
 //! made from a keybox that was opened first, so its header MAC has vouched for the slot
 //! escrowed: a slot spliced in from an old copy of the file is never sent.
 
+use std::path::Path;
+
 use keyward_core::keybox::{PbsRecord, UnlockedKeybox};
 use keyward_core::{
     DataKey, Error as CoreError, Fingerprint, Keybox, RecoveryCode, SlotId, Unlocker,
@@ -18,9 +20,32 @@ use keyward_pbs::{KEY_LEN, PbsKeyFile, PbsTime, pbs_fingerprint};
 use keyward_service::SigningIdentity;
 use serde_json::{Map, Value, json};
 
-use crate::config::Enrollment;
+use crate::config::{self, BoxFiles, Enrollment};
 use crate::error::{BoxError, BoxResult, invalid};
 use crate::runtime::block_on;
+use crate::secrets::SecretFiles;
+
+/// What a box enrolled at hubs works with: its enrollment, the identity it signs with, and
+/// clients for its hubs.
+pub type Enrolled = (Enrollment, SigningIdentity, Hubs);
+
+/// Loads the box's enrollment (`<keybox>.hub.json`), its identity, and clients for its hubs.
+pub fn load_enrollment(keybox: &Path, files: &SecretFiles) -> BoxResult<Enrolled> {
+    let paths = BoxFiles::beside(keybox);
+    let enrollment: Enrollment = config::read(&paths.enrollment)?;
+    let identity = files.identity(&paths.identity)?;
+    let hubs = Hubs::new(&enrollment.hubs)?;
+    Ok((enrollment, identity, hubs))
+}
+
+/// The box's enrollment as [`load_enrollment`] reads it, or `None` when the box is enrolled at
+/// no hub (no `<keybox>.hub.json`).
+pub fn enrollment_if_any(keybox: &Path, files: &SecretFiles) -> BoxResult<Option<Enrolled>> {
+    if !BoxFiles::beside(keybox).enrollment.exists() {
+        return Ok(None);
+    }
+    load_enrollment(keybox, files).map(Some)
+}
 
 /// The form of a keybox's escrow blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

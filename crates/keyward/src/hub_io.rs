@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use keyward_box::config::{self, BoxFiles, Enrollment};
-
 use keyward_hub::client::Hubs;
 use keyward_service::addresses::HubAddress;
 use keyward_service::tls;
@@ -15,7 +13,6 @@ use crate::cli::HubArgs;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, usage};
 use crate::output::{Overwrite, write_secret};
-use keyward_box::secrets::SecretFiles;
 
 /// The pinned certificate hash from `--hub-fingerprint` or `--hub-cert`.
 pub fn pin(fingerprint: Option<&str>, cert: Option<&Path>) -> CliResult<([u8; 32], String)> {
@@ -100,30 +97,6 @@ pub fn operator_key(ctx: &Context, given: Option<&Path>) -> CliResult<SigningIde
         }
     };
     Ok(ctx.reader.identity(&path)?)
-}
-
-/// Loads the box's enrollment (`<keybox>.hub.json`), its identity, and clients for its hubs.
-pub fn load_enrollment(
-    reader: &SecretFiles,
-    keybox: &Path,
-) -> CliResult<(Enrollment, SigningIdentity, Hubs)> {
-    let files = BoxFiles::beside(keybox);
-    let enrollment: Enrollment = config::read(&files.enrollment)?;
-    let identity = reader.identity(&files.identity)?;
-    let hubs = connect(&enrollment.hubs)?;
-    Ok((enrollment, identity, hubs))
-}
-
-/// The box's enrollment as [`load_enrollment`] reads it, or `None` when the box is enrolled at
-/// no hub (no `<keybox>.hub.json`).
-pub fn enrollment_if_any(
-    reader: &SecretFiles,
-    keybox: &Path,
-) -> CliResult<Option<(Enrollment, SigningIdentity, Hubs)>> {
-    if !BoxFiles::beside(keybox).enrollment.exists() {
-        return Ok(None);
-    }
-    load_enrollment(reader, keybox).map(Some)
 }
 
 /// Writes a new signing identity (0600, never over an existing file).

@@ -137,7 +137,7 @@ pub fn push(
 ) -> CliResult {
     let store = ctx.store();
     let keybox = store.load()?;
-    let (enrollment, identity, hubs) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+    let (enrollment, identity, hubs) = escrow::load_enrollment(&ctx.keybox, &ctx.reader)?;
     let directive = read_directive(ctx, directive)?;
     let blob = match BlobForm::of(&keybox) {
         BlobForm::PbsKeyFile => {
@@ -206,7 +206,7 @@ pub fn print_versions(ctx: &Context, answer: &StatusResponse, hubs: &str) -> Cli
 
 /// Runs `escrow status`.
 pub fn status(ctx: &Context) -> CliResult {
-    let (enrollment, identity, hubs) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+    let (enrollment, identity, hubs) = escrow::load_enrollment(&ctx.keybox, &ctx.reader)?;
     let answer = escrow::status(&hubs, &enrollment, &identity)?;
     print_versions(ctx, &answer, &hubs.urls().join(", "))
 }
@@ -214,7 +214,7 @@ pub fn status(ctx: &Context) -> CliResult {
 /// Runs `escrow fetch`: the active blob as the hub holds it.
 pub fn fetch(ctx: &Context, out: &Path) -> CliResult {
     check_new(out, Overwrite::Never)?;
-    let (enrollment, identity, hubs) = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+    let (enrollment, identity, hubs) = escrow::load_enrollment(&ctx.keybox, &ctx.reader)?;
     let (escrow, blob) = escrow::fetch_active(&hubs, &enrollment, &identity)?;
     write_secret(out, &blob, Overwrite::Never)?;
     if out != Path::new("-") {

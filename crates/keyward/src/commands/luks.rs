@@ -162,7 +162,7 @@ fn changing<T>(
     args: &LuksKeyArgs,
     change: impl FnOnce(&mut KeywardVolume<'_>) -> CliResult<T>,
 ) -> CliResult<(T, HubCopyAfter)> {
-    let hub = hub_io::enrollment_if_any(&ctx.reader, &ctx.keybox)?;
+    let hub = escrow::enrollment_if_any(&ctx.keybox, &ctx.reader)?;
     with_key(ctx, args, |volume| {
         let done = change(volume)?;
         let Some(hub) = hub else { return Ok((done, HubCopyAfter::NotEnrolled)) };
@@ -222,7 +222,7 @@ fn header_backup(ctx: &Context, args: &LuksHeaderBackupArgs) -> CliResult {
     }
     let (backup, sealed) = if args.push {
         // Not enrolled at a hub: said before anything is opened or prompted for.
-        let hub = hub_io::load_enrollment(&ctx.reader, &ctx.keybox)?;
+        let hub = escrow::load_enrollment(&ctx.keybox, &ctx.reader)?;
         let (backup, entry, sealed) =
             with_key(ctx, &args.volume, |volume| Ok(volume.sealed_header_backup()?))?;
         (backup, Some((hub, entry, sealed)))
@@ -528,7 +528,7 @@ pub fn hub_copy_of(
     ctx: &Context,
     volume: &mut Volume,
 ) -> CliResult<Option<(String, Result<HubHeaderCopy, CliError>)>> {
-    let Some((enrollment, identity, hubs)) = hub_io::enrollment_if_any(&ctx.reader, &ctx.keybox)?
+    let Some((enrollment, identity, hubs)) = escrow::enrollment_if_any(&ctx.keybox, &ctx.reader)?
     else {
         return Ok(None);
     };

@@ -20,7 +20,6 @@ use crate::commands::list::fallback_mark;
 use crate::commands::luks::{hub_copy_json, hub_copy_line, hub_copy_of};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
-use crate::hub_io;
 use crate::output::format_time;
 
 /// How long the agent has to answer: it answers at once when it runs.
@@ -96,7 +95,7 @@ fn slots(ctx: &Context, keybox: &Keybox) -> CliResult<Value> {
 
 /// The box's escrow versions at its hubs, if it is enrolled at any.
 fn escrow_at_hubs(ctx: &Context) -> CliResult<Value> {
-    let Some((enrollment, identity, hubs)) = hub_io::enrollment_if_any(&ctx.reader, &ctx.keybox)?
+    let Some((enrollment, identity, hubs)) = escrow::enrollment_if_any(&ctx.keybox, &ctx.reader)?
     else {
         ctx.out.line("Escrow: enrolled at no hub (`keyward escrow enroll`)")?;
         return Ok(Value::Null);

@@ -3,7 +3,7 @@
 //! older than the threshold, or none), or healthy. `keyward operator fleet` prints it; the
 //! dashboard shows the same query.
 
-use keyward_hub::api::FleetBox;
+use keyward_hub::api::{EscrowVersion, FleetBox};
 use keyward_hub::client::Hubs;
 use keyward_service::SigningIdentity;
 use serde::Serialize;
@@ -21,6 +21,26 @@ pub enum Verdict {
     Stale,
     /// Proven recently, nothing broken.
     Healthy,
+}
+
+impl Verdict {
+    /// The word a listing leads with.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Broken => "BROKEN",
+            Verdict::Stale => "stale",
+            Verdict::Healthy => "ok",
+        }
+    }
+
+    /// The verdict as one lower-case word (the page's class, the error's words).
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Broken => "broken",
+            Verdict::Stale => "stale",
+            Verdict::Healthy => "healthy",
+        }
+    }
 }
 
 /// A box and its verdict.
@@ -44,6 +64,24 @@ pub struct Fleet {
     pub boxes: Vec<JudgedBox>,
     /// Whether the hub had more boxes than one answer holds.
     pub truncated: bool,
+}
+
+impl JudgedBox {
+    /// Its active escrow version, if it has one.
+    pub fn active(&self) -> Option<&EscrowVersion> {
+        self.facts.versions.iter().rev().find(|v| v.state == "active")
+    }
+
+    /// Its escrow versions that wait for an operator's approval.
+    pub fn pending(&self) -> impl Iterator<Item = &EscrowVersion> {
+        self.facts.versions.iter().filter(|v| v.state == "pending")
+    }
+
+    /// The age at `now` of the oldest header backup the hub holds of it, if it holds any.
+    pub fn oldest_header_age(&self, now: i64) -> Option<i64> {
+        let oldest = self.facts.headers.iter().map(|h| h.pushed_at).min()?;
+        Some(now.saturating_sub(oldest))
+    }
 }
 
 impl Fleet {
@@ -147,25 +185,18 @@ pub fn page(fleet: &Fleet, now: i64) -> String {
     for judged in &fleet.boxes {
         let facts = &judged.facts;
         let name = html_text(&facts.box_name);
-        let (class, label) = match judged.verdict {
-            Verdict::Broken => ("broken", "BROKEN"),
-            Verdict::Stale => ("stale", "stale"),
-            Verdict::Healthy => ("healthy", "ok"),
-        };
+        let (class, label) = (judged.verdict.word(), judged.verdict.label());
         out.push_str(&format!(
             "<section class=\"{class}\" data-box=\"{name}\">\n<h2>{label}: {name}</h2>\n<p class=\"why\">{}</p>\n",
             html_text(&judged.why)
         ));
-        let active = facts.versions.iter().rev().find(|v| v.state == "active");
         out.push_str(&format!(
             "<p>Escrow: {}; header backups: {}</p>\n",
-            active.map_or("no active version".into(), |v| format!("version {} active", v.version)),
-            match facts.headers.iter().map(|h| h.pushed_at).min() {
-                Some(oldest) => format!(
-                    "{}, the oldest {} old",
-                    facts.headers.len(),
-                    age_text(now.saturating_sub(oldest))
-                ),
+            judged
+                .active()
+                .map_or("no active version".into(), |v| format!("version {} active", v.version)),
+            match judged.oldest_header_age(now) {
+                Some(age) => format!("{}, the oldest {} old", facts.headers.len(), age_text(age)),
                 None => "none".into(),
             }
         ));
@@ -183,7 +214,7 @@ pub fn page(fleet: &Fleet, now: i64) -> String {
             }
             out.push_str("</table>\n");
         }
-        for pending in facts.versions.iter().filter(|v| v.state == "pending") {
+        for pending in judged.pending() {
             out.push_str(&format!(
                 "<p>Version {} waits for approval; once the owner read you its SHA-256:</p><code>keyward operator approve-overwrite --box {name} --version {} --blob-sha256 {} --fingerprint {}</code>\n",
                 pending.version,

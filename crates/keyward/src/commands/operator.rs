@@ -222,29 +222,23 @@ fn fleet(ctx: &Context, hub: &HubArgs, key: Option<&Path>, stale_after: &str) ->
     let now = unix_now();
     let found = fleet::query(&hubs, &operator, now, stale_after)?;
     for judged in &found.boxes {
-        let facts = &judged.facts;
-        let active = facts.versions.iter().rev().find(|v| v.state == "active");
-        let pending = facts.versions.iter().filter(|v| v.state == "pending").count();
-        let escrow = match active {
+        let escrow = match judged.active() {
             Some(v) => format!("escrow v{} active", v.version),
             None => "no active escrow".to_string(),
         };
-        let headers = match facts.headers.iter().map(|h| h.pushed_at).min() {
-            Some(oldest) => format!(
+        let headers = match judged.oldest_header_age(now) {
+            Some(age) => format!(
                 "{} header backup(s), the oldest {} old",
-                facts.headers.len(),
-                age_text(now.saturating_sub(oldest))
+                judged.facts.headers.len(),
+                age_text(age)
             ),
             None => "no header backup".to_string(),
         };
-        let label = match judged.verdict {
-            Verdict::Broken => "BROKEN",
-            Verdict::Stale => "stale",
-            Verdict::Healthy => "ok",
-        };
+        let pending = judged.pending().count();
         ctx.out.line(format!(
-            "{label:<7} {}: {}; {escrow}{}; {headers}",
-            facts.box_name,
+            "{:<7} {}: {}; {escrow}{}; {headers}",
+            judged.verdict.label(),
+            judged.facts.box_name,
             judged.why,
             if pending > 0 { format!(", {pending} waiting for approval") } else { String::new() }
         ))?;
@@ -260,13 +254,7 @@ fn fleet(ctx: &Context, hub: &HubArgs, key: Option<&Path>, stale_after: &str) ->
         .boxes
         .iter()
         .filter(|b| b.verdict != Verdict::Healthy)
-        .map(|b| {
-            format!(
-                "{} ({})",
-                b.facts.box_name,
-                if b.verdict == Verdict::Broken { "broken" } else { "stale" }
-            )
-        })
+        .map(|b| format!("{} ({})", b.facts.box_name, b.verdict.word()))
         .collect();
     Err(CliError::DrillFound(unhealthy))
 }

@@ -21,7 +21,7 @@ use keyward_core::store::{RealFs, beside_keybox, write_secret_file};
 use keyward_core::{DataKey, Error as CoreError, Fingerprint, IntegrityFailure, Keybox, aead};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{BoxError, BoxResult, invalid};
 
@@ -65,6 +65,13 @@ struct BackupFile {
 #[serde(deny_unknown_fields)]
 struct SideFiles {
     files: BTreeMap<String, String>,
+}
+
+impl Drop for SideFiles {
+    // The box's signing key (`.box-key`) is among them, in base64.
+    fn drop(&mut self) {
+        self.files.values_mut().for_each(Zeroize::zeroize);
+    }
 }
 
 /// A backup read and opened.
@@ -127,6 +134,7 @@ pub fn make(
         let file = beside_keybox(path, "", suffix);
         match std::fs::read(&file) {
             Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
                 side.files.insert(suffix.into(), keyward_core::encoding::to_base64(&bytes));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -204,13 +212,13 @@ pub fn open(
     let side: SideFiles =
         serde_json::from_slice(&plaintext).map_err(|_| damaged("its sealed part is not JSON"))?;
     let mut side_files = Vec::new();
-    for (suffix, text) in side.files {
+    for (suffix, text) in &side.files {
         if !SIDE_FILES.contains(&suffix.as_str()) {
             return Err(damaged("a file beside the keybox keyward does not keep"));
         }
-        let bytes = keyward_core::encoding::from_base64(&text)
+        let bytes = keyward_core::encoding::from_base64(text)
             .ok_or_else(|| damaged("a file beside the keybox is not base64"))?;
-        side_files.push((suffix, Zeroizing::new(bytes)));
+        side_files.push((suffix.clone(), Zeroizing::new(bytes)));
     }
     Ok(Opened { keybox, keybox_bytes, created, side_files })
 }

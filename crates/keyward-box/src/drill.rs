@@ -19,17 +19,20 @@ use std::path::Path;
 
 use keyward_core::slot::Channel;
 use keyward_core::store::RealFs;
-use keyward_core::{DataKey, ExpectedFingerprint, Keybox, RecoveryCode, Store, Unlocker};
+use keyward_core::{
+    DataKey, Error as CoreError, ExpectedFingerprint, Keybox, RecoveryCode, SlotId, Store,
+    UnlockedKeybox, Unlocker,
+};
 use keyward_luks::volume::Volume;
 use keyward_luks::workflow::{KeyslotCheck, check_keyslot};
 use keyward_service::unix_now;
 use serde::Serialize;
 
 use crate::config::{self, BoxFiles, ConfigFile, Pushed, Volumes};
-use crate::error::BoxResult;
+use crate::error::{BoxError, BoxResult};
 use crate::escrow::{self, HubHeaderCopy};
 use crate::recovery::{Candidate, Candidates, parse_blob};
-use crate::secrets::SecretFiles;
+use crate::secrets::{Person, SecretFiles};
 use crate::unlock;
 
 /// How a path fared.
@@ -89,9 +92,14 @@ impl ConfigFile for DrillState {
 /// Runs the drill on the keybox at `path`, with the recovery code if one is given.
 pub fn run(path: &Path, files: &SecretFiles, code: Option<&RecoveryCode>) -> BoxResult<Drill> {
     let keybox = Store::new(&RealFs, path).load()?;
-    let mut paths = Vec::new();
-    let mut key = None;
-    slots(&keybox, path, files, code, &mut key, &mut paths);
+    let plan = SlotPlan {
+        given: code.map(Unlocker::RecoveryCode),
+        ask_peers: true,
+        ..SlotPlan::default()
+    };
+    let proven = prove_slots(&keybox, path, files, plan);
+    let mut paths: Vec<PathResult> = proven.slots.into_iter().map(PathResult::from).collect();
+    let key = proven.key;
     let fallbacks = keybox.offline_fallbacks();
     paths.push(PathResult {
         id: "offline-fallback".into(),
@@ -128,69 +136,185 @@ fn hub_of(path: &Path, files: &SecretFiles) -> Option<HubOf> {
     escrow::enrollment_if_any(path, files).map_err(|e| e.to_string()).transpose()
 }
 
-/// Each slot: opened as it opens with nobody there (or with the code), or what it needs.
-fn slots(
+/// What the slots are proven with: the one plan behind `keyward drill` (every slot, the code if
+/// given, the peers asked) and `keyward verify` (any secret given, one slot named or all).
+#[derive(Default)]
+pub struct SlotPlan<'a> {
+    /// A secret given (a code, a passphrase, a key file, a PIN): tried on each slot of its kind.
+    pub given: Option<Unlocker<'a>>,
+    /// Only this slot; it may also ask `person` and its peers.
+    pub only: Option<SlotId>,
+    /// Whether every slot that opens through its peers asks them (else only the slot named).
+    pub ask_peers: bool,
+    /// For a peers slot of the `both` policy: the operator's release ticket.
+    pub release_ticket: Option<&'a Path>,
+    /// A person to ask for the slot named, if one is there.
+    pub person: Option<&'a mut dyn Person>,
+}
+
+/// How one slot fared.
+#[derive(Debug)]
+pub struct ProvenSlot {
+    /// The slot.
+    pub id: SlotId,
+    /// Its kind.
+    pub kind: String,
+    /// Its label.
+    pub label: String,
+    /// What it showed.
+    pub outcome: Outcome,
+    /// When it is broken: the failure as its type, for an exit code.
+    pub error: Option<BoxError>,
+}
+
+impl From<ProvenSlot> for PathResult {
+    fn from(slot: ProvenSlot) -> Self {
+        PathResult {
+            id: format!("slot:{}", slot.id),
+            name: format!("slot {} ({}, \"{}\")", slot.id, slot.kind, slot.label),
+            outcome: slot.outcome,
+        }
+    }
+}
+
+/// What the slots showed.
+#[derive(Debug, Default)]
+pub struct ProvenSlots {
+    /// Each slot of the plan, in the keybox's order.
+    pub slots: Vec<ProvenSlot>,
+    /// The key, from the first slot that opened (wiped when dropped).
+    pub key: Option<DataKey>,
+    /// A secret was given and opened none of the slots it was tried on (or there were none).
+    pub given_opened_none: Option<BoxError>,
+}
+
+/// What came of trying one slot, before the secret given is judged on all of its slots.
+enum Tried {
+    /// It opened, with the secret given or without.
+    Opened {
+        key: DataKey,
+        given: bool,
+    },
+    /// The secret given, of this slot's kind, did not open it.
+    GivenRefused(BoxError),
+    Done(Outcome, Option<BoxError>),
+}
+
+/// Tries each slot of `plan` as it opens with what is at hand, and says what each showed. K is
+/// opened in memory that is wiped when dropped, and written nowhere.
+pub fn prove_slots(
     keybox: &Keybox,
     path: &Path,
     files: &SecretFiles,
-    code: Option<&RecoveryCode>,
-    key: &mut Option<DataKey>,
-    paths: &mut Vec<PathResult>,
-) {
-    // The code given opens one recovery-code slot; another (a second code) is not proven by
-    // it, unless it opens none of them: then the code is wrong, and each is broken.
-    let code_opens_one = code.is_some_and(|code| {
-        keybox.read_slots().any(|(record, read)| {
-            read.is_some_and(|r| r.channel() == Channel::RecoveryCode)
-                && keybox.unlock(&Unlocker::RecoveryCode(code), Some(record.id), path).is_ok()
-        })
-    });
-    for (record, read) in keybox.read_slots() {
-        let id = format!("slot:{}", record.id);
-        let name = format!("slot {} ({}, \"{}\")", record.id, record.protection.kind, record.label);
-        let opened = match read {
-            None => Err(Outcome::NotProven("a kind this keyward does not know".into())),
-            Some(read) => match (read.channel(), code) {
-                (Channel::RecoveryCode, Some(code)) => keybox
-                    .unlock(&Unlocker::RecoveryCode(code), Some(record.id), path)
-                    .map_err(|e| match code_opens_one {
-                        true => Outcome::NotProven(
-                            "its own recovery code (the one given opens another slot)".into(),
-                        ),
-                        false => Outcome::Broken(e.to_string()),
-                    }),
-                (Channel::Key, _) => {
-                    unlock::open_unattended(keybox, path, files, Some(&record.id.to_string()))
-                        .map_err(|e| Outcome::Broken(e.to_string()))
-                }
-                _ if read.is_unattended() => {
-                    unlock::check_unattended(keybox, record.id, path, files)
-                        .map_err(|e| Outcome::Broken(e.to_string()))
-                }
-                (Channel::RecoveryCode, None) => {
-                    Err(Outcome::NotProven("the recovery code (--code-file F, or --ask)".into()))
-                }
-                (channel, _) => {
-                    Err(Outcome::NotProven(format!("{} typed by a person", channel.describe())))
-                }
-            },
+    mut plan: SlotPlan<'_>,
+) -> ProvenSlots {
+    let mut tried = Vec::new();
+    for (record, read) in keybox.read_slots().filter(|(r, _)| plan.only.is_none_or(|id| r.id == id))
+    {
+        let id = record.id;
+        let named = plan.only == Some(id);
+        let broken = |e: BoxError| Tried::Done(Outcome::Broken(e.to_string()), Some(e));
+        let opened = |result: BoxResult<UnlockedKeybox>| match result {
+            Ok(opened) => Tried::Opened { key: opened.key().clone(), given: false },
+            Err(e) => broken(e),
         };
-        let outcome = match opened {
-            Ok(opened) => {
-                let fp = opened.key().fingerprint();
-                if key.is_none() {
-                    *key = Some(opened.key().clone());
-                }
-                match peers_holding(record, path, files) {
-                    Some(Err(why)) => Outcome::Broken(why),
-                    Some(Ok(held)) => Outcome::Ok(format!("opens; key {}; {held}", fp.short())),
-                    None => Outcome::Ok(format!("opens; key {}", fp.short())),
+        let outcome = match read {
+            None => Tried::Done(
+                Outcome::NotProven(format!(
+                    "a newer keyward (unknown kind {})",
+                    record.protection.kind
+                )),
+                None,
+            ),
+            Some(read) => {
+                let channel = read.channel();
+                match plan.given.filter(|given| given.channel() == channel) {
+                    Some(given) => match keybox.unlock(&given, Some(id), path) {
+                        Ok(opened) => Tried::Opened { key: opened.key().clone(), given: true },
+                        Err(e) => Tried::GivenRefused(e.into()),
+                    },
+                    // The slot named asks for what it needs, a person if it needs one and one
+                    // is there.
+                    None if read.is_unattended()
+                        || (named && (!channel.is_typed() || plan.person.is_some())) =>
+                    {
+                        opened(unlock::prove_slot(
+                            keybox,
+                            id,
+                            path,
+                            files,
+                            plan.release_ticket,
+                            plan.person.as_deref_mut().map(|p| p as &mut dyn Person),
+                        ))
+                    }
+                    None if channel == Channel::Key && plan.ask_peers => {
+                        opened(unlock::prove_slot(keybox, id, path, files, None, None))
+                    }
+                    None => Tried::Done(
+                        Outcome::NotProven(match channel {
+                            Channel::RecoveryCode => "the recovery code (--code-file F)".into(),
+                            Channel::Key => format!(
+                                "{} (`keyward verify --slot {id}` asks for it)",
+                                channel.describe()
+                            ),
+                            _ => format!("{} typed by a person", channel.describe()),
+                        }),
+                        None,
+                    ),
                 }
             }
-            Err(outcome) => outcome,
         };
-        paths.push(PathResult { id, name, outcome });
+        tried.push((record, outcome));
     }
+    // A secret given opens the slots it belongs to: another slot of its kind that refuses it
+    // is not broken (a second code), unless it opens none of them — then the secret is wrong,
+    // or its slots are broken.
+    let given_opens_one = tried.iter().any(|(_, t)| matches!(t, Tried::Opened { given: true, .. }));
+    let given_opened_none = plan.given.filter(|_| !given_opens_one).map(|given| {
+        let tried_it = tried
+            .iter()
+            .any(|(_, t)| matches!(t, Tried::Opened { given: true, .. } | Tried::GivenRefused(_)));
+        BoxError::from(match tried_it {
+            false => CoreError::NoSlotTakes(given.describe()),
+            true => CoreError::WrongSecret { tried: given.describe().to_string() },
+        })
+    });
+    let mut proven = ProvenSlots { given_opened_none, ..ProvenSlots::default() };
+    for (record, tried) in tried {
+        let (outcome, error) = match tried {
+            Tried::Opened { key, .. } => {
+                let fp = key.fingerprint();
+                proven.key.get_or_insert(key);
+                match peers_holding(record, path, files) {
+                    Some(Err(why)) => (Outcome::Broken(why), None),
+                    Some(Ok(held)) => {
+                        (Outcome::Ok(format!("opens; key {}; {held}", fp.short())), None)
+                    }
+                    None => (Outcome::Ok(format!("opens; key {}", fp.short())), None),
+                }
+            }
+            Tried::GivenRefused(_) if given_opens_one && plan.only.is_none() => {
+                let secret =
+                    plan.given.map_or("secret", |g| g.describe().trim_start_matches("the "));
+                (
+                    Outcome::NotProven(format!(
+                        "its own {secret} (the one given opens another slot)"
+                    )),
+                    None,
+                )
+            }
+            Tried::GivenRefused(e) => (Outcome::Broken(e.to_string()), Some(e)),
+            Tried::Done(outcome, error) => (outcome, error),
+        };
+        proven.slots.push(ProvenSlot {
+            id: record.id,
+            kind: record.protection.kind.clone(),
+            label: record.label.clone(),
+            outcome,
+            error,
+        });
+    }
+    proven
 }
 
 /// For a peers slot: whether every one of its peers still holds its share of the current set

@@ -592,6 +592,7 @@ fn from_peers(
     requester: keyward_service::SigningIdentity,
     expected: &ExpectedFingerprint,
 ) -> BoxResult<Recovery> {
+    use keyward_peer::api::ReleasePurpose;
     use std::sync::Arc;
     let proof = keyward_peer::recovery::Proof::Ticket {
         ticket: Arc::new(text),
@@ -601,7 +602,15 @@ fn from_peers(
     let timeout = keyward_peer::slot::PEER_TIMEOUT;
     let gathered = block_on(async {
         Ok::<_, BoxError>(
-            keyward_peer::recovery::gather(cards, proof, expected, None, timeout).await?,
+            keyward_peer::recovery::gather(
+                cards,
+                proof,
+                ReleasePurpose::Use,
+                expected,
+                None,
+                timeout,
+            )
+            .await?,
         )
     })?;
     let notes = keyward_peer::slot::report(&gathered);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use keyward_core::keybox::UnlockedKeybox;
 use keyward_core::operations::Authorization;
-use keyward_core::slot::{Channel, Companion, SecretSource, SlotError, Want};
+use keyward_core::slot::{Channel, Companion, OpenPurpose, SecretSource, SlotError, Want};
 use keyward_core::{
     Error as CoreError, Keybox, KeyfileContents, Passphrase, RecoveryCode, SlotId, Unlocker,
 };
@@ -138,16 +138,23 @@ pub fn unattended_route(keybox: &Keybox, slot: Option<&str>) -> Result<Vec<Strin
     Ok(route)
 }
 
-/// Opens slot `only` with what it opens with unattended, as a check (for `verify`): a recorded
-/// file that is gone is a failure here, not "not this slot".
-pub fn check_unattended(
+/// Opens slot `only` to prove that it opens (`keyward drill`, `keyward verify`): with what it
+/// records (a file gone from its recorded path is a failure here, not "not this slot"), the
+/// box's identity for its peers (who are told it is a drill), a release ticket if one is given,
+/// and `person` if one is there to ask.
+pub fn prove_slot<'a>(
     keybox: &Keybox,
     only: SlotId,
-    path: &Path,
-    files: &SecretFiles,
+    path: &'a Path,
+    files: &'a SecretFiles,
+    release_ticket: Option<&'a Path>,
+    person: Option<&'a mut dyn Person>,
 ) -> BoxResult<UnlockedKeybox> {
-    let mut answers = Answers::new(files, path, Reach::Unattended, keybox, Some(only));
+    let mut answers = Answers::new(files, path, Reach::Everything, keybox, Some(only));
     answers.missing_file_fails = true;
+    answers.purpose = OpenPurpose::Drill;
+    answers.release_ticket = release_ticket;
+    answers.person = person;
     Ok(keybox.open_with(&mut answers, None, Some(only), path)?)
 }
 
@@ -243,6 +250,8 @@ struct Answers<'a> {
     keyfile: Option<KeyfileContents>,
     /// Whether a file missing at its recorded path is an error rather than "not this slot".
     missing_file_fails: bool,
+    /// Why the key is opened (a check tells the peers it is a drill).
+    purpose: OpenPurpose,
 }
 
 impl<'a> Answers<'a> {
@@ -273,6 +282,7 @@ impl<'a> Answers<'a> {
             pins: Vec::new(),
             keyfile: None,
             missing_file_fails: false,
+            purpose: OpenPurpose::Use,
         }
     }
 
@@ -408,5 +418,8 @@ impl SecretSource for Answers<'_> {
             Some(person) => person.notice(text),
             None => warn_on_stderr(text),
         }
+    }
+    fn purpose(&self) -> OpenPurpose {
+        self.purpose
     }
 }

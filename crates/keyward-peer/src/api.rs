@@ -109,8 +109,17 @@ pub struct ShareSetInfo {
     pub x: u8,
     /// When it was stored (Unix seconds).
     pub stored_at: i64,
-    /// When it was last released, if ever.
+    /// When it was last released for a use (a restart, a recovery), if ever.
     pub last_released: Option<i64>,
+    /// How often it was released for a use.
+    #[serde(default)]
+    pub releases: u64,
+    /// When a drill last had it released, if ever.
+    #[serde(default)]
+    pub last_drilled: Option<i64>,
+    /// How often drills had it released.
+    #[serde(default)]
+    pub drills: u64,
 }
 
 /// `GET /v1/shares`: the sets the signing owner has here.
@@ -178,6 +187,46 @@ pub struct ReleaseRequest {
     /// For a `tpm-quote` set: the box's TPM quote over [`quote_challenge`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<QuoteProof>,
+    /// Why the shares are asked for; absent is a use. Signed with the rest.
+    #[serde(default, skip_serializing_if = "ReleasePurpose::is_use")]
+    pub purpose: ReleasePurpose,
+}
+
+/// Why a release is asked for. The peer counts each apart (`GET /v1/shares` shows both), and
+/// the purpose is inside what is signed and quoted, so a drill cannot be passed off as a use or
+/// a use as a drill.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleasePurpose {
+    /// The key is wanted: a restart, a recovery.
+    #[default]
+    Use,
+    /// A drill proving the shares still rebuild the key; the key is wiped straight after.
+    Drill,
+}
+
+impl ReleasePurpose {
+    /// Whether it is the default purpose, a use (which requests leave out).
+    pub fn is_use(&self) -> bool {
+        *self == ReleasePurpose::Use
+    }
+
+    /// The name the peer's store and log give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReleasePurpose::Use => "use",
+            ReleasePurpose::Drill => "drill",
+        }
+    }
+}
+
+impl From<keyward_core::slot::OpenPurpose> for ReleasePurpose {
+    fn from(purpose: keyward_core::slot::OpenPurpose) -> Self {
+        match purpose {
+            keyward_core::slot::OpenPurpose::Use => ReleasePurpose::Use,
+            keyward_core::slot::OpenPurpose::Drill => ReleasePurpose::Drill,
+        }
+    }
 }
 
 impl ReleaseRequest {
@@ -185,22 +234,47 @@ impl ReleaseRequest {
     pub fn asked(&self) -> Option<&str> {
         self.share_set.as_deref().or(self.owner_name.as_deref())
     }
+
+    /// What a signature over this request for `asked` signs ([`release_message`]).
+    pub fn signed_message(&self, asked: &str) -> Vec<u8> {
+        release_message(&self.nonce, asked, &self.ephemeral, self.purpose)
+    }
+
+    /// What a TPM quote for this request for `asked` is over ([`quote_challenge`]).
+    pub fn quote_challenge(&self, asked: &str) -> Vec<u8> {
+        quote_challenge(&self.nonce, asked, &self.ephemeral, self.purpose)
+    }
 }
 
 /// What the owner (or a ticket's requester) signs to ask for shares: the peer's nonce, what is
 /// asked (a share set, or an owner name), and the key the answer will be sealed to — so a
-/// signature is good for one answer, to one key, once.
-pub fn release_message(nonce: &str, asked: &str, ephemeral: &SealPublicKey) -> Vec<u8> {
-    format!("keyward-peer-release-v1\n{nonce}\n{asked}\n{ephemeral}").into_bytes()
+/// signature is good for one answer, to one key, once — under a domain that says why (a
+/// drill's is its own).
+pub fn release_message(
+    nonce: &str,
+    asked: &str,
+    ephemeral: &SealPublicKey,
+    purpose: ReleasePurpose,
+) -> Vec<u8> {
+    let domain = match purpose {
+        ReleasePurpose::Use => "keyward-peer-release-v1",
+        ReleasePurpose::Drill => "keyward-peer-drill-v1",
+    };
+    format!("{domain}\n{nonce}\n{asked}\n{ephemeral}").into_bytes()
 }
 
 /// What a TPM quote for a release is over (its qualifying data): SHA-256 of the same message the
 /// owner signs, so a quote is good for one answer, to one key, once.
-pub fn quote_challenge(nonce: &str, asked: &str, ephemeral: &SealPublicKey) -> Vec<u8> {
+pub fn quote_challenge(
+    nonce: &str,
+    asked: &str,
+    ephemeral: &SealPublicKey,
+    purpose: ReleasePurpose,
+) -> Vec<u8> {
     use sha2::Digest as _;
     let mut hash = sha2::Sha256::new();
     hash.update(b"keyward-peer-quote-v1\n");
-    hash.update(release_message(nonce, asked, ephemeral));
+    hash.update(release_message(nonce, asked, ephemeral, purpose));
     hash.finalize().to_vec()
 }
 

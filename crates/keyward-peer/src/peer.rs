@@ -14,8 +14,8 @@ use keyward_service::{AuthError, PublicKey, ServiceError, SourcePrefix};
 use zeroize::Zeroizing;
 
 use crate::api::{
-    Attestation, NonceResponse, QuoteProof, ReleaseRequest, ReleaseResponse, ReleasedShare,
-    StatusResponse, StoreShareRequest, quote_challenge, release_message, released_binding,
+    Attestation, NonceResponse, QuoteProof, ReleasePurpose, ReleaseRequest, ReleaseResponse,
+    ReleasedShare, StatusResponse, StoreShareRequest, released_binding,
 };
 use crate::seal::{self, Purpose, SealSecret};
 use crate::slot::ReleasePolicy;
@@ -388,11 +388,12 @@ impl Peer {
         Ok(ReleaseResponse { shares })
     }
 
-    /// Notes when the sets of `answer` were released (for `peers status` only: the server calls
-    /// this after answering, so the requester does not wait for its fsync).
-    pub async fn note_released(&self, answer: &ReleaseResponse, now: i64) {
+    /// Counts the release of the sets of `answer`, a use apart from a drill, with its time (for
+    /// `peers status`: the server calls this after answering, so the requester does not wait
+    /// for its fsync).
+    pub async fn note_released(&self, answer: &ReleaseResponse, purpose: ReleasePurpose, now: i64) {
         for share in &answer.shares {
-            if let Err(e) = self.store.released(&share.share_set, now).await {
+            if let Err(e) = self.store.released(&share.share_set, purpose, now).await {
                 tracing::warn!(error = %e, "cannot note a release time");
             }
         }
@@ -407,8 +408,7 @@ impl Peer {
         let owner: PublicKey = set.owner.parse()?;
         let signature = keyward_core::encoding::from_base64(signature)
             .ok_or(AuthError::Malformed("owner_signature"))?;
-        let message = release_message(&request.nonce, &set.request.share_set, &request.ephemeral);
-        owner.verify(&message, &signature)?;
+        owner.verify(&request.signed_message(&set.request.share_set), &signature)?;
         Ok(())
     }
 
@@ -441,8 +441,7 @@ impl Peer {
             .as_deref()
             .and_then(keyward_core::encoding::from_base64)
             .ok_or(AuthError::Malformed("requester_signature (a ticket needs it)"))?;
-        requester
-            .verify(&release_message(&request.nonce, asked, &request.ephemeral), &signature)?;
+        requester.verify(&request.signed_message(asked), &signature)?;
         Ok((id, allowed))
     }
 
@@ -496,7 +495,7 @@ fn check_quote(
         attest: from_base64(&quote.attest).ok_or(unreadable)?,
         signature: from_base64(&quote.signature).ok_or(unreadable)?,
     };
-    let challenge = quote_challenge(&request.nonce, asked, &request.ephemeral);
+    let challenge = request.quote_challenge(asked);
     keyward_tpm2::verify_quote(&key, &quote, &challenge, bank, &pcrs, &digest).map_err(
         |e| match e {
             QuoteError::BadKey => "the enrolled attestation key is not a P-256 key",

@@ -20,7 +20,8 @@ use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
 use crate::api::{
-    QuoteProof, ReleaseRequest, ReleasedShare, quote_challenge, release_message, released_binding,
+    QuoteProof, ReleasePurpose, ReleaseRequest, ReleasedShare, quote_challenge, release_message,
+    released_binding,
 };
 use crate::card::PeerCard;
 use crate::client::PeerClient;
@@ -89,16 +90,17 @@ impl Proof {
         }
     }
 
-    /// The release request for `nonce`, answered sealed to `ephemeral`.
+    /// The release request for `nonce`, for `purpose`, answered sealed to `ephemeral`.
     fn request(
         &self,
         nonce: &str,
         ephemeral: crate::seal::SealPublicKey,
         quote: Option<QuoteProof>,
+        purpose: ReleasePurpose,
     ) -> ReleaseRequest {
         let sign = |identity: &SigningIdentity, asked: &str| {
             keyward_core::encoding::to_base64(
-                &identity.sign(&release_message(nonce, asked, &ephemeral)),
+                &identity.sign(&release_message(nonce, asked, &ephemeral, purpose)),
             )
         };
         let mut request = ReleaseRequest {
@@ -110,6 +112,7 @@ impl Proof {
             ticket: None,
             requester_signature: None,
             quote,
+            purpose,
         };
         match self {
             Proof::Owner { identity, share_set, .. } => {
@@ -242,6 +245,7 @@ struct Received {
 async fn ask(
     card: PeerCard,
     proof: Proof,
+    purpose: ReleasePurpose,
     timeout: Duration,
 ) -> Result<Vec<Received>, (String, ClientError)> {
     let peer = card.url.clone();
@@ -254,13 +258,13 @@ async fn ask(
     // this very request.
     let quote = match (&offered.quote_pcrs, proof.attester()) {
         (Some(pcrs), Some(attester)) => {
-            let challenge = quote_challenge(&nonce, proof.asked(), &one_time.public());
+            let challenge = quote_challenge(&nonce, proof.asked(), &one_time.public(), purpose);
             Some(attester.quote(&challenge, pcrs).map_err(fail)?)
         }
         _ => None,
     };
-    let answer =
-        client.release(&proof.request(&nonce, one_time.public(), quote)).await.map_err(fail)?;
+    let request = proof.request(&nonce, one_time.public(), quote, purpose);
+    let answer = client.release(&request).await.map_err(fail)?;
     if answer.shares.len() > MAX_SHARES_PER_ANSWER {
         return Err(fail(client.bad_answer("more shares than any owner has sets")));
     }
@@ -318,12 +322,13 @@ impl SetAnswers {
     }
 }
 
-/// Asks every peer on `cards` with `proof` and puts the key together: it must have the
-/// `expected` fingerprint (the keybox's, or the one the operator recorded). `threshold` is the
-/// one the keybox records, if any.
+/// Asks every peer on `cards` with `proof`, for `purpose`, and puts the key together: it must
+/// have the `expected` fingerprint (the keybox's, or the one the operator recorded).
+/// `threshold` is the one the keybox records, if any.
 pub async fn gather(
     cards: &[PeerCard],
     proof: Proof,
+    purpose: ReleasePurpose,
     expected: &ExpectedFingerprint,
     threshold: Option<u8>,
     timeout: Duration,
@@ -332,7 +337,7 @@ pub async fn gather(
     let started = Instant::now();
     let mut pending = JoinSet::new();
     for card in cards {
-        pending.spawn(ask(card.clone(), proof.clone(), timeout));
+        pending.spawn(ask(card.clone(), proof.clone(), purpose, timeout));
     }
     let mut sets: BTreeMap<String, SetAnswers> = BTreeMap::new();
     let mut silent = Vec::new();

@@ -159,12 +159,13 @@ async fn release(State(state): Shared, ConnectInfo(source): Source, body: Bytes)
             let request: ReleaseRequest = json_body(&body)?;
             let now = unix_now();
             let answer = state.peer.release(&request, now).await?;
+            let purpose = request.purpose;
             for share in &answer.shares {
-                tracing::info!(share_set = %share.share_set, x = share.x, "share released");
+                tracing::info!(share_set = %share.share_set, x = share.x, purpose = purpose.name(), "share released");
             }
             let response = Json(&answer).into_response();
             let peer = state.peer.clone();
-            tokio::spawn(async move { peer.note_released(&answer, now).await });
+            tokio::spawn(async move { peer.note_released(&answer, purpose, now).await });
             Ok(response)
         })
         .await

@@ -352,6 +352,7 @@ impl Slot for PeersParams {
         let gathered = crate::runtime::block_on(recovery::gather(
             &cards,
             proof,
+            ctx.secrets.purpose().into(),
             &expected,
             Some(self.threshold),
             PEER_TIMEOUT,

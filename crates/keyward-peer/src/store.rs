@@ -14,7 +14,7 @@ use sqlx::{AnyPool, Row};
 
 pub use keyward_service::store::StoreError;
 
-use crate::api::{ShareSetInfo, StoreShareRequest};
+use crate::api::{ReleasePurpose, ShareSetInfo, StoreShareRequest};
 use crate::seal::Sealed;
 
 const SCHEMA: Schema = Schema {
@@ -34,6 +34,12 @@ const SCHEMA: Schema = Schema {
         "CREATE TABLE IF NOT EXISTS used_tickets (id TEXT PRIMARY KEY, used_at BIGINT NOT NULL)",
         "INSERT INTO used_statements (id, kind, used_at) SELECT id, 'a peer release ticket', used_at FROM used_tickets WHERE id NOT IN (SELECT id FROM used_statements)",
         "DELETE FROM used_tickets",
+        // Releases counted per set and purpose, a use apart from a drill. A peer of an older
+        // keyward kept only the last release's time, in `shares.last_released`: it counts as
+        // one use here, and the column is emptied.
+        "CREATE TABLE IF NOT EXISTS share_releases (share_set TEXT NOT NULL, purpose TEXT NOT NULL, times BIGINT NOT NULL, last_at BIGINT NOT NULL, PRIMARY KEY (share_set, purpose))",
+        "INSERT INTO share_releases (share_set, purpose, times, last_at) SELECT share_set, 'use', 1, last_released FROM shares WHERE last_released IS NOT NULL AND share_set NOT IN (SELECT share_set FROM share_releases WHERE purpose = 'use')",
+        "UPDATE shares SET last_released = NULL WHERE last_released IS NOT NULL",
     ],
     postgres_statements: &[],
     sqlite_statements: &[],
@@ -286,7 +292,7 @@ impl Store {
     /// release times.
     pub async fn sets_of(&self, owner: &str) -> Result<Vec<ShareSetInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT share_set, owner_name, keybox_id, threshold, policy, fingerprint, x, stored_at, last_released FROM shares WHERE owner_name IN (SELECT owner_name FROM owners WHERE owner = $1) ORDER BY stored_at, share_set",
+            "SELECT s.share_set, s.owner_name, s.keybox_id, s.threshold, s.policy, s.fingerprint, s.x, s.stored_at, u.last_at, u.times, d.last_at, d.times FROM shares s LEFT JOIN share_releases u ON u.share_set = s.share_set AND u.purpose = 'use' LEFT JOIN share_releases d ON d.share_set = s.share_set AND d.purpose = 'drill' WHERE s.owner_name IN (SELECT owner_name FROM owners WHERE owner = $1) ORDER BY s.stored_at, s.share_set",
         )
         .bind(owner)
         .fetch_all(&self.pool)
@@ -303,6 +309,9 @@ impl Store {
                 x: u8::try_from(r.get::<i64, _>(6)).unwrap_or(0),
                 stored_at: r.get(7),
                 last_released: r.get(8),
+                releases: count(r.get(9)),
+                last_drilled: r.get(10),
+                drills: count(r.get(11)),
             })
             .collect())
     }
@@ -318,10 +327,12 @@ impl Store {
             .await?;
         let deleted = done.rows_affected() == 1;
         if deleted {
-            sqlx::query("DELETE FROM share_attestations WHERE share_set = $1")
-                .bind(share_set)
-                .execute(&mut *tx)
-                .await?;
+            for statement in [
+                "DELETE FROM share_attestations WHERE share_set = $1",
+                "DELETE FROM share_releases WHERE share_set = $1",
+            ] {
+                sqlx::query(statement).bind(share_set).execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         if deleted {
@@ -350,15 +361,26 @@ impl Store {
         Err(StoreError::Contended("a release ticket's use"))
     }
 
-    /// Notes that a set's share was released.
-    pub async fn released(&self, share_set: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE shares SET last_released = $1 WHERE share_set = $2")
-            .bind(now)
+    /// Counts a release of a set's share for `purpose`, at `now`.
+    pub async fn released(
+        &self,
+        share_set: &str,
+        purpose: ReleasePurpose,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO share_releases (share_set, purpose, times, last_at) VALUES ($1, $2, 1, $3) ON CONFLICT (share_set, purpose) DO UPDATE SET times = share_releases.times + 1, last_at = excluded.last_at")
             .bind(share_set)
+            .bind(purpose.name())
+            .bind(now)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
+}
+
+/// A count as the store keeps it (none is 0).
+fn count(times: Option<i64>) -> u64 {
+    times.and_then(|t| u64::try_from(t).ok()).unwrap_or(0)
 }
 
 /// A stored attestation that does not read (or write) as JSON.

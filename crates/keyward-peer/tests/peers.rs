@@ -13,7 +13,7 @@ use keyward_core::slot::{NewPlain, registry};
 use keyward_core::store::sim::{FolderAfterCrash, SimFs};
 use keyward_core::{DataKey, ExpectedFingerprint, Keybox, SlotId, Store, Unlocker};
 use keyward_peer::api::{
-    Attestation, QuoteProof, ReleaseRequest, StoreShareRequest, quote_challenge, release_message,
+    Attestation, QuoteProof, ReleasePurpose, ReleaseRequest, StoreShareRequest, release_message,
     released_binding,
 };
 use keyward_peer::card::PeerCard;
@@ -163,7 +163,7 @@ async fn fetch_share(card: &PeerCard, identity: &SigningIdentity, set: &str) -> 
     let client = PeerClient::new(card, TIMEOUT).expect("client");
     let one_time = SealSecret::generate().expect("rng");
     let nonce = client.nonce(set).await.expect("nonce").nonce;
-    let message = release_message(&nonce, set, &one_time.public());
+    let message = release_message(&nonce, set, &one_time.public(), ReleasePurpose::Use);
     let request = ReleaseRequest {
         nonce: nonce.clone(),
         ephemeral: one_time.public(),
@@ -173,6 +173,7 @@ async fn fetch_share(card: &PeerCard, identity: &SigningIdentity, set: &str) -> 
         ticket: None,
         requester_signature: None,
         quote: None,
+        purpose: ReleasePurpose::Use,
     };
     let answer = client.release(&request).await.expect("release");
     let released = &answer.shares[0];
@@ -269,9 +270,16 @@ async fn recorded_set_is_usable(disk: &SimFs, owner: &Owner) -> String {
         attester: None,
     };
     let expected = ExpectedFingerprint::Full(keybox.fingerprint());
-    let gathered = recovery::gather(&cards, proof, &expected, Some(params.threshold), TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("the recorded set {} is not usable: {e}", params.share_set));
+    let gathered = recovery::gather(
+        &cards,
+        proof,
+        ReleasePurpose::Use,
+        &expected,
+        Some(params.threshold),
+        TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the recorded set {} is not usable: {e}", params.share_set));
     let opened = keybox
         .unlock(&Unlocker::Reconstructed(&gathered.key), Some(id), store.path())
         .expect("the peers slot opens with it");
@@ -494,7 +502,7 @@ async fn nonce_for(peer: &Peer, asked: &str) -> String {
 /// `signer`'s signature over what `request` asks, its nonce and its one-time key.
 fn signature(signer: &SigningIdentity, request: &ReleaseRequest) -> String {
     let asked = request.asked().expect("asks for something");
-    let message = release_message(&request.nonce, asked, &request.ephemeral);
+    let message = request.signed_message(asked);
     keyward_core::encoding::to_base64(&signer.sign(&message))
 }
 
@@ -508,6 +516,7 @@ fn signed_request(signer: &SigningIdentity, nonce: &str, set: &str) -> ReleaseRe
         ticket: None,
         requester_signature: None,
         quote: None,
+        purpose: ReleasePurpose::Use,
     };
     request.owner_signature = Some(signature(signer, &request));
     request
@@ -530,6 +539,45 @@ fn ticket(box_name: &str, requester: &SigningIdentity, signer: &SigningIdentity)
 
 fn unauthenticated<T: std::fmt::Debug>(result: Result<T, ServiceError>, what: &str) {
     assert!(matches!(result, Err(ServiceError::Unauthenticated(_))), "{what}: {result:?}");
+}
+
+/// Issue 24.1: a drill's release is signed as a drill (its own domain), so a signature for a
+/// drill cannot be passed off as one for a use, nor a use's as a drill's; the peer counts each
+/// apart, with its time.
+#[test]
+fn a_drill_is_signed_as_one_and_counted_apart_from_a_use() {
+    client_runtime().block_on(async {
+        let h = held(ReleasePolicy::Either).await;
+        let set = h.share_set.clone();
+        let owner = h.owner.public();
+        let drill = |nonce: &str| {
+            let mut request = signed_request(&h.owner, nonce, &set);
+            request.purpose = ReleasePurpose::Drill;
+            request.owner_signature = Some(signature(&h.owner, &request));
+            request
+        };
+        // Relabelled either way after signing: the signature no longer holds.
+        let mut relabelled = drill(&nonce_for(&h.peer, &set).await);
+        relabelled.purpose = ReleasePurpose::Use;
+        unauthenticated(h.peer.release(&relabelled, NOW).await, "a drill passed off as a use");
+        let mut relabelled = signed_request(&h.owner, &nonce_for(&h.peer, &set).await, &set);
+        relabelled.purpose = ReleasePurpose::Drill;
+        unauthenticated(h.peer.release(&relabelled, NOW).await, "a use passed off as a drill");
+        // Two drills and a use, each counted as what it was.
+        for at in [NOW, NOW + 1] {
+            let answer = h.peer.release(&drill(&nonce_for(&h.peer, &set).await), at).await;
+            h.peer
+                .note_released(&answer.expect("a drill's release"), ReleasePurpose::Drill, at)
+                .await;
+        }
+        let request = signed_request(&h.owner, &nonce_for(&h.peer, &set).await, &set);
+        let answer = h.peer.release(&request, NOW + 2).await.expect("a use's release");
+        h.peer.note_released(&answer, ReleasePurpose::Use, NOW + 2).await;
+        let status = h.peer.status(&owner).await.expect("status");
+        let info = &status.sets[0];
+        assert_eq!((info.drills, info.last_drilled), (2, Some(NOW + 1)), "{info:?}");
+        assert_eq!((info.releases, info.last_released), (1, Some(NOW + 2)), "{info:?}");
+    });
 }
 
 #[test]
@@ -583,6 +631,7 @@ fn a_release_needs_a_fresh_nonce_and_the_proof_the_policy_asks_for() {
                 ticket: Some(text.into()),
                 requester_signature: None,
                 quote: None,
+                purpose: ReleasePurpose::Use,
             };
             request.requester_signature = signer.map(|s| signature(s, &request));
             request
@@ -659,7 +708,8 @@ fn repeated_failed_proofs_lock_the_source_out() {
         for _ in 0..keyward_service::limits::LOCKOUT_AFTER + 1 {
             let nonce = client.nonce(&"ab".repeat(16)).await.map(|n| n.nonce).unwrap_or_default();
             let one_time = SealSecret::generate().expect("rng");
-            let message = release_message(&nonce, &"ab".repeat(16), &one_time.public());
+            let message =
+                release_message(&nonce, &"ab".repeat(16), &one_time.public(), ReleasePurpose::Use);
             let request = ReleaseRequest {
                 nonce,
                 ephemeral: one_time.public(),
@@ -669,6 +719,7 @@ fn repeated_failed_proofs_lock_the_source_out() {
                 ticket: None,
                 requester_signature: None,
                 quote: None,
+                purpose: ReleasePurpose::Use,
             };
             last = Some(client.release(&request).await);
         }
@@ -903,6 +954,7 @@ fn a_release_ticket_allows_its_uses_at_a_peer_and_no_more() {
                     ticket: Some(text),
                     requester_signature: None,
                     quote: None,
+                    purpose: ReleasePurpose::Use,
                 };
                 request.requester_signature = Some(signature(fresh, &request));
                 h.peer.release(&request, NOW).await
@@ -930,7 +982,7 @@ mod tpm_quote {
     /// The release request of `h`'s owner for `nonce`, with a quote by `tpm` over it.
     fn quoted_request(h: &Held, tpm: &mut Tpm, nonce: &str) -> ReleaseRequest {
         let mut request = signed_request(&h.owner, nonce, &h.share_set);
-        let challenge = quote_challenge(nonce, &h.share_set, &request.ephemeral);
+        let challenge = request.quote_challenge(&h.share_set);
         let quote = tpm.quote(&challenge, Bank::Sha256, PCRS).expect("quote");
         request.quote = Some(QuoteProof {
             attest: to_base64(&quote.attest),

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use keyward_box::secrets::{GivenSecret, Person, SecretFiles};
 use keyward_box::unlock::{self, UnlockRequest};
+use keyward_core::Keybox;
 use keyward_core::keybox::UnlockedKeybox;
-use keyward_core::{Keybox, SlotId};
 
 use crate::cli::AuthArgs;
 use crate::exit::{CliResult, usage};
@@ -59,17 +59,6 @@ pub fn open(
     Ok(unlock::open(keybox, path, reader, request, person)?)
 }
 
-/// Opens slot `only` with what it opens with unattended (for `verify`), a recorded file that is
-/// gone being a failure.
-pub fn check_unattended(
-    keybox: &Keybox,
-    only: SlotId,
-    path: &Path,
-    reader: &SecretFiles,
-) -> CliResult<UnlockedKeybox> {
-    Ok(unlock::check_unattended(keybox, only, path, reader)?)
-}
-
 #[cfg(test)]
 mod tests {
     use keyward_core::kdf::{KEK_LEN, Kek};
@@ -77,7 +66,7 @@ mod tests {
     use keyward_core::slot::{
         NewSlot, OpenContext, Slot, SlotError, SlotKind, SlotParams, registry,
     };
-    use keyward_core::{DataKey, IntegrityFailure};
+    use keyward_core::{DataKey, IntegrityFailure, SlotId};
     use serde_json::{Value, json};
     use sha2::{Digest, Sha256};
 
@@ -196,7 +185,8 @@ mod tests {
         open(&AuthArgs::default(), &recorded, path, &reader, "to test")
             .expect("the recorded PIN file opens");
         std::fs::remove_file(&right).expect("remove");
-        let gone = check_unattended(&recorded, SlotId(1), path, &reader).expect_err("file gone");
+        let gone = keyward_box::unlock::prove_slot(&recorded, SlotId(1), path, &reader, None, None)
+            .expect_err("file gone");
         assert!(gone.to_string().contains("pin"), "{gone}");
     }
 }

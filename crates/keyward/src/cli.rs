@@ -53,14 +53,16 @@ pub enum Command {
     /// each is current, its peers slots and how many peers hold the current set, and its key
     /// agent. Changes nothing; a part that cannot be reached is shown as such.
     Status,
-    /// Check the checksum, the header MAC and every slot that opens without a prompt.
+    /// Check the checksum, the header MAC and every slot that opens without a prompt or with
+    /// the secret given, as the drill proves slots; a peers slot named with --slot asks its
+    /// peers, who count it as a drill, not a use.
     Verify(VerifyArgs),
     /// Prove, before a disaster, each way this box's key can be recovered: every slot that opens
     /// unattended, the peers, the escrow at the hubs (and, with the code, that it opens here),
     /// each LUKS2 volume keyward manages (its keyslot, and the hubs' copy of its header), and
     /// that an offline fallback exists. The key is opened as an unlock opens it, and written
-    /// nowhere. One line per path: ok, broken (and why), or not proven (and what it needs);
-    /// exit 11 naming every broken path.
+    /// nowhere; the peers count their release as a drill, apart from a use. One line per path:
+    /// ok, broken (and why), or not proven (and what it needs); exit 11 naming every broken path.
     Drill(DrillArgs),
     /// Write the recovery sheet: what you keep on paper — the box's name, the key's
     /// fingerprints, the hubs and their pins, the LUKS2 volumes' UUIDs, the date, and the

@@ -654,8 +654,9 @@ fn a_release_ticket_carries_the_peers_and_the_fresh_machine_needs_nothing_else()
 }
 
 /// Issue 24.1: the drill proves the peers slot (a threshold releases shares that rebuild the
-/// key, and every peer still holds its share), and names it broken when one peer's share is
-/// gone, naming that peer.
+/// key, and every peer still holds its share), and the peers count it as a drill, apart from a
+/// use of the key (an unlock through them); `verify` is a drill to them too. The drill names
+/// the slot broken when one peer's share is gone, naming that peer.
 #[test]
 fn a_drill_proves_the_peers_and_names_a_peer_whose_share_is_gone() {
     let dir = Dir::new("peers-drill");
@@ -665,6 +666,29 @@ fn a_drill_proves_the_peers_and_names_a_peer_whose_share_is_gone() {
     let out = dir.keyward().args(["drill"]).run();
     out.assert_success();
     assert!(out.stdout().contains("all 5 peers hold the current set"), "{}", out.report());
+    // Each peer counts the release after it answered: ask until every one has, a few times.
+    let counted = |drills: u64, releases: u64| {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..40 {
+            let out = dir.ok(["peers", "status", "--json"]);
+            last = serde_json::from_str(&out.stdout()).expect("json");
+            let peers = last["peers"].as_array().expect("peers");
+            if peers.len() == 5
+                && peers.iter().all(|p| p["drills"] == drills && p["releases"] == releases)
+            {
+                return last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the peers did not count {drills} drill(s) and {releases} use(s): {last}");
+    };
+    let status = counted(1, 0);
+    assert!(status["peers"][0]["last_drilled"].is_i64(), "{status}");
+    assert!(status["peers"][0]["last_released"].is_null(), "a drill is not a use: {status}");
+    dir.ok(["unlock", "--slot", "peers-2", "--out", "k.bin"]);
+    counted(1, 1);
+    dir.ok(["verify", "--slot", "peers-2"]);
+    counted(2, 1);
     // One peer's share deleted behind the box's back.
     let url =
         format!("sqlite://{}?mode=rw", dir.path(&format!("{}/peer.db", peers[2].data)).display());

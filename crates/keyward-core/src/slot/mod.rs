@@ -37,7 +37,7 @@ pub use recovery_code::{
     NewRecoveryCode, RECOVERY_CODE, RecoveryCodeKind, default_recovery_code_kdf,
 };
 pub use retire::{Dropped, RetireStage, Retirement};
-pub use source::{Channel, Companion, OpenContext, SecretSource, Unlocker, Want};
+pub use source::{Channel, Companion, OpenContext, OpenPurpose, SecretSource, Unlocker, Want};
 
 /// A slot's number inside its keybox. Never reused within a keybox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

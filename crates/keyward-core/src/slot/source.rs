@@ -69,6 +69,18 @@ pub enum Companion {
     ReleaseTicket,
 }
 
+/// Why a key is being opened. A slot that asks others for its key (its peers) tells them, so
+/// their records count a drill apart from a use of the key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OpenPurpose {
+    /// The key is wanted: an unlock, a restart, a recovery.
+    #[default]
+    Use,
+    /// Only to prove the slot still opens (`keyward drill`, `keyward verify`): the key is
+    /// wiped straight after.
+    Drill,
+}
+
 /// What a slot asks its source for, and for which slot (a prompt names it).
 #[derive(Debug, Clone, Copy)]
 pub struct Want<'a> {
@@ -97,6 +109,11 @@ pub trait SecretSource {
 
     /// A note for the person running this (a peer that did not answer); dropped by default.
     fn notice(&mut self, _text: &str) {}
+
+    /// Why the key is being opened.
+    fn purpose(&self) -> OpenPurpose {
+        OpenPurpose::Use
+    }
 }
 
 /// One secret in hand. As a [`SecretSource`] it answers only its own channel, so a passphrase

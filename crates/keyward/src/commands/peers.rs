@@ -243,10 +243,13 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
                 holding += usize::from(current.is_some());
                 let line = match current {
                     Some(set) => format!(
-                        "{}: holds share {} of the current set; last released {}",
+                        "{}: holds share {} of the current set; released {} time(s), last {}; to drills {} time(s), last {}",
                         peer.url,
                         set.x,
-                        set.last_released.map_or_else(|| "never".into(), format_time)
+                        set.releases,
+                        set.last_released.map_or_else(|| "never".into(), format_time),
+                        set.drills,
+                        set.last_drilled.map_or_else(|| "never".into(), format_time)
                     ),
                     None => format!("{}: does NOT hold the current set", peer.url),
                 };
@@ -257,6 +260,8 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
                 ctx.out.line(line)?;
                 json!({ "peer": peer.url, "reachable": true, "holds_current": current.is_some(),
                         "x": current.map(|s| s.x), "last_released": current.and_then(|s| s.last_released),
+                        "releases": current.map(|s| s.releases), "last_drilled": current.and_then(|s| s.last_drilled),
+                        "drills": current.map(|s| s.drills),
                         "other_sets": answer.other_sets })
             }
             Err(e) => {

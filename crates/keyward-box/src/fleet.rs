@@ -57,12 +57,17 @@ pub struct JudgedBox {
     pub facts: FleetBox,
 }
 
+/// What a listing that stopped before the hub's last box says of itself.
+pub const TRUNCATED: &str =
+    " (the hub has more boxes than a listing reads; those past it are not judged)";
+
 /// The fleet, broken boxes first, then stale ones, then healthy ones (by name within each).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fleet {
     /// The boxes.
     pub boxes: Vec<JudgedBox>,
-    /// Whether the hub had more boxes than one answer holds.
+    /// Whether the hub had more boxes than a listing reads (`MAX_FLEET_PAGES` pages): the
+    /// boxes past them are not judged, so the fleet is not called healthy.
     pub truncated: bool,
 }
 
@@ -180,7 +185,7 @@ pub fn page(fleet: &Fleet, now: i64) -> String {
         counts(Verdict::Broken),
         counts(Verdict::Stale),
         counts(Verdict::Healthy),
-        if fleet.truncated { " (the hub has more boxes than one answer lists)" } else { "" }
+        if fleet.truncated { TRUNCATED } else { "" }
     ));
     for judged in &fleet.boxes {
         let facts = &judged.facts;

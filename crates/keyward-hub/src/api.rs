@@ -348,13 +348,29 @@ pub struct FleetBox {
     pub drill: Vec<DrillPathAt>,
 }
 
-/// `GET /v1/fleet` (signed by an operator): every box the hub knows, by name.
+/// `GET /v1/fleet?after=B&limit=N` (signed by an operator): one page of the boxes the hub
+/// knows, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetQuery {
+    /// Only the boxes whose names sort after this one (the last page's `next`).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// At most this many (and never more than [`crate::hub::FLEET_PAGE`]).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/fleet`'s answer: one page of boxes, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetResponse {
     /// The boxes, by name.
     pub boxes: Vec<FleetBox>,
-    /// Whether there were more boxes than one answer holds ([`crate::hub::MAX_FLEET_BOXES`]).
+    /// Whether there are more boxes after this page (`next` says where they begin).
     pub truncated: bool,
+    /// While there are more: the name to ask `after` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `GET /v1/audit?since=T&box=B` (signed by an operator): the audit log's records since `since`

@@ -21,6 +21,10 @@ use crate::api::{
 /// of real ones (under 2 KiB).
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
+/// Most pages of the fleet one listing reads (a million boxes at the hub's page size): a hub
+/// that always names a next page cannot keep a client reading for ever.
+pub const MAX_FLEET_PAGES: usize = 2_000;
+
 /// The states an escrow version can be in.
 const STATES: [&str; 4] = ["active", "pending", "superseded", "deleted"];
 
@@ -316,10 +320,58 @@ impl HubClient {
     }
 
     /// Every box the hub knows, with its escrow, header backups and last drill, signed by an
-    /// operator. Each box name is checked to be one; the fields the operator judges by too.
+    /// operator: page after page, at most [`MAX_FLEET_PAGES`] of them (`truncated` says when
+    /// the hub had more still).
     pub async fn fleet(&self, operator: &SigningIdentity) -> Result<FleetResponse, ClientError> {
+        let mut fleet = FleetResponse { boxes: Vec::new(), truncated: false, next: None };
+        let mut after = None;
+        for _ in 0..MAX_FLEET_PAGES {
+            let page = self.fleet_page(operator, after.as_deref(), None).await?;
+            fleet.boxes.extend(page.boxes);
+            match page.next {
+                None => return Ok(fleet),
+                Some(next) => after = Some(next),
+            }
+        }
+        fleet.truncated = true;
+        fleet.next = after;
+        Ok(fleet)
+    }
+
+    /// One page of the fleet: the boxes after `after`, at most `limit` (the hub's page size if
+    /// not given). Each box name is checked to be one, in order, after `after`; the fields the
+    /// operator judges by too; and `next`, which the next page's query carries.
+    pub async fn fleet_page(
+        &self,
+        operator: &SigningIdentity,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<FleetResponse, ClientError> {
+        let mut path = String::from("/v1/fleet");
+        let mut sep = '?';
+        if let Some(name) = after {
+            // A name goes into the query: nothing else may.
+            if !keyward_service::names::valid_box_name(name) {
+                return Err(ClientError::NotABoxName { name: name.into() });
+            }
+            path.push_str(&format!("{sep}after={name}"));
+            sep = '&';
+        }
+        if let Some(limit) = limit {
+            path.push_str(&format!("{sep}limit={limit}"));
+        }
         let answer: FleetResponse =
-            self.signed_get("/v1/fleet", &operator.public().to_string(), operator).await?;
+            self.signed_get(&path, &operator.public().to_string(), operator).await?;
+        let names = answer.boxes.iter().map(|b| b.box_name.as_str());
+        let in_order =
+            after.into_iter().chain(names).collect::<Vec<_>>().is_sorted_by(|a, b| a < b);
+        let next_fits = answer.next.as_deref().is_none_or(|next| {
+            keyward_service::names::valid_box_name(next)
+                && answer.boxes.last().is_some_and(|b| b.box_name == next)
+        });
+        if !in_order || !next_fits {
+            return Err(self.service.bad_answer("a fleet page out of order"));
+        }
         let fields = answer.boxes.iter().flat_map(|b| {
             std::iter::once(AnswerField::Box { found: &b.box_name, asked: None })
                 .chain(b.versions.iter().flat_map(version_fields))

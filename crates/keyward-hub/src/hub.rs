@@ -16,7 +16,7 @@ use keyward_service::{AuthError, PublicKey, ServiceError};
 
 use crate::api::{
     ActiveResponse, AuditQuery, AuditResponse, BLOB_FORMATS, DRILL_REPORT_VERSION, DrillRecorded,
-    DrillReport, FleetBox, FleetResponse, HeaderListResponse, HeaderPushRequest,
+    DrillReport, FleetBox, FleetQuery, FleetResponse, HeaderListResponse, HeaderPushRequest,
     HeaderPushResponse, HeaderRecoverResponse, MAX_DRILL_PATHS, PushRequest, PushResponse,
     RecoverResponse, StatusResponse, blob_sha256,
 };
@@ -38,8 +38,9 @@ pub const MAX_SEALED_HEADER_BASE64: usize = MAX_SEALED_HEADER_BYTES.div_ceil(3) 
 pub const MAX_HEADER_VOLUMES: usize = 8;
 /// Most audit records one answer holds (the newest).
 pub const MAX_AUDIT_RECORDS: usize = 1_000;
-/// Most boxes one fleet answer lists (by name; it says when there were more).
-pub const MAX_FLEET_BOXES: usize = 10_000;
+/// Most boxes one page of the fleet lists (by name; the page names where the next begins): each
+/// box costs a few reads, so an answer stays a fraction of a second on a fleet of any size.
+pub const FLEET_PAGE: usize = 500;
 /// Most versions of one box that may wait for approval at once, by default. A compromised box
 /// could otherwise push versions until a recovery's answer (every version, newest first) is too
 /// large for a client to read, or until it must try many expensive blobs; an operator approves
@@ -83,6 +84,7 @@ pub struct Hub {
     audience: String,
     max_pending: usize,
     metrics_per_box: bool,
+    fleet_page: usize,
     box_keys: BoxKeys,
 }
 
@@ -139,6 +141,7 @@ impl Hub {
             audience,
             max_pending: DEFAULT_MAX_PENDING,
             metrics_per_box: false,
+            fleet_page: FLEET_PAGE,
             box_keys: BoxKeys::default(),
         }
     }
@@ -146,6 +149,12 @@ impl Hub {
     /// The same hub, letting `max` versions of a box wait for approval at once.
     pub fn with_max_pending(self, max: usize) -> Self {
         Hub { max_pending: max.max(1), ..self }
+    }
+
+    /// The same hub, listing at most `boxes` boxes per page of the fleet (1 to [`FLEET_PAGE`]):
+    /// smaller pages for boxes with long drill reports.
+    pub fn with_fleet_page(self, boxes: usize) -> Self {
+        Hub { fleet_page: boxes.clamp(1, FLEET_PAGE), ..self }
     }
 
     /// The same hub, exporting each box's proof age at `/metrics` (which answers anyone: it
@@ -649,12 +658,19 @@ impl Hub {
         Ok(DrillRecorded { at: now, paths: report.paths.len() })
     }
 
-    /// Every box the hub knows (at most [`MAX_FLEET_BOXES`]), each with its escrow versions,
-    /// header backups and last drill: what `keyward operator fleet` judges.
-    pub async fn fleet(&self) -> Result<FleetResponse, ServiceError> {
-        let mut names = self.store.box_names(MAX_FLEET_BOXES + 1).await?;
-        let truncated = names.len() > MAX_FLEET_BOXES;
-        names.truncate(MAX_FLEET_BOXES);
+    /// One page of the boxes the hub knows, by name: those after `query.after`, at most
+    /// `query.limit` and the hub's page size ([`Hub::with_fleet_page`]), each with its escrow versions, header backups and
+    /// last drill — what `keyward operator fleet` judges. `next` names where the next page
+    /// begins, while there are more.
+    pub async fn fleet(&self, query: &FleetQuery) -> Result<FleetResponse, ServiceError> {
+        if query.after.as_deref().is_some_and(|b| !valid_box_name(b)) {
+            return Err(ServiceError::Malformed(format!("box names are {BOX_NAME_RULE}")));
+        }
+        let page = query.limit.map_or(self.fleet_page, |l| l.clamp(1, self.fleet_page));
+        let mut names = self.store.box_names(query.after.as_deref(), page + 1).await?;
+        let more = names.len() > page;
+        names.truncate(page);
+        let next = more.then(|| names.last().cloned()).flatten();
         let mut boxes = Vec::with_capacity(names.len());
         for box_name in names {
             boxes.push(FleetBox {
@@ -664,7 +680,7 @@ impl Hub {
                 box_name,
             });
         }
-        Ok(FleetResponse { boxes, truncated })
+        Ok(FleetResponse { boxes, truncated: next.is_some(), next })
     }
 
     /// The audit log for an operator (see [`AuditQuery`]).

@@ -23,7 +23,8 @@ use keyward_service::{ServiceError, SourcePrefix, unix_now};
 
 use crate::api::{
     ApproveRequest, ApproveResponse, AuditQuery, DeleteRequest, DeleteResponse, DrillReport,
-    EnrollRequest, HeaderPushRequest, HeaderRecoverRequest, PushRequest, RecoverRequest,
+    EnrollRequest, FleetQuery, HeaderPushRequest, HeaderRecoverRequest, PushRequest,
+    RecoverRequest,
 };
 use crate::hub::{Enrolled, Hub, Principal};
 
@@ -376,13 +377,14 @@ async fn fleet(
     method: Method,
     uri: Uri,
     map: HeaderMap,
+    query: axum::extract::Query<FleetQuery>,
 ) -> Response {
     state
         .run("fleet", source, async {
             state
                 .an_operator(SignedParts { method: &method, uri: &uri, headers: &map, body: b"" })
                 .await?;
-            Ok(Json(state.hub.fleet().await?).into_response())
+            Ok(Json(state.hub.fleet(&query).await?).into_response())
         })
         .await
 }

@@ -681,8 +681,13 @@ impl Store {
     }
 
     /// The names of the boxes enrolled, by name, at most `limit`.
-    pub async fn box_names(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT name FROM boxes ORDER BY name LIMIT $1")
+    pub async fn box_names(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT name FROM boxes WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(after.unwrap_or(""))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;

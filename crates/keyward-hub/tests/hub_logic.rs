@@ -2,7 +2,7 @@
 //! real SQLite store in a temporary folder, requests signed and replayed, statements redeemed
 //! twice, versions gated.
 
-use keyward_hub::api::{HeaderPushRequest, PushRequest, blob_sha256};
+use keyward_hub::api::{FleetQuery, HeaderPushRequest, PushRequest, blob_sha256};
 use keyward_hub::hub::{Hub, Principal};
 use keyward_hub::store::Store;
 use keyward_service::refusals::RefusalCount;
@@ -734,7 +734,7 @@ fn a_drill_report_is_kept_audited_shown_in_the_fleet_and_metered() {
         s.hub.record_drill("b1", &report, NOW).await.expect("recorded");
         let newer = DrillReport { version: 1, paths: vec![path("slot:1", "ok")] };
         s.hub.record_drill("b1", &newer, NOW + 10).await.expect("recorded");
-        let fleet = s.hub.fleet().await.expect("fleet");
+        let fleet = s.hub.fleet(&FleetQuery::default()).await.expect("fleet");
         assert_eq!(fleet.boxes.len(), 1);
         assert_eq!(fleet.boxes[0].drill.len(), 1, "the last report replaces the one before");
         assert_eq!(fleet.boxes[0].drill[0].at, NOW + 10);
@@ -771,5 +771,43 @@ fn a_drill_report_is_kept_audited_shown_in_the_fleet_and_metered() {
         let metrics = s.hub.proof_metrics(NOW + 70).await.expect("metrics");
         assert!(metrics.contains("keyward_hub_box_proof_age_seconds{box=\"b1\"} 60"), "{metrics}");
         assert!(metrics.contains("keyward_hub_box_broken_paths{box=\"b1\"} 0"), "{metrics}");
+    });
+}
+
+/// Issue 24.3: the fleet comes in pages by name, each naming where the next begins, so a fleet
+/// of any size is listed whole; a page is never larger than the hub's page size, whatever is
+/// asked, and a name that is none is refused.
+#[test]
+fn the_fleet_comes_in_pages_by_name_each_naming_the_next() {
+    runtime().block_on(async {
+        let s = setup().await;
+        let hub = s.hub.clone().with_fleet_page(3);
+        for n in 2..=7 {
+            let name = format!("b{n}");
+            let device = SigningIdentity::generate().expect("rng");
+            let token = enrollment_token(&s.operator, &name);
+            hub.enroll(&name, device.public(), &token, NOW).await.expect("enroll");
+        }
+        let mut pages = Vec::new();
+        let mut after = None;
+        loop {
+            let query = FleetQuery { after: after.clone(), limit: None };
+            let page = hub.fleet(&query).await.expect("a page");
+            assert_eq!(page.truncated, page.next.is_some());
+            pages.push(page.boxes.iter().map(|b| b.box_name.clone()).collect::<Vec<_>>());
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+            assert!(pages.len() < 10, "the pages end");
+        }
+        assert_eq!(pages, [vec!["b1", "b2", "b3"], vec!["b4", "b5", "b6"], vec!["b7"]]);
+        // Smaller pages when asked; never larger than the hub's.
+        let query = |limit| FleetQuery { after: None, limit: Some(limit) };
+        assert_eq!(hub.fleet(&query(1)).await.expect("page").boxes.len(), 1);
+        assert_eq!(hub.fleet(&query(0)).await.expect("page").boxes.len(), 1);
+        assert_eq!(hub.fleet(&query(1_000)).await.expect("page").boxes.len(), 3);
+        let bad = FleetQuery { after: Some("no such name!".into()), limit: None };
+        assert!(matches!(hub.fleet(&bad).await, Err(ServiceError::Malformed(_))));
     });
 }

@@ -963,6 +963,15 @@ pub enum HubCommand {
         /// box). /metrics answers anyone who reaches the hub, and this lists the boxes' names.
         #[arg(long)]
         metrics_per_box: bool,
+        /// Boxes per page of the fleet listing (`operator fleet` reads page after page; smaller
+        /// pages for boxes with long drill reports).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = keyward_hub::hub::FLEET_PAGE,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=keyward_hub::hub::FLEET_PAGE as u64)
+        )]
+        fleet_page: usize,
     },
     /// The audit log.
     Audit {

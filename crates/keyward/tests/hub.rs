@@ -1939,11 +1939,13 @@ fn another_box(operator: &Dir, hub: &HubProcess, name: &str) -> Dir {
 /// Issues 24.2 and 24.3: each drill goes to the hub as box-signed evidence, and `operator
 /// fleet` shows every box judged: the one whose drill found a path broken first (named), then
 /// the one that never reported a drill (stale), then the healthy one; exit 11 while any is
-/// not healthy, 0 once all are. The hub's audit log tells of each report.
+/// not healthy, 0 once all are. The hub's audit log tells of each report. The hub lists the
+/// fleet two boxes a page here: the view reads every page.
 #[test]
 fn the_fleet_view_shows_a_broken_box_first_then_a_stale_one() {
     let dir = Dir::new("hub-fleet");
-    let hub = HubProcess::start(&dir);
+    let mut hub = HubProcess::start(&dir);
+    hub.restart_with(&dir, &["--fleet-page", "2"]);
     let healthy = another_box(&dir, &hub, "box-a");
     let broken = another_box(&dir, &hub, "box-b");
     let _stale = another_box(&dir, &hub, "box-c");

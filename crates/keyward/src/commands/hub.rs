@@ -61,6 +61,7 @@ pub fn run(ctx: &Context, command: &HubCommand) -> CliResult {
             rate_per_box,
             max_pending_versions,
             metrics_per_box,
+            fleet_page,
         } => {
             let limits = RateLimits { per_source: args.rate_per_source, per_box: *rate_per_box };
             let url = database_url(ctx, database, data, "rwc")?;
@@ -68,6 +69,7 @@ pub fn run(ctx: &Context, command: &HubCommand) -> CliResult {
             let hub = HubOptions {
                 max_pending: *max_pending_versions,
                 metrics_per_box: *metrics_per_box,
+                fleet_page: *fleet_page,
             };
             serve(data, *listen, &url, limits, options, hub)
         }
@@ -110,6 +112,7 @@ fn load(data: &Path) -> CliResult<(HubConfig, PathBuf, PathBuf)> {
 struct HubOptions {
     max_pending: usize,
     metrics_per_box: bool,
+    fleet_page: usize,
 }
 
 fn serve(
@@ -132,7 +135,8 @@ fn serve(
         tracing::info!(%listen, fingerprint = %audience, "keyward hub serving");
         let hub = Hub::new(store, operators, audience)
             .with_max_pending(choices.max_pending)
-            .with_metrics_per_box(choices.metrics_per_box);
+            .with_metrics_per_box(choices.metrics_per_box)
+            .with_fleet_page(choices.fleet_page);
         server::serve(listen, tls, hub, limits, options)
             .await
             .map_err(|e| CliError::Unavailable(format!("cannot serve on {listen}: {e}")))

@@ -554,9 +554,11 @@ pub fn report(
     Ok(Some(recorded))
 }
 
-/// Words as a hub takes them: no control characters, at most 1,000 bytes (cut at a character).
+/// Words as a hub takes them: no control or text-reordering characters, at most 1,000 bytes
+/// (cut at a character).
 fn fitted(text: &str) -> String {
-    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let shown = |c| if keyward_service::client::shown_escaped(c) { ' ' } else { c };
+    let mut out: String = text.chars().map(shown).collect();
     if out.len() > 1000 {
         let mut end = 1000;
         while !out.is_char_boundary(end) {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use keyward_service::addresses::HubAddress;
-use keyward_service::client::{ClientError, ServiceClient};
+use keyward_service::client::{ClientError, ServiceClient, from_server};
 use keyward_service::{PublicKey, SigningIdentity};
 use serde::de::DeserializeOwned;
 
@@ -360,8 +360,21 @@ impl HubClient {
         if let Some(limit) = limit {
             path.push_str(&format!("{sep}limit={limit}"));
         }
-        let answer: FleetResponse =
+        let mut answer: FleetResponse =
             self.signed_get(&path, &operator.public().to_string(), operator).await?;
+        // What boxes wrote is shown to the operator: nothing in it drives a terminal or
+        // reorders the text around it, whatever the hub let through.
+        for fleet_box in &mut answer.boxes {
+            for at in &mut fleet_box.drill {
+                let path = &mut at.path;
+                for text in [&mut path.id, &mut path.name, &mut path.detail, &mut path.state] {
+                    *text = from_server(text);
+                }
+            }
+            for header in &mut fleet_box.headers {
+                header.uuid = from_server(&header.uuid);
+            }
+        }
         let names = answer.boxes.iter().map(|b| b.box_name.as_str());
         let in_order =
             after.into_iter().chain(names).collect::<Vec<_>>().is_sorted_by(|a, b| a < b);

@@ -635,7 +635,10 @@ impl Hub {
                 && id.len() <= 128
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b))
         };
-        let text_ok = |text: &str| text.len() <= 1024 && !text.chars().any(char::is_control);
+        // Words an operator reads: nothing that drives a terminal or reorders text.
+        let text_ok = |text: &str| {
+            text.len() <= 1024 && !text.chars().any(keyward_service::client::shown_escaped)
+        };
         let mut ids = std::collections::HashSet::new();
         for path in &report.paths {
             if !ids.insert(path.id.as_str()) {

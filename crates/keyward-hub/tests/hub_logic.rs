@@ -747,6 +747,11 @@ fn a_drill_report_is_kept_audited_shown_in_the_fleet_and_metered() {
                 version: 1,
                 paths: vec![DrillPath { detail: "a\nforged line".into(), ..path("x", "ok") }],
             },
+            // A bidi override would show the operator "ok" where the box wrote "ko".
+            DrillReport {
+                version: 1,
+                paths: vec![DrillPath { name: "path \u{202E}ko".into(), ..path("x", "ok") }],
+            },
         ] {
             assert!(s.hub.record_drill("b1", &bad, NOW).await.is_err(), "{bad:?}");
         }

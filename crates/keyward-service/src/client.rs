@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Text a server sent, with every control character (newlines too) and every invisible
 /// formatting character written as an escape: a hostile or broken server's message can neither
 /// drive a terminal, forge a line of output, nor reorder what is shown (bidi overrides).
-fn from_server(text: &str) -> String {
+pub fn from_server(text: &str) -> String {
     text.chars()
         .map(|c| if shown_escaped(c) { c.escape_unicode().to_string() } else { c.to_string() })
         .collect()
@@ -35,7 +35,7 @@ fn from_server(text: &str) -> String {
 
 /// A control character, or a Unicode format character that changes how text around it reads:
 /// bidirectional marks, embeddings, overrides and isolates, zero-width characters, the BOM.
-fn shown_escaped(c: char) -> bool {
+pub fn shown_escaped(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }

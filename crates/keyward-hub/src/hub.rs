@@ -20,7 +20,7 @@ use crate::api::{
     HeaderPushResponse, HeaderRecoverResponse, MAX_DRILL_PATHS, PushRequest, PushResponse,
     RecoverResponse, StatusResponse, blob_sha256,
 };
-use crate::store::{Activation, HeaderServed, NonceUse, Pushed, Store, TakeOver};
+use crate::store::{Activation, HeaderServed, NameRange, NonceUse, Pushed, Store, TakeOver};
 use keyward_core::encoding::from_hex;
 
 /// Largest blob accepted (a blob is a few hundred bytes).
@@ -674,15 +674,24 @@ impl Hub {
         let more = names.len() > page;
         names.truncate(page);
         let next = more.then(|| names.last().cloned()).flatten();
-        let mut boxes = Vec::with_capacity(names.len());
-        for box_name in names {
-            boxes.push(FleetBox {
-                versions: self.store.versions(&box_name).await?,
-                headers: self.store.header_summaries(&box_name).await?,
-                drill: self.store.drill(&box_name).await?,
-                box_name,
-            });
-        }
+        let (Some(first), Some(last)) = (names.first(), names.last()) else {
+            return Ok(FleetResponse { boxes: Vec::new(), truncated: false, next: None });
+        };
+        // The page's rows, one query per table (a box enrolled in the range meanwhile is left
+        // for the next listing).
+        let range = NameRange::from_to(first, last);
+        let mut versions = self.store.versions_in(range).await?;
+        let mut headers = self.store.header_summaries_in(range).await?;
+        let mut drills = self.store.drills_in(range).await?;
+        let boxes = names
+            .iter()
+            .map(|box_name| FleetBox {
+                versions: versions.remove(box_name).unwrap_or_default(),
+                headers: headers.remove(box_name).unwrap_or_default(),
+                drill: drills.remove(box_name).unwrap_or_default(),
+                box_name: box_name.clone(),
+            })
+            .collect();
         Ok(FleetResponse { boxes, truncated: next.is_some(), next })
     }
 

@@ -299,6 +299,29 @@ fn escrow_copy(row: &sqlx::any::AnyRow) -> EscrowCopy {
     }
 }
 
+/// The boxes whose names lie from `first` to `last`, both included: one box, or a page of the
+/// fleet, whose rows are then read with one query per table rather than one per box.
+#[derive(Debug, Clone, Copy)]
+pub struct NameRange<'a> {
+    first: &'a str,
+    last: &'a str,
+}
+
+impl<'a> NameRange<'a> {
+    /// One box.
+    pub fn one(name: &'a str) -> Self {
+        NameRange { first: name, last: name }
+    }
+
+    /// The boxes from `first` to `last`, by name.
+    pub fn from_to(first: &'a str, last: &'a str) -> Self {
+        NameRange { first, last }
+    }
+}
+
+/// Rows of several boxes, by box name (a box with none is absent).
+pub type ByBox<T> = std::collections::HashMap<String, Vec<T>>;
+
 /// `SELECT` of the columns [`escrow_copy`] reads, then the rest of the query.
 macro_rules! select_escrows {
     ($rest:literal) => {
@@ -665,19 +688,27 @@ impl Store {
 
     /// A box's last drill, path by path.
     pub async fn drill(&self, box_name: &str) -> Result<Vec<DrillPathAt>, StoreError> {
+        Ok(self.drills_in(NameRange::one(box_name)).await?.remove(box_name).unwrap_or_default())
+    }
+
+    /// The last drill of each box in `names`, path by path, by box.
+    pub async fn drills_in(&self, names: NameRange<'_>) -> Result<ByBox<DrillPathAt>, StoreError> {
         let rows = sqlx::query(
-            "SELECT path_id, name, state, detail, at FROM drill_paths WHERE box_name = $1 ORDER BY path_id",
+            "SELECT path_id, name, state, detail, at, box_name FROM drill_paths WHERE box_name >= $1 AND box_name <= $2 ORDER BY box_name, path_id",
         )
-        .bind(box_name)
+        .bind(names.first)
+        .bind(names.last)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DrillPathAt {
+        let mut by_box = ByBox::new();
+        for r in &rows {
+            let path = DrillPathAt {
                 path: DrillPath { id: r.get(0), name: r.get(1), state: r.get(2), detail: r.get(3) },
                 at: r.get(4),
-            })
-            .collect())
+            };
+            by_box.entry(r.get(5)).or_default().push(path);
+        }
+        Ok(by_box)
     }
 
     /// The names of the boxes enrolled, by name, at most `limit`.
@@ -696,41 +727,57 @@ impl Store {
 
     /// Every version of a box's escrow, oldest first.
     pub async fn versions(&self, box_name: &str) -> Result<Vec<EscrowVersion>, StoreError> {
-        let rows = sqlx::query(select_escrows!("WHERE box_name = $1 ORDER BY version"))
-            .bind(box_name)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut keys = self.key_fingerprints(box_name).await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let copy = escrow_copy(row);
-                EscrowVersion {
-                    version: copy.version,
-                    blob_sha256: (copy.state != "deleted").then_some(copy.blob_sha256),
-                    state: copy.state,
-                    pushed_at: copy.pushed_at,
-                    fingerprint: copy.fingerprint,
-                    key_fingerprint: keys.remove(&copy.version),
-                }
-            })
-            .collect())
+        Ok(self.versions_in(NameRange::one(box_name)).await?.remove(box_name).unwrap_or_default())
     }
 
-    /// keyward's fingerprints of a box's versions whose own is the PBS one, by version.
+    /// Every version of the escrows of the boxes in `names`, oldest first, by box.
+    pub async fn versions_in(
+        &self,
+        names: NameRange<'_>,
+    ) -> Result<ByBox<EscrowVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, state, pushed_at, blob_format, blob, fingerprint, directive, box_name FROM escrows WHERE box_name >= $1 AND box_name <= $2 ORDER BY box_name, version",
+        )
+        .bind(names.first)
+        .bind(names.last)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut keys = self.key_fingerprints(names).await?;
+        let mut by_box = ByBox::new();
+        for row in &rows {
+            let box_name: String = row.get(7);
+            let copy = escrow_copy(row);
+            let version = EscrowVersion {
+                version: copy.version,
+                blob_sha256: (copy.state != "deleted").then_some(copy.blob_sha256),
+                state: copy.state,
+                pushed_at: copy.pushed_at,
+                fingerprint: copy.fingerprint,
+                key_fingerprint: keys.remove(&(box_name.clone(), copy.version)),
+            };
+            by_box.entry(box_name).or_default().push(version);
+        }
+        Ok(by_box)
+    }
+
+    /// keyward's fingerprints of the versions whose own is the PBS one, by box and version.
     async fn key_fingerprints(
         &self,
-        box_name: &str,
-    ) -> Result<std::collections::HashMap<u64, String>, StoreError> {
+        names: NameRange<'_>,
+    ) -> Result<std::collections::HashMap<(String, u64), String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT version, fingerprint FROM escrow_key_fingerprints WHERE box_name = $1",
+            "SELECT box_name, version, fingerprint FROM escrow_key_fingerprints WHERE box_name >= $1 AND box_name <= $2",
         )
-        .bind(box_name)
+        .bind(names.first)
+        .bind(names.last)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (u64::try_from(r.get::<i64, _>(0)).unwrap_or(0), r.get::<String, _>(1)))
+            .map(|r| {
+                let version = u64::try_from(r.get::<i64, _>(1)).unwrap_or(0);
+                ((r.get::<String, _>(0), version), r.get::<String, _>(2))
+            })
             .collect())
     }
 
@@ -935,22 +982,34 @@ impl Store {
     /// What the hub holds of each of a box's header backups, without the sealed bytes (by
     /// UUID). Read only, not audited: the box reads what it pushed.
     pub async fn header_summaries(&self, box_name: &str) -> Result<Vec<HeaderSummary>, StoreError> {
+        let mut by_box = self.header_summaries_in(NameRange::one(box_name)).await?;
+        Ok(by_box.remove(box_name).unwrap_or_default())
+    }
+
+    /// The header backups of the boxes in `names`, by box, each by UUID.
+    pub async fn header_summaries_in(
+        &self,
+        names: NameRange<'_>,
+    ) -> Result<ByBox<HeaderSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT h.uuid, h.fingerprint, h.pushed_at, h.sha256, s.state FROM luks_headers h LEFT JOIN luks_header_states s ON s.box_name = h.box_name AND s.uuid = h.uuid WHERE h.box_name = $1 ORDER BY h.uuid",
+            "SELECT h.uuid, h.fingerprint, h.pushed_at, h.sha256, s.state, h.box_name FROM luks_headers h LEFT JOIN luks_header_states s ON s.box_name = h.box_name AND s.uuid = h.uuid WHERE h.box_name >= $1 AND h.box_name <= $2 ORDER BY h.box_name, h.uuid",
         )
-        .bind(box_name)
+        .bind(names.first)
+        .bind(names.last)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| HeaderSummary {
+        let mut by_box = ByBox::new();
+        for row in &rows {
+            let summary = HeaderSummary {
                 uuid: row.get(0),
                 fingerprint: row.get(1),
                 pushed_at: row.get(2),
                 sha256: row.get(3),
                 state: row.get(4),
-            })
-            .collect())
+            };
+            by_box.entry(row.get(5)).or_default().push(summary);
+        }
+        Ok(by_box)
     }
 
     /// The sealed header backup of volume `uuid` of a box (of its only volume, if `None`).

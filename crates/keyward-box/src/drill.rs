@@ -20,8 +20,8 @@ use std::path::Path;
 use keyward_core::slot::Channel;
 use keyward_core::store::RealFs;
 use keyward_core::{
-    DataKey, Error as CoreError, ExpectedFingerprint, Keybox, RecoveryCode, SlotId, Store,
-    UnlockedKeybox, Unlocker,
+    DataKey, Error as CoreError, ExpectedFingerprint, Fingerprint, Keybox, RecoveryCode, SlotId,
+    Store, UnlockedKeybox, Unlocker,
 };
 use keyward_luks::volume::Volume;
 use keyward_luks::workflow::{KeyslotCheck, check_keyslot};
@@ -150,6 +150,38 @@ pub struct SlotPlan<'a> {
     pub release_ticket: Option<&'a Path>,
     /// A person to ask for the slot named, if one is there.
     pub person: Option<&'a mut dyn Person>,
+    /// Whose options a slot not proven names for what it needs.
+    pub hints: Hints,
+}
+
+/// The command a slot that is not proven names the options of: what it needs, and how to give it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Hints {
+    /// `keyward drill`, which takes the recovery code only.
+    #[default]
+    Drill,
+    /// `keyward verify`, which takes any secret.
+    Verify,
+}
+
+impl Hints {
+    /// What slot `slot`, opened with `channel`, needs to be proven.
+    fn needs(self, channel: Channel, slot: SlotId) -> String {
+        let what = channel.describe();
+        match (self, channel) {
+            (Hints::Drill, Channel::RecoveryCode) => format!("{what} (--code-file F, or --ask)"),
+            (Hints::Verify, Channel::RecoveryCode) => format!("{what} (--code-file F)"),
+            (Hints::Verify, Channel::Passphrase) => format!("{what} (--passphrase-file F)"),
+            (Hints::Verify, Channel::KeyFile) => format!("{what} (--keyfile F)"),
+            (Hints::Verify, Channel::Pin) => format!("{what} (--pin-file F --slot {slot})"),
+            (Hints::Verify, Channel::Key) => {
+                format!("{what} (`keyward verify --slot {slot}` asks the peers)")
+            }
+            (Hints::Drill, Channel::KeyFile) => format!("{what} (it records no path to read)"),
+            (_, channel) if channel.is_typed() => format!("{what}, typed by a person"),
+            _ => what.to_string(),
+        }
+    }
 }
 
 /// How one slot fared.
@@ -165,6 +197,9 @@ pub struct ProvenSlot {
     pub outcome: Outcome,
     /// When it is broken: the failure as its type, for an exit code.
     pub error: Option<BoxError>,
+    /// Whether it opened (the key's fingerprint and the keybox's MAC held), even when a path
+    /// behind it is broken (a peer that no longer holds its share).
+    pub opened: bool,
 }
 
 impl From<ProvenSlot> for PathResult {
@@ -190,9 +225,9 @@ pub struct ProvenSlots {
 
 /// What came of trying one slot, before the secret given is judged on all of its slots.
 enum Tried {
-    /// It opened, with the secret given or without.
+    /// It opened, with the secret given or without, to the key with this fingerprint.
     Opened {
-        key: DataKey,
+        fingerprint: Fingerprint,
         given: bool,
     },
     /// The secret given, of this slot's kind, did not open it.
@@ -209,14 +244,20 @@ pub fn prove_slots(
     mut plan: SlotPlan<'_>,
 ) -> ProvenSlots {
     let mut tried = Vec::new();
+    // One copy of K is kept, from the first slot that opened (for the LUKS2 volumes).
+    let mut key = None;
     for (record, read) in keybox.read_slots().filter(|(r, _)| plan.only.is_none_or(|id| r.id == id))
     {
         let id = record.id;
         let named = plan.only == Some(id);
-        let broken = |e: BoxError| Tried::Done(Outcome::Broken(e.to_string()), Some(e));
-        let opened = |result: BoxResult<UnlockedKeybox>| match result {
-            Ok(opened) => Tried::Opened { key: opened.key().clone(), given: false },
-            Err(e) => broken(e),
+        let mut opened = |result: BoxResult<UnlockedKeybox>, given: bool| match result {
+            Ok(opened) => {
+                let fingerprint = opened.key().fingerprint();
+                key.get_or_insert_with(|| opened.key().clone());
+                Tried::Opened { fingerprint, given }
+            }
+            Err(e) if given => Tried::GivenRefused(e),
+            Err(e) => Tried::Done(Outcome::Broken(e.to_string()), Some(e)),
         };
         let outcome = match read {
             None => Tried::Done(
@@ -229,38 +270,30 @@ pub fn prove_slots(
             Some(read) => {
                 let channel = read.channel();
                 match plan.given.filter(|given| given.channel() == channel) {
-                    Some(given) => match keybox.unlock(&given, Some(id), path) {
-                        Ok(opened) => Tried::Opened { key: opened.key().clone(), given: true },
-                        Err(e) => Tried::GivenRefused(e.into()),
-                    },
+                    Some(given) => {
+                        opened(keybox.unlock(&given, Some(id), path).map_err(BoxError::from), true)
+                    }
                     // The slot named asks for what it needs, a person if it needs one and one
                     // is there.
                     None if read.is_unattended()
                         || (named && (!channel.is_typed() || plan.person.is_some())) =>
                     {
-                        opened(unlock::prove_slot(
-                            keybox,
-                            id,
-                            path,
-                            files,
-                            plan.release_ticket,
-                            plan.person.as_deref_mut().map(|p| p as &mut dyn Person),
-                        ))
+                        opened(
+                            unlock::prove_slot(
+                                keybox,
+                                id,
+                                path,
+                                files,
+                                plan.release_ticket,
+                                plan.person.as_deref_mut().map(|p| p as &mut dyn Person),
+                            ),
+                            false,
+                        )
                     }
                     None if channel == Channel::Key && plan.ask_peers => {
-                        opened(unlock::prove_slot(keybox, id, path, files, None, None))
+                        opened(unlock::prove_slot(keybox, id, path, files, None, None), false)
                     }
-                    None => Tried::Done(
-                        Outcome::NotProven(match channel {
-                            Channel::RecoveryCode => "the recovery code (--code-file F)".into(),
-                            Channel::Key => format!(
-                                "{} (`keyward verify --slot {id}` asks for it)",
-                                channel.describe()
-                            ),
-                            _ => format!("{} typed by a person", channel.describe()),
-                        }),
-                        None,
-                    ),
+                    None => Tried::Done(Outcome::NotProven(plan.hints.needs(channel, id)), None),
                 }
             }
         };
@@ -279,21 +312,20 @@ pub fn prove_slots(
             true => CoreError::WrongSecret { tried: given.describe().to_string() },
         })
     });
-    let mut proven = ProvenSlots { given_opened_none, ..ProvenSlots::default() };
+    let mut proven = ProvenSlots { given_opened_none, key, slots: Vec::new() };
     for (record, tried) in tried {
+        let opened = matches!(tried, Tried::Opened { .. });
         let (outcome, error) = match tried {
-            Tried::Opened { key, .. } => {
-                let fp = key.fingerprint();
-                proven.key.get_or_insert(key);
-                match peers_holding(record, path, files) {
-                    Some(Err(why)) => (Outcome::Broken(why), None),
-                    Some(Ok(held)) => {
-                        (Outcome::Ok(format!("opens; key {}; {held}", fp.short())), None)
-                    }
-                    None => (Outcome::Ok(format!("opens; key {}", fp.short())), None),
-                }
-            }
-            Tried::GivenRefused(_) if given_opens_one && plan.only.is_none() => {
+            Tried::Opened { fingerprint: fp, .. } => match peers_holding(record, path, files) {
+                Some(Err(why)) => (Outcome::Broken(why), None),
+                Some(Ok(held)) => (Outcome::Ok(format!("opens; key {}; {held}", fp.short())), None),
+                None => (Outcome::Ok(format!("opens; key {}", fp.short())), None),
+            },
+            // Only a refusal of the secret is excused: a slot of its kind that fails otherwise
+            // (its parameters, its integrity) is broken.
+            Tried::GivenRefused(BoxError::Core(CoreError::WrongSecret { .. }))
+                if given_opens_one && plan.only.is_none() =>
+            {
                 let secret =
                     plan.given.map_or("secret", |g| g.describe().trim_start_matches("the "));
                 (
@@ -312,6 +344,7 @@ pub fn prove_slots(
             label: record.label.clone(),
             outcome,
             error,
+            opened,
         });
     }
     proven
@@ -557,7 +590,7 @@ pub fn report(
 /// Words as a hub takes them: no control or text-reordering characters, at most 1,000 bytes
 /// (cut at a character).
 fn fitted(text: &str) -> String {
-    let shown = |c| if keyward_service::client::shown_escaped(c) { ' ' } else { c };
+    let shown = |c| if keyward_service::text::shown_escaped(c) { ' ' } else { c };
     let mut out: String = text.chars().map(shown).collect();
     if out.len() > 1000 {
         let mut end = 1000;

@@ -362,7 +362,7 @@ pub struct FleetQuery {
 }
 
 /// `GET /v1/fleet`'s answer: one page of boxes, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetResponse {
     /// The boxes, by name.
     pub boxes: Vec<FleetBox>,

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use keyward_service::addresses::HubAddress;
-use keyward_service::client::{ClientError, ServiceClient, from_server};
+use keyward_service::client::{ClientError, ServiceClient};
+use keyward_service::text::from_server;
 use keyward_service::{PublicKey, SigningIdentity};
 use serde::de::DeserializeOwned;
 
@@ -323,26 +324,17 @@ impl HubClient {
     /// operator: page after page, at most [`MAX_FLEET_PAGES`] of them (`truncated` says when
     /// the hub had more still).
     pub async fn fleet(&self, operator: &SigningIdentity) -> Result<FleetResponse, ClientError> {
-        let mut fleet = FleetResponse { boxes: Vec::new(), truncated: false, next: None };
-        let mut seen = std::collections::HashSet::new();
+        let mut pages = FleetPages::default();
         let mut after = None;
         for _ in 0..MAX_FLEET_PAGES {
             let page = self.fleet_page(operator, after.as_deref(), None).await?;
-            // The hub's database orders the names (its collation, not ours): a box listed twice
-            // is a hub going round in circles.
-            if let Some(again) = page.boxes.iter().find(|b| !seen.insert(b.box_name.clone())) {
-                let why = format!("the fleet lists box {} twice", again.box_name);
-                return Err(self.service.bad_answer(why));
-            }
-            fleet.boxes.extend(page.boxes);
-            match page.next {
-                None => return Ok(fleet),
+            match pages.add(page).map_err(|why| self.service.bad_answer(why))? {
                 Some(next) => after = Some(next),
+                None => return Ok(pages.fleet),
             }
         }
-        fleet.truncated = true;
-        fleet.next = after;
-        Ok(fleet)
+        pages.fleet.truncated = true;
+        Ok(pages.fleet)
     }
 
     /// One page of the fleet: the boxes after `after`, at most `limit` (the hub's page size if
@@ -382,11 +374,10 @@ impl HubClient {
                 header.uuid = from_server(&header.uuid);
             }
         }
-        // The next page begins after this one's last box.
-        let next_fits = answer
-            .next
-            .as_deref()
-            .is_none_or(|next| answer.boxes.last().is_some_and(|b| b.box_name == next));
+        // The next page begins after this one's last box, and is named only when there is one.
+        let next_fits = answer.next.as_deref().is_none_or(|next| {
+            answer.truncated && answer.boxes.last().is_some_and(|b| b.box_name == next)
+        });
         if !next_fits {
             return Err(self
                 .service
@@ -536,9 +527,68 @@ impl Hubs {
     }
 }
 
+/// The fleet as its pages come.
+#[derive(Debug, Default)]
+struct FleetPages {
+    fleet: FleetResponse,
+    seen: std::collections::HashSet<String>,
+}
+
+impl FleetPages {
+    /// Adds a page: `Some(name)` the next page begins after, `None` when this was the last, or
+    /// why the page cannot follow the ones before it.
+    fn add(&mut self, page: FleetResponse) -> Result<Option<String>, String> {
+        // The hub's database orders the names (its collation, not ours): a box listed twice is
+        // a hub going round in circles.
+        if let Some(again) = page.boxes.iter().find(|b| !self.seen.insert(b.box_name.clone())) {
+            return Err(format!("the fleet lists box {} twice", again.box_name));
+        }
+        self.fleet.boxes.extend(page.boxes);
+        // A hub of an older keyward lists one page and says only that it held more: the boxes
+        // past it are not judged, and the fleet says so.
+        self.fleet.truncated = page.truncated && page.next.is_none();
+        Ok(page.next)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::FleetBox;
+
+    fn page(names: &[&str], next: Option<&str>, truncated: bool) -> FleetResponse {
+        let boxes = names
+            .iter()
+            .map(|name| FleetBox {
+                box_name: name.to_string(),
+                versions: Vec::new(),
+                headers: Vec::new(),
+                drill: Vec::new(),
+            })
+            .collect();
+        FleetResponse { boxes, truncated, next: next.map(str::to_string) }
+    }
+
+    /// Issue 24.3: pages add up to the whole fleet; a box listed twice is a bad answer; a hub
+    /// that held more than it listed (an older one, or the last page read) leaves the fleet
+    /// marked truncated, never whole.
+    #[test]
+    fn fleet_pages_add_up_and_an_incomplete_listing_says_so() {
+        let mut pages = FleetPages::default();
+        assert_eq!(pages.add(page(&["a", "b"], Some("b"), true)), Ok(Some("b".into())));
+        assert_eq!(pages.add(page(&["c"], None, false)), Ok(None));
+        let names: Vec<&str> = pages.fleet.boxes.iter().map(|b| b.box_name.as_str()).collect();
+        assert_eq!((names.as_slice(), pages.fleet.truncated), (&["a", "b", "c"][..], false));
+
+        let mut circling = FleetPages::default();
+        circling.add(page(&["a", "b"], Some("b"), true)).expect("first page");
+        let refused = circling.add(page(&["b", "c"], Some("c"), true)).expect_err("b twice");
+        assert!(refused.contains("box b twice"), "{refused}");
+
+        let mut older_hub = FleetPages::default();
+        assert_eq!(older_hub.add(page(&["a"], None, true)), Ok(None));
+        assert!(older_hub.fleet.truncated, "boxes past the answer are not judged");
+    }
 
     #[test]
     fn an_answers_fields_must_be_what_they_claim_to_be() {

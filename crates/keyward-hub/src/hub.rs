@@ -38,8 +38,9 @@ pub const MAX_SEALED_HEADER_BASE64: usize = MAX_SEALED_HEADER_BYTES.div_ceil(3) 
 pub const MAX_HEADER_VOLUMES: usize = 8;
 /// Most audit records one answer holds (the newest).
 pub const MAX_AUDIT_RECORDS: usize = 1_000;
-/// Most boxes one page of the fleet lists (by name; the page names where the next begins): each
-/// box costs a few reads, so an answer stays a fraction of a second on a fleet of any size.
+/// Most boxes one page of the fleet lists (by name; the page names where the next begins): an
+/// answer of some 1 MiB, read in tens of milliseconds (docs/BENCHMARKS.md), on a fleet of any
+/// size.
 pub const FLEET_PAGE: usize = 500;
 /// Most versions of one box that may wait for approval at once, by default. A compromised box
 /// could otherwise push versions until a recovery's answer (every version, newest first) is too
@@ -637,7 +638,7 @@ impl Hub {
         };
         // Words an operator reads: nothing that drives a terminal or reorders text.
         let text_ok = |text: &str| {
-            text.len() <= 1024 && !text.chars().any(keyward_service::client::shown_escaped)
+            text.len() <= 1024 && !text.chars().any(keyward_service::text::shown_escaped)
         };
         let mut ids = std::collections::HashSet::new();
         for path in &report.paths {

@@ -322,13 +322,17 @@ impl<'a> NameRange<'a> {
 /// Rows of several boxes, by box name (a box with none is absent).
 pub type ByBox<T> = std::collections::HashMap<String, Vec<T>>;
 
+/// The columns [`escrow_copy`] reads, in its order.
+macro_rules! escrow_columns {
+    () => {
+        "version, state, pushed_at, blob_format, blob, fingerprint, directive"
+    };
+}
+
 /// `SELECT` of the columns [`escrow_copy`] reads, then the rest of the query.
 macro_rules! select_escrows {
     ($rest:literal) => {
-        concat!(
-            "SELECT version, state, pushed_at, blob_format, blob, fingerprint, directive FROM escrows ",
-            $rest
-        )
+        concat!("SELECT ", escrow_columns!(), " FROM escrows ", $rest)
     };
 }
 
@@ -735,9 +739,11 @@ impl Store {
         &self,
         names: NameRange<'_>,
     ) -> Result<ByBox<EscrowVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, state, pushed_at, blob_format, blob, fingerprint, directive, box_name FROM escrows WHERE box_name >= $1 AND box_name <= $2 ORDER BY box_name, version",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            escrow_columns!(),
+            ", box_name FROM escrows WHERE box_name >= $1 AND box_name <= $2 ORDER BY box_name, version"
+        ))
         .bind(names.first)
         .bind(names.last)
         .fetch_all(&self.pool)
@@ -745,6 +751,7 @@ impl Store {
         let mut keys = self.key_fingerprints(names).await?;
         let mut by_box = ByBox::new();
         for row in &rows {
+            // The column after escrow_copy's.
             let box_name: String = row.get(7);
             let copy = escrow_copy(row);
             let version = EscrowVersion {

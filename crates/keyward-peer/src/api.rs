@@ -111,15 +111,16 @@ pub struct ShareSetInfo {
     pub stored_at: i64,
     /// When it was last released for a use (a restart, a recovery), if ever.
     pub last_released: Option<i64>,
-    /// How often it was released for a use.
+    /// How often it was released for a use (absent from a peer of an older keyward, which did
+    /// not count).
     #[serde(default)]
-    pub releases: u64,
+    pub releases: Option<u64>,
     /// When a drill last had it released, if ever.
     #[serde(default)]
     pub last_drilled: Option<i64>,
-    /// How often drills had it released.
+    /// How often drills had it released (absent from a peer of an older keyward).
     #[serde(default)]
-    pub drills: u64,
+    pub drills: Option<u64>,
 }
 
 /// `GET /v1/shares`: the sets the signing owner has here.

@@ -309,9 +309,9 @@ impl Store {
                 x: u8::try_from(r.get::<i64, _>(6)).unwrap_or(0),
                 stored_at: r.get(7),
                 last_released: r.get(8),
-                releases: count(r.get(9)),
+                releases: Some(count(r.get(9))),
                 last_drilled: r.get(10),
-                drills: count(r.get(11)),
+                drills: Some(count(r.get(11))),
             })
             .collect())
     }
@@ -413,4 +413,38 @@ fn stored_share(r: &sqlx::any::AnyRow) -> Result<StoredShare, StoreError> {
             },
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 24.1: a peer of an older keyward kept only the time of a set's last release; opened
+    /// by this one, that time reads as one use (never as a drill), and opening it again counts
+    /// nothing twice.
+    #[test]
+    fn an_older_peers_last_release_reads_as_one_use_once() {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("peer.db");
+            let store = Store::open(&path).await.expect("open");
+            for statement in [
+                "INSERT INTO owners (owner_name, owner, first_seen) VALUES ('pve-07', 'owner-key', 1)",
+                "INSERT INTO shares (share_set, owner, owner_name, keybox_id, threshold, policy, fingerprint, x, enc, ct, stored_at, last_released) VALUES ('set-1', 'owner-key', 'pve-07', 'kb', 3, 'either', 'fp', 1, 'e', 'c', 1, 1000)",
+            ] {
+                sqlx::query(statement).execute(&store.pool).await.expect("an older peer's rows");
+            }
+            store.pool.close().await;
+            for _ in 0..2 {
+                let store = Store::open(&path).await.expect("open again");
+                let sets = store.sets_of("owner-key").await.expect("sets");
+                let set = &sets[0];
+                assert_eq!((set.releases, set.last_released), (Some(1), Some(1000)), "{set:?}");
+                assert_eq!((set.drills, set.last_drilled), (Some(0), None), "{set:?}");
+                store.pool.close().await;
+            }
+        });
+    }
 }

@@ -575,8 +575,8 @@ fn a_drill_is_signed_as_one_and_counted_apart_from_a_use() {
         h.peer.note_released(&answer, ReleasePurpose::Use, NOW + 2).await;
         let status = h.peer.status(&owner).await.expect("status");
         let info = &status.sets[0];
-        assert_eq!((info.drills, info.last_drilled), (2, Some(NOW + 1)), "{info:?}");
-        assert_eq!((info.releases, info.last_released), (1, Some(NOW + 2)), "{info:?}");
+        assert_eq!((info.drills, info.last_drilled), (Some(2), Some(NOW + 1)), "{info:?}");
+        assert_eq!((info.releases, info.last_released), (Some(1), Some(NOW + 2)), "{info:?}");
     });
 }
 

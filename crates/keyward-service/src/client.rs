@@ -17,28 +17,13 @@ use serde::de::DeserializeOwned;
 
 use crate::api::ErrorResponse;
 use crate::request::{self, Request, headers};
+use crate::text::from_server;
 use crate::tls::{PinWitness, TlsError, pinned_client_config};
 use crate::{SigningIdentity, unix_now};
 
 /// Largest answer read from a server unless a client says otherwise ([`ServiceClient::with_max_answer`]):
 /// a peer's answers hold at most a few sealed shares.
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 1024 * 1024;
-
-/// Text a server sent, with every control character (newlines too) and every invisible
-/// formatting character written as an escape: a hostile or broken server's message can neither
-/// drive a terminal, forge a line of output, nor reorder what is shown (bidi overrides).
-pub fn from_server(text: &str) -> String {
-    text.chars()
-        .map(|c| if shown_escaped(c) { c.escape_unicode().to_string() } else { c.to_string() })
-        .collect()
-}
-
-/// A control character, or a Unicode format character that changes how text around it reads:
-/// bidirectional marks, embeddings, overrides and isolates, zero-width characters, the BOM.
-pub fn shown_escaped(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
 
 /// What a call to a hub or a peer can end in.
 #[derive(Debug, thiserror::Error)]

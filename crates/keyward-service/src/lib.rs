@@ -26,6 +26,7 @@ pub mod shell;
 pub mod source;
 pub mod statement;
 pub mod store;
+pub mod text;
 pub mod tls;
 
 pub use error::{AuthError, ServiceError};

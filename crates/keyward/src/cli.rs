@@ -55,7 +55,8 @@ pub enum Command {
     Status,
     /// Check the checksum, the header MAC and every slot that opens without a prompt or with
     /// the secret given, as the drill proves slots; a peers slot named with --slot asks its
-    /// peers, who count it as a drill, not a use.
+    /// peers, who count it as a drill, not a use (exit 11 when it opens but a peer no longer
+    /// holds its share). A PIN is tried on the slot named with --slot only.
     Verify(VerifyArgs),
     /// Prove, before a disaster, each way this box's key can be recovered: every slot that opens
     /// unattended, the peers, the escrow at the hubs (and, with the code, that it opens here),

@@ -704,4 +704,9 @@ fn a_drill_proves_the_peers_and_names_a_peer_whose_share_is_gone() {
     out.assert_exit_code(11);
     assert!(out.stdout().contains("4 of 5 peers hold the current set"), "{}", out.report());
     assert!(out.stdout().contains(&peers[2].url), "names the peer: {}", out.report());
+    // verify of the slot says the same: it opens, and a path behind it is broken.
+    let out = dir.keyward().args(["verify", "--slot", "peers-2"]).run();
+    out.assert_exit_code(11);
+    assert!(out.stdout().contains("4 of 5 peers hold the current set"), "{}", out.report());
+    assert!(!out.stdout().contains("header MAC: not checked"), "it opened: {}", out.report());
 }

@@ -91,6 +91,54 @@ fn verify_checks_the_slot_named_and_reports_every_slot() {
     assert_eq!(report["ok"], false);
 }
 
+/// Issue 24.1 (verify and the drill are one workflow): a code given opens its slot, and a second
+/// code slot it does not open is "not checked" (it needs its own code), not broken; a key-file
+/// slot is proven beside the code, and is named broken once its file is gone; a PIN given without
+/// a slot named is refused before any device is tried.
+#[test]
+fn verify_with_a_secret_proves_the_other_slots_too_and_excuses_only_another_code() {
+    let dir = Dir::new("verify-given");
+    dir.init_with_code();
+    let second = [
+        "enroll",
+        "recovery-code",
+        "--label",
+        "second",
+        "--code-out",
+        "code2.txt",
+        "--kdf-time-ms",
+        "20",
+        "--kdf-memory-mib",
+        "19",
+        "--unlock-code-file",
+        "code.txt",
+    ];
+    dir.ok(second);
+    dir.ok(["enroll", "keyfile", "--keyfile", "slot.key", "--unlock-code-file", "code.txt"]);
+    let report = |out: &str| -> Vec<String> {
+        let report: serde_json::Value = serde_json::from_str(out).expect("json");
+        report["slots"]
+            .as_array()
+            .expect("slots")
+            .iter()
+            .map(|s| s["result"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let out = dir.ok(["verify", "--code-file", "code.txt", "--json"]).stdout();
+    assert_eq!(report(&out), ["ok", "not-checked", "ok"], "{out}");
+    let text = dir.ok(["verify", "--code-file", "code.txt"]).stdout();
+    assert!(
+        text.contains("needs its own recovery code (the one given opens another slot)"),
+        "{text}"
+    );
+    std::fs::remove_file(dir.path("slot.key")).expect("the key file goes");
+    let out = dir.keyward().args(["verify", "--code-file", "code.txt", "--json"]).run();
+    out.assert_exit_code(6).assert_one_line_error();
+    assert_eq!(report(&out.stdout()), ["ok", "not-checked", "failed"], "{}", out.report());
+    dir.write("pin.txt", b"1234");
+    dir.keyward().args(["verify", "--pin-file", "pin.txt"]).run().assert_exit_code(2);
+}
+
 #[test]
 fn a_broken_unattended_slot_is_named_and_verify_fails() {
     let dir = Dir::new("verify-broken");

@@ -246,9 +246,9 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
                         "{}: holds share {} of the current set; released {} time(s), last {}; to drills {} time(s), last {}",
                         peer.url,
                         set.x,
-                        set.releases,
+                        times(set.releases),
                         set.last_released.map_or_else(|| "never".into(), format_time),
-                        set.drills,
+                        times(set.drills),
                         set.last_drilled.map_or_else(|| "never".into(), format_time)
                     ),
                     None => format!("{}: does NOT hold the current set", peer.url),
@@ -293,6 +293,11 @@ fn status(ctx: &Context, slot: Option<&str>) -> CliResult {
         )));
     }
     cleanup_result(&cleanup)
+}
+
+/// A peer's count of releases ("?" from a peer of an older keyward, which did not count).
+fn times(count: Option<u64>) -> String {
+    count.map_or_else(|| "?".into(), |n| n.to_string())
 }
 
 /// What a cleanup did, as lines for people.

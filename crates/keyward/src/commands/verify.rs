@@ -3,9 +3,10 @@
 //! (`keyward_box::drill::prove_slots`): each that opens — unattended, with the secret given, or
 //! through its peers when named — proves its wrapped key, the fingerprint and the header MAC;
 //! each that needs a secret not given is named as not checked; an unattended slot that cannot
-//! open (its key file gone) is a failure, named.
+//! open (its key file gone) is a failure, named, and so is a peers slot that opens while a peer
+//! no longer holds its share (exit 11, as the drill says it).
 
-use keyward_box::drill::{Outcome, SlotPlan, prove_slots};
+use keyward_box::drill::{Hints, Outcome, SlotPlan, prove_slots};
 use keyward_box::secrets::{GivenSecret, Person};
 use keyward_core::Error as CoreError;
 use serde_json::json;
@@ -53,19 +54,22 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
         ask_peers: false,
         release_ticket: args.open.release_ticket.as_deref(),
         person: terminal.as_mut().map(|t| t as &mut dyn Person),
+        hints: Hints::Verify,
     };
-    let proven = prove_slots(&keybox, &ctx.keybox, &ctx.reader, plan);
+    let mut proven = prove_slots(&keybox, &ctx.keybox, &ctx.reader, plan);
+    // Only what each slot showed is printed: the key and the secret go now.
+    proven.key = None;
     drop(given);
 
     let mut results = Vec::new();
     let mut failures: Vec<CliError> = Vec::new();
     let mut opened = 0;
     for slot in proven.slots {
+        opened += usize::from(slot.opened);
         let (id, kind) = (slot.id.0, &slot.kind);
         let label = format!("slot {} ({kind}, \"{}\")", slot.id, slot.label);
         match slot.outcome {
             Outcome::Ok(detail) => {
-                opened += 1;
                 ctx.out.line(format!("{label}: {detail}; header MAC ok"))?;
                 results.push(json!({ "slot": id, "kind": kind, "result": "ok" }));
             }

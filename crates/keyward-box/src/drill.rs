@@ -13,6 +13,9 @@
 //! - each LUKS2 volume noted beside the keybox: keyward's keyslot opens with the passphrase the
 //!   key derives (no activation, nothing written), and the hubs' copy of its header is current;
 //! - the offline fallback: a recovery-code, passphrase or key-file slot exists.
+//!
+//! Proving the slots ([`prove_slots`]) is also all of `keyward verify`'s work past loading, with
+//! the secret it is given and the one slot it may name.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -304,9 +307,7 @@ pub fn prove_slots(
     // or its slots are broken.
     let given_opens_one = tried.iter().any(|(_, t)| matches!(t, Tried::Opened { given: true, .. }));
     let given_opened_none = plan.given.filter(|_| !given_opens_one).map(|given| {
-        let tried_it = tried
-            .iter()
-            .any(|(_, t)| matches!(t, Tried::Opened { given: true, .. } | Tried::GivenRefused(_)));
+        let tried_it = tried.iter().any(|(_, t)| matches!(t, Tried::GivenRefused(_)));
         BoxError::from(match tried_it {
             false => CoreError::NoSlotTakes(given.describe()),
             true => CoreError::WrongSecret { tried: given.describe().to_string() },
@@ -618,7 +619,7 @@ pub fn note(keybox: &Path, drill: &Drill) -> BoxResult<DrillState> {
     Ok(state)
 }
 
-/// Writes [`prometheus`] to `file` crash-atomically, mode 0644: the collector runs as another
+/// Writes the drill as node_exporter reads it (`prometheus`) to `file` crash-atomically, mode 0644: the collector runs as another
 /// user, and nothing in it is secret.
 pub fn write_textfile(file: &Path, drill: &Drill, state: &DrillState) -> BoxResult<()> {
     keyward_core::store::write_public_file(&RealFs, file, prometheus(drill, state).as_bytes())?;

@@ -1,7 +1,7 @@
 //! The unlock plan: how a keybox is opened. The secret given, else the slot named (which asks
 //! for what it needs: a person, its device, its peers), else every slot that opens with nobody
 //! there, else — if a [`Person`] is there — a prompt. The slots themselves say what they need;
-//! this module only answers them ([`Answers`]), so it names no slot kind.
+//! this module only answers them (`Answers`), so it names no slot kind.
 
 use std::path::Path;
 

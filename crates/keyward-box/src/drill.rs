@@ -619,8 +619,8 @@ pub fn note(keybox: &Path, drill: &Drill) -> BoxResult<DrillState> {
     Ok(state)
 }
 
-/// Writes the drill as node_exporter reads it (`prometheus`) to `file` crash-atomically, mode 0644: the collector runs as another
-/// user, and nothing in it is secret.
+/// Writes the drill as node_exporter reads it (`prometheus`) to `file` crash-atomically, mode
+/// 0644: the collector runs as another user, and nothing in it is secret.
 pub fn write_textfile(file: &Path, drill: &Drill, state: &DrillState) -> BoxResult<()> {
     keyward_core::store::write_public_file(&RealFs, file, prometheus(drill, state).as_bytes())?;
     Ok(())

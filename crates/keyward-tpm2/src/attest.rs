@@ -9,12 +9,12 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::structure_tags::AttestationType;
 use tss_esapi::structures::{
-    AttestInfo, Data, EccScheme, HashScheme, PublicEccParametersBuilder, SignatureScheme,
+    Data, EccScheme, HashScheme, PublicEccParametersBuilder, SignatureScheme,
 };
-use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::traits::Marshall;
 
+use crate::quoted::Quoted;
 use crate::tpm::{Bank, Cause, Doing, PrimaryRole, Tpm, TpmFailure, selection};
 
 /// A quote: the TPMS_ATTEST the TPM signed, and its ECDSA signature (r ‖ s, 32 bytes each).
@@ -124,7 +124,8 @@ pub fn pcr_digest(values: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Checks `quote` as a verifier: signed by `key` (SEC1), a TPM-made quote over `challenge` and
-/// exactly the PCRs `pcrs` of `bank`, with the PCR digest `expected_digest`.
+/// exactly the PCRs `pcrs` (sorted, without repeats, as [`crate::parse_pcrs`] gives them) of
+/// `bank`, with the PCR digest `expected_digest`. Nothing of the TPM stack is used.
 pub fn verify_quote(
     key: &[u8],
     quote: &Quote,
@@ -137,23 +138,15 @@ pub fn verify_quote(
     let signature =
         Signature::from_slice(&quote.signature).map_err(|_| QuoteError::BadSignature)?;
     key.verify(&quote.attest, &signature).map_err(|_| QuoteError::BadSignature)?;
-    // Signed by the key: now what it says. (Unmarshalling checks the TPM_GENERATED magic.)
-    let attest = tss_esapi::structures::Attest::unmarshall(&quote.attest)
-        .map_err(|_| QuoteError::NotAQuote)?;
-    if attest.attestation_type() != AttestationType::Quote {
-        return Err(QuoteError::NotAQuote);
-    }
-    if attest.extra_data().value() != challenge {
+    // Signed by the key: now what it says.
+    let quoted = Quoted::parse(&quote.attest).ok_or(QuoteError::NotAQuote)?;
+    if quoted.challenge != challenge {
         return Err(QuoteError::WrongChallenge);
     }
-    let AttestInfo::Quote { info } = attest.attested() else {
-        return Err(QuoteError::NotAQuote);
-    };
-    let wanted = selection(bank, pcrs).map_err(|_| QuoteError::WrongPcrs)?;
-    if *info.pcr_selection() != wanted {
+    if !quoted.covers_exactly(bank, pcrs) {
         return Err(QuoteError::WrongPcrs);
     }
-    if info.pcr_digest().value() != expected_digest {
+    if quoted.pcr_digest != expected_digest {
         return Err(QuoteError::PcrValuesChanged);
     }
     Ok(())

@@ -9,12 +9,14 @@
 //! parameters are specified in docs/format.md ("tpm2").
 
 mod attest;
+mod quoted;
 mod slot;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod tpm;
 
 pub use attest::{Quote, QuoteError, pcr_digest, verify_quote};
+pub use quoted::Quoted;
 pub use slot::{NewTpm2, TPM2, Tpm2Kind, Tpm2Params, parse_pcrs, pcr_text};
 pub use tpm::{
     Bank, Cause, DEFAULT_DEVICE, DEVICE_VARIABLE, Tpm, TpmFailure, Unreachable, may_use_device,

@@ -110,6 +110,15 @@ impl Bank {
         }
     }
 
+    /// The bank's hash algorithm as the TPM names it (TPM_ALG_ID), as a quote carries it.
+    pub fn tpm_alg_id(self) -> u16 {
+        match self {
+            Bank::Sha1 => 0x0004,
+            Bank::Sha256 => 0x000B,
+            Bank::Sha384 => 0x000C,
+        }
+    }
+
     pub(crate) fn algorithm(self) -> HashingAlgorithm {
         match self {
             Bank::Sha1 => HashingAlgorithm::Sha1,

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# What starting keyward costs, and where it goes (issue 25): the whole `keyward --version` and
+# `keyward unlock` of a plain slot, against the floor of starting a process at all (`cat` of the
+# key file), and a hello-world Rust program built the way keyward is (PIE, full RELRO) linked to
+# nothing more, to the TPM stack (libtss2-esys, -tctildr, -mu), to libcryptsetup, and to both:
+# what each set of shared libraries adds to every process that loads them, whatever it does.
+# All timed by hyperfine in one run, with the page faults of each (perf stat). Prints a Markdown
+# table. Needs: apt-get install hyperfine linux-perf, and the -dev packages
+# scripts/build-deps.sh installs (libtss2-dev, libcryptsetup-dev).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in hyperfine perf rustc python3; do
+  command -v "$tool" >/dev/null || { echo "bench-startup: needs $tool (apt-get install hyperfine linux-perf)" >&2; exit 1; }
+done
+runs=${RUNS:-300}
+cargo build --release -q -p keyward
+kw=$PWD/target/release/keyward
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cd "$dir"
+
+echo 'fn main() { println!("hello"); }' > hello.rs
+hello() { # name libraries...
+  local name=$1
+  shift
+  local args=(-O -C link-arg=-Wl,-z,relro,-z,now -C link-arg=-Wl,--no-as-needed)
+  for lib in "$@"; do args+=(-C "link-arg=-l$lib"); done
+  rustc "${args[@]}" hello.rs -o "$name"
+}
+hello hello-bare
+hello hello-tss tss2-esys tss2-tctildr tss2-mu
+hello hello-cryptsetup cryptsetup
+hello hello-all tss2-esys tss2-tctildr tss2-mu cryptsetup
+
+export KEYWARD_KEYBOX=$dir/plain.json
+head -c 32 /dev/urandom > key.bin
+"$kw" init --with plain --import key.bin >/dev/null 2>&1
+[ "$("$kw" unlock --out - | od -An -tx1)" = "$(od -An -tx1 key.bin)" ] || { echo "bench-startup: unlock gave another key" >&2; exit 1; }
+
+names=("cat of the key file (process floor)" "hello world, no library" "hello world + the TPM stack" "hello world + libcryptsetup" "hello world + both" "keyward --version" "keyward unlock, plain slot")
+commands=("cat key.bin" ./hello-bare ./hello-tss ./hello-cryptsetup ./hello-all "$kw --version" "$kw unlock --out -")
+hyperfine -N --warmup 20 --runs "$runs" --export-json startup.json "${commands[@]}" >/dev/null 2>&1
+faults=()
+for c in "${commands[@]}"; do
+  # shellcheck disable=SC2086
+  faults+=("$(perf stat -x, -e page-faults -r 20 $c 2>&1 >/dev/null | awk -F, '/page-faults/{print $1}')")
+done
+python3 - startup.json "${names[@]}" -- "${faults[@]}" <<'PY'
+import json, sys
+args = sys.argv[2:]
+split = args.index("--")
+names, faults = args[:split], args[split + 1:]
+r = json.load(open(sys.argv[1]))["results"]
+floor = r[0]["median"]
+print("| process | median | vs the floor | page faults |")
+print("|---|---|---|---|")
+for name, x, f in zip(names, r, faults):
+    print(f"| {name} | {x['median']*1000:.2f} ms | {x['median']/floor:.1f}x | {f} |")
+PY

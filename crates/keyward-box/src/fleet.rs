@@ -59,7 +59,7 @@ pub struct JudgedBox {
 
 /// What a listing that stopped before the hub's last box says of itself.
 pub const TRUNCATED: &str =
-    " (the hub has more boxes than a listing reads; those past it are not judged)";
+    "the hub has more boxes than a listing reads; those past it are not judged";
 
 /// The fleet, broken boxes first, then stale ones, then healthy ones (by name within each).
 #[derive(Debug, Clone, Serialize)]
@@ -185,7 +185,7 @@ pub fn page(fleet: &Fleet, now: i64) -> String {
         counts(Verdict::Broken),
         counts(Verdict::Stale),
         counts(Verdict::Healthy),
-        if fleet.truncated { TRUNCATED } else { "" }
+        if fleet.truncated { format!(" ({TRUNCATED})") } else { String::new() }
     ));
     for judged in &fleet.boxes {
         let facts = &judged.facts;

@@ -327,7 +327,7 @@ impl HubClient {
         let mut pages = FleetPages::default();
         let mut after = None;
         for _ in 0..MAX_FLEET_PAGES {
-            let page = self.fleet_page(operator, after.as_deref(), None).await?;
+            let page = self.fleet_page(operator, after.as_deref()).await?;
             match pages.add(page).map_err(|why| self.service.bad_answer(why))? {
                 Some(next) => after = Some(next),
                 None => return Ok(pages.fleet),
@@ -337,28 +337,22 @@ impl HubClient {
         Ok(pages.fleet)
     }
 
-    /// One page of the fleet: the boxes after `after`, at most `limit` (the hub's page size if
-    /// not given). Each box name is checked to be one (`next`, the page's last, is carried by
-    /// the next page's query), and the fields the operator judges by too.
-    pub async fn fleet_page(
+    /// One page of the fleet: the boxes after `after`, as many as the hub's page holds. Each
+    /// box name is checked to be one (`next`, the page's last, is carried by the next page's
+    /// query), and the fields the operator judges by too.
+    async fn fleet_page(
         &self,
         operator: &SigningIdentity,
         after: Option<&str>,
-        limit: Option<usize>,
     ) -> Result<FleetResponse, ClientError> {
-        let mut path = String::from("/v1/fleet");
-        let mut sep = '?';
-        if let Some(name) = after {
+        let path = match after {
             // A name goes into the query: nothing else may.
-            if !keyward_service::names::valid_box_name(name) {
+            Some(name) if !keyward_service::names::valid_box_name(name) => {
                 return Err(ClientError::NotABoxName { name: name.into() });
             }
-            path.push_str(&format!("{sep}after={name}"));
-            sep = '&';
-        }
-        if let Some(limit) = limit {
-            path.push_str(&format!("{sep}limit={limit}"));
-        }
+            Some(name) => format!("/v1/fleet?after={name}"),
+            None => "/v1/fleet".to_string(),
+        };
         let mut answer: FleetResponse =
             self.signed_get(&path, &operator.public().to_string(), operator).await?;
         // What boxes wrote is shown to the operator: nothing in it drives a terminal or

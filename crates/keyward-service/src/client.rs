@@ -395,16 +395,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_servers_text_cannot_forge_a_line_or_drive_a_terminal() {
-        assert_eq!(
-            from_server("ok\nkeyward: all fine\x1b[2J"),
-            "ok\\u{a}keyward: all fine\\u{1b}[2J"
-        );
-        assert_eq!(from_server("abc\u{202E}fed"), "abc\\u{202e}fed", "a bidi override is shown");
-        assert_eq!(from_server("plain text, é"), "plain text, é");
-    }
-
-    #[test]
     fn plain_http_is_refused_before_anything_is_sent() {
         let refused =
             ServiceClient::new("hub", "http://127.0.0.1:1", [0; 32], Duration::from_secs(1));

@@ -17,3 +17,18 @@ pub fn from_server(text: &str) -> String {
         .map(|c| if shown_escaped(c) { c.escape_unicode().to_string() } else { c.to_string() })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_servers_text_cannot_forge_a_line_or_drive_a_terminal() {
+        assert_eq!(
+            from_server("ok\nkeyward: all fine\x1b[2J"),
+            "ok\\u{a}keyward: all fine\\u{1b}[2J"
+        );
+        assert_eq!(from_server("abc\u{202E}fed"), "abc\\u{202e}fed", "a bidi override is shown");
+        assert_eq!(from_server("plain text, é"), "plain text, é");
+    }
+}

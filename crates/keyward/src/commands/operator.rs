@@ -244,7 +244,7 @@ fn fleet(ctx: &Context, hub: &HubArgs, key: Option<&Path>, stale_after: &str) ->
         ))?;
     }
     if found.truncated {
-        ctx.out.line(keyward_box::fleet::TRUNCATED.trim_start())?;
+        ctx.out.line(format!("({})", keyward_box::fleet::TRUNCATED))?;
     }
     ctx.out.json(&serde_json::to_value(&found).map_err(|e| CliError::Failed(e.to_string()))?)?;
     if found.healthy() && !found.truncated {

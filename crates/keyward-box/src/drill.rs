@@ -205,13 +205,16 @@ pub struct ProvenSlot {
     pub opened: bool,
 }
 
+impl ProvenSlot {
+    /// The slot as people read it: `slot 2 (keyfile, "keyfile-2")`.
+    pub fn name(&self) -> String {
+        format!("slot {} ({}, \"{}\")", self.id, self.kind, self.label)
+    }
+}
+
 impl From<ProvenSlot> for PathResult {
     fn from(slot: ProvenSlot) -> Self {
-        PathResult {
-            id: format!("slot:{}", slot.id),
-            name: format!("slot {} ({}, \"{}\")", slot.id, slot.kind, slot.label),
-            outcome: slot.outcome,
-        }
+        PathResult { id: format!("slot:{}", slot.id), name: slot.name(), outcome: slot.outcome }
     }
 }
 

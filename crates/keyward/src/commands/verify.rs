@@ -7,7 +7,7 @@
 //! no longer holds its share (exit 11, as the drill says it).
 
 use keyward_box::drill::{Hints, Outcome, SlotPlan, prove_slots};
-use keyward_box::secrets::{GivenSecret, Person};
+use keyward_box::secrets::Person;
 use keyward_core::Error as CoreError;
 use serde_json::json;
 
@@ -23,6 +23,11 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     let keybox = store.load()?;
     ctx.out.line(format!("{}: checksum, canonical form and structure ok", ctx.keybox.display()))?;
 
+    // A PIN is for one device: tried on every PIN slot, one typo would spend the retries of
+    // each. Said before the PIN is read.
+    if args.open.pin_file.is_some() && args.open.slot.is_none() {
+        return Err(usage("a PIN opens one slot: name it with --slot N"));
+    }
     let auth_args = AuthArgs::from(&args.open);
     let only = match &args.open.slot {
         Some(name) => Some(keybox.find_slot(name)?),
@@ -42,10 +47,6 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
         .into());
     }
     let only = only.map(|record| record.id);
-    // A PIN is for one device: tried on every PIN slot, one typo would spend the retries of each.
-    if only.is_none() && matches!(given, Some(GivenSecret::Pin(_))) {
-        return Err(usage("a PIN opens one slot: name it with --slot N"));
-    }
     let about = format!("keybox {}, to check a slot", ctx.keybox.display());
     let mut terminal = only.and_then(|_| Terminal::if_there(about));
     let plan = SlotPlan {
@@ -67,7 +68,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> CliResult {
     for slot in proven.slots {
         opened += usize::from(slot.opened);
         let (id, kind) = (slot.id.0, &slot.kind);
-        let label = format!("slot {} ({kind}, \"{}\")", slot.id, slot.label);
+        let label = slot.name();
         match slot.outcome {
             Outcome::Ok(detail) => {
                 ctx.out.line(format!("{label}: {detail}; header MAC ok"))?;

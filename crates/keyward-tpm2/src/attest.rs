@@ -1,28 +1,26 @@
 //! TPM quotes for attested release (peers' `tpm-quote` policy): the box's attestation key — an
 //! ECC P-256 restricted signing key derived from the TPM's owner seed, so the same key every
 //! time without anything stored — signs a quote over a verifier's challenge and a PCR
-//! selection; the verifier, with no TPM of its own, checks the signature, the challenge and
-//! the PCR digest it was told at enrollment.
+//! selection (the helper makes it: [`crate::Tpm::quote`]); the verifier, with no TPM of its own,
+//! checks the signature, the challenge and the PCR digest it was told at enrollment. Nothing
+//! here uses the TSS.
 
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::structures::{
-    Data, EccScheme, HashScheme, PublicEccParametersBuilder, SignatureScheme,
-};
-use tss_esapi::traits::Marshall;
 
 use crate::quoted::Quoted;
-use crate::tpm::{Bank, Cause, Doing, PrimaryRole, Tpm, TpmFailure, selection};
+use crate::tpm::Bank;
 
 /// A quote: the TPMS_ATTEST the TPM signed, and its ECDSA signature (r ‖ s, 32 bytes each).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     /// The marshalled TPMS_ATTEST.
+    #[serde(with = "keyward_core::encoding::base64_bytes")]
     pub attest: Vec<u8>,
     /// r ‖ s.
+    #[serde(with = "keyward_core::encoding::base64_bytes")]
     pub signature: Vec<u8>,
 }
 
@@ -47,70 +45,6 @@ pub enum QuoteError {
     /// The PCR values differ from those enrolled.
     #[error("the requester's PCR values are not the ones enrolled")]
     PcrValuesChanged,
-}
-
-impl Tpm {
-    /// The attestation key's public point, SEC1 uncompressed (65 bytes).
-    pub fn attestation_key(&mut self) -> Result<Vec<u8>, TpmFailure> {
-        let (key, point) = self.attestation_key_handle()?;
-        self.flush_now(key.into());
-        Ok(point)
-    }
-
-    /// A quote by the attestation key over `challenge` and the PCRs `pcrs` of `bank`.
-    pub fn quote(
-        &mut self,
-        challenge: &[u8],
-        bank: Bank,
-        pcrs: &[u8],
-    ) -> Result<Quote, TpmFailure> {
-        let (key, _) = self.attestation_key_handle()?;
-        let selection = selection(bank, pcrs)?;
-        let data = Data::try_from(challenge.to_vec()).doing("the quote's challenge")?;
-        let scheme =
-            SignatureScheme::EcDsa { hash_scheme: HashScheme::new(HashingAlgorithm::Sha256) };
-        let quoted = self
-            .context()
-            .execute_with_nullauth_session(|ctx| ctx.quote(key, data, scheme, selection))
-            .doing("cannot quote");
-        // swtpm (no resource manager) has three object slots: nothing is kept between quotes.
-        self.flush_now(key.into());
-        let (attest, signature) = quoted?;
-        let tss_esapi::structures::Signature::EcDsa(ecdsa) = signature else {
-            return Err(failure("a signature of another scheme"));
-        };
-        let mut signature = Vec::with_capacity(64);
-        for part in [ecdsa.signature_r().value(), ecdsa.signature_s().value()] {
-            signature.extend_from_slice(
-                &left_pad_32(part).ok_or_else(|| failure("an overlong signature"))?,
-            );
-        }
-        Ok(Quote { attest: attest.marshall().doing("cannot marshal the quote")?, signature })
-    }
-
-    fn attestation_key_handle(
-        &mut self,
-    ) -> Result<(tss_esapi::handles::KeyHandle, Vec<u8>), TpmFailure> {
-        let ecc = PublicEccParametersBuilder::new_unrestricted_signing_key(
-            EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
-            EccCurve::NistP256,
-        )
-        .with_restricted(true)
-        .build()
-        .doing("attestation key parameters")?;
-        let created =
-            self.ecc_primary(PrimaryRole::Attestation, ecc, "cannot create the attestation key")?;
-        let tss_esapi::structures::Public::Ecc { unique, .. } = created.out_public else {
-            return Err(failure("an attestation key that is not ECC"));
-        };
-        let mut point = vec![0x04];
-        for part in [unique.x().value(), unique.y().value()] {
-            point.extend_from_slice(
-                &left_pad_32(part).ok_or_else(|| failure("an overlong key point"))?,
-            );
-        }
-        Ok((created.key_handle, point))
-    }
 }
 
 /// The PCR digest a quote of `values` carries: SHA-256 over the values in order (the hash of
@@ -150,16 +84,4 @@ pub fn verify_quote(
         return Err(QuoteError::PcrValuesChanged);
     }
     Ok(())
-}
-
-fn left_pad_32(bytes: &[u8]) -> Option<[u8; 32]> {
-    let start = 32usize.checked_sub(bytes.len())?;
-    let mut out = [0u8; 32];
-    out[start..].copy_from_slice(bytes);
-    Some(out)
-}
-
-/// An answer the TPM should not have given while quoting (or making the key).
-fn failure(what: &'static str) -> TpmFailure {
-    TpmFailure::local("cannot quote", Cause::Unexpected(what))
 }

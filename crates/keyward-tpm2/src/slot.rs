@@ -16,11 +16,10 @@ use keyward_core::{IntegrityFailure, Passphrase, random};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use zeroize::Zeroizing;
 
 use crate::tpm::{
-    Bank, Cause, DEVICE_VARIABLE, Sealed, Tpm, TpmFailure, Unreachable, is_transient,
+    Bank, Cause, DEVICE_VARIABLE, ResponseCode, Sealed, Tpm, TpmFailure, Unreachable,
     may_use_device,
 };
 
@@ -190,7 +189,7 @@ impl Tpm2Params {
             .into();
         }
         match failure.kind() {
-            Some(Tss2ResponseCodeKind::Handle) | None => {
+            Some(ResponseCode::Handle) | None => {
                 // The same TPM (its storage key is the slot's) without the counter: a later
                 // keybox removed or replaced this slot and retired its counter.
                 let parent = from_hex(&self.storage_key).unwrap_or_default();
@@ -424,7 +423,7 @@ impl Tpm2Slot {
             _ => {}
         }
         match failure.kind() {
-            Some(Tss2ResponseCodeKind::PolicyFail | Tss2ResponseCodeKind::PcrChanged) => {
+            Some(ResponseCode::PolicyFail | ResponseCode::PcrChanged) => {
                 let now = tpm.pcr_values(p.bank, &p.pcrs).unwrap_or_default();
                 let changed: Vec<String> = p
                     .pcrs
@@ -466,7 +465,7 @@ impl Tpm2Slot {
                 ))
                 .into()
             }
-            Some(Tss2ResponseCodeKind::Lockout) => locked_out(tpm),
+            Some(ResponseCode::Lockout) => locked_out(tpm),
             _ => other(failure),
         }
     }
@@ -499,16 +498,21 @@ fn locked_out(tpm: &mut Tpm) -> SlotError {
 }
 
 fn unreachable(error: &Unreachable) -> SlotError {
-    DeviceError::Absent(format!("{error} (the TPM this slot was enrolled with); open another slot"))
-        .into()
+    match error {
+        Unreachable::Helper(why) => DeviceError::Absent(format!("{why}; or open another slot")),
+        _ => DeviceError::Absent(format!(
+            "{error} (the TPM this slot was enrolled with); open another slot"
+        )),
+    }
+    .into()
 }
 
 fn other(failure: TpmFailure) -> SlotError {
     match failure.kind() {
-        Some(kind) if is_transient(kind) => {
+        Some(ResponseCode::Busy) => {
             DeviceError::Busy(format!("the TPM is busy: {failure}; try again")).into()
         }
-        Some(Tss2ResponseCodeKind::Lockout) => {
+        Some(ResponseCode::Lockout) => {
             DeviceError::LockedOut(format!("the TPM is in dictionary-attack lockout: {failure}"))
                 .into()
         }
@@ -564,7 +568,7 @@ impl NewSlot for NewTpm2 {
         let sealed = tpm
             .seal(self.bank, &self.pcrs, auth.as_deref().map(|a| a.as_slice()), kek.as_slice())
             .map_err(|e| match e.kind() {
-                Some(Tss2ResponseCodeKind::Lockout) => locked_out(&mut tpm),
+                Some(ResponseCode::Lockout) => locked_out(&mut tpm),
                 _ => other(e),
             })?;
         // A rotate or reseal on the same TPM keeps the counter, and the new slot expects it one

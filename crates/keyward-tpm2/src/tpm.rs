@@ -1,36 +1,18 @@
-//! The TPM side, through tss-esapi: reach the TPM by a TCTI string, find the storage key (kept
-//! at the SRK handle, else re-derived from the template), seal and unseal a secret under a PCR
-//! (and PIN) policy with salted, encrypted sessions, and keep a monotonic NV counter. Every transient object and session is flushed when the
-//! [`Tpm`] is dropped, so a TPM without a resource manager (swtpm) does not fill up.
+//! The TPM as the tpm2 kind sees it: a [`Tpm`] reached through keyward's tpm2 helper, which does
+//! the TSS work in a process of its own (docs/formats/helper.md), and the values that cross to it.
+//! Nothing here links the TSS: a keyward process that opens no tpm2 slot never loads it.
 
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::Mutex;
 
+use keyward_helper::{Helper, HelperError, SecretBytes};
 use serde::{Deserialize, Serialize};
-use tss_esapi::attributes::{
-    NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder,
-};
-use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
-use tss_esapi::constants::{CapabilityType, NvIndexType, PropertyTag, SessionType};
-use tss_esapi::handles::{
-    KeyHandle, NvIndexHandle, NvIndexTpmHandle, ObjectHandle, PersistentTpmHandle, SessionHandle,
-    TpmHandle,
-};
-use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
-use tss_esapi::interface_types::dynamic_handles::Persistent;
-use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
-use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
-use tss_esapi::structures::CreatePrimaryKeyResult;
-use tss_esapi::structures::{
-    Auth, CapabilityData, Digest, EccPoint, KeyedHashScheme, NvPublicBuilder, PcrSelectionList,
-    PcrSlot, Private, Public, PublicBuilder, PublicEccParameters, PublicEccParametersBuilder,
-    PublicKeyedHashParameters, SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
-};
-use tss_esapi::traits::{Marshall, UnMarshall};
-use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
+
+use crate::attest::Quote;
+use crate::helper::{Answer, Call, Reply};
+
+/// The helper executable, installed beside `keyward`.
+pub const HELPER: &str = "keyward-tpm2-helper";
 
 /// The device used when none is given.
 pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
@@ -64,15 +46,6 @@ pub fn may_use_device(device: &str) -> bool {
         || std::env::var(DEVICE_VARIABLE).is_ok_and(|named| named == device)
         || NAMED_DEVICES.lock().is_ok_and(|named| named.iter().any(|d| d == device))
 }
-
-/// The TCG's handle for the storage root key, which systemd-cryptenroll also uses: kept in the
-/// TPM, it spares re-deriving the primary key at every unseal.
-const SRK_HANDLE: u32 = 0x8100_0001;
-
-/// Owner NV indices keyward picks its counters from (TCG's owner range is 0x01000000–0x013FFFFF;
-/// this is a 64 Ki window in it, drawn at random so two keyboxes do not collide).
-const NV_INDEX_BASE: u32 = 0x0138_0000;
-const NV_INDEX_SPAN: u32 = 0x0001_0000;
 
 /// A PCR bank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,33 +91,31 @@ impl Bank {
             Bank::Sha384 => 0x000C,
         }
     }
-
-    pub(crate) fn algorithm(self) -> HashingAlgorithm {
-        match self {
-            Bank::Sha1 => HashingAlgorithm::Sha1,
-            Bank::Sha256 => HashingAlgorithm::Sha256,
-            Bank::Sha384 => HashingAlgorithm::Sha384,
-        }
-    }
 }
 
-/// A failed TPM command: what was being done, and why it failed.
-#[derive(Debug, thiserror::Error)]
+/// A failed TPM step: what was being done, and why it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{what}: {cause}")]
 pub struct TpmFailure {
     /// What keyward was doing.
-    pub what: &'static str,
+    pub what: String,
     /// Why it failed.
     #[source]
     pub cause: Cause,
 }
 
 /// Why a TPM step failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// The TPM (or the TSS) answered with an error.
-    #[error(transparent)]
-    Tss(tss_esapi::Error),
+    #[error("{text}")]
+    Tss {
+        /// The TPM's response code, as far as keyward tells them apart.
+        code: Option<ResponseCode>,
+        /// The TSS's words for it.
+        text: String,
+    },
     /// The unseal's authorisation (the PIN) was wrong; the TPM counted it toward its lockout.
     #[error("the authorisation value (the PIN) is wrong")]
     WrongAuth,
@@ -157,68 +128,86 @@ pub enum Cause {
     /// The slot's sealed object does not read, or the TPM (under the right storage key) does
     /// not load it: its bytes were changed.
     #[error("the sealed object does not load: {0}")]
-    BadSealedObject(tss_esapi::Error),
+    BadSealedObject(String),
     /// The TPM answered with something it should not (a short read, another scheme).
     #[error("the TPM answered with {0}")]
-    Unexpected(&'static str),
+    Unexpected(String),
+    /// The helper that speaks to the TPM failed.
+    #[error("{0}")]
+    Helper(String),
+}
+
+/// The TPM response codes the kind acts on; the helper maps the TSS's codes to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseCode {
+    /// "Not now" rather than "no": busy, yielded, cancelled, NV rate-limited, out of room.
+    Busy,
+    /// In dictionary-attack lockout.
+    Lockout,
+    /// A handle that is not there (an NV index deleted).
+    Handle,
+    /// The policy session does not satisfy the object's policy.
+    PolicyFail,
+    /// The PCRs changed while the policy session was open.
+    PcrChanged,
+    /// Any other.
+    Other,
 }
 
 impl TpmFailure {
+    /// A failure of keyward's own checks of the TPM's answers.
+    pub fn local(what: &str, cause: Cause) -> Self {
+        TpmFailure { what: what.to_string(), cause }
+    }
+
     /// Which kind of failure it is: the TPM busy is unavailable, in lockout a refusal; what
     /// the slot does not map to its device family is the TPM failing unexpectedly.
     pub fn class(&self) -> keyward_core::ErrorClass {
         use keyward_core::ErrorClass;
         match self.kind() {
-            Some(kind) if is_transient(kind) => ErrorClass::Unavailable,
-            Some(Tss2ResponseCodeKind::Lockout) => ErrorClass::Refused,
+            Some(ResponseCode::Busy) => ErrorClass::Unavailable,
+            Some(ResponseCode::Lockout) => ErrorClass::Refused,
             _ => match self.cause {
                 Cause::BadSealedObject(_) => ErrorClass::Integrity,
                 Cause::OtherStorageKey => ErrorClass::Unavailable,
-                Cause::Tss(_) | Cause::WrongAuth | Cause::NotACounter | Cause::Unexpected(_) => {
-                    ErrorClass::Internal
-                }
+                Cause::Tss { .. }
+                | Cause::WrongAuth
+                | Cause::NotACounter
+                | Cause::Unexpected(_)
+                | Cause::Helper(_) => ErrorClass::Internal,
             },
         }
     }
 
-    /// A failure of keyward's own checks of the TPM's answers.
-    pub(crate) fn local(what: &'static str, cause: Cause) -> Self {
-        TpmFailure { what, cause }
-    }
-
     /// The TPM's response code, when the TPM answered with an error.
-    pub fn kind(&self) -> Option<Tss2ResponseCodeKind> {
+    pub fn kind(&self) -> Option<ResponseCode> {
         match &self.cause {
-            Cause::Tss(tss_esapi::Error::Tss2Error(rc)) => rc.kind(),
+            Cause::Tss { code, .. } => *code,
             _ => None,
         }
     }
 }
 
-pub(crate) trait Doing<T> {
-    fn doing(self, what: &'static str) -> Result<T, TpmFailure>;
-}
-
-impl<T> Doing<T> for tss_esapi::Result<T> {
-    fn doing(self, what: &'static str) -> Result<T, TpmFailure> {
-        self.map_err(|error| TpmFailure { what, cause: Cause::Tss(error) })
-    }
-}
+keyward_core::classify_by_method!(TpmFailure);
 
 /// A sealed object: its public and private parts as the TPM marshals them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
     /// TPM2B_PUBLIC contents.
+    #[serde(with = "keyward_core::encoding::base64_bytes")]
     pub public: Vec<u8>,
     /// TPM2B_PRIVATE contents (encrypted to the storage primary key: useless to anyone else).
+    #[serde(with = "keyward_core::encoding::base64_bytes")]
     pub private: Vec<u8>,
     /// The name of the storage key it was sealed under: the key the sessions are salted to is
     /// checked against it, so a key put in its place on the way is refused.
+    #[serde(with = "keyward_core::encoding::base64_bytes")]
     pub parent_name: Vec<u8>,
 }
 
 /// The dictionary-attack state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lockout {
     /// Failed authorisations counted now.
     pub failures: u32,
@@ -228,29 +217,14 @@ pub struct Lockout {
     pub interval_s: u32,
 }
 
-/// What a primary key this crate makes is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PrimaryRole {
-    /// The storage key sealed objects live under (it decrypts).
-    Storage,
-    /// The key that signs quotes (it signs).
-    Attestation,
-}
-
-/// An open connection to one TPM.
-pub struct Tpm {
-    ctx: Context,
-    /// Transient objects and sessions, flushed on drop.
-    transient: Vec<ObjectHandle>,
-}
-
 /// Why the TPM could not be reached at all.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 pub enum Unreachable {
     /// A device node that is not there.
     #[error("no TPM at {0}")]
     NoDevice(String),
-    /// A TCTI string tss-esapi does not understand.
+    /// A TCTI string the TSS does not understand.
     #[error(
         "\"{0}\" is neither a device path nor a TCTI string (such as swtpm:host=127.0.0.1,port=2321)"
     )]
@@ -261,41 +235,41 @@ pub enum Unreachable {
         /// The device.
         device: String,
         /// The TSS's words.
-        error: tss_esapi::Error,
+        error: String,
     },
+    /// keyward's tpm2 helper is missing or failed.
+    #[error("{0}")]
+    Helper(String),
+}
+
+/// An open connection to one TPM, through the helper: every transient object and session the
+/// helper made is flushed when this is dropped (its input closes), so a TPM without a resource
+/// manager (swtpm) does not fill up.
+#[derive(Debug)]
+pub struct Tpm {
+    helper: Helper,
 }
 
 impl Tpm {
     /// Connects to `device`: a device path (`/dev/tpmrm0`) or a TCTI string
     /// (`swtpm:host=127.0.0.1,port=2321`, `device:/dev/tpm0`, `tabrmd:`).
     pub fn open(device: &str) -> Result<Tpm, Unreachable> {
-        let tcti = if device.starts_with('/') {
-            if !Path::new(device).exists() {
-                return Err(Unreachable::NoDevice(device.to_string()));
-            }
-            TctiNameConf::from_str(&format!("device:{device}"))
-        } else {
-            TctiNameConf::from_str(device)
+        let helper_failed = |e: HelperError| Unreachable::Helper(e.to_string());
+        let mut helper = Helper::start(HELPER).map_err(helper_failed)?;
+        match helper.call(&Call::Open { device: device.to_string() }).map_err(helper_failed)? {
+            Answer::Opened(opened) => opened.map(|()| Tpm { helper }),
+            Answer::Replied(_) => Err(Unreachable::Helper(
+                "keyward's tpm2 helper answered the open as another call".into(),
+            )),
         }
-        .map_err(|_| Unreachable::BadTcti(device.to_string()))?;
-        let ctx = Context::new(tcti)
-            .map_err(|error| Unreachable::Connect { device: device.to_string(), error })?;
-        Ok(Tpm { ctx, transient: Vec::new() })
     }
 
     /// The current values of `pcrs` in `bank`, in the order given.
     pub fn pcr_values(&mut self, bank: Bank, pcrs: &[u8]) -> Result<Vec<Vec<u8>>, TpmFailure> {
-        let mut values = Vec::with_capacity(pcrs.len());
-        for &pcr in pcrs {
-            let selection = selection(bank, &[pcr])?;
-            let (_, _, digests) = self
-                .ctx
-                .execute_without_session(|ctx| ctx.pcr_read(selection))
-                .doing("cannot read the PCRs")?;
-            let value = digests.value().first().map(|d| d.value().to_vec()).unwrap_or_default();
-            values.push(value);
+        match self.ask(Call::PcrValues { bank, pcrs: pcrs.to_vec() })? {
+            Reply::PcrValues(values) => Ok(values.into_iter().map(|v| v.0).collect()),
+            other => Err(unexpected(other)),
         }
-        Ok(values)
     }
 
     /// Seals `secret` under the storage primary key, to a policy of the current values of
@@ -308,53 +282,21 @@ impl Tpm {
         auth: Option<&[u8]>,
         secret: &[u8],
     ) -> Result<Sealed, TpmFailure> {
-        let (primary, parent_name) = self.storage_key(None)?;
-        let trial = self.policy_session(None, SessionType::Trial)?;
-        self.apply_policy(trial, bank, pcrs, auth.is_some())?;
-        let digest = self
-            .ctx
-            .execute_without_session(|ctx| ctx.policy_get_digest(trial))
-            .doing("cannot compute the policy")?;
-        let attributes = ObjectAttributesBuilder::new()
-            .with_fixed_tpm(true)
-            .with_fixed_parent(true)
-            // Only the policy opens it, and a wrong PIN counts toward the lockout (no noDA).
-            .with_user_with_auth(false)
-            .with_admin_with_policy(true)
-            .with_no_da(false)
-            .build()
-            .doing("sealed object attributes")?;
-        let public = PublicBuilder::new()
-            .with_public_algorithm(PublicAlgorithm::KeyedHash)
-            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-            .with_object_attributes(attributes)
-            .with_auth_policy(digest)
-            .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
-            .with_keyed_hash_unique_identifier(Digest::default())
-            .build()
-            .doing("sealed object template")?;
-        let auth =
-            auth.map(|a| Auth::try_from(a.to_vec())).transpose().doing("the PIN's digest")?;
-        let data = SensitiveData::try_from(secret.to_vec()).doing("the secret to seal")?;
-        // The secret goes to the TPM encrypted: a session salted to the primary key, with
-        // parameter encryption both ways.
-        let session = self.hmac_session(primary)?;
-        let created = self
-            .ctx
-            .execute_with_session(Some(session), |ctx| {
-                ctx.create(primary, public, auth, Some(data), None, None)
-            })
-            .doing("cannot seal the secret")?;
-        Ok(Sealed {
-            public: created.out_public.marshall().doing("cannot marshal the sealed object")?,
-            private: created.out_private.value().to_vec(),
-            parent_name,
-        })
+        let call = Call::Seal {
+            bank,
+            pcrs: pcrs.to_vec(),
+            auth: auth.map(SecretBytes::from),
+            secret: SecretBytes::from(secret),
+        };
+        match self.ask(call)? {
+            Reply::Sealed(sealed) => Ok(sealed),
+            other => Err(unexpected(other)),
+        }
     }
 
-    /// Unseals: loads the object under the re-created primary key, satisfies its policy in a
-    /// salted session whose response is encrypted (the secret never crosses the bus in the
-    /// clear), and returns the secret.
+    /// Unseals: loads the object under the storage key it was sealed under, satisfies its
+    /// policy in a salted session whose response is encrypted (the secret never crosses the bus
+    /// in the clear), and returns the secret.
     pub fn unseal(
         &mut self,
         sealed: &Sealed,
@@ -362,433 +304,113 @@ impl Tpm {
         pcrs: &[u8],
         auth: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>, TpmFailure> {
-        let (primary, _) = self.storage_key(Some(&sealed.parent_name))?;
-        let damaged = |what, error| TpmFailure::local(what, Cause::BadSealedObject(error));
-        let public = Public::unmarshall(&sealed.public)
-            .map_err(|e| damaged("the sealed object's public part", e))?;
-        let private = Private::try_from(sealed.private.clone())
-            .map_err(|e| damaged("the sealed object's private part", e))?;
-        // The private part is already encrypted to the storage key: loading it needs no
-        // session of its own, only the storage key's empty authorisation. Under the storage
-        // key it was sealed under (its name checked above), a refusal of the object's bytes
-        // means they were changed; any other failure is the TPM's.
-        let object = self
-            .ctx
-            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
-            .map_err(|error| match &error {
-                tss_esapi::Error::Tss2Error(rc) if !rc.kind().is_some_and(refuses_the_object) => {
-                    TpmFailure { what: "cannot load the sealed object", cause: Cause::Tss(error) }
-                }
-                _ => damaged("cannot load the sealed object", error),
-            })?;
-        self.transient.push(object.into());
-        if let Some(auth) = auth {
-            let auth = Auth::try_from(auth.to_vec()).doing("the PIN's digest")?;
-            self.ctx.tr_set_auth(object.into(), auth).doing("the PIN's digest")?;
+        let call = Call::Unseal {
+            sealed: sealed.clone(),
+            bank,
+            pcrs: pcrs.to_vec(),
+            auth: auth.map(SecretBytes::from),
+        };
+        match self.ask(call)? {
+            Reply::Unsealed(secret) => Ok(secret.into_inner()),
+            other => Err(unexpected(other)),
         }
-        let policy = self.policy_session(Some(primary), SessionType::Policy)?;
-        self.apply_policy(policy, bank, pcrs, auth.is_some())?;
-        let (attributes, mask) = SessionAttributesBuilder::new().with_encrypt(true).build();
-        self.ctx
-            .tr_sess_set_attributes(policy.into(), attributes, mask)
-            .doing("cannot set up the policy session")?;
-        let secret = self
-            .ctx
-            .execute_with_session(Some(policy.into()), |ctx| ctx.unseal(object.into()))
-            .doing("cannot unseal")
-            .map_err(|failure| match failure.kind() {
-                // At the unseal, a failed authorisation is the object's own: the PIN.
-                Some(Tss2ResponseCodeKind::AuthFail | Tss2ResponseCodeKind::BadAuth) => {
-                    TpmFailure::local("cannot unseal", Cause::WrongAuth)
-                }
-                _ => failure,
-            })?;
-        // The TPM closed the policy session after the unseal (it was not marked to continue):
-        // flushing it again would only cost a round trip to be told so.
-        let closed: ObjectHandle = SessionHandle::from(AuthSession::from(policy)).into();
-        self.transient.retain(|handle| *handle != closed);
-        Ok(Zeroizing::new(secret.value().to_vec()))
     }
 
     /// Defines a new NV counter (readable and writable with an empty authorisation, outside the
     /// lockout) at a free index, and increments it once so it can be read. Returns its index.
     pub fn define_counter(&mut self) -> Result<u32, TpmFailure> {
-        for _ in 0..16 {
-            let index = NV_INDEX_BASE + random_below(NV_INDEX_SPAN);
-            let handle = NvIndexTpmHandle::new(index).doing("an NV index")?;
-            let attributes = NvIndexAttributesBuilder::new()
-                .with_nv_index_type(NvIndexType::Counter)
-                .with_auth_read(true)
-                .with_auth_write(true)
-                .with_no_da(true)
-                .build()
-                .doing("NV counter attributes")?;
-            let public = NvPublicBuilder::new()
-                .with_nv_index(handle)
-                .with_index_name_algorithm(HashingAlgorithm::Sha256)
-                .with_index_attributes(attributes)
-                .with_data_area_size(8)
-                .build()
-                .doing("NV counter template")?;
-            match self.ctx.execute_with_nullauth_session(|ctx| {
-                ctx.nv_define_space(Provision::Owner, None, public)
-            }) {
-                Ok(nv) => {
-                    self.increment_handle(nv)?;
-                    let mut object: ObjectHandle = nv.into();
-                    let _ = self.ctx.tr_close(&mut object);
-                    return Ok(index);
-                }
-                Err(tss_esapi::Error::Tss2Error(rc))
-                    if rc.kind() == Some(Tss2ResponseCodeKind::NvDefined) =>
-                {
-                    continue;
-                }
-                Err(error) => {
-                    return Err(TpmFailure {
-                        what: "cannot define an NV counter",
-                        cause: Cause::Tss(error),
-                    });
-                }
-            }
+        match self.ask(Call::DefineCounter)? {
+            Reply::Index(index) => Ok(index),
+            other => Err(unexpected(other)),
         }
-        Err(TpmFailure::local(
-            "cannot define an NV counter",
-            Cause::Unexpected("every index tried in use"),
-        ))
     }
 
     /// The counter's value. An index there that is not a counter is refused: an ordinary index
     /// put in its place could be written back to an older value (a counter only goes up, and a
     /// new one starts at the highest any counter of this TPM ever had).
     pub fn counter(&mut self, index: u32) -> Result<u64, TpmFailure> {
-        let nv = self.nv_handle(index)?;
-        let read = self.read_counter(nv);
-        let mut object: ObjectHandle = nv.into();
-        let _ = self.ctx.tr_close(&mut object);
-        read
-    }
-
-    fn read_counter(&mut self, nv: NvIndexHandle) -> Result<u64, TpmFailure> {
-        let (public, _) = self
-            .ctx
-            .execute_without_session(|ctx| ctx.nv_read_public(nv))
-            .doing("cannot read the NV index")?;
-        let is_counter =
-            public.attributes().index_type().is_ok_and(|kind| kind == NvIndexType::Counter);
-        if !is_counter {
-            return Err(TpmFailure::local("cannot read the NV counter", Cause::NotACounter));
+        match self.ask(Call::Counter { index })? {
+            Reply::Counter(value) => Ok(value),
+            other => Err(unexpected(other)),
         }
-        let read = self
-            .ctx
-            .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::NvIndex(nv), nv, 8, 0))
-            .doing("cannot read the NV counter")?;
-        let bytes: [u8; 8] = read.value().try_into().map_err(|_| {
-            TpmFailure::local("cannot read the NV counter", Cause::Unexpected("a short read"))
-        })?;
-        Ok(u64::from_be_bytes(bytes))
     }
 
     /// Deletes the counter at `index` (with the owner hierarchy's empty authorisation). The TPM
     /// remembers its value: a counter defined at any index afterwards starts at the highest
     /// value any counter of this TPM ever had (TPM 2.0 Library, Part 1, "NV Counters").
     pub fn undefine_counter(&mut self, index: u32) -> Result<(), TpmFailure> {
-        let nv = self.nv_handle(index)?;
-        self.ctx
-            .execute_with_nullauth_session(|ctx| ctx.nv_undefine_space(Provision::Owner, nv))
-            .doing("cannot delete the NV counter")
+        match self.ask(Call::UndefineCounter { index })? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Whether this TPM's storage key is the one named `name`: tells a TPM that was cleared or
     /// replaced (another storage key) from the same TPM with one NV index gone.
     pub fn has_storage_key(&mut self, name: &[u8]) -> Result<bool, TpmFailure> {
-        match self.storage_key(Some(name)) {
-            Ok(_) => Ok(true),
-            Err(failure) if matches!(failure.cause, Cause::OtherStorageKey) => Ok(false),
-            Err(failure) => Err(failure),
+        match self.ask(Call::HasStorageKey { name: name.to_vec() })? {
+            Reply::Yes(yes) => Ok(yes),
+            other => Err(unexpected(other)),
         }
     }
 
     /// Adds one to the counter.
     pub fn increment(&mut self, index: u32) -> Result<(), TpmFailure> {
-        let nv = self.nv_handle(index)?;
-        let result = self.increment_handle(nv);
-        let mut object: ObjectHandle = nv.into();
-        let _ = self.ctx.tr_close(&mut object);
-        result
+        match self.ask(Call::Increment { index })? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// The dictionary-attack state, if the TPM says.
     pub fn lockout(&mut self) -> Option<Lockout> {
-        let (data, _) = self
-            .ctx
-            .execute_without_session(|ctx| {
-                ctx.get_capability(
-                    CapabilityType::TpmProperties,
-                    PropertyTag::LockoutCounter.into(),
-                    3,
-                )
-            })
-            .ok()?;
-        let CapabilityData::TpmProperties(properties) = data else { return None };
-        let value = |tag| properties.find(tag).map(|p| p.value());
-        Some(Lockout {
-            failures: value(PropertyTag::LockoutCounter)?,
-            max_failures: value(PropertyTag::MaxAuthFail)?,
-            interval_s: value(PropertyTag::LockoutInterval)?,
-        })
-    }
-
-    /// The ESAPI context, for the other TPM modules of this crate.
-    pub(crate) fn context(&mut self) -> &mut Context {
-        &mut self.ctx
-    }
-
-    /// Flushes `handle` now (and forgets it for the drop).
-    pub(crate) fn flush_now(&mut self, handle: ObjectHandle) {
-        self.transient.retain(|kept| *kept != handle);
-        let _ = self.ctx.flush_context(handle);
-    }
-
-    fn increment_handle(&mut self, nv: NvIndexHandle) -> Result<(), TpmFailure> {
-        self.ctx
-            .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::NvIndex(nv), nv))
-            .doing("cannot increment the NV counter")
-    }
-
-    fn nv_handle(&mut self, index: u32) -> Result<NvIndexHandle, TpmFailure> {
-        let handle = NvIndexTpmHandle::new(index).doing("an NV index")?;
-        let object = self
-            .ctx
-            .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(handle)))
-            .doing("cannot find the NV counter")?;
-        Ok(object.into())
-    }
-
-    /// The storage key: the one kept at the SRK handle, else the primary key re-derived from the
-    /// template. Sealing (`expected` absent) keeps a new primary at the SRK handle when there is
-    /// none (if the owner hierarchy allows it); unsealing refuses a key whose name is not the one
-    /// the object was sealed under — the salt of the session must go to the TPM's own key.
-    fn storage_key(&mut self, expected: Option<&[u8]>) -> Result<(KeyHandle, Vec<u8>), TpmFailure> {
-        let srk = PersistentTpmHandle::new(SRK_HANDLE).doing("the SRK handle")?;
-        let kept = self
-            .ctx
-            .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::Persistent(srk)));
-        let name = |tpm: &mut Tpm, key: KeyHandle| {
-            tpm.ctx.tr_get_name(key.into()).map(|n| n.value().to_vec()).doing("the key's name")
-        };
-        if let Ok(key) = kept {
-            let key = KeyHandle::from(key);
-            let kept_name = name(self, key)?;
-            if expected.is_none_or(|e| e == kept_name.as_slice()) {
-                return Ok((key, kept_name));
-            }
+        match self.ask(Call::Lockout) {
+            Ok(Reply::Lockout(lockout)) => lockout,
+            _ => None,
         }
-        let primary = self.primary()?;
-        let primary_name = name(self, primary)?;
-        if expected.is_some_and(|e| e != primary_name.as_slice()) {
-            return Err(TpmFailure::local("cannot load the sealed object", Cause::OtherStorageKey));
+    }
+
+    /// The attestation key's public point, SEC1 uncompressed (65 bytes): an ECC P-256
+    /// restricted signing key derived from the TPM's owner seed, the same every time.
+    pub fn attestation_key(&mut self) -> Result<Vec<u8>, TpmFailure> {
+        match self.ask(Call::AttestationKey)? {
+            Reply::AttestationKey(point) => Ok(point.0),
+            other => Err(unexpected(other)),
         }
-        if expected.is_none() && kept.is_err() {
-            // Best effort: an owner hierarchy with a password keeps the primary transient.
-            let _ = self.ctx.execute_with_nullauth_session(|ctx| {
-                ctx.evict_control(Provision::Owner, primary.into(), Persistent::Persistent(srk))
-            });
-        }
-        Ok((primary, primary_name))
     }
 
-    /// The storage primary key under the owner hierarchy, from the TCG's ECC P-256 storage
-    /// template (as systemd-cryptenroll uses): the same key every time, from the TPM's seed.
-    fn primary(&mut self) -> Result<KeyHandle, TpmFailure> {
-        let ecc = PublicEccParametersBuilder::new_restricted_decryption_key(
-            SymmetricDefinitionObject::AES_128_CFB,
-            EccCurve::NistP256,
-        )
-        .build()
-        .doing("primary key parameters")?;
-        let created =
-            self.ecc_primary(PrimaryRole::Storage, ecc, "cannot create the storage primary key")?;
-        Ok(created.key_handle)
-    }
-
-    /// A P-256 primary key under the owner hierarchy with `attributes` and `ecc` and a zero
-    /// unique field: derived from the owner seed, so the same key every time. Flushed on drop.
-    pub(crate) fn ecc_primary(
+    /// A quote by the attestation key over `challenge` and the PCRs `pcrs` of `bank`.
+    pub fn quote(
         &mut self,
-        role: PrimaryRole,
-        ecc: PublicEccParameters,
-        what: &'static str,
-    ) -> Result<CreatePrimaryKeyResult, TpmFailure> {
-        // Both are fixed to this TPM, made inside it, restricted, used without a password and
-        // outside the dictionary-attack lockout; one decrypts (stores), the other signs.
-        let attributes = ObjectAttributesBuilder::new()
-            .with_fixed_tpm(true)
-            .with_fixed_parent(true)
-            .with_sensitive_data_origin(true)
-            .with_user_with_auth(true)
-            .with_no_da(true)
-            .with_restricted(true)
-            .with_decrypt(role == PrimaryRole::Storage)
-            .with_sign_encrypt(role == PrimaryRole::Attestation)
-            .build()
-            .doing("primary key attributes")?;
-        let public = PublicBuilder::new()
-            .with_public_algorithm(PublicAlgorithm::Ecc)
-            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-            .with_object_attributes(attributes)
-            .with_ecc_parameters(ecc)
-            .with_ecc_unique_identifier(EccPoint::default())
-            .build()
-            .doing("a primary key template")?;
-        let created = self
-            .ctx
-            .execute_with_nullauth_session(|ctx| {
-                ctx.create_primary(Hierarchy::Owner, public, None, None, None, None)
-            })
-            .doing(what)?;
-        self.transient.push(created.key_handle.into());
-        Ok(created)
-    }
-
-    /// An HMAC session salted to `primary`, encrypting the first parameter both ways.
-    fn hmac_session(&mut self, primary: KeyHandle) -> Result<AuthSession, TpmFailure> {
-        let session = self.start_session(Some(primary), SessionType::Hmac)?;
-        let (attributes, mask) = SessionAttributesBuilder::new()
-            .with_decrypt(true)
-            .with_encrypt(true)
-            .with_continue_session(true)
-            .build();
-        self.ctx
-            .tr_sess_set_attributes(session, attributes, mask)
-            .doing("cannot set up the session")?;
-        Ok(session)
-    }
-
-    fn policy_session(
-        &mut self,
-        salt: Option<KeyHandle>,
-        kind: SessionType,
-    ) -> Result<PolicySession, TpmFailure> {
-        let session = self.start_session(salt, kind)?;
-        PolicySession::try_from(session).doing("a policy session")
-    }
-
-    fn start_session(
-        &mut self,
-        salt: Option<KeyHandle>,
-        kind: SessionType,
-    ) -> Result<AuthSession, TpmFailure> {
-        let session = self
-            .ctx
-            .execute_without_session(|ctx| {
-                ctx.start_auth_session(
-                    salt,
-                    None,
-                    None,
-                    kind,
-                    SymmetricDefinition::AES_128_CFB,
-                    HashingAlgorithm::Sha256,
-                )
-            })
-            .doing("cannot start a session")?
-            .ok_or(TpmFailure::local(
-                "cannot start a session",
-                Cause::Unexpected("no session handle"),
-            ))?;
-        self.transient.push(SessionHandle::from(session).into());
-        Ok(session)
-    }
-
-    fn apply_policy(
-        &mut self,
-        session: PolicySession,
+        challenge: &[u8],
         bank: Bank,
         pcrs: &[u8],
-        with_auth: bool,
-    ) -> Result<(), TpmFailure> {
-        let selection = selection(bank, pcrs)?;
-        self.ctx
-            .execute_without_session(|ctx| {
-                ctx.policy_pcr(session, Digest::default(), selection)?;
-                if with_auth {
-                    ctx.policy_auth_value(session)?;
-                }
-                Ok(())
-            })
-            .doing("cannot apply the PCR policy")
+    ) -> Result<Quote, TpmFailure> {
+        let call = Call::Quote { challenge: challenge.to_vec(), bank, pcrs: pcrs.to_vec() };
+        match self.ask(call)? {
+            Reply::Quote(quote) => Ok(quote),
+            other => Err(unexpected(other)),
+        }
     }
-}
 
-impl Drop for Tpm {
-    fn drop(&mut self) {
-        for handle in self.transient.drain(..).rev() {
-            // A session the TPM closed itself after its command is already gone: ignored.
-            let _ = self.ctx.flush_context(handle);
+    fn ask(&mut self, call: Call) -> Result<Reply, TpmFailure> {
+        let answer = self
+            .helper
+            .call(&call)
+            .map_err(|e| TpmFailure::local("cannot reach the TPM", Cause::Helper(e.to_string())))?;
+        match answer {
+            Answer::Replied(replied) => replied,
+            Answer::Opened(_) => Err(TpmFailure::local(
+                "keyward's tpm2 helper",
+                Cause::Unexpected("an answer to an open".into()),
+            )),
         }
     }
 }
 
-pub(crate) fn selection(bank: Bank, pcrs: &[u8]) -> Result<PcrSelectionList, TpmFailure> {
-    let slots = pcrs
-        .iter()
-        .map(|&pcr| PcrSlot::try_from(1u32 << u32::from(pcr)))
-        .collect::<tss_esapi::Result<Vec<_>>>()
-        .doing("a PCR index")?;
-    PcrSelectionList::builder()
-        .with_selection(bank.algorithm(), &slots)
-        .build()
-        .doing("a PCR selection")
-}
-
-/// Whether a response code is TPM2_Load refusing an object's bytes (TPM 2.0 Library, Part 3,
-/// "TPM2_Load"): its integrity value, a size or value out of range, attributes, algorithms or
-/// parameters its public area may not have. Anything else (busy, out of memory, in failure
-/// mode) is not evidence that the object changed.
-fn refuses_the_object(kind: Tss2ResponseCodeKind) -> bool {
-    use Tss2ResponseCodeKind as Code;
-    matches!(
-        kind,
-        Code::Integrity
-            | Code::Size
-            | Code::Value
-            | Code::Range
-            | Code::Attributes
-            | Code::Hash
-            | Code::Type
-            | Code::Scheme
-            | Code::Symmetric
-            | Code::Asymmetric
-            | Code::Kdf
-            | Code::Mode
-            | Code::Key
-            | Code::KeySize
-            | Code::Curve
-            | Code::EccPoint
-            | Code::Sensitive
-            | Code::Selector
-            | Code::Insufficient
-            | Code::ReservedBits
-            | Code::Policy
-            | Code::Binding
+fn unexpected(reply: Reply) -> TpmFailure {
+    TpmFailure::local(
+        "keyward's tpm2 helper",
+        Cause::Unexpected(format!("another answer than asked for ({})", reply.name())),
     )
 }
-
-/// Whether a response code says "not now" rather than "no": the TPM is busy or out of room.
-pub fn is_transient(kind: Tss2ResponseCodeKind) -> bool {
-    matches!(
-        kind,
-        Tss2ResponseCodeKind::Retry
-            | Tss2ResponseCodeKind::Yielded
-            | Tss2ResponseCodeKind::Canceled
-            | Tss2ResponseCodeKind::NvRate
-            | Tss2ResponseCodeKind::ObjectMemory
-            | Tss2ResponseCodeKind::SessionMemory
-    )
-}
-
-fn random_below(bound: u32) -> u32 {
-    keyward_core::random::below(bound).unwrap_or(0)
-}
-
-keyward_core::classify_by_method!(TpmFailure);

@@ -664,3 +664,41 @@ fn a_box_backup_restores_the_keybox_and_its_files_and_nothing_else() {
     out.assert_exit_code(4).assert_one_line_error();
     assert!(!third.path("keybox.json").exists());
 }
+
+/// The shared libraries `program` names (its ELF NEEDED entries), and the symbols it exports,
+/// as readelf (binutils, which every Rust build has) reads them.
+fn elf_needed_and_exports(program: &str) -> (Vec<String>, String) {
+    let read = |flag: &str| {
+        let out = std::process::Command::new("readelf")
+            .args([flag, "-W", program])
+            .output()
+            .expect("readelf cannot run: install the Debian package binutils");
+        assert!(out.status.success(), "readelf {flag} {program}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let needed = read("-d")
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| line.split('[').nth(1)?.split(']').next().map(str::to_string))
+        .collect();
+    (needed, read("--dyn-syms"))
+}
+
+#[test]
+fn keyward_loads_no_tpm_stack_and_its_tpm2_helper_does_with_one_openssl_context() {
+    let (needed, _) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward"));
+    for stack in ["libtss2", "libcrypto"] {
+        assert!(!needed.iter().any(|lib| lib.starts_with(stack)), "keyward needs {needed:?}");
+    }
+    let (needed, exports) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward-tpm2-helper"));
+    assert!(needed.iter().any(|lib| lib.starts_with("libtss2-esys")), "{needed:?}");
+    // The TSS's calls bind to the helper's own context functions (openssl_context.rs).
+    for symbol in ["OSSL_LIB_CTX_new", "OSSL_LIB_CTX_free"] {
+        assert!(
+            exports.lines().any(|line| line.contains(" FUNC ")
+                && !line.contains(" UND ")
+                && line.ends_with(symbol)),
+            "the helper does not export {symbol}"
+        );
+    }
+}

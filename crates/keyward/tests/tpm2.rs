@@ -109,6 +109,38 @@ fn a_tpm_that_is_gone_is_exit_8_naming_it() {
 }
 
 #[test]
+fn keyward_without_its_tpm2_helper_says_so_and_its_other_slots_still_open() {
+    let dir = Dir::new("tpm2-no-helper");
+    let tpm = swtpm();
+    let tcti = tpm.tcti();
+    keybox_with_tpm2(&dir, &tpm, &[]);
+    // keyward copied alone: the helper is not beside it.
+    let alone = dir.path("alone/keyward");
+    std::fs::create_dir_all(dir.path("alone")).expect("folder");
+    std::fs::copy(env!("CARGO_BIN_EXE_keyward"), &alone).expect("copy keyward");
+    let before = dir.sha256("keybox.json");
+    let failed = dir
+        .keyward_at(&alone)
+        .env("KEYWARD_TPM2_DEVICE", &tcti)
+        .args(["unlock", "--slot", "tpm2-2", "--out", "k"])
+        .run();
+    failed.assert_exit_code(8).assert_one_line_error();
+    assert!(
+        failed.stderr().contains("helper `keyward-tpm2-helper` is not installed beside"),
+        "{}",
+        failed.report()
+    );
+    assert!(!dir.path("k").exists());
+    assert_eq!(dir.sha256("keybox.json"), before);
+    // Nothing else needs it.
+    let opened = dir
+        .keyward_at(&alone)
+        .args(["unlock", "--slot", "1", "--passphrase-file", "passphrase.txt", "--out", "-"])
+        .run();
+    assert_opens_to_canary(&opened);
+}
+
+#[test]
 fn changed_pcrs_are_exit_3_naming_them_and_reseal_binds_todays_values() {
     let dir = Dir::new("tpm2-pcrs");
     let tpm = swtpm();

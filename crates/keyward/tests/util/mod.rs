@@ -87,7 +87,13 @@ impl Dir {
 
     /// A `keyward` command run in this folder, with its keybox and HOME here.
     pub fn keyward(&self) -> TestCommand {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        self.keyward_at(Path::new(env!("CARGO_BIN_EXE_keyward")))
+    }
+
+    /// The same, with the keyward executable at `program` (a copy without its helpers).
+    #[allow(dead_code)]
+    pub fn keyward_at(&self, program: &Path) -> TestCommand {
+        let mut cmd = Command::new(program);
         cmd.current_dir(self.root())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

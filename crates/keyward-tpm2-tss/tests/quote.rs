@@ -4,6 +4,12 @@
 
 use keyward_tpm2::testing::Swtpm;
 use keyward_tpm2::{Bank, QuoteError, pcr_digest, verify_quote};
+use keyward_tpm2_tss::Tss;
+
+/// The swtpm through the TSS in this process (the helper's side, without the pipe).
+fn tss(swtpm: &Swtpm) -> Tss {
+    Tss::open(&swtpm.tcti()).expect("reach the swtpm")
+}
 
 const PCRS: &[u8] = &[7, 11];
 
@@ -12,7 +18,7 @@ fn only_a_fresh_quote_of_the_enrolled_tpm_and_pcr_values_verifies() {
     // SAFETY of the test: set before any TPM use, in this test's own process (nextest).
     unsafe { std::env::set_var("TSS2_LOG", "all+NONE") };
     let enrolled = Swtpm::start();
-    let mut tpm = enrolled.tpm();
+    let mut tpm = tss(&enrolled);
     // Enrollment: the key, the PCRs and their digest, as a peer stores them.
     let key = tpm.attestation_key().expect("attestation key");
     assert_eq!(tpm.attestation_key().expect("again"), key, "the same key every time");
@@ -46,7 +52,7 @@ fn only_a_fresh_quote_of_the_enrolled_tpm_and_pcr_values_verifies() {
 
     // Another TPM's quote, however good, is not the enrolled key's.
     let stranger = Swtpm::start();
-    let foreign = stranger.tpm().quote(&challenge, Bank::Sha256, PCRS).expect("quote");
+    let foreign = tss(&stranger).quote(&challenge, Bank::Sha256, PCRS).expect("quote");
     assert_eq!(
         verify_quote(&key, &foreign, &challenge, Bank::Sha256, PCRS, &digest),
         Err(QuoteError::BadSignature)
@@ -55,7 +61,7 @@ fn only_a_fresh_quote_of_the_enrolled_tpm_and_pcr_values_verifies() {
     // The enrolled TPM after a boot change: its quote is genuine but the values differ.
     drop(tpm);
     enrolled.extend(11);
-    let changed = enrolled.tpm().quote(&challenge, Bank::Sha256, PCRS).expect("quote");
+    let changed = tss(&enrolled).quote(&challenge, Bank::Sha256, PCRS).expect("quote");
     assert_eq!(
         verify_quote(&key, &changed, &challenge, Bank::Sha256, PCRS, &digest),
         Err(QuoteError::PcrValuesChanged)

@@ -1,0 +1,56 @@
+//! The helper's side: answer calls until the caller closes the pipe.
+
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::frame;
+
+/// Answers each call read from standard input with `answer`, on standard output, until the input
+/// closes; then drops `answer` (which releases what it holds) and exits 0. A frame it cannot
+/// read ends it with 2, said on standard error. Started from a terminal, it says what it is.
+pub fn serve<C: DeserializeOwned, A: Serialize>(
+    name: &str,
+    mut answer: impl FnMut(C) -> A,
+) -> ExitCode {
+    harden_process();
+    let mut input = io::stdin().lock();
+    if input.is_terminal() {
+        eprintln!(
+            "{name}: keyward starts this helper and speaks to it over pipes; it takes no commands"
+        );
+        return ExitCode::from(2);
+    }
+    let mut output = io::stdout().lock();
+    loop {
+        match frame::read::<C>(&mut input) {
+            Ok(Some(call)) => {
+                if let Err(error) = frame::write(&mut output, &answer(call)) {
+                    eprintln!("{name}: cannot answer: {error}");
+                    return ExitCode::from(1);
+                }
+            }
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("{name}: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+}
+
+/// No core dumps and no ptrace by other processes of the same user: the helper holds secrets
+/// too. Best effort, as in `keyward` (some sandboxes forbid prctl).
+fn harden_process() {
+    // SAFETY: PR_SET_DUMPABLE with 0 takes no pointers and only changes this process's flags.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `no_core` is a valid rlimit that outlives the call.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    }
+}

@@ -1,6 +1,7 @@
 //! The helper's side: answer calls until the caller closes the pipe.
 
 use std::io::{self, IsTerminal};
+use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -23,7 +24,17 @@ pub fn serve<C: DeserializeOwned, A: Serialize>(
         );
         return ExitCode::from(2);
     }
-    let mut output = io::stdout().lock();
+    // Frames go out on a copy of standard output, and standard output itself now goes to
+    // standard error: a C library that prints (libcryptsetup does, without its log callback)
+    // can never write into a frame.
+    // SAFETY: dup and dup2 on the process's own standard descriptors take no pointers.
+    let frames = unsafe { libc::dup(libc::STDOUT_FILENO) };
+    if frames < 0 || unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+        eprintln!("{name}: cannot set up its output: {}", io::Error::last_os_error());
+        return ExitCode::from(1);
+    }
+    // SAFETY: `frames` is a descriptor this process just made and nothing else owns.
+    let mut output = unsafe { std::fs::File::from_raw_fd(frames) };
     loop {
         match frame::read::<C>(&mut input) {
             Ok(Some(call)) => {

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use keyward_core::Fingerprint;
-use libcryptsetup_rs::LibcryptErr;
 
 use crate::journal::Anomaly;
 use crate::workflow::Step;
@@ -31,8 +30,16 @@ pub enum LuksError {
         /// The volume.
         path: PathBuf,
         /// What was being done.
-        what: &'static str,
+        what: String,
         /// libcryptsetup's own message, or the error code's.
+        reason: String,
+    },
+    /// keyward's LUKS2 helper is missing, or failed.
+    #[error("{}: {reason}", path.display())]
+    Helper {
+        /// The volume.
+        path: PathBuf,
+        /// What happened.
         reason: String,
     },
     /// The header's JSON metadata is not LUKS2's.
@@ -213,6 +220,7 @@ impl LuksError {
             | LuksError::ExpectedOtherVolume { .. }
             | LuksError::OtherSignature { .. } => ErrorClass::Refused,
             LuksError::Cryptsetup { .. }
+            | LuksError::Helper { .. }
             | LuksError::Io { .. }
             | LuksError::Interrupted { .. }
             | LuksError::Random(_)
@@ -223,11 +231,3 @@ impl LuksError {
 }
 
 keyward_core::classify_by_method!(LuksError);
-
-/// libcryptsetup's error code, when it gave one.
-pub(crate) fn errno(error: &LibcryptErr) -> Option<i32> {
-    match error {
-        LibcryptErr::IOError(e) => e.raw_os_error(),
-        _ => None,
-    }
-}

@@ -2,7 +2,9 @@
 //! slot that opens the keybox opens the volume, and a `keyward` token in the header that names
 //! the keyslot and is also the journal of its crash-safe, resumable rotation.
 //!
-//! - [`volume`]: the volume through libcryptsetup, one call per change;
+//! - [`volume`]: the volume through libcryptsetup, one call per change, made by keyward's LUKS2
+//!   helper in a process of its own ([`helper`], crate `keyward-luks-cryptsetup`): this crate
+//!   does not link libcryptsetup;
 //! - [`header`] and [`token`]: what keyward reads of the header, and its token's format;
 //! - [`journal`]: which state a stopped command left (a pure function of the header);
 //! - [`workflow`]: the commands (enroll, rotate, passphrase, remove, add-passphrase), each
@@ -17,6 +19,7 @@ pub mod backup;
 pub mod error;
 pub mod escrow;
 pub mod header;
+pub mod helper;
 pub mod journal;
 pub mod kdf;
 pub mod passphrase;

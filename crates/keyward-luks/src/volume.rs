@@ -1,47 +1,41 @@
-//! One LUKS2 volume, a block device or an image file, through libcryptsetup: every read and
-//! every change of the header keyward makes goes through here, one libcryptsetup call each.
+//! One LUKS2 volume, a block device or an image file: every read and every change of the header
+//! keyward makes goes through here, one libcryptsetup call each, made by keyward's LUKS2 helper
+//! (`keyward-luks-helper`, crate `keyward-luks-cryptsetup`) in a process of its own, so that no
+//! keyward process that touches no volume loads libcryptsetup (docs/formats/helper.md).
 
-use std::ffi::{CStr, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once};
 
-use libcryptsetup_rs::consts::flags::{CryptActivate, CryptVolumeKey};
-use libcryptsetup_rs::consts::vals::{CryptLogLevel, EncryptionFormat};
-use libcryptsetup_rs::{
-    CryptDevice, CryptInit, CryptParamsLuks2Ref, Either, LibcryptErr, TokenInput,
-};
-use zeroize::Zeroizing;
+use keyward_helper::{Helper, SecretBytes};
 
-use crate::error::{LuksError, Result, errno};
+use crate::error::{LuksError, Result};
 use crate::header::Header;
+use crate::helper::{Call, Failure, Reply};
 use crate::kdf::KeyslotKdf;
 use crate::token::KeywardToken;
 
-/// A LUKS2 volume whose header libcryptsetup has loaded.
+/// The helper executable, installed beside `keyward`.
+pub const HELPER: &str = "keyward-luks-helper";
+
+/// A LUKS2 volume whose header the helper has loaded.
 pub struct Volume {
-    device: CryptDevice,
+    helper: Helper,
     path: PathBuf,
     uuid: String,
 }
 
-/// The volume key, as libcryptsetup hands it out to add a keyslot. Zeroized on drop.
-pub struct VolumeKey(Zeroizing<Vec<u8>>);
+/// A volume key opened from a keyslot, to add another keyslot with. The key itself stays in
+/// the helper (wiped there when the volume is dropped): this process never holds it.
+#[derive(Debug)]
+pub struct VolumeKey(u32);
 
 impl Volume {
     /// Loads the LUKS2 header of `path` (a block device, an image file or a header backup).
     pub fn open(path: &Path) -> Result<Volume> {
-        keep_libcryptsetup_quiet();
-        if !path.exists() {
-            return Err(LuksError::Missing { path: path.into() });
+        let mut helper = start(path)?;
+        match ask(&mut helper, path, &Call::Open { path: path.into() })? {
+            Reply::Opened(uuid) => Ok(Volume { helper, path: path.into(), uuid }),
+            other => Err(unexpected(path, &other)),
         }
-        let fail = |what, e: LibcryptErr| cryptsetup(path, what, &e);
-        let mut device = CryptInit::init(path).map_err(|e| fail("open it", e))?;
-        device
-            .context_handle()
-            .load::<CryptParamsLuks2Ref<'_>>(Some(EncryptionFormat::Luks2), None)
-            .map_err(|e| LuksError::NotLuks2 { path: path.into(), reason: reason(&e) })?;
-        let uuid = device.status_handle().get_uuid().map_err(|e| fail("read its UUID", e))?;
-        Ok(Volume { device, path: path.into(), uuid: uuid.to_string() })
     }
 
     /// The path it was opened by.
@@ -56,10 +50,10 @@ impl Volume {
 
     /// The header's JSON metadata, read afresh.
     pub fn metadata(&mut self) -> Result<serde_json::Value> {
-        self.device
-            .status_handle()
-            .dump_json()
-            .map_err(|e| cryptsetup(&self.path, "read the header", &e))
+        match self.ask(&Call::Metadata)? {
+            Reply::Metadata(metadata) => Ok(metadata),
+            other => Err(unexpected(&self.path, &other)),
+        }
     }
 
     /// The keyslots and tokens, read afresh from the header.
@@ -76,29 +70,17 @@ impl Volume {
         keyslot: Option<u32>,
         passphrase: &[u8],
     ) -> Result<Option<VolumeKey>> {
-        let size = usize::try_from(self.device.status_handle().get_volume_key_size()).unwrap_or(0);
-        let mut key = Zeroizing::new(vec![0u8; size.max(1)]);
-        match self.device.volume_key_handle().get(keyslot, &mut key, Some(passphrase)) {
-            Ok((_, len)) => {
-                key.truncate(len);
-                Ok(Some(VolumeKey(key)))
-            }
-            Err(e) if does_not_open(&e) => Ok(None),
-            Err(e) => Err(cryptsetup(&self.path, "open a keyslot", &e)),
+        match self.ask(&Call::VolumeKey { keyslot, passphrase: SecretBytes::from(passphrase) })? {
+            Reply::VolumeKey(key) => Ok(key.map(VolumeKey)),
+            other => Err(unexpected(&self.path, &other)),
         }
     }
 
     /// Whether `keyslot` opens with `passphrase` (as `cryptsetup open --test-passphrase`).
     pub fn opens(&mut self, keyslot: u32, passphrase: &[u8]) -> Result<bool> {
-        match self.device.activate_handle().activate_by_passphrase(
-            None,
-            Some(keyslot),
-            passphrase,
-            CryptActivate::empty(),
-        ) {
-            Ok(_) => Ok(true),
-            Err(e) if does_not_open(&e) => Ok(false),
-            Err(e) => Err(cryptsetup(&self.path, "open a keyslot", &e)),
+        match self.ask(&Call::Opens { keyslot, passphrase: SecretBytes::from(passphrase) })? {
+            Reply::Opens(opens) => Ok(opens),
+            other => Err(unexpected(&self.path, &other)),
         }
     }
 
@@ -111,115 +93,92 @@ impl Volume {
         passphrase: &[u8],
         kdf: &KeyslotKdf,
     ) -> Result<u32> {
-        let fail = |e: LibcryptErr| cryptsetup(&self.path, "add a keyslot", &e);
-        if let Some(settings) = kdf.settings().map_err(fail)? {
-            self.device.settings_handle().set_pbkdf_type(&settings).map_err(fail)?;
-        }
-        self.device
-            .keyslot_handle()
-            .add_by_key(keyslot, Some(Either::Left(&key.0)), passphrase, CryptVolumeKey::empty())
-            .map_err(fail)
+        let call = Call::AddKeyslot {
+            keyslot,
+            key: key.0,
+            passphrase: SecretBytes::from(passphrase),
+            kdf: *kdf,
+        };
+        self.number(&call)
     }
 
     /// Destroys `keyslot`: libcryptsetup wipes its area and unassigns it from every token.
     pub fn destroy_keyslot(&mut self, keyslot: u32) -> Result<()> {
-        self.device
-            .keyslot_handle()
-            .destroy(keyslot)
-            .map_err(|e| cryptsetup(&self.path, "wipe a keyslot", &e))
+        self.done(&Call::DestroyKeyslot { keyslot })
     }
 
     /// Writes `token` as a new token; returns its number.
     pub fn add_token(&mut self, token: &KeywardToken) -> Result<u32> {
-        let json = token.to_json();
-        self.device
-            .token_handle()
-            .json_set(TokenInput::AddToken(&json))
-            .map_err(|e| cryptsetup(&self.path, "write a token", &e))
+        self.number(&Call::AddToken { json: token.to_json() })
     }
 
     /// Writes `token` over token `id`.
     pub fn replace_token(&mut self, id: u32, token: &KeywardToken) -> Result<()> {
-        let json = token.to_json();
-        self.device
-            .token_handle()
-            .json_set(TokenInput::ReplaceToken(id, &json))
-            .map(drop)
-            .map_err(|e| cryptsetup(&self.path, "write a token", &e))
+        self.done(&Call::ReplaceToken { id, json: token.to_json() })
     }
 
     /// Removes token `id`.
     pub fn remove_token(&mut self, id: u32) -> Result<()> {
-        self.device
-            .token_handle()
-            .json_set(TokenInput::RemoveToken(id))
-            .map(drop)
-            .map_err(|e| cryptsetup(&self.path, "remove a token", &e))
+        self.done(&Call::RemoveToken { id })
     }
 
     /// Writes the header and keyslot areas to the new file `to` (cryptsetup's
     /// luksHeaderBackup).
     pub fn header_backup(&mut self, to: &Path) -> Result<()> {
-        self.device
-            .backup_handle()
-            .header_backup(Some(EncryptionFormat::Luks2), to)
-            .map_err(|e| cryptsetup(&self.path, "back up the header", &e))
+        self.done(&Call::HeaderBackup { to: to.into() })
+    }
+
+    fn number(&mut self, call: &Call) -> Result<u32> {
+        match self.ask(call)? {
+            Reply::Number(number) => Ok(number),
+            other => Err(unexpected(&self.path, &other)),
+        }
+    }
+
+    fn done(&mut self, call: &Call) -> Result<()> {
+        match self.ask(call)? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&self.path, &other)),
+        }
+    }
+
+    fn ask(&mut self, call: &Call) -> Result<Reply> {
+        ask(&mut self.helper, &self.path, call)
     }
 }
 
 /// Writes the header backup `backup` over the header of `device` (cryptsetup's
 /// luksHeaderRestore). The caller has checked that it is this volume's.
 pub fn restore_header(device: &Path, backup: &Path) -> Result<()> {
-    keep_libcryptsetup_quiet();
-    let fail = |e: LibcryptErr| cryptsetup(device, "restore the header", &e);
-    let mut target = CryptInit::init(device).map_err(fail)?;
-    target.backup_handle().header_restore(Some(EncryptionFormat::Luks2), backup).map_err(fail)
-}
-
-/// Whether libcryptsetup's error means "this passphrase opens no (such) keyslot".
-fn does_not_open(error: &LibcryptErr) -> bool {
-    let no_key = matches!(errno(error), Some(libc::EPERM | libc::ENOENT));
-    if no_key {
-        // Its message ("No key available with this passphrase.") is no failure of ours.
-        take_message();
+    let mut helper = start(device)?;
+    let call = Call::RestoreHeader { device: device.into(), backup: backup.into() };
+    match ask(&mut helper, device, &call)? {
+        Reply::Done => Ok(()),
+        other => Err(unexpected(device, &other)),
     }
-    no_key
 }
 
-fn cryptsetup(path: &Path, what: &'static str, error: &LibcryptErr) -> LuksError {
-    LuksError::Cryptsetup { path: path.into(), what, reason: reason(error) }
+fn start(path: &Path) -> Result<Helper> {
+    Helper::start(HELPER)
+        .map_err(|e| LuksError::Helper { path: path.into(), reason: e.to_string() })
 }
 
-/// libcryptsetup's own last error message, else the error code's text.
-fn reason(error: &LibcryptErr) -> String {
-    take_message().unwrap_or_else(|| match error {
-        LibcryptErr::IOError(e) => e.to_string(),
-        other => other.to_string(),
+fn ask(helper: &mut Helper, path: &Path, call: &Call) -> Result<Reply> {
+    let answer: std::result::Result<Reply, Failure> = helper
+        .call(call)
+        .map_err(|e| LuksError::Helper { path: path.into(), reason: e.to_string() })?;
+    answer.map_err(|failure| match failure {
+        Failure::Missing => LuksError::Missing { path: path.into() },
+        Failure::NotLuks2 { reason } => LuksError::NotLuks2 { path: path.into(), reason },
+        Failure::Cryptsetup { what, reason } => {
+            LuksError::Cryptsetup { path: path.into(), what, reason }
+        }
     })
 }
 
-/// The last error libcryptsetup logged (it never logs a passphrase or key).
-static LAST_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
-
-fn take_message() -> Option<String> {
-    LAST_MESSAGE.lock().ok().and_then(|mut m| m.take())
-}
-
-/// libcryptsetup prints its messages to stdout and stderr unless given a callback; stdout may
-/// carry a passphrase (`--out -`), and a failure is reported once, by keyward. So its errors
-/// are kept for keyward's message and everything else is dropped.
-fn keep_libcryptsetup_quiet() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| libcryptsetup_rs::set_log_callback::<()>(Some(keep_error), None));
-}
-
-unsafe extern "C" fn keep_error(level: c_int, message: *const c_char, _: *mut c_void) {
-    if level != CryptLogLevel::Error as c_int || message.is_null() {
-        return;
-    }
-    // SAFETY: libcryptsetup passes a NUL-terminated string valid for the call.
-    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy().trim().to_string();
-    if let Ok(mut last) = LAST_MESSAGE.lock() {
-        *last = Some(text);
+fn unexpected(path: &Path, reply: &Reply) -> LuksError {
+    LuksError::Helper {
+        path: path.into(),
+        reason: format!("keyward's LUKS2 helper answered with another reply ({})", reply.name()),
     }
 }

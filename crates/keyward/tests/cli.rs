@@ -685,11 +685,14 @@ fn elf_needed_and_exports(program: &str) -> (Vec<String>, String) {
 }
 
 #[test]
-fn keyward_loads_no_tpm_stack_and_its_tpm2_helper_does_with_one_openssl_context() {
+fn keyward_loads_no_tpm_stack_nor_libcryptsetup_and_its_helpers_do() {
     let (needed, _) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward"));
-    for stack in ["libtss2", "libcrypto"] {
+    for stack in ["libtss2", "libcrypto", "libcryptsetup"] {
         assert!(!needed.iter().any(|lib| lib.starts_with(stack)), "keyward needs {needed:?}");
     }
+    let (needed, _) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward-luks-helper"));
+    assert!(needed.iter().any(|lib| lib.starts_with("libcryptsetup")), "{needed:?}");
+    assert!(!needed.iter().any(|lib| lib.starts_with("libtss2")), "{needed:?}");
     let (needed, exports) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward-tpm2-helper"));
     assert!(needed.iter().any(|lib| lib.starts_with("libtss2-esys")), "{needed:?}");
     // The TSS's calls bind to the helper's own context functions (openssl_context.rs).

@@ -20,6 +20,7 @@ pub use tss::Tss;
 /// The helper's main: answers calls on standard input until it closes, then flushes what the
 /// TPM holds for it and exits.
 pub fn serve() -> ExitCode {
+    cap_tss_logging();
     openssl_context::keep();
     let mut tpm: Option<Tss> = None;
     keyward_helper::serve(HELPER, move |call: Call| match (call, tpm.as_mut()) {
@@ -67,4 +68,51 @@ fn answer(tpm: &mut Tss, call: Call) -> Result<Reply, TpmFailure> {
 
 fn misuse(what: &str) -> TpmFailure {
     TpmFailure::local("keyward's tpm2 helper", Cause::Unexpected(what.into()))
+}
+
+/// The TSS logs session keys at its debug level and what it decrypts at its trace level
+/// (`esys_crypto+trace` prints an unsealed key). Whatever `TSS2_LOG` asks, the helper lets it log
+/// warnings and errors only, so no secret reaches a log.
+fn cap_tss_logging() {
+    const VARIABLE: &str = "TSS2_LOG";
+    let Some(asked) = std::env::var_os(VARIABLE) else { return };
+    let asked = asked.to_string_lossy().into_owned();
+    let capped = capped_log_levels(&asked);
+    if capped != asked {
+        eprintln!("{HELPER}: {VARIABLE}={asked} would log secrets; logging {capped} instead");
+        // SAFETY: the first thing the helper does, while it has one thread.
+        unsafe { std::env::set_var(VARIABLE, capped) };
+    }
+}
+
+/// `TSS2_LOG` (`module+level,…`) with every level above `warning` lowered to it.
+fn capped_log_levels(asked: &str) -> String {
+    asked
+        .split(',')
+        .map(|entry| match entry.split_once('+') {
+            Some((module, level))
+                if !matches!(level.to_ascii_lowercase().as_str(), "none" | "error" | "warning") =>
+            {
+                format!("{module}+warning")
+            }
+            _ => entry.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tss_log_levels_above_warning_are_lowered_to_it() {
+        assert_eq!(capped_log_levels("all+NONE"), "all+NONE");
+        assert_eq!(capped_log_levels("all+trace"), "all+warning");
+        assert_eq!(
+            capped_log_levels("esys+error,esys_crypto+DEBUG"),
+            "esys+error,esys_crypto+warning"
+        );
+        assert_eq!(capped_log_levels("tcti+info,marshal+Warning"), "tcti+warning,marshal+Warning");
+    }
 }

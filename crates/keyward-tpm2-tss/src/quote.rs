@@ -11,7 +11,7 @@ use tss_esapi::structures::{
 };
 use tss_esapi::traits::Marshall;
 
-use crate::tss::{Doing, PrimaryRole, Tss, selection};
+use crate::tss::{Doing, EMPTY_AUTH, PrimaryRole, Tss, selection};
 
 impl Tss {
     /// The attestation key's public point, SEC1 uncompressed (65 bytes).
@@ -35,7 +35,7 @@ impl Tss {
             SignatureScheme::EcDsa { hash_scheme: HashScheme::new(HashingAlgorithm::Sha256) };
         let quoted = self
             .context()
-            .execute_with_nullauth_session(|ctx| ctx.quote(key, data, scheme, selection))
+            .execute_with_session(EMPTY_AUTH, |ctx| ctx.quote(key, data, scheme, selection))
             .doing("cannot quote");
         // swtpm (no resource manager) has three object slots: nothing is kept between quotes.
         self.flush_now(key.into());

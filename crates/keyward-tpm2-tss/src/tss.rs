@@ -8,8 +8,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 use keyward_tpm2::{Bank, Cause, Lockout, ResponseCode, Sealed, TpmFailure, Unreachable};
+use sha2::{Digest as _, Sha256};
 use tss_esapi::attributes::{
-    NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder,
+    NvIndexAttributes, NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder,
 };
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::{CapabilityType, NvIndexType, PropertyTag, SessionType};
@@ -30,6 +31,7 @@ use tss_esapi::structures::{
 };
 use tss_esapi::tcti_ldr::{DeviceConfig, NetworkTPMConfig};
 use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::tss2_esys::TPMA_NV;
 use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
 
@@ -41,6 +43,48 @@ const SRK_HANDLE: u32 = 0x8100_0001;
 /// this is a 64 Ki window in it, drawn at random so two keyboxes do not collide).
 const NV_INDEX_BASE: u32 = 0x0138_0000;
 const NV_INDEX_SPAN: u32 = 0x0001_0000;
+
+/// The session for an authorisation that is empty (the storage and attestation keys', the NV
+/// counters', the owner hierarchy's when it has none): a password session with the empty
+/// password. tss-esapi's `execute_with_nullauth_session` would start and flush an unsalted HMAC
+/// session for each such command — two more TPM commands each, and the TSS's crypto — which
+/// protects nothing here: with no salt and no authorisation value its keys come from the nonces
+/// alone, which anyone on the bus sees. The secrets cross in the salted sessions of `seal` and
+/// `unseal`.
+pub(crate) const EMPTY_AUTH: Option<AuthSession> = Some(AuthSession::Password);
+
+/// The attributes of the NV counters keyward defines: a counter, read and written with its own
+/// (empty) authorisation, outside the dictionary-attack lockout.
+fn counter_attributes() -> Result<NvIndexAttributes, TpmFailure> {
+    NvIndexAttributesBuilder::new()
+        .with_nv_index_type(NvIndexType::Counter)
+        .with_auth_read(true)
+        .with_auth_write(true)
+        .with_no_da(true)
+        .build()
+        .doing("NV counter attributes")
+}
+
+/// The TPM name of keyward's counter at `index` once it has been written (as `define_counter`
+/// leaves it): the name algorithm, then the SHA-256 of its public area (TPM 2.0 Library, Part 1,
+/// "Names"; Part 2, TPMS_NV_PUBLIC), as the TSS computes it from the public area it reads. Any
+/// other index at `index` — an ordinary one put in the counter's place — has another name.
+pub(crate) fn counter_name(index: u32) -> Result<Vec<u8>, TpmFailure> {
+    /// TPMA_NV_WRITTEN (Part 2, "TPMA_NV"): set by the TPM at the first write.
+    const WRITTEN: u32 = 1 << 29;
+    /// TPM_ALG_SHA256.
+    const SHA256: u16 = 0x000B;
+    let attributes = TPMA_NV::try_from(counter_attributes()?).doing("NV counter attributes")?;
+    let mut public = Vec::with_capacity(14);
+    public.extend_from_slice(&index.to_be_bytes());
+    public.extend_from_slice(&SHA256.to_be_bytes());
+    public.extend_from_slice(&(attributes | WRITTEN).to_be_bytes());
+    public.extend_from_slice(&0u16.to_be_bytes()); // authPolicy: empty
+    public.extend_from_slice(&8u16.to_be_bytes()); // dataSize
+    let mut name = SHA256.to_be_bytes().to_vec();
+    name.extend_from_slice(&Sha256::digest(&public));
+    Ok(name)
+}
 
 /// The TSS's hash algorithm for a bank.
 pub(crate) fn algorithm(bank: Bank) -> HashingAlgorithm {
@@ -211,7 +255,7 @@ impl Tss {
         // means they were changed; any other failure is the TPM's.
         let object = self
             .ctx
-            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
+            .execute_with_session(EMPTY_AUTH, |ctx| ctx.load(primary, private, public))
             .map_err(|error| match &error {
                 tss_esapi::Error::Tss2Error(rc) if !rc.kind().is_some_and(refuses_the_object) => {
                     TpmFailure::local("cannot load the sealed object", tss_cause(&error))
@@ -225,7 +269,9 @@ impl Tss {
         }
         let policy = self.policy_session(Some(primary), SessionType::Policy)?;
         self.apply_policy(policy, bank, pcrs, auth.is_some())?;
-        let (attributes, mask) = SessionAttributesBuilder::new().with_encrypt(true).build();
+        // The response (the secret) encrypted; and the session closed by the unseal itself.
+        let (attributes, mask) =
+            SessionAttributesBuilder::new().with_encrypt(true).with_continue_session(false).build();
         self.ctx
             .tr_sess_set_attributes(policy.into(), attributes, mask)
             .doing("cannot set up the policy session")?;
@@ -245,9 +291,12 @@ impl Tss {
                 error => TpmFailure::local("cannot unseal", tss_cause(&error)),
             })?;
         // The TPM closed the policy session after the unseal (it was not marked to continue):
-        // flushing it again would only cost a round trip to be told so.
-        let closed: ObjectHandle = SessionHandle::from(AuthSession::from(policy)).into();
+        // flushing it again would only cost a round trip to be told so. Its handle is closed
+        // here, or tss-esapi would flush it when the context drops. (After a failure it is still
+        // open, and flushed with the rest.)
+        let mut closed: ObjectHandle = SessionHandle::from(AuthSession::from(policy)).into();
         self.transient.retain(|handle| *handle != closed);
+        let _ = self.ctx.tr_close(&mut closed);
         Ok(Zeroizing::new(secret.value().to_vec()))
     }
 
@@ -257,13 +306,7 @@ impl Tss {
         for _ in 0..16 {
             let index = NV_INDEX_BASE + random_below(NV_INDEX_SPAN);
             let handle = NvIndexTpmHandle::new(index).doing("an NV index")?;
-            let attributes = NvIndexAttributesBuilder::new()
-                .with_nv_index_type(NvIndexType::Counter)
-                .with_auth_read(true)
-                .with_auth_write(true)
-                .with_no_da(true)
-                .build()
-                .doing("NV counter attributes")?;
+            let attributes = counter_attributes()?;
             let public = NvPublicBuilder::new()
                 .with_nv_index(handle)
                 .with_index_name_algorithm(HashingAlgorithm::Sha256)
@@ -271,7 +314,7 @@ impl Tss {
                 .with_data_area_size(8)
                 .build()
                 .doing("NV counter template")?;
-            match self.ctx.execute_with_nullauth_session(|ctx| {
+            match self.ctx.execute_with_session(EMPTY_AUTH, |ctx| {
                 ctx.nv_define_space(Provision::Owner, None, public)
             }) {
                 Ok(nv) => {
@@ -304,25 +347,30 @@ impl Tss {
     /// new one starts at the highest any counter of this TPM ever had).
     pub fn counter(&mut self, index: u32) -> Result<u64, TpmFailure> {
         let nv = self.nv_handle(index)?;
-        let read = self.read_counter(nv);
+        let read = self.read_counter(index, nv);
         let mut object: ObjectHandle = nv.into();
         let _ = self.ctx.tr_close(&mut object);
         read
     }
 
-    fn read_counter(&mut self, nv: NvIndexHandle) -> Result<u64, TpmFailure> {
-        let (public, _) = self
-            .ctx
-            .execute_without_session(|ctx| ctx.nv_read_public(nv))
-            .doing("cannot read the NV index")?;
-        let is_counter =
-            public.attributes().index_type().is_ok_and(|kind| kind == NvIndexType::Counter);
-        if !is_counter {
-            return Err(TpmFailure::local("cannot read the NV counter", Cause::NotACounter));
+    fn read_counter(&mut self, index: u32, nv: NvIndexHandle) -> Result<u64, TpmFailure> {
+        // The index's public area was read to find it; its name says whether it is one of
+        // keyward's counters. Only an index of another name is read again, to tell why.
+        let name = self.ctx.tr_get_name(nv.into()).doing("the NV index's name")?;
+        if name.value() != counter_name(index)?.as_slice() {
+            let (public, _) = self
+                .ctx
+                .execute_without_session(|ctx| ctx.nv_read_public(nv))
+                .doing("cannot read the NV index")?;
+            let is_counter =
+                public.attributes().index_type().is_ok_and(|kind| kind == NvIndexType::Counter);
+            if !is_counter {
+                return Err(TpmFailure::local("cannot read the NV counter", Cause::NotACounter));
+            }
         }
         let read = self
             .ctx
-            .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::NvIndex(nv), nv, 8, 0))
+            .execute_with_session(EMPTY_AUTH, |ctx| ctx.nv_read(NvAuth::NvIndex(nv), nv, 8, 0))
             .doing("cannot read the NV counter")?;
         let bytes: [u8; 8] = read.value().try_into().map_err(|_| {
             TpmFailure::local(
@@ -339,7 +387,7 @@ impl Tss {
     pub fn undefine_counter(&mut self, index: u32) -> Result<(), TpmFailure> {
         let nv = self.nv_handle(index)?;
         self.ctx
-            .execute_with_nullauth_session(|ctx| ctx.nv_undefine_space(Provision::Owner, nv))
+            .execute_with_session(EMPTY_AUTH, |ctx| ctx.nv_undefine_space(Provision::Owner, nv))
             .doing("cannot delete the NV counter")
     }
 
@@ -396,7 +444,7 @@ impl Tss {
 
     fn increment_handle(&mut self, nv: NvIndexHandle) -> Result<(), TpmFailure> {
         self.ctx
-            .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::NvIndex(nv), nv))
+            .execute_with_session(EMPTY_AUTH, |ctx| ctx.nv_increment(NvAuth::NvIndex(nv), nv))
             .doing("cannot increment the NV counter")
     }
 
@@ -435,7 +483,7 @@ impl Tss {
         }
         if expected.is_none() && kept.is_err() {
             // Best effort: an owner hierarchy with a password keeps the primary transient.
-            let _ = self.ctx.execute_with_nullauth_session(|ctx| {
+            let _ = self.ctx.execute_with_session(EMPTY_AUTH, |ctx| {
                 ctx.evict_control(Provision::Owner, primary.into(), Persistent::Persistent(srk))
             });
         }
@@ -487,7 +535,7 @@ impl Tss {
             .doing("a primary key template")?;
         let created = self
             .ctx
-            .execute_with_nullauth_session(|ctx| {
+            .execute_with_session(EMPTY_AUTH, |ctx| {
                 ctx.create_primary(Hierarchy::Owner, public, None, None, None, None)
             })
             .doing(what)?;
@@ -637,4 +685,26 @@ fn refuses_the_object(kind: Tss2ResponseCodeKind) -> bool {
 
 fn random_below(bound: u32) -> u32 {
     keyward_core::random::below(bound).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward_tpm2::testing::Swtpm;
+
+    use super::*;
+
+    #[test]
+    fn a_counter_keyward_defines_has_the_name_keyward_computes_and_another_index_does_not() {
+        let swtpm = Swtpm::start();
+        let mut tss = Tss::open(&swtpm.tcti()).expect("reach the swtpm");
+        let index = tss.define_counter().expect("a counter");
+        let nv = tss.nv_handle(index).expect("find it");
+        let name = tss.ctx.tr_get_name(nv.into()).expect("its name");
+        assert_eq!(name.value(), counter_name(index).expect("computed"));
+        assert_ne!(
+            counter_name(index + 1).expect("computed"),
+            counter_name(index).expect("computed")
+        );
+        assert_eq!(tss.counter(index).expect("read"), 1);
+    }
 }

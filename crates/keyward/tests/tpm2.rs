@@ -109,6 +109,27 @@ fn a_tpm_that_is_gone_is_exit_8_naming_it() {
 }
 
 #[test]
+fn tss_tracing_asked_for_logs_no_session_key_nor_what_the_tpm_unsealed() {
+    let dir = Dir::new("tpm2-tss-log");
+    let tpm = swtpm();
+    let tcti = tpm.tcti();
+    keybox_with_tpm2(&dir, &tpm, &[]);
+    // At its trace level the TSS prints the session keys and the unsealed secret.
+    let out = dir
+        .keyward()
+        .env("KEYWARD_TPM2_DEVICE", &tcti)
+        .env("TSS2_LOG", "all+trace")
+        .args(["unlock", "--slot", "tpm2-2", "--out", "-"])
+        .run();
+    assert_opens_to_canary(&out);
+    let log = out.stderr();
+    assert!(log.contains("would log secrets; logging all+warning instead"), "{}", out.report());
+    for secret_line in ["Session Key", "Session Secret", "AES output", "session key"] {
+        assert!(!log.contains(secret_line), "{secret_line} logged{}", out.report());
+    }
+}
+
+#[test]
 fn keyward_without_its_tpm2_helper_says_so_and_its_other_slots_still_open() {
     let dir = Dir::new("tpm2-no-helper");
     let tpm = swtpm();

@@ -281,9 +281,9 @@ fn a_closed_pipe_ends_keyward_quietly() {
         vec!["unlock", "--out", "-"],
         vec!["demo"],
     ] {
-        let (mut child, line) = dir.keyward().args(&args).spawn();
-        // The reader goes away before anything is written.
-        drop(child.stdout.take());
+        // The reader goes away before anything is written (before keyward starts: dropping it
+        // after the spawn raced a keyward that starts in a millisecond).
+        let (child, line) = dir.keyward().args(&args).spawn_into_closed_pipe();
         let out = util::Outcome::from_child(child, line, dir.root());
         assert_eq!(out.output.status.signal(), Some(libc::SIGPIPE), "{args:?}{}", out.report());
         assert!(out.stderr().is_empty(), "{args:?}: quiet{}", out.report());

@@ -252,6 +252,17 @@ impl TestCommand {
         (self.cmd.spawn().expect("spawn keyward"), line)
     }
 
+    /// Starts without waiting, its standard output a pipe whose reader is already gone: its
+    /// first write fails, however soon it comes.
+    #[allow(dead_code)]
+    pub fn spawn_into_closed_pipe(mut self) -> (Child, String) {
+        let line = format!("{:?}", self.cmd);
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        self.cmd.stdin(Stdio::null()).stdout(writer).stderr(Stdio::piped());
+        (self.cmd.spawn().expect("spawn keyward"), line)
+    }
+
     /// Runs with a new pseudo-terminal as its controlling terminal (and stdin, stdout and
     /// stderr), types `keys` once `prompt` has appeared on it, and returns everything the
     /// terminal showed and how the process ended (bounded: 20 s).

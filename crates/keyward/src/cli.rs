@@ -33,8 +33,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Each one's options are built only when it is the one run (or help, the
+/// completions or the manual need them all): building every command's options to parse one of
+/// them was a fifth of a short command's start (docs/BENCHMARKS.md).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a keybox holding a new or imported key, with its first slot.
     Init(InitArgs),

@@ -21,7 +21,7 @@ mod serving;
 
 use std::io::Write as _;
 
-use clap::{CommandFactory, FromArgMatches as _};
+use clap::{CommandFactory, Parser};
 use keyward_core::ErrorClass;
 
 use crate::cli::{Cli, CodeCommand, Command, EscrowCommand};
@@ -34,7 +34,7 @@ fn main() -> std::process::ExitCode {
     kinds::register();
     // Before any thread exists: the `time` crate reads the local offset only then.
     let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
-    let cli = match parse_command_line() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -48,16 +48,6 @@ fn main() -> std::process::ExitCode {
             fail(cli.json, e.class(), &message)
         }
     }
-}
-
-/// The command line, parsed. The tree of every command and option that clap builds to parse it
-/// is left for the process's end to free: dropping it costs a seventh of a short command's
-/// instructions (docs/BENCHMARKS.md, "Where a process's start goes"), and keyward runs one
-/// command per process.
-fn parse_command_line() -> Result<Cli, clap::Error> {
-    let mut command = std::mem::ManuallyDrop::new(Cli::command());
-    let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
-    Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
 }
 
 /// Ends with a failure: its one line on stderr and, when `--json` was asked for (and the

@@ -20,7 +20,7 @@ umask 077
 export KEYWARD_KEYBOX=$dir/keybox.json
 head -c 32 /dev/urandom > key
 "$kw" init --with plain --import key >/dev/null 2>&1
-"$kw" agent serve --ttl 24h --socket "$dir/agent.sock" --audit /dev/null 2>/dev/null &
+"$kw" agent serve --ttl 24h --socket "$dir/agent.sock" --audit "$dir/audit.log" 2>/dev/null &
 agent=$!
 keyid=$(keyctl padd user "keyward-bench-$$" @u < key)
 trap 'kill $agent 2>/dev/null; keyctl unlink "$keyid" @u >/dev/null 2>&1; rm -rf "$dir"' EXIT

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The same commands run by two builds of keyward in one hyperfine run: this tree's release build
+# and an earlier one (issue 25's "no command slower than today"). Build the earlier one from a
+# worktree, for instance:
+#   git worktree add /tmp/kw-before 5190a8e
+#   (cd /tmp/kw-before && CARGO_TARGET_DIR=/tmp/kw-before-target cargo build --release -p keyward)
+#   bash scripts/bench-before-after.sh /tmp/kw-before-target/release/keyward
+# Each build works on its own copy of the same keybox: a plain slot, a tpm2 slot on a swtpm the
+# script starts on loopback, and a LUKS2 image noted beside it. Every unlock's output is checked
+# to be the key before anything is timed. Prints a Markdown table of medians.
+# Needs: apt-get install hyperfine swtpm tpm2-tools cryptsetup-bin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+before=$(realpath "${1:?usage: bench-before-after.sh path/to/earlier/keyward}")
+for tool in hyperfine swtpm cryptsetup python3; do
+  command -v "$tool" >/dev/null || { echo "bench-before-after: needs $tool (apt-get install hyperfine swtpm tpm2-tools cryptsetup-bin)" >&2; exit 1; }
+done
+runs=${RUNS:-100}
+cargo build --release -q -p keyward
+after=$PWD/target/release/keyward
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket
+for _ in range(100):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError: pass')
+swtpm socket --tpm2 --flags not-need-init,startup-clear --tpmstate dir="$dir" \
+  --server type=tcp,port="$port",bindaddr=127.0.0.1 --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 &
+swtpm_pid=$!
+trap 'kill $swtpm_pid 2>/dev/null; rm -rf "$dir"' EXIT
+export KEYWARD_TPM2_DEVICE="swtpm:host=127.0.0.1,port=$port" TSS2_LOG=all+NONE
+sleep 0.5
+cd "$dir"
+umask 077
+head -c 32 /dev/urandom > key
+printf 'bench passphrase, not a secret\n' > passphrase
+printf 'bench volume passphrase\n' > volume.pass
+truncate -s 20M volume.img
+cryptsetup luksFormat --batch-mode --type luks2 --key-file volume.pass --pbkdf pbkdf2 \
+  --pbkdf-force-iterations 1000 volume.img
+export KEYWARD_KEYBOX=$dir/keybox.json
+"$after" init --with passphrase --passphrase-file passphrase --import key --kdf-time-ms 50 --kdf-memory-mib 19 >/dev/null
+"$after" enroll plain --unlock-passphrase-file passphrase >/dev/null
+"$after" enroll tpm2 --pcrs 7 --unlock-passphrase-file passphrase >/dev/null
+"$after" luks enroll volume.img --luks-key-file volume.pass --pbkdf pbkdf2 --pbkdf-force-iterations 1000 >/dev/null
+for kw in "$before" "$after"; do
+  "$kw" unlock --slot 2 --out - | cmp - key
+  "$kw" unlock --slot 3 --out - | cmp - key
+done
+
+names=("keyward --version" "keyward unlock, plain slot" "keyward unlock, tpm2 slot" "keyward status (a LUKS2 volume noted)" "keyward luks status")
+commands=("--version" "unlock --slot 2 --out -" "unlock --slot 3 --out -" "status" "luks status volume.img")
+args=()
+for c in "${commands[@]}"; do args+=("$before $c" "$after $c"); done
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$dir/h.json" "${args[@]}" >/dev/null 2>&1
+python3 - "$dir/h.json" "${names[@]}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+print("| command | before | after | before ÷ after |")
+print("|---|---|---|---|")
+for i, name in enumerate(sys.argv[2:]):
+    b, a = r[2 * i]["median"] * 1000, r[2 * i + 1]["median"] * 1000
+    print(f"| {name} | {b:.2f} ms | {a:.2f} ms | {b / a:.2f}× |")
+PY

@@ -52,14 +52,19 @@ pub enum HelperError {
     },
 }
 
-/// Where the helper `name` is: beside this executable (or, for a test program in cargo's
-/// `deps` folder, beside the executables one folder up). Nothing else is searched: the helper
-/// is handed secrets, so it is the one installed with keyward, not one the environment names.
+/// Where the helper `name` is: beside this executable. Nothing else is searched: the helper is
+/// handed secrets, so it is the one installed with keyward, not one the environment names.
+/// (Built with the `test-support` feature, a test program in cargo's `deps` folder also looks
+/// one folder up, where cargo puts the executables.)
 pub fn locate(name: &'static str) -> Result<PathBuf, HelperError> {
-    let exe = std::env::current_exe()
-        .map_err(|error| HelperError::Failed { name, reason: format!("{error}") })?;
+    let exe = std::env::current_exe().map_err(|error| HelperError::NotInstalled {
+        name,
+        beside: format!("this program ({error})"),
+    })?;
     let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    #[allow(unused_mut)]
     let mut places = vec![dir.join(name)];
+    #[cfg(feature = "test-support")]
     if dir.file_name().is_some_and(|d| d == "deps")
         && let Some(up) = dir.parent()
     {
@@ -77,7 +82,7 @@ pub struct Helper {
     name: &'static str,
     child: Child,
     to: Option<ChildStdin>,
-    from: ChildStdout,
+    from: Option<ChildStdout>,
 }
 
 impl std::fmt::Debug for Helper {
@@ -102,20 +107,23 @@ impl Helper {
             let _ = child.wait();
             return Err(HelperError::Failed { name, reason: "no pipes to it".into() });
         };
-        Ok(Helper { name, child, to: Some(to), from })
+        Ok(Helper { name, child, to: Some(to), from: Some(from) })
     }
 
     /// Makes one call and reads its answer.
     pub fn call<A: DeserializeOwned>(&mut self, call: &impl Serialize) -> Result<A, HelperError> {
         let name = self.name;
-        let to = self
-            .to
-            .as_mut()
-            .ok_or_else(|| HelperError::Failed { name, reason: "it failed before".into() })?;
-        if let Err(error) = frame::write(to, call) {
-            return Err(self.stopped(error));
+        let (Some(to), Some(from)) = (self.to.as_mut(), self.from.as_mut()) else {
+            return Err(HelperError::Failed { name, reason: "it failed before".into() });
+        };
+        match frame::write(to, call) {
+            Ok(()) => {}
+            Err(error @ FrameError::Unwritable(_)) => {
+                return Err(HelperError::Failed { name, reason: error.to_string() });
+            }
+            Err(error) => return Err(self.stopped(error)),
         }
-        match frame::read::<A>(&mut self.from) {
+        match frame::read::<A>(from) {
             Ok(Some(answer)) => Ok(answer),
             Ok(None) => Err(self.stopped(FrameError::Closed)),
             Err(FrameError::Version(found)) => {
@@ -128,6 +136,7 @@ impl Helper {
     /// The helper failed mid-call: said with how it ended, if it has.
     fn stopped(&mut self, error: FrameError) -> HelperError {
         self.to = None;
+        self.from = None;
         let ended = match self.child.try_wait() {
             Ok(Some(status)) => format!(" (it {status})"),
             _ => String::new(),
@@ -138,7 +147,9 @@ impl Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
+        // Both pipes closed first: a helper still writing gets EPIPE rather than waiting on us.
         self.to = None;
+        self.from = None;
         let _ = self.child.wait();
     }
 }

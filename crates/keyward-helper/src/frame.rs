@@ -31,6 +31,9 @@ pub enum FrameError {
     /// Not the JSON of the expected call or answer.
     #[error("an unreadable frame: {0}")]
     Unreadable(serde_json::Error),
+    /// A call or answer that does not make JSON (this side's fault, not the other's).
+    #[error("cannot write a frame: {0}")]
+    Unwritable(serde_json::Error),
     /// Another version of the format.
     #[error("frame version {0}, not {VERSION}")]
     Version(u32),
@@ -61,7 +64,7 @@ pub fn write<T: Serialize>(to: &mut impl Write, body: &T) -> Result<(), FrameErr
     // while it grows.
     let mut json = Zeroizing::new(Vec::with_capacity(16 * 1024));
     serde_json::to_writer(&mut *json, &Outgoing { v: VERSION, body })
-        .map_err(FrameError::Unreadable)?;
+        .map_err(FrameError::Unwritable)?;
     if json.len() > MAX_FRAME {
         return Err(FrameError::TooLong(json.len()));
     }

@@ -17,6 +17,7 @@
 
 mod caller;
 pub mod frame;
+pub mod path_bytes;
 mod secret;
 mod server;
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::frame;
+use crate::frame::{self, FrameError};
 
 /// Answers each call read from standard input with `answer`, on standard output, until the input
 /// closes; then drops `answer` (which releases what it holds) and exits 0. A frame it cannot
@@ -45,6 +45,11 @@ pub fn serve<C: DeserializeOwned, A: Serialize>(
             }
             Ok(None) => return ExitCode::SUCCESS,
             Err(error) => {
+                if matches!(error, FrameError::Version(_)) {
+                    // A frame of this helper's own version, with no body: the caller (of another
+                    // build) reads the version and says which, rather than "the helper failed".
+                    let _ = frame::write(&mut output, &());
+                }
                 eprintln!("{name}: {error}");
                 return ExitCode::from(2);
             }

@@ -195,9 +195,9 @@ fn take_message() -> Option<String> {
     LAST_MESSAGE.lock().ok().and_then(|mut m| m.take())
 }
 
-/// libcryptsetup prints its messages to stdout and stderr unless given a callback; stdout may
-/// carry a passphrase (`--out -`), and a failure is reported once, by keyward. So its errors
-/// are kept for keyward's message and everything else is dropped.
+/// libcryptsetup prints its messages to stdout and stderr unless given a callback, and a failure
+/// is reported once, by keyward, in one line. So its errors are kept for that line (they cross
+/// back in the failure) and everything else is dropped.
 fn keep_libcryptsetup_quiet() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| libcryptsetup_rs::set_log_callback::<()>(Some(keep_error), None));

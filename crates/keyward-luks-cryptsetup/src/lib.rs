@@ -59,8 +59,10 @@ impl Session {
             Call::VolumeKey { keyslot, passphrase } => {
                 match device.volume_key(keyslot, passphrase.expose())? {
                     Some(key) => {
+                        let number = u32::try_from(self.keys.len())
+                            .map_err(|_| misuse("more volume keys than it can number"))?;
                         self.keys.push(key);
-                        Reply::VolumeKey(u32::try_from(self.keys.len() - 1).ok())
+                        Reply::VolumeKey(Some(number))
                     }
                     None => Reply::VolumeKey(None),
                 }
@@ -96,6 +98,8 @@ impl Session {
     }
 }
 
+/// A call this helper cannot answer (keyward and its helper disagree): said as libcryptsetup's
+/// failures are, so the caller's message names the volume.
 fn misuse(what: &str) -> Failure {
-    Failure::Cryptsetup { what: "answer keyward".into(), reason: what.into() }
+    Failure::Cryptsetup { what: "use keyward's LUKS2 helper".into(), reason: what.into() }
 }

@@ -34,7 +34,13 @@ pub enum LuksError {
         /// libcryptsetup's own message, or the error code's.
         reason: String,
     },
-    /// keyward's LUKS2 helper is missing, or failed.
+    /// keyward's LUKS2 helper is not installed beside keyward.
+    #[error("{reason}")]
+    HelperMissing {
+        /// Where it was looked for, and what to do.
+        reason: String,
+    },
+    /// keyward's LUKS2 helper failed.
     #[error("{}: {reason}", path.display())]
     Helper {
         /// The volume.
@@ -205,6 +211,7 @@ impl LuksError {
         use keyward_core::ErrorClass;
         match self {
             LuksError::Missing { .. } | LuksError::NotEnrolled { .. } => ErrorClass::NotFound,
+            LuksError::HelperMissing { .. } => ErrorClass::Unavailable,
             LuksError::NotLuks2 { .. } | LuksError::NothingToCompare { .. } => ErrorClass::Usage,
             LuksError::WrongPassphrase { .. } => ErrorClass::AuthenticationFailed,
             LuksError::OtherKey { .. } => ErrorClass::FingerprintMismatch,

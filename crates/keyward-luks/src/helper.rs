@@ -16,6 +16,7 @@ pub enum Call {
     /// Load the LUKS2 header of `path`.
     Open {
         /// A block device, an image file or a header backup.
+        #[serde(with = "keyward_helper::path_bytes")]
         path: PathBuf,
     },
     /// The header's JSON metadata.
@@ -70,13 +71,16 @@ pub enum Call {
     /// Write the header and keyslot areas to the new file `to`.
     HeaderBackup {
         /// The file.
+        #[serde(with = "keyward_helper::path_bytes")]
         to: PathBuf,
     },
     /// Write the header backup `backup` over the header of `device` (no `Open` first).
     RestoreHeader {
         /// The device or image.
+        #[serde(with = "keyward_helper::path_bytes")]
         device: PathBuf,
         /// The backup.
+        #[serde(with = "keyward_helper::path_bytes")]
         backup: PathBuf,
     },
 }

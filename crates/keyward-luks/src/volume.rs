@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keyward_helper::{Helper, SecretBytes};
+use keyward_helper::{Helper, HelperError, SecretBytes};
 
 use crate::error::{LuksError, Result};
 use crate::header::Header;
@@ -31,6 +31,9 @@ pub struct VolumeKey(u32);
 impl Volume {
     /// Loads the LUKS2 header of `path` (a block device, an image file or a header backup).
     pub fn open(path: &Path) -> Result<Volume> {
+        if !path.exists() {
+            return Err(LuksError::Missing { path: path.into() });
+        }
         let mut helper = start(path)?;
         match ask(&mut helper, path, &Call::Open { path: path.into() })? {
             Reply::Opened(uuid) => Ok(Volume { helper, path: path.into(), uuid }),
@@ -159,8 +162,10 @@ pub fn restore_header(device: &Path, backup: &Path) -> Result<()> {
 }
 
 fn start(path: &Path) -> Result<Helper> {
-    Helper::start(HELPER)
-        .map_err(|e| LuksError::Helper { path: path.into(), reason: e.to_string() })
+    Helper::start(HELPER).map_err(|e| match e {
+        HelperError::NotInstalled { .. } => LuksError::HelperMissing { reason: e.to_string() },
+        e => LuksError::Helper { path: path.into(), reason: e.to_string() },
+    })
 }
 
 fn ask(helper: &mut Helper, path: &Path, call: &Call) -> Result<Reply> {

@@ -70,12 +70,17 @@ fn misuse(what: &str) -> TpmFailure {
     TpmFailure::local("keyward's tpm2 helper", Cause::Unexpected(what.into()))
 }
 
-/// The TSS logs session keys at its debug level and what it decrypts at its trace level
-/// (`esys_crypto+trace` prints an unsealed key). Whatever `TSS2_LOG` asks, the helper lets it log
-/// warnings and errors only, so no secret reaches a log.
+/// The TSS's own log lines. Unasked, none: a failure is keyward's one line, with the TPM's
+/// response code in it. Asked with `TSS2_LOG`, at most warnings and errors: the TSS logs session
+/// keys at its debug level and what it decrypts at its trace level (`esys_crypto+trace` prints an
+/// unsealed key), so no secret reaches a log.
 fn cap_tss_logging() {
     const VARIABLE: &str = "TSS2_LOG";
-    let Some(asked) = std::env::var_os(VARIABLE) else { return };
+    let Some(asked) = std::env::var_os(VARIABLE) else {
+        // SAFETY: the first thing the helper does, while it has one thread.
+        unsafe { std::env::set_var(VARIABLE, "all+NONE") };
+        return;
+    };
     let asked = asked.to_string_lossy().into_owned();
     let capped = capped_log_levels(&asked);
     if capped != asked {

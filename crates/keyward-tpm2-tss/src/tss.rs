@@ -641,9 +641,13 @@ fn tcti(device: &str) -> tss_esapi::Result<TctiNameConf> {
 pub(crate) fn selection(bank: Bank, pcrs: &[u8]) -> Result<PcrSelectionList, TpmFailure> {
     let slots = pcrs
         .iter()
-        .map(|&pcr| PcrSlot::try_from(1u32 << u32::from(pcr)))
-        .collect::<tss_esapi::Result<Vec<_>>>()
-        .doing("a PCR index")?;
+        .map(|&pcr| {
+            let bit = 1u32.checked_shl(u32::from(pcr)).ok_or_else(|| {
+                TpmFailure::local("a PCR index", Cause::Unexpected(format!("PCR {pcr}")))
+            })?;
+            PcrSlot::try_from(bit).doing("a PCR index")
+        })
+        .collect::<Result<Vec<_>, TpmFailure>>()?;
     PcrSelectionList::builder()
         .with_selection(algorithm(bank), &slots)
         .build()

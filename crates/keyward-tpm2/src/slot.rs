@@ -188,6 +188,10 @@ impl Tpm2Params {
             ))
             .into();
         }
+        if matches!(failure.cause, Cause::Helper(_)) {
+            // The helper failed, not the TPM: nothing is known of the counter.
+            return other(failure);
+        }
         match failure.kind() {
             Some(ResponseCode::Handle) | None => {
                 // The same TPM (its storage key is the slot's) without the counter: a later

@@ -75,7 +75,6 @@ pub static KINDS: &[CliKind] = &[
 /// Registers the kinds keyward-core does not have itself. Called once, first thing in `main`,
 /// while the process has one thread.
 pub fn register() {
-    tpm2::quiet_tss_logging();
     let added: Vec<&'static dyn SlotKind> =
         KINDS.iter().map(|k| k.kind).filter(|k| registry::find(k.name()).is_none()).collect();
     // One list per process, kept for its life.

@@ -696,7 +696,12 @@ fn keyward_loads_no_tpm_stack_nor_libcryptsetup_and_its_helpers_do() {
     let (needed, exports) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward-tpm2-helper"));
     assert!(needed.iter().any(|lib| lib.starts_with("libtss2-esys")), "{needed:?}");
     // The TSS's calls bind to the helper's own context functions (openssl_context.rs).
-    for symbol in ["OSSL_LIB_CTX_new", "OSSL_LIB_CTX_free"] {
+    for symbol in [
+        "OSSL_LIB_CTX_new",
+        "OSSL_LIB_CTX_free",
+        "OSSL_LIB_CTX_new_from_dispatch",
+        "OSSL_LIB_CTX_new_child",
+    ] {
         assert!(
             exports.lines().any(|line| line.contains(" FUNC ")
                 && !line.contains(" UND ")
@@ -704,4 +709,31 @@ fn keyward_loads_no_tpm_stack_nor_libcryptsetup_and_its_helpers_do() {
             "the helper does not export {symbol}"
         );
     }
+}
+
+/// A helper from another build of keyward is named as such: given a frame of another version,
+/// the helper answers with a frame of its own version and no body, and exits 2
+/// (docs/formats/helper.md, "Frames").
+#[test]
+fn a_helper_answers_a_frame_of_another_version_with_its_own() {
+    use std::io::{Read, Write};
+    let mut helper = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-luks-helper"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the helper");
+    let call = br#"{"v":99,"body":{"call":"metadata"}}"#;
+    let mut frame = (call.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(call);
+    helper.stdin.take().expect("stdin").write_all(&frame).expect("write");
+    let mut answer = Vec::new();
+    helper.stdout.take().expect("stdout").read_to_end(&mut answer).expect("read");
+    let status = helper.wait().expect("wait");
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(&answer[4..], br#"{"v":1,"body":null}"#);
+    assert_eq!(
+        u32::from_be_bytes(answer[..4].try_into().expect("length")) as usize,
+        answer.len() - 4
+    );
 }

@@ -442,3 +442,19 @@ fn a_header_is_never_restored_over_a_device_that_holds_something_else() {
     dir.ok(["luks", "header-restore", "blank.img", "--from", "header.bak", "--expect-uuid", &uuid]);
     assert_eq!(dump_uuid(&blank), uuid);
 }
+
+/// A volume's path is bytes to keyward's LUKS2 helper, not text: one that is not UTF-8 reaches
+/// the helper intact, and what refuses it is libcryptsetup's binding (which takes paths as text),
+/// in keyward's one line naming the file, not a failed helper.
+#[test]
+fn a_volume_whose_path_is_not_utf8_reaches_the_helper_and_is_refused_in_one_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = Dir::new("luks-bytes-path");
+    let image = dir.path("").join(std::ffi::OsStr::from_bytes(b"volume-\xff.img"));
+    keyward_luks::testing::new_volume(&image);
+    let status = dir.keyward().args(["luks".as_ref(), "status".as_ref(), image.as_os_str()]).run();
+    status.assert_one_line_error();
+    let message = status.stderr();
+    assert!(message.contains("volume-\u{fffd}.img: cannot open it"), "{}", status.report());
+    assert!(!message.contains("helper"), "{}", status.report());
+}

@@ -103,16 +103,6 @@ pub struct ResealArgs {
     pub auth: AuthArgs,
 }
 
-/// Silences the TSS library's own log lines on stderr (a failure is keyward's one line; the TPM's
-/// response code is in it), unless the person asked for them with `TSS2_LOG`. Called first in
-/// `main`, while the process has one thread.
-pub fn quiet_tss_logging() {
-    if std::env::var_os("TSS2_LOG").is_none() {
-        // SAFETY: called before any other thread exists (see `kinds::register`).
-        unsafe { std::env::set_var("TSS2_LOG", "all+NONE") };
-    }
-}
-
 /// Runs `keyward tpm2 …`.
 pub fn run(ctx: &Context, command: &Tpm2Command) -> CliResult {
     match command {

@@ -3,7 +3,9 @@
 //! MiB of values derived from a passphrase, aligned for transparent huge pages, see
 //! `kdf::argon2_memory`), and the small secrets a long-running process keeps — a server's TLS
 //! key, a peer's sealing key — which are also locked into RAM ([`LockedBytes`]: `mlock`, never
-//! swapped) and wiped on drop. All of keyward's `unsafe` memory code is in this module.
+//! swapped) and wiped on drop. And [`harden_process`], which keeps a whole process's memory out
+//! of core dumps and out of other processes' reach. All of keyward's `unsafe` memory code is in
+//! this module.
 
 #![allow(unsafe_code)] // mmap, mlock, madvise, munmap; each block has its SAFETY note
 
@@ -145,6 +147,21 @@ impl Drop for LockedBytes {
 impl std::fmt::Debug for LockedBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "LockedBytes(<{} bytes redacted>)", self.len)
+    }
+}
+
+/// Hardens the process before any secret is read: no core dumps, and no ptrace or
+/// /proc/PID/mem access by other processes running as the same user (`PR_SET_DUMPABLE` 0). For
+/// `keyward` and each of its helpers. Best effort and silent: some sandboxes forbid prctl.
+pub fn harden_process() {
+    // SAFETY: PR_SET_DUMPABLE with 0 takes no pointers and only changes this process's flags.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `no_core` is a valid rlimit that outlives the call.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
     }
 }
 

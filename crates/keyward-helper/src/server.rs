@@ -16,7 +16,8 @@ pub fn serve<C: DeserializeOwned, A: Serialize>(
     name: &str,
     mut answer: impl FnMut(C) -> A,
 ) -> ExitCode {
-    harden_process();
+    // It holds secrets too.
+    keyward_core::memory::harden_process();
     let mut input = io::stdin().lock();
     if input.is_terminal() {
         eprintln!(
@@ -54,19 +55,5 @@ pub fn serve<C: DeserializeOwned, A: Serialize>(
                 return ExitCode::from(2);
             }
         }
-    }
-}
-
-/// No core dumps and no ptrace by other processes of the same user: the helper holds secrets
-/// too. Best effort, as in `keyward` (some sandboxes forbid prctl).
-fn harden_process() {
-    // SAFETY: PR_SET_DUMPABLE with 0 takes no pointers and only changes this process's flags.
-    unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
-    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `no_core` is a valid rlimit that outlives the call.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
     }
 }

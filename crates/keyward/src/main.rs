@@ -8,7 +8,6 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
-mod hardening;
 mod hub_io;
 mod keyring;
 mod kinds;
@@ -29,7 +28,7 @@ use crate::context::Context;
 use crate::exit::{CliError, CliResult};
 
 fn main() -> std::process::ExitCode {
-    hardening::harden_process();
+    keyward_core::memory::harden_process();
     // Before the command line is parsed: KIND arguments are checked against the kinds known.
     kinds::register();
     // Before any thread exists: the `time` crate reads the local offset only then.

@@ -18,20 +18,9 @@ done
 runs=${RUNS:-100}
 cargo build --release -q -p keyward
 after=$PWD/target/release/keyward
-dir=$(mktemp -d)
-port=$(python3 -c 'import socket
-for _ in range(100):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError: pass')
-swtpm socket --tpm2 --flags not-need-init,startup-clear --tpmstate dir="$dir" \
-  --server type=tcp,port="$port",bindaddr=127.0.0.1 --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 &
-swtpm_pid=$!
-trap 'kill $swtpm_pid 2>/dev/null; rm -rf "$dir"' EXIT
-export KEYWARD_TPM2_DEVICE="swtpm:host=127.0.0.1,port=$port" TSS2_LOG=all+NONE
-sleep 0.5
+source scripts/bench-common.sh
+start_swtpm
+dir=$work
 cd "$dir"
 umask 077
 head -c 32 /dev/urandom > key

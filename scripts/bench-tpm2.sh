@@ -16,21 +16,9 @@ done
 runs=${RUNS:-100}
 cargo build --release -q -p keyward
 kw=$PWD/target/release/keyward
-dir=$(mktemp -d)
-port=$(python3 -c 'import socket
-for _ in range(100):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError: pass')
-swtpm socket --tpm2 --flags not-need-init,startup-clear --tpmstate dir="$dir" \
-  --server type=tcp,port="$port",bindaddr=127.0.0.1 --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 &
-swtpm_pid=$!
-trap 'kill $swtpm_pid 2>/dev/null; rm -rf "$dir"' EXIT
-export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port" TSS2_LOG=all+NONE
-export KEYWARD_TPM2_DEVICE=$TPM2TOOLS_TCTI
-for _ in $(seq 50); do tpm2_getcap properties-fixed >/dev/null 2>&1 && break; sleep 0.1; done
+source scripts/bench-common.sh
+start_swtpm
+dir=$work
 cd "$dir"
 umask 077
 

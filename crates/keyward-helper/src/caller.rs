@@ -138,7 +138,7 @@ impl Helper {
         self.to = None;
         self.from = None;
         let ended = match self.child.try_wait() {
-            Ok(Some(status)) => format!(" (it {status})"),
+            Ok(Some(status)) => format!(" ({status})"),
             _ => String::new(),
         };
         HelperError::Failed { name: self.name, reason: format!("{error}{ended}") }

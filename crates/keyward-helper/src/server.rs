@@ -28,8 +28,10 @@ pub fn serve<C: DeserializeOwned, A: Serialize>(
     // Frames go out on a copy of standard output, and standard output itself now goes to
     // standard error: a C library that prints (libcryptsetup does, without its log callback)
     // can never write into a frame.
-    // SAFETY: dup and dup2 on the process's own standard descriptors take no pointers.
-    let frames = unsafe { libc::dup(libc::STDOUT_FILENO) };
+    // (The copy is close-on-exec: nothing the helper's libraries might start inherits it.)
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) and dup2 on the process's own standard descriptors take no
+    // pointers.
+    let frames = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_DUPFD_CLOEXEC, 3) };
     if frames < 0 || unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
         eprintln!("{name}: cannot set up its output: {}", io::Error::last_os_error());
         return ExitCode::from(1);

@@ -397,7 +397,7 @@ impl Tpm {
         let answer = self
             .helper
             .call(&call)
-            .map_err(|e| TpmFailure::local("cannot reach the TPM", Cause::Helper(e.to_string())))?;
+            .map_err(|e| TpmFailure::local("cannot use the TPM", Cause::Helper(e.to_string())))?;
         match answer {
             Answer::Replied(replied) => replied,
             Answer::Opened(_) => Err(TpmFailure::local(

@@ -24,6 +24,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+# A build of everything below takes some gigabytes; a linker that runs out of disk dies of SIGBUS,
+# which says nothing about disk, so the log starts with how much there is.
+echo "== disk free where the build goes: $(df -h --output=avail . | tail -n 1 | tr -d ' ')"
+if [ "${CI:-}" = "true" ]; then
+  # A fresh clone builds everything once: incremental state would only take disk.
+  export CARGO_INCREMENTAL=0
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -35,6 +43,10 @@ echo "== fuzz targets build"
 # proves every target compiles and links against libFuzzer. Long runs happen outside CI
 # (fuzz/README.md).
 (cd fuzz && cargo fuzz build -s none --target-dir ../target/fuzz)
+if [ "${CI:-}" = "true" ]; then
+  # Nothing below uses the fuzz build; CI gives its disk back to the test build.
+  rm -rf target/fuzz
+fi
 
 echo "== PostgreSQL for the hub tests (a private cluster on 127.0.0.1, removed afterwards)"
 # Tests that need PostgreSQL read KEYWARD_TEST_POSTGRES and fail, naming it, when it is missing.

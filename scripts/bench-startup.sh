@@ -4,8 +4,10 @@
 # key file), and a hello-world Rust program built the way keyward is (PIE, full RELRO) linked to
 # nothing more, to the TPM stack (libtss2-esys, -tctildr, -mu), to libcryptsetup, and to both:
 # what each set of shared libraries adds to every process that loads them, whatever it does.
-# All timed by hyperfine in one run, with the page faults of each (perf stat). Prints a Markdown
-# table. Needs: apt-get install hyperfine linux-perf, and the -dev packages
+# And keyward's unlock path alone, in executables that hold nothing else (crates/keyward-box's
+# examples unlock_core_kinds and unlock_every_kind): what the rest of keyward's code adds to the
+# start of every command. All timed by hyperfine in one run, with the page faults of each (perf
+# stat). Prints a Markdown table. Needs: apt-get install hyperfine linux-perf, and the -dev packages
 # scripts/build-deps.sh installs (libtss2-dev, libcryptsetup-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ for tool in hyperfine perf rustc python3; do
 done
 runs=${RUNS:-300}
 cargo build --release -q -p keyward
+cargo build --release -q -p keyward-box --example unlock_core_kinds --example unlock_every_kind
+examples=$PWD/target/release/examples
 kw=$PWD/target/release/keyward
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -37,8 +41,12 @@ head -c 32 /dev/urandom > key.bin
 "$kw" init --with plain --import key.bin >/dev/null 2>&1
 [ "$("$kw" unlock --out - | od -An -tx1)" = "$(od -An -tx1 key.bin)" ] || { echo "bench-startup: unlock gave another key" >&2; exit 1; }
 
-names=("cat of the key file (process floor)" "hello world, no library" "hello world + the TPM stack" "hello world + libcryptsetup" "hello world + both" "keyward --version" "keyward unlock, plain slot")
-commands=("cat key.bin" ./hello-bare ./hello-tss ./hello-cryptsetup ./hello-all "$kw --version" "$kw unlock --out -")
+for probe in unlock_core_kinds unlock_every_kind; do
+  [ "$("$examples/$probe" plain.json | od -An -tx1)" = "$(od -An -tx1 key.bin)" ] || { echo "bench-startup: $probe gave another key" >&2; exit 1; }
+done
+
+names=("cat of the key file (process floor)" "hello world, no library" "hello world + the TPM stack" "hello world + libcryptsetup" "hello world + both" "the unlock path alone, keyward-core's kinds" "the unlock path alone, every kind" "keyward --version" "keyward unlock, plain slot")
+commands=("cat key.bin" ./hello-bare ./hello-tss ./hello-cryptsetup ./hello-all "$examples/unlock_core_kinds plain.json" "$examples/unlock_every_kind plain.json" "$kw --version" "$kw unlock --out -")
 hyperfine -N --warmup 20 --runs "$runs" --export-json startup.json "${commands[@]}" >/dev/null 2>&1
 faults=()
 for c in "${commands[@]}"; do

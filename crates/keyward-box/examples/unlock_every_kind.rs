@@ -1,0 +1,20 @@
+//! As unlock_core_kinds, with every slot kind keyward offers registered (peers, tpm2, pkcs11),
+//! as `keyward` registers them: what their clients (the peers' HTTPS client above all) add to
+//! the start of a process that may open one. Timed by scripts/bench-startup.sh.
+//!
+//! Usage: unlock_every_kind KEYBOX
+
+#[path = "common/unlock.rs"]
+mod unlock;
+
+use keyward_core::slot::{SlotKind, registry};
+
+static ADDED: [&dyn SlotKind; 3] =
+    [&keyward_peer::slot::PeersKind, &keyward_tpm2::Tpm2Kind, &keyward_pkcs11::Pkcs11Kind];
+
+fn main() -> std::process::ExitCode {
+    if registry::register(&ADDED).is_err() {
+        return std::process::ExitCode::FAILURE;
+    }
+    unlock::unlock()
+}

@@ -15,7 +15,7 @@ pub enum HelperError {
     /// The executable is not beside this one.
     #[error(
         "keyward's helper `{name}` is not installed beside {beside}: install it with keyward \
-         (`cargo install --path crates/keyward` installs both)"
+         (`cargo install --path crates/keyward` installs keyward with its helpers)"
     )]
     NotInstalled {
         /// The helper's name.

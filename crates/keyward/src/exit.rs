@@ -72,6 +72,9 @@ pub enum CliError {
     /// A LUKS2 volume's keyward keyslot.
     #[error(transparent)]
     Luks(#[from] keyward_luks::LuksError),
+    /// `keyward-server`, beside keyward, is missing or would not start.
+    #[error(transparent)]
+    Server(#[from] keyward_helper::HelperError),
     /// A server or database cannot be reached or served.
     #[error("{0}; check that it runs and the address is right")]
     Unavailable(String),
@@ -168,7 +171,7 @@ impl CliError {
             CliError::Keyring { source, .. } => keyring_class(source),
             CliError::Agent(e) => e.class(),
             CliError::Luks(e) => e.class(),
-            CliError::Unavailable(_) => ErrorClass::Unavailable,
+            CliError::Server(_) | CliError::Unavailable(_) => ErrorClass::Unavailable,
             // The change stands either way; a hub that answered with another certificate is
             // said as such (it may be someone else's), anything else as the hub not reachable.
             CliError::HubCopyStale { source, .. } => {

@@ -1,7 +1,13 @@
 //! keyward: keep one data key, open it many ways, recover it anywhere.
 //!
-//! The binary only wires: parse arguments, run one command, turn its error into one line on
-//! stderr and a stable exit code (see exit.rs and the README's table).
+//! The executables only wire: parse arguments, run one command, turn its error into one line on
+//! stderr and a stable exit code (see exit.rs and the README's table). Two are built from this
+//! library: `keyward`, and `keyward-server` beside it, which runs `hub …` and `peer …` (the
+//! servers, with their databases: sqlx, SQLite, PostgreSQL) and every other command as well.
+//! `keyward` hands those two to it, by exec, so they keep their process. Every process pays at
+//! its start for all the code its executable holds (the loader relocates it), and the servers
+//! were 40 % of keyward's; long-running, they pay the one exec once (docs/BENCHMARKS.md, "Where
+//! a process's start goes").
 
 mod auth;
 mod cli;
@@ -27,7 +33,30 @@ use crate::cli::{Cli, CodeCommand, Command, EscrowCommand};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
 
-fn main() -> std::process::ExitCode {
+/// `keyward`: every command, `hub …` and `peer …` handed to `keyward-server`.
+pub fn main() -> std::process::ExitCode {
+    main_with(run::<false>)
+}
+
+/// `keyward-server`: every command, the servers' included.
+pub fn main_server() -> std::process::ExitCode {
+    main_with(run::<true>)
+}
+
+/// The executable that runs `hub …` and `peer …`, installed beside `keyward`.
+const SERVER: &str = "keyward-server";
+
+/// Replaces this process with `keyward-server` beside it, given the same arguments; returns
+/// only if that fails. Nothing has been read or asked for yet.
+fn hand_to_server() -> CliResult {
+    use std::os::unix::process::CommandExt as _;
+    let server = keyward_helper::locate(SERVER)?;
+    let error =
+        std::process::Command::new(server).arg0("keyward").args(std::env::args_os().skip(1)).exec();
+    Err(keyward_helper::HelperError::Start { name: SERVER, error }.into())
+}
+
+fn main_with(run: fn(&Cli, time::UtcOffset) -> CliResult) -> std::process::ExitCode {
     keyward_core::memory::harden_process();
     // Before the command line is parsed: KIND arguments are checked against the kinds known.
     kinds::register();
@@ -103,8 +132,17 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
     }
 }
 
-fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
+/// Runs the command; `hub …` and `peer …` only in `keyward-server` (`SERVERS`): a constant, so
+/// that `keyward`'s build holds none of the servers' code.
+fn run<const SERVERS: bool>(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
     match &cli.command {
+        Command::Hub { command } if SERVERS => {
+            commands::hub::run(&Context::new(cli, local_offset)?, command)
+        }
+        Command::Peer { command } if SERVERS => {
+            commands::peer::run(&Context::new(cli, local_offset)?, command)
+        }
+        Command::Hub { .. } | Command::Peer { .. } => hand_to_server(),
         Command::Demo(args) => commands::demo::run(args, local_offset),
         Command::Wait(args) => commands::wait::run(args),
         // Rendered whole first: the generators panic on a write error (a closed pipe).
@@ -175,8 +213,6 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                     EscrowCommand::Fetch { out } => commands::escrow::fetch(&ctx, out),
                 },
                 Command::Operator { command } => commands::operator::run(&ctx, command),
-                Command::Hub { command } => commands::hub::run(&ctx, command),
-                Command::Peer { command } => commands::peer::run(&ctx, command),
                 Command::Peers { command } => commands::peers::run(&ctx, command),
                 Command::Tpm2 { command } => kinds::tpm2::run(&ctx, command),
                 Command::Agent { command } => commands::agent::run(&ctx, command),
@@ -184,6 +220,8 @@ fn run(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
                 Command::Luks { command } => commands::luks::run(&ctx, command),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
                 Command::Demo(_)
+                | Command::Hub { .. }
+                | Command::Peer { .. }
                 | Command::Wait(_)
                 | Command::Completions { .. }
                 | Command::Man { .. } => Ok(()),

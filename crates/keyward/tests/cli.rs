@@ -711,6 +711,55 @@ fn keyward_loads_no_tpm_stack_nor_libcryptsetup_and_its_helpers_do() {
     }
 }
 
+/// `hub …` and `peer …` run in `keyward-server`, to which `keyward` hands them: keyward holds
+/// none of the servers' code (SQLite, axum), so no other command pays for loading it. Without
+/// keyward-server beside it, those commands are exit 8 naming it, with nothing written, and
+/// every other command still runs.
+#[test]
+fn the_servers_run_in_keyward_server_and_keyward_holds_none_of_their_code() {
+    let symbols = |program: &str| {
+        let out = std::process::Command::new("readelf")
+            .args(["--syms", "-W", program])
+            .output()
+            .expect("readelf cannot run: install the Debian package binutils");
+        assert!(out.status.success(), "readelf --syms {program}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let keyward = symbols(env!("CARGO_BIN_EXE_keyward"));
+    let server = symbols(env!("CARGO_BIN_EXE_keyward-server"));
+    for marker in ["sqlite3_open_v2", "4axum"] {
+        assert!(!keyward.contains(marker), "keyward holds {marker}");
+        assert!(server.contains(marker), "keyward-server lacks {marker}");
+    }
+
+    let dir = Dir::new("no-server");
+    let alone = dir.path("alone/keyward");
+    std::fs::create_dir_all(dir.path("alone")).expect("folder");
+    std::fs::copy(env!("CARGO_BIN_EXE_keyward"), &alone).expect("copy keyward");
+    for command in [
+        &["hub", "init", "--data", "hub", "--operator", "anyone"][..],
+        &["peer", "init", "--data", "peer", "--url", "https://127.0.0.1:1", "--operator", "x"],
+    ] {
+        let out = dir.keyward_at(&alone).args(command).run();
+        out.assert_exit_code(8).assert_one_line_error();
+        assert!(
+            out.stderr().contains("`keyward-server` is not installed beside"),
+            "{}",
+            out.report()
+        );
+    }
+    assert!(!dir.path("hub").exists() && !dir.path("peer").exists());
+    dir.keyward_at(&alone).args(["init", "--with", "plain"]).run().assert_exit_code(0);
+    let opened = dir.keyward_at(&alone).args(["unlock", "--out", "-"]).run();
+    opened.assert_exit_code(0);
+    assert_eq!(opened.output.stdout.len(), 32);
+
+    // Beside keyward, keyward-server takes the command over.
+    let operator = dir.ok(["operator", "keygen", "--out", "operator.key"]).stdout();
+    dir.ok(["hub", "init", "--data", "hub", "--operator", operator.trim()]);
+    assert!(dir.path("hub").is_dir());
+}
+
 /// A helper from another build of keyward is named as such: given a frame of another version,
 /// the helper answers with a frame of its own version and no body, and exits 2
 /// (docs/formats/helper.md, "Frames").

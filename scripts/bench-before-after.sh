@@ -7,7 +7,8 @@
 #   bash scripts/bench-before-after.sh /tmp/kw-before-target/release/keyward
 # Each build works on its own copy of the same keybox: a plain slot, a tpm2 slot on a swtpm the
 # script starts on loopback, and a LUKS2 image noted beside it. Every unlock's output is checked
-# to be the key before anything is timed. Prints a Markdown table of medians.
+# to be the key before anything is timed. Prints a Markdown table of medians, over ROUNDS rounds
+# (5 by default) of RUNS runs each (40 by default).
 # Needs: apt-get install hyperfine swtpm tpm2-tools cryptsetup-bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ before=$(realpath "${1:?usage: bench-before-after.sh path/to/earlier/keyward}")
 for tool in hyperfine swtpm cryptsetup python3; do
   command -v "$tool" >/dev/null || { echo "bench-before-after: needs $tool (apt-get install hyperfine swtpm tpm2-tools cryptsetup-bin)" >&2; exit 1; }
 done
-runs=${RUNS:-100}
+runs=${RUNS:-40}
 cargo build --release -q -p keyward
 after=$PWD/target/release/keyward
 source scripts/bench-common.sh
@@ -43,13 +44,23 @@ names=("keyward --version" "keyward unlock, plain slot" "keyward unlock, tpm2 sl
 commands=("--version" "unlock --slot 2 --out -" "unlock --slot 3 --out -" "status" "luks status volume.img")
 args=()
 for c in "${commands[@]}"; do args+=("$before $c" "$after $c"); done
-hyperfine -N --warmup 5 --runs "$runs" --export-json "$dir/h.json" "${args[@]}" >/dev/null 2>&1
-python3 - "$dir/h.json" "${names[@]}" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-print("| command | before | after | before ÷ after |")
+# This machine's speed drifts by tens of percent within minutes, and hyperfine times one command's
+# runs in a row: so the whole set is timed in several rounds, and each ratio is the median of the
+# rounds' ratios, each round's two medians taken minutes apart at most.
+rounds=${ROUNDS:-5}
+for round in $(seq "$rounds"); do
+  hyperfine -N --warmup 5 --runs "$runs" --export-json "$dir/h$round.json" "${args[@]}" >/dev/null 2>&1
+done
+python3 - "$dir" "$rounds" "${names[@]}" <<'PY'
+import json, statistics, sys
+folder, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+results = [json.load(open(f"{folder}/h{n}.json"))["results"] for n in range(1, rounds + 1)]
+print(f"| command | before | after | before ÷ after (median of {rounds} rounds, lowest–highest) |")
 print("|---|---|---|---|")
-for i, name in enumerate(sys.argv[2:]):
-    b, a = r[2 * i]["median"] * 1000, r[2 * i + 1]["median"] * 1000
-    print(f"| {name} | {b:.2f} ms | {a:.2f} ms | {b / a:.2f}× |")
+for i, name in enumerate(names):
+    b = [r[2 * i]["median"] * 1000 for r in results]
+    a = [r[2 * i + 1]["median"] * 1000 for r in results]
+    ratios = [x / y for x, y in zip(b, a)]
+    print(f"| {name} | {statistics.median(b):.2f} ms | {statistics.median(a):.2f} ms "
+          f"| {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) |")
 PY

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 for tool in hyperfine perf rustc python3; do
   command -v "$tool" >/dev/null || { echo "bench-startup: needs $tool (apt-get install hyperfine linux-perf)" >&2; exit 1; }
 done
-runs=${RUNS:-300}
+runs=${RUNS:-100}
 cargo build --release -q -p keyward
 cargo build --release -q -p keyward-box --example unlock_core_kinds --example unlock_every_kind
 examples=$PWD/target/release/examples
@@ -47,21 +47,28 @@ done
 
 names=("cat of the key file (process floor)" "hello world, no library" "hello world + the TPM stack" "hello world + libcryptsetup" "hello world + both" "the unlock path alone, keyward-core's kinds" "the unlock path alone, every kind" "keyward --version" "keyward unlock, plain slot")
 commands=("cat key.bin" ./hello-bare ./hello-tss ./hello-cryptsetup ./hello-all "$examples/unlock_core_kinds plain.json" "$examples/unlock_every_kind plain.json" "$kw --version" "$kw unlock --out -")
-hyperfine -N --warmup 20 --runs "$runs" --export-json startup.json "${commands[@]}" >/dev/null 2>&1
+# The machine's speed drifts within minutes and hyperfine times one command's runs in a row, so
+# the set is timed in ROUNDS rounds (5 by default) and each ratio is the median of the rounds'.
+rounds=${ROUNDS:-5}
+for round in $(seq "$rounds"); do
+  hyperfine -N --warmup 20 --runs "$runs" --export-json "startup$round.json" "${commands[@]}" >/dev/null 2>&1
+done
 faults=()
 for c in "${commands[@]}"; do
   # shellcheck disable=SC2086
   faults+=("$(perf stat -x, -e page-faults -r 20 $c 2>&1 >/dev/null | awk -F, '/page-faults/{print $1}')")
 done
-python3 - startup.json "${names[@]}" -- "${faults[@]}" <<'PY'
-import json, sys
-args = sys.argv[2:]
+python3 - "$rounds" "${names[@]}" -- "${faults[@]}" <<'PY'
+import json, statistics, sys
+rounds, args = int(sys.argv[1]), sys.argv[2:]
 split = args.index("--")
 names, faults = args[:split], args[split + 1:]
-r = json.load(open(sys.argv[1]))["results"]
-floor = r[0]["median"]
-print("| process | median | vs the floor | page faults |")
+results = [json.load(open(f"startup{n}.json"))["results"] for n in range(1, rounds + 1)]
+print(f"| process | median | vs the floor (median of {rounds} rounds, lowest–highest) | page faults |")
 print("|---|---|---|---|")
-for name, x, f in zip(names, r, faults):
-    print(f"| {name} | {x['median']*1000:.2f} ms | {x['median']/floor:.1f}x | {f} |")
+for i, (name, f) in enumerate(zip(names, faults)):
+    times = [r[i]["median"] * 1000 for r in results]
+    ratios = [r[i]["median"] / r[0]["median"] for r in results]
+    print(f"| {name} | {statistics.median(times):.2f} ms | {statistics.median(ratios):.2f}× "
+          f"({min(ratios):.2f}–{max(ratios):.2f}) | {f} |")
 PY

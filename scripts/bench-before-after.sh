@@ -48,6 +48,7 @@ for c in "${commands[@]}"; do args+=("$before $c" "$after $c"); done
 # runs in a row: so the whole set is timed in several rounds, and each ratio is the median of the
 # rounds' ratios, each round's two medians taken minutes apart at most.
 rounds=${ROUNDS:-5}
+[ "$rounds" -ge 1 ] || { echo "bench-before-after: ROUNDS must be 1 or more" >&2; exit 1; }
 for round in $(seq "$rounds"); do
   hyperfine -N --warmup 5 --runs "$runs" --export-json "$dir/h$round.json" "${args[@]}" >/dev/null 2>&1
 done

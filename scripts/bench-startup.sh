@@ -4,10 +4,10 @@
 # key file), and a hello-world Rust program built the way keyward is (PIE, full RELRO) linked to
 # nothing more, to the TPM stack (libtss2-esys, -tctildr, -mu), to libcryptsetup, and to both:
 # what each set of shared libraries adds to every process that loads them, whatever it does.
-# And keyward's unlock path alone, in executables that hold nothing else (crates/keyward-box's
+# And keyward's unlock path alone, in executables that hold nothing else (crates/keyward's
 # examples unlock_core_kinds and unlock_every_kind): what the rest of keyward's code adds to the
-# start of every command. All timed by hyperfine in one run, with the page faults of each (perf
-# stat). Prints a Markdown table. Needs: apt-get install hyperfine linux-perf, and the -dev packages
+# start of every command. All timed by hyperfine in rounds (below), with the page faults of each
+# (perf stat). Prints a Markdown table. Needs: apt-get install hyperfine linux-perf, and the -dev packages
 # scripts/build-deps.sh installs (libtss2-dev, libcryptsetup-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ for tool in hyperfine perf rustc python3; do
 done
 runs=${RUNS:-100}
 cargo build --release -q -p keyward
-cargo build --release -q -p keyward-box --example unlock_core_kinds --example unlock_every_kind
+cargo build --release -q -p keyward --example unlock_core_kinds --example unlock_every_kind
 examples=$PWD/target/release/examples
 kw=$PWD/target/release/keyward
 dir=$(mktemp -d)
@@ -50,6 +50,7 @@ commands=("cat key.bin" ./hello-bare ./hello-tss ./hello-cryptsetup ./hello-all 
 # The machine's speed drifts within minutes and hyperfine times one command's runs in a row, so
 # the set is timed in ROUNDS rounds (5 by default) and each ratio is the median of the rounds'.
 rounds=${ROUNDS:-5}
+[ "$rounds" -ge 1 ] || { echo "bench-startup: ROUNDS must be 1 or more" >&2; exit 1; }
 for round in $(seq "$rounds"); do
   hyperfine -N --warmup 20 --runs "$runs" --export-json "startup$round.json" "${commands[@]}" >/dev/null 2>&1
 done

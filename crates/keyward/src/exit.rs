@@ -72,9 +72,9 @@ pub enum CliError {
     /// A LUKS2 volume's keyward keyslot.
     #[error(transparent)]
     Luks(#[from] keyward_luks::LuksError),
-    /// `keyward-server`, beside keyward, is missing or would not start.
+    /// `hub …` or `peer …` could not be handed to `keyward-server`.
     #[error(transparent)]
-    Server(#[from] keyward_helper::HelperError),
+    Server(#[from] crate::server::ServerError),
     /// A server or database cannot be reached or served.
     #[error("{0}; check that it runs and the address is right")]
     Unavailable(String),

@@ -3,11 +3,11 @@
 //! The executables only wire: parse arguments, run one command, turn its error into one line on
 //! stderr and a stable exit code (see exit.rs and the README's table). Two are built from this
 //! library: `keyward`, and `keyward-server` beside it, which runs `hub …` and `peer …` (the
-//! servers, with their databases: sqlx, SQLite, PostgreSQL) and every other command as well.
-//! `keyward` hands those two to it, by exec, so they keep their process. Every process pays at
-//! its start for all the code its executable holds (the loader relocates it), and the servers
-//! were 40 % of keyward's; long-running, they pay the one exec once (docs/BENCHMARKS.md, "Where
-//! a process's start goes").
+//! servers, with their databases: sqlx, SQLite, PostgreSQL, axum) and every other command as
+//! well. `keyward` hands those two to it by exec, so they keep their process (server.rs). Every
+//! process pays at its start for all the code its executable holds (the loader relocates it),
+//! and the servers' code was 40 % of keyward's executable (17.3 MB, now 10.4); long-running,
+//! the servers pay the one exec once (docs/BENCHMARKS.md, "Where a process's start goes").
 
 mod auth;
 mod cli;
@@ -22,6 +22,7 @@ mod output;
 mod pbs;
 mod runtime;
 mod secret_input;
+mod server;
 mod serving;
 
 use std::io::Write as _;
@@ -41,19 +42,6 @@ pub fn main() -> std::process::ExitCode {
 /// `keyward-server`: every command, the servers' included.
 pub fn main_server() -> std::process::ExitCode {
     main_with(run::<true>)
-}
-
-/// The executable that runs `hub …` and `peer …`, installed beside `keyward`.
-const SERVER: &str = "keyward-server";
-
-/// Replaces this process with `keyward-server` beside it, given the same arguments; returns
-/// only if that fails. Nothing has been read or asked for yet.
-fn hand_to_server() -> CliResult {
-    use std::os::unix::process::CommandExt as _;
-    let server = keyward_helper::locate(SERVER)?;
-    let error =
-        std::process::Command::new(server).arg0("keyward").args(std::env::args_os().skip(1)).exec();
-    Err(keyward_helper::HelperError::Start { name: SERVER, error }.into())
 }
 
 fn main_with(run: fn(&Cli, time::UtcOffset) -> CliResult) -> std::process::ExitCode {
@@ -132,9 +120,13 @@ fn usage_error(error: clap::Error) -> std::process::ExitCode {
     }
 }
 
-/// Runs the command; `hub …` and `peer …` only in `keyward-server` (`SERVERS`): a constant, so
-/// that `keyward`'s build holds none of the servers' code.
+/// Runs the command; `hub …` and `peer …` only in `keyward-server` (`SERVERS`), and `keyward`
+/// hands them over. `SERVERS` is a constant so that `keyward`'s build holds none of the
+/// servers' code.
 fn run<const SERVERS: bool>(cli: &Cli, local_offset: time::UtcOffset) -> CliResult {
+    if SERVERS {
+        server::check_handed_over()?;
+    }
     match &cli.command {
         Command::Hub { command } if SERVERS => {
             commands::hub::run(&Context::new(cli, local_offset)?, command)
@@ -142,7 +134,7 @@ fn run<const SERVERS: bool>(cli: &Cli, local_offset: time::UtcOffset) -> CliResu
         Command::Peer { command } if SERVERS => {
             commands::peer::run(&Context::new(cli, local_offset)?, command)
         }
-        Command::Hub { .. } | Command::Peer { .. } => hand_to_server(),
+        Command::Hub { .. } | Command::Peer { .. } => Err(server::hand_over().into()),
         Command::Demo(args) => commands::demo::run(args, local_offset),
         Command::Wait(args) => commands::wait::run(args),
         // Rendered whole first: the generators panic on a write error (a closed pipe).
@@ -219,9 +211,9 @@ fn run<const SERVERS: bool>(cli: &Cli, local_offset: time::UtcOffset) -> CliResu
                 Command::Exec(args) => commands::agent::exec(&ctx, args),
                 Command::Luks { command } => commands::luks::run(&ctx, command),
                 Command::Recover(args) => commands::recover::run(&ctx, args),
+                // Run above: by keyward-server, or handed over to it.
+                Command::Hub { .. } | Command::Peer { .. } => Ok(()),
                 Command::Demo(_)
-                | Command::Hub { .. }
-                | Command::Peer { .. }
                 | Command::Wait(_)
                 | Command::Completions { .. }
                 | Command::Man { .. } => Ok(()),

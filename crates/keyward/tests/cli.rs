@@ -668,27 +668,31 @@ fn a_box_backup_restores_the_keybox_and_its_files_and_nothing_else() {
 /// The shared libraries `program` names (its ELF NEEDED entries), and the symbols it exports,
 /// as readelf (binutils, which every Rust build has) reads them.
 fn elf_needed_and_exports(program: &str) -> (Vec<String>, String) {
-    let read = |flag: &str| {
-        let out = std::process::Command::new("readelf")
-            .args([flag, "-W", program])
-            .output()
-            .expect("readelf cannot run: install the Debian package binutils");
-        assert!(out.status.success(), "readelf {flag} {program}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let needed = read("-d")
+    let needed = readelf("-d", program)
         .lines()
         .filter(|line| line.contains("(NEEDED)"))
         .filter_map(|line| line.split('[').nth(1)?.split(']').next().map(str::to_string))
         .collect();
-    (needed, read("--dyn-syms"))
+    (needed, readelf("--dyn-syms", program))
+}
+
+/// What `readelf FLAG -W PROGRAM` prints.
+fn readelf(flag: &str, program: &str) -> String {
+    let out = std::process::Command::new("readelf")
+        .args([flag, "-W", program])
+        .output()
+        .expect("readelf cannot run: install the Debian package binutils");
+    assert!(out.status.success(), "readelf {flag} {program}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
 fn keyward_loads_no_tpm_stack_nor_libcryptsetup_and_its_helpers_do() {
-    let (needed, _) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward"));
-    for stack in ["libtss2", "libcrypto", "libcryptsetup"] {
-        assert!(!needed.iter().any(|lib| lib.starts_with(stack)), "keyward needs {needed:?}");
+    for program in [env!("CARGO_BIN_EXE_keyward"), env!("CARGO_BIN_EXE_keyward-server")] {
+        let (needed, _) = elf_needed_and_exports(program);
+        for stack in ["libtss2", "libcrypto", "libcryptsetup"] {
+            assert!(!needed.iter().any(|lib| lib.starts_with(stack)), "{program} needs {needed:?}");
+        }
     }
     let (needed, _) = elf_needed_and_exports(env!("CARGO_BIN_EXE_keyward-luks-helper"));
     assert!(needed.iter().any(|lib| lib.starts_with("libcryptsetup")), "{needed:?}");
@@ -713,20 +717,13 @@ fn keyward_loads_no_tpm_stack_nor_libcryptsetup_and_its_helpers_do() {
 
 /// `hub …` and `peer …` run in `keyward-server`, to which `keyward` hands them: keyward holds
 /// none of the servers' code (SQLite, axum), so no other command pays for loading it. Without
-/// keyward-server beside it, those commands are exit 8 naming it, with nothing written, and
-/// every other command still runs.
+/// keyward-server beside it, with keyward itself in its place, or with one of another version,
+/// those commands are exit 8 saying which, with nothing written, and every other command still
+/// runs.
 #[test]
 fn the_servers_run_in_keyward_server_and_keyward_holds_none_of_their_code() {
-    let symbols = |program: &str| {
-        let out = std::process::Command::new("readelf")
-            .args(["--syms", "-W", program])
-            .output()
-            .expect("readelf cannot run: install the Debian package binutils");
-        assert!(out.status.success(), "readelf --syms {program}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let keyward = symbols(env!("CARGO_BIN_EXE_keyward"));
-    let server = symbols(env!("CARGO_BIN_EXE_keyward-server"));
+    let keyward = readelf("--syms", env!("CARGO_BIN_EXE_keyward"));
+    let server = readelf("--syms", env!("CARGO_BIN_EXE_keyward-server"));
     for marker in ["sqlite3_open_v2", "4axum"] {
         assert!(!keyward.contains(marker), "keyward holds {marker}");
         assert!(server.contains(marker), "keyward-server lacks {marker}");
@@ -736,19 +733,31 @@ fn the_servers_run_in_keyward_server_and_keyward_holds_none_of_their_code() {
     let alone = dir.path("alone/keyward");
     std::fs::create_dir_all(dir.path("alone")).expect("folder");
     std::fs::copy(env!("CARGO_BIN_EXE_keyward"), &alone).expect("copy keyward");
-    for command in [
-        &["hub", "init", "--data", "hub", "--operator", "anyone"][..],
-        &["peer", "init", "--data", "peer", "--url", "https://127.0.0.1:1", "--operator", "x"],
-    ] {
-        let out = dir.keyward_at(&alone).args(command).run();
-        out.assert_exit_code(8).assert_one_line_error();
-        assert!(
-            out.stderr().contains("`keyward-server` is not installed beside"),
-            "{}",
-            out.report()
-        );
-    }
-    assert!(!dir.path("hub").exists() && !dir.path("peer").exists());
+    let hub_init = ["hub", "init", "--data", "hub", "--operator", "anyone"];
+    let peer_init =
+        ["peer", "init", "--data", "peer", "--url", "https://127.0.0.1:1", "--operator", "x"];
+    let refused = |program: &std::path::Path, env: Option<&str>, expected: &str| {
+        for command in [&hub_init[..], &peer_init[..]] {
+            let mut cmd = dir.keyward_at(program);
+            if let Some(version) = env {
+                cmd = cmd.env("KEYWARD_HANDED_OVER_BY", version);
+            }
+            let out = cmd.args(command).run();
+            out.assert_exit_code(8).assert_one_line_error();
+            assert!(out.stderr().contains(expected), "{}", out.report());
+        }
+        assert!(!dir.path("hub").exists() && !dir.path("peer").exists());
+    };
+    refused(&alone, None, "`keyward-server`, which runs `hub …` and `peer …`, is not installed");
+    // keyward itself in the server's place: said, not an endless chain of execs.
+    std::fs::copy(env!("CARGO_BIN_EXE_keyward"), dir.path("alone/keyward-server")).expect("copy");
+    refused(&alone, None, "the `keyward-server` beside keyward is keyward itself");
+    // A server of another version than the keyward that handed the command over.
+    let server = std::path::Path::new(env!("CARGO_BIN_EXE_keyward-server"));
+    refused(server, Some("0.0.0-other"), "is not of keyward 0.0.0-other's build");
+
+    // Every other command runs without it.
+    std::fs::remove_file(dir.path("alone/keyward-server")).expect("remove");
     dir.keyward_at(&alone).args(["init", "--with", "plain"]).run().assert_exit_code(0);
     let opened = dir.keyward_at(&alone).args(["unlock", "--out", "-"]).run();
     opened.assert_exit_code(0);
